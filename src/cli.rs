@@ -1,0 +1,188 @@
+//! The command line: `serve`, `check`, `import`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::authn::{PasswordHasher, PasswordRule};
+use crate::policy::{LoadError, PolicySnapshot};
+use crate::server::{self, ServeOptions};
+use crate::store::{self, ImportDocument, ImportError, Store};
+
+#[derive(Parser)]
+#[command(
+    name = "etax-authz",
+    version,
+    about = "Cedar authorization sidecar for the electronic tax bureau"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve {
+        /// Address to listen on; loopback by default.
+        #[arg(long, default_value = "127.0.0.1:8180", env = "ETAX_LISTEN")]
+        listen: SocketAddr,
+        /// Directory of the redb files.
+        #[arg(long, default_value = "data", env = "ETAX_DATA")]
+        data: PathBuf,
+        #[arg(long, default_value = "policies", env = "ETAX_POLICIES")]
+        policies: PathBuf,
+        #[arg(long, default_value = "schemas/etax.cedarschema", env = "ETAX_SCHEMA")]
+        schema: PathBuf,
+        /// Import examples/demo.json when the store is empty.
+        #[arg(long)]
+        demo: bool,
+        /// Largest accepted request body, in bytes.
+        #[arg(long, default_value_t = crate::http::DEFAULT_BODY_LIMIT, env = "ETAX_BODY_LIMIT")]
+        body_limit: usize,
+    },
+    /// Validate every policy strictly against the schema.
+    Check {
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        #[arg(long, default_value = "schemas/etax.cedarschema")]
+        schema: PathBuf,
+    },
+    /// Import identities from a JSON file, all or nothing.
+    Import {
+        file: PathBuf,
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Serve {
+            listen,
+            data,
+            policies,
+            schema,
+            demo,
+            body_limit,
+        } => {
+            let opts = ServeOptions {
+                listen,
+                data_dir: data,
+                policies_dir: policies,
+                schema,
+                demo: demo.then(|| PathBuf::from("examples/demo.json")),
+                body_limit,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build();
+            let result = match runtime {
+                Ok(rt) => rt.block_on(server::run(opts)),
+                Err(e) => Err(e.into()),
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(server::ServeError::Policies(LoadError::Invalid(diags))) => {
+                    for d in &diags {
+                        eprintln!("{d}");
+                    }
+                    eprintln!("etax-authz: policies are invalid; not serving");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("etax-authz: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Check { policies, schema } => check(&policies, &schema),
+        Command::Import { file, data } => import(&file, &data),
+    }
+}
+
+fn check(policies: &std::path::Path, schema: &std::path::Path) -> ExitCode {
+    match PolicySnapshot::load(policies, schema) {
+        Ok(snap) => {
+            for w in snap.warnings() {
+                println!("{w}");
+            }
+            println!(
+                "ok: {} policies valid against {} (version {})",
+                snap.policies().policies().count(),
+                schema.display(),
+                &snap.version()[..16]
+            );
+            ExitCode::SUCCESS
+        }
+        Err(LoadError::Invalid(diags)) => {
+            for d in &diags {
+                println!("{d}");
+            }
+            let errors = diags
+                .iter()
+                .filter(|d| d.severity == crate::policy::Severity::Error)
+                .count();
+            eprintln!("check failed: {errors} error(s)");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("check failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn import(file: &std::path::Path, data: &std::path::Path) -> ExitCode {
+    let run = || -> Result<store::ImportSummary, ImportError> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ImportError::Syntax(serde_json::Error::io(e)))?;
+        let doc: ImportDocument = serde_json::from_str(&text)?;
+        std::fs::create_dir_all(data).map_err(|e| ImportError::Syntax(serde_json::Error::io(e)))?;
+        let store = Store::open(&store::identity_store_path(data))?;
+        store::import_document(
+            &store,
+            &doc,
+            &PasswordHasher::default(),
+            &PasswordRule::default(),
+        )
+    };
+    match run() {
+        Ok(summary) => {
+            println!(
+                "imported: {}",
+                serde_json::to_string(&summary).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(ImportError::Invalid(failures)) => {
+            for f in &failures {
+                eprintln!("{}: {f}", file.display());
+            }
+            eprintln!(
+                "import failed: {} problem(s); nothing was stored",
+                failures.len()
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("import failed: {e}; nothing was stored");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("ETAX_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

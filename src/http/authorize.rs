@@ -1,0 +1,169 @@
+//! `POST /v1/authorize` and `POST /v1/authorize/batch`: the wire format of
+//! an authorization question and its answer.
+
+use std::str::FromStr;
+use std::time::Instant;
+
+use cedar_policy::EntityUid;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::audit::DecisionRecord;
+use crate::decision::{Query, Verdict, NAMESPACE};
+
+/// Most questions one batch may carry.
+pub const MAX_BATCH: usize = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeRequest {
+    pub principal: String,
+    pub action: String,
+    pub resource: String,
+    #[serde(default = "empty_object")]
+    pub context: serde_json::Value,
+    #[serde(default)]
+    pub entities: Vec<serde_json::Value>,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    pub requests: Vec<AuthorizeRequest>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuthorizeResponse {
+    pub decision: &'static str,
+    pub reasons: Vec<String>,
+    pub errors: Vec<String>,
+    pub decision_id: String,
+    pub policy_version: String,
+}
+
+impl AuthorizeResponse {
+    /// The answer, and the decision-log record of it.
+    fn from_verdict(kind: &str, q: &Query, v: Verdict, latency_us: u64) -> (Self, DecisionRecord) {
+        let decision_id = crate::random_id();
+        let acting_for = q.context.get("actingFor").map(|v| v.to_string());
+        let record = DecisionRecord::new(
+            &decision_id,
+            kind,
+            &q.principal.to_string(),
+            &q.action.to_string(),
+            &q.resource.to_string(),
+            acting_for.as_deref(),
+            v.allowed,
+            &v.reasons,
+            &v.errors,
+            &v.policy_version,
+            latency_us,
+        );
+        let response = Self {
+            decision: if v.allowed { "allow" } else { "deny" },
+            reasons: v.reasons,
+            errors: v.errors,
+            decision_id,
+            policy_version: v.policy_version,
+        };
+        (response, record)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct BatchResponse {
+    pub results: Vec<AuthorizeResponse>,
+}
+
+/// Parses an entity reference such as `Staff::"…"` or `Etax::Staff::"…"`;
+/// the bureau's namespace may be left out.
+pub fn parse_uid(field: &str, s: &str) -> Result<EntityUid, ApiError> {
+    let full = if s.starts_with(&format!("{NAMESPACE}::")) {
+        s.to_owned()
+    } else {
+        format!("{NAMESPACE}::{s}")
+    };
+    EntityUid::from_str(&full).map_err(|e| {
+        ApiError::invalid(
+            field,
+            format!("not an entity reference like Staff::\"id\": {s:?}: {e}"),
+        )
+    })
+}
+
+fn to_query(r: AuthorizeRequest) -> Result<Query, ApiError> {
+    if !r.context.is_object() {
+        return Err(ApiError::invalid("context", "must be a JSON object"));
+    }
+    Ok(Query {
+        principal: parse_uid("principal", &r.principal)?,
+        action: parse_uid("action", &r.action)?,
+        resource: parse_uid("resource", &r.resource)?,
+        context: r.context,
+        entities: r.entities,
+    })
+}
+
+pub async fn authorize(
+    state: &AppState,
+    body: AuthorizeRequest,
+) -> Result<AuthorizeResponse, ApiError> {
+    let started = Instant::now();
+    let query = to_query(body)?;
+    let verdict = state.engine.decide(&query)?;
+    let (response, record) = AuthorizeResponse::from_verdict(
+        "authorize",
+        &query,
+        verdict,
+        started.elapsed().as_micros() as u64,
+    );
+    state.audit.enqueue(vec![record]).await?;
+    Ok(response)
+}
+
+/// Checks every question first, so a bad one rejects the batch before any
+/// decision is made.
+pub async fn authorize_batch(
+    state: &AppState,
+    body: BatchRequest,
+) -> Result<BatchResponse, ApiError> {
+    if body.requests.len() > MAX_BATCH {
+        return Err(ApiError::invalid(
+            "requests",
+            format!(
+                "{} requests; a batch holds at most {MAX_BATCH}",
+                body.requests.len()
+            ),
+        ));
+    }
+    let queries = body
+        .requests
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| to_query(r).map_err(|e| e.within(&format!("requests[{i}]"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut results = Vec::with_capacity(queries.len());
+    let mut records = Vec::with_capacity(queries.len());
+    for (i, q) in queries.iter().enumerate() {
+        let started = Instant::now();
+        let verdict = state
+            .engine
+            .decide(q)
+            .map_err(|e| ApiError::from(e).within(&format!("requests[{i}]")))?;
+        let (response, record) = AuthorizeResponse::from_verdict(
+            "authorize_batch",
+            q,
+            verdict,
+            started.elapsed().as_micros() as u64,
+        );
+        results.push(response);
+        records.push(record);
+    }
+    state.audit.enqueue(records).await?;
+    Ok(BatchResponse { results })
+}

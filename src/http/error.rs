@@ -1,0 +1,120 @@
+//! Every error the API returns, mapped to a status code and a JSON body in
+//! this one place: `{"error":{"code":…,"message":…,"field":…}}`.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Response, StatusCode};
+use serde_json::json;
+
+use crate::audit::AuditError;
+use crate::decision::DecisionError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Where in the request the problem is (`requests[2].principal`).
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_request",
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+
+    pub fn not_found(path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for {path}"),
+        )
+    }
+
+    pub fn method_not_allowed(method: &hyper::Method, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}"),
+        )
+    }
+
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body exceeds the limit of {limit} bytes"),
+        )
+    }
+
+    /// Prefixes the field with the enclosing element (`requests[2]`).
+    pub fn within(mut self, outer: &str) -> Self {
+        self.field = Some(match self.field {
+            Some(f) => format!("{outer}.{f}"),
+            None => outer.to_owned(),
+        });
+        self
+    }
+
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        if self.status.is_server_error() {
+            tracing::error!(code = self.code, message = %self.message, "internal error");
+        }
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(field) = self.field {
+            error["field"] = json!(field);
+        }
+        super::json_response(self.status, &json!({ "error": error }))
+    }
+}
+
+impl From<AuditError> for ApiError {
+    /// A decision that cannot be logged is not answered: the log must be complete.
+    fn from(e: AuditError) -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "decision_log_unavailable",
+            e.to_string(),
+        )
+    }
+}
+
+impl From<DecisionError> for ApiError {
+    fn from(e: DecisionError) -> Self {
+        match e {
+            DecisionError::Invalid { field, message } => ApiError::invalid(field, message),
+            DecisionError::Store(e) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store_unavailable",
+                e.to_string(),
+            ),
+        }
+    }
+}
+
+/// A JSON body that did not parse into the expected request: serde names the
+/// field and position.
+pub fn from_json_error(e: &serde_json::Error) -> ApiError {
+    let field = missing_or_unknown_field(&e.to_string()).unwrap_or_else(|| "body".to_owned());
+    ApiError::invalid(field, format!("malformed request body: {e}"))
+}
+
+fn missing_or_unknown_field(msg: &str) -> Option<String> {
+    let start = msg.find('`')? + 1;
+    let end = start + msg[start..].find('`')?;
+    Some(msg[start..end].to_owned())
+}

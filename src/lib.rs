@@ -1,0 +1,30 @@
+//! etax-authz: an authorization sidecar for a provincial electronic tax
+//! bureau (电子税务局). Identities live in redb, credentials are argon2id
+//! hashes, every rule is a Cedar policy, and callers ask over HTTP/JSON.
+//!
+//! Data flows one way:
+//! `http` (wire format) → `decision` (entity slice + Cedar) → `store` / `policy`.
+//! See ARCHITECTURE.md for what each module may depend on.
+
+pub mod audit;
+pub mod authn;
+pub mod cli;
+pub mod decision;
+pub mod http;
+pub mod ids;
+pub mod policy;
+pub mod server;
+pub mod store;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// 128 random bits as 32 hex digits: decision ids and the like.
+pub fn random_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    etax_authz::cli::main()
+}

@@ -1,0 +1,352 @@
+//! Cedar schema and policies: loading, strict validation, the per-action
+//! index, and the version that names a loaded set.
+//!
+//! A [`PolicySnapshot`] is immutable once built; the server shares the active
+//! one through an `ArcSwap`, so evaluation never waits on a reload.
+
+mod diagnostics;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use cedar_policy::{
+    ActionConstraint, EntityUid, Policy, PolicyId, PolicySet, Schema, ValidationMode, Validator,
+};
+use sha2::{Digest, Sha256};
+
+pub use diagnostics::{Diagnostic, Severity};
+
+/// Attribute dereference depth the validator allows (`principal.person.realNameVerified`
+/// is 2). Bounding it bounds which entities a request's slice must contain.
+pub const MAX_DEREF_LEVEL: u32 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{} error(s) in the policies or schema", .0.iter().filter(|d| d.severity == Severity::Error).count())]
+    Invalid(Vec<Diagnostic>),
+}
+
+/// A validated schema and policy set, indexed by action.
+pub struct PolicySnapshot {
+    schema: Schema,
+    policies: PolicySet,
+    by_action: HashMap<EntityUid, PolicySet>,
+    version: String,
+    loaded_at_ms: u64,
+    /// The file each policy came from.
+    origins: BTreeMap<String, String>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl PolicySnapshot {
+    /// Loads `*.cedar` from `policies_dir` (not its subdirectories) and the
+    /// schema, and validates them strictly. Every policy needs a unique
+    /// `@id("…")`, which becomes its policy id.
+    pub fn load(policies_dir: &Path, schema_path: &Path) -> Result<Self, LoadError> {
+        let schema_src = read(schema_path)?;
+        let mut files = Vec::new();
+        let entries = std::fs::read_dir(policies_dir).map_err(|source| LoadError::Io {
+            path: policies_dir.display().to_string(),
+            source,
+        })?;
+        for entry in entries {
+            let path = entry
+                .map_err(|source| LoadError::Io {
+                    path: policies_dir.display().to_string(),
+                    source,
+                })?
+                .path();
+            if path.extension().is_some_and(|e| e == "cedar") && path.is_file() {
+                files.push(path);
+            }
+        }
+        files.sort();
+        let mut sources = Vec::new();
+        for path in files {
+            sources.push((path.display().to_string(), read(&path)?));
+        }
+        Self::from_sources(&schema_path.display().to_string(), &schema_src, &sources)
+    }
+
+    /// Builds a snapshot from in-memory texts: `(file name, text)` per policy file.
+    pub fn from_sources(
+        schema_file: &str,
+        schema_src: &str,
+        policy_files: &[(String, String)],
+    ) -> Result<Self, LoadError> {
+        let mut problems = Vec::new();
+        let schema = match Schema::from_cedarschema_str(schema_src) {
+            Ok((schema, _warnings)) => Some(schema),
+            Err(e) => {
+                problems.push(Diagnostic::from_cedar(
+                    schema_file,
+                    schema_src,
+                    &e,
+                    Severity::Error,
+                    None,
+                ));
+                None
+            }
+        };
+
+        let mut policies = PolicySet::new();
+        let mut origins = BTreeMap::new();
+        // Policy id → (file, text) to place validation diagnostics.
+        let mut texts: HashMap<String, (String, String)> = HashMap::new();
+        for (file, src) in policy_files {
+            let parsed = match PolicySet::from_str(src) {
+                Ok(set) => set,
+                Err(e) => {
+                    problems.push(Diagnostic::from_cedar(file, src, &e, Severity::Error, None));
+                    continue;
+                }
+            };
+            for policy in parsed.policies() {
+                let text = policy.to_string();
+                let offset = src.find(&text).unwrap_or(0);
+                let Some(id) = policy.annotation("id").map(str::to_owned) else {
+                    problems.push(Diagnostic::at_offset(
+                        file,
+                        src,
+                        offset,
+                        Severity::Error,
+                        None,
+                        "policy has no @id(\"…\") annotation; every policy needs a unique id"
+                            .into(),
+                    ));
+                    continue;
+                };
+                if let Some(first) = origins.get(&id) {
+                    problems.push(Diagnostic::at_offset(
+                        file,
+                        src,
+                        offset,
+                        Severity::Error,
+                        Some(id.clone()),
+                        format!("duplicate policy id (first defined in {first})"),
+                    ));
+                    continue;
+                }
+                policies
+                    .add(policy.new_id(PolicyId::new(&id)))
+                    .expect("ids are unique and these are static policies");
+                origins.insert(id.clone(), file.clone());
+                texts.insert(id, (file.clone(), src.clone()));
+            }
+        }
+
+        let Some(schema) = schema else {
+            return Err(LoadError::Invalid(problems));
+        };
+        let validation = Validator::new(schema.clone()).validate_with_level(
+            &policies,
+            ValidationMode::Strict,
+            MAX_DEREF_LEVEL,
+        );
+        let place = |id: &PolicyId, err: &dyn miette::Diagnostic, severity| {
+            let (file, src) = texts.get(&id.to_string()).cloned().unwrap_or_default();
+            Diagnostic::from_cedar(&file, &src, err, severity, Some(id.to_string()))
+        };
+        for e in validation.validation_errors() {
+            problems.push(place(e.policy_id(), e, Severity::Error));
+        }
+        let warnings: Vec<Diagnostic> = validation
+            .validation_warnings()
+            .map(|w| place(w.policy_id(), w, Severity::Warning))
+            .collect();
+        if !problems.is_empty() {
+            problems.extend(warnings);
+            return Err(LoadError::Invalid(problems));
+        }
+
+        let by_action = index_by_action(&schema, &policies);
+        Ok(Self {
+            version: version_of(schema_src, policy_files),
+            schema,
+            policies,
+            by_action,
+            loaded_at_ms: crate::now_ms(),
+            origins,
+            warnings,
+        })
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Every policy.
+    pub fn policies(&self) -> &PolicySet {
+        &self.policies
+    }
+
+    /// The policies that can apply to `action`: those whose action scope
+    /// names it or a group containing it, and those with no action
+    /// constraint. `None` for an action the schema does not declare.
+    pub fn policies_for(&self, action: &EntityUid) -> Option<&PolicySet> {
+        self.by_action.get(action)
+    }
+
+    /// SHA-256 of the schema and policy texts: names this exact rule set in
+    /// decisions and the decision log.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    pub fn loaded_at_ms(&self) -> u64 {
+        self.loaded_at_ms
+    }
+
+    /// Policy id → the file it came from.
+    pub fn origins(&self) -> &BTreeMap<String, String> {
+        &self.origins
+    }
+
+    /// Validator warnings (e.g. a policy that can never apply).
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+}
+
+fn read(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn version_of(schema_src: &str, policy_files: &[(String, String)]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"schema\0");
+    h.update(schema_src.as_bytes());
+    for (file, src) in policy_files {
+        let name = PathBuf::from(file)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        h.update(b"\0policy-file\0");
+        h.update(name.as_bytes());
+        h.update(b"\0");
+        h.update(src.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// For every action the schema declares, the policies that can match it.
+/// Cedar evaluates every policy of a set on every request, so this is what
+/// keeps the cost of a decision independent of unrelated rules.
+fn index_by_action(schema: &Schema, policies: &PolicySet) -> HashMap<EntityUid, PolicySet> {
+    let actions = schema
+        .action_entities()
+        .expect("a validated schema yields its action entities");
+    let mut index = HashMap::new();
+    for action in schema.actions() {
+        let groups: Vec<&EntityUid> = actions
+            .ancestors(action)
+            .map(|a| a.collect())
+            .unwrap_or_default();
+        let mut set = PolicySet::new();
+        for policy in policies.policies() {
+            if applies_to(policy, action, &groups) {
+                set.add(policy.clone())
+                    .expect("policy ids are unique within the full set");
+            }
+        }
+        index.insert(action.clone(), set);
+    }
+    index
+}
+
+fn applies_to(policy: &Policy, action: &EntityUid, groups: &[&EntityUid]) -> bool {
+    match policy.action_constraint() {
+        ActionConstraint::Any => true,
+        ActionConstraint::Eq(a) => &a == action,
+        ActionConstraint::In(list) => list.iter().any(|a| a == action || groups.contains(&a)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: &str = r#"
+        entity User;
+        entity Doc;
+        action read, write appliesTo { principal: User, resource: Doc };
+        action manage;
+        action delete in [manage] appliesTo { principal: User, resource: Doc };
+    "#;
+
+    fn load(policies: &str) -> Result<PolicySnapshot, LoadError> {
+        PolicySnapshot::from_sources(
+            "s.cedarschema",
+            SCHEMA,
+            &[("p.cedar".into(), policies.into())],
+        )
+    }
+
+    #[test]
+    fn ids_come_from_annotations_and_index_follows_action_scope() {
+        let snap = load(
+            r#"@id("r") permit(principal, action == Action::"read", resource);
+               @id("m") permit(principal, action in Action::"manage", resource);
+               @id("any") forbid(principal, action, resource) when { false };"#,
+        );
+        let snap = match snap {
+            Ok(s) => s,
+            // `when { false }` is an impossible policy: a warning, not an error.
+            Err(e) => panic!("{e:?}"),
+        };
+        let ids = |a: &str| {
+            let uid = EntityUid::from_str(&format!("Action::\"{a}\"")).unwrap();
+            let mut v: Vec<String> = snap
+                .policies_for(&uid)
+                .unwrap()
+                .policies()
+                .map(|p| p.id().to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ids("read"), ["any", "r"]);
+        assert_eq!(ids("write"), ["any"]);
+        assert_eq!(ids("delete"), ["any", "m"]);
+        assert!(snap
+            .warnings()
+            .iter()
+            .any(|w| w.policy_id.as_deref() == Some("any")));
+    }
+
+    #[test]
+    fn missing_id_and_type_errors_are_located() {
+        let err = load("permit(principal, action, resource);\n@id(\"x\")\npermit(principal is Nope, action, resource);")
+            .err()
+            .unwrap();
+        let LoadError::Invalid(d) = err else { panic!() };
+        assert!(
+            d.iter()
+                .any(|d| d.line == 1 && d.message.contains("no @id")),
+            "{d:?}"
+        );
+        assert!(
+            d.iter()
+                .any(|d| d.line == 3 && d.policy_id.as_deref() == Some("x")),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn version_changes_with_any_text() {
+        let a = load(r#"@id("r") permit(principal, action == Action::"read", resource);"#).unwrap();
+        let b =
+            load(r#"@id("r") permit(principal, action == Action::"write", resource);"#).unwrap();
+        assert_ne!(a.version(), b.version());
+        assert_eq!(a.version().len(), 64);
+    }
+}
