@@ -125,15 +125,24 @@ impl Engine {
             .filter(|u| !scoped_uids.contains(u))
             .cloned()
             .collect();
+        // What a request-scoped entity names is one dereference from a root,
+        // like what the context names.
+        let mut attr_refs = context_entities(&context, q.context.as_object());
         for e in &scoped {
-            let (_, _, parents) = e.clone().into_inner();
+            let (_, attrs, parents) = e.clone().into_inner();
             roots.extend(parents.into_iter().filter(|p| !scoped_uids.contains(p)));
+            for name in attrs.keys() {
+                if let Some(Ok(EvalResult::EntityUid(uid))) = e.attr(name) {
+                    if !scoped_uids.contains(&uid) {
+                        attr_refs.push(uid);
+                    }
+                }
+            }
         }
-        let context_refs = context_entities(&context, q.context.as_object());
 
         let reader = self.store.read()?;
         let root_refs: Vec<&EntityUid> = roots.iter().collect();
-        let slice = Slice::gather(&reader, &root_refs, &context_refs)?;
+        let slice = Slice::gather(&reader, &root_refs, &attr_refs)?;
         drop(reader);
 
         let mut errors = Vec::new();

@@ -1,0 +1,702 @@
+//! End to end: `serve --demo`, then /v1/authorize over HTTP for every
+//! bundled policy, batches, fail-closed evaluation and bad input.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use serde_json::{json, Value};
+
+struct Case {
+    name: &'static str,
+    principal: String,
+    action: &'static str,
+    resource: String,
+    context: Value,
+    entities: Value,
+    allow: bool,
+    /// The determining policies the answer must name, exactly.
+    reasons: &'static [&'static str],
+}
+
+fn case(
+    name: &'static str,
+    principal: String,
+    action: &'static str,
+    resource: String,
+    context: Value,
+    allow: bool,
+    reasons: &'static [&'static str],
+) -> Case {
+    Case {
+        name,
+        principal,
+        action,
+        resource,
+        context,
+        entities: json!([]),
+        allow,
+        reasons,
+    }
+}
+
+fn factors(f: &[&str]) -> Value {
+    json!({ "factors": f })
+}
+
+fn function(code: &str) -> String {
+    format!("Function::\"{code}\"")
+}
+
+fn acting_for(code: &str) -> Value {
+    json!({ "actingFor": { "__entity": { "type": "Etax::Enterprise", "id": code } } })
+}
+
+/// A staff member who exists only for this request (not in the store).
+fn scoped_staff(
+    enterprise: &str,
+    person: &str,
+    roles: &[&str],
+    password_change_required: bool,
+) -> Value {
+    let mut parents = vec![json!({ "type": "Etax::Enterprise", "id": enterprise })];
+    parents.extend(
+        roles.iter().map(
+            |r| json!({ "type": "Etax::PermissionIdentity", "id": format!("{enterprise}/{r}") }),
+        ),
+    );
+    json!({
+        "uid": { "type": "Etax::Staff", "id": format!("{enterprise}/{person}") },
+        "attrs": {
+            "person": { "__entity": { "type": "Etax::Person", "id": person } },
+            "enterprise": { "__entity": { "type": "Etax::Enterprise", "id": enterprise } },
+            "identityType": { "__entity": { "type": "Etax::IdentityType", "id": "tax_clerk" } },
+            "passwordChangeRequired": password_change_required
+        },
+        "parents": parents
+    })
+}
+
+fn cases() -> Vec<Case> {
+    let clerk = staff(E_SYNCED, P_CLERK);
+    let legal_rep = staff(E_SYNCED, P_LEGAL_REP);
+    let finance_head = staff(E_SYNCED, P_FINANCE_HEAD);
+    let invoice_buyer = staff(E_SYNCED, P_INVOICE_BUYER);
+    let synced = enterprise(E_SYNCED);
+    let agency = format!("Agency::\"{AGENCY}\"");
+    let natural = format!("Person::\"{P_NATURAL}\"");
+    let agent_ok = agent(P_AGENT);
+    let all_agent_factors =
+        factors(&["agency_password", "personal_password", "agreement_password"]);
+    let mut v = vec![
+        // R2 step 1
+        case(
+            "enterprise account password",
+            synced.clone(),
+            "enterpriseAccountLogin",
+            synced.clone(),
+            factors(&["enterprise_password"]),
+            true,
+            &["login.enterprise-account"],
+        ),
+        case(
+            "enterprise account without password",
+            synced.clone(),
+            "enterpriseAccountLogin",
+            synced.clone(),
+            factors(&[]),
+            false,
+            &[],
+        ),
+        // R6
+        case(
+            "social-security-only payer, password alone",
+            enterprise(E_SOCIAL),
+            "loginSocialSecurityOnly",
+            enterprise(E_SOCIAL),
+            factors(&["enterprise_password"]),
+            true,
+            &["login.social-security-only"],
+        ),
+        case(
+            "ordinary taxpayer cannot skip the second factor",
+            synced.clone(),
+            "loginSocialSecurityOnly",
+            synced.clone(),
+            factors(&["enterprise_password"]),
+            false,
+            &[],
+        ),
+        // R2
+        case(
+            "normal login by SMS",
+            clerk.clone(),
+            "loginNormal",
+            synced.clone(),
+            factors(&["enterprise_password", "sms_otp"]),
+            true,
+            &["login.normal"],
+        ),
+        case(
+            "normal login by personal password",
+            clerk.clone(),
+            "loginNormal",
+            synced.clone(),
+            factors(&["enterprise_password", "personal_password"]),
+            true,
+            &["login.normal"],
+        ),
+        case(
+            "normal login without second factor",
+            clerk.clone(),
+            "loginNormal",
+            synced.clone(),
+            factors(&["enterprise_password"]),
+            false,
+            &[],
+        ),
+        // R5
+        case(
+            "normal login of a person without real-name collection",
+            staff(E_SYNCED, P_UNVERIFIED_CLERK),
+            "loginNormal",
+            synced.clone(),
+            factors(&["enterprise_password", "sms_otp"]),
+            false,
+            &["login.realname-required"],
+        ),
+        // R4
+        case(
+            "quick login after sync",
+            clerk.clone(),
+            "loginQuick",
+            synced.clone(),
+            factors(&["enterprise_password", "sms_otp"]),
+            true,
+            &["login.quick"],
+        ),
+        case(
+            "quick login needs the SMS code",
+            clerk.clone(),
+            "loginQuick",
+            synced.clone(),
+            factors(&["enterprise_password", "personal_password"]),
+            false,
+            &[],
+        ),
+        // R7
+        case(
+            "natural person with captcha",
+            natural.clone(),
+            "loginNaturalPerson",
+            natural.clone(),
+            factors(&["personal_password", "captcha"]),
+            true,
+            &["login.natural-person"],
+        ),
+        case(
+            "natural person without captcha",
+            natural.clone(),
+            "loginNaturalPerson",
+            natural.clone(),
+            factors(&["personal_password"]),
+            false,
+            &[],
+        ),
+        // R8
+        case(
+            "agency account",
+            agency.clone(),
+            "agencyAccountLogin",
+            agency.clone(),
+            factors(&["agency_password"]),
+            true,
+            &["login.agency-account"],
+        ),
+        case(
+            "agency account without password",
+            agency.clone(),
+            "agencyAccountLogin",
+            agency.clone(),
+            factors(&["personal_password"]),
+            false,
+            &[],
+        ),
+        case(
+            "agent staff by password",
+            agent_ok.clone(),
+            "loginAgentStaff",
+            agency.clone(),
+            factors(&["agency_password", "personal_password"]),
+            true,
+            &["login.agent-staff"],
+        ),
+        case(
+            "agent staff without agency step",
+            agent_ok.clone(),
+            "loginAgentStaff",
+            agency.clone(),
+            factors(&["personal_password"]),
+            false,
+            &[],
+        ),
+        case(
+            "agent without real-name collection",
+            agent(P_UNVERIFIED_AGENT),
+            "loginAgentStaff",
+            agency.clone(),
+            factors(&["agency_password", "sms_otp"]),
+            false,
+            &["login.realname-required"],
+        ),
+        case(
+            "agent acts for a recognizing client",
+            agent_ok.clone(),
+            "actForClient",
+            synced.clone(),
+            all_agent_factors.clone(),
+            true,
+            &["agency.act-for-recognized-client"],
+        ),
+        case(
+            "agent for a client that never recognized the agency",
+            agent_ok.clone(),
+            "actForClient",
+            enterprise(E_UNSYNCED),
+            all_agent_factors,
+            false,
+            &[],
+        ),
+        case(
+            "agent without the agreement password",
+            agent_ok.clone(),
+            "actForClient",
+            synced.clone(),
+            factors(&["agency_password", "personal_password"]),
+            false,
+            &[],
+        ),
+        case(
+            "agent business for a recognizing client",
+            agent_ok.clone(),
+            "useFunction",
+            function("vat_filing"),
+            acting_for(E_SYNCED),
+            true,
+            &["agency.client-business"],
+        ),
+        case(
+            "agent business for another enterprise",
+            agent_ok.clone(),
+            "useFunction",
+            function("vat_filing"),
+            acting_for(E_UNSYNCED),
+            false,
+            &[],
+        ),
+        // R17
+        case(
+            "legal rep recognizes an agency",
+            legal_rep.clone(),
+            "recognizeAgency",
+            synced.clone(),
+            json!({}),
+            true,
+            &["agency.recognition-by-officers"],
+        ),
+        case(
+            "clerk cannot cancel an agency",
+            clerk.clone(),
+            "cancelAgency",
+            synced.clone(),
+            json!({}),
+            false,
+            &[],
+        ),
+        // R13
+        case(
+            "finance head adds staff",
+            finance_head.clone(),
+            "addStaff",
+            synced.clone(),
+            json!({}),
+            true,
+            &["maintain.officers-only"],
+        ),
+        case(
+            "clerk cannot maintain staff",
+            clerk.clone(),
+            "addStaff",
+            synced.clone(),
+            json!({}),
+            false,
+            &[],
+        ),
+        case(
+            "legal rep of another enterprise",
+            legal_rep.clone(),
+            "editStaff",
+            enterprise(E_UNSYNCED),
+            json!({}),
+            false,
+            &[],
+        ),
+        // R12
+        case(
+            "legal rep resets a clerk",
+            legal_rep.clone(),
+            "resetStaffPassword",
+            clerk.clone(),
+            json!({}),
+            true,
+            &["maintain.reset-password-by-officers"],
+        ),
+        case(
+            "legal rep resets own password",
+            legal_rep.clone(),
+            "resetStaffPassword",
+            legal_rep.clone(),
+            json!({}),
+            true,
+            &["maintain.reset-password-by-officers"],
+        ),
+        case(
+            "clerk cannot reset",
+            clerk.clone(),
+            "resetStaffPassword",
+            invoice_buyer.clone(),
+            json!({}),
+            false,
+            &[],
+        ),
+        case(
+            "finance head cannot reset the legal rep",
+            finance_head.clone(),
+            "resetStaffPassword",
+            legal_rep.clone(),
+            json!({}),
+            false,
+            &["maintain.no-cross-officer-reset"],
+        ),
+        case(
+            "legal rep cannot reset the finance head",
+            legal_rep.clone(),
+            "resetStaffPassword",
+            finance_head.clone(),
+            json!({}),
+            false,
+            &["maintain.no-cross-officer-reset"],
+        ),
+        // R14/R16
+        case(
+            "clerk files VAT through the filing role",
+            clerk.clone(),
+            "useFunction",
+            function("vat_filing"),
+            json!({}),
+            true,
+            &["function.via-permission-identity"],
+        ),
+        case(
+            "clerk has no invoicing role",
+            clerk.clone(),
+            "useFunction",
+            function("invoice_issue"),
+            json!({}),
+            false,
+            &[],
+        ),
+        case(
+            "invoice buyer issues invoices",
+            invoice_buyer,
+            "useFunction",
+            function("invoice_issue"),
+            json!({}),
+            true,
+            &["function.via-permission-identity"],
+        ),
+    ];
+
+    // R3: an enterprise whose staff were never synced (its legal rep, only
+    // for this request).
+    let mut unsynced = case(
+        "quick login before the first normal login",
+        staff(E_UNSYNCED, P_UNSYNCED_LEGAL_REP),
+        "loginQuick",
+        enterprise(E_UNSYNCED),
+        factors(&["enterprise_password", "sms_otp"]),
+        false,
+        &["login.quick-requires-sync"],
+    );
+    unsynced.entities = json!([scoped_staff(E_UNSYNCED, P_UNSYNCED_LEGAL_REP, &[], false)]);
+    v.push(unsynced);
+
+    // R10/R12: a one-time password pending blocks business.
+    let mut pending = case(
+        "one-time password not yet changed",
+        staff(E_SYNCED, P_NATURAL),
+        "useFunction",
+        function("vat_filing"),
+        json!({}),
+        false,
+        &["function.password-change-pending"],
+    );
+    pending.entities = json!([scoped_staff(E_SYNCED, P_NATURAL, &["filing"], true)]);
+    v.push(pending);
+    let mut changed = case(
+        "password changed: business allowed",
+        staff(E_SYNCED, P_NATURAL),
+        "useFunction",
+        function("vat_filing"),
+        json!({}),
+        true,
+        &["function.via-permission-identity"],
+    );
+    changed.entities = json!([scoped_staff(E_SYNCED, P_NATURAL, &["filing"], false)]);
+    v.push(changed);
+    v
+}
+
+fn bundled_policy_ids() -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for entry in std::fs::read_dir(format!("{CRATE_ROOT}/policies")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "cedar") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for part in text.split("@id(\"").skip(1) {
+                ids.insert(part.split('"').next().unwrap().to_owned());
+            }
+        }
+    }
+    ids
+}
+
+#[test]
+fn every_bundled_policy_allows_and_denies_as_written() {
+    let server = Server::demo();
+    let cases = cases();
+    let mut failures = Vec::new();
+    for c in &cases {
+        let (status, body) = server.post(
+            "/v1/authorize",
+            &json!({ "principal": c.principal, "action": action(c.action), "resource": c.resource,
+                     "context": c.context, "entities": c.entities }),
+        );
+        let expected = if c.allow { "allow" } else { "deny" };
+        let reasons: Vec<&str> = body["reasons"]
+            .as_array()
+            .map_or(vec![], |r| r.iter().filter_map(Value::as_str).collect());
+        if status != 200
+            || body["decision"] != expected
+            || reasons != c.reasons
+            || body["errors"] != json!([])
+        {
+            failures.push(format!(
+                "{}: expected {expected} by {:?}, got {status} {body}",
+                c.name, c.reasons
+            ));
+        }
+        assert_eq!(
+            body["decision_id"].as_str().map(str::len),
+            Some(32),
+            "{body}"
+        );
+        assert_eq!(
+            body["policy_version"].as_str().map(str::len),
+            Some(64),
+            "{body}"
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // Every bundled policy decides at least one case.
+    let decided: BTreeSet<String> = cases
+        .iter()
+        .flat_map(|c| c.reasons.iter().map(|r| r.to_string()))
+        .collect();
+    let missing: Vec<_> = bundled_policy_ids().difference(&decided).cloned().collect();
+    assert!(
+        missing.is_empty(),
+        "policies without a deciding case: {missing:?}"
+    );
+}
+
+#[test]
+fn fail_closed_when_an_entity_is_missing() {
+    let server = Server::demo();
+    // A staff member whose person record does not exist: the real-name
+    // `forbid` cannot evaluate. Cedar alone would skip it and allow through
+    // `login.normal`; the service must deny and say why.
+    let ghost = "resident_id:11010519491231002X";
+    let body = server.post(
+        "/v1/authorize",
+        &json!({
+            "principal": staff(E_SYNCED, ghost),
+            "action": action("loginNormal"),
+            "resource": enterprise(E_SYNCED),
+            "context": factors(&["enterprise_password", "sms_otp"]),
+            "entities": [scoped_staff(E_SYNCED, ghost, &[], false)],
+        }),
+    );
+    assert_eq!(body.0, 200, "{}", body.1);
+    assert_eq!(body.1["decision"], "deny", "{}", body.1);
+    let errors = body.1["errors"].to_string();
+    assert!(errors.contains("login.realname-required"), "{errors}");
+
+    // An unknown principal is denied with an error naming it.
+    let body = server.authorize(
+        &staff(E_SYNCED, P_NATURAL),
+        &action("useFunction"),
+        "Function::\"vat_filing\"",
+        json!({}),
+    );
+    assert_eq!(body["decision"], "deny");
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("not in the identity store"),
+        "{body}"
+    );
+}
+
+#[test]
+fn batch_answers_each_request_in_order() {
+    let server = Server::demo();
+    let clerk = staff(E_SYNCED, P_CLERK);
+    let req = |f: &str| json!({ "principal": clerk, "action": action("useFunction"), "resource": format!("Function::\"{f}\"") });
+    let (status, body) = server.post(
+        "/v1/authorize/batch",
+        &json!({ "requests": [req("vat_filing"), req("invoice_issue"), req("cit_filing")] }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let results = body["results"].as_array().unwrap();
+    let decisions: Vec<&str> = results
+        .iter()
+        .map(|r| r["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(decisions, ["allow", "deny", "allow"]);
+    let ids: BTreeSet<&str> = results
+        .iter()
+        .map(|r| r["decision_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "each result has its own decision id");
+
+    // A bad element rejects the batch and names it.
+    let (status, body) = server.post(
+        "/v1/authorize/batch",
+        &json!({ "requests": [req("vat_filing"), { "principal": "Staff::oops", "action": action("useFunction"), "resource": "Function::\"x\"" }] }),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["field"], "requests[1].principal", "{body}");
+
+    let too_many: Vec<Value> = (0..101).map(|_| req("vat_filing")).collect();
+    let (status, body) = server.post("/v1/authorize/batch", &json!({ "requests": too_many }));
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["field"], "requests", "{body}");
+}
+
+#[test]
+fn bad_input_gets_a_4xx_json_error_naming_the_field() {
+    let server = Server::demo();
+    let clerk = staff(E_SYNCED, P_CLERK);
+    let expect = |status: u16, body: Value, want_status: u16, field: Option<&str>| {
+        assert_eq!(status, want_status, "{body}");
+        assert!(
+            body["error"]["code"].is_string() && body["error"]["message"].is_string(),
+            "{body}"
+        );
+        if let Some(f) = field {
+            assert_eq!(body["error"]["field"], f, "{body}");
+        }
+    };
+    let ok = |p: &str, a: &str, r: &str| json!({ "principal": p, "action": a, "resource": r });
+
+    let (s, b) = server.request("POST", "/v1/authorize", Some(b"{not json"));
+    expect(s, b, 400, Some("body"));
+    let (s, b) = server.post(
+        "/v1/authorize",
+        &json!({ "action": action("useFunction"), "resource": "Function::\"vat_filing\"" }),
+    );
+    expect(s, b, 400, Some("principal"));
+    let (s, b) = server.post(
+        "/v1/authorize",
+        &ok(
+            "Nope::\"x\"",
+            &action("useFunction"),
+            "Function::\"vat_filing\"",
+        ),
+    );
+    expect(s, b, 400, Some("principal"));
+    let (s, b) = server.post(
+        "/v1/authorize",
+        &ok(&clerk, &action("useFunction"), "Function:\"vat_filing\""),
+    );
+    expect(s, b, 400, Some("resource"));
+    let (s, b) = server.post(
+        "/v1/authorize",
+        &ok(&clerk, &action("fly"), "Function::\"vat_filing\""),
+    );
+    expect(s, b, 400, Some("action"));
+    // A principal type the action does not apply to.
+    let (s, b) = server.post(
+        "/v1/authorize",
+        &ok(
+            &enterprise(E_SYNCED),
+            &action("useFunction"),
+            "Function::\"vat_filing\"",
+        ),
+    );
+    expect(s, b, 400, Some("principal"));
+    // Context of the wrong shape.
+    let (s, b) = server.post(
+        "/v1/authorize",
+        &json!({ "principal": clerk, "action": action("loginNormal"), "resource": enterprise(E_SYNCED), "context": { "factors": "sms_otp" } }),
+    );
+    expect(s, b, 400, Some("context"));
+    let (s, b) = server.post(
+        "/v1/authorize",
+        &json!({ "principal": clerk, "action": action("useFunction"), "resource": "Function::\"vat_filing\"", "context": [1] }),
+    );
+    expect(s, b, 400, Some("context"));
+    // Unknown fields are refused rather than ignored.
+    let (s, b) = server.post(
+        "/v1/authorize",
+        &json!({ "principal": clerk, "action": action("useFunction"), "resource": "Function::\"vat_filing\"", "principle": "x" }),
+    );
+    expect(s, b, 400, Some("principle"));
+    // A request-scoped entity may not replace a stored identity.
+    let (s, b) = server.post(
+        "/v1/authorize",
+        &json!({ "principal": staff(E_SYNCED, P_UNVERIFIED_CLERK), "action": action("loginNormal"),
+                 "resource": enterprise(E_SYNCED), "context": factors(&["enterprise_password", "sms_otp"]),
+                 "entities": [{ "uid": { "type": "Etax::Person", "id": P_UNVERIFIED_CLERK },
+                                "attrs": { "realNameVerified": true, "hasRealNamePhone": true }, "parents": [] }] }),
+    );
+    expect(s, b, 400, Some("entities[0]"));
+    // Body over the 64 KiB limit.
+    let big = format!("{{\"principal\":\"{}\"}}", "x".repeat(70 * 1024));
+    let (s, b) = server.request("POST", "/v1/authorize", Some(big.as_bytes()));
+    expect(s, b, 413, None);
+    let (s, b) = server.get("/v1/nowhere");
+    expect(s, b, 404, None);
+    let (s, b) = server.get("/v1/authorize");
+    expect(s, b, 405, None);
+
+    // The service is still healthy after all of that.
+    let (s, b) = server.get("/healthz");
+    assert_eq!((s, b["status"].as_str()), (200, Some("ok")));
+}
+
+#[test]
+fn status_reports_the_active_policy_version() {
+    let server = Server::demo();
+    let (s, b) = server.get("/v1/status");
+    assert_eq!(s, 200);
+    assert_eq!(b["policy_version"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        b["policy_count"].as_u64(),
+        Some(bundled_policy_ids().len() as u64)
+    );
+}

@@ -1,0 +1,199 @@
+//! Starts the real `etax-authz` binary on an ephemeral port over a temporary
+//! data directory and speaks HTTP/1.1 to it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_etax-authz");
+pub const CRATE_ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub data: PathBuf,
+    child: Child,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// `serve --demo` over a fresh temporary data directory.
+    pub fn demo() -> Self {
+        Self::start(&["--demo"])
+    }
+
+    pub fn start(extra: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data = tmp.path().join("data");
+        let mut s = Self::start_in(&data, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts over an existing data directory (kept by the caller).
+    pub fn start_in(data: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .current_dir(CRATE_ROOT)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .env("ETAX_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start etax-authz");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Some(Ok(line)) = lines.next() {
+                if let Some(addr) = line.strip_prefix("etax-authz listening on http://") {
+                    let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("etax-authz did not start listening within 60 s");
+            }
+        };
+        Self {
+            addr,
+            data: data.to_owned(),
+            child,
+            _tmp: None,
+        }
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.request("POST", path, Some(body.to_string().as_bytes()))
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.request("GET", path, None)
+    }
+
+    /// Sends raw bytes as the body.
+    pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, Value) {
+        let (status, text) = http(self.addr, method, path, body);
+        let json =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("non-JSON body ({e}): {text}"));
+        (status, json)
+    }
+
+    pub fn authorize(
+        &self,
+        principal: &str,
+        action: &str,
+        resource: &str,
+        context: Value,
+    ) -> Value {
+        let (status, body) = self.post(
+            "/v1/authorize",
+            &serde_json::json!({ "principal": principal, "action": action, "resource": resource, "context": context }),
+        );
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Stops the server with SIGTERM and waits for it.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 exchange with `Connection: close`; returns status and body.
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&[u8]>) -> (u16, String) {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let body = body.unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    // The server may answer (413) before reading a large body: ignore write errors.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("bad response: {text:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    (status, body.to_owned())
+}
+
+/// Runs the CLI from the crate root; returns exit code, stdout, stderr.
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .current_dir(CRATE_ROOT)
+        .args(args)
+        .env("ETAX_LOG", "warn")
+        .output()
+        .expect("run etax-authz");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+// Demo identities (examples/demo.json).
+pub const E_SYNCED: &str = "91210102MA0TAX001F";
+pub const E_UNSYNCED: &str = "91210200MA0DAL003B";
+pub const E_SOCIAL: &str = "91210106MA0BXH0022";
+pub const AGENCY: &str = "91210100MA0AGT004B";
+pub const P_LEGAL_REP: &str = "resident_id:210102198003124011";
+pub const P_FINANCE_HEAD: &str = "resident_id:210102198507263023";
+pub const P_CLERK: &str = "resident_id:210102199001015035";
+pub const P_INVOICE_BUYER: &str = "resident_id:21010219921111404X";
+pub const P_UNVERIFIED_CLERK: &str = "resident_id:210102199505052059";
+pub const P_UNSYNCED_LEGAL_REP: &str = "resident_id:210203198808086069";
+pub const P_AGENT: &str = "resident_id:210105199303031080";
+pub const P_UNVERIFIED_AGENT: &str = "resident_id:210112198709172093";
+pub const P_NATURAL: &str = "resident_id:210106199102140105";
+
+pub fn staff(enterprise: &str, person: &str) -> String {
+    format!("Staff::\"{enterprise}/{person}\"")
+}
+
+pub fn agent(person: &str) -> String {
+    format!("AgentStaff::\"{AGENCY}/{person}\"")
+}
+
+pub fn enterprise(code: &str) -> String {
+    format!("Enterprise::\"{code}\"")
+}
+
+pub fn action(name: &str) -> String {
+    format!("Action::\"{name}\"")
+}
