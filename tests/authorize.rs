@@ -312,7 +312,7 @@ fn cases() -> Vec<Case> {
             synced.clone(),
             json!({}),
             false,
-            &[],
+            &["maintain.ordinary-staff-excluded"],
         ),
         // R13
         case(
@@ -331,7 +331,7 @@ fn cases() -> Vec<Case> {
             synced.clone(),
             json!({}),
             false,
-            &[],
+            &["maintain.ordinary-staff-excluded"],
         ),
         case(
             "legal rep of another enterprise",
@@ -368,7 +368,7 @@ fn cases() -> Vec<Case> {
             invoice_buyer.clone(),
             json!({}),
             false,
-            &[],
+            &["maintain.ordinary-staff-excluded"],
         ),
         case(
             "finance head cannot reset the legal rep",

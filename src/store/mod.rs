@@ -147,18 +147,7 @@ impl StoreReader {
 
     /// All records whose key starts with `prefix/`, in key order.
     pub fn children<R: Record>(&self, prefix: &str) -> Result<Vec<(String, R)>, StoreError> {
-        let table = self.txn.open_table(R::TABLE)?;
-        let start = format!("{prefix}/");
-        // '0' is the character after '/': the range covers exactly `prefix/…`.
-        let end = format!("{prefix}0");
-        let mut out = Vec::new();
-        for item in table.range(start.as_str()..end.as_str())? {
-            let (k, v) = item?;
-            let key = k.value().to_owned();
-            let record = decode::<R>(&key, v.value())?;
-            out.push((key, record));
-        }
-        Ok(out)
+        children(&self.txn.open_table(R::TABLE)?, prefix)
     }
 
     /// Every record of a table, in key order.
@@ -191,6 +180,11 @@ impl StoreWriter {
         let table = self.txn.open_table(R::TABLE)?;
         let value = table.get(key)?;
         value.map(|v| decode::<R>(key, v.value())).transpose()
+    }
+
+    /// All records whose key starts with `prefix/`, in key order.
+    pub fn children<R: Record>(&self, prefix: &str) -> Result<Vec<(String, R)>, StoreError> {
+        children(&self.txn.open_table(R::TABLE)?, prefix)
     }
 
     pub fn put<R: Record>(&mut self, key: &str, record: &R) -> Result<(), StoreError> {
@@ -239,6 +233,23 @@ impl StoreWriter {
         self.remove::<ClientOfRecord>(&owned_key(agency, enterprise))?;
         Ok(existed)
     }
+}
+
+fn children<R: Record>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    prefix: &str,
+) -> Result<Vec<(String, R)>, StoreError> {
+    let start = format!("{prefix}/");
+    // '0' is the character after '/': the range covers exactly `prefix/…`.
+    let end = format!("{prefix}0");
+    let mut out = Vec::new();
+    for item in table.range(start.as_str()..end.as_str())? {
+        let (k, v) = item?;
+        let key = k.value().to_owned();
+        let record = decode::<R>(&key, v.value())?;
+        out.push((key, record));
+    }
+    Ok(out)
 }
 
 fn decode<R: Record>(key: &str, bytes: &[u8]) -> Result<R, StoreError> {

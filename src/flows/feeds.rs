@@ -1,0 +1,161 @@
+//! Feeds from the bureau's other systems (admin scope): real-name collection
+//! results from the mobile tax app, and the legal representative and finance
+//! head on file in the core tax system (金税三期), which sync staff reads.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::audit::{AuditError, AuditLog, DecisionRecord};
+use crate::ids::{CreditCode, PersonKey, Phone};
+use crate::store::{
+    CoreOfficer, CoreOfficersRecord, EnterpriseRecord, PersonRecord, Store, StoreError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+/// A real-name collection (实名采集) result for one person.
+#[derive(Debug, Clone)]
+pub struct RealNameResult {
+    pub person: PersonKey,
+    pub name: String,
+    pub verified: bool,
+    pub phone: Option<Phone>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FeedOutcome {
+    pub created: bool,
+}
+
+/// Records a real-name result, creating the person if new. A person's
+/// natural-person password is kept.
+pub async fn record_real_name(
+    store: &Store,
+    audit: &AuditLog,
+    caller: Option<String>,
+    result: RealNameResult,
+) -> Result<FeedOutcome, FeedError> {
+    if result.name.trim().is_empty() {
+        return Err(FeedError::Invalid {
+            field: "name".into(),
+            message: "must not be empty".into(),
+        });
+    }
+    if result.verified && result.phone.is_none() {
+        return Err(FeedError::Invalid {
+            field: "phone".into(),
+            message: "a real-name-collected person needs the real-name phone number".into(),
+        });
+    }
+    let started = Instant::now();
+    let store = store.clone();
+    let key = result.person.key();
+    let created = tokio::task::spawn_blocking(move || {
+        store.write(|w| {
+            let existing = w.get::<PersonRecord>(&key)?;
+            let created = existing.is_none();
+            let record = PersonRecord {
+                name: result.name.trim().to_owned(),
+                real_name_verified: result.verified,
+                phone: result.phone,
+                password_hash: existing.and_then(|p| p.password_hash),
+            };
+            w.put(&key, &record)?;
+            Ok::<_, FeedError>(created)
+        })
+    })
+    .await
+    .expect("store writes do not panic")?;
+    log(
+        audit,
+        caller,
+        "admin.real_name",
+        &format!("Etax::Person::\"{}\"", result.person.key()),
+        started,
+    )
+    .await?;
+    Ok(FeedOutcome { created })
+}
+
+/// Records who the core tax system has as an enterprise's legal
+/// representative and finance head.
+pub async fn record_core_officers(
+    store: &Store,
+    audit: &AuditLog,
+    caller: Option<String>,
+    enterprise: &CreditCode,
+    legal_rep: Option<(String, PersonKey)>,
+    finance_head: Option<(String, PersonKey)>,
+) -> Result<FeedOutcome, FeedError> {
+    let started = Instant::now();
+    let store = store.clone();
+    let code = enterprise.to_string();
+    let officer = |o: Option<(String, PersonKey)>| {
+        o.map(|(name, p)| CoreOfficer {
+            name,
+            person: p.key(),
+        })
+    };
+    let record = CoreOfficersRecord {
+        legal_rep: officer(legal_rep),
+        finance_head: officer(finance_head),
+    };
+    let created = tokio::task::spawn_blocking(move || {
+        store.write(|w| {
+            if w.get::<EnterpriseRecord>(&code)?.is_none() {
+                return Err(FeedError::NotFound(format!("no enterprise {code}")));
+            }
+            let created = w.get::<CoreOfficersRecord>(&code)?.is_none();
+            w.put(&code, &record)?;
+            Ok(created)
+        })
+    })
+    .await
+    .expect("store writes do not panic")?;
+    log(
+        audit,
+        caller,
+        "admin.core_officers",
+        &format!("Etax::Enterprise::\"{enterprise}\""),
+        started,
+    )
+    .await?;
+    Ok(FeedOutcome { created })
+}
+
+/// Feeds are writes by a trusted system, not Cedar decisions; the log still
+/// shows who changed which identity and when.
+async fn log(
+    audit: &AuditLog,
+    caller: Option<String>,
+    kind: &str,
+    resource: &str,
+    started: Instant,
+) -> Result<(), AuditError> {
+    let mut record = DecisionRecord::new(
+        &crate::random_id(),
+        kind,
+        caller.as_deref().unwrap_or("admin"),
+        kind,
+        resource,
+        None,
+        true,
+        &[],
+        &[],
+        "",
+        started.elapsed().as_micros() as u64,
+    );
+    record.caller = caller;
+    audit.commit(record).await.map(|_| ())
+}

@@ -1,0 +1,657 @@
+//! Staff maintenance (企业人员维护, R12–R16) and agency recognition (R17),
+//! on behalf of a logged-in staff member.
+//!
+//! Every operation is first decided by Cedar with the acting staff member as
+//! principal; a denied request changes nothing and names the rule that
+//! refused it. Every write is one store transaction that re-reads what it
+//! changes, so concurrent maintainers never lose each other's updates. Every
+//! decision is durably in the decision log before the answer is returned.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use rand::seq::{IndexedRandom, SliceRandom};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::audit::{AuditError, AuditLog, DecisionRecord};
+use crate::authn::PasswordHasher;
+use crate::decision::{uid, DecisionError, Engine, Query};
+use crate::ids::{check_local_key, mask_name, CreditCode, PersonKey, Phone};
+use crate::store::{
+    owned_key, AgencyRecord, FunctionRecord, IdentityType, PermissionIdentityRecord, PersonRecord,
+    RecognitionRecord, StaffRecord, StoreError,
+};
+
+/// The staff member a maintenance request acts as (from their session).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub enterprise: CreditCode,
+    pub person: PersonKey,
+}
+
+impl Actor {
+    fn uid(&self) -> String {
+        staff_uid(self.enterprise.as_str(), &self.person.key())
+    }
+}
+
+fn staff_uid(enterprise: &str, person: &str) -> String {
+    owned_key(enterprise, person)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MaintenanceError {
+    /// Cedar denied the request; `policies` are the forbids that fired
+    /// (empty when no permit applied).
+    #[error("{action} denied{}", if .policies.is_empty() { " (no policy permits it)".to_owned() } else { format!(" by {}", .policies.join(", ")) })]
+    Denied {
+        action: String,
+        policies: Vec<String>,
+        errors: Vec<String>,
+    },
+    /// R15: only real-name-collected persons may be added.
+    #[error("{0}")]
+    RealNameRequired(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error(transparent)]
+    Decision(#[from] DecisionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+fn invalid(field: &str, message: impl ToString) -> MaintenanceError {
+    MaintenanceError::Invalid {
+        field: field.to_owned(),
+        message: message.to_string(),
+    }
+}
+
+/// A staff member as the maintenance page lists them.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StaffView {
+    /// The person key masked (`resident_id:2101**********5035`).
+    pub person: String,
+    /// The person key in full, for the calling system to address this staff member.
+    pub person_key: String,
+    pub name: String,
+    pub identity_type: IdentityType,
+    pub permission_identities: BTreeSet<String>,
+    pub real_name_verified: bool,
+    pub has_personal_password: bool,
+    pub password_change_required: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PermissionIdentityView {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub functions: BTreeSet<String>,
+    /// How many staff hold it.
+    pub holders: usize,
+}
+
+/// A one-time password for the calling system to deliver to the staff
+/// member's real-name phone (R12). The resetter never sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OneTimePassword {
+    pub password: String,
+    pub deliver_to: String,
+    pub deliver_to_masked: String,
+}
+
+/// What a permission identity should look like.
+#[derive(Debug, Clone)]
+pub struct PermissionIdentitySpec {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub functions: BTreeSet<String>,
+}
+
+/// A change to a staff member (R16). Adding and removing permission
+/// identities are separate sets so that two maintainers' concurrent changes
+/// both land.
+#[derive(Debug, Clone, Default)]
+pub struct StaffChange {
+    pub identity_type: Option<IdentityType>,
+    pub add_permission_identities: BTreeSet<String>,
+    pub remove_permission_identities: BTreeSet<String>,
+}
+
+/// The maintenance operations, over the engine (decisions + store) and the
+/// decision log.
+pub struct Maintenance<'a> {
+    pub engine: &'a Engine,
+    pub audit: &'a AuditLog,
+    pub hasher: &'a PasswordHasher,
+    /// Who asked (API key id), for the decision log.
+    pub caller: Option<String>,
+}
+
+impl Maintenance<'_> {
+    /// Decides `action` for `actor` on `resource`, logs the decision durably,
+    /// and returns an error naming the rule if it was denied.
+    async fn authorize(
+        &self,
+        actor: &Actor,
+        action: &str,
+        resource: (&str, &str),
+    ) -> Result<(), MaintenanceError> {
+        let started = Instant::now();
+        let query = Query {
+            principal: uid("Staff", &actor.uid()),
+            action: uid("Action", action),
+            resource: uid(resource.0, resource.1),
+            context: json!({}),
+            entities: vec![],
+        };
+        let verdict = self.engine.decide(&query)?;
+        let mut record = DecisionRecord::new(
+            &crate::random_id(),
+            &format!("maintain.{action}"),
+            &query.principal.to_string(),
+            &query.action.to_string(),
+            &query.resource.to_string(),
+            None,
+            verdict.allowed,
+            &verdict.reasons,
+            &verdict.errors,
+            &verdict.policy_version,
+            started.elapsed().as_micros() as u64,
+        );
+        record.caller = self.caller.clone();
+        if !verdict.allowed {
+            record = record.with_reason("denied by policy");
+        }
+        self.audit.commit(record).await?;
+        if verdict.allowed {
+            Ok(())
+        } else {
+            Err(MaintenanceError::Denied {
+                action: action.to_owned(),
+                policies: verdict.reasons,
+                errors: verdict.errors,
+            })
+        }
+    }
+
+    async fn on_enterprise(&self, actor: &Actor, action: &str) -> Result<(), MaintenanceError> {
+        self.authorize(actor, action, ("Enterprise", actor.enterprise.as_str()))
+            .await
+    }
+
+    /// Runs a store write on the blocking pool.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut crate::store::StoreWriter) -> Result<T, MaintenanceError> + Send + 'static,
+    ) -> Result<T, MaintenanceError> {
+        let store = self.engine.store().clone();
+        tokio::task::spawn_blocking(move || store.write(f))
+            .await
+            .expect("store writes do not panic")
+    }
+
+    /// The enterprise's staff (viewStaff).
+    pub async fn list_staff(&self, actor: &Actor) -> Result<Vec<StaffView>, MaintenanceError> {
+        self.on_enterprise(actor, "viewStaff").await?;
+        let r = self.engine.store().read()?;
+        let mut out = Vec::new();
+        for (key, s) in r.children::<StaffRecord>(actor.enterprise.as_str())? {
+            let person_key = key
+                .split_once('/')
+                .map(|(_, p)| p.to_owned())
+                .unwrap_or_default();
+            let person = r.get::<PersonRecord>(&person_key)?;
+            out.push(StaffView {
+                person: PersonKey::parse_key(&person_key)
+                    .map(|k| k.masked())
+                    .unwrap_or_default(),
+                person_key,
+                name: person
+                    .as_ref()
+                    .map(|p| mask_name(&p.name))
+                    .unwrap_or_default(),
+                identity_type: s.identity_type,
+                permission_identities: s.permission_identities,
+                real_name_verified: person.as_ref().is_some_and(|p| p.real_name_verified),
+                has_personal_password: s.password_hash.is_some(),
+                password_change_required: s.password_change_required,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The enterprise's permission identities (viewStaff).
+    pub async fn list_permission_identities(
+        &self,
+        actor: &Actor,
+    ) -> Result<Vec<PermissionIdentityView>, MaintenanceError> {
+        self.on_enterprise(actor, "viewStaff").await?;
+        let r = self.engine.store().read()?;
+        let staff = r.children::<StaffRecord>(actor.enterprise.as_str())?;
+        let mut out = Vec::new();
+        for (key, p) in r.children::<PermissionIdentityRecord>(actor.enterprise.as_str())? {
+            let id = key
+                .split_once('/')
+                .map(|(_, id)| id.to_owned())
+                .unwrap_or_default();
+            let holders = staff
+                .iter()
+                .filter(|(_, s)| s.permission_identities.contains(&id))
+                .count();
+            out.push(PermissionIdentityView {
+                id,
+                name: p.name,
+                description: p.description,
+                functions: p.functions,
+                holders,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Creates (`create`) or replaces a permission identity (R14).
+    pub async fn put_permission_identity(
+        &self,
+        actor: &Actor,
+        spec: PermissionIdentitySpec,
+        create: bool,
+    ) -> Result<PermissionIdentityView, MaintenanceError> {
+        check_local_key(&spec.id).map_err(|e| invalid("id", e))?;
+        if spec.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+        if spec.functions.is_empty() {
+            return Err(invalid(
+                "functions",
+                "a permission identity grants at least one business function",
+            ));
+        }
+        self.on_enterprise(actor, "definePermissionIdentity")
+            .await?;
+        let enterprise = actor.enterprise.to_string();
+        self.write(move |w| {
+            for f in &spec.functions {
+                if w.get::<FunctionRecord>(f)?.is_none() {
+                    return Err(invalid(
+                        "functions",
+                        format!("unknown business function '{f}'"),
+                    ));
+                }
+            }
+            let key = owned_key(&enterprise, &spec.id);
+            let exists = w.get::<PermissionIdentityRecord>(&key)?.is_some();
+            if create && exists {
+                return Err(MaintenanceError::Conflict(format!(
+                    "permission identity '{}' already exists",
+                    spec.id
+                )));
+            }
+            if !create && !exists {
+                return Err(MaintenanceError::NotFound(format!(
+                    "no permission identity '{}'",
+                    spec.id
+                )));
+            }
+            let record = PermissionIdentityRecord {
+                name: spec.name.clone(),
+                description: spec.description.clone(),
+                functions: spec.functions.clone(),
+            };
+            w.put(&key, &record)?;
+            let holders = holders_of(w, &enterprise, &spec.id)?.len();
+            Ok(PermissionIdentityView {
+                id: spec.id,
+                name: record.name,
+                description: record.description,
+                functions: record.functions,
+                holders,
+            })
+        })
+        .await
+    }
+
+    /// Deletes a permission identity; refused while staff hold it unless
+    /// `detach`, which first takes it from every holder.
+    pub async fn delete_permission_identity(
+        &self,
+        actor: &Actor,
+        id: &str,
+        detach: bool,
+    ) -> Result<usize, MaintenanceError> {
+        self.on_enterprise(actor, "definePermissionIdentity")
+            .await?;
+        let enterprise = actor.enterprise.to_string();
+        let id = id.to_owned();
+        self.write(move |w| {
+            let key = owned_key(&enterprise, &id);
+            if w.get::<PermissionIdentityRecord>(&key)?.is_none() {
+                return Err(MaintenanceError::NotFound(format!("no permission identity '{id}'")));
+            }
+            let holders = holders_of(w, &enterprise, &id)?;
+            if !holders.is_empty() && !detach {
+                return Err(MaintenanceError::Conflict(format!(
+                    "permission identity '{id}' is held by {} staff member(s); delete with detach=true to take it from them",
+                    holders.len()
+                )));
+            }
+            for (staff_key, mut s) in holders.iter().cloned() {
+                s.permission_identities.remove(&id);
+                w.put(&staff_key, &s)?;
+            }
+            w.remove::<PermissionIdentityRecord>(&key)?;
+            Ok(holders.len())
+        })
+        .await
+    }
+
+    /// Finds a person to add as staff (R15): name, ID type and ID number
+    /// must match a real-name-collected person.
+    pub async fn search_person(
+        &self,
+        actor: &Actor,
+        name: &str,
+        person: &PersonKey,
+    ) -> Result<String, MaintenanceError> {
+        self.on_enterprise(actor, "addStaff").await?;
+        let r = self.engine.store().read()?;
+        real_named_person(r.get::<PersonRecord>(&person.key())?, name, person)?;
+        Ok(mask_name(name))
+    }
+
+    /// Adds a real-name-collected person as staff (R15, R16).
+    pub async fn add_staff(
+        &self,
+        actor: &Actor,
+        name: &str,
+        person: &PersonKey,
+        identity_type: IdentityType,
+        permission_identities: BTreeSet<String>,
+    ) -> Result<(), MaintenanceError> {
+        if matches!(
+            identity_type,
+            IdentityType::LegalRep | IdentityType::FinanceHead
+        ) {
+            return Err(invalid(
+                "identity_type",
+                "the legal representative and finance head come from the core tax system through sync staff (同步办税人)",
+            ));
+        }
+        self.on_enterprise(actor, "addStaff").await?;
+        let enterprise = actor.enterprise.to_string();
+        let name = name.to_owned();
+        let person = person.clone();
+        self.write(move |w| {
+            real_named_person(w.get::<PersonRecord>(&person.key())?, &name, &person)?;
+            let key = staff_uid(&enterprise, &person.key());
+            if w.get::<StaffRecord>(&key)?.is_some() {
+                return Err(MaintenanceError::Conflict(format!(
+                    "{} is already staff of {enterprise}",
+                    mask_name(&name)
+                )));
+            }
+            check_roles_exist(w, &enterprise, &permission_identities)?;
+            w.put(
+                &key,
+                &StaffRecord {
+                    identity_type,
+                    permission_identities,
+                    password_hash: None,
+                    password_change_required: false,
+                },
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Changes a staff member's identity type and permission identities (R16).
+    pub async fn edit_staff(
+        &self,
+        actor: &Actor,
+        person: &PersonKey,
+        change: StaffChange,
+    ) -> Result<StaffRecord, MaintenanceError> {
+        if matches!(
+            change.identity_type,
+            Some(IdentityType::LegalRep | IdentityType::FinanceHead)
+        ) {
+            return Err(invalid(
+                "identity_type",
+                "the legal representative and finance head come from the core tax system through sync staff (同步办税人)",
+            ));
+        }
+        self.on_enterprise(actor, "editStaff").await?;
+        let enterprise = actor.enterprise.to_string();
+        let key = staff_uid(&enterprise, &person.key());
+        self.write(move |w| {
+            let mut s = w
+                .get::<StaffRecord>(&key)?
+                .ok_or_else(|| MaintenanceError::NotFound("no such staff member".to_owned()))?;
+            if let Some(t) = change.identity_type {
+                if matches!(s.identity_type, IdentityType::LegalRep | IdentityType::FinanceHead) {
+                    return Err(invalid("identity_type", "the legal representative's and finance head's identity type comes from the core tax system"));
+                }
+                s.identity_type = t;
+            }
+            check_roles_exist(w, &enterprise, &change.add_permission_identities)?;
+            s.permission_identities.extend(change.add_permission_identities);
+            for r in &change.remove_permission_identities {
+                s.permission_identities.remove(r);
+            }
+            w.put(&key, &s)?;
+            Ok(s)
+        })
+        .await
+    }
+
+    /// Removes a staff member (R16); their sessions stop working at once,
+    /// because every decision reads the store.
+    pub async fn remove_staff(
+        &self,
+        actor: &Actor,
+        person: &PersonKey,
+    ) -> Result<(), MaintenanceError> {
+        self.on_enterprise(actor, "removeStaff").await?;
+        let key = staff_uid(actor.enterprise.as_str(), &person.key());
+        self.write(move |w| {
+            let s = w
+                .get::<StaffRecord>(&key)?
+                .ok_or_else(|| MaintenanceError::NotFound("no such staff member".to_owned()))?;
+            if matches!(s.identity_type, IdentityType::LegalRep | IdentityType::FinanceHead) {
+                return Err(MaintenanceError::Conflict(
+                    "the legal representative and finance head are maintained by the core tax system".to_owned(),
+                ));
+            }
+            w.remove::<StaffRecord>(&key)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Resets a staff member's personal password to a random one-time
+    /// password that must be changed at next login (R12).
+    pub async fn reset_password(
+        &self,
+        actor: &Actor,
+        person: &PersonKey,
+    ) -> Result<OneTimePassword, MaintenanceError> {
+        let target = staff_uid(actor.enterprise.as_str(), &person.key());
+        self.authorize(actor, "resetStaffPassword", ("Staff", &target))
+            .await?;
+        let password = one_time_password();
+        let hasher = self.hasher.clone();
+        let clear = password.clone();
+        let person_key = person.key();
+        let phone = self
+            .write(move |w| {
+                let mut s = w
+                    .get::<StaffRecord>(&target)?
+                    .ok_or_else(|| MaintenanceError::NotFound("no such staff member".to_owned()))?;
+                let phone = w
+                    .get::<PersonRecord>(&person_key)?
+                    .and_then(|p| p.phone)
+                    .ok_or_else(|| MaintenanceError::RealNameRequired(
+                        "the staff member has no real-name phone to receive the password; real-name collection needed".to_owned(),
+                    ))?;
+                s.password_hash = Some(hasher.hash(&clear));
+                s.password_change_required = true;
+                w.put(&target, &s)?;
+                Ok::<Phone, MaintenanceError>(phone)
+            })
+            .await?;
+        Ok(OneTimePassword {
+            password,
+            deliver_to_masked: phone.masked(),
+            deliver_to: phone.as_str().to_owned(),
+        })
+    }
+
+    /// Recognizes an agency as the enterprise's tax agent and sets the
+    /// relationship's agreement password (R17). Recognizing again replaces it.
+    pub async fn recognize_agency(
+        &self,
+        actor: &Actor,
+        agency: &CreditCode,
+        agreement_password: &str,
+    ) -> Result<(), MaintenanceError> {
+        if agreement_password.chars().count() < 6 {
+            return Err(invalid(
+                "agreement_password",
+                "must be at least 6 characters",
+            ));
+        }
+        self.on_enterprise(actor, "recognizeAgency").await?;
+        let hash = {
+            let hasher = self.hasher.clone();
+            let clear = agreement_password.to_owned();
+            tokio::task::spawn_blocking(move || hasher.hash(&clear))
+                .await
+                .expect("hashing does not panic")
+        };
+        let enterprise = actor.enterprise.to_string();
+        let agency = agency.to_string();
+        self.write(move |w| {
+            if w.get::<AgencyRecord>(&agency)?.is_none() {
+                return Err(MaintenanceError::NotFound(format!("no agency {agency}")));
+            }
+            w.put_recognition(
+                &enterprise,
+                &agency,
+                &RecognitionRecord {
+                    agreement_password_hash: hash,
+                    recognized_at_ms: crate::now_ms(),
+                },
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ends the recognition; the agency's agents stop acting for the
+    /// enterprise on their very next decision (R17).
+    pub async fn cancel_agency(
+        &self,
+        actor: &Actor,
+        agency: &CreditCode,
+    ) -> Result<(), MaintenanceError> {
+        self.on_enterprise(actor, "cancelAgency").await?;
+        let enterprise = actor.enterprise.to_string();
+        let agency = agency.to_string();
+        self.write(move |w| {
+            if !w.remove_recognition(&enterprise, &agency)? {
+                return Err(MaintenanceError::NotFound(format!(
+                    "{enterprise} does not recognize agency {agency}"
+                )));
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn real_named_person(
+    found: Option<PersonRecord>,
+    name: &str,
+    person: &PersonKey,
+) -> Result<PersonRecord, MaintenanceError> {
+    match found {
+        Some(p) if p.name == name.trim() && p.real_name_verified => Ok(p),
+        _ => Err(MaintenanceError::RealNameRequired(format!(
+            "no real-name-collected person {} with ID {}: real-name collection (实名采集) is needed before adding them",
+            mask_name(name),
+            person.masked()
+        ))),
+    }
+}
+
+fn check_roles_exist(
+    w: &crate::store::StoreWriter,
+    enterprise: &str,
+    roles: &BTreeSet<String>,
+) -> Result<(), MaintenanceError> {
+    for r in roles {
+        if w.get::<PermissionIdentityRecord>(&owned_key(enterprise, r))?
+            .is_none()
+        {
+            return Err(invalid(
+                "permission_identities",
+                format!("no permission identity '{r}' in {enterprise}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn holders_of(
+    w: &crate::store::StoreWriter,
+    enterprise: &str,
+    role: &str,
+) -> Result<Vec<(String, StaffRecord)>, MaintenanceError> {
+    Ok(w.children::<StaffRecord>(enterprise)?
+        .into_iter()
+        .filter(|(_, s)| s.permission_identities.contains(role))
+        .collect())
+}
+
+/// 12 characters with all four classes of R10, without look-alikes.
+fn one_time_password() -> String {
+    const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+    const LOWER: &[u8] = b"abcdefghijkmnpqrstuvwxyz";
+    const DIGIT: &[u8] = b"23456789";
+    const SPECIAL: &[u8] = b"!@#$%^&*-_=+";
+    let mut rng = rand::rng();
+    let all: Vec<u8> = [UPPER, LOWER, DIGIT, SPECIAL].concat();
+    let mut chars: Vec<u8> = [UPPER, LOWER, DIGIT, SPECIAL]
+        .iter()
+        .map(|set| *set.choose(&mut rng).expect("non-empty"))
+        .collect();
+    while chars.len() < 12 {
+        chars.push(*all.choose(&mut rng).expect("non-empty"));
+    }
+    chars.shuffle(&mut rng);
+    String::from_utf8(chars).expect("ASCII")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_time_passwords_pass_r10_and_differ() {
+        let rule = crate::authn::PasswordRule::default();
+        let a = one_time_password();
+        assert!(rule.check(&a).is_ok(), "{a}");
+        assert_ne!(a, one_time_password());
+        assert_ne!(a, "111111");
+    }
+}
