@@ -8,6 +8,9 @@ use serde_json::json;
 
 use crate::audit::AuditError;
 use crate::decision::DecisionError;
+use crate::flows::feeds::FeedError;
+use crate::flows::maintenance::MaintenanceError;
+use crate::store::StoreError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -16,6 +19,8 @@ pub struct ApiError {
     pub message: String,
     /// Where in the request the problem is (`requests[2].principal`).
     pub field: Option<String>,
+    /// For a policy denial: the policies that refused.
+    pub policies: Option<Vec<String>>,
 }
 
 impl ApiError {
@@ -25,6 +30,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            policies: None,
         }
     }
 
@@ -34,6 +40,7 @@ impl ApiError {
             code: "invalid_request",
             message: message.into(),
             field: Some(field.into()),
+            policies: None,
         }
     }
 
@@ -78,6 +85,9 @@ impl ApiError {
         if let Some(field) = self.field {
             error["field"] = json!(field);
         }
+        if let Some(policies) = self.policies {
+            error["policies"] = json!(policies);
+        }
         super::json_response(self.status, &json!({ "error": error }))
     }
 }
@@ -103,6 +113,53 @@ impl From<DecisionError> for ApiError {
                 e.to_string(),
             ),
         }
+    }
+}
+
+impl From<FeedError> for ApiError {
+    fn from(e: FeedError) -> Self {
+        match e {
+            FeedError::Invalid { field, message } => ApiError::invalid(field, message),
+            FeedError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
+            FeedError::Store(e) => e.into(),
+            FeedError::Audit(e) => e.into(),
+        }
+    }
+}
+
+impl From<MaintenanceError> for ApiError {
+    fn from(e: MaintenanceError) -> Self {
+        let message = e.to_string();
+        match e {
+            MaintenanceError::Denied { policies, .. } => ApiError {
+                status: StatusCode::FORBIDDEN,
+                code: "denied",
+                message,
+                field: None,
+                policies: Some(policies),
+            },
+            MaintenanceError::RealNameRequired(m) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "real_name_collection_required",
+                m,
+            ),
+            MaintenanceError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
+            MaintenanceError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            MaintenanceError::Invalid { field, message } => ApiError::invalid(field, message),
+            MaintenanceError::Decision(e) => e.into(),
+            MaintenanceError::Store(e) => e.into(),
+            MaintenanceError::Audit(e) => e.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_unavailable",
+            e.to_string(),
+        )
     }
 }
 

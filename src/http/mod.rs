@@ -5,6 +5,7 @@
 //! CPU and a redb read snapshot, which never waits for a writer. Anything that
 //! blocks (argon2, durable commits) goes to the blocking pool.
 
+pub mod admin;
 pub mod authorize;
 pub mod error;
 
@@ -125,6 +126,15 @@ async fn route(
             let body = read_json(state, req).await?;
             ok(&authorize::authorize_batch(state, body).await?)
         }
+        (&Method::POST, "/v1/admin/real-name") => {
+            let body = read_json(state, req).await?;
+            ok(&admin::real_name(state, body).await?)
+        }
+        (&Method::PUT, p) if core_officers_path(p).is_some() => {
+            let enterprise = core_officers_path(p).unwrap_or_default().to_owned();
+            let body = read_json(state, req).await?;
+            ok(&admin::core_officers(state, &enterprise, body).await?)
+        }
         (&Method::GET, "/v1/status") => ok(&status(state)),
         (&Method::GET, "/healthz") => ok(&json!({ "status": "ok" })),
         (m, "/v1/authorize" | "/v1/authorize/batch" | "/v1/status" | "/healthz") => {
@@ -132,6 +142,13 @@ async fn route(
         }
         _ => Err(ApiError::not_found(&path)),
     }
+}
+
+/// `/v1/admin/enterprises/{credit_code}/core-officers`
+fn core_officers_path(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/admin/enterprises/")?
+        .strip_suffix("/core-officers")
+        .filter(|c| !c.contains('/'))
 }
 
 fn status(state: &AppState) -> serde_json::Value {

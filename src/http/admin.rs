@@ -1,0 +1,95 @@
+//! Feeds from the bureau's other systems: real-name collection results and
+//! the officers on file in the core tax system.
+
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::flows::feeds::{self, FeedOutcome, RealNameResult};
+use crate::ids::{CreditCode, IdType, PersonKey, Phone};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealNameBody {
+    pub id_type: String,
+    pub id_number: String,
+    pub name: String,
+    pub verified: bool,
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfficerBody {
+    pub name: String,
+    pub id_type: String,
+    pub id_number: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoreOfficersBody {
+    #[serde(default)]
+    pub legal_rep: Option<OfficerBody>,
+    #[serde(default)]
+    pub finance_head: Option<OfficerBody>,
+}
+
+/// Parses ID type + number at the edge, naming the field that is wrong.
+pub fn person_key(prefix: &str, id_type: &str, id_number: &str) -> Result<PersonKey, ApiError> {
+    let t = IdType::parse(id_type)
+        .map_err(|e| ApiError::invalid(format!("{prefix}id_type"), e.to_string()))?;
+    PersonKey::new(t, id_number)
+        .map_err(|e| ApiError::invalid(format!("{prefix}id_number"), e.to_string()))
+}
+
+pub fn credit_code(field: &str, s: &str) -> Result<CreditCode, ApiError> {
+    CreditCode::parse(s).map_err(|e| ApiError::invalid(field, format!("not a credit code: {e}")))
+}
+
+pub async fn real_name(state: &AppState, body: RealNameBody) -> Result<FeedOutcome, ApiError> {
+    let person = person_key("", &body.id_type, &body.id_number)?;
+    let phone = body
+        .phone
+        .as_deref()
+        .map(Phone::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid("phone", e.to_string()))?;
+    let result = RealNameResult {
+        person,
+        name: body.name,
+        verified: body.verified,
+        phone,
+    };
+    Ok(feeds::record_real_name(state.engine.store(), &state.audit, None, result).await?)
+}
+
+pub async fn core_officers(
+    state: &AppState,
+    enterprise: &str,
+    body: CoreOfficersBody,
+) -> Result<FeedOutcome, ApiError> {
+    let enterprise = credit_code("enterprise", enterprise)?;
+    let officer =
+        |field: &str, o: Option<OfficerBody>| -> Result<Option<(String, PersonKey)>, ApiError> {
+            o.map(|o| {
+                Ok((
+                    o.name,
+                    person_key(&format!("{field}."), &o.id_type, &o.id_number)?,
+                ))
+            })
+            .transpose()
+        };
+    let legal_rep = officer("legal_rep", body.legal_rep)?;
+    let finance_head = officer("finance_head", body.finance_head)?;
+    Ok(feeds::record_core_officers(
+        state.engine.store(),
+        &state.audit,
+        None,
+        &enterprise,
+        legal_rep,
+        finance_head,
+    )
+    .await?)
+}
