@@ -74,6 +74,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let state = Arc::new(AppState {
         engine,
         audit,
+        hasher: PasswordHasher::default(),
         body_limit: opts.body_limit,
         started_at_ms: crate::now_ms(),
     });

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod authorize;
 pub mod error;
+pub mod maintenance;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -28,7 +29,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::audit::AuditLog;
+use crate::authn::PasswordHasher;
 use crate::decision::Engine;
+use crate::store::FunctionRecord;
 use error::ApiError;
 
 /// Default request body limit.
@@ -38,6 +41,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     pub engine: Engine,
     pub audit: AuditLog,
+    pub hasher: PasswordHasher,
     pub body_limit: usize,
     pub started_at_ms: u64,
 }
@@ -135,6 +139,7 @@ async fn route(
             let body = read_json(state, req).await?;
             ok(&admin::core_officers(state, &enterprise, body).await?)
         }
+        (&Method::GET, "/v1/functions") => ok(&functions(state)?),
         (&Method::GET, "/v1/status") => ok(&status(state)),
         (&Method::GET, "/healthz") => ok(&json!({ "status": "ok" })),
         (m, "/v1/authorize" | "/v1/authorize/batch" | "/v1/status" | "/healthz") => {
@@ -142,6 +147,17 @@ async fn route(
         }
         _ => Err(ApiError::not_found(&path)),
     }
+}
+
+/// The business-function catalogue (业务功能), from which permission
+/// identities are built.
+fn functions(state: &AppState) -> Result<serde_json::Value, ApiError> {
+    let all = state.engine.store().read()?.all::<FunctionRecord>()?;
+    let list: Vec<_> = all
+        .into_iter()
+        .map(|(code, f)| json!({ "code": code, "name": f.name, "description": f.description }))
+        .collect();
+    Ok(json!({ "functions": list }))
 }
 
 /// `/v1/admin/enterprises/{credit_code}/core-officers`
@@ -166,7 +182,7 @@ fn status(state: &AppState) -> serde_json::Value {
 }
 
 /// Reads the body within the limit and parses it as `T`.
-async fn read_json<T: DeserializeOwned>(
+pub(crate) async fn read_json<T: DeserializeOwned>(
     state: &AppState,
     req: Request<Incoming>,
 ) -> Result<T, ApiError> {
@@ -194,7 +210,7 @@ async fn read_json<T: DeserializeOwned>(
     serde_json::from_slice(&bytes).map_err(|e| error::from_json_error(&e))
 }
 
-fn ok<T: Serialize>(body: &T) -> Result<Response<Full<Bytes>>, ApiError> {
+pub(crate) fn ok<T: Serialize>(body: &T) -> Result<Response<Full<Bytes>>, ApiError> {
     Ok(json_response(StatusCode::OK, body))
 }
 
