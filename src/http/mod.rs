@@ -22,7 +22,7 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
@@ -36,6 +36,9 @@ use error::ApiError;
 
 /// Default request body limit.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// How long a client may take to send its headers, and then its body.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What every handler can reach.
 pub struct AppState {
@@ -75,7 +78,12 @@ pub async fn serve(
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
             });
-            if let Err(e) = http1::Builder::new()
+            let mut builder = http1::Builder::new();
+            // A client that never finishes its headers must not hold a connection forever.
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(READ_TIMEOUT);
+            if let Err(e) = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
@@ -195,7 +203,17 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::body_too_large(limit));
     }
-    let bytes = match Limited::new(req.into_body(), limit).collect().await {
+    let collected =
+        tokio::time::timeout(READ_TIMEOUT, Limited::new(req.into_body(), limit).collect())
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    "the request body did not arrive in time",
+                )
+            })?;
+    let bytes = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(ApiError::body_too_large(limit))
