@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authn;
 pub mod cli;
 pub mod decision;
+pub mod flows;
 pub mod http;
 pub mod ids;
 pub mod policy;

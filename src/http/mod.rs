@@ -7,6 +7,7 @@
 
 pub mod authorize;
 pub mod error;
+pub mod login;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub audit: AuditLog,
     pub body_limit: usize,
     pub started_at_ms: u64,
+    /// Login flows, sessions and passwords (R1–R11).
+    pub login: crate::flows::Login,
 }
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` completes; connections in
@@ -125,11 +128,13 @@ async fn route(
             let body = read_json(state, req).await?;
             ok(&authorize::authorize_batch(state, body).await?)
         }
+        (&Method::POST, p) if login::PATHS.contains(&p) => login::handle(state, p, req).await,
         (&Method::GET, "/v1/status") => ok(&status(state)),
         (&Method::GET, "/healthz") => ok(&json!({ "status": "ok" })),
         (m, "/v1/authorize" | "/v1/authorize/batch" | "/v1/status" | "/healthz") => {
             Err(ApiError::method_not_allowed(m, &path))
         }
+        (m, p) if login::PATHS.contains(&p) => Err(ApiError::method_not_allowed(m, p)),
         _ => Err(ApiError::not_found(&path)),
     }
 }
