@@ -750,3 +750,47 @@ fn session_expires_at_its_absolute_lifetime() {
     assert_eq!((status, error_code(&v)), (401, "session_invalid"), "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("absolute"));
 }
+
+#[test]
+fn one_time_password_must_be_changed_before_anything_else() {
+    // The demo bureau, with 张伟's password a one-time password (R12).
+    let demo: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut doc = demo.clone();
+    for staff in doc["staff"].as_array_mut().unwrap() {
+        if staff["person"]["id_number"] == "210102199001015035" {
+            staff["password_change_required"] = json!(true);
+        }
+    }
+    let s = Server::start_with_document(&doc);
+    let (flow, zhang) = picked(&s, ZHANG);
+    let (status, v) = s.post(
+        "/v1/login/enterprise/complete",
+        &json!({"flow": flow, "staff": zhang, "password": "Zhang@2026w"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["obligations"], json!(["change_password"]));
+    let token = v["session"].as_str().unwrap().to_owned();
+    let (status, e) = use_function(&s, &token, "vat_filing");
+    assert_eq!(
+        (status, error_code(&e)),
+        (403, "password_change_required"),
+        "{e}"
+    );
+    let (status, e) = s.post(
+        "/v1/password",
+        &json!({"session": token, "current_password": "Zhang@2026w", "new_password": "Zhang@2026w"}),
+    );
+    assert_eq!(status, 400, "{e}");
+    let (status, v) = s.post(
+        "/v1/password",
+        &json!({"session": token, "current_password": "Zhang@2026w", "new_password": "Zw#Shui2026"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let (status, d) = use_function(&s, &token, "vat_filing");
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["decision"], "allow");
+}

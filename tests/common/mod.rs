@@ -27,7 +27,30 @@ impl Server {
     }
 
     pub fn start_with(extra: &[&str]) -> Server {
+        Self::start_in(tempfile::tempdir().expect("temp dir"), extra)
+    }
+
+    /// Imports `doc` (an import document) into a fresh store first; the demo
+    /// is then not seeded, since the store is not empty.
+    pub fn start_with_document(doc: &Value) -> Server {
         let data = tempfile::tempdir().expect("temp dir");
+        let file = data.path().join("import.json");
+        std::fs::write(&file, doc.to_string()).expect("write import file");
+        let status = Command::new(env!("CARGO_BIN_EXE_etax-authz"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("import")
+            .arg(&file)
+            .arg("--data")
+            .arg(data.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run import");
+        assert!(status.success(), "import failed");
+        Self::start_in(data, &[])
+    }
+
+    fn start_in(data: tempfile::TempDir, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_etax-authz"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data"])
