@@ -794,3 +794,58 @@ fn one_time_password_must_be_changed_before_anything_else() {
     assert_eq!(status, 200, "{d}");
     assert_eq!(d["decision"], "allow");
 }
+
+fn demo_with(edit: impl FnOnce(&mut Value)) -> Value {
+    let mut doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    edit(&mut doc);
+    doc
+}
+
+#[test]
+fn sync_adds_the_officers_and_a_normal_login_opens_quick_login() {
+    // 吴桂兰 has completed real-name collection in this bureau.
+    let doc = demo_with(|d| {
+        for p in d["persons"].as_array_mut().unwrap() {
+            if p["name"] == "吴桂兰" {
+                p["real_name_verified"] = json!(true);
+                p["phone"] = json!("13900000007");
+            }
+        }
+    });
+    let s = Server::start_with_document(&doc);
+    let quick = json!({"account": DALIAN, "password": DALIAN_PW, "identity_type": "legal_rep",
+                       "id_number": "210203198808086069"});
+    assert_eq!(s.post("/v1/login/quick/code", &quick).0, 403);
+    let v = enterprise(&s, DALIAN, DALIAN_PW);
+    assert_eq!(v["sync_required"], true);
+    let (status, sel) = s.post("/v1/login/enterprise/sync", &json!({"flow": v["flow"]}));
+    assert_eq!(status, 200, "{sel}");
+    let types: Vec<&str> = sel["staff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["identity_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types.len(), 2, "{sel}");
+    assert!(types.contains(&"legal_rep") && types.contains(&"finance_head"));
+    let zhou = staff_id(&sel, "**涛");
+    let flow = v["flow"].as_str().unwrap();
+    let issued = send_code(&s, flow, &zhou);
+    assert_eq!(issued["destination"]["phone_masked"], "139****0006");
+    let (status, login) = complete_sms(
+        &s,
+        flow,
+        &zhou,
+        &issued["challenge"],
+        issued["code"].as_str().unwrap(),
+    );
+    assert_eq!(status, 200, "{login}");
+    assert_eq!(login["obligations"], json!(["set_password"]));
+    // The normal login synced the enterprise: quick login is open (R3).
+    let (status, v) = s.post("/v1/login/quick/code", &quick);
+    assert_eq!(status, 200, "{v}");
+}
