@@ -400,8 +400,6 @@ fn used_code_is_refused_as_used() {
         complete_sms(&s, &flow, &li, &issued["challenge"], code).0,
         200
     );
-    let (flow2, li2) = picked(&s, LI);
-    let _ = (flow2, li2);
     // Natural-person captcha reused.
     let (_, c) = s.post("/v1/login/captcha", &json!({}));
     let body = json!({"id_number": "210106199102140105", "password": "Zhaoli@2026",
@@ -439,8 +437,8 @@ fn sms_codes_are_rate_limited_per_phone() {
     );
     assert_eq!((status, error_code(&v)), (429, "too_many_codes"), "{v}");
     // Another phone is not affected.
-    let wang = staff_id(&enterprise(&s, ENT, ENT_PW), WANG);
-    let _ = wang;
+    let (flow, wang) = picked(&s, WANG);
+    send_code(&s, &flow, &wang);
 }
 
 #[test]

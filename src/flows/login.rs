@@ -175,16 +175,6 @@ impl Login {
         })
     }
 
-    /// The staff member `staff_id` names in the flow of enterprise `code`.
-    fn pick_staff(
-        &self,
-        flow_key: &str,
-        code: &str,
-    ) -> Result<Vec<(String, StaffRecord)>, FlowError> {
-        let _ = flow_key;
-        Ok(self.read()?.children::<StaffRecord>(code)?)
-    }
-
     /// R2 step 1 / R6: credit code or taxpayer ID + enterprise password.
     pub async fn enterprise_login(
         &self,
@@ -330,7 +320,6 @@ impl Login {
         drop(reader);
         let me = uid("Enterprise", &code);
         let note = (!problems.is_empty()).then(|| problems.join("; "));
-        let failure = note.as_ref().map(|_| Failure::Wrong("real-name mismatch"));
         let verdict = self
             .decide(
                 "sync_staff",
@@ -346,7 +335,6 @@ impl Login {
             .await?;
         conclude(&verdict, None)?;
         if let Some(n) = note {
-            drop(failure);
             return Err(FlowError::RealNameMismatch(n));
         }
         self.write(move |w| {
@@ -408,7 +396,8 @@ impl Login {
         code: &str,
         staff_id: &str,
     ) -> Result<(String, StaffRecord), FlowError> {
-        self.pick_staff(flow_key, code)?
+        self.read()?
+            .children::<StaffRecord>(code)?
             .into_iter()
             .find(|(k, _)| staff_ref(flow_key, k) == staff_id.trim())
             .ok_or_else(|| invalid("staff", "no such staff member in this login"))
