@@ -144,7 +144,7 @@ impl Login {
             allowed,
             &[],
             &[],
-            &self.engine.snapshot().version().to_owned(),
+            self.engine.snapshot().version(),
             0,
         )
         .with_reason(reason);
