@@ -16,12 +16,18 @@ use serde_json::json;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const CHARS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [usize; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const WEIGHTS: [usize; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 
 /// A valid credit code for enterprise number `n`.
 fn credit_code(n: usize) -> String {
     let body = format!("91210100MA{:07}", n);
-    let sum: usize = body.bytes().enumerate().map(|(i, b)| WEIGHTS[i] * CHARS.iter().position(|&c| c == b).unwrap()).sum();
+    let sum: usize = body
+        .bytes()
+        .enumerate()
+        .map(|(i, b)| WEIGHTS[i] * CHARS.iter().position(|&c| c == b).unwrap())
+        .sum();
     format!("{body}{}", CHARS[(31 - sum % 31) % 31] as char)
 }
 
@@ -31,46 +37,77 @@ fn id_number(n: usize) -> String {
     let body = format!("21010219800101{:03}", n % 1000);
     let body = format!("{}{:05}{}", &body[..6], n / 1000, &body[11..]);
     let body = &body[..17];
-    let sum: u32 = body.chars().enumerate().map(|(i, c)| W[i] * c.to_digit(10).unwrap()).sum();
-    format!("{body}{}", "10X98765432".as_bytes()[(sum % 11) as usize] as char)
+    let sum: u32 = body
+        .chars()
+        .enumerate()
+        .map(|(i, c)| W[i] * c.to_digit(10).unwrap())
+        .sum();
+    format!(
+        "{body}{}",
+        "10X98765432".as_bytes()[(sum % 11) as usize] as char
+    )
 }
 
 /// The demo bureau plus `n` generated enterprises, each with a clerk
 /// holding a filing role.
 fn store_with(n: usize, dir: &Path) -> Engine {
     let store = Store::open(&dir.join("identities.redb")).unwrap();
-    let hasher = PasswordHasher::new(HashCost { memory_kib: 64, iterations: 1, parallelism: 1 }).unwrap();
-    let demo: ImportDocument =
-        serde_json::from_str(&std::fs::read_to_string(Path::new(ROOT).join("examples/demo.json")).unwrap()).unwrap();
+    let hasher = PasswordHasher::new(HashCost {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    })
+    .unwrap();
+    let demo: ImportDocument = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(ROOT).join("examples/demo.json")).unwrap(),
+    )
+    .unwrap();
     store::import_document(&store, &demo, &hasher, &PasswordRule::default()).unwrap();
     let phc = hasher.hash("Bench@2026x");
     for chunk in (0..n).collect::<Vec<_>>().chunks(2000) {
-        let mut doc = json!({ "persons": [], "enterprises": [], "permission_identities": [], "staff": [] });
+        let mut doc =
+            json!({ "persons": [], "enterprises": [], "permission_identities": [], "staff": [] });
         for &i in chunk {
             let code = credit_code(i);
             let person = id_number(i);
-            doc["persons"].as_array_mut().unwrap().push(json!({ "id_type": "resident_id", "id_number": person,
+            doc["persons"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({ "id_type": "resident_id", "id_number": person,
                 "name": "测试", "real_name_verified": true, "phone": "13800000000" }));
-            doc["enterprises"].as_array_mut().unwrap().push(json!({ "credit_code": code, "name": "企业",
+            doc["enterprises"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({ "credit_code": code, "name": "企业",
                 "category": "ordinary", "password_hash": phc }));
-            doc["permission_identities"].as_array_mut().unwrap().push(json!({ "enterprise": code, "id": "filing",
+            doc["permission_identities"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({ "enterprise": code, "id": "filing",
                 "name": "申报", "functions": ["vat_filing", "cit_filing"] }));
-            doc["staff"].as_array_mut().unwrap().push(json!({ "enterprise": code,
+            doc["staff"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({ "enterprise": code,
                 "person": { "id_type": "resident_id", "id_number": person },
                 "identity_type": "tax_clerk", "permission_identities": ["filing"] }));
         }
         let doc: ImportDocument = serde_json::from_value(doc).unwrap();
         store::import_document(&store, &doc, &hasher, &PasswordRule::default()).unwrap();
     }
-    let snapshot =
-        PolicySnapshot::load(&Path::new(ROOT).join("policies"), &Path::new(ROOT).join("schemas/etax.cedarschema"))
-            .unwrap();
+    let snapshot = PolicySnapshot::load(
+        &Path::new(ROOT).join("policies"),
+        &Path::new(ROOT).join("schemas/etax.cedarschema"),
+    )
+    .unwrap();
     Engine::new(store, Arc::new(ArcSwap::from_pointee(snapshot)))
 }
 
 fn decide(c: &mut Criterion) {
     let mut group = c.benchmark_group("decide/useFunction");
-    group.sample_size(30).measurement_time(std::time::Duration::from_secs(3));
+    group
+        .sample_size(30)
+        .measurement_time(std::time::Duration::from_secs(3));
     for n in [0usize, 10_000] {
         let dir = tempfile::tempdir().unwrap();
         let engine = store_with(n, dir.path());

@@ -42,6 +42,8 @@ enum Command {
         /// Largest accepted request body, in bytes.
         #[arg(long, default_value_t = crate::http::DEFAULT_BODY_LIMIT, env = "ETAX_BODY_LIMIT")]
         body_limit: usize,
+        #[command(flatten)]
+        authn: crate::authn::AuthnArgs,
     },
     /// Validate every policy strictly against the schema.
     Check {
@@ -69,6 +71,7 @@ pub fn main() -> ExitCode {
             schema,
             demo,
             body_limit,
+            authn,
         } => {
             let opts = ServeOptions {
                 listen,
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
                 schema,
                 demo: demo.then(|| PathBuf::from("examples/demo.json")),
                 body_limit,
+                authn: authn.into_config(),
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
 use crate::audit::{self, AuditError, AuditLog};
-use crate::authn::{PasswordHasher, PasswordRule};
+use crate::authn::{Authn, AuthnConfig, PasswordHasher, PasswordRule};
 use crate::decision::Engine;
 use crate::http::{self, AppState};
 use crate::policy::{LoadError, PolicySnapshot};
@@ -23,6 +23,8 @@ pub struct ServeOptions {
     /// Seed these identities when the store is empty.
     pub demo: Option<PathBuf>,
     pub body_limit: usize,
+    /// Credentials, codes, lockout and sessions.
+    pub authn: AuthnConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    HashCost(#[from] crate::authn::password::HashCostError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -64,17 +68,19 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         tracing::warn!("{w}");
     }
     let store = Store::open(&store::identity_store_path(&opts.data_dir))?;
+    let authn = Arc::new(Authn::new(opts.authn.clone())?);
     if let Some(demo) = &opts.demo {
-        seed_demo(&store, demo).await?;
+        seed_demo(&store, demo, authn.hasher().clone(), opts.authn.rule).await?;
     }
     tracing::info!(policy_version = snapshot.version(), "policies loaded");
 
     let audit = AuditLog::open(&audit::decision_log_path(&opts.data_dir))?;
     let engine = Engine::new(store, Arc::new(ArcSwap::from_pointee(snapshot)));
+    let login = crate::flows::Login::new(engine.clone(), audit.clone(), authn);
     let state = Arc::new(AppState {
         engine,
         audit,
-        hasher: PasswordHasher::default(),
+        login,
         body_limit: opts.body_limit,
         started_at_ms: crate::now_ms(),
     });
@@ -94,7 +100,12 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
 
 /// Imports the demo identities, but only into an empty store: a restart
 /// never overwrites what users changed.
-async fn seed_demo(store: &Store, path: &PathBuf) -> Result<(), ServeError> {
+async fn seed_demo(
+    store: &Store,
+    path: &PathBuf,
+    hasher: PasswordHasher,
+    rule: PasswordRule,
+) -> Result<(), ServeError> {
     if !store.is_empty()? {
         tracing::info!("store is not empty; demo identities not imported");
         return Ok(());
@@ -106,12 +117,7 @@ async fn seed_demo(store: &Store, path: &PathBuf) -> Result<(), ServeError> {
     let store = store.clone();
     let summary = tokio::task::spawn_blocking(move || {
         let doc: ImportDocument = serde_json::from_str(&text)?;
-        store::import_document(
-            &store,
-            &doc,
-            &PasswordHasher::default(),
-            &PasswordRule::default(),
-        )
+        store::import_document(&store, &doc, &hasher, &rule)
     })
     .await
     .expect("import task does not panic")

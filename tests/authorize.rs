@@ -266,7 +266,7 @@ fn cases() -> Vec<Case> {
             enterprise(E_UNSYNCED),
             all_agent_factors,
             false,
-            &[],
+            &["agency.client-must-recognize"],
         ),
         case(
             "agent without the agreement password",

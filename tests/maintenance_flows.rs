@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use etax_authz::audit::AuditLog;
+use etax_authz::authn::config::AuthnConfig;
 use etax_authz::authn::password::HashCost;
-use etax_authz::authn::{PasswordHasher, PasswordRule};
+use etax_authz::authn::{Authn, PasswordHasher, PasswordRule};
 use etax_authz::decision::{uid, Engine, Query};
 use etax_authz::flows::maintenance::{
     Actor, Maintenance, MaintenanceError, PermissionIdentitySpec, StaffChange,
@@ -18,6 +19,12 @@ use etax_authz::policy::PolicySnapshot;
 use etax_authz::store::{self, IdentityType, StaffRecord, Store};
 use serde_json::json;
 
+/// A light argon2 cost keeps the suite fast; production uses the default.
+const LIGHT: HashCost = HashCost {
+    memory_kib: 1024,
+    iterations: 1,
+    parallelism: 1,
+};
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const E1: &str = "91210102MA0TAX001F";
 const AGENCY: &str = "91210100MA0AGT004B";
@@ -33,6 +40,7 @@ struct Bureau {
     engine: Engine,
     audit: AuditLog,
     hasher: PasswordHasher,
+    authn: Authn,
 }
 
 impl Bureau {
@@ -58,11 +66,17 @@ impl Bureau {
         .unwrap();
         let engine = Engine::new(store, Arc::new(ArcSwap::from_pointee(snapshot)));
         let audit = AuditLog::open(&tmp.path().join("decisions.redb")).unwrap();
+        let authn = Authn::new(AuthnConfig {
+            cost: LIGHT,
+            ..AuthnConfig::default()
+        })
+        .unwrap();
         Self {
             _tmp: tmp,
             engine,
             audit,
             hasher,
+            authn,
         }
     }
 
@@ -70,7 +84,7 @@ impl Bureau {
         Maintenance {
             engine: &self.engine,
             audit: &self.audit,
-            hasher: &self.hasher,
+            authn: &self.authn,
             caller: None,
         }
     }

@@ -1,5 +1,101 @@
-//! Credentials: password hashing and the password rule.
+//! Credentials: password hashing and the password rule, one-time codes,
+//! lockout, sessions. Pure logic and configuration; the login steps that use
+//! them are in [`crate::flows`].
 
+pub mod challenge;
+pub mod common_passwords;
+pub mod config;
+pub mod lockout;
 pub mod password;
+pub mod session;
 
-pub use password::{PasswordHasher, PasswordRule, PasswordRuleError};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+pub use config::{AuthnArgs, AuthnConfig};
+pub use password::{HashCost, PasswordHasher, PasswordRule, PasswordRuleError};
+
+/// Why a new password is refused: the R10 rule, or a very common password
+/// (OWASP ASVS 5.0 6.2.4).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NewPasswordError {
+    #[error(transparent)]
+    Rule(#[from] PasswordRuleError),
+    #[error("password is one of the most common passwords and easy to guess; choose another")]
+    Common,
+}
+
+/// The credential machinery a running service shares: configuration, the
+/// argon2id hasher, and the semaphore that bounds concurrent hashing.
+pub struct Authn {
+    pub config: AuthnConfig,
+    hasher: PasswordHasher,
+    /// Hashing holds ~19 MiB and tens of ms of CPU: at most one per core at a
+    /// time, so a login storm queues here instead of starving the runtime.
+    permits: Arc<Semaphore>,
+    /// Verified against when an account does not exist, so the answer takes
+    /// as long as for a real account.
+    dummy_hash: String,
+}
+
+impl Authn {
+    pub fn new(config: AuthnConfig) -> Result<Self, password::HashCostError> {
+        let hasher = PasswordHasher::new(config.cost)?;
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let dummy_hash = hasher.hash(&crate::random_id());
+        Ok(Self {
+            config,
+            hasher,
+            permits: Arc::new(Semaphore::new(cores)),
+            dummy_hash,
+        })
+    }
+
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// Verifies `password` against `phc` on the blocking pool; with no stored
+    /// hash (unknown account, no personal password) it verifies against a
+    /// dummy hash and answers false, taking the same time.
+    pub async fn verify(&self, password: String, phc: Option<String>) -> bool {
+        let known = phc.is_some();
+        let phc = phc.unwrap_or_else(|| self.dummy_hash.clone());
+        let hasher = self.hasher.clone();
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("semaphore never closed");
+        let ok = tokio::task::spawn_blocking(move || hasher.verify(&password, &phc))
+            .await
+            .unwrap_or(false);
+        ok && known
+    }
+
+    /// Hashes a new password on the blocking pool.
+    pub async fn hash(&self, password: String) -> String {
+        let hasher = self.hasher.clone();
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("semaphore never closed");
+        tokio::task::spawn_blocking(move || hasher.hash(&password))
+            .await
+            .expect("argon2 hashing does not panic")
+    }
+
+    /// Checks a password someone wants to set: the configured rule (R10 by
+    /// default), then the common-password list.
+    pub fn check_new_password(&self, password: &str) -> Result<(), NewPasswordError> {
+        self.config.rule.check(password)?;
+        if common_passwords::is_common(password) {
+            return Err(NewPasswordError::Common);
+        }
+        Ok(())
+    }
+}

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::audit::{AuditError, AuditLog, DecisionRecord};
-use crate::authn::PasswordHasher;
+use crate::authn::Authn;
 use crate::decision::{uid, DecisionError, Engine, Query};
 use crate::ids::{check_local_key, mask_name, CreditCode, PersonKey, Phone};
 use crate::store::{
@@ -132,7 +132,8 @@ pub struct StaffChange {
 pub struct Maintenance<'a> {
     pub engine: &'a Engine,
     pub audit: &'a AuditLog,
-    pub hasher: &'a PasswordHasher,
+    /// Hashing on the blocking pool, bounded with the login flows.
+    pub authn: &'a Authn,
     /// Who asked (API key id), for the decision log.
     pub caller: Option<String>,
 }
@@ -489,21 +490,20 @@ impl Maintenance<'_> {
         self.authorize(actor, "resetStaffPassword", ("Staff", &target))
             .await?;
         let password = one_time_password();
-        let hasher = self.hasher.clone();
-        let clear = password.clone();
+        let hash = self.authn.hash(password.clone()).await;
         let person_key = person.key();
         let phone = self
             .write(move |w| {
                 let mut s = w
                     .get::<StaffRecord>(&target)?
                     .ok_or_else(|| MaintenanceError::NotFound("no such staff member".to_owned()))?;
-                let phone = w
-                    .get::<PersonRecord>(&person_key)?
-                    .and_then(|p| p.phone)
-                    .ok_or_else(|| MaintenanceError::RealNameRequired(
-                        "the staff member has no real-name phone to receive the password; real-name collection needed".to_owned(),
-                    ))?;
-                s.password_hash = Some(hasher.hash(&clear));
+                let phone = w.get::<PersonRecord>(&person_key)?.and_then(|p| p.phone).ok_or_else(|| {
+                    MaintenanceError::RealNameRequired(
+                        "the staff member has no real-name phone to receive the password; real-name collection needed"
+                            .to_owned(),
+                    )
+                })?;
+                s.password_hash = Some(hash);
                 s.password_change_required = true;
                 w.put(&target, &s)?;
                 Ok::<Phone, MaintenanceError>(phone)
@@ -531,13 +531,7 @@ impl Maintenance<'_> {
             ));
         }
         self.on_enterprise(actor, "recognizeAgency").await?;
-        let hash = {
-            let hasher = self.hasher.clone();
-            let clear = agreement_password.to_owned();
-            tokio::task::spawn_blocking(move || hasher.hash(&clear))
-                .await
-                .expect("hashing does not panic")
-        };
+        let hash = self.authn.hash(agreement_password.to_owned()).await;
         let enterprise = actor.enterprise.to_string();
         let agency = agency.to_string();
         self.write(move |w| {

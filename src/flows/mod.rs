@@ -1,5 +1,509 @@
-//! The bureau's multi-step operations: each establishes facts from the store
-//! and credentials, asks Cedar, writes, and records the decision.
+//! The bureau's multi-step operations: login and password steps (R1–R11),
+//! staff maintenance and agency recognition (R12–R17), and the feeds from
+//! other systems. Each step establishes the facts in Rust — which credentials
+//! were verified, who the principal is — asks Cedar whether they are enough,
+//! records the decision in the decision log, and only then answers. No rule
+//! is decided here: the rules are in `policies/`.
 
 pub mod feeds;
+pub mod login;
 pub mod maintenance;
+pub mod password;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cedar_policy::EntityUid;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::audit::{AuditError, AuditLog, DecisionRecord};
+use crate::authn::challenge::{self, ChallengeError};
+use crate::authn::session::{self, SessionError};
+use crate::authn::{lockout, Authn, NewPasswordError};
+use crate::decision::{uid, DecisionError, Engine, Query, Verdict};
+use crate::store::{
+    AgentStaffRecord, ChallengeRecord, EnterpriseRecord, LockoutRecord, PersonRecord,
+    PhoneRateRecord, SessionRecord, StaffRecord, Store, StoreError, StoreReader, StoreWriter,
+};
+
+/// Why a login or password step did not succeed. Mapped to HTTP in
+/// `http::login`.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    /// A wrong or unknown account, password or agreement password. The
+    /// message never says which.
+    #[error("{0}")]
+    BadCredentials(&'static str),
+    #[error("too many failed attempts; locked for another {retry_after_secs} s")]
+    Locked { retry_after_secs: u64 },
+    #[error(transparent)]
+    Code(#[from] ChallengeError),
+    /// A policy forbids the step: `code` and `message` say why in the
+    /// bureau's terms, `policy` is the deciding policy id.
+    #[error("{message}")]
+    Refused {
+        code: &'static str,
+        message: String,
+        policy: Option<String>,
+    },
+    #[error("the login has expired or is unknown; start again")]
+    FlowExpired,
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("a one-time password must be changed before anything else (R12)")]
+    PasswordChangeRequired,
+    #[error("too many codes sent to this phone; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error(transparent)]
+    NewPassword(#[from] NewPasswordError),
+    #[error("{0}")]
+    RealNameMismatch(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Decision(#[from] DecisionError),
+}
+
+pub(crate) fn invalid(field: &str, message: impl ToString) -> FlowError {
+    FlowError::Invalid {
+        field: field.to_owned(),
+        message: message.to_string(),
+    }
+}
+
+/// What went wrong with a credential in a step, before Cedar is asked.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Locked(u64),
+    Wrong(&'static str),
+    Code(ChallengeError),
+}
+
+impl Failure {
+    fn describe(&self) -> String {
+        match self {
+            Failure::Locked(s) => format!("locked for another {s} s"),
+            Failure::Wrong(m) => (*m).to_owned(),
+            Failure::Code(e) => e.to_string(),
+        }
+    }
+}
+
+/// A code issued for the calling system to deliver (SMS) or render (captcha).
+#[derive(Debug, Serialize)]
+pub struct IssuedCode {
+    pub challenge: String,
+    /// The code itself: for the calling system to deliver, never to log.
+    pub code: String,
+    pub expires_in_secs: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Destination>,
+}
+
+/// Where an SMS code goes.
+#[derive(Debug, Serialize)]
+pub struct Destination {
+    /// For display: `138****0001`.
+    pub phone_masked: String,
+    /// For the delivering system only.
+    pub phone: String,
+}
+
+/// A session handed out by a successful login (R9).
+#[derive(Debug, Serialize)]
+pub struct SessionGrant {
+    pub session: String,
+    pub expires_at_ms: u64,
+    pub idle_timeout_secs: u64,
+    /// Masked, for display.
+    pub principal: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acting_for: Option<String>,
+    /// `set_password` (no personal password yet, R10) or `change_password`
+    /// (one-time password, R12: nothing else is allowed until changed).
+    pub obligations: Vec<&'static str>,
+    /// Where the caller sends the user: `home` (e-tax home page, R9) or
+    /// `social_insurance_fee_system` (R6).
+    pub route: &'static str,
+}
+
+/// The principal and acting-for enterprise behind a live session.
+#[derive(Debug, Clone)]
+pub struct SessionPrincipal {
+    pub principal: EntityUid,
+    pub acting_for: Option<EntityUid>,
+}
+
+/// The login service: the decision engine, the decision log and the
+/// credential machinery. Cheap to clone.
+#[derive(Clone)]
+pub struct Login {
+    pub engine: Engine,
+    pub audit: AuditLog,
+    pub authn: Arc<Authn>,
+}
+
+impl Login {
+    pub fn new(engine: Engine, audit: AuditLog, authn: Arc<Authn>) -> Self {
+        Self {
+            engine,
+            audit,
+            authn,
+        }
+    }
+
+    fn store(&self) -> &Store {
+        self.engine.store()
+    }
+
+    fn read(&self) -> Result<StoreReader, FlowError> {
+        Ok(self.store().read()?)
+    }
+
+    /// Runs a write transaction on the blocking pool.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut StoreWriter) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, FlowError> {
+        let store = self.store().clone();
+        tokio::task::spawn_blocking(move || store.write(f))
+            .await
+            .expect("store write task does not panic")
+            .map_err(FlowError::from)
+    }
+
+    /// Asks Cedar whether `factors` are enough for `action`, and records the
+    /// decision (kind `login.<step>`) durably before returning it. `failure`
+    /// is the credential problem found before asking, recorded as the reason.
+    #[allow(clippy::too_many_arguments)]
+    async fn decide(
+        &self,
+        step: &str,
+        principal: EntityUid,
+        action: &str,
+        resource: EntityUid,
+        factors: &BTreeSet<String>,
+        acting_for: Option<&str>,
+        failure: Option<&Failure>,
+        note: Option<&str>,
+    ) -> Result<Verdict, FlowError> {
+        let started = Instant::now();
+        let query = Query {
+            principal,
+            action: uid("Action", action),
+            resource,
+            context: json!({ "factors": factors }),
+            entities: vec![],
+        };
+        let verdict = self.engine.decide(&query)?;
+        let allowed = verdict.allowed && failure.is_none();
+        let mut record = DecisionRecord::new(
+            &crate::random_id(),
+            &format!("login.{step}"),
+            &query.principal.to_string(),
+            &query.action.to_string(),
+            &query.resource.to_string(),
+            acting_for,
+            allowed,
+            &verdict.reasons,
+            &verdict.errors,
+            &verdict.policy_version,
+            started.elapsed().as_micros() as u64,
+        );
+        let reason = match (failure, note) {
+            (Some(f), _) => Some(f.describe()),
+            (None, Some(n)) => Some(n.to_owned()),
+            (None, None) if !verdict.allowed => Some(refusal_text(&verdict)),
+            _ => None,
+        };
+        if let Some(r) = reason {
+            record = record.with_reason(&r);
+        }
+        self.audit.commit(record).await?;
+        Ok(verdict)
+    }
+
+    /// Verifies a password under lockout `lock_key`: a lock refuses without
+    /// verifying; a failure counts towards the lock, a success clears it.
+    async fn guarded_verify(
+        &self,
+        lock_key: String,
+        password: String,
+        phc: Option<String>,
+        wrong: &'static str,
+    ) -> Result<Option<Failure>, FlowError> {
+        let now = crate::now_ms();
+        let rec = self.read()?.get::<LockoutRecord>(&lock_key)?;
+        if let Some(secs) = lockout::locked_for(rec.as_ref(), now) {
+            return Ok(Some(Failure::Locked(secs)));
+        }
+        let ok = self.authn.verify(password, phc).await;
+        let cfg = self.authn.config.clone();
+        self.write(move |w| {
+            if ok {
+                w.remove::<LockoutRecord>(&lock_key)?;
+            } else {
+                let rec = w.get::<LockoutRecord>(&lock_key)?;
+                w.put(
+                    &lock_key,
+                    &lockout::after_failure(rec, &cfg, crate::now_ms()),
+                )?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok((!ok).then_some(Failure::Wrong(wrong)))
+    }
+
+    /// Issues a code bound to `purpose`/`subject`. SMS codes (with a phone)
+    /// are rate-limited per phone number.
+    async fn issue_code(
+        &self,
+        purpose: &str,
+        subject: String,
+        phone: Option<crate::ids::Phone>,
+    ) -> Result<IssuedCode, FlowError> {
+        let cfg = self.authn.config.clone();
+        let id = crate::random_id();
+        let code = challenge::new_code();
+        let now = crate::now_ms();
+        let rec = challenge::issue(&id, &code, purpose, &subject, now, cfg.code_ttl_secs);
+        let phone_key = phone.as_ref().map(|p| p.as_str().to_owned());
+        let key = id.clone();
+        let limited = self
+            .write(move |w| {
+                if let Some(p) = &phone_key {
+                    let mut rate = w.get::<PhoneRateRecord>(p)?.unwrap_or_default();
+                    let window = cfg.code_rate_window_secs * 1000;
+                    if now >= rate.window_start_ms + window {
+                        rate = PhoneRateRecord {
+                            window_start_ms: now,
+                            count: 0,
+                        };
+                    }
+                    if rate.count >= cfg.codes_per_phone {
+                        return Ok(Some((rate.window_start_ms + window - now).div_ceil(1000)));
+                    }
+                    rate.count += 1;
+                    w.put(p, &rate)?;
+                }
+                w.put(&key, &rec)?;
+                Ok(None)
+            })
+            .await?;
+        if let Some(retry_after_secs) = limited {
+            return Err(FlowError::RateLimited { retry_after_secs });
+        }
+        Ok(IssuedCode {
+            challenge: id,
+            code,
+            expires_in_secs: self.authn.config.code_ttl_secs,
+            destination: phone.map(|p| Destination {
+                phone_masked: p.masked(),
+                phone: p.as_str().to_owned(),
+            }),
+        })
+    }
+
+    /// Checks a code against challenge `id`, which must have been issued for
+    /// `purpose` and `subject`. Counts a wrong attempt; uses the code up.
+    async fn check_code(
+        &self,
+        id: &str,
+        code: &str,
+        purpose: &str,
+        subject: &str,
+    ) -> Result<Option<Failure>, FlowError> {
+        let max = self.authn.config.code_max_attempts;
+        let (id, code, purpose, subject) = (
+            id.trim().to_owned(),
+            code.to_owned(),
+            purpose.to_owned(),
+            subject.to_owned(),
+        );
+        let result = self
+            .write(move |w| {
+                let Some(mut rec) = w.get::<ChallengeRecord>(&id)? else {
+                    return Ok(Err(ChallengeError::Unknown));
+                };
+                if rec.purpose != purpose || rec.subject != subject {
+                    return Ok(Err(ChallengeError::Unknown));
+                }
+                let r = challenge::attempt(&mut rec, &id, &code, crate::now_ms(), max);
+                w.put(&id, &rec)?;
+                Ok(r)
+            })
+            .await?;
+        Ok(result.err().map(Failure::Code))
+    }
+
+    /// Creates a session for a principal that just logged in.
+    async fn open_session(
+        &self,
+        principal_type: &str,
+        principal_id: &str,
+        acting_for: Option<String>,
+        has_password: bool,
+        password_change_required: bool,
+        route: &'static str,
+    ) -> Result<SessionGrant, FlowError> {
+        let cfg = &self.authn.config;
+        let now = crate::now_ms();
+        let (token, key) = session::new_token();
+        let rec = SessionRecord {
+            principal_type: principal_type.to_owned(),
+            principal_id: principal_id.to_owned(),
+            acting_for: acting_for.clone(),
+            created_ms: now,
+            last_used_ms: now,
+            expires_ms: now + cfg.session_max_secs * 1000,
+            password_change_required,
+        };
+        self.write(move |w| w.put(&key, &rec)).await?;
+        let mut obligations = Vec::new();
+        if password_change_required {
+            obligations.push("change_password");
+        } else if !has_password && principal_type != "Enterprise" {
+            obligations.push("set_password");
+        }
+        Ok(SessionGrant {
+            session: token,
+            expires_at_ms: now + cfg.session_max_secs * 1000,
+            idle_timeout_secs: cfg.session_idle_secs,
+            principal: crate::ids::mask_text(&format!("{principal_type}::{principal_id:?}")),
+            acting_for,
+            obligations,
+            route,
+        })
+    }
+
+    /// The session behind `token`, re-checked now: not logged out, within its
+    /// absolute and idle lifetime, its principal still in the store. Touches
+    /// the idle clock. `allow_pending_change` lets the password-change step
+    /// through while a one-time password is still unchanged.
+    pub async fn session(
+        &self,
+        token: &str,
+        allow_pending_change: bool,
+    ) -> Result<(String, SessionRecord), FlowError> {
+        let key = session::token_key(token);
+        let now = crate::now_ms();
+        let reader = self.read()?;
+        let rec = reader
+            .get::<SessionRecord>(&key)?
+            .ok_or(SessionError::Unknown)?;
+        session::check(&rec, &self.authn.config, now)?;
+        if !principal_exists(&reader, &rec.principal_type, &rec.principal_id)? {
+            return Err(SessionError::PrincipalGone.into());
+        }
+        drop(reader);
+        if rec.password_change_required && !allow_pending_change {
+            return Err(FlowError::PasswordChangeRequired);
+        }
+        // Touch at most once a second: a busy session is not an fsync per call.
+        if now >= rec.last_used_ms + 1000 {
+            let mut touched = rec.clone();
+            touched.last_used_ms = now;
+            let k = key.clone();
+            self.write(move |w| w.put(&k, &touched)).await?;
+        }
+        Ok((key, rec))
+    }
+
+    /// For `/v1/authorize`: the principal and acting-for enterprise of a
+    /// live session.
+    pub async fn session_principal(&self, token: &str) -> Result<SessionPrincipal, FlowError> {
+        let (_, rec) = self.session(token, false).await?;
+        Ok(SessionPrincipal {
+            principal: uid(&rec.principal_type, &rec.principal_id),
+            acting_for: rec.acting_for.map(|c| uid("Enterprise", &c)),
+        })
+    }
+
+    /// Ends a session (logout). Unknown tokens are ignored.
+    pub async fn logout(&self, token: &str) -> Result<(), FlowError> {
+        let key = session::token_key(token);
+        self.write(move |w| w.remove::<SessionRecord>(&key).map(|_| ()))
+            .await
+    }
+}
+
+fn principal_exists(reader: &StoreReader, ty: &str, id: &str) -> Result<bool, StoreError> {
+    Ok(match ty {
+        "Staff" => reader.get::<StaffRecord>(id)?.is_some(),
+        "AgentStaff" => reader.get::<AgentStaffRecord>(id)?.is_some(),
+        "Person" => reader.get::<PersonRecord>(id)?.is_some(),
+        "Enterprise" => reader.get::<EnterpriseRecord>(id)?.is_some(),
+        _ => false,
+    })
+}
+
+/// The refusal a deny verdict stands for, in the bureau's words: a forbid
+/// that fired names the rule; otherwise the factors were not enough.
+fn refusal(verdict: &Verdict) -> FlowError {
+    let policy = verdict.reasons.first().cloned();
+    let code = match policy.as_deref() {
+        Some("login.realname-required") => "real_name_required",
+        Some("login.quick-requires-sync") => "normal_login_required",
+        Some("agency.client-must-recognize") => "agency_not_recognized",
+        Some(_) => "login_refused",
+        None => return FlowError::BadCredentials("the credentials were not accepted"),
+    };
+    FlowError::Refused {
+        code,
+        message: refusal_text(verdict),
+        policy,
+    }
+}
+
+fn refusal_text(verdict: &Verdict) -> String {
+    match verdict.reasons.first().map(String::as_str) {
+        Some("login.realname-required") => "this person has not completed real-name collection \
+             (实名采集); they must complete it in the mobile tax app before logging in (R5)"
+            .to_owned(),
+        Some("login.quick-requires-sync") => "quick login (快捷登录) is available only after the \
+             enterprise's first normal login (普通登录) has synced its legal representative and \
+             finance head (R3); use normal login"
+            .to_owned(),
+        Some("agency.client-must-recognize") => "this enterprise has not recognized the agency \
+             as its tax agent (代理机构认定, R17)"
+            .to_owned(),
+        Some(p) => format!("refused by policy {p}"),
+        None if verdict.errors.is_empty() => {
+            "the verified factors are not enough for this step".to_owned()
+        }
+        None => "unknown account or identity".to_owned(),
+    }
+}
+
+/// The error a step ends with, in order: a lock, a policy that forbids, a
+/// wrong credential, then any other deny.
+fn conclude(verdict: &Verdict, failure: Option<Failure>) -> Result<(), FlowError> {
+    if let Some(Failure::Locked(s)) = failure {
+        return Err(FlowError::Locked {
+            retry_after_secs: s,
+        });
+    }
+    if !verdict.allowed && !verdict.reasons.is_empty() {
+        return Err(refusal(verdict));
+    }
+    match failure {
+        Some(Failure::Wrong(m)) => Err(FlowError::BadCredentials(m)),
+        Some(Failure::Code(e)) => Err(FlowError::Code(e)),
+        Some(Failure::Locked(_)) => unreachable!("handled above"),
+        None if verdict.allowed => Ok(()),
+        None => Err(refusal(verdict)),
+    }
+}
+
+/// Whether a policy already forbids the step, whatever factors follow: such
+/// a step is refused before a code is sent.
+fn forbidden(verdict: &Verdict) -> Option<FlowError> {
+    (!verdict.allowed && !verdict.reasons.is_empty()).then(|| refusal(verdict))
+}

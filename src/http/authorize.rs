@@ -18,7 +18,13 @@ pub const MAX_BATCH: usize = 100;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeRequest {
-    pub principal: String,
+    /// An entity reference; or leave it out and give `session`.
+    #[serde(default)]
+    pub principal: Option<String>,
+    /// A login session token: the principal and `context.actingFor` come
+    /// from the session, re-checked on every use.
+    #[serde(default)]
+    pub session: Option<String>,
     pub action: String,
     pub resource: String,
     #[serde(default = "empty_object")]
@@ -100,8 +106,12 @@ fn to_query(r: AuthorizeRequest) -> Result<Query, ApiError> {
     if !r.context.is_object() {
         return Err(ApiError::invalid("context", "must be a JSON object"));
     }
+    let principal = r
+        .principal
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid("principal", "give principal or session"))?;
     Ok(Query {
-        principal: parse_uid("principal", &r.principal)?,
+        principal: parse_uid("principal", principal)?,
         action: parse_uid("action", &r.action)?,
         resource: parse_uid("resource", &r.resource)?,
         context: r.context,
@@ -109,12 +119,48 @@ fn to_query(r: AuthorizeRequest) -> Result<Query, ApiError> {
     })
 }
 
+/// A question asked with a session: the session supplies the principal and
+/// the acting-for enterprise; the caller may not supply either.
+async fn session_query(
+    state: &AppState,
+    mut body: AuthorizeRequest,
+    token: &str,
+) -> Result<Query, ApiError> {
+    if body.principal.is_some() {
+        return Err(ApiError::invalid(
+            "principal",
+            "give principal or session, not both",
+        ));
+    }
+    if !body.context.is_object() {
+        return Err(ApiError::invalid("context", "must be a JSON object"));
+    }
+    if body.context.get("actingFor").is_some() {
+        return Err(ApiError::invalid(
+            "context.actingFor",
+            "comes from the session; do not send it",
+        ));
+    }
+    let s = state.login.session_principal(token).await?;
+    if let Some(client) = &s.acting_for {
+        body.context["actingFor"] = serde_json::json!({ "__entity": {
+            "type": client.type_name().to_string(),
+            "id": client.id().unescaped(),
+        }});
+    }
+    body.principal = Some(s.principal.to_string());
+    to_query(body)
+}
+
 pub async fn authorize(
     state: &AppState,
-    body: AuthorizeRequest,
+    mut body: AuthorizeRequest,
 ) -> Result<AuthorizeResponse, ApiError> {
     let started = Instant::now();
-    let query = to_query(body)?;
+    let query = match body.session.take() {
+        Some(token) => session_query(state, body, &token).await?,
+        None => to_query(body)?,
+    };
     let verdict = state.engine.decide(&query)?;
     let (response, record) = AuthorizeResponse::from_verdict(
         "authorize",

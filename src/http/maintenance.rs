@@ -15,7 +15,7 @@ use super::admin::{credit_code, person_key};
 use super::error::ApiError;
 use super::{ok, read_json, AppState};
 use crate::flows::maintenance::{Actor, Maintenance, PermissionIdentitySpec, StaffChange};
-use crate::ids::PersonKey;
+use crate::ids::{CreditCode, PersonKey};
 use crate::store::IdentityType;
 
 #[derive(Debug, Deserialize)]
@@ -66,17 +66,57 @@ struct Recognize {
     agreement_password: String,
 }
 
-/// Routes `rest` (the path after `/v1/maintenance`) for `actor`.
+/// The header that carries the logged-in user's session token.
+pub const SESSION_HEADER: &str = "x-etax-session";
+
+/// The staff member behind the request's session, re-checked now (expiry,
+/// logout, still staff, no one-time password pending).
+async fn actor(state: &AppState, req: &Request<Incoming>) -> Result<Actor, ApiError> {
+    let token = req
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                hyper::StatusCode::UNAUTHORIZED,
+                "session_required",
+                "send the session token in the X-Etax-Session header",
+            )
+        })?;
+    let who = state.login.session_principal(token).await?;
+    let not_staff = || {
+        ApiError::new(
+            hyper::StatusCode::FORBIDDEN,
+            "not_enterprise_staff",
+            "staff maintenance is for staff of an enterprise (R13)",
+        )
+    };
+    if who.principal.type_name().basename() != "Staff" {
+        return Err(not_staff());
+    }
+    let (enterprise, person) = who
+        .principal
+        .id()
+        .unescaped()
+        .split_once('/')
+        .ok_or_else(not_staff)?;
+    Ok(Actor {
+        enterprise: CreditCode::parse(enterprise).map_err(|_| not_staff())?,
+        person: PersonKey::parse_key(person).map_err(|_| not_staff())?,
+    })
+}
+
+/// Routes `rest` (the path after `/v1/maintenance`) for the session's staff member.
 pub async fn route(
     state: &AppState,
     req: Request<Incoming>,
-    actor: Actor,
     rest: &str,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
+    let actor = actor(state, &req).await?;
     let ops = Maintenance {
         engine: &state.engine,
         audit: &state.audit,
-        hasher: &state.hasher,
+        authn: &state.login.authn,
         caller: None,
     };
     let query = req.uri().query().unwrap_or_default().to_owned();

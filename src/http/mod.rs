@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod authorize;
 pub mod error;
+pub mod login;
 pub mod maintenance;
 
 use std::convert::Infallible;
@@ -29,7 +30,6 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::audit::AuditLog;
-use crate::authn::PasswordHasher;
 use crate::decision::Engine;
 use crate::store::FunctionRecord;
 use error::ApiError;
@@ -44,9 +44,10 @@ const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 pub struct AppState {
     pub engine: Engine,
     pub audit: AuditLog,
-    pub hasher: PasswordHasher,
     pub body_limit: usize,
     pub started_at_ms: u64,
+    /// Login flows, sessions and passwords (R1–R11).
+    pub login: crate::flows::Login,
 }
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` completes; connections in
@@ -138,6 +139,7 @@ async fn route(
             let body = read_json(state, req).await?;
             ok(&authorize::authorize_batch(state, body).await?)
         }
+        (&Method::POST, p) if login::PATHS.contains(&p) => login::handle(state, p, req).await,
         (&Method::POST, "/v1/admin/real-name") => {
             let body = read_json(state, req).await?;
             ok(&admin::real_name(state, body).await?)
@@ -148,11 +150,16 @@ async fn route(
             ok(&admin::core_officers(state, &enterprise, body).await?)
         }
         (&Method::GET, "/v1/functions") => ok(&functions(state)?),
+        (_, p) if p.starts_with("/v1/maintenance/") => {
+            let rest = p["/v1/maintenance".len()..].to_owned();
+            maintenance::route(state, req, &rest).await
+        }
         (&Method::GET, "/v1/status") => ok(&status(state)),
         (&Method::GET, "/healthz") => ok(&json!({ "status": "ok" })),
         (m, "/v1/authorize" | "/v1/authorize/batch" | "/v1/status" | "/healthz") => {
             Err(ApiError::method_not_allowed(m, &path))
         }
+        (m, p) if login::PATHS.contains(&p) => Err(ApiError::method_not_allowed(m, p)),
         _ => Err(ApiError::not_found(&path)),
     }
 }

@@ -84,7 +84,7 @@ impl Store {
         })?;
         let store = Self { db: Arc::new(db) };
         store.write(|w| {
-            for table in ALL_TABLES {
+            for table in ALL_TABLES.into_iter().chain(AUTHN_TABLES) {
                 w.txn.open_table(table)?;
             }
             w.txn.open_table(TAXPAYER_IDS)?;

@@ -15,6 +15,9 @@ use serde_json::Value;
 pub const BIN: &str = env!("CARGO_BIN_EXE_etax-authz");
 pub const CRATE_ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
+/// Low argon2 cost for tests only (production default stays OWASP's).
+const FAST_HASH: &[&str] = &["--argon2-memory-kib", "256", "--argon2-iterations", "1"];
+
 pub struct Server {
     pub addr: SocketAddr,
     pub data: PathBuf,
@@ -26,6 +29,32 @@ impl Server {
     /// `serve --demo` over a fresh temporary data directory.
     pub fn demo() -> Self {
         Self::start(&["--demo"])
+    }
+
+    /// `serve --demo` with extra flags.
+    pub fn start_with(extra: &[&str]) -> Self {
+        let mut args = vec!["--demo"];
+        args.extend_from_slice(extra);
+        Self::start(&args)
+    }
+
+    /// Imports `doc` (an import document) into a fresh store first; the demo
+    /// is then not seeded, since the store is not empty.
+    pub fn start_with_document(doc: &Value) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data = tmp.path().join("data");
+        let file = tmp.path().join("import.json");
+        std::fs::write(&file, doc.to_string()).expect("write import file");
+        let (code, out, err) = cli(&[
+            "import",
+            file.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "import failed: {out}{err}");
+        let mut s = Self::start_in(&data, &["--demo"]);
+        s._tmp = Some(tmp);
+        s
     }
 
     pub fn start(extra: &[&str]) -> Self {
@@ -42,6 +71,7 @@ impl Server {
             .current_dir(CRATE_ROOT)
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(FAST_HASH)
             .args(extra)
             .env("ETAX_LOG", "warn")
             .stdout(Stdio::piped())
@@ -102,6 +132,11 @@ impl Server {
         );
         assert_eq!(status, 200, "{body}");
         body
+    }
+
+    /// The decision log file's bytes (to check that no secret was logged).
+    pub fn decision_log_bytes(&self) -> Vec<u8> {
+        std::fs::read(self.data.join("decisions.redb")).unwrap_or_default()
     }
 
     /// Stops the server with SIGTERM and waits for it.

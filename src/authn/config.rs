@@ -1,0 +1,111 @@
+//! Configuration of credentials, codes, lockout and sessions, from `serve`
+//! flags or the environment. Defaults are the production values.
+
+use clap::Args;
+
+use super::password::{HashCost, PasswordRule};
+
+/// Everything configurable about logging in.
+#[derive(Debug, Clone)]
+pub struct AuthnConfig {
+    pub cost: HashCost,
+    pub rule: PasswordRule,
+    /// Lifetime of an SMS code or captcha.
+    pub code_ttl_secs: u64,
+    /// Wrong attempts after which a code is dead.
+    pub code_max_attempts: u32,
+    /// SMS codes one phone number may be sent per window.
+    pub codes_per_phone: u32,
+    pub code_rate_window_secs: u64,
+    /// Consecutive failures that lock an account or agreement password.
+    pub lockout_threshold: u32,
+    /// First lock's wait; each further lock doubles it, up to the maximum.
+    pub lockout_base_secs: u64,
+    pub lockout_max_secs: u64,
+    /// How long a login in progress (flow id) stays valid.
+    pub flow_ttl_secs: u64,
+    pub session_idle_secs: u64,
+    pub session_max_secs: u64,
+}
+
+impl Default for AuthnConfig {
+    fn default() -> Self {
+        Self {
+            cost: HashCost::default(),
+            rule: PasswordRule::default(),
+            code_ttl_secs: 300,
+            code_max_attempts: 5,
+            codes_per_phone: 5,
+            code_rate_window_secs: 600,
+            lockout_threshold: 5,
+            lockout_base_secs: 60,
+            lockout_max_secs: 24 * 3600,
+            flow_ttl_secs: 600,
+            session_idle_secs: 1800,
+            session_max_secs: 8 * 3600,
+        }
+    }
+}
+
+/// `serve` flags for [`AuthnConfig`].
+#[derive(Debug, Clone, Args)]
+pub struct AuthnArgs {
+    /// argon2id memory cost in KiB (default: OWASP minimum, 19 MiB).
+    #[arg(long, default_value_t = 19 * 1024, env = "ETAX_ARGON2_MEMORY_KIB")]
+    pub argon2_memory_kib: u32,
+    #[arg(long, default_value_t = 2, env = "ETAX_ARGON2_ITERATIONS")]
+    pub argon2_iterations: u32,
+    #[arg(long, default_value_t = 1, env = "ETAX_ARGON2_PARALLELISM")]
+    pub argon2_parallelism: u32,
+    /// Password rule (R10 by default): shortest length.
+    #[arg(long, default_value_t = 8, env = "ETAX_PASSWORD_MIN_LEN")]
+    pub password_min_len: usize,
+    #[arg(long, default_value_t = 15, env = "ETAX_PASSWORD_MAX_LEN")]
+    pub password_max_len: usize,
+    /// Of upper case, lower case, digits, special characters.
+    #[arg(long, default_value_t = 3, env = "ETAX_PASSWORD_MIN_CLASSES")]
+    pub password_min_classes: usize,
+    #[arg(long, default_value_t = 300, env = "ETAX_CODE_TTL_SECS")]
+    pub code_ttl_secs: u64,
+    #[arg(long, default_value_t = 5, env = "ETAX_CODE_MAX_ATTEMPTS")]
+    pub code_max_attempts: u32,
+    /// SMS codes per phone number per 10 minutes.
+    #[arg(long, default_value_t = 5, env = "ETAX_CODES_PER_PHONE")]
+    pub codes_per_phone: u32,
+    #[arg(long, default_value_t = 5, env = "ETAX_LOCKOUT_THRESHOLD")]
+    pub lockout_threshold: u32,
+    #[arg(long, default_value_t = 60, env = "ETAX_LOCKOUT_BASE_SECS")]
+    pub lockout_base_secs: u64,
+    #[arg(long, default_value_t = 600, env = "ETAX_FLOW_TTL_SECS")]
+    pub flow_ttl_secs: u64,
+    #[arg(long, default_value_t = 1800, env = "ETAX_SESSION_IDLE_SECS")]
+    pub session_idle_secs: u64,
+    #[arg(long, default_value_t = 8 * 3600, env = "ETAX_SESSION_MAX_SECS")]
+    pub session_max_secs: u64,
+}
+
+impl AuthnArgs {
+    pub fn into_config(self) -> AuthnConfig {
+        AuthnConfig {
+            cost: HashCost {
+                memory_kib: self.argon2_memory_kib,
+                iterations: self.argon2_iterations,
+                parallelism: self.argon2_parallelism,
+            },
+            rule: PasswordRule {
+                min_len: self.password_min_len,
+                max_len: self.password_max_len,
+                min_classes: self.password_min_classes,
+            },
+            code_ttl_secs: self.code_ttl_secs,
+            code_max_attempts: self.code_max_attempts,
+            codes_per_phone: self.codes_per_phone,
+            lockout_threshold: self.lockout_threshold,
+            lockout_base_secs: self.lockout_base_secs,
+            flow_ttl_secs: self.flow_ttl_secs,
+            session_idle_secs: self.session_idle_secs,
+            session_max_secs: self.session_max_secs,
+            ..AuthnConfig::default()
+        }
+    }
+}

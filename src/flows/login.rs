@@ -1,0 +1,895 @@
+//! The login flows of the bureau (R1–R9): enterprise normal login with staff
+//! sync, quick login, social-security-only payers, natural persons, and the
+//! three steps of agency login.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{conclude, forbidden, invalid, Failure, FlowError, IssuedCode, Login, SessionGrant};
+use crate::authn::session;
+use crate::decision::uid;
+use crate::ids::{mask_name, IdType, PersonKey, TaxpayerRef};
+use crate::store::{
+    AgencyRecord, AgentStaffRecord, ClientOfRecord, CoreOfficersRecord, EnterpriseRecord,
+    IdentityType, LoginFlowRecord, PayerCategory, PersonRecord, RecognitionRecord, StaffRecord,
+    StoreReader,
+};
+
+const WRONG_ACCOUNT: &str = "account or password is wrong";
+const WRONG_PERSONAL: &str = "personal password is wrong, or none is set";
+const WRONG_AGREEMENT: &str = "agreement password (协议密码) is wrong";
+
+/// How a staff or agent staff member proves who they are.
+#[derive(Debug)]
+pub enum PersonalFactor {
+    /// 个人密码
+    Password(String),
+    /// An SMS code to the real-name phone.
+    Sms { challenge: String, code: String },
+}
+
+/// One staff member (or agent staff member) the user may pick.
+#[derive(Debug, Serialize)]
+pub struct StaffChoice {
+    /// Opaque within this login flow.
+    pub staff_id: String,
+    /// As the bureau shows it: `*建国`.
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_type: Option<&'static str>,
+    pub real_name_verified: bool,
+    /// `sms` (a real-name phone is on file), `password` (a personal password is set).
+    pub methods: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<&'static str>,
+}
+
+/// After the enterprise or agency account step.
+#[derive(Debug, Serialize)]
+pub struct StaffSelection {
+    pub flow: String,
+    pub expires_in_secs: u64,
+    pub account_name: String,
+    pub staff: Vec<StaffChoice>,
+    /// No staff yet: ask to sync staff (同步办税人).
+    pub sync_required: bool,
+}
+
+/// Step 1 of an enterprise login.
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum EnterpriseLoginOutcome {
+    /// Pick a staff member (R2).
+    SelectStaff(StaffSelection),
+    /// A social-security-only payer is logged in (R6).
+    LoggedIn(SessionGrant),
+}
+
+/// A client enterprise an agent may act for.
+#[derive(Debug, Serialize)]
+pub struct ClientChoice {
+    pub credit_code: String,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClientSelection {
+    pub flow: String,
+    pub clients: Vec<ClientChoice>,
+}
+
+fn staff_ref(flow_key: &str, store_key: &str) -> String {
+    hex::encode(&Sha256::digest(format!("{flow_key}|{store_key}").as_bytes())[..8])
+}
+
+/// Resolves what a user typed at an account login to a credit code; unknown
+/// accounts keep what was typed, so they fail (and lock) like real ones.
+fn account_code(reader: &StoreReader, account: &str) -> Result<String, FlowError> {
+    let parsed = TaxpayerRef::parse(account).map_err(|e| invalid("account", e))?;
+    Ok(match parsed {
+        TaxpayerRef::CreditCode(c) => c.to_string(),
+        TaxpayerRef::TaxpayerId(t) => reader
+            .credit_code_for_taxpayer_id(t.as_str())?
+            .unwrap_or_else(|| t.to_string()),
+    })
+}
+
+pub(crate) fn person_key(id_type: Option<&str>, id_number: &str) -> Result<PersonKey, FlowError> {
+    let t = IdType::parse(id_type.unwrap_or("resident_id")).map_err(|e| invalid("id_type", e))?;
+    PersonKey::new(t, id_number).map_err(|e| invalid("id_number", e))
+}
+
+fn choices(
+    reader: &StoreReader,
+    flow_key: &str,
+    members: Vec<(String, Option<IdentityType>, bool)>,
+) -> Result<Vec<StaffChoice>, FlowError> {
+    let mut out = Vec::new();
+    for (key, identity_type, has_password) in members {
+        let person_id = key.split_once('/').map(|(_, p)| p).unwrap_or_default();
+        let person = reader.get::<PersonRecord>(person_id)?;
+        let (name, real, phone) = person
+            .map(|p| (p.name, p.real_name_verified, p.phone.is_some()))
+            .unwrap_or_default();
+        let mut methods = Vec::new();
+        if real && phone {
+            methods.push("sms");
+        }
+        if real && has_password {
+            methods.push("password");
+        }
+        out.push(StaffChoice {
+            staff_id: staff_ref(flow_key, &key),
+            name: mask_name(&name),
+            identity_type: identity_type.map(IdentityType::code),
+            real_name_verified: real,
+            methods,
+            notice: (!real).then_some(
+                "real-name collection (实名采集) needed in the mobile tax app before this \
+                 person can log in (R5)",
+            ),
+        });
+    }
+    Ok(out)
+}
+
+impl Login {
+    async fn new_flow(&self, rec: LoginFlowRecord) -> Result<(String, String), FlowError> {
+        let (flow, key) = session::new_token();
+        let k = key.clone();
+        self.write(move |w| w.put(&k, &rec)).await?;
+        Ok((flow, key))
+    }
+
+    /// A live flow of `kind`.
+    fn flow(&self, flow: &str, kind: &str) -> Result<(String, LoginFlowRecord), FlowError> {
+        let key = session::token_key(flow);
+        match self.read()?.get::<LoginFlowRecord>(&key)? {
+            Some(rec) if rec.kind == kind && rec.expires_ms > crate::now_ms() => Ok((key, rec)),
+            _ => Err(FlowError::FlowExpired),
+        }
+    }
+
+    fn enterprise_staff(
+        &self,
+        flow_key: &str,
+        code: &str,
+        name: String,
+        flow: String,
+    ) -> Result<StaffSelection, FlowError> {
+        let reader = self.read()?;
+        let members = reader
+            .children::<StaffRecord>(code)?
+            .into_iter()
+            .map(|(k, s)| (k, Some(s.identity_type), s.password_hash.is_some()))
+            .collect();
+        let staff = choices(&reader, flow_key, members)?;
+        Ok(StaffSelection {
+            flow,
+            expires_in_secs: self.authn.config.flow_ttl_secs,
+            account_name: name,
+            sync_required: staff.is_empty(),
+            staff,
+        })
+    }
+
+    /// R2 step 1 / R6: credit code or taxpayer ID + enterprise password.
+    pub async fn enterprise_login(
+        &self,
+        account: &str,
+        password: String,
+    ) -> Result<EnterpriseLoginOutcome, FlowError> {
+        let reader = self.read()?;
+        let code = account_code(&reader, account)?;
+        let rec = reader.get::<EnterpriseRecord>(&code)?;
+        drop(reader);
+        let failure = self
+            .guarded_verify(
+                format!("enterprise:{code}"),
+                password,
+                rec.as_ref().map(|r| r.password_hash.clone()),
+                WRONG_ACCOUNT,
+            )
+            .await?;
+        let mut factors = BTreeSet::new();
+        if failure.is_none() {
+            factors.insert("enterprise_password".to_owned());
+        }
+        let social = rec
+            .as_ref()
+            .is_some_and(|r| r.category == PayerCategory::SocialSecurityOnly);
+        let (step, action) = if social {
+            ("social_security_only", "loginSocialSecurityOnly")
+        } else {
+            ("enterprise_account", "enterpriseAccountLogin")
+        };
+        let me = uid("Enterprise", &code);
+        let verdict = self
+            .decide(
+                step,
+                me.clone(),
+                action,
+                me,
+                &factors,
+                None,
+                failure.as_ref(),
+                None,
+            )
+            .await?;
+        conclude(&verdict, failure)?;
+        let rec = rec.expect("an allowed login has a stored enterprise");
+        if social {
+            let grant = self
+                .open_session(
+                    "Enterprise",
+                    &code,
+                    None,
+                    true,
+                    false,
+                    "social_insurance_fee_system",
+                )
+                .await?;
+            return Ok(EnterpriseLoginOutcome::LoggedIn(grant));
+        }
+        let (flow, key) = self
+            .new_flow(LoginFlowRecord {
+                kind: "enterprise".into(),
+                account: code.clone(),
+                factors,
+                staff: None,
+                generation: 0,
+                expires_ms: crate::now_ms() + self.authn.config.flow_ttl_secs * 1000,
+            })
+            .await?;
+        Ok(EnterpriseLoginOutcome::SelectStaff(
+            self.enterprise_staff(&key, &code, rec.name, flow)?,
+        ))
+    }
+
+    /// Cancel returns to staff selection: codes issued so far in this flow
+    /// stop counting.
+    pub async fn enterprise_cancel(&self, flow: &str) -> Result<StaffSelection, FlowError> {
+        let (key, mut rec) = self.flow(flow, "enterprise")?;
+        rec.generation += 1;
+        let code = rec.account.clone();
+        let k = key.clone();
+        self.write(move |w| w.put(&k, &rec)).await?;
+        let name = self
+            .read()?
+            .get::<EnterpriseRecord>(&code)?
+            .map(|e| e.name)
+            .unwrap_or_default();
+        self.enterprise_staff(&key, &code, name, flow.trim().to_owned())
+    }
+
+    /// 同步办税人 (R2/R3): adds the legal rep and finance head the core tax
+    /// system has on file, matched by ID number to real-name records.
+    pub async fn sync_staff(&self, flow: &str) -> Result<StaffSelection, FlowError> {
+        let (key, rec) = self.flow(flow, "enterprise")?;
+        let code = rec.account.clone();
+        let reader = self.read()?;
+        let officers = reader.get::<CoreOfficersRecord>(&code)?.unwrap_or_default();
+        let mut problems = Vec::new();
+        let mut to_add = Vec::new();
+        for (role, label, officer) in [
+            (
+                IdentityType::LegalRep,
+                "法定代表人 (legal representative)",
+                &officers.legal_rep,
+            ),
+            (
+                IdentityType::FinanceHead,
+                "财务负责人 (finance head)",
+                &officers.finance_head,
+            ),
+        ] {
+            let Some(o) = officer else { continue };
+            let person = reader.get::<PersonRecord>(&o.person)?;
+            let why = match &person {
+                None => Some("no real-name record matches the ID number the core tax system holds"),
+                Some(p) if p.name != o.name => {
+                    Some("the real-name record's name differs from the core tax system's")
+                }
+                Some(p) if !p.real_name_verified => Some("real-name collection is not completed"),
+                Some(p) if p.phone.is_none() => Some("no real-name phone is on file"),
+                Some(_) => None,
+            };
+            match why {
+                Some(why) => problems.push(format!(
+                    "{label} {} ({}): {why}; this person must redo real-name collection \
+                     (实名采集) in the mobile tax app",
+                    mask_name(&o.name),
+                    crate::ids::mask_text(&o.person),
+                )),
+                None => to_add.push((format!("{code}/{}", o.person), role)),
+            }
+        }
+        if officers.legal_rep.is_none() && officers.finance_head.is_none() {
+            problems.push(
+                "the core tax system (金税三期) has no legal representative or finance head on \
+                 file for this enterprise"
+                    .to_owned(),
+            );
+        }
+        let name = reader
+            .get::<EnterpriseRecord>(&code)?
+            .map(|e| e.name)
+            .unwrap_or_default();
+        drop(reader);
+        let me = uid("Enterprise", &code);
+        let note = (!problems.is_empty()).then(|| problems.join("; "));
+        let verdict = self
+            .decide(
+                "sync_staff",
+                me.clone(),
+                "enterpriseAccountLogin",
+                me,
+                &rec.factors,
+                None,
+                None,
+                note.as_deref()
+                    .or(Some("staff synced from the core tax system")),
+            )
+            .await?;
+        conclude(&verdict, None)?;
+        if let Some(n) = note {
+            return Err(FlowError::RealNameMismatch(n));
+        }
+        self.write(move |w| {
+            for (k, role) in to_add {
+                if w.get::<StaffRecord>(&k)?.is_none() {
+                    w.put(
+                        &k,
+                        &StaffRecord {
+                            identity_type: role,
+                            permission_identities: Default::default(),
+                            password_hash: None,
+                            password_change_required: false,
+                        },
+                    )?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        self.enterprise_staff(&key, &code, name, flow.trim().to_owned())
+    }
+
+    /// Sends an SMS code to the picked staff member's real-name phone, unless
+    /// a policy already forbids their login (R5).
+    pub async fn enterprise_code(
+        &self,
+        flow: &str,
+        staff_id: &str,
+    ) -> Result<IssuedCode, FlowError> {
+        let (key, rec) = self.flow(flow, "enterprise")?;
+        let (staff_key, _) = self.resolve(&key, &rec.account, staff_id)?;
+        let verdict = self
+            .decide(
+                "normal_code",
+                uid("Staff", &staff_key),
+                "loginNormal",
+                uid("Enterprise", &rec.account),
+                &rec.factors,
+                None,
+                None,
+                Some("pre-check before sending an SMS code"),
+            )
+            .await?;
+        if let Some(e) = forbidden(&verdict) {
+            return Err(e);
+        }
+        let phone = self.phone_of(&staff_key)?;
+        self.issue_code(
+            "login",
+            format!("flow:{key}:{}:{staff_key}", rec.generation),
+            Some(phone),
+        )
+        .await
+    }
+
+    fn resolve(
+        &self,
+        flow_key: &str,
+        code: &str,
+        staff_id: &str,
+    ) -> Result<(String, StaffRecord), FlowError> {
+        self.read()?
+            .children::<StaffRecord>(code)?
+            .into_iter()
+            .find(|(k, _)| staff_ref(flow_key, k) == staff_id.trim())
+            .ok_or_else(|| invalid("staff", "no such staff member in this login"))
+    }
+
+    /// The real-name phone of the person in store key `owner/person`.
+    fn phone_of(&self, key: &str) -> Result<crate::ids::Phone, FlowError> {
+        let person = key.split_once('/').map(|(_, p)| p).unwrap_or(key);
+        self.read()?
+            .get::<PersonRecord>(person)?
+            .and_then(|p| p.phone)
+            .ok_or_else(|| FlowError::Refused {
+                code: "no_real_name_phone",
+                message: "no real-name phone is on file; complete real-name collection \
+                          (实名采集) or use another method"
+                    .to_owned(),
+                policy: None,
+            })
+    }
+
+    async fn personal_factor(
+        &self,
+        lock_key: String,
+        phc: Option<String>,
+        factor: PersonalFactor,
+        subject: String,
+        factors: &mut BTreeSet<String>,
+    ) -> Result<Option<Failure>, FlowError> {
+        let (name, failure) = match factor {
+            PersonalFactor::Password(p) => (
+                "personal_password",
+                self.guarded_verify(lock_key, p, phc, WRONG_PERSONAL)
+                    .await?,
+            ),
+            PersonalFactor::Sms { challenge, code } => (
+                "sms_otp",
+                self.check_code(&challenge, &code, "login", &subject)
+                    .await?,
+            ),
+        };
+        if failure.is_none() {
+            factors.insert(name.to_owned());
+        }
+        Ok(failure)
+    }
+
+    /// R2 last step: the picked staff member logs in by SMS code or personal
+    /// password. Success marks the enterprise synced (R3).
+    pub async fn enterprise_complete(
+        &self,
+        flow: &str,
+        staff_id: &str,
+        factor: PersonalFactor,
+    ) -> Result<SessionGrant, FlowError> {
+        let (key, rec) = self.flow(flow, "enterprise")?;
+        let (staff_key, staff) = self.resolve(&key, &rec.account, staff_id)?;
+        let mut factors = rec.factors.clone();
+        let failure = self
+            .personal_factor(
+                format!("staff:{staff_key}"),
+                staff.password_hash.clone(),
+                factor,
+                format!("flow:{key}:{}:{staff_key}", rec.generation),
+                &mut factors,
+            )
+            .await?;
+        let verdict = self
+            .decide(
+                "normal",
+                uid("Staff", &staff_key),
+                "loginNormal",
+                uid("Enterprise", &rec.account),
+                &factors,
+                None,
+                failure.as_ref(),
+                None,
+            )
+            .await?;
+        conclude(&verdict, failure)?;
+        let code = rec.account.clone();
+        self.write(move |w| {
+            w.remove::<LoginFlowRecord>(&key)?;
+            if let Some(mut e) = w.get::<EnterpriseRecord>(&code)? {
+                if !e.staff_synced {
+                    e.staff_synced = true;
+                    w.put(&code, &e)?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        self.open_session(
+            "Staff",
+            &staff_key,
+            None,
+            staff.password_hash.is_some(),
+            staff.password_change_required,
+            "home",
+        )
+        .await
+    }
+
+    /// R4 step 1: enterprise password + login identity; sends the SMS code.
+    pub async fn quick_code(
+        &self,
+        account: &str,
+        password: String,
+        identity_type: IdentityType,
+        person: PersonKey,
+    ) -> Result<(String, IssuedCode), FlowError> {
+        let reader = self.read()?;
+        let code = account_code(&reader, account)?;
+        let rec = reader.get::<EnterpriseRecord>(&code)?;
+        let staff_key = format!("{code}/{}", person.key());
+        let staff = reader
+            .get::<StaffRecord>(&staff_key)?
+            .filter(|s| s.identity_type == identity_type);
+        drop(reader);
+        let failure = self
+            .guarded_verify(
+                format!("enterprise:{code}"),
+                password,
+                rec.as_ref().map(|r| r.password_hash.clone()),
+                WRONG_ACCOUNT,
+            )
+            .await?;
+        let mut factors = BTreeSet::new();
+        if failure.is_none() {
+            factors.insert("enterprise_password".to_owned());
+        }
+        let verdict = self
+            .decide(
+                "quick_code",
+                uid("Staff", &staff_key),
+                "loginQuick",
+                uid("Enterprise", &code),
+                &factors,
+                None,
+                failure.as_ref(),
+                Some("pre-check before sending an SMS code"),
+            )
+            .await?;
+        if let Some(Failure::Locked(s)) = failure {
+            return Err(FlowError::Locked {
+                retry_after_secs: s,
+            });
+        }
+        if let Some(e) = forbidden(&verdict) {
+            return Err(e);
+        }
+        if let Some(Failure::Wrong(m)) = failure {
+            return Err(FlowError::BadCredentials(m));
+        }
+        if staff.is_none() {
+            return Err(invalid(
+                "id_number",
+                "this enterprise has no staff member with that identity type and ID",
+            ));
+        }
+        let phone = self.phone_of(&staff_key)?;
+        let (flow, key) = self
+            .new_flow(LoginFlowRecord {
+                kind: "quick".into(),
+                account: code,
+                factors,
+                staff: Some(staff_key.clone()),
+                generation: 0,
+                expires_ms: crate::now_ms() + self.authn.config.flow_ttl_secs * 1000,
+            })
+            .await?;
+        let issued = self
+            .issue_code("login", format!("flow:{key}:0:{staff_key}"), Some(phone))
+            .await?;
+        Ok((flow, issued))
+    }
+
+    /// R4 step 2: the SMS code.
+    pub async fn quick_complete(
+        &self,
+        flow: &str,
+        challenge: String,
+        code: String,
+    ) -> Result<SessionGrant, FlowError> {
+        let (key, rec) = self.flow(flow, "quick")?;
+        let staff_key = rec.staff.clone().ok_or(FlowError::FlowExpired)?;
+        let mut factors = rec.factors.clone();
+        let failure = self
+            .personal_factor(
+                String::new(),
+                None,
+                PersonalFactor::Sms { challenge, code },
+                format!("flow:{key}:0:{staff_key}"),
+                &mut factors,
+            )
+            .await?;
+        let verdict = self
+            .decide(
+                "quick",
+                uid("Staff", &staff_key),
+                "loginQuick",
+                uid("Enterprise", &rec.account),
+                &factors,
+                None,
+                failure.as_ref(),
+                None,
+            )
+            .await?;
+        conclude(&verdict, failure)?;
+        let staff = self.read()?.get::<StaffRecord>(&staff_key)?;
+        self.write(move |w| w.remove::<LoginFlowRecord>(&key).map(|_| ()))
+            .await?;
+        self.open_session(
+            "Staff",
+            &staff_key,
+            None,
+            staff.as_ref().is_some_and(|s| s.password_hash.is_some()),
+            staff.is_some_and(|s| s.password_change_required),
+            "home",
+        )
+        .await
+    }
+
+    /// R7: a captcha for the natural-person login page.
+    pub async fn captcha(&self) -> Result<IssuedCode, FlowError> {
+        self.issue_code("captcha", "natural_person".into(), None)
+            .await
+    }
+
+    /// R7: natural-person password + captcha.
+    pub async fn natural_person(
+        &self,
+        person: PersonKey,
+        password: String,
+        challenge: &str,
+        code: &str,
+    ) -> Result<SessionGrant, FlowError> {
+        let key = person.key();
+        let mut factors = BTreeSet::new();
+        let captcha = self
+            .check_code(challenge, code, "captcha", "natural_person")
+            .await?;
+        if captcha.is_none() {
+            factors.insert("captcha".to_owned());
+        }
+        let rec = self.read()?.get::<PersonRecord>(&key)?;
+        let failure = match captcha {
+            Some(f) => Some(f),
+            None => {
+                self.guarded_verify(
+                    format!("person:{key}"),
+                    password,
+                    rec.as_ref().and_then(|p| p.password_hash.clone()),
+                    WRONG_ACCOUNT,
+                )
+                .await?
+            }
+        };
+        if failure.is_none() {
+            factors.insert("personal_password".to_owned());
+        }
+        let me = uid("Person", &key);
+        let verdict = self
+            .decide(
+                "natural_person",
+                me.clone(),
+                "loginNaturalPerson",
+                me,
+                &factors,
+                None,
+                failure.as_ref(),
+                None,
+            )
+            .await?;
+        conclude(&verdict, failure)?;
+        self.open_session("Person", &key, None, true, false, "home")
+            .await
+    }
+
+    /// R8 step 1: the agency's credit code or taxpayer ID + agency password.
+    pub async fn agency_login(
+        &self,
+        account: &str,
+        password: String,
+    ) -> Result<StaffSelection, FlowError> {
+        let reader = self.read()?;
+        let code = account_code(&reader, account)?;
+        let rec = reader.get::<AgencyRecord>(&code)?;
+        drop(reader);
+        let failure = self
+            .guarded_verify(
+                format!("agency:{code}"),
+                password,
+                rec.as_ref().map(|r| r.password_hash.clone()),
+                WRONG_ACCOUNT,
+            )
+            .await?;
+        let mut factors = BTreeSet::new();
+        if failure.is_none() {
+            factors.insert("agency_password".to_owned());
+        }
+        let me = uid("Agency", &code);
+        let verdict = self
+            .decide(
+                "agency_account",
+                me.clone(),
+                "agencyAccountLogin",
+                me,
+                &factors,
+                None,
+                failure.as_ref(),
+                None,
+            )
+            .await?;
+        conclude(&verdict, failure)?;
+        let rec = rec.expect("an allowed login has a stored agency");
+        let (flow, key) = self
+            .new_flow(LoginFlowRecord {
+                kind: "agency".into(),
+                account: code.clone(),
+                factors,
+                staff: None,
+                generation: 0,
+                expires_ms: crate::now_ms() + self.authn.config.flow_ttl_secs * 1000,
+            })
+            .await?;
+        let reader = self.read()?;
+        let members = reader
+            .children::<AgentStaffRecord>(&code)?
+            .into_iter()
+            .map(|(k, s)| (k, None, s.password_hash.is_some()))
+            .collect();
+        let staff = choices(&reader, &key, members)?;
+        Ok(StaffSelection {
+            flow,
+            expires_in_secs: self.authn.config.flow_ttl_secs,
+            account_name: rec.name,
+            sync_required: false,
+            staff,
+        })
+    }
+
+    fn resolve_agent(
+        &self,
+        flow_key: &str,
+        code: &str,
+        agent_id: &str,
+    ) -> Result<(String, AgentStaffRecord), FlowError> {
+        self.read()?
+            .children::<AgentStaffRecord>(code)?
+            .into_iter()
+            .find(|(k, _)| staff_ref(flow_key, k) == agent_id.trim())
+            .ok_or_else(|| invalid("agent", "no such agent staff member in this login"))
+    }
+
+    /// R8 step 2, SMS variant: sends the code to the agent's real-name phone.
+    pub async fn agency_code(&self, flow: &str, agent_id: &str) -> Result<IssuedCode, FlowError> {
+        let (key, rec) = self.flow(flow, "agency")?;
+        let (agent_key, _) = self.resolve_agent(&key, &rec.account, agent_id)?;
+        let verdict = self
+            .decide(
+                "agent_staff_code",
+                uid("AgentStaff", &agent_key),
+                "loginAgentStaff",
+                uid("Agency", &rec.account),
+                &rec.factors,
+                None,
+                None,
+                Some("pre-check before sending an SMS code"),
+            )
+            .await?;
+        if let Some(e) = forbidden(&verdict) {
+            return Err(e);
+        }
+        let phone = self.phone_of(&agent_key)?;
+        self.issue_code("login", format!("flow:{key}:0:{agent_key}"), Some(phone))
+            .await
+    }
+
+    /// R8 step 2: the agent staff member logs in by password or SMS code;
+    /// answers with the clients that recognize the agency.
+    pub async fn agency_agent(
+        &self,
+        flow: &str,
+        agent_id: &str,
+        factor: PersonalFactor,
+    ) -> Result<ClientSelection, FlowError> {
+        let (key, mut rec) = self.flow(flow, "agency")?;
+        let (agent_key, agent) = self.resolve_agent(&key, &rec.account, agent_id)?;
+        let mut factors = rec.factors.clone();
+        let failure = self
+            .personal_factor(
+                format!("agent:{agent_key}"),
+                agent.password_hash.clone(),
+                factor,
+                format!("flow:{key}:0:{agent_key}"),
+                &mut factors,
+            )
+            .await?;
+        let verdict = self
+            .decide(
+                "agent_staff",
+                uid("AgentStaff", &agent_key),
+                "loginAgentStaff",
+                uid("Agency", &rec.account),
+                &factors,
+                None,
+                failure.as_ref(),
+                None,
+            )
+            .await?;
+        conclude(&verdict, failure)?;
+        let agency = rec.account.clone();
+        rec.factors = factors;
+        rec.staff = Some(agent_key);
+        let k = key.clone();
+        self.write(move |w| w.put(&k, &rec)).await?;
+        let reader = self.read()?;
+        let mut clients = Vec::new();
+        for (k, _) in reader.children::<ClientOfRecord>(&agency)? {
+            let client = k.rsplit('/').next().unwrap_or_default().to_owned();
+            let name = reader
+                .get::<EnterpriseRecord>(&client)?
+                .map(|e| e.name)
+                .unwrap_or_default();
+            clients.push(ClientChoice {
+                credit_code: client,
+                name,
+            });
+        }
+        Ok(ClientSelection {
+            flow: flow.trim().to_owned(),
+            clients,
+        })
+    }
+
+    /// R8 step 3: the client enterprise + the relationship's agreement
+    /// password; the session acts for that client.
+    pub async fn agency_client(
+        &self,
+        flow: &str,
+        client: &str,
+        agreement_password: String,
+    ) -> Result<SessionGrant, FlowError> {
+        let (key, rec) = self.flow(flow, "agency")?;
+        let agent_key = rec.staff.clone().ok_or_else(|| {
+            invalid(
+                "flow",
+                "pick and log in an agent staff member first (step 2)",
+            )
+        })?;
+        let client = crate::ids::CreditCode::parse(client)
+            .map_err(|e| invalid("client", e))?
+            .to_string();
+        let recognition = self
+            .read()?
+            .get::<RecognitionRecord>(&format!("{client}/{}", rec.account))?;
+        let mut factors = rec.factors.clone();
+        let failure = self
+            .guarded_verify(
+                format!("agreement:{}/{client}", rec.account),
+                agreement_password,
+                recognition.map(|r| r.agreement_password_hash),
+                WRONG_AGREEMENT,
+            )
+            .await?;
+        if failure.is_none() {
+            factors.insert("agreement_password".to_owned());
+        }
+        let verdict = self
+            .decide(
+                "act_for_client",
+                uid("AgentStaff", &agent_key),
+                "actForClient",
+                uid("Enterprise", &client),
+                &factors,
+                Some(&client),
+                failure.as_ref(),
+                None,
+            )
+            .await?;
+        conclude(&verdict, failure)?;
+        let agent = self.read()?.get::<AgentStaffRecord>(&agent_key)?;
+        self.write(move |w| w.remove::<LoginFlowRecord>(&key).map(|_| ()))
+            .await?;
+        self.open_session(
+            "AgentStaff",
+            &agent_key,
+            Some(client),
+            agent.as_ref().is_some_and(|a| a.password_hash.is_some()),
+            agent.is_some_and(|a| a.password_change_required),
+            "home",
+        )
+        .await
+    }
+}

@@ -1,0 +1,329 @@
+//! Login, password and session endpoints (R1–R11): wire types, and the
+//! mapping of [`FlowError`] to HTTP. The steps themselves are in
+//! [`crate::flows`]. See docs/login.md for the reference and a walkthrough.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::{ok, read_json, AppState};
+use crate::flows::login::{person_key, PersonalFactor};
+use crate::flows::password::Holder;
+use crate::flows::FlowError;
+use crate::store::IdentityType;
+
+/// The paths served here (all POST).
+pub const PATHS: &[&str] = &[
+    "/v1/login/enterprise",
+    "/v1/login/enterprise/sync",
+    "/v1/login/enterprise/code",
+    "/v1/login/enterprise/complete",
+    "/v1/login/enterprise/cancel",
+    "/v1/login/quick/code",
+    "/v1/login/quick",
+    "/v1/login/captcha",
+    "/v1/login/natural-person",
+    "/v1/login/agency",
+    "/v1/login/agency/code",
+    "/v1/login/agency/agent",
+    "/v1/login/agency/client",
+    "/v1/password",
+    "/v1/password/forgot/code",
+    "/v1/password/forgot/reset",
+    "/v1/logout",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountLogin {
+    account: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowOnly {
+    flow: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowStaff {
+    flow: String,
+    staff: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowAgent {
+    flow: String,
+    agent: String,
+}
+
+/// `password`, or `challenge` + `code`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Personal {
+    flow: String,
+    #[serde(default)]
+    staff: Option<String>,
+    #[serde(default)]
+    agent: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    challenge: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+impl Personal {
+    fn factor(self) -> Result<(String, String, PersonalFactor), ApiError> {
+        let who = self.staff.or(self.agent).unwrap_or_default();
+        let factor = match (self.password, self.challenge, self.code) {
+            (Some(p), None, None) => PersonalFactor::Password(p),
+            (None, Some(challenge), Some(code)) => PersonalFactor::Sms { challenge, code },
+            _ => {
+                return Err(ApiError::invalid(
+                    "password",
+                    "give either password, or challenge and code",
+                ))
+            }
+        };
+        Ok((self.flow, who, factor))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuickCode {
+    account: String,
+    password: String,
+    identity_type: IdentityType,
+    #[serde(default)]
+    id_type: Option<String>,
+    id_number: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeAnswer {
+    flow: String,
+    challenge: String,
+    code: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NaturalPerson {
+    #[serde(default)]
+    id_type: Option<String>,
+    id_number: String,
+    password: String,
+    challenge: String,
+    code: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientStep {
+    flow: String,
+    client: String,
+    agreement_password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetPassword {
+    session: String,
+    #[serde(default)]
+    current_password: Option<String>,
+    new_password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForgotCode {
+    kind: String,
+    #[serde(default)]
+    account: Option<String>,
+    #[serde(default)]
+    id_type: Option<String>,
+    id_number: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForgotReset {
+    challenge: String,
+    code: String,
+    new_password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionOnly {
+    session: String,
+}
+
+pub async fn handle(
+    state: &AppState,
+    path: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let l = &state.login;
+    match path {
+        "/v1/login/enterprise" => {
+            let b: AccountLogin = read_json(state, req).await?;
+            ok(&l.enterprise_login(&b.account, b.password).await?)
+        }
+        "/v1/login/enterprise/sync" => {
+            let b: FlowOnly = read_json(state, req).await?;
+            ok(&l.sync_staff(&b.flow).await?)
+        }
+        "/v1/login/enterprise/code" => {
+            let b: FlowStaff = read_json(state, req).await?;
+            ok(&l.enterprise_code(&b.flow, &b.staff).await?)
+        }
+        "/v1/login/enterprise/complete" => {
+            let b: Personal = read_json(state, req).await?;
+            let (flow, staff, factor) = b.factor()?;
+            ok(&l.enterprise_complete(&flow, &staff, factor).await?)
+        }
+        "/v1/login/enterprise/cancel" => {
+            let b: FlowOnly = read_json(state, req).await?;
+            ok(&l.enterprise_cancel(&b.flow).await?)
+        }
+        "/v1/login/quick/code" => {
+            let b: QuickCode = read_json(state, req).await?;
+            let person = person_key(b.id_type.as_deref(), &b.id_number)?;
+            let (flow, issued) = l
+                .quick_code(&b.account, b.password, b.identity_type, person)
+                .await?;
+            let mut body = serde_json::to_value(&issued).expect("serializes");
+            body["flow"] = json!(flow);
+            ok(&body)
+        }
+        "/v1/login/quick" => {
+            let b: CodeAnswer = read_json(state, req).await?;
+            ok(&l.quick_complete(&b.flow, b.challenge, b.code).await?)
+        }
+        "/v1/login/captcha" => ok(&l.captcha().await?),
+        "/v1/login/natural-person" => {
+            let b: NaturalPerson = read_json(state, req).await?;
+            let person = person_key(b.id_type.as_deref(), &b.id_number)?;
+            ok(&l
+                .natural_person(person, b.password, &b.challenge, &b.code)
+                .await?)
+        }
+        "/v1/login/agency" => {
+            let b: AccountLogin = read_json(state, req).await?;
+            ok(&l.agency_login(&b.account, b.password).await?)
+        }
+        "/v1/login/agency/code" => {
+            let b: FlowAgent = read_json(state, req).await?;
+            ok(&l.agency_code(&b.flow, &b.agent).await?)
+        }
+        "/v1/login/agency/agent" => {
+            let b: Personal = read_json(state, req).await?;
+            let (flow, agent, factor) = b.factor()?;
+            ok(&l.agency_agent(&flow, &agent, factor).await?)
+        }
+        "/v1/login/agency/client" => {
+            let b: ClientStep = read_json(state, req).await?;
+            ok(&l
+                .agency_client(&b.flow, &b.client, b.agreement_password)
+                .await?)
+        }
+        "/v1/password" => {
+            let b: SetPassword = read_json(state, req).await?;
+            ok(&l
+                .set_password(&b.session, b.current_password, b.new_password)
+                .await?)
+        }
+        "/v1/password/forgot/code" => {
+            let b: ForgotCode = read_json(state, req).await?;
+            let holder = Holder::parse(&b.kind)?;
+            let person = person_key(b.id_type.as_deref(), &b.id_number)?;
+            ok(&l.forgot_code(holder, b.account.as_deref(), person).await?)
+        }
+        "/v1/password/forgot/reset" => {
+            let b: ForgotReset = read_json(state, req).await?;
+            ok(&l
+                .forgot_reset(&b.challenge, &b.code, b.new_password)
+                .await?)
+        }
+        "/v1/logout" => {
+            let b: SessionOnly = read_json(state, req).await?;
+            l.logout(&b.session).await?;
+            ok(&json!({ "logged_out": true }))
+        }
+        _ => Err(ApiError::not_found(path)),
+    }
+}
+
+impl From<FlowError> for ApiError {
+    fn from(e: FlowError) -> Self {
+        use crate::authn::challenge::ChallengeError as C;
+        use crate::authn::NewPasswordError as P;
+        let msg = e.to_string();
+        match e {
+            FlowError::Invalid { field, message } => ApiError::invalid(field, message),
+            FlowError::BadCredentials(_) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", msg)
+            }
+            FlowError::Locked { .. } => ApiError::new(StatusCode::LOCKED, "account_locked", msg),
+            FlowError::Code(c) => {
+                let code = match c {
+                    C::Unknown => "code_unknown",
+                    C::Expired => "code_expired",
+                    C::Used => "code_used",
+                    C::Exhausted => "code_attempts_exhausted",
+                    C::Wrong { .. } => "code_wrong",
+                };
+                ApiError {
+                    field: Some("code".into()),
+                    ..ApiError::new(StatusCode::UNAUTHORIZED, code, msg)
+                }
+            }
+            FlowError::Refused { code, policy, .. } => ApiError {
+                field: policy.map(|p| format!("policy:{p}")),
+                ..ApiError::new(StatusCode::FORBIDDEN, code, msg)
+            },
+            FlowError::FlowExpired => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "login_flow_expired", msg)
+            }
+            FlowError::Session(_) => ApiError {
+                field: Some("session".into()),
+                ..ApiError::new(StatusCode::UNAUTHORIZED, "session_invalid", msg)
+            },
+            FlowError::PasswordChangeRequired => ApiError {
+                field: Some("session".into()),
+                ..ApiError::new(StatusCode::FORBIDDEN, "password_change_required", msg)
+            },
+            FlowError::RateLimited { .. } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_codes", msg)
+            }
+            FlowError::NewPassword(P::Rule(_)) => ApiError {
+                code: "password_rule",
+                ..ApiError::invalid("new_password", msg)
+            },
+            FlowError::NewPassword(P::Common) => ApiError {
+                code: "password_too_common",
+                ..ApiError::invalid("new_password", msg)
+            },
+            FlowError::RealNameMismatch(_) => {
+                ApiError::new(StatusCode::CONFLICT, "real_name_mismatch", msg)
+            }
+            FlowError::Store(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_unavailable", msg)
+            }
+            FlowError::Audit(a) => a.into(),
+            FlowError::Decision(d) => d.into(),
+        }
+    }
+}

@@ -1,0 +1,849 @@
+//! End-to-end tests of every login mode (R1–R11) over HTTP against the real
+//! binary serving the demo bureau (examples/demo.json).
+
+mod common;
+
+use common::Server;
+use serde_json::{json, Value};
+
+const ENT: &str = "91210102MA0TAX001F";
+const ENT_TIN: &str = "210102123456789";
+const ENT_PW: &str = "Etax@2026";
+const DALIAN: &str = "91210200MA0DAL003B";
+const DALIAN_PW: &str = "Haiyun@2026";
+const SOCIAL: &str = "91210106MA0BXH0022";
+const AGENCY: &str = "91210100MA0AGT004B";
+const AGENCY_PW: &str = "Agent@2026";
+const WANG: &str = "**国"; // legal rep, personal password Wang@2026jg
+const LI: &str = "**英"; // finance head, no personal password
+const ZHANG: &str = "*伟"; // tax clerk, personal password Zhang@2026w
+const CHEN: &str = "*静"; // not real-named
+
+fn error_code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+/// Step 1 of a normal login; the answer (status select_staff).
+fn enterprise(s: &Server, account: &str, password: &str) -> Value {
+    let (status, v) = s.post(
+        "/v1/login/enterprise",
+        &json!({"account": account, "password": password}),
+    );
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+fn staff_id(selection: &Value, name: &str) -> String {
+    selection["staff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {selection}"))["staff_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A flow at staff selection, and the picked staff member's id.
+fn picked(s: &Server, name: &str) -> (String, String) {
+    let v = enterprise(s, ENT, ENT_PW);
+    (v["flow"].as_str().unwrap().to_owned(), staff_id(&v, name))
+}
+
+fn send_code(s: &Server, flow: &str, staff: &str) -> Value {
+    let (status, v) = s.post(
+        "/v1/login/enterprise/code",
+        &json!({"flow": flow, "staff": staff}),
+    );
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+fn complete_sms(
+    s: &Server,
+    flow: &str,
+    staff: &str,
+    challenge: &Value,
+    code: &str,
+) -> (u16, Value) {
+    s.post(
+        "/v1/login/enterprise/complete",
+        &json!({"flow": flow, "staff": staff, "challenge": challenge, "code": code}),
+    )
+}
+
+fn wrong(code: &Value) -> String {
+    let c: u32 = code.as_str().unwrap().parse().unwrap();
+    format!("{:06}", (c + 1) % 1_000_000)
+}
+
+fn use_function(s: &Server, session: &str, function: &str) -> (u16, Value) {
+    s.post(
+        "/v1/authorize",
+        &json!({"session": session, "action": "Action::\"useFunction\"",
+                "resource": format!("Function::\"{function}\"")}),
+    )
+}
+
+/// A session for 李秀英 (finance head, no personal password) by SMS.
+fn li_session(s: &Server) -> Value {
+    let (flow, li) = picked(s, LI);
+    let issued = send_code(s, &flow, &li);
+    let (status, v) = complete_sms(
+        s,
+        &flow,
+        &li,
+        &issued["challenge"],
+        issued["code"].as_str().unwrap(),
+    );
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+#[test]
+fn normal_login_by_personal_password_then_authorize_with_session() {
+    let s = Server::demo();
+    // By taxpayer ID as well as credit code (R2).
+    let v = enterprise(&s, ENT_TIN, ENT_PW);
+    assert_eq!(v["status"], "select_staff");
+    assert_eq!(v["sync_required"], false);
+    let wang = v["staff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == WANG)
+        .unwrap();
+    assert_eq!(wang["identity_type"], "legal_rep");
+    assert_eq!(wang["methods"], json!(["sms", "password"]));
+    let (status, login) = s.post(
+        "/v1/login/enterprise/complete",
+        &json!({"flow": v["flow"], "staff": wang["staff_id"], "password": "Wang@2026jg"}),
+    );
+    assert_eq!(status, 200, "{login}");
+    assert_eq!(login["route"], "home");
+    assert_eq!(login["obligations"], json!([]));
+    let token = login["session"].as_str().unwrap();
+    assert!(token.len() >= 32);
+    let (status, d) = use_function(&s, token, "vat_filing");
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["decision"], "allow");
+    // The flow is used up.
+    let (status, v2) = s.post(
+        "/v1/login/enterprise/complete",
+        &json!({"flow": v["flow"], "staff": wang["staff_id"], "password": "Wang@2026jg"}),
+    );
+    assert_eq!((status, error_code(&v2)), (401, "login_flow_expired"));
+    // Every step is in the decision log, and no secret is.
+    let log = s.decision_log_bytes();
+    let contains = |needle: &str| log.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(contains("login.enterprise_account"));
+    assert!(contains("login.normal"));
+    for secret in [ENT_PW, "Wang@2026jg", token, "210102198003124011"] {
+        assert!(!contains(secret), "decision log holds {secret}");
+    }
+}
+
+#[test]
+fn normal_login_by_sms_obliges_setting_a_password() {
+    let s = Server::demo();
+    let (flow, li) = picked(&s, LI);
+    let issued = send_code(&s, &flow, &li);
+    assert_eq!(issued["destination"]["phone_masked"], "138****0002");
+    assert_eq!(issued["destination"]["phone"], "13800000002");
+    assert_eq!(issued["code"].as_str().unwrap().len(), 6);
+    // A personal password she does not have fails like a wrong one.
+    let (status, v) = s.post(
+        "/v1/login/enterprise/complete",
+        &json!({"flow": flow, "staff": li, "password": "Whatever@1"}),
+    );
+    assert_eq!((status, error_code(&v)), (401, "invalid_credentials"));
+    let (status, v) = complete_sms(
+        &s,
+        &flow,
+        &li,
+        &issued["challenge"],
+        issued["code"].as_str().unwrap(),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["obligations"], json!(["set_password"]));
+}
+
+#[test]
+fn wrong_password_and_unknown_account_get_the_same_answer() {
+    let s = Server::demo();
+    let (s1, wrong_pw) = s.post(
+        "/v1/login/enterprise",
+        &json!({"account": ENT, "password": "Wrong@2026"}),
+    );
+    let (s2, unknown) = s.post(
+        "/v1/login/enterprise",
+        &json!({"account": "91210102MA0TAX002J", "password": "Wrong@2026"}),
+    );
+    assert_eq!(s1, 401);
+    assert_eq!(s2, 401, "{unknown}");
+    assert_eq!(wrong_pw, unknown);
+    assert_eq!(error_code(&wrong_pw), "invalid_credentials");
+    // A malformed account is a request error, not a credential failure.
+    let (s3, bad) = s.post(
+        "/v1/login/enterprise",
+        &json!({"account": "12345", "password": "x"}),
+    );
+    assert_eq!((s3, bad["error"]["field"].as_str()), (400, Some("account")));
+}
+
+#[test]
+fn sixth_attempt_after_five_failures_is_locked_even_with_the_right_password() {
+    let s = Server::demo();
+    for account in [ENT, "91210102MA0TAX002J"] {
+        for i in 0..5 {
+            let (status, v) = s.post(
+                "/v1/login/enterprise",
+                &json!({"account": account, "password": format!("Wrong@{i}x")}),
+            );
+            assert_eq!(status, 401, "attempt {i}: {v}");
+        }
+        let (status, v) = s.post(
+            "/v1/login/enterprise",
+            &json!({"account": account, "password": ENT_PW}),
+        );
+        assert_eq!((status, error_code(&v)), (423, "account_locked"), "{v}");
+    }
+}
+
+#[test]
+fn lock_expires_and_a_success_clears_the_count() {
+    let s = Server::start_with(&["--lockout-base-secs", "1"]);
+    for _ in 0..5 {
+        s.post(
+            "/v1/login/enterprise",
+            &json!({"account": ENT, "password": "Wrong@2026x"}),
+        );
+    }
+    let (status, _) = s.post(
+        "/v1/login/enterprise",
+        &json!({"account": ENT, "password": ENT_PW}),
+    );
+    assert_eq!(status, 423);
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    enterprise(&s, ENT, ENT_PW);
+}
+
+#[test]
+fn staff_without_real_name_collection_is_refused() {
+    let s = Server::demo();
+    let (flow, chen) = picked(&s, CHEN);
+    let (status, v) = s.post(
+        "/v1/login/enterprise/code",
+        &json!({"flow": flow, "staff": chen}),
+    );
+    assert_eq!((status, error_code(&v)), (403, "real_name_required"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("实名采集"));
+    let (status, v) = s.post(
+        "/v1/login/enterprise/complete",
+        &json!({"flow": flow, "staff": chen, "password": "Any@2026pw"}),
+    );
+    assert_eq!((status, error_code(&v)), (403, "real_name_required"), "{v}");
+}
+
+#[test]
+fn unsynced_enterprise_must_sync_and_mismatch_names_the_person() {
+    let s = Server::demo();
+    let v = enterprise(&s, DALIAN, DALIAN_PW);
+    assert_eq!(v["sync_required"], true);
+    assert_eq!(v["staff"], json!([]));
+    let (status, e) = s.post("/v1/login/enterprise/sync", &json!({"flow": v["flow"]}));
+    assert_eq!((status, error_code(&e)), (409, "real_name_mismatch"), "{e}");
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("财务负责人") && msg.contains("**兰"), "{msg}");
+    assert!(!msg.contains("周海涛") && !msg.contains("*海涛"), "{msg}");
+    assert!(
+        !msg.contains("210104197506203078"),
+        "ID number unmasked: {msg}"
+    );
+}
+
+#[test]
+fn quick_login_before_first_normal_login_is_refused() {
+    let s = Server::demo();
+    let (status, v) = s.post(
+        "/v1/login/quick/code",
+        &json!({"account": DALIAN, "password": DALIAN_PW, "identity_type": "legal_rep",
+                "id_number": "210203198808086069"}),
+    );
+    assert_eq!(
+        (status, error_code(&v)),
+        (403, "normal_login_required"),
+        "{v}"
+    );
+    assert!(v["error"]["message"].as_str().unwrap().contains("R3"));
+}
+
+#[test]
+fn quick_login_with_sms_code() {
+    let s = Server::demo();
+    let (status, v) = s.post(
+        "/v1/login/quick/code",
+        &json!({"account": ENT, "password": ENT_PW, "identity_type": "legal_rep",
+                "id_type": "resident_id", "id_number": "210102198003124011"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["destination"]["phone_masked"], "138****0001");
+    // Wrong identity type for that person.
+    let (status, e) = s.post(
+        "/v1/login/quick/code",
+        &json!({"account": ENT, "password": ENT_PW, "identity_type": "tax_clerk",
+                "id_number": "210102198003124011"}),
+    );
+    assert_eq!(status, 400, "{e}");
+    let (status, e) = s.post(
+        "/v1/login/quick",
+        &json!({"flow": v["flow"], "challenge": v["challenge"], "code": wrong(&v["code"])}),
+    );
+    assert_eq!((status, error_code(&e)), (401, "code_wrong"), "{e}");
+    let (status, login) = s.post(
+        "/v1/login/quick",
+        &json!({"flow": v["flow"], "challenge": v["challenge"], "code": v["code"]}),
+    );
+    assert_eq!(status, 200, "{login}");
+    let (_, d) = use_function(&s, login["session"].as_str().unwrap(), "cit_filing");
+    assert_eq!(d["decision"], "allow");
+}
+
+#[test]
+fn codes_are_single_use_limited_in_attempts_and_voided_by_cancel() {
+    let s = Server::demo();
+    // Reused.
+    let (flow, li) = picked(&s, LI);
+    let issued = send_code(&s, &flow, &li);
+    let code = issued["code"].as_str().unwrap();
+    assert_eq!(
+        complete_sms(&s, &flow, &li, &issued["challenge"], code).0,
+        200
+    );
+    let (flow, li) = picked(&s, LI);
+    let (status, v) = complete_sms(&s, &flow, &li, &issued["challenge"], code);
+    assert_eq!(
+        (status, error_code(&v)),
+        (401, "code_unknown"),
+        "bound to its flow: {v}"
+    );
+
+    // Five wrong attempts kill the code, even for the right one after.
+    let issued = send_code(&s, &flow, &li);
+    for i in 0..4 {
+        let (status, v) = complete_sms(
+            &s,
+            &flow,
+            &li,
+            &issued["challenge"],
+            &wrong(&issued["code"]),
+        );
+        assert_eq!((status, error_code(&v)), (401, "code_wrong"), "attempt {i}");
+    }
+    let (_, v) = complete_sms(
+        &s,
+        &flow,
+        &li,
+        &issued["challenge"],
+        &wrong(&issued["code"]),
+    );
+    assert_eq!(error_code(&v), "code_attempts_exhausted");
+    let (_, v) = complete_sms(
+        &s,
+        &flow,
+        &li,
+        &issued["challenge"],
+        issued["code"].as_str().unwrap(),
+    );
+    assert_eq!(error_code(&v), "code_attempts_exhausted");
+
+    // Cancel returns to staff selection; earlier codes stop counting.
+    let issued = send_code(&s, &flow, &li);
+    let (status, sel) = s.post("/v1/login/enterprise/cancel", &json!({"flow": flow}));
+    assert_eq!(status, 200, "{sel}");
+    assert_eq!(staff_id(&sel, LI), li);
+    let (_, v) = complete_sms(
+        &s,
+        &flow,
+        &li,
+        &issued["challenge"],
+        issued["code"].as_str().unwrap(),
+    );
+    assert_eq!(error_code(&v), "code_unknown");
+
+    // Used code again in the same flow.
+    let issued = send_code(&s, &flow, &li);
+    let code = issued["code"].as_str().unwrap();
+    assert_eq!(
+        complete_sms(&s, &flow, &li, &issued["challenge"], code).0,
+        200
+    );
+}
+
+#[test]
+fn used_code_is_refused_as_used() {
+    let s = Server::demo();
+    let (status, v) = s.post(
+        "/v1/login/quick/code",
+        &json!({"account": ENT, "password": ENT_PW, "identity_type": "finance_head",
+                "id_number": "210102198507263023"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let answer = json!({"flow": v["flow"], "challenge": v["challenge"], "code": v["code"]});
+    assert_eq!(s.post("/v1/login/quick", &answer).0, 200);
+    // The flow is gone, so take a fresh one whose challenge is the old one.
+    let (flow, li) = picked(&s, LI);
+    let issued = send_code(&s, &flow, &li);
+    let code = issued["code"].as_str().unwrap();
+    assert_eq!(
+        complete_sms(&s, &flow, &li, &issued["challenge"], code).0,
+        200
+    );
+    // Natural-person captcha reused.
+    let (_, c) = s.post("/v1/login/captcha", &json!({}));
+    let body = json!({"id_number": "210106199102140105", "password": "Zhaoli@2026",
+                      "challenge": c["challenge"], "code": c["code"]});
+    assert_eq!(s.post("/v1/login/natural-person", &body).0, 200);
+    let (status, v) = s.post("/v1/login/natural-person", &body);
+    assert_eq!((status, error_code(&v)), (401, "code_used"), "{v}");
+}
+
+#[test]
+fn expired_code_is_refused() {
+    let s = Server::start_with(&["--code-ttl-secs", "1"]);
+    let (flow, li) = picked(&s, LI);
+    let issued = send_code(&s, &flow, &li);
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let (status, v) = complete_sms(
+        &s,
+        &flow,
+        &li,
+        &issued["challenge"],
+        issued["code"].as_str().unwrap(),
+    );
+    assert_eq!((status, error_code(&v)), (401, "code_expired"), "{v}");
+}
+
+#[test]
+fn sms_codes_are_rate_limited_per_phone() {
+    let s = Server::start_with(&["--codes-per-phone", "2"]);
+    let (flow, li) = picked(&s, LI);
+    send_code(&s, &flow, &li);
+    send_code(&s, &flow, &li);
+    let (status, v) = s.post(
+        "/v1/login/enterprise/code",
+        &json!({"flow": flow, "staff": li}),
+    );
+    assert_eq!((status, error_code(&v)), (429, "too_many_codes"), "{v}");
+    // Another phone is not affected.
+    let (flow, wang) = picked(&s, WANG);
+    send_code(&s, &flow, &wang);
+}
+
+#[test]
+fn social_security_only_payer_logs_in_with_password_alone() {
+    let s = Server::demo();
+    let v = enterprise(&s, SOCIAL, "Shebao@2026");
+    assert_eq!(v["status"], "logged_in");
+    assert_eq!(v["route"], "social_insurance_fee_system");
+    assert!(v["session"].as_str().unwrap().len() >= 32);
+    let (status, _) = s.post(
+        "/v1/login/enterprise",
+        &json!({"account": SOCIAL, "password": "Shebao@2025"}),
+    );
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn natural_person_needs_password_and_captcha() {
+    let s = Server::demo();
+    let captcha = || s.post("/v1/login/captcha", &json!({})).1;
+    let c = captcha();
+    assert!(c.get("destination").is_none());
+    let (status, v) = s.post(
+        "/v1/login/natural-person",
+        &json!({"id_number": "210106199102140105", "password": "Zhaoli@2026",
+                "challenge": c["challenge"], "code": wrong(&c["code"])}),
+    );
+    assert_eq!((status, error_code(&v)), (401, "code_wrong"));
+    let c = captcha();
+    let (status, v) = s.post(
+        "/v1/login/natural-person",
+        &json!({"id_number": "210106199102140105", "password": "Zhaoli@2025",
+                "challenge": c["challenge"], "code": c["code"]}),
+    );
+    assert_eq!((status, error_code(&v)), (401, "invalid_credentials"));
+    let c = captcha();
+    let (status, v) = s.post(
+        "/v1/login/natural-person",
+        &json!({"id_type": "resident_id", "id_number": "210106199102140105", "password": "Zhaoli@2026",
+                "challenge": c["challenge"], "code": c["code"]}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["route"], "home");
+}
+
+/// Agency steps 1 and 2 with 孙明's password: (flow, clients answer).
+fn agency_agent(s: &Server) -> (String, Value) {
+    let (status, v) = s.post(
+        "/v1/login/agency",
+        &json!({"account": AGENCY, "password": AGENCY_PW}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let sun = staff_id(&v, "*明");
+    let (status, c) = s.post(
+        "/v1/login/agency/agent",
+        &json!({"flow": v["flow"], "agent": sun, "password": "Sunming@2026"}),
+    );
+    assert_eq!(status, 200, "{c}");
+    (v["flow"].as_str().unwrap().to_owned(), c)
+}
+
+#[test]
+fn agency_three_step_login_acts_for_the_client() {
+    let s = Server::demo();
+    let (flow, c) = agency_agent(&s);
+    assert_eq!(c["clients"][0]["credit_code"], ENT);
+    let (status, v) = s.post(
+        "/v1/login/agency/client",
+        &json!({"flow": flow, "client": ENT, "agreement_password": "Xieyi@2025"}),
+    );
+    assert_eq!(
+        (status, error_code(&v)),
+        (401, "invalid_credentials"),
+        "{v}"
+    );
+    let (status, v) = s.post(
+        "/v1/login/agency/client",
+        &json!({"flow": flow, "client": ENT, "agreement_password": "Xieyi@2026"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["acting_for"], ENT);
+    let token = v["session"].as_str().unwrap();
+    let (status, d) = use_function(&s, token, "vat_filing");
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["decision"], "allow", "{d}");
+    // actingFor comes from the session only.
+    let (status, e) = s.post(
+        "/v1/authorize",
+        &json!({"session": token, "action": "Action::\"useFunction\"",
+                "resource": "Function::\"vat_filing\"",
+                "context": {"actingFor": {"__entity": {"type": "Etax::Enterprise", "id": DALIAN}}}}),
+    );
+    assert_eq!(status, 400, "{e}");
+}
+
+#[test]
+fn agency_refusals_unrecognized_client_unreal_agent_and_locked_agreement() {
+    let s = Server::demo();
+    let (flow, _) = agency_agent(&s);
+    let (status, v) = s.post(
+        "/v1/login/agency/client",
+        &json!({"flow": flow, "client": DALIAN, "agreement_password": "Xieyi@2026"}),
+    );
+    assert_eq!(
+        (status, error_code(&v)),
+        (403, "agency_not_recognized"),
+        "{v}"
+    );
+
+    // 郑强 has not completed real-name collection (R5).
+    let (_, v) = s.post(
+        "/v1/login/agency",
+        &json!({"account": AGENCY, "password": AGENCY_PW}),
+    );
+    let zheng = staff_id(&v, "*强");
+    let (status, e) = s.post(
+        "/v1/login/agency/code",
+        &json!({"flow": v["flow"], "agent": zheng}),
+    );
+    assert_eq!((status, error_code(&e)), (403, "real_name_required"), "{e}");
+
+    // The agreement password locks separately from the accounts.
+    for _ in 0..5 {
+        let (status, _) = s.post(
+            "/v1/login/agency/client",
+            &json!({"flow": flow, "client": ENT, "agreement_password": "Xieyi@2025"}),
+        );
+        assert_eq!(status, 401);
+    }
+    let (status, v) = s.post(
+        "/v1/login/agency/client",
+        &json!({"flow": flow, "client": ENT, "agreement_password": "Xieyi@2026"}),
+    );
+    assert_eq!((status, error_code(&v)), (423, "account_locked"), "{v}");
+    let (status, _) = s.post(
+        "/v1/login/agency",
+        &json!({"account": AGENCY, "password": AGENCY_PW}),
+    );
+    assert_eq!(status, 200);
+
+    // Step 3 before step 2.
+    let (_, v) = s.post(
+        "/v1/login/agency",
+        &json!({"account": AGENCY, "password": AGENCY_PW}),
+    );
+    let (status, _) = s.post(
+        "/v1/login/agency/client",
+        &json!({"flow": v["flow"], "client": ENT, "agreement_password": "Xieyi@2026"}),
+    );
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn agent_logs_in_by_sms_too() {
+    let s = Server::demo();
+    let (_, v) = s.post(
+        "/v1/login/agency",
+        &json!({"account": AGENCY, "password": AGENCY_PW}),
+    );
+    let sun = staff_id(&v, "*明");
+    let (status, c) = s.post(
+        "/v1/login/agency/code",
+        &json!({"flow": v["flow"], "agent": sun}),
+    );
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["destination"]["phone_masked"], "137****0008");
+    let (status, r) = s.post(
+        "/v1/login/agency/agent",
+        &json!({"flow": v["flow"], "agent": sun, "challenge": c["challenge"], "code": c["code"]}),
+    );
+    assert_eq!(status, 200, "{r}");
+}
+
+#[test]
+fn setting_a_password_enforces_r10_and_the_common_list() {
+    let s = Server::demo();
+    let token = li_session(&s)["session"].as_str().unwrap().to_owned();
+    let set = |pw: &str| {
+        s.post(
+            "/v1/password",
+            &json!({"session": token, "new_password": pw}),
+        )
+    };
+    let (status, v) = set("Ab1!");
+    assert_eq!((status, error_code(&v)), (400, "password_rule"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("8 to 15 characters"));
+    assert_eq!(v["error"]["field"], "new_password");
+    let (_, v) = set("Abcdefgh12345678");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("8 to 15 characters"));
+    let (_, v) = set("abcdefgh1");
+    assert_eq!(error_code(&v), "password_rule");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("character classes"));
+    let (_, v) = set("P@ssw0rd1");
+    assert_eq!(error_code(&v), "password_too_common");
+    let (status, v) = set("Li#Caiwu2026");
+    assert_eq!(status, 200, "{v}");
+    // Now a change needs the current password.
+    let (status, v) = set("Li#Caiwu2027");
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (400, Some("current_password"))
+    );
+    let (status, v) = s.post(
+        "/v1/password",
+        &json!({"session": token, "current_password": "Wrong#2026x", "new_password": "Li#Caiwu2027"}),
+    );
+    assert_eq!((status, error_code(&v)), (401, "invalid_credentials"));
+    // And the new password logs in.
+    let (flow, li) = picked(&s, LI);
+    let (status, v) = s.post(
+        "/v1/login/enterprise/complete",
+        &json!({"flow": flow, "staff": li, "password": "Li#Caiwu2026"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["obligations"], json!([]));
+}
+
+#[test]
+fn forgot_password_by_sms_to_the_real_name_phone() {
+    let s = Server::demo();
+    let (status, c) = s.post(
+        "/v1/password/forgot/code",
+        &json!({"kind": "staff", "account": ENT, "id_number": "210102199001015035"}),
+    );
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["destination"]["phone_masked"], "138****0003");
+    // A weak password is refused without using the code up.
+    let (status, v) = s.post(
+        "/v1/password/forgot/reset",
+        &json!({"challenge": c["challenge"], "code": c["code"], "new_password": "zhangwei"}),
+    );
+    assert_eq!((status, error_code(&v)), (400, "password_rule"));
+    let (status, v) = s.post(
+        "/v1/password/forgot/reset",
+        &json!({"challenge": c["challenge"], "code": wrong(&c["code"]), "new_password": "Zw#Shui2026"}),
+    );
+    assert_eq!((status, error_code(&v)), (401, "code_wrong"));
+    let (status, v) = s.post(
+        "/v1/password/forgot/reset",
+        &json!({"challenge": c["challenge"], "code": c["code"], "new_password": "Zw#Shui2026"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let (flow, zhang) = picked(&s, ZHANG);
+    let (status, _) = s.post(
+        "/v1/login/enterprise/complete",
+        &json!({"flow": flow, "staff": zhang, "password": "Zhang@2026w"}),
+    );
+    assert_eq!(status, 401);
+    let (status, v) = s.post(
+        "/v1/login/enterprise/complete",
+        &json!({"flow": flow, "staff": zhang, "password": "Zw#Shui2026"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    // No real-name phone: 陈静.
+    let (status, v) = s.post(
+        "/v1/password/forgot/code",
+        &json!({"kind": "staff", "account": ENT, "id_number": "210102199505052059"}),
+    );
+    assert_eq!((status, error_code(&v)), (403, "recovery_unavailable"));
+}
+
+#[test]
+fn logged_out_session_stops_working() {
+    let s = Server::demo();
+    let token = li_session(&s)["session"].as_str().unwrap().to_owned();
+    assert_eq!(
+        use_function(&s, &token, "vat_filing").1["decision"],
+        "allow"
+    );
+    let (status, _) = s.post("/v1/logout", &json!({"session": token}));
+    assert_eq!(status, 200);
+    let (status, v) = use_function(&s, &token, "vat_filing");
+    assert_eq!((status, error_code(&v)), (401, "session_invalid"), "{v}");
+    let (status, v) = use_function(&s, "not-a-token", "vat_filing");
+    assert_eq!((status, error_code(&v)), (401, "session_invalid"));
+}
+
+#[test]
+fn idle_session_expires() {
+    let s = Server::start_with(&["--session-idle-secs", "1"]);
+    let token = li_session(&s)["session"].as_str().unwrap().to_owned();
+    assert_eq!(use_function(&s, &token, "vat_filing").0, 200);
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    let (status, v) = use_function(&s, &token, "vat_filing");
+    assert_eq!((status, error_code(&v)), (401, "session_invalid"), "{v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("inactivity"));
+}
+
+#[test]
+fn session_expires_at_its_absolute_lifetime() {
+    let s = Server::start_with(&["--session-max-secs", "1"]);
+    let token = li_session(&s)["session"].as_str().unwrap().to_owned();
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    let (status, v) = use_function(&s, &token, "vat_filing");
+    assert_eq!((status, error_code(&v)), (401, "session_invalid"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("absolute"));
+}
+
+#[test]
+fn one_time_password_must_be_changed_before_anything_else() {
+    // The demo bureau, with 张伟's password a one-time password (R12).
+    let demo: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut doc = demo.clone();
+    for staff in doc["staff"].as_array_mut().unwrap() {
+        if staff["person"]["id_number"] == "210102199001015035" {
+            staff["password_change_required"] = json!(true);
+        }
+    }
+    let s = Server::start_with_document(&doc);
+    let (flow, zhang) = picked(&s, ZHANG);
+    let (status, v) = s.post(
+        "/v1/login/enterprise/complete",
+        &json!({"flow": flow, "staff": zhang, "password": "Zhang@2026w"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["obligations"], json!(["change_password"]));
+    let token = v["session"].as_str().unwrap().to_owned();
+    let (status, e) = use_function(&s, &token, "vat_filing");
+    assert_eq!(
+        (status, error_code(&e)),
+        (403, "password_change_required"),
+        "{e}"
+    );
+    let (status, e) = s.post(
+        "/v1/password",
+        &json!({"session": token, "current_password": "Zhang@2026w", "new_password": "Zhang@2026w"}),
+    );
+    assert_eq!(status, 400, "{e}");
+    let (status, v) = s.post(
+        "/v1/password",
+        &json!({"session": token, "current_password": "Zhang@2026w", "new_password": "Zw#Shui2026"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let (status, d) = use_function(&s, &token, "vat_filing");
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["decision"], "allow");
+}
+
+fn demo_with(edit: impl FnOnce(&mut Value)) -> Value {
+    let mut doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    edit(&mut doc);
+    doc
+}
+
+#[test]
+fn sync_adds_the_officers_and_a_normal_login_opens_quick_login() {
+    // 吴桂兰 has completed real-name collection in this bureau.
+    let doc = demo_with(|d| {
+        for p in d["persons"].as_array_mut().unwrap() {
+            if p["name"] == "吴桂兰" {
+                p["real_name_verified"] = json!(true);
+                p["phone"] = json!("13900000007");
+            }
+        }
+    });
+    let s = Server::start_with_document(&doc);
+    let quick = json!({"account": DALIAN, "password": DALIAN_PW, "identity_type": "legal_rep",
+                       "id_number": "210203198808086069"});
+    assert_eq!(s.post("/v1/login/quick/code", &quick).0, 403);
+    let v = enterprise(&s, DALIAN, DALIAN_PW);
+    assert_eq!(v["sync_required"], true);
+    let (status, sel) = s.post("/v1/login/enterprise/sync", &json!({"flow": v["flow"]}));
+    assert_eq!(status, 200, "{sel}");
+    let types: Vec<&str> = sel["staff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["identity_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types.len(), 2, "{sel}");
+    assert!(types.contains(&"legal_rep") && types.contains(&"finance_head"));
+    let zhou = staff_id(&sel, "**涛");
+    let flow = v["flow"].as_str().unwrap();
+    let issued = send_code(&s, flow, &zhou);
+    assert_eq!(issued["destination"]["phone_masked"], "139****0006");
+    let (status, login) = complete_sms(
+        &s,
+        flow,
+        &zhou,
+        &issued["challenge"],
+        issued["code"].as_str().unwrap(),
+    );
+    assert_eq!(status, 200, "{login}");
+    assert_eq!(login["obligations"], json!(["set_password"]));
+    // The normal login synced the enterprise: quick login is open (R3).
+    let (status, v) = s.post("/v1/login/quick/code", &quick);
+    assert_eq!(status, 200, "{v}");
+}
