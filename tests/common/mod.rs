@@ -113,7 +113,18 @@ impl Server {
 
     /// Sends raw bytes as the body.
     pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, Value) {
-        let (status, text) = http(self.addr, method, path, body);
+        self.request_with(method, path, &[], body)
+    }
+
+    /// With extra headers.
+    pub fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> (u16, Value) {
+        let (status, text) = http_with(self.addr, method, path, headers, body);
         let json =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("non-JSON body ({e}): {text}"));
         (status, json)
@@ -158,6 +169,16 @@ impl Drop for Server {
 
 /// One HTTP/1.1 exchange with `Connection: close`; returns status and body.
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&[u8]>) -> (u16, String) {
+    http_with(addr, method, path, &[], body)
+}
+
+pub fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> (u16, String) {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -166,8 +187,12 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&[u8]>) -> 
         .set_write_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let body = body.unwrap_or_default();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();

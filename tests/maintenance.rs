@@ -1,0 +1,405 @@
+//! Staff maintenance and agency recognition over HTTP (R12–R17), for users
+//! who logged in through the real login flow and carry its session.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// Logs in to the synced demo enterprise as the staff member listed with
+/// `name` (masked, as the bureau shows it), by SMS code; returns the session.
+fn login_staff(server: &Server, masked_name: &str) -> String {
+    let (s, r) = server.post(
+        "/v1/login/enterprise",
+        &json!({ "account": E_SYNCED, "password": "Etax@2026" }),
+    );
+    assert_eq!(s, 200, "{r}");
+    let flow = r["flow"].as_str().unwrap().to_owned();
+    let staff = r["staff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == masked_name)
+        .unwrap_or_else(|| panic!("{masked_name} not in {r}"));
+    let staff_id = staff["staff_id"].as_str().unwrap().to_owned();
+    let (s, c) = server.post(
+        "/v1/login/enterprise/code",
+        &json!({ "flow": flow, "staff": staff_id }),
+    );
+    assert_eq!(s, 200, "{c}");
+    let (s, done) = server.post(
+        "/v1/login/enterprise/complete",
+        &json!({ "flow": flow, "staff": staff_id, "challenge": c["challenge"], "code": c["code"] }),
+    );
+    assert_eq!(s, 200, "{done}");
+    done["session"].as_str().unwrap().to_owned()
+}
+
+fn call(
+    server: &Server,
+    session: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let body = body.map(|b| b.to_string());
+    server.request_with(
+        method,
+        path,
+        &[("X-Etax-Session", session)],
+        body.as_deref().map(str::as_bytes),
+    )
+}
+
+const LEGAL_REP: &str = "**国";
+const FINANCE_HEAD: &str = "**英";
+const CLERK: &str = "*伟";
+
+#[test]
+fn only_officers_maintain_and_denials_name_the_rule() {
+    let server = Server::demo();
+    let clerk = login_staff(&server, CLERK);
+    let (s, b) = call(&server, &clerk, "GET", "/v1/maintenance/staff", None);
+    assert_eq!(s, 403, "{b}");
+    assert_eq!(
+        b["error"]["policies"],
+        json!(["maintain.ordinary-staff-excluded"]),
+        "{b}"
+    );
+
+    let (s, b) = server.request("GET", "/v1/maintenance/staff", None);
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("session_required"))
+    );
+    let (s, _) = call(
+        &server,
+        "not-a-session",
+        "GET",
+        "/v1/maintenance/staff",
+        None,
+    );
+    assert_eq!(s, 401);
+
+    let fh = login_staff(&server, FINANCE_HEAD);
+    let (s, b) = call(&server, &fh, "GET", "/v1/maintenance/staff", None);
+    assert_eq!(s, 200, "{b}");
+    let staff = b["staff"].as_array().unwrap();
+    assert_eq!(staff.len(), 5);
+    // R12: the finance head may not reset the legal rep's password.
+    let (s, b) = call(
+        &server,
+        &fh,
+        "POST",
+        &format!("/v1/maintenance/staff/{P_LEGAL_REP}/reset-password"),
+        None,
+    );
+    assert_eq!(s, 403, "{b}");
+    assert_eq!(
+        b["error"]["policies"],
+        json!(["maintain.no-cross-officer-reset"])
+    );
+}
+
+#[test]
+fn reset_password_issues_a_one_time_password_that_must_be_changed() {
+    let server = Server::demo();
+    let lr = login_staff(&server, LEGAL_REP);
+    let (s, b) = call(
+        &server,
+        &lr,
+        "POST",
+        &format!("/v1/maintenance/staff/{P_CLERK}/reset-password"),
+        None,
+    );
+    assert_eq!(s, 200, "{b}");
+    let otp = b["one_time_password"]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(b["one_time_password"]["deliver_to_masked"], "138****0003");
+    assert_ne!(otp, "111111");
+    // The clerk logs in with it, and must change it before anything else.
+    let (_, r) = server.post(
+        "/v1/login/enterprise",
+        &json!({ "account": E_SYNCED, "password": "Etax@2026" }),
+    );
+    let staff_id = r["staff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == CLERK)
+        .unwrap()["staff_id"]
+        .clone();
+    let (s, done) = server.post(
+        "/v1/login/enterprise/complete",
+        &json!({ "flow": r["flow"], "staff": staff_id, "password": otp }),
+    );
+    assert_eq!(s, 200, "{done}");
+    assert!(
+        done["obligations"].to_string().contains("change_password"),
+        "{done}"
+    );
+    let (s, _) = server.post(
+        "/v1/authorize",
+        &json!({ "session": done["session"], "action": action("useFunction"), "resource": "Function::\"vat_filing\"" }),
+    );
+    assert_eq!(s, 403);
+    // The password never reaches the decision log.
+    let log = server.decision_log_bytes();
+    assert!(!log.windows(otp.len()).any(|w| w == otp.as_bytes()));
+}
+
+#[test]
+fn roles_staff_and_a_removed_staff_members_live_session() {
+    let server = Server::demo();
+    let lr = login_staff(&server, LEGAL_REP);
+    // A role granting an unknown function is refused.
+    let (s, b) = call(
+        &server,
+        &lr,
+        "POST",
+        "/v1/maintenance/permission-identities",
+        Some(json!({ "id": "tax", "name": "申报", "functions": ["vat_filing", "time_travel"] })),
+    );
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (400, Some("functions")),
+        "{b}"
+    );
+    let (s, b) = call(
+        &server,
+        &lr,
+        "POST",
+        "/v1/maintenance/permission-identities",
+        Some(
+            json!({ "id": "tax", "name": "申报", "description": "VAT only", "functions": ["vat_filing"] }),
+        ),
+    );
+    assert_eq!(s, 200, "{b}");
+
+    // R15: a person without real-name collection cannot be added.
+    let (s, b) = call(
+        &server,
+        &lr,
+        "POST",
+        "/v1/maintenance/staff",
+        Some(
+            json!({ "name": "吴桂兰", "id_type": "resident_id", "id_number": "210104197506203078", "identity_type": "tax_clerk" }),
+        ),
+    );
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (422, Some("real_name_collection_required")),
+        "{b}"
+    );
+
+    // Add 赵丽 with the new role; she logs in and files VAT.
+    let (s, b) = call(
+        &server,
+        &lr,
+        "POST",
+        "/v1/maintenance/staff",
+        Some(
+            json!({ "name": "赵丽", "id_type": "resident_id", "id_number": "210106199102140105",
+                     "identity_type": "tax_clerk", "permission_identities": ["tax"] }),
+        ),
+    );
+    assert_eq!(s, 200, "{b}");
+    let zhao = login_staff(&server, "*丽");
+    let vat = |session: &str| {
+        server.post(
+            "/v1/authorize",
+            &json!({ "session": session, "action": action("useFunction"), "resource": "Function::\"vat_filing\"" }),
+        )
+    };
+    assert_eq!(vat(&zhao).1["decision"], "allow");
+
+    // Taking the role away takes effect on her live session at once.
+    let (s, _) = call(
+        &server,
+        &lr,
+        "PATCH",
+        &format!("/v1/maintenance/staff/{P_NATURAL}"),
+        Some(json!({ "remove_permission_identities": ["tax"] })),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(vat(&zhao).1["decision"], "deny");
+
+    // Removing her ends the session.
+    let (s, _) = call(
+        &server,
+        &lr,
+        "DELETE",
+        &format!("/v1/maintenance/staff/{P_NATURAL}"),
+        None,
+    );
+    assert_eq!(s, 200);
+    let (s, b) = vat(&zhao);
+    assert_eq!(s, 401, "{b}");
+
+    // Deleting a role in use is refused without detach.
+    let (s, _) = call(
+        &server,
+        &lr,
+        "PATCH",
+        &format!("/v1/maintenance/staff/{P_CLERK}"),
+        Some(json!({ "add_permission_identities": ["tax"] })),
+    );
+    assert_eq!(s, 200);
+    let (s, b) = call(
+        &server,
+        &lr,
+        "DELETE",
+        "/v1/maintenance/permission-identities/tax",
+        None,
+    );
+    assert_eq!(s, 409, "{b}");
+    let (s, b) = call(
+        &server,
+        &lr,
+        "DELETE",
+        "/v1/maintenance/permission-identities/tax?detach=true",
+        None,
+    );
+    assert_eq!((s, &b["detached_from"]), (200, &json!(1)), "{b}");
+}
+
+#[test]
+fn cancelling_recognition_stops_an_acting_agent_session() {
+    let server = Server::demo();
+    // The agent logs in (three steps) and acts for the demo enterprise.
+    let (s, a) = server.post(
+        "/v1/login/agency",
+        &json!({ "account": AGENCY, "password": "Agent@2026" }),
+    );
+    assert_eq!(s, 200, "{a}");
+    let sun = a["staff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "*明")
+        .unwrap()["staff_id"]
+        .clone();
+    let (s, b) = server.post(
+        "/v1/login/agency/agent",
+        &json!({ "flow": a["flow"], "agent": sun, "password": "Sunming@2026" }),
+    );
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = server.post(
+        "/v1/login/agency/client",
+        &json!({ "flow": a["flow"], "client": E_SYNCED, "agreement_password": "Xieyi@2026" }),
+    );
+    assert_eq!(s, 200, "{b}");
+    let agent_session = b["session"].as_str().unwrap().to_owned();
+    let act = || {
+        server.post(
+            "/v1/authorize",
+            &json!({ "session": agent_session, "action": action("useFunction"), "resource": "Function::\"vat_filing\"" }),
+        )
+    };
+    assert_eq!(act().1["decision"], "allow");
+
+    let clerk = login_staff(&server, CLERK);
+    let (s, b) = call(
+        &server,
+        &clerk,
+        "DELETE",
+        &format!("/v1/maintenance/agencies/{AGENCY}"),
+        None,
+    );
+    assert_eq!(
+        (s, &b["error"]["policies"]),
+        (403, &json!(["maintain.ordinary-staff-excluded"]))
+    );
+
+    let lr = login_staff(&server, LEGAL_REP);
+    let (s, b) = call(
+        &server,
+        &lr,
+        "DELETE",
+        &format!("/v1/maintenance/agencies/{AGENCY}"),
+        None,
+    );
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = act();
+    assert_eq!((s, b["decision"].as_str()), (200, Some("deny")), "{b}");
+
+    // Recognized again with a new agreement password: the old one no longer opens it.
+    let (s, b) = call(
+        &server,
+        &lr,
+        "POST",
+        "/v1/maintenance/agencies",
+        Some(json!({ "agency": AGENCY, "agreement_password": "Xieyi#2027" })),
+    );
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(act().1["decision"], "allow");
+}
+
+#[test]
+fn two_officers_editing_at_once_lose_no_update() {
+    let server = Server::demo();
+    let lr = login_staff(&server, LEGAL_REP);
+    let fh = login_staff(&server, FINANCE_HEAD);
+    let path = format!("/v1/maintenance/staff/{P_CLERK}");
+    for round in 0..5 {
+        std::thread::scope(|scope| {
+            let a = scope.spawn(|| {
+                call(
+                    &server,
+                    &lr,
+                    "PATCH",
+                    &path,
+                    Some(json!({ "add_permission_identities": ["invoicing"] })),
+                )
+            });
+            let b = scope.spawn(|| {
+                call(
+                    &server,
+                    &fh,
+                    "PATCH",
+                    &path,
+                    Some(json!({ "add_permission_identities": ["all-business"] })),
+                )
+            });
+            assert_eq!(a.join().unwrap().0, 200);
+            assert_eq!(b.join().unwrap().0, 200);
+        });
+        let (_, staff) = call(&server, &lr, "GET", "/v1/maintenance/staff", None);
+        let clerk = staff["staff"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["person_key"] == P_CLERK)
+            .unwrap()
+            .clone();
+        assert_eq!(
+            clerk["permission_identities"],
+            json!(["all-business", "filing", "invoicing"]),
+            "round {round}"
+        );
+        std::thread::scope(|scope| {
+            let a = scope.spawn(|| {
+                call(
+                    &server,
+                    &lr,
+                    "PATCH",
+                    &path,
+                    Some(json!({ "remove_permission_identities": ["invoicing"] })),
+                )
+            });
+            let b = scope.spawn(|| {
+                call(
+                    &server,
+                    &fh,
+                    "PATCH",
+                    &path,
+                    Some(json!({ "remove_permission_identities": ["all-business"] })),
+                )
+            });
+            assert_eq!(a.join().unwrap().0, 200);
+            assert_eq!(b.join().unwrap().0, 200);
+        });
+    }
+}
