@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::audit::{self, AuditError, AuditLog};
 use crate::authn::{PasswordHasher, PasswordRule};
 use crate::decision::Engine;
+use crate::http::callers::{Callers, CallersError};
 use crate::http::{self, AppState};
 use crate::policy::{LoadError, PolicySnapshot};
 use crate::store::{self, ImportDocument, ImportError, Store, StoreError};
@@ -23,6 +24,11 @@ pub struct ServeOptions {
     /// Seed these identities when the store is empty.
     pub demo: Option<PathBuf>,
     pub body_limit: usize,
+    /// Scoped API keys; `None` runs open (loopback development).
+    pub api_keys: Option<PathBuf>,
+    /// Prune decision-log records older than this many days (checked
+    /// hourly); `None` keeps everything.
+    pub audit_retention_days: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +44,8 @@ pub enum ServeError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Policies(#[from] LoadError),
+    #[error(transparent)]
+    Callers(#[from] CallersError),
     #[error("demo identities {path}: {source}")]
     Demo { path: String, source: ImportError },
     #[error("cannot read demo identities {path}: {source}")]
@@ -69,11 +77,22 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     }
     tracing::info!(policy_version = snapshot.version(), "policies loaded");
 
+    let callers = match &opts.api_keys {
+        Some(path) => Callers::load(path)?,
+        None => {
+            tracing::warn!("no --api-keys file: every caller is trusted (development mode)");
+            Callers::open()
+        }
+    };
     let audit = AuditLog::open(&audit::decision_log_path(&opts.data_dir))?;
+    if let Some(days) = opts.audit_retention_days {
+        tokio::spawn(retention(audit.clone(), days));
+    }
     let engine = Engine::new(store, Arc::new(ArcSwap::from_pointee(snapshot)));
     let state = Arc::new(AppState {
         engine,
         audit,
+        callers,
         body_limit: opts.body_limit,
         started_at_ms: crate::now_ms(),
     });
@@ -87,8 +106,33 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     // Tests and scripts read this line to learn the port.
     println!("etax-authz listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    http::serve(listener, state, shutdown_signal()).await?;
+    http::serve(listener, state.clone(), shutdown_signal()).await?;
+    // Queued /v1/authorize records reach the disk before the process ends.
+    if let Err(e) = state.audit.flush().await {
+        tracing::error!(error = %e, "decision log flush at shutdown failed");
+    }
     Ok(())
+}
+
+/// Hourly, prunes decision-log records older than `days`; the writer leaves
+/// an anchor record so the rest of the chain still verifies.
+async fn retention(log: AuditLog, days: u64) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let before = crate::now_ms().saturating_sub(days.saturating_mul(86_400_000));
+        match log.prune(before, "retention").await {
+            Ok(Some(r)) => {
+                tracing::info!(
+                    first = r.first_seq,
+                    last = r.last_seq,
+                    "decision log retention"
+                )
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "decision log retention failed"),
+        }
+    }
 }
 
 /// Imports the demo identities, but only into an empty store: a restart

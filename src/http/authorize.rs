@@ -48,7 +48,13 @@ pub struct AuthorizeResponse {
 
 impl AuthorizeResponse {
     /// The answer, and the decision-log record of it.
-    fn from_verdict(kind: &str, q: &Query, v: Verdict, latency_us: u64) -> (Self, DecisionRecord) {
+    fn from_verdict(
+        kind: &str,
+        q: &Query,
+        v: Verdict,
+        latency_us: u64,
+        caller: Option<&str>,
+    ) -> (Self, DecisionRecord) {
         let decision_id = crate::random_id();
         let acting_for = q.context.get("actingFor").map(|v| v.to_string());
         let record = DecisionRecord::new(
@@ -63,7 +69,8 @@ impl AuthorizeResponse {
             &v.errors,
             &v.policy_version,
             latency_us,
-        );
+        )
+        .with_caller(caller);
         let response = Self {
             decision: if v.allowed { "allow" } else { "deny" },
             reasons: v.reasons,
@@ -112,6 +119,7 @@ fn to_query(r: AuthorizeRequest) -> Result<Query, ApiError> {
 pub async fn authorize(
     state: &AppState,
     body: AuthorizeRequest,
+    caller: Option<&str>,
 ) -> Result<AuthorizeResponse, ApiError> {
     let started = Instant::now();
     let query = to_query(body)?;
@@ -121,6 +129,7 @@ pub async fn authorize(
         &query,
         verdict,
         started.elapsed().as_micros() as u64,
+        caller,
     );
     state.audit.enqueue(vec![record]).await?;
     Ok(response)
@@ -131,6 +140,7 @@ pub async fn authorize(
 pub async fn authorize_batch(
     state: &AppState,
     body: BatchRequest,
+    caller: Option<&str>,
 ) -> Result<BatchResponse, ApiError> {
     if body.requests.len() > MAX_BATCH {
         return Err(ApiError::invalid(
@@ -160,6 +170,7 @@ pub async fn authorize_batch(
             q,
             verdict,
             started.elapsed().as_micros() as u64,
+            caller,
         );
         results.push(response);
         records.push(record);

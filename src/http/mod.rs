@@ -5,7 +5,9 @@
 //! CPU and a redb read snapshot, which never waits for a writer. Anything that
 //! blocks (argon2, durable commits) goes to the blocking pool.
 
+pub mod audit;
 pub mod authorize;
+pub mod callers;
 pub mod error;
 
 use std::convert::Infallible;
@@ -37,6 +39,8 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     pub engine: Engine,
     pub audit: AuditLog,
+    /// API keys and their scopes, or open mode.
+    pub callers: callers::Callers,
     pub body_limit: usize,
     pub started_at_ms: u64,
 }
@@ -116,20 +120,39 @@ async fn route(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let caller = state
+        .callers
+        .authenticate(req.headers(), callers::scope_for(&path))?;
+    let caller = caller.as_deref();
     match (req.method(), path.as_str()) {
         (&Method::POST, "/v1/authorize") => {
             let body = read_json(state, req).await?;
-            ok(&authorize::authorize(state, body).await?)
+            ok(&authorize::authorize(state, body, caller).await?)
         }
         (&Method::POST, "/v1/authorize/batch") => {
             let body = read_json(state, req).await?;
-            ok(&authorize::authorize_batch(state, body).await?)
+            ok(&authorize::authorize_batch(state, body, caller).await?)
         }
+        (&Method::GET, "/v1/audit/decisions") => {
+            ok(&audit::decisions(state, query.as_deref(), caller).await?)
+        }
+        (&Method::GET, "/v1/audit/verify") => {
+            ok(&audit::verify(state, query.as_deref(), caller).await?)
+        }
+        (&Method::GET, "/v1/audit/checkpoint") => ok(&audit::checkpoint(state, caller).await?),
         (&Method::GET, "/v1/status") => ok(&status(state)),
         (&Method::GET, "/healthz") => ok(&json!({ "status": "ok" })),
-        (m, "/v1/authorize" | "/v1/authorize/batch" | "/v1/status" | "/healthz") => {
-            Err(ApiError::method_not_allowed(m, &path))
-        }
+        (
+            m,
+            "/v1/authorize"
+            | "/v1/authorize/batch"
+            | "/v1/status"
+            | "/healthz"
+            | "/v1/audit/decisions"
+            | "/v1/audit/verify"
+            | "/v1/audit/checkpoint",
+        ) => Err(ApiError::method_not_allowed(m, &path)),
         _ => Err(ApiError::not_found(&path)),
     }
 }
