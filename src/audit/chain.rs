@@ -308,7 +308,7 @@ fn walk_one(
         Some((p, prev_hash)) if &record.prev_hash != prev_hash => fail(
             TamperKind::Altered,
             *p,
-            format!("record {key} does not link to record {p}: record {p} was altered or replaced"),
+            format!("record {key} does not link to record {p}: record {p} was altered, replaced or reordered"),
         ),
         Some(_) => Ok(Ok(record)),
         None if key == 1 => {

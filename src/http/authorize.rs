@@ -56,7 +56,7 @@ impl AuthorizeResponse {
         caller: Option<&str>,
     ) -> (Self, DecisionRecord) {
         let decision_id = crate::random_id();
-        let acting_for = q.context.get("actingFor").map(|v| v.to_string());
+        let acting_for = q.context.get("actingFor").map(entity_ref);
         let record = DecisionRecord::new(
             &decision_id,
             kind,
@@ -79,6 +79,19 @@ impl AuthorizeResponse {
             policy_version: v.policy_version,
         };
         (response, record)
+    }
+}
+
+/// `Etax::Enterprise::"…"` for a context entity reference in either of
+/// Cedar's JSON forms (`{"__entity": {type, id}}` or `{type, id}`).
+fn entity_ref(v: &serde_json::Value) -> String {
+    let e = v.get("__entity").unwrap_or(v);
+    match (
+        e.get("type").and_then(|t| t.as_str()),
+        e.get("id").and_then(|i| i.as_str()),
+    ) {
+        (Some(t), Some(id)) => format!("{t}::{id:?}"),
+        _ => v.as_str().map_or_else(|| v.to_string(), str::to_owned),
     }
 }
 
