@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{request, run, try_request, Server};
+use redb::ReadableTable;
 use serde_json::{json, Value};
 
 const CLERK: &str = "Staff::\"91210102MA0TAX001F/resident_id:210102199001015035\"";
