@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check`, `import`.
+//! The command line: `serve`, `check`, `import`, `audit …`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::audit;
 use crate::authn::{PasswordHasher, PasswordRule};
 use crate::policy::{LoadError, PolicySnapshot};
 use crate::server::{self, ServeOptions};
@@ -44,7 +45,18 @@ enum Command {
         body_limit: usize,
         #[command(flatten)]
         authn: crate::authn::AuthnArgs,
+        /// JSON list of {id, key_sha256, scopes}; without it the service runs
+        /// open (development on loopback only).
+        #[arg(long, env = "ETAX_API_KEYS")]
+        api_keys: Option<PathBuf>,
+        /// Prune decision-log records older than this many days (hourly).
+        #[arg(long, env = "ETAX_AUDIT_RETENTION_DAYS")]
+        audit_retention_days: Option<u64>,
     },
+    /// Read, check and prune the decision log (on a data directory no server
+    /// holds open; while it runs use GET /v1/audit/...).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Validate every policy strictly against the schema.
     Check {
         #[arg(long, default_value = "policies")]
@@ -60,6 +72,139 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain; report the first record altered, removed or
+    /// reordered; exit non-zero if any.
+    Verify {
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Also prove the log extends this head: SEQ:HASH, the JSON
+        /// `audit checkpoint` printed, or a file holding it.
+        #[arg(long)]
+        checkpoint: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the head (sequence number, hash, time) for auditors to keep.
+    Checkpoint {
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+    },
+    /// Print matching records.
+    Query {
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long, default_value = "table", value_parser = ["table", "jsonl", "csv"])]
+        format: String,
+    },
+    /// Stream records as JSON lines (constant memory).
+    Export {
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Only records at or after this time (RFC 3339 UTC, date, ms, or an age like 7d).
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Remove records older than a time, leaving an anchor record so the
+    /// rest still verifies.
+    Prune {
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Remove records before this time (RFC 3339 UTC, date, ms, or an age like 365d).
+        #[arg(long)]
+        before: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct FilterArgs {
+    /// At or after (RFC 3339 UTC, date, ms since the epoch, or an age like 2h).
+    #[arg(long)]
+    since: Option<String>,
+    /// Before.
+    #[arg(long)]
+    until: Option<String>,
+    /// Part of the principal; ID numbers are masked before comparing.
+    #[arg(long)]
+    principal: Option<String>,
+    /// Credit code of an enterprise the decision concerned.
+    #[arg(long)]
+    enterprise: Option<String>,
+    /// Action, e.g. useFunction.
+    #[arg(long)]
+    action: Option<String>,
+    #[arg(long, value_parser = ["allow", "deny"])]
+    decision: Option<String>,
+    /// A determining policy id.
+    #[arg(long)]
+    policy: Option<String>,
+    /// Record kind (authorize, login.sms, ...; `login.` for all login steps).
+    #[arg(long)]
+    kind: Option<String>,
+}
+
+impl FilterArgs {
+    fn into_filter(self) -> Result<audit::Filter, String> {
+        let now = crate::now_ms();
+        let time = |t: Option<String>| t.map(|t| audit::time::parse_time(&t, now)).transpose();
+        Ok(audit::Filter {
+            since_ms: time(self.since)?,
+            until_ms: time(self.until)?,
+            principal: self.principal,
+            enterprise: self.enterprise,
+            action: self.action,
+            decision: self.decision.map(|d| {
+                if d == "allow" {
+                    audit::Outcome::Allow
+                } else {
+                    audit::Outcome::Deny
+                }
+            }),
+            policy: self.policy,
+            kind: self.kind,
+        })
+    }
+}
+
+fn audit_command(cmd: AuditCommand) -> ExitCode {
+    use audit::commands;
+    let now = crate::now_ms();
+    let bad = |e: String| {
+        eprintln!("etax-authz: {e}");
+        ExitCode::FAILURE
+    };
+    match cmd {
+        AuditCommand::Verify {
+            data,
+            checkpoint,
+            json,
+        } => commands::verify(&data, checkpoint.as_deref(), json),
+        AuditCommand::Checkpoint { data } => commands::checkpoint(&data),
+        AuditCommand::Query {
+            data,
+            filter,
+            format,
+        } => match filter.into_filter() {
+            Ok(f) => commands::query(&data, &f, format.parse().expect("clap checked the format")),
+            Err(e) => bad(e),
+        },
+        AuditCommand::Export { data, since } => {
+            match since.map(|s| audit::time::parse_time(&s, now)).transpose() {
+                Ok(since) => commands::export(&data, since),
+                Err(e) => bad(e),
+            }
+        }
+        AuditCommand::Prune { data, before } => match audit::time::parse_time(&before, now) {
+            Ok(before) => commands::prune(&data, before),
+            Err(e) => bad(e),
+        },
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
@@ -72,6 +217,8 @@ pub fn main() -> ExitCode {
             demo,
             body_limit,
             authn,
+            api_keys,
+            audit_retention_days,
         } => {
             let opts = ServeOptions {
                 listen,
@@ -81,6 +228,8 @@ pub fn main() -> ExitCode {
                 demo: demo.then(|| PathBuf::from("examples/demo.json")),
                 body_limit,
                 authn: authn.into_config(),
+                api_keys,
+                audit_retention_days,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -106,6 +255,7 @@ pub fn main() -> ExitCode {
         }
         Command::Check { policies, schema } => check(&policies, &schema),
         Command::Import { file, data } => import(&file, &data),
+        Command::Audit(cmd) => audit_command(cmd),
     }
 }
 

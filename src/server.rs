@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::audit::{self, AuditError, AuditLog};
 use crate::authn::{Authn, AuthnConfig, PasswordHasher, PasswordRule};
 use crate::decision::Engine;
+use crate::http::callers::{Callers, CallersError};
 use crate::http::{self, AppState};
 use crate::policy::{LoadError, PolicySnapshot};
 use crate::store::{self, ImportDocument, ImportError, Store, StoreError};
@@ -25,6 +26,11 @@ pub struct ServeOptions {
     pub body_limit: usize,
     /// Credentials, codes, lockout and sessions.
     pub authn: AuthnConfig,
+    /// Scoped API keys; `None` runs open (loopback development).
+    pub api_keys: Option<PathBuf>,
+    /// Prune decision-log records older than this many days (checked
+    /// hourly); `None` keeps everything.
+    pub audit_retention_days: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +46,8 @@ pub enum ServeError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Policies(#[from] LoadError),
+    #[error(transparent)]
+    Callers(#[from] CallersError),
     #[error("demo identities {path}: {source}")]
     Demo { path: String, source: ImportError },
     #[error("cannot read demo identities {path}: {source}")]
@@ -74,13 +82,24 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     }
     tracing::info!(policy_version = snapshot.version(), "policies loaded");
 
+    let callers = match &opts.api_keys {
+        Some(path) => Callers::load(path)?,
+        None => {
+            tracing::warn!("no --api-keys file: every caller is trusted (development mode)");
+            Callers::open()
+        }
+    };
     let audit = AuditLog::open(&audit::decision_log_path(&opts.data_dir))?;
+    if let Some(days) = opts.audit_retention_days {
+        tokio::spawn(retention(audit.clone(), days));
+    }
     let engine = Engine::new(store, Arc::new(ArcSwap::from_pointee(snapshot)));
     let login = crate::flows::Login::new(engine.clone(), audit.clone(), authn);
     let state = Arc::new(AppState {
         engine,
         audit,
         login,
+        callers,
         body_limit: opts.body_limit,
         started_at_ms: crate::now_ms(),
     });
@@ -94,8 +113,33 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     // Tests and scripts read this line to learn the port.
     println!("etax-authz listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    http::serve(listener, state, shutdown_signal()).await?;
+    http::serve(listener, state.clone(), shutdown_signal()).await?;
+    // Queued /v1/authorize records reach the disk before the process ends.
+    if let Err(e) = state.audit.flush().await {
+        tracing::error!(error = %e, "decision log flush at shutdown failed");
+    }
     Ok(())
+}
+
+/// Hourly, prunes decision-log records older than `days`; the writer leaves
+/// an anchor record so the rest of the chain still verifies.
+async fn retention(log: AuditLog, days: u64) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let before = crate::now_ms().saturating_sub(days.saturating_mul(86_400_000));
+        match log.prune(before, "retention").await {
+            Ok(Some(r)) => {
+                tracing::info!(
+                    first = r.first_seq,
+                    last = r.last_seq,
+                    "decision log retention"
+                )
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "decision log retention failed"),
+        }
+    }
 }
 
 /// Imports the demo identities, but only into an empty store: a restart

@@ -54,9 +54,15 @@ pub struct AuthorizeResponse {
 
 impl AuthorizeResponse {
     /// The answer, and the decision-log record of it.
-    fn from_verdict(kind: &str, q: &Query, v: Verdict, latency_us: u64) -> (Self, DecisionRecord) {
+    fn from_verdict(
+        kind: &str,
+        q: &Query,
+        v: Verdict,
+        latency_us: u64,
+        caller: Option<&str>,
+    ) -> (Self, DecisionRecord) {
         let decision_id = crate::random_id();
-        let acting_for = q.context.get("actingFor").map(|v| v.to_string());
+        let acting_for = q.context.get("actingFor").map(entity_ref);
         let record = DecisionRecord::new(
             &decision_id,
             kind,
@@ -69,7 +75,8 @@ impl AuthorizeResponse {
             &v.errors,
             &v.policy_version,
             latency_us,
-        );
+        )
+        .with_caller(caller);
         let response = Self {
             decision: if v.allowed { "allow" } else { "deny" },
             reasons: v.reasons,
@@ -78,6 +85,19 @@ impl AuthorizeResponse {
             policy_version: v.policy_version,
         };
         (response, record)
+    }
+}
+
+/// `Etax::Enterprise::"…"` for a context entity reference in either of
+/// Cedar's JSON forms (`{"__entity": {type, id}}` or `{type, id}`).
+fn entity_ref(v: &serde_json::Value) -> String {
+    let e = v.get("__entity").unwrap_or(v);
+    match (
+        e.get("type").and_then(|t| t.as_str()),
+        e.get("id").and_then(|i| i.as_str()),
+    ) {
+        (Some(t), Some(id)) => format!("{t}::{id:?}"),
+        _ => v.as_str().map_or_else(|| v.to_string(), str::to_owned),
     }
 }
 
@@ -155,6 +175,7 @@ async fn session_query(
 pub async fn authorize(
     state: &AppState,
     mut body: AuthorizeRequest,
+    caller: Option<&str>,
 ) -> Result<AuthorizeResponse, ApiError> {
     let started = Instant::now();
     let query = match body.session.take() {
@@ -167,6 +188,7 @@ pub async fn authorize(
         &query,
         verdict,
         started.elapsed().as_micros() as u64,
+        caller,
     );
     state.audit.enqueue(vec![record]).await?;
     Ok(response)
@@ -177,6 +199,7 @@ pub async fn authorize(
 pub async fn authorize_batch(
     state: &AppState,
     body: BatchRequest,
+    caller: Option<&str>,
 ) -> Result<BatchResponse, ApiError> {
     if body.requests.len() > MAX_BATCH {
         return Err(ApiError::invalid(
@@ -206,6 +229,7 @@ pub async fn authorize_batch(
             q,
             verdict,
             started.elapsed().as_micros() as u64,
+            caller,
         );
         results.push(response);
         records.push(record);

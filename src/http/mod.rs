@@ -6,7 +6,9 @@
 //! blocks (argon2, durable commits) goes to the blocking pool.
 
 pub mod admin;
+pub mod audit;
 pub mod authorize;
+pub mod callers;
 pub mod error;
 pub mod login;
 pub mod maintenance;
@@ -44,6 +46,8 @@ const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 pub struct AppState {
     pub engine: Engine,
     pub audit: AuditLog,
+    /// API keys and their scopes, or open mode.
+    pub callers: callers::Callers,
     pub body_limit: usize,
     pub started_at_ms: u64,
     /// Login flows, sessions and passwords (R1–R11).
@@ -130,14 +134,19 @@ async fn route(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let caller = state
+        .callers
+        .authenticate(req.headers(), callers::scope_for(&path))?;
+    let caller = caller.as_deref();
     match (req.method(), path.as_str()) {
         (&Method::POST, "/v1/authorize") => {
             let body = read_json(state, req).await?;
-            ok(&authorize::authorize(state, body).await?)
+            ok(&authorize::authorize(state, body, caller).await?)
         }
         (&Method::POST, "/v1/authorize/batch") => {
             let body = read_json(state, req).await?;
-            ok(&authorize::authorize_batch(state, body).await?)
+            ok(&authorize::authorize_batch(state, body, caller).await?)
         }
         (&Method::POST, p) if login::PATHS.contains(&p) => login::handle(state, p, req).await,
         (&Method::POST, "/v1/admin/real-name") => {
@@ -152,13 +161,29 @@ async fn route(
         (&Method::GET, "/v1/functions") => ok(&functions(state)?),
         (_, p) if p.starts_with("/v1/maintenance/") => {
             let rest = p["/v1/maintenance".len()..].to_owned();
-            maintenance::route(state, req, &rest).await
+            maintenance::route(state, req, &rest, caller).await
         }
+        (&Method::GET, "/v1/audit/decisions") => {
+            ok(&audit::decisions(state, query.as_deref(), caller).await?)
+        }
+        (&Method::GET, "/v1/audit/verify") => {
+            ok(&audit::verify(state, query.as_deref(), caller).await?)
+        }
+        (&Method::GET, "/v1/audit/checkpoint") => ok(&audit::checkpoint(state, caller).await?),
         (&Method::GET, "/v1/status") => ok(&status(state)),
         (&Method::GET, "/healthz") => ok(&json!({ "status": "ok" })),
-        (m, "/v1/authorize" | "/v1/authorize/batch" | "/v1/status" | "/healthz") => {
-            Err(ApiError::method_not_allowed(m, &path))
-        }
+        (
+            m,
+            "/v1/authorize"
+            | "/v1/authorize/batch"
+            | "/v1/status"
+            | "/healthz"
+            | "/v1/functions"
+            | "/v1/admin/real-name"
+            | "/v1/audit/decisions"
+            | "/v1/audit/verify"
+            | "/v1/audit/checkpoint",
+        ) => Err(ApiError::method_not_allowed(m, &path)),
         (m, p) if login::PATHS.contains(&p) => Err(ApiError::method_not_allowed(m, p)),
         _ => Err(ApiError::not_found(&path)),
     }

@@ -1,0 +1,254 @@
+//! Who is calling: scoped API keys, checked in this one place.
+//!
+//! With `--api-keys FILE` (a JSON list of
+//! `{"id": "...", "key_sha256": "<hex>", "scopes": ["authorize", ...]}`)
+//! every request but `/healthz` must send `Authorization: Bearer KEY` with a
+//! key holding the route's scope: 401 when the key is missing or unknown,
+//! 403 when it lacks the scope. The key id becomes the decision record's
+//! `caller`. Only SHA-256 digests of keys are stored; keys are never logged.
+//!
+//! Without a file the service runs open (development on loopback): every
+//! request is allowed and the caller is `null`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use hyper::header::AUTHORIZATION;
+use hyper::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+
+/// What a key may do; each route needs one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// `/v1/authorize`, `/v1/authorize/batch`.
+    Authorize,
+    /// Login steps.
+    Login,
+    /// Staff maintenance and agency recognition.
+    Maintain,
+    /// Service administration: status, reloads.
+    Admin,
+    /// The decision log: queries, verify, checkpoint.
+    Audit,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Authorize => "authorize",
+            Scope::Login => "login",
+            Scope::Maintain => "maintain",
+            Scope::Admin => "admin",
+            Scope::Audit => "audit",
+        }
+    }
+}
+
+/// The scope a path needs, by prefix; `None` for unauthenticated routes.
+/// Routes added elsewhere fall under the prefix of their family.
+pub fn scope_for(path: &str) -> Option<Scope> {
+    const PREFIXES: &[(&str, Scope)] = &[
+        ("/v1/authorize", Scope::Authorize),
+        ("/v1/login", Scope::Login),
+        ("/v1/password", Scope::Login),
+        ("/v1/logout", Scope::Login),
+        ("/v1/maintenance", Scope::Maintain),
+        ("/v1/functions", Scope::Maintain),
+        ("/v1/audit", Scope::Audit),
+    ];
+    if path == "/healthz" {
+        return None;
+    }
+    PREFIXES
+        .iter()
+        .find(|(p, _)| path == *p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
+        .map(|(_, s)| *s)
+        .or(Some(Scope::Admin))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyEntry {
+    id: String,
+    key_sha256: String,
+    scopes: Vec<Scope>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallersError {
+    #[error("API keys file {path}: {message}")]
+    File { path: String, message: String },
+}
+
+struct Caller {
+    id: String,
+    scopes: Vec<Scope>,
+}
+
+/// The known callers, or open mode.
+#[derive(Default)]
+pub struct Callers {
+    /// SHA-256 of the key → caller. `None`: open mode.
+    keys: Option<HashMap<[u8; 32], Caller>>,
+}
+
+impl Callers {
+    /// Open mode: no keys, every request allowed, caller `null`.
+    pub fn open() -> Self {
+        Self { keys: None }
+    }
+
+    /// Loads the keys file.
+    pub fn load(path: &Path) -> Result<Self, CallersError> {
+        let err = |message: String| CallersError::File {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        Self::parse(&text).map_err(err)
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let entries: Vec<KeyEntry> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let mut keys = HashMap::new();
+        for (i, e) in entries.into_iter().enumerate() {
+            let digest: [u8; 32] = hex::decode(e.key_sha256.trim())
+                .ok()
+                .and_then(|d| d.try_into().ok())
+                .ok_or_else(|| format!("[{i}] ({}): key_sha256 is not 64 hex digits", e.id))?;
+            if e.id.is_empty() {
+                return Err(format!("[{i}]: id is empty"));
+            }
+            if keys
+                .insert(
+                    digest,
+                    Caller {
+                        id: e.id.clone(),
+                        scopes: e.scopes,
+                    },
+                )
+                .is_some()
+            {
+                return Err(format!("[{i}] ({}): the same key is listed twice", e.id));
+            }
+        }
+        Ok(Self { keys: Some(keys) })
+    }
+
+    /// Whether keys are required.
+    pub fn is_open(&self) -> bool {
+        self.keys.is_none()
+    }
+
+    /// Checks the request's key against `scope`; returns the caller's id
+    /// (`None` in open mode, or for a route without a scope).
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        scope: Option<Scope>,
+    ) -> Result<Option<String>, ApiError> {
+        let (Some(keys), Some(scope)) = (&self.keys, scope) else {
+            return Ok(None);
+        };
+        let key = headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "send an API key as `Authorization: Bearer KEY`",
+                )
+            })?;
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let caller = keys.get(&digest).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "unknown API key",
+            )
+        })?;
+        if !caller.scopes.contains(&scope) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "API key {} lacks the `{}` scope this route needs",
+                    caller.id,
+                    scope.as_str()
+                ),
+            ));
+        }
+        Ok(Some(caller.id.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(auth: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(a) = auth {
+            h.insert(AUTHORIZATION, a.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn scopes_by_route() {
+        assert_eq!(scope_for("/v1/authorize/batch"), Some(Scope::Authorize));
+        assert_eq!(scope_for("/v1/audit/decisions"), Some(Scope::Audit));
+        assert_eq!(scope_for("/v1/status"), Some(Scope::Admin));
+        assert_eq!(scope_for("/v1/authorizeX"), Some(Scope::Admin));
+        assert_eq!(scope_for("/healthz"), None);
+    }
+
+    #[test]
+    fn checks_keys_and_scopes() {
+        let digest = hex::encode(Sha256::digest(b"s3cret-key"));
+        let callers = Callers::parse(&format!(
+            r#"[{{"id":"tax-core","key_sha256":"{digest}","scopes":["authorize"]}}]"#
+        ))
+        .unwrap();
+        let ok = callers
+            .authenticate(&headers(Some("Bearer s3cret-key")), Some(Scope::Authorize))
+            .unwrap();
+        assert_eq!(ok.as_deref(), Some("tax-core"));
+        let status = |h, s| callers.authenticate(&h, Some(s)).unwrap_err().status;
+        assert_eq!(
+            status(headers(None), Scope::Authorize),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            status(headers(Some("Bearer wrong")), Scope::Authorize),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            status(headers(Some("Bearer s3cret-key")), Scope::Audit),
+            StatusCode::FORBIDDEN
+        );
+        // The key never appears in an error.
+        let e = callers
+            .authenticate(&headers(Some("Bearer s3cret-key")), Some(Scope::Audit))
+            .unwrap_err();
+        assert!(!e.message.contains("s3cret"));
+        assert!(Callers::open()
+            .authenticate(&headers(None), Some(Scope::Audit))
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn rejects_bad_files() {
+        assert!(Callers::parse(r#"[{"id":"a","key_sha256":"zz","scopes":[]}]"#).is_err());
+        assert!(Callers::parse(r#"[{"id":"a","key_sha256":"00","scopes":["root"]}]"#).is_err());
+    }
+}
