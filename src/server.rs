@@ -1,5 +1,6 @@
 //! `etax-authz serve`: opens the store, loads the policies, optionally seeds
-//! the demo identities, and serves HTTP until SIGINT or SIGTERM.
+//! the demo identities, and serves HTTP until SIGINT or SIGTERM, reloading
+//! the policies on SIGHUP and when their files change.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use crate::audit::{self, AuditError, AuditLog};
 use crate::authn::{PasswordHasher, PasswordRule};
 use crate::decision::Engine;
 use crate::http::{self, AppState};
+use crate::policy::reload::Reloader;
 use crate::policy::{LoadError, PolicySnapshot};
 use crate::store::{self, ImportDocument, ImportError, Store, StoreError};
 
@@ -23,6 +25,9 @@ pub struct ServeOptions {
     /// Seed these identities when the store is empty.
     pub demo: Option<PathBuf>,
     pub body_limit: usize,
+    /// How often to look for changed policy files; `None` reloads on
+    /// SIGHUP only.
+    pub reload_poll: Option<std::time::Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,13 +75,23 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     tracing::info!(policy_version = snapshot.version(), "policies loaded");
 
     let audit = AuditLog::open(&audit::decision_log_path(&opts.data_dir))?;
-    let engine = Engine::new(store, Arc::new(ArcSwap::from_pointee(snapshot)));
+    let active = Arc::new(ArcSwap::from_pointee(snapshot));
+    let engine = Engine::new(store, active.clone());
+    let reloader = Reloader::new(
+        opts.policies_dir.clone(),
+        opts.schema.clone(),
+        active,
+        Arc::default(),
+    );
     let state = Arc::new(AppState {
         engine,
         audit,
         body_limit: opts.body_limit,
         started_at_ms: crate::now_ms(),
+        reload: reloader.status().clone(),
     });
+    // SIGHUP and file changes load, validate and swap the policies.
+    let reload_task = reloader.spawn(opts.reload_poll);
     let listener = TcpListener::bind(opts.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -87,7 +102,9 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     // Tests and scripts read this line to learn the port.
     println!("etax-authz listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    http::serve(listener, state, shutdown_signal()).await?;
+    let served = http::serve(listener, state, shutdown_signal()).await;
+    reload_task.abort();
+    served?;
     Ok(())
 }
 

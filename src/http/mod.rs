@@ -7,6 +7,7 @@
 
 pub mod authorize;
 pub mod error;
+pub mod status;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub audit: AuditLog,
     pub body_limit: usize,
     pub started_at_ms: u64,
+    /// How policy reloads went (`/v1/status`, `/metrics`).
+    pub reload: Arc<crate::policy::reload::ReloadStatus>,
 }
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` completes; connections in
@@ -125,27 +128,14 @@ async fn route(
             let body = read_json(state, req).await?;
             ok(&authorize::authorize_batch(state, body).await?)
         }
-        (&Method::GET, "/v1/status") => ok(&status(state)),
+        (&Method::GET, "/v1/status") => ok(&status::status(state)),
+        (&Method::GET, "/metrics") => Ok(status::metrics(state)),
         (&Method::GET, "/healthz") => ok(&json!({ "status": "ok" })),
-        (m, "/v1/authorize" | "/v1/authorize/batch" | "/v1/status" | "/healthz") => {
+        (m, "/v1/authorize" | "/v1/authorize/batch" | "/v1/status" | "/metrics" | "/healthz") => {
             Err(ApiError::method_not_allowed(m, &path))
         }
         _ => Err(ApiError::not_found(&path)),
     }
-}
-
-fn status(state: &AppState) -> serde_json::Value {
-    let snap = state.engine.snapshot();
-    json!({
-        "service": "etax-authz",
-        "version": env!("CARGO_PKG_VERSION"),
-        "started_at_ms": state.started_at_ms,
-        "policy_version": snap.version(),
-        "policies_loaded_at_ms": snap.loaded_at_ms(),
-        "policy_count": snap.policies().policies().count(),
-        "policy_warnings": snap.warnings().iter().map(|w| w.to_string()).collect::<Vec<_>>(),
-        "last_reload_error": serde_json::Value::Null,
-    })
 }
 
 /// Reads the body within the limit and parses it as `T`.
