@@ -26,13 +26,17 @@ fn schema() -> String {
     s
 }
 
-/// `n` policies spread evenly over the actions, a mix of permits and forbids
-/// with conditions that read attributes, as real rules do.
+/// `n` policies, 20 per action, over `n / 20` actions starting at the
+/// request's action `a42`: 20 policies all apply to the request (the
+/// baseline: what a small deployment evaluates), 2,000 spread over all 100
+/// actions. The same mix of permits and forbids, with conditions that read
+/// attributes, in both.
 fn policies(n: usize) -> String {
+    let spread = (n / 20).max(1);
     (0..n)
         .map(|i| {
-            let a = i % ACTIONS;
-            let k = i / ACTIONS;
+            let a = (i % spread + 42) % ACTIONS;
+            let k = i / spread;
             match k % 4 {
                 0 => format!(
                     "@id(\"p{i}\") permit (principal in Group::\"g{}\", action == Action::\"a{a}\", resource) when {{ principal.level >= {} && context.mfa }};\n",
