@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check`, `import`, `audit …`.
+//! The command line: `serve`, `check`, `test`, `fmt`, `import`, `audit …`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +52,10 @@ enum Command {
         /// Prune decision-log records older than this many days (hourly).
         #[arg(long, env = "ETAX_AUDIT_RETENTION_DAYS")]
         audit_retention_days: Option<u64>,
+        /// How often to look for changed policy files, in milliseconds; 0
+        /// reloads on SIGHUP only.
+        #[arg(long, default_value_t = 500, env = "ETAX_RELOAD_POLL_MS")]
+        reload_poll_ms: u64,
     },
     /// Read, check and prune the decision log (on a data directory no server
     /// holds open; while it runs use GET /v1/audit/...).
@@ -63,6 +67,26 @@ enum Command {
         policies: PathBuf,
         #[arg(long, default_value = "schemas/etax.cedarschema")]
         schema: PathBuf,
+    },
+    /// Run the policy test suites (`*.json`) in DIR and report coverage.
+    Test {
+        #[arg(default_value = "policies/tests")]
+        dir: PathBuf,
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        #[arg(long, default_value = "schemas/etax.cedarschema")]
+        schema: PathBuf,
+        /// Fail when a policy is not covered by an allow and a deny case.
+        #[arg(long)]
+        require_coverage: bool,
+    },
+    /// Format the policy files with Cedar's formatter.
+    Fmt {
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        /// Change nothing; fail if a file is not formatted.
+        #[arg(long)]
+        check: bool,
     },
     /// Import identities from a JSON file, all or nothing.
     Import {
@@ -219,6 +243,7 @@ pub fn main() -> ExitCode {
             authn,
             api_keys,
             audit_retention_days,
+            reload_poll_ms,
         } => {
             let opts = ServeOptions {
                 listen,
@@ -230,6 +255,8 @@ pub fn main() -> ExitCode {
                 authn: authn.into_config(),
                 api_keys,
                 audit_retention_days,
+                reload_poll: (reload_poll_ms > 0)
+                    .then(|| std::time::Duration::from_millis(reload_poll_ms)),
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -254,8 +281,112 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Check { policies, schema } => check(&policies, &schema),
+        Command::Test {
+            dir,
+            policies,
+            schema,
+            require_coverage,
+        } => test(&dir, &policies, &schema, require_coverage),
+        Command::Fmt { policies, check } => fmt(&policies, check),
         Command::Import { file, data } => import(&file, &data),
         Command::Audit(cmd) => audit_command(cmd),
+    }
+}
+
+fn test(
+    dir: &std::path::Path,
+    policies: &std::path::Path,
+    schema: &std::path::Path,
+    require_coverage: bool,
+) -> ExitCode {
+    use crate::policy::testing;
+    let snap = match PolicySnapshot::load(policies, schema) {
+        Ok(snap) => snap,
+        Err(e) => {
+            if let LoadError::Invalid(diags) = &e {
+                diags.iter().for_each(|d| println!("{d}"));
+            }
+            eprintln!("test: the policies do not load: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let files = match testing::suite_files(dir) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("test: cannot read {}: {e}", dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("running {} suite(s) from {}", files.len(), dir.display());
+    let report = testing::run_files(&snap, &files, |case| match &case.failure {
+        None => println!("test {} :: {} ... ok", case.suite, case.name),
+        Some(why) => println!("test {} :: {} ... FAILED\n    {why}", case.suite, case.name),
+    });
+    for e in &report.errors {
+        println!("error: {e}");
+    }
+    let failures: Vec<_> = report
+        .cases
+        .iter()
+        .filter(|c| c.failure.is_some())
+        .collect();
+    if !failures.is_empty() {
+        println!("\nfailures:");
+        for c in &failures {
+            println!("    {} :: {}", c.suite, c.name);
+        }
+    }
+    let gaps: Vec<_> = report.gaps().collect();
+    println!(
+        "\ncoverage: {} of {} policies exercised by both an allow and a deny case",
+        report.coverage.len() - gaps.len(),
+        report.coverage.len()
+    );
+    for (id, c, gap) in &gaps {
+        println!("    not covered: {id} ({}): {gap}", c.file);
+    }
+    let ok = report.failed() == 0 && !(require_coverage && !gaps.is_empty());
+    println!(
+        "\ntest result: {}. {} passed, {} failed",
+        if ok { "ok" } else { "FAILED" },
+        report.passed(),
+        report.failed()
+    );
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn fmt(policies: &std::path::Path, check: bool) -> ExitCode {
+    use crate::policy::format::{format_files, FileOutcome};
+    let files = match crate::policy::policy_files_in(policies) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("fmt: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut bad = 0;
+    for outcome in format_files(&files, check) {
+        match outcome {
+            FileOutcome::Unchanged(_) => {}
+            FileOutcome::Changed(p) if check => {
+                bad += 1;
+                println!("{}: not formatted (run `etax-authz fmt`)", p.display());
+            }
+            FileOutcome::Changed(p) => println!("formatted {}", p.display()),
+            FileOutcome::Failed(p, e) => {
+                bad += 1;
+                println!("{}: cannot format: {e}", p.display());
+            }
+        }
+    }
+    if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -1,5 +1,6 @@
 //! `etax-authz serve`: opens the store, loads the policies, optionally seeds
-//! the demo identities, and serves HTTP until SIGINT or SIGTERM.
+//! the demo identities, and serves HTTP until SIGINT or SIGTERM, reloading
+//! the policies on SIGHUP and when their files change.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use crate::authn::{Authn, AuthnConfig, PasswordHasher, PasswordRule};
 use crate::decision::Engine;
 use crate::http::callers::{Callers, CallersError};
 use crate::http::{self, AppState};
+use crate::policy::reload::Reloader;
 use crate::policy::{LoadError, PolicySnapshot};
 use crate::store::{self, ImportDocument, ImportError, Store, StoreError};
 
@@ -31,6 +33,9 @@ pub struct ServeOptions {
     /// Prune decision-log records older than this many days (checked
     /// hourly); `None` keeps everything.
     pub audit_retention_days: Option<u64>,
+    /// How often to look for changed policy files; `None` reloads on
+    /// SIGHUP only.
+    pub reload_poll: Option<std::time::Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,8 +98,15 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     if let Some(days) = opts.audit_retention_days {
         tokio::spawn(retention(audit.clone(), days));
     }
-    let engine = Engine::new(store, Arc::new(ArcSwap::from_pointee(snapshot)));
+    let active = Arc::new(ArcSwap::from_pointee(snapshot));
+    let engine = Engine::new(store, active.clone());
     let login = crate::flows::Login::new(engine.clone(), audit.clone(), authn);
+    let reloader = Reloader::new(
+        opts.policies_dir.clone(),
+        opts.schema.clone(),
+        active,
+        Arc::default(),
+    );
     let state = Arc::new(AppState {
         engine,
         audit,
@@ -102,7 +114,10 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         callers,
         body_limit: opts.body_limit,
         started_at_ms: crate::now_ms(),
+        reload: reloader.status().clone(),
     });
+    // SIGHUP and file changes load, validate and swap the policies.
+    let reload_task = reloader.spawn(opts.reload_poll);
     let listener = TcpListener::bind(opts.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -113,11 +128,13 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     // Tests and scripts read this line to learn the port.
     println!("etax-authz listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    http::serve(listener, state.clone(), shutdown_signal()).await?;
+    let served = http::serve(listener, state.clone(), shutdown_signal()).await;
+    reload_task.abort();
     // Queued /v1/authorize records reach the disk before the process ends.
     if let Err(e) = state.audit.flush().await {
         tracing::error!(error = %e, "decision log flush at shutdown failed");
     }
+    served?;
     Ok(())
 }
 

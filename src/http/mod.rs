@@ -12,6 +12,7 @@ pub mod callers;
 pub mod error;
 pub mod login;
 pub mod maintenance;
+pub mod status;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub started_at_ms: u64,
     /// Login flows, sessions and passwords (R1–R11).
     pub login: crate::flows::Login,
+    /// How policy reloads went (`/v1/status`, `/metrics`).
+    pub reload: Arc<crate::policy::reload::ReloadStatus>,
 }
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` completes; connections in
@@ -170,13 +173,15 @@ async fn route(
             ok(&audit::verify(state, query.as_deref(), caller).await?)
         }
         (&Method::GET, "/v1/audit/checkpoint") => ok(&audit::checkpoint(state, caller).await?),
-        (&Method::GET, "/v1/status") => ok(&status(state)),
+        (&Method::GET, "/v1/status") => ok(&status::status(state)),
+        (&Method::GET, "/metrics") => Ok(status::metrics(state)),
         (&Method::GET, "/healthz") => ok(&json!({ "status": "ok" })),
         (
             m,
             "/v1/authorize"
             | "/v1/authorize/batch"
             | "/v1/status"
+            | "/metrics"
             | "/healthz"
             | "/v1/functions"
             | "/v1/admin/real-name"
@@ -205,20 +210,6 @@ fn core_officers_path(path: &str) -> Option<&str> {
     path.strip_prefix("/v1/admin/enterprises/")?
         .strip_suffix("/core-officers")
         .filter(|c| !c.contains('/'))
-}
-
-fn status(state: &AppState) -> serde_json::Value {
-    let snap = state.engine.snapshot();
-    json!({
-        "service": "etax-authz",
-        "version": env!("CARGO_PKG_VERSION"),
-        "started_at_ms": state.started_at_ms,
-        "policy_version": snap.version(),
-        "policies_loaded_at_ms": snap.loaded_at_ms(),
-        "policy_count": snap.policies().policies().count(),
-        "policy_warnings": snap.warnings().iter().map(|w| w.to_string()).collect::<Vec<_>>(),
-        "last_reload_error": serde_json::Value::Null,
-    })
 }
 
 /// Reads the body within the limit and parses it as `T`.

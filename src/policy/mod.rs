@@ -1,10 +1,14 @@
 //! Cedar schema and policies: loading, strict validation, the per-action
-//! index, and the version that names a loaded set.
+//! index, and the version that names a loaded set; authoring tools
+//! ([`testing`], [`format`]) and hot [`reload`] build on it.
 //!
 //! A [`PolicySnapshot`] is immutable once built; the server shares the active
 //! one through an `ArcSwap`, so evaluation never waits on a reload.
 
 mod diagnostics;
+pub mod format;
+pub mod reload;
+pub mod testing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -49,29 +53,8 @@ impl PolicySnapshot {
     /// schema, and validates them strictly. Every policy needs a unique
     /// `@id("…")`, which becomes its policy id.
     pub fn load(policies_dir: &Path, schema_path: &Path) -> Result<Self, LoadError> {
-        let schema_src = read(schema_path)?;
-        let mut files = Vec::new();
-        let entries = std::fs::read_dir(policies_dir).map_err(|source| LoadError::Io {
-            path: policies_dir.display().to_string(),
-            source,
-        })?;
-        for entry in entries {
-            let path = entry
-                .map_err(|source| LoadError::Io {
-                    path: policies_dir.display().to_string(),
-                    source,
-                })?
-                .path();
-            if path.extension().is_some_and(|e| e == "cedar") && path.is_file() {
-                files.push(path);
-            }
-        }
-        files.sort();
-        let mut sources = Vec::new();
-        for path in files {
-            sources.push((path.display().to_string(), read(&path)?));
-        }
-        Self::from_sources(&schema_path.display().to_string(), &schema_src, &sources)
+        let sources = Sources::read(policies_dir, schema_path)?;
+        Self::from_sources(&sources.schema_file, &sources.schema, &sources.policy_files)
     }
 
     /// Builds a snapshot from in-memory texts: `(file name, text)` per policy file.
@@ -212,6 +195,55 @@ impl PolicySnapshot {
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
     }
+}
+
+/// The texts a snapshot is built from, read from disk in one pass.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub schema_file: String,
+    pub schema: String,
+    /// `(file name, text)` per `*.cedar` file, sorted by name.
+    pub policy_files: Vec<(String, String)>,
+}
+
+impl Sources {
+    /// Reads the schema and every `*.cedar` file of `policies_dir` (not its
+    /// subdirectories).
+    pub fn read(policies_dir: &Path, schema_path: &Path) -> Result<Self, LoadError> {
+        let schema = read(schema_path)?;
+        let mut policy_files = Vec::new();
+        for path in policy_files_in(policies_dir)? {
+            let text = read(&path)?;
+            policy_files.push((path.display().to_string(), text));
+        }
+        Ok(Self {
+            schema_file: schema_path.display().to_string(),
+            schema,
+            policy_files,
+        })
+    }
+
+    /// The version a snapshot built from these texts would have.
+    pub fn version(&self) -> String {
+        version_of(&self.schema, &self.policy_files)
+    }
+}
+
+/// The `*.cedar` files of `dir` (not its subdirectories), sorted.
+pub fn policy_files_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let io = |source| LoadError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.extension().is_some_and(|e| e == "cedar") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 fn read(path: &Path) -> Result<String, LoadError> {

@@ -1,0 +1,85 @@
+//! `GET /v1/status` and `GET /metrics`: which policy set is active, since
+//! when, and how reloads went.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::CONTENT_TYPE;
+use hyper::{Response, StatusCode};
+use serde_json::json;
+
+use super::AppState;
+
+/// The status document.
+pub fn status(state: &AppState) -> serde_json::Value {
+    let snap = state.engine.snapshot();
+    let reload = &state.reload;
+    json!({
+        "service": "etax-authz",
+        "version": env!("CARGO_PKG_VERSION"),
+        "started_at_ms": state.started_at_ms,
+        "policy_version": snap.version(),
+        "policies_loaded_at_ms": snap.loaded_at_ms(),
+        "policy_count": snap.policies().policies().count(),
+        "policy_warnings": snap.warnings().iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+        "reloads": {
+            "succeeded": reload.successes(),
+            "failed": reload.failures(),
+        },
+        "last_reload_error": reload.last_error(),
+    })
+}
+
+/// Prometheus text exposition (format 0.0.4).
+pub fn metrics(state: &AppState) -> Response<Full<Bytes>> {
+    let snap = state.engine.snapshot();
+    let reload = &state.reload;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    metric(
+        "etax_policy_reloads_total",
+        "counter",
+        "Policy reloads since start, by outcome.",
+        &[
+            ("{outcome=\"success\"}", reload.successes()),
+            ("{outcome=\"failure\"}", reload.failures()),
+        ],
+    );
+    metric(
+        "etax_policy_last_reload_failed",
+        "gauge",
+        "1 when the most recent reload was rejected and the previous policies still serve.",
+        &[("", u64::from(reload.last_error().is_some()))],
+    );
+    metric(
+        "etax_policy_active_policies",
+        "gauge",
+        "Policies in the active set.",
+        &[("", snap.policies().policies().count() as u64)],
+    );
+    metric(
+        "etax_policy_loaded_timestamp_seconds",
+        "gauge",
+        "When the active set was loaded (Unix time).",
+        &[("", snap.loaded_at_ms() / 1000)],
+    );
+    let version_label = format!("{{version=\"{}\"}}", snap.version());
+    metric(
+        "etax_policy_active_info",
+        "gauge",
+        "The active policy version (SHA-256 of schema and policy texts).",
+        &[(version_label.as_str(), 1)],
+    );
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
+        .body(Full::new(Bytes::from(out)))
+        .expect("static response parts are valid")
+}

@@ -1,0 +1,343 @@
+//! Hot reload while serving: on SIGHUP, and when the policy files or the
+//! schema change, load and validate them together and swap the active
+//! [`PolicySnapshot`] in one atomic store.
+//!
+//! Why this is safe: a decision takes one `Arc<PolicySnapshot>` at its start
+//! (`Engine::snapshot`) and keeps it to the end, so requests in flight finish
+//! on the old set, new ones see the new set, and none sees a mix. An invalid
+//! set is never swapped in: the old one keeps serving, and the diagnostics
+//! are logged and kept for `/v1/status` and `/metrics`.
+//!
+//! Change detection polls: every interval it hashes the texts a snapshot
+//! would be built from (the same SHA-256 as the snapshot version). That
+//! needs no dependency, works on every filesystem (including bind mounts
+//! where inotify is silent), and costs a few file reads per interval. A
+//! change is acted on only once the texts hold still for one more interval
+//! (debounce), so an editor's write-then-rename or a `cp -r` of several
+//! files is loaded once, whole.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use super::{LoadError, PolicySnapshot, Sources};
+
+/// What set off a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Signal,
+    FileChange,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Signal => "sighup",
+            Trigger::FileChange => "file_change",
+        }
+    }
+}
+
+/// The last failed reload, as `/v1/status` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadFailure {
+    pub at_ms: u64,
+    pub trigger: &'static str,
+    /// `file:line:col: message` lines, or the I/O error.
+    pub diagnostics: Vec<String>,
+    /// Version of the rejected texts (empty when they could not be read).
+    pub rejected_version: String,
+}
+
+/// Reload outcomes, shared between the reloader and the HTTP handlers.
+#[derive(Debug, Default)]
+pub struct ReloadStatus {
+    successes: AtomicU64,
+    failures: AtomicU64,
+    last_error: Mutex<Option<ReloadFailure>>,
+}
+
+impl ReloadStatus {
+    pub fn successes(&self) -> u64 {
+        self.successes.load(Ordering::Relaxed)
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// The failure of the most recent reload; `None` once a later reload
+    /// succeeds.
+    pub fn last_error(&self) -> Option<ReloadFailure> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_error(&self, e: Option<ReloadFailure>) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = e;
+    }
+}
+
+/// Loads, validates and swaps in policy sets.
+#[derive(Clone)]
+pub struct Reloader {
+    policies_dir: PathBuf,
+    schema: PathBuf,
+    active: Arc<ArcSwap<PolicySnapshot>>,
+    status: Arc<ReloadStatus>,
+}
+
+impl Reloader {
+    pub fn new(
+        policies_dir: PathBuf,
+        schema: PathBuf,
+        active: Arc<ArcSwap<PolicySnapshot>>,
+        status: Arc<ReloadStatus>,
+    ) -> Self {
+        Self {
+            policies_dir,
+            schema,
+            active,
+            status,
+        }
+    }
+
+    pub fn status(&self) -> &Arc<ReloadStatus> {
+        &self.status
+    }
+
+    /// Reads and validates the files and, if valid, makes them active.
+    /// Blocking (file reads, validation): call from a blocking thread.
+    pub fn reload(&self, trigger: Trigger) -> Result<Arc<PolicySnapshot>, LoadError> {
+        let sources = Sources::read(&self.policies_dir, &self.schema);
+        let version = sources.as_ref().map(Sources::version).unwrap_or_default();
+        let loaded = sources
+            .and_then(|s| PolicySnapshot::from_sources(&s.schema_file, &s.schema, &s.policy_files));
+        match loaded {
+            Ok(snapshot) => {
+                let snapshot = Arc::new(snapshot);
+                let old = self.active.swap(snapshot.clone());
+                self.status.successes.fetch_add(1, Ordering::Relaxed);
+                self.status.set_error(None);
+                for w in snapshot.warnings() {
+                    tracing::warn!("{w}");
+                }
+                tracing::info!(
+                    trigger = trigger.as_str(),
+                    old_version = old.version(),
+                    policy_version = snapshot.version(),
+                    policies = snapshot.policies().policies().count(),
+                    "policies reloaded"
+                );
+                Ok(snapshot)
+            }
+            Err(e) => {
+                let diagnostics = match &e {
+                    LoadError::Invalid(diags) => diags.iter().map(|d| d.to_string()).collect(),
+                    other => vec![other.to_string()],
+                };
+                for d in &diagnostics {
+                    tracing::error!("{d}");
+                }
+                tracing::error!(
+                    trigger = trigger.as_str(),
+                    active_version = self.active.load().version(),
+                    "policy reload rejected ({e}); still serving the previous policies"
+                );
+                self.status.failures.fetch_add(1, Ordering::Relaxed);
+                self.status.set_error(Some(ReloadFailure {
+                    at_ms: crate::now_ms(),
+                    trigger: trigger.as_str(),
+                    diagnostics,
+                    rejected_version: version,
+                }));
+                Err(e)
+            }
+        }
+    }
+
+    /// Version of the texts on disk now, or `None` if they cannot be read.
+    fn disk_version(&self) -> Option<String> {
+        Sources::read(&self.policies_dir, &self.schema)
+            .ok()
+            .map(|s| s.version())
+    }
+
+    /// Starts watching for SIGHUP and, when `poll` is set, for file changes,
+    /// until the task is aborted. The SIGHUP handler is in place when this
+    /// returns (SIGHUP would otherwise end the process).
+    pub fn spawn(self, poll: Option<Duration>) -> tokio::task::JoinHandle<()> {
+        let hangup = hangup_stream();
+        tokio::spawn(self.run(hangup, poll))
+    }
+
+    async fn run(self, mut hangup: Hangup, poll: Option<Duration>) {
+        let mut ticker = poll.map(|p| {
+            let mut t = tokio::time::interval(p);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
+        // The texts last loaded (or rejected): no point loading them again.
+        let mut attempted = Some(self.active.load().version().to_owned());
+        // A change seen on the last tick, waiting to hold still.
+        let mut pending: Option<Option<String>> = None;
+        loop {
+            let trigger = tokio::select! {
+                () = recv_hangup(&mut hangup) => Trigger::Signal,
+                () = tick(&mut ticker) => {
+                    let this = self.clone();
+                    let now = tokio::task::spawn_blocking(move || this.disk_version())
+                        .await
+                        .unwrap_or(None);
+                    if now == attempted {
+                        pending = None;
+                        continue;
+                    }
+                    // Debounce: act once the same texts are seen twice in a row.
+                    if pending.as_ref() != Some(&now) {
+                        pending = Some(now);
+                        continue;
+                    }
+                    Trigger::FileChange
+                }
+            };
+            pending = None;
+            let this = self.clone();
+            // The outcome is logged and kept in the status by `reload`.
+            let version = tokio::task::spawn_blocking(move || {
+                let version = this.disk_version();
+                let _ = this.reload(trigger);
+                version
+            })
+            .await
+            .unwrap_or(None);
+            // Remember what was tried, so a broken file is reported once, not
+            // every interval, and is picked up again when it changes.
+            attempted = version;
+        }
+    }
+}
+
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = ();
+
+#[cfg(unix)]
+fn hangup_stream() -> Hangup {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload on file change only");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn hangup_stream() -> Hangup {}
+
+#[cfg(unix)]
+async fn recv_hangup(h: &mut Hangup) {
+    match h {
+        Some(s) => {
+            if s.recv().await.is_none() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn recv_hangup(_: &mut Hangup) {
+    std::future::pending::<()>().await
+}
+
+async fn tick(t: &mut Option<tokio::time::Interval>) {
+    match t {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: &str =
+        "entity User; entity Doc; action read appliesTo { principal: User, resource: Doc };";
+
+    fn setup() -> (tempfile::TempDir, Reloader) {
+        let dir = tempfile::tempdir().unwrap();
+        let policies = dir.path().join("policies");
+        std::fs::create_dir(&policies).unwrap();
+        std::fs::write(dir.path().join("s.cedarschema"), SCHEMA).unwrap();
+        std::fs::write(
+            policies.join("a.cedar"),
+            r#"@id("a") permit(principal, action, resource);"#,
+        )
+        .unwrap();
+        let snap = PolicySnapshot::load(&policies, &dir.path().join("s.cedarschema")).unwrap();
+        let reloader = Reloader::new(
+            policies,
+            dir.path().join("s.cedarschema"),
+            Arc::new(ArcSwap::from_pointee(snap)),
+            Arc::default(),
+        );
+        (dir, reloader)
+    }
+
+    #[test]
+    fn invalid_sets_are_rejected_and_valid_ones_swapped_in() {
+        let (dir, r) = setup();
+        let v0 = r.active.load().version().to_owned();
+        std::fs::write(
+            dir.path().join("policies/b.cedar"),
+            "@id(\"b\")\npermit(principal is Nope, action, resource);",
+        )
+        .unwrap();
+        assert!(r.reload(Trigger::Signal).is_err());
+        assert_eq!(r.active.load().version(), v0, "old set keeps serving");
+        let err = r.status().last_error().unwrap();
+        assert!(err.diagnostics[0].contains("b.cedar:2:"), "{err:?}");
+        assert_eq!(r.status().failures(), 1);
+
+        std::fs::write(
+            dir.path().join("policies/b.cedar"),
+            r#"@id("b") forbid(principal, action, resource);"#,
+        )
+        .unwrap();
+        let snap = r.reload(Trigger::FileChange).unwrap();
+        assert_ne!(snap.version(), v0);
+        assert_eq!(r.active.load().version(), snap.version());
+        assert!(r.status().last_error().is_none());
+        assert_eq!(r.status().successes(), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn file_changes_are_picked_up_after_they_settle() {
+        let (dir, r) = setup();
+        let v0 = r.active.load().version().to_owned();
+        let active = r.active.clone();
+        let task = r.spawn(Some(Duration::from_millis(20)));
+        std::fs::write(
+            dir.path().join("policies/b.cedar"),
+            r#"@id("b") forbid(principal, action, resource);"#,
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while active.load().version() == v0 {
+            assert!(std::time::Instant::now() < deadline, "no reload");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        task.abort();
+    }
+}

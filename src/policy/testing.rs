@@ -1,0 +1,553 @@
+//! Policy test suites (`etax-authz test`): named requests with the decision
+//! the authors expect, run against a [`PolicySnapshot`] exactly as the server
+//! decides — only the policies [`PolicySnapshot::policies_for`] the action,
+//! and any evaluation error denies (fail closed, like `crate::decision`).
+//!
+//! A suite is a JSON file (YAML is not supported: `serde_yaml` is deprecated
+//! and unmaintained, and no well-kept successor is in our dependency set):
+//!
+//! ```json
+//! {
+//!   "name": "login",
+//!   "namespace": "Etax",
+//!   "entities": "fixtures/demo-entities.json",
+//!   "cases": [
+//!     { "name": "legal rep logs in by SMS",
+//!       "principal": "Staff::\"91…/resident_id:21…\"",
+//!       "action": "Action::\"loginNormal\"",
+//!       "resource": "Enterprise::\"91…\"",
+//!       "context": { "factors": ["enterprise_password", "sms_otp"] },
+//!       "decision": "allow",
+//!       "reasons": ["login.normal"] }
+//!   ]
+//! }
+//! ```
+//!
+//! `entities` is either an array in Cedar's JSON entity format or the path of
+//! a file holding one, relative to the suite. `namespace`, when set, is put in
+//! front of entity references that leave it out. `reasons`, when present,
+//! must equal the determining policy ids (in any order).
+//!
+//! Coverage: a `permit` is covered when some case allowed because of it and
+//! some case that evaluated it (its action) was denied; a `forbid` when some
+//! case was denied because of it and some case that evaluated it was allowed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use cedar_policy::{Authorizer, Context, Decision, Effect, Entities, EntityUid, Request, Schema};
+use serde::Deserialize;
+
+use super::PolicySnapshot;
+
+/// One suite file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    /// Shown in the output; the file stem when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Namespace put in front of references that leave it out (`Etax`).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    pub entities: EntitySource,
+    pub cases: Vec<Case>,
+}
+
+/// Where a suite's entities come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum EntitySource {
+    /// A fixture file in Cedar's JSON entity format, relative to the suite.
+    File(String),
+    /// Cedar JSON entities written in the suite.
+    Inline(Vec<serde_json::Value>),
+}
+
+/// The decision a case expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expected {
+    Allow,
+    Deny,
+}
+
+impl Expected {
+    fn as_str(self) -> &'static str {
+        match self {
+            Expected::Allow => "allow",
+            Expected::Deny => "deny",
+        }
+    }
+}
+
+/// One request and what the authors expect of it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub name: String,
+    pub principal: String,
+    pub action: String,
+    pub resource: String,
+    #[serde(default = "empty_object")]
+    pub context: serde_json::Value,
+    pub decision: Expected,
+    /// The determining policy ids, when the case pins them.
+    #[serde(default)]
+    pub reasons: Option<Vec<String>>,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+/// A suite that could not be run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid suite: {source}")]
+    Syntax {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("{path}: entities do not match the schema: {message}")]
+    Entities { path: String, message: String },
+}
+
+/// How one case went.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    pub suite: String,
+    pub name: String,
+    /// `None` when the case passed; otherwise what differed.
+    pub failure: Option<String>,
+}
+
+/// What one case's evaluation produced.
+#[derive(Debug, Clone)]
+struct Outcome {
+    action: EntityUid,
+    allowed: bool,
+    reasons: BTreeSet<String>,
+}
+
+/// The result of running suites: every case, and policy coverage.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub cases: Vec<CaseResult>,
+    /// Suites that could not be loaded.
+    pub errors: Vec<SuiteError>,
+    pub coverage: BTreeMap<String, PolicyCoverage>,
+}
+
+/// How the cases exercised one policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyCoverage {
+    pub file: String,
+    pub forbid: bool,
+    /// Cases this policy determined.
+    pub determined: usize,
+    /// Allowed cases that evaluated this policy.
+    pub allow_cases: usize,
+    /// Denied cases that evaluated this policy.
+    pub deny_cases: usize,
+}
+
+impl PolicyCoverage {
+    /// What is missing, or `None` when the policy is covered both ways.
+    pub fn gap(&self) -> Option<&'static str> {
+        if self.determined == 0 {
+            return Some("no case exercised it (it never determined a decision)");
+        }
+        let (decided_by_it, other) = if self.forbid {
+            (self.deny_cases, self.allow_cases)
+        } else {
+            (self.allow_cases, self.deny_cases)
+        };
+        debug_assert!(decided_by_it > 0);
+        if other == 0 {
+            return Some(if self.forbid {
+                "no allowed case evaluated it (only cases it denied)"
+            } else {
+                "no denied case evaluated it (only cases it allowed)"
+            });
+        }
+        None
+    }
+}
+
+impl Report {
+    pub fn passed(&self) -> usize {
+        self.cases.iter().filter(|c| c.failure.is_none()).count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.cases.len() - self.passed() + self.errors.len()
+    }
+
+    /// Policies not covered both ways, with what is missing.
+    pub fn gaps(&self) -> impl Iterator<Item = (&str, &PolicyCoverage, &'static str)> {
+        self.coverage
+            .iter()
+            .filter_map(|(id, c)| c.gap().map(|g| (id.as_str(), c, g)))
+    }
+}
+
+/// The suite files (`*.json`) of `dir`, sorted; not its subdirectories, so
+/// fixtures can live in `dir/fixtures/`.
+pub fn suite_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() && path.extension().is_some_and(|e| e == "json") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Runs suite files against `snapshot`, calling `on_case` as each case
+/// finishes (the CLI prints from it).
+pub fn run_files(
+    snapshot: &PolicySnapshot,
+    files: &[PathBuf],
+    mut on_case: impl FnMut(&CaseResult),
+) -> Report {
+    let mut report = Report {
+        coverage: snapshot
+            .policies()
+            .policies()
+            .map(|p| {
+                let id = p.id().to_string();
+                let coverage = PolicyCoverage {
+                    file: snapshot.origins().get(&id).cloned().unwrap_or_default(),
+                    forbid: p.effect() == Effect::Forbid,
+                    determined: 0,
+                    allow_cases: 0,
+                    deny_cases: 0,
+                };
+                (id, coverage)
+            })
+            .collect(),
+        ..Report::default()
+    };
+    for file in files {
+        match load_suite(file) {
+            Ok(suite) => run_suite(snapshot, file, &suite, &mut report, &mut on_case),
+            Err(e) => report.errors.push(e),
+        }
+    }
+    report
+}
+
+/// Reads and parses one suite file.
+pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| SuiteError::Syntax {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Runs one parsed suite; `path` names it and anchors its fixture file.
+pub fn run_suite(
+    snapshot: &PolicySnapshot,
+    path: &Path,
+    suite: &Suite,
+    report: &mut Report,
+    on_case: &mut dyn FnMut(&CaseResult),
+) {
+    let suite_name = suite.name.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let entities = match suite_entities(path, suite, snapshot.schema()) {
+        Ok(e) => e,
+        Err(e) => {
+            report.errors.push(e);
+            return;
+        }
+    };
+    let authorizer = Authorizer::new();
+    for case in &suite.cases {
+        let failure = match evaluate(snapshot, &authorizer, &entities, suite, case) {
+            Ok(outcome) => {
+                record_coverage(snapshot, &outcome, &mut report.coverage);
+                compare(case, &outcome)
+            }
+            Err(message) => Some(format!("request could not be evaluated: {message}")),
+        };
+        let result = CaseResult {
+            suite: suite_name.clone(),
+            name: case.name.clone(),
+            failure,
+        };
+        on_case(&result);
+        report.cases.push(result);
+    }
+}
+
+fn suite_entities(path: &Path, suite: &Suite, schema: &Schema) -> Result<Entities, SuiteError> {
+    let (origin, json) = match &suite.entities {
+        EntitySource::Inline(list) => (path.to_path_buf(), serde_json::Value::Array(list.clone())),
+        EntitySource::File(rel) => {
+            let fixture = path.parent().unwrap_or(Path::new(".")).join(rel);
+            let text = std::fs::read_to_string(&fixture).map_err(|source| SuiteError::Io {
+                path: fixture.display().to_string(),
+                source,
+            })?;
+            let json = serde_json::from_str(&text).map_err(|source| SuiteError::Syntax {
+                path: fixture.display().to_string(),
+                source,
+            })?;
+            (fixture, json)
+        }
+    };
+    Entities::from_json_value(json, Some(schema)).map_err(|e| SuiteError::Entities {
+        path: origin.display().to_string(),
+        message: error_chain(&e),
+    })
+}
+
+fn evaluate(
+    snapshot: &PolicySnapshot,
+    authorizer: &Authorizer,
+    entities: &Entities,
+    suite: &Suite,
+    case: &Case,
+) -> Result<Outcome, String> {
+    let ns = suite.namespace.as_deref();
+    let principal = parse_uid(ns, "principal", &case.principal)?;
+    let action = parse_uid(ns, "action", &case.action)?;
+    let resource = parse_uid(ns, "resource", &case.resource)?;
+    let schema = snapshot.schema();
+    // The server's path: only the policies indexed under this action.
+    let policies = snapshot
+        .policies_for(&action)
+        .ok_or_else(|| format!("action: {action} is not an action of the schema"))?;
+    let context = Context::from_json_value(case.context.clone(), Some((schema, &action)))
+        .map_err(|e| format!("context: {}", error_chain(&e)))?;
+    let request = Request::new(principal, action.clone(), resource, context, Some(schema))
+        .map_err(|e| error_chain(&e))?;
+    let response = authorizer.is_authorized(&request, policies, entities);
+    let errors: Vec<String> = response
+        .diagnostics()
+        .errors()
+        .map(|e| e.to_string())
+        .collect();
+    if !errors.is_empty() {
+        // Fail closed, as the server does; the author must see why.
+        return Err(format!(
+            "evaluation errors (the server would deny): {}",
+            errors.join("; ")
+        ));
+    }
+    Ok(Outcome {
+        action,
+        allowed: response.decision() == Decision::Allow,
+        reasons: response
+            .diagnostics()
+            .reason()
+            .map(|id| id.to_string())
+            .collect(),
+    })
+}
+
+fn compare(case: &Case, outcome: &Outcome) -> Option<String> {
+    let actual = if outcome.allowed { "allow" } else { "deny" };
+    let show = |set: &BTreeSet<String>| {
+        if set.is_empty() {
+            "no policy".to_owned()
+        } else {
+            set.iter().cloned().collect::<Vec<_>>().join(", ")
+        }
+    };
+    let mut problems = Vec::new();
+    if actual != case.decision.as_str() {
+        problems.push(format!(
+            "expected {}, got {actual} (determined by: {})",
+            case.decision.as_str(),
+            show(&outcome.reasons)
+        ));
+    }
+    if let Some(expected) = &case.reasons {
+        let expected: BTreeSet<String> = expected.iter().cloned().collect();
+        if expected != outcome.reasons {
+            problems.push(format!(
+                "expected determining policies [{}], got [{}]",
+                show(&expected),
+                show(&outcome.reasons)
+            ));
+        }
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
+fn record_coverage(
+    snapshot: &PolicySnapshot,
+    outcome: &Outcome,
+    coverage: &mut BTreeMap<String, PolicyCoverage>,
+) {
+    for id in &outcome.reasons {
+        if let Some(c) = coverage.get_mut(id) {
+            c.determined += 1;
+        }
+    }
+    let Some(evaluated) = snapshot.policies_for(&outcome.action) else {
+        return;
+    };
+    for p in evaluated.policies() {
+        if let Some(c) = coverage.get_mut(&p.id().to_string()) {
+            if outcome.allowed {
+                c.allow_cases += 1;
+            } else {
+                c.deny_cases += 1;
+            }
+        }
+    }
+}
+
+/// `Type::"id"`, with `namespace::` put in front when it is left out.
+fn parse_uid(namespace: Option<&str>, field: &str, text: &str) -> Result<EntityUid, String> {
+    let full = match namespace {
+        Some(ns) if !text.starts_with(&format!("{ns}::")) => format!("{ns}::{text}"),
+        _ => text.to_owned(),
+    };
+    EntityUid::from_str(&full)
+        .map_err(|e| format!("{field}: not an entity reference {text:?}: {e}"))
+}
+
+/// An error and its sources on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: &str = r#"
+        entity User { admin: Bool };
+        entity Doc;
+        action read, write appliesTo { principal: User, resource: Doc };
+    "#;
+    const POLICIES: &str = r#"
+        @id("read.all") permit(principal, action == Action::"read", resource);
+        @id("write.admin") permit(principal, action == Action::"write", resource)
+            when { principal.admin };
+    "#;
+
+    fn snapshot() -> PolicySnapshot {
+        PolicySnapshot::from_sources(
+            "s.cedarschema",
+            SCHEMA,
+            &[("p.cedar".into(), POLICIES.into())],
+        )
+        .unwrap()
+    }
+
+    fn run(suite: serde_json::Value) -> Report {
+        let suite: Suite = serde_json::from_value(suite).unwrap();
+        let mut report = run_files(&snapshot(), &[], |_| {});
+        run_suite(
+            &snapshot(),
+            Path::new("t.json"),
+            &suite,
+            &mut report,
+            &mut |_: &CaseResult| {},
+        );
+        report
+    }
+
+    fn entities() -> serde_json::Value {
+        serde_json::json!([
+            { "uid": { "type": "User", "id": "alice" }, "attrs": { "admin": true }, "parents": [] },
+            { "uid": { "type": "User", "id": "bob" }, "attrs": { "admin": false }, "parents": [] },
+            { "uid": { "type": "Doc", "id": "d" }, "attrs": {}, "parents": [] }
+        ])
+    }
+
+    #[test]
+    fn a_wrong_expectation_fails_with_a_readable_message() {
+        let report = run(serde_json::json!({
+            "entities": entities(),
+            "cases": [
+                { "name": "bob reads", "principal": "User::\"bob\"", "action": "Action::\"read\"",
+                  "resource": "Doc::\"d\"", "decision": "allow", "reasons": ["read.all"] },
+                { "name": "bob writes (wrong)", "principal": "User::\"bob\"", "action": "Action::\"write\"",
+                  "resource": "Doc::\"d\"", "decision": "allow" },
+                { "name": "alice writes, wrong reason", "principal": "User::\"alice\"",
+                  "action": "Action::\"write\"", "resource": "Doc::\"d\"", "decision": "allow",
+                  "reasons": ["read.all"] }
+            ]
+        }));
+        assert_eq!((report.passed(), report.failed()), (1, 2));
+        let msg = report.cases[1].failure.as_deref().unwrap();
+        assert_eq!(msg, "expected allow, got deny (determined by: no policy)");
+        let msg = report.cases[2].failure.as_deref().unwrap();
+        assert_eq!(
+            msg,
+            "expected determining policies [read.all], got [write.admin]"
+        );
+    }
+
+    #[test]
+    fn coverage_names_an_untested_policy() {
+        let report = run(serde_json::json!({
+            "entities": entities(),
+            "cases": [
+                { "name": "bob reads", "principal": "User::\"bob\"", "action": "Action::\"read\"",
+                  "resource": "Doc::\"d\"", "decision": "allow" }
+            ]
+        }));
+        let gaps: Vec<_> = report.gaps().map(|(id, _, g)| (id.to_owned(), g)).collect();
+        assert_eq!(gaps.len(), 2, "{gaps:?}");
+        assert_eq!(gaps[0].0, "read.all");
+        assert!(gaps[0].1.contains("no denied case"));
+        assert_eq!(gaps[1].0, "write.admin");
+        assert!(gaps[1].1.contains("no case exercised"));
+    }
+
+    #[test]
+    fn bad_requests_and_entities_are_reported() {
+        let report = run(serde_json::json!({
+            "entities": entities(),
+            "cases": [
+                { "name": "unknown action", "principal": "User::\"bob\"", "action": "Action::\"fly\"",
+                  "resource": "Doc::\"d\"", "decision": "deny" }
+            ]
+        }));
+        assert!(report.cases[0]
+            .failure
+            .as_deref()
+            .unwrap()
+            .contains("not an action of the schema"));
+        let report = run(serde_json::json!({
+            "entities": [{ "uid": { "type": "User", "id": "x" }, "attrs": {}, "parents": [] }],
+            "cases": []
+        }));
+        assert_eq!(report.failed(), 1);
+        assert!(report.errors[0]
+            .to_string()
+            .contains("do not match the schema"));
+    }
+}
