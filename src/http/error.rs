@@ -10,6 +10,7 @@ use crate::audit::AuditError;
 use crate::decision::DecisionError;
 use crate::flows::feeds::FeedError;
 use crate::flows::maintenance::MaintenanceError;
+use crate::flows::FlowError;
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -160,6 +161,69 @@ impl From<StoreError> for ApiError {
             "store_unavailable",
             e.to_string(),
         )
+    }
+}
+
+/// A login or password step that did not succeed.
+impl From<FlowError> for ApiError {
+    fn from(e: FlowError) -> Self {
+        use crate::authn::challenge::ChallengeError as C;
+        use crate::authn::NewPasswordError as P;
+        let msg = e.to_string();
+        match e {
+            FlowError::Invalid { field, message } => ApiError::invalid(field, message),
+            FlowError::BadCredentials(_) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", msg)
+            }
+            FlowError::Locked { .. } => ApiError::new(StatusCode::LOCKED, "account_locked", msg),
+            FlowError::Code(c) => {
+                let code = match c {
+                    C::Unknown => "code_unknown",
+                    C::Expired => "code_expired",
+                    C::Used => "code_used",
+                    C::Exhausted => "code_attempts_exhausted",
+                    C::Wrong { .. } => "code_wrong",
+                };
+                ApiError {
+                    field: Some("code".into()),
+                    ..ApiError::new(StatusCode::UNAUTHORIZED, code, msg)
+                }
+            }
+            FlowError::Refused { code, policy, .. } => ApiError {
+                policies: policy.map(|p| vec![p]),
+                ..ApiError::new(StatusCode::FORBIDDEN, code, msg)
+            },
+            FlowError::FlowExpired => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "login_flow_expired", msg)
+            }
+            FlowError::Session(_) => ApiError {
+                field: Some("session".into()),
+                ..ApiError::new(StatusCode::UNAUTHORIZED, "session_invalid", msg)
+            },
+            FlowError::PasswordChangeRequired => ApiError {
+                field: Some("session".into()),
+                ..ApiError::new(StatusCode::FORBIDDEN, "password_change_required", msg)
+            },
+            FlowError::RateLimited { .. } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_codes", msg)
+            }
+            FlowError::NewPassword(P::Rule(_)) => ApiError {
+                code: "password_rule",
+                ..ApiError::invalid("new_password", msg)
+            },
+            FlowError::NewPassword(P::Common) => ApiError {
+                code: "password_too_common",
+                ..ApiError::invalid("new_password", msg)
+            },
+            FlowError::RealNameMismatch(_) => {
+                ApiError::new(StatusCode::CONFLICT, "real_name_mismatch", msg)
+            }
+            FlowError::Store(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_unavailable", msg)
+            }
+            FlowError::Audit(a) => a.into(),
+            FlowError::Decision(d) => d.into(),
+        }
     }
 }
 

@@ -1,11 +1,11 @@
-//! Login, password and session endpoints (R1–R11): wire types, and the
-//! mapping of [`FlowError`] to HTTP. The steps themselves are in
-//! [`crate::flows`]. See docs/login.md for the reference and a walkthrough.
+//! Login, password and session endpoints (R1–R11): wire types and
+//! handlers. The steps themselves are in [`crate::flows`]; their errors
+//! become HTTP in `error.rs`. See docs/login.md for the reference and a walkthrough.
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -13,7 +13,6 @@ use super::error::ApiError;
 use super::{ok, read_json, AppState};
 use crate::flows::login::{person_key, PersonalFactor};
 use crate::flows::password::Holder;
-use crate::flows::FlowError;
 use crate::store::IdentityType;
 
 /// The paths served here (all POST).
@@ -263,67 +262,5 @@ pub async fn handle(
             ok(&json!({ "logged_out": true }))
         }
         _ => Err(ApiError::not_found(path)),
-    }
-}
-
-impl From<FlowError> for ApiError {
-    fn from(e: FlowError) -> Self {
-        use crate::authn::challenge::ChallengeError as C;
-        use crate::authn::NewPasswordError as P;
-        let msg = e.to_string();
-        match e {
-            FlowError::Invalid { field, message } => ApiError::invalid(field, message),
-            FlowError::BadCredentials(_) => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", msg)
-            }
-            FlowError::Locked { .. } => ApiError::new(StatusCode::LOCKED, "account_locked", msg),
-            FlowError::Code(c) => {
-                let code = match c {
-                    C::Unknown => "code_unknown",
-                    C::Expired => "code_expired",
-                    C::Used => "code_used",
-                    C::Exhausted => "code_attempts_exhausted",
-                    C::Wrong { .. } => "code_wrong",
-                };
-                ApiError {
-                    field: Some("code".into()),
-                    ..ApiError::new(StatusCode::UNAUTHORIZED, code, msg)
-                }
-            }
-            FlowError::Refused { code, policy, .. } => ApiError {
-                field: policy.map(|p| format!("policy:{p}")),
-                ..ApiError::new(StatusCode::FORBIDDEN, code, msg)
-            },
-            FlowError::FlowExpired => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "login_flow_expired", msg)
-            }
-            FlowError::Session(_) => ApiError {
-                field: Some("session".into()),
-                ..ApiError::new(StatusCode::UNAUTHORIZED, "session_invalid", msg)
-            },
-            FlowError::PasswordChangeRequired => ApiError {
-                field: Some("session".into()),
-                ..ApiError::new(StatusCode::FORBIDDEN, "password_change_required", msg)
-            },
-            FlowError::RateLimited { .. } => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_codes", msg)
-            }
-            FlowError::NewPassword(P::Rule(_)) => ApiError {
-                code: "password_rule",
-                ..ApiError::invalid("new_password", msg)
-            },
-            FlowError::NewPassword(P::Common) => ApiError {
-                code: "password_too_common",
-                ..ApiError::invalid("new_password", msg)
-            },
-            FlowError::RealNameMismatch(_) => {
-                ApiError::new(StatusCode::CONFLICT, "real_name_mismatch", msg)
-            }
-            FlowError::Store(_) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_unavailable", msg)
-            }
-            FlowError::Audit(a) => a.into(),
-            FlowError::Decision(d) => d.into(),
-        }
     }
 }
