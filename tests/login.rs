@@ -277,7 +277,11 @@ fn quick_login_before_first_normal_login_is_refused() {
         "{v}"
     );
     assert!(v["error"]["message"].as_str().unwrap().contains("R3"));
-    assert_eq!(v["error"]["policies"], json!(["login.quick-requires-sync"]), "{v}");
+    assert_eq!(
+        v["error"]["policies"],
+        json!(["login.quick-requires-sync"]),
+        "{v}"
+    );
 }
 
 #[test]
