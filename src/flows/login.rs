@@ -80,6 +80,48 @@ pub struct ClientSelection {
     pub clients: Vec<ClientChoice>,
 }
 
+/// Who logs in at a flow's second step: a staff member of the enterprise
+/// (办税人员, R2) or an agent staff member of the agency (代理办税人员, R8).
+/// The two steps differ only in these names.
+struct Member {
+    /// Entity type of the one logging in.
+    entity: &'static str,
+    /// Entity type of the account the flow's first step logged in.
+    account: &'static str,
+    /// The Cedar action both the SMS pre-check and the login ask about.
+    action: &'static str,
+    /// Decision-log step of the pre-check before an SMS code is sent.
+    code_step: &'static str,
+    /// Decision-log step of the login itself.
+    step: &'static str,
+    /// Prefix of the personal password's lockout key.
+    lock: &'static str,
+}
+
+const STAFF: Member = Member {
+    entity: "Staff",
+    account: "Enterprise",
+    action: "loginNormal",
+    code_step: "normal_code",
+    step: "normal",
+    lock: "staff",
+};
+
+const AGENT_STAFF: Member = Member {
+    entity: "AgentStaff",
+    account: "Agency",
+    action: "loginAgentStaff",
+    code_step: "agent_staff_code",
+    step: "agent_staff",
+    lock: "agent",
+};
+
+/// The subject an SMS login code is bound to: this flow, its generation
+/// (a cancel starts a new one, R2) and the member.
+fn code_subject(flow_key: &str, rec: &LoginFlowRecord, member_key: &str) -> String {
+    format!("flow:{flow_key}:{}:{member_key}", rec.generation)
+}
+
 fn staff_ref(flow_key: &str, store_key: &str) -> String {
     hex::encode(&Sha256::digest(format!("{flow_key}|{store_key}").as_bytes())[..8])
 }
@@ -366,12 +408,24 @@ impl Login {
     ) -> Result<IssuedCode, FlowError> {
         let (key, rec) = self.flow(flow, "enterprise")?;
         let (staff_key, _) = self.resolve(&key, &rec.account, staff_id)?;
+        self.member_code(&STAFF, &key, &rec, &staff_key).await
+    }
+
+    /// Sends an SMS code to the member's real-name phone, unless a policy
+    /// already forbids their login (R5).
+    async fn member_code(
+        &self,
+        member: &Member,
+        key: &str,
+        rec: &LoginFlowRecord,
+        member_key: &str,
+    ) -> Result<IssuedCode, FlowError> {
         let verdict = self
             .decide(
-                "normal_code",
-                uid("Staff", &staff_key),
-                "loginNormal",
-                uid("Enterprise", &rec.account),
+                member.code_step,
+                uid(member.entity, member_key),
+                member.action,
+                uid(member.account, &rec.account),
                 &rec.factors,
                 None,
                 None,
@@ -381,13 +435,47 @@ impl Login {
         if let Some(e) = forbidden(&verdict) {
             return Err(e);
         }
-        let phone = self.phone_of(&staff_key)?;
-        self.issue_code(
-            "login",
-            format!("flow:{key}:{}:{staff_key}", rec.generation),
-            Some(phone),
-        )
-        .await
+        let phone = self.phone_of(member_key)?;
+        self.issue_code("login", code_subject(key, rec, member_key), Some(phone))
+            .await
+    }
+
+    /// The member proves who they are by personal password or SMS code;
+    /// answers the flow's factors with theirs added once the login is
+    /// allowed.
+    async fn member_login(
+        &self,
+        member: &Member,
+        key: &str,
+        rec: &LoginFlowRecord,
+        member_key: &str,
+        phc: Option<String>,
+        factor: PersonalFactor,
+    ) -> Result<BTreeSet<String>, FlowError> {
+        let mut factors = rec.factors.clone();
+        let failure = self
+            .personal_factor(
+                format!("{}:{member_key}", member.lock),
+                phc,
+                factor,
+                code_subject(key, rec, member_key),
+                &mut factors,
+            )
+            .await?;
+        let verdict = self
+            .decide(
+                member.step,
+                uid(member.entity, member_key),
+                member.action,
+                uid(member.account, &rec.account),
+                &factors,
+                None,
+                failure.as_ref(),
+                None,
+            )
+            .await?;
+        conclude(&verdict, failure)?;
+        Ok(factors)
     }
 
     fn resolve(
@@ -454,29 +542,15 @@ impl Login {
     ) -> Result<SessionGrant, FlowError> {
         let (key, rec) = self.flow(flow, "enterprise")?;
         let (staff_key, staff) = self.resolve(&key, &rec.account, staff_id)?;
-        let mut factors = rec.factors.clone();
-        let failure = self
-            .personal_factor(
-                format!("staff:{staff_key}"),
-                staff.password_hash.clone(),
-                factor,
-                format!("flow:{key}:{}:{staff_key}", rec.generation),
-                &mut factors,
-            )
-            .await?;
-        let verdict = self
-            .decide(
-                "normal",
-                uid("Staff", &staff_key),
-                "loginNormal",
-                uid("Enterprise", &rec.account),
-                &factors,
-                None,
-                failure.as_ref(),
-                None,
-            )
-            .await?;
-        conclude(&verdict, failure)?;
+        self.member_login(
+            &STAFF,
+            &key,
+            &rec,
+            &staff_key,
+            staff.password_hash.clone(),
+            factor,
+        )
+        .await?;
         let code = rec.account.clone();
         self.write(move |w| {
             w.remove::<LoginFlowRecord>(&key)?;
@@ -756,24 +830,7 @@ impl Login {
     pub async fn agency_code(&self, flow: &str, agent_id: &str) -> Result<IssuedCode, FlowError> {
         let (key, rec) = self.flow(flow, "agency")?;
         let (agent_key, _) = self.resolve_agent(&key, &rec.account, agent_id)?;
-        let verdict = self
-            .decide(
-                "agent_staff_code",
-                uid("AgentStaff", &agent_key),
-                "loginAgentStaff",
-                uid("Agency", &rec.account),
-                &rec.factors,
-                None,
-                None,
-                Some("pre-check before sending an SMS code"),
-            )
-            .await?;
-        if let Some(e) = forbidden(&verdict) {
-            return Err(e);
-        }
-        let phone = self.phone_of(&agent_key)?;
-        self.issue_code("login", format!("flow:{key}:0:{agent_key}"), Some(phone))
-            .await
+        self.member_code(&AGENT_STAFF, &key, &rec, &agent_key).await
     }
 
     /// R8 step 2: the agent staff member logs in by password or SMS code;
@@ -786,29 +843,16 @@ impl Login {
     ) -> Result<ClientSelection, FlowError> {
         let (key, mut rec) = self.flow(flow, "agency")?;
         let (agent_key, agent) = self.resolve_agent(&key, &rec.account, agent_id)?;
-        let mut factors = rec.factors.clone();
-        let failure = self
-            .personal_factor(
-                format!("agent:{agent_key}"),
+        let factors = self
+            .member_login(
+                &AGENT_STAFF,
+                &key,
+                &rec,
+                &agent_key,
                 agent.password_hash.clone(),
                 factor,
-                format!("flow:{key}:0:{agent_key}"),
-                &mut factors,
             )
             .await?;
-        let verdict = self
-            .decide(
-                "agent_staff",
-                uid("AgentStaff", &agent_key),
-                "loginAgentStaff",
-                uid("Agency", &rec.account),
-                &factors,
-                None,
-                failure.as_ref(),
-                None,
-            )
-            .await?;
-        conclude(&verdict, failure)?;
         let agency = rec.account.clone();
         rec.factors = factors;
         rec.staff = Some(agent_key);
