@@ -13,8 +13,8 @@ use crate::decision::uid;
 use crate::ids::{mask_name, IdType, PersonKey, TaxpayerRef};
 use crate::store::{
     AgencyRecord, AgentStaffRecord, ClientOfRecord, CoreOfficersRecord, EnterpriseRecord,
-    IdentityType, LoginFlowRecord, PayerCategory, PersonRecord, RecognitionRecord, StaffRecord,
-    StoreReader,
+    IdentityType, LoginFlowRecord, PayerCategory, PersonRecord, RecognitionRecord, Record,
+    StaffRecord, StoreReader,
 };
 
 const WRONG_ACCOUNT: &str = "account or password is wrong";
@@ -178,11 +178,46 @@ fn choices(
 }
 
 impl Login {
-    async fn new_flow(&self, rec: LoginFlowRecord) -> Result<(String, String), FlowError> {
+    /// Stores a new login flow of `kind` for `account`; answers the flow
+    /// token the client holds and the store key.
+    async fn new_flow(
+        &self,
+        kind: &str,
+        account: String,
+        factors: BTreeSet<String>,
+        staff: Option<String>,
+    ) -> Result<(String, String), FlowError> {
+        let rec = LoginFlowRecord {
+            kind: kind.into(),
+            account,
+            factors,
+            staff,
+            generation: 0,
+            expires_ms: crate::now_ms() + self.authn.config.flow_ttl_secs * 1000,
+        };
         let (flow, key) = session::new_token();
         let k = key.clone();
         self.write(move |w| w.put(&k, &rec)).await?;
         Ok((flow, key))
+    }
+
+    /// An account's password (the enterprise's or the agency's) checked under
+    /// its lockout; answers the factors it proves and the failure, if any.
+    async fn account_password(
+        &self,
+        lock_key: String,
+        password: String,
+        phc: Option<String>,
+        factor: &str,
+    ) -> Result<(BTreeSet<String>, Option<Failure>), FlowError> {
+        let failure = self
+            .guarded_verify(lock_key, password, phc, WRONG_ACCOUNT)
+            .await?;
+        let mut factors = BTreeSet::new();
+        if failure.is_none() {
+            factors.insert(factor.to_owned());
+        }
+        Ok((factors, failure))
     }
 
     /// A live flow of `kind`.
@@ -227,18 +262,14 @@ impl Login {
         let code = account_code(&reader, account)?;
         let rec = reader.get::<EnterpriseRecord>(&code)?;
         drop(reader);
-        let failure = self
-            .guarded_verify(
+        let (factors, failure) = self
+            .account_password(
                 format!("enterprise:{code}"),
                 password,
                 rec.as_ref().map(|r| r.password_hash.clone()),
-                WRONG_ACCOUNT,
+                "enterprise_password",
             )
             .await?;
-        let mut factors = BTreeSet::new();
-        if failure.is_none() {
-            factors.insert("enterprise_password".to_owned());
-        }
         let social = rec
             .as_ref()
             .is_some_and(|r| r.category == PayerCategory::SocialSecurityOnly);
@@ -276,14 +307,7 @@ impl Login {
             return Ok(EnterpriseLoginOutcome::LoggedIn(grant));
         }
         let (flow, key) = self
-            .new_flow(LoginFlowRecord {
-                kind: "enterprise".into(),
-                account: code.clone(),
-                factors,
-                staff: None,
-                generation: 0,
-                expires_ms: crate::now_ms() + self.authn.config.flow_ttl_secs * 1000,
-            })
+            .new_flow("enterprise", code.clone(), factors, None)
             .await?;
         Ok(EnterpriseLoginOutcome::SelectStaff(
             self.enterprise_staff(&key, &code, rec.name, flow)?,
@@ -484,10 +508,7 @@ impl Login {
         code: &str,
         staff_id: &str,
     ) -> Result<(String, StaffRecord), FlowError> {
-        self.read()?
-            .children::<StaffRecord>(code)?
-            .into_iter()
-            .find(|(k, _)| staff_ref(flow_key, k) == staff_id.trim())
+        self.member(flow_key, code, staff_id)?
             .ok_or_else(|| invalid("staff", "no such staff member in this login"))
     }
 
@@ -590,18 +611,14 @@ impl Login {
             .get::<StaffRecord>(&staff_key)?
             .filter(|s| s.identity_type == identity_type);
         drop(reader);
-        let failure = self
-            .guarded_verify(
+        let (factors, failure) = self
+            .account_password(
                 format!("enterprise:{code}"),
                 password,
                 rec.as_ref().map(|r| r.password_hash.clone()),
-                WRONG_ACCOUNT,
+                "enterprise_password",
             )
             .await?;
-        let mut factors = BTreeSet::new();
-        if failure.is_none() {
-            factors.insert("enterprise_password".to_owned());
-        }
         let verdict = self
             .decide(
                 "quick_code",
@@ -633,14 +650,7 @@ impl Login {
         }
         let phone = self.phone_of(&staff_key)?;
         let (flow, key) = self
-            .new_flow(LoginFlowRecord {
-                kind: "quick".into(),
-                account: code,
-                factors,
-                staff: Some(staff_key.clone()),
-                generation: 0,
-                expires_ms: crate::now_ms() + self.authn.config.flow_ttl_secs * 1000,
-            })
+            .new_flow("quick", code, factors, Some(staff_key.clone()))
             .await?;
         let issued = self
             .issue_code("login", format!("flow:{key}:0:{staff_key}"), Some(phone))
@@ -760,18 +770,14 @@ impl Login {
         let code = account_code(&reader, account)?;
         let rec = reader.get::<AgencyRecord>(&code)?;
         drop(reader);
-        let failure = self
-            .guarded_verify(
+        let (factors, failure) = self
+            .account_password(
                 format!("agency:{code}"),
                 password,
                 rec.as_ref().map(|r| r.password_hash.clone()),
-                WRONG_ACCOUNT,
+                "agency_password",
             )
             .await?;
-        let mut factors = BTreeSet::new();
-        if failure.is_none() {
-            factors.insert("agency_password".to_owned());
-        }
         let me = uid("Agency", &code);
         let verdict = self
             .decide(
@@ -787,16 +793,7 @@ impl Login {
             .await?;
         conclude(&verdict, failure)?;
         let rec = rec.expect("an allowed login has a stored agency");
-        let (flow, key) = self
-            .new_flow(LoginFlowRecord {
-                kind: "agency".into(),
-                account: code.clone(),
-                factors,
-                staff: None,
-                generation: 0,
-                expires_ms: crate::now_ms() + self.authn.config.flow_ttl_secs * 1000,
-            })
-            .await?;
+        let (flow, key) = self.new_flow("agency", code.clone(), factors, None).await?;
         let reader = self.read()?;
         let members = reader
             .children::<AgentStaffRecord>(&code)?
@@ -819,11 +816,22 @@ impl Login {
         code: &str,
         agent_id: &str,
     ) -> Result<(String, AgentStaffRecord), FlowError> {
-        self.read()?
-            .children::<AgentStaffRecord>(code)?
-            .into_iter()
-            .find(|(k, _)| staff_ref(flow_key, k) == agent_id.trim())
+        self.member(flow_key, code, agent_id)?
             .ok_or_else(|| invalid("agent", "no such agent staff member in this login"))
+    }
+
+    /// The member of account `code` whose choice id in this flow is `id`.
+    fn member<R: Record>(
+        &self,
+        flow_key: &str,
+        code: &str,
+        id: &str,
+    ) -> Result<Option<(String, R)>, FlowError> {
+        Ok(self
+            .read()?
+            .children::<R>(code)?
+            .into_iter()
+            .find(|(k, _)| staff_ref(flow_key, k) == id.trim()))
     }
 
     /// R8 step 2, SMS variant: sends the code to the agent's real-name phone.
