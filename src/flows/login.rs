@@ -220,6 +220,34 @@ impl Login {
         Ok((factors, failure))
     }
 
+    /// Decides a login in which an account logs in to itself (principal and
+    /// resource are the same entity) and concludes it: a refusal or a
+    /// failed factor is the error.
+    async fn own_login(
+        &self,
+        step: &str,
+        action: &str,
+        entity: &str,
+        id: &str,
+        factors: &BTreeSet<String>,
+        failure: Option<Failure>,
+    ) -> Result<(), FlowError> {
+        let me = uid(entity, id);
+        let verdict = self
+            .decide(
+                step,
+                me.clone(),
+                action,
+                me,
+                factors,
+                None,
+                failure.as_ref(),
+                None,
+            )
+            .await?;
+        conclude(&verdict, failure)
+    }
+
     /// A live flow of `kind`.
     fn flow(&self, flow: &str, kind: &str) -> Result<(String, LoginFlowRecord), FlowError> {
         let key = session::token_key(flow);
@@ -243,13 +271,25 @@ impl Login {
             .map(|(k, s)| (k, Some(s.identity_type), s.password_hash.is_some()))
             .collect();
         let staff = choices(&reader, flow_key, members)?;
-        Ok(StaffSelection {
+        let sync_required = staff.is_empty();
+        Ok(self.selection(flow, name, staff, sync_required))
+    }
+
+    /// The staff-selection answer of a live flow.
+    fn selection(
+        &self,
+        flow: String,
+        account_name: String,
+        staff: Vec<StaffChoice>,
+        sync_required: bool,
+    ) -> StaffSelection {
+        StaffSelection {
             flow,
             expires_in_secs: self.authn.config.flow_ttl_secs,
-            account_name: name,
-            sync_required: staff.is_empty(),
+            account_name,
+            sync_required,
             staff,
-        })
+        }
     }
 
     /// R2 step 1 / R6: credit code or taxpayer ID + enterprise password.
@@ -278,20 +318,8 @@ impl Login {
         } else {
             ("enterprise_account", "enterpriseAccountLogin")
         };
-        let me = uid("Enterprise", &code);
-        let verdict = self
-            .decide(
-                step,
-                me.clone(),
-                action,
-                me,
-                &factors,
-                None,
-                failure.as_ref(),
-                None,
-            )
+        self.own_login(step, action, "Enterprise", &code, &factors, failure)
             .await?;
-        conclude(&verdict, failure)?;
         let rec = rec.expect("an allowed login has a stored enterprise");
         if social {
             let grant = self
@@ -742,20 +770,15 @@ impl Login {
         if failure.is_none() {
             factors.insert("personal_password".to_owned());
         }
-        let me = uid("Person", &key);
-        let verdict = self
-            .decide(
-                "natural_person",
-                me.clone(),
-                "loginNaturalPerson",
-                me,
-                &factors,
-                None,
-                failure.as_ref(),
-                None,
-            )
-            .await?;
-        conclude(&verdict, failure)?;
+        self.own_login(
+            "natural_person",
+            "loginNaturalPerson",
+            "Person",
+            &key,
+            &factors,
+            failure,
+        )
+        .await?;
         self.open_session("Person", &key, None, true, false, "home")
             .await
     }
@@ -778,20 +801,15 @@ impl Login {
                 "agency_password",
             )
             .await?;
-        let me = uid("Agency", &code);
-        let verdict = self
-            .decide(
-                "agency_account",
-                me.clone(),
-                "agencyAccountLogin",
-                me,
-                &factors,
-                None,
-                failure.as_ref(),
-                None,
-            )
-            .await?;
-        conclude(&verdict, failure)?;
+        self.own_login(
+            "agency_account",
+            "agencyAccountLogin",
+            "Agency",
+            &code,
+            &factors,
+            failure,
+        )
+        .await?;
         let rec = rec.expect("an allowed login has a stored agency");
         let (flow, key) = self.new_flow("agency", code.clone(), factors, None).await?;
         let reader = self.read()?;
@@ -801,13 +819,7 @@ impl Login {
             .map(|(k, s)| (k, None, s.password_hash.is_some()))
             .collect();
         let staff = choices(&reader, &key, members)?;
-        Ok(StaffSelection {
-            flow,
-            expires_in_secs: self.authn.config.flow_ttl_secs,
-            account_name: rec.name,
-            sync_required: false,
-            staff,
-        })
+        Ok(self.selection(flow, rec.name, staff, false))
     }
 
     fn resolve_agent(
