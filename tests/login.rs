@@ -78,6 +78,24 @@ fn wrong(code: &Value) -> String {
     format!("{:06}", (c + 1) % 1_000_000)
 }
 
+/// Completes the login with the code `issued` by `send_code`.
+fn answer_code(s: &Server, flow: &str, staff: &str, issued: &Value) -> (u16, Value) {
+    let code = issued["code"].as_str().unwrap();
+    complete_sms(s, flow, staff, &issued["challenge"], code)
+}
+
+/// Answers the challenge `issued` by `send_code` with a code one off the
+/// right one.
+fn answer_wrong_code(s: &Server, flow: &str, staff: &str, issued: &Value) -> (u16, Value) {
+    complete_sms(
+        s,
+        flow,
+        staff,
+        &issued["challenge"],
+        &wrong(&issued["code"]),
+    )
+}
+
 fn use_function(s: &Server, session: &str, function: &str) -> (u16, Value) {
     s.post(
         "/v1/authorize",
@@ -90,13 +108,7 @@ fn use_function(s: &Server, session: &str, function: &str) -> (u16, Value) {
 fn li_session(s: &Server) -> Value {
     let (flow, li) = picked(s, LI);
     let issued = send_code(s, &flow, &li);
-    let (status, v) = complete_sms(
-        s,
-        &flow,
-        &li,
-        &issued["challenge"],
-        issued["code"].as_str().unwrap(),
-    );
+    let (status, v) = answer_code(s, &flow, &li, &issued);
     assert_eq!(status, 200, "{v}");
     v
 }
@@ -158,13 +170,7 @@ fn normal_login_by_sms_obliges_setting_a_password() {
         &json!({"flow": flow, "staff": li, "password": "Whatever@1"}),
     );
     assert_eq!((status, error_code(&v)), (401, "invalid_credentials"));
-    let (status, v) = complete_sms(
-        &s,
-        &flow,
-        &li,
-        &issued["challenge"],
-        issued["code"].as_str().unwrap(),
-    );
+    let (status, v) = answer_code(&s, &flow, &li, &issued);
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["obligations"], json!(["set_password"]));
 }
@@ -337,30 +343,12 @@ fn codes_are_single_use_limited_in_attempts_and_voided_by_cancel() {
     // Five wrong attempts kill the code, even for the right one after.
     let issued = send_code(&s, &flow, &li);
     for i in 0..4 {
-        let (status, v) = complete_sms(
-            &s,
-            &flow,
-            &li,
-            &issued["challenge"],
-            &wrong(&issued["code"]),
-        );
+        let (status, v) = answer_wrong_code(&s, &flow, &li, &issued);
         assert_eq!((status, error_code(&v)), (401, "code_wrong"), "attempt {i}");
     }
-    let (_, v) = complete_sms(
-        &s,
-        &flow,
-        &li,
-        &issued["challenge"],
-        &wrong(&issued["code"]),
-    );
+    let (_, v) = answer_wrong_code(&s, &flow, &li, &issued);
     assert_eq!(error_code(&v), "code_attempts_exhausted");
-    let (_, v) = complete_sms(
-        &s,
-        &flow,
-        &li,
-        &issued["challenge"],
-        issued["code"].as_str().unwrap(),
-    );
+    let (_, v) = answer_code(&s, &flow, &li, &issued);
     assert_eq!(error_code(&v), "code_attempts_exhausted");
 
     // Cancel returns to staff selection; earlier codes stop counting.
@@ -368,13 +356,7 @@ fn codes_are_single_use_limited_in_attempts_and_voided_by_cancel() {
     let (status, sel) = s.post("/v1/login/enterprise/cancel", &json!({"flow": flow}));
     assert_eq!(status, 200, "{sel}");
     assert_eq!(staff_id(&sel, LI), li);
-    let (_, v) = complete_sms(
-        &s,
-        &flow,
-        &li,
-        &issued["challenge"],
-        issued["code"].as_str().unwrap(),
-    );
+    let (_, v) = answer_code(&s, &flow, &li, &issued);
     assert_eq!(error_code(&v), "code_unknown");
 
     // Used code again in the same flow.
@@ -420,13 +402,7 @@ fn expired_code_is_refused() {
     let (flow, li) = picked(&s, LI);
     let issued = send_code(&s, &flow, &li);
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    let (status, v) = complete_sms(
-        &s,
-        &flow,
-        &li,
-        &issued["challenge"],
-        issued["code"].as_str().unwrap(),
-    );
+    let (status, v) = answer_code(&s, &flow, &li, &issued);
     assert_eq!((status, error_code(&v)), (401, "code_expired"), "{v}");
 }
 
@@ -839,13 +815,7 @@ fn sync_adds_the_officers_and_a_normal_login_opens_quick_login() {
     let flow = v["flow"].as_str().unwrap();
     let issued = send_code(&s, flow, &zhou);
     assert_eq!(issued["destination"]["phone_masked"], "139****0006");
-    let (status, login) = complete_sms(
-        &s,
-        flow,
-        &zhou,
-        &issued["challenge"],
-        issued["code"].as_str().unwrap(),
-    );
+    let (status, login) = answer_code(&s, flow, &zhou, &issued);
     assert_eq!(status, 200, "{login}");
     assert_eq!(login["obligations"], json!(["set_password"]));
     // The normal login synced the enterprise: quick login is open (R3).

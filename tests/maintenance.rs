@@ -51,6 +51,22 @@ fn call(
     )
 }
 
+/// Sends one PATCH a session to `path`, all at once; each must succeed.
+fn patch_at_once<const N: usize>(server: &Server, path: &str, edits: [(&str, Value); N]) {
+    std::thread::scope(|scope| {
+        let sent: Vec<_> = edits
+            .into_iter()
+            .map(|(session, body)| {
+                scope.spawn(move || call(server, session, "PATCH", path, Some(body)))
+            })
+            .collect();
+        for answer in sent {
+            let (status, body) = answer.join().unwrap();
+            assert_eq!(status, 200, "{body}");
+        }
+    });
+}
+
 const LEGAL_REP: &str = "**国";
 const FINANCE_HEAD: &str = "**英";
 const CLERK: &str = "*伟";
@@ -344,28 +360,17 @@ fn two_officers_editing_at_once_lose_no_update() {
     let fh = login_staff(&server, FINANCE_HEAD);
     let path = format!("/v1/maintenance/staff/{P_CLERK}");
     for round in 0..5 {
-        std::thread::scope(|scope| {
-            let a = scope.spawn(|| {
-                call(
-                    &server,
-                    &lr,
-                    "PATCH",
-                    &path,
-                    Some(json!({ "add_permission_identities": ["invoicing"] })),
-                )
-            });
-            let b = scope.spawn(|| {
-                call(
-                    &server,
+        patch_at_once(
+            &server,
+            &path,
+            [
+                (&lr, json!({ "add_permission_identities": ["invoicing"] })),
+                (
                     &fh,
-                    "PATCH",
-                    &path,
-                    Some(json!({ "add_permission_identities": ["all-business"] })),
-                )
-            });
-            assert_eq!(a.join().unwrap().0, 200);
-            assert_eq!(b.join().unwrap().0, 200);
-        });
+                    json!({ "add_permission_identities": ["all-business"] }),
+                ),
+            ],
+        );
         let (_, staff) = call(&server, &lr, "GET", "/v1/maintenance/staff", None);
         let clerk = staff["staff"]
             .as_array()
@@ -379,27 +384,19 @@ fn two_officers_editing_at_once_lose_no_update() {
             json!(["all-business", "filing", "invoicing"]),
             "round {round}"
         );
-        std::thread::scope(|scope| {
-            let a = scope.spawn(|| {
-                call(
-                    &server,
+        patch_at_once(
+            &server,
+            &path,
+            [
+                (
                     &lr,
-                    "PATCH",
-                    &path,
-                    Some(json!({ "remove_permission_identities": ["invoicing"] })),
-                )
-            });
-            let b = scope.spawn(|| {
-                call(
-                    &server,
+                    json!({ "remove_permission_identities": ["invoicing"] }),
+                ),
+                (
                     &fh,
-                    "PATCH",
-                    &path,
-                    Some(json!({ "remove_permission_identities": ["all-business"] })),
-                )
-            });
-            assert_eq!(a.join().unwrap().0, 200);
-            assert_eq!(b.join().unwrap().0, 200);
-        });
+                    json!({ "remove_permission_identities": ["all-business"] }),
+                ),
+            ],
+        );
     }
 }
