@@ -467,11 +467,7 @@ fn natural_person_needs_password_and_captcha() {
 
 /// Agency steps 1 and 2 with 孙明's password: (flow, clients answer).
 fn agency_agent(s: &Server) -> (String, Value) {
-    let (status, v) = s.post(
-        "/v1/login/agency",
-        &json!({"account": AGENCY, "password": AGENCY_PW}),
-    );
-    assert_eq!(status, 200, "{v}");
+    let v = agency(s);
     let sun = staff_id(&v, "*明");
     let (status, c) = s.post(
         "/v1/login/agency/agent",
@@ -481,24 +477,41 @@ fn agency_agent(s: &Server) -> (String, Value) {
     (v["flow"].as_str().unwrap().to_owned(), c)
 }
 
+/// Agency step 1 with the agency's password: the agent-staff selection.
+fn agency(s: &Server) -> Value {
+    let (status, v) = s.post(
+        "/v1/login/agency",
+        &json!({"account": AGENCY, "password": AGENCY_PW}),
+    );
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+/// Agency step 3: act for `client` with the relationship's agreement password.
+fn act_for(
+    s: &Server,
+    flow: impl serde::Serialize,
+    client: &str,
+    agreement_password: &str,
+) -> (u16, Value) {
+    s.post(
+        "/v1/login/agency/client",
+        &json!({"flow": flow, "client": client, "agreement_password": agreement_password}),
+    )
+}
+
 #[test]
 fn agency_three_step_login_acts_for_the_client() {
     let s = Server::demo();
     let (flow, c) = agency_agent(&s);
     assert_eq!(c["clients"][0]["credit_code"], ENT);
-    let (status, v) = s.post(
-        "/v1/login/agency/client",
-        &json!({"flow": flow, "client": ENT, "agreement_password": "Xieyi@2025"}),
-    );
+    let (status, v) = act_for(&s, &flow, ENT, "Xieyi@2025");
     assert_eq!(
         (status, error_code(&v)),
         (401, "invalid_credentials"),
         "{v}"
     );
-    let (status, v) = s.post(
-        "/v1/login/agency/client",
-        &json!({"flow": flow, "client": ENT, "agreement_password": "Xieyi@2026"}),
-    );
+    let (status, v) = act_for(&s, &flow, ENT, "Xieyi@2026");
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["acting_for"], ENT);
     let token = v["session"].as_str().unwrap();
@@ -519,10 +532,7 @@ fn agency_three_step_login_acts_for_the_client() {
 fn agency_refusals_unrecognized_client_unreal_agent_and_locked_agreement() {
     let s = Server::demo();
     let (flow, _) = agency_agent(&s);
-    let (status, v) = s.post(
-        "/v1/login/agency/client",
-        &json!({"flow": flow, "client": DALIAN, "agreement_password": "Xieyi@2026"}),
-    );
+    let (status, v) = act_for(&s, &flow, DALIAN, "Xieyi@2026");
     assert_eq!(
         (status, error_code(&v)),
         (403, "agency_not_recognized"),
@@ -530,10 +540,7 @@ fn agency_refusals_unrecognized_client_unreal_agent_and_locked_agreement() {
     );
 
     // 郑强 has not completed real-name collection (R5).
-    let (_, v) = s.post(
-        "/v1/login/agency",
-        &json!({"account": AGENCY, "password": AGENCY_PW}),
-    );
+    let v = agency(&s);
     let zheng = staff_id(&v, "*强");
     let (status, e) = s.post(
         "/v1/login/agency/code",
@@ -543,42 +550,23 @@ fn agency_refusals_unrecognized_client_unreal_agent_and_locked_agreement() {
 
     // The agreement password locks separately from the accounts.
     for _ in 0..5 {
-        let (status, _) = s.post(
-            "/v1/login/agency/client",
-            &json!({"flow": flow, "client": ENT, "agreement_password": "Xieyi@2025"}),
-        );
+        let (status, _) = act_for(&s, &flow, ENT, "Xieyi@2025");
         assert_eq!(status, 401);
     }
-    let (status, v) = s.post(
-        "/v1/login/agency/client",
-        &json!({"flow": flow, "client": ENT, "agreement_password": "Xieyi@2026"}),
-    );
+    let (status, v) = act_for(&s, &flow, ENT, "Xieyi@2026");
     assert_eq!((status, error_code(&v)), (423, "account_locked"), "{v}");
-    let (status, _) = s.post(
-        "/v1/login/agency",
-        &json!({"account": AGENCY, "password": AGENCY_PW}),
-    );
-    assert_eq!(status, 200);
+    agency(&s); // The agency account itself still logs in.
 
     // Step 3 before step 2.
-    let (_, v) = s.post(
-        "/v1/login/agency",
-        &json!({"account": AGENCY, "password": AGENCY_PW}),
-    );
-    let (status, _) = s.post(
-        "/v1/login/agency/client",
-        &json!({"flow": v["flow"], "client": ENT, "agreement_password": "Xieyi@2026"}),
-    );
+    let v = agency(&s);
+    let (status, _) = act_for(&s, &v["flow"], ENT, "Xieyi@2026");
     assert_eq!(status, 400);
 }
 
 #[test]
 fn agent_logs_in_by_sms_too() {
     let s = Server::demo();
-    let (_, v) = s.post(
-        "/v1/login/agency",
-        &json!({"account": AGENCY, "password": AGENCY_PW}),
-    );
+    let v = agency(&s);
     let sun = staff_id(&v, "*明");
     let (status, c) = s.post(
         "/v1/login/agency/code",
