@@ -1,14 +1,13 @@
 //! The decision log end to end: the real server, its records, tampering
 //! through redb directly, the `audit` commands, and a crash.
 
-#[path = "audit_support/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{request, run, try_request, Server};
+use common::{cli, try_request, Server};
 use redb::ReadableTable;
 use serde_json::{json, Value};
 
@@ -49,7 +48,7 @@ fn find<'a>(records: &'a [Value], decision_id: &str) -> &'a Value {
 #[test]
 fn each_kind_of_decision_is_logged_with_its_fields() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &[]);
+    let s = Server::demo_in(dir.path(), &[]);
 
     let (status, single) = s.post("/v1/authorize", &ask(CLERK, "vat_filing"));
     assert_eq!(status, 200, "{single}");
@@ -131,7 +130,7 @@ fn each_kind_of_decision_is_logged_with_its_fields() {
 #[test]
 fn queries_filter_and_paginate_over_http_and_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(dir.path(), &[]);
+    let s = Server::demo_in(dir.path(), &[]);
     for f in [
         "vat_filing",
         "cit_filing",
@@ -177,12 +176,12 @@ fn queries_filter_and_paginate_over_http_and_the_command_line() {
 
     // While the server holds the file, the CLI says to use HTTP.
     let data = dir.path().to_str().unwrap();
-    let (ok, _, err) = run(&["audit", "verify", "--data", data]);
-    assert!(!ok);
+    let (code, _, err) = cli(&["audit", "verify", "--data", data]);
+    assert_ne!(code, 0);
     assert!(err.contains("/v1/audit/verify"), "{err}");
 
     s.stop();
-    let (ok, out, err) = run(&[
+    let (code, out, err) = cli(&[
         "audit",
         "query",
         "--data",
@@ -194,10 +193,10 @@ fn queries_filter_and_paginate_over_http_and_the_command_line() {
         "--format",
         "csv",
     ]);
-    assert!(ok, "{err}");
+    assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 3, "{out}");
     assert!(out.starts_with("seq,time,decision_id"), "{out}");
-    let (ok, out, _) = run(&[
+    let (code, out, _) = cli(&[
         "audit",
         "query",
         "--data",
@@ -207,31 +206,31 @@ fn queries_filter_and_paginate_over_http_and_the_command_line() {
         "--format",
         "jsonl",
     ]);
-    assert!(ok);
+    assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 4, "{out}");
-    let (ok, out, _) = run(&["audit", "query", "--data", data, "--action", "useFunction"]);
-    assert!(ok);
+    let (code, out, _) = cli(&["audit", "query", "--data", data, "--action", "useFunction"]);
+    assert_eq!(code, 0);
     assert!(
         out.contains("TIME (UTC)") && out.contains("useFunction"),
         "{out}"
     );
-    let (ok, out, _) = run(&["audit", "export", "--data", data, "--since", "1h"]);
-    assert!(ok);
+    let (code, out, _) = cli(&["audit", "export", "--data", data, "--since", "1h"]);
+    assert_eq!(code, 0);
     let lines: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(lines.len() >= 4);
     assert!(lines.windows(2).all(|w| w[1]["prev_hash"] == w[0]["hash"]));
-    let (ok, out, _) = run(&["audit", "export", "--data", data, "--since", "2999-01-01"]);
-    assert!(ok);
+    let (code, out, _) = cli(&["audit", "export", "--data", data, "--since", "2999-01-01"]);
+    assert_eq!(code, 0);
     assert!(out.is_empty());
 }
 
 /// Fills a log through the server, stops it, and returns its data dir.
 fn log_with_records() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(dir.path(), &[]);
+    let s = Server::demo_in(dir.path(), &[]);
     for f in [
         "vat_filing",
         "cit_filing",
@@ -278,8 +277,8 @@ fn tamper(dir: &tempfile::TempDir, f: impl FnOnce(&mut redb::Table<'_, u64, &'st
 
 fn verify_fails(dir: &tempfile::TempDir, expect: &str) {
     let data = dir.path().to_str().unwrap();
-    let (ok, out, err) = run(&["audit", "verify", "--data", data]);
-    assert!(!ok, "tampering went unnoticed: {out}{err}");
+    let (code, out, err) = cli(&["audit", "verify", "--data", data]);
+    assert_ne!(code, 0, "tampering went unnoticed: {out}{err}");
     assert!(out.contains(expect), "expected {expect:?} in {out}{err}");
 }
 
@@ -287,8 +286,8 @@ fn verify_fails(dir: &tempfile::TempDir, expect: &str) {
 fn tampering_is_detected_by_the_command_line_and_over_http() {
     let original = log_with_records();
     let data = original.path().to_str().unwrap();
-    let (ok, out, err) = run(&["audit", "verify", "--data", data]);
-    assert!(ok, "{out}{err}");
+    let (code, out, err) = cli(&["audit", "verify", "--data", data]);
+    assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("ok: 6 records"), "{out}");
 
     let altered = copy_of(&original);
@@ -323,7 +322,7 @@ fn tampering_is_detected_by_the_command_line_and_over_http() {
     verify_fails(&reordered, "TAMPERED: record 2 REORDERED");
 
     // The same check over HTTP while a server runs on the altered log.
-    let s = Server::start(altered.path(), &[]);
+    let s = Server::demo_in(altered.path(), &[]);
     let (status, report) = s.get("/v1/audit/verify");
     assert_eq!(status, 200);
     assert_eq!(report["ok"], false, "{report}");
@@ -335,15 +334,15 @@ fn tampering_is_detected_by_the_command_line_and_over_http() {
 fn checkpoints_anchor_the_log_and_pruning_keeps_it_verifiable() {
     let dir = log_with_records();
     let data = dir.path().to_str().unwrap();
-    let (ok, cp, err) = run(&["audit", "checkpoint", "--data", data]);
-    assert!(ok, "{err}");
+    let (code, cp, err) = cli(&["audit", "checkpoint", "--data", data]);
+    assert_eq!(code, 0, "{err}");
     let head: Value = serde_json::from_str(cp.trim()).unwrap();
     assert_eq!(head["seq"], 6);
     let cp_file = dir.path().join("checkpoint.json");
     std::fs::write(&cp_file, &cp).unwrap();
 
     // The log grows; it still extends the checkpoint.
-    let mut s = Server::start(dir.path(), &[]);
+    let s = Server::demo_in(dir.path(), &[]);
     s.post("/v1/authorize", &ask(CLERK, "vat_filing"));
     let (_, http_report) = s.get(&format!(
         "/v1/audit/verify?checkpoint=6:{}",
@@ -351,7 +350,7 @@ fn checkpoints_anchor_the_log_and_pruning_keeps_it_verifiable() {
     ));
     assert_eq!(http_report["checkpoint"]["extended"], true, "{http_report}");
     s.stop();
-    let (ok, out, err) = run(&[
+    let (code, out, err) = cli(&[
         "audit",
         "verify",
         "--data",
@@ -359,23 +358,23 @@ fn checkpoints_anchor_the_log_and_pruning_keeps_it_verifiable() {
         "--checkpoint",
         cp_file.to_str().unwrap(),
     ]);
-    assert!(ok, "{out}{err}");
+    assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("the log extends it"), "{out}");
 
     // A checkpoint the log never had.
     let bogus = format!("6:{}", "0".repeat(64));
-    let (ok, out, _) = run(&["audit", "verify", "--data", data, "--checkpoint", &bogus]);
-    assert!(!ok, "{out}");
+    let (code, out, _) = cli(&["audit", "verify", "--data", data, "--checkpoint", &bogus]);
+    assert_ne!(code, 0, "{out}");
     assert!(out.contains("DOES NOT extend"), "{out}");
 
     // Retention: prune everything so far; an anchor record keeps the chain.
-    let (ok, out, err) = run(&["audit", "prune", "--data", data, "--before", "2999-01-01"]);
-    assert!(ok, "{out}{err}");
+    let (code, out, err) = cli(&["audit", "prune", "--data", data, "--before", "2999-01-01"]);
+    assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("pruned records 1..="), "{out}");
-    let (ok, out, err) = run(&["audit", "verify", "--data", data]);
-    assert!(ok, "{out}{err}");
-    let (ok, out, _) = run(&["audit", "export", "--data", data]);
-    assert!(ok);
+    let (code, out, err) = cli(&["audit", "verify", "--data", data]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = cli(&["audit", "export", "--data", data]);
+    assert_eq!(code, 0);
     let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(last["kind"], "anchor");
     assert!(last["pruned"]["last_hash"].as_str().unwrap().len() == 64);
@@ -397,46 +396,33 @@ fn api_keys_scope_routes_and_name_the_caller() {
     )
     .unwrap();
     let data = dir.path().join("data");
-    let s = Server::start(&data, &["--api-keys", keys.to_str().unwrap()]);
+    let s = Server::demo_in(&data, &["--api-keys", keys.to_str().unwrap()]);
     let body = ask(CLERK, "vat_filing");
-    let (status, err) = request(s.addr, "POST", "/v1/authorize", Some(&body), None);
+    let (status, err) = s.request_as(None, "POST", "/v1/authorize", Some(&body));
     assert_eq!(
         (status, err["error"]["code"].as_str()),
         (401, Some("unauthenticated"))
     );
-    let (status, _) = request(s.addr, "POST", "/v1/authorize", Some(&body), Some("nope"));
+    let (status, _) = s.request_as(Some("nope"), "POST", "/v1/authorize", Some(&body));
     assert_eq!(status, 401);
-    let (status, err) = request(
-        s.addr,
-        "GET",
-        "/v1/audit/decisions",
-        None,
-        Some("core-key-1"),
-    );
+    let (status, err) = s.request_as(Some("core-key-1"), "GET", "/v1/audit/decisions", None);
     assert_eq!(
         (status, err["error"]["code"].as_str()),
         (403, Some("forbidden"))
     );
-    let (status, answer) = request(
-        s.addr,
-        "POST",
-        "/v1/authorize",
-        Some(&body),
-        Some("core-key-1"),
-    );
+    let (status, answer) = s.request_as(Some("core-key-1"), "POST", "/v1/authorize", Some(&body));
     assert_eq!(status, 200, "{answer}");
-    let (status, _) = request(s.addr, "GET", "/healthz", None, None);
+    let (status, _) = s.request_as(None, "GET", "/healthz", None);
     assert_eq!(status, 200);
 
     let id = answer["decision_id"].as_str().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     let record = loop {
-        let (status, page) = request(
-            s.addr,
+        let (status, page) = s.request_as(
+            Some("audit-key-1"),
             "GET",
             "/v1/audit/decisions?kind=authorize",
             None,
-            Some("audit-key-1"),
         );
         assert_eq!(status, 200);
         if let Some(r) = page["records"]
@@ -451,12 +437,11 @@ fn api_keys_scope_routes_and_name_the_caller() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(record["caller"], "tax-core");
-    let (_, page) = request(
-        s.addr,
+    let (_, page) = s.request_as(
+        Some("audit-key-1"),
         "GET",
         "/v1/audit/decisions?kind=audit.read",
         None,
-        Some("audit-key-1"),
     );
     assert!(
         page["records"]
@@ -467,12 +452,11 @@ fn api_keys_scope_routes_and_name_the_caller() {
         "{page}"
     );
     // Keys never reach the log.
-    let (_, page) = request(
-        s.addr,
+    let (_, page) = s.request_as(
+        Some("audit-key-1"),
         "GET",
         "/v1/audit/decisions?limit=1000",
         None,
-        Some("audit-key-1"),
     );
     let text = page.to_string();
     assert!(
@@ -487,7 +471,7 @@ fn api_keys_scope_routes_and_name_the_caller() {
 #[test]
 fn a_crash_under_load_loses_no_acknowledged_commit() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(dir.path(), &[]);
+    let mut s = Server::demo_in(dir.path(), &[]);
     let addr = s.addr;
     let stop = Arc::new(AtomicBool::new(false));
     // (decision id or marker, acknowledged at)
@@ -505,13 +489,13 @@ fn a_crash_under_load_loses_no_acknowledged_commit() {
                     // before its answer; the marker names it.
                     0 => {
                         let marker = format!("marker-{i}");
-                        if let Ok((200, _)) = try_request(addr, "GET", &format!("/v1/audit/decisions?limit=1&kind={marker}"), None, None) {
+                        if let Ok((200, _)) = try_request(addr, "GET", &format!("/v1/audit/decisions?limit=1&kind={marker}"), None) {
                             committed.lock().unwrap().push(marker);
                         }
                     }
                     1 => {
                         let body = json!({ "requests": [ask(CLERK, "vat_filing"), ask(CLERK, "invoice_issue"), ask(AGENT, "tax_payment")] });
-                        if let Ok((200, r)) = try_request(addr, "POST", "/v1/authorize/batch", Some(&body), None) {
+                        if let Ok((200, r)) = try_request(addr, "POST", "/v1/authorize/batch", Some(&body)) {
                             let now = Instant::now();
                             let mut b = batched.lock().unwrap();
                             for x in r["results"].as_array().unwrap() {
@@ -520,7 +504,7 @@ fn a_crash_under_load_loses_no_acknowledged_commit() {
                         }
                     }
                     _ => {
-                        if let Ok((200, r)) = try_request(addr, "POST", "/v1/authorize", Some(&ask(CLERK, "cit_filing")), None) {
+                        if let Ok((200, r)) = try_request(addr, "POST", "/v1/authorize", Some(&ask(CLERK, "cit_filing"))) {
                             batched.lock().unwrap().push((r["decision_id"].as_str().unwrap().to_owned(), Instant::now()));
                         }
                     }
@@ -545,10 +529,10 @@ fn a_crash_under_load_loses_no_acknowledged_commit() {
     );
 
     let data = dir.path().to_str().unwrap();
-    let (ok, out, err) = run(&["audit", "verify", "--data", data]);
-    assert!(ok, "chain broken after a crash: {out}{err}");
-    let (ok, out, err) = run(&["audit", "export", "--data", data]);
-    assert!(ok, "{err}");
+    let (code, out, err) = cli(&["audit", "verify", "--data", data]);
+    assert_eq!(code, 0, "chain broken after a crash: {out}{err}");
+    let (code, out, err) = cli(&["audit", "export", "--data", data]);
+    assert_eq!(code, 0, "{err}");
     let mut ids = std::collections::HashSet::new();
     let mut resources = std::collections::HashSet::new();
     for line in out.lines() {
@@ -580,7 +564,7 @@ fn a_crash_under_load_loses_no_acknowledged_commit() {
     );
 
     // The server starts again on the crashed files and keeps the chain.
-    let s = Server::start(dir.path(), &[]);
+    let s = Server::demo_in(dir.path(), &[]);
     let (status, _) = s.post("/v1/authorize", &ask(CLERK, "vat_filing"));
     assert_eq!(status, 200);
     let (_, report) = s.get("/v1/audit/verify");

@@ -78,6 +78,24 @@ fn wrong(code: &Value) -> String {
     format!("{:06}", (c + 1) % 1_000_000)
 }
 
+/// Completes the login with the code `issued` by `send_code`.
+fn answer_code(s: &Server, flow: &str, staff: &str, issued: &Value) -> (u16, Value) {
+    let code = issued["code"].as_str().unwrap();
+    complete_sms(s, flow, staff, &issued["challenge"], code)
+}
+
+/// Answers the challenge `issued` by `send_code` with a code one off the
+/// right one.
+fn answer_wrong_code(s: &Server, flow: &str, staff: &str, issued: &Value) -> (u16, Value) {
+    complete_sms(
+        s,
+        flow,
+        staff,
+        &issued["challenge"],
+        &wrong(&issued["code"]),
+    )
+}
+
 fn use_function(s: &Server, session: &str, function: &str) -> (u16, Value) {
     s.post(
         "/v1/authorize",
@@ -90,13 +108,7 @@ fn use_function(s: &Server, session: &str, function: &str) -> (u16, Value) {
 fn li_session(s: &Server) -> Value {
     let (flow, li) = picked(s, LI);
     let issued = send_code(s, &flow, &li);
-    let (status, v) = complete_sms(
-        s,
-        &flow,
-        &li,
-        &issued["challenge"],
-        issued["code"].as_str().unwrap(),
-    );
+    let (status, v) = answer_code(s, &flow, &li, &issued);
     assert_eq!(status, 200, "{v}");
     v
 }
@@ -158,13 +170,7 @@ fn normal_login_by_sms_obliges_setting_a_password() {
         &json!({"flow": flow, "staff": li, "password": "Whatever@1"}),
     );
     assert_eq!((status, error_code(&v)), (401, "invalid_credentials"));
-    let (status, v) = complete_sms(
-        &s,
-        &flow,
-        &li,
-        &issued["challenge"],
-        issued["code"].as_str().unwrap(),
-    );
+    let (status, v) = answer_code(&s, &flow, &li, &issued);
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["obligations"], json!(["set_password"]));
 }
@@ -337,30 +343,12 @@ fn codes_are_single_use_limited_in_attempts_and_voided_by_cancel() {
     // Five wrong attempts kill the code, even for the right one after.
     let issued = send_code(&s, &flow, &li);
     for i in 0..4 {
-        let (status, v) = complete_sms(
-            &s,
-            &flow,
-            &li,
-            &issued["challenge"],
-            &wrong(&issued["code"]),
-        );
+        let (status, v) = answer_wrong_code(&s, &flow, &li, &issued);
         assert_eq!((status, error_code(&v)), (401, "code_wrong"), "attempt {i}");
     }
-    let (_, v) = complete_sms(
-        &s,
-        &flow,
-        &li,
-        &issued["challenge"],
-        &wrong(&issued["code"]),
-    );
+    let (_, v) = answer_wrong_code(&s, &flow, &li, &issued);
     assert_eq!(error_code(&v), "code_attempts_exhausted");
-    let (_, v) = complete_sms(
-        &s,
-        &flow,
-        &li,
-        &issued["challenge"],
-        issued["code"].as_str().unwrap(),
-    );
+    let (_, v) = answer_code(&s, &flow, &li, &issued);
     assert_eq!(error_code(&v), "code_attempts_exhausted");
 
     // Cancel returns to staff selection; earlier codes stop counting.
@@ -368,13 +356,7 @@ fn codes_are_single_use_limited_in_attempts_and_voided_by_cancel() {
     let (status, sel) = s.post("/v1/login/enterprise/cancel", &json!({"flow": flow}));
     assert_eq!(status, 200, "{sel}");
     assert_eq!(staff_id(&sel, LI), li);
-    let (_, v) = complete_sms(
-        &s,
-        &flow,
-        &li,
-        &issued["challenge"],
-        issued["code"].as_str().unwrap(),
-    );
+    let (_, v) = answer_code(&s, &flow, &li, &issued);
     assert_eq!(error_code(&v), "code_unknown");
 
     // Used code again in the same flow.
@@ -420,13 +402,7 @@ fn expired_code_is_refused() {
     let (flow, li) = picked(&s, LI);
     let issued = send_code(&s, &flow, &li);
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    let (status, v) = complete_sms(
-        &s,
-        &flow,
-        &li,
-        &issued["challenge"],
-        issued["code"].as_str().unwrap(),
-    );
+    let (status, v) = answer_code(&s, &flow, &li, &issued);
     assert_eq!((status, error_code(&v)), (401, "code_expired"), "{v}");
 }
 
@@ -491,11 +467,7 @@ fn natural_person_needs_password_and_captcha() {
 
 /// Agency steps 1 and 2 with 孙明's password: (flow, clients answer).
 fn agency_agent(s: &Server) -> (String, Value) {
-    let (status, v) = s.post(
-        "/v1/login/agency",
-        &json!({"account": AGENCY, "password": AGENCY_PW}),
-    );
-    assert_eq!(status, 200, "{v}");
+    let v = agency(s);
     let sun = staff_id(&v, "*明");
     let (status, c) = s.post(
         "/v1/login/agency/agent",
@@ -505,24 +477,41 @@ fn agency_agent(s: &Server) -> (String, Value) {
     (v["flow"].as_str().unwrap().to_owned(), c)
 }
 
+/// Agency step 1 with the agency's password: the agent-staff selection.
+fn agency(s: &Server) -> Value {
+    let (status, v) = s.post(
+        "/v1/login/agency",
+        &json!({"account": AGENCY, "password": AGENCY_PW}),
+    );
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+/// Agency step 3: act for `client` with the relationship's agreement password.
+fn act_for(
+    s: &Server,
+    flow: impl serde::Serialize,
+    client: &str,
+    agreement_password: &str,
+) -> (u16, Value) {
+    s.post(
+        "/v1/login/agency/client",
+        &json!({"flow": flow, "client": client, "agreement_password": agreement_password}),
+    )
+}
+
 #[test]
 fn agency_three_step_login_acts_for_the_client() {
     let s = Server::demo();
     let (flow, c) = agency_agent(&s);
     assert_eq!(c["clients"][0]["credit_code"], ENT);
-    let (status, v) = s.post(
-        "/v1/login/agency/client",
-        &json!({"flow": flow, "client": ENT, "agreement_password": "Xieyi@2025"}),
-    );
+    let (status, v) = act_for(&s, &flow, ENT, "Xieyi@2025");
     assert_eq!(
         (status, error_code(&v)),
         (401, "invalid_credentials"),
         "{v}"
     );
-    let (status, v) = s.post(
-        "/v1/login/agency/client",
-        &json!({"flow": flow, "client": ENT, "agreement_password": "Xieyi@2026"}),
-    );
+    let (status, v) = act_for(&s, &flow, ENT, "Xieyi@2026");
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["acting_for"], ENT);
     let token = v["session"].as_str().unwrap();
@@ -543,10 +532,7 @@ fn agency_three_step_login_acts_for_the_client() {
 fn agency_refusals_unrecognized_client_unreal_agent_and_locked_agreement() {
     let s = Server::demo();
     let (flow, _) = agency_agent(&s);
-    let (status, v) = s.post(
-        "/v1/login/agency/client",
-        &json!({"flow": flow, "client": DALIAN, "agreement_password": "Xieyi@2026"}),
-    );
+    let (status, v) = act_for(&s, &flow, DALIAN, "Xieyi@2026");
     assert_eq!(
         (status, error_code(&v)),
         (403, "agency_not_recognized"),
@@ -554,10 +540,7 @@ fn agency_refusals_unrecognized_client_unreal_agent_and_locked_agreement() {
     );
 
     // 郑强 has not completed real-name collection (R5).
-    let (_, v) = s.post(
-        "/v1/login/agency",
-        &json!({"account": AGENCY, "password": AGENCY_PW}),
-    );
+    let v = agency(&s);
     let zheng = staff_id(&v, "*强");
     let (status, e) = s.post(
         "/v1/login/agency/code",
@@ -567,42 +550,23 @@ fn agency_refusals_unrecognized_client_unreal_agent_and_locked_agreement() {
 
     // The agreement password locks separately from the accounts.
     for _ in 0..5 {
-        let (status, _) = s.post(
-            "/v1/login/agency/client",
-            &json!({"flow": flow, "client": ENT, "agreement_password": "Xieyi@2025"}),
-        );
+        let (status, _) = act_for(&s, &flow, ENT, "Xieyi@2025");
         assert_eq!(status, 401);
     }
-    let (status, v) = s.post(
-        "/v1/login/agency/client",
-        &json!({"flow": flow, "client": ENT, "agreement_password": "Xieyi@2026"}),
-    );
+    let (status, v) = act_for(&s, &flow, ENT, "Xieyi@2026");
     assert_eq!((status, error_code(&v)), (423, "account_locked"), "{v}");
-    let (status, _) = s.post(
-        "/v1/login/agency",
-        &json!({"account": AGENCY, "password": AGENCY_PW}),
-    );
-    assert_eq!(status, 200);
+    agency(&s); // The agency account itself still logs in.
 
     // Step 3 before step 2.
-    let (_, v) = s.post(
-        "/v1/login/agency",
-        &json!({"account": AGENCY, "password": AGENCY_PW}),
-    );
-    let (status, _) = s.post(
-        "/v1/login/agency/client",
-        &json!({"flow": v["flow"], "client": ENT, "agreement_password": "Xieyi@2026"}),
-    );
+    let v = agency(&s);
+    let (status, _) = act_for(&s, &v["flow"], ENT, "Xieyi@2026");
     assert_eq!(status, 400);
 }
 
 #[test]
 fn agent_logs_in_by_sms_too() {
     let s = Server::demo();
-    let (_, v) = s.post(
-        "/v1/login/agency",
-        &json!({"account": AGENCY, "password": AGENCY_PW}),
-    );
+    let v = agency(&s);
     let sun = staff_id(&v, "*明");
     let (status, c) = s.post(
         "/v1/login/agency/code",
@@ -839,13 +803,7 @@ fn sync_adds_the_officers_and_a_normal_login_opens_quick_login() {
     let flow = v["flow"].as_str().unwrap();
     let issued = send_code(&s, flow, &zhou);
     assert_eq!(issued["destination"]["phone_masked"], "139****0006");
-    let (status, login) = complete_sms(
-        &s,
-        flow,
-        &zhou,
-        &issued["challenge"],
-        issued["code"].as_str().unwrap(),
-    );
+    let (status, login) = answer_code(&s, flow, &zhou, &issued);
     assert_eq!(status, 200, "{login}");
     assert_eq!(login["obligations"], json!(["set_password"]));
     // The normal login synced the enterprise: quick login is open (R3).

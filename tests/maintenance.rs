@@ -51,6 +51,36 @@ fn call(
     )
 }
 
+fn get_as(server: &Server, session: &str, path: &str) -> (u16, Value) {
+    call(server, session, "GET", path, None)
+}
+
+fn post_as(server: &Server, session: &str, path: &str, body: Value) -> (u16, Value) {
+    call(server, session, "POST", path, Some(body))
+}
+
+fn patch_as(server: &Server, session: &str, path: &str, body: Value) -> (u16, Value) {
+    call(server, session, "PATCH", path, Some(body))
+}
+
+fn delete_as(server: &Server, session: &str, path: &str) -> (u16, Value) {
+    call(server, session, "DELETE", path, None)
+}
+
+/// Sends one PATCH a session to `path`, all at once; each must succeed.
+fn patch_at_once<const N: usize>(server: &Server, path: &str, edits: [(&str, Value); N]) {
+    std::thread::scope(|scope| {
+        let sent: Vec<_> = edits
+            .into_iter()
+            .map(|(session, body)| scope.spawn(move || patch_as(server, session, path, body)))
+            .collect();
+        for answer in sent {
+            let (status, body) = answer.join().unwrap();
+            assert_eq!(status, 200, "{body}");
+        }
+    });
+}
+
 const LEGAL_REP: &str = "**国";
 const FINANCE_HEAD: &str = "**英";
 const CLERK: &str = "*伟";
@@ -59,7 +89,7 @@ const CLERK: &str = "*伟";
 fn only_officers_maintain_and_denials_name_the_rule() {
     let server = Server::demo();
     let clerk = login_staff(&server, CLERK);
-    let (s, b) = call(&server, &clerk, "GET", "/v1/maintenance/staff", None);
+    let (s, b) = get_as(&server, &clerk, "/v1/maintenance/staff");
     assert_eq!(s, 403, "{b}");
     assert_eq!(
         b["error"]["policies"],
@@ -72,17 +102,11 @@ fn only_officers_maintain_and_denials_name_the_rule() {
         (s, b["error"]["code"].as_str()),
         (401, Some("session_required"))
     );
-    let (s, _) = call(
-        &server,
-        "not-a-session",
-        "GET",
-        "/v1/maintenance/staff",
-        None,
-    );
+    let (s, _) = get_as(&server, "not-a-session", "/v1/maintenance/staff");
     assert_eq!(s, 401);
 
     let fh = login_staff(&server, FINANCE_HEAD);
-    let (s, b) = call(&server, &fh, "GET", "/v1/maintenance/staff", None);
+    let (s, b) = get_as(&server, &fh, "/v1/maintenance/staff");
     assert_eq!(s, 200, "{b}");
     let staff = b["staff"].as_array().unwrap();
     assert_eq!(staff.len(), 5);
@@ -155,38 +179,31 @@ fn roles_staff_and_a_removed_staff_members_live_session() {
     let server = Server::demo();
     let lr = login_staff(&server, LEGAL_REP);
     // A role granting an unknown function is refused.
-    let (s, b) = call(
+    let (s, b) = post_as(
         &server,
         &lr,
-        "POST",
         "/v1/maintenance/permission-identities",
-        Some(json!({ "id": "tax", "name": "申报", "functions": ["vat_filing", "time_travel"] })),
+        json!({ "id": "tax", "name": "申报", "functions": ["vat_filing", "time_travel"] }),
     );
     assert_eq!(
         (s, b["error"]["field"].as_str()),
         (400, Some("functions")),
         "{b}"
     );
-    let (s, b) = call(
+    let (s, b) = post_as(
         &server,
         &lr,
-        "POST",
         "/v1/maintenance/permission-identities",
-        Some(
-            json!({ "id": "tax", "name": "申报", "description": "VAT only", "functions": ["vat_filing"] }),
-        ),
+        json!({ "id": "tax", "name": "申报", "description": "VAT only", "functions": ["vat_filing"] }),
     );
     assert_eq!(s, 200, "{b}");
 
     // R15: a person without real-name collection cannot be added.
-    let (s, b) = call(
+    let (s, b) = post_as(
         &server,
         &lr,
-        "POST",
         "/v1/maintenance/staff",
-        Some(
-            json!({ "name": "吴桂兰", "id_type": "resident_id", "id_number": "210104197506203078", "identity_type": "tax_clerk" }),
-        ),
+        json!({ "name": "吴桂兰", "id_type": "resident_id", "id_number": "210104197506203078", "identity_type": "tax_clerk" }),
     );
     assert_eq!(
         (s, b["error"]["code"].as_str()),
@@ -195,15 +212,12 @@ fn roles_staff_and_a_removed_staff_members_live_session() {
     );
 
     // Add 赵丽 with the new role; she logs in and files VAT.
-    let (s, b) = call(
+    let (s, b) = post_as(
         &server,
         &lr,
-        "POST",
         "/v1/maintenance/staff",
-        Some(
-            json!({ "name": "赵丽", "id_type": "resident_id", "id_number": "210106199102140105",
+        json!({ "name": "赵丽", "id_type": "resident_id", "id_number": "210106199102140105",
                      "identity_type": "tax_clerk", "permission_identities": ["tax"] }),
-        ),
     );
     assert_eq!(s, 200, "{b}");
     let zhao = login_staff(&server, "*丽");
@@ -216,51 +230,35 @@ fn roles_staff_and_a_removed_staff_members_live_session() {
     assert_eq!(vat(&zhao).1["decision"], "allow");
 
     // Taking the role away takes effect on her live session at once.
-    let (s, _) = call(
+    let (s, _) = patch_as(
         &server,
         &lr,
-        "PATCH",
         &format!("/v1/maintenance/staff/{P_NATURAL}"),
-        Some(json!({ "remove_permission_identities": ["tax"] })),
+        json!({ "remove_permission_identities": ["tax"] }),
     );
     assert_eq!(s, 200);
     assert_eq!(vat(&zhao).1["decision"], "deny");
 
     // Removing her ends the session.
-    let (s, _) = call(
-        &server,
-        &lr,
-        "DELETE",
-        &format!("/v1/maintenance/staff/{P_NATURAL}"),
-        None,
-    );
+    let (s, _) = delete_as(&server, &lr, &format!("/v1/maintenance/staff/{P_NATURAL}"));
     assert_eq!(s, 200);
     let (s, b) = vat(&zhao);
     assert_eq!(s, 401, "{b}");
 
     // Deleting a role in use is refused without detach.
-    let (s, _) = call(
+    let (s, _) = patch_as(
         &server,
         &lr,
-        "PATCH",
         &format!("/v1/maintenance/staff/{P_CLERK}"),
-        Some(json!({ "add_permission_identities": ["tax"] })),
+        json!({ "add_permission_identities": ["tax"] }),
     );
     assert_eq!(s, 200);
-    let (s, b) = call(
-        &server,
-        &lr,
-        "DELETE",
-        "/v1/maintenance/permission-identities/tax",
-        None,
-    );
+    let (s, b) = delete_as(&server, &lr, "/v1/maintenance/permission-identities/tax");
     assert_eq!(s, 409, "{b}");
-    let (s, b) = call(
+    let (s, b) = delete_as(
         &server,
         &lr,
-        "DELETE",
         "/v1/maintenance/permission-identities/tax?detach=true",
-        None,
     );
     assert_eq!((s, &b["detached_from"]), (200, &json!(1)), "{b}");
 }
@@ -301,12 +299,10 @@ fn cancelling_recognition_stops_an_acting_agent_session() {
     assert_eq!(act().1["decision"], "allow");
 
     let clerk = login_staff(&server, CLERK);
-    let (s, b) = call(
+    let (s, b) = delete_as(
         &server,
         &clerk,
-        "DELETE",
         &format!("/v1/maintenance/agencies/{AGENCY}"),
-        None,
     );
     assert_eq!(
         (s, &b["error"]["policies"]),
@@ -314,24 +310,17 @@ fn cancelling_recognition_stops_an_acting_agent_session() {
     );
 
     let lr = login_staff(&server, LEGAL_REP);
-    let (s, b) = call(
-        &server,
-        &lr,
-        "DELETE",
-        &format!("/v1/maintenance/agencies/{AGENCY}"),
-        None,
-    );
+    let (s, b) = delete_as(&server, &lr, &format!("/v1/maintenance/agencies/{AGENCY}"));
     assert_eq!(s, 200, "{b}");
     let (s, b) = act();
     assert_eq!((s, b["decision"].as_str()), (200, Some("deny")), "{b}");
 
     // Recognized again with a new agreement password: the old one no longer opens it.
-    let (s, b) = call(
+    let (s, b) = post_as(
         &server,
         &lr,
-        "POST",
         "/v1/maintenance/agencies",
-        Some(json!({ "agency": AGENCY, "agreement_password": "Xieyi#2027" })),
+        json!({ "agency": AGENCY, "agreement_password": "Xieyi#2027" }),
     );
     assert_eq!(s, 200, "{b}");
     assert_eq!(act().1["decision"], "allow");
@@ -344,29 +333,18 @@ fn two_officers_editing_at_once_lose_no_update() {
     let fh = login_staff(&server, FINANCE_HEAD);
     let path = format!("/v1/maintenance/staff/{P_CLERK}");
     for round in 0..5 {
-        std::thread::scope(|scope| {
-            let a = scope.spawn(|| {
-                call(
-                    &server,
-                    &lr,
-                    "PATCH",
-                    &path,
-                    Some(json!({ "add_permission_identities": ["invoicing"] })),
-                )
-            });
-            let b = scope.spawn(|| {
-                call(
-                    &server,
+        patch_at_once(
+            &server,
+            &path,
+            [
+                (&lr, json!({ "add_permission_identities": ["invoicing"] })),
+                (
                     &fh,
-                    "PATCH",
-                    &path,
-                    Some(json!({ "add_permission_identities": ["all-business"] })),
-                )
-            });
-            assert_eq!(a.join().unwrap().0, 200);
-            assert_eq!(b.join().unwrap().0, 200);
-        });
-        let (_, staff) = call(&server, &lr, "GET", "/v1/maintenance/staff", None);
+                    json!({ "add_permission_identities": ["all-business"] }),
+                ),
+            ],
+        );
+        let (_, staff) = get_as(&server, &lr, "/v1/maintenance/staff");
         let clerk = staff["staff"]
             .as_array()
             .unwrap()
@@ -379,27 +357,19 @@ fn two_officers_editing_at_once_lose_no_update() {
             json!(["all-business", "filing", "invoicing"]),
             "round {round}"
         );
-        std::thread::scope(|scope| {
-            let a = scope.spawn(|| {
-                call(
-                    &server,
+        patch_at_once(
+            &server,
+            &path,
+            [
+                (
                     &lr,
-                    "PATCH",
-                    &path,
-                    Some(json!({ "remove_permission_identities": ["invoicing"] })),
-                )
-            });
-            let b = scope.spawn(|| {
-                call(
-                    &server,
+                    json!({ "remove_permission_identities": ["invoicing"] }),
+                ),
+                (
                     &fh,
-                    "PATCH",
-                    &path,
-                    Some(json!({ "remove_permission_identities": ["all-business"] })),
-                )
-            });
-            assert_eq!(a.join().unwrap().0, 200);
-            assert_eq!(b.join().unwrap().0, 200);
-        });
+                    json!({ "remove_permission_identities": ["all-business"] }),
+                ),
+            ],
+        );
     }
 }

@@ -13,8 +13,8 @@ use crate::decision::uid;
 use crate::ids::{mask_name, IdType, PersonKey, TaxpayerRef};
 use crate::store::{
     AgencyRecord, AgentStaffRecord, ClientOfRecord, CoreOfficersRecord, EnterpriseRecord,
-    IdentityType, LoginFlowRecord, PayerCategory, PersonRecord, RecognitionRecord, StaffRecord,
-    StoreReader,
+    IdentityType, LoginFlowRecord, PayerCategory, PersonRecord, RecognitionRecord, Record,
+    StaffRecord, StoreReader,
 };
 
 const WRONG_ACCOUNT: &str = "account or password is wrong";
@@ -80,6 +80,48 @@ pub struct ClientSelection {
     pub clients: Vec<ClientChoice>,
 }
 
+/// Who logs in at a flow's second step: a staff member of the enterprise
+/// (办税人员, R2) or an agent staff member of the agency (代理办税人员, R8).
+/// The two steps differ only in these names.
+struct Member {
+    /// Entity type of the one logging in.
+    entity: &'static str,
+    /// Entity type of the account the flow's first step logged in.
+    account: &'static str,
+    /// The Cedar action both the SMS pre-check and the login ask about.
+    action: &'static str,
+    /// Decision-log step of the pre-check before an SMS code is sent.
+    code_step: &'static str,
+    /// Decision-log step of the login itself.
+    step: &'static str,
+    /// Prefix of the personal password's lockout key.
+    lock: &'static str,
+}
+
+const STAFF: Member = Member {
+    entity: "Staff",
+    account: "Enterprise",
+    action: "loginNormal",
+    code_step: "normal_code",
+    step: "normal",
+    lock: "staff",
+};
+
+const AGENT_STAFF: Member = Member {
+    entity: "AgentStaff",
+    account: "Agency",
+    action: "loginAgentStaff",
+    code_step: "agent_staff_code",
+    step: "agent_staff",
+    lock: "agent",
+};
+
+/// The subject an SMS login code is bound to: this flow, its generation
+/// (a cancel starts a new one, R2) and the member.
+fn code_subject(flow_key: &str, rec: &LoginFlowRecord, member_key: &str) -> String {
+    format!("flow:{flow_key}:{}:{member_key}", rec.generation)
+}
+
 fn staff_ref(flow_key: &str, store_key: &str) -> String {
     hex::encode(&Sha256::digest(format!("{flow_key}|{store_key}").as_bytes())[..8])
 }
@@ -136,11 +178,74 @@ fn choices(
 }
 
 impl Login {
-    async fn new_flow(&self, rec: LoginFlowRecord) -> Result<(String, String), FlowError> {
+    /// Stores a new login flow of `kind` for `account`; answers the flow
+    /// token the client holds and the store key.
+    async fn new_flow(
+        &self,
+        kind: &str,
+        account: String,
+        factors: BTreeSet<String>,
+        staff: Option<String>,
+    ) -> Result<(String, String), FlowError> {
+        let rec = LoginFlowRecord {
+            kind: kind.into(),
+            account,
+            factors,
+            staff,
+            generation: 0,
+            expires_ms: crate::now_ms() + self.authn.config.flow_ttl_secs * 1000,
+        };
         let (flow, key) = session::new_token();
         let k = key.clone();
         self.write(move |w| w.put(&k, &rec)).await?;
         Ok((flow, key))
+    }
+
+    /// An account's password (the enterprise's or the agency's) checked under
+    /// its lockout; answers the factors it proves and the failure, if any.
+    async fn account_password(
+        &self,
+        lock_key: String,
+        password: String,
+        phc: Option<String>,
+        factor: &str,
+    ) -> Result<(BTreeSet<String>, Option<Failure>), FlowError> {
+        let failure = self
+            .guarded_verify(lock_key, password, phc, WRONG_ACCOUNT)
+            .await?;
+        let mut factors = BTreeSet::new();
+        if failure.is_none() {
+            factors.insert(factor.to_owned());
+        }
+        Ok((factors, failure))
+    }
+
+    /// Decides a login in which an account logs in to itself (principal and
+    /// resource are the same entity) and concludes it: a refusal or a
+    /// failed factor is the error.
+    async fn own_login(
+        &self,
+        step: &str,
+        action: &str,
+        entity: &str,
+        id: &str,
+        factors: &BTreeSet<String>,
+        failure: Option<Failure>,
+    ) -> Result<(), FlowError> {
+        let me = uid(entity, id);
+        let verdict = self
+            .decide(
+                step,
+                me.clone(),
+                action,
+                me,
+                factors,
+                None,
+                failure.as_ref(),
+                None,
+            )
+            .await?;
+        conclude(&verdict, failure)
     }
 
     /// A live flow of `kind`.
@@ -166,13 +271,25 @@ impl Login {
             .map(|(k, s)| (k, Some(s.identity_type), s.password_hash.is_some()))
             .collect();
         let staff = choices(&reader, flow_key, members)?;
-        Ok(StaffSelection {
+        let sync_required = staff.is_empty();
+        Ok(self.selection(flow, name, staff, sync_required))
+    }
+
+    /// The staff-selection answer of a live flow.
+    fn selection(
+        &self,
+        flow: String,
+        account_name: String,
+        staff: Vec<StaffChoice>,
+        sync_required: bool,
+    ) -> StaffSelection {
+        StaffSelection {
             flow,
             expires_in_secs: self.authn.config.flow_ttl_secs,
-            account_name: name,
-            sync_required: staff.is_empty(),
+            account_name,
+            sync_required,
             staff,
-        })
+        }
     }
 
     /// R2 step 1 / R6: credit code or taxpayer ID + enterprise password.
@@ -185,18 +302,14 @@ impl Login {
         let code = account_code(&reader, account)?;
         let rec = reader.get::<EnterpriseRecord>(&code)?;
         drop(reader);
-        let failure = self
-            .guarded_verify(
+        let (factors, failure) = self
+            .account_password(
                 format!("enterprise:{code}"),
                 password,
                 rec.as_ref().map(|r| r.password_hash.clone()),
-                WRONG_ACCOUNT,
+                "enterprise_password",
             )
             .await?;
-        let mut factors = BTreeSet::new();
-        if failure.is_none() {
-            factors.insert("enterprise_password".to_owned());
-        }
         let social = rec
             .as_ref()
             .is_some_and(|r| r.category == PayerCategory::SocialSecurityOnly);
@@ -205,20 +318,8 @@ impl Login {
         } else {
             ("enterprise_account", "enterpriseAccountLogin")
         };
-        let me = uid("Enterprise", &code);
-        let verdict = self
-            .decide(
-                step,
-                me.clone(),
-                action,
-                me,
-                &factors,
-                None,
-                failure.as_ref(),
-                None,
-            )
+        self.own_login(step, action, "Enterprise", &code, &factors, failure)
             .await?;
-        conclude(&verdict, failure)?;
         let rec = rec.expect("an allowed login has a stored enterprise");
         if social {
             let grant = self
@@ -234,14 +335,7 @@ impl Login {
             return Ok(EnterpriseLoginOutcome::LoggedIn(grant));
         }
         let (flow, key) = self
-            .new_flow(LoginFlowRecord {
-                kind: "enterprise".into(),
-                account: code.clone(),
-                factors,
-                staff: None,
-                generation: 0,
-                expires_ms: crate::now_ms() + self.authn.config.flow_ttl_secs * 1000,
-            })
+            .new_flow("enterprise", code.clone(), factors, None)
             .await?;
         Ok(EnterpriseLoginOutcome::SelectStaff(
             self.enterprise_staff(&key, &code, rec.name, flow)?,
@@ -366,12 +460,24 @@ impl Login {
     ) -> Result<IssuedCode, FlowError> {
         let (key, rec) = self.flow(flow, "enterprise")?;
         let (staff_key, _) = self.resolve(&key, &rec.account, staff_id)?;
+        self.member_code(&STAFF, &key, &rec, &staff_key).await
+    }
+
+    /// Sends an SMS code to the member's real-name phone, unless a policy
+    /// already forbids their login (R5).
+    async fn member_code(
+        &self,
+        member: &Member,
+        key: &str,
+        rec: &LoginFlowRecord,
+        member_key: &str,
+    ) -> Result<IssuedCode, FlowError> {
         let verdict = self
             .decide(
-                "normal_code",
-                uid("Staff", &staff_key),
-                "loginNormal",
-                uid("Enterprise", &rec.account),
+                member.code_step,
+                uid(member.entity, member_key),
+                member.action,
+                uid(member.account, &rec.account),
                 &rec.factors,
                 None,
                 None,
@@ -381,13 +487,47 @@ impl Login {
         if let Some(e) = forbidden(&verdict) {
             return Err(e);
         }
-        let phone = self.phone_of(&staff_key)?;
-        self.issue_code(
-            "login",
-            format!("flow:{key}:{}:{staff_key}", rec.generation),
-            Some(phone),
-        )
-        .await
+        let phone = self.phone_of(member_key)?;
+        self.issue_code("login", code_subject(key, rec, member_key), Some(phone))
+            .await
+    }
+
+    /// The member proves who they are by personal password or SMS code;
+    /// answers the flow's factors with theirs added once the login is
+    /// allowed.
+    async fn member_login(
+        &self,
+        member: &Member,
+        key: &str,
+        rec: &LoginFlowRecord,
+        member_key: &str,
+        phc: Option<String>,
+        factor: PersonalFactor,
+    ) -> Result<BTreeSet<String>, FlowError> {
+        let mut factors = rec.factors.clone();
+        let failure = self
+            .personal_factor(
+                format!("{}:{member_key}", member.lock),
+                phc,
+                factor,
+                code_subject(key, rec, member_key),
+                &mut factors,
+            )
+            .await?;
+        let verdict = self
+            .decide(
+                member.step,
+                uid(member.entity, member_key),
+                member.action,
+                uid(member.account, &rec.account),
+                &factors,
+                None,
+                failure.as_ref(),
+                None,
+            )
+            .await?;
+        conclude(&verdict, failure)?;
+        Ok(factors)
     }
 
     fn resolve(
@@ -396,10 +536,7 @@ impl Login {
         code: &str,
         staff_id: &str,
     ) -> Result<(String, StaffRecord), FlowError> {
-        self.read()?
-            .children::<StaffRecord>(code)?
-            .into_iter()
-            .find(|(k, _)| staff_ref(flow_key, k) == staff_id.trim())
+        self.member(flow_key, code, staff_id)?
             .ok_or_else(|| invalid("staff", "no such staff member in this login"))
     }
 
@@ -454,29 +591,15 @@ impl Login {
     ) -> Result<SessionGrant, FlowError> {
         let (key, rec) = self.flow(flow, "enterprise")?;
         let (staff_key, staff) = self.resolve(&key, &rec.account, staff_id)?;
-        let mut factors = rec.factors.clone();
-        let failure = self
-            .personal_factor(
-                format!("staff:{staff_key}"),
-                staff.password_hash.clone(),
-                factor,
-                format!("flow:{key}:{}:{staff_key}", rec.generation),
-                &mut factors,
-            )
-            .await?;
-        let verdict = self
-            .decide(
-                "normal",
-                uid("Staff", &staff_key),
-                "loginNormal",
-                uid("Enterprise", &rec.account),
-                &factors,
-                None,
-                failure.as_ref(),
-                None,
-            )
-            .await?;
-        conclude(&verdict, failure)?;
+        self.member_login(
+            &STAFF,
+            &key,
+            &rec,
+            &staff_key,
+            staff.password_hash.clone(),
+            factor,
+        )
+        .await?;
         let code = rec.account.clone();
         self.write(move |w| {
             w.remove::<LoginFlowRecord>(&key)?;
@@ -516,18 +639,14 @@ impl Login {
             .get::<StaffRecord>(&staff_key)?
             .filter(|s| s.identity_type == identity_type);
         drop(reader);
-        let failure = self
-            .guarded_verify(
+        let (factors, failure) = self
+            .account_password(
                 format!("enterprise:{code}"),
                 password,
                 rec.as_ref().map(|r| r.password_hash.clone()),
-                WRONG_ACCOUNT,
+                "enterprise_password",
             )
             .await?;
-        let mut factors = BTreeSet::new();
-        if failure.is_none() {
-            factors.insert("enterprise_password".to_owned());
-        }
         let verdict = self
             .decide(
                 "quick_code",
@@ -559,14 +678,7 @@ impl Login {
         }
         let phone = self.phone_of(&staff_key)?;
         let (flow, key) = self
-            .new_flow(LoginFlowRecord {
-                kind: "quick".into(),
-                account: code,
-                factors,
-                staff: Some(staff_key.clone()),
-                generation: 0,
-                expires_ms: crate::now_ms() + self.authn.config.flow_ttl_secs * 1000,
-            })
+            .new_flow("quick", code, factors, Some(staff_key.clone()))
             .await?;
         let issued = self
             .issue_code("login", format!("flow:{key}:0:{staff_key}"), Some(phone))
@@ -658,20 +770,15 @@ impl Login {
         if failure.is_none() {
             factors.insert("personal_password".to_owned());
         }
-        let me = uid("Person", &key);
-        let verdict = self
-            .decide(
-                "natural_person",
-                me.clone(),
-                "loginNaturalPerson",
-                me,
-                &factors,
-                None,
-                failure.as_ref(),
-                None,
-            )
-            .await?;
-        conclude(&verdict, failure)?;
+        self.own_login(
+            "natural_person",
+            "loginNaturalPerson",
+            "Person",
+            &key,
+            &factors,
+            failure,
+        )
+        .await?;
         self.open_session("Person", &key, None, true, false, "home")
             .await
     }
@@ -686,43 +793,25 @@ impl Login {
         let code = account_code(&reader, account)?;
         let rec = reader.get::<AgencyRecord>(&code)?;
         drop(reader);
-        let failure = self
-            .guarded_verify(
+        let (factors, failure) = self
+            .account_password(
                 format!("agency:{code}"),
                 password,
                 rec.as_ref().map(|r| r.password_hash.clone()),
-                WRONG_ACCOUNT,
+                "agency_password",
             )
             .await?;
-        let mut factors = BTreeSet::new();
-        if failure.is_none() {
-            factors.insert("agency_password".to_owned());
-        }
-        let me = uid("Agency", &code);
-        let verdict = self
-            .decide(
-                "agency_account",
-                me.clone(),
-                "agencyAccountLogin",
-                me,
-                &factors,
-                None,
-                failure.as_ref(),
-                None,
-            )
-            .await?;
-        conclude(&verdict, failure)?;
+        self.own_login(
+            "agency_account",
+            "agencyAccountLogin",
+            "Agency",
+            &code,
+            &factors,
+            failure,
+        )
+        .await?;
         let rec = rec.expect("an allowed login has a stored agency");
-        let (flow, key) = self
-            .new_flow(LoginFlowRecord {
-                kind: "agency".into(),
-                account: code.clone(),
-                factors,
-                staff: None,
-                generation: 0,
-                expires_ms: crate::now_ms() + self.authn.config.flow_ttl_secs * 1000,
-            })
-            .await?;
+        let (flow, key) = self.new_flow("agency", code.clone(), factors, None).await?;
         let reader = self.read()?;
         let members = reader
             .children::<AgentStaffRecord>(&code)?
@@ -730,13 +819,7 @@ impl Login {
             .map(|(k, s)| (k, None, s.password_hash.is_some()))
             .collect();
         let staff = choices(&reader, &key, members)?;
-        Ok(StaffSelection {
-            flow,
-            expires_in_secs: self.authn.config.flow_ttl_secs,
-            account_name: rec.name,
-            sync_required: false,
-            staff,
-        })
+        Ok(self.selection(flow, rec.name, staff, false))
     }
 
     fn resolve_agent(
@@ -745,35 +828,29 @@ impl Login {
         code: &str,
         agent_id: &str,
     ) -> Result<(String, AgentStaffRecord), FlowError> {
-        self.read()?
-            .children::<AgentStaffRecord>(code)?
-            .into_iter()
-            .find(|(k, _)| staff_ref(flow_key, k) == agent_id.trim())
+        self.member(flow_key, code, agent_id)?
             .ok_or_else(|| invalid("agent", "no such agent staff member in this login"))
+    }
+
+    /// The member of account `code` whose choice id in this flow is `id`.
+    fn member<R: Record>(
+        &self,
+        flow_key: &str,
+        code: &str,
+        id: &str,
+    ) -> Result<Option<(String, R)>, FlowError> {
+        Ok(self
+            .read()?
+            .children::<R>(code)?
+            .into_iter()
+            .find(|(k, _)| staff_ref(flow_key, k) == id.trim()))
     }
 
     /// R8 step 2, SMS variant: sends the code to the agent's real-name phone.
     pub async fn agency_code(&self, flow: &str, agent_id: &str) -> Result<IssuedCode, FlowError> {
         let (key, rec) = self.flow(flow, "agency")?;
         let (agent_key, _) = self.resolve_agent(&key, &rec.account, agent_id)?;
-        let verdict = self
-            .decide(
-                "agent_staff_code",
-                uid("AgentStaff", &agent_key),
-                "loginAgentStaff",
-                uid("Agency", &rec.account),
-                &rec.factors,
-                None,
-                None,
-                Some("pre-check before sending an SMS code"),
-            )
-            .await?;
-        if let Some(e) = forbidden(&verdict) {
-            return Err(e);
-        }
-        let phone = self.phone_of(&agent_key)?;
-        self.issue_code("login", format!("flow:{key}:0:{agent_key}"), Some(phone))
-            .await
+        self.member_code(&AGENT_STAFF, &key, &rec, &agent_key).await
     }
 
     /// R8 step 2: the agent staff member logs in by password or SMS code;
@@ -786,29 +863,16 @@ impl Login {
     ) -> Result<ClientSelection, FlowError> {
         let (key, mut rec) = self.flow(flow, "agency")?;
         let (agent_key, agent) = self.resolve_agent(&key, &rec.account, agent_id)?;
-        let mut factors = rec.factors.clone();
-        let failure = self
-            .personal_factor(
-                format!("agent:{agent_key}"),
+        let factors = self
+            .member_login(
+                &AGENT_STAFF,
+                &key,
+                &rec,
+                &agent_key,
                 agent.password_hash.clone(),
                 factor,
-                format!("flow:{key}:0:{agent_key}"),
-                &mut factors,
             )
             .await?;
-        let verdict = self
-            .decide(
-                "agent_staff",
-                uid("AgentStaff", &agent_key),
-                "loginAgentStaff",
-                uid("Agency", &rec.account),
-                &factors,
-                None,
-                failure.as_ref(),
-                None,
-            )
-            .await?;
-        conclude(&verdict, failure)?;
         let agency = rec.account.clone();
         rec.factors = factors;
         rec.staff = Some(agent_key);

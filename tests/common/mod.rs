@@ -65,6 +65,14 @@ impl Server {
         s
     }
 
+    /// `serve --demo` over an existing data directory (kept by the caller, so
+    /// a test can stop the server and start another over the same files).
+    pub fn demo_in(data: &Path, extra: &[&str]) -> Self {
+        let mut args = vec!["--demo"];
+        args.extend_from_slice(extra);
+        Self::start_in(data, &args)
+    }
+
     /// Starts over an existing data directory (kept by the caller).
     pub fn start_in(data: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(BIN)
@@ -130,6 +138,24 @@ impl Server {
         (status, json)
     }
 
+    /// As `request`, with `Authorization: Bearer {key}` when a key is given
+    /// (servers started with `--api-keys`).
+    pub fn request_as(
+        &self,
+        key: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("Authorization", a)])
+            .unwrap_or_default();
+        let body = body.map(Value::to_string);
+        self.request_with(method, path, &headers, body.as_deref().map(str::as_bytes))
+    }
+
     pub fn authorize(
         &self,
         principal: &str,
@@ -150,12 +176,28 @@ impl Server {
         std::fs::read(self.data.join("decisions.redb")).unwrap_or_default()
     }
 
+    /// Sends a signal by name (`"TERM"`, `"HUP"`) to the server process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
     /// Stops the server with SIGTERM and waits for it.
     pub fn stop(mut self) {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
+        let _ = self.child.wait();
+    }
+
+    /// SIGKILL: no flush, no clean shutdown (crash tests).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
@@ -179,13 +221,22 @@ pub fn http_with(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> (u16, String) {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream
-        .set_write_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    try_http_with(addr, method, path, headers, body).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// As `http_with`, but a failed exchange (no connection, no complete HTTP
+/// head) is an error rather than a panic: for clients racing a crash.
+pub fn try_http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("connect: {e}")))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
     let body = body.unwrap_or_default();
     let extra: String = headers
         .iter()
@@ -195,21 +246,36 @@ pub fn http_with(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     );
-    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(head.as_bytes())?;
     // The server may answer (413) before reading a large body: ignore write errors.
     let _ = stream.write_all(body);
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("bad response: {text:?}"));
+    let bad = || std::io::Error::other(format!("bad response: {text:?}"));
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(bad)?;
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .expect("status code");
-    (status, body.to_owned())
+        .ok_or_else(bad)?;
+    Ok((status, body.to_owned()))
+}
+
+/// One exchange with a JSON answer, as an error rather than a panic when the
+/// exchange fails or the body is not JSON (a server killed mid-answer).
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> std::io::Result<(u16, Value)> {
+    let body = body.map(Value::to_string);
+    let (status, text) =
+        try_http_with(addr, method, path, &[], body.as_deref().map(str::as_bytes))?;
+    let json = serde_json::from_str(&text)
+        .map_err(|e| std::io::Error::other(format!("non-JSON body ({e}): {text}")))?;
+    Ok((status, json))
 }
 
 /// Runs the CLI from the crate root; returns exit code, stdout, stderr.
