@@ -3,11 +3,11 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{cli, try_request, Server};
+use common::{cli, try_http_with, try_request, Server};
 use redb::ReadableTable;
 use serde_json::{json, Value};
 
@@ -477,14 +477,33 @@ fn a_crash_under_load_loses_no_acknowledged_commit() {
     // (decision id or marker, acknowledged at)
     let batched: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
     let committed: Arc<Mutex<Vec<String>>> = Arc::default();
+    // Login and maintenance steps acknowledged to their callers.
+    let logins = Arc::new(AtomicU64::new(0));
+    let maintenance = Arc::new(AtomicU64::new(0));
+    let session = legal_rep_session(&s);
     let mut workers = Vec::new();
-    for w in 0..4 {
+    for w in 0..6 {
         let (stop, batched, committed) = (stop.clone(), batched.clone(), committed.clone());
+        let (logins, maintenance, session) = (logins.clone(), maintenance.clone(), session.clone());
         workers.push(std::thread::spawn(move || {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
                 match w {
+                    // A social-security-only payer's login: one step, committed before its answer.
+                    4 => {
+                        let body = json!({ "account": "91210106MA0BXH0022", "password": "Shebao@2026" });
+                        if let Ok((200, _)) = try_request(addr, "POST", "/v1/login/enterprise", Some(&body)) {
+                            logins.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    // A maintenance request by the legal rep, committed before its answer.
+                    5 => {
+                        let r = try_http_with(addr, "GET", "/v1/maintenance/staff", &[("X-Etax-Session", &session)], None);
+                        if let Ok((200, _)) = r {
+                            maintenance.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                     // Synchronous commits: every audit read is durable
                     // before its answer; the marker names it.
                     0 => {
@@ -546,6 +565,29 @@ fn a_crash_under_load_loses_no_acknowledged_commit() {
             "acknowledged commit {marker} lost"
         );
     }
+    // Every acknowledged login and maintenance step is there (the log may
+    // also hold steps whose answer the kill cut off).
+    let count = |kind: &str| {
+        out.lines()
+            .filter(|l| l.contains(&format!("\"kind\":\"{kind}\"")))
+            .count() as u64
+    };
+    let (logins, maintenance) = (
+        logins.load(Ordering::Relaxed),
+        maintenance.load(Ordering::Relaxed),
+    );
+    assert!(
+        logins > 3 && maintenance > 3,
+        "too little login/maintenance load: {logins} / {maintenance}"
+    );
+    assert!(
+        count("login.social_security_only") >= logins,
+        "acknowledged login steps lost"
+    );
+    assert!(
+        count("maintain.viewStaff") >= maintenance,
+        "acknowledged maintenance steps lost"
+    );
     // The documented window is 50 ms; allow for a machine shared with builds.
     let margin = Duration::from_millis(500);
     let old_enough: Vec<_> = batched
@@ -569,4 +611,25 @@ fn a_crash_under_load_loses_no_acknowledged_commit() {
     assert_eq!(status, 200);
     let (_, report) = s.get("/v1/audit/verify");
     assert_eq!(report["ok"], true, "{report}");
+}
+
+/// Logs the demo legal representative in by personal password; the session token.
+fn legal_rep_session(s: &Server) -> String {
+    let (_, r) = s.post(
+        "/v1/login/enterprise",
+        &json!({ "account": "91210102MA0TAX001F", "password": "Etax@2026" }),
+    );
+    let lr = r["staff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["identity_type"] == "legal_rep")
+        .unwrap()
+        .clone();
+    let (status, done) = s.post(
+        "/v1/login/enterprise/complete",
+        &json!({ "flow": r["flow"], "staff": lr["staff_id"], "password": "Wang@2026jg" }),
+    );
+    assert_eq!(status, 200, "{done}");
+    done["session"].as_str().unwrap().to_owned()
 }
