@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{cli, try_http_with, try_request, Server};
+use common::{cli, login_by_sms, try_http_with, try_request, Server};
 use redb::ReadableTable;
 use serde_json::{json, Value};
 
@@ -480,7 +480,7 @@ fn a_crash_under_load_loses_no_acknowledged_commit() {
     // Login and maintenance steps acknowledged to their callers.
     let logins = Arc::new(AtomicU64::new(0));
     let maintenance = Arc::new(AtomicU64::new(0));
-    let session = legal_rep_session(&s);
+    let (session, _) = login_by_sms(&s, "**国");
     let mut workers = Vec::new();
     for w in 0..6 {
         let (stop, batched, committed) = (stop.clone(), batched.clone(), committed.clone());
@@ -611,25 +611,4 @@ fn a_crash_under_load_loses_no_acknowledged_commit() {
     assert_eq!(status, 200);
     let (_, report) = s.get("/v1/audit/verify");
     assert_eq!(report["ok"], true, "{report}");
-}
-
-/// Logs the demo legal representative in by personal password; the session token.
-fn legal_rep_session(s: &Server) -> String {
-    let (_, r) = s.post(
-        "/v1/login/enterprise",
-        &json!({ "account": "91210102MA0TAX001F", "password": "Etax@2026" }),
-    );
-    let lr = r["staff"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["identity_type"] == "legal_rep")
-        .unwrap()
-        .clone();
-    let (status, done) = s.post(
-        "/v1/login/enterprise/complete",
-        &json!({ "flow": r["flow"], "staff": lr["staff_id"], "password": "Wang@2026jg" }),
-    );
-    assert_eq!(status, 200, "{done}");
-    done["session"].as_str().unwrap().to_owned()
 }

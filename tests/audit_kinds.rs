@@ -27,28 +27,7 @@ fn every_kind_of_decision_is_logged_with_its_fields() {
         &json!({ "account": E_SYNCED, "password": "Wrong@2026x" }),
     );
     assert_eq!(s, 401);
-    let (_, r) = server.post(
-        "/v1/login/enterprise",
-        &json!({ "account": E_SYNCED, "password": "Etax@2026" }),
-    );
-    let lr = r["staff"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["identity_type"] == "legal_rep")
-        .unwrap()
-        .clone();
-    let (_, c) = server.post(
-        "/v1/login/enterprise/code",
-        &json!({ "flow": r["flow"], "staff": lr["staff_id"] }),
-    );
-    let sms_code = c["code"].as_str().unwrap().to_owned();
-    let (s, done) = server.post(
-        "/v1/login/enterprise/complete",
-        &json!({ "flow": r["flow"], "staff": lr["staff_id"], "challenge": c["challenge"], "code": sms_code }),
-    );
-    assert_eq!(s, 200, "{done}");
-    let session = done["session"].as_str().unwrap().to_owned();
+    let (session, sms_code) = login_by_sms(&server, "**国");
     // A maintenance request, and an authorization check with the session.
     let (s, otp) = server.request_with(
         "POST",

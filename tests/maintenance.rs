@@ -6,33 +6,8 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-/// Logs in to the synced demo enterprise as the staff member listed with
-/// `name` (masked, as the bureau shows it), by SMS code; returns the session.
 fn login_staff(server: &Server, masked_name: &str) -> String {
-    let (s, r) = server.post(
-        "/v1/login/enterprise",
-        &json!({ "account": E_SYNCED, "password": "Etax@2026" }),
-    );
-    assert_eq!(s, 200, "{r}");
-    let flow = r["flow"].as_str().unwrap().to_owned();
-    let staff = r["staff"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == masked_name)
-        .unwrap_or_else(|| panic!("{masked_name} not in {r}"));
-    let staff_id = staff["staff_id"].as_str().unwrap().to_owned();
-    let (s, c) = server.post(
-        "/v1/login/enterprise/code",
-        &json!({ "flow": flow, "staff": staff_id }),
-    );
-    assert_eq!(s, 200, "{c}");
-    let (s, done) = server.post(
-        "/v1/login/enterprise/complete",
-        &json!({ "flow": flow, "staff": staff_id, "challenge": c["challenge"], "code": c["code"] }),
-    );
-    assert_eq!(s, 200, "{done}");
-    done["session"].as_str().unwrap().to_owned()
+    login_by_sms(server, masked_name).0
 }
 
 fn call(
