@@ -591,6 +591,29 @@ fn batch_answers_each_request_in_order() {
     assert_eq!(status, 400);
     assert_eq!(body["error"]["field"], "requests[1].principal", "{body}");
 
+    // Questions may carry a session instead of a principal.
+    let (session, _) = login_by_sms(&server, "*伟");
+    let with_session = |f: &str| json!({ "session": session, "action": action("useFunction"), "resource": format!("Function::\"{f}\"") });
+    let (status, body) = server.post(
+        "/v1/authorize/batch",
+        &json!({ "requests": [with_session("vat_filing"), with_session("invoice_issue"), req("invoice_issue")] }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let decisions: Vec<&str> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(decisions, ["allow", "deny", "deny"]);
+    let unknown = json!({ "session": "expired-or-unknown", "action": action("useFunction"), "resource": "Function::\"vat_filing\"" });
+    let (status, body) = server.post(
+        "/v1/authorize/batch",
+        &json!({ "requests": [req("vat_filing"), unknown] }),
+    );
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["field"], "requests[1].session", "{body}");
+
     let too_many: Vec<Value> = (0..101).map(|_| req("vat_filing")).collect();
     let (status, body) = server.post("/v1/authorize/batch", &json!({ "requests": too_many }));
     assert_eq!(status, 400);

@@ -172,16 +172,22 @@ async fn session_query(
     to_query(body)
 }
 
+/// The question a request asks: with its own principal, or with the
+/// session's principal and acting-for enterprise.
+async fn query_of(state: &AppState, mut body: AuthorizeRequest) -> Result<Query, ApiError> {
+    match body.session.take() {
+        Some(token) => session_query(state, body, &token).await,
+        None => to_query(body),
+    }
+}
+
 pub async fn authorize(
     state: &AppState,
-    mut body: AuthorizeRequest,
+    body: AuthorizeRequest,
     caller: Option<&str>,
 ) -> Result<AuthorizeResponse, ApiError> {
     let started = Instant::now();
-    let query = match body.session.take() {
-        Some(token) => session_query(state, body, &token).await?,
-        None => to_query(body)?,
-    };
+    let query = query_of(state, body).await?;
     let verdict = state.engine.decide(&query)?;
     let (response, record) = AuthorizeResponse::from_verdict(
         "authorize",
@@ -210,12 +216,14 @@ pub async fn authorize_batch(
             ),
         ));
     }
-    let queries = body
-        .requests
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| to_query(r).map_err(|e| e.within(&format!("requests[{i}]"))))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut queries = Vec::with_capacity(body.requests.len());
+    for (i, r) in body.requests.into_iter().enumerate() {
+        queries.push(
+            query_of(state, r)
+                .await
+                .map_err(|e| e.within(&format!("requests[{i}]")))?,
+        );
+    }
     let mut results = Vec::with_capacity(queries.len());
     let mut records = Vec::with_capacity(queries.len());
     for (i, q) in queries.iter().enumerate() {
