@@ -391,6 +391,7 @@ fn api_keys_scope_routes_and_name_the_caller() {
         json!([
             { "id": "tax-core", "key_sha256": digest("core-key-1"), "scopes": ["authorize"] },
             { "id": "auditor-1", "key_sha256": digest("audit-key-1"), "scopes": ["audit"] },
+            { "id": "etax-portal", "key_sha256": digest("portal-key-1"), "scopes": ["login"] },
         ])
         .to_string(),
     )
@@ -437,6 +438,26 @@ fn api_keys_scope_routes_and_name_the_caller() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(record["caller"], "tax-core");
+    // Login steps name their caller too.
+    let login = json!({ "account": "91210106MA0BXH0022", "password": "Shebao@2026" });
+    let (status, _) = s.request_as(
+        Some("portal-key-1"),
+        "POST",
+        "/v1/login/enterprise",
+        Some(&login),
+    );
+    assert_eq!(status, 200);
+    let (_, page) = s.request_as(
+        Some("audit-key-1"),
+        "GET",
+        "/v1/audit/decisions?kind=login.",
+        None,
+    );
+    let logins = page["records"].as_array().unwrap();
+    assert!(
+        !logins.is_empty() && logins.iter().all(|r| r["caller"] == "etax-portal"),
+        "{page}"
+    );
     let (_, page) = s.request_as(
         Some("audit-key-1"),
         "GET",

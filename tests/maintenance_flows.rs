@@ -85,7 +85,6 @@ impl Bureau {
             engine: &self.engine,
             audit: &self.audit,
             authn: &self.authn,
-            caller: None,
         }
     }
 

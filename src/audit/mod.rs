@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use chain::{Checkpoint, CheckpointCheck, Problem, TamperKind, VerifyReport};
 pub use query::{Filter, Format, Page};
-pub use record::{DecisionRecord, Outcome, PrunedRange};
+pub use record::{DecisionRecord, Outcome, PrunedRange, CALLER};
 
 /// sequence number → record as JSON (its canonical form plus `hash`).
 pub const DECISIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("decisions");

@@ -101,7 +101,7 @@ impl DecisionRecord {
             seq: 0,
             decision_id: decision_id.to_owned(),
             timestamp_ms: crate::now_ms(),
-            caller: None,
+            caller: CALLER.try_with(Clone::clone).ok().flatten(),
             kind: kind.to_owned(),
             step: None,
             principal: mask_text(principal),
@@ -179,4 +179,10 @@ mod tests {
         assert_eq!(r.seq, 0);
         assert!(r.hash.is_empty());
     }
+}
+
+tokio::task_local! {
+    /// The authenticated caller (API key id) of the request being answered;
+    /// set once by the HTTP layer, read by every record made meanwhile.
+    pub static CALLER: Option<String>;
 }

@@ -43,7 +43,6 @@ pub struct FeedOutcome {
 pub async fn record_real_name(
     store: &Store,
     audit: &AuditLog,
-    caller: Option<String>,
     result: RealNameResult,
 ) -> Result<FeedOutcome, FeedError> {
     if result.name.trim().is_empty() {
@@ -79,7 +78,6 @@ pub async fn record_real_name(
     .expect("store writes do not panic")?;
     log(
         audit,
-        caller,
         "admin.real_name",
         &format!("Etax::Person::\"{}\"", result.person.key()),
         started,
@@ -93,7 +91,6 @@ pub async fn record_real_name(
 pub async fn record_core_officers(
     store: &Store,
     audit: &AuditLog,
-    caller: Option<String>,
     enterprise: &CreditCode,
     legal_rep: Option<(String, PersonKey)>,
     finance_head: Option<(String, PersonKey)>,
@@ -125,7 +122,6 @@ pub async fn record_core_officers(
     .expect("store writes do not panic")?;
     log(
         audit,
-        caller,
         "admin.core_officers",
         &format!("Etax::Enterprise::\"{enterprise}\""),
         started,
@@ -138,15 +134,14 @@ pub async fn record_core_officers(
 /// shows who changed which identity and when.
 async fn log(
     audit: &AuditLog,
-    caller: Option<String>,
     kind: &str,
     resource: &str,
     started: Instant,
 ) -> Result<(), AuditError> {
-    let mut record = DecisionRecord::new(
+    let record = DecisionRecord::new(
         &crate::random_id(),
         kind,
-        caller.as_deref().unwrap_or("admin"),
+        "admin",
         kind,
         resource,
         None,
@@ -156,6 +151,5 @@ async fn log(
         "",
         started.elapsed().as_micros() as u64,
     );
-    record.caller = caller;
     audit.commit(record).await.map(|_| ())
 }

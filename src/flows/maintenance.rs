@@ -134,8 +134,6 @@ pub struct Maintenance<'a> {
     pub audit: &'a AuditLog,
     /// Hashing on the blocking pool, bounded with the login flows.
     pub authn: &'a Authn,
-    /// Who asked (API key id), for the decision log.
-    pub caller: Option<String>,
 }
 
 impl Maintenance<'_> {
@@ -169,7 +167,6 @@ impl Maintenance<'_> {
             &verdict.policy_version,
             started.elapsed().as_micros() as u64,
         );
-        record.caller = self.caller.clone();
         if !verdict.allowed {
             record = record.with_reason("denied by policy");
         }

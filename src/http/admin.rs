@@ -62,7 +62,7 @@ pub async fn real_name(state: &AppState, body: RealNameBody) -> Result<FeedOutco
         verified: body.verified,
         phone,
     };
-    Ok(feeds::record_real_name(state.engine.store(), &state.audit, None, result).await?)
+    Ok(feeds::record_real_name(state.engine.store(), &state.audit, result).await?)
 }
 
 pub async fn core_officers(
@@ -86,7 +86,6 @@ pub async fn core_officers(
     Ok(feeds::record_core_officers(
         state.engine.store(),
         &state.audit,
-        None,
         &enterprise,
         legal_rep,
         finance_head,

@@ -111,14 +111,12 @@ pub async fn route(
     state: &AppState,
     req: Request<Incoming>,
     rest: &str,
-    caller: Option<&str>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     let actor = actor(state, &req).await?;
     let ops = Maintenance {
         engine: &state.engine,
         audit: &state.audit,
         authn: &state.login.authn,
-        caller: caller.map(str::to_owned),
     };
     let query = req.uri().query().unwrap_or_default().to_owned();
     let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();

@@ -141,7 +141,23 @@ async fn route(
     let caller = state
         .callers
         .authenticate(req.headers(), callers::scope_for(&path))?;
-    let caller = caller.as_deref();
+    // Every decision record made while answering names this caller,
+    // whichever flow makes it.
+    crate::audit::CALLER
+        .scope(
+            caller.clone(),
+            dispatch(state, req, path, query, caller.as_deref()),
+        )
+        .await
+}
+
+async fn dispatch(
+    state: &AppState,
+    req: Request<Incoming>,
+    path: String,
+    query: Option<String>,
+    caller: Option<&str>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
     match (req.method(), path.as_str()) {
         (&Method::POST, "/v1/authorize") => {
             let body = read_json(state, req).await?;
@@ -164,7 +180,7 @@ async fn route(
         (&Method::GET, "/v1/functions") => ok(&functions(state)?),
         (_, p) if p.starts_with("/v1/maintenance/") => {
             let rest = p["/v1/maintenance".len()..].to_owned();
-            maintenance::route(state, req, &rest, caller).await
+            maintenance::route(state, req, &rest).await
         }
         (&Method::GET, "/v1/audit/decisions") => {
             ok(&audit::decisions(state, query.as_deref(), caller).await?)
