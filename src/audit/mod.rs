@@ -117,7 +117,7 @@ impl AuditLog {
     pub async fn commit(&self, record: DecisionRecord) -> Result<u64, AuditError> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(writer::Msg::Commit(record, ack))
+            .send(writer::Msg::Commit(Box::new(record), ack))
             .await
             .map_err(|_| AuditError::Stopped)?;
         done.await.map_err(|_| AuditError::Stopped)?

@@ -37,7 +37,10 @@ pub(super) enum Msg {
     /// High-volume records: acknowledged when queued.
     Batch(Vec<DecisionRecord>),
     /// One record whose caller waits for its durable commit.
-    Commit(DecisionRecord, oneshot::Sender<Result<u64, AuditError>>),
+    Commit(
+        Box<DecisionRecord>,
+        oneshot::Sender<Result<u64, AuditError>>,
+    ),
     /// Answered once everything sent before it is durable.
     Flush(oneshot::Sender<()>),
     /// Retention: remove records older than `before_ms`, leave an anchor.
@@ -139,7 +142,7 @@ impl Writer {
                 }
                 Msg::Commit(r, ack) => {
                     waiters.push((records.len(), ack));
-                    records.push(r);
+                    records.push(*r);
                     Ask::Now
                 }
                 Msg::Flush(ack) => {
