@@ -348,3 +348,42 @@ fn two_officers_editing_at_once_lose_no_update() {
         );
     }
 }
+
+#[test]
+fn the_service_log_masks_id_numbers_and_holds_no_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("service.log");
+    let server = Server::start_logging(&tmp.path().join("data"), &["--demo"], &log);
+    let (lr, code) = login_by_sms(&server, LEGAL_REP);
+    let (s, b) = call(
+        &server,
+        &lr,
+        "POST",
+        &format!("/v1/maintenance/staff/{P_CLERK}/reset-password"),
+        None,
+    );
+    assert_eq!(s, 200, "{b}");
+    let otp = b["one_time_password"]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.stop();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("/v1/maintenance/staff/resident_id:2101**********5035/reset-password"),
+        "{text}"
+    );
+    for secret in [
+        "210102199001015035",
+        "Etax@2026",
+        "13800000003",
+        otp.as_str(),
+        lr.as_str(),
+    ] {
+        assert!(!text.contains(secret), "{secret} in the service log");
+    }
+    assert!(
+        !text.contains(&format!("\"{code}\"")) && !text.contains(&format!("={code}")),
+        "SMS code in the service log"
+    );
+}

@@ -80,7 +80,8 @@ impl ApiError {
 
     pub fn into_response(self) -> Response<Full<Bytes>> {
         if self.status.is_server_error() {
-            tracing::error!(code = self.code, message = %self.message, "internal error");
+            let message = crate::ids::mask_text(&self.message);
+            tracing::error!(code = self.code, %message, "internal error");
         }
         let mut error = json!({ "code": self.code, "message": self.message });
         if let Some(field) = self.field {

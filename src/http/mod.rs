@@ -116,7 +116,8 @@ async fn handle(
 ) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    // Paths can name a person (`/v1/maintenance/staff/resident_id:…`).
+    let path = crate::ids::mask_text(req.uri().path());
     let response = match route(state, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),

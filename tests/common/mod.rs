@@ -75,15 +75,26 @@ impl Server {
 
     /// Starts over an existing data directory (kept by the caller).
     pub fn start_in(data: &Path, extra: &[&str]) -> Self {
+        Self::launch(data, extra, "warn", Stdio::inherit())
+    }
+
+    /// Starts over `data` with the service's own log at info level written
+    /// to `log` (to check what the log shows).
+    pub fn start_logging(data: &Path, extra: &[&str], log: &Path) -> Self {
+        let file = std::fs::File::create(log).expect("log file");
+        Self::launch(data, extra, "info", Stdio::from(file))
+    }
+
+    fn launch(data: &Path, extra: &[&str], level: &str, stderr: Stdio) -> Self {
         let mut child = Command::new(BIN)
             .current_dir(CRATE_ROOT)
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(FAST_HASH)
             .args(extra)
-            .env("ETAX_LOG", "warn")
+            .env("ETAX_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start etax-authz");
         let stdout = child.stdout.take().unwrap();
