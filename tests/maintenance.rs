@@ -104,18 +104,7 @@ fn only_officers_maintain_and_denials_name_the_rule() {
 fn reset_password_issues_a_one_time_password_that_must_be_changed() {
     let server = Server::demo();
     let lr = login_staff(&server, LEGAL_REP);
-    let (s, b) = call(
-        &server,
-        &lr,
-        "POST",
-        &format!("/v1/maintenance/staff/{P_CLERK}/reset-password"),
-        None,
-    );
-    assert_eq!(s, 200, "{b}");
-    let otp = b["one_time_password"]["password"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (b, otp) = reset_clerk_password(&server, &lr);
     assert_eq!(b["one_time_password"]["deliver_to_masked"], "138****0003");
     assert_ne!(otp, "111111");
     // The clerk logs in with it, and must change it before anything else.
@@ -355,18 +344,7 @@ fn the_service_log_masks_id_numbers_and_holds_no_secret() {
     let log = tmp.path().join("service.log");
     let server = Server::start_logging(&tmp.path().join("data"), &["--demo"], &log);
     let (lr, code) = login_by_sms(&server, LEGAL_REP);
-    let (s, b) = call(
-        &server,
-        &lr,
-        "POST",
-        &format!("/v1/maintenance/staff/{P_CLERK}/reset-password"),
-        None,
-    );
-    assert_eq!(s, 200, "{b}");
-    let otp = b["one_time_password"]["password"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (b, otp) = reset_clerk_password(&server, &lr);
     server.stop();
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
@@ -386,4 +364,21 @@ fn the_service_log_masks_id_numbers_and_holds_no_secret() {
         !text.contains(&format!("\"{code}\"")) && !text.contains(&format!("={code}")),
         "SMS code in the service log"
     );
+}
+
+/// The clerk's password reset by `session`'s officer: the answer and the one-time password.
+fn reset_clerk_password(server: &Server, session: &str) -> (Value, String) {
+    let (s, b) = call(
+        server,
+        session,
+        "POST",
+        &format!("/v1/maintenance/staff/{P_CLERK}/reset-password"),
+        None,
+    );
+    assert_eq!(s, 200, "{b}");
+    let otp = b["one_time_password"]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (b, otp)
 }

@@ -64,29 +64,31 @@ impl Authn {
     pub async fn verify(&self, password: String, phc: Option<String>) -> bool {
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| self.dummy_hash.clone());
-        let hasher = self.hasher.clone();
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .expect("semaphore never closed");
-        let ok = tokio::task::spawn_blocking(move || hasher.verify(&password, &phc))
-            .await
-            .unwrap_or(false);
+        let ok = self
+            .on_blocking_pool(move |h| h.verify(&password, &phc))
+            .await;
         ok && known
     }
 
     /// Hashes a new password on the blocking pool.
     pub async fn hash(&self, password: String) -> String {
+        self.on_blocking_pool(move |h| h.hash(&password)).await
+    }
+
+    /// Runs argon2 work on the blocking pool, at most one job per core.
+    async fn on_blocking_pool<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&PasswordHasher) -> T + Send + 'static,
+    ) -> T {
         let hasher = self.hasher.clone();
         let _permit = self
             .permits
             .acquire()
             .await
             .expect("semaphore never closed");
-        tokio::task::spawn_blocking(move || hasher.hash(&password))
+        tokio::task::spawn_blocking(move || job(&hasher))
             .await
-            .expect("argon2 hashing does not panic")
+            .expect("argon2 work does not panic")
     }
 
     /// Checks a password someone wants to set: the configured rule (R10 by
