@@ -25,12 +25,10 @@ fn error_code(v: &Value) -> &str {
 
 /// Step 1 of a normal login; the answer (status select_staff).
 fn enterprise(s: &Server, account: &str, password: &str) -> Value {
-    let (status, v) = s.post(
+    s.post_ok(
         "/v1/login/enterprise",
         &json!({"account": account, "password": password}),
-    );
-    assert_eq!(status, 200, "{v}");
-    v
+    )
 }
 
 fn staff_id(selection: &Value, name: &str) -> String {
@@ -52,12 +50,10 @@ fn picked(s: &Server, name: &str) -> (String, String) {
 }
 
 fn send_code(s: &Server, flow: &str, staff: &str) -> Value {
-    let (status, v) = s.post(
+    s.post_ok(
         "/v1/login/enterprise/code",
         &json!({"flow": flow, "staff": staff}),
-    );
-    assert_eq!(status, 200, "{v}");
-    v
+    )
 }
 
 fn complete_sms(
@@ -293,12 +289,11 @@ fn quick_login_before_first_normal_login_is_refused() {
 #[test]
 fn quick_login_with_sms_code() {
     let s = Server::demo();
-    let (status, v) = s.post(
+    let v = s.post_ok(
         "/v1/login/quick/code",
         &json!({"account": ENT, "password": ENT_PW, "identity_type": "legal_rep",
                 "id_type": "resident_id", "id_number": "210102198003124011"}),
     );
-    assert_eq!(status, 200, "{v}");
     assert_eq!(v["destination"]["phone_masked"], "138****0001");
     // Wrong identity type for that person.
     let (status, e) = s.post(
@@ -371,12 +366,11 @@ fn codes_are_single_use_limited_in_attempts_and_voided_by_cancel() {
 #[test]
 fn used_code_is_refused_as_used() {
     let s = Server::demo();
-    let (status, v) = s.post(
+    let v = s.post_ok(
         "/v1/login/quick/code",
         &json!({"account": ENT, "password": ENT_PW, "identity_type": "finance_head",
                 "id_number": "210102198507263023"}),
     );
-    assert_eq!(status, 200, "{v}");
     let answer = json!({"flow": v["flow"], "challenge": v["challenge"], "code": v["code"]});
     assert_eq!(s.post("/v1/login/quick", &answer).0, 200);
     // The flow is gone, so take a fresh one whose challenge is the old one.
@@ -456,12 +450,11 @@ fn natural_person_needs_password_and_captcha() {
     );
     assert_eq!((status, error_code(&v)), (401, "invalid_credentials"));
     let c = captcha();
-    let (status, v) = s.post(
+    let v = s.post_ok(
         "/v1/login/natural-person",
         &json!({"id_type": "resident_id", "id_number": "210106199102140105", "password": "Zhaoli@2026",
                 "challenge": c["challenge"], "code": c["code"]}),
     );
-    assert_eq!(status, 200, "{v}");
     assert_eq!(v["route"], "home");
 }
 
@@ -479,12 +472,10 @@ fn agency_agent(s: &Server) -> (String, Value) {
 
 /// Agency step 1 with the agency's password: the agent-staff selection.
 fn agency(s: &Server) -> Value {
-    let (status, v) = s.post(
+    s.post_ok(
         "/v1/login/agency",
         &json!({"account": AGENCY, "password": AGENCY_PW}),
-    );
-    assert_eq!(status, 200, "{v}");
-    v
+    )
 }
 
 /// Agency step 3: act for `client` with the relationship's agreement password.
@@ -626,11 +617,10 @@ fn setting_a_password_enforces_r10_and_the_common_list() {
     assert_eq!((status, error_code(&v)), (401, "invalid_credentials"));
     // And the new password logs in.
     let (flow, li) = picked(&s, LI);
-    let (status, v) = s.post(
+    let v = s.post_ok(
         "/v1/login/enterprise/complete",
         &json!({"flow": flow, "staff": li, "password": "Li#Caiwu2026"}),
     );
-    assert_eq!(status, 200, "{v}");
     assert_eq!(v["obligations"], json!([]));
 }
 
@@ -654,22 +644,20 @@ fn forgot_password_by_sms_to_the_real_name_phone() {
         &json!({"challenge": c["challenge"], "code": wrong(&c["code"]), "new_password": "Zw#Shui2026"}),
     );
     assert_eq!((status, error_code(&v)), (401, "code_wrong"));
-    let (status, v) = s.post(
+    s.post_ok(
         "/v1/password/forgot/reset",
         &json!({"challenge": c["challenge"], "code": c["code"], "new_password": "Zw#Shui2026"}),
     );
-    assert_eq!(status, 200, "{v}");
     let (flow, zhang) = picked(&s, ZHANG);
     let (status, _) = s.post(
         "/v1/login/enterprise/complete",
         &json!({"flow": flow, "staff": zhang, "password": "Zhang@2026w"}),
     );
     assert_eq!(status, 401);
-    let (status, v) = s.post(
+    s.post_ok(
         "/v1/login/enterprise/complete",
         &json!({"flow": flow, "staff": zhang, "password": "Zw#Shui2026"}),
     );
-    assert_eq!(status, 200, "{v}");
     // No real-name phone: 陈静.
     let (status, v) = s.post(
         "/v1/password/forgot/code",
@@ -734,11 +722,10 @@ fn one_time_password_must_be_changed_before_anything_else() {
     }
     let s = Server::start_with_document(&doc);
     let (flow, zhang) = picked(&s, ZHANG);
-    let (status, v) = s.post(
+    let v = s.post_ok(
         "/v1/login/enterprise/complete",
         &json!({"flow": flow, "staff": zhang, "password": "Zhang@2026w"}),
     );
-    assert_eq!(status, 200, "{v}");
     assert_eq!(v["obligations"], json!(["change_password"]));
     let token = v["session"].as_str().unwrap().to_owned();
     let (status, e) = use_function(&s, &token, "vat_filing");
@@ -752,11 +739,10 @@ fn one_time_password_must_be_changed_before_anything_else() {
         &json!({"session": token, "current_password": "Zhang@2026w", "new_password": "Zhang@2026w"}),
     );
     assert_eq!(status, 400, "{e}");
-    let (status, v) = s.post(
+    s.post_ok(
         "/v1/password",
         &json!({"session": token, "current_password": "Zhang@2026w", "new_password": "Zw#Shui2026"}),
     );
-    assert_eq!(status, 200, "{v}");
     let (status, d) = use_function(&s, &token, "vat_filing");
     assert_eq!(status, 200, "{d}");
     assert_eq!(d["decision"], "allow");
@@ -807,6 +793,5 @@ fn sync_adds_the_officers_and_a_normal_login_opens_quick_login() {
     assert_eq!(status, 200, "{login}");
     assert_eq!(login["obligations"], json!(["set_password"]));
     // The normal login synced the enterprise: quick login is open (R3).
-    let (status, v) = s.post("/v1/login/quick/code", &quick);
-    assert_eq!(status, 200, "{v}");
+    s.post_ok("/v1/login/quick/code", &quick);
 }

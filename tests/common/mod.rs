@@ -122,6 +122,13 @@ impl Server {
         }
     }
 
+    /// POSTs and requires 200; the answer.
+    pub fn post_ok(&self, path: &str, body: &Value) -> Value {
+        let (status, v) = self.post(path, body);
+        assert_eq!(status, 200, "{path}: {v}");
+        v
+    }
+
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         self.request("POST", path, Some(body.to_string().as_bytes()))
     }
