@@ -195,6 +195,53 @@ fn wrong_password_and_unknown_account_get_the_same_answer() {
 }
 
 #[test]
+fn an_unknown_account_costs_one_password_verification_like_a_real_one() {
+    // Similar timing: an unknown account is verified against a dummy hash,
+    // so it costs the same one argon2id verification as a wrong password.
+    let s = Server::demo();
+    let verifications = || s.metric("etax_password_verifications_total");
+    let attempts = [
+        (
+            "/v1/login/enterprise",
+            json!({"account": ENT, "password": "Wrong@2026"}),
+        ),
+        (
+            "/v1/login/enterprise",
+            json!({"account": "91210102MA0TAX002J", "password": "Wrong@2026"}),
+        ),
+        (
+            "/v1/login/agency",
+            json!({"account": AGENCY, "password": "Wrong@2026"}),
+        ),
+        (
+            "/v1/login/agency",
+            json!({"account": "91210100MA0AGT995T", "password": "Wrong@2026"}),
+        ),
+    ];
+    for (path, body) in attempts {
+        let before = verifications();
+        let (status, v) = s.post(path, &body);
+        assert_eq!(status, 401, "{body}: {v}");
+        assert_eq!(verifications(), before + 1, "{body}");
+    }
+    for id_number in ["210106199102140105", "210106199102140201"] {
+        let c = s.post_ok("/v1/login/captcha", &json!({}));
+        let before = verifications();
+        let (status, v) = s.post(
+            "/v1/login/natural-person",
+            &json!({"id_number": id_number, "password": "Wrong@2026",
+                    "challenge": c["challenge"], "code": c["code"]}),
+        );
+        assert_eq!(
+            (status, error_code(&v)),
+            (401, "invalid_credentials"),
+            "{v}"
+        );
+        assert_eq!(verifications(), before + 1, "{id_number}");
+    }
+}
+
+#[test]
 fn sixth_attempt_after_five_failures_is_locked_even_with_the_right_password() {
     let s = Server::demo();
     for account in [ENT, "91210102MA0TAX002J"] {
@@ -624,30 +671,42 @@ fn setting_a_password_enforces_r10_and_the_common_list() {
     assert_eq!(v["obligations"], json!([]));
 }
 
+fn forgot_code(
+    s: &Server,
+    kind: &str,
+    account: Option<&str>,
+    id_number: &str,
+    phone: &str,
+) -> Value {
+    let mut body = json!({"kind": kind, "id_number": id_number, "phone": phone});
+    if let Some(a) = account {
+        body["account"] = json!(a);
+    }
+    s.post_ok("/v1/password/forgot/code", &body)
+}
+
+fn forgot_reset(s: &Server, c: &Value, code: &str, new_password: &str) -> (u16, Value) {
+    s.post(
+        "/v1/password/forgot/reset",
+        &json!({"challenge": c["challenge"], "code": code, "new_password": new_password}),
+    )
+}
+
 #[test]
 fn forgot_password_by_sms_to_the_real_name_phone() {
     let s = Server::demo();
-    let (status, c) = s.post(
-        "/v1/password/forgot/code",
-        &json!({"kind": "staff", "account": ENT, "id_number": "210102199001015035"}),
-    );
-    assert_eq!(status, 200, "{c}");
+    let c = forgot_code(&s, "staff", Some(ENT), "210102199001015035", "13800000003");
     assert_eq!(c["destination"]["phone_masked"], "138****0003");
+    let code = c["code"].as_str().unwrap();
     // A weak password is refused without using the code up.
-    let (status, v) = s.post(
-        "/v1/password/forgot/reset",
-        &json!({"challenge": c["challenge"], "code": c["code"], "new_password": "zhangwei"}),
-    );
+    let (status, v) = forgot_reset(&s, &c, code, "zhangwei");
     assert_eq!((status, error_code(&v)), (400, "password_rule"));
-    let (status, v) = s.post(
-        "/v1/password/forgot/reset",
-        &json!({"challenge": c["challenge"], "code": wrong(&c["code"]), "new_password": "Zw#Shui2026"}),
-    );
+    let (status, v) = forgot_reset(&s, &c, &wrong(&c["code"]), "Zw#Shui2026");
     assert_eq!((status, error_code(&v)), (401, "code_wrong"));
-    s.post_ok(
-        "/v1/password/forgot/reset",
-        &json!({"challenge": c["challenge"], "code": c["code"], "new_password": "Zw#Shui2026"}),
-    );
+    let (status, v) = forgot_reset(&s, &c, code, "Zw#Shui2026");
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = forgot_reset(&s, &c, code, "Zw#Shui2027");
+    assert_eq!((status, error_code(&v)), (401, "code_used"));
     let (flow, zhang) = picked(&s, ZHANG);
     let (status, _) = s.post(
         "/v1/login/enterprise/complete",
@@ -658,12 +717,131 @@ fn forgot_password_by_sms_to_the_real_name_phone() {
         "/v1/login/enterprise/complete",
         &json!({"flow": flow, "staff": zhang, "password": "Zw#Shui2026"}),
     );
-    // No real-name phone: 陈静.
-    let (status, v) = s.post(
-        "/v1/password/forgot/code",
-        &json!({"kind": "staff", "account": ENT, "id_number": "210102199505052059"}),
+    // A natural person recovers the same way.
+    let c = forgot_code(
+        &s,
+        "natural_person",
+        None,
+        "210106199102140105",
+        "13600000010",
     );
-    assert_eq!((status, error_code(&v)), (403, "recovery_unavailable"));
+    let (status, v) = forgot_reset(&s, &c, c["code"].as_str().unwrap(), "Zl#Geren2026");
+    assert_eq!(status, 200, "{v}");
+    let k = s.post_ok("/v1/login/captcha", &json!({}));
+    s.post_ok(
+        "/v1/login/natural-person",
+        &json!({"id_number": "210106199102140105", "password": "Zl#Geren2026",
+                "challenge": k["challenge"], "code": k["code"]}),
+    );
+}
+
+#[test]
+fn forgot_password_never_tells_which_accounts_exist() {
+    let s = Server::demo();
+    let real = forgot_code(&s, "staff", Some(ENT), "210102199001015035", "13800000003");
+    let shape = |v: &Value| {
+        let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        (
+            keys,
+            v["expires_in_secs"].clone(),
+            v["code"].as_str().unwrap().len(),
+        )
+    };
+    // Unknown identity, the wrong phone, no real-name collection (陈静), an
+    // unknown enterprise: each gets a code to the phone given, like a real
+    // one, and that code fails like a wrong one until it is used up.
+    let decoys = [
+        ("staff", Some(ENT), "210102199001015051", "13912345678"),
+        ("staff", Some(ENT), "210102199001015035", "13912345678"),
+        ("staff", Some(ENT), "210102199505052059", "13912345679"),
+        (
+            "staff",
+            Some("91210102MA0TAX002J"),
+            "210102199001015035",
+            "13800000003",
+        ),
+        (
+            "agent_staff",
+            Some(AGENCY),
+            "210112198709172093",
+            "13912345670",
+        ),
+        ("natural_person", None, "210106199102140201", "13912345671"),
+    ];
+    for (kind, account, id_number, phone) in decoys {
+        let c = forgot_code(&s, kind, account, id_number, phone);
+        assert_eq!(shape(&c), shape(&real), "{id_number}: {c}");
+        assert_eq!(c["destination"]["phone"], phone);
+        for left in (1..5).rev() {
+            let (status, v) = forgot_reset(&s, &c, c["code"].as_str().unwrap(), "Zw#Shui2026");
+            assert_eq!(
+                (status, error_code(&v)),
+                (401, "code_wrong"),
+                "{id_number}: {v}"
+            );
+            assert!(v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{left} attempt")));
+        }
+        let (status, v) = forgot_reset(&s, &c, c["code"].as_str().unwrap(), "Zw#Shui2026");
+        assert_eq!(
+            (status, error_code(&v)),
+            (401, "code_attempts_exhausted"),
+            "{v}"
+        );
+    }
+    // The auditor sees why each decoy was sent; the phone is masked.
+    let (_, page) = s.get("/v1/audit/decisions?kind=login.forgot_code&limit=50");
+    let reasons: Vec<&str> = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    for why in ["no such identity", "not the real-name phone"] {
+        assert!(
+            reasons.iter().any(|r| r.contains(why)),
+            "{why}: {reasons:?}"
+        );
+    }
+    assert!(reasons
+        .iter()
+        .any(|r| r.contains("recovery code sent to 138****0003")));
+    assert!(!reasons.iter().any(|r| r.contains("13912345678")));
+}
+
+#[test]
+fn forgot_password_refused_by_policy_answers_like_a_wrong_code() {
+    // 张伟 with a phone on file but real-name collection not complete: the
+    // policy password.recover-needs-real-name-phone refuses, and the user
+    // still gets the uniform answer.
+    let mut doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    for p in doc["persons"].as_array_mut().unwrap() {
+        if p["id_number"] == "210102199001015035" {
+            p["real_name_verified"] = json!(false);
+        }
+    }
+    let s = Server::start_with_document(&doc);
+    let c = forgot_code(&s, "staff", Some(ENT), "210102199001015035", "13800000003");
+    let (status, v) = forgot_reset(&s, &c, c["code"].as_str().unwrap(), "Zw#Shui2026");
+    assert_eq!((status, error_code(&v)), (401, "code_wrong"), "{v}");
+    let (_, page) = s.get("/v1/audit/decisions?kind=login.forgot_code");
+    let record = &page["records"][0];
+    assert_eq!(record["decision"], "deny", "{record}");
+    assert!(record["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("refused by policy; pre-check: decoy code sent to 138****0003"));
+    assert_eq!(
+        record["policies"],
+        json!(["password.recover-needs-real-name-phone"])
+    );
 }
 
 #[test]

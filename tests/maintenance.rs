@@ -344,7 +344,7 @@ fn the_service_log_masks_id_numbers_and_holds_no_secret() {
     let log = tmp.path().join("service.log");
     let server = Server::start_logging(&tmp.path().join("data"), &["--demo"], &log);
     let (lr, code) = login_by_sms(&server, LEGAL_REP);
-    let (b, otp) = reset_clerk_password(&server, &lr);
+    let (_, otp) = reset_clerk_password(&server, &lr);
     server.stop();
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(

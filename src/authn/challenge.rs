@@ -54,6 +54,28 @@ pub fn issue(
     }
 }
 
+/// Stands where a code hash would: no code hashes to it, so a decoy
+/// challenge fails every attempt like a wrong code.
+const DECOY_HASH: &str = "decoy";
+
+/// A challenge no code answers, for when the details given match no account
+/// (password recovery): the caller gets the same answer as for a real one,
+/// and every attempt fails as a wrong code, until the attempts run out.
+pub fn issue_decoy(purpose: &str, subject: &str, now_ms: u64, ttl_secs: u64) -> ChallengeRecord {
+    ChallengeRecord {
+        purpose: purpose.to_owned(),
+        subject: subject.to_owned(),
+        code_hash: DECOY_HASH.to_owned(),
+        expires_ms: now_ms + ttl_secs * 1000,
+        failures: 0,
+        used: false,
+    }
+}
+
+pub fn is_decoy(rec: &ChallengeRecord) -> bool {
+    rec.code_hash == DECOY_HASH
+}
+
 /// Checks `code` against `rec`, updating it: a wrong code counts an attempt,
 /// the right one uses the challenge up. The caller stores `rec` either way.
 pub fn attempt(
@@ -133,6 +155,23 @@ mod tests {
         );
         assert_eq!(
             attempt(&mut rec, "c3", "123456", 1, 5),
+            Err(ChallengeError::Exhausted)
+        );
+    }
+
+    #[test]
+    fn a_decoy_takes_no_code() {
+        let mut rec = issue_decoy("reset", "s", 0, 300);
+        assert!(is_decoy(&rec));
+        assert!(!is_decoy(&issue("c", "123456", "reset", "s", 0, 300)));
+        for code in ["123456", "000000", "decoy", ""] {
+            assert!(matches!(
+                attempt(&mut rec, "c4", code, 1, 5),
+                Err(ChallengeError::Wrong { .. })
+            ));
+        }
+        assert_eq!(
+            attempt(&mut rec, "c4", "654321", 1, 5),
             Err(ChallengeError::Exhausted)
         );
     }

@@ -9,6 +9,7 @@ pub mod lockout;
 pub mod password;
 pub mod session;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -37,6 +38,9 @@ pub struct Authn {
     /// Verified against when an account does not exist, so the answer takes
     /// as long as for a real account.
     dummy_hash: String,
+    /// argon2 verifications run, real and dummy alike: what an unknown
+    /// account costs is observable as the same one verification.
+    verifications: AtomicU64,
 }
 
 impl Authn {
@@ -51,6 +55,7 @@ impl Authn {
             hasher,
             permits: Arc::new(Semaphore::new(cores)),
             dummy_hash,
+            verifications: AtomicU64::new(0),
         })
     }
 
@@ -64,10 +69,16 @@ impl Authn {
     pub async fn verify(&self, password: String, phc: Option<String>) -> bool {
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| self.dummy_hash.clone());
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         let ok = self
             .on_blocking_pool(move |h| h.verify(&password, &phc))
             .await;
         ok && known
+    }
+
+    /// argon2 verifications since start (for `/metrics`).
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     /// Hashes a new password on the blocking pool.

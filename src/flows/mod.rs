@@ -133,6 +133,13 @@ pub struct SessionGrant {
     pub route: &'static str,
 }
 
+/// A Cedar answer for a step, before it is recorded.
+struct Asked {
+    query: Query,
+    verdict: Verdict,
+    micros: u64,
+}
+
 /// The principal and acting-for enterprise behind a live session.
 #[derive(Debug, Clone)]
 pub struct SessionPrincipal {
@@ -193,16 +200,71 @@ impl Login {
         failure: Option<&Failure>,
         note: Option<&str>,
     ) -> Result<Verdict, FlowError> {
+        let context = json!({ "factors": factors });
+        self.decide_in(
+            step, principal, action, resource, context, acting_for, failure, note,
+        )
+        .await
+    }
+
+    /// [`Self::decide`] with a whole Cedar context, for actions whose
+    /// context says more than the verified factors.
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_in(
+        &self,
+        step: &str,
+        principal: EntityUid,
+        action: &str,
+        resource: EntityUid,
+        context: serde_json::Value,
+        acting_for: Option<&str>,
+        failure: Option<&Failure>,
+        note: Option<&str>,
+    ) -> Result<Verdict, FlowError> {
+        let asked = self.ask(principal, action, resource, context)?;
+        self.record(step, &asked, acting_for, failure, note).await?;
+        Ok(asked.verdict)
+    }
+
+    /// Asks Cedar, without recording: for a step whose record says what
+    /// was done with the answer.
+    fn ask(
+        &self,
+        principal: EntityUid,
+        action: &str,
+        resource: EntityUid,
+        context: serde_json::Value,
+    ) -> Result<Asked, FlowError> {
         let started = Instant::now();
         let query = Query {
             principal,
             action: uid("Action", action),
             resource,
-            context: json!({ "factors": factors }),
+            context,
             entities: vec![],
         };
         let verdict = self.engine.decide(&query)?;
-        let allowed = verdict.allowed && failure.is_none();
+        Ok(Asked {
+            query,
+            verdict,
+            micros: started.elapsed().as_micros() as u64,
+        })
+    }
+
+    /// Records an answer (kind `login.<step>`) durably.
+    async fn record(
+        &self,
+        step: &str,
+        asked: &Asked,
+        acting_for: Option<&str>,
+        failure: Option<&Failure>,
+        note: Option<&str>,
+    ) -> Result<(), FlowError> {
+        let Asked {
+            query,
+            verdict,
+            micros,
+        } = asked;
         let mut record = DecisionRecord::new(
             &crate::random_id(),
             &format!("login.{step}"),
@@ -210,23 +272,24 @@ impl Login {
             &query.action.to_string(),
             &query.resource.to_string(),
             acting_for,
-            allowed,
+            verdict.allowed && failure.is_none(),
             &verdict.reasons,
             &verdict.errors,
             &verdict.policy_version,
-            started.elapsed().as_micros() as u64,
+            *micros,
         );
         let reason = match (failure, note) {
-            (Some(f), _) => Some(f.describe()),
+            (Some(f), Some(n)) => Some(format!("{}; {n}", f.describe())),
+            (Some(f), None) => Some(f.describe()),
             (None, Some(n)) => Some(n.to_owned()),
-            (None, None) if !verdict.allowed => Some(refusal_text(&verdict)),
+            (None, None) if !verdict.allowed => Some(refusal_text(verdict)),
             _ => None,
         };
         if let Some(r) = reason {
             record = record.with_reason(&r);
         }
         self.audit.commit(record).await?;
-        Ok(verdict)
+        Ok(())
     }
 
     /// Verifies a password under lockout `lock_key`: a lock refuses without
@@ -269,11 +332,27 @@ impl Login {
         subject: String,
         phone: Option<crate::ids::Phone>,
     ) -> Result<IssuedCode, FlowError> {
+        self.issue_challenge(purpose, subject, phone, false).await
+    }
+
+    /// [`Self::issue_code`], or with `decoy` a code that looks the same to
+    /// the caller (and is rate-limited the same) but that no answer matches.
+    async fn issue_challenge(
+        &self,
+        purpose: &str,
+        subject: String,
+        phone: Option<crate::ids::Phone>,
+        decoy: bool,
+    ) -> Result<IssuedCode, FlowError> {
         let cfg = self.authn.config.clone();
         let id = crate::random_id();
         let code = challenge::new_code();
         let now = crate::now_ms();
-        let rec = challenge::issue(&id, &code, purpose, &subject, now, cfg.code_ttl_secs);
+        let rec = if decoy {
+            challenge::issue_decoy(purpose, &subject, now, cfg.code_ttl_secs)
+        } else {
+            challenge::issue(&id, &code, purpose, &subject, now, cfg.code_ttl_secs)
+        };
         let phone_key = phone.as_ref().map(|p| p.as_str().to_owned());
         let key = id.clone();
         let limited = self
@@ -452,6 +531,7 @@ fn refusal(verdict: &Verdict) -> FlowError {
         Some("login.realname-required") => "real_name_required",
         Some("login.quick-requires-sync") => "normal_login_required",
         Some("agency.client-must-recognize") => "agency_not_recognized",
+        Some("password.recover-needs-real-name-phone") => "recovery_unavailable",
         Some(_) => "login_refused",
         None => return FlowError::BadCredentials("the credentials were not accepted"),
     };
@@ -473,6 +553,10 @@ fn refusal_text(verdict: &Verdict) -> String {
             .to_owned(),
         Some("agency.client-must-recognize") => "this enterprise has not recognized the agency \
              as its tax agent (代理机构认定, R17)"
+            .to_owned(),
+        Some("password.recover-needs-real-name-phone") => "password recovery needs a completed \
+             real-name collection (实名采集) and a real-name phone on file; complete it in the \
+             mobile tax app (R11)"
             .to_owned(),
         Some(p) => format!("refused by policy {p}"),
         None if verdict.errors.is_empty() => {

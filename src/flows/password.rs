@@ -4,14 +4,18 @@
 //! common-password list before it is hashed with argon2id. Recovery (R11)
 //! proves the identity again with an SMS code to the real-name phone.
 
-use serde::Serialize;
+use std::collections::BTreeSet;
 
-use super::{invalid, FlowError, IssuedCode, Login};
-use crate::audit::DecisionRecord;
-use crate::ids::{CreditCode, PersonKey};
+use serde::Serialize;
+use serde_json::json;
+
+use super::{conclude, invalid, Failure, FlowError, IssuedCode, Login};
+use crate::authn::challenge::{is_decoy, ChallengeError};
+use crate::decision::uid;
+use crate::ids::{CreditCode, PersonKey, Phone};
 use crate::store::{
     AgentStaffRecord, ChallengeRecord, LockoutRecord, PersonRecord, SessionRecord, StaffRecord,
-    StoreError, StoreWriter,
+    StoreError, StoreReader, StoreWriter,
 };
 
 /// Whose password: a staff member of an enterprise, an agent staff member of
@@ -69,22 +73,16 @@ pub struct PasswordSet {
     pub password_set: bool,
 }
 
-/// The stored password state of a holder: (exists, hash, change required).
-fn load(
-    w: &StoreWriter,
+/// The stored personal-password hash of a holder, if the holder exists.
+fn stored_hash(
+    r: &StoreReader,
     holder: Holder,
     key: &str,
-) -> Result<Option<(Option<String>, bool)>, StoreError> {
+) -> Result<Option<Option<String>>, StoreError> {
     Ok(match holder {
-        Holder::Staff => w
-            .get::<StaffRecord>(key)?
-            .map(|s| (s.password_hash, s.password_change_required)),
-        Holder::AgentStaff => w
-            .get::<AgentStaffRecord>(key)?
-            .map(|s| (s.password_hash, s.password_change_required)),
-        Holder::Person => w
-            .get::<PersonRecord>(key)?
-            .map(|p| (p.password_hash, false)),
+        Holder::Staff => r.get::<StaffRecord>(key)?.map(|s| s.password_hash),
+        Holder::AgentStaff => r.get::<AgentStaffRecord>(key)?.map(|s| s.password_hash),
+        Holder::Person => r.get::<PersonRecord>(key)?.map(|p| p.password_hash),
     })
 }
 
@@ -125,41 +123,19 @@ fn store_hash(
 }
 
 impl Login {
-    async fn record_password_step(
-        &self,
-        step: &str,
-        holder: Holder,
-        key: &str,
-        allowed: bool,
-        reason: &str,
-    ) -> Result<(), FlowError> {
-        let principal = crate::decision::uid(holder.entity_type(), key).to_string();
-        let record = DecisionRecord::new(
-            &crate::random_id(),
-            &format!("login.{step}"),
-            &principal,
-            step,
-            &principal,
-            None,
-            allowed,
-            &[],
-            &[],
-            self.engine.snapshot().version(),
-            0,
-        )
-        .with_reason(reason);
-        self.audit.commit(record).await?;
-        Ok(())
-    }
-
-    /// R11 step 1: an SMS code to the real-name phone of the account whose
-    /// password was forgotten. The same refusal for an unknown account as for
-    /// one without a real-name phone.
+    /// R11 step 1: a recovery code for the account whose password was
+    /// forgotten, to the phone the user gives. The answer is the same
+    /// whether or not the identity exists, has a real-name phone, or that
+    /// phone is the one given: when the details do not all match, the code
+    /// is a decoy that fails like a wrong code, so this step never tells
+    /// anyone which accounts exist or which phone they use. Both cases do
+    /// the same work (a Cedar pre-check, one store write, one log record).
     pub async fn forgot_code(
         &self,
         holder: Holder,
         owner: Option<&str>,
         person: PersonKey,
+        phone: Phone,
     ) -> Result<IssuedCode, FlowError> {
         let key = match holder {
             Holder::Person => person.key(),
@@ -170,43 +146,47 @@ impl Login {
             }
         };
         let reader = self.read()?;
-        let exists = match holder {
-            Holder::Staff => reader.get::<StaffRecord>(&key)?.is_some(),
-            Holder::AgentStaff => reader.get::<AgentStaffRecord>(&key)?.is_some(),
-            Holder::Person => true,
-        };
-        let phone = reader
+        let exists = stored_hash(&reader, holder, &key)?.is_some();
+        let on_file = reader
             .get::<PersonRecord>(&person.key())?
-            .filter(|p| p.real_name_verified && exists)
             .and_then(|p| p.phone);
         drop(reader);
-        let Some(phone) = phone else {
-            self.record_password_step("forgot_code", holder, &key, false, "no real-name phone")
-                .await?;
-            return Err(FlowError::Refused {
-                code: "recovery_unavailable",
-                message: "password recovery needs a real-name phone on file for this identity; \
-                          complete real-name collection (实名采集) in the mobile tax app"
-                    .to_owned(),
-                policy: None,
-            });
+        let me = uid(holder.entity_type(), &key);
+        // Would a code to the real-name phone be enough? Asked now so that a
+        // policy refusal sends a decoy instead of a code.
+        let asked = self.ask(
+            me.clone(),
+            "recoverPassword",
+            me,
+            json!({ "factors": ["sms_otp"] }),
+        )?;
+        let mismatch = if !exists {
+            Some("no such identity")
+        } else if on_file.as_ref() != Some(&phone) {
+            Some("the phone given is not the real-name phone on file")
+        } else if !asked.verdict.allowed {
+            Some("refused by policy")
+        } else {
+            None
         };
         let issued = self
-            .issue_code(
+            .issue_challenge(
                 "reset",
                 format!("{}:{key}", holder.entity_type()),
                 Some(phone.clone()),
+                mismatch.is_some(),
             )
+            .await;
+        let masked = phone.masked();
+        let note = match (&issued, mismatch) {
+            (Err(e), _) => format!("pre-check: no code sent ({e})"),
+            (Ok(_), Some(_)) => format!("pre-check: decoy code sent to {masked}"),
+            (Ok(_), None) => format!("pre-check: recovery code sent to {masked}"),
+        };
+        let failure = mismatch.map(Failure::Wrong);
+        self.record("forgot_code", &asked, None, failure.as_ref(), Some(&note))
             .await?;
-        self.record_password_step(
-            "forgot_code",
-            holder,
-            &key,
-            true,
-            &format!("recovery code sent to {}", phone.masked()),
-        )
-        .await?;
-        Ok(issued)
+        issued
     }
 
     /// R11 step 2: the SMS code, then a new password that passes R10. The
@@ -218,27 +198,46 @@ impl Login {
         new_password: String,
     ) -> Result<PasswordSet, FlowError> {
         self.authn.check_new_password(&new_password)?;
-        let subject = self
+        let issued = self
             .read()?
             .get::<ChallengeRecord>(challenge.trim())?
             .filter(|c| c.purpose == "reset")
-            .map(|c| c.subject)
-            .ok_or(crate::authn::challenge::ChallengeError::Unknown)?;
-        let (ty, key) = subject.split_once(':').ok_or(FlowError::FlowExpired)?;
+            .ok_or(ChallengeError::Unknown)?;
+        let (ty, key) = issued
+            .subject
+            .split_once(':')
+            .ok_or(FlowError::FlowExpired)?;
         let holder = Holder::from_entity_type(ty).ok_or(FlowError::FlowExpired)?;
         let key = key.to_owned();
-        if let Some(f) = self.check_code(challenge, code, "reset", &subject).await? {
-            self.record_password_step("forgot_reset", holder, &key, false, &f.describe())
-                .await?;
-            return match f {
-                super::Failure::Code(e) => Err(e.into()),
-                _ => Err(FlowError::BadCredentials("verification failed")),
-            };
+        let failure = self
+            .check_code(challenge, code, "reset", &issued.subject)
+            .await?;
+        let mut factors = BTreeSet::new();
+        if failure.is_none() {
+            factors.insert("sms_otp".to_owned());
         }
+        let me = uid(holder.entity_type(), &key);
+        let note = is_decoy(&issued).then_some("decoy code: the details given did not match");
+        let verdict = self
+            .decide(
+                "forgot_reset",
+                me.clone(),
+                "recoverPassword",
+                me,
+                &factors,
+                None,
+                failure.as_ref(),
+                note,
+            )
+            .await?;
+        // A wrong code answers as a wrong code whatever the policies say, so
+        // that a decoy cannot be told from a real recovery.
+        if let Some(Failure::Code(e)) = failure {
+            return Err(e.into());
+        }
+        conclude(&verdict, failure)?;
         let phc = self.authn.hash(new_password).await;
-        let k = key.clone();
-        self.write(move |w| store_hash(w, holder, &k, phc)).await?;
-        self.record_password_step("forgot_reset", holder, &key, true, "password reset")
+        self.write(move |w| store_hash(w, holder, &key, phc))
             .await?;
         Ok(PasswordSet { password_set: true })
     }
@@ -261,12 +260,11 @@ impl Login {
         })?;
         let key = rec.principal_id.clone();
         self.authn.check_new_password(&new_password)?;
-        let k = key.clone();
-        let state = self
-            .write(move |w| load(w, holder, &k))
-            .await?
+        let stored = stored_hash(&self.read()?, holder, &key)?
             .ok_or(crate::authn::session::SessionError::PrincipalGone)?;
-        if let (Some(phc), _) = &state {
+        let mut factors = BTreeSet::from(["session".to_owned()]);
+        let mut failure = None;
+        if let Some(phc) = &stored {
             let current = current
                 .ok_or_else(|| invalid("current_password", "required to change a password"))?;
             if current == new_password {
@@ -275,7 +273,7 @@ impl Login {
                     "the new password must differ from the current one",
                 ));
             }
-            let failure = self
+            failure = self
                 .guarded_verify(
                     format!("{}:{key}", holder.lock_prefix()),
                     current,
@@ -283,21 +281,28 @@ impl Login {
                     "current password is wrong",
                 )
                 .await?;
-            if let Some(f) = failure {
-                self.record_password_step("set_password", holder, &key, false, &f.describe())
-                    .await?;
-                return Err(match f {
-                    super::Failure::Locked(s) => FlowError::Locked {
-                        retry_after_secs: s,
-                    },
-                    _ => FlowError::BadCredentials("current password is wrong"),
-                });
+            if failure.is_none() {
+                factors.insert("personal_password".to_owned());
             }
         }
+        let me = uid(holder.entity_type(), &key);
+        let context = json!({ "factors": factors, "hasPassword": stored.is_some() });
+        let verdict = self
+            .decide_in(
+                "set_password",
+                me.clone(),
+                "setOwnPassword",
+                me,
+                context,
+                None,
+                failure.as_ref(),
+                None,
+            )
+            .await?;
+        conclude(&verdict, failure)?;
         let phc = self.authn.hash(new_password).await;
-        let k = key.clone();
         self.write(move |w| {
-            store_hash(w, holder, &k, phc)?;
+            store_hash(w, holder, &key, phc)?;
             // Every session of this user may go on now.
             if let Some(mut s) = w.get::<SessionRecord>(&session_key)? {
                 s.password_change_required = false;
@@ -306,8 +311,6 @@ impl Login {
             Ok(())
         })
         .await?;
-        self.record_password_step("set_password", holder, &key, true, "password set")
-            .await?;
         Ok(PasswordSet { password_set: true })
     }
 }

@@ -13,6 +13,7 @@ use super::error::ApiError;
 use super::{ok, read_json, AppState};
 use crate::flows::login::{person_key, PersonalFactor};
 use crate::flows::password::Holder;
+use crate::ids::Phone;
 use crate::store::IdentityType;
 
 /// The paths served here (all POST).
@@ -153,6 +154,8 @@ struct ForgotCode {
     #[serde(default)]
     id_type: Option<String>,
     id_number: String,
+    /// The phone the user says is their real-name phone.
+    phone: String,
 }
 
 #[derive(Deserialize)]
@@ -248,7 +251,11 @@ pub async fn handle(
             let b: ForgotCode = read_json(state, req).await?;
             let holder = Holder::parse(&b.kind)?;
             let person = person_key(b.id_type.as_deref(), &b.id_number)?;
-            ok(&l.forgot_code(holder, b.account.as_deref(), person).await?)
+            let phone =
+                Phone::parse(&b.phone).map_err(|e| ApiError::invalid("phone", e.to_string()))?;
+            ok(&l
+                .forgot_code(holder, b.account.as_deref(), person, phone)
+                .await?)
         }
         "/v1/password/forgot/reset" => {
             let b: ForgotReset = read_json(state, req).await?;

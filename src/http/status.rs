@@ -70,6 +70,13 @@ pub fn metrics(state: &AppState) -> Response<Full<Bytes>> {
         "When the active set was loaded (Unix time).",
         &[("", snap.loaded_at_ms() / 1000)],
     );
+    metric(
+        "etax_password_verifications_total",
+        "counter",
+        "argon2id password verifications since start, including those against the dummy \
+         hash for unknown accounts.",
+        &[("", state.login.authn.verifications())],
+    );
     let version_label = format!("{{version=\"{}\"}}", snap.version());
     metric(
         "etax_policy_active_info",

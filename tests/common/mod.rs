@@ -189,6 +189,19 @@ impl Server {
         body
     }
 
+    /// The value of an unlabelled sample in `/metrics`.
+    pub fn metric(&self, name: &str) -> u64 {
+        let (status, text) = http(self.addr, "GET", "/metrics", None);
+        assert_eq!(status, 200, "{text}");
+        let prefix = format!("{name} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no sample {name} in {text}"))
+            .trim()
+            .parse()
+            .expect("an integer sample")
+    }
+
     /// The decision log file's bytes (to check that no secret was logged).
     pub fn decision_log_bytes(&self) -> Vec<u8> {
         std::fs::read(self.data.join("decisions.redb")).unwrap_or_default()
