@@ -416,6 +416,43 @@ fn cases() -> Vec<Case> {
             true,
             &["function.via-permission-identity"],
         ),
+        // R10-R12: personal passwords.
+        case(
+            "clerk sets a first password in a live session",
+            clerk.clone(),
+            "setOwnPassword",
+            clerk.clone(),
+            json!({"factors": ["session"], "hasPassword": false}),
+            true,
+            &["password.set-own"],
+        ),
+        case(
+            "changing a password needs the current one",
+            clerk.clone(),
+            "setOwnPassword",
+            clerk.clone(),
+            json!({"factors": ["session"], "hasPassword": true}),
+            false,
+            &[],
+        ),
+        case(
+            "clerk recovers a password by SMS",
+            clerk.clone(),
+            "recoverPassword",
+            clerk.clone(),
+            factors(&["sms_otp"]),
+            true,
+            &["password.recover-by-sms"],
+        ),
+        case(
+            "no real-name collection, no recovery",
+            staff(E_SYNCED, P_UNVERIFIED_CLERK),
+            "recoverPassword",
+            staff(E_SYNCED, P_UNVERIFIED_CLERK),
+            factors(&["sms_otp"]),
+            false,
+            &["password.recover-needs-real-name-phone"],
+        ),
     ];
 
     // R3: an enterprise whose staff were never synced (its legal rep, only
