@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use cedar_policy::{Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 
@@ -21,10 +22,33 @@ use crate::store::{
 /// The Cedar namespace of the bureau's model.
 pub const NAMESPACE: &str = "Etax";
 
+/// The entity types of the model, parsed once: parsing a name runs Cedar's
+/// parser, and a decision names a few dozen entities.
+static TYPES: LazyLock<HashMap<&'static str, EntityTypeName>> = LazyLock::new(|| {
+    [
+        "Action",
+        "Agency",
+        "AgentStaff",
+        "Enterprise",
+        "Function",
+        "IdentityType",
+        "PayerCategory",
+        "PermissionIdentity",
+        "Person",
+        "Staff",
+    ]
+    .into_iter()
+    .map(|t| (t, parse_type(t)))
+    .collect()
+});
+
+fn parse_type(ty: &str) -> EntityTypeName {
+    EntityTypeName::from_str(&format!("{NAMESPACE}::{ty}")).expect("static entity type names parse")
+}
+
 /// `Etax::<ty>::"<id>"`.
 pub fn uid(ty: &str, id: &str) -> EntityUid {
-    let ty = EntityTypeName::from_str(&format!("{NAMESPACE}::{ty}"))
-        .expect("static entity type names parse");
+    let ty = TYPES.get(ty).cloned().unwrap_or_else(|| parse_type(ty));
     EntityUid::from_type_name_and_id(ty, EntityId::new(id))
 }
 

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use cedar_policy::{
-    ActionConstraint, EntityUid, Policy, PolicyId, PolicySet, Schema, ValidationMode, Validator,
+    ActionConstraint, Entity, EntityUid, Policy, PolicyId, PolicySet, Schema, ValidationMode,
+    Validator,
 };
 use sha2::{Digest, Sha256};
 
@@ -40,7 +41,7 @@ pub enum LoadError {
 pub struct PolicySnapshot {
     schema: Schema,
     policies: PolicySet,
-    by_action: HashMap<EntityUid, PolicySet>,
+    by_action: HashMap<EntityUid, ActionIndex>,
     version: String,
     loaded_at_ms: u64,
     /// The file each policy came from.
@@ -173,7 +174,14 @@ impl PolicySnapshot {
     /// names it or a group containing it, and those with no action
     /// constraint. `None` for an action the schema does not declare.
     pub fn policies_for(&self, action: &EntityUid) -> Option<&PolicySet> {
-        self.by_action.get(action)
+        self.by_action.get(action).map(|a| &a.policies)
+    }
+
+    /// The action as an entity whose parents are all its action groups,
+    /// transitively: the one action entity a request for it needs, so that
+    /// a request's entities can be built without the schema.
+    pub fn action_entity(&self, action: &EntityUid) -> Option<&Entity> {
+        self.by_action.get(action).map(|a| &a.entity)
     }
 
     /// SHA-256 of the schema and policy texts: names this exact rule set in
@@ -270,10 +278,16 @@ fn version_of(schema_src: &str, policy_files: &[(String, String)]) -> String {
     hex::encode(h.finalize())
 }
 
+/// What one action needs at decision time.
+struct ActionIndex {
+    policies: PolicySet,
+    entity: Entity,
+}
+
 /// For every action the schema declares, the policies that can match it.
 /// Cedar evaluates every policy of a set on every request, so this is what
 /// keeps the cost of a decision independent of unrelated rules.
-fn index_by_action(schema: &Schema, policies: &PolicySet) -> HashMap<EntityUid, PolicySet> {
+fn index_by_action(schema: &Schema, policies: &PolicySet) -> HashMap<EntityUid, ActionIndex> {
     let actions = schema
         .action_entities()
         .expect("a validated schema yields its action entities");
@@ -290,7 +304,14 @@ fn index_by_action(schema: &Schema, policies: &PolicySet) -> HashMap<EntityUid, 
                     .expect("policy ids are unique within the full set");
             }
         }
-        index.insert(action.clone(), set);
+        let entity = Entity::new_no_attrs(action.clone(), groups.into_iter().cloned().collect());
+        index.insert(
+            action.clone(),
+            ActionIndex {
+                policies: set,
+                entity,
+            },
+        );
     }
     index
 }
