@@ -56,6 +56,10 @@ enum Command {
         /// reloads on SIGHUP only.
         #[arg(long, default_value_t = 500, env = "ETAX_RELOAD_POLL_MS")]
         reload_poll_ms: u64,
+        /// Built request entities to keep for repeated questions (dropped at
+        /// any identity write or policy reload); 0 builds every one afresh.
+        #[arg(long, default_value_t = crate::decision::DEFAULT_CACHE_ENTRIES, env = "ETAX_DECISION_CACHE_ENTRIES")]
+        decision_cache_entries: usize,
     },
     /// Read, check and prune the decision log (on a data directory no server
     /// holds open; while it runs use GET /v1/audit/...).
@@ -244,6 +248,7 @@ pub fn main() -> ExitCode {
             api_keys,
             audit_retention_days,
             reload_poll_ms,
+            decision_cache_entries,
         } => {
             let opts = ServeOptions {
                 listen,
@@ -257,6 +262,7 @@ pub fn main() -> ExitCode {
                 audit_retention_days,
                 reload_poll: (reload_poll_ms > 0)
                     .then(|| std::time::Duration::from_millis(reload_poll_ms)),
+                decision_cache_entries,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

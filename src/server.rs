@@ -36,6 +36,8 @@ pub struct ServeOptions {
     /// How often to look for changed policy files; `None` reloads on
     /// SIGHUP only.
     pub reload_poll: Option<std::time::Duration>,
+    /// Built request entities kept for repeated questions; 0 for none.
+    pub decision_cache_entries: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +101,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         tokio::spawn(retention(audit.clone(), days));
     }
     let active = Arc::new(ArcSwap::from_pointee(snapshot));
-    let engine = Engine::new(store, active.clone());
+    let engine = Engine::new(store, active.clone()).with_cache_entries(opts.decision_cache_entries);
     let login = crate::flows::Login::new(engine.clone(), audit.clone(), authn);
     let reloader = Reloader::new(
         opts.policies_dir.clone(),

@@ -382,3 +382,43 @@ fn reset_clerk_password(server: &Server, session: &str) -> (Value, String) {
         .to_owned();
     (b, otp)
 }
+
+#[test]
+fn a_role_granted_or_withdrawn_counts_at_the_very_next_decision() {
+    // Repeated questions reuse built request entities; any identity write
+    // must make the next answer see it.
+    let server = Server::demo();
+    let lr = login_staff(&server, LEGAL_REP);
+    let hits = || server.metric("etax_decision_cache_total{result=\"hit\"}");
+    let invoice = || {
+        server.authorize(
+            &staff(E_SYNCED, P_CLERK),
+            &action("useFunction"),
+            "Function::\"invoice_issue\"",
+            json!({}),
+        )["decision"]
+            .clone()
+    };
+    assert_eq!(invoice(), "deny");
+    let before = hits();
+    assert_eq!(invoice(), "deny");
+    assert_eq!(hits(), before + 1, "the repeat was answered from the cache");
+    let clerk = format!("/v1/maintenance/staff/{P_CLERK}");
+    let (s, b) = patch_as(
+        &server,
+        &lr,
+        &clerk,
+        json!({ "add_permission_identities": ["invoicing"] }),
+    );
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(invoice(), "allow");
+    assert_eq!(invoice(), "allow");
+    let (s, b) = patch_as(
+        &server,
+        &lr,
+        &clerk,
+        json!({ "remove_permission_identities": ["invoicing"] }),
+    );
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(invoice(), "deny");
+}

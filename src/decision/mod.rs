@@ -6,6 +6,7 @@
 //! error, and any principal or resource the store does not hold, makes the
 //! decision deny.
 
+pub mod cache;
 pub mod slice;
 
 use std::collections::HashSet;
@@ -19,6 +20,7 @@ use cedar_policy::{
 
 use crate::policy::PolicySnapshot;
 use crate::store::{Store, StoreError};
+use cache::{Built, SliceCache, SliceKey};
 pub use slice::{uid, Slice, NAMESPACE};
 
 /// One authorization question.
@@ -68,7 +70,11 @@ pub struct Engine {
     store: Store,
     policies: Arc<ArcSwap<PolicySnapshot>>,
     authorizer: Arc<Authorizer>,
+    cache: Arc<SliceCache>,
 }
+
+/// Built request entities kept by default.
+pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
 
 impl Engine {
     pub fn new(store: Store, policies: Arc<ArcSwap<PolicySnapshot>>) -> Self {
@@ -76,7 +82,20 @@ impl Engine {
             store,
             policies,
             authorizer: Arc::new(Authorizer::new()),
+            cache: Arc::new(SliceCache::new(DEFAULT_CACHE_ENTRIES)),
         }
+    }
+
+    /// Keeps at most `entries` built request entities (0: build every
+    /// request's afresh).
+    pub fn with_cache_entries(mut self, entries: usize) -> Self {
+        self.cache = Arc::new(SliceCache::new(entries));
+        self
+    }
+
+    /// (hits, misses) of the built-entities cache since start.
+    pub fn cache_counts(&self) -> (u64, u64) {
+        self.cache.counts()
     }
 
     pub fn store(&self) -> &Store {
@@ -119,6 +138,56 @@ impl Engine {
         .map_err(request_error)?;
 
         let scoped = self.request_entities(q, &snap)?;
+        let context_refs = context_entities(&context, q.context.as_object());
+        // Request-scoped entities make a request one of a kind: not cached.
+        let built = if scoped.is_empty() {
+            let key = SliceKey {
+                principal: q.principal.clone(),
+                action: q.action.clone(),
+                resource: q.resource.clone(),
+                context_refs,
+            };
+            let generation = self.store.generation();
+            match self.cache.get(&key, generation, snap.version()) {
+                Some(built) => built,
+                None => {
+                    let built = Arc::new(self.build(q, &snap, vec![], key.context_refs.clone())?);
+                    self.cache
+                        .insert(key, generation, snap.version(), built.clone());
+                    built
+                }
+            }
+        } else {
+            Arc::new(self.build(q, &snap, scoped, context_refs)?)
+        };
+        let mut errors = built.missing.clone();
+        let entities = &built.entities;
+
+        let response = self.authorizer.is_authorized(&request, policies, entities);
+        errors.extend(response.diagnostics().errors().map(|e| e.to_string()));
+        let mut reasons: Vec<String> = response
+            .diagnostics()
+            .reason()
+            .map(|id| id.to_string())
+            .collect();
+        reasons.sort();
+        Ok(Verdict {
+            allowed: response.decision() == Decision::Allow && errors.is_empty(),
+            reasons,
+            errors,
+            policy_version: snap.version().to_owned(),
+        })
+    }
+
+    /// The entities a request is decided with: its slice of the store, the
+    /// request-scoped entities, and the action.
+    fn build(
+        &self,
+        q: &Query,
+        snap: &PolicySnapshot,
+        scoped: Vec<Entity>,
+        mut attr_refs: Vec<EntityUid>,
+    ) -> Result<Built, DecisionError> {
         let scoped_uids: HashSet<EntityUid> = scoped.iter().map(Entity::uid).collect();
         let mut roots: Vec<EntityUid> = [&q.principal, &q.resource]
             .into_iter()
@@ -127,7 +196,6 @@ impl Engine {
             .collect();
         // What a request-scoped entity names is one dereference from a root,
         // like what the context names.
-        let mut attr_refs = context_entities(&context, q.context.as_object());
         for e in &scoped {
             let (_, attrs, parents) = e.clone().into_inner();
             roots.extend(parents.into_iter().filter(|p| !scoped_uids.contains(p)));
@@ -145,10 +213,10 @@ impl Engine {
         let slice = Slice::gather(&reader, &root_refs, &attr_refs)?;
         drop(reader);
 
-        let mut errors = Vec::new();
+        let mut missing = Vec::new();
         for (role, uid) in [("principal", &q.principal), ("resource", &q.resource)] {
             if slice.missing.contains(uid) {
-                errors.push(format!("{role} {uid} is not in the identity store"));
+                missing.push(format!("{role} {uid} is not in the identity store"));
             }
         }
         // Without the schema: stored entities are built to it by
@@ -170,21 +238,7 @@ impl Engine {
             None,
         )
         .map_err(|e| invalid("entities", e))?;
-
-        let response = self.authorizer.is_authorized(&request, policies, &entities);
-        errors.extend(response.diagnostics().errors().map(|e| e.to_string()));
-        let mut reasons: Vec<String> = response
-            .diagnostics()
-            .reason()
-            .map(|id| id.to_string())
-            .collect();
-        reasons.sort();
-        Ok(Verdict {
-            allowed: response.decision() == Decision::Allow && errors.is_empty(),
-            reasons,
-            errors,
-            policy_version: snap.version().to_owned(),
-        })
+        Ok(Built { entities, missing })
     }
 
     /// Parses the caller's request-scoped entities against the schema and

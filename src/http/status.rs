@@ -70,6 +70,13 @@ pub fn metrics(state: &AppState) -> Response<Full<Bytes>> {
         "When the active set was loaded (Unix time).",
         &[("", snap.loaded_at_ms() / 1000)],
     );
+    let (hits, misses) = state.engine.cache_counts();
+    metric(
+        "etax_decision_cache_total",
+        "counter",
+        "Decisions whose request entities were reused (hit) or built from the store (miss).",
+        &[("{result=\"hit\"}", hits), ("{result=\"miss\"}", misses)],
+    );
     metric(
         "etax_password_verifications_total",
         "counter",

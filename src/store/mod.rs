@@ -15,6 +15,7 @@ mod import;
 mod records;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use redb::{
@@ -30,6 +31,10 @@ pub use records::*;
 /// A table of records of type `Self`, keyed by string.
 pub trait Record: Serialize + DeserializeOwned {
     const TABLE: TableDefinition<'static, &'static str, &'static [u8]>;
+    /// Whether decisions read this record (identities and grants), so that
+    /// writing it must invalidate what was built from the store. Login
+    /// state (sessions, codes, lockouts) is not an input to any decision.
+    const DECISION_INPUT: bool = true;
 }
 
 /// Secondary index: taxpayer identification number → credit code.
@@ -72,6 +77,9 @@ from_redb!(
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    /// Bumped after every commit that wrote a decision input: what was
+    /// built from an older generation may be stale.
+    generation: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -82,7 +90,10 @@ impl Store {
             path: path.display().to_string(),
             source,
         })?;
-        let store = Self { db: Arc::new(db) };
+        let store = Self {
+            db: Arc::new(db),
+            generation: Arc::default(),
+        };
         store.write(|w| {
             for table in ALL_TABLES.into_iter().chain(AUTHN_TABLES) {
                 w.txn.open_table(table)?;
@@ -91,6 +102,13 @@ impl Store {
             Ok::<_, StoreError>(())
         })?;
         Ok(store)
+    }
+
+    /// The current generation of decision inputs. Read it *before* taking
+    /// the read snapshot that something is built from: then the thing built
+    /// is at least as new as the generation it is filed under.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// A consistent snapshot for reading.
@@ -109,10 +127,19 @@ impl Store {
         E: From<StoreError>,
     {
         let txn = self.db.begin_write().map_err(StoreError::from)?;
-        let mut writer = StoreWriter { txn };
+        let mut writer = StoreWriter {
+            txn,
+            decision_input_written: false,
+        };
         match f(&mut writer) {
             Ok(value) => {
+                let bump = writer.decision_input_written;
                 writer.txn.commit().map_err(StoreError::from)?;
+                // After the commit: a reader that sees the new generation
+                // began its snapshot after this commit.
+                if bump {
+                    self.generation.fetch_add(1, Ordering::AcqRel);
+                }
                 Ok(value)
             }
             Err(e) => {
@@ -173,6 +200,7 @@ impl StoreReader {
 /// An open write transaction; see [`Store::write`].
 pub struct StoreWriter {
     txn: WriteTransaction,
+    decision_input_written: bool,
 }
 
 impl StoreWriter {
@@ -188,6 +216,7 @@ impl StoreWriter {
     }
 
     pub fn put<R: Record>(&mut self, key: &str, record: &R) -> Result<(), StoreError> {
+        self.decision_input_written |= R::DECISION_INPUT;
         let bytes = serde_json::to_vec(record).expect("records serialize to JSON");
         self.txn
             .open_table(R::TABLE)?
@@ -196,6 +225,7 @@ impl StoreWriter {
     }
 
     pub fn remove<R: Record>(&mut self, key: &str) -> Result<bool, StoreError> {
+        self.decision_input_written |= R::DECISION_INPUT;
         Ok(self.txn.open_table(R::TABLE)?.remove(key)?.is_some())
     }
 

@@ -280,6 +280,7 @@ pub struct SessionRecord {
 impl Record for SessionRecord {
     const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
         TableDefinition::new("sessions");
+    const DECISION_INPUT: bool = false;
 }
 
 /// An SMS code or captcha the service issued, keyed by challenge id. Only a
@@ -300,6 +301,7 @@ pub struct ChallengeRecord {
 impl Record for ChallengeRecord {
     const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
         TableDefinition::new("challenges");
+    const DECISION_INPUT: bool = false;
 }
 
 /// A login in progress (normal, quick or agency login), keyed by the SHA-256
@@ -325,6 +327,7 @@ pub struct LoginFlowRecord {
 impl Record for LoginFlowRecord {
     const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
         TableDefinition::new("login_flows");
+    const DECISION_INPUT: bool = false;
 }
 
 /// Consecutive credential failures of one account or agreement password,
@@ -341,6 +344,7 @@ pub struct LockoutRecord {
 impl Record for LockoutRecord {
     const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
         TableDefinition::new("lockouts");
+    const DECISION_INPUT: bool = false;
 }
 
 /// SMS codes issued to one phone in the current window, keyed by phone.
@@ -353,4 +357,5 @@ pub struct PhoneRateRecord {
 impl Record for PhoneRateRecord {
     const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
         TableDefinition::new("sms_rate");
+    const DECISION_INPUT: bool = false;
 }

@@ -189,7 +189,8 @@ impl Server {
         body
     }
 
-    /// The value of an unlabelled sample in `/metrics`.
+    /// The value of a sample in `/metrics`, by name and labels as printed
+    /// (`etax_decision_cache_total{result="hit"}`).
     pub fn metric(&self, name: &str) -> u64 {
         let (status, text) = http(self.addr, "GET", "/metrics", None);
         assert_eq!(status, 200, "{text}");
