@@ -100,6 +100,28 @@ fn use_function(s: &Server, session: &str, function: &str) -> (u16, Value) {
     )
 }
 
+/// The value of one `/metrics` sample, named with its labels:
+/// `etax_swept_total{kind="session"}`.
+fn metric(s: &Server, sample: &str) -> u64 {
+    let (status, text) = common::http(s.addr, "GET", "/metrics", None);
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{sample} not in {text}"))
+}
+
+/// Polls `done` every 100 ms; panics naming `what` after `secs`.
+fn wait_for(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {secs} s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// A session for 李秀英 (finance head, no personal password) by SMS.
 fn li_session(s: &Server) -> Value {
     let (flow, li) = picked(s, LI);
@@ -794,4 +816,54 @@ fn sync_adds_the_officers_and_a_normal_login_opens_quick_login() {
     assert_eq!(login["obligations"], json!(["set_password"]));
     // The normal login synced the enterprise: quick login is open (R3).
     s.post_ok("/v1/login/quick/code", &quick);
+}
+
+#[test]
+fn sweeper_removes_expired_codes_flows_sessions_lockouts_and_rate_windows() {
+    let s = Server::start_with(&[
+        "--code-ttl-secs",
+        "2",
+        "--flow-ttl-secs",
+        "2",
+        "--session-idle-secs",
+        "2",
+        "--lockout-max-secs",
+        "1",
+        "--code-rate-window-secs",
+        "2",
+        "--sweep-interval-secs",
+        "1",
+    ]);
+    let swept = |kind: &str| metric(&s, &format!("etax_swept_total{{kind=\"{kind}\"}}"));
+    // A session by SMS (a used challenge and a rate window left behind), a
+    // flow left at staff selection, a mistyped password (a lockout record
+    // with one pending failure).
+    let token = li_session(&s)["session"].as_str().unwrap().to_owned();
+    assert_eq!(use_function(&s, &token, "vat_filing").0, 200);
+    picked(&s, LI);
+    let (status, _) = s.post(
+        "/v1/login/enterprise",
+        &json!({"account": DALIAN, "password": "Wrong@2026x"}),
+    );
+    assert_eq!(status, 401);
+    for kind in [
+        "challenge",
+        "login_flow",
+        "session",
+        "lockout",
+        "rate_window",
+    ] {
+        wait_for(30, &format!("{kind} swept"), || swept(kind) >= 1);
+    }
+    // Swept, not merely expired: the store no longer knows the session.
+    let (status, v) = use_function(&s, &token, "vat_filing");
+    assert_eq!((status, error_code(&v)), (401, "session_invalid"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown session"),
+        "{v}"
+    );
+    assert_eq!(metric(&s, "etax_sweep_failures_total"), 0);
 }

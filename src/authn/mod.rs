@@ -7,6 +7,7 @@ pub mod common_passwords;
 pub mod config;
 pub mod lockout;
 pub mod password;
+pub mod rate;
 pub mod session;
 
 use std::sync::Arc;

@@ -122,6 +122,11 @@ fn code_subject(flow_key: &str, rec: &LoginFlowRecord, member_key: &str) -> Stri
     format!("flow:{flow_key}:{}:{member_key}", rec.generation)
 }
 
+/// Whether a login flow's lifetime is over: no step continues it.
+pub(super) fn flow_expired(rec: &LoginFlowRecord, now_ms: u64) -> bool {
+    now_ms >= rec.expires_ms
+}
+
 fn staff_ref(flow_key: &str, store_key: &str) -> String {
     hex::encode(&Sha256::digest(format!("{flow_key}|{store_key}").as_bytes())[..8])
 }
@@ -252,7 +257,7 @@ impl Login {
     fn flow(&self, flow: &str, kind: &str) -> Result<(String, LoginFlowRecord), FlowError> {
         let key = session::token_key(flow);
         match self.read()?.get::<LoginFlowRecord>(&key)? {
-            Some(rec) if rec.kind == kind && rec.expires_ms > crate::now_ms() => Ok((key, rec)),
+            Some(rec) if rec.kind == kind && !flow_expired(&rec, crate::now_ms()) => Ok((key, rec)),
             _ => Err(FlowError::FlowExpired),
         }
     }

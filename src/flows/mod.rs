@@ -9,6 +9,7 @@ pub mod feeds;
 pub mod login;
 pub mod maintenance;
 pub mod password;
+pub mod sweep;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -21,11 +22,11 @@ use serde_json::json;
 use crate::audit::{AuditError, AuditLog, DecisionRecord};
 use crate::authn::challenge::{self, ChallengeError};
 use crate::authn::session::{self, SessionError};
-use crate::authn::{lockout, Authn, NewPasswordError};
+use crate::authn::{lockout, rate, Authn, NewPasswordError};
 use crate::decision::{uid, DecisionError, Engine, Query, Verdict};
 use crate::store::{
-    AgentStaffRecord, ChallengeRecord, EnterpriseRecord, LockoutRecord, PersonRecord,
-    PhoneRateRecord, SessionRecord, StaffRecord, Store, StoreError, StoreReader, StoreWriter,
+    AgentStaffRecord, ChallengeRecord, CodeRateRecord, EnterpriseRecord, LockoutRecord,
+    PersonRecord, SessionRecord, StaffRecord, Store, StoreError, StoreReader, StoreWriter,
 };
 
 /// Why a login or password step did not succeed. Mapped to HTTP in
@@ -147,6 +148,8 @@ pub struct Login {
     pub engine: Engine,
     pub audit: AuditLog,
     pub authn: Arc<Authn>,
+    /// What the sweeper removed (`/metrics`).
+    pub sweep_stats: Arc<sweep::SweepStats>,
 }
 
 impl Login {
@@ -155,6 +158,7 @@ impl Login {
             engine,
             audit,
             authn,
+            sweep_stats: Arc::default(),
         }
     }
 
@@ -279,19 +283,11 @@ impl Login {
         let limited = self
             .write(move |w| {
                 if let Some(p) = &phone_key {
-                    let mut rate = w.get::<PhoneRateRecord>(p)?.unwrap_or_default();
-                    let window = cfg.code_rate_window_secs * 1000;
-                    if now >= rate.window_start_ms + window {
-                        rate = PhoneRateRecord {
-                            window_start_ms: now,
-                            count: 0,
-                        };
+                    let window = w.get::<CodeRateRecord>(p)?;
+                    match rate::admit(window, cfg.codes_per_phone, cfg.code_rate_window_secs, now) {
+                        Ok(window) => w.put(p, &window)?,
+                        Err(retry_after_secs) => return Ok(Some(retry_after_secs)),
                     }
-                    if rate.count >= cfg.codes_per_phone {
-                        return Ok(Some((rate.window_start_ms + window - now).div_ceil(1000)));
-                    }
-                    rate.count += 1;
-                    w.put(p, &rate)?;
                 }
                 w.put(&key, &rec)?;
                 Ok(None)
