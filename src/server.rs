@@ -133,6 +133,12 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let served = http::serve(listener, state.clone(), shutdown_signal()).await;
     reload_task.abort();
     sweep_task.abort();
+    // Sessions used since the last sweep keep their idle clock across the
+    // restart.
+    if let Err(e) = state.login.flush_touches().await {
+        let error = crate::ids::mask_text(&e.to_string());
+        tracing::error!(%error, "writing session last uses at shutdown failed");
+    }
     // Queued /v1/authorize records reach the disk before the process ends.
     if let Err(e) = state.audit.flush().await {
         tracing::error!(error = %e, "decision log flush at shutdown failed");

@@ -867,3 +867,69 @@ fn sweeper_removes_expired_codes_flows_sessions_lockouts_and_rate_windows() {
     );
     assert_eq!(metric(&s, "etax_sweep_failures_total"), 0);
 }
+
+#[test]
+fn a_session_in_use_outlives_its_idle_timeout_and_an_unused_one_expires() {
+    let s = Server::start_with(&["--session-idle-secs", "2", "--sweep-interval-secs", "1"]);
+    let busy = li_session(&s)["session"].as_str().unwrap().to_owned();
+    let (flow, wang) = picked(&s, WANG);
+    let idle = s.post_ok(
+        "/v1/login/enterprise/complete",
+        &json!({"flow": flow, "staff": wang, "password": "Wang@2026jg"}),
+    )["session"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Twice the idle timeout, across several sweeps, used every 300 ms.
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(4) {
+        let (status, v) = use_function(&s, &busy, "vat_filing");
+        assert_eq!(status, 200, "after {:?}: {v}", started.elapsed());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let (status, v) = use_function(&s, &idle, "vat_filing");
+    assert_eq!((status, error_code(&v)), (401, "session_invalid"), "{v}");
+    // The busy session's uses reached the store by the sweeper's writes.
+    assert!(metric(&s, "etax_session_touches_written_total") >= 1);
+    assert!(metric(&s, "etax_swept_total{kind=\"session\"}") >= 1);
+}
+
+#[test]
+fn authorize_with_a_session_writes_nothing_to_the_store() {
+    // The default sweep interval (60 s): no sweep during the test.
+    let s = Server::demo();
+    let token = li_session(&s)["session"].as_str().unwrap().to_owned();
+    let commits = metric(&s, "etax_store_commits_total");
+    // Spread over more than a second: the old once-a-second touch would
+    // have written at least once.
+    for _ in 0..12 {
+        assert_eq!(use_function(&s, &token, "vat_filing").0, 200);
+        std::thread::sleep(std::time::Duration::from_millis(120));
+    }
+    assert_eq!(metric(&s, "etax_store_commits_total"), commits);
+    assert_eq!(metric(&s, "etax_session_touches_pending"), 1);
+    // Logout drops the note with the session.
+    s.post_ok("/v1/logout", &json!({"session": token}));
+    assert_eq!(metric(&s, "etax_session_touches_pending"), 0);
+}
+
+#[test]
+fn a_session_last_use_is_written_at_shutdown() {
+    use etax_authz::store::{identity_store_path, SessionRecord, Store};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::demo_in(&data, &[]);
+    let token = li_session(&s)["session"].as_str().unwrap().to_owned();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(use_function(&s, &token, "vat_filing").0, 200);
+    // SIGTERM: a graceful shutdown, long before the first sweep.
+    s.stop();
+    let store = Store::open(&identity_store_path(&data)).unwrap();
+    let sessions = store.read().unwrap().all::<SessionRecord>().unwrap();
+    assert_eq!(sessions.len(), 1);
+    let (_, rec) = &sessions[0];
+    assert!(
+        rec.last_used_ms >= rec.created_ms + 50,
+        "last use not written: {rec:?}"
+    );
+}

@@ -26,7 +26,8 @@ pub struct AuthnConfig {
     pub flow_ttl_secs: u64,
     pub session_idle_secs: u64,
     pub session_max_secs: u64,
-    /// How often expired login state is swept.
+    /// How often expired login state is swept and the sessions' in-memory
+    /// last uses are written to the store.
     pub sweep_interval_secs: u64,
 }
 
@@ -93,7 +94,9 @@ pub struct AuthnArgs {
     #[arg(long, default_value_t = 8 * 3600, env = "ETAX_SESSION_MAX_SECS")]
     pub session_max_secs: u64,
     /// Seconds between sweeps of expired codes, login flows, sessions,
-    /// lockouts and rate windows.
+    /// lockouts and rate windows; each sweep first writes the sessions'
+    /// last uses from memory, so a crash loses at most this much of their
+    /// idle clocks.
     #[arg(long, default_value_t = 60, env = "ETAX_SWEEP_INTERVAL_SECS",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub sweep_interval_secs: u64,

@@ -1,6 +1,7 @@
 //! Credentials: password hashing and the password rule, one-time codes,
-//! lockout, sessions. Pure logic and configuration; the login steps that use
-//! them are in [`crate::flows`].
+//! issuance quotas, lockout, sessions and their in-memory idle clock. Pure
+//! logic and configuration; the login steps that use them are in
+//! [`crate::flows`].
 
 pub mod challenge;
 pub mod common_passwords;
@@ -9,6 +10,7 @@ pub mod lockout;
 pub mod password;
 pub mod rate;
 pub mod session;
+pub mod touches;
 
 use std::sync::Arc;
 

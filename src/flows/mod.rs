@@ -22,6 +22,7 @@ use serde_json::json;
 use crate::audit::{AuditError, AuditLog, DecisionRecord};
 use crate::authn::challenge::{self, ChallengeError};
 use crate::authn::session::{self, SessionError};
+use crate::authn::touches::Touches;
 use crate::authn::{lockout, rate, Authn, NewPasswordError};
 use crate::decision::{uid, DecisionError, Engine, Query, Verdict};
 use crate::store::{
@@ -148,6 +149,8 @@ pub struct Login {
     pub engine: Engine,
     pub audit: AuditLog,
     pub authn: Arc<Authn>,
+    /// Sessions' last uses not yet written to the store.
+    pub touches: Arc<Touches>,
     /// What the sweeper removed (`/metrics`).
     pub sweep_stats: Arc<sweep::SweepStats>,
 }
@@ -158,6 +161,7 @@ impl Login {
             engine,
             audit,
             authn,
+            touches: Arc::default(),
             sweep_stats: Arc::default(),
         }
     }
@@ -380,9 +384,11 @@ impl Login {
     }
 
     /// The session behind `token`, re-checked now: not logged out, within its
-    /// absolute and idle lifetime, its principal still in the store. Touches
-    /// the idle clock. `allow_pending_change` lets the password-change step
-    /// through while a one-time password is still unchanged.
+    /// absolute and idle lifetime, its principal still in the store. Notes
+    /// the use in memory (the idle clock; see [`crate::authn::touches`]), so
+    /// this hot path writes nothing. `allow_pending_change` lets the
+    /// password-change step through while a one-time password is still
+    /// unchanged.
     pub async fn session(
         &self,
         token: &str,
@@ -394,7 +400,7 @@ impl Login {
         let rec = reader
             .get::<SessionRecord>(&key)?
             .ok_or(SessionError::Unknown)?;
-        session::check(&rec, &self.authn.config, now)?;
+        session::check(&rec, self.touches.last_used(&key), &self.authn.config, now)?;
         if !principal_exists(&reader, &rec.principal_type, &rec.principal_id)? {
             return Err(SessionError::PrincipalGone.into());
         }
@@ -402,13 +408,7 @@ impl Login {
         if rec.password_change_required && !allow_pending_change {
             return Err(FlowError::PasswordChangeRequired);
         }
-        // Touch at most once a second: a busy session is not an fsync per call.
-        if now >= rec.last_used_ms + 1000 {
-            let mut touched = rec.clone();
-            touched.last_used_ms = now;
-            let k = key.clone();
-            self.write(move |w| w.put(&k, &touched)).await?;
-        }
+        self.touches.touch(&key, now);
         Ok((key, rec))
     }
 
@@ -425,8 +425,11 @@ impl Login {
     /// Ends a session (logout). Unknown tokens are ignored.
     pub async fn logout(&self, token: &str) -> Result<(), FlowError> {
         let key = session::token_key(token);
-        self.write(move |w| w.remove::<SessionRecord>(&key).map(|_| ()))
-            .await
+        let k = key.clone();
+        self.write(move |w| w.remove::<SessionRecord>(&k).map(|_| ()))
+            .await?;
+        self.touches.forget(&key);
+        Ok(())
     }
 }
 

@@ -4,11 +4,15 @@
 //! tables grow with every code sent and every account ever mistyped, at
 //! whatever pace a caller chooses.
 //!
-//! One task, spawned by `serve`, ticks every `--sweep-interval-secs`. A
-//! record is dead by the same rule the login steps apply, so nothing a step
-//! would still accept is removed. Removal runs on the blocking pool in write
-//! transactions of at most [`BATCH`] removals, so the single redb writer is
-//! never held long and login steps interleave with a large sweep.
+//! One task, spawned by `serve`, ticks every `--sweep-interval-secs`. Each
+//! tick first writes the sessions' in-memory last uses to the store
+//! ([`crate::authn::touches`]; `serve` does the same once more at shutdown),
+//! then sweeps. A record is dead by the same rule the login steps apply —
+//! for a session, with its in-memory last use — so nothing a step would
+//! still accept is removed and a busy session is never swept as idle.
+//! Both run on the blocking pool in write transactions of at most [`BATCH`]
+//! records, so the single redb writer is never held long and login steps
+//! interleave with a large sweep.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -18,15 +22,16 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::login::flow_expired;
 use super::{FlowError, Login};
+use crate::authn::touches::Touches;
 use crate::authn::{challenge, lockout, rate, session, AuthnConfig};
 use crate::store::{
     ChallengeRecord, CodeRateRecord, LockoutRecord, LoginFlowRecord, SessionRecord, Store,
     StoreError,
 };
 
-/// Most removals in one write transaction: a few milliseconds of redb work
-/// and one fsync, short enough that a login step waiting to write does not
-/// notice.
+/// Most records removed or written in one write transaction: a few
+/// milliseconds of redb work and one fsync, short enough that a login step
+/// waiting to write does not notice.
 pub const BATCH: usize = 2000;
 
 /// What a sweep removed, by kind.
@@ -69,6 +74,7 @@ impl Swept {
 pub struct SweepStats {
     swept: Mutex<Swept>,
     failures: AtomicU64,
+    touches_written: AtomicU64,
 }
 
 impl SweepStats {
@@ -81,6 +87,11 @@ impl SweepStats {
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
     }
+
+    /// Session records whose last use was written from memory.
+    pub fn touches_written(&self) -> u64 {
+        self.touches_written.load(Ordering::Relaxed)
+    }
 }
 
 /// A poisoned lock still holds whole counts: an update is one statement.
@@ -89,13 +100,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// A session that no step would accept any more: past its absolute expiry,
-/// or idle since its last use.
-pub(crate) fn session_dead(rec: &SessionRecord, cfg: &AuthnConfig, now_ms: u64) -> bool {
-    session::check(rec, cfg, now_ms).is_err()
+/// or idle since its last use, stored or `touched` in memory.
+pub(crate) fn session_dead(
+    rec: &SessionRecord,
+    touched: Option<u64>,
+    cfg: &AuthnConfig,
+    now_ms: u64,
+) -> bool {
+    session::check(rec, touched, cfg, now_ms).is_err()
 }
 
 /// Removes every dead record of each kind as of `now_ms`.
-fn sweep_store(store: &Store, cfg: &AuthnConfig, now_ms: u64) -> Result<Swept, StoreError> {
+fn sweep_store(
+    store: &Store,
+    cfg: &AuthnConfig,
+    touches: &Touches,
+    now_ms: u64,
+) -> Result<Swept, StoreError> {
     let quiet = |_: &str| {};
     Ok(Swept {
         challenges: store.remove_where::<ChallengeRecord>(
@@ -110,8 +131,8 @@ fn sweep_store(store: &Store, cfg: &AuthnConfig, now_ms: u64) -> Result<Swept, S
         )?,
         sessions: store.remove_where::<SessionRecord>(
             BATCH,
-            |_, s| session_dead(s, cfg, now_ms),
-            quiet,
+            |k, s| session_dead(s, touches.last_used(k), cfg, now_ms),
+            |k| touches.forget(k),
         )?,
         lockouts: store.remove_where::<LockoutRecord>(
             BATCH,
@@ -126,13 +147,54 @@ fn sweep_store(store: &Store, cfg: &AuthnConfig, now_ms: u64) -> Result<Swept, S
     })
 }
 
+/// Writes `pending` last uses into the stored sessions; answers how many
+/// records changed. Only sessions still stored: a write never brings back
+/// one that logged out or was swept.
+fn write_touches(store: &Store, pending: &[(String, u64)]) -> Result<u64, StoreError> {
+    store.write(|w| {
+        let mut changed = 0;
+        for (key, t) in pending {
+            if let Some(mut s) = w.get::<SessionRecord>(key)? {
+                if s.last_used_ms < *t {
+                    s.last_used_ms = *t;
+                    w.put(key, &s)?;
+                    changed += 1;
+                }
+            }
+        }
+        Ok(changed)
+    })
+}
+
 impl Login {
+    /// Writes the sessions' in-memory last uses to the store, at most
+    /// [`BATCH`] per transaction; answers how many session records changed.
+    pub async fn flush_touches(&self) -> Result<u64, FlowError> {
+        let mut changed = 0;
+        for chunk in self.touches.pending().chunks(BATCH) {
+            let store = self.store().clone();
+            let chunk = chunk.to_vec();
+            let (chunk, n) = tokio::task::spawn_blocking(move || {
+                write_touches(&store, &chunk).map(|n| (chunk, n))
+            })
+            .await
+            .expect("session touch write does not panic")?;
+            self.touches.written(&chunk);
+            changed += n;
+        }
+        self.sweep_stats
+            .touches_written
+            .fetch_add(changed, Ordering::Relaxed);
+        Ok(changed)
+    }
+
     /// One sweep of every kind, counted in the stats.
     pub async fn sweep(&self) -> Result<Swept, FlowError> {
         let store = self.store().clone();
         let cfg = self.authn.config.clone();
+        let touches = self.touches.clone();
         let now = crate::now_ms();
-        let swept = tokio::task::spawn_blocking(move || sweep_store(&store, &cfg, now))
+        let swept = tokio::task::spawn_blocking(move || sweep_store(&store, &cfg, &touches, now))
             .await
             .expect("sweep task does not panic")?;
         lock(&self.sweep_stats.swept).add(&swept);
@@ -142,6 +204,11 @@ impl Login {
     /// What the sweeper does on each tick; failures are logged and counted,
     /// and the next tick tries again.
     async fn housekeeping(&self) {
+        // A failed write loses nothing: the notes stay in memory, and the
+        // sweep below still sees them.
+        if let Err(e) = self.flush_touches().await {
+            self.failed("writing session last uses", &e);
+        }
         match self.sweep().await {
             Ok(s) if s.total() > 0 => tracing::info!(
                 challenges = s.challenges,
@@ -152,13 +219,15 @@ impl Login {
                 "swept expired login state"
             ),
             Ok(_) => {}
-            Err(e) => {
-                self.sweep_stats.failures.fetch_add(1, Ordering::Relaxed);
-                // A corrupt lockout record's key names a person.
-                let error = crate::ids::mask_text(&e.to_string());
-                tracing::error!(%error, "sweeping expired login state failed");
-            }
+            Err(e) => self.failed("sweeping expired login state", &e),
         }
+    }
+
+    fn failed(&self, what: &str, e: &FlowError) {
+        self.sweep_stats.failures.fetch_add(1, Ordering::Relaxed);
+        // A corrupt lockout record's key names a person.
+        let error = crate::ids::mask_text(&e.to_string());
+        tracing::error!(%error, "{what} failed");
     }
 }
 
@@ -239,10 +308,18 @@ mod tests {
         assert!(flow_expired(&flow(NOW), NOW));
         assert!(!flow_expired(&flow(NOW + 1), NOW));
         // Idle: last use a full idle timeout ago.
-        assert!(session_dead(&session(NOW - 60_000, NOW + 1), &cfg, NOW));
-        assert!(!session_dead(&session(NOW - 59_999, NOW + 1), &cfg, NOW));
+        let idle = session(NOW - 60_000, NOW + 1);
+        assert!(session_dead(&idle, None, &cfg, NOW));
+        assert!(!session_dead(
+            &session(NOW - 59_999, NOW + 1),
+            None,
+            &cfg,
+            NOW
+        ));
+        // Used since, as noted in memory: not idle.
+        assert!(!session_dead(&idle, Some(NOW - 1), &cfg, NOW));
         // Absolute expiry, however recently used.
-        assert!(session_dead(&session(NOW, NOW), &cfg, NOW));
+        assert!(session_dead(&session(NOW, NOW), Some(NOW), &cfg, NOW));
     }
 
     #[test]
@@ -280,6 +357,7 @@ mod tests {
                 w.put("s-idle", &session(NOW - 60_000, NOW + 60_000))?;
                 w.put("s-over", &session(NOW, NOW))?;
                 w.put("s-live", &session(NOW - 1, NOW + 60_000))?;
+                w.put("s-busy", &session(NOW - 60_000, NOW + 60_000))?;
                 w.put("person:locked", &locked)?;
                 w.put("person:guessing", &guessing)?;
                 w.put("person:quiet", &quiet)?;
@@ -288,7 +366,12 @@ mod tests {
                 Ok::<_, StoreError>(())
             })
             .unwrap();
-        let swept = sweep_store(&store, &cfg, NOW).unwrap();
+        // In memory: s-busy was used a moment ago; s-over, expired however
+        // busy, loses its note with its record.
+        let touches = Touches::default();
+        touches.touch("s-busy", NOW - 1);
+        touches.touch("s-over", NOW);
+        let swept = sweep_store(&store, &cfg, &touches, NOW).unwrap();
         assert_eq!(
             swept,
             Swept {
@@ -302,7 +385,8 @@ mod tests {
         let r = store.read().unwrap();
         assert_eq!(keys::<ChallengeRecord>(&r), ["c-live"]);
         assert_eq!(keys::<LoginFlowRecord>(&r), ["f-live"]);
-        assert_eq!(keys::<SessionRecord>(&r), ["s-live"]);
+        assert_eq!(keys::<SessionRecord>(&r), ["s-busy", "s-live"]);
+        assert_eq!(touches.pending(), [("s-busy".to_owned(), NOW - 1)]);
         assert_eq!(
             keys::<LockoutRecord>(&r),
             ["person:guessing", "person:locked"]
@@ -311,7 +395,27 @@ mod tests {
         drop(r);
         // Nothing left to remove: a second sweep writes nothing.
         let commits = store.commits();
-        assert_eq!(sweep_store(&store, &cfg, NOW).unwrap().total(), 0);
+        assert_eq!(sweep_store(&store, &cfg, &touches, NOW).unwrap().total(), 0);
         assert_eq!(store.commits(), commits);
+    }
+
+    #[test]
+    fn touches_are_written_only_into_sessions_still_stored() {
+        let (_dir, store) = open();
+        store
+            .write(|w| w.put("s", &session(NOW - 10, NOW + 60_000)))
+            .unwrap();
+        let pending = [("s".to_owned(), NOW), ("gone".to_owned(), NOW)];
+        assert_eq!(write_touches(&store, &pending).unwrap(), 1);
+        let r = store.read().unwrap();
+        assert_eq!(
+            r.get::<SessionRecord>("s").unwrap().unwrap().last_used_ms,
+            NOW
+        );
+        assert!(r.get::<SessionRecord>("gone").unwrap().is_none());
+        drop(r);
+        // An older note than the stored time changes nothing.
+        let older = [("s".to_owned(), NOW - 5)];
+        assert_eq!(write_touches(&store, &older).unwrap(), 0);
     }
 }

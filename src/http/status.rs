@@ -97,6 +97,18 @@ pub fn metrics(state: &AppState) -> Response<Full<Bytes>> {
         &[("", state.login.sweep_stats.failures())],
     );
     metric(
+        "etax_session_touches_pending",
+        "gauge",
+        "Sessions used since their last use was written to the store.",
+        &[("", state.login.touches.len() as u64)],
+    );
+    metric(
+        "etax_session_touches_written_total",
+        "counter",
+        "Session records whose in-memory last use was written to the store.",
+        &[("", state.login.sweep_stats.touches_written())],
+    );
+    metric(
         "etax_store_commits_total",
         "counter",
         "Write transactions committed to the identity store (each one an fsync).",
