@@ -404,7 +404,7 @@ fn used_code_is_refused_as_used() {
         200
     );
     // Natural-person captcha reused.
-    let (_, c) = s.post("/v1/login/captcha", &json!({}));
+    let c = s.post_ok("/v1/login/captcha", &json!({"id_number": ZHAO_ID}));
     let body = json!({"id_number": "210106199102140105", "password": "Zhaoli@2026",
                       "challenge": c["challenge"], "code": c["code"]});
     assert_eq!(s.post("/v1/login/natural-person", &body).0, 200);
@@ -455,7 +455,12 @@ fn social_security_only_payer_logs_in_with_password_alone() {
 #[test]
 fn natural_person_needs_password_and_captcha() {
     let s = Server::demo();
-    let captcha = || s.post("/v1/login/captcha", &json!({})).1;
+    let captcha = || {
+        s.post_ok(
+            "/v1/login/captcha",
+            &json!({"id_type": "resident_id", "id_number": "210106199102140105"}),
+        )
+    };
     let c = captcha();
     assert!(c.get("destination").is_none());
     let (status, v) = s.post(
@@ -931,5 +936,69 @@ fn a_session_last_use_is_written_at_shutdown() {
     assert!(
         rec.last_used_ms >= rec.created_ms + 50,
         "last use not written: {rec:?}"
+    );
+}
+
+/// 赵丽, the demo's natural person with a password.
+const ZHAO_ID: &str = "210106199102140105";
+
+#[test]
+fn a_captcha_is_for_one_account_only() {
+    let s = Server::demo();
+    // A well-formed ID number of nobody in the store, with a password.
+    let other = "11010519491231002X";
+    let c = s.post_ok("/v1/login/captcha", &json!({"id_number": other}));
+    let (status, v) = s.post(
+        "/v1/login/natural-person",
+        &json!({"id_number": ZHAO_ID, "password": "Zhaoli@2026",
+                "challenge": c["challenge"], "code": c["code"]}),
+    );
+    assert_eq!((status, error_code(&v)), (401, "code_unknown"), "{v}");
+    // The identity is required, and checked like the login's.
+    let (status, v) = s.post("/v1/login/captcha", &json!({}));
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (400, Some("id_number"))
+    );
+    let (status, v) = s.post("/v1/login/captcha", &json!({"id_number": "123"}));
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (400, Some("id_number"))
+    );
+    // Its own account's captcha still works.
+    let c = s.post_ok("/v1/login/captcha", &json!({"id_number": ZHAO_ID}));
+    s.post_ok(
+        "/v1/login/natural-person",
+        &json!({"id_number": ZHAO_ID, "password": "Zhaoli@2026",
+                "challenge": c["challenge"], "code": c["code"]}),
+    );
+}
+
+#[test]
+fn captchas_are_rate_limited_per_account_alike_for_known_and_unknown() {
+    let s = Server::start_with(&["--captchas-per-account", "3"]);
+    let unknown = "11010519491231002X";
+    let mut refusals = Vec::new();
+    for id in [ZHAO_ID, unknown] {
+        for _ in 0..3 {
+            s.post_ok("/v1/login/captcha", &json!({"id_number": id}));
+        }
+        let (status, v) = s.post("/v1/login/captcha", &json!({"id_number": id}));
+        assert_eq!((status, error_code(&v)), (429, "too_many_captchas"), "{v}");
+        let retry = v["error"]["retry_after_secs"].as_u64().unwrap();
+        assert!((1..=600).contains(&retry), "{v}");
+        refusals.push(v);
+    }
+    // Known or unknown, the same refusal (but for the seconds to wait).
+    let shape = |v: &Value| {
+        let mut v = v.clone();
+        v["error"]["retry_after_secs"] = json!(0);
+        v.to_string().replace(|c: char| c.is_ascii_digit(), "")
+    };
+    assert_eq!(shape(&refusals[0]), shape(&refusals[1]));
+    // Another account is not affected.
+    s.post_ok(
+        "/v1/login/captcha",
+        &json!({"id_type": "resident_id", "id_number": "210102198003124011"}),
     );
 }

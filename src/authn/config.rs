@@ -16,6 +16,8 @@ pub struct AuthnConfig {
     pub code_max_attempts: u32,
     /// SMS codes one phone number may be sent per window.
     pub codes_per_phone: u32,
+    /// Captchas one natural-person account may be issued per window.
+    pub captchas_per_account: u32,
     pub code_rate_window_secs: u64,
     /// Consecutive failures that lock an account or agreement password.
     pub lockout_threshold: u32,
@@ -39,6 +41,7 @@ impl Default for AuthnConfig {
             code_ttl_secs: 300,
             code_max_attempts: 5,
             codes_per_phone: 5,
+            captchas_per_account: 10,
             code_rate_window_secs: 600,
             lockout_threshold: 5,
             lockout_base_secs: 60,
@@ -76,6 +79,9 @@ pub struct AuthnArgs {
     /// SMS codes per phone number per rate window.
     #[arg(long, default_value_t = 5, env = "ETAX_CODES_PER_PHONE")]
     pub codes_per_phone: u32,
+    /// Captchas per natural-person account (ID number) per rate window.
+    #[arg(long, default_value_t = 10, env = "ETAX_CAPTCHAS_PER_ACCOUNT")]
+    pub captchas_per_account: u32,
     /// The window code issuance is counted in, in seconds.
     #[arg(long, default_value_t = 600, env = "ETAX_CODE_RATE_WINDOW_SECS")]
     pub code_rate_window_secs: u64,
@@ -118,6 +124,7 @@ impl AuthnArgs {
             code_ttl_secs: self.code_ttl_secs,
             code_max_attempts: self.code_max_attempts,
             codes_per_phone: self.codes_per_phone,
+            captchas_per_account: self.captchas_per_account,
             code_rate_window_secs: self.code_rate_window_secs,
             lockout_threshold: self.lockout_threshold,
             lockout_base_secs: self.lockout_base_secs,

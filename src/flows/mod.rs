@@ -58,8 +58,8 @@ pub enum FlowError {
     Session(#[from] SessionError),
     #[error("a one-time password must be changed before anything else (R12)")]
     PasswordChangeRequired,
-    #[error("too many codes sent to this phone; try again in {retry_after_secs} s")]
-    RateLimited { retry_after_secs: u64 },
+    #[error("too many {quota}; try again in {retry_after_secs} s")]
+    RateLimited { quota: Quota, retry_after_secs: u64 },
     #[error(transparent)]
     NewPassword(#[from] NewPasswordError),
     #[error("{0}")]
@@ -70,6 +70,55 @@ pub enum FlowError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Decision(#[from] DecisionError),
+}
+
+/// The issuance quota a request for a code ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    /// `--codes-per-phone`: SMS codes to one phone per window.
+    SmsPerPhone,
+    /// `--captchas-per-account`: captchas for one natural-person account per
+    /// window.
+    CaptchasPerAccount,
+}
+
+impl std::fmt::Display for Quota {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Quota::SmsPerPhone => "codes sent to this phone",
+            Quota::CaptchasPerAccount => "captchas requested for this account",
+        })
+    }
+}
+
+/// Where a code goes, which decides the quota it counts against.
+#[derive(Debug)]
+pub(crate) enum Delivery {
+    /// By SMS to a real-name phone; counted per phone.
+    Sms(crate::ids::Phone),
+    /// Rendered as a captcha for a natural-person login; counted per
+    /// account as typed, whether or not the person exists, so the answer
+    /// never tells which accounts exist.
+    Captcha(crate::ids::PersonKey),
+}
+
+impl Delivery {
+    /// The quota, its store key and its limit.
+    fn quota(&self, cfg: &crate::authn::AuthnConfig) -> (Quota, String, u32) {
+        match self {
+            Delivery::Sms(p) => (
+                Quota::SmsPerPhone,
+                p.as_str().to_owned(),
+                cfg.codes_per_phone,
+            ),
+            // Prefixed: a person key never collides with a phone number.
+            Delivery::Captcha(person) => (
+                Quota::CaptchasPerAccount,
+                format!("captcha:{}", person.key()),
+                cfg.captchas_per_account,
+            ),
+        }
+    }
 }
 
 pub(crate) fn invalid(field: &str, message: impl ToString) -> FlowError {
@@ -269,45 +318,49 @@ impl Login {
         Ok((!ok).then_some(Failure::Wrong(wrong)))
     }
 
-    /// Issues a code bound to `purpose`/`subject`. SMS codes (with a phone)
-    /// are rate-limited per phone number.
+    /// Issues a code bound to `purpose`/`subject`, counted against the
+    /// quota of where it goes.
     async fn issue_code(
         &self,
         purpose: &str,
         subject: String,
-        phone: Option<crate::ids::Phone>,
+        to: Delivery,
     ) -> Result<IssuedCode, FlowError> {
         let cfg = self.authn.config.clone();
         let id = crate::random_id();
         let code = challenge::new_code();
         let now = crate::now_ms();
         let rec = challenge::issue(&id, &code, purpose, &subject, now, cfg.code_ttl_secs);
-        let phone_key = phone.as_ref().map(|p| p.as_str().to_owned());
+        let (quota, quota_key, limit) = to.quota(&cfg);
         let key = id.clone();
         let limited = self
             .write(move |w| {
-                if let Some(p) = &phone_key {
-                    let window = w.get::<CodeRateRecord>(p)?;
-                    match rate::admit(window, cfg.codes_per_phone, cfg.code_rate_window_secs, now) {
-                        Ok(window) => w.put(p, &window)?,
-                        Err(retry_after_secs) => return Ok(Some(retry_after_secs)),
-                    }
+                let window = w.get::<CodeRateRecord>(&quota_key)?;
+                match rate::admit(window, limit, cfg.code_rate_window_secs, now) {
+                    Ok(window) => w.put(&quota_key, &window)?,
+                    Err(retry_after_secs) => return Ok(Some(retry_after_secs)),
                 }
                 w.put(&key, &rec)?;
                 Ok(None)
             })
             .await?;
         if let Some(retry_after_secs) = limited {
-            return Err(FlowError::RateLimited { retry_after_secs });
+            return Err(FlowError::RateLimited {
+                quota,
+                retry_after_secs,
+            });
         }
         Ok(IssuedCode {
             challenge: id,
             code,
             expires_in_secs: self.authn.config.code_ttl_secs,
-            destination: phone.map(|p| Destination {
-                phone_masked: p.masked(),
-                phone: p.as_str().to_owned(),
-            }),
+            destination: match to {
+                Delivery::Sms(p) => Some(Destination {
+                    phone_masked: p.masked(),
+                    phone: p.as_str().to_owned(),
+                }),
+                Delivery::Captcha(_) => None,
+            },
         })
     }
 

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::{invalid, FlowError, IssuedCode, Login};
+use super::{invalid, Delivery, FlowError, IssuedCode, Login};
 use crate::audit::DecisionRecord;
 use crate::ids::{CreditCode, PersonKey};
 use crate::store::{
@@ -195,7 +195,7 @@ impl Login {
             .issue_code(
                 "reset",
                 format!("{}:{key}", holder.entity_type()),
-                Some(phone.clone()),
+                Delivery::Sms(phone.clone()),
             )
             .await?;
         self.record_password_step(
