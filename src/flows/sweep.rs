@@ -29,9 +29,9 @@ use crate::store::{
     StoreError,
 };
 
-/// Most records removed or written in one write transaction: a few
-/// milliseconds of redb work and one fsync, short enough that a login step
-/// waiting to write does not notice.
+/// Most records removed or written in one write transaction: many records
+/// share one fsync, yet a login step waiting for the writer waits for one
+/// batch, not for the whole backlog.
 pub const BATCH: usize = 2000;
 
 /// What a sweep removed, by kind.
