@@ -1,6 +1,7 @@
 //! `etax-authz serve`: opens the store, loads the policies, optionally seeds
 //! the demo identities, and serves HTTP until SIGINT or SIGTERM, reloading
-//! the policies on SIGHUP and when their files change.
+//! the policies on SIGHUP and when their files change, and sweeping expired
+//! login state.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -120,6 +121,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     });
     // SIGHUP and file changes load, validate and swap the policies.
     let reload_task = reloader.spawn(opts.reload_poll);
+    let sweep_task = tokio::spawn(crate::flows::sweep::run(state.login.clone()));
     let listener = TcpListener::bind(opts.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -132,6 +134,13 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     tracing::info!(%addr, "listening");
     let served = http::serve(listener, state.clone(), shutdown_signal()).await;
     reload_task.abort();
+    sweep_task.abort();
+    // Sessions used since the last sweep keep their idle clock across the
+    // restart.
+    if let Err(e) = state.login.flush_touches().await {
+        let error = crate::ids::mask_text(&e.to_string());
+        tracing::error!(%error, "writing session last uses at shutdown failed");
+    }
     // Queued /v1/authorize records reach the disk before the process ends.
     if let Err(e) = state.audit.flush().await {
         tracing::error!(error = %e, "decision log flush at shutdown failed");

@@ -100,6 +100,28 @@ fn use_function(s: &Server, session: &str, function: &str) -> (u16, Value) {
     )
 }
 
+/// The value of one `/metrics` sample, named with its labels:
+/// `etax_swept_total{kind="session"}`.
+fn metric(s: &Server, sample: &str) -> u64 {
+    let (status, text) = common::http(s.addr, "GET", "/metrics", None);
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{sample} not in {text}"))
+}
+
+/// Polls `done` every 100 ms; panics naming `what` after `secs`.
+fn wait_for(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {secs} s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// A session for 李秀英 (finance head, no personal password) by SMS.
 fn li_session(s: &Server) -> Value {
     let (flow, li) = picked(s, LI);
@@ -225,7 +247,7 @@ fn an_unknown_account_costs_one_password_verification_like_a_real_one() {
         assert_eq!(verifications(), before + 1, "{body}");
     }
     for id_number in ["210106199102140105", "210106199102140201"] {
-        let c = s.post_ok("/v1/login/captcha", &json!({}));
+        let c = s.post_ok("/v1/login/captcha", &json!({"id_number": id_number}));
         let before = verifications();
         let (status, v) = s.post(
             "/v1/login/natural-person",
@@ -429,7 +451,7 @@ fn used_code_is_refused_as_used() {
         200
     );
     // Natural-person captcha reused.
-    let (_, c) = s.post("/v1/login/captcha", &json!({}));
+    let c = s.post_ok("/v1/login/captcha", &json!({"id_number": ZHAO_ID}));
     let body = json!({"id_number": "210106199102140105", "password": "Zhaoli@2026",
                       "challenge": c["challenge"], "code": c["code"]});
     assert_eq!(s.post("/v1/login/natural-person", &body).0, 200);
@@ -480,7 +502,12 @@ fn social_security_only_payer_logs_in_with_password_alone() {
 #[test]
 fn natural_person_needs_password_and_captcha() {
     let s = Server::demo();
-    let captcha = || s.post("/v1/login/captcha", &json!({})).1;
+    let captcha = || {
+        s.post_ok(
+            "/v1/login/captcha",
+            &json!({"id_type": "resident_id", "id_number": "210106199102140105"}),
+        )
+    };
     let c = captcha();
     assert!(c.get("destination").is_none());
     let (status, v) = s.post(
@@ -727,7 +754,7 @@ fn forgot_password_by_sms_to_the_real_name_phone() {
     );
     let (status, v) = forgot_reset(&s, &c, c["code"].as_str().unwrap(), "Zl#Geren2026");
     assert_eq!(status, 200, "{v}");
-    let k = s.post_ok("/v1/login/captcha", &json!({}));
+    let k = s.post_ok("/v1/login/captcha", &json!({"id_number": "210106199102140105"}));
     s.post_ok(
         "/v1/login/natural-person",
         &json!({"id_number": "210106199102140105", "password": "Zl#Geren2026",
@@ -972,4 +999,184 @@ fn sync_adds_the_officers_and_a_normal_login_opens_quick_login() {
     assert_eq!(login["obligations"], json!(["set_password"]));
     // The normal login synced the enterprise: quick login is open (R3).
     s.post_ok("/v1/login/quick/code", &quick);
+}
+
+#[test]
+fn sweeper_removes_expired_codes_flows_sessions_lockouts_and_rate_windows() {
+    let s = Server::start_with(&[
+        "--code-ttl-secs",
+        "2",
+        "--flow-ttl-secs",
+        "2",
+        "--session-idle-secs",
+        "2",
+        "--lockout-max-secs",
+        "1",
+        "--code-rate-window-secs",
+        "2",
+        "--sweep-interval-secs",
+        "1",
+    ]);
+    let swept = |kind: &str| metric(&s, &format!("etax_swept_total{{kind=\"{kind}\"}}"));
+    // A session by SMS (a used challenge and a rate window left behind), a
+    // flow left at staff selection, a mistyped password (a lockout record
+    // with one pending failure).
+    let token = li_session(&s)["session"].as_str().unwrap().to_owned();
+    assert_eq!(use_function(&s, &token, "vat_filing").0, 200);
+    picked(&s, LI);
+    let (status, _) = s.post(
+        "/v1/login/enterprise",
+        &json!({"account": DALIAN, "password": "Wrong@2026x"}),
+    );
+    assert_eq!(status, 401);
+    for kind in [
+        "challenge",
+        "login_flow",
+        "session",
+        "lockout",
+        "rate_window",
+    ] {
+        wait_for(30, &format!("{kind} swept"), || swept(kind) >= 1);
+    }
+    // Swept, not merely expired: the store no longer knows the session.
+    let (status, v) = use_function(&s, &token, "vat_filing");
+    assert_eq!((status, error_code(&v)), (401, "session_invalid"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown session"),
+        "{v}"
+    );
+    assert_eq!(metric(&s, "etax_sweep_failures_total"), 0);
+}
+
+#[test]
+fn a_session_in_use_outlives_its_idle_timeout_and_an_unused_one_expires() {
+    let s = Server::start_with(&["--session-idle-secs", "2", "--sweep-interval-secs", "1"]);
+    let busy = li_session(&s)["session"].as_str().unwrap().to_owned();
+    let (flow, wang) = picked(&s, WANG);
+    let idle = s.post_ok(
+        "/v1/login/enterprise/complete",
+        &json!({"flow": flow, "staff": wang, "password": "Wang@2026jg"}),
+    )["session"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Twice the idle timeout, across several sweeps, used every 300 ms.
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(4) {
+        let (status, v) = use_function(&s, &busy, "vat_filing");
+        assert_eq!(status, 200, "after {:?}: {v}", started.elapsed());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let (status, v) = use_function(&s, &idle, "vat_filing");
+    assert_eq!((status, error_code(&v)), (401, "session_invalid"), "{v}");
+    // The busy session's uses reached the store by the sweeper's writes.
+    assert!(metric(&s, "etax_session_touches_written_total") >= 1);
+    assert!(metric(&s, "etax_swept_total{kind=\"session\"}") >= 1);
+}
+
+#[test]
+fn authorize_with_a_session_writes_nothing_to_the_store() {
+    // The default sweep interval (60 s): no sweep during the test.
+    let s = Server::demo();
+    let token = li_session(&s)["session"].as_str().unwrap().to_owned();
+    let commits = metric(&s, "etax_store_commits_total");
+    // Spread over more than a second: the old once-a-second touch would
+    // have written at least once.
+    for _ in 0..12 {
+        assert_eq!(use_function(&s, &token, "vat_filing").0, 200);
+        std::thread::sleep(std::time::Duration::from_millis(120));
+    }
+    assert_eq!(metric(&s, "etax_store_commits_total"), commits);
+    assert_eq!(metric(&s, "etax_session_touches_pending"), 1);
+    // Logout drops the note with the session.
+    s.post_ok("/v1/logout", &json!({"session": token}));
+    assert_eq!(metric(&s, "etax_session_touches_pending"), 0);
+}
+
+#[test]
+fn a_session_last_use_is_written_at_shutdown() {
+    use etax_authz::store::{identity_store_path, SessionRecord, Store};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::demo_in(&data, &[]);
+    let token = li_session(&s)["session"].as_str().unwrap().to_owned();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(use_function(&s, &token, "vat_filing").0, 200);
+    // SIGTERM: a graceful shutdown, long before the first sweep.
+    s.stop();
+    let store = Store::open(&identity_store_path(&data)).unwrap();
+    let sessions = store.read().unwrap().all::<SessionRecord>().unwrap();
+    assert_eq!(sessions.len(), 1);
+    let (_, rec) = &sessions[0];
+    assert!(
+        rec.last_used_ms >= rec.created_ms + 50,
+        "last use not written: {rec:?}"
+    );
+}
+
+/// 赵丽, the demo's natural person with a password.
+const ZHAO_ID: &str = "210106199102140105";
+
+#[test]
+fn a_captcha_is_for_one_account_only() {
+    let s = Server::demo();
+    // A well-formed ID number of nobody in the store, with a password.
+    let other = "11010519491231002X";
+    let c = s.post_ok("/v1/login/captcha", &json!({"id_number": other}));
+    let (status, v) = s.post(
+        "/v1/login/natural-person",
+        &json!({"id_number": ZHAO_ID, "password": "Zhaoli@2026",
+                "challenge": c["challenge"], "code": c["code"]}),
+    );
+    assert_eq!((status, error_code(&v)), (401, "code_unknown"), "{v}");
+    // The identity is required, and checked like the login's.
+    let (status, v) = s.post("/v1/login/captcha", &json!({}));
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (400, Some("id_number"))
+    );
+    let (status, v) = s.post("/v1/login/captcha", &json!({"id_number": "123"}));
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (400, Some("id_number"))
+    );
+    // Its own account's captcha still works.
+    let c = s.post_ok("/v1/login/captcha", &json!({"id_number": ZHAO_ID}));
+    s.post_ok(
+        "/v1/login/natural-person",
+        &json!({"id_number": ZHAO_ID, "password": "Zhaoli@2026",
+                "challenge": c["challenge"], "code": c["code"]}),
+    );
+}
+
+#[test]
+fn captchas_are_rate_limited_per_account_alike_for_known_and_unknown() {
+    let s = Server::start_with(&["--captchas-per-account", "3"]);
+    let unknown = "11010519491231002X";
+    let mut refusals = Vec::new();
+    for id in [ZHAO_ID, unknown] {
+        for _ in 0..3 {
+            s.post_ok("/v1/login/captcha", &json!({"id_number": id}));
+        }
+        let (status, v) = s.post("/v1/login/captcha", &json!({"id_number": id}));
+        assert_eq!((status, error_code(&v)), (429, "too_many_captchas"), "{v}");
+        let retry = v["error"]["retry_after_secs"].as_u64().unwrap();
+        assert!((1..=600).contains(&retry), "{v}");
+        refusals.push(v);
+    }
+    // Known or unknown, the same refusal (but for the seconds to wait).
+    let shape = |v: &Value| {
+        let mut v = v.clone();
+        v["error"]["retry_after_secs"] = json!(0);
+        v.to_string().replace(|c: char| c.is_ascii_digit(), "")
+    };
+    assert_eq!(shape(&refusals[0]), shape(&refusals[1]));
+    // Another account is not affected.
+    s.post_ok(
+        "/v1/login/captcha",
+        &json!({"id_type": "resident_id", "id_number": "210102198003124011"}),
+    );
 }

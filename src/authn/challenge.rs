@@ -76,6 +76,11 @@ pub fn is_decoy(rec: &ChallengeRecord) -> bool {
     rec.code_hash == DECOY_HASH
 }
 
+/// Whether the challenge's lifetime is over: no code is accepted any more.
+pub fn expired(rec: &ChallengeRecord, now_ms: u64) -> bool {
+    now_ms >= rec.expires_ms
+}
+
 /// Checks `code` against `rec`, updating it: a wrong code counts an attempt,
 /// the right one uses the challenge up. The caller stores `rec` either way.
 pub fn attempt(
@@ -88,7 +93,7 @@ pub fn attempt(
     if rec.used {
         return Err(ChallengeError::Used);
     }
-    if now_ms >= rec.expires_ms {
+    if expired(rec, now_ms) {
         return Err(ChallengeError::Expired);
     }
     if rec.failures >= max_attempts {

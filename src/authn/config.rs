@@ -16,6 +16,8 @@ pub struct AuthnConfig {
     pub code_max_attempts: u32,
     /// SMS codes one phone number may be sent per window.
     pub codes_per_phone: u32,
+    /// Captchas one natural-person account may be issued per window.
+    pub captchas_per_account: u32,
     pub code_rate_window_secs: u64,
     /// Consecutive failures that lock an account or agreement password.
     pub lockout_threshold: u32,
@@ -26,6 +28,9 @@ pub struct AuthnConfig {
     pub flow_ttl_secs: u64,
     pub session_idle_secs: u64,
     pub session_max_secs: u64,
+    /// How often expired login state is swept and the sessions' in-memory
+    /// last uses are written to the store.
+    pub sweep_interval_secs: u64,
 }
 
 impl Default for AuthnConfig {
@@ -36,6 +41,7 @@ impl Default for AuthnConfig {
             code_ttl_secs: 300,
             code_max_attempts: 5,
             codes_per_phone: 5,
+            captchas_per_account: 10,
             code_rate_window_secs: 600,
             lockout_threshold: 5,
             lockout_base_secs: 60,
@@ -43,6 +49,7 @@ impl Default for AuthnConfig {
             flow_ttl_secs: 600,
             session_idle_secs: 1800,
             session_max_secs: 8 * 3600,
+            sweep_interval_secs: 60,
         }
     }
 }
@@ -69,19 +76,36 @@ pub struct AuthnArgs {
     pub code_ttl_secs: u64,
     #[arg(long, default_value_t = 5, env = "ETAX_CODE_MAX_ATTEMPTS")]
     pub code_max_attempts: u32,
-    /// SMS codes per phone number per 10 minutes.
+    /// SMS codes per phone number per rate window.
     #[arg(long, default_value_t = 5, env = "ETAX_CODES_PER_PHONE")]
     pub codes_per_phone: u32,
+    /// Captchas per natural-person account (ID number) per rate window.
+    #[arg(long, default_value_t = 10, env = "ETAX_CAPTCHAS_PER_ACCOUNT")]
+    pub captchas_per_account: u32,
+    /// The window code issuance is counted in, in seconds.
+    #[arg(long, default_value_t = 600, env = "ETAX_CODE_RATE_WINDOW_SECS")]
+    pub code_rate_window_secs: u64,
     #[arg(long, default_value_t = 5, env = "ETAX_LOCKOUT_THRESHOLD")]
     pub lockout_threshold: u32,
     #[arg(long, default_value_t = 60, env = "ETAX_LOCKOUT_BASE_SECS")]
     pub lockout_base_secs: u64,
+    /// Longest lock; also how long a lockout record is kept after its last
+    /// failure or lock before the sweeper forgets it.
+    #[arg(long, default_value_t = 24 * 3600, env = "ETAX_LOCKOUT_MAX_SECS")]
+    pub lockout_max_secs: u64,
     #[arg(long, default_value_t = 600, env = "ETAX_FLOW_TTL_SECS")]
     pub flow_ttl_secs: u64,
     #[arg(long, default_value_t = 1800, env = "ETAX_SESSION_IDLE_SECS")]
     pub session_idle_secs: u64,
     #[arg(long, default_value_t = 8 * 3600, env = "ETAX_SESSION_MAX_SECS")]
     pub session_max_secs: u64,
+    /// Seconds between sweeps of expired codes, login flows, sessions,
+    /// lockouts and rate windows; each sweep first writes the sessions'
+    /// last uses from memory, so a crash loses at most this much of their
+    /// idle clocks.
+    #[arg(long, default_value_t = 60, env = "ETAX_SWEEP_INTERVAL_SECS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub sweep_interval_secs: u64,
 }
 
 impl AuthnArgs {
@@ -100,12 +124,15 @@ impl AuthnArgs {
             code_ttl_secs: self.code_ttl_secs,
             code_max_attempts: self.code_max_attempts,
             codes_per_phone: self.codes_per_phone,
+            captchas_per_account: self.captchas_per_account,
+            code_rate_window_secs: self.code_rate_window_secs,
             lockout_threshold: self.lockout_threshold,
             lockout_base_secs: self.lockout_base_secs,
+            lockout_max_secs: self.lockout_max_secs,
             flow_ttl_secs: self.flow_ttl_secs,
             session_idle_secs: self.session_idle_secs,
             session_max_secs: self.session_max_secs,
-            ..AuthnConfig::default()
+            sweep_interval_secs: self.sweep_interval_secs,
         }
     }
 }

@@ -15,6 +15,7 @@ pub fn locked_for(rec: Option<&LockoutRecord>, now_ms: u64) -> Option<u64> {
 /// The record after one more failure at `now_ms`.
 pub fn after_failure(rec: Option<LockoutRecord>, cfg: &AuthnConfig, now_ms: u64) -> LockoutRecord {
     let mut rec = rec.unwrap_or_default();
+    rec.last_failure_ms = now_ms;
     rec.consecutive_failures += 1;
     if rec.consecutive_failures >= cfg.lockout_threshold {
         let factor = 1u64 << rec.locks.min(20);
@@ -27,6 +28,17 @@ pub fn after_failure(rec: Option<LockoutRecord>, cfg: &AuthnConfig, now_ms: u64)
         rec.consecutive_failures = 0;
     }
     rec
+}
+
+/// Whether the record may be forgotten at `now_ms`: no lock and no failure
+/// for as long as the longest lock. Forgetting resets both the pending
+/// failures and the doubling, so a record is kept while someone may still
+/// be guessing: an attacker who pauses between rounds for less than the
+/// longest lock keeps their count and their doubled waits. A record written
+/// before `last_failure_ms` existed counts as quiet since its lock ended.
+pub fn forgettable(rec: &LockoutRecord, cfg: &AuthnConfig, now_ms: u64) -> bool {
+    let quiet_since = rec.locked_until_ms.max(rec.last_failure_ms);
+    now_ms >= quiet_since.saturating_add(cfg.lockout_max_secs.saturating_mul(1000))
 }
 
 #[cfg(test)]
@@ -48,5 +60,36 @@ mod tests {
             rec = Some(after_failure(rec, &cfg, 60_000));
         }
         assert_eq!(locked_for(rec.as_ref(), 60_000), Some(120));
+    }
+
+    #[test]
+    fn forgotten_only_after_a_quiet_period_as_long_as_the_longest_lock() {
+        let cfg = AuthnConfig {
+            lockout_max_secs: 100,
+            ..AuthnConfig::default()
+        };
+        // Pending failures, no lock: kept for 100 s after the last one.
+        let mut rec = after_failure(None, &cfg, 1_000);
+        rec = after_failure(Some(rec), &cfg, 5_000);
+        assert!(!forgettable(&rec, &cfg, 104_999));
+        assert!(forgettable(&rec, &cfg, 105_000));
+        // Locked: never while the lock lasts, then 100 s of quiet after it.
+        while rec.locks == 0 {
+            rec = after_failure(Some(rec), &cfg, 10_000);
+        }
+        let until = rec.locked_until_ms;
+        assert!(until > 10_000 && rec.consecutive_failures == 0 && rec.locks == 1);
+        assert!(!forgettable(&rec, &cfg, until - 1));
+        assert!(!forgettable(&rec, &cfg, until + 99_999));
+        assert!(forgettable(&rec, &cfg, until + 100_000));
+        // A record from before `last_failure_ms`: quiet since its lock ended.
+        let old = LockoutRecord {
+            consecutive_failures: 2,
+            locks: 1,
+            locked_until_ms: 50_000,
+            last_failure_ms: 0,
+        };
+        assert!(!forgettable(&old, &cfg, 149_999));
+        assert!(forgettable(&old, &cfg, 150_000));
     }
 }

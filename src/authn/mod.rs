@@ -1,13 +1,16 @@
 //! Credentials: password hashing and the password rule, one-time codes,
-//! lockout, sessions. Pure logic and configuration; the login steps that use
-//! them are in [`crate::flows`].
+//! issuance quotas, lockout, sessions and their in-memory idle clock. Pure
+//! logic and configuration; the login steps that use them are in
+//! [`crate::flows`].
 
 pub mod challenge;
 pub mod common_passwords;
 pub mod config;
 pub mod lockout;
 pub mod password;
+pub mod rate;
 pub mod session;
+pub mod touches;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -32,11 +32,20 @@ pub enum SessionError {
     PrincipalGone,
 }
 
-pub fn check(rec: &SessionRecord, cfg: &AuthnConfig, now_ms: u64) -> Result<(), SessionError> {
+/// Whether the session still works at `now_ms`. `touched` is a use later
+/// than the stored one, noted in memory and not yet written (see
+/// [`super::touches`]).
+pub fn check(
+    rec: &SessionRecord,
+    touched: Option<u64>,
+    cfg: &AuthnConfig,
+    now_ms: u64,
+) -> Result<(), SessionError> {
     if now_ms >= rec.expires_ms {
         return Err(SessionError::Expired);
     }
-    if now_ms >= rec.last_used_ms + cfg.session_idle_secs * 1000 {
+    let last_used = touched.map_or(rec.last_used_ms, |t| t.max(rec.last_used_ms));
+    if now_ms >= last_used + cfg.session_idle_secs * 1000 {
         return Err(SessionError::Idle);
     }
     Ok(())
@@ -45,6 +54,33 @@ pub fn check(rec: &SessionRecord, cfg: &AuthnConfig, now_ms: u64) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_use_noted_in_memory_restarts_the_idle_clock() {
+        let cfg = AuthnConfig {
+            session_idle_secs: 10,
+            ..AuthnConfig::default()
+        };
+        let rec = SessionRecord {
+            principal_type: "Person".into(),
+            principal_id: "p".into(),
+            acting_for: None,
+            created_ms: 0,
+            last_used_ms: 0,
+            expires_ms: 100_000,
+            password_change_required: false,
+        };
+        assert_eq!(check(&rec, None, &cfg, 10_000), Err(SessionError::Idle));
+        assert_eq!(check(&rec, Some(5_000), &cfg, 10_000), Ok(()));
+        assert_eq!(
+            check(&rec, Some(5_000), &cfg, 15_000),
+            Err(SessionError::Idle)
+        );
+        assert_eq!(
+            check(&rec, Some(99_000), &cfg, 100_000),
+            Err(SessionError::Expired)
+        );
+    }
 
     #[test]
     fn tokens_are_random_and_stored_hashed() {

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{conclude, forbidden, invalid, Failure, FlowError, IssuedCode, Login, SessionGrant};
+use super::{
+    conclude, forbidden, invalid, Delivery, Failure, FlowError, IssuedCode, Login, SessionGrant,
+};
 use crate::authn::session;
 use crate::decision::uid;
 use crate::ids::{mask_name, IdType, PersonKey, TaxpayerRef};
@@ -120,6 +122,17 @@ const AGENT_STAFF: Member = Member {
 /// (a cancel starts a new one, R2) and the member.
 fn code_subject(flow_key: &str, rec: &LoginFlowRecord, member_key: &str) -> String {
     format!("flow:{flow_key}:{}:{member_key}", rec.generation)
+}
+
+/// Whether a login flow's lifetime is over: no step continues it.
+pub(super) fn flow_expired(rec: &LoginFlowRecord, now_ms: u64) -> bool {
+    now_ms >= rec.expires_ms
+}
+
+/// The subject a captcha is bound to: the account it was requested for, so
+/// one solved for one account is refused for another.
+fn captcha_subject(person: &PersonKey) -> String {
+    format!("Person:{}", person.key())
 }
 
 fn staff_ref(flow_key: &str, store_key: &str) -> String {
@@ -252,7 +265,7 @@ impl Login {
     fn flow(&self, flow: &str, kind: &str) -> Result<(String, LoginFlowRecord), FlowError> {
         let key = session::token_key(flow);
         match self.read()?.get::<LoginFlowRecord>(&key)? {
-            Some(rec) if rec.kind == kind && rec.expires_ms > crate::now_ms() => Ok((key, rec)),
+            Some(rec) if rec.kind == kind && !flow_expired(&rec, crate::now_ms()) => Ok((key, rec)),
             _ => Err(FlowError::FlowExpired),
         }
     }
@@ -488,8 +501,12 @@ impl Login {
             return Err(e);
         }
         let phone = self.phone_of(member_key)?;
-        self.issue_code("login", code_subject(key, rec, member_key), Some(phone))
-            .await
+        self.issue_code(
+            "login",
+            code_subject(key, rec, member_key),
+            Delivery::Sms(phone),
+        )
+        .await
     }
 
     /// The member proves who they are by personal password or SMS code;
@@ -681,7 +698,11 @@ impl Login {
             .new_flow("quick", code, factors, Some(staff_key.clone()))
             .await?;
         let issued = self
-            .issue_code("login", format!("flow:{key}:0:{staff_key}"), Some(phone))
+            .issue_code(
+                "login",
+                format!("flow:{key}:0:{staff_key}"),
+                Delivery::Sms(phone),
+            )
             .await?;
         Ok((flow, issued))
     }
@@ -732,10 +753,16 @@ impl Login {
         .await
     }
 
-    /// R7: a captcha for the natural-person login page.
-    pub async fn captcha(&self) -> Result<IssuedCode, FlowError> {
-        self.issue_code("captcha", "natural_person".into(), None)
-            .await
+    /// R7: a captcha for the natural-person login of `person`, good for
+    /// that account only and counted against its quota. Whether the person
+    /// exists is not looked at: an unknown account gets the same answer.
+    pub async fn captcha(&self, person: PersonKey) -> Result<IssuedCode, FlowError> {
+        self.issue_code(
+            "captcha",
+            captcha_subject(&person),
+            Delivery::Captcha(person),
+        )
+        .await
     }
 
     /// R7: natural-person password + captcha.
@@ -749,7 +776,7 @@ impl Login {
         let key = person.key();
         let mut factors = BTreeSet::new();
         let captcha = self
-            .check_code(challenge, code, "captcha", "natural_person")
+            .check_code(challenge, code, "captcha", &captcha_subject(&person))
             .await?;
         if captcha.is_none() {
             factors.insert("captcha".to_owned());

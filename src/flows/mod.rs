@@ -9,6 +9,7 @@ pub mod feeds;
 pub mod login;
 pub mod maintenance;
 pub mod password;
+pub mod sweep;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -21,11 +22,12 @@ use serde_json::json;
 use crate::audit::{AuditError, AuditLog, DecisionRecord};
 use crate::authn::challenge::{self, ChallengeError};
 use crate::authn::session::{self, SessionError};
-use crate::authn::{lockout, Authn, NewPasswordError};
+use crate::authn::touches::Touches;
+use crate::authn::{lockout, rate, Authn, NewPasswordError};
 use crate::decision::{uid, DecisionError, Engine, Query, Verdict};
 use crate::store::{
-    AgentStaffRecord, ChallengeRecord, EnterpriseRecord, LockoutRecord, PersonRecord,
-    PhoneRateRecord, SessionRecord, StaffRecord, Store, StoreError, StoreReader, StoreWriter,
+    AgentStaffRecord, ChallengeRecord, CodeRateRecord, EnterpriseRecord, LockoutRecord,
+    PersonRecord, SessionRecord, StaffRecord, Store, StoreError, StoreReader, StoreWriter,
 };
 
 /// Why a login or password step did not succeed. Mapped to HTTP in
@@ -56,8 +58,8 @@ pub enum FlowError {
     Session(#[from] SessionError),
     #[error("a one-time password must be changed before anything else (R12)")]
     PasswordChangeRequired,
-    #[error("too many codes sent to this phone; try again in {retry_after_secs} s")]
-    RateLimited { retry_after_secs: u64 },
+    #[error("too many {quota}; try again in {retry_after_secs} s")]
+    RateLimited { quota: Quota, retry_after_secs: u64 },
     #[error(transparent)]
     NewPassword(#[from] NewPasswordError),
     #[error("{0}")]
@@ -68,6 +70,55 @@ pub enum FlowError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Decision(#[from] DecisionError),
+}
+
+/// The issuance quota a request for a code ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    /// `--codes-per-phone`: SMS codes to one phone per window.
+    SmsPerPhone,
+    /// `--captchas-per-account`: captchas for one natural-person account per
+    /// window.
+    CaptchasPerAccount,
+}
+
+impl std::fmt::Display for Quota {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Quota::SmsPerPhone => "codes sent to this phone",
+            Quota::CaptchasPerAccount => "captchas requested for this account",
+        })
+    }
+}
+
+/// Where a code goes, which decides the quota it counts against.
+#[derive(Debug)]
+pub(crate) enum Delivery {
+    /// By SMS to a real-name phone; counted per phone.
+    Sms(crate::ids::Phone),
+    /// Rendered as a captcha for a natural-person login; counted per
+    /// account as typed, whether or not the person exists, so the answer
+    /// never tells which accounts exist.
+    Captcha(crate::ids::PersonKey),
+}
+
+impl Delivery {
+    /// The quota, its store key and its limit.
+    fn quota(&self, cfg: &crate::authn::AuthnConfig) -> (Quota, String, u32) {
+        match self {
+            Delivery::Sms(p) => (
+                Quota::SmsPerPhone,
+                p.as_str().to_owned(),
+                cfg.codes_per_phone,
+            ),
+            // Prefixed: a person key never collides with a phone number.
+            Delivery::Captcha(person) => (
+                Quota::CaptchasPerAccount,
+                format!("captcha:{}", person.key()),
+                cfg.captchas_per_account,
+            ),
+        }
+    }
 }
 
 pub(crate) fn invalid(field: &str, message: impl ToString) -> FlowError {
@@ -154,6 +205,10 @@ pub struct Login {
     pub engine: Engine,
     pub audit: AuditLog,
     pub authn: Arc<Authn>,
+    /// Sessions' last uses not yet written to the store.
+    pub touches: Arc<Touches>,
+    /// What the sweeper removed (`/metrics`).
+    pub sweep_stats: Arc<sweep::SweepStats>,
 }
 
 impl Login {
@@ -162,6 +217,8 @@ impl Login {
             engine,
             audit,
             authn,
+            touches: Arc::default(),
+            sweep_stats: Arc::default(),
         }
     }
 
@@ -324,15 +381,15 @@ impl Login {
         Ok((!ok).then_some(Failure::Wrong(wrong)))
     }
 
-    /// Issues a code bound to `purpose`/`subject`. SMS codes (with a phone)
-    /// are rate-limited per phone number.
+    /// Issues a code bound to `purpose`/`subject`, counted against the
+    /// quota of where it goes.
     async fn issue_code(
         &self,
         purpose: &str,
         subject: String,
-        phone: Option<crate::ids::Phone>,
+        to: Delivery,
     ) -> Result<IssuedCode, FlowError> {
-        self.issue_challenge(purpose, subject, phone, false).await
+        self.issue_challenge(purpose, subject, to, false).await
     }
 
     /// [`Self::issue_code`], or with `decoy` a code that looks the same to
@@ -341,7 +398,7 @@ impl Login {
         &self,
         purpose: &str,
         subject: String,
-        phone: Option<crate::ids::Phone>,
+        to: Delivery,
         decoy: bool,
     ) -> Result<IssuedCode, FlowError> {
         let cfg = self.authn.config.clone();
@@ -353,40 +410,36 @@ impl Login {
         } else {
             challenge::issue(&id, &code, purpose, &subject, now, cfg.code_ttl_secs)
         };
-        let phone_key = phone.as_ref().map(|p| p.as_str().to_owned());
+        let (quota, quota_key, limit) = to.quota(&cfg);
         let key = id.clone();
         let limited = self
             .write(move |w| {
-                if let Some(p) = &phone_key {
-                    let mut rate = w.get::<PhoneRateRecord>(p)?.unwrap_or_default();
-                    let window = cfg.code_rate_window_secs * 1000;
-                    if now >= rate.window_start_ms + window {
-                        rate = PhoneRateRecord {
-                            window_start_ms: now,
-                            count: 0,
-                        };
-                    }
-                    if rate.count >= cfg.codes_per_phone {
-                        return Ok(Some((rate.window_start_ms + window - now).div_ceil(1000)));
-                    }
-                    rate.count += 1;
-                    w.put(p, &rate)?;
+                let window = w.get::<CodeRateRecord>(&quota_key)?;
+                match rate::admit(window, limit, cfg.code_rate_window_secs, now) {
+                    Ok(window) => w.put(&quota_key, &window)?,
+                    Err(retry_after_secs) => return Ok(Some(retry_after_secs)),
                 }
                 w.put(&key, &rec)?;
                 Ok(None)
             })
             .await?;
         if let Some(retry_after_secs) = limited {
-            return Err(FlowError::RateLimited { retry_after_secs });
+            return Err(FlowError::RateLimited {
+                quota,
+                retry_after_secs,
+            });
         }
         Ok(IssuedCode {
             challenge: id,
             code,
             expires_in_secs: self.authn.config.code_ttl_secs,
-            destination: phone.map(|p| Destination {
-                phone_masked: p.masked(),
-                phone: p.as_str().to_owned(),
-            }),
+            destination: match to {
+                Delivery::Sms(p) => Some(Destination {
+                    phone_masked: p.masked(),
+                    phone: p.as_str().to_owned(),
+                }),
+                Delivery::Captcha(_) => None,
+            },
         })
     }
 
@@ -463,9 +516,11 @@ impl Login {
     }
 
     /// The session behind `token`, re-checked now: not logged out, within its
-    /// absolute and idle lifetime, its principal still in the store. Touches
-    /// the idle clock. `allow_pending_change` lets the password-change step
-    /// through while a one-time password is still unchanged.
+    /// absolute and idle lifetime, its principal still in the store. Notes
+    /// the use in memory (the idle clock; see [`crate::authn::touches`]), so
+    /// this hot path writes nothing. `allow_pending_change` lets the
+    /// password-change step through while a one-time password is still
+    /// unchanged.
     pub async fn session(
         &self,
         token: &str,
@@ -477,7 +532,7 @@ impl Login {
         let rec = reader
             .get::<SessionRecord>(&key)?
             .ok_or(SessionError::Unknown)?;
-        session::check(&rec, &self.authn.config, now)?;
+        session::check(&rec, self.touches.last_used(&key), &self.authn.config, now)?;
         if !principal_exists(&reader, &rec.principal_type, &rec.principal_id)? {
             return Err(SessionError::PrincipalGone.into());
         }
@@ -485,13 +540,7 @@ impl Login {
         if rec.password_change_required && !allow_pending_change {
             return Err(FlowError::PasswordChangeRequired);
         }
-        // Touch at most once a second: a busy session is not an fsync per call.
-        if now >= rec.last_used_ms + 1000 {
-            let mut touched = rec.clone();
-            touched.last_used_ms = now;
-            let k = key.clone();
-            self.write(move |w| w.put(&k, &touched)).await?;
-        }
+        self.touches.touch(&key, now);
         Ok((key, rec))
     }
 
@@ -508,8 +557,11 @@ impl Login {
     /// Ends a session (logout). Unknown tokens are ignored.
     pub async fn logout(&self, token: &str) -> Result<(), FlowError> {
         let key = session::token_key(token);
-        self.write(move |w| w.remove::<SessionRecord>(&key).map(|_| ()))
-            .await
+        let k = key.clone();
+        self.write(move |w| w.remove::<SessionRecord>(&k).map(|_| ()))
+            .await?;
+        self.touches.forget(&key);
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{conclude, invalid, Failure, FlowError, IssuedCode, Login};
+use super::{conclude, invalid, Delivery, Failure, FlowError, IssuedCode, Login};
 use crate::authn::challenge::{is_decoy, ChallengeError};
 use crate::decision::uid;
 use crate::ids::{CreditCode, PersonKey, Phone};
@@ -173,7 +173,7 @@ impl Login {
             .issue_challenge(
                 "reset",
                 format!("{}:{key}", holder.entity_type()),
-                Some(phone.clone()),
+                Delivery::Sms(phone.clone()),
                 mismatch.is_some(),
             )
             .await;

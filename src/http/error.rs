@@ -10,7 +10,7 @@ use crate::audit::AuditError;
 use crate::decision::DecisionError;
 use crate::flows::feeds::FeedError;
 use crate::flows::maintenance::MaintenanceError;
-use crate::flows::FlowError;
+use crate::flows::{FlowError, Quota};
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -22,6 +22,9 @@ pub struct ApiError {
     pub field: Option<String>,
     /// For a policy denial: the policies that refused.
     pub policies: Option<Vec<String>>,
+    /// For a lock or a rate limit: when to try again, as `retry_after_secs`
+    /// in the body and the `Retry-After` header.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -32,6 +35,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             policies: None,
+            retry_after_secs: None,
         }
     }
 
@@ -42,6 +46,7 @@ impl ApiError {
             message: message.into(),
             field: Some(field.into()),
             policies: None,
+            retry_after_secs: None,
         }
     }
 
@@ -84,13 +89,20 @@ impl ApiError {
             tracing::error!(code = self.code, %message, "internal error");
         }
         let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(secs) = self.retry_after_secs {
+            error["retry_after_secs"] = json!(secs);
+        }
         if let Some(field) = self.field {
             error["field"] = json!(field);
         }
         if let Some(policies) = self.policies {
             error["policies"] = json!(policies);
         }
-        super::json_response(self.status, &json!({ "error": error }))
+        let mut response = super::json_response(self.status, &json!({ "error": error }));
+        if let Some(secs) = self.retry_after_secs {
+            set_retry_after(&mut response, secs);
+        }
+        response
     }
 }
 
@@ -139,6 +151,7 @@ impl From<MaintenanceError> for ApiError {
                 message,
                 field: None,
                 policies: Some(policies),
+                retry_after_secs: None,
             },
             MaintenanceError::RealNameRequired(m) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -176,7 +189,10 @@ impl From<FlowError> for ApiError {
             FlowError::BadCredentials(_) => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", msg)
             }
-            FlowError::Locked { .. } => ApiError::new(StatusCode::LOCKED, "account_locked", msg),
+            FlowError::Locked { retry_after_secs } => ApiError {
+                retry_after_secs: Some(retry_after_secs),
+                ..ApiError::new(StatusCode::LOCKED, "account_locked", msg)
+            },
             FlowError::Code(c) => {
                 let code = match c {
                     C::Unknown => "code_unknown",
@@ -205,8 +221,18 @@ impl From<FlowError> for ApiError {
                 field: Some("session".into()),
                 ..ApiError::new(StatusCode::FORBIDDEN, "password_change_required", msg)
             },
-            FlowError::RateLimited { .. } => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_codes", msg)
+            FlowError::RateLimited {
+                quota,
+                retry_after_secs,
+            } => {
+                let code = match quota {
+                    Quota::SmsPerPhone => "too_many_codes",
+                    Quota::CaptchasPerAccount => "too_many_captchas",
+                };
+                ApiError {
+                    retry_after_secs: Some(retry_after_secs),
+                    ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, msg)
+                }
             }
             FlowError::NewPassword(P::Rule(_)) => ApiError {
                 code: "password_rule",
@@ -228,6 +254,14 @@ impl From<FlowError> for ApiError {
     }
 }
 
+/// `Retry-After` (RFC 9110 §10.2.3), in seconds.
+fn set_retry_after(response: &mut Response<Full<Bytes>>, secs: u64) {
+    response.headers_mut().insert(
+        hyper::header::RETRY_AFTER,
+        hyper::header::HeaderValue::from(secs),
+    );
+}
+
 /// A JSON body that did not parse into the expected request: serde names the
 /// field and position.
 pub fn from_json_error(e: &serde_json::Error) -> ApiError {
@@ -239,4 +273,20 @@ fn missing_or_unknown_field(msg: &str) -> Option<String> {
     let start = msg.find('`')? + 1;
     let end = start + msg[start..].find('`')?;
     Some(msg[start..end].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_limit_says_when_to_try_again() {
+        let e = FlowError::RateLimited {
+            quota: Quota::CaptchasPerAccount,
+            retry_after_secs: 42,
+        };
+        let response = ApiError::from(e).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[hyper::header::RETRY_AFTER], "42");
+    }
 }

@@ -117,6 +117,15 @@ struct CodeAnswer {
     code: String,
 }
 
+/// The natural person who is about to log in (R7).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaptchaRequest {
+    #[serde(default)]
+    id_type: Option<String>,
+    id_number: String,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NaturalPerson {
@@ -214,7 +223,12 @@ pub async fn handle(
             let b: CodeAnswer = read_json(state, req).await?;
             ok(&l.quick_complete(&b.flow, b.challenge, b.code).await?)
         }
-        "/v1/login/captcha" => ok(&l.captcha().await?),
+        "/v1/login/captcha" => {
+            let b: CaptchaRequest = read_json(state, req).await?;
+            ok(&l
+                .captcha(person_key(b.id_type.as_deref(), &b.id_number)?)
+                .await?)
+        }
         "/v1/login/natural-person" => {
             let b: NaturalPerson = read_json(state, req).await?;
             let person = person_key(b.id_type.as_deref(), &b.id_number)?;

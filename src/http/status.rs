@@ -1,5 +1,5 @@
 //! `GET /v1/status` and `GET /metrics`: which policy set is active, since
-//! when, and how reloads went.
+//! when, how reloads went, and what the login-state sweeper removed.
 
 use std::fmt::Write as _;
 
@@ -90,6 +90,43 @@ pub fn metrics(state: &AppState) -> Response<Full<Bytes>> {
         "gauge",
         "The active policy version (SHA-256 of schema and policy texts).",
         &[(version_label.as_str(), 1)],
+    );
+    let swept = state.login.sweep_stats.swept().by_kind();
+    let labels = swept.map(|(kind, _)| format!("{{kind=\"{kind}\"}}"));
+    let samples: Vec<(&str, u64)> = labels
+        .iter()
+        .zip(swept)
+        .map(|(l, (_, n))| (l.as_str(), n))
+        .collect();
+    metric(
+        "etax_swept_total",
+        "counter",
+        "Expired login state removed by the sweeper, by kind.",
+        &samples,
+    );
+    metric(
+        "etax_sweep_failures_total",
+        "counter",
+        "Sweeps that failed on a store error (retried at the next tick).",
+        &[("", state.login.sweep_stats.failures())],
+    );
+    metric(
+        "etax_session_touches_pending",
+        "gauge",
+        "Sessions used since their last use was written to the store.",
+        &[("", state.login.touches.len() as u64)],
+    );
+    metric(
+        "etax_session_touches_written_total",
+        "counter",
+        "Session records whose in-memory last use was written to the store.",
+        &[("", state.login.sweep_stats.touches_written())],
+    );
+    metric(
+        "etax_store_commits_total",
+        "counter",
+        "Write transactions committed to the identity store (each one an fsync).",
+        &[("", state.engine.store().commits())],
     );
     Response::builder()
         .status(StatusCode::OK)

@@ -14,6 +14,7 @@
 mod import;
 mod records;
 
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -80,6 +81,9 @@ pub struct Store {
     /// Bumped after every commit that wrote a decision input: what was
     /// built from an older generation may be stale.
     generation: Arc<AtomicU64>,
+    /// Write transactions committed since open: every one is an fsync, so
+    /// `/metrics` shows it and tests use it to prove a path does not write.
+    commits: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -93,6 +97,7 @@ impl Store {
         let store = Self {
             db: Arc::new(db),
             generation: Arc::default(),
+            commits: Arc::default(),
         };
         store.write(|w| {
             for table in ALL_TABLES.into_iter().chain(AUTHN_TABLES) {
@@ -140,6 +145,7 @@ impl Store {
                 if bump {
                     self.generation.fetch_add(1, Ordering::AcqRel);
                 }
+                self.commits.fetch_add(1, Ordering::Relaxed);
                 Ok(value)
             }
             Err(e) => {
@@ -147,6 +153,78 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// Write transactions committed since the store was opened.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Removes every record of type `R` for which `dead(key, record)` holds,
+    /// at most `batch` removals per write transaction, so that a large
+    /// backlog never holds redb's single writer for long. Candidates are
+    /// found in a read snapshot (which waits for no one) and judged again
+    /// inside the write transaction, so a record changed since the scan is
+    /// removed only if its current value is still dead. `on_removed` hears
+    /// each removed key once its transaction has committed. Answers how many
+    /// were removed. Blocks: call from blocking threads.
+    pub fn remove_where<R: Record>(
+        &self,
+        batch: usize,
+        dead: impl Fn(&str, &R) -> bool,
+        mut on_removed: impl FnMut(&str),
+    ) -> Result<u64, StoreError> {
+        let batch = batch.max(1);
+        let mut removed = 0;
+        // The scan resumes after the last key it judged dead, so each record
+        // is looked at once per call however many batches it takes.
+        let mut after: Option<String> = None;
+        loop {
+            let (candidates, exhausted) = self.scan_dead::<R>(after.as_deref(), batch, &dead)?;
+            if let Some(last) = candidates.last() {
+                after = Some(last.clone());
+                let gone = self.write(|w| {
+                    let mut gone = Vec::new();
+                    for key in &candidates {
+                        if w.get::<R>(key)?.is_some_and(|r| dead(key, &r)) {
+                            w.remove::<R>(key)?;
+                            gone.push(key.as_str());
+                        }
+                    }
+                    Ok::<_, StoreError>(gone)
+                })?;
+                removed += gone.len() as u64;
+                gone.into_iter().for_each(&mut on_removed);
+            }
+            if exhausted {
+                return Ok(removed);
+            }
+        }
+    }
+
+    /// Up to `limit` keys after `after` whose records are dead, and whether
+    /// the scan reached the end of the table.
+    fn scan_dead<R: Record>(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        dead: &impl Fn(&str, &R) -> bool,
+    ) -> Result<(Vec<String>, bool), StoreError> {
+        let r = self.read()?;
+        let table = r.txn.open_table(R::TABLE)?;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut out = Vec::new();
+        for item in table.range::<&str>((lower, Bound::Unbounded))? {
+            let (k, v) = item?;
+            let key = k.value();
+            if dead(key, &decode::<R>(key, v.value())?) {
+                out.push(key.to_owned());
+                if out.len() == limit {
+                    return Ok((out, false));
+                }
+            }
+        }
+        Ok((out, true))
     }
 
     pub fn is_empty(&self) -> Result<bool, StoreError> {
@@ -293,4 +371,89 @@ fn decode<R: Record>(key: &str, bytes: &[u8]) -> Result<R, StoreError> {
 /// The opening of the identity store file inside a data directory.
 pub fn identity_store_path(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("identities.redb")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        (dir, store)
+    }
+
+    fn challenge(expires_ms: u64) -> ChallengeRecord {
+        ChallengeRecord {
+            purpose: "login".into(),
+            subject: "s".into(),
+            code_hash: String::new(),
+            expires_ms,
+            failures: 0,
+            used: false,
+        }
+    }
+
+    #[test]
+    fn remove_where_removes_only_dead_records_in_bounded_batches() {
+        let (_dir, store) = store();
+        store
+            .write(|w| {
+                for i in 0..25u64 {
+                    // Even keys are dead.
+                    w.put(&format!("c{i:02}"), &challenge(i % 2))?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let before = store.commits();
+        let mut heard = Vec::new();
+        let removed = store
+            .remove_where::<ChallengeRecord>(
+                4,
+                |_, c| c.expires_ms == 0,
+                |k| heard.push(k.to_owned()),
+            )
+            .unwrap();
+        assert_eq!(removed, 13);
+        assert_eq!(heard.len(), 13);
+        assert!(heard
+            .iter()
+            .all(|k| k[1..].parse::<u64>().unwrap() % 2 == 0));
+        // 13 removals in batches of at most 4: four write transactions.
+        assert_eq!(store.commits() - before, 4);
+        let left = store.read().unwrap().all::<ChallengeRecord>().unwrap();
+        assert_eq!(left.len(), 12);
+        assert!(left.iter().all(|(_, c)| c.expires_ms == 1));
+    }
+
+    #[test]
+    fn remove_where_with_nothing_dead_does_not_write() {
+        let (_dir, store) = store();
+        store.write(|w| w.put("c", &challenge(1))).unwrap();
+        let before = store.commits();
+        let removed = store
+            .remove_where::<ChallengeRecord>(10, |_, c| c.expires_ms == 0, |_| {})
+            .unwrap();
+        assert_eq!((removed, store.commits()), (0, before));
+    }
+
+    #[test]
+    fn remove_where_judges_the_current_value_again() {
+        let (_dir, store) = store();
+        store.write(|w| w.put("c", &challenge(0))).unwrap();
+        let revived = std::cell::Cell::new(false);
+        // The first look (the scan) sees it dead; by the second (inside the
+        // write transaction) it has been renewed.
+        let removed = store
+            .remove_where::<ChallengeRecord>(10, |_, _| !revived.replace(true), |_| {})
+            .unwrap();
+        assert_eq!(removed, 0);
+        assert!(store
+            .read()
+            .unwrap()
+            .get::<ChallengeRecord>("c")
+            .unwrap()
+            .is_some());
+    }
 }

@@ -253,7 +253,7 @@ pub(super) const AUTHN_TABLES: [TableDefinition<'static, &'static str, &'static 
     ChallengeRecord::TABLE,
     LoginFlowRecord::TABLE,
     LockoutRecord::TABLE,
-    PhoneRateRecord::TABLE,
+    CodeRateRecord::TABLE,
 ];
 
 /// A login session, keyed by the SHA-256 (hex) of its token: the token itself
@@ -339,6 +339,11 @@ pub struct LockoutRecord {
     /// doubles each time.
     pub locks: u32,
     pub locked_until_ms: u64,
+    /// The latest failure, ms since the Unix epoch: the sweeper keeps the
+    /// record until it has been quiet for the longest lock. 0 in records
+    /// written before the field existed.
+    #[serde(default)]
+    pub last_failure_ms: u64,
 }
 
 impl Record for LockoutRecord {
@@ -347,14 +352,18 @@ impl Record for LockoutRecord {
     const DECISION_INPUT: bool = false;
 }
 
-/// SMS codes issued to one phone in the current window, keyed by phone.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct PhoneRateRecord {
+/// Codes issued against one quota in the current window, keyed by the
+/// quota: a phone number (SMS codes) or `captcha:<person key>` (captchas
+/// for one natural-person account).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeRateRecord {
     pub window_start_ms: u64,
     pub count: u32,
 }
 
-impl Record for PhoneRateRecord {
+impl Record for CodeRateRecord {
+    // Named when only SMS codes were counted; renaming would orphan the
+    // windows in existing files.
     const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
         TableDefinition::new("sms_rate");
     const DECISION_INPUT: bool = false;
