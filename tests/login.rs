@@ -744,6 +744,17 @@ fn forgot_password_by_sms_to_the_real_name_phone() {
         "/v1/login/enterprise/complete",
         &json!({"flow": flow, "staff": zhang, "password": "Zw#Shui2026"}),
     );
+    // R11: someone who only ever logged in by SMS (李秀英, no personal
+    // password) gets one the same way.
+    let c = forgot_code(&s, "staff", Some(ENT), "210102198507263023", "13800000002");
+    let (status, v) = forgot_reset(&s, &c, c["code"].as_str().unwrap(), "Lx#Caiwu2026");
+    assert_eq!(status, 200, "{v}");
+    let (flow, li) = picked(&s, LI);
+    let v = s.post_ok(
+        "/v1/login/enterprise/complete",
+        &json!({"flow": flow, "staff": li, "password": "Lx#Caiwu2026"}),
+    );
+    assert_eq!(v["obligations"], json!([]));
     // A natural person recovers the same way.
     let c = forgot_code(
         &s,
@@ -754,7 +765,10 @@ fn forgot_password_by_sms_to_the_real_name_phone() {
     );
     let (status, v) = forgot_reset(&s, &c, c["code"].as_str().unwrap(), "Zl#Geren2026");
     assert_eq!(status, 200, "{v}");
-    let k = s.post_ok("/v1/login/captcha", &json!({"id_number": "210106199102140105"}));
+    let k = s.post_ok(
+        "/v1/login/captcha",
+        &json!({"id_number": "210106199102140105"}),
+    );
     s.post_ok(
         "/v1/login/natural-person",
         &json!({"id_number": "210106199102140105", "password": "Zl#Geren2026",
