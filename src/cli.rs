@@ -60,6 +60,10 @@ enum Command {
         /// any identity write or policy reload); 0 builds every one afresh.
         #[arg(long, default_value_t = crate::decision::DEFAULT_CACHE_ENTRIES, env = "ETAX_DECISION_CACHE_ENTRIES")]
         decision_cache_entries: usize,
+        /// Connections served at once; further ones wait in the accept
+        /// queue until one closes.
+        #[arg(long, default_value_t = crate::http::DEFAULT_MAX_CONNECTIONS as u32, value_parser = clap::value_parser!(u32).range(1..), env = "ETAX_MAX_CONNECTIONS")]
+        max_connections: u32,
     },
     /// Read, check and prune the decision log (on a data directory no server
     /// holds open; while it runs use GET /v1/audit/...).
@@ -249,6 +253,7 @@ pub fn main() -> ExitCode {
             audit_retention_days,
             reload_poll_ms,
             decision_cache_entries,
+            max_connections,
         } => {
             let opts = ServeOptions {
                 listen,
@@ -263,6 +268,7 @@ pub fn main() -> ExitCode {
                 reload_poll: (reload_poll_ms > 0)
                     .then(|| std::time::Duration::from_millis(reload_poll_ms)),
                 decision_cache_entries,
+                max_connections: max_connections as usize,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -39,6 +39,8 @@ pub struct ServeOptions {
     pub reload_poll: Option<std::time::Duration>,
     /// Built request entities kept for repeated questions; 0 for none.
     pub decision_cache_entries: usize,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +120,8 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         body_limit: opts.body_limit,
         started_at_ms: crate::now_ms(),
         reload: reloader.status().clone(),
+        connections: Arc::new(tokio::sync::Semaphore::new(opts.max_connections)),
+        max_connections: opts.max_connections,
     });
     // SIGHUP and file changes load, validate and swap the policies.
     let reload_task = reloader.spawn(opts.reload_poll);

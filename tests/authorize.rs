@@ -760,3 +760,37 @@ fn status_reports_the_active_policy_version() {
         Some(bundled_policy_ids().len() as u64)
     );
 }
+
+#[test]
+fn connections_past_the_limit_wait_until_one_closes() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    let s = Server::start_with(&["--max-connections", "2"]);
+    // Two idle connections hold both places (hyper waits for their headers).
+    let mut idle: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(s.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // A third connects (the kernel's accept queue) but is not served yet.
+    let mut third = TcpStream::connect(s.addr).unwrap();
+    third
+        .write_all(b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    let waited = third.read(&mut buf);
+    assert!(waited.is_err(), "served past the limit: {waited:?}");
+    // One idle connection closes: the third is served.
+    drop(idle.pop());
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = String::new();
+    third.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(idle);
+}

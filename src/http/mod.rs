@@ -55,7 +55,15 @@ pub struct AppState {
     pub login: crate::flows::Login,
     /// How policy reloads went (`/v1/status`, `/metrics`).
     pub reload: Arc<crate::policy::reload::ReloadStatus>,
+    /// One permit per connection served at once: past the limit, new
+    /// connections wait in the kernel's accept queue instead of each
+    /// taking a file descriptor and memory.
+    pub connections: Arc<tokio::sync::Semaphore>,
+    pub max_connections: usize,
 }
+
+/// Connections served at once by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` completes; connections in
 /// flight are then allowed to finish their current request.
@@ -67,6 +75,12 @@ pub async fn serve(
     tokio::pin!(shutdown);
     let mut connections = tokio::task::JoinSet::new();
     loop {
+        let permit = tokio::select! {
+            permit = state.connections.clone().acquire_owned() => {
+                permit.expect("the connection semaphore is never closed")
+            }
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -82,6 +96,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         connections.spawn(async move {
+            let _permit = permit;
             let service = service_fn(move |req| {
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }

@@ -70,6 +70,15 @@ pub fn metrics(state: &AppState) -> Response<Full<Bytes>> {
         "When the active set was loaded (Unix time).",
         &[("", snap.loaded_at_ms() / 1000)],
     );
+    metric(
+        "etax_http_connections_open",
+        "gauge",
+        "Connections being served (at most --max-connections; more wait to be accepted).",
+        &[(
+            "",
+            (state.max_connections - state.connections.available_permits()) as u64,
+        )],
+    );
     let (hits, misses) = state.engine.cache_counts();
     metric(
         "etax_decision_cache_total",
