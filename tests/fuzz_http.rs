@@ -11,28 +11,12 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Map, Value};
 
-const POST_PATHS: &[&str] = &[
+/// Besides every login and password step (`http::login::PATHS`).
+const OTHER_PATHS: &[&str] = &[
     "/v1/authorize",
     "/v1/authorize/batch",
     "/v1/admin/real-name",
     "/v1/admin/enterprises/91210102MA0TAX001F/officers",
-    "/v1/login/enterprise",
-    "/v1/login/enterprise/sync",
-    "/v1/login/enterprise/code",
-    "/v1/login/enterprise/complete",
-    "/v1/login/enterprise/cancel",
-    "/v1/login/quick/code",
-    "/v1/login/quick",
-    "/v1/login/captcha",
-    "/v1/login/natural-person",
-    "/v1/login/agency",
-    "/v1/login/agency/code",
-    "/v1/login/agency/agent",
-    "/v1/login/agency/client",
-    "/v1/password",
-    "/v1/password/forgot/code",
-    "/v1/password/forgot/reset",
-    "/v1/logout",
     "/v1/maintenance/staff",
     "/v1/maintenance/permission-identities",
     "/v1/maintenance/agencies",
@@ -165,7 +149,7 @@ fn generated_requests_get_2xx_or_a_4xx_json_error_and_the_service_lives_on() {
         ..Config::default()
     });
     let cases = (
-        proptest::sample::select(POST_PATHS),
+        proptest::sample::select([etax_authz::http::login::PATHS, OTHER_PATHS].concat()),
         proptest::sample::select(&["POST", "POST", "PATCH", "DELETE", "GET", "PUT"][..]),
         body(),
         proptest::sample::select(vec![
