@@ -214,23 +214,36 @@ impl Login {
         Ok((flow, key))
     }
 
-    /// An account's password (the enterprise's or the agency's) checked under
-    /// its lockout; answers the factors it proves and the failure, if any.
-    async fn account_password(
+    /// Step 1 of an account login (the enterprise's or the agency's): the
+    /// account resolved from a credit code or taxpayer ID, its record, and
+    /// its password checked under its lockout (`lock` prefix) — the factors
+    /// it proves and the failure, if any. An unknown account is verified
+    /// against the dummy hash like a real one.
+    async fn account_password<R: Record>(
         &self,
-        lock_key: String,
+        account: &str,
         password: String,
-        phc: Option<String>,
+        lock: &str,
         factor: &str,
-    ) -> Result<(BTreeSet<String>, Option<Failure>), FlowError> {
+        hash_of: fn(&R) -> String,
+    ) -> Result<(String, Option<R>, BTreeSet<String>, Option<Failure>), FlowError> {
+        let reader = self.read()?;
+        let code = account_code(&reader, account)?;
+        let rec = reader.get::<R>(&code)?;
+        drop(reader);
         let failure = self
-            .guarded_verify(lock_key, password, phc, WRONG_ACCOUNT)
+            .guarded_verify(
+                format!("{lock}:{code}"),
+                password,
+                rec.as_ref().map(hash_of),
+                WRONG_ACCOUNT,
+            )
             .await?;
         let mut factors = BTreeSet::new();
         if failure.is_none() {
             factors.insert(factor.to_owned());
         }
-        Ok((factors, failure))
+        Ok((code, rec, factors, failure))
     }
 
     /// Decides a login in which an account logs in to itself (principal and
@@ -311,16 +324,13 @@ impl Login {
         account: &str,
         password: String,
     ) -> Result<EnterpriseLoginOutcome, FlowError> {
-        let reader = self.read()?;
-        let code = account_code(&reader, account)?;
-        let rec = reader.get::<EnterpriseRecord>(&code)?;
-        drop(reader);
-        let (factors, failure) = self
+        let (code, rec, factors, failure) = self
             .account_password(
-                format!("enterprise:{code}"),
+                account,
                 password,
-                rec.as_ref().map(|r| r.password_hash.clone()),
+                "enterprise",
                 "enterprise_password",
+                |r: &EnterpriseRecord| r.password_hash.clone(),
             )
             .await?;
         let social = rec
@@ -648,22 +658,20 @@ impl Login {
         identity_type: IdentityType,
         person: PersonKey,
     ) -> Result<(String, IssuedCode), FlowError> {
-        let reader = self.read()?;
-        let code = account_code(&reader, account)?;
-        let rec = reader.get::<EnterpriseRecord>(&code)?;
-        let staff_key = format!("{code}/{}", person.key());
-        let staff = reader
-            .get::<StaffRecord>(&staff_key)?
-            .filter(|s| s.identity_type == identity_type);
-        drop(reader);
-        let (factors, failure) = self
+        let (code, _, factors, failure) = self
             .account_password(
-                format!("enterprise:{code}"),
+                account,
                 password,
-                rec.as_ref().map(|r| r.password_hash.clone()),
+                "enterprise",
                 "enterprise_password",
+                |r: &EnterpriseRecord| r.password_hash.clone(),
             )
             .await?;
+        let staff_key = format!("{code}/{}", person.key());
+        let staff = self
+            .read()?
+            .get::<StaffRecord>(&staff_key)?
+            .filter(|s| s.identity_type == identity_type);
         let verdict = self
             .decide(
                 "quick_code",
@@ -816,16 +824,13 @@ impl Login {
         account: &str,
         password: String,
     ) -> Result<StaffSelection, FlowError> {
-        let reader = self.read()?;
-        let code = account_code(&reader, account)?;
-        let rec = reader.get::<AgencyRecord>(&code)?;
-        drop(reader);
-        let (factors, failure) = self
+        let (code, rec, factors, failure) = self
             .account_password(
-                format!("agency:{code}"),
+                account,
                 password,
-                rec.as_ref().map(|r| r.password_hash.clone()),
+                "agency",
                 "agency_password",
+                |r: &AgencyRecord| r.password_hash.clone(),
             )
             .await?;
         self.own_login(
