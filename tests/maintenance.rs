@@ -403,6 +403,11 @@ fn a_role_granted_or_withdrawn_counts_at_the_very_next_decision() {
     let before = hits();
     assert_eq!(invoice(), "deny");
     assert_eq!(hits(), before + 1, "the repeat was answered from the cache");
+    // Logins write only login state (codes, flows, sessions): the cache stays.
+    login_staff(&server, FINANCE_HEAD);
+    let before = hits();
+    assert_eq!(invoice(), "deny");
+    assert_eq!(hits(), before + 1, "a login does not empty the cache");
     let clerk = format!("/v1/maintenance/staff/{P_CLERK}");
     let (s, b) = patch_as(
         &server,
