@@ -60,10 +60,7 @@ fn store_with(n: usize, dir: &Path) -> Engine {
         parallelism: 1,
     })
     .unwrap();
-    let demo: ImportDocument = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(ROOT).join("examples/demo.json")).unwrap(),
-    )
-    .unwrap();
+    let demo = ImportDocument::read(&Path::new(ROOT).join("examples/demo.json")).unwrap();
     store::import_document(&store, &demo, &hasher, &PasswordRule::default()).unwrap();
     let phc = hasher.hash("Bench@2026x");
     for chunk in (0..n).collect::<Vec<_>>().chunks(2000) {

@@ -31,10 +31,7 @@ fn login_service(dir: &Path) -> Login {
     };
     let authn = Arc::new(Authn::new(config.clone()).unwrap());
     let store = Store::open(&dir.join("identities.redb")).unwrap();
-    let demo: ImportDocument = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(ROOT).join("examples/demo.json")).unwrap(),
-    )
-    .unwrap();
+    let demo = ImportDocument::read(&Path::new(ROOT).join("examples/demo.json")).unwrap();
     store::import_document(&store, &demo, authn.hasher(), &config.rule).unwrap();
     let policies = PolicySnapshot::load(
         &Path::new(ROOT).join("policies"),

@@ -436,10 +436,11 @@ fn check(policies: &std::path::Path, schema: &std::path::Path) -> ExitCode {
 
 fn import(file: &std::path::Path, data: &std::path::Path) -> ExitCode {
     let run = || -> Result<store::ImportSummary, ImportError> {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| ImportError::Syntax(serde_json::Error::io(e)))?;
-        let doc: ImportDocument = serde_json::from_str(&text)?;
-        std::fs::create_dir_all(data).map_err(|e| ImportError::Syntax(serde_json::Error::io(e)))?;
+        let doc = ImportDocument::read(file)?;
+        std::fs::create_dir_all(data).map_err(|source| ImportError::Io {
+            path: data.display().to_string(),
+            source,
+        })?;
         let store = Store::open(&store::identity_store_path(data))?;
         store::import_document(
             &store,

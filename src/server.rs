@@ -60,11 +60,6 @@ pub enum ServeError {
     Callers(#[from] CallersError),
     #[error("demo identities {path}: {source}")]
     Demo { path: String, source: ImportError },
-    #[error("cannot read demo identities {path}: {source}")]
-    DemoFile {
-        path: String,
-        source: std::io::Error,
-    },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -178,7 +173,7 @@ async fn retention(log: AuditLog, days: u64) {
 /// never overwrites what users changed.
 async fn seed_demo(
     store: &Store,
-    path: &PathBuf,
+    path: &std::path::Path,
     hasher: PasswordHasher,
     rule: PasswordRule,
 ) -> Result<(), ServeError> {
@@ -186,14 +181,10 @@ async fn seed_demo(
         tracing::info!("store is not empty; demo identities not imported");
         return Ok(());
     }
-    let text = std::fs::read_to_string(path).map_err(|source| ServeError::DemoFile {
-        path: path.display().to_string(),
-        source,
-    })?;
     let store = store.clone();
+    let file = path.to_path_buf();
     let summary = tokio::task::spawn_blocking(move || {
-        let doc: ImportDocument = serde_json::from_str(&text)?;
-        store::import_document(&store, &doc, &hasher, &rule)
+        store::import_document(&store, &ImportDocument::read(&file)?, &hasher, &rule)
     })
     .await
     .expect("import task does not panic")

@@ -858,16 +858,13 @@ fn forgot_password_refused_by_policy_answers_like_a_wrong_code() {
     // 张伟 with a phone on file but real-name collection not complete: the
     // policy password.recover-needs-real-name-phone refuses, and the user
     // still gets the uniform answer.
-    let mut doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    for p in doc["persons"].as_array_mut().unwrap() {
-        if p["id_number"] == "210102199001015035" {
-            p["real_name_verified"] = json!(false);
+    let doc = demo_with(|d| {
+        for p in d["persons"].as_array_mut().unwrap() {
+            if p["id_number"] == "210102199001015035" {
+                p["real_name_verified"] = json!(false);
+            }
         }
-    }
+    });
     let s = Server::start_with_document(&doc);
     let c = forgot_code(&s, "staff", Some(ENT), "210102199001015035", "13800000003");
     let (status, v) = forgot_reset(&s, &c, c["code"].as_str().unwrap(), "Zw#Shui2026");
@@ -928,17 +925,13 @@ fn session_expires_at_its_absolute_lifetime() {
 #[test]
 fn one_time_password_must_be_changed_before_anything_else() {
     // The demo bureau, with 张伟's password a one-time password (R12).
-    let demo: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    let mut doc = demo.clone();
-    for staff in doc["staff"].as_array_mut().unwrap() {
-        if staff["person"]["id_number"] == "210102199001015035" {
-            staff["password_change_required"] = json!(true);
+    let doc = demo_with(|d| {
+        for staff in d["staff"].as_array_mut().unwrap() {
+            if staff["person"]["id_number"] == "210102199001015035" {
+                staff["password_change_required"] = json!(true);
+            }
         }
-    }
+    });
     let s = Server::start_with_document(&doc);
     let (flow, zhang) = picked(&s, ZHANG);
     let v = s.post_ok(

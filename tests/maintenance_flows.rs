@@ -16,7 +16,7 @@ use etax_authz::flows::maintenance::{
 };
 use etax_authz::ids::{CreditCode, PersonKey};
 use etax_authz::policy::PolicySnapshot;
-use etax_authz::store::{self, IdentityType, StaffRecord, Store};
+use etax_authz::store::{self, IdentityType, ImportDocument, StaffRecord, Store};
 use serde_json::json;
 
 /// A light argon2 cost keeps the suite fast; production uses the default.
@@ -54,10 +54,7 @@ impl Bureau {
             parallelism: 1,
         })
         .unwrap();
-        let doc = serde_json::from_str(
-            &std::fs::read_to_string(Path::new(ROOT).join("examples/demo.json")).unwrap(),
-        )
-        .unwrap();
+        let doc = ImportDocument::read(&Path::new(ROOT).join("examples/demo.json")).unwrap();
         store::import_document(&store, &doc, &hasher, &PasswordRule::default()).unwrap();
         let snapshot = PolicySnapshot::load(
             &Path::new(ROOT).join("policies"),

@@ -29,10 +29,7 @@ fn demo_engine(dir: &Path) -> Engine {
         parallelism: 1,
     })
     .unwrap();
-    let demo: ImportDocument = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(ROOT).join("examples/demo.json")).unwrap(),
-    )
-    .unwrap();
+    let demo = ImportDocument::read(&Path::new(ROOT).join("examples/demo.json")).unwrap();
     store::import_document(&store, &demo, &hasher, &PasswordRule::default()).unwrap();
     let snapshot = PolicySnapshot::load(
         &Path::new(ROOT).join("policies"),

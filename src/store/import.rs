@@ -174,12 +174,28 @@ impl std::fmt::Display for ImportFailure {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("import file is not valid JSON for an import document: {0}")]
     Syntax(#[from] serde_json::Error),
     #[error("{} problem(s) in the import; nothing was stored", .0.len())]
     Invalid(Vec<ImportFailure>),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl ImportDocument {
+    /// Reads and parses an import file.
+    pub fn read(path: &std::path::Path) -> Result<Self, ImportError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ImportError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(serde_json::from_str(&text)?)
+    }
 }
 
 /// How many records of each kind an import stored.
