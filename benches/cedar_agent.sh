@@ -24,6 +24,7 @@
 # The CPU column is each server's share over the run (200 % = both cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/common.sh
 AGENT=${1:?usage: benches/cedar_agent.sh CEDAR_AGENT [BINARY] [SECONDS] [CONNECTIONS] [EXTRA_STAFF]}
 BIN=${2:-target/release/etax-authz}
 SECS=${3:-10}
@@ -65,17 +66,16 @@ json.dump([
 ], open(f"{work}/policies.json", "w"))
 body = {"principal": f'Etax::Staff::"{clerk}"', "action": 'Etax::Action::"useFunction"',
         "resource": 'Etax::Function::"vat_filing"'}
-for name in ["agent", "etax"]:
-    with open(f"{work}/{name}.lua", "w") as f:
-        f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
-        f.write("wrk.body = " + json.dumps(json.dumps(body)) + "\n")
+with open(f"{work}/agent.lua", "w") as f:
+    f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
+    f.write("wrk.body = " + json.dumps(json.dumps(body)) + "\n")
 PY
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-run() { # name pid url
+run() { # name pid url wrk-script
   local before after hz=$(getconf CLK_TCK)
   before=$(cpu_ticks "$2")
-  wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$WORK/$4.lua" "$3" >"$WORK/wrk.out"
+  wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$4" "$3" >"$WORK/wrk.out"
   after=$(cpu_ticks "$2")
   local rps p50 p99 errs
   rps=$(awk '/Requests\/sec/{print $2}' "$WORK/wrk.out")
@@ -98,16 +98,15 @@ answer=$(curl -s -X POST -H 'content-type: application/json' \
   http://127.0.0.1:18181/v1/is_authorized)
 echo "$answer" | grep -q '"Allow"' || { echo "cedar-agent did not allow: $answer" >&2; exit 1; }
 run "cedar-agent 0.2 (Cedar 2.4, 2 policies, $EXTRA extra staff in memory)" "${PIDS[-1]}" \
-  http://127.0.0.1:18181/v1/is_authorized agent
+  http://127.0.0.1:18181/v1/is_authorized "$WORK/agent.lua"
 kill "${PIDS[-1]}"
 
+authorize_lua "$WORK/etax.lua"
 for cache in 10000 0; do
-  ETAX_LOG=warn "$BIN" serve --demo --listen 127.0.0.1:18182 --data "$WORK/data-$cache" \
-    --decision-cache-entries "$cache" >/dev/null 2>&1 &
-  PIDS+=($!)
-  wait_port 18182 healthz
-  run "etax-authz (22 policies, index, decision log, cache $cache)" "${PIDS[-1]}" \
-    http://127.0.0.1:18182/v1/authorize etax
-  kill "${PIDS[-1]}"
+  start_demo "$BIN" "$WORK/data-$cache" "$WORK/serve-$cache.out" --decision-cache-entries "$cache"
+  PIDS+=("$PID")
+  run "etax-authz (22 policies, index, decision log, cache $cache)" "$PID" \
+    "http://$ADDR/v1/authorize" "$WORK/etax.lua"
+  kill "$PID"
   sleep 0.5
 done

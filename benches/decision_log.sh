@@ -13,6 +13,7 @@
 # Then checks that every answered decision was logged (no drops).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/common.sh
 BIN=${1:-target/release/etax-authz}
 SECS=${2:-10}
 CONNS=${3:-32}
@@ -20,16 +21,8 @@ DATA=$(mktemp -d)
 OUT=$(mktemp)
 trap 'kill $PID 2>/dev/null || true; rm -rf "$DATA" "$OUT" "$OUT.lua"' EXIT
 
-ETAX_LOG=warn "$BIN" serve --demo --listen 127.0.0.1:0 --data "$DATA" >"$OUT" 2>/dev/null &
-PID=$!
-for _ in $(seq 100); do grep -q listening "$OUT" && break; sleep 0.1; done
-ADDR=$(sed -n 's/.*listening on http:\/\///p' "$OUT")
-
-cat >"$OUT.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"principal":"Staff::\\"91210102MA0TAX001F/resident_id:210102199001015035\\"","action":"Action::\\"useFunction\\"","resource":"Function::\\"vat_filing\\""}'
-LUA
+start_demo "$BIN" "$DATA" "$OUT"
+authorize_lua "$OUT.lua"
 
 cpu() { # utime+stime ticks of threads whose name matches $1 (or all)
   local total=0

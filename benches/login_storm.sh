@@ -14,6 +14,7 @@
 # latency may grow with the CPU the hashing takes, but must not stall.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/common.sh
 BIN=${1:-target/release/etax-authz}
 SECS=${2:-10}
 LOGINS=${3:-32}
@@ -21,16 +22,8 @@ DATA=$(mktemp -d)
 OUT=$(mktemp)
 trap 'kill $PID 2>/dev/null || true; rm -rf "$DATA" "$OUT" "$OUT".*' EXIT
 
-ETAX_LOG=warn "$BIN" serve --demo --listen 127.0.0.1:0 --data "$DATA" >"$OUT" 2>/dev/null &
-PID=$!
-for _ in $(seq 300); do grep -q listening "$OUT" && break; sleep 0.1; done
-ADDR=$(sed -n 's/.*listening on http:\/\///p' "$OUT")
-
-cat >"$OUT.authorize.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"principal":"Staff::\\"91210102MA0TAX001F/resident_id:210102199001015035\\"","action":"Action::\\"useFunction\\"","resource":"Function::\\"vat_filing\\""}'
-LUA
+start_demo "$BIN" "$DATA" "$OUT"
+authorize_lua "$OUT.authorize.lua"
 cat >"$OUT.login.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
