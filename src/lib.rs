@@ -6,6 +6,27 @@
 //! `http` (wire format) → `decision` (entity slice + Cedar) → `store` / `policy`.
 //! See ARCHITECTURE.md for what each module may depend on.
 
+/// `From` each of redb's error types for an error enum with a
+/// `Redb(redb::Error)` variant, so `?` works on every redb call. Defined
+/// before the modules: the store and the decision log both use it.
+macro_rules! from_redb_errors {
+    ($target:ident) => {
+        from_redb_errors!(
+            $target: redb::TransactionError,
+            redb::TableError,
+            redb::StorageError,
+            redb::CommitError
+        );
+    };
+    ($target:ident: $($t:ty),*) => {$(
+        impl From<$t> for $target {
+            fn from(e: $t) -> Self {
+                $target::Redb(e.into())
+            }
+        }
+    )*};
+}
+
 pub mod audit;
 pub mod authn;
 pub mod cli;

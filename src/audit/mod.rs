@@ -52,21 +52,7 @@ pub enum AuditError {
     Write(String),
 }
 
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for AuditError {
-            fn from(e: $t) -> Self {
-                AuditError::Redb(e.into())
-            }
-        }
-    )*};
-}
-from_redb!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+from_redb_errors!(AuditError);
 
 /// The decision log file inside a data directory.
 pub fn decision_log_path(data_dir: &Path) -> PathBuf {

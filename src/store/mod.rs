@@ -58,21 +58,7 @@ pub enum StoreError {
     },
 }
 
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                StoreError::Redb(e.into())
-            }
-        }
-    )*};
-}
-from_redb!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+from_redb_errors!(StoreError);
 
 /// The identity store. Cheap to clone; all clones share one database.
 #[derive(Clone)]
