@@ -111,16 +111,7 @@ impl TaxpayerId {
                 got: len,
             });
         }
-        if let Some((i, c)) = s
-            .chars()
-            .enumerate()
-            .find(|(_, c)| !(c.is_ascii_digit() || c.is_ascii_uppercase()))
-        {
-            return Err(IdError::Character {
-                position: i + 1,
-                found: c,
-            });
-        }
+        check_chars(s, |_, c| c.is_ascii_digit() || c.is_ascii_uppercase())?;
         Ok(Self(s.to_owned()))
     }
 
@@ -213,16 +204,7 @@ impl PersonKey {
                         got: len,
                     });
                 }
-                if let Some((i, c)) = id_number
-                    .chars()
-                    .enumerate()
-                    .find(|(_, c)| !c.is_ascii_alphanumeric())
-                {
-                    return Err(IdError::Character {
-                        position: i + 1,
-                        found: c,
-                    });
-                }
+                check_chars(id_number, |_, c| c.is_ascii_alphanumeric())?;
             }
         }
         Ok(Self {
@@ -293,6 +275,18 @@ fn check_resident_id(n: &str) -> Result<(), IdError> {
     Ok(())
 }
 
+/// Every character of `s` passes `ok(index, char)`; the first that does not
+/// is named by its 1-based position.
+fn check_chars(s: &str, ok: impl Fn(usize, char) -> bool) -> Result<(), IdError> {
+    match s.chars().enumerate().find(|&(i, c)| !ok(i, c)) {
+        Some((i, c)) => Err(IdError::Character {
+            position: i + 1,
+            found: c,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// 手机号码: a mainland mobile number, 11 digits starting 13–19.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -308,19 +302,11 @@ impl Phone {
                 got: len,
             });
         }
-        for (i, c) in s.chars().enumerate() {
-            let ok = match i {
-                0 => c == '1',
-                1 => ('3'..='9').contains(&c),
-                _ => c.is_ascii_digit(),
-            };
-            if !ok {
-                return Err(IdError::Character {
-                    position: i + 1,
-                    found: c,
-                });
-            }
-        }
+        check_chars(s, |i, c| match i {
+            0 => c == '1',
+            1 => ('3'..='9').contains(&c),
+            _ => c.is_ascii_digit(),
+        })?;
         Ok(Self(s.to_owned()))
     }
 
