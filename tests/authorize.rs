@@ -336,7 +336,7 @@ fn cases() -> Vec<Case> {
         case(
             "legal rep of another enterprise",
             legal_rep.clone(),
-            "editStaff",
+            "removeStaff",
             enterprise(E_UNSYNCED),
             json!({}),
             false,

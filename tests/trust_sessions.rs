@@ -182,7 +182,10 @@ fn a_natural_persons_password_change_ends_their_other_sessions() {
     let (s, b) = change(&changer, "Zhaoli@2026", "Zl#Ziran2026");
     assert_eq!(s, 200, "{b}");
     let (s, b) = change(&old, "Zl#Ziran2026", "Zl#Ziran2027");
-    assert_eq!((s, b["error"]["code"].as_str()), (401, Some("session_invalid")));
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("session_invalid"))
+    );
     let (s, b) = change(&changer, "Zl#Ziran2026", "Zl#Ziran2027");
     assert_eq!(s, 200, "{b}");
 }
@@ -237,8 +240,10 @@ fn removing_and_re_adding_staff_does_not_revive_old_sessions() {
         &lr,
         "POST",
         "/v1/maintenance/staff",
-        Some(json!({ "name": "张伟", "id_type": "resident_id", "id_number": "210102199001015035",
-                      "identity_type": "tax_clerk", "permission_identities": ["filing"] })),
+        Some(
+            json!({ "name": "张伟", "id_type": "resident_id", "id_number": "210102199001015035",
+                      "identity_type": "tax_clerk", "permission_identities": ["filing"] }),
+        ),
     );
     assert_eq!(s, 200, "{b}");
     assert_eq!(use_function(&server, &clerk), ended());
@@ -326,7 +331,10 @@ fn a_replaced_legal_rep_loses_officer_powers_at_sync() {
 
     // The old legal rep's session ended; a new one has no officer powers.
     let (s, b) = with_session(&server, &old_lr, "GET", "/v1/maintenance/staff", None);
-    assert_eq!((s, b["error"]["code"].as_str()), (401, Some("session_invalid")));
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("session_invalid"))
+    );
     let (again, _) = login_by_sms(&server, LEGAL_REP);
     let (s, b) = with_session(&server, &again, "GET", "/v1/maintenance/staff", None);
     assert_eq!(s, 403, "{b}");
@@ -407,7 +415,11 @@ fn the_finance_head_and_legal_rep_do_not_edit_each_others_grants_or_type() {
         (403, &json!(["maintain.no-cross-officer-edit"])),
         "{b}"
     );
-    let (s, b) = edit(&lr, P_FINANCE_HEAD, json!({ "add_permission_identities": ["filing"] }));
+    let (s, b) = edit(
+        &lr,
+        P_FINANCE_HEAD,
+        json!({ "add_permission_identities": ["filing"] }),
+    );
     assert_eq!(
         (s, &b["error"]["policies"]),
         (403, &json!(["maintain.no-cross-officer-edit"])),
@@ -416,9 +428,17 @@ fn the_finance_head_and_legal_rep_do_not_edit_each_others_grants_or_type() {
     let (s, b) = edit(&lr, P_FINANCE_HEAD, json!({ "identity_type": "tax_clerk" }));
     assert!(s == 403 || s == 400, "{s} {b}");
     // Both still edit ordinary staff and their own grants.
-    let (s, b) = edit(&fh, P_CLERK, json!({ "add_permission_identities": ["invoicing"] }));
+    let (s, b) = edit(
+        &fh,
+        P_CLERK,
+        json!({ "add_permission_identities": ["invoicing"] }),
+    );
     assert_eq!(s, 200, "{b}");
-    let (s, b) = edit(&lr, P_LEGAL_REP, json!({ "add_permission_identities": ["filing"] }));
+    let (s, b) = edit(
+        &lr,
+        P_LEGAL_REP,
+        json!({ "add_permission_identities": ["filing"] }),
+    );
     assert_eq!(s, 200, "{b}");
 }
 

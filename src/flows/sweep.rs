@@ -287,6 +287,8 @@ mod tests {
             last_used_ms,
             expires_ms,
             password_change_required: false,
+            credential_epoch: 0,
+            recognition_epoch: 0,
         }
     }
 

@@ -41,6 +41,11 @@ pub trait Record: Serialize + DeserializeOwned {
 /// Secondary index: taxpayer identification number → credit code.
 const TAXPAYER_IDS: TableDefinition<&str, &str> = TableDefinition::new("taxpayer_ids");
 
+/// Store-wide counters, by name.
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+/// The last credential epoch handed out ([`StoreWriter::next_epoch`]).
+const EPOCH_COUNTER: &str = "credential_epoch";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("identity store {path}: {source}")]
@@ -90,6 +95,7 @@ impl Store {
                 w.txn.open_table(table)?;
             }
             w.txn.open_table(TAXPAYER_IDS)?;
+            w.txn.open_table(COUNTERS)?;
             Ok::<_, StoreError>(())
         })?;
         Ok(store)
@@ -291,6 +297,17 @@ impl StoreWriter {
     pub fn remove<R: Record>(&mut self, key: &str) -> Result<bool, StoreError> {
         self.decision_input_written |= R::DECISION_INPUT;
         Ok(self.txn.open_table(R::TABLE)?.remove(key)?.is_some())
+    }
+
+    /// A credential epoch never handed out before in this store, for a
+    /// record whose credentials just changed or that was just created. Store-
+    /// wide rather than per record so that a record removed and created
+    /// again never repeats an epoch an old session still carries.
+    pub fn next_epoch(&mut self) -> Result<u64, StoreError> {
+        let mut table = self.txn.open_table(COUNTERS)?;
+        let next = table.get(EPOCH_COUNTER)?.map_or(0, |v| v.value()) + 1;
+        table.insert(EPOCH_COUNTER, next)?;
+        Ok(next)
     }
 
     pub fn put_taxpayer_id(&mut self, tin: &str, credit_code: &str) -> Result<(), StoreError> {
