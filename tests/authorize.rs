@@ -342,6 +342,25 @@ fn cases() -> Vec<Case> {
             false,
             &[],
         ),
+        // R16
+        case(
+            "legal rep edits a clerk",
+            legal_rep.clone(),
+            "editStaff",
+            clerk.clone(),
+            json!({}),
+            true,
+            &["maintain.edit-staff-by-officers"],
+        ),
+        case(
+            "finance head may not edit the legal rep",
+            finance_head.clone(),
+            "editStaff",
+            legal_rep.clone(),
+            json!({}),
+            false,
+            &["maintain.no-cross-officer-edit"],
+        ),
         // R12
         case(
             "legal rep resets a clerk",

@@ -469,3 +469,30 @@ fn sync_adds_the_matching_officer_and_names_the_one_who_does_not_match() {
     let done = complete_by_sms(&server, &sel, "**涛");
     assert_eq!(done["route"], "home", "{done}");
 }
+
+#[test]
+fn sync_with_no_matching_officer_adds_nobody_and_names_each() {
+    let server = Server::demo();
+    // Neither person the core tax system names has completed real-name
+    // collection.
+    let (s, b) = put_core_officers(
+        &server,
+        E_UNSYNCED,
+        &json!({ "legal_rep": officer("吴桂兰", "resident_id:210104197506203078"),
+                 "finance_head": officer("陈静", P_UNVERIFIED_CLERK) }),
+    );
+    assert_eq!(s, 200, "{b}");
+    let (s, e) = sync(&server, E_UNSYNCED, DALIAN_PW);
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("real_name_mismatch")),
+        "{e}"
+    );
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("**兰") && msg.contains("*静"), "{msg}");
+    let sel = server.post_ok(
+        "/v1/login/enterprise",
+        &json!({ "account": E_UNSYNCED, "password": DALIAN_PW }),
+    );
+    assert_eq!(sel["staff"], json!([]), "{sel}");
+}

@@ -274,6 +274,7 @@ mod tests {
             factors: BTreeSet::new(),
             staff: None,
             generation: 0,
+            staff_epoch: 0,
             expires_ms,
         }
     }
