@@ -431,6 +431,28 @@ mod tests {
     }
 
     #[test]
+    fn epochs_are_never_handed_out_twice_even_across_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let store = Store::open(&path).unwrap();
+        let a = store.write(|w| w.next_epoch()).unwrap();
+        let b = store.write(|w| w.next_epoch()).unwrap();
+        assert!(a > 0 && b > a, "{a} {b}");
+        // An aborted transaction hands nothing out.
+        let _ = store.write(|w| {
+            w.next_epoch()?;
+            Err::<(), _>(StoreError::Corrupt {
+                table: String::new(),
+                key: String::new(),
+                source: serde_json::from_str::<u8>("x").unwrap_err(),
+            })
+        });
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.write(|w| w.next_epoch()).unwrap(), b + 1);
+    }
+
+    #[test]
     fn remove_where_with_nothing_dead_does_not_write() {
         let (_dir, store) = store();
         store.write(|w| w.put("c", &challenge(1))).unwrap();
