@@ -336,11 +336,30 @@ fn cases() -> Vec<Case> {
         case(
             "legal rep of another enterprise",
             legal_rep.clone(),
-            "editStaff",
+            "removeStaff",
             enterprise(E_UNSYNCED),
             json!({}),
             false,
             &[],
+        ),
+        // R16
+        case(
+            "legal rep edits a clerk",
+            legal_rep.clone(),
+            "editStaff",
+            clerk.clone(),
+            json!({}),
+            true,
+            &["maintain.edit-staff-by-officers"],
+        ),
+        case(
+            "finance head may not edit the legal rep",
+            finance_head.clone(),
+            "editStaff",
+            legal_rep.clone(),
+            json!({}),
+            false,
+            &["maintain.no-cross-officer-edit"],
         ),
         // R12
         case(

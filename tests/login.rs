@@ -323,11 +323,14 @@ fn unsynced_enterprise_must_sync_and_mismatch_names_the_person() {
     let v = enterprise(&s, DALIAN, DALIAN_PW);
     assert_eq!(v["sync_required"], true);
     assert_eq!(v["staff"], json!([]));
+    // The legal rep matches and is added; the finance head does not and is
+    // named (issue #10: one mismatch no longer locks the other out).
     let (status, e) = s.post("/v1/login/enterprise/sync", &json!({"flow": v["flow"]}));
-    assert_eq!((status, error_code(&e)), (409, "real_name_mismatch"), "{e}");
-    let msg = e["error"]["message"].as_str().unwrap();
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(e["staff"].as_array().unwrap().len(), 1, "{e}");
+    let msg = e["sync_problems"].to_string();
     assert!(msg.contains("财务负责人") && msg.contains("**兰"), "{msg}");
-    assert!(!msg.contains("周海涛") && !msg.contains("*海涛"), "{msg}");
+    assert!(!msg.contains("周海涛") && !msg.contains("**涛"), "{msg}");
     assert!(
         !msg.contains("210104197506203078"),
         "ID number unmasked: {msg}"

@@ -276,10 +276,16 @@ fn cancelling_recognition_stops_an_acting_agent_session() {
     let lr = login_staff(&server, LEGAL_REP);
     let (s, b) = delete_as(&server, &lr, &format!("/v1/maintenance/agencies/{AGENCY}"));
     assert_eq!(s, 200, "{b}");
+    // The session acting under the cancelled recognition has ended.
     let (s, b) = act();
-    assert_eq!((s, b["decision"].as_str()), (200, Some("deny")), "{b}");
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("session_invalid")),
+        "{b}"
+    );
 
-    // Recognized again with a new agreement password: the old one no longer opens it.
+    // Recognized again with a new agreement password: the old session stays
+    // ended (issue #10; it used to be allowed again).
     let (s, b) = post_as(
         &server,
         &lr,
@@ -287,7 +293,7 @@ fn cancelling_recognition_stops_an_acting_agent_session() {
         json!({ "agency": AGENCY, "agreement_password": "Xieyi#2027" }),
     );
     assert_eq!(s, 200, "{b}");
-    assert_eq!(act().1["decision"], "allow");
+    assert_eq!(act().0, 401);
 }
 
 #[test]

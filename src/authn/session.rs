@@ -30,6 +30,10 @@ pub enum SessionError {
     Idle,
     #[error("the session's user no longer exists")]
     PrincipalGone,
+    /// The credentials it was opened under changed: a password change or
+    /// reset, a removal and re-adding, a new agency recognition.
+    #[error("the session ended because its credentials changed; log in again")]
+    CredentialsChanged,
 }
 
 /// Whether the session still works at `now_ms`. `touched` is a use later
@@ -69,6 +73,8 @@ mod tests {
             last_used_ms: 0,
             expires_ms: 100_000,
             password_change_required: false,
+            credential_epoch: 0,
+            recognition_epoch: 0,
         };
         assert_eq!(check(&rec, None, &cfg, 10_000), Err(SessionError::Idle));
         assert_eq!(check(&rec, Some(5_000), &cfg, 10_000), Ok(()));

@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::audit::{AuditError, AuditLog, DecisionRecord};
 use crate::ids::{CreditCode, PersonKey, Phone};
 use crate::store::{
-    CoreOfficer, CoreOfficersRecord, EnterpriseRecord, PersonRecord, Store, StoreError,
+    owned_key, CoreOfficer, CoreOfficersRecord, EnterpriseRecord, IdentityType, PersonRecord,
+    StaffRecord, Store, StoreError, StoreWriter,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +69,8 @@ pub async fn record_real_name(
                 name: result.name.trim().to_owned(),
                 real_name_verified: result.verified,
                 phone: result.phone,
+                // The natural-person credentials are kept, so their sessions go on.
+                credential_epoch: existing.as_ref().map_or(0, |p| p.credential_epoch),
                 password_hash: existing.and_then(|p| p.password_hash),
             };
             w.put(&key, &record)?;
@@ -79,7 +82,9 @@ pub async fn record_real_name(
     log(
         audit,
         "admin.real_name",
+        "admin",
         &format!("Etax::Person::\"{}\"", result.person.key()),
+        None,
         started,
     )
     .await?;
@@ -87,7 +92,9 @@ pub async fn record_real_name(
 }
 
 /// Records who the core tax system has as an enterprise's legal
-/// representative and finance head.
+/// representative and finance head (the whole record: a role left out has
+/// no one on file). Whoever holds an officer identity the record no longer
+/// gives them loses it at once (see [`demote_replaced_officers`]).
 pub async fn record_core_officers(
     store: &Store,
     audit: &AuditLog,
@@ -108,14 +115,15 @@ pub async fn record_core_officers(
         legal_rep: officer(legal_rep),
         finance_head: officer(finance_head),
     };
-    let created = tokio::task::spawn_blocking(move || {
+    let (created, demoted) = tokio::task::spawn_blocking(move || {
         store.write(|w| {
             if w.get::<EnterpriseRecord>(&code)?.is_none() {
                 return Err(FeedError::NotFound(format!("no enterprise {code}")));
             }
             let created = w.get::<CoreOfficersRecord>(&code)?.is_none();
             w.put(&code, &record)?;
-            Ok(created)
+            let demoted = demote_replaced_officers(w, &code, &record)?;
+            Ok((created, demoted))
         })
     })
     .await
@@ -123,25 +131,107 @@ pub async fn record_core_officers(
     log(
         audit,
         "admin.core_officers",
+        "admin",
         &format!("Etax::Enterprise::\"{enterprise}\""),
+        None,
         started,
     )
     .await?;
+    log_demotions(audit, "admin", &demoted, "the core-officers feed").await?;
     Ok(FeedOutcome { created })
 }
 
+/// A staff member who held an officer identity type the core tax system no
+/// longer gives them.
+#[derive(Debug, Clone)]
+pub struct Demoted {
+    /// Store key `credit_code/person`.
+    pub staff: String,
+    pub was: IdentityType,
+}
+
+/// Reconciles an enterprise's staff with the officers on file in the core
+/// tax system: a staff member who holds the legal representative's or the
+/// finance head's identity type but is not the one on file for it becomes
+/// ordinary staff (`other`) with no permission identities — kept, so the
+/// current officers decide whether to grant them anything or remove them —
+/// and gets a new credential epoch, which ends their sessions. Adding the
+/// officers on file is sync staff's job (it needs real-name matching).
+pub fn demote_replaced_officers(
+    w: &mut StoreWriter,
+    enterprise: &str,
+    officers: &CoreOfficersRecord,
+) -> Result<Vec<Demoted>, StoreError> {
+    let on_file = |role: IdentityType| {
+        let officer = match role {
+            IdentityType::LegalRep => officers.legal_rep.as_ref(),
+            IdentityType::FinanceHead => officers.finance_head.as_ref(),
+            _ => return None,
+        };
+        officer.map(|o| owned_key(enterprise, &o.person))
+    };
+    let mut demoted = Vec::new();
+    for (key, mut staff) in w.children::<StaffRecord>(enterprise)? {
+        let was = staff.identity_type;
+        if !matches!(was, IdentityType::LegalRep | IdentityType::FinanceHead)
+            || on_file(was).as_deref() == Some(key.as_str())
+        {
+            continue;
+        }
+        staff.identity_type = IdentityType::Other;
+        staff.permission_identities.clear();
+        staff.credential_epoch = w.next_epoch()?;
+        w.put(&key, &staff)?;
+        demoted.push(Demoted { staff: key, was });
+    }
+    Ok(demoted)
+}
+
+/// Records each demotion (kind `sync.officer_replaced`) with its cause:
+/// `by` is who made the change (`admin` for the feed, the enterprise for
+/// sync staff), `cause` what did.
+pub async fn log_demotions(
+    audit: &AuditLog,
+    by: &str,
+    demoted: &[Demoted],
+    cause: &str,
+) -> Result<(), AuditError> {
+    for d in demoted {
+        let role = match d.was {
+            IdentityType::LegalRep => "legal representative (法定代表人)",
+            _ => "finance head (财务负责人)",
+        };
+        let reason = format!(
+            "no longer the {role} the core tax system (金税三期) has on file: now ordinary \
+             staff (other) without permission identities, and their sessions ended; cause: {cause}"
+        );
+        log(
+            audit,
+            "sync.officer_replaced",
+            by,
+            &format!("Etax::Staff::\"{}\"", d.staff),
+            Some(&reason),
+            Instant::now(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Feeds are writes by a trusted system, not Cedar decisions; the log still
-/// shows who changed which identity and when.
+/// shows who changed which identity, when, and why.
 async fn log(
     audit: &AuditLog,
     kind: &str,
+    by: &str,
     resource: &str,
+    reason: Option<&str>,
     started: Instant,
 ) -> Result<(), AuditError> {
-    let record = DecisionRecord::new(
+    let mut record = DecisionRecord::new(
         &crate::random_id(),
         kind,
-        "admin",
+        by,
         kind,
         resource,
         None,
@@ -151,5 +241,8 @@ async fn log(
         "",
         started.elapsed().as_micros() as u64,
     );
+    if let Some(r) = reason {
+        record = record.with_reason(r);
+    }
     audit.commit(record).await.map(|_| ())
 }

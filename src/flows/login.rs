@@ -9,9 +9,11 @@ use sha2::{Digest, Sha256};
 
 use super::{
     conclude, forbidden, invalid, Delivery, Failure, FlowError, IssuedCode, Login, SessionGrant,
+    SessionSubject,
 };
 use crate::authn::session;
 use crate::decision::uid;
+use crate::flows::feeds::{demote_replaced_officers, log_demotions};
 use crate::ids::{mask_name, IdType, PersonKey, TaxpayerRef};
 use crate::store::{
     AgencyRecord, AgentStaffRecord, ClientOfRecord, CoreOfficersRecord, EnterpriseRecord,
@@ -57,6 +59,10 @@ pub struct StaffSelection {
     pub staff: Vec<StaffChoice>,
     /// No staff yet: ask to sync staff (同步办税人).
     pub sync_required: bool,
+    /// After sync staff: each officer on file who could not be added, and
+    /// why (masked name and ID number): they must redo real-name collection.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sync_problems: Vec<String>,
 }
 
 /// Step 1 of an enterprise login.
@@ -206,6 +212,7 @@ impl Login {
             factors,
             staff,
             generation: 0,
+            staff_epoch: 0,
             expires_ms: crate::now_ms() + self.authn.config.flow_ttl_secs * 1000,
         };
         let (flow, key) = session::new_token();
@@ -315,6 +322,7 @@ impl Login {
             account_name,
             sync_required,
             staff,
+            sync_problems: Vec::new(),
         }
     }
 
@@ -345,15 +353,14 @@ impl Login {
             .await?;
         let rec = rec.expect("an allowed login has a stored enterprise");
         if social {
+            let subject = SessionSubject {
+                principal_type: "Enterprise",
+                principal_id: code,
+                credential_epoch: rec.credential_epoch,
+                acting_for: None,
+            };
             let grant = self
-                .open_session(
-                    "Enterprise",
-                    &code,
-                    None,
-                    true,
-                    false,
-                    "social_insurance_fee_system",
-                )
+                .open_session(subject, true, false, "social_insurance_fee_system")
                 .await?;
             return Ok(EnterpriseLoginOutcome::LoggedIn(grant));
         }
@@ -387,7 +394,11 @@ impl Login {
         let (key, rec) = self.flow(flow, "enterprise")?;
         let code = rec.account.clone();
         let reader = self.read()?;
-        let officers = reader.get::<CoreOfficersRecord>(&code)?.unwrap_or_default();
+        let on_file = reader.get::<CoreOfficersRecord>(&code)?;
+        // Without a record from the core tax system there is nothing to
+        // reconcile the officers with.
+        let reconcile = on_file.is_some();
+        let officers = on_file.unwrap_or_default();
         let mut problems = Vec::new();
         let mut to_add = Vec::new();
         for (role, label, officer) in [
@@ -436,6 +447,7 @@ impl Login {
             .unwrap_or_default();
         drop(reader);
         let me = uid("Enterprise", &code);
+        let me_for_log = me.to_string();
         let note = (!problems.is_empty()).then(|| problems.join("; "));
         let verdict = self
             .decide(
@@ -451,27 +463,61 @@ impl Login {
             )
             .await?;
         conclude(&verdict, None)?;
-        if let Some(n) = note {
+        let added_any = !to_add.is_empty();
+        let c = code.clone();
+        let demoted = self
+            .write(move |w| {
+                // Whoever the core tax system no longer names loses the
+                // officer identity first, so that an enterprise never has
+                // two legal representatives.
+                let demoted = if reconcile {
+                    demote_replaced_officers(w, &c, &officers)?
+                } else {
+                    Vec::new()
+                };
+                for (k, role) in to_add {
+                    match w.get::<StaffRecord>(&k)? {
+                        Some(s) if s.identity_type == role => {}
+                        // Already staff under another identity type: the
+                        // core tax system's record decides.
+                        Some(mut s) => {
+                            s.identity_type = role;
+                            w.put(&k, &s)?;
+                        }
+                        None => {
+                            let credential_epoch = w.next_epoch()?;
+                            w.put(
+                                &k,
+                                &StaffRecord {
+                                    identity_type: role,
+                                    permission_identities: Default::default(),
+                                    password_hash: None,
+                                    password_change_required: false,
+                                    credential_epoch,
+                                },
+                            )?;
+                        }
+                    }
+                }
+                Ok(demoted)
+            })
+            .await?;
+        log_demotions(
+            &self.audit,
+            &me_for_log,
+            &demoted,
+            "sync staff (同步办税人)",
+        )
+        .await?;
+        // Each officer who matched is staff now; one who did not is named
+        // and must redo real-name collection, without locking the other out.
+        // Only when no one matched is the sync a failure.
+        if let Some(n) = note.filter(|_| !added_any) {
             return Err(FlowError::RealNameMismatch(n));
         }
-        self.write(move |w| {
-            for (k, role) in to_add {
-                if w.get::<StaffRecord>(&k)?.is_none() {
-                    w.put(
-                        &k,
-                        &StaffRecord {
-                            identity_type: role,
-                            permission_identities: Default::default(),
-                            password_hash: None,
-                            password_change_required: false,
-                        },
-                    )?;
-                }
-            }
-            Ok(())
-        })
-        .await?;
-        self.enterprise_staff(&key, &code, name, flow.trim().to_owned())
+        let mut selection = self.enterprise_staff(&key, &code, name, flow.trim().to_owned())?;
+        selection.sync_problems = problems;
+        Ok(selection)
     }
 
     /// Sends an SMS code to the picked staff member's real-name phone, unless
@@ -639,10 +685,14 @@ impl Login {
             Ok(())
         })
         .await?;
+        let subject = SessionSubject {
+            principal_type: "Staff",
+            principal_id: staff_key,
+            credential_epoch: staff.credential_epoch,
+            acting_for: None,
+        };
         self.open_session(
-            "Staff",
-            &staff_key,
-            None,
+            subject,
             staff.password_hash.is_some(),
             staff.password_change_required,
             "home",
@@ -724,6 +774,9 @@ impl Login {
     ) -> Result<SessionGrant, FlowError> {
         let (key, rec) = self.flow(flow, "quick")?;
         let staff_key = rec.staff.clone().ok_or(FlowError::FlowExpired)?;
+        // Read before the code is checked: the session is bound to the
+        // credentials as they were when this login proved them.
+        let staff = self.read()?.get::<StaffRecord>(&staff_key)?;
         let mut factors = rec.factors.clone();
         let failure = self
             .personal_factor(
@@ -747,15 +800,19 @@ impl Login {
             )
             .await?;
         conclude(&verdict, failure)?;
-        let staff = self.read()?.get::<StaffRecord>(&staff_key)?;
+        let staff = staff.ok_or(crate::authn::session::SessionError::PrincipalGone)?;
         self.write(move |w| w.remove::<LoginFlowRecord>(&key).map(|_| ()))
             .await?;
+        let subject = SessionSubject {
+            principal_type: "Staff",
+            principal_id: staff_key,
+            credential_epoch: staff.credential_epoch,
+            acting_for: None,
+        };
         self.open_session(
-            "Staff",
-            &staff_key,
-            None,
-            staff.as_ref().is_some_and(|s| s.password_hash.is_some()),
-            staff.is_some_and(|s| s.password_change_required),
+            subject,
+            staff.password_hash.is_some(),
+            staff.password_change_required,
             "home",
         )
         .await
@@ -814,8 +871,13 @@ impl Login {
             failure,
         )
         .await?;
-        self.open_session("Person", &key, None, true, false, "home")
-            .await
+        let subject = SessionSubject {
+            principal_type: "Person",
+            credential_epoch: rec.map_or(0, |p| p.credential_epoch),
+            principal_id: key,
+            acting_for: None,
+        };
+        self.open_session(subject, true, false, "home").await
     }
 
     /// R8 step 1: the agency's credit code or taxpayer ID + agency password.
@@ -908,6 +970,7 @@ impl Login {
         let agency = rec.account.clone();
         rec.factors = factors;
         rec.staff = Some(agent_key);
+        rec.staff_epoch = agent.credential_epoch;
         let k = key.clone();
         self.write(move |w| w.put(&k, &rec)).await?;
         let reader = self.read()?;
@@ -950,6 +1013,7 @@ impl Login {
         let recognition = self
             .read()?
             .get::<RecognitionRecord>(&format!("{client}/{}", rec.account))?;
+        let recognition_epoch = recognition.as_ref().map_or(0, |r| r.epoch);
         let mut factors = rec.factors.clone();
         let failure = self
             .guarded_verify(
@@ -978,10 +1042,14 @@ impl Login {
         let agent = self.read()?.get::<AgentStaffRecord>(&agent_key)?;
         self.write(move |w| w.remove::<LoginFlowRecord>(&key).map(|_| ()))
             .await?;
+        let subject = SessionSubject {
+            principal_type: "AgentStaff",
+            principal_id: agent_key,
+            credential_epoch: rec.staff_epoch,
+            acting_for: Some((client, recognition_epoch)),
+        };
         self.open_session(
-            "AgentStaff",
-            &agent_key,
-            Some(client),
+            subject,
             agent.as_ref().is_some_and(|a| a.password_hash.is_some()),
             agent.is_some_and(|a| a.password_change_required),
             "home",

@@ -398,6 +398,8 @@ impl Maintenance<'_> {
                 )));
             }
             check_roles_exist(w, &enterprise, &permission_identities)?;
+            // A fresh epoch: sessions from before a removal stay ended.
+            let credential_epoch = w.next_epoch()?;
             w.put(
                 &key,
                 &StaffRecord {
@@ -405,6 +407,7 @@ impl Maintenance<'_> {
                     permission_identities,
                     password_hash: None,
                     password_change_required: false,
+                    credential_epoch,
                 },
             )?;
             Ok(())
@@ -428,9 +431,11 @@ impl Maintenance<'_> {
                 "the legal representative and finance head come from the core tax system through sync staff (同步办税人)",
             ));
         }
-        self.on_enterprise(actor, "editStaff").await?;
         let enterprise = actor.enterprise.to_string();
         let key = staff_uid(&enterprise, &person.key());
+        // Asked about the staff member edited, so that a policy can protect
+        // some of them (one officer's grants from the other).
+        self.authorize(actor, "editStaff", ("Staff", &key)).await?;
         self.write(move |w| {
             let mut s = w
                 .get::<StaffRecord>(&key)?
@@ -452,8 +457,9 @@ impl Maintenance<'_> {
         .await
     }
 
-    /// Removes a staff member (R16); their sessions stop working at once,
-    /// because every decision reads the store.
+    /// Removes a staff member (R16); their sessions end at once, because
+    /// every use of a session reads the store, and stay ended if the person
+    /// is added again (a new record has a new credential epoch).
     pub async fn remove_staff(
         &self,
         actor: &Actor,
@@ -502,6 +508,8 @@ impl Maintenance<'_> {
                 })?;
                 s.password_hash = Some(hash);
                 s.password_change_required = true;
+                // Sessions opened under the old password end.
+                s.credential_epoch = w.next_epoch()?;
                 w.put(&target, &s)?;
                 Ok::<Phone, MaintenanceError>(phone)
             })
@@ -514,7 +522,8 @@ impl Maintenance<'_> {
     }
 
     /// Recognizes an agency as the enterprise's tax agent and sets the
-    /// relationship's agreement password (R17). Recognizing again replaces it.
+    /// relationship's agreement password (R17). Recognizing again replaces it
+    /// and ends the agents' sessions acting for the enterprise.
     pub async fn recognize_agency(
         &self,
         actor: &Actor,
@@ -535,12 +544,16 @@ impl Maintenance<'_> {
             if w.get::<AgencyRecord>(&agency)?.is_none() {
                 return Err(MaintenanceError::NotFound(format!("no agency {agency}")));
             }
+            // Agents acting under an earlier recognition (another
+            // agreement password) stop.
+            let epoch = w.next_epoch()?;
             w.put_recognition(
                 &enterprise,
                 &agency,
                 &RecognitionRecord {
                     agreement_password_hash: hash,
                     recognized_at_ms: crate::now_ms(),
+                    epoch,
                 },
             )?;
             Ok(())
@@ -548,8 +561,8 @@ impl Maintenance<'_> {
         .await
     }
 
-    /// Ends the recognition; the agency's agents stop acting for the
-    /// enterprise on their very next decision (R17).
+    /// Ends the recognition; the agency's agents' sessions acting for the
+    /// enterprise end at their very next use (R17).
     pub async fn cancel_agency(
         &self,
         actor: &Actor,

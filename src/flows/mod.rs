@@ -26,8 +26,9 @@ use crate::authn::touches::Touches;
 use crate::authn::{lockout, rate, Authn, NewPasswordError};
 use crate::decision::{uid, DecisionError, Engine, Query, Verdict};
 use crate::store::{
-    AgentStaffRecord, ChallengeRecord, CodeRateRecord, EnterpriseRecord, LockoutRecord,
-    PersonRecord, SessionRecord, StaffRecord, Store, StoreError, StoreReader, StoreWriter,
+    owned_key, AgentStaffRecord, ChallengeRecord, CodeRateRecord, EnterpriseRecord, LockoutRecord,
+    PersonRecord, RecognitionRecord, SessionRecord, StaffRecord, Store, StoreError, StoreReader,
+    StoreWriter,
 };
 
 /// Why a login or password step did not succeed. Mapped to HTTP in
@@ -189,6 +190,19 @@ struct Asked {
     query: Query,
     verdict: Verdict,
     micros: u64,
+}
+
+/// Who a new session is for, and the credentials it is bound to.
+pub(crate) struct SessionSubject {
+    /// Cedar entity type: `Staff`, `AgentStaff`, `Person`, `Enterprise`.
+    pub principal_type: &'static str,
+    pub principal_id: String,
+    /// The principal's credential epoch as read *before* its credentials
+    /// were verified: a change that raced the login ends the new session too.
+    pub credential_epoch: u64,
+    /// For an agent: the client enterprise and the epoch of the recognition
+    /// whose agreement password was verified.
+    pub acting_for: Option<(String, u64)>,
 }
 
 /// The principal and acting-for enterprise behind a live session.
@@ -475,12 +489,11 @@ impl Login {
         Ok(result.err().map(Failure::Code))
     }
 
-    /// Creates a session for a principal that just logged in.
+    /// Creates a session for a principal that just logged in, bound to the
+    /// credentials it logged in with.
     async fn open_session(
         &self,
-        principal_type: &str,
-        principal_id: &str,
-        acting_for: Option<String>,
+        subject: SessionSubject,
         has_password: bool,
         password_change_required: bool,
         route: &'static str,
@@ -488,14 +501,23 @@ impl Login {
         let cfg = &self.authn.config;
         let now = crate::now_ms();
         let (token, key) = session::new_token();
+        let SessionSubject {
+            principal_type,
+            principal_id,
+            credential_epoch,
+            acting_for,
+        } = subject;
+        let (acting_for, recognition_epoch) = acting_for.unzip();
         let rec = SessionRecord {
             principal_type: principal_type.to_owned(),
-            principal_id: principal_id.to_owned(),
+            principal_id: principal_id.clone(),
             acting_for: acting_for.clone(),
             created_ms: now,
             last_used_ms: now,
             expires_ms: now + cfg.session_max_secs * 1000,
             password_change_required,
+            credential_epoch,
+            recognition_epoch: recognition_epoch.unwrap_or_default(),
         };
         self.write(move |w| w.put(&key, &rec)).await?;
         let mut obligations = Vec::new();
@@ -516,7 +538,9 @@ impl Login {
     }
 
     /// The session behind `token`, re-checked now: not logged out, within its
-    /// absolute and idle lifetime, its principal still in the store. Notes
+    /// absolute and idle lifetime, its principal still in the store with the
+    /// credentials the session was opened under (and an agent's client still
+    /// recognizing the agency as it did then). Notes
     /// the use in memory (the idle clock; see [`crate::authn::touches`]), so
     /// this hot path writes nothing. `allow_pending_change` lets the
     /// password-change step through while a one-time password is still
@@ -533,9 +557,7 @@ impl Login {
             .get::<SessionRecord>(&key)?
             .ok_or(SessionError::Unknown)?;
         session::check(&rec, self.touches.last_used(&key), &self.authn.config, now)?;
-        if !principal_exists(&reader, &rec.principal_type, &rec.principal_id)? {
-            return Err(SessionError::PrincipalGone.into());
-        }
+        still_bound(&reader, &rec)?;
         drop(reader);
         if rec.password_change_required && !allow_pending_change {
             return Err(FlowError::PasswordChangeRequired);
@@ -565,14 +587,37 @@ impl Login {
     }
 }
 
-fn principal_exists(reader: &StoreReader, ty: &str, id: &str) -> Result<bool, StoreError> {
-    Ok(match ty {
-        "Staff" => reader.get::<StaffRecord>(id)?.is_some(),
-        "AgentStaff" => reader.get::<AgentStaffRecord>(id)?.is_some(),
-        "Person" => reader.get::<PersonRecord>(id)?.is_some(),
-        "Enterprise" => reader.get::<EnterpriseRecord>(id)?.is_some(),
-        _ => false,
-    })
+/// Whether a session's principal still holds the credentials the session
+/// was opened under, and an acting agent's client still the recognition.
+/// Any change of either gave its record a new epoch, so one comparison each
+/// covers password changes, resets, removal and re-adding, re-recognition.
+fn still_bound(reader: &StoreReader, rec: &SessionRecord) -> Result<(), FlowError> {
+    let id = rec.principal_id.as_str();
+    let epoch = match rec.principal_type.as_str() {
+        "Staff" => reader.get::<StaffRecord>(id)?.map(|r| r.credential_epoch),
+        "AgentStaff" => reader
+            .get::<AgentStaffRecord>(id)?
+            .map(|r| r.credential_epoch),
+        "Person" => reader.get::<PersonRecord>(id)?.map(|r| r.credential_epoch),
+        "Enterprise" => reader
+            .get::<EnterpriseRecord>(id)?
+            .map(|r| r.credential_epoch),
+        _ => None,
+    }
+    .ok_or(SessionError::PrincipalGone)?;
+    if epoch != rec.credential_epoch {
+        return Err(SessionError::CredentialsChanged.into());
+    }
+    if let Some(client) = &rec.acting_for {
+        // An agent's key is `agency/person`; the recognition is
+        // `client/agency`.
+        let agency = id.split_once('/').map_or(id, |(a, _)| a);
+        let recognition = reader.get::<RecognitionRecord>(&owned_key(client, agency))?;
+        if recognition.is_none_or(|r| r.epoch != rec.recognition_epoch) {
+            return Err(SessionError::CredentialsChanged.into());
+        }
+    }
+    Ok(())
 }
 
 /// The refusal a deny verdict stands for, in the bureau's words: a forbid

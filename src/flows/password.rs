@@ -86,40 +86,49 @@ fn stored_hash(
     })
 }
 
-/// Stores a new hash and clears the one-time-password flag.
+/// Stores a new hash, clears the one-time-password flag and gives the
+/// holder a new credential epoch, which ends every session opened before.
+/// Answers the old and new epochs, or `None` if there is no such holder.
 fn store_hash(
     w: &mut StoreWriter,
     holder: Holder,
     key: &str,
     phc: String,
-) -> Result<bool, StoreError> {
-    match holder {
+) -> Result<Option<(u64, u64)>, StoreError> {
+    let epoch = w.next_epoch()?;
+    let old = match holder {
         Holder::Staff => {
             let Some(mut s) = w.get::<StaffRecord>(key)? else {
-                return Ok(false);
+                return Ok(None);
             };
+            let old = std::mem::replace(&mut s.credential_epoch, epoch);
             s.password_hash = Some(phc);
             s.password_change_required = false;
             w.put(key, &s)?;
+            old
         }
         Holder::AgentStaff => {
             let Some(mut s) = w.get::<AgentStaffRecord>(key)? else {
-                return Ok(false);
+                return Ok(None);
             };
+            let old = std::mem::replace(&mut s.credential_epoch, epoch);
             s.password_hash = Some(phc);
             s.password_change_required = false;
             w.put(key, &s)?;
+            old
         }
         Holder::Person => {
             let Some(mut p) = w.get::<PersonRecord>(key)? else {
-                return Ok(false);
+                return Ok(None);
             };
+            let old = std::mem::replace(&mut p.credential_epoch, epoch);
             p.password_hash = Some(phc);
             w.put(key, &p)?;
+            old
         }
-    }
+    };
     w.remove::<LockoutRecord>(&format!("{}:{key}", holder.lock_prefix()))?;
-    Ok(true)
+    Ok(Some((old, epoch)))
 }
 
 impl Login {
@@ -237,7 +246,7 @@ impl Login {
         }
         conclude(&verdict, failure)?;
         let phc = self.authn.hash(new_password).await;
-        self.write(move |w| store_hash(w, holder, &key, phc))
+        self.write(move |w| store_hash(w, holder, &key, phc).map(|_| ()))
             .await?;
         Ok(PasswordSet { password_set: true })
     }
@@ -302,11 +311,19 @@ impl Login {
         conclude(&verdict, failure)?;
         let phc = self.authn.hash(new_password).await;
         self.write(move |w| {
-            store_hash(w, holder, &key, phc)?;
-            // Every session of this user may go on now.
+            let Some((old, new)) = store_hash(w, holder, &key, phc)? else {
+                return Ok(());
+            };
+            // The session that made the change goes on under the new
+            // credentials; the user's other sessions end. Only if it was
+            // still bound to the old ones: a reset that raced this change
+            // has ended it too.
             if let Some(mut s) = w.get::<SessionRecord>(&session_key)? {
-                s.password_change_required = false;
-                w.put(&session_key, &s)?;
+                if s.credential_epoch == old {
+                    s.credential_epoch = new;
+                    s.password_change_required = false;
+                    w.put(&session_key, &s)?;
+                }
             }
             Ok(())
         })

@@ -274,6 +274,7 @@ mod tests {
             factors: BTreeSet::new(),
             staff: None,
             generation: 0,
+            staff_epoch: 0,
             expires_ms,
         }
     }
@@ -287,6 +288,8 @@ mod tests {
             last_used_ms,
             expires_ms,
             password_change_required: false,
+            credential_epoch: 0,
+            recognition_epoch: 0,
         }
     }
 

@@ -71,6 +71,14 @@ pub async fn core_officers(
     body: CoreOfficersBody,
 ) -> Result<FeedOutcome, ApiError> {
     let enterprise = credit_code("enterprise", enterprise)?;
+    // The body replaces the whole record; an empty one would silently
+    // clear both officers (and demote whoever holds them).
+    if body.legal_rep.is_none() && body.finance_head.is_none() {
+        return Err(ApiError::invalid(
+            "legal_rep",
+            "name the legal representative, the finance head or both",
+        ));
+    }
     let officer =
         |field: &str, o: Option<OfficerBody>| -> Result<Option<(String, PersonKey)>, ApiError> {
             o.map(|o| {

@@ -230,8 +230,9 @@ pub fn import_document(
         if !c.failures.is_empty() {
             return Err(ImportError::Invalid(c.failures));
         }
+        let summary = plan.summary();
         plan.apply(w)?;
-        Ok(plan.summary())
+        Ok(summary)
     })
 }
 
@@ -249,25 +250,31 @@ struct Plan {
 }
 
 impl Plan {
-    fn apply(&self, w: &mut StoreWriter) -> Result<(), StoreError> {
+    /// Writes the plan. Every record that holds credentials gets a fresh
+    /// credential epoch: importing over an existing record (a new password,
+    /// say) ends the sessions opened under the old one.
+    fn apply(self, w: &mut StoreWriter) -> Result<(), StoreError> {
         for (k, r) in &self.functions {
             w.put(k, r)?;
         }
-        for (k, r) in &self.persons {
-            w.put(k, r)?;
+        for (k, mut r) in self.persons {
+            r.credential_epoch = w.next_epoch()?;
+            w.put(&k, &r)?;
         }
-        for (k, r, officers) in &self.enterprises {
-            w.put(k, r)?;
-            w.put(k, officers)?;
+        for (k, mut r, officers) in self.enterprises {
+            r.credential_epoch = w.next_epoch()?;
+            w.put(&k, &r)?;
+            w.put(&k, &officers)?;
             if let Some(tin) = &r.taxpayer_id {
-                w.put_taxpayer_id(tin.as_str(), k)?;
+                w.put_taxpayer_id(tin.as_str(), &k)?;
             }
         }
         for (k, r) in &self.permission_identities {
             w.put(k, r)?;
         }
-        for (k, r) in &self.staff {
-            w.put(k, r)?;
+        for (k, mut r) in self.staff {
+            r.credential_epoch = w.next_epoch()?;
+            w.put(&k, &r)?;
         }
         for (k, r) in &self.agencies {
             w.put(k, r)?;
@@ -275,11 +282,13 @@ impl Plan {
                 w.put_taxpayer_id(tin.as_str(), k)?;
             }
         }
-        for (k, r) in &self.agent_staff {
-            w.put(k, r)?;
+        for (k, mut r) in self.agent_staff {
+            r.credential_epoch = w.next_epoch()?;
+            w.put(&k, &r)?;
         }
-        for (enterprise, agency, r) in &self.recognitions {
-            w.put_recognition(enterprise, agency, r)?;
+        for (enterprise, agency, mut r) in self.recognitions {
+            r.epoch = w.next_epoch()?;
+            w.put_recognition(&enterprise, &agency, &r)?;
         }
         Ok(())
     }
@@ -375,6 +384,7 @@ impl Checker<'_> {
                     real_name_verified: p.real_name_verified,
                     phone,
                     password_hash,
+                    credential_epoch: 0,
                 },
             ));
         }
@@ -425,6 +435,7 @@ impl Checker<'_> {
                     category: e.category,
                     password_hash,
                     staff_synced: e.staff_synced,
+                    credential_epoch: 0,
                 },
                 officers,
             ));
@@ -512,6 +523,7 @@ impl Checker<'_> {
                     permission_identities: held,
                     password_hash,
                     password_change_required: s.password_change_required,
+                    credential_epoch: 0,
                 },
             ));
         }
@@ -578,6 +590,7 @@ impl Checker<'_> {
                 AgentStaffRecord {
                     password_hash,
                     password_change_required: false,
+                    credential_epoch: 0,
                 },
             ));
         }
@@ -600,6 +613,7 @@ impl Checker<'_> {
                 RecognitionRecord {
                     agreement_password_hash: hash,
                     recognized_at_ms: crate::now_ms(),
+                    epoch: 0,
                 },
             ));
         }

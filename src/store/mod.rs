@@ -41,6 +41,11 @@ pub trait Record: Serialize + DeserializeOwned {
 /// Secondary index: taxpayer identification number → credit code.
 const TAXPAYER_IDS: TableDefinition<&str, &str> = TableDefinition::new("taxpayer_ids");
 
+/// Store-wide counters, by name.
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+/// The last credential epoch handed out ([`StoreWriter::next_epoch`]).
+const EPOCH_COUNTER: &str = "credential_epoch";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("identity store {path}: {source}")]
@@ -90,6 +95,7 @@ impl Store {
                 w.txn.open_table(table)?;
             }
             w.txn.open_table(TAXPAYER_IDS)?;
+            w.txn.open_table(COUNTERS)?;
             Ok::<_, StoreError>(())
         })?;
         Ok(store)
@@ -293,6 +299,17 @@ impl StoreWriter {
         Ok(self.txn.open_table(R::TABLE)?.remove(key)?.is_some())
     }
 
+    /// A credential epoch never handed out before in this store, for a
+    /// record whose credentials just changed or that was just created. Store-
+    /// wide rather than per record so that a record removed and created
+    /// again never repeats an epoch an old session still carries.
+    pub fn next_epoch(&mut self) -> Result<u64, StoreError> {
+        let mut table = self.txn.open_table(COUNTERS)?;
+        let next = table.get(EPOCH_COUNTER)?.map_or(0, |v| v.value()) + 1;
+        table.insert(EPOCH_COUNTER, next)?;
+        Ok(next)
+    }
+
     pub fn put_taxpayer_id(&mut self, tin: &str, credit_code: &str) -> Result<(), StoreError> {
         self.txn
             .open_table(TAXPAYER_IDS)?
@@ -411,6 +428,28 @@ mod tests {
         let left = store.read().unwrap().all::<ChallengeRecord>().unwrap();
         assert_eq!(left.len(), 12);
         assert!(left.iter().all(|(_, c)| c.expires_ms == 1));
+    }
+
+    #[test]
+    fn epochs_are_never_handed_out_twice_even_across_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let store = Store::open(&path).unwrap();
+        let a = store.write(|w| w.next_epoch()).unwrap();
+        let b = store.write(|w| w.next_epoch()).unwrap();
+        assert!(a > 0 && b > a, "{a} {b}");
+        // An aborted transaction hands nothing out.
+        let _ = store.write(|w| {
+            w.next_epoch()?;
+            Err::<(), _>(StoreError::Corrupt {
+                table: String::new(),
+                key: String::new(),
+                source: serde_json::from_str::<u8>("x").unwrap_err(),
+            })
+        });
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.write(|w| w.next_epoch()).unwrap(), b + 1);
     }
 
     #[test]

@@ -92,6 +92,11 @@ pub struct EnterpriseRecord {
     /// A normal login has synced the legal rep and finance head (R3).
     #[serde(default)]
     pub staff_synced: bool,
+    /// Credential epoch: a session opened under another value has ended
+    /// (see [`super::StoreWriter::next_epoch`]). 0 in records written before
+    /// the field existed, and in the sessions opened under them.
+    #[serde(default)]
+    pub credential_epoch: u64,
 }
 
 impl Record for EnterpriseRecord {
@@ -134,6 +139,11 @@ pub struct PersonRecord {
     /// Natural-person (自然人) login password, if the person registered one.
     #[serde(default)]
     pub password_hash: Option<String>,
+    /// Credential epoch: a session opened under another value has ended
+    /// (see [`super::StoreWriter::next_epoch`]). 0 in records written before
+    /// the field existed, and in the sessions opened under them.
+    #[serde(default)]
+    pub credential_epoch: u64,
 }
 
 impl Record for PersonRecord {
@@ -154,6 +164,11 @@ pub struct StaffRecord {
     /// A one-time password was issued and must be changed (R12).
     #[serde(default)]
     pub password_change_required: bool,
+    /// Credential epoch: a session opened under another value has ended
+    /// (see [`super::StoreWriter::next_epoch`]). 0 in records written before
+    /// the field existed, and in the sessions opened under them.
+    #[serde(default)]
+    pub credential_epoch: u64,
 }
 
 impl Record for StaffRecord {
@@ -211,6 +226,11 @@ pub struct AgentStaffRecord {
     pub password_hash: Option<String>,
     #[serde(default)]
     pub password_change_required: bool,
+    /// Credential epoch: a session opened under another value has ended
+    /// (see [`super::StoreWriter::next_epoch`]). 0 in records written before
+    /// the field existed, and in the sessions opened under them.
+    #[serde(default)]
+    pub credential_epoch: u64,
 }
 
 impl Record for AgentStaffRecord {
@@ -226,6 +246,11 @@ pub struct RecognitionRecord {
     pub agreement_password_hash: String,
     /// When it was recognized, ms since the Unix epoch.
     pub recognized_at_ms: u64,
+    /// Epoch of this recognition: an agent session acting for the
+    /// enterprise under another value has ended (recognized again, or
+    /// cancelled and recognized anew).
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 impl Record for RecognitionRecord {
@@ -275,6 +300,14 @@ pub struct SessionRecord {
     /// A one-time password must be changed before anything else (R12).
     #[serde(default)]
     pub password_change_required: bool,
+    /// The principal's credential epoch when the session was opened: the
+    /// session works only while the principal's record still has it.
+    #[serde(default)]
+    pub credential_epoch: u64,
+    /// For an agent acting for a client: the epoch of the recognition the
+    /// session was opened under.
+    #[serde(default)]
+    pub recognition_epoch: u64,
 }
 
 impl Record for SessionRecord {
@@ -321,6 +354,10 @@ pub struct LoginFlowRecord {
     /// Bumped by cancel: codes issued before it no longer count.
     #[serde(default)]
     pub generation: u32,
+    /// The credential epoch of `staff` when an earlier step verified their
+    /// credentials (agency login step 2): the session is bound to it.
+    #[serde(default)]
+    pub staff_epoch: u64,
     pub expires_ms: u64,
 }
 
