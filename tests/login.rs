@@ -960,16 +960,6 @@ fn one_time_password_must_be_changed_before_anything_else() {
     assert_eq!(d["decision"], "allow");
 }
 
-fn demo_with(edit: impl FnOnce(&mut Value)) -> Value {
-    let mut doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    edit(&mut doc);
-    doc
-}
-
 #[test]
 fn sync_adds_the_officers_and_a_normal_login_opens_quick_login() {
     // 吴桂兰 has completed real-name collection in this bureau.
