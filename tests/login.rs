@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Server;
+use common::{demo_with, Server};
 use serde_json::{json, Value};
 
 const ENT: &str = "91210102MA0TAX001F";

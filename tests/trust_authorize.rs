@@ -21,26 +21,50 @@ fn entity_ref(ty: &str, id: &str) -> Value {
     json!({ "type": format!("Etax::{ty}"), "id": id })
 }
 
-/// Every decision record the running server has logged.
+/// The `/v1/authorize` decisions the running server has logged (reading
+/// the log is itself logged, as `audit.read`).
 fn logged(server: &Server) -> Vec<Value> {
-    let (s, b) = server.get("/v1/audit/decisions?limit=1000");
+    let (s, b) = server.get("/v1/audit/decisions?kind=authorize&limit=1000");
     assert_eq!(s, 200, "{b}");
     b["records"].as_array().unwrap().clone()
 }
 
 /// A question the caller sends with its own entities: the service takes
 /// identities from the store only, so the request is refused as a whole
-/// (naming `entities`), nothing is decided and nothing is logged as allowed.
+/// (naming `entities`), nothing is decided and nothing is logged.
 fn assert_entities_refused(server: &Server, request: Value) {
     let before = logged(server).len();
     let (status, body) = server.post("/v1/authorize", &request);
-    assert_eq!(status, 400, "a made-up identity must not be decided: {body}");
-    assert_eq!(body["error"]["field"], "entities", "{body}");
     assert_eq!(
-        logged(server).len(),
-        before,
-        "a refused request leaves no decision record"
+        status, 400,
+        "a made-up identity must not be decided: {body}"
     );
+    assert_eq!(body["error"]["field"], "entities", "{body}");
+    // A real question after it: once its record is in the log, anything the
+    // refused request had logged would be too (one writer, in order).
+    let clerk = staff(E_SYNCED, P_CLERK);
+    server.authorize(
+        &clerk,
+        &action("useFunction"),
+        &function("vat_filing"),
+        json!({}),
+    );
+    let after = (0..500)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            logged(server)
+        })
+        .find(|records| records.len() > before)
+        .expect("the real question is logged");
+    assert_eq!(
+        after.len(),
+        before + 1,
+        "only the real question is logged: {after:?}"
+    );
+    assert!(after[before]["principal"]
+        .as_str()
+        .unwrap()
+        .starts_with("Etax::Staff::"));
 }
 
 #[test]
@@ -75,7 +99,9 @@ fn a_made_up_staff_member_with_real_parents_is_not_allowed() {
     );
     assert_eq!(body["decision"], "deny", "{body}");
     assert!(
-        body["errors"].to_string().contains("not in the identity store"),
+        body["errors"]
+            .to_string()
+            .contains("not in the identity store"),
         "{body}"
     );
 }
@@ -138,7 +164,9 @@ fn a_made_up_legal_rep_with_a_look_alike_id_cannot_remove_staff() {
     );
     assert_eq!(body["decision"], "deny", "{body}");
     assert!(
-        body["errors"].to_string().contains("not in the identity store"),
+        body["errors"]
+            .to_string()
+            .contains("not in the identity store"),
         "{body}"
     );
 }
