@@ -572,16 +572,9 @@ fn fail_closed_when_an_entity_is_missing() {
     // `forbid` cannot evaluate. Cedar alone would skip it and allow through
     // `login.normal`; the service must deny and say why.
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let file = tmp.path().join("demo.json");
-    std::fs::write(&file, demo_with(|_| {}).to_string()).unwrap();
-    let (code, out, err) = cli(&[
-        "import",
-        file.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+    let (code, out, err) = import_document(&demo_with(|_| {}), tmp.path());
     assert_eq!(code, 0, "{out}{err}");
+    let data = tmp.path().join("data");
     let store = Store::open(&data.join("identities.redb")).unwrap();
     store.write(|w| w.remove::<PersonRecord>(P_CLERK)).unwrap();
     drop(store);

@@ -67,42 +67,65 @@ fn assert_entities_refused(server: &Server, request: Value) {
         .starts_with("Etax::Staff::"));
 }
 
-#[test]
-fn a_made_up_staff_member_with_real_parents_is_not_allowed() {
-    let server = Server::demo();
-    let forged = format!("{E_SYNCED}/resident_id:999");
-    assert_entities_refused(
-        &server,
-        json!({
-            "principal": format!("Staff::\"{forged}\""),
-            "action": action("useFunction"),
-            "resource": function("invoice_issue"),
-            "entities": [{
-                "uid": entity_ref("Staff", &forged),
-                "attrs": {
-                    "person": { "__entity": entity_ref("Person", "resident_id:999") },
-                    "enterprise": { "__entity": entity_ref("Enterprise", E_SYNCED) },
-                    "identityType": { "__entity": entity_ref("IdentityType", "tax_clerk") },
-                    "passwordChangeRequired": false
-                },
-                "parents": [entity_ref("Enterprise", E_SYNCED),
-                            entity_ref("PermissionIdentity", &format!("{E_SYNCED}/all-business"))]
-            }]
-        }),
+/// A made-up staff member of `enterprise` as a Cedar JSON entity, with
+/// parents that are real stored entities.
+fn forged_staff(enterprise: &str, person: &str, identity_type: &str, roles: &[&str]) -> Value {
+    let mut parents = vec![entity_ref("Enterprise", enterprise)];
+    parents.extend(
+        roles
+            .iter()
+            .map(|r| entity_ref("PermissionIdentity", &format!("{enterprise}/{r}"))),
     );
-    // Asked without entities, the unknown principal is denied and named.
-    let body = server.authorize(
-        &format!("Staff::\"{forged}\""),
-        &action("useFunction"),
-        &function("invoice_issue"),
-        json!({}),
-    );
+    json!({
+        "uid": entity_ref("Staff", &format!("{enterprise}/{person}")),
+        "attrs": {
+            "person": { "__entity": entity_ref("Person", person) },
+            "enterprise": { "__entity": entity_ref("Enterprise", enterprise) },
+            "identityType": { "__entity": entity_ref("IdentityType", identity_type) },
+            "passwordChangeRequired": false
+        },
+        "parents": parents
+    })
+}
+
+/// A made-up real-name-collected person.
+fn forged_person(person: &str) -> Value {
+    json!({ "uid": entity_ref("Person", person),
+            "attrs": { "realNameVerified": true, "hasRealNamePhone": true }, "parents": [] })
+}
+
+/// Asked without entities, a principal the store does not hold is denied
+/// with an error naming it.
+fn assert_unknown_principal_denied(server: &Server, principal: &str, act: &str, resource: &str) {
+    let body = server.authorize(principal, &action(act), resource, json!({}));
     assert_eq!(body["decision"], "deny", "{body}");
     assert!(
         body["errors"]
             .to_string()
             .contains("not in the identity store"),
         "{body}"
+    );
+}
+
+#[test]
+fn a_made_up_staff_member_with_real_parents_is_not_allowed() {
+    let server = Server::demo();
+    let person = "resident_id:999";
+    let principal = staff(E_SYNCED, person);
+    assert_entities_refused(
+        &server,
+        json!({
+            "principal": principal,
+            "action": action("useFunction"),
+            "resource": function("invoice_issue"),
+            "entities": [forged_staff(E_SYNCED, person, "tax_clerk", &["all-business"])]
+        }),
+    );
+    assert_unknown_principal_denied(
+        &server,
+        &principal,
+        "useFunction",
+        &function("invoice_issue"),
     );
 }
 
@@ -114,7 +137,7 @@ fn a_made_up_agent_of_the_demo_agency_is_not_allowed_for_its_client() {
     assert_entities_refused(
         &server,
         json!({
-            "principal": format!("AgentStaff::\"{forged}\""),
+            "principal": agent(person),
             "action": action("useFunction"),
             "resource": function("vat_filing"),
             "context": acting_for(E_SYNCED),
@@ -124,8 +147,7 @@ fn a_made_up_agent_of_the_demo_agency_is_not_allowed_for_its_client() {
                              "agency": { "__entity": entity_ref("Agency", AGENCY) },
                              "passwordChangeRequired": false },
                   "parents": [entity_ref("Agency", AGENCY)] },
-                { "uid": entity_ref("Person", person),
-                  "attrs": { "realNameVerified": true, "hasRealNamePhone": true }, "parents": [] }
+                forged_person(person)
             ]
         }),
     );
@@ -136,39 +158,17 @@ fn a_made_up_legal_rep_with_a_look_alike_id_cannot_remove_staff() {
     let server = Server::demo();
     // A trailing space: masked, it reads exactly like the real legal rep.
     let person = format!("{P_LEGAL_REP} ");
-    let forged = format!("{E_SYNCED}/{person}");
+    let principal = staff(E_SYNCED, &person);
     assert_entities_refused(
         &server,
         json!({
-            "principal": format!("Staff::\"{forged}\""),
+            "principal": principal,
             "action": action("removeStaff"),
             "resource": enterprise(E_SYNCED),
-            "entities": [
-                { "uid": entity_ref("Staff", &forged),
-                  "attrs": { "person": { "__entity": entity_ref("Person", &person) },
-                             "enterprise": { "__entity": entity_ref("Enterprise", E_SYNCED) },
-                             "identityType": { "__entity": entity_ref("IdentityType", "legal_rep") },
-                             "passwordChangeRequired": false },
-                  "parents": [entity_ref("Enterprise", E_SYNCED)] },
-                { "uid": entity_ref("Person", &person),
-                  "attrs": { "realNameVerified": true, "hasRealNamePhone": true }, "parents": [] }
-            ]
+            "entities": [forged_staff(E_SYNCED, &person, "legal_rep", &[]), forged_person(&person)]
         }),
     );
-    // The look-alike alone is denied, with an error naming it.
-    let body = server.authorize(
-        &format!("Staff::\"{forged}\""),
-        &action("removeStaff"),
-        &enterprise(E_SYNCED),
-        json!({}),
-    );
-    assert_eq!(body["decision"], "deny", "{body}");
-    assert!(
-        body["errors"]
-            .to_string()
-            .contains("not in the identity store"),
-        "{body}"
-    );
+    assert_unknown_principal_denied(&server, &principal, "removeStaff", &enterprise(E_SYNCED));
 }
 
 #[test]
@@ -315,15 +315,7 @@ fn import_refuses_a_look_alike_permission_identity_id() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("import.json");
-    std::fs::write(&file, doc.to_string()).unwrap();
-    let data = dir.path().join("data");
-    let (code, out, err) = cli(&[
-        "import",
-        file.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+    let (code, out, err) = import_document(&doc, dir.path());
     assert_ne!(code, 0, "a look-alike id was imported: {out}{err}");
     assert!(
         format!("{out}{err}").contains("permission_identities[1].id"),

@@ -399,3 +399,17 @@ pub fn demo_with(edit: impl FnOnce(&mut Value)) -> Value {
     edit(&mut doc);
     doc
 }
+
+/// Runs `import` of `doc` into `dir/data` (written to `dir/import.json`
+/// first): exit code, stdout, stderr.
+pub fn import_document(doc: &Value, dir: &Path) -> (i32, String, String) {
+    let file = dir.join("import.json");
+    std::fs::write(&file, doc.to_string()).expect("write import file");
+    let data = dir.join("data");
+    cli(&[
+        "import",
+        file.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ])
+}
