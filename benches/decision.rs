@@ -115,7 +115,6 @@ fn decide(c: &mut Criterion) {
             action: uid("Action", "useFunction"),
             resource: uid("Function", "vat_filing"),
             context: json!({}),
-            entities: vec![],
         };
         assert!(engine.decide(&query).unwrap().allowed);
         // A question asked again while the store is unchanged reuses the

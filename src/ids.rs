@@ -320,6 +320,33 @@ impl Phone {
     }
 }
 
+/// 权限身份 id: the name an enterprise gives a permission identity (R14), the
+/// local part of `PermissionIdentity::"<credit code>/<id>"`. ASCII letters,
+/// digits, '-' and '_', 1 to 64 of them, taken as given (no trimming): a
+/// look-alike — `filing ` or full-width `ｆiling` — would be a second role that
+/// reads like the first in every list and log.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PermissionIdentityId(String);
+
+impl PermissionIdentityId {
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let len = s.chars().count();
+        if len == 0 || len > 64 {
+            return Err(IdError::Length {
+                expected: "1 to 64",
+                got: len,
+            });
+        }
+        check_chars(s, |_, c| c.is_ascii_alphanumeric() || c == '-' || c == '_')?;
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 macro_rules! string_newtype_conversions {
     ($($t:ty),*) => {$(
         impl TryFrom<String> for $t {
@@ -340,7 +367,7 @@ macro_rules! string_newtype_conversions {
         }
     )*};
 }
-string_newtype_conversions!(CreditCode, TaxpayerId);
+string_newtype_conversions!(CreditCode, TaxpayerId, PermissionIdentityId);
 
 impl TryFrom<String> for Phone {
     type Error = IdError;
@@ -441,8 +468,9 @@ pub fn mask_name(name: &str) -> String {
     }
 }
 
-/// A local key for something an enterprise names itself (a permission
-/// identity id): non-empty, no separators, at most 64 characters.
+/// A local key of the bureau's own catalogue (a business function code):
+/// non-empty, no separators, at most 64 characters. Permission identity ids,
+/// which enterprises choose, are the stricter [`PermissionIdentityId`].
 pub fn check_local_key(s: &str) -> Result<(), IdError> {
     let len = s.chars().count();
     if len == 0 || len > 64 {
@@ -462,6 +490,23 @@ pub fn check_local_key(s: &str) -> Result<(), IdError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permission_identity_ids_refuse_look_alikes() {
+        assert!(PermissionIdentityId::parse("all-business_2").is_ok());
+        for (s, position, found) in [("filing ", 7, ' '), ("ｆiling", 1, 'ｆ'), ("a/b", 2, '/')] {
+            assert_eq!(
+                PermissionIdentityId::parse(s),
+                Err(IdError::Character { position, found }),
+                "{s:?}"
+            );
+        }
+        assert!(matches!(
+            PermissionIdentityId::parse(""),
+            Err(IdError::Length { .. })
+        ));
+        assert!(PermissionIdentityId::parse(&"a".repeat(65)).is_err());
+    }
 
     #[test]
     fn credit_code_check_character() {

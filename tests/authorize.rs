@@ -6,6 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::*;
+use etax_authz::store::{PersonRecord, Store};
 use serde_json::{json, Value};
 
 struct Case {
@@ -14,7 +15,6 @@ struct Case {
     action: &'static str,
     resource: String,
     context: Value,
-    entities: Value,
     allow: bool,
     /// The determining policies the answer must name, exactly.
     reasons: &'static [&'static str],
@@ -35,7 +35,6 @@ fn case(
         action,
         resource,
         context,
-        entities: json!([]),
         allow,
         reasons,
     }
@@ -51,31 +50,6 @@ fn function(code: &str) -> String {
 
 fn acting_for(code: &str) -> Value {
     json!({ "actingFor": { "__entity": { "type": "Etax::Enterprise", "id": code } } })
-}
-
-/// A staff member who exists only for this request (not in the store).
-fn scoped_staff(
-    enterprise: &str,
-    person: &str,
-    roles: &[&str],
-    password_change_required: bool,
-) -> Value {
-    let mut parents = vec![json!({ "type": "Etax::Enterprise", "id": enterprise })];
-    parents.extend(
-        roles.iter().map(
-            |r| json!({ "type": "Etax::PermissionIdentity", "id": format!("{enterprise}/{r}") }),
-        ),
-    );
-    json!({
-        "uid": { "type": "Etax::Staff", "id": format!("{enterprise}/{person}") },
-        "attrs": {
-            "person": { "__entity": { "type": "Etax::Person", "id": person } },
-            "enterprise": { "__entity": { "type": "Etax::Enterprise", "id": enterprise } },
-            "identityType": { "__entity": { "type": "Etax::IdentityType", "id": "tax_clerk" } },
-            "passwordChangeRequired": password_change_required
-        },
-        "parents": parents
-    })
 }
 
 fn cases() -> Vec<Case> {
@@ -293,7 +267,35 @@ fn cases() -> Vec<Case> {
             function("vat_filing"),
             acting_for(E_UNSYNCED),
             false,
-            &[],
+            &["agency.client-business-needs-recognition"],
+        ),
+        case(
+            "agent without real-name collection does no client business",
+            agent(P_UNVERIFIED_AGENT),
+            "useFunction",
+            function("vat_filing"),
+            acting_for(E_SYNCED),
+            false,
+            &["agency.agent-real-name-required"],
+        ),
+        // R6/R9: a social-security-only payer asks as the enterprise.
+        case(
+            "social-security-only payer pays social insurance fees",
+            enterprise(E_SOCIAL),
+            "useFunction",
+            function("social_insurance_fee"),
+            json!({}),
+            true,
+            &["function.social-security-only-payer"],
+        ),
+        case(
+            "social-security-only payer files no VAT",
+            enterprise(E_SOCIAL),
+            "useFunction",
+            function("vat_filing"),
+            json!({}),
+            false,
+            &["function.enterprise-only-social-insurance"],
         ),
         // R17
         case(
@@ -474,9 +476,9 @@ fn cases() -> Vec<Case> {
         ),
     ];
 
-    // R3: an enterprise whose staff were never synced (its legal rep, only
-    // for this request).
-    let mut unsynced = case(
+    // R3: an enterprise whose staff were never synced (its legal rep is
+    // stored for these tests, see `bureau`).
+    v.push(case(
         "quick login before the first normal login",
         staff(E_UNSYNCED, P_UNSYNCED_LEGAL_REP),
         "loginQuick",
@@ -484,12 +486,10 @@ fn cases() -> Vec<Case> {
         factors(&["enterprise_password", "sms_otp"]),
         false,
         &["login.quick-requires-sync"],
-    );
-    unsynced.entities = json!([scoped_staff(E_UNSYNCED, P_UNSYNCED_LEGAL_REP, &[], false)]);
-    v.push(unsynced);
-
-    // R10/R12: a one-time password pending blocks business.
-    let mut pending = case(
+    ));
+    // R10/R12: a one-time password pending blocks business (赵丽 is stored
+    // as such a clerk, see `bureau`).
+    v.push(case(
         "one-time password not yet changed",
         staff(E_SYNCED, P_NATURAL),
         "useFunction",
@@ -497,21 +497,28 @@ fn cases() -> Vec<Case> {
         json!({}),
         false,
         &["function.password-change-pending"],
-    );
-    pending.entities = json!([scoped_staff(E_SYNCED, P_NATURAL, &["filing"], true)]);
-    v.push(pending);
-    let mut changed = case(
-        "password changed: business allowed",
-        staff(E_SYNCED, P_NATURAL),
-        "useFunction",
-        function("vat_filing"),
-        json!({}),
-        true,
-        &["function.via-permission-identity"],
-    );
-    changed.entities = json!([scoped_staff(E_SYNCED, P_NATURAL, &["filing"], false)]);
-    v.push(changed);
+    ));
     v
+}
+
+/// The demo bureau plus the two identities some cases need: the unsynced
+/// enterprise's legal rep as staff (R3) and a clerk with a one-time password
+/// not yet changed (R12). Every entity comes from the store.
+fn bureau() -> Server {
+    Server::start_with_document(&demo_with(|d| {
+        let staff = d["staff"].as_array_mut().unwrap();
+        let person = |p: &str| {
+            let (t, n) = p.split_once(':').unwrap();
+            json!({ "id_type": t, "id_number": n })
+        };
+        staff.push(
+            json!({ "enterprise": E_UNSYNCED, "person": person(P_UNSYNCED_LEGAL_REP),
+                           "identity_type": "legal_rep" }),
+        );
+        staff.push(json!({ "enterprise": E_SYNCED, "person": person(P_NATURAL),
+                           "identity_type": "tax_clerk", "permission_identities": ["filing"],
+                           "password_change_required": true }));
+    }))
 }
 
 fn bundled_policy_ids() -> BTreeSet<String> {
@@ -530,14 +537,14 @@ fn bundled_policy_ids() -> BTreeSet<String> {
 
 #[test]
 fn every_bundled_policy_allows_and_denies_as_written() {
-    let server = Server::demo();
+    let server = bureau();
     let cases = cases();
     let mut failures = Vec::new();
     for c in &cases {
         let (status, body) = server.post(
             "/v1/authorize",
             &json!({ "principal": c.principal, "action": action(c.action), "resource": c.resource,
-                     "context": c.context, "entities": c.entities }),
+                     "context": c.context }),
         );
         let expected = if c.allow { "allow" } else { "deny" };
         let reasons: Vec<&str> = body["reasons"]
@@ -580,19 +587,24 @@ fn every_bundled_policy_allows_and_denies_as_written() {
 
 #[test]
 fn fail_closed_when_an_entity_is_missing() {
-    let server = Server::demo();
-    // A staff member whose person record does not exist: the real-name
+    // A stored staff member whose person record is gone: the real-name
     // `forbid` cannot evaluate. Cedar alone would skip it and allow through
     // `login.normal`; the service must deny and say why.
-    let ghost = "resident_id:11010519491231002X";
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, out, err) = import_document(&demo_with(|_| {}), tmp.path());
+    assert_eq!(code, 0, "{out}{err}");
+    let data = tmp.path().join("data");
+    let store = Store::open(&data.join("identities.redb")).unwrap();
+    store.write(|w| w.remove::<PersonRecord>(P_CLERK)).unwrap();
+    drop(store);
+    let server = Server::demo_in(&data, &[]);
     let body = server.post(
         "/v1/authorize",
         &json!({
-            "principal": staff(E_SYNCED, ghost),
+            "principal": staff(E_SYNCED, P_CLERK),
             "action": action("loginNormal"),
             "resource": enterprise(E_SYNCED),
             "context": factors(&["enterprise_password", "sms_otp"]),
-            "entities": [scoped_staff(E_SYNCED, ghost, &[], false)],
         }),
     );
     assert_eq!(body.0, 200, "{}", body.1);
@@ -722,7 +734,7 @@ fn bad_input_gets_a_4xx_json_error_naming_the_field() {
     let (s, b) = server.post(
         "/v1/authorize",
         &ok(
-            &enterprise(E_SYNCED),
+            &format!("Person::\"{P_NATURAL}\""),
             &action("useFunction"),
             "Function::\"vat_filing\"",
         ),
@@ -745,7 +757,7 @@ fn bad_input_gets_a_4xx_json_error_naming_the_field() {
         &json!({ "principal": clerk, "action": action("useFunction"), "resource": "Function::\"vat_filing\"", "principle": "x" }),
     );
     expect(s, b, 400, Some("principle"));
-    // A request-scoped entity may not replace a stored identity.
+    // Entities come from the store only: a caller may not send any.
     let (s, b) = server.post(
         "/v1/authorize",
         &json!({ "principal": staff(E_SYNCED, P_UNVERIFIED_CLERK), "action": action("loginNormal"),
@@ -753,7 +765,7 @@ fn bad_input_gets_a_4xx_json_error_naming_the_field() {
                  "entities": [{ "uid": { "type": "Etax::Person", "id": P_UNVERIFIED_CLERK },
                                 "attrs": { "realNameVerified": true, "hasRealNamePhone": true }, "parents": [] }] }),
     );
-    expect(s, b, 400, Some("entities[0]"));
+    expect(s, b, 400, Some("entities"));
     // Body over the 64 KiB limit.
     let big = format!("{{\"principal\":\"{}\"}}", "x".repeat(70 * 1024));
     let (s, b) = server.request("POST", "/v1/authorize", Some(big.as_bytes()));

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Server;
+use common::{demo_with, Server};
 use serde_json::{json, Value};
 
 const ENT: &str = "91210102MA0TAX001F";
@@ -961,16 +961,6 @@ fn one_time_password_must_be_changed_before_anything_else() {
     let (status, d) = use_function(&s, &token, "vat_filing");
     assert_eq!(status, 200, "{d}");
     assert_eq!(d["decision"], "allow");
-}
-
-fn demo_with(edit: impl FnOnce(&mut Value)) -> Value {
-    let mut doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    edit(&mut doc);
-    doc
 }
 
 #[test]

@@ -14,7 +14,7 @@ use etax_authz::decision::{uid, Engine, Query};
 use etax_authz::flows::maintenance::{
     Actor, Maintenance, MaintenanceError, PermissionIdentitySpec, StaffChange,
 };
-use etax_authz::ids::{CreditCode, PersonKey};
+use etax_authz::ids::{CreditCode, PermissionIdentityId, PersonKey};
 use etax_authz::policy::PolicySnapshot;
 use etax_authz::store::{self, IdentityType, ImportDocument, StaffRecord, Store};
 use serde_json::json;
@@ -97,7 +97,6 @@ impl Bureau {
             action: uid("Action", action),
             resource: uid(resource.0, resource.1),
             context,
-            entities: vec![],
         };
         self.engine.decide(&q).unwrap().allowed
     }
@@ -247,7 +246,7 @@ async fn permission_identities_and_staff_changes() {
     let ops = b.ops();
     let lr = actor(LEGAL_REP);
     let spec = |id: &str, functions: &[&str]| PermissionIdentitySpec {
-        id: id.into(),
+        id: role(id),
         name: "报税".into(),
         description: "filing only".into(),
         functions: functions.iter().map(|f| f.to_string()).collect(),
@@ -318,7 +317,7 @@ async fn permission_identities_and_staff_changes() {
         "赵丽",
         &key(NATURAL),
         IdentityType::InvoiceBuyer,
-        ["vat".to_owned()].into(),
+        [role("vat")].into(),
     )
     .await
     .unwrap();
@@ -350,11 +349,12 @@ async fn permission_identities_and_staff_changes() {
 
     // Deleting a role in use is refused unless detached from its holders.
     assert!(matches!(
-        ops.delete_permission_identity(&lr, "vat", false).await,
+        ops.delete_permission_identity(&lr, &role("vat"), false)
+            .await,
         Err(MaintenanceError::Conflict(_))
     ));
     assert_eq!(
-        ops.delete_permission_identity(&lr, "vat", true)
+        ops.delete_permission_identity(&lr, &role("vat"), true)
             .await
             .unwrap(),
         1
@@ -371,7 +371,7 @@ async fn permission_identities_and_staff_changes() {
         &lr,
         &key(NATURAL),
         StaffChange {
-            add_permission_identities: ["invoicing".into()].into(),
+            add_permission_identities: [role("invoicing")].into(),
             ..Default::default()
         },
     )
@@ -404,11 +404,11 @@ async fn concurrent_maintainers_never_lose_an_update() {
         let (lr, fh) = (actor(LEGAL_REP), actor(FINANCE_HEAD));
         let clerk = key(CLERK);
         let give = |role: &str| StaffChange {
-            add_permission_identities: [role.to_owned()].into(),
+            add_permission_identities: [self::role(role)].into(),
             ..Default::default()
         };
         let take = |role: &str| StaffChange {
-            remove_permission_identities: [role.to_owned()].into(),
+            remove_permission_identities: [self::role(role)].into(),
             ..Default::default()
         };
         let (a, c) = tokio::join!(
@@ -492,4 +492,9 @@ async fn cancelling_an_agency_stops_its_agents_at_once() {
         .unwrap()
         .unwrap();
     assert!(b.hasher.verify("Xieyi#2027", &rec.agreement_password_hash));
+}
+
+/// A permission identity id known to be well formed.
+fn role(id: &str) -> PermissionIdentityId {
+    PermissionIdentityId::parse(id).expect("a valid permission identity id")
 }

@@ -29,7 +29,8 @@ pub struct SliceKey {
     pub principal: EntityUid,
     pub action: EntityUid,
     pub resource: EntityUid,
-    pub context_refs: Vec<EntityUid>,
+    /// By context attribute name (`actingFor`).
+    pub context_refs: Vec<(String, EntityUid)>,
 }
 
 pub struct SliceCache {

@@ -3,19 +3,22 @@
 //!
 //! Fail closed: Cedar skips a policy whose evaluation errors — a `forbid`
 //! included — so an evaluation error could turn a deny into an allow. Any
-//! error, and any principal or resource the store does not hold, makes the
-//! decision deny.
+//! error, and any principal, resource or context entity the store does not
+//! hold, makes the decision deny.
+//!
+//! Every entity comes from the store: every type of the schema is a stored
+//! identity (or an enum or action the schema itself defines), so nothing a
+//! caller sends may stand in for one — a made-up uid with real parents would
+//! otherwise inherit their grants.
 
 pub mod cache;
 pub mod slice;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use cedar_policy::{
-    Authorizer, Context, Decision, Entities, Entity, EntityUid, EvalResult, Request,
-    RequestValidationError,
+    Authorizer, Context, Decision, Entities, EntityUid, EvalResult, Request, RequestValidationError,
 };
 
 use crate::policy::PolicySnapshot;
@@ -31,9 +34,6 @@ pub struct Query {
     pub resource: EntityUid,
     /// A JSON object, checked against the action's context type.
     pub context: serde_json::Value,
-    /// Request-scoped entities in Cedar's JSON entity format. They may not
-    /// stand in for an identity the store holds.
-    pub entities: Vec<serde_json::Value>,
 }
 
 /// The answer to a [`Query`].
@@ -137,28 +137,35 @@ impl Engine {
         )
         .map_err(request_error)?;
 
-        let scoped = self.request_entities(q, &snap)?;
-        let context_refs = context_entities(&context, q.context.as_object());
-        // Request-scoped entities make a request one of a kind: not cached.
-        let built = if scoped.is_empty() {
-            let key = SliceKey {
-                principal: q.principal.clone(),
-                action: q.action.clone(),
-                resource: q.resource.clone(),
-                context_refs,
-            };
-            let generation = self.store.generation();
-            match self.cache.get(&key, generation, snap.version()) {
-                Some(built) => built,
-                None => {
-                    let built = Arc::new(self.build(q, &snap, vec![], key.context_refs.clone())?);
-                    self.cache
-                        .insert(key, generation, snap.version(), built.clone());
-                    built
-                }
+        // `actingFor` says whose business an agent does (R8); for anyone
+        // else it would only be recorded, as if they had acted for that
+        // enterprise.
+        if q.context.get(ACTING_FOR).is_some() && q.principal.type_name().basename() != "AgentStaff"
+        {
+            return Err(invalid(
+                format!("context.{ACTING_FOR}"),
+                format!(
+                    "only agent staff act for a client; {} may not",
+                    q.principal.type_name()
+                ),
+            ));
+        }
+
+        let key = SliceKey {
+            principal: q.principal.clone(),
+            action: q.action.clone(),
+            resource: q.resource.clone(),
+            context_refs: context_entities(&context, q.context.as_object()),
+        };
+        let generation = self.store.generation();
+        let built = match self.cache.get(&key, generation, snap.version()) {
+            Some(built) => built,
+            None => {
+                let built = Arc::new(self.build(&key, &snap)?);
+                self.cache
+                    .insert(key, generation, snap.version(), built.clone());
+                built
             }
-        } else {
-            Arc::new(self.build(q, &snap, scoped, context_refs)?)
         };
         let mut errors = built.missing.clone();
         let entities = &built.entities;
@@ -179,122 +186,66 @@ impl Engine {
         })
     }
 
-    /// The entities a request is decided with: its slice of the store, the
-    /// request-scoped entities, and the action.
-    fn build(
-        &self,
-        q: &Query,
-        snap: &PolicySnapshot,
-        scoped: Vec<Entity>,
-        mut attr_refs: Vec<EntityUid>,
-    ) -> Result<Built, DecisionError> {
-        let scoped_uids: HashSet<EntityUid> = scoped.iter().map(Entity::uid).collect();
-        let mut roots: Vec<EntityUid> = [&q.principal, &q.resource]
-            .into_iter()
-            .filter(|u| !scoped_uids.contains(u))
-            .cloned()
-            .collect();
-        // What a request-scoped entity names is one dereference from a root,
-        // like what the context names.
-        for e in &scoped {
-            let (_, attrs, parents) = e.clone().into_inner();
-            roots.extend(parents.into_iter().filter(|p| !scoped_uids.contains(p)));
-            for name in attrs.keys() {
-                if let Some(Ok(EvalResult::EntityUid(uid))) = e.attr(name) {
-                    if !scoped_uids.contains(&uid) {
-                        attr_refs.push(uid);
-                    }
-                }
-            }
-        }
-
+    /// The entities a request is decided with: its slice of the store and
+    /// the action.
+    fn build(&self, key: &SliceKey, snap: &PolicySnapshot) -> Result<Built, DecisionError> {
         let reader = self.store.read()?;
-        let root_refs: Vec<&EntityUid> = roots.iter().collect();
-        let slice = Slice::gather(&reader, &root_refs, &attr_refs)?;
+        let context_refs: Vec<EntityUid> = key
+            .context_refs
+            .iter()
+            .map(|(_, uid)| uid.clone())
+            .collect();
+        let slice = Slice::gather(&reader, &[&key.principal, &key.resource], &context_refs)?;
         drop(reader);
 
         let mut missing = Vec::new();
-        for (role, uid) in [("principal", &q.principal), ("resource", &q.resource)] {
+        for (role, uid) in [("principal", &key.principal), ("resource", &key.resource)] {
             if slice.missing.contains(uid) {
                 missing.push(format!("{role} {uid} is not in the identity store"));
             }
         }
+        for (name, uid) in &key.context_refs {
+            if slice.missing.contains(uid) {
+                missing.push(format!("context.{name} {uid} is not in the identity store"));
+            }
+        }
         // Without the schema: stored entities are built to it by
-        // construction (tests/slices.rs checks every kind against it) and
-        // request-scoped ones were checked on parsing, while conformance
-        // checking every slice was a third of a decision's cost. The schema
-        // would have added the action entities; the request's one, with its
-        // groups, is all that evaluation reads.
+        // construction (tests/slices.rs checks every kind against it), while
+        // conformance checking every slice was a third of a decision's cost.
+        // The schema would have added the action entities; the request's
+        // one, with its groups, is all that evaluation reads.
         let action = snap
-            .action_entity(&q.action)
+            .action_entity(&key.action)
             .expect("an action with an index entry has an entity")
             .clone();
         let entities = Entities::from_entities(
-            slice
-                .entities
-                .into_values()
-                .chain(scoped)
-                .chain(std::iter::once(action)),
+            slice.entities.into_values().chain(std::iter::once(action)),
             None,
         )
-        .map_err(|e| invalid("entities", e))?;
+        .map_err(|e| invalid("request", e))?;
         Ok(Built { entities, missing })
-    }
-
-    /// Parses the caller's request-scoped entities against the schema and
-    /// refuses any that would replace a stored identity.
-    fn request_entities(
-        &self,
-        q: &Query,
-        snap: &PolicySnapshot,
-    ) -> Result<Vec<Entity>, DecisionError> {
-        if q.entities.is_empty() {
-            return Ok(Vec::new());
-        }
-        let reader = self.store.read()?;
-        let mut out = Vec::with_capacity(q.entities.len());
-        let mut seen = HashSet::new();
-        for (i, json) in q.entities.iter().enumerate() {
-            let field = format!("entities[{i}]");
-            let entity = Entity::from_json_value(json.clone(), Some(snap.schema()))
-                .map_err(|e| invalid(&field, e))?;
-            let uid = entity.uid();
-            if uid.type_name().basename() == "Action" {
-                return Err(invalid(
-                    &field,
-                    "actions come from the schema and may not be sent",
-                ));
-            }
-            let stored = Slice::gather(&reader, &[&uid], &[])?;
-            if stored.entities.contains_key(&uid) {
-                return Err(invalid(
-                    &field,
-                    format!(
-                        "{uid} is a stored identity; request-scoped entities may not replace it"
-                    ),
-                ));
-            }
-            if !seen.insert(uid.clone()) {
-                return Err(invalid(&field, format!("{uid} is sent twice")));
-            }
-            out.push(entity);
-        }
-        Ok(out)
     }
 }
 
-/// Entities named by the context's top-level attributes (`actingFor`).
+/// The context attribute naming the client an agent acts for (R8).
+pub const ACTING_FOR: &str = "actingFor";
+
+/// Entities named by the context's top-level attributes (`actingFor`), by
+/// attribute name, in a stable order (they are part of the cache key).
 fn context_entities(
     context: &Context,
     json: Option<&serde_json::Map<String, serde_json::Value>>,
-) -> Vec<EntityUid> {
+) -> Vec<(String, EntityUid)> {
     let Some(json) = json else { return Vec::new() };
-    json.keys()
+    let mut refs: Vec<(String, EntityUid)> = json
+        .keys()
         .filter_map(|k| match context.get(k) {
-            Some(EvalResult::EntityUid(uid)) => Some(uid),
+            Some(EvalResult::EntityUid(uid)) => Some((k.clone(), uid)),
             _ => None,
         })
-        .collect()
+        .collect();
+    refs.sort_by(|a, b| a.0.cmp(&b.0));
+    refs
 }
 
 fn request_error(e: RequestValidationError) -> DecisionError {

@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::audit::{AuditError, AuditLog, DecisionRecord};
 use crate::authn::Authn;
 use crate::decision::{uid, DecisionError, Engine, Query};
-use crate::ids::{check_local_key, mask_name, CreditCode, PersonKey, Phone};
+use crate::ids::{mask_name, CreditCode, PermissionIdentityId, PersonKey, Phone};
 use crate::store::{
     owned_key, AgencyRecord, FunctionRecord, IdentityType, PermissionIdentityRecord, PersonRecord,
     RecognitionRecord, StaffRecord, StoreError,
@@ -111,7 +111,7 @@ pub struct OneTimePassword {
 /// What a permission identity should look like.
 #[derive(Debug, Clone)]
 pub struct PermissionIdentitySpec {
-    pub id: String,
+    pub id: PermissionIdentityId,
     pub name: String,
     pub description: String,
     pub functions: BTreeSet<String>,
@@ -123,8 +123,8 @@ pub struct PermissionIdentitySpec {
 #[derive(Debug, Clone, Default)]
 pub struct StaffChange {
     pub identity_type: Option<IdentityType>,
-    pub add_permission_identities: BTreeSet<String>,
-    pub remove_permission_identities: BTreeSet<String>,
+    pub add_permission_identities: BTreeSet<PermissionIdentityId>,
+    pub remove_permission_identities: BTreeSet<PermissionIdentityId>,
 }
 
 /// The maintenance operations, over the engine (decisions + store) and the
@@ -151,7 +151,6 @@ impl Maintenance<'_> {
             action: uid("Action", action),
             resource: uid(resource.0, resource.1),
             context: json!({}),
-            entities: vec![],
         };
         let verdict = self.engine.decide(&query)?;
         let mut record = DecisionRecord::new(
@@ -264,7 +263,6 @@ impl Maintenance<'_> {
         spec: PermissionIdentitySpec,
         create: bool,
     ) -> Result<PermissionIdentityView, MaintenanceError> {
-        check_local_key(&spec.id).map_err(|e| invalid("id", e))?;
         if spec.name.trim().is_empty() {
             return Err(invalid("name", "must not be empty"));
         }
@@ -286,7 +284,7 @@ impl Maintenance<'_> {
                     ));
                 }
             }
-            let key = owned_key(&enterprise, &spec.id);
+            let key = owned_key(&enterprise, spec.id.as_str());
             let exists = w.get::<PermissionIdentityRecord>(&key)?.is_some();
             if create && exists {
                 return Err(MaintenanceError::Conflict(format!(
@@ -306,9 +304,9 @@ impl Maintenance<'_> {
                 functions: spec.functions.clone(),
             };
             w.put(&key, &record)?;
-            let holders = holders_of(w, &enterprise, &spec.id)?.len();
+            let holders = holders_of(w, &enterprise, spec.id.as_str())?.len();
             Ok(PermissionIdentityView {
-                id: spec.id,
+                id: spec.id.to_string(),
                 name: record.name,
                 description: record.description,
                 functions: record.functions,
@@ -323,13 +321,13 @@ impl Maintenance<'_> {
     pub async fn delete_permission_identity(
         &self,
         actor: &Actor,
-        id: &str,
+        id: &PermissionIdentityId,
         detach: bool,
     ) -> Result<usize, MaintenanceError> {
         self.on_enterprise(actor, "definePermissionIdentity")
             .await?;
         let enterprise = actor.enterprise.to_string();
-        let id = id.to_owned();
+        let id = id.to_string();
         self.write(move |w| {
             let key = owned_key(&enterprise, &id);
             if w.get::<PermissionIdentityRecord>(&key)?.is_none() {
@@ -373,7 +371,7 @@ impl Maintenance<'_> {
         name: &str,
         person: &PersonKey,
         identity_type: IdentityType,
-        permission_identities: BTreeSet<String>,
+        permission_identities: BTreeSet<PermissionIdentityId>,
     ) -> Result<(), MaintenanceError> {
         if matches!(
             identity_type,
@@ -404,7 +402,10 @@ impl Maintenance<'_> {
                 &key,
                 &StaffRecord {
                     identity_type,
-                    permission_identities,
+                    permission_identities: permission_identities
+                        .into_iter()
+                        .map(String::from)
+                        .collect(),
                     password_hash: None,
                     password_change_required: false,
                     credential_epoch,
@@ -447,9 +448,10 @@ impl Maintenance<'_> {
                 s.identity_type = t;
             }
             check_roles_exist(w, &enterprise, &change.add_permission_identities)?;
-            s.permission_identities.extend(change.add_permission_identities);
+            s.permission_identities
+                .extend(change.add_permission_identities.into_iter().map(String::from));
             for r in &change.remove_permission_identities {
-                s.permission_identities.remove(r);
+                s.permission_identities.remove(r.as_str());
             }
             w.put(&key, &s)?;
             Ok(s)
@@ -601,10 +603,10 @@ fn real_named_person(
 fn check_roles_exist(
     w: &crate::store::StoreWriter,
     enterprise: &str,
-    roles: &BTreeSet<String>,
+    roles: &BTreeSet<PermissionIdentityId>,
 ) -> Result<(), MaintenanceError> {
     for r in roles {
-        if w.get::<PermissionIdentityRecord>(&owned_key(enterprise, r))?
+        if w.get::<PermissionIdentityRecord>(&owned_key(enterprise, r.as_str()))?
             .is_none()
         {
             return Err(invalid(

@@ -312,7 +312,6 @@ impl Login {
             action: uid("Action", action),
             resource,
             context,
-            entities: vec![],
         };
         let verdict = self.engine.decide(&query)?;
         Ok(Asked {

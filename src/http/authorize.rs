@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::AppState;
 use crate::audit::DecisionRecord;
-use crate::decision::{Query, Verdict, NAMESPACE};
+use crate::decision::{Query, Verdict, ACTING_FOR, NAMESPACE};
 
 /// Most questions one batch may carry.
 pub const MAX_BATCH: usize = 100;
@@ -29,8 +29,8 @@ pub struct AuthorizeRequest {
     pub resource: String,
     #[serde(default = "empty_object")]
     pub context: serde_json::Value,
-    #[serde(default)]
-    pub entities: Vec<serde_json::Value>,
+    // No `entities`: every entity comes from the identity store, so a
+    // caller's made-up identity is refused as an unknown field.
 }
 
 fn empty_object() -> serde_json::Value {
@@ -62,7 +62,7 @@ impl AuthorizeResponse {
         caller: Option<&str>,
     ) -> (Self, DecisionRecord) {
         let decision_id = crate::random_id();
-        let acting_for = q.context.get("actingFor").map(entity_ref);
+        let acting_for = q.context.get(ACTING_FOR).map(entity_ref);
         let record = DecisionRecord::new(
             &decision_id,
             kind,
@@ -135,7 +135,6 @@ fn to_query(r: AuthorizeRequest) -> Result<Query, ApiError> {
         action: parse_uid("action", &r.action)?,
         resource: parse_uid("resource", &r.resource)?,
         context: r.context,
-        entities: r.entities,
     })
 }
 
@@ -155,7 +154,7 @@ async fn session_query(
     if !body.context.is_object() {
         return Err(ApiError::invalid("context", "must be a JSON object"));
     }
-    if body.context.get("actingFor").is_some() {
+    if body.context.get(ACTING_FOR).is_some() {
         return Err(ApiError::invalid(
             "context.actingFor",
             "comes from the session; do not send it",
@@ -163,7 +162,7 @@ async fn session_query(
     }
     let s = state.login.session_principal(token).await?;
     if let Some(client) = &s.acting_for {
-        body.context["actingFor"] = serde_json::json!({ "__entity": {
+        body.context[ACTING_FOR] = serde_json::json!({ "__entity": {
             "type": client.type_name().to_string(),
             "id": client.id().unescaped(),
         }});

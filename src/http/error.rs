@@ -262,22 +262,65 @@ fn set_retry_after(response: &mut Response<Full<Bytes>>, secs: u64) {
     );
 }
 
-/// A JSON body that did not parse into the expected request: serde names the
-/// field and position.
-pub fn from_json_error(e: &serde_json::Error) -> ApiError {
-    let field = missing_or_unknown_field(&e.to_string()).unwrap_or_else(|| "body".to_owned());
+/// A JSON body that did not parse into the expected request. The field is
+/// the JSON path where it went wrong (`requests[2].principal`), never a value
+/// from the body: serde's messages quote the offending value, which is no
+/// field name (and may be anything the caller typed). `path` is where
+/// serde_path_to_error stopped, `.` for the whole body.
+pub fn from_json_error(path: &str, e: &serde_json::Error) -> ApiError {
+    let field = if e.is_data() {
+        json_path(path, &e.to_string())
+    } else {
+        "body".to_owned()
+    };
     ApiError::invalid(field, format!("malformed request body: {e}"))
 }
 
-fn missing_or_unknown_field(msg: &str) -> Option<String> {
-    let start = msg.find('`')? + 1;
-    let end = start + msg[start..].find('`')?;
-    Some(msg[start..end].to_owned())
+/// `path` as serde_path_to_error prints it (`.` for the whole body), with
+/// the field a "missing field `x`" or "unknown field `x`" message names
+/// appended when the path stops at the enclosing object.
+fn json_path(path: &str, msg: &str) -> String {
+    let path = path.strip_prefix('.').unwrap_or(path);
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| msg.strip_prefix(p))
+        .and_then(|rest| rest.split('`').next());
+    match named {
+        Some(name) if !path.ends_with(name) && path.is_empty() => name.to_owned(),
+        Some(name) if !path.ends_with(name) => format!("{path}.{name}"),
+        _ if path.is_empty() => "body".to_owned(),
+        _ => path.to_owned(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_error_names_the_path_not_the_value() {
+        assert_eq!(
+            json_path("principal", "invalid type: integer `5`"),
+            "principal"
+        );
+        assert_eq!(
+            json_path("requests[1].action", "invalid type: integer `7`"),
+            "requests[1].action"
+        );
+        assert_eq!(json_path(".", "missing field `action`"), "action");
+        assert_eq!(
+            json_path("requests[0]", "missing field `action`"),
+            "requests[0].action"
+        );
+        assert_eq!(
+            json_path("principle", "unknown field `principle`, expected one of"),
+            "principle"
+        );
+        assert_eq!(
+            json_path(".", "invalid type: sequence, expected struct"),
+            "body"
+        );
+    }
 
     #[test]
     fn a_rate_limit_says_when_to_try_again() {

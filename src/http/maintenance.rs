@@ -15,7 +15,7 @@ use super::admin::{credit_code, person_key};
 use super::error::ApiError;
 use super::{ok, read_json, AppState};
 use crate::flows::maintenance::{Actor, Maintenance, PermissionIdentitySpec, StaffChange};
-use crate::ids::{CreditCode, PersonKey};
+use crate::ids::{CreditCode, PermissionIdentityId, PersonKey};
 use crate::store::IdentityType;
 
 #[derive(Debug, Deserialize)]
@@ -34,7 +34,7 @@ struct AddStaff {
     id_number: String,
     identity_type: IdentityType,
     #[serde(default)]
-    permission_identities: BTreeSet<String>,
+    permission_identities: BTreeSet<PermissionIdentityId>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,16 +43,16 @@ struct EditStaff {
     #[serde(default)]
     identity_type: Option<IdentityType>,
     #[serde(default)]
-    add_permission_identities: BTreeSet<String>,
+    add_permission_identities: BTreeSet<PermissionIdentityId>,
     #[serde(default)]
-    remove_permission_identities: BTreeSet<String>,
+    remove_permission_identities: BTreeSet<PermissionIdentityId>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PermissionIdentityBody {
     #[serde(default)]
-    id: Option<String>,
+    id: Option<PermissionIdentityId>,
     name: String,
     #[serde(default)]
     description: String,
@@ -182,7 +182,7 @@ pub async fn route(
                 .await?)
         }
         (&Method::PUT, ["permission-identities", id]) => {
-            let id = (*id).to_owned();
+            let id = permission_identity_id(id)?;
             let b: PermissionIdentityBody = read_json(state, req).await?;
             if b.id.as_ref().is_some_and(|body_id| *body_id != id) {
                 return Err(ApiError::invalid("id", "differs from the id in the path"));
@@ -192,9 +192,10 @@ pub async fn route(
                 .await?)
         }
         (&Method::DELETE, ["permission-identities", id]) => {
+            let id = permission_identity_id(id)?;
             let detach = query.split('&').any(|kv| kv == "detach=true");
-            let detached = ops.delete_permission_identity(&actor, id, detach).await?;
-            ok(&json!({ "deleted": id, "detached_from": detached }))
+            let detached = ops.delete_permission_identity(&actor, &id, detach).await?;
+            ok(&json!({ "deleted": id.as_str(), "detached_from": detached }))
         }
         (&Method::POST, ["agencies"]) => {
             let b: Recognize = read_json(state, req).await?;
@@ -212,7 +213,12 @@ pub async fn route(
     }
 }
 
-fn spec(id: String, b: PermissionIdentityBody) -> PermissionIdentitySpec {
+/// A permission identity id in a path: `/permission-identities/filing`.
+fn permission_identity_id(s: &str) -> Result<PermissionIdentityId, ApiError> {
+    PermissionIdentityId::parse(s).map_err(|e| ApiError::invalid("id", e.to_string()))
+}
+
+fn spec(id: PermissionIdentityId, b: PermissionIdentityBody) -> PermissionIdentitySpec {
     PermissionIdentitySpec {
         id,
         name: b.name,

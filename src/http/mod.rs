@@ -280,7 +280,12 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
             ))
         }
     };
-    serde_json::from_slice(&bytes).map_err(|e| error::from_json_error(&e))
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let value = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| error::from_json_error(&e.path().to_string(), e.inner()))?;
+    // Trailing characters after the value, as serde_json::from_slice refuses.
+    de.end().map_err(|e| error::from_json_error(".", &e))?;
+    Ok(value)
 }
 
 pub(crate) fn ok<T: Serialize>(body: &T) -> Result<Response<Full<Bytes>>, ApiError> {

@@ -10,7 +10,9 @@ use serde::Deserialize;
 
 use super::*;
 use crate::authn::password::{is_argon2id_phc, PasswordHasher, PasswordRule};
-use crate::ids::{check_local_key, CreditCode, IdType, PersonKey, Phone, TaxpayerId};
+use crate::ids::{
+    check_local_key, CreditCode, IdType, PermissionIdentityId, PersonKey, Phone, TaxpayerId,
+};
 
 /// An import file: every kind of identity the store holds. All sections are
 /// optional; references may point at records of the same file or already in
@@ -445,7 +447,7 @@ impl Checker<'_> {
         for (i, r) in doc.permission_identities.iter().enumerate() {
             let at = format!("permission_identities[{i}]");
             self.enterprise_exists(&at, "enterprise", &r.enterprise, &enterprises)?;
-            if let Err(e) = check_local_key(&r.id) {
+            if let Err(e) = PermissionIdentityId::parse(&r.id) {
                 self.fail(&at, "id", e);
                 continue;
             }
@@ -500,6 +502,10 @@ impl Checker<'_> {
             }
             let mut held = BTreeSet::new();
             for (j, role) in s.permission_identities.iter().enumerate() {
+                if let Err(e) = PermissionIdentityId::parse(role) {
+                    self.fail(&at, &format!("permission_identities[{j}]"), e);
+                    continue;
+                }
                 let role_key = owned_key(&s.enterprise, role);
                 if !roles.contains(&role_key)
                     && self.w.get::<PermissionIdentityRecord>(&role_key)?.is_none()

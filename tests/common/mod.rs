@@ -388,3 +388,28 @@ pub fn login_by_sms(server: &Server, masked_name: &str) -> (String, String) {
         c["code"].as_str().unwrap().to_owned(),
     )
 }
+
+/// `examples/demo.json`, edited: an import document for
+/// `Server::start_with_document` or the `import` command.
+pub fn demo_with(edit: impl FnOnce(&mut Value)) -> Value {
+    let mut doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{CRATE_ROOT}/examples/demo.json")).unwrap(),
+    )
+    .unwrap();
+    edit(&mut doc);
+    doc
+}
+
+/// Runs `import` of `doc` into `dir/data` (written to `dir/import.json`
+/// first): exit code, stdout, stderr.
+pub fn import_document(doc: &Value, dir: &Path) -> (i32, String, String) {
+    let file = dir.join("import.json");
+    std::fs::write(&file, doc.to_string()).expect("write import file");
+    let data = dir.join("data");
+    cli(&[
+        "import",
+        file.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ])
+}

@@ -1,0 +1,370 @@
+//! Issue #10, end to end against the real `serve` binary: no identity a
+//! caller makes up, no `actingFor` a principal cannot hold, no look-alike
+//! permission-identity id and no wrong JSON type gets through
+//! `/v1/authorize` or the maintenance API; a social-security-only payer's
+//! own session asks about its one function.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn function(code: &str) -> String {
+    format!("Function::\"{code}\"")
+}
+
+fn acting_for(code: &str) -> Value {
+    json!({ "actingFor": { "__entity": { "type": "Etax::Enterprise", "id": code } } })
+}
+
+fn entity_ref(ty: &str, id: &str) -> Value {
+    json!({ "type": format!("Etax::{ty}"), "id": id })
+}
+
+/// The `/v1/authorize` decisions the running server has logged (reading
+/// the log is itself logged, as `audit.read`).
+fn logged(server: &Server) -> Vec<Value> {
+    let (s, b) = server.get("/v1/audit/decisions?kind=authorize&limit=1000");
+    assert_eq!(s, 200, "{b}");
+    b["records"].as_array().unwrap().clone()
+}
+
+/// A question the caller sends with its own entities: the service takes
+/// identities from the store only, so the request is refused as a whole
+/// (naming `entities`), nothing is decided and nothing is logged.
+fn assert_entities_refused(server: &Server, request: Value) {
+    let before = logged(server).len();
+    let (status, body) = server.post("/v1/authorize", &request);
+    assert_eq!(
+        status, 400,
+        "a made-up identity must not be decided: {body}"
+    );
+    assert_eq!(body["error"]["field"], "entities", "{body}");
+    // A real question after it: once its record is in the log, anything the
+    // refused request had logged would be too (one writer, in order).
+    let clerk = staff(E_SYNCED, P_CLERK);
+    server.authorize(
+        &clerk,
+        &action("useFunction"),
+        &function("vat_filing"),
+        json!({}),
+    );
+    let after = (0..500)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            logged(server)
+        })
+        .find(|records| records.len() > before)
+        .expect("the real question is logged");
+    assert_eq!(
+        after.len(),
+        before + 1,
+        "only the real question is logged: {after:?}"
+    );
+    assert!(after[before]["principal"]
+        .as_str()
+        .unwrap()
+        .starts_with("Etax::Staff::"));
+}
+
+/// A made-up staff member of `enterprise` as a Cedar JSON entity, with
+/// parents that are real stored entities.
+fn forged_staff(enterprise: &str, person: &str, identity_type: &str, roles: &[&str]) -> Value {
+    let mut parents = vec![entity_ref("Enterprise", enterprise)];
+    parents.extend(
+        roles
+            .iter()
+            .map(|r| entity_ref("PermissionIdentity", &format!("{enterprise}/{r}"))),
+    );
+    json!({
+        "uid": entity_ref("Staff", &format!("{enterprise}/{person}")),
+        "attrs": {
+            "person": { "__entity": entity_ref("Person", person) },
+            "enterprise": { "__entity": entity_ref("Enterprise", enterprise) },
+            "identityType": { "__entity": entity_ref("IdentityType", identity_type) },
+            "passwordChangeRequired": false
+        },
+        "parents": parents
+    })
+}
+
+/// A made-up real-name-collected person.
+fn forged_person(person: &str) -> Value {
+    json!({ "uid": entity_ref("Person", person),
+            "attrs": { "realNameVerified": true, "hasRealNamePhone": true }, "parents": [] })
+}
+
+/// Asked without entities, a principal the store does not hold is denied
+/// with an error naming it.
+fn assert_unknown_principal_denied(server: &Server, principal: &str, act: &str, resource: &str) {
+    let body = server.authorize(principal, &action(act), resource, json!({}));
+    assert_eq!(body["decision"], "deny", "{body}");
+    assert!(
+        body["errors"]
+            .to_string()
+            .contains("not in the identity store"),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_made_up_staff_member_with_real_parents_is_not_allowed() {
+    let server = Server::demo();
+    let person = "resident_id:999";
+    let principal = staff(E_SYNCED, person);
+    assert_entities_refused(
+        &server,
+        json!({
+            "principal": principal,
+            "action": action("useFunction"),
+            "resource": function("invoice_issue"),
+            "entities": [forged_staff(E_SYNCED, person, "tax_clerk", &["all-business"])]
+        }),
+    );
+    assert_unknown_principal_denied(
+        &server,
+        &principal,
+        "useFunction",
+        &function("invoice_issue"),
+    );
+}
+
+#[test]
+fn a_made_up_agent_of_the_demo_agency_is_not_allowed_for_its_client() {
+    let server = Server::demo();
+    let person = "resident_id:11010519491231002X";
+    let forged = format!("{AGENCY}/{person}");
+    assert_entities_refused(
+        &server,
+        json!({
+            "principal": agent(person),
+            "action": action("useFunction"),
+            "resource": function("vat_filing"),
+            "context": acting_for(E_SYNCED),
+            "entities": [
+                { "uid": entity_ref("AgentStaff", &forged),
+                  "attrs": { "person": { "__entity": entity_ref("Person", person) },
+                             "agency": { "__entity": entity_ref("Agency", AGENCY) },
+                             "passwordChangeRequired": false },
+                  "parents": [entity_ref("Agency", AGENCY)] },
+                forged_person(person)
+            ]
+        }),
+    );
+}
+
+#[test]
+fn a_made_up_legal_rep_with_a_look_alike_id_cannot_remove_staff() {
+    let server = Server::demo();
+    // A trailing space: masked, it reads exactly like the real legal rep.
+    let person = format!("{P_LEGAL_REP} ");
+    let principal = staff(E_SYNCED, &person);
+    assert_entities_refused(
+        &server,
+        json!({
+            "principal": principal,
+            "action": action("removeStaff"),
+            "resource": enterprise(E_SYNCED),
+            "entities": [forged_staff(E_SYNCED, &person, "legal_rep", &[]), forged_person(&person)]
+        }),
+    );
+    assert_unknown_principal_denied(&server, &principal, "removeStaff", &enterprise(E_SYNCED));
+}
+
+#[test]
+fn an_acting_for_enterprise_the_store_does_not_hold_is_denied_and_named() {
+    let server = Server::demo();
+    let look_alike = format!("{E_SYNCED} ");
+    let body = server.authorize(
+        &agent(P_AGENT),
+        &action("useFunction"),
+        &function("vat_filing"),
+        acting_for(&look_alike),
+    );
+    assert_eq!(body["decision"], "deny", "{body}");
+    let errors = body["errors"].to_string();
+    assert!(
+        errors.contains("context.actingFor") && errors.contains("not in the identity store"),
+        "{body}"
+    );
+}
+
+#[test]
+fn staff_may_not_claim_to_act_for_another_enterprise() {
+    let server = Server::demo();
+    let before = logged(&server).len();
+    let (status, body) = server.post(
+        "/v1/authorize",
+        &json!({ "principal": staff(E_SYNCED, P_CLERK), "action": action("useFunction"),
+                 "resource": function("vat_filing"), "context": acting_for(E_SOCIAL) }),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "context.actingFor", "{body}");
+    assert!(
+        logged(&server)
+            .iter()
+            .skip(before)
+            .all(|r| r["acting_for"].is_null()),
+        "no record says the clerk acted for another enterprise"
+    );
+}
+
+#[test]
+fn an_agent_without_real_name_collection_does_no_client_business() {
+    let server = Server::demo();
+    let body = server.authorize(
+        &agent(P_UNVERIFIED_AGENT),
+        &action("useFunction"),
+        &function("vat_filing"),
+        acting_for(E_SYNCED),
+    );
+    assert_eq!(body["decision"], "deny", "{body}");
+    assert_eq!(
+        body["reasons"],
+        json!(["agency.agent-real-name-required"]),
+        "{body}"
+    );
+    // The verified agent is allowed for the client that recognizes the
+    // agency, and refused, by name, for one that does not.
+    let body = server.authorize(
+        &agent(P_AGENT),
+        &action("useFunction"),
+        &function("vat_filing"),
+        acting_for(E_SYNCED),
+    );
+    assert_eq!(body["decision"], "allow", "{body}");
+    let body = server.authorize(
+        &agent(P_AGENT),
+        &action("useFunction"),
+        &function("vat_filing"),
+        acting_for(E_SOCIAL),
+    );
+    assert_eq!(body["decision"], "deny", "{body}");
+    assert_eq!(
+        body["reasons"],
+        json!(["agency.client-business-needs-recognition"]),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_wrongly_typed_value_is_reported_by_its_path_not_echoed() {
+    let server = Server::demo();
+    let (status, body) = server.post(
+        "/v1/authorize",
+        &json!({ "principal": 91210102, "action": action("useFunction"), "resource": function("vat_filing") }),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "principal", "{body}");
+    let (status, body) = server.post(
+        "/v1/authorize/batch",
+        &json!({ "requests": [{ "principal": staff(E_SYNCED, P_CLERK), "action": 7, "resource": function("vat_filing") }] }),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "requests[0].action", "{body}");
+}
+
+fn post_as(server: &Server, session: &str, path: &str, body: Value) -> (u16, Value) {
+    let body = body.to_string();
+    server.request_with(
+        "POST",
+        path,
+        &[("X-Etax-Session", session)],
+        Some(body.as_bytes()),
+    )
+}
+
+#[test]
+fn permission_identity_ids_refuse_look_alikes() {
+    let server = Server::demo();
+    let (session, _) = login_by_sms(&server, "**国");
+    for (id, bad) in [("tax ", ' '), ("ｔax", 'ｔ'), ("a.b", '.')] {
+        let (status, body) = post_as(
+            &server,
+            &session,
+            "/v1/maintenance/permission-identities",
+            json!({ "id": id, "name": "申报", "functions": ["vat_filing"] }),
+        );
+        assert_eq!(status, 400, "{id:?}: {body}");
+        assert_eq!(body["error"]["field"], "id", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("'{bad}'")),
+            "{body}"
+        );
+    }
+    let (status, body) = post_as(
+        &server,
+        &session,
+        "/v1/maintenance/permission-identities",
+        json!({ "id": "tax-2026_a", "name": "申报", "functions": ["vat_filing"] }),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn import_refuses_a_look_alike_permission_identity_id() {
+    let doc = demo_with(|d| {
+        d["permission_identities"][1]["id"] = json!("filing ");
+        for s in d["staff"].as_array_mut().unwrap() {
+            if s["permission_identities"] == json!(["filing"]) {
+                s["permission_identities"] = json!(["filing "]);
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = import_document(&doc, dir.path());
+    assert_ne!(code, 0, "a look-alike id was imported: {out}{err}");
+    assert!(
+        format!("{out}{err}").contains("permission_identities[1].id"),
+        "{out}{err}"
+    );
+}
+
+#[test]
+fn a_social_security_only_payer_session_asks_about_its_one_function() {
+    let server = Server::demo();
+    let (s, r) = server.post(
+        "/v1/login/enterprise",
+        &json!({ "account": E_SOCIAL, "password": "Shebao@2026" }),
+    );
+    assert_eq!(s, 200, "{r}");
+    let session = r["session"].as_str().unwrap().to_owned();
+    let ask = |f: &str| {
+        server.post(
+            "/v1/authorize",
+            &json!({ "session": session, "action": action("useFunction"), "resource": function(f) }),
+        )
+    };
+    let (s, b) = ask("social_insurance_fee");
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["decision"], "allow", "{b}");
+    assert_eq!(
+        b["reasons"],
+        json!(["function.social-security-only-payer"]),
+        "{b}"
+    );
+    let (s, b) = ask("vat_filing");
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["decision"], "deny", "{b}");
+    assert_eq!(
+        b["reasons"],
+        json!(["function.enterprise-only-social-insurance"]),
+        "{b}"
+    );
+    // An ordinary enterprise asking as itself is refused the same way.
+    let b = server.authorize(
+        &enterprise(E_SYNCED),
+        &action("useFunction"),
+        &function("social_insurance_fee"),
+        json!({}),
+    );
+    assert_eq!(b["decision"], "deny", "{b}");
+    assert_eq!(
+        b["reasons"],
+        json!(["function.enterprise-only-social-insurance"]),
+        "{b}"
+    );
+}
