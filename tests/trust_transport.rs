@@ -99,6 +99,11 @@ fn api_keys_allow_a_non_loopback_address() {
 
 // ---- item 9: every write has its record, whoever hangs up -----------------
 
+/// Client `i` hangs up after 0–39 ms: at every stage of a request's work.
+fn hang_up_after(i: usize) -> Duration {
+    Duration::from_millis((i * 7 % 40) as u64)
+}
+
 /// Runs `send` for 0..n on as many threads at once.
 fn storm(n: usize, send: impl Fn(usize) + Sync) {
     std::thread::scope(|s| {
@@ -128,6 +133,7 @@ fn feed_writes_keep_their_records_when_clients_hang_up() {
             "/v1/admin/real-name",
             &[],
             body.to_string().as_bytes(),
+            hang_up_after(i),
         );
     });
     server.stop();
@@ -141,6 +147,7 @@ fn feed_writes_keep_their_records_when_clients_hang_up() {
             server.post_ok("/v1/admin/real-name", &body)["created"] == false
         })
         .count();
+    eprintln!("hung-up feeds: {persons} persons, {records} records");
     assert!(
         records >= persons,
         "{persons} persons written by hung-up clients but only {records} decision records"
@@ -163,6 +170,7 @@ fn maintenance_writes_keep_their_records_when_clients_hang_up() {
             "/v1/maintenance/permission-identities",
             &[("X-Etax-Session", &session)],
             body.to_string().as_bytes(),
+            hang_up_after(i),
         );
     });
     server.stop();
@@ -183,6 +191,7 @@ fn maintenance_writes_keep_their_records_when_clients_hang_up() {
         .iter()
         .filter(|p| p["id"].as_str().unwrap().starts_with("hangup-"))
         .count();
+    eprintln!("hung-up maintenance: {written} written, {records} records");
     assert!(
         records >= written,
         "{written} permission identities written by hung-up clients but only {records} decision records"
@@ -211,6 +220,7 @@ fn login_verifications_keep_their_records_when_clients_hang_up() {
             "/v1/login/enterprise",
             &[],
             body.to_string().as_bytes(),
+            hang_up_after(i),
         );
     });
     // Every password the service verified has its login record, once the

@@ -60,28 +60,25 @@ pub async fn record_real_name(
     let started = Instant::now();
     let store = store.clone();
     let key = result.person.key();
-    let created = tokio::task::spawn_blocking(move || {
-        store.write(|w| {
-            let existing = w.get::<PersonRecord>(&key)?;
-            let created = existing.is_none();
-            let record = PersonRecord {
-                name: result.name.trim().to_owned(),
-                real_name_verified: result.verified,
-                phone: result.phone,
-                password_hash: existing.and_then(|p| p.password_hash),
-            };
-            w.put(&key, &record)?;
-            Ok::<_, FeedError>(created)
+    let resource = format!("Etax::Person::\"{key}\"");
+    let created = logged_write(audit, "admin.real_name", &resource, started, async move {
+        tokio::task::spawn_blocking(move || {
+            store.write(|w| {
+                let existing = w.get::<PersonRecord>(&key)?;
+                let created = existing.is_none();
+                let record = PersonRecord {
+                    name: result.name.trim().to_owned(),
+                    real_name_verified: result.verified,
+                    phone: result.phone,
+                    password_hash: existing.and_then(|p| p.password_hash),
+                };
+                w.put(&key, &record)?;
+                Ok::<_, FeedError>(created)
+            })
         })
+        .await
+        .expect("store writes do not panic")
     })
-    .await
-    .expect("store writes do not panic")?;
-    log(
-        audit,
-        "admin.real_name",
-        &format!("Etax::Person::\"{}\"", result.person.key()),
-        started,
-    )
     .await?;
     Ok(FeedOutcome { created })
 }
@@ -108,26 +105,55 @@ pub async fn record_core_officers(
         legal_rep: officer(legal_rep),
         finance_head: officer(finance_head),
     };
-    let created = tokio::task::spawn_blocking(move || {
-        store.write(|w| {
-            if w.get::<EnterpriseRecord>(&code)?.is_none() {
-                return Err(FeedError::NotFound(format!("no enterprise {code}")));
-            }
-            let created = w.get::<CoreOfficersRecord>(&code)?.is_none();
-            w.put(&code, &record)?;
-            Ok(created)
-        })
-    })
-    .await
-    .expect("store writes do not panic")?;
-    log(
+    let resource = format!("Etax::Enterprise::\"{enterprise}\"");
+    let created = logged_write(
         audit,
         "admin.core_officers",
-        &format!("Etax::Enterprise::\"{enterprise}\""),
+        &resource,
         started,
+        async move {
+            tokio::task::spawn_blocking(move || {
+                store.write(|w| {
+                    if w.get::<EnterpriseRecord>(&code)?.is_none() {
+                        return Err(FeedError::NotFound(format!("no enterprise {code}")));
+                    }
+                    let created = w.get::<CoreOfficersRecord>(&code)?.is_none();
+                    w.put(&code, &record)?;
+                    Ok(created)
+                })
+            })
+            .await
+            .expect("store writes do not panic")
+        },
     )
     .await?;
     Ok(FeedOutcome { created })
+}
+
+/// Runs a feed's store write with its decision record committed first: a
+/// write is never without its record, even if the process dies between the
+/// two commits (the log may then show an attempt the store lacks, never the
+/// reverse). A write that fails gets a second record saying so.
+async fn logged_write<T>(
+    audit: &AuditLog,
+    kind: &str,
+    resource: &str,
+    started: Instant,
+    write: impl std::future::Future<Output = Result<T, FeedError>>,
+) -> Result<T, FeedError> {
+    log(audit, kind, resource, started, None).await?;
+    let written = write.await;
+    if let Err(e) = &written {
+        log(
+            audit,
+            kind,
+            resource,
+            started,
+            Some(&format!("not written: {e}")),
+        )
+        .await?;
+    }
+    written
 }
 
 /// Feeds are writes by a trusted system, not Cedar decisions; the log still
@@ -137,19 +163,23 @@ async fn log(
     kind: &str,
     resource: &str,
     started: Instant,
+    failure: Option<&str>,
 ) -> Result<(), AuditError> {
-    let record = DecisionRecord::new(
+    let mut record = DecisionRecord::new(
         &crate::random_id(),
         kind,
         "admin",
         kind,
         resource,
         None,
-        true,
+        failure.is_none(),
         &[],
         &[],
         "",
         started.elapsed().as_micros() as u64,
     );
+    if let Some(why) = failure {
+        record = record.with_reason(why);
+    }
     audit.commit(record).await.map(|_| ())
 }

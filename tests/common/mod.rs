@@ -438,14 +438,16 @@ pub fn try_serve(args: &[&str]) -> ServeAttempt {
     }
 }
 
-/// Sends one complete request and closes the socket at once, without
-/// reading the answer: a client that hangs up right after sending.
+/// Sends one complete request and closes the socket `after` that, without
+/// reading the answer: a client that hangs up right after sending (spread
+/// `after` over clients to hang up at every stage of the server's work).
 pub fn send_and_hang_up(
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
+    after: Duration,
 ) {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     let extra: String = headers
@@ -459,6 +461,7 @@ pub fn send_and_hang_up(
     .into_bytes();
     request.extend_from_slice(body);
     stream.write_all(&request).expect("send");
+    std::thread::sleep(after);
     let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
