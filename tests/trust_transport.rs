@@ -104,12 +104,38 @@ fn hang_up_after(i: usize) -> Duration {
     Duration::from_millis((i * 7 % 40) as u64)
 }
 
-/// Runs `send` for 0..n on as many threads at once.
-fn storm(n: usize, send: impl Fn(usize) + Sync) {
+/// `serve --demo` over a data directory that outlives the server, to count
+/// records after it stops and start it again.
+fn demo_in_kept_dir(extra: &[&str]) -> (tempfile::TempDir, std::path::PathBuf, Server) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = Server::demo_in(&data, extra);
+    (tmp, data, server)
+}
+
+/// `n` clients at once, client `i` sending `body(i)` to `path` and hanging
+/// up without reading the answer.
+fn hang_up_storm(
+    addr: SocketAddr,
+    n: usize,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Fn(usize) -> serde_json::Value + Sync,
+) {
     std::thread::scope(|s| {
         for i in 0..n {
-            let send = &send;
-            s.spawn(move || send(i));
+            let body = &body;
+            s.spawn(move || {
+                let body = body(i).to_string();
+                send_and_hang_up(
+                    addr,
+                    "POST",
+                    path,
+                    headers,
+                    body.as_bytes(),
+                    hang_up_after(i),
+                );
+            });
         }
     });
 }
@@ -121,21 +147,15 @@ fn passport(i: usize) -> String {
 #[test]
 fn feed_writes_keep_their_records_when_clients_hang_up() {
     const N: usize = 40;
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let server = Server::demo_in(&data, &[]);
+    let (_tmp, data, server) = demo_in_kept_dir(&[]);
     let addr = server.addr;
-    storm(N, |i| {
-        let body = json!({ "id_type": "passport", "id_number": passport(i), "name": "测试", "verified": false });
-        send_and_hang_up(
-            addr,
-            "POST",
-            "/v1/admin/real-name",
-            &[],
-            body.to_string().as_bytes(),
-            hang_up_after(i),
-        );
-    });
+    hang_up_storm(
+        addr,
+        N,
+        "/v1/admin/real-name",
+        &[],
+        |i| json!({ "id_type": "passport", "id_number": passport(i), "name": "测试", "verified": false }),
+    );
     server.stop();
     let records = count_records(&data, "admin.real_name");
 
@@ -157,22 +177,16 @@ fn feed_writes_keep_their_records_when_clients_hang_up() {
 #[test]
 fn maintenance_writes_keep_their_records_when_clients_hang_up() {
     const N: usize = 20;
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let server = Server::demo_in(&data, &[]);
+    let (_tmp, data, server) = demo_in_kept_dir(&[]);
     let (session, _) = login_by_sms(&server, "**国");
     let addr = server.addr;
-    storm(N, |i| {
-        let body = json!({ "id": format!("hangup-{i}"), "name": "挂断", "description": "", "functions": ["vat_filing"] });
-        send_and_hang_up(
-            addr,
-            "POST",
-            "/v1/maintenance/permission-identities",
-            &[("X-Etax-Session", &session)],
-            body.to_string().as_bytes(),
-            hang_up_after(i),
-        );
-    });
+    hang_up_storm(
+        addr,
+        N,
+        "/v1/maintenance/permission-identities",
+        &[("X-Etax-Session", &session)],
+        |i| json!({ "id": format!("hangup-{i}"), "name": "挂断", "description": "", "functions": ["vat_filing"] }),
+    );
     server.stop();
     let records = count_records(&data, "maintain.definePermissionIdentity");
 
@@ -201,11 +215,9 @@ fn maintenance_writes_keep_their_records_when_clients_hang_up() {
 #[test]
 fn login_verifications_keep_their_records_when_clients_hang_up() {
     const N: usize = 30;
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let server = Server::demo_in(&data, &["--lockout-threshold", "1000"]);
+    let server = Server::start_with(&["--lockout-threshold", "1000"]);
     let addr = server.addr;
-    storm(N, |i| {
+    hang_up_storm(addr, N, "/v1/login/enterprise", &[], |i| {
         // Right and wrong passwords alike: each one is verified, counts
         // towards (or clears) the lockout, and must be recorded.
         let password = if i % 2 == 0 {
@@ -213,15 +225,7 @@ fn login_verifications_keep_their_records_when_clients_hang_up() {
         } else {
             "Wrong@2026x"
         };
-        let body = json!({ "account": E_SOCIAL, "password": password });
-        send_and_hang_up(
-            addr,
-            "POST",
-            "/v1/login/enterprise",
-            &[],
-            body.to_string().as_bytes(),
-            hang_up_after(i),
-        );
+        json!({ "account": E_SOCIAL, "password": password })
     });
     // Every password the service verified has its login record, once the
     // requests in flight have finished (bounded wait).
@@ -350,20 +354,26 @@ fn a_client_that_never_reads_is_dropped() {
     );
 }
 
-#[test]
-fn idle_connections_are_closed() {
-    let server = Server::start_with(&["--idle-timeout-ms", "500"]);
-    let mut stream = TcpStream::connect(server.addr).unwrap();
+/// Sends `requests` on one keep-alive connection and reads until the server
+/// closes it: whether it did within 5 s, and what arrived.
+fn until_closed(addr: SocketAddr, requests: &[u8]) -> (std::io::Result<usize>, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    // Keep-alive: read the one answer, then send nothing more.
+    stream.write_all(requests).unwrap();
     let mut raw = Vec::new();
     let result = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw);
+    (result, String::from_utf8_lossy(&raw).into_owned())
+}
+
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+
+#[test]
+fn idle_connections_are_closed() {
+    let server = Server::start_with(&["--idle-timeout-ms", "500"]);
+    // Keep-alive: one answer, then nothing more is sent.
+    let (result, text) = until_closed(server.addr, HEALTHZ);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(
         result.is_ok(),
@@ -374,16 +384,7 @@ fn idle_connections_are_closed() {
 #[test]
 fn pipelined_requests_per_connection_are_bounded() {
     let server = Server::start_with(&["--max-requests-per-connection", "5"]);
-    let mut stream = TcpStream::connect(server.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream
-        .write_all(&b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(8))
-        .unwrap();
-    let mut raw = Vec::new();
-    let result = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw);
+    let (result, text) = until_closed(server.addr, &HEALTHZ.repeat(8));
     assert!(
         result.is_ok(),
         "the connection stayed open past its request bound: {result:?}"
