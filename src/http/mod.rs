@@ -114,48 +114,8 @@ pub async fn serve(
         let state = state.clone();
         let in_flight = in_flight.clone();
         connections.spawn(async move {
-            let _permit = permit;
-            let _slot = slot;
-            let limits = state.limits.clone();
-            let max_requests = limits.max_requests;
-            let served = Arc::new(AtomicU64::new(0));
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                let in_flight = in_flight.clone();
-                let nth = served.fetch_add(1, Ordering::Relaxed) + 1;
-                async move {
-                    // Its own task: hyper drops this future when the client
-                    // hangs up, and a write must never be cut off between
-                    // its store commit and its decision record.
-                    let handler = tokio::spawn(async move {
-                        let _in_flight = in_flight;
-                        handle(&state, req, peer).await
-                    });
-                    let mut response = match handler.await {
-                        Ok(response) => response,
-                        Err(e) => ApiError::from(e).into_response(),
-                    };
-                    if nth >= max_requests {
-                        // hyper closes the connection after this answer
-                        // and drops whatever was pipelined behind it.
-                        response
-                            .headers_mut()
-                            .insert(CONNECTION, HeaderValue::from_static("close"));
-                    }
-                    Ok::<_, Infallible>(response)
-                }
-            });
-            let mut builder = http1::Builder::new();
-            // hyper starts the header-read clock whenever the connection
-            // waits for a request's head, so it bounds both an idle
-            // keep-alive connection and a client sending headers slowly.
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.idle_timeout);
-            let io = write_timeout::WriteTimeout::new(stream, limits.write_timeout);
-            if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
+            let _held = (permit, slot);
+            connection(state, stream, peer, in_flight).await;
         });
         // Reap finished connections so the set does not grow without bound.
         while connections.try_join_next().is_some() {}
@@ -169,6 +129,56 @@ pub async fn serve(
     })
     .await;
     Ok(())
+}
+
+/// Serves one connection under the configured limits. `in_flight` is held
+/// by each request's task until it ends.
+async fn connection(
+    state: Arc<AppState>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    in_flight: mpsc::Sender<()>,
+) {
+    let limits = state.limits.clone();
+    let max_requests = limits.max_requests;
+    let served = Arc::new(AtomicU64::new(0));
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        let in_flight = in_flight.clone();
+        let nth = served.fetch_add(1, Ordering::Relaxed) + 1;
+        async move {
+            // Its own task: hyper drops this future when the client hangs
+            // up, and a write must never be cut off between its store
+            // commit and its decision record.
+            let handler = tokio::spawn(async move {
+                let _in_flight = in_flight;
+                handle(&state, req, peer).await
+            });
+            let mut response = match handler.await {
+                Ok(response) => response,
+                Err(e) => ApiError::from(e).into_response(),
+            };
+            if nth >= max_requests {
+                // hyper closes the connection after this answer and drops
+                // whatever was pipelined behind it.
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let mut builder = http1::Builder::new();
+    // hyper starts the header-read clock whenever the connection waits for a
+    // request's head, so it bounds both an idle keep-alive connection and a
+    // client sending its headers slowly.
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.idle_timeout);
+    let io = write_timeout::WriteTimeout::new(stream, limits.write_timeout);
+    if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 async fn handle(
