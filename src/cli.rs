@@ -49,6 +49,11 @@ enum Command {
         /// open (development on loopback only).
         #[arg(long, env = "ETAX_API_KEYS")]
         api_keys: Option<PathBuf>,
+        /// Run open (no --api-keys) on an address other than loopback:
+        /// everyone who reaches the port is trusted and receives SMS and
+        /// reset codes. Refused without this flag.
+        #[arg(long, env = "ETAX_INSECURE_OPEN")]
+        insecure_open: bool,
         /// Prune decision-log records older than this many days (hourly).
         #[arg(long, env = "ETAX_AUDIT_RETENTION_DAYS")]
         audit_retention_days: Option<u64>,
@@ -60,10 +65,8 @@ enum Command {
         /// any identity write or policy reload); 0 builds every one afresh.
         #[arg(long, default_value_t = crate::decision::DEFAULT_CACHE_ENTRIES, env = "ETAX_DECISION_CACHE_ENTRIES")]
         decision_cache_entries: usize,
-        /// Connections served at once; further ones wait in the accept
-        /// queue until one closes.
-        #[arg(long, default_value_t = crate::http::DEFAULT_MAX_CONNECTIONS as u32, value_parser = clap::value_parser!(u32).range(1..), env = "ETAX_MAX_CONNECTIONS")]
-        max_connections: u32,
+        #[command(flatten)]
+        limits: crate::http::limits::LimitArgs,
     },
     /// Read, check and prune the decision log (on a data directory no server
     /// holds open; while it runs use GET /v1/audit/...).
@@ -250,10 +253,11 @@ pub fn main() -> ExitCode {
             body_limit,
             authn,
             api_keys,
+            insecure_open,
             audit_retention_days,
             reload_poll_ms,
             decision_cache_entries,
-            max_connections,
+            limits,
         } => {
             let opts = ServeOptions {
                 listen,
@@ -264,11 +268,12 @@ pub fn main() -> ExitCode {
                 body_limit,
                 authn: authn.into_config(),
                 api_keys,
+                insecure_open,
                 audit_retention_days,
                 reload_poll: (reload_poll_ms > 0)
                     .then(|| std::time::Duration::from_millis(reload_poll_ms)),
                 decision_cache_entries,
-                max_connections: max_connections as usize,
+                limits: limits.into_limits(),
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

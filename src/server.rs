@@ -31,6 +31,8 @@ pub struct ServeOptions {
     pub authn: AuthnConfig,
     /// Scoped API keys; `None` runs open (loopback development).
     pub api_keys: Option<PathBuf>,
+    /// Allow open mode on an address other than loopback.
+    pub insecure_open: bool,
     /// Prune decision-log records older than this many days (checked
     /// hourly); `None` keeps everything.
     pub audit_retention_days: Option<u64>,
@@ -39,8 +41,8 @@ pub struct ServeOptions {
     pub reload_poll: Option<std::time::Duration>,
     /// Built request entities kept for repeated questions; 0 for none.
     pub decision_cache_entries: usize,
-    /// Connections served at once; more wait to be accepted.
-    pub max_connections: usize,
+    /// Connections at once, per peer, timeouts, requests per connection.
+    pub limits: crate::http::limits::ConnectionLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,11 +69,21 @@ pub enum ServeError {
     },
     #[error(transparent)]
     HashCost(#[from] crate::authn::password::HashCostError),
+    #[error(
+        "refusing to serve without --api-keys on {addr}, which is not a loopback address: \
+         every caller would be trusted and handed SMS and reset codes; give --api-keys FILE, \
+         listen on loopback, or pass --insecure-open to accept this"
+    )]
+    OpenOffLoopback { addr: SocketAddr },
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
 }
 
 pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
+    // Before anything is opened: open mode answers whoever reaches the port.
+    if opts.api_keys.is_none() && !opts.listen.ip().is_loopback() && !opts.insecure_open {
+        return Err(ServeError::OpenOffLoopback { addr: opts.listen });
+    }
     std::fs::create_dir_all(&opts.data_dir).map_err(|source| ServeError::DataDir {
         path: opts.data_dir.display().to_string(),
         source,
@@ -89,8 +101,16 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
 
     let callers = match &opts.api_keys {
         Some(path) => Callers::load(path)?,
-        None => {
+        None if opts.listen.ip().is_loopback() => {
             tracing::warn!("no --api-keys file: every caller is trusted (development mode)");
+            Callers::open()
+        }
+        None => {
+            tracing::warn!(
+                addr = %opts.listen,
+                "--insecure-open: no --api-keys file and not on loopback; every caller who \
+                 reaches this address is trusted"
+            );
             Callers::open()
         }
     };
@@ -115,8 +135,10 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         body_limit: opts.body_limit,
         started_at_ms: crate::now_ms(),
         reload: reloader.status().clone(),
-        connections: Arc::new(tokio::sync::Semaphore::new(opts.max_connections)),
-        max_connections: opts.max_connections,
+        connections: Arc::new(tokio::sync::Semaphore::new(opts.limits.max_connections)),
+        max_connections: opts.limits.max_connections,
+        peers: crate::http::limits::Peers::new(opts.limits.max_per_peer),
+        limits: opts.limits,
     });
     // SIGHUP and file changes load, validate and swap the policies.
     let reload_task = reloader.spawn(opts.reload_poll);

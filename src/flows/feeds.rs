@@ -61,32 +61,27 @@ pub async fn record_real_name(
     let started = Instant::now();
     let store = store.clone();
     let key = result.person.key();
-    let created = tokio::task::spawn_blocking(move || {
-        store.write(|w| {
-            let existing = w.get::<PersonRecord>(&key)?;
-            let created = existing.is_none();
-            let record = PersonRecord {
-                name: result.name.trim().to_owned(),
-                real_name_verified: result.verified,
-                phone: result.phone,
-                // The natural-person credentials are kept, so their sessions go on.
-                credential_epoch: existing.as_ref().map_or(0, |p| p.credential_epoch),
-                password_hash: existing.and_then(|p| p.password_hash),
-            };
-            w.put(&key, &record)?;
-            Ok::<_, FeedError>(created)
+    let resource = format!("Etax::Person::\"{key}\"");
+    let created = logged_write(audit, "admin.real_name", &resource, started, async move {
+        tokio::task::spawn_blocking(move || {
+            store.write(|w| {
+                let existing = w.get::<PersonRecord>(&key)?;
+                let created = existing.is_none();
+                let record = PersonRecord {
+                    name: result.name.trim().to_owned(),
+                    real_name_verified: result.verified,
+                    phone: result.phone,
+                    // The natural-person credentials are kept, so their sessions go on.
+                    credential_epoch: existing.as_ref().map_or(0, |p| p.credential_epoch),
+                    password_hash: existing.and_then(|p| p.password_hash),
+                };
+                w.put(&key, &record)?;
+                Ok::<_, FeedError>(created)
+            })
         })
+        .await
+        .expect("store writes do not panic")
     })
-    .await
-    .expect("store writes do not panic")?;
-    log(
-        audit,
-        "admin.real_name",
-        "admin",
-        &format!("Etax::Person::\"{}\"", result.person.key()),
-        None,
-        started,
-    )
     .await?;
     Ok(FeedOutcome { created })
 }
@@ -115,26 +110,27 @@ pub async fn record_core_officers(
         legal_rep: officer(legal_rep),
         finance_head: officer(finance_head),
     };
-    let (created, demoted) = tokio::task::spawn_blocking(move || {
-        store.write(|w| {
-            if w.get::<EnterpriseRecord>(&code)?.is_none() {
-                return Err(FeedError::NotFound(format!("no enterprise {code}")));
-            }
-            let created = w.get::<CoreOfficersRecord>(&code)?.is_none();
-            w.put(&code, &record)?;
-            let demoted = demote_replaced_officers(w, &code, &record)?;
-            Ok((created, demoted))
-        })
-    })
-    .await
-    .expect("store writes do not panic")?;
-    log(
+    let resource = format!("Etax::Enterprise::\"{enterprise}\"");
+    let (created, demoted) = logged_write(
         audit,
         "admin.core_officers",
-        "admin",
-        &format!("Etax::Enterprise::\"{enterprise}\""),
-        None,
+        &resource,
         started,
+        async move {
+            tokio::task::spawn_blocking(move || {
+                store.write(|w| {
+                    if w.get::<EnterpriseRecord>(&code)?.is_none() {
+                        return Err(FeedError::NotFound(format!("no enterprise {code}")));
+                    }
+                    let created = w.get::<CoreOfficersRecord>(&code)?.is_none();
+                    w.put(&code, &record)?;
+                    let demoted = demote_replaced_officers(w, &code, &record)?;
+                    Ok((created, demoted))
+                })
+            })
+            .await
+            .expect("store writes do not panic")
+        },
     )
     .await?;
     log_demotions(audit, "admin", &demoted, "the core-officers feed").await?;
@@ -211,11 +207,32 @@ pub async fn log_demotions(
             by,
             &format!("Etax::Staff::\"{}\"", d.staff),
             Some(&reason),
+            true,
             Instant::now(),
         )
         .await?;
     }
     Ok(())
+}
+
+/// Runs a feed's store write with its decision record committed first: a
+/// write is never without its record, even if the process dies between the
+/// two commits (the log may then show an attempt the store lacks, never the
+/// reverse). A write that fails gets a second record saying so.
+async fn logged_write<T>(
+    audit: &AuditLog,
+    kind: &str,
+    resource: &str,
+    started: Instant,
+    write: impl std::future::Future<Output = Result<T, FeedError>>,
+) -> Result<T, FeedError> {
+    log(audit, kind, "admin", resource, None, true, started).await?;
+    let written = write.await;
+    if let Err(e) = &written {
+        let reason = format!("not written: {e}");
+        log(audit, kind, "admin", resource, Some(&reason), false, started).await?;
+    }
+    written
 }
 
 /// Feeds are writes by a trusted system, not Cedar decisions; the log still
@@ -226,6 +243,7 @@ async fn log(
     by: &str,
     resource: &str,
     reason: Option<&str>,
+    written: bool,
     started: Instant,
 ) -> Result<(), AuditError> {
     let mut record = DecisionRecord::new(
@@ -235,7 +253,7 @@ async fn log(
         kind,
         resource,
         None,
-        true,
+        written,
         &[],
         &[],
         "",

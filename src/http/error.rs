@@ -106,6 +106,18 @@ impl ApiError {
     }
 }
 
+impl From<tokio::task::JoinError> for ApiError {
+    /// A request's task panicked: the connection still gets an answer. The
+    /// panic's message is not repeated (it could quote request data).
+    fn from(_: tokio::task::JoinError) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the request failed inside the service",
+        )
+    }
+}
+
 impl From<AuditError> for ApiError {
     /// A decision that cannot be logged is not answered: the log must be complete.
     fn from(e: AuditError) -> Self {

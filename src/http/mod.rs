@@ -10,19 +10,23 @@ pub mod audit;
 pub mod authorize;
 pub mod callers;
 pub mod error;
+pub mod limits;
 pub mod login;
 pub mod maintenance;
 pub mod status;
+mod uri;
+mod write_timeout;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -31,6 +35,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 
 use crate::audit::AuditLog;
 use crate::decision::Engine;
@@ -40,7 +45,8 @@ use error::ApiError;
 /// Default request body limit.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
-/// How long a client may take to send its headers, and then its body.
+/// How long a client may take to send a request's body (its headers are
+/// bounded by the idle timeout).
 const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What every handler can reach.
@@ -60,13 +66,15 @@ pub struct AppState {
     /// taking a file descriptor and memory.
     pub connections: Arc<tokio::sync::Semaphore>,
     pub max_connections: usize,
+    /// Per-peer cap, idle and write timeouts, requests per connection.
+    pub limits: limits::ConnectionLimits,
+    /// Open connections per peer address.
+    pub peers: Arc<limits::Peers>,
 }
 
-/// Connections served at once by default.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
-
 /// Serves HTTP/1.1 on `listener` until `shutdown` completes; connections in
-/// flight are then allowed to finish their current request.
+/// flight are then allowed to finish their current request, and requests
+/// under way to finish their writes and decision records.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
@@ -74,6 +82,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     tokio::pin!(shutdown);
     let mut connections = tokio::task::JoinSet::new();
+    // Each request's task holds a sender; all are gone when every request
+    // has finished.
+    let (in_flight, mut all_done) = mpsc::channel::<()>(1);
     loop {
         let permit = tokio::select! {
             permit = state.connections.clone().acquire_owned() => {
@@ -93,35 +104,81 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(slot) = state.peers.admit(peer.ip()) else {
+            // Closed at once: one peer's connections must not take the
+            // slots every other caller needs.
+            tracing::debug!(%peer, "peer at its connection cap; connection closed");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
+        let in_flight = in_flight.clone();
         connections.spawn(async move {
-            let _permit = permit;
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
-            });
-            let mut builder = http1::Builder::new();
-            // A client that never finishes its headers must not hold a connection forever.
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(READ_TIMEOUT);
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
+            let _held = (permit, slot);
+            connection(state, stream, peer, in_flight).await;
         });
         // Reap finished connections so the set does not grow without bound.
         while connections.try_join_next().is_some() {}
     }
     tracing::info!("shutting down: no new connections");
+    drop(in_flight);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         while connections.join_next().await.is_some() {}
+        // Requests whose clients hung up may still be writing.
+        let _ = all_done.recv().await;
     })
     .await;
     Ok(())
+}
+
+/// Serves one connection under the configured limits. `in_flight` is held
+/// by each request's task until it ends.
+async fn connection(
+    state: Arc<AppState>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    in_flight: mpsc::Sender<()>,
+) {
+    let limits = state.limits.clone();
+    let max_requests = limits.max_requests;
+    let served = Arc::new(AtomicU64::new(0));
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        let in_flight = in_flight.clone();
+        let nth = served.fetch_add(1, Ordering::Relaxed) + 1;
+        async move {
+            // Its own task: hyper drops this future when the client hangs
+            // up, and a write must never be cut off between its store
+            // commit and its decision record.
+            let handler = tokio::spawn(async move {
+                let _in_flight = in_flight;
+                handle(&state, req, peer).await
+            });
+            let mut response = match handler.await {
+                Ok(response) => response,
+                Err(e) => ApiError::from(e).into_response(),
+            };
+            if nth >= max_requests {
+                // hyper closes the connection after this answer and drops
+                // whatever was pipelined behind it.
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let mut builder = http1::Builder::new();
+    // hyper starts the header-read clock whenever the connection waits for a
+    // request's head, so it bounds both an idle keep-alive connection and a
+    // client sending its headers slowly.
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.idle_timeout);
+    let io = write_timeout::WriteTimeout::new(stream, limits.write_timeout);
+    if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 async fn handle(
@@ -131,8 +188,9 @@ async fn handle(
 ) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let method = req.method().clone();
-    // Paths can name a person (`/v1/maintenance/staff/resident_id:…`).
-    let path = crate::ids::mask_text(req.uri().path());
+    // Paths can name a person (`/v1/maintenance/staff/resident_id:…`),
+    // percent-encoded or not.
+    let path = uri::log_path(req.uri().path());
     let response = match route(state, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),

@@ -413,3 +413,96 @@ pub fn import_document(doc: &Value, dir: &Path) -> (i32, String, String) {
         data.to_str().unwrap(),
     ])
 }
+
+/// What became of a `serve` started with exactly the given arguments.
+pub enum ServeAttempt {
+    Listening(Server),
+    /// The process ended before listening: exit code and stderr.
+    Exited(i32, String),
+}
+
+/// Starts `etax-authz serve ARGS` (no `--listen` or `--data` added) and
+/// waits until it listens or exits. The caller keeps any directories the
+/// arguments name.
+pub fn try_serve(args: &[&str]) -> ServeAttempt {
+    let mut child = Command::new(BIN)
+        .current_dir(CRATE_ROOT)
+        .arg("serve")
+        .args(FAST_HASH)
+        .args(args)
+        .env("ETAX_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start etax-authz");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(Ok(line)) = lines.next() {
+            if let Some(addr) = line.strip_prefix("etax-authz listening on http://") {
+                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(addr) => ServeAttempt::Listening(Server {
+            addr,
+            data: PathBuf::new(),
+            child,
+            _tmp: None,
+        }),
+        Err(_) => {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait for etax-authz");
+            ServeAttempt::Exited(
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    }
+}
+
+/// Sends one complete request and closes the socket `after` that, without
+/// reading the answer: a client that hangs up right after sending (spread
+/// `after` over clients to hang up at every stage of the server's work).
+pub fn send_and_hang_up(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    after: Duration,
+) {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    stream.write_all(&request).expect("send");
+    std::thread::sleep(after);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// Counts the decision records of `kind` (a prefix, as `audit query
+/// --kind`) in a data directory no server holds open.
+pub fn count_records(data: &Path, kind: &str) -> usize {
+    let (code, out, err) = cli(&[
+        "audit",
+        "query",
+        "--data",
+        data.to_str().unwrap(),
+        "--kind",
+        kind,
+        "--format",
+        "jsonl",
+    ]);
+    assert_eq!(code, 0, "audit query failed: {err}");
+    out.lines().filter(|l| !l.trim().is_empty()).count()
+}
