@@ -368,3 +368,90 @@ fn a_social_security_only_payer_session_asks_about_its_one_function() {
         "{b}"
     );
 }
+
+/// Found by the adversarial review: a session proves who logged in, but the
+/// caller could add `context.factors` and have a session's question pass a
+/// step that needs verified factors (recovery "by SMS" with no SMS, the
+/// social-security payer's account step again with no password).
+#[test]
+fn a_session_cannot_claim_verified_factors() {
+    let server = Server::demo();
+    let (s, r) = server.post(
+        "/v1/login/enterprise",
+        &json!({ "account": E_SOCIAL, "password": "Shebao@2026" }),
+    );
+    assert_eq!(s, 200, "{r}");
+    let session = r["session"].as_str().unwrap().to_owned();
+    for (act, context, field) in [
+        (
+            "enterpriseAccountLogin",
+            json!({ "factors": ["enterprise_password"] }),
+            "context.factors",
+        ),
+        (
+            "setOwnPassword",
+            json!({ "factors": ["session"], "hasPassword": false }),
+            "context.factors",
+        ),
+        (
+            "setOwnPassword",
+            json!({ "hasPassword": false }),
+            "context.hasPassword",
+        ),
+    ] {
+        let (status, body) = server.post(
+            "/v1/authorize",
+            &json!({ "session": session, "action": action(act), "resource": enterprise(E_SOCIAL), "context": context }),
+        );
+        assert_eq!(status, 400, "{act} with claimed factors: {body}");
+        assert_eq!(body["error"]["field"], field, "{body}");
+    }
+}
+
+/// Found by the adversarial review: a made-up principal that a permit
+/// would match was denied (missing from the store) but recorded the permit
+/// as the deciding rule, so an auditor read a permit as the refusal.
+#[test]
+fn a_deny_forced_by_a_missing_identity_names_no_permit() {
+    let server = Server::demo();
+    let body = server.authorize(
+        "Agency::\"91210100MA0FAKE00X\"",
+        &action("agencyAccountLogin"),
+        "Agency::\"91210100MA0FAKE00X\"",
+        json!({ "factors": ["agency_password"] }),
+    );
+    assert_eq!(body["decision"], "deny", "{body}");
+    assert_eq!(body["reasons"], json!([]), "{body}");
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("not in the identity store"),
+        "{body}"
+    );
+}
+
+/// Found by the adversarial review: a mistyped secret or ID number came back
+/// in the error message ("invalid type: integer `20260101`").
+#[test]
+fn an_error_message_does_not_echo_what_was_sent() {
+    let server = Server::demo();
+    let (status, body) = server.post(
+        "/v1/password",
+        &json!({ "session": "x", "new_password": 20261127 }),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "new_password", "{body}");
+    assert!(!body.to_string().contains("20261127"), "{body}");
+    let (status, body) = server.post(
+        "/v1/authorize",
+        &json!({
+            "principal": staff(E_SYNCED, P_CLERK),
+            "action": action("useFunction"),
+            "resource": function("vat_filing"),
+            "context": { "actingFor": "210102199001015035" }
+        }),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(!body.to_string().contains("210102199001015035"), "{body}");
+}

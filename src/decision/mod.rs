@@ -178,8 +178,14 @@ impl Engine {
             .map(|id| id.to_string())
             .collect();
         reasons.sort();
+        let allowed = response.decision() == Decision::Allow && errors.is_empty();
+        if !allowed && response.decision() == Decision::Allow {
+            // Denied by an error, not by a rule: the permits Cedar matched
+            // did not decide, and naming them would read as the refusal.
+            reasons.clear();
+        }
         Ok(Verdict {
-            allowed: response.decision() == Decision::Allow && errors.is_empty(),
+            allowed,
             reasons,
             errors,
             policy_version: snap.version().to_owned(),

@@ -230,7 +230,16 @@ async fn logged_write<T>(
     let written = write.await;
     if let Err(e) = &written {
         let reason = format!("not written: {e}");
-        log(audit, kind, "admin", resource, Some(&reason), false, started).await?;
+        log(
+            audit,
+            kind,
+            "admin",
+            resource,
+            Some(&reason),
+            false,
+            started,
+        )
+        .await?;
     }
     written
 }

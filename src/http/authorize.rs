@@ -160,6 +160,18 @@ async fn session_query(
             "comes from the session; do not send it",
         ));
     }
+    // A session proves who logged in, not what a caller says was verified
+    // since: verified factors exist only inside the login and password
+    // steps, so a session's question cannot claim any.
+    for claimed in VERIFIED_FACTS {
+        if body.context.get(claimed).is_some() {
+            return Err(ApiError::invalid(
+                format!("context.{claimed}"),
+                "a question asked with a session cannot claim verified factors; \
+                 the login and password steps establish them",
+            ));
+        }
+    }
     let s = state.login.session_principal(token).await?;
     if let Some(client) = &s.acting_for {
         body.context[ACTING_FOR] = serde_json::json!({ "__entity": {
@@ -170,6 +182,10 @@ async fn session_query(
     body.principal = Some(s.principal.to_string());
     to_query(body)
 }
+
+/// Context attributes that state what the service verified (the login and
+/// password actions' contexts).
+const VERIFIED_FACTS: [&str; 2] = ["factors", "hasPassword"];
 
 /// The question a request asks: with its own principal, or with the
 /// session's principal and acting-for enterprise.

@@ -84,11 +84,13 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response<Full<Bytes>> {
+        // Messages can quote what the caller sent (Cedar's context errors
+        // do): ID numbers and phones are masked here like everywhere else.
+        let message = crate::ids::mask_text(&self.message);
         if self.status.is_server_error() {
-            let message = crate::ids::mask_text(&self.message);
             tracing::error!(code = self.code, %message, "internal error");
         }
-        let mut error = json!({ "code": self.code, "message": self.message });
+        let mut error = json!({ "code": self.code, "message": message });
         if let Some(secs) = self.retry_after_secs {
             error["retry_after_secs"] = json!(secs);
         }
@@ -285,7 +287,38 @@ pub fn from_json_error(path: &str, e: &serde_json::Error) -> ApiError {
     } else {
         "body".to_owned()
     };
-    ApiError::invalid(field, format!("malformed request body: {e}"))
+    ApiError::invalid(
+        field,
+        format!("malformed request body: {}", without_values(&e.to_string())),
+    )
+}
+
+/// serde's message with the offending value left out ("invalid type:
+/// integer `20260101`, expected a string" becomes "invalid type: integer,
+/// expected a string"): a mistyped password or code must not come back in
+/// the answer, nor in any log of it.
+fn without_values(msg: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: ", "unknown variant "] {
+        if let Some(rest) = msg.strip_prefix(prefix) {
+            let Some((unexpected, expected)) = rest.split_once(", expected ") else {
+                break;
+            };
+            // The kind is what precedes the quoted value: `integer`, `string`.
+            let kind = unexpected
+                .split(['`', '"'])
+                .next()
+                .unwrap_or_default()
+                .trim();
+            let kind = if kind.is_empty() { "value" } else { kind };
+            let prefix = prefix.trim_end();
+            return if prefix == "unknown variant" {
+                format!("{prefix}, expected {expected}")
+            } else {
+                format!("{prefix} {kind}, expected {expected}")
+            };
+        }
+    }
+    msg.to_owned()
 }
 
 /// `path` as serde_path_to_error prints it (`.` for the whole body), with
@@ -308,6 +341,28 @@ fn json_path(path: &str, msg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_error_message_leaves_the_value_out() {
+        assert_eq!(
+            without_values(
+                "invalid type: integer `20260101`, expected a string at line 1 column 9"
+            ),
+            "invalid type: integer, expected a string at line 1 column 9"
+        );
+        assert_eq!(
+            without_values("invalid value: string \"Secret@1\", expected a session token"),
+            "invalid value: string, expected a session token"
+        );
+        assert_eq!(
+            without_values("unknown variant `Abc@1234`, expected `staff` or `agent_staff`"),
+            "unknown variant, expected `staff` or `agent_staff`"
+        );
+        assert_eq!(
+            without_values("missing field `action`"),
+            "missing field `action`"
+        );
+    }
 
     #[test]
     fn a_json_error_names_the_path_not_the_value() {
