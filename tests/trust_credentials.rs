@@ -262,3 +262,155 @@ fn a_wrong_personal_or_agreement_password_answers_before_any_policy() {
     assert_invalid_credentials(unrecognized, "unrecognized client");
     assert_invalid_credentials(recognized, "recognized client");
 }
+
+/// A maintenance request by the legal representative 王建国.
+fn maintain(s: &Server, session: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let body = body.to_string();
+    s.request_with(
+        method,
+        path,
+        &[("X-Etax-Session", session)],
+        Some(body.as_bytes()),
+    )
+}
+
+fn assert_refused(answer: (u16, Value), code: &str, field: &str) -> String {
+    let (status, v) = answer;
+    assert_eq!(
+        (status, error_code(&v), v["error"]["field"].as_str()),
+        (400, code, Some(field)),
+        "{v}"
+    );
+    v["error"]["message"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn agreement_passwords_pass_the_one_password_rule() {
+    let s = Server::demo();
+    let (wang, _) = login_by_sms(&s, "**国");
+    let recognize = |pw: &str| {
+        maintain(
+            &s,
+            &wang,
+            "POST",
+            "/v1/maintenance/agencies",
+            json!({"agency": AGENCY, "agreement_password": pw}),
+        )
+    };
+    assert_refused(recognize("111111"), "password_rule", "agreement_password");
+    assert_refused(recognize("      "), "password_rule", "agreement_password");
+    let msg = assert_refused(
+        recognize("Abc12345"),
+        "password_too_common",
+        "agreement_password",
+    );
+    assert!(msg.contains("common") && !msg.contains("R10"), "{msg}");
+    let (status, v) = recognize("Xieyi#2027");
+    assert_eq!(status, 200, "{v}");
+}
+
+#[test]
+fn a_common_password_is_refused_as_too_common_unless_the_deny_list_says_otherwise() {
+    let set = |s: &Server, pw: &str| {
+        let (token, _) = login_by_sms(s, "**英");
+        s.post(
+            "/v1/password",
+            &json!({"session": token, "new_password": pw}),
+        )
+    };
+    // The bundled list refuses a password that meets R10, and says why.
+    let s = Server::demo();
+    let msg = assert_refused(set(&s, "Abc12345"), "password_too_common", "new_password");
+    assert!(msg.contains("common") && !msg.contains("R10"), "{msg}");
+    drop(s);
+
+    let s = Server::start_with(&["--password-deny-list", "none"]);
+    let (status, v) = set(&s, "Abc12345");
+    assert_eq!(status, 200, "{v}");
+    drop(s);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let list = tmp.path().join("deny.txt");
+    std::fs::write(&list, "# the bureau's own list\nLi#Caiwu2026\n").unwrap();
+    let s = Server::start_with(&["--password-deny-list", list.to_str().unwrap()]);
+    assert_refused(
+        set(&s, "li#caiwu2026"),
+        "password_too_common",
+        "new_password",
+    );
+    let (status, v) = set(&s, "Abc12345");
+    assert_eq!(status, 200, "{v}");
+}
+
+/// `import FILE` of the demo edited by `edit`, with `flags`: exit code and
+/// stderr.
+fn import_demo(edit: impl FnOnce(&mut Value), flags: &[&str]) -> (i32, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{CRATE_ROOT}/examples/demo.json")).unwrap(),
+    )
+    .unwrap();
+    edit(&mut doc);
+    let file = tmp.path().join("doc.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let data = tmp.path().join("data");
+    let mut args = vec![
+        "import",
+        file.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(flags);
+    let (code, _, err) = cli(&args);
+    (code, err)
+}
+
+#[test]
+fn import_applies_the_same_password_rule_and_deny_list_as_the_api() {
+    let (code, err) = import_demo(
+        |d| d["recognitions"][0]["agreement_password"] = json!("111111"),
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("recognitions[0]") && err.contains("agreement_password"),
+        "{err}"
+    );
+    let common = |d: &mut Value| d["agencies"][0]["password"] = json!("Abc12345");
+    let (code, err) = import_demo(common, &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("agencies[0]") && err.contains("common"),
+        "{err}"
+    );
+    let (code, err) = import_demo(common, &["--password-deny-list", "none"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = import_demo(|_| {}, &["--password-min-len", "12"]);
+    assert_ne!(code, 0, "Etax@2026 is shorter than 12: {err}");
+}
+
+#[test]
+fn a_one_time_password_passes_the_configured_rule() {
+    // The demo's passwords meet R10, not this stricter rule: import them
+    // under R10, then serve under the stricter one.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let demo = format!("{CRATE_ROOT}/examples/demo.json");
+    let (code, out, err) = cli(&["import", &demo, "--data", data.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let s = Server::start_in(
+        &data,
+        &["--password-min-len", "16", "--password-max-len", "20"],
+    );
+    let (wang, _) = login_by_sms(&s, "**国");
+    let (status, v) = maintain(
+        &s,
+        &wang,
+        "POST",
+        &format!("/v1/maintenance/staff/{P_CLERK}/reset-password"),
+        json!({}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let otp = v["one_time_password"]["password"].as_str().unwrap();
+    assert!((16..=20).contains(&otp.chars().count()), "{otp}");
+}

@@ -3,6 +3,7 @@
 //! logic and configuration; the login steps that use them are in
 //! [`crate::flows`].
 
+pub mod acceptance;
 pub mod challenge;
 pub mod common_passwords;
 pub mod config;
@@ -17,18 +18,9 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-pub use config::{AuthnArgs, AuthnConfig};
+pub use acceptance::{NewPasswordError, PasswordPolicy};
+pub use config::{AuthnArgs, AuthnConfig, PasswordArgs};
 pub use password::{HashCost, PasswordHasher, PasswordRule, PasswordRuleError};
-
-/// Why a new password is refused: the R10 rule, or a very common password
-/// (OWASP ASVS 5.0 6.2.4).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NewPasswordError {
-    #[error(transparent)]
-    Rule(#[from] PasswordRuleError),
-    #[error("password is one of the most common passwords and easy to guess; choose another")]
-    Common,
-}
 
 /// The credential machinery a running service shares: configuration, the
 /// argon2id hasher, and the semaphore that bounds concurrent hashing.
@@ -105,13 +97,9 @@ impl Authn {
             .expect("argon2 work does not panic")
     }
 
-    /// Checks a password someone wants to set: the configured rule (R10 by
-    /// default), then the common-password list.
+    /// Checks a password someone wants to store: the one acceptance
+    /// function (`--password-*` flags).
     pub fn check_new_password(&self, password: &str) -> Result<(), NewPasswordError> {
-        self.config.rule.check(password)?;
-        if common_passwords::is_common(password) {
-            return Err(NewPasswordError::Common);
-        }
-        Ok(())
+        self.config.passwords.accept(password)
     }
 }
