@@ -66,7 +66,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    HashCost(#[from] crate::authn::password::HashCostError),
+    Authn(#[from] crate::authn::AuthnError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
 }
