@@ -1,7 +1,8 @@
 //! argon2id password hashes and the bureau's password rule (R10).
 //!
 //! Hashing is CPU- and memory-heavy by design (tens of ms, 19 MiB each):
-//! callers on the async runtime must run it on the blocking pool.
+//! callers on the async runtime run it on [`super::hash_pool`], which also
+//! keeps each thread's working memory ([`HashMemory`]) between hashes.
 
 use argon2::password_hash::phc::{Output, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};

@@ -139,7 +139,7 @@ pub struct StaffChange {
 pub struct Maintenance<'a> {
     pub engine: &'a Engine,
     pub audit: &'a AuditLog,
-    /// Hashing on the blocking pool, bounded with the login flows.
+    /// Hashing on the hashing threads, shared with the login flows.
     pub authn: &'a Authn,
 }
 
