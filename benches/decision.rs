@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use etax_authz::authn::password::HashCost;
-use etax_authz::authn::{PasswordHasher, PasswordRule};
+use etax_authz::authn::{PasswordHasher, PasswordPolicy};
 use etax_authz::decision::{uid, Engine, Query};
 use etax_authz::policy::PolicySnapshot;
 use etax_authz::store::{self, ImportDocument, Store};
@@ -61,7 +61,7 @@ fn store_with(n: usize, dir: &Path) -> Engine {
     })
     .unwrap();
     let demo = ImportDocument::read(&Path::new(ROOT).join("examples/demo.json")).unwrap();
-    store::import_document(&store, &demo, &hasher, &PasswordRule::default()).unwrap();
+    store::import_document(&store, &demo, &hasher, &PasswordPolicy::default()).unwrap();
     let phc = hasher.hash("Bench@2026x");
     for chunk in (0..n).collect::<Vec<_>>().chunks(2000) {
         let mut doc =
@@ -92,7 +92,7 @@ fn store_with(n: usize, dir: &Path) -> Engine {
                 "identity_type": "tax_clerk", "permission_identities": ["filing"] }));
         }
         let doc: ImportDocument = serde_json::from_value(doc).unwrap();
-        store::import_document(&store, &doc, &hasher, &PasswordRule::default()).unwrap();
+        store::import_document(&store, &doc, &hasher, &PasswordPolicy::default()).unwrap();
     }
     let snapshot = PolicySnapshot::load(
         &Path::new(ROOT).join("policies"),

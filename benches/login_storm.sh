@@ -9,7 +9,7 @@
 # 10) on a quiet server, then again while a second wrk keeps
 # LOGIN_CONNECTIONS (default 32) enterprise-account logins in flight (the
 # right password, so no lockout cuts the argon2 work short). argon2 runs on
-# the blocking pool behind a semaphore of one permit per core, so logins
+# its own threads, one per core (authn::hash_pool), so logins
 # queue there while decisions keep running on the async workers: authorize
 # latency may grow with the CPU the hashing takes, but must not stall.
 set -euo pipefail

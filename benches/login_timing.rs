@@ -32,7 +32,7 @@ fn login_service(dir: &Path) -> Login {
     let authn = Arc::new(Authn::new(config.clone()).unwrap());
     let store = Store::open(&dir.join("identities.redb")).unwrap();
     let demo = ImportDocument::read(&Path::new(ROOT).join("examples/demo.json")).unwrap();
-    store::import_document(&store, &demo, authn.hasher(), &config.rule).unwrap();
+    store::import_document(&store, &demo, authn.hasher(), &config.passwords).unwrap();
     let policies = PolicySnapshot::load(
         &Path::new(ROOT).join("policies"),
         &Path::new(ROOT).join("schemas/etax.cedarschema"),

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::audit;
-use crate::authn::{PasswordHasher, PasswordRule};
+use crate::authn::{PasswordArgs, PasswordHasher, PasswordPolicy};
 use crate::policy::{LoadError, PolicySnapshot};
 use crate::server::{self, ServeOptions};
 use crate::store::{self, ImportDocument, ImportError, Store};
@@ -104,6 +104,9 @@ enum Command {
         file: PathBuf,
         #[arg(long, default_value = "data")]
         data: PathBuf,
+        /// The same password rule and deny list as `serve`.
+        #[command(flatten)]
+        passwords: PasswordArgs,
     },
 }
 
@@ -305,7 +308,11 @@ pub fn main() -> ExitCode {
             require_coverage,
         } => test(&dir, &policies, &schema, require_coverage),
         Command::Fmt { policies, check } => fmt(&policies, check),
-        Command::Import { file, data } => import(&file, &data),
+        Command::Import {
+            file,
+            data,
+            passwords,
+        } => import(&file, &data, &passwords.into_policy()),
         Command::Audit(cmd) => audit_command(cmd),
     }
 }
@@ -439,7 +446,7 @@ fn check(policies: &std::path::Path, schema: &std::path::Path) -> ExitCode {
     }
 }
 
-fn import(file: &std::path::Path, data: &std::path::Path) -> ExitCode {
+fn import(file: &std::path::Path, data: &std::path::Path, passwords: &PasswordPolicy) -> ExitCode {
     let run = || -> Result<store::ImportSummary, ImportError> {
         let doc = ImportDocument::read(file)?;
         std::fs::create_dir_all(data).map_err(|source| ImportError::Io {
@@ -447,12 +454,7 @@ fn import(file: &std::path::Path, data: &std::path::Path) -> ExitCode {
             source,
         })?;
         let store = Store::open(&store::identity_store_path(data))?;
-        store::import_document(
-            &store,
-            &doc,
-            &PasswordHasher::default(),
-            &PasswordRule::default(),
-        )
+        store::import_document(&store, &doc, &PasswordHasher::default(), passwords)
     };
     match run() {
         Ok(summary) => {

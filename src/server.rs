@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
 use crate::audit::{self, AuditError, AuditLog};
-use crate::authn::{Authn, AuthnConfig, PasswordHasher, PasswordRule};
+use crate::authn::{Authn, AuthnConfig, PasswordHasher, PasswordPolicy};
 use crate::decision::Engine;
 use crate::http::callers::{Callers, CallersError};
 use crate::http::{self, AppState};
@@ -68,7 +68,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    HashCost(#[from] crate::authn::password::HashCostError),
+    Authn(#[from] crate::authn::AuthnError),
     #[error(
         "refusing to serve without --api-keys on {addr}, which is not a loopback address: \
          every caller would be trusted and handed SMS and reset codes; give --api-keys FILE, \
@@ -95,7 +95,13 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let store = Store::open(&store::identity_store_path(&opts.data_dir))?;
     let authn = Arc::new(Authn::new(opts.authn.clone())?);
     if let Some(demo) = &opts.demo {
-        seed_demo(&store, demo, authn.hasher().clone(), opts.authn.rule).await?;
+        seed_demo(
+            &store,
+            demo,
+            authn.hasher().clone(),
+            opts.authn.passwords.clone(),
+        )
+        .await?;
     }
     tracing::info!(policy_version = snapshot.version(), "policies loaded");
 
@@ -197,7 +203,7 @@ async fn seed_demo(
     store: &Store,
     path: &std::path::Path,
     hasher: PasswordHasher,
-    rule: PasswordRule,
+    passwords: PasswordPolicy,
 ) -> Result<(), ServeError> {
     if !store.is_empty()? {
         tracing::info!("store is not empty; demo identities not imported");
@@ -206,7 +212,7 @@ async fn seed_demo(
     let store = store.clone();
     let file = path.to_path_buf();
     let summary = tokio::task::spawn_blocking(move || {
-        store::import_document(&store, &ImportDocument::read(&file)?, &hasher, &rule)
+        store::import_document(&store, &ImportDocument::read(&file)?, &hasher, &passwords)
     })
     .await
     .expect("import task does not panic")

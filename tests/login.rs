@@ -310,11 +310,17 @@ fn staff_without_real_name_collection_is_refused() {
     );
     assert_eq!((status, error_code(&v)), (403, "real_name_required"), "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("实名采集"));
+    // A password that does not verify is a wrong credential first: the
+    // policies speak only once the credentials verify (issue #10, item 7).
     let (status, v) = s.post(
         "/v1/login/enterprise/complete",
         &json!({"flow": flow, "staff": chen, "password": "Any@2026pw"}),
     );
-    assert_eq!((status, error_code(&v)), (403, "real_name_required"), "{v}");
+    assert_eq!(
+        (status, error_code(&v)),
+        (401, "invalid_credentials"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -600,10 +606,12 @@ fn agency_three_step_login_acts_for_the_client() {
 fn agency_refusals_unrecognized_client_unreal_agent_and_locked_agreement() {
     let s = Server::demo();
     let (flow, _) = agency_agent(&s);
+    // No recognition, so no agreement password verifies: a wrong credential,
+    // told apart from nothing else (issue #10, item 7).
     let (status, v) = act_for(&s, &flow, DALIAN, "Xieyi@2026");
     assert_eq!(
         (status, error_code(&v)),
-        (403, "agency_not_recognized"),
+        (401, "invalid_credentials"),
         "{v}"
     );
 

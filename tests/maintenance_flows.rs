@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use etax_authz::audit::AuditLog;
 use etax_authz::authn::config::AuthnConfig;
 use etax_authz::authn::password::HashCost;
-use etax_authz::authn::{Authn, PasswordHasher, PasswordRule};
+use etax_authz::authn::{Authn, PasswordHasher, PasswordPolicy};
 use etax_authz::decision::{uid, Engine, Query};
 use etax_authz::flows::maintenance::{
     Actor, Maintenance, MaintenanceError, PermissionIdentitySpec, StaffChange,
@@ -55,7 +55,7 @@ impl Bureau {
         })
         .unwrap();
         let doc = ImportDocument::read(&Path::new(ROOT).join("examples/demo.json")).unwrap();
-        store::import_document(&store, &doc, &hasher, &PasswordRule::default()).unwrap();
+        store::import_document(&store, &doc, &hasher, &PasswordPolicy::default()).unwrap();
         let snapshot = PolicySnapshot::load(
             &Path::new(ROOT).join("policies"),
             &Path::new(ROOT).join("schemas/etax.cedarschema"),
@@ -209,7 +209,7 @@ async fn password_reset_follows_r12() {
         .unwrap();
     assert_eq!(otp.deliver_to, "13800000003");
     assert_eq!(otp.deliver_to_masked, "138****0003");
-    assert!(PasswordRule::default().check(&otp.password).is_ok());
+    assert!(PasswordPolicy::default().accept(&otp.password).is_ok());
     let after = b.staff(CLERK).unwrap();
     assert!(after.password_change_required);
     assert!(b
@@ -475,7 +475,10 @@ async fn cancelling_an_agency_stops_its_agents_at_once() {
     assert!(matches!(
         ops.recognize_agency(&actor(LEGAL_REP), &agency, "123")
             .await,
-        Err(MaintenanceError::Invalid { .. })
+        Err(MaintenanceError::Password {
+            field: "agreement_password",
+            ..
+        })
     ));
     ops.recognize_agency(&actor(LEGAL_REP), &agency, "Xieyi#2027")
         .await

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use cedar_policy::{Entities, EntityUid};
 use etax_authz::authn::password::HashCost;
-use etax_authz::authn::{PasswordHasher, PasswordRule};
+use etax_authz::authn::{PasswordHasher, PasswordPolicy};
 use etax_authz::decision::{uid, Engine, Slice};
 use etax_authz::policy::PolicySnapshot;
 use etax_authz::store::{
@@ -30,7 +30,7 @@ fn demo_engine(dir: &Path) -> Engine {
     })
     .unwrap();
     let demo = ImportDocument::read(&Path::new(ROOT).join("examples/demo.json")).unwrap();
-    store::import_document(&store, &demo, &hasher, &PasswordRule::default()).unwrap();
+    store::import_document(&store, &demo, &hasher, &PasswordPolicy::default()).unwrap();
     let snapshot = PolicySnapshot::load(
         &Path::new(ROOT).join("policies"),
         &Path::new(ROOT).join("schemas/etax.cedarschema"),

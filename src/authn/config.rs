@@ -3,13 +3,16 @@
 
 use clap::Args;
 
+use super::acceptance::PasswordPolicy;
+use super::common_passwords::DenyList;
 use super::password::{HashCost, PasswordRule};
 
 /// Everything configurable about logging in.
 #[derive(Debug, Clone)]
 pub struct AuthnConfig {
     pub cost: HashCost,
-    pub rule: PasswordRule,
+    /// What every stored password must pass.
+    pub passwords: PasswordPolicy,
     /// Lifetime of an SMS code or captcha.
     pub code_ttl_secs: u64,
     /// Wrong attempts after which a code is dead.
@@ -37,7 +40,7 @@ impl Default for AuthnConfig {
     fn default() -> Self {
         Self {
             cost: HashCost::default(),
-            rule: PasswordRule::default(),
+            passwords: PasswordPolicy::default(),
             code_ttl_secs: 300,
             code_max_attempts: 5,
             codes_per_phone: 5,
@@ -64,14 +67,8 @@ pub struct AuthnArgs {
     pub argon2_iterations: u32,
     #[arg(long, default_value_t = 1, env = "ETAX_ARGON2_PARALLELISM")]
     pub argon2_parallelism: u32,
-    /// Password rule (R10 by default): shortest length.
-    #[arg(long, default_value_t = 8, env = "ETAX_PASSWORD_MIN_LEN")]
-    pub password_min_len: usize,
-    #[arg(long, default_value_t = 15, env = "ETAX_PASSWORD_MAX_LEN")]
-    pub password_max_len: usize,
-    /// Of upper case, lower case, digits, special characters.
-    #[arg(long, default_value_t = 3, env = "ETAX_PASSWORD_MIN_CLASSES")]
-    pub password_min_classes: usize,
+    #[command(flatten)]
+    pub passwords: PasswordArgs,
     #[arg(long, default_value_t = 300, env = "ETAX_CODE_TTL_SECS")]
     pub code_ttl_secs: u64,
     #[arg(long, default_value_t = 5, env = "ETAX_CODE_MAX_ATTEMPTS")]
@@ -116,11 +113,7 @@ impl AuthnArgs {
                 iterations: self.argon2_iterations,
                 parallelism: self.argon2_parallelism,
             },
-            rule: PasswordRule {
-                min_len: self.password_min_len,
-                max_len: self.password_max_len,
-                min_classes: self.password_min_classes,
-            },
+            passwords: self.passwords.into_policy(),
             code_ttl_secs: self.code_ttl_secs,
             code_max_attempts: self.code_max_attempts,
             codes_per_phone: self.codes_per_phone,
@@ -133,6 +126,37 @@ impl AuthnArgs {
             session_idle_secs: self.session_idle_secs,
             session_max_secs: self.session_max_secs,
             sweep_interval_secs: self.sweep_interval_secs,
+        }
+    }
+}
+
+/// The flags of the one password acceptance function, shared by `serve` and
+/// `import` so that both accept exactly the same passwords.
+#[derive(Debug, Clone, Args)]
+pub struct PasswordArgs {
+    /// Password rule (R10 by default): shortest length.
+    #[arg(long, default_value_t = 8, env = "ETAX_PASSWORD_MIN_LEN")]
+    pub password_min_len: usize,
+    #[arg(long, default_value_t = 15, env = "ETAX_PASSWORD_MAX_LEN")]
+    pub password_max_len: usize,
+    /// Of upper case, lower case, digits, special characters.
+    #[arg(long, default_value_t = 3, env = "ETAX_PASSWORD_MIN_CLASSES")]
+    pub password_min_classes: usize,
+    /// Passwords refused as too common: `bundled` (the built-in list),
+    /// `none`, or a file with one password a line (`#` comments).
+    #[arg(long, default_value = "bundled", env = "ETAX_PASSWORD_DENY_LIST")]
+    pub password_deny_list: DenyList,
+}
+
+impl PasswordArgs {
+    pub fn into_policy(self) -> PasswordPolicy {
+        PasswordPolicy {
+            rule: PasswordRule {
+                min_len: self.password_min_len,
+                max_len: self.password_max_len,
+                min_classes: self.password_min_classes,
+            },
+            deny_list: self.password_deny_list,
         }
     }
 }

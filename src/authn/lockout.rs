@@ -2,6 +2,12 @@
 //! account (or an agreement password) for a wait that doubles with each lock.
 //! Keyed by the identifier as typed, so an unknown account locks exactly like
 //! a real one and the answer never reveals which exists.
+//!
+//! An attempt is counted as a failure when it is *reserved*, before argon2
+//! runs, in the same transaction that checks the lock: attempts in flight
+//! count, so a burst of parallel guesses gets at most `threshold`
+//! verifications and earns the first lock only. A success then forgets the
+//! record; a failure needs no further write.
 
 use super::AuthnConfig;
 use crate::store::LockoutRecord;
@@ -12,8 +18,25 @@ pub fn locked_for(rec: Option<&LockoutRecord>, now_ms: u64) -> Option<u64> {
     (rec.locked_until_ms > now_ms).then(|| (rec.locked_until_ms - now_ms).div_ceil(1000))
 }
 
+/// Reserves one attempt at `now_ms`: the seconds left on a lock if locked
+/// (nothing is verified then), else the record to store before verifying,
+/// with the attempt counted as a failure until it succeeds. The reservation
+/// that reaches the threshold locks at once, so no later attempt is
+/// verified while it is in flight; if it succeeds, the success forgets the
+/// lock with the count.
+pub fn reserve(
+    rec: Option<LockoutRecord>,
+    cfg: &AuthnConfig,
+    now_ms: u64,
+) -> Result<LockoutRecord, u64> {
+    if let Some(secs) = locked_for(rec.as_ref(), now_ms) {
+        return Err(secs);
+    }
+    Ok(after_failure(rec, cfg, now_ms))
+}
+
 /// The record after one more failure at `now_ms`.
-pub fn after_failure(rec: Option<LockoutRecord>, cfg: &AuthnConfig, now_ms: u64) -> LockoutRecord {
+fn after_failure(rec: Option<LockoutRecord>, cfg: &AuthnConfig, now_ms: u64) -> LockoutRecord {
     let mut rec = rec.unwrap_or_default();
     rec.last_failure_ms = now_ms;
     rec.consecutive_failures += 1;
@@ -44,6 +67,22 @@ pub fn forgettable(rec: &LockoutRecord, cfg: &AuthnConfig, now_ms: u64) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reservations_beyond_the_threshold_are_refused_and_the_lock_does_not_grow() {
+        let cfg = AuthnConfig::default();
+        let mut rec = None;
+        for _ in 0..cfg.lockout_threshold {
+            rec = Some(reserve(rec, &cfg, 0).expect("not locked yet"));
+        }
+        // Five in flight: the sixth is refused without a verification, and
+        // refusals do not count, so the burst earns the first lock only.
+        for _ in 0..50 {
+            assert_eq!(reserve(rec.clone(), &cfg, 1_000).err(), Some(59));
+        }
+        let rec = rec.unwrap();
+        assert_eq!((rec.locks, rec.locked_until_ms), (1, 60_000));
+    }
 
     #[test]
     fn fifth_failure_locks_and_waits_grow() {

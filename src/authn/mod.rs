@@ -3,9 +3,11 @@
 //! logic and configuration; the login steps that use them are in
 //! [`crate::flows`].
 
+pub mod acceptance;
 pub mod challenge;
 pub mod common_passwords;
 pub mod config;
+pub mod hash_pool;
 pub mod lockout;
 pub mod password;
 pub mod rate;
@@ -13,31 +15,31 @@ pub mod session;
 pub mod touches;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use hash_pool::HashPool;
 
-pub use config::{AuthnArgs, AuthnConfig};
+pub use acceptance::{NewPasswordError, PasswordPolicy};
+pub use config::{AuthnArgs, AuthnConfig, PasswordArgs};
 pub use password::{HashCost, PasswordHasher, PasswordRule, PasswordRuleError};
 
-/// Why a new password is refused: the R10 rule, or a very common password
-/// (OWASP ASVS 5.0 6.2.4).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NewPasswordError {
+/// Why the credential machinery could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthnError {
     #[error(transparent)]
-    Rule(#[from] PasswordRuleError),
-    #[error("password is one of the most common passwords and easy to guess; choose another")]
-    Common,
+    HashCost(#[from] password::HashCostError),
+    #[error("cannot start the argon2 hashing threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// The credential machinery a running service shares: configuration, the
-/// argon2id hasher, and the semaphore that bounds concurrent hashing.
+/// argon2id hasher, and the threads hashing runs on.
 pub struct Authn {
     pub config: AuthnConfig,
     hasher: PasswordHasher,
-    /// Hashing holds ~19 MiB and tens of ms of CPU: at most one per core at a
-    /// time, so a login storm queues here instead of starving the runtime.
-    permits: Arc<Semaphore>,
+    /// Hashing holds ~19 MiB and tens of ms of CPU: one thread per core,
+    /// each reusing its memory, so a login storm queues here instead of
+    /// starving the runtime or growing the heap.
+    pool: HashPool,
     /// Verified against when an account does not exist, so the answer takes
     /// as long as for a real account.
     dummy_hash: String,
@@ -47,16 +49,17 @@ pub struct Authn {
 }
 
 impl Authn {
-    pub fn new(config: AuthnConfig) -> Result<Self, password::HashCostError> {
+    pub fn new(config: AuthnConfig) -> Result<Self, AuthnError> {
         let hasher = PasswordHasher::new(config.cost)?;
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
         let dummy_hash = hasher.hash(&crate::random_id());
+        let pool = HashPool::new(&hasher, cores).map_err(AuthnError::Threads)?;
         Ok(Self {
             config,
             hasher,
-            permits: Arc::new(Semaphore::new(cores)),
+            pool,
             dummy_hash,
             verifications: AtomicU64::new(0),
         })
@@ -66,7 +69,7 @@ impl Authn {
         &self.hasher
     }
 
-    /// Verifies `password` against `phc` on the blocking pool; with no stored
+    /// Verifies `password` against `phc` on the hashing threads; with no stored
     /// hash (unknown account, no personal password) it verifies against a
     /// dummy hash and answers false, taking the same time.
     pub async fn verify(&self, password: String, phc: Option<String>) -> bool {
@@ -74,7 +77,8 @@ impl Authn {
         let phc = phc.unwrap_or_else(|| self.dummy_hash.clone());
         self.verifications.fetch_add(1, Ordering::Relaxed);
         let ok = self
-            .on_blocking_pool(move |h| h.verify(&password, &phc))
+            .pool
+            .run(move |h, memory| h.verify_in(&password, &phc, memory))
             .await;
         ok && known
     }
@@ -84,34 +88,16 @@ impl Authn {
         self.verifications.load(Ordering::Relaxed)
     }
 
-    /// Hashes a new password on the blocking pool.
+    /// Hashes a new password on the hashing threads.
     pub async fn hash(&self, password: String) -> String {
-        self.on_blocking_pool(move |h| h.hash(&password)).await
+        self.pool
+            .run(move |h, memory| h.hash_in(&password, memory))
+            .await
     }
 
-    /// Runs argon2 work on the blocking pool, at most one job per core.
-    async fn on_blocking_pool<T: Send + 'static>(
-        &self,
-        job: impl FnOnce(&PasswordHasher) -> T + Send + 'static,
-    ) -> T {
-        let hasher = self.hasher.clone();
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .expect("semaphore never closed");
-        tokio::task::spawn_blocking(move || job(&hasher))
-            .await
-            .expect("argon2 work does not panic")
-    }
-
-    /// Checks a password someone wants to set: the configured rule (R10 by
-    /// default), then the common-password list.
+    /// Checks a password someone wants to store: the one acceptance
+    /// function (`--password-*` flags).
     pub fn check_new_password(&self, password: &str) -> Result<(), NewPasswordError> {
-        self.config.rule.check(password)?;
-        if common_passwords::is_common(password) {
-            return Err(NewPasswordError::Common);
-        }
-        Ok(())
+        self.config.passwords.accept(password)
     }
 }

@@ -1,11 +1,11 @@
 //! argon2id password hashes and the bureau's password rule (R10).
 //!
 //! Hashing is CPU- and memory-heavy by design (tens of ms, 19 MiB each):
-//! callers on the async runtime must run it on the blocking pool.
+//! callers on the async runtime run it on [`super::hash_pool`], which also
+//! keeps each thread's working memory ([`HashMemory`]) between hashes.
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::phc::{Output, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 /// argon2id cost parameters. The default is OWASP's minimum for argon2id
 /// (m = 19 MiB, t = 2, p = 1).
@@ -47,21 +47,86 @@ impl PasswordHasher {
 
     /// A PHC string (`$argon2id$v=19$m=…`) with a fresh random salt.
     pub fn hash(&self, password: &str) -> String {
-        self.argon
-            .hash_password(password.as_bytes())
-            .expect("argon2id hashing with validated parameters cannot fail")
-            .to_string()
+        self.hash_in(password, &mut HashMemory::default())
     }
 
     /// Whether `password` matches `phc`. A malformed stored hash never matches.
     pub fn verify(&self, password: &str, phc: &str) -> bool {
-        match PasswordHash::new(phc) {
-            Ok(parsed) => self
-                .argon
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-            Err(_) => false,
+        self.verify_in(password, phc, &mut HashMemory::default())
+    }
+
+    /// [`Self::hash`] in `memory`, which is kept for the next hash.
+    pub fn hash_in(&self, password: &str, memory: &mut HashMemory) -> String {
+        let salt = argon2::password_hash::generate_salt();
+        let params = self.argon.params();
+        let mut out = vec![0u8; params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
+        self.argon
+            .hash_password_into_with_memory(
+                password.as_bytes(),
+                &salt,
+                &mut out,
+                memory.blocks(params.block_count()),
+            )
+            .expect("argon2id hashing with validated parameters cannot fail");
+        PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: params.try_into().expect("validated parameters render"),
+            salt: Some(Salt::new(&salt).expect("a generated salt is valid")),
+            hash: Some(Output::new(&out).expect("argon2 output length is valid")),
         }
+        .to_string()
+    }
+
+    /// [`Self::verify`] in `memory`, which is kept for the next one. Uses
+    /// the parameters stored in `phc` (hashes imported from another system
+    /// may have other costs); the memory grows to the largest seen.
+    pub fn verify_in(&self, password: &str, phc: &str, memory: &mut HashMemory) -> bool {
+        let Ok(parsed) = PasswordHash::new(phc) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+            return false;
+        };
+        let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else {
+            return false;
+        };
+        let version = match parsed.version.map(Version::try_from) {
+            None => Version::default(),
+            Some(Ok(v)) => v,
+            Some(Err(_)) => return false,
+        };
+        let Ok(params) = Params::try_from(&parsed) else {
+            return false;
+        };
+        let argon = Argon2::new(algorithm, version, params.clone());
+        let mut out = vec![0u8; expected.len()];
+        let computed = argon.hash_password_into_with_memory(
+            password.as_bytes(),
+            salt,
+            &mut out,
+            memory.blocks(params.block_count()),
+        );
+        // `Output`'s equality is constant-time.
+        computed.is_ok() && Output::new(&out).is_ok_and(|o| &o == expected)
+    }
+}
+
+/// argon2 working memory (19 MiB at the default cost) kept between hashes.
+/// A fresh 19 MiB buffer per hash, freed on whichever thread ran it, stays
+/// in that thread's allocator arena: a login burst over many blocking-pool
+/// threads left ~800 MB resident. Reusing one buffer per hashing thread
+/// bounds it to one per core (BENCHMARKS.md, "Memory after login storms").
+#[derive(Default)]
+pub struct HashMemory(Vec<Block>);
+
+impl HashMemory {
+    /// `count` blocks, grown (never shrunk) as needed.
+    fn blocks(&mut self, count: usize) -> &mut [Block] {
+        if self.0.len() < count {
+            self.0.resize(count, Block::default());
+        }
+        &mut self.0[..count]
     }
 }
 

@@ -8,8 +8,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{
-    conclude, forbidden, invalid, Delivery, Failure, FlowError, IssuedCode, Login, SessionGrant,
-    SessionSubject,
+    conclude, credentials_first, forbidden, invalid, Delivery, Failure, FlowError, IssuedCode,
+    Login, SessionGrant, SessionSubject,
 };
 use crate::authn::session;
 use crate::decision::uid;
@@ -734,16 +734,9 @@ impl Login {
                 Some("pre-check before sending an SMS code"),
             )
             .await?;
-        if let Some(Failure::Locked(s)) = failure {
-            return Err(FlowError::Locked {
-                retry_after_secs: s,
-            });
-        }
+        credentials_first(failure)?;
         if let Some(e) = forbidden(&verdict) {
             return Err(e);
-        }
-        if let Some(Failure::Wrong(m)) = failure {
-            return Err(FlowError::BadCredentials(m));
         }
         if staff.is_none() {
             return Err(invalid(

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::audit::{AuditError, AuditLog, DecisionRecord};
-use crate::authn::Authn;
+use crate::authn::{Authn, PasswordPolicy};
 use crate::decision::{uid, DecisionError, Engine, Query};
 use crate::ids::{mask_name, CreditCode, PermissionIdentityId, PersonKey, Phone};
 use crate::store::{
@@ -59,6 +59,13 @@ pub enum MaintenanceError {
     Conflict(String),
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// A password the service would store fails the one acceptance
+    /// function (`authn::PasswordPolicy`).
+    #[error("{field}: {source}")]
+    Password {
+        field: &'static str,
+        source: crate::authn::NewPasswordError,
+    },
     #[error(transparent)]
     Decision(#[from] DecisionError),
     #[error(transparent)]
@@ -132,7 +139,7 @@ pub struct StaffChange {
 pub struct Maintenance<'a> {
     pub engine: &'a Engine,
     pub audit: &'a AuditLog,
-    /// Hashing on the blocking pool, bounded with the login flows.
+    /// Hashing on the hashing threads, shared with the login flows.
     pub authn: &'a Authn,
 }
 
@@ -494,7 +501,7 @@ impl Maintenance<'_> {
         let target = staff_uid(actor.enterprise.as_str(), &person.key());
         self.authorize(actor, "resetStaffPassword", ("Staff", &target))
             .await?;
-        let password = one_time_password();
+        let password = one_time_password(&self.authn.config.passwords)?;
         let hash = self.authn.hash(password.clone()).await;
         let person_key = person.key();
         let phone = self
@@ -532,12 +539,12 @@ impl Maintenance<'_> {
         agency: &CreditCode,
         agreement_password: &str,
     ) -> Result<(), MaintenanceError> {
-        if agreement_password.chars().count() < 6 {
-            return Err(invalid(
-                "agreement_password",
-                "must be at least 6 characters",
-            ));
-        }
+        self.authn
+            .check_new_password(agreement_password)
+            .map_err(|source| MaintenanceError::Password {
+                field: "agreement_password",
+                source,
+            })?;
         self.on_enterprise(actor, "recognizeAgency").await?;
         let hash = self.authn.hash(agreement_password.to_owned()).await;
         let enterprise = actor.enterprise.to_string();
@@ -629,23 +636,40 @@ fn holders_of(
         .collect())
 }
 
-/// 12 characters with all four classes of R10, without look-alikes.
-fn one_time_password() -> String {
+/// A random one-time password that the one acceptance function takes: 12
+/// characters (or the rule's bounds) with all four classes, without
+/// look-alikes. Checked like any other stored password, so a stricter rule
+/// or a deny list applies to resets too; a rule no such password can meet
+/// (`--password-max-len` below 4) is reported, not looped on.
+fn one_time_password(passwords: &PasswordPolicy) -> Result<String, MaintenanceError> {
     const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
     const LOWER: &[u8] = b"abcdefghijkmnpqrstuvwxyz";
     const DIGIT: &[u8] = b"23456789";
     const SPECIAL: &[u8] = b"!@#$%^&*-_=+";
+    let rule = passwords.rule;
+    let len = 12.clamp(rule.min_len, rule.max_len.max(rule.min_len));
     let mut rng = rand::rng();
     let all: Vec<u8> = [UPPER, LOWER, DIGIT, SPECIAL].concat();
-    let mut chars: Vec<u8> = [UPPER, LOWER, DIGIT, SPECIAL]
-        .iter()
-        .map(|set| *set.choose(&mut rng).expect("non-empty"))
-        .collect();
-    while chars.len() < 12 {
-        chars.push(*all.choose(&mut rng).expect("non-empty"));
+    let mut refused = None;
+    for _ in 0..16 {
+        let mut chars: Vec<u8> = [UPPER, LOWER, DIGIT, SPECIAL]
+            .iter()
+            .map(|set| *set.choose(&mut rng).expect("non-empty"))
+            .collect();
+        while chars.len() < len {
+            chars.push(*all.choose(&mut rng).expect("non-empty"));
+        }
+        chars.shuffle(&mut rng);
+        let password = String::from_utf8(chars).expect("ASCII");
+        match passwords.accept(&password) {
+            Ok(()) => return Ok(password),
+            Err(e) => refused = Some(e),
+        }
     }
-    chars.shuffle(&mut rng);
-    String::from_utf8(chars).expect("ASCII")
+    Err(MaintenanceError::Conflict(format!(
+        "no one-time password meets the configured password rule: {}",
+        refused.expect("at least one attempt")
+    )))
 }
 
 #[cfg(test)]
@@ -653,11 +677,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_time_passwords_pass_r10_and_differ() {
-        let rule = crate::authn::PasswordRule::default();
-        let a = one_time_password();
-        assert!(rule.check(&a).is_ok(), "{a}");
-        assert_ne!(a, one_time_password());
-        assert_ne!(a, "111111");
+    fn one_time_passwords_pass_the_acceptance_function_and_differ() {
+        let policy = PasswordPolicy::default();
+        let a = one_time_password(&policy).unwrap();
+        assert!(policy.accept(&a).is_ok(), "{a}");
+        assert_ne!(a, one_time_password(&policy).unwrap());
+        let strict = PasswordPolicy {
+            rule: crate::authn::PasswordRule {
+                min_len: 16,
+                max_len: 20,
+                min_classes: 4,
+            },
+            ..PasswordPolicy::default()
+        };
+        let b = one_time_password(&strict).unwrap();
+        assert!(strict.accept(&b).is_ok(), "{b}");
     }
 }

@@ -362,8 +362,11 @@ impl Login {
         Ok(())
     }
 
-    /// Verifies a password under lockout `lock_key`: a lock refuses without
-    /// verifying; a failure counts towards the lock, a success clears it.
+    /// Verifies a password under lockout `lock_key`. The attempt is reserved
+    /// (counted as a failure) in the transaction that checks the lock, before
+    /// argon2 runs, so parallel guesses cannot all pass the check: a lock
+    /// refuses without verifying, a failure stays counted, a success clears
+    /// the record.
     async fn guarded_verify(
         &self,
         lock_key: String,
@@ -371,27 +374,26 @@ impl Login {
         phc: Option<String>,
         wrong: &'static str,
     ) -> Result<Option<Failure>, FlowError> {
-        let now = crate::now_ms();
-        let rec = self.read()?.get::<LockoutRecord>(&lock_key)?;
-        if let Some(secs) = lockout::locked_for(rec.as_ref(), now) {
+        let cfg = self.authn.config.clone();
+        let key = lock_key.clone();
+        let locked = self
+            .write(move |w| {
+                let rec = w.get::<LockoutRecord>(&key)?;
+                match lockout::reserve(rec, &cfg, crate::now_ms()) {
+                    Ok(reserved) => w.put(&key, &reserved).map(|()| None),
+                    Err(secs) => Ok(Some(secs)),
+                }
+            })
+            .await?;
+        if let Some(secs) = locked {
             return Ok(Some(Failure::Locked(secs)));
         }
-        let ok = self.authn.verify(password, phc).await;
-        let cfg = self.authn.config.clone();
-        self.write(move |w| {
-            if ok {
-                w.remove::<LockoutRecord>(&lock_key)?;
-            } else {
-                let rec = w.get::<LockoutRecord>(&lock_key)?;
-                w.put(
-                    &lock_key,
-                    &lockout::after_failure(rec, &cfg, crate::now_ms()),
-                )?;
-            }
-            Ok(())
-        })
-        .await?;
-        Ok((!ok).then_some(Failure::Wrong(wrong)))
+        if !self.authn.verify(password, phc).await {
+            return Ok(Some(Failure::Wrong(wrong)));
+        }
+        self.write(move |w| w.remove::<LockoutRecord>(&lock_key).map(|_| ()))
+            .await?;
+        Ok(None)
     }
 
     /// Issues a code bound to `purpose`/`subject`, counted against the
@@ -662,23 +664,31 @@ fn refusal_text(verdict: &Verdict) -> String {
     }
 }
 
-/// The error a step ends with, in order: a lock, a policy that forbids, a
-/// wrong credential, then any other deny.
+/// The error a step ends with, in order: a lock, a failed credential, then
+/// a policy that forbids or any other deny. Policies speak only once the
+/// credentials verify: a refusal such as "real-name collection needed" or
+/// "normal login first" would otherwise tell someone without the password
+/// that the account exists and what state it is in.
 fn conclude(verdict: &Verdict, failure: Option<Failure>) -> Result<(), FlowError> {
-    if let Some(Failure::Locked(s)) = failure {
-        return Err(FlowError::Locked {
-            retry_after_secs: s,
-        });
+    credentials_first(failure)?;
+    if verdict.allowed {
+        Ok(())
+    } else {
+        Err(refusal(verdict))
     }
-    if !verdict.allowed && !verdict.reasons.is_empty() {
-        return Err(refusal(verdict));
-    }
+}
+
+/// The failed credential of a step, as its error: a lock, then a wrong
+/// password (always `invalid_credentials`, whoever the account is), then a
+/// code problem.
+fn credentials_first(failure: Option<Failure>) -> Result<(), FlowError> {
     match failure {
+        Some(Failure::Locked(s)) => Err(FlowError::Locked {
+            retry_after_secs: s,
+        }),
         Some(Failure::Wrong(m)) => Err(FlowError::BadCredentials(m)),
         Some(Failure::Code(e)) => Err(FlowError::Code(e)),
-        Some(Failure::Locked(_)) => unreachable!("handled above"),
-        None if verdict.allowed => Ok(()),
-        None => Err(refusal(verdict)),
+        None => Ok(()),
     }
 }
 

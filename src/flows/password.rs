@@ -239,11 +239,9 @@ impl Login {
                 note,
             )
             .await?;
-        // A wrong code answers as a wrong code whatever the policies say, so
-        // that a decoy cannot be told from a real recovery.
-        if let Some(Failure::Code(e)) = failure {
-            return Err(e.into());
-        }
+        // A wrong code answers as a wrong code whatever the policies say
+        // (`conclude` puts credentials first), so that a decoy cannot be told
+        // from a real recovery.
         conclude(&verdict, failure)?;
         let phc = self.authn.hash(new_password).await;
         self.write(move |w| store_hash(w, holder, &key, phc).map(|_| ()))

@@ -175,6 +175,7 @@ impl From<MaintenanceError> for ApiError {
             MaintenanceError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
             MaintenanceError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             MaintenanceError::Invalid { field, message } => ApiError::invalid(field, message),
+            MaintenanceError::Password { field, source } => refused_password(field, &source),
             MaintenanceError::Decision(e) => e.into(),
             MaintenanceError::Store(e) => e.into(),
             MaintenanceError::Audit(e) => e.into(),
@@ -196,7 +197,6 @@ impl From<StoreError> for ApiError {
 impl From<FlowError> for ApiError {
     fn from(e: FlowError) -> Self {
         use crate::authn::challenge::ChallengeError as C;
-        use crate::authn::NewPasswordError as P;
         let msg = e.to_string();
         match e {
             FlowError::Invalid { field, message } => ApiError::invalid(field, message),
@@ -248,14 +248,7 @@ impl From<FlowError> for ApiError {
                     ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, msg)
                 }
             }
-            FlowError::NewPassword(P::Rule(_)) => ApiError {
-                code: "password_rule",
-                ..ApiError::invalid("new_password", msg)
-            },
-            FlowError::NewPassword(P::Common) => ApiError {
-                code: "password_too_common",
-                ..ApiError::invalid("new_password", msg)
-            },
+            FlowError::NewPassword(e) => refused_password("new_password", &e),
             FlowError::RealNameMismatch(_) => {
                 ApiError::new(StatusCode::CONFLICT, "real_name_mismatch", msg)
             }
@@ -265,6 +258,20 @@ impl From<FlowError> for ApiError {
             FlowError::Audit(a) => a.into(),
             FlowError::Decision(d) => d.into(),
         }
+    }
+}
+
+/// A password the acceptance function refused, in `field`: `password_rule`
+/// (the message says which part) or `password_too_common` (the deny list).
+fn refused_password(field: &str, e: &crate::authn::NewPasswordError) -> ApiError {
+    use crate::authn::NewPasswordError as P;
+    let code = match e {
+        P::Rule(_) => "password_rule",
+        P::Common => "password_too_common",
+    };
+    ApiError {
+        code,
+        ..ApiError::invalid(field, e.to_string())
     }
 }
 

@@ -9,7 +9,8 @@ use std::collections::{BTreeSet, HashSet};
 use serde::Deserialize;
 
 use super::*;
-use crate::authn::password::{is_argon2id_phc, PasswordHasher, PasswordRule};
+use crate::authn::password::{is_argon2id_phc, PasswordHasher};
+use crate::authn::PasswordPolicy;
 use crate::ids::{
     check_local_key, CreditCode, IdType, PermissionIdentityId, PersonKey, Phone, TaxpayerId,
 };
@@ -219,14 +220,14 @@ pub fn import_document(
     store: &Store,
     doc: &ImportDocument,
     hasher: &PasswordHasher,
-    rule: &PasswordRule,
+    passwords: &PasswordPolicy,
 ) -> Result<ImportSummary, ImportError> {
     store.write(|w| {
         let mut c = Checker {
             w,
             failures: Vec::new(),
             hasher,
-            rule,
+            passwords,
         };
         let plan = c.plan(doc)?;
         if !c.failures.is_empty() {
@@ -313,7 +314,8 @@ struct Checker<'a> {
     w: &'a StoreWriter,
     failures: Vec<ImportFailure>,
     hasher: &'a PasswordHasher,
-    rule: &'a PasswordRule,
+    /// The same acceptance function as the API's (`--password-*` flags).
+    passwords: &'a PasswordPolicy,
 }
 
 impl Checker<'_> {
@@ -608,11 +610,9 @@ impl Checker<'_> {
             if !seen.insert(("recognition", owned_key(&r.enterprise, &r.agency))) {
                 self.fail(&at, "agency", "this recognition appears twice in this file");
             }
-            if r.agreement_password.is_empty() {
-                self.fail(&at, "agreement_password", "must not be empty");
+            let Some(hash) = self.accepted(&at, "agreement_password", &r.agreement_password) else {
                 continue;
-            }
-            let hash = self.hasher.hash(&r.agreement_password);
+            };
             plan.recognitions.push((
                 r.enterprise.clone(),
                 r.agency.clone(),
@@ -750,6 +750,18 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// The hash of a password given in clear, if the acceptance function
+    /// takes it; else a failure naming `field`.
+    fn accepted(&mut self, at: &str, field: &str, clear: &str) -> Option<String> {
+        match self.passwords.accept(clear) {
+            Ok(()) => Some(self.hasher.hash(clear)),
+            Err(e) => {
+                self.fail(at, field, e);
+                None
+            }
+        }
+    }
+
     /// The stored hash for a password given either in clear (hashed here; for
     /// demo and test data) or as an argon2id PHC string (from another system).
     fn secret(
@@ -764,13 +776,7 @@ impl Checker<'_> {
                 self.fail(at, "password", "give password or password_hash, not both");
                 None
             }
-            (Some(clear), None) => match self.rule.check(clear) {
-                Ok(()) => Some(self.hasher.hash(clear)),
-                Err(e) => {
-                    self.fail(at, "password", e);
-                    None
-                }
-            },
+            (Some(clear), None) => self.accepted(at, "password", clear),
             (None, Some(phc)) => {
                 if is_argon2id_phc(phc) {
                     Some(phc.clone())

@@ -371,6 +371,8 @@ impl Record for LoginFlowRecord {
 /// keyed `kind:id` as typed (so unknown accounts lock exactly like real ones).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LockoutRecord {
+    /// Failures since the last success or lock, attempts still being
+    /// verified included (see `authn::lockout::reserve`).
     pub consecutive_failures: u32,
     /// How many times it has been locked since the last success: the wait
     /// doubles each time.
