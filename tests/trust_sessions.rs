@@ -496,3 +496,56 @@ fn sync_with_no_matching_officer_adds_nobody_and_names_each() {
     );
     assert_eq!(sel["staff"], json!([]), "{sel}");
 }
+
+/// Found by the adversarial review: a sync that read the core-officers
+/// record before an update committed wrote its stale plan after it, so the
+/// replaced legal rep kept (or regained) the officer identity. Each round
+/// names the other person as legal rep while syncs run; once all are done,
+/// the person not on file must hold no officer powers.
+#[test]
+fn a_sync_racing_a_core_officers_update_never_keeps_the_replaced_officer() {
+    let server = Server::demo();
+    let people = [("王建国", P_LEGAL_REP), ("张伟", P_CLERK)];
+    let finance_head = officer("李秀英", P_FINANCE_HEAD);
+    for round in 0..12 {
+        let (on_file, replaced) = if round % 2 == 0 {
+            (people[1], people[0])
+        } else {
+            (people[0], people[1])
+        };
+        let flows: Vec<Value> = (0..6)
+            .map(|_| {
+                server.post_ok(
+                    "/v1/login/enterprise",
+                    &json!({ "account": E_SYNCED, "password": "Etax@2026" }),
+                )["flow"]
+                    .clone()
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            for flow in &flows {
+                let server = &server;
+                scope.spawn(move || {
+                    server.post("/v1/login/enterprise/sync", &json!({ "flow": flow }));
+                });
+            }
+            let (s, b) = put_core_officers(
+                &server,
+                E_SYNCED,
+                &json!({ "legal_rep": officer(on_file.0, on_file.1), "finance_head": finance_head }),
+            );
+            assert_eq!(s, 200, "{b}");
+        });
+        let answer = server.authorize(
+            &staff(E_SYNCED, replaced.1),
+            &action("viewStaff"),
+            &enterprise(E_SYNCED),
+            json!({}),
+        );
+        assert_eq!(
+            answer["decision"], "deny",
+            "round {round}: {} is no longer the legal rep on file but keeps officer powers: {answer}",
+            replaced.0
+        );
+    }
+}

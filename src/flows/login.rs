@@ -18,7 +18,7 @@ use crate::ids::{mask_name, IdType, PersonKey, TaxpayerRef};
 use crate::store::{
     AgencyRecord, AgentStaffRecord, ClientOfRecord, CoreOfficersRecord, EnterpriseRecord,
     IdentityType, LoginFlowRecord, PayerCategory, PersonRecord, RecognitionRecord, Record,
-    StaffRecord, StoreReader,
+    StaffRecord, StoreError, StoreReader,
 };
 
 const WRONG_ACCOUNT: &str = "account or password is wrong";
@@ -194,6 +194,71 @@ fn choices(
         });
     }
     Ok(out)
+}
+
+/// What sync staff (同步办税人) does for an enterprise, from the officers the
+/// core tax system has on file and the real-name records: each officer who
+/// matches becomes staff with their identity type; each who does not is
+/// named (masked) and must redo real-name collection.
+struct SyncPlan {
+    problems: Vec<String>,
+    /// Staff key and the identity type the core tax system gives them.
+    to_add: Vec<(String, IdentityType)>,
+}
+
+impl SyncPlan {
+    fn of(
+        code: &str,
+        on_file: Option<&CoreOfficersRecord>,
+        person: impl Fn(&str) -> Result<Option<PersonRecord>, StoreError>,
+    ) -> Result<Self, StoreError> {
+        let mut plan = SyncPlan {
+            problems: Vec::new(),
+            to_add: Vec::new(),
+        };
+        let none = CoreOfficersRecord::default();
+        let officers = on_file.unwrap_or(&none);
+        for (role, label, officer) in [
+            (
+                IdentityType::LegalRep,
+                "法定代表人 (legal representative)",
+                &officers.legal_rep,
+            ),
+            (
+                IdentityType::FinanceHead,
+                "财务负责人 (finance head)",
+                &officers.finance_head,
+            ),
+        ] {
+            let Some(o) = officer else { continue };
+            let why = match person(&o.person)? {
+                None => Some("no real-name record matches the ID number the core tax system holds"),
+                Some(p) if p.name != o.name => {
+                    Some("the real-name record's name differs from the core tax system's")
+                }
+                Some(p) if !p.real_name_verified => Some("real-name collection is not completed"),
+                Some(p) if p.phone.is_none() => Some("no real-name phone is on file"),
+                Some(_) => None,
+            };
+            match why {
+                Some(why) => plan.problems.push(format!(
+                    "{label} {} ({}): {why}; this person must redo real-name collection \
+                     (实名采集) in the mobile tax app",
+                    mask_name(&o.name),
+                    crate::ids::mask_text(&o.person),
+                )),
+                None => plan.to_add.push((format!("{code}/{}", o.person), role)),
+            }
+        }
+        if officers.legal_rep.is_none() && officers.finance_head.is_none() {
+            plan.problems.push(
+                "the core tax system (金税三期) has no legal representative or finance head on \
+                 file for this enterprise"
+                    .to_owned(),
+            );
+        }
+        Ok(plan)
+    }
 }
 
 impl Login {
@@ -395,52 +460,10 @@ impl Login {
         let code = rec.account.clone();
         let reader = self.read()?;
         let on_file = reader.get::<CoreOfficersRecord>(&code)?;
-        // Without a record from the core tax system there is nothing to
-        // reconcile the officers with.
-        let reconcile = on_file.is_some();
-        let officers = on_file.unwrap_or_default();
-        let mut problems = Vec::new();
-        let mut to_add = Vec::new();
-        for (role, label, officer) in [
-            (
-                IdentityType::LegalRep,
-                "法定代表人 (legal representative)",
-                &officers.legal_rep,
-            ),
-            (
-                IdentityType::FinanceHead,
-                "财务负责人 (finance head)",
-                &officers.finance_head,
-            ),
-        ] {
-            let Some(o) = officer else { continue };
-            let person = reader.get::<PersonRecord>(&o.person)?;
-            let why = match &person {
-                None => Some("no real-name record matches the ID number the core tax system holds"),
-                Some(p) if p.name != o.name => {
-                    Some("the real-name record's name differs from the core tax system's")
-                }
-                Some(p) if !p.real_name_verified => Some("real-name collection is not completed"),
-                Some(p) if p.phone.is_none() => Some("no real-name phone is on file"),
-                Some(_) => None,
-            };
-            match why {
-                Some(why) => problems.push(format!(
-                    "{label} {} ({}): {why}; this person must redo real-name collection \
-                     (实名采集) in the mobile tax app",
-                    mask_name(&o.name),
-                    crate::ids::mask_text(&o.person),
-                )),
-                None => to_add.push((format!("{code}/{}", o.person), role)),
-            }
-        }
-        if officers.legal_rep.is_none() && officers.finance_head.is_none() {
-            problems.push(
-                "the core tax system (金税三期) has no legal representative or finance head on \
-                 file for this enterprise"
-                    .to_owned(),
-            );
-        }
+        // The plan as read decides what the log says was asked; the write
+        // plans again in its own transaction.
+        let problems =
+            SyncPlan::of(&code, on_file.as_ref(), |k| reader.get::<PersonRecord>(k))?.problems;
         let name = reader
             .get::<EnterpriseRecord>(&code)?
             .map(|e| e.name)
@@ -463,31 +486,37 @@ impl Login {
             )
             .await?;
         conclude(&verdict, None)?;
-        let added_any = !to_add.is_empty();
         let c = code.clone();
-        let demoted = self
+        let (demoted, plan) = self
             .write(move |w| {
+                // Planned again from what this transaction reads: a
+                // core-officers update committed since the read above must
+                // not be undone by a plan made before it.
+                let on_file = w.get::<CoreOfficersRecord>(&c)?;
+                let plan = SyncPlan::of(&c, on_file.as_ref(), |k| w.get::<PersonRecord>(k))?;
                 // Whoever the core tax system no longer names loses the
                 // officer identity first, so that an enterprise never has
                 // two legal representatives.
-                let demoted = if reconcile {
-                    demote_replaced_officers(w, &c, &officers)?
-                } else {
-                    Vec::new()
+                let demoted = match &on_file {
+                    Some(officers) => demote_replaced_officers(w, &c, officers)?,
+                    // Without a record from the core tax system there is
+                    // nothing to reconcile the officers with.
+                    None => Vec::new(),
                 };
-                for (k, role) in to_add {
-                    match w.get::<StaffRecord>(&k)? {
+                for (k, role) in &plan.to_add {
+                    let role = *role;
+                    match w.get::<StaffRecord>(k)? {
                         Some(s) if s.identity_type == role => {}
                         // Already staff under another identity type: the
                         // core tax system's record decides.
                         Some(mut s) => {
                             s.identity_type = role;
-                            w.put(&k, &s)?;
+                            w.put(k, &s)?;
                         }
                         None => {
                             let credential_epoch = w.next_epoch()?;
                             w.put(
-                                &k,
+                                k,
                                 &StaffRecord {
                                     identity_type: role,
                                     permission_identities: Default::default(),
@@ -499,7 +528,7 @@ impl Login {
                         }
                     }
                 }
-                Ok(demoted)
+                Ok((demoted, plan))
             })
             .await?;
         log_demotions(
@@ -512,11 +541,11 @@ impl Login {
         // Each officer who matched is staff now; one who did not is named
         // and must redo real-name collection, without locking the other out.
         // Only when no one matched is the sync a failure.
-        if let Some(n) = note.filter(|_| !added_any) {
-            return Err(FlowError::RealNameMismatch(n));
+        if plan.to_add.is_empty() {
+            return Err(FlowError::RealNameMismatch(plan.problems.join("; ")));
         }
         let mut selection = self.enterprise_staff(&key, &code, name, flow.trim().to_owned())?;
-        selection.sync_problems = problems;
+        selection.sync_problems = plan.problems;
         Ok(selection)
     }
 
