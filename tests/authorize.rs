@@ -363,6 +363,24 @@ fn cases() -> Vec<Case> {
             false,
             &["maintain.no-cross-officer-edit"],
         ),
+        case(
+            "finance head may not redefine a permission identity the legal rep holds",
+            finance_head.clone(),
+            "definePermissionIdentity",
+            enterprise(E_SYNCED),
+            json!({ "otherHolders": [{ "__entity": { "type": "Etax::IdentityType", "id": "legal_rep" } }] }),
+            false,
+            &["maintain.no-cross-officer-permission-identity"],
+        ),
+        case(
+            "legal rep defines a permission identity clerks hold",
+            legal_rep.clone(),
+            "definePermissionIdentity",
+            enterprise(E_SYNCED),
+            json!({ "otherHolders": [{ "__entity": { "type": "Etax::IdentityType", "id": "tax_clerk" } }] }),
+            true,
+            &["maintain.officers-only"],
+        ),
         // R12
         case(
             "legal rep resets a clerk",

@@ -549,3 +549,62 @@ fn a_sync_racing_a_core_officers_update_never_keeps_the_replaced_officer() {
         );
     }
 }
+
+/// Found by the adversarial review: the finance head could not edit the
+/// legal rep's grants directly, but could by redefining or detaching a
+/// permission identity the legal rep holds.
+#[test]
+fn an_officer_cannot_change_the_others_grants_through_a_permission_identity() {
+    let server = Server::demo();
+    let (fh, _) = login_by_sms(&server, FINANCE_HEAD);
+    let (lr, _) = login_by_sms(&server, LEGAL_REP);
+    // The legal rep holds "all-business" in the demo bureau; so does the
+    // finance head.
+    let (s, b) = with_session(
+        &server,
+        &fh,
+        "PUT",
+        "/v1/maintenance/permission-identities/all-business",
+        Some(json!({ "name": "all", "functions": ["taxpayer_info"] })),
+    );
+    assert_eq!(
+        (s, &b["error"]["policies"]),
+        (
+            403,
+            &json!(["maintain.no-cross-officer-permission-identity"])
+        ),
+        "{b}"
+    );
+    let (s, b) = with_session(
+        &server,
+        &lr,
+        "DELETE",
+        "/v1/maintenance/permission-identities/all-business?detach=true",
+        None,
+    );
+    assert_eq!(
+        (s, &b["error"]["policies"]),
+        (
+            403,
+            &json!(["maintain.no-cross-officer-permission-identity"])
+        ),
+        "{b}"
+    );
+    // The legal rep still has the business the identity grants.
+    let answer = server.authorize(
+        &staff(E_SYNCED, P_LEGAL_REP),
+        &action("useFunction"),
+        "Function::\"vat_filing\"",
+        json!({}),
+    );
+    assert_eq!(answer["decision"], "allow", "{answer}");
+    // A permission identity only ordinary staff hold is the officers' to change.
+    let (s, b) = with_session(
+        &server,
+        &fh,
+        "PUT",
+        "/v1/maintenance/permission-identities/filing",
+        Some(json!({ "name": "filing", "functions": ["vat_filing", "taxpayer_info"] })),
+    );
+    assert_eq!(s, 200, "{b}");
+}

@@ -152,12 +152,23 @@ impl Maintenance<'_> {
         action: &str,
         resource: (&str, &str),
     ) -> Result<(), MaintenanceError> {
+        self.authorize_in(actor, action, resource, json!({})).await
+    }
+
+    /// [`Self::authorize`] with the facts an action's context carries.
+    async fn authorize_in(
+        &self,
+        actor: &Actor,
+        action: &str,
+        resource: (&str, &str),
+        context: serde_json::Value,
+    ) -> Result<(), MaintenanceError> {
         let started = Instant::now();
         let query = Query {
             principal: uid("Staff", &actor.uid()),
             action: uid("Action", action),
             resource: uid(resource.0, resource.1),
-            context: json!({}),
+            context,
         };
         let verdict = self.engine.decide(&query)?;
         let mut record = DecisionRecord::new(
@@ -191,6 +202,35 @@ impl Maintenance<'_> {
     async fn on_enterprise(&self, actor: &Actor, action: &str) -> Result<(), MaintenanceError> {
         self.authorize(actor, action, ("Enterprise", actor.enterprise.as_str()))
             .await
+    }
+
+    /// Asks whether `actor` may define (create, change or delete) the
+    /// permission identity `id`: its context names the identity types of
+    /// the others who hold it, whose grants the change would change. Answers
+    /// those types, for the write to check they still hold.
+    async fn may_define(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<BTreeSet<IdentityType>, MaintenanceError> {
+        let staff = self
+            .engine
+            .store()
+            .read()?
+            .children::<StaffRecord>(actor.enterprise.as_str())?;
+        let holders = other_holder_types(&staff, id, &actor.uid());
+        let context = json!({ "otherHolders": holders
+            .iter()
+            .map(|t| json!({ "__entity": { "type": "Etax::IdentityType", "id": t.code() } }))
+            .collect::<Vec<_>>() });
+        self.authorize_in(
+            actor,
+            "definePermissionIdentity",
+            ("Enterprise", actor.enterprise.as_str()),
+            context,
+        )
+        .await?;
+        Ok(holders)
     }
 
     /// Runs a store write on the blocking pool.
@@ -279,10 +319,11 @@ impl Maintenance<'_> {
                 "a permission identity grants at least one business function",
             ));
         }
-        self.on_enterprise(actor, "definePermissionIdentity")
-            .await?;
+        let decided_for = self.may_define(actor, spec.id.as_str()).await?;
         let enterprise = actor.enterprise.to_string();
+        let me = actor.uid();
         self.write(move |w| {
+            unchanged_holders(w, &enterprise, spec.id.as_str(), &me, &decided_for)?;
             for f in &spec.functions {
                 if w.get::<FunctionRecord>(f)?.is_none() {
                     return Err(invalid(
@@ -331,11 +372,12 @@ impl Maintenance<'_> {
         id: &PermissionIdentityId,
         detach: bool,
     ) -> Result<usize, MaintenanceError> {
-        self.on_enterprise(actor, "definePermissionIdentity")
-            .await?;
+        let decided_for = self.may_define(actor, id.as_str()).await?;
         let enterprise = actor.enterprise.to_string();
         let id = id.to_string();
+        let me = actor.uid();
         self.write(move |w| {
+            unchanged_holders(w, &enterprise, &id, &me, &decided_for)?;
             let key = owned_key(&enterprise, &id);
             if w.get::<PermissionIdentityRecord>(&key)?.is_none() {
                 return Err(MaintenanceError::NotFound(format!("no permission identity '{id}'")));
@@ -621,6 +663,39 @@ fn check_roles_exist(
                 format!("no permission identity '{r}' in {enterprise}"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// The identity types of the staff other than `actor` (a staff key) who
+/// hold permission identity `id`.
+fn other_holder_types(
+    staff: &[(String, StaffRecord)],
+    id: &str,
+    actor: &str,
+) -> BTreeSet<IdentityType> {
+    staff
+        .iter()
+        .filter(|(key, s)| key != actor && s.permission_identities.contains(id))
+        .map(|(_, s)| s.identity_type)
+        .collect()
+}
+
+/// Refuses a definition whose holders changed between the decision and the
+/// write: the decision was about the holders it was told of.
+fn unchanged_holders(
+    w: &crate::store::StoreWriter,
+    enterprise: &str,
+    id: &str,
+    actor: &str,
+    decided_for: &BTreeSet<IdentityType>,
+) -> Result<(), MaintenanceError> {
+    let staff = w.children::<StaffRecord>(enterprise)?;
+    if other_holder_types(&staff, id, actor) != *decided_for {
+        return Err(MaintenanceError::Conflict(format!(
+            "the holders of permission identity '{id}' changed while this request was decided; \
+             send it again"
+        )));
     }
     Ok(())
 }

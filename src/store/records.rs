@@ -49,7 +49,7 @@ impl PayerCategory {
 }
 
 /// 身份类型 of a staff member within an enterprise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IdentityType {
     /// 法定代表人
