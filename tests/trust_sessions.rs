@@ -608,3 +608,28 @@ fn an_officer_cannot_change_the_others_grants_through_a_permission_identity() {
     );
     assert_eq!(s, 200, "{b}");
 }
+
+/// Found by the adversarial review: one login flow finished by many requests
+/// at once opened several sessions (each request found the flow before any
+/// removed it). A flow is taken once.
+#[test]
+fn one_login_flow_opens_one_session_however_many_finish_it_at_once() {
+    let server = Server::demo();
+    let sel = server.post_ok(
+        "/v1/login/enterprise",
+        &json!({ "account": E_SYNCED, "password": "Etax@2026" }),
+    );
+    let id = member_id(&sel, CLERK);
+    let body = json!({ "flow": sel["flow"], "staff": id, "password": "Zhang@2026w" });
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| scope.spawn(|| server.post("/v1/login/enterprise/complete", &body).0))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        answers.iter().filter(|&&s| s == 200).count(),
+        1,
+        "sessions opened from one flow: {answers:?}"
+    );
+}

@@ -346,6 +346,20 @@ impl Login {
         conclude(&verdict, failure)
     }
 
+    /// Ends a flow at its last step. Only one of several requests finishing
+    /// the same flow at once takes it: the others find it gone, so one flow
+    /// never opens two sessions.
+    async fn take_flow(&self, key: String) -> Result<(), FlowError> {
+        if self
+            .write(move |w| w.remove::<LoginFlowRecord>(&key))
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(FlowError::FlowExpired)
+        }
+    }
+
     /// A live flow of `kind`.
     fn flow(&self, flow: &str, kind: &str) -> Result<(String, LoginFlowRecord), FlowError> {
         let key = session::token_key(flow);
@@ -703,17 +717,23 @@ impl Login {
         )
         .await?;
         let code = rec.account.clone();
-        self.write(move |w| {
-            w.remove::<LoginFlowRecord>(&key)?;
-            if let Some(mut e) = w.get::<EnterpriseRecord>(&code)? {
-                if !e.staff_synced {
-                    e.staff_synced = true;
-                    w.put(&code, &e)?;
+        let taken = self
+            .write(move |w| {
+                if !w.remove::<LoginFlowRecord>(&key)? {
+                    return Ok(false);
                 }
-            }
-            Ok(())
-        })
-        .await?;
+                if let Some(mut e) = w.get::<EnterpriseRecord>(&code)? {
+                    if !e.staff_synced {
+                        e.staff_synced = true;
+                        w.put(&code, &e)?;
+                    }
+                }
+                Ok(true)
+            })
+            .await?;
+        if !taken {
+            return Err(FlowError::FlowExpired);
+        }
         let subject = SessionSubject {
             principal_type: "Staff",
             principal_id: staff_key,
@@ -823,8 +843,7 @@ impl Login {
             .await?;
         conclude(&verdict, failure)?;
         let staff = staff.ok_or(crate::authn::session::SessionError::PrincipalGone)?;
-        self.write(move |w| w.remove::<LoginFlowRecord>(&key).map(|_| ()))
-            .await?;
+        self.take_flow(key).await?;
         let subject = SessionSubject {
             principal_type: "Staff",
             principal_id: staff_key,
@@ -1062,8 +1081,7 @@ impl Login {
             .await?;
         conclude(&verdict, failure)?;
         let agent = self.read()?.get::<AgentStaffRecord>(&agent_key)?;
-        self.write(move |w| w.remove::<LoginFlowRecord>(&key).map(|_| ()))
-            .await?;
+        self.take_flow(key).await?;
         let subject = SessionSubject {
             principal_type: "AgentStaff",
             principal_id: agent_key,
