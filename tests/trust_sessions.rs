@@ -633,3 +633,49 @@ fn one_login_flow_opens_one_session_however_many_finish_it_at_once() {
         "sessions opened from one flow: {answers:?}"
     );
 }
+
+/// Found by the adversarial review: an SMS code sent before a staff member
+/// was removed still logged the re-added staff member in.
+#[test]
+fn a_code_sent_before_removal_does_not_log_in_the_re_added_staff_member() {
+    let server = Server::demo();
+    let (lr, _) = login_by_sms(&server, LEGAL_REP);
+    // A normal login's SMS code, and a quick login's, both for the clerk.
+    let sel = server.post_ok(
+        "/v1/login/enterprise",
+        &json!({ "account": E_SYNCED, "password": "Etax@2026" }),
+    );
+    let id = member_id(&sel, CLERK);
+    let normal = server.post_ok(
+        "/v1/login/enterprise/code",
+        &json!({ "flow": sel["flow"], "staff": id }),
+    );
+    let quick = server.post_ok(
+        "/v1/login/quick/code",
+        &json!({ "account": E_SYNCED, "password": "Etax@2026", "identity_type": "tax_clerk",
+                 "id_number": "210102199001015035" }),
+    );
+    let path = format!("/v1/maintenance/staff/{P_CLERK}");
+    assert_eq!(with_session(&server, &lr, "DELETE", &path, None).0, 200);
+    let (s, b) = with_session(
+        &server,
+        &lr,
+        "POST",
+        "/v1/maintenance/staff",
+        Some(
+            json!({ "name": "张伟", "id_type": "resident_id", "id_number": "210102199001015035",
+                     "identity_type": "tax_clerk", "permission_identities": ["filing"] }),
+        ),
+    );
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = server.post(
+        "/v1/login/enterprise/complete",
+        &json!({ "flow": sel["flow"], "staff": id, "challenge": normal["challenge"], "code": normal["code"] }),
+    );
+    assert_eq!(s, 401, "normal login with a code sent before removal: {b}");
+    let (s, b) = server.post(
+        "/v1/login/quick",
+        &json!({ "flow": quick["flow"], "challenge": quick["challenge"], "code": quick["code"] }),
+    );
+    assert_eq!(s, 401, "quick login with a code sent before removal: {b}");
+}

@@ -125,9 +125,12 @@ const AGENT_STAFF: Member = Member {
 };
 
 /// The subject an SMS login code is bound to: this flow, its generation
-/// (a cancel starts a new one, R2) and the member.
-fn code_subject(flow_key: &str, rec: &LoginFlowRecord, member_key: &str) -> String {
-    format!("flow:{flow_key}:{}:{member_key}", rec.generation)
+/// (a cancel starts a new one, R2), the member and the member's credential
+/// epoch when it was sent — a member removed and added again (or whose
+/// credentials changed) in between is a new member, whom the code does not
+/// log in.
+fn code_subject(flow_key: &str, rec: &LoginFlowRecord, member_key: &str, epoch: u64) -> String {
+    format!("flow:{flow_key}:{}:{member_key}:{epoch}", rec.generation)
 }
 
 /// Whether a login flow's lifetime is over: no step continues it.
@@ -269,15 +272,16 @@ impl Login {
         kind: &str,
         account: String,
         factors: BTreeSet<String>,
-        staff: Option<String>,
+        staff: Option<(String, u64)>,
     ) -> Result<(String, String), FlowError> {
+        let (staff, staff_epoch) = staff.unzip();
         let rec = LoginFlowRecord {
             kind: kind.into(),
             account,
             factors,
             staff,
             generation: 0,
-            staff_epoch: 0,
+            staff_epoch: staff_epoch.unwrap_or_default(),
             expires_ms: crate::now_ms() + self.authn.config.flow_ttl_secs * 1000,
         };
         let (flow, key) = session::new_token();
@@ -571,8 +575,9 @@ impl Login {
         staff_id: &str,
     ) -> Result<IssuedCode, FlowError> {
         let (key, rec) = self.flow(flow, "enterprise")?;
-        let (staff_key, _) = self.resolve(&key, &rec.account, staff_id)?;
-        self.member_code(&STAFF, &key, &rec, &staff_key).await
+        let (staff_key, staff) = self.resolve(&key, &rec.account, staff_id)?;
+        self.member_code(&STAFF, &key, &rec, &staff_key, staff.credential_epoch)
+            .await
     }
 
     /// Sends an SMS code to the member's real-name phone, unless a policy
@@ -583,6 +588,7 @@ impl Login {
         key: &str,
         rec: &LoginFlowRecord,
         member_key: &str,
+        epoch: u64,
     ) -> Result<IssuedCode, FlowError> {
         let verdict = self
             .decide(
@@ -602,7 +608,7 @@ impl Login {
         let phone = self.phone_of(member_key)?;
         self.issue_code(
             "login",
-            code_subject(key, rec, member_key),
+            code_subject(key, rec, member_key, epoch),
             Delivery::Sms(phone),
         )
         .await
@@ -617,6 +623,7 @@ impl Login {
         key: &str,
         rec: &LoginFlowRecord,
         member_key: &str,
+        epoch: u64,
         phc: Option<String>,
         factor: PersonalFactor,
     ) -> Result<BTreeSet<String>, FlowError> {
@@ -626,7 +633,7 @@ impl Login {
                 format!("{}:{member_key}", member.lock),
                 phc,
                 factor,
-                code_subject(key, rec, member_key),
+                code_subject(key, rec, member_key, epoch),
                 &mut factors,
             )
             .await?;
@@ -712,6 +719,7 @@ impl Login {
             &key,
             &rec,
             &staff_key,
+            staff.credential_epoch,
             staff.password_hash.clone(),
             factor,
         )
@@ -787,15 +795,20 @@ impl Login {
         if let Some(e) = forbidden(&verdict) {
             return Err(e);
         }
-        if staff.is_none() {
+        let Some(staff) = staff else {
             return Err(invalid(
                 "id_number",
                 "this enterprise has no staff member with that identity type and ID",
             ));
-        }
+        };
         let phone = self.phone_of(&staff_key)?;
         let (flow, key) = self
-            .new_flow("quick", code, factors, Some(staff_key.clone()))
+            .new_flow(
+                "quick",
+                code,
+                factors,
+                Some((staff_key.clone(), staff.credential_epoch)),
+            )
             .await?;
         let issued = self
             .issue_code(
@@ -843,6 +856,11 @@ impl Login {
             .await?;
         conclude(&verdict, failure)?;
         let staff = staff.ok_or(crate::authn::session::SessionError::PrincipalGone)?;
+        // The code was sent to the staff member as they were then: removed
+        // and added again, or with new credentials, they start again.
+        if staff.credential_epoch != rec.staff_epoch {
+            return Err(FlowError::FlowExpired);
+        }
         self.take_flow(key).await?;
         let subject = SessionSubject {
             principal_type: "Staff",
@@ -984,8 +1002,9 @@ impl Login {
     /// R8 step 2, SMS variant: sends the code to the agent's real-name phone.
     pub async fn agency_code(&self, flow: &str, agent_id: &str) -> Result<IssuedCode, FlowError> {
         let (key, rec) = self.flow(flow, "agency")?;
-        let (agent_key, _) = self.resolve_agent(&key, &rec.account, agent_id)?;
-        self.member_code(&AGENT_STAFF, &key, &rec, &agent_key).await
+        let (agent_key, agent) = self.resolve_agent(&key, &rec.account, agent_id)?;
+        self.member_code(&AGENT_STAFF, &key, &rec, &agent_key, agent.credential_epoch)
+            .await
     }
 
     /// R8 step 2: the agent staff member logs in by password or SMS code;
@@ -1004,6 +1023,7 @@ impl Login {
                 &key,
                 &rec,
                 &agent_key,
+                agent.credential_epoch,
                 agent.password_hash.clone(),
                 factor,
             )
