@@ -414,3 +414,46 @@ fn a_one_time_password_passes_the_configured_rule() {
     let otp = v["one_time_password"]["password"].as_str().unwrap();
     assert!((16..=20).contains(&otp.chars().count()), "{otp}");
 }
+
+/// Found by the adversarial review: a flood of logins (from clients that
+/// hang up right after sending, so no connection limit holds them) queued
+/// argon2 work without bound, and a real user's login waited behind it for
+/// 12–17 s. Past `--hash-queue` a password step answers 503 `busy` at once,
+/// having done nothing: no attempt is counted against the account.
+#[test]
+fn a_login_flood_is_shed_as_busy_without_counting_attempts() {
+    let s = Server::start_with(&["--hash-queue", "1"]);
+    let barrier = Barrier::new(40);
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..40)
+            .map(|_| {
+                let (s, barrier) = (&s, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    s.post(
+                        "/v1/login/enterprise",
+                        &json!({ "account": E_SOCIAL, "password": "Shebao@2026" }),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let busy: Vec<_> = answers.iter().filter(|(st, _)| *st == 503).collect();
+    assert!(!busy.is_empty(), "no login was shed: {answers:?}");
+    for (_, b) in &busy {
+        assert_eq!(error_code(b), "busy", "{b}");
+        assert_eq!(b["error"]["retry_after_secs"], 1, "{b}");
+    }
+    assert!(
+        answers.iter().all(|(st, _)| *st == 200 || *st == 503),
+        "a shed login must not count as a failure: {answers:?}"
+    );
+    assert!(s.metric(VERIFICATIONS) < 40);
+    // Once the flood is over, the account logs in.
+    let (st, b) = s.post(
+        "/v1/login/enterprise",
+        &json!({ "account": E_SOCIAL, "password": "Shebao@2026" }),
+    );
+    assert_eq!(st, 200, "{b}");
+}

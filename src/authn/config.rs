@@ -34,6 +34,9 @@ pub struct AuthnConfig {
     /// How often expired login state is swept and the sessions' in-memory
     /// last uses are written to the store.
     pub sweep_interval_secs: u64,
+    /// Password hashes and verifications waiting or running at once; past
+    /// it a login answers 503 at once instead of queueing.
+    pub hash_queue: usize,
 }
 
 impl Default for AuthnConfig {
@@ -53,9 +56,14 @@ impl Default for AuthnConfig {
             session_idle_secs: 1800,
             session_max_secs: 8 * 3600,
             sweep_interval_secs: 60,
+            hash_queue: DEFAULT_HASH_QUEUE as usize,
         }
     }
 }
+
+/// Hashing jobs waiting or running at once by default: with argon2's
+/// default cost a 2-core machine works through them in about 2.5 s.
+pub const DEFAULT_HASH_QUEUE: u32 = 128;
 
 /// `serve` flags for [`AuthnConfig`].
 #[derive(Debug, Clone, Args)]
@@ -103,6 +111,13 @@ pub struct AuthnArgs {
     #[arg(long, default_value_t = 60, env = "ETAX_SWEEP_INTERVAL_SECS",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub sweep_interval_secs: u64,
+    /// Password hashes and verifications waiting or running at once; past
+    /// it a login step answers 503 `busy` (with Retry-After) at once, so a
+    /// flood of logins (or of clients that hang up after sending one)
+    /// cannot queue argon2 work without bound ahead of real users.
+    #[arg(long, default_value_t = DEFAULT_HASH_QUEUE, env = "ETAX_HASH_QUEUE",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub hash_queue: u32,
 }
 
 impl AuthnArgs {
@@ -126,6 +141,7 @@ impl AuthnArgs {
             session_idle_secs: self.session_idle_secs,
             session_max_secs: self.session_max_secs,
             sweep_interval_secs: self.sweep_interval_secs,
+            hash_queue: self.hash_queue as usize,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! buffer per core, whatever the storm, and a storm queues in the channel
 //! while decisions keep running on the async workers.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -17,11 +18,33 @@ type Job = Box<dyn FnOnce(&PasswordHasher, &mut HashMemory) + Send>;
 /// the pool is dropped.
 pub struct HashPool {
     jobs: Mutex<mpsc::Sender<Job>>,
+    /// Jobs admitted and not yet finished, against `capacity`.
+    admitted: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+/// The pool is full: the caller answers "busy" instead of waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the service is busy checking passwords; try again in a moment")]
+pub struct HashBusy;
+
+/// A place in the pool's queue, taken before a job is queued (so a caller
+/// can learn the pool is full before doing anything else) and given back
+/// when the job finishes or the slot is dropped unused.
+pub struct HashSlot {
+    admitted: Arc<AtomicUsize>,
+}
+
+impl Drop for HashSlot {
+    fn drop(&mut self) {
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl HashPool {
-    /// `threads` hashing threads (at least one), each with `hasher`.
-    pub fn new(hasher: &PasswordHasher, threads: usize) -> std::io::Result<Self> {
+    /// `threads` hashing threads (at least one), each with `hasher`, taking
+    /// at most `capacity` jobs waiting or running at once.
+    pub fn new(hasher: &PasswordHasher, threads: usize, capacity: usize) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads.max(1) {
@@ -46,18 +69,34 @@ impl HashPool {
         }
         Ok(Self {
             jobs: Mutex::new(tx),
+            admitted: Arc::default(),
+            capacity: capacity.max(1),
         })
     }
 
-    /// Runs `job` on a hashing thread and waits for it without blocking
-    /// the async runtime.
+    /// A place for one job, or [`HashBusy`] when `capacity` jobs are
+    /// already waiting or running.
+    pub fn slot(&self) -> Result<HashSlot, HashBusy> {
+        let admitted = self.admitted.clone();
+        admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .map_err(|_| HashBusy)?;
+        Ok(HashSlot { admitted })
+    }
+
+    /// Runs `job` on a hashing thread, in the place `slot` holds, and waits
+    /// for it without blocking the async runtime.
     pub async fn run<T: Send + 'static>(
         &self,
+        slot: HashSlot,
         job: impl FnOnce(&PasswordHasher, &mut HashMemory) -> T + Send + 'static,
     ) -> T {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |hasher, memory| {
             let _ = tx.send(job(hasher, memory));
+            drop(slot);
         });
         self.jobs
             .lock()
@@ -81,20 +120,46 @@ mod tests {
             parallelism: 1,
         })
         .unwrap();
-        let pool = HashPool::new(&hasher, 2).unwrap();
-        let phc = pool.run(|h, m| h.hash_in("Tax@2026pass", m)).await;
+        let pool = HashPool::new(&hasher, 2, 8).unwrap();
+        let phc = pool
+            .run(pool.slot().unwrap(), |h, m| h.hash_in("Tax@2026pass", m))
+            .await;
         let p = phc.clone();
         assert!(
-            pool.run(move |h, m| h.verify_in("Tax@2026pass", &p, m))
-                .await
+            pool.run(pool.slot().unwrap(), move |h, m| h.verify_in(
+                "Tax@2026pass",
+                &p,
+                m
+            ))
+            .await
         );
         let p = phc.clone();
         assert!(
             !pool
-                .run(move |h, m| h.verify_in("Tax@2026pasS", &p, m))
+                .run(pool.slot().unwrap(), move |h, m| h.verify_in(
+                    "Tax@2026pasS",
+                    &p,
+                    m
+                ))
                 .await
         );
         // A hash made by argon2's own allocation path verifies here too.
         assert!(hasher.verify("Tax@2026pass", &phc));
+    }
+
+    #[test]
+    fn a_full_pool_refuses_a_slot_until_one_is_given_back() {
+        let hasher = PasswordHasher::new(HashCost {
+            memory_kib: 256,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap();
+        let pool = HashPool::new(&hasher, 1, 2).unwrap();
+        let a = pool.slot().unwrap();
+        let _b = pool.slot().unwrap();
+        assert_eq!(pool.slot().err(), Some(HashBusy));
+        drop(a);
+        assert!(pool.slot().is_ok());
     }
 }

@@ -17,6 +17,7 @@ pub mod touches;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hash_pool::HashPool;
+pub use hash_pool::{HashBusy, HashSlot};
 
 pub use acceptance::{NewPasswordError, PasswordPolicy};
 pub use config::{AuthnArgs, AuthnConfig, PasswordArgs};
@@ -55,7 +56,7 @@ impl Authn {
             .map(|n| n.get())
             .unwrap_or(1);
         let dummy_hash = hasher.hash(&crate::random_id());
-        let pool = HashPool::new(&hasher, cores).map_err(AuthnError::Threads)?;
+        let pool = HashPool::new(&hasher, cores, config.hash_queue).map_err(AuthnError::Threads)?;
         Ok(Self {
             config,
             hasher,
@@ -69,16 +70,25 @@ impl Authn {
         &self.hasher
     }
 
-    /// Verifies `password` against `phc` on the hashing threads; with no stored
-    /// hash (unknown account, no personal password) it verifies against a
-    /// dummy hash and answers false, taking the same time.
-    pub async fn verify(&self, password: String, phc: Option<String>) -> bool {
+    /// A place on the hashing threads, or [`HashBusy`] when `--hash-queue`
+    /// jobs are already waiting: taken before anything else a password step
+    /// does, so a refused step has changed nothing (no lockout attempt
+    /// counted).
+    pub fn hash_slot(&self) -> Result<HashSlot, HashBusy> {
+        self.pool.slot()
+    }
+
+    /// Verifies `password` against `phc` on the hashing threads, in `slot`;
+    /// with no stored hash (unknown account, no personal password) it
+    /// verifies against a dummy hash and answers false, taking the same
+    /// time.
+    pub async fn verify(&self, slot: HashSlot, password: String, phc: Option<String>) -> bool {
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| self.dummy_hash.clone());
         self.verifications.fetch_add(1, Ordering::Relaxed);
         let ok = self
             .pool
-            .run(move |h, memory| h.verify_in(&password, &phc, memory))
+            .run(slot, move |h, memory| h.verify_in(&password, &phc, memory))
             .await;
         ok && known
     }
@@ -88,11 +98,13 @@ impl Authn {
         self.verifications.load(Ordering::Relaxed)
     }
 
-    /// Hashes a new password on the hashing threads.
-    pub async fn hash(&self, password: String) -> String {
-        self.pool
-            .run(move |h, memory| h.hash_in(&password, memory))
-            .await
+    /// Hashes a new password on the hashing threads, or [`HashBusy`].
+    pub async fn hash(&self, password: String) -> Result<String, HashBusy> {
+        let slot = self.pool.slot()?;
+        Ok(self
+            .pool
+            .run(slot, move |h, memory| h.hash_in(&password, memory))
+            .await)
     }
 
     /// Checks a password someone wants to store: the one acceptance

@@ -69,6 +69,8 @@ pub enum MaintenanceError {
     #[error(transparent)]
     Decision(#[from] DecisionError),
     #[error(transparent)]
+    Busy(#[from] crate::authn::HashBusy),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Audit(#[from] AuditError),
@@ -544,7 +546,7 @@ impl Maintenance<'_> {
         self.authorize(actor, "resetStaffPassword", ("Staff", &target))
             .await?;
         let password = one_time_password(&self.authn.config.passwords)?;
-        let hash = self.authn.hash(password.clone()).await;
+        let hash = self.authn.hash(password.clone()).await?;
         let person_key = person.key();
         let phone = self
             .write(move |w| {
@@ -588,7 +590,7 @@ impl Maintenance<'_> {
                 source,
             })?;
         self.on_enterprise(actor, "recognizeAgency").await?;
-        let hash = self.authn.hash(agreement_password.to_owned()).await;
+        let hash = self.authn.hash(agreement_password.to_owned()).await?;
         let enterprise = actor.enterprise.to_string();
         let agency = agency.to_string();
         self.write(move |w| {

@@ -65,6 +65,9 @@ pub enum FlowError {
     NewPassword(#[from] NewPasswordError),
     #[error("{0}")]
     RealNameMismatch(String),
+    /// The hashing threads are full (`--hash-queue`): nothing was done.
+    #[error(transparent)]
+    Busy(#[from] crate::authn::HashBusy),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -374,6 +377,9 @@ impl Login {
         phc: Option<String>,
         wrong: &'static str,
     ) -> Result<Option<Failure>, FlowError> {
+        // A place on the hashing threads first: a step refused as busy has
+        // not counted an attempt against the account.
+        let slot = self.authn.hash_slot()?;
         let cfg = self.authn.config.clone();
         let key = lock_key.clone();
         let locked = self
@@ -388,7 +394,7 @@ impl Login {
         if let Some(secs) = locked {
             return Ok(Some(Failure::Locked(secs)));
         }
-        if !self.authn.verify(password, phc).await {
+        if !self.authn.verify(slot, password, phc).await {
             return Ok(Some(Failure::Wrong(wrong)));
         }
         self.write(move |w| w.remove::<LockoutRecord>(&lock_key).map(|_| ()))

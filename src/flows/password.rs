@@ -243,7 +243,7 @@ impl Login {
         // (`conclude` puts credentials first), so that a decoy cannot be told
         // from a real recovery.
         conclude(&verdict, failure)?;
-        let phc = self.authn.hash(new_password).await;
+        let phc = self.authn.hash(new_password).await?;
         self.write(move |w| store_hash(w, holder, &key, phc).map(|_| ()))
             .await?;
         Ok(PasswordSet { password_set: true })
@@ -307,7 +307,7 @@ impl Login {
             )
             .await?;
         conclude(&verdict, failure)?;
-        let phc = self.authn.hash(new_password).await;
+        let phc = self.authn.hash(new_password).await?;
         self.write(move |w| {
             let Some((old, new)) = store_hash(w, holder, &key, phc)? else {
                 return Ok(());

@@ -176,9 +176,21 @@ impl From<MaintenanceError> for ApiError {
             MaintenanceError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             MaintenanceError::Invalid { field, message } => ApiError::invalid(field, message),
             MaintenanceError::Password { field, source } => refused_password(field, &source),
+            MaintenanceError::Busy(e) => e.into(),
             MaintenanceError::Decision(e) => e.into(),
             MaintenanceError::Store(e) => e.into(),
             MaintenanceError::Audit(e) => e.into(),
+        }
+    }
+}
+
+/// The hashing threads are full: try again in a second. Nothing was done,
+/// so a retry is safe.
+impl From<crate::authn::HashBusy> for ApiError {
+    fn from(e: crate::authn::HashBusy) -> Self {
+        ApiError {
+            retry_after_secs: Some(1),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
         }
     }
 }
@@ -255,6 +267,7 @@ impl From<FlowError> for ApiError {
             FlowError::Store(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_unavailable", msg)
             }
+            FlowError::Busy(b) => b.into(),
             FlowError::Audit(a) => a.into(),
             FlowError::Decision(d) => d.into(),
         }
