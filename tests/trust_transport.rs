@@ -409,6 +409,11 @@ fn request_log_masks_percent_encoded_person_ids() {
         "/v1/maintenance/staff/resident_id%253A210102199001015035",
         "/v1/maintenance/staff/resident%5Fid:210102199001015035",
         "/v1/maintenance/staff/%32%31%30%31%30%32%31%39%39%30%30%31%30%31%35%30%33%35",
+        // Found by the adversarial review: spellings masking missed.
+        "/v1/maintenance/staff/ID210102199001015035",
+        "/v1/maintenance/staff/resident_id:%EF%BC%92%EF%BC%91%EF%BC%90%EF%BC%91%EF%BC%90%EF%BC%92%EF%BC%91%EF%BC%99%EF%BC%99%EF%BC%90%EF%BC%90%EF%BC%91%EF%BC%90%EF%BC%91%EF%BC%95%EF%BC%90%EF%BC%93%EF%BC%95",
+        "/v1/x/%2B8613800000003",
+        "/v1/x/138-0000-0003",
     ] {
         let _ = http(server.addr, "DELETE", path, None);
     }
@@ -418,7 +423,16 @@ fn request_log_masks_percent_encoded_person_ids() {
         text.contains("/v1/maintenance/staff/"),
         "no request lines: {text}"
     );
-    for needle in ["19900101", "%3A210102", "%253A210102", "%31%35%30%33"] {
+    for needle in [
+        "19900101",
+        "%3A210102",
+        "%253A210102",
+        "%31%35%30%33",
+        "１９９００１",
+        "%EF%BC",
+        "13800000003",
+        "0000-0003",
+    ] {
         assert!(
             !text.contains(needle),
             "{needle} in the request log: {text}"
