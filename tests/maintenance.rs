@@ -354,7 +354,7 @@ fn the_service_log_masks_id_numbers_and_holds_no_secret() {
     server.stop();
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
-        text.contains("/v1/maintenance/staff/resident_id:2101**********5035/reset-password"),
+        text.contains("/v1/maintenance/staff/*/reset-password"),
         "{text}"
     );
     for secret in [
