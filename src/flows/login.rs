@@ -124,6 +124,14 @@ const AGENT_STAFF: Member = Member {
     lock: "agent",
 };
 
+/// The member picked at a flow's second step, as stored now: store key,
+/// credential epoch and personal password hash.
+struct Picked<'a> {
+    key: &'a str,
+    epoch: u64,
+    password_hash: Option<String>,
+}
+
 /// The subject an SMS login code is bound to: this flow, its generation
 /// (a cancel starts a new one, R2), the member and the member's credential
 /// epoch when it was sent — a member removed and added again (or whose
@@ -622,18 +630,17 @@ impl Login {
         member: &Member,
         key: &str,
         rec: &LoginFlowRecord,
-        member_key: &str,
-        epoch: u64,
-        phc: Option<String>,
+        picked: Picked<'_>,
         factor: PersonalFactor,
     ) -> Result<BTreeSet<String>, FlowError> {
+        let member_key = picked.key;
         let mut factors = rec.factors.clone();
         let failure = self
             .personal_factor(
                 format!("{}:{member_key}", member.lock),
-                phc,
+                picked.password_hash,
                 factor,
-                code_subject(key, rec, member_key, epoch),
+                code_subject(key, rec, member_key, picked.epoch),
                 &mut factors,
             )
             .await?;
@@ -718,9 +725,11 @@ impl Login {
             &STAFF,
             &key,
             &rec,
-            &staff_key,
-            staff.credential_epoch,
-            staff.password_hash.clone(),
+            Picked {
+                key: &staff_key,
+                epoch: staff.credential_epoch,
+                password_hash: staff.password_hash.clone(),
+            },
             factor,
         )
         .await?;
@@ -1022,9 +1031,11 @@ impl Login {
                 &AGENT_STAFF,
                 &key,
                 &rec,
-                &agent_key,
-                agent.credential_epoch,
-                agent.password_hash.clone(),
+                Picked {
+                    key: &agent_key,
+                    epoch: agent.credential_epoch,
+                    password_hash: agent.password_hash.clone(),
+                },
                 factor,
             )
             .await?;
