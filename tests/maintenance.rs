@@ -10,36 +10,20 @@ fn login_staff(server: &Server, masked_name: &str) -> String {
     login_by_sms(server, masked_name).0
 }
 
-fn call(
-    server: &Server,
-    session: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let body = body.map(|b| b.to_string());
-    server.request_with(
-        method,
-        path,
-        &[("X-Etax-Session", session)],
-        body.as_deref().map(str::as_bytes),
-    )
-}
-
 fn get_as(server: &Server, session: &str, path: &str) -> (u16, Value) {
-    call(server, session, "GET", path, None)
+    with_session(server, session, "GET", path, None)
 }
 
 fn post_as(server: &Server, session: &str, path: &str, body: Value) -> (u16, Value) {
-    call(server, session, "POST", path, Some(body))
+    with_session(server, session, "POST", path, Some(body))
 }
 
 fn patch_as(server: &Server, session: &str, path: &str, body: Value) -> (u16, Value) {
-    call(server, session, "PATCH", path, Some(body))
+    with_session(server, session, "PATCH", path, Some(body))
 }
 
 fn delete_as(server: &Server, session: &str, path: &str) -> (u16, Value) {
-    call(server, session, "DELETE", path, None)
+    with_session(server, session, "DELETE", path, None)
 }
 
 /// Sends one PATCH a session to `path`, all at once; each must succeed.
@@ -86,7 +70,7 @@ fn only_officers_maintain_and_denials_name_the_rule() {
     let staff = b["staff"].as_array().unwrap();
     assert_eq!(staff.len(), 5);
     // R12: the finance head may not reset the legal rep's password.
-    let (s, b) = call(
+    let (s, b) = with_session(
         &server,
         &fh,
         "POST",
@@ -374,7 +358,7 @@ fn the_service_log_masks_id_numbers_and_holds_no_secret() {
 
 /// The clerk's password reset by `session`'s officer: the answer and the one-time password.
 fn reset_clerk_password(server: &Server, session: &str) -> (Value, String) {
-    let (s, b) = call(
+    let (s, b) = with_session(
         server,
         session,
         "POST",

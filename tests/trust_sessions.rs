@@ -12,22 +12,6 @@ const FINANCE_HEAD: &str = "**英";
 const CLERK: &str = "*伟";
 const DALIAN_PW: &str = "Haiyun@2026";
 
-fn with_session(
-    server: &Server,
-    session: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let body = body.map(|b| b.to_string());
-    server.request_with(
-        method,
-        path,
-        &[("X-Etax-Session", session)],
-        body.as_deref().map(str::as_bytes),
-    )
-}
-
 /// What `/v1/authorize` answers for a business function asked with a
 /// session: the status and, on 200, the decision (else the error code).
 fn use_function(server: &Server, session: &str) -> (u16, String) {

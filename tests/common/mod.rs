@@ -97,16 +97,7 @@ impl Server {
             .stderr(stderr)
             .spawn()
             .expect("start etax-authz");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Some(Ok(line)) = lines.next() {
-                if let Some(addr) = line.strip_prefix("etax-authz listening on http://") {
-                    let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-                }
-            }
-        });
+        let rx = listening_addr(&mut child);
         let addr = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(addr) => addr,
             Err(_) => {
@@ -421,6 +412,22 @@ pub enum ServeAttempt {
     Exited(i32, String),
 }
 
+/// The address a started `serve` prints once it listens, read from its
+/// stdout on a thread of its own.
+fn listening_addr(child: &mut Child) -> mpsc::Receiver<SocketAddr> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(Ok(line)) = lines.next() {
+            if let Some(addr) = line.strip_prefix("etax-authz listening on http://") {
+                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+            }
+        }
+    });
+    rx
+}
+
 /// Starts `etax-authz serve ARGS` (no `--listen` or `--data` added) and
 /// waits until it listens or exits. The caller keeps any directories the
 /// arguments name.
@@ -435,16 +442,7 @@ pub fn try_serve(args: &[&str]) -> ServeAttempt {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start etax-authz");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        while let Some(Ok(line)) = lines.next() {
-            if let Some(addr) = line.strip_prefix("etax-authz listening on http://") {
-                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-            }
-        }
-    });
+    let rx = listening_addr(&mut child);
     match rx.recv_timeout(Duration::from_secs(60)) {
         Ok(addr) => ServeAttempt::Listening(Server {
             addr,
@@ -505,4 +503,22 @@ pub fn count_records(data: &Path, kind: &str) -> usize {
     ]);
     assert_eq!(code, 0, "audit query failed: {err}");
     out.lines().filter(|l| !l.trim().is_empty()).count()
+}
+
+/// A request carrying a session in `X-Etax-Session`, as staff maintenance
+/// takes it.
+pub fn with_session(
+    server: &Server,
+    session: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let body = body.map(|b| b.to_string());
+    server.request_with(
+        method,
+        path,
+        &[("X-Etax-Session", session)],
+        body.as_deref().map(str::as_bytes),
+    )
 }
