@@ -305,6 +305,18 @@ fn agreement_passwords_pass_the_one_password_rule() {
         "agreement_password",
     );
     assert!(msg.contains("common") && !msg.contains("R10"), "{msg}");
+    // Found by the adversarial review: any character outside ASCII letters
+    // and digits counted as "special", so a control or invisible character
+    // made a weak password pass, and padding slipped past the deny list.
+    for weak in [
+        "Abcdefg\u{0}1",
+        "密码密码密码1a",
+        "Abc12345 ",
+        "Abc12345\u{200b}",
+        "\u{ff21}bc12345",
+    ] {
+        assert_refused(recognize(weak), "password_rule", "agreement_password");
+    }
     let (status, v) = recognize("Xieyi#2027");
     assert_eq!(status, 200, "{v}");
 }

@@ -145,7 +145,11 @@ pub fn is_argon2id_phc(phc: &str) -> bool {
 }
 
 /// The password rule. The default is R10: 8 to 15 characters, with at least
-/// three of upper case, lower case, digits and special characters.
+/// three of upper case, lower case, digits and special characters. Every
+/// character is one of those four classes, all printable ASCII: a space, a
+/// control or invisible character, a full-width or non-Latin letter would
+/// otherwise count as "special" and let `Abcdefg` plus a NUL, or a
+/// deny-listed password plus a zero-width space, pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PasswordRule {
     pub min_len: usize,
@@ -173,10 +177,19 @@ pub enum PasswordRuleError {
          special characters); it must use at least {min} (R10)"
     )]
     Classes { got: usize, min: usize },
+    #[error(
+        "character {position} of the password is not an upper- or lower-case letter, digit or \
+         special character (printable ASCII such as !@#$%^&*-_=+, no spaces); the password may \
+         contain only those (R10)"
+    )]
+    Character { position: usize },
 }
 
 impl PasswordRule {
     pub fn check(&self, password: &str) -> Result<(), PasswordRuleError> {
+        if let Some(i) = password.chars().position(|c| !c.is_ascii_graphic()) {
+            return Err(PasswordRuleError::Character { position: i + 1 });
+        }
         let len = password.chars().count();
         if len < self.min_len || len > self.max_len {
             return Err(PasswordRuleError::Length {
@@ -189,7 +202,7 @@ impl PasswordRule {
             password.chars().any(|c| c.is_ascii_uppercase()),
             password.chars().any(|c| c.is_ascii_lowercase()),
             password.chars().any(|c| c.is_ascii_digit()),
-            password.chars().any(|c| !c.is_ascii_alphanumeric()),
+            password.chars().any(|c| c.is_ascii_punctuation()),
         ]
         .iter()
         .filter(|&&present| present)
@@ -217,6 +230,28 @@ mod tests {
         assert!(h.verify("Tax@2026pass", &phc));
         assert!(!h.verify("Tax@2026pasS", &phc));
         assert!(!h.verify("Tax@2026pass", "not a hash"));
+    }
+
+    #[test]
+    fn only_printable_ascii_counts() {
+        let rule = PasswordRule::default();
+        for (password, position) in [
+            ("Abcdefg\u{0}1", 8),
+            ("Abcdefg\n1", 8),
+            ("Abcdefg\u{7f}1", 8),
+            ("Abc12345\u{200b}", 9),
+            ("Abc12345 ", 9),
+            (" Abc12345", 1),
+            ("\u{ff21}bcdefg1", 1),
+            ("密码密码密码1a", 1),
+            ("Abcdefgh😀", 9),
+        ] {
+            assert_eq!(
+                rule.check(password),
+                Err(PasswordRuleError::Character { position }),
+                "{password:?}"
+            );
+        }
     }
 
     #[test]
