@@ -454,4 +454,15 @@ fn an_error_message_does_not_echo_what_was_sent() {
     );
     assert_eq!(status, 400, "{body}");
     assert!(!body.to_string().contains("210102199001015035"), "{body}");
+    // A made-up key, and a path nothing routes.
+    let (status, body) = server.post(
+        "/v1/login/enterprise",
+        &json!({ "account": E_SYNCED, "password": "x", "210102199001015035": 1 }),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "*", "{body}");
+    assert!(!body.to_string().contains("210102199001015035"), "{body}");
+    let (status, body) = server.get("/v1/x/%E4%B8%AD210102199001015035");
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.to_string().contains("210102199001015035"), "{body}");
 }

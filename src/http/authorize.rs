@@ -80,7 +80,9 @@ impl AuthorizeResponse {
         let response = Self {
             decision: if v.allowed { "allow" } else { "deny" },
             reasons: v.reasons,
-            errors: v.errors,
+            // Errors name the entities asked about, as sent: masked like
+            // the decision record.
+            errors: v.errors.iter().map(|e| crate::ids::mask_text(e)).collect(),
             decision_id,
             policy_version: v.policy_version,
         };

@@ -50,11 +50,13 @@ impl ApiError {
         }
     }
 
+    /// The path is named as the request log shows it (route words only):
+    /// whatever else a caller put in a path is not repeated.
     pub fn not_found(path: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("no route for {path}"),
+            format!("no route for {}", super::uri::log_path(path)),
         )
     }
 
@@ -62,7 +64,7 @@ impl ApiError {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            format!("{method} is not allowed on {path}"),
+            format!("{method} is not allowed on {}", super::uri::log_path(path)),
         )
     }
 
@@ -313,11 +315,29 @@ pub fn from_json_error(path: &str, e: &serde_json::Error) -> ApiError {
     )
 }
 
+/// Whether `name` looks like one of the API's field names (`id_number`,
+/// `actingFor`) rather than something typed where a key goes.
+fn is_field_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 64
+}
+
 /// serde's message with the offending value left out ("invalid type:
 /// integer `20260101`, expected a string" becomes "invalid type: integer,
 /// expected a string"): a mistyped password or code must not come back in
 /// the answer, nor in any log of it.
 fn without_values(msg: &str) -> String {
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        if let Some((name, tail)) = rest.split_once('`') {
+            if !is_field_name(name) {
+                return format!("unknown field{tail}");
+            }
+        }
+    }
     for prefix in ["invalid type: ", "invalid value: ", "unknown variant "] {
         if let Some(rest) = msg.strip_prefix(prefix) {
             let Some((unexpected, expected)) = rest.split_once(", expected ") else {
@@ -346,10 +366,27 @@ fn without_values(msg: &str) -> String {
 /// appended when the path stops at the enclosing object.
 fn json_path(path: &str, msg: &str) -> String {
     let path = path.strip_prefix('.').unwrap_or(path);
+    // serde_path_to_error names an unknown key in the path too.
+    let path = path
+        .split('.')
+        .map(|segment| {
+            let name = segment.split('[').next().unwrap_or_default();
+            if name.is_empty() || is_field_name(name) {
+                segment
+            } else {
+                "*"
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".");
+    let path = path.as_str();
     let named = ["missing field `", "unknown field `"]
         .iter()
         .find_map(|p| msg.strip_prefix(p))
         .and_then(|rest| rest.split('`').next());
+    // A key the caller made up is not repeated unless it looks like a field
+    // name: it could be an ID number or a password typed in the wrong place.
+    let named = named.map(|name| if is_field_name(name) { name } else { "*" });
     match named {
         Some(name) if !path.ends_with(name) && path.is_empty() => name.to_owned(),
         Some(name) if !path.ends_with(name) => format!("{path}.{name}"),
@@ -381,6 +418,18 @@ mod tests {
         assert_eq!(
             without_values("missing field `action`"),
             "missing field `action`"
+        );
+        assert_eq!(
+            without_values("unknown field `210102199001015035`, expected `account` or `password`"),
+            "unknown field, expected `account` or `password`"
+        );
+        assert_eq!(
+            json_path(".", "unknown field `Etax@2026`, expected `account`"),
+            "*"
+        );
+        assert_eq!(
+            json_path(".", "unknown field `acount`, expected `account`"),
+            "acount"
         );
     }
 
