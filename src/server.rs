@@ -142,7 +142,6 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         started_at_ms: crate::now_ms(),
         reload: reloader.status().clone(),
         connections: Arc::new(tokio::sync::Semaphore::new(opts.limits.max_connections)),
-        max_connections: opts.limits.max_connections,
         peers: crate::http::limits::Peers::new(opts.limits.max_per_peer),
         limits: opts.limits,
     });

@@ -76,7 +76,7 @@ pub fn metrics(state: &AppState) -> Response<Full<Bytes>> {
         "Connections being served (at most --max-connections; more wait to be accepted).",
         &[(
             "",
-            (state.max_connections - state.connections.available_permits()) as u64,
+            (state.limits.max_connections - state.connections.available_permits()) as u64,
         )],
     );
     let (hits, misses) = state.engine.cache_counts();
