@@ -18,7 +18,7 @@ use crate::ids::{mask_name, IdType, PersonKey, TaxpayerRef};
 use crate::store::{
     AgencyRecord, AgentStaffRecord, ClientOfRecord, CoreOfficersRecord, EnterpriseRecord,
     IdentityType, LoginFlowRecord, PayerCategory, PersonRecord, RecognitionRecord, Record,
-    StaffRecord, StoreError, StoreReader,
+    StaffRecord, StoreError, StoreReader, StoreWriter,
 };
 
 const WRONG_ACCOUNT: &str = "account or password is wrong";
@@ -362,10 +362,26 @@ impl Login {
     /// the same flow at once takes it: the others find it gone, so one flow
     /// never opens two sessions.
     async fn take_flow(&self, key: String) -> Result<(), FlowError> {
-        if self
-            .write(move |w| w.remove::<LoginFlowRecord>(&key))
-            .await?
-        {
+        self.take_flow_and(key, |_| Ok(())).await
+    }
+
+    /// [`Self::take_flow`], with `then` written in the same transaction by
+    /// the one request that takes the flow.
+    async fn take_flow_and(
+        &self,
+        key: String,
+        then: impl FnOnce(&mut StoreWriter) -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<(), FlowError> {
+        let taken = self
+            .write(move |w| {
+                let taken = w.remove::<LoginFlowRecord>(&key)?;
+                if taken {
+                    then(w)?;
+                }
+                Ok(taken)
+            })
+            .await?;
+        if taken {
             Ok(())
         } else {
             Err(FlowError::FlowExpired)
@@ -734,23 +750,16 @@ impl Login {
         )
         .await?;
         let code = rec.account.clone();
-        let taken = self
-            .write(move |w| {
-                if !w.remove::<LoginFlowRecord>(&key)? {
-                    return Ok(false);
+        self.take_flow_and(key, move |w| {
+            if let Some(mut e) = w.get::<EnterpriseRecord>(&code)? {
+                if !e.staff_synced {
+                    e.staff_synced = true;
+                    w.put(&code, &e)?;
                 }
-                if let Some(mut e) = w.get::<EnterpriseRecord>(&code)? {
-                    if !e.staff_synced {
-                        e.staff_synced = true;
-                        w.put(&code, &e)?;
-                    }
-                }
-                Ok(true)
-            })
-            .await?;
-        if !taken {
-            return Err(FlowError::FlowExpired);
-        }
+            }
+            Ok(())
+        })
+        .await?;
         let subject = SessionSubject {
             principal_type: "Staff",
             principal_id: staff_key,

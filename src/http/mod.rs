@@ -65,7 +65,8 @@ pub struct AppState {
     /// connections wait in the kernel's accept queue instead of each
     /// taking a file descriptor and memory.
     pub connections: Arc<tokio::sync::Semaphore>,
-    /// Connections at once (the semaphore's size), per-peer cap, idle and write timeouts, requests per connection.
+    /// Connections at once (the semaphore's size), per-peer cap, idle and
+    /// write timeouts, requests per connection.
     pub limits: limits::ConnectionLimits,
     /// Open connections per peer address.
     pub peers: Arc<limits::Peers>,
