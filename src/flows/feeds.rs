@@ -62,26 +62,27 @@ pub async fn record_real_name(
     let store = store.clone();
     let key = result.person.key();
     let resource = format!("Etax::Person::\"{key}\"");
-    let created = logged_write(audit, "admin.real_name", &resource, started, async move {
-        tokio::task::spawn_blocking(move || {
-            store.write(|w| {
-                let existing = w.get::<PersonRecord>(&key)?;
-                let created = existing.is_none();
-                let record = PersonRecord {
-                    name: result.name.trim().to_owned(),
-                    real_name_verified: result.verified,
-                    phone: result.phone,
-                    // The natural-person credentials are kept, so their sessions go on.
-                    credential_epoch: existing.as_ref().map_or(0, |p| p.credential_epoch),
-                    password_hash: existing.and_then(|p| p.password_hash),
-                };
-                w.put(&key, &record)?;
-                Ok::<_, FeedError>(created)
-            })
-        })
-        .await
-        .expect("store writes do not panic")
-    })
+    let created = logged_write(
+        store,
+        audit,
+        "admin.real_name",
+        &resource,
+        started,
+        move |w| {
+            let existing = w.get::<PersonRecord>(&key)?;
+            let created = existing.is_none();
+            let record = PersonRecord {
+                name: result.name.trim().to_owned(),
+                real_name_verified: result.verified,
+                phone: result.phone,
+                // The natural-person credentials are kept, so their sessions go on.
+                credential_epoch: existing.as_ref().map_or(0, |p| p.credential_epoch),
+                password_hash: existing.and_then(|p| p.password_hash),
+            };
+            w.put(&key, &record)?;
+            Ok(created)
+        },
+    )
     .await?;
     Ok(FeedOutcome { created })
 }
@@ -112,24 +113,19 @@ pub async fn record_core_officers(
     };
     let resource = format!("Etax::Enterprise::\"{enterprise}\"");
     let (created, demoted) = logged_write(
+        store,
         audit,
         "admin.core_officers",
         &resource,
         started,
-        async move {
-            tokio::task::spawn_blocking(move || {
-                store.write(|w| {
-                    if w.get::<EnterpriseRecord>(&code)?.is_none() {
-                        return Err(FeedError::NotFound(format!("no enterprise {code}")));
-                    }
-                    let created = w.get::<CoreOfficersRecord>(&code)?.is_none();
-                    w.put(&code, &record)?;
-                    let demoted = demote_replaced_officers(w, &code, &record)?;
-                    Ok((created, demoted))
-                })
-            })
-            .await
-            .expect("store writes do not panic")
+        move |w| {
+            if w.get::<EnterpriseRecord>(&code)?.is_none() {
+                return Err(FeedError::NotFound(format!("no enterprise {code}")));
+            }
+            let created = w.get::<CoreOfficersRecord>(&code)?.is_none();
+            w.put(&code, &record)?;
+            let demoted = demote_replaced_officers(w, &code, &record)?;
+            Ok((created, demoted))
         },
     )
     .await?;
@@ -215,19 +211,23 @@ pub async fn log_demotions(
     Ok(())
 }
 
-/// Runs a feed's store write with its decision record committed first: a
-/// write is never without its record, even if the process dies between the
-/// two commits (the log may then show an attempt the store lacks, never the
-/// reverse). A write that fails gets a second record saying so.
-async fn logged_write<T>(
+/// Runs a feed's store write (one transaction, on the blocking pool) with
+/// its decision record committed first: a write is never without its
+/// record, even if the process dies between the two commits (the log may
+/// then show an attempt the store lacks, never the reverse). A write that
+/// fails gets a second record saying so.
+async fn logged_write<T: Send + 'static>(
+    store: Store,
     audit: &AuditLog,
     kind: &str,
     resource: &str,
     started: Instant,
-    write: impl std::future::Future<Output = Result<T, FeedError>>,
+    write: impl FnOnce(&mut StoreWriter) -> Result<T, FeedError> + Send + 'static,
 ) -> Result<T, FeedError> {
     log(audit, kind, "admin", resource, None, true, started).await?;
-    let written = write.await;
+    let written = tokio::task::spawn_blocking(move || store.write(write))
+        .await
+        .expect("store writes do not panic");
     if let Err(e) = &written {
         let reason = format!("not written: {e}");
         log(
