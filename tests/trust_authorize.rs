@@ -95,9 +95,15 @@ fn forged_person(person: &str) -> Value {
 }
 
 /// Asked without entities, a principal the store does not hold is denied
-/// with an error naming it.
-fn assert_unknown_principal_denied(server: &Server, principal: &str, act: &str, resource: &str) {
-    let body = server.authorize(principal, &action(act), resource, json!({}));
+/// with an error naming it; the answer.
+fn assert_unknown_principal_denied(
+    server: &Server,
+    principal: &str,
+    act: &str,
+    resource: &str,
+    context: Value,
+) -> Value {
+    let body = server.authorize(principal, &action(act), resource, context);
     assert_eq!(body["decision"], "deny", "{body}");
     assert!(
         body["errors"]
@@ -105,6 +111,7 @@ fn assert_unknown_principal_denied(server: &Server, principal: &str, act: &str, 
             .contains("not in the identity store"),
         "{body}"
     );
+    body
 }
 
 #[test]
@@ -126,6 +133,7 @@ fn a_made_up_staff_member_with_real_parents_is_not_allowed() {
         &principal,
         "useFunction",
         &function("invoice_issue"),
+        json!({}),
     );
 }
 
@@ -168,7 +176,13 @@ fn a_made_up_legal_rep_with_a_look_alike_id_cannot_remove_staff() {
             "entities": [forged_staff(E_SYNCED, &person, "legal_rep", &[]), forged_person(&person)]
         }),
     );
-    assert_unknown_principal_denied(&server, &principal, "removeStaff", &enterprise(E_SYNCED));
+    assert_unknown_principal_denied(
+        &server,
+        &principal,
+        "removeStaff",
+        &enterprise(E_SYNCED),
+        json!({}),
+    );
 }
 
 #[test]
@@ -414,21 +428,19 @@ fn a_session_cannot_claim_verified_factors() {
 #[test]
 fn a_deny_forced_by_a_missing_identity_names_no_permit() {
     let server = Server::demo();
-    let body = server.authorize(
+    let body = assert_unknown_principal_denied(
+        &server,
         "Agency::\"91210100MA0FAKE00X\"",
-        &action("agencyAccountLogin"),
+        "agencyAccountLogin",
         "Agency::\"91210100MA0FAKE00X\"",
         json!({ "factors": ["agency_password"] }),
     );
-    assert_eq!(body["decision"], "deny", "{body}");
     assert_eq!(body["reasons"], json!([]), "{body}");
-    assert!(
-        body["errors"][0]
-            .as_str()
-            .unwrap()
-            .contains("not in the identity store"),
-        "{body}"
-    );
+    // The one error is the missing identity (named first, as before).
+    assert!(body["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("not in the identity store"));
 }
 
 /// Found by the adversarial review: a mistyped secret or ID number came back
