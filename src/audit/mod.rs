@@ -14,6 +14,7 @@
 
 pub mod chain;
 pub mod commands;
+pub mod digest;
 pub mod query;
 mod record;
 pub mod time;
