@@ -47,7 +47,7 @@ fn policies(n: usize) -> String {
                     "@id(\"p{i}\") permit (principal, action == Action::\"a{a}\", resource) when {{ resource.owner == principal && principal.dept == \"d{k}\" }};\n"
                 ),
                 2 => format!(
-                    "@id(\"p{i}\") forbid (principal, action == Action::\"a{a}\", resource) when {{ resource.secret && principal.level < {k} }};\n"
+                    "@id(\"p{i}\") @code(\"p{i}\") @message(\"p{i}\") forbid (principal, action == Action::\"a{a}\", resource) when {{ resource.secret && principal.level < {k} }};\n"
                 ),
                 _ => format!(
                     "@id(\"p{i}\") permit (principal is User, action in [Action::\"a{a}\", Action::\"a{}\"], resource) unless {{ resource.secret }};\n",

@@ -175,7 +175,8 @@ proptest! {
             .enumerate()
             .map(|(i, (permit, p, a, r, c))| {
                 let effect = if *permit { "permit" } else { "forbid" };
-                format!("@id(\"p{i}\")\n{effect} ({p}, {a}, {r}) {c};\n")
+                // Every forbid says why it refuses, or the set does not load.
+                format!("@id(\"p{i}\") @code(\"p{i}\") @message(\"p{i}\")\n{effect} ({p}, {a}, {r}) {c};\n")
             })
             .collect();
         let snap = PolicySnapshot::from_sources("s.cedarschema", SCHEMA, &[("p.cedar".into(), text.clone())])

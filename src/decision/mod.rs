@@ -46,6 +46,9 @@ pub struct Verdict {
     /// Evaluation errors and missing identities; non-empty means deny.
     pub errors: Vec<String>,
     pub policy_version: String,
+    /// For a deny a forbid decided: that forbid's `@code` and `@message`,
+    /// from the same snapshot that decided (see [`PolicySnapshot::refusal`]).
+    pub refusal: Option<Arc<crate::policy::Refusal>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -184,11 +187,13 @@ impl Engine {
             // did not decide, and naming them would read as the refusal.
             reasons.clear();
         }
+        let refusal = (!allowed).then(|| snap.refusal(&reasons)).flatten();
         Ok(Verdict {
             allowed,
             reasons,
             errors,
             policy_version: snap.version().to_owned(),
+            refusal,
         })
     }
 

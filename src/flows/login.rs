@@ -697,7 +697,6 @@ impl Login {
                 message: "no real-name phone is on file; complete real-name collection \
                           (实名采集) or use another method"
                     .to_owned(),
-                policy: None,
             })
     }
 

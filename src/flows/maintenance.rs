@@ -43,12 +43,14 @@ fn staff_uid(enterprise: &str, person: &str) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum MaintenanceError {
     /// Cedar denied the request; `policies` are the forbids that fired
-    /// (empty when no permit applied).
-    #[error("{action} denied{}", if .policies.is_empty() { " (no policy permits it)".to_owned() } else { format!(" by {}", .policies.join(", ")) })]
+    /// (empty when no permit applied), `refusal` what the first of them
+    /// says (its `@code` and `@message`).
+    #[error("{}", match .refusal { Some(r) => r.message.clone(), None => format!("{action} denied (no policy permits it)") })]
     Denied {
         action: String,
         policies: Vec<String>,
         errors: Vec<String>,
+        refusal: Option<std::sync::Arc<crate::policy::Refusal>>,
     },
     /// R15: only real-name-collected persons may be added.
     #[error("{0}")]
@@ -197,6 +199,7 @@ impl Maintenance<'_> {
                 action: action.to_owned(),
                 policies: verdict.reasons,
                 errors: verdict.errors,
+                refusal: verdict.refusal,
             })
         }
     }

@@ -25,6 +25,7 @@ use crate::authn::session::{self, SessionError};
 use crate::authn::touches::Touches;
 use crate::authn::{lockout, rate, Authn, NewPasswordError};
 use crate::decision::{uid, DecisionError, Engine, Query, Verdict};
+use crate::policy::Refusal;
 use crate::store::{
     owned_key, AgentStaffRecord, ChallengeRecord, CodeRateRecord, EnterpriseRecord, LockoutRecord,
     PersonRecord, RecognitionRecord, SessionRecord, StaffRecord, Store, StoreError, StoreReader,
@@ -45,14 +46,14 @@ pub enum FlowError {
     Locked { retry_after_secs: u64 },
     #[error(transparent)]
     Code(#[from] ChallengeError),
-    /// A policy forbids the step: `code` and `message` say why in the
-    /// bureau's terms, `policy` is the deciding policy id.
+    /// A policy forbids the step; the policy says why, in the bureau's
+    /// terms (its `@code` and `@message`).
+    #[error("{}", .0.message)]
+    Forbidden(Arc<Refusal>),
+    /// The step cannot go on for a reason no policy decides (no real-name
+    /// phone to send a code to): `code` and `message` say which.
     #[error("{message}")]
-    Refused {
-        code: &'static str,
-        message: String,
-        policy: Option<String>,
-    },
+    Refused { code: &'static str, message: String },
     #[error("the login has expired or is unknown; start again")]
     FlowExpired,
     #[error(transparent)]
@@ -627,42 +628,20 @@ fn still_bound(reader: &StoreReader, rec: &SessionRecord) -> Result<(), FlowErro
     Ok(())
 }
 
-/// The refusal a deny verdict stands for, in the bureau's words: a forbid
-/// that fired names the rule; otherwise the factors were not enough.
+/// The refusal a deny verdict stands for, in the bureau's words: the forbid
+/// that decided says its own code and message (`@code`, `@message` on the
+/// policy); a deny no forbid decided means the credentials were not enough.
 fn refusal(verdict: &Verdict) -> FlowError {
-    let policy = verdict.reasons.first().cloned();
-    let code = match policy.as_deref() {
-        Some("login.realname-required") => "real_name_required",
-        Some("login.quick-requires-sync") => "normal_login_required",
-        Some("agency.client-must-recognize") => "agency_not_recognized",
-        Some("password.recover-needs-real-name-phone") => "recovery_unavailable",
-        Some(_) => "login_refused",
-        None => return FlowError::BadCredentials("the credentials were not accepted"),
-    };
-    FlowError::Refused {
-        code,
-        message: refusal_text(verdict),
-        policy,
+    match &verdict.refusal {
+        Some(r) => FlowError::Forbidden(r.clone()),
+        None => FlowError::BadCredentials("the credentials were not accepted"),
     }
 }
 
+/// Why a step was denied, for its decision record.
 fn refusal_text(verdict: &Verdict) -> String {
-    match verdict.reasons.first().map(String::as_str) {
-        Some("login.realname-required") => "this person has not completed real-name collection \
-             (实名采集); they must complete it in the mobile tax app before logging in (R5)"
-            .to_owned(),
-        Some("login.quick-requires-sync") => "quick login (快捷登录) is available only after the \
-             enterprise's first normal login (普通登录) has synced its legal representative and \
-             finance head (R3); use normal login"
-            .to_owned(),
-        Some("agency.client-must-recognize") => "this enterprise has not recognized the agency \
-             as its tax agent (代理机构认定, R17)"
-            .to_owned(),
-        Some("password.recover-needs-real-name-phone") => "password recovery needs a completed \
-             real-name collection (实名采集) and a real-name phone on file; complete it in the \
-             mobile tax app (R11)"
-            .to_owned(),
-        Some(p) => format!("refused by policy {p}"),
+    match &verdict.refusal {
+        Some(r) => r.message.clone(),
         None if verdict.errors.is_empty() => {
             "the verified factors are not enough for this step".to_owned()
         }
@@ -701,5 +680,5 @@ fn credentials_first(failure: Option<Failure>) -> Result<(), FlowError> {
 /// Whether a policy already forbids the step, whatever factors follow: such
 /// a step is refused before a code is sent.
 fn forbidden(verdict: &Verdict) -> Option<FlowError> {
-    (!verdict.allowed && !verdict.reasons.is_empty()).then(|| refusal(verdict))
+    verdict.refusal.clone().map(FlowError::Forbidden)
 }

@@ -1,6 +1,8 @@
 //! Every error the API returns, mapped to a status code and a JSON body in
 //! this one place: `{"error":{"code":…,"message":…,"field":…}}`.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Response, StatusCode};
@@ -16,7 +18,8 @@ use crate::store::StoreError;
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    /// Mostly fixed words; a policy refusal's comes from its `@code`.
+    pub code: Cow<'static, str>,
     pub message: String,
     /// Where in the request the problem is (`requests[2].principal`).
     pub field: Option<String>,
@@ -28,10 +31,14 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
-            code,
+            code: code.into(),
             message: message.into(),
             field: None,
             policies: None,
@@ -42,7 +49,7 @@ impl ApiError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
-            code: "invalid_request",
+            code: "invalid_request".into(),
             message: message.into(),
             field: Some(field.into()),
             policies: None,
@@ -90,7 +97,7 @@ impl ApiError {
         // do): ID numbers and phones are masked here like everywhere else.
         let message = crate::ids::mask_text(&self.message);
         if self.status.is_server_error() {
-            tracing::error!(code = self.code, %message, "internal error");
+            tracing::error!(code = %self.code, %message, "internal error");
         }
         let mut error = json!({ "code": self.code, "message": message });
         if let Some(secs) = self.retry_after_secs {
@@ -161,13 +168,17 @@ impl From<MaintenanceError> for ApiError {
     fn from(e: MaintenanceError) -> Self {
         let message = e.to_string();
         match e {
-            MaintenanceError::Denied { policies, .. } => ApiError {
-                status: StatusCode::FORBIDDEN,
-                code: "denied",
-                message,
-                field: None,
+            // A forbid's own code; a default deny (nothing permitted) has
+            // no rule to speak and keeps the generic one.
+            MaintenanceError::Denied {
+                policies, refusal, ..
+            } => ApiError {
                 policies: Some(policies),
-                retry_after_secs: None,
+                ..ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    refusal.map_or(Cow::Borrowed("denied"), |r| r.code.clone().into()),
+                    message,
+                )
             },
             MaintenanceError::RealNameRequired(m) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -234,10 +245,11 @@ impl From<FlowError> for ApiError {
                     ..ApiError::new(StatusCode::UNAUTHORIZED, code, msg)
                 }
             }
-            FlowError::Refused { code, policy, .. } => ApiError {
-                policies: policy.map(|p| vec![p]),
-                ..ApiError::new(StatusCode::FORBIDDEN, code, msg)
+            FlowError::Forbidden(r) => ApiError {
+                policies: Some(vec![r.policy.clone()]),
+                ..ApiError::new(StatusCode::FORBIDDEN, r.code.clone(), msg)
             },
+            FlowError::Refused { code, .. } => ApiError::new(StatusCode::FORBIDDEN, code, msg),
             FlowError::FlowExpired => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "login_flow_expired", msg)
             }
@@ -285,7 +297,7 @@ fn refused_password(field: &str, e: &crate::authn::NewPasswordError) -> ApiError
         P::Common => "password_too_common",
     };
     ApiError {
-        code,
+        code: code.into(),
         ..ApiError::invalid(field, e.to_string())
     }
 }

@@ -7,12 +7,14 @@
 
 mod diagnostics;
 pub mod format;
+mod refusal;
 pub mod reload;
 pub mod testing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use cedar_policy::{
     ActionConstraint, Entity, EntityUid, Policy, PolicyId, PolicySet, Schema, ValidationMode,
@@ -21,6 +23,7 @@ use cedar_policy::{
 use sha2::{Digest, Sha256};
 
 pub use diagnostics::{Diagnostic, Severity};
+pub use refusal::Refusal;
 
 /// Attribute dereference depth the validator allows (`principal.person.realNameVerified`
 /// is 2). Bounding it bounds which entities a request's slice must contain.
@@ -46,13 +49,16 @@ pub struct PolicySnapshot {
     loaded_at_ms: u64,
     /// The file each policy came from.
     origins: BTreeMap<String, String>,
+    /// What each forbid answers a refused caller (`@code`, `@message`).
+    refusals: refusal::Refusals,
     warnings: Vec<Diagnostic>,
 }
 
 impl PolicySnapshot {
     /// Loads `*.cedar` from `policies_dir` (not its subdirectories) and the
     /// schema, and validates them strictly. Every policy needs a unique
-    /// `@id("…")`, which becomes its policy id.
+    /// `@id("…")`, which becomes its policy id; every forbid also needs
+    /// `@code("…")` and `@message("…")`, the error it refuses with.
     pub fn load(policies_dir: &Path, schema_path: &Path) -> Result<Self, LoadError> {
         let sources = Sources::read(policies_dir, schema_path)?;
         Self::from_sources(&sources.schema_file, &sources.schema, &sources.policy_files)
@@ -81,9 +87,10 @@ impl PolicySnapshot {
 
         let mut policies = PolicySet::new();
         let mut origins = BTreeMap::new();
+        let mut refusals = refusal::Refusals::default();
         // Policy id → (file, text) to place validation diagnostics.
         let mut texts: HashMap<String, (String, String)> = HashMap::new();
-        for (file, src) in policy_files {
+        for (file_index, (file, src)) in policy_files.iter().enumerate() {
             let parsed = match PolicySet::from_str(src) {
                 Ok(set) => set,
                 Err(e) => {
@@ -116,6 +123,18 @@ impl PolicySnapshot {
                         format!("duplicate policy id (first defined in {first})"),
                     ));
                     continue;
+                }
+                match refusal::of(&policy, &id) {
+                    Ok(Some(r)) => refusals.insert((file_index, offset), r),
+                    Ok(None) => {}
+                    Err(message) => problems.push(Diagnostic::at_offset(
+                        file,
+                        src,
+                        offset,
+                        Severity::Error,
+                        Some(id.clone()),
+                        message,
+                    )),
                 }
                 policies
                     .add(policy.new_id(PolicyId::new(&id)))
@@ -157,6 +176,7 @@ impl PolicySnapshot {
             by_action,
             loaded_at_ms: crate::now_ms(),
             origins,
+            refusals,
             warnings,
         })
     }
@@ -197,6 +217,13 @@ impl PolicySnapshot {
     /// Policy id → the file it came from.
     pub fn origins(&self) -> &BTreeMap<String, String> {
         &self.origins
+    }
+
+    /// The refusal a deny speaks with: of its determining policies (the
+    /// forbids that fired), the first in load order. `None` when nothing
+    /// forbade — a default deny, which has no rule to name.
+    pub fn refusal(&self, determining: &[String]) -> Option<Arc<Refusal>> {
+        self.refusals.first(determining)
     }
 
     /// Validator warnings (e.g. a policy that can never apply).
@@ -349,7 +376,8 @@ mod tests {
         let snap = load(
             r#"@id("r") permit(principal, action == Action::"read", resource);
                @id("m") permit(principal, action in Action::"manage", resource);
-               @id("any") forbid(principal, action, resource) when { false };"#,
+               @id("any") @code("never") @message("never refuses")
+               forbid(principal, action, resource) when { false };"#,
         );
         let snap = match snap {
             Ok(s) => s,
@@ -401,5 +429,56 @@ mod tests {
             load(r#"@id("r") permit(principal, action == Action::"write", resource);"#).unwrap();
         assert_ne!(a.version(), b.version());
         assert_eq!(a.version().len(), 64);
+    }
+
+    #[test]
+    fn a_forbid_needs_a_snake_case_code_and_a_message() {
+        let diagnostics = |text: &str| match load(text) {
+            Err(LoadError::Invalid(d)) => d,
+            other => panic!(
+                "expected a load error, got {:?}",
+                other.map(|s| s.version().to_owned())
+            ),
+        };
+        let d = diagnostics(
+            "@id(\"ok\") permit(principal, action, resource);\n\
+             @id(\"f\") @message(\"no\")\nforbid(principal, action, resource);",
+        );
+        assert!(
+            d.iter().any(|d| d.line == 2
+                && d.policy_id.as_deref() == Some("f")
+                && d.message.contains("@code")),
+            "{d:?}"
+        );
+        let d = diagnostics(r#"@id("f") @code("f") forbid(principal, action, resource);"#);
+        assert!(d.iter().any(|d| d.message.contains("@message")), "{d:?}");
+        let d = diagnostics(
+            r#"@id("f") @code("Not-Snake") @message("m") forbid(principal, action, resource);"#,
+        );
+        assert!(d.iter().any(|d| d.message.contains("snake_case")), "{d:?}");
+    }
+
+    #[test]
+    fn the_first_forbid_in_load_order_speaks_whatever_its_id() {
+        let snap = load(
+            r#"@id("z.first") @code("first_code") @message("first")
+               forbid(principal, action == Action::"read", resource);
+               @id("a.second") @code("second_code") @message("second")
+               forbid(principal, action == Action::"read", resource);
+               @id("p") permit(principal, action, resource);"#,
+        )
+        .unwrap();
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let r = snap.refusal(&ids(&["a.second", "z.first"])).unwrap();
+        assert_eq!(
+            (r.policy.as_str(), r.code.as_str()),
+            ("z.first", "first_code")
+        );
+        assert_eq!(snap.refusal(&ids(&["a.second"])).unwrap().message, "second");
+        assert!(
+            snap.refusal(&ids(&["p"])).is_none(),
+            "a permit never refuses"
+        );
+        assert!(snap.refusal(&[]).is_none());
     }
 }

@@ -312,7 +312,7 @@ mod tests {
 
         std::fs::write(
             dir.path().join("policies/b.cedar"),
-            r#"@id("b") forbid(principal, action, resource);"#,
+            r#"@id("b") @code("b_refused") @message("refused by b") forbid(principal, action, resource);"#,
         )
         .unwrap();
         let snap = r.reload(Trigger::FileChange).unwrap();
@@ -330,7 +330,7 @@ mod tests {
         let task = r.spawn(Some(Duration::from_millis(20)));
         std::fs::write(
             dir.path().join("policies/b.cedar"),
-            r#"@id("b") forbid(principal, action, resource);"#,
+            r#"@id("b") @code("b_refused") @message("refused by b") forbid(principal, action, resource);"#,
         )
         .unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
