@@ -316,7 +316,7 @@ impl Phone {
 
     /// `138****5678`
     pub fn masked(&self) -> String {
-        format!("{}****{}", &self.0[..3], &self.0[7..])
+        mask_phone(&self.0)
     }
 }
 
@@ -382,22 +382,40 @@ impl From<Phone> for String {
     }
 }
 
-/// Masks an ID number to its first four and last four characters, as the
-/// bureau prints them: `2101**********1234`.
+/// Masks an ID number: the one rule every log line, decision record, HTTP
+/// answer and CLI output follows, so one person's number always reads the
+/// same and records can be matched by it. By length, which is what the
+/// number's type decides:
+///
+/// - 15 or more characters — resident IDs (18, or 15 for the first
+///   generation), foreign permanent resident IDs (18), long permits: the
+///   first four and last four kept, as the bureau prints them
+///   (`2101**********1234`);
+/// - 9 to 14 — passports (`E12345678`), Hong Kong/Macao and Taiwan permits:
+///   the first two and last two kept (`E1*****78`), so at least half is
+///   hidden;
+/// - 8 or fewer: all hidden.
+///
+/// Kept characters are upper-cased (a resident ID's check character `x` is
+/// `X`, as [`PersonKey`] stores it), and a masked number masks to itself,
+/// so masking text twice changes nothing.
 pub fn mask_id_number(n: &str) -> String {
-    let chars: Vec<char> = n.chars().collect();
-    if chars.len() <= 8 {
-        return "*".repeat(chars.len());
-    }
-    let head: String = chars[..4].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - 8))
+    let chars: Vec<char> = n.chars().map(|c| c.to_ascii_uppercase()).collect();
+    let kept = match chars.len() {
+        15.. => 4,
+        9..=14 => 2,
+        _ => 0,
+    };
+    let head: String = chars[..kept].iter().collect();
+    let tail: String = chars[chars.len() - kept..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 2 * kept))
 }
 
 /// Masks every ID number and phone number inside free text (entity ids,
-/// Cedar error messages): the numbers after an ID-type prefix
-/// (`resident_id:…`, `passport:…`), and any bare run of 15 or 18 ID digits
-/// or an 11-digit mobile number.
+/// Cedar error messages) exactly as [`mask_id_number`] and [`Phone::masked`]
+/// mask them: the number after an ID-type prefix (`resident_id:…`,
+/// `passport:…`), and any bare run of 15 or 18 ID digits or an 11-digit
+/// mobile number (`138****5678`). Already-masked text comes back unchanged.
 pub fn mask_text(text: &str) -> String {
     // Byte-wise, copying unmasked stretches whole: this runs on every
     // decision's log record. Every position sliced at is an ASCII byte, so
@@ -411,13 +429,15 @@ pub fn mask_text(text: &str) -> String {
             i += 1;
             continue;
         }
-        // An ID-type prefix: mask the alphanumeric run that follows it.
+        // An ID-type prefix: mask the alphanumeric run that follows it. A
+        // `*` belongs to the run, so a number masked before is taken whole
+        // and masks to itself (not its four kept leading characters alone).
         if let Some(code) = IdType::ALL_CODES
             .iter()
             .find(|c| bytes[i..].starts_with(c.as_bytes()) && bytes.get(i + c.len()) == Some(&b':'))
         {
             let start = i + code.len() + 1;
-            let end = run_end(bytes, start, |b| b.is_ascii_alphanumeric());
+            let end = run_end(bytes, start, |b| b.is_ascii_alphanumeric() || b == b'*');
             out.push_str(&text[copied..start]);
             out.push_str(&mask_id_number(&text[start..end]));
             copied = end;
@@ -431,9 +451,7 @@ pub fn mask_text(text: &str) -> String {
             let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
             let masked = match run.len() {
                 18 | 15 if bounded && digits(&run[..run.len() - 1]) => Some(mask_id_number(run)),
-                11 if bounded && digits(run) && run.starts_with('1') => {
-                    Some(format!("{}****{}", &run[..3], &run[7..]))
-                }
+                11 if bounded && digits(run) && run.starts_with('1') => Some(mask_phone(run)),
                 _ => None,
             };
             if let Some(m) = masked {
@@ -448,6 +466,12 @@ pub fn mask_text(text: &str) -> String {
     }
     out.push_str(&text[copied..]);
     out
+}
+
+/// A mainland mobile number (11 ASCII digits) with its middle four hidden:
+/// the first three (the carrier) and last four kept, `138****5678`.
+fn mask_phone(digits: &str) -> String {
+    format!("{}****{}", &digits[..3], &digits[7..])
 }
 
 /// The end of the run of bytes from `start` that `keep` accepts.
@@ -597,7 +621,7 @@ mod tests {
                 out.push(':');
                 i += code.len() + 1;
                 let start = i;
-                while i < chars.len() && chars[i].is_ascii_alphanumeric() {
+                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '*') {
                     i += 1;
                 }
                 out.push_str(&mask_id_number(&chars[start..i].iter().collect::<String>()));
@@ -640,6 +664,106 @@ mod tests {
         ) {
             proptest::prop_assert_eq!(mask_text(&text), mask_text_reference(&text));
         }
+    }
+
+    /// A valid resident ID number from 17 digits: the check character
+    /// appended, lower-case `x` when `lower` (as users type it).
+    fn resident_id(digits: &[u32], lower: bool) -> String {
+        let sum: u32 = digits
+            .iter()
+            .zip(RESIDENT_ID_WEIGHTS)
+            .map(|(d, w)| d * w)
+            .sum();
+        let check = RESIDENT_ID_CHECK[(sum % 11) as usize] as char;
+        let check = if lower {
+            check.to_ascii_lowercase()
+        } else {
+            check
+        };
+        digits
+            .iter()
+            .map(|d| char::from_digit(*d, 10).unwrap())
+            .chain([check])
+            .collect()
+    }
+
+    /// Text around an ID number, never a letter or digit next to it.
+    const BEFORE: &[&str] = &[
+        "",
+        "Staff::\"91210102MA0TAX001F/",
+        "no person ",
+        "证件号码 ",
+        "`",
+        "[\"",
+    ];
+    const AFTER: &[&str] = &[
+        "",
+        "\"",
+        " is not real-name collected",
+        "，已锁定",
+        "`",
+        "/x",
+    ];
+
+    proptest::proptest! {
+        /// Whatever the text around it, prefixed or bare, an ID number in
+        /// free text masks exactly as the typed key masks it.
+        #[test]
+        fn text_mask_is_the_typed_mask(
+            digits in proptest::collection::vec(0u32..10, 17),
+            lower in proptest::bool::ANY,
+            other in "[A-Z0-9]{5,20}",
+            other_type in proptest::sample::select(&IdType::ALL_CODES[1..]),
+            before in proptest::sample::select(BEFORE),
+            after in proptest::sample::select(AFTER),
+        ) {
+            let number = resident_id(&digits, lower);
+            let key = PersonKey::new(IdType::ResidentId, &number).unwrap();
+            let typed = key.masked();
+            let bare_mask = mask_id_number(key.id_number());
+            proptest::prop_assert_eq!(&typed, &format!("resident_id:{bare_mask}"));
+            for (text, mask) in [
+                (format!("{before}{}{after}", key.key()), format!("{before}{typed}{after}")),
+                (format!("{before}resident_id:{number}{after}"), format!("{before}{typed}{after}")),
+                (format!("{before}{number}{after}"), format!("{before}{bare_mask}{after}")),
+            ] {
+                proptest::prop_assert_eq!(mask_text(&text), mask.clone());
+                // Masked text masks to itself: a record's reason or an
+                // error message masked twice still shows the one mask.
+                proptest::prop_assert_eq!(mask_text(&mask), mask);
+            }
+            let other = PersonKey::new(IdType::parse(other_type).unwrap(), &other).unwrap();
+            let text = format!("{before}{}{after}", other.key());
+            proptest::prop_assert_eq!(mask_text(&text), format!("{before}{}{after}", other.masked()));
+            proptest::prop_assert!(!mask_text(&text).contains(other.id_number()));
+        }
+
+        #[test]
+        fn masking_twice_changes_nothing(
+            text in "((resident_id:|passport:|[0-9]{11}|[0-9]{17}[0-9Xx]|1[0-9]{10}|[0-9A-Za-z]{1,4}|[ /:\"`*]|张|伟|::))*"
+        ) {
+            let once = mask_text(&text);
+            proptest::prop_assert_eq!(mask_text(&once), once);
+        }
+    }
+
+    #[test]
+    fn mask_rule_by_length() {
+        assert_eq!(mask_id_number("210102198003124011"), "2101**********4011");
+        assert_eq!(mask_id_number("210102800312401"), "2101*******2401");
+        assert_eq!(mask_id_number("E12345678"), "E1*****78");
+        assert_eq!(mask_id_number("H1234567890"), "H1*******90");
+        assert_eq!(mask_id_number("12345678"), "********");
+        assert_eq!(mask_id_number("11010519491231002x"), "1101**********002X");
+        // The masks of the issue (#11 item 4): one form, prefixed or not.
+        let masked = mask_text("resident_id:210301199001010048");
+        assert_eq!(masked, "resident_id:2103**********0048");
+        assert_eq!(mask_text(&masked), masked);
+        assert_eq!(mask_text("210301199001010048"), "2103**********0048");
+        assert_eq!(
+            mask_text("13800000001"),
+            Phone::parse("13800000001").unwrap().masked()
+        );
     }
 
     #[test]
