@@ -464,9 +464,15 @@ fn import(file: &std::path::Path, data: &std::path::Path, passwords: &PasswordPo
             );
             ExitCode::SUCCESS
         }
+        // An import file is full of ID numbers and phones, and a parse error
+        // can quote the value it stopped at: masked like every other output.
         Err(ImportError::Invalid(failures)) => {
             for f in &failures {
-                eprintln!("{}: {f}", file.display());
+                eprintln!(
+                    "{}: {}",
+                    file.display(),
+                    crate::ids::mask_text(&f.to_string())
+                );
             }
             eprintln!(
                 "import failed: {} problem(s); nothing was stored",
@@ -475,6 +481,7 @@ fn import(file: &std::path::Path, data: &std::path::Path, passwords: &PasswordPo
             ExitCode::FAILURE
         }
         Err(e) => {
+            let e = crate::ids::mask_text(&e.to_string());
             eprintln!("import failed: {e}; nothing was stored");
             ExitCode::FAILURE
         }
