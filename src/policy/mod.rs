@@ -124,7 +124,7 @@ impl PolicySnapshot {
                     ));
                     continue;
                 }
-                match refusal::of(&policy, &id) {
+                match refusal::of(policy, &id) {
                     Ok(Some(r)) => refusals.insert((file_index, offset), r),
                     Ok(None) => {}
                     Err(message) => problems.push(Diagnostic::at_offset(
