@@ -85,64 +85,18 @@ impl PolicySnapshot {
             }
         };
 
-        let mut policies = PolicySet::new();
-        let mut origins = BTreeMap::new();
-        let mut refusals = refusal::Refusals::default();
-        // Policy id → (file, text) to place validation diagnostics.
-        let mut texts: HashMap<String, (String, String)> = HashMap::new();
+        let mut set = Collected::default();
         for (file_index, (file, src)) in policy_files.iter().enumerate() {
-            let parsed = match PolicySet::from_str(src) {
-                Ok(set) => set,
-                Err(e) => {
-                    problems.push(Diagnostic::from_cedar(file, src, &e, Severity::Error, None));
-                    continue;
-                }
-            };
-            for policy in parsed.policies() {
-                let text = policy.to_string();
-                let offset = src.find(&text).unwrap_or(0);
-                let Some(id) = policy.annotation("id").map(str::to_owned) else {
-                    problems.push(Diagnostic::at_offset(
-                        file,
-                        src,
-                        offset,
-                        Severity::Error,
-                        None,
-                        "policy has no @id(\"…\") annotation; every policy needs a unique id"
-                            .into(),
-                    ));
-                    continue;
-                };
-                if let Some(first) = origins.get(&id) {
-                    problems.push(Diagnostic::at_offset(
-                        file,
-                        src,
-                        offset,
-                        Severity::Error,
-                        Some(id.clone()),
-                        format!("duplicate policy id (first defined in {first})"),
-                    ));
-                    continue;
-                }
-                match refusal::of(policy, &id) {
-                    Ok(Some(r)) => refusals.insert((file_index, offset), r),
-                    Ok(None) => {}
-                    Err(message) => problems.push(Diagnostic::at_offset(
-                        file,
-                        src,
-                        offset,
-                        Severity::Error,
-                        Some(id.clone()),
-                        message,
-                    )),
-                }
-                policies
-                    .add(policy.new_id(PolicyId::new(&id)))
-                    .expect("ids are unique and these are static policies");
-                origins.insert(id.clone(), file.clone());
-                texts.insert(id, (file.clone(), src.clone()));
-            }
+            set.add_file(file_index, file, src);
         }
+        let Collected {
+            policies,
+            origins,
+            refusals,
+            texts,
+            problems: policy_problems,
+        } = set;
+        problems.extend(policy_problems);
 
         let Some(schema) = schema else {
             return Err(LoadError::Invalid(problems));
@@ -229,6 +183,73 @@ impl PolicySnapshot {
     /// Validator warnings (e.g. a policy that can never apply).
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
+    }
+}
+
+/// The policies of a set's files as they are read, each under its `@id`,
+/// with what is wrong with them so far.
+#[derive(Default)]
+struct Collected {
+    policies: PolicySet,
+    /// Policy id → the file it came from.
+    origins: BTreeMap<String, String>,
+    refusals: refusal::Refusals,
+    /// Policy id → (file, text), to place validation diagnostics.
+    texts: HashMap<String, (String, String)>,
+    problems: Vec<Diagnostic>,
+}
+
+impl Collected {
+    /// Parses one policy file (`file_index` is its place among the sorted
+    /// files) and adds its policies.
+    fn add_file(&mut self, file_index: usize, file: &str, src: &str) {
+        match PolicySet::from_str(src) {
+            Ok(parsed) => {
+                for policy in parsed.policies() {
+                    self.add_policy(file_index, file, src, policy);
+                }
+            }
+            Err(e) => {
+                self.problems
+                    .push(Diagnostic::from_cedar(file, src, &e, Severity::Error, None))
+            }
+        }
+    }
+
+    /// Adds a policy under its `@id`, after checking it has a unique one and,
+    /// for a forbid, says how it refuses.
+    fn add_policy(&mut self, file_index: usize, file: &str, src: &str, policy: &Policy) {
+        let offset = src.find(&policy.to_string()).unwrap_or(0);
+        let mut problem = |id: Option<&String>, message: String| {
+            self.problems.push(Diagnostic::at_offset(
+                file,
+                src,
+                offset,
+                Severity::Error,
+                id.cloned(),
+                message,
+            ))
+        };
+        let Some(id) = policy.annotation("id").map(str::to_owned) else {
+            return problem(
+                None,
+                "policy has no @id(\"…\") annotation; every policy needs a unique id".into(),
+            );
+        };
+        if let Some(first) = self.origins.get(&id) {
+            let message = format!("duplicate policy id (first defined in {first})");
+            return problem(Some(&id), message);
+        }
+        match refusal::of(policy, &id) {
+            Ok(Some(r)) => self.refusals.insert((file_index, offset), r),
+            Ok(None) => {}
+            Err(message) => problem(Some(&id), message),
+        }
+        self.policies
+            .add(policy.new_id(PolicyId::new(&id)))
+            .expect("ids are unique and these are static policies");
+        self.origins.insert(id.clone(), file.to_owned());
+        self.texts.insert(id, (file.to_owned(), src.to_owned()));
     }
 }
 
