@@ -411,6 +411,70 @@ fn json_path(path: &str, msg: &str) -> String {
 mod tests {
     use super::*;
 
+    fn body(e: ApiError) -> (StatusCode, serde_json::Value) {
+        use http_body_util::BodyExt;
+        let response = e.into_response();
+        let status = response.status();
+        let bytes = ready(response.into_body().collect()).unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    /// The body of a `Full` is ready at once: one poll collects it.
+    fn ready<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => unreachable!("a full body is ready"),
+        }
+    }
+
+    #[test]
+    fn a_refusal_speaks_with_the_deciding_forbids_code_and_message() {
+        let refusal = std::sync::Arc::new(crate::policy::Refusal {
+            policy: "any.renamed-rule".into(),
+            code: "real_name_required".into(),
+            message: "complete real-name collection (R5)".into(),
+        });
+        let (status, b) = body(FlowError::Forbidden(refusal.clone()).into());
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            b["error"],
+            json!({ "code": "real_name_required", "message": "complete real-name collection (R5)",
+                    "policies": ["any.renamed-rule"] })
+        );
+        let denied = |refusal| MaintenanceError::Denied {
+            action: "viewStaff".into(),
+            policies: vec!["any.renamed-rule".into()],
+            errors: vec![],
+            refusal,
+        };
+        let (_, b) = body(denied(Some(refusal)).into());
+        assert_eq!(b["error"]["code"], "real_name_required");
+        // A default deny has no rule to speak: the generic code stays.
+        let (status, b) = body(denied(None).into());
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(b["error"]["code"], "denied");
+        assert_eq!(
+            b["error"]["message"],
+            "viewStaff denied (no policy permits it)"
+        );
+    }
+
+    #[test]
+    fn messages_name_people_with_the_one_mask() {
+        let person = crate::ids::PersonKey::parse_key("resident_id:210104197506203078").unwrap();
+        let e = MaintenanceError::RealNameRequired(format!(
+            "no person with ID {} or phone 13800000001",
+            person.masked()
+        ));
+        let (_, b) = body(e.into());
+        assert_eq!(
+            b["error"]["message"],
+            "no person with ID resident_id:2101**********3078 or phone 138****0001"
+        );
+    }
+
     #[test]
     fn a_json_error_message_leaves_the_value_out() {
         assert_eq!(
