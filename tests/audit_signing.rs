@@ -37,16 +37,20 @@ fn log_with_records(dir: &Path, functions: &[&str]) -> PathBuf {
     data
 }
 
-/// Runs `audit keygen`; answers the fingerprint it printed and its output.
-fn keygen(algorithm: &str, prefix: &Path) -> (String, String) {
-    let (code, out, err) = cli(&[
+fn run_keygen(algorithm: &str, prefix: &Path) -> (i32, String, String) {
+    cli(&[
         "audit",
         "keygen",
         "--algorithm",
         algorithm,
         "--out",
         path(prefix),
-    ]);
+    ])
+}
+
+/// Runs `audit keygen`; answers the fingerprint it printed and its output.
+fn keygen(algorithm: &str, prefix: &Path) -> (String, String) {
+    let (code, out, err) = run_keygen(algorithm, prefix);
     assert_eq!(code, 0, "{out}{err}");
     let fingerprint = out
         .lines()
@@ -154,27 +158,13 @@ fn keygen_writes_a_pair_whose_private_half_only_its_owner_reads() {
         }
 
         // A second keygen to the same prefix changes nothing.
-        let (code, out, err) = cli(&[
-            "audit",
-            "keygen",
-            "--algorithm",
-            algorithm,
-            "--out",
-            path(&prefix),
-        ]);
+        let (code, out, err) = run_keygen(algorithm, &prefix);
         assert_ne!(code, 0, "{out}{err}");
         assert!(err.contains("refusing to overwrite"), "{err}");
         assert_eq!(std::fs::read_to_string(&private).unwrap(), text);
         assert_eq!(std::fs::read_to_string(&public).unwrap(), pub_text);
     }
-    let (code, _, err) = cli(&[
-        "audit",
-        "keygen",
-        "--algorithm",
-        "rsa",
-        "--out",
-        path(&dir.path().join("x")),
-    ]);
+    let (code, _, err) = run_keygen("rsa", &dir.path().join("x"));
     assert_ne!(code, 0);
     assert!(err.contains("rsa"), "{err}");
     assert!(!dir.path().join("x.key").exists());
