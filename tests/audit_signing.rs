@@ -61,18 +61,31 @@ fn keygen(algorithm: &str, prefix: &Path) -> (String, String) {
     (fingerprint, format!("{out}{err}"))
 }
 
-fn sign(data: &Path, key: &Path, out: &Path) -> Value {
-    let (code, stdout, err) = cli(&[
+fn run_sign(data: &Path, key: &Path, out: Option<&Path>) -> (i32, String, String) {
+    let mut args = vec![
         "audit",
         "checkpoint",
         "--data",
         path(data),
         "--sign",
         path(key),
-        "--out",
-        path(out),
-    ]);
+    ];
+    if let Some(out) = out {
+        args.extend(["--out", path(out)]);
+    }
+    cli(&args)
+}
+
+/// Signs the head with `key` into the new file `out`; answers the JSON.
+fn sign(data: &Path, key: &Path, out: &Path) -> Value {
+    let (code, stdout, err) = run_sign(data, key, Some(out));
     assert_eq!(code, 0, "{stdout}{err}");
+    for secret in secret_material(key) {
+        assert!(
+            !stdout.contains(&secret) && !err.contains(&secret),
+            "signing printed private key material"
+        );
+    }
     assert_eq!(
         std::fs::read_to_string(out).unwrap(),
         stdout,
@@ -215,16 +228,7 @@ fn a_signed_checkpoint_of_a_real_log_verifies_offline() {
         assert!(out.contains("the log extends it"), "{out}");
 
         // A kept checkpoint is never replaced.
-        let (code, _, err) = cli(&[
-            "audit",
-            "checkpoint",
-            "--data",
-            path(&data),
-            "--sign",
-            path(&with_suffix(&prefix, ".key")),
-            "--out",
-            path(&file),
-        ]);
+        let (code, _, err) = run_sign(&data, &with_suffix(&prefix, ".key"), Some(&file));
         assert_ne!(code, 0);
         assert!(err.contains("exists"), "{err}");
         assert_eq!(
@@ -328,6 +332,17 @@ fn a_wrong_public_key_is_refused_by_name() {
     let (code, _, err) = verify(&data, &file, Some(&dir.path().join("missing.pub")));
     assert_eq!(code, BAD_SIGNATURE);
     assert!(err.contains("missing.pub"), "{err}");
+
+    // Signing takes a private key only, and warns when others can read it.
+    let (code, out, err) = run_sign(&data, &dir.path().join("other.pub"), None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("not a PKCS#8 PEM"), "{err}");
+    assert!(out.is_empty(), "{out}");
+    let key = dir.path().join("signer.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, _, err) = run_sign(&data, &key, None);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("can be read by other users"), "{err}");
 }
 
 #[test]

@@ -225,10 +225,17 @@ pub fn keygen(algorithm: SignatureAlgorithm, prefix: &Path) -> ExitCode {
 pub fn sign_checkpoint(data: &Path, key: &Path, out: Option<&Path>) -> ExitCode {
     // The key is read before the log is opened, so a wrong path fails fast
     // without holding the log's lock.
-    let key = match keys::read_secret_key(key) {
+    let key_path = key;
+    let key = match keys::read_secret_key(key_path) {
         Ok(k) => k,
         Err(e) => return fail(e),
     };
+    if keys::readable_by_others(key_path) {
+        eprintln!(
+            "etax-authz: warning: {} can be read by other users: `chmod 600` it",
+            key_path.display()
+        );
+    }
     let log = match open(data) {
         Ok(l) => l,
         Err(code) => return code,

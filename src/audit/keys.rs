@@ -357,6 +357,13 @@ pub fn read_secret_key(path: &Path) -> Result<SecretKey, KeyError> {
     SecretKey::from_pem(&pem).ok_or_else(|| KeyError::NotPrivateKey(path.display().to_string()))
 }
 
+/// Whether a private key file's mode lets its group or others read it (as
+/// a copied or unpacked key often does); the key is still usable.
+pub fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+}
+
 pub fn read_public_key(path: &Path) -> Result<PublicKey, KeyError> {
     let pem = std::fs::read_to_string(path).map_err(io_error(path))?;
     PublicKey::from_pem(&pem).ok_or_else(|| KeyError::NotPublicKey(path.display().to_string()))
