@@ -282,13 +282,18 @@ pub fn check_checkpoint_signature(
         eprintln!("etax-authz: checkpoint {checkpoint}: {e}");
         ExitCode::from(EXIT_BAD_CHECKPOINT_SIGNATURE)
     };
-    let text = if Path::new(checkpoint).is_file() {
-        std::fs::read_to_string(checkpoint).map_err(|e| refuse(&e))?
-    } else {
-        checkpoint.to_owned()
+    // Like `read_checkpoint`: the argument is the text itself unless it
+    // names a file.
+    let text = || {
+        if Path::new(checkpoint).is_file() {
+            std::fs::read_to_string(checkpoint)
+        } else {
+            Ok(checkpoint.to_owned())
+        }
     };
     let Some(key_path) = public_key else {
-        if signing::looks_signed(&text) {
+        // An unreadable file is left for `verify` to report, as before.
+        if text().is_ok_and(|t| signing::looks_signed(&t)) {
             eprintln!(
                 "etax-authz: warning: {checkpoint} is signed but no --public-key was given: \
                  its signature was NOT checked; the log is verified against it as given"
@@ -296,6 +301,7 @@ pub fn check_checkpoint_signature(
         }
         return Ok(checkpoint.to_owned());
     };
+    let text = text().map_err(|e| refuse(&e))?;
     let key = keys::read_public_key(key_path).map_err(|e| refuse(&e))?;
     let signed = SignedCheckpoint::parse(&text).map_err(|e| refuse(&e))?;
     signed.verify(&key).map_err(|e| refuse(&e))?;
