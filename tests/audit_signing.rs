@@ -386,6 +386,7 @@ fn without_a_public_key_a_signed_checkpoint_is_checked_against_the_log_only() {
     // but is no signed checkpoint when a key is given.
     let (code, _, err) = verify(&data, &unsigned, Some(&dir.path().join("k.pub")));
     assert_eq!(code, BAD_SIGNATURE, "{err}");
+    assert!(err.contains("carries no signature"), "{err}");
     let (code, _, err) = cli(&[
         "audit",
         "verify",

@@ -58,6 +58,8 @@ pub struct SignedCheckpoint {
 /// Why a signed checkpoint is not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum SignatureError {
+    #[error("it carries no signature: --public-key checks a file `audit checkpoint --sign` wrote")]
+    Unsigned,
     #[error("not a signed checkpoint: {0}")]
     Malformed(String),
     #[error("unsupported signed checkpoint format {0:?} (expected {FORMAT:?})")]
@@ -118,13 +120,16 @@ impl SignedCheckpoint {
 
     /// Reads the JSON `audit checkpoint --sign` writes (any whitespace).
     pub fn parse(text: &str) -> Result<Self, SignatureError> {
+        if !looks_signed(text) {
+            return Err(SignatureError::Unsigned);
+        }
         let signed: Self = serde_json::from_str(text.trim())
             .map_err(|e| SignatureError::Malformed(e.to_string()))?;
         if signed.format != FORMAT {
             return Err(SignatureError::Format(signed.format));
         }
         if signed.signature.is_empty() {
-            return Err(SignatureError::Malformed("it has no signature".to_owned()));
+            return Err(SignatureError::Unsigned);
         }
         Ok(signed)
     }
@@ -246,7 +251,14 @@ mod tests {
         assert!(looks_signed(&value.to_string()));
         let unsigned = serde_json::to_string(&checkpoint()).unwrap();
         assert!(!looks_signed(&unsigned));
-        assert!(SignedCheckpoint::parse(&unsigned).is_err());
+        assert!(matches!(
+            SignedCheckpoint::parse(&unsigned),
+            Err(SignatureError::Unsigned)
+        ));
+        assert!(matches!(
+            SignedCheckpoint::parse("7:abc"),
+            Err(SignatureError::Unsigned)
+        ));
     }
 
     #[test]
