@@ -11,7 +11,6 @@
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -319,15 +318,18 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
 /// Creates `path` with `mode`, never replacing an existing file (an
 /// overwritten key would orphan every checkpoint it signed).
 fn write_new(path: &Path, mode: u32, bytes: &[u8]) -> Result<(), KeyError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => KeyError::Exists(path.display().to_string()),
-            _ => io_error(path)(e),
-        })?;
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    // The mode is set as the file is created, so the key is never readable
+    // by others, not even for an instant.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => KeyError::Exists(path.display().to_string()),
+        _ => io_error(path)(e),
+    })?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(io_error(path))
@@ -359,9 +361,16 @@ pub fn read_secret_key(path: &Path) -> Result<SecretKey, KeyError> {
 
 /// Whether a private key file's mode lets its group or others read it (as
 /// a copied or unpacked key often does); the key is still usable.
+#[cfg(unix)]
 pub fn readable_by_others(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+}
+
+/// Elsewhere access is governed by ACLs this does not read.
+#[cfg(not(unix))]
+pub fn readable_by_others(_path: &Path) -> bool {
+    false
 }
 
 pub fn read_public_key(path: &Path) -> Result<PublicKey, KeyError> {

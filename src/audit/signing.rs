@@ -273,5 +273,10 @@ mod tests {
         assert!(canonical.contains("\"chain_hash\":\"sm3\",\"signature_algorithm\":\"sm2\",\"sm2_id\":\"1234567812345678\""));
         assert_eq!(signed.signed_at, "2025-11-28T03:20:00.000Z");
         assert_eq!(signed.signed_at_beijing, "2025-11-28T11:20:00.000+08:00");
+        // Past 16:00 UTC it is already the next day in Beijing.
+        assert_eq!(
+            beijing_time(1_795_802_740_741),
+            "2026-11-28T02:05:40.741+08:00"
+        );
     }
 }
