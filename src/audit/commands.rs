@@ -201,10 +201,7 @@ pub fn keygen(algorithm: SignatureAlgorithm, prefix: &Path) -> ExitCode {
     });
     match written {
         Ok((files, fingerprint)) => {
-            let hash = match algorithm {
-                SignatureAlgorithm::Sm2 => "SM3",
-                SignatureAlgorithm::Ed25519 => "SHA-256",
-            };
+            let hash = algorithm.fingerprint_hash();
             println!(
                 "private key: {} (mode 0600: keep it on the signing host only)",
                 files.private.display()
@@ -213,7 +210,7 @@ pub fn keygen(algorithm: SignatureAlgorithm, prefix: &Path) -> ExitCode {
                 "public key:  {} (give it to the auditors)",
                 files.public.display()
             );
-            println!("fingerprint ({algorithm}, {hash} of the SPKI DER): {fingerprint}");
+            println!("fingerprint ({algorithm} key, {hash} of its SPKI DER): {fingerprint}");
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),

@@ -47,7 +47,7 @@ impl SignatureAlgorithm {
     }
 
     /// The hash that names a public key of this algorithm.
-    fn fingerprint_hash(self) -> ChainHash {
+    pub fn fingerprint_hash(self) -> ChainHash {
         match self {
             SignatureAlgorithm::Sm2 => ChainHash::Sm3,
             SignatureAlgorithm::Ed25519 => ChainHash::Sha256,
