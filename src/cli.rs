@@ -121,6 +121,10 @@ enum AuditCommand {
         /// `audit checkpoint` printed, or a file holding it.
         #[arg(long)]
         checkpoint: Option<String>,
+        /// Check the signed checkpoint's signature with this public key
+        /// (SPKI PEM) first; exit 4 if it is not genuine.
+        #[arg(long, requires = "checkpoint")]
+        public_key: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -129,6 +133,20 @@ enum AuditCommand {
     Checkpoint {
         #[arg(long, default_value = "data")]
         data: PathBuf,
+        /// Sign it with this private key (PKCS#8 PEM from `audit keygen`).
+        #[arg(long)]
+        sign: Option<PathBuf>,
+        /// Also write the signed checkpoint to this new file.
+        #[arg(long, requires = "sign")]
+        out: Option<PathBuf>,
+    },
+    /// Generate a key pair for signed checkpoints: PREFIX.key (private,
+    /// mode 0600) and PREFIX.pub (public); never overwrites.
+    Keygen {
+        #[arg(long, default_value = "sm2", value_parser = ["sm2", "ed25519"])]
+        algorithm: String,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Print matching records.
     Query {
@@ -219,9 +237,30 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
         AuditCommand::Verify {
             data,
             checkpoint,
+            public_key,
             json,
-        } => commands::verify(&data, checkpoint.as_deref(), json),
-        AuditCommand::Checkpoint { data } => commands::checkpoint(&data),
+        } => {
+            let checkpoint = match checkpoint
+                .map(|c| commands::check_checkpoint_signature(&c, public_key.as_deref()))
+                .transpose()
+            {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            commands::verify(&data, checkpoint.as_deref(), json)
+        }
+        AuditCommand::Checkpoint {
+            data, sign: None, ..
+        } => commands::checkpoint(&data),
+        AuditCommand::Checkpoint {
+            data,
+            sign: Some(key),
+            out,
+        } => commands::sign_checkpoint(&data, &key, out.as_deref()),
+        AuditCommand::Keygen { algorithm, out } => match algorithm.parse() {
+            Ok(algorithm) => commands::keygen(algorithm, &out),
+            Err(e) => bad(format!("{e}")),
+        },
         AuditCommand::Query {
             data,
             filter,

@@ -15,8 +15,10 @@
 pub mod chain;
 pub mod commands;
 pub mod digest;
+pub mod keys;
 pub mod query;
 mod record;
+pub mod signing;
 pub mod time;
 mod writer;
 
