@@ -63,7 +63,7 @@ fn each_kind_of_decision_is_logged_with_its_fields() {
     let (status, _) = s.get("/v1/audit/checkpoint");
     assert_eq!(status, 200);
 
-    let records = decisions_until(&s, "limit=1000", |r| r.len() >= 4);
+    let records = decisions_until(&s, "limit=1000&include_reads=true", |r| r.len() >= 4);
     let one = find(&records, single["decision_id"].as_str().unwrap());
     assert_eq!(one["kind"], "authorize");
     assert_eq!(one["decision"], "allow");
@@ -211,10 +211,18 @@ fn queries_filter_and_paginate_over_http_and_the_command_line() {
     let (code, out, _) = cli(&["audit", "query", "--data", data, "--action", "useFunction"]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("TIME (UTC)") && out.contains("useFunction"),
+        out.contains("TIME (+08:00)") && out.contains("useFunction"),
         "{out}"
     );
-    let (code, out, _) = cli(&["audit", "export", "--data", data, "--since", "1h"]);
+    let (code, out, _) = cli(&[
+        "audit",
+        "export",
+        "--data",
+        data,
+        "--since",
+        "1h",
+        "--include-reads",
+    ]);
     assert_eq!(code, 0);
     let lines: Vec<Value> = out
         .lines()
@@ -571,7 +579,7 @@ fn a_crash_under_load_loses_no_acknowledged_commit() {
     let data = dir.path().to_str().unwrap();
     let (code, out, err) = cli(&["audit", "verify", "--data", data]);
     assert_eq!(code, 0, "chain broken after a crash: {out}{err}");
-    let (code, out, err) = cli(&["audit", "export", "--data", data]);
+    let (code, out, err) = cli(&["audit", "export", "--data", data, "--include-reads"]);
     assert_eq!(code, 0, "{err}");
     let mut ids = std::collections::HashSet::new();
     let mut resources = std::collections::HashSet::new();

@@ -233,7 +233,6 @@ impl Output {
 pub const CSV_COLUMNS: &[&str] = &[
     "seq",
     "time",
-    "timestamp_ms",
     "decision_id",
     "caller",
     "kind",
@@ -316,7 +315,6 @@ fn write_csv_row(out: &mut impl Write, r: &DecisionRecord, offset: Offset) -> io
     let fields = [
         r.seq.to_string(),
         format_time(r.timestamp_ms, offset),
-        r.timestamp_ms.to_string(),
         r.decision_id.clone(),
         r.caller.clone().unwrap_or_default(),
         r.kind.clone(),
