@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{cli, Server, CRATE_ROOT};
+use common::{cli, copy_dir, Server, CRATE_ROOT};
 use serde_json::{json, Value};
 
 const CLERK: &str = "Staff::\"91210102MA0TAX001F/resident_id:210102199001015035\"";
@@ -459,16 +459,6 @@ fn command_line_reads_are_logged_and_shown_only_when_asked() {
     assert_eq!(reads[3]["resource"], "DecisionLog?include_reads=true");
     let (code, out, _) = cli(&["audit", "verify", "--data", data]);
     assert_eq!(code, 0, "{out}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
-        }
-    }
 }
 
 fn policy_version(server: &Server) -> String {
