@@ -195,10 +195,11 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Archives a set made active and writes a record of its load into the
-/// decision log, waiting until it is durable (reloads run on a blocking
-/// thread). A reload is not undone when either fails: the set is valid and
-/// already deciding; the failure is logged loudly instead.
+/// Archives a set about to be made active and writes a record of its load
+/// into the decision log, waiting until it is durable (reloads run on a
+/// blocking thread), so the record precedes the set's first decision. A
+/// valid set is not refused when either fails (the log being down stops
+/// every decision anyway); the failure is logged loudly instead.
 fn on_policy_load(archive: PolicyArchive, audit: AuditLog) -> OnLoad {
     let runtime = tokio::runtime::Handle::current();
     Arc::new(move |loaded: &Loaded<'_>| {

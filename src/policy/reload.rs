@@ -86,7 +86,8 @@ impl ReloadStatus {
     }
 }
 
-/// A policy set just made active, with the texts it was built from.
+/// A valid policy set about to be made active, with the texts it was built
+/// from.
 pub struct Loaded<'a> {
     pub sources: &'a Sources,
     pub snapshot: &'a PolicySnapshot,
@@ -95,9 +96,9 @@ pub struct Loaded<'a> {
     pub trigger: Trigger,
 }
 
-/// Called (on the reloading thread) after every set made active, so the
-/// server can archive its texts and log the change; the policy layer knows
-/// nothing of the decision log.
+/// Called (on the reloading thread) for every valid set just before it is
+/// made active, so the server can archive its texts and log the change
+/// first; the policy layer knows nothing of the decision log.
 pub type OnLoad = Arc<dyn Fn(&Loaded<'_>) + Send + Sync>;
 
 /// Loads, validates and swaps in policy sets.
@@ -126,7 +127,7 @@ impl Reloader {
         }
     }
 
-    /// Calls `hook` after each set this reloader makes active.
+    /// Calls `hook` with each set this reloader is about to make active.
     pub fn on_load(mut self, hook: OnLoad) -> Self {
         self.on_load = Some(hook);
         self
@@ -148,6 +149,17 @@ impl Reloader {
         match loaded {
             Ok((sources, snapshot)) => {
                 let snapshot = Arc::new(snapshot);
+                // The hook runs before the swap, so the record of a load
+                // precedes every decision the new set makes. Only this
+                // reloader swaps, so `old` is still the active set after.
+                if let Some(hook) = &self.on_load {
+                    hook(&Loaded {
+                        sources: &sources,
+                        snapshot: &snapshot,
+                        old_version: Some(self.active.load().version()),
+                        trigger,
+                    });
+                }
                 let old = self.active.swap(snapshot.clone());
                 self.status.successes.fetch_add(1, Ordering::Relaxed);
                 self.status.set_error(None);
@@ -161,14 +173,6 @@ impl Reloader {
                     policies = snapshot.policies().policies().count(),
                     "policies reloaded"
                 );
-                if let Some(hook) = &self.on_load {
-                    hook(&Loaded {
-                        sources: &sources,
-                        snapshot: &snapshot,
-                        old_version: Some(old.version()),
-                        trigger,
-                    });
-                }
                 Ok(snapshot)
             }
             Err(e) => {
