@@ -67,6 +67,10 @@ enum Command {
         decision_cache_entries: usize,
         #[command(flatten)]
         limits: crate::http::limits::LimitArgs,
+        /// Offset audit queries read times at (when they name none) and show
+        /// them at; a request's tz= overrides it.
+        #[arg(long, default_value = "+08:00", env = "ETAX_TIME_OFFSET")]
+        time_offset: audit::time::Offset,
     },
     /// Read, check and prune the decision log (on a data directory no server
     /// holds open; while it runs use GET /v1/audit/...).
@@ -156,29 +160,63 @@ enum AuditCommand {
         filter: FilterArgs,
         #[arg(long, default_value = "table", value_parser = ["table", "jsonl", "csv"])]
         format: String,
+        /// Start CSV with a UTF-8 byte order mark (for Excel and Chinese text).
+        #[arg(long)]
+        bom: bool,
     },
-    /// Stream records as JSON lines (constant memory).
+    /// Count matching records per group: who was denied what.
+    Summary {
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Fields to group by, comma-separated: principal, action, decision,
+        /// policy, kind, caller, outcome.
+        #[arg(long, default_value = "principal,action,decision")]
+        by: String,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stream matching records as the stored JSON lines (re-checkable
+    /// hashes) or CSV, in constant memory.
     Export {
         #[arg(long, default_value = "data")]
         data: PathBuf,
-        /// Only records at or after this time (RFC 3339 UTC, date, ms, or an age like 7d).
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "csv"])]
+        format: String,
+        /// Start CSV with a UTF-8 byte order mark (for Excel and Chinese text).
         #[arg(long)]
-        since: Option<String>,
+        bom: bool,
+    },
+    /// Print the archived rules and schema of a policy version (as a
+    /// record's policy_version names it; 8 hex digits suffice).
+    Policy {
+        /// The version, or a prefix of at least 8 hex digits.
+        version: String,
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
     },
     /// Remove records older than a time, leaving an anchor record so the
     /// rest still verifies.
     Prune {
         #[arg(long, default_value = "data")]
         data: PathBuf,
-        /// Remove records before this time (RFC 3339 UTC, date, ms, or an age like 365d).
+        /// Remove records before this time (RFC 3339, date, ms, or an age like 365d).
         #[arg(long)]
         before: String,
+        /// Offset of a time given without one (a date is midnight there).
+        #[arg(long, default_value = "+08:00", env = "ETAX_TIME_OFFSET")]
+        time_offset: audit::time::Offset,
     },
 }
 
 #[derive(clap::Args)]
 struct FilterArgs {
-    /// At or after (RFC 3339 UTC, date, ms since the epoch, or an age like 2h).
+    /// At or after: 2026-11-27T09:00:00+08:00, a date (midnight at
+    /// --time-offset), ms since the epoch, or an age like 2h.
     #[arg(long)]
     since: Option<String>,
     /// Before.
@@ -201,28 +239,47 @@ struct FilterArgs {
     /// Record kind (authorize, login.sms, ...; `login.` for all login steps).
     #[arg(long)]
     kind: Option<String>,
+    /// Also show auditors' own reads of the log (kind audit.read).
+    #[arg(long)]
+    include_reads: bool,
+    /// Offset times are shown at, and read at when they name none.
+    #[arg(long, default_value = "+08:00", env = "ETAX_TIME_OFFSET")]
+    time_offset: audit::time::Offset,
 }
 
 impl FilterArgs {
-    fn into_filter(self) -> Result<audit::Filter, String> {
+    fn to_filter(&self) -> Result<audit::Filter, String> {
         let now = crate::now_ms();
-        let time = |t: Option<String>| t.map(|t| audit::time::parse_time(&t, now)).transpose();
+        let time = |t: &Option<String>| {
+            t.as_deref()
+                .map(|t| audit::time::parse_time(t, now, self.time_offset))
+                .transpose()
+        };
         Ok(audit::Filter {
-            since_ms: time(self.since)?,
-            until_ms: time(self.until)?,
-            principal: self.principal,
-            enterprise: self.enterprise,
-            action: self.action,
-            decision: self.decision.map(|d| {
+            since_ms: time(&self.since)?,
+            until_ms: time(&self.until)?,
+            principal: self.principal.clone(),
+            enterprise: self.enterprise.clone(),
+            action: self.action.clone(),
+            decision: self.decision.as_deref().map(|d| {
                 if d == "allow" {
                     audit::Outcome::Allow
                 } else {
                     audit::Outcome::Deny
                 }
             }),
-            policy: self.policy,
-            kind: self.kind,
+            policy: self.policy.clone(),
+            kind: self.kind.clone(),
+            include_reads: self.include_reads,
         })
+    }
+
+    fn output(&self, format: &str, bom: bool) -> audit::query::Output {
+        audit::query::Output {
+            format: format.parse().expect("clap checked the format"),
+            offset: self.time_offset,
+            bom,
+        }
     }
 }
 
@@ -265,20 +322,62 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
             data,
             filter,
             format,
-        } => match filter.into_filter() {
-            Ok(f) => commands::query(&data, &f, format.parse().expect("clap checked the format")),
+            bom,
+        } => match filter.to_filter() {
+            Ok(f) => commands::query(&data, &f, &filter.output(&format, bom)),
             Err(e) => bad(e),
         },
-        AuditCommand::Export { data, since } => {
-            match since.map(|s| audit::time::parse_time(&s, now)).transpose() {
-                Ok(since) => commands::export(&data, since),
-                Err(e) => bad(e),
-            }
-        }
-        AuditCommand::Prune { data, before } => match audit::time::parse_time(&before, now) {
+        AuditCommand::Summary {
+            data,
+            by,
+            filter,
+            json,
+        } => match (audit::summary::GroupBy::parse_list(&by), filter.to_filter()) {
+            (Ok(by), Ok(f)) => commands::summary(&data, &f, &by, json),
+            (Err(e), _) | (_, Err(e)) => bad(e),
+        },
+        AuditCommand::Export {
+            data,
+            filter,
+            format,
+            bom,
+        } => match filter.to_filter() {
+            Ok(f) => commands::export(&data, &f, &filter.output(&format, bom)),
+            Err(e) => bad(e),
+        },
+        AuditCommand::Policy { version, data } => policy_text(&data, &version),
+        AuditCommand::Prune {
+            data,
+            before,
+            time_offset,
+        } => match audit::time::parse_time(&before, now, time_offset) {
             Ok(before) => commands::prune(&data, before),
             Err(e) => bad(e),
         },
+    }
+}
+
+/// `audit policy VERSION`: the archived texts, after re-computing their
+/// version. Reads only the archive (not the decision log, which a running
+/// server holds locked), so it works beside the server.
+fn policy_text(data: &std::path::Path, version: &str) -> ExitCode {
+    use std::io::Write;
+    let archive = crate::policy::archive::PolicyArchive::new(data);
+    let set = match archive.read(version) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("etax-authz: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match set.write_text(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("etax-authz: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -300,6 +399,7 @@ pub fn main() -> ExitCode {
             reload_poll_ms,
             decision_cache_entries,
             limits,
+            time_offset,
         } => {
             let opts = ServeOptions {
                 listen,
@@ -316,6 +416,7 @@ pub fn main() -> ExitCode {
                     .then(|| std::time::Duration::from_millis(reload_poll_ms)),
                 decision_cache_entries,
                 limits: limits.into_limits(),
+                time_offset,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -10,13 +10,15 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
+use crate::audit::DecisionRecord;
 use crate::audit::{self, AuditError, AuditLog};
 use crate::authn::{Authn, AuthnConfig, PasswordHasher, PasswordPolicy};
 use crate::decision::Engine;
 use crate::http::callers::{Callers, CallersError};
 use crate::http::{self, AppState};
-use crate::policy::reload::Reloader;
-use crate::policy::{LoadError, PolicySnapshot};
+use crate::policy::archive::PolicyArchive;
+use crate::policy::reload::{Loaded, OnLoad, Reloader, Trigger};
+use crate::policy::{LoadError, PolicySnapshot, Sources};
 use crate::store::{self, ImportDocument, ImportError, Store, StoreError};
 
 pub struct ServeOptions {
@@ -43,6 +45,9 @@ pub struct ServeOptions {
     pub decision_cache_entries: usize,
     /// Connections at once, per peer, timeouts, requests per connection.
     pub limits: crate::http::limits::ConnectionLimits,
+    /// The offset audit queries read times at (when they name none) and
+    /// show them at.
+    pub time_offset: crate::audit::time::Offset,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +93,9 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         path: opts.data_dir.display().to_string(),
         source,
     })?;
-    let snapshot = PolicySnapshot::load(&opts.policies_dir, &opts.schema)?;
+    let sources = Sources::read(&opts.policies_dir, &opts.schema)?;
+    let snapshot =
+        PolicySnapshot::from_sources(&sources.schema_file, &sources.schema, &sources.policy_files)?;
     for w in snapshot.warnings() {
         tracing::warn!("{w}");
     }
@@ -121,6 +128,16 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         }
     };
     let audit = AuditLog::open(&audit::decision_log_path(&opts.data_dir))?;
+    let archive = PolicyArchive::new(&opts.data_dir);
+    // The set about to decide is archived and its load in the chain before
+    // the first decision names its version.
+    let started = Loaded {
+        sources: &sources,
+        snapshot: &snapshot,
+        old_version: None,
+        trigger: Trigger::Start,
+    };
+    audit.commit(policy_load_record(&archive, &started)).await?;
     if let Some(days) = opts.audit_retention_days {
         tokio::spawn(retention(audit.clone(), days));
     }
@@ -132,7 +149,8 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         opts.schema.clone(),
         active,
         Arc::default(),
-    );
+    )
+    .on_load(on_policy_load(archive.clone(), audit.clone()));
     let state = Arc::new(AppState {
         engine,
         audit,
@@ -144,6 +162,8 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         connections: Arc::new(tokio::sync::Semaphore::new(opts.limits.max_connections)),
         peers: crate::http::limits::Peers::new(opts.limits.max_per_peer),
         limits: opts.limits,
+        time_offset: opts.time_offset,
+        policy_archive: archive,
     });
     // SIGHUP and file changes load, validate and swap the policies.
     let reload_task = reloader.spawn(opts.reload_poll);
@@ -173,6 +193,60 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     }
     served?;
     Ok(())
+}
+
+/// Archives a set about to be made active and writes a record of its load
+/// into the decision log, waiting until it is durable (reloads run on a
+/// blocking thread), so the record precedes the set's first decision. A
+/// valid set is not refused when either fails (the log being down stops
+/// every decision anyway); the failure is logged loudly instead.
+fn on_policy_load(archive: PolicyArchive, audit: AuditLog) -> OnLoad {
+    let runtime = tokio::runtime::Handle::current();
+    Arc::new(move |loaded: &Loaded<'_>| {
+        let record = policy_load_record(&archive, loaded);
+        if let Err(e) = runtime.block_on(audit.commit(record)) {
+            tracing::error!(error = %e, "policy reload not recorded in the decision log");
+        }
+    })
+}
+
+/// Archives the texts of `loaded` and builds the chain record of its load:
+/// kind `policy.load` at start, `policy.reload` after; the principal names
+/// what set it off, the resource the new version, the reason the old one.
+fn policy_load_record(archive: &PolicyArchive, loaded: &Loaded<'_>) -> DecisionRecord {
+    let version = loaded.snapshot.version();
+    let archived = match archive.store(loaded.sources) {
+        Ok((_, true)) => "archived now",
+        Ok((_, false)) => "already archived",
+        Err(e) => {
+            tracing::error!(error = %e, policy_version = version, "policy set not archived");
+            "NOT ARCHIVED"
+        }
+    };
+    let kind = match loaded.trigger {
+        Trigger::Start => "policy.load",
+        _ => "policy.reload",
+    };
+    let reason = format!(
+        "policy set {version} ({} files, {} policies; {archived}) replaces {}",
+        loaded.sources.policy_files.len(),
+        loaded.snapshot.policies().policies().count(),
+        loaded.old_version.unwrap_or("nothing: the server started"),
+    );
+    DecisionRecord::new(
+        &crate::random_id(),
+        kind,
+        &format!("PolicyLoader::{:?}", loaded.trigger.as_str()),
+        kind,
+        &format!("PolicySet::{version:?}"),
+        None,
+        true,
+        &[],
+        &[],
+        version,
+        0,
+    )
+    .with_reason(&reason)
 }
 
 /// Hourly, prunes decision-log records older than `days`; the writer leaves

@@ -8,9 +8,12 @@ use std::process::ExitCode;
 
 use super::digest::ChainHash;
 use super::keys::{self, SecretKey, SignatureAlgorithm};
-use super::query::{self, Format};
+use super::query::{self, Output};
 use super::signing::{self, SignedCheckpoint};
-use super::{decision_log_path, AuditError, AuditLog, Checkpoint, Filter, TamperKind};
+use super::summary::{self, GroupBy};
+use super::{
+    decision_log_path, AuditError, AuditLog, Checkpoint, DecisionRecord, Filter, TamperKind,
+};
 
 fn open(data: &Path) -> Result<AuditLog, ExitCode> {
     AuditLog::open_existing(&decision_log_path(data)).map_err(|e| {
@@ -124,27 +127,90 @@ pub fn checkpoint(data: &Path) -> ExitCode {
 }
 
 /// `audit query`: matching records to stdout.
-pub fn query(data: &Path, filter: &Filter, format: Format) -> ExitCode {
-    let log = match open(data) {
+pub fn query(data: &Path, filter: &Filter, output: &Output) -> ExitCode {
+    let log = match open_for_read(data, "audit.query", filter) {
         Ok(l) => l,
         Err(code) => return code,
     };
     let mut out = BufWriter::new(std::io::stdout().lock());
-    let result = query::write(log.database(), filter, format, &mut out);
+    let result = query::write_with(log.database(), filter, output, &mut out);
     finish(result, out)
 }
 
-/// `audit export`: every record (since a time) as JSON lines, streamed.
-pub fn export(data: &Path, since_ms: Option<u64>) -> ExitCode {
-    let log = match open(data) {
+/// `audit export`: matching records streamed, as the stored JSON lines or
+/// as CSV.
+pub fn export(data: &Path, filter: &Filter, output: &Output) -> ExitCode {
+    let log = match open_for_read(data, "audit.export", filter) {
         Ok(l) => l,
         Err(code) => return code,
     };
     let mut out = BufWriter::new(std::io::stdout().lock());
-    let result = query::export(log.database(), since_ms, &mut out);
+    let result = query::write_with(log.database(), filter, output, &mut out);
     finish(result, out)
 }
 
+/// `audit summary`: counts per group, as a table or JSON.
+pub fn summary(data: &Path, filter: &Filter, by: &[GroupBy], json: bool) -> ExitCode {
+    let log = match open_for_read(data, "audit.summary", filter) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let summary = match summary::summarize(log.database(), filter, by) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let written = if json {
+        serde_json::to_writer_pretty(&mut out, &summary)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
+    } else {
+        summary.write_table(&mut out)
+    };
+    finish(written.map(|()| summary.records).map_err(Into::into), out)
+}
+
+/// Opens the log and records this read in it before anything is shown, as
+/// every read over HTTP is: an auditor's look at the log leaves a trace
+/// even when it is cut short.
+fn open_for_read(data: &Path, action: &str, filter: &Filter) -> Result<AuditLog, ExitCode> {
+    let log = open(data)?;
+    let operator = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| CLI_CALLER.to_owned());
+    let described = filter.describe();
+    let resource = if described.is_empty() {
+        "DecisionLog".to_owned()
+    } else {
+        format!("DecisionLog?{described}")
+    };
+    // No policy decides a command-line read: it names no policy version.
+    let record = DecisionRecord::new(
+        &crate::random_id(),
+        query::READ_KIND,
+        &format!("Operator::{operator:?}"),
+        action,
+        &resource,
+        None,
+        true,
+        &[],
+        &[],
+        "",
+        0,
+    )
+    .with_caller(Some(CLI_CALLER));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(fail)?;
+    runtime.block_on(log.commit(record)).map_err(fail)?;
+    Ok(log)
+}
+
+/// The caller every command-line read is recorded under.
+pub const CLI_CALLER: &str = "cli";
+
+/// Flushes `out` and reports how many records were written.
 fn finish(result: Result<u64, query::QueryError>, mut out: impl Write) -> ExitCode {
     match result.and_then(|n| out.flush().map(|()| n).map_err(Into::into)) {
         Ok(n) => {

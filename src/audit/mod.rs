@@ -6,7 +6,8 @@
 //! - [`writer`]: the single writer thread that group-commits;
 //! - [`chain`]: the SHA-256 hash chain, `verify` and checkpoints;
 //! - [`query`]: filters, pages, table/JSONL/CSV output and export;
-//! - [`time`]: UTC times for filters.
+//! - [`summary`]: counts per principal, action, decision, policy, …;
+//! - [`time`]: times at an offset (Beijing by default) for filters and output.
 //!
 //! Retention (pruning with an anchor record) runs in the writer, so it is
 //! ordered with appends. The format and guarantees are documented in
@@ -19,6 +20,7 @@ pub mod keys;
 pub mod query;
 mod record;
 pub mod signing;
+pub mod summary;
 pub mod time;
 mod writer;
 

@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
+use super::time::{format_time, Offset};
 use super::{AuditError, DecisionRecord, Outcome, DECISIONS};
 
 /// Most records one page returns.
@@ -36,7 +37,15 @@ pub struct Filter {
     /// Record kind (`authorize`, `login.sms`, …); a prefix ending in `.`
     /// (`login.`) matches every kind under it.
     pub kind: Option<String>,
+    /// Also return the auditors' own reads (`audit.read`), which otherwise
+    /// drown the decisions they looked for. A `kind` filter that names
+    /// them asks for them too.
+    #[serde(default)]
+    pub include_reads: bool,
 }
+
+/// The kind of the record every read of the log leaves.
+pub const READ_KIND: &str = "audit.read";
 
 impl Filter {
     pub fn matches(&self, r: &DecisionRecord) -> bool {
@@ -64,9 +73,37 @@ impl Filter {
                 .policy
                 .as_ref()
                 .is_none_or(|p| r.policies.iter().any(|x| x == p))
+            && (self.include_reads || self.kind.is_some() || r.kind != READ_KIND)
             && self.kind.as_ref().is_none_or(|k| {
                 r.kind == *k || (k.ends_with('.') && r.kind.starts_with(k.as_str()))
             })
+    }
+}
+
+impl Filter {
+    /// The fields set, as `name=value&…` (times in UTC): what an `audit.read`
+    /// record says was asked for.
+    pub fn describe(&self) -> String {
+        let time = |t: Option<u64>| t.map(super::time::format_utc);
+        let fields = [
+            ("since", time(self.since_ms)),
+            ("until", time(self.until_ms)),
+            ("principal", self.principal.clone()),
+            ("enterprise", self.enterprise.clone()),
+            ("action", self.action.clone()),
+            ("decision", self.decision.map(|d| d.as_str().to_owned())),
+            ("policy", self.policy.clone()),
+            ("kind", self.kind.clone()),
+            (
+                "include_reads",
+                self.include_reads.then(|| "true".to_owned()),
+            ),
+        ];
+        fields
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
+            .collect::<Vec<_>>()
+            .join("&")
     }
 }
 
@@ -169,7 +206,31 @@ impl std::str::FromStr for Format {
     }
 }
 
-const CSV_COLUMNS: &[&str] = &[
+/// How records are written out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Output {
+    pub format: Format,
+    /// The offset the `time` column of the table and CSV is shown at. JSON
+    /// lines carry only the stored `timestamp_ms`: they must stay the exact
+    /// hashed bytes.
+    pub offset: Offset,
+    /// Start CSV with a UTF-8 byte order mark: without it Excel reads the
+    /// file in the machine's ANSI code page and garbles Chinese names.
+    pub bom: bool,
+}
+
+impl Output {
+    pub fn new(format: Format) -> Self {
+        Self {
+            format,
+            offset: Offset::default(),
+            bom: false,
+        }
+    }
+}
+
+/// The CSV header, in column order (documented in docs/decision-log.md).
+pub const CSV_COLUMNS: &[&str] = &[
     "seq",
     "time",
     "decision_id",
@@ -190,63 +251,94 @@ const CSV_COLUMNS: &[&str] = &[
     "hash",
 ];
 
-/// Writes matching records to `out` in `format`; returns how many.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Writes matching records to `out` in `format`, times at Beijing time;
+/// returns how many.
 pub fn write(
     db: &Database,
     filter: &Filter,
     format: Format,
     out: &mut impl Write,
 ) -> Result<u64, QueryError> {
-    match format {
+    write_with(db, filter, &Output::new(format), out)
+}
+
+/// Writes matching records to `out` as `output` says; returns how many.
+pub fn write_with(
+    db: &Database,
+    filter: &Filter,
+    output: &Output,
+    out: &mut impl Write,
+) -> Result<u64, QueryError> {
+    match output.format {
         Format::Table => writeln!(
             out,
-            "{:>8}  {:<24}  {:<5}  {:<40}  {:<28}  {:<36}  POLICIES",
-            "SEQ", "TIME (UTC)", "DEC", "PRINCIPAL", "ACTION", "RESOURCE"
+            "{:>8}  {:<29}  {:<5}  {:<40}  {:<28}  {:<36}  POLICIES",
+            "SEQ",
+            format!("TIME ({})", output.offset),
+            "DEC",
+            "PRINCIPAL",
+            "ACTION",
+            "RESOURCE"
         )?,
-        Format::Csv => writeln!(out, "{}", CSV_COLUMNS.join(","))?,
+        Format::Csv => {
+            if output.bom {
+                out.write_all(UTF8_BOM)?;
+            }
+            write!(out, "{}\r\n", CSV_COLUMNS.join(","))?
+        }
         Format::Jsonl => {}
     }
-    for_each(db, filter, |r, bytes| match format {
+    for_each(db, filter, |r, bytes| match output.format {
         Format::Jsonl => {
             out.write_all(bytes)?;
             out.write_all(b"\n")
         }
         Format::Table => writeln!(
             out,
-            "{:>8}  {:<24}  {:<5}  {:<40}  {:<28}  {:<36}  {}",
+            "{:>8}  {:<29}  {:<5}  {:<40}  {:<28}  {:<36}  {}",
             r.seq,
-            super::time::format_utc(r.timestamp_ms),
+            format_time(r.timestamp_ms, output.offset),
             r.decision.as_str(),
             r.principal,
             r.action,
             r.resource,
             r.policies.join(",")
         ),
-        Format::Csv => {
-            let fields = [
-                r.seq.to_string(),
-                super::time::format_utc(r.timestamp_ms),
-                r.decision_id.clone(),
-                r.caller.clone().unwrap_or_default(),
-                r.kind.clone(),
-                r.step.clone().unwrap_or_default(),
-                r.principal.clone(),
-                r.action.clone(),
-                r.resource.clone(),
-                r.acting_for.clone().unwrap_or_default(),
-                r.decision.as_str().to_owned(),
-                r.policies.join(";"),
-                r.errors.join(";"),
-                r.policy_version.clone(),
-                r.latency_us.to_string(),
-                r.reason.clone().unwrap_or_default(),
-                r.prev_hash.clone(),
-                r.hash.clone(),
-            ];
-            let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-            writeln!(out, "{}", line.join(","))
-        }
+        Format::Csv => write_csv_row(out, r, output.offset),
     })
+}
+
+/// One CSV record, CRLF-terminated as RFC 4180 has it.
+fn write_csv_row(out: &mut impl Write, r: &DecisionRecord, offset: Offset) -> io::Result<()> {
+    let fields = [
+        r.seq.to_string(),
+        format_time(r.timestamp_ms, offset),
+        r.decision_id.clone(),
+        r.caller.clone().unwrap_or_default(),
+        r.kind.clone(),
+        r.step.clone().unwrap_or_default(),
+        r.principal.clone(),
+        r.action.clone(),
+        r.resource.clone(),
+        r.acting_for.clone().unwrap_or_default(),
+        r.decision.as_str().to_owned(),
+        r.policies.join(";"),
+        r.errors.join(";"),
+        r.policy_version.clone(),
+        r.latency_us.to_string(),
+        r.reason.clone().unwrap_or_default(),
+        r.prev_hash.clone(),
+        r.hash.clone(),
+    ];
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        out.write_all(csv_field(f).as_bytes())?;
+    }
+    out.write_all(b"\r\n")
 }
 
 /// Streams every record written at or after `since_ms` as JSON lines, in
@@ -263,10 +355,25 @@ pub fn export(
     write(db, &filter, Format::Jsonl, out)
 }
 
-fn csv_field(s: &str) -> String {
+/// RFC 4180: a field holding a comma, quote or line break is quoted, its
+/// quotes doubled.
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
     if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
     } else {
-        s.to_owned()
+        s.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_per_rfc_4180() {
+        assert_eq!(csv_field("plain 税务"), "plain 税务");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("line\nbreak"), "\"line\nbreak\"");
     }
 }

@@ -1,49 +1,80 @@
 //! The decision log over HTTP, for the `audit` scope (redb locks the log to
 //! the server's process, so while it runs this is how auditors reach it):
 //!
-//! - `GET /v1/audit/decisions?since=&until=&principal=&enterprise=&action=&decision=&policy=&kind=&after=&limit=`
+//! - `GET /v1/audit/decisions?FILTERS&after=&limit=`
 //!   → `{"records": [...], "next_after": SEQ|null}`;
+//! - `GET /v1/audit/summary?by=principal,decision&FILTERS` → counts per group;
+//! - `GET /v1/audit/export?format=jsonl|csv&bom=true&FILTERS` → every
+//!   matching record, streamed (chunked) in constant memory;
+//! - `GET /v1/audit/policy/{version}` → the archived rules of a version;
 //! - `GET /v1/audit/verify[?checkpoint=SEQ:HASH]` → the verify report;
 //! - `GET /v1/audit/checkpoint` → the head `{seq, hash, timestamp_ms, time}`.
+//!
+//! FILTERS: `since`, `until`, `principal`, `enterprise`, `action`,
+//! `decision`, `policy`, `kind`, `include_reads=true`, and `tz` (or
+//! `offset`, e.g. `+08:00`): the offset times without one are read at and
+//! CSV shows, by default the server's `--time-offset`.
 //!
 //! Reading the log is itself recorded (kind `audit.read`), durably before
 //! the answer: auditors' access is audited too.
 
 use std::time::Instant;
 
-use hyper::StatusCode;
+use http_body_util::Either;
+use hyper::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
 use serde_json::json;
 
 use super::error::ApiError;
-use super::AppState;
-use crate::audit::{time, Checkpoint, DecisionRecord, Filter, Outcome, Page, VerifyReport};
+use super::{stream, AppState, Body};
+use crate::audit::query::{self, Output};
+use crate::audit::summary::{self, GroupBy, Summary};
+use crate::audit::time::{self, Offset};
+use crate::audit::{Checkpoint, DecisionRecord, Filter, Format, Outcome, Page, VerifyReport};
+use crate::policy::archive::ArchivedSet;
 
 /// Records one page returns unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 100;
 
-pub async fn decisions(
-    state: &AppState,
-    query: Option<&str>,
-    caller: Option<&str>,
-) -> Result<Page, ApiError> {
-    let started = Instant::now();
-    let mut filter = Filter::default();
-    let mut after = 0;
-    let mut limit = DEFAULT_LIMIT;
+const FILTER_PARAMS: &str =
+    "since, until, principal, enterprise, action, decision, policy, kind, include_reads, tz";
+
+/// The filter and offset a request names, and its other parameters for the
+/// endpoint to read.
+struct Params {
+    filter: Filter,
+    offset: Offset,
+    rest: Vec<(String, String)>,
+}
+
+fn filter_params(state: &AppState, query: Option<&str>) -> Result<Params, ApiError> {
+    let pairs = params(query)?;
+    // The offset first: it says how `since` and `until` are read.
+    let mut offset = state.time_offset;
+    for (k, v) in &pairs {
+        if k == "tz" || k == "offset" {
+            offset = v.parse().map_err(|e| ApiError::invalid(k.clone(), e))?;
+        }
+    }
     let now = crate::now_ms();
-    for (k, v) in params(query)? {
-        let num = |v: &str| {
-            v.parse::<u64>()
-                .map_err(|_| ApiError::invalid(k.clone(), format!("{v:?} is not a number")))
-        };
+    let at = |k: &str, v: &str| {
+        time::parse_time(v, now, offset)
+            .map(Some)
+            .map_err(|e| ApiError::invalid(k, e))
+    };
+    let mut filter = Filter::default();
+    let mut rest = Vec::new();
+    for (k, v) in pairs {
         match k.as_str() {
-            "since" => filter.since_ms = Some(time::parse_time(&v, now).map_err(|e| ApiError::invalid("since", e))?),
-            "until" => filter.until_ms = Some(time::parse_time(&v, now).map_err(|e| ApiError::invalid("until", e))?),
+            "tz" | "offset" => {}
+            "since" => filter.since_ms = at("since", &v)?,
+            "until" => filter.until_ms = at("until", &v)?,
             "principal" => filter.principal = Some(v),
             "enterprise" => filter.enterprise = Some(v),
             "action" => filter.action = Some(v),
             "policy" => filter.policy = Some(v),
             "kind" => filter.kind = Some(v),
+            "include_reads" => filter.include_reads = flag("include_reads", &v)?,
             "decision" => {
                 filter.decision = Some(match v.as_str() {
                     "allow" => Outcome::Allow,
@@ -51,14 +82,46 @@ pub async fn decisions(
                     _ => return Err(ApiError::invalid("decision", "must be allow or deny")),
                 })
             }
+            _ => rest.push((k, v)),
+        }
+    }
+    Ok(Params {
+        filter,
+        offset,
+        rest,
+    })
+}
+
+fn flag(name: &str, v: &str) -> Result<bool, ApiError> {
+    match v {
+        "true" | "1" | "" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(ApiError::invalid(name, "must be true or false")),
+    }
+}
+
+fn unknown(k: String, own: &str) -> ApiError {
+    ApiError::invalid(k, format!("unknown parameter: use {own}{FILTER_PARAMS}"))
+}
+
+pub async fn decisions(
+    state: &AppState,
+    query: Option<&str>,
+    caller: Option<&str>,
+) -> Result<Page, ApiError> {
+    let started = Instant::now();
+    let Params { filter, rest, .. } = filter_params(state, query)?;
+    let mut after = 0;
+    let mut limit = DEFAULT_LIMIT;
+    for (k, v) in rest {
+        let num = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| ApiError::invalid(k.clone(), format!("{v:?} is not a number")))
+        };
+        match k.as_str() {
             "after" => after = num(&v)?,
             "limit" => limit = num(&v)? as usize,
-            _ => {
-                return Err(ApiError::invalid(
-                    k.clone(),
-                    "unknown parameter: use since, until, principal, enterprise, action, decision, policy, kind, after, limit",
-                ))
-            }
+            _ => return Err(unknown(k, "after, limit, ")),
         }
     }
     let log = state.audit.clone();
@@ -67,6 +130,116 @@ pub async fn decisions(
         .map_err(|_| internal("query task failed"))??;
     record_read(state, caller, "audit.query", query, started).await?;
     Ok(page)
+}
+
+/// `GET /v1/audit/summary?by=…`: counts per group, largest first.
+pub async fn summary(
+    state: &AppState,
+    query: Option<&str>,
+    caller: Option<&str>,
+) -> Result<Summary, ApiError> {
+    let started = Instant::now();
+    let Params { filter, rest, .. } = filter_params(state, query)?;
+    let mut by = None;
+    for (k, v) in rest {
+        match k.as_str() {
+            "by" => by = Some(GroupBy::parse_list(&v).map_err(|e| ApiError::invalid("by", e))?),
+            _ => return Err(unknown(k, "by, ")),
+        }
+    }
+    let by = by.ok_or_else(|| {
+        ApiError::invalid(
+            "by",
+            "required: fields to group by, e.g. by=principal,decision",
+        )
+    })?;
+    let log = state.audit.clone();
+    let summary =
+        tokio::task::spawn_blocking(move || summary::summarize(log.database(), &filter, &by))
+            .await
+            .map_err(|_| internal("summary task failed"))??;
+    record_read(state, caller, "audit.summary", query, started).await?;
+    Ok(summary)
+}
+
+/// `GET /v1/audit/export`: every matching record, streamed from one read
+/// snapshot by a blocking reader through a bounded channel. The read is
+/// recorded before the first byte is sent.
+pub async fn export(
+    state: &AppState,
+    query: Option<&str>,
+    caller: Option<&str>,
+) -> Result<Response<Body>, ApiError> {
+    let started = Instant::now();
+    let Params {
+        filter,
+        offset,
+        rest,
+    } = filter_params(state, query)?;
+    let mut output = Output {
+        format: Format::Jsonl,
+        offset,
+        bom: false,
+    };
+    for (k, v) in rest {
+        match k.as_str() {
+            "format" => {
+                output.format = match v.as_str() {
+                    "jsonl" => Format::Jsonl,
+                    "csv" => Format::Csv,
+                    _ => return Err(ApiError::invalid("format", "must be jsonl or csv")),
+                }
+            }
+            "bom" => output.bom = flag("bom", &v)?,
+            _ => return Err(unknown(k, "format, bom, ")),
+        }
+    }
+    record_read(state, caller, "audit.export", query, started).await?;
+    let (mut writer, body) = stream::channel();
+    let log = state.audit.clone();
+    tokio::task::spawn_blocking(move || {
+        let written = query::write_with(log.database(), &filter, &output, &mut writer)
+            .and_then(|_| std::io::Write::flush(&mut writer).map_err(Into::into));
+        match written {
+            Ok(()) => {}
+            Err(query::QueryError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => {
+                tracing::error!(error = %e, "decision log export failed");
+                writer.abort(e.to_string());
+            }
+        }
+    });
+    let (content_type, file) = match output.format {
+        Format::Csv => ("text/csv; charset=utf-8", "decisions.csv"),
+        _ => ("application/x-ndjson", "decisions.jsonl"),
+    };
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, content_type)
+        .header(
+            CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{file}\""),
+        )
+        .body(Either::Right(body))
+        .expect("static response parts are valid"))
+}
+
+/// `GET /v1/audit/policy/{version}`: the archived texts of a policy set,
+/// checked against their version.
+pub async fn policy(
+    state: &AppState,
+    version: &str,
+    caller: Option<&str>,
+) -> Result<ArchivedSet, ApiError> {
+    let started = Instant::now();
+    let archive = state.policy_archive.clone();
+    let wanted = version.to_owned();
+    let set = tokio::task::spawn_blocking(move || archive.read(&wanted))
+        .await
+        .map_err(|_| internal("policy archive task failed"))??;
+    let detail = format!("version={version}");
+    record_read(state, caller, "audit.policy", Some(&detail), started).await?;
+    Ok(set)
 }
 
 pub async fn verify(
@@ -131,7 +304,7 @@ async fn record_read(
     };
     let record = DecisionRecord::new(
         &crate::random_id(),
-        "audit.read",
+        query::READ_KIND,
         &principal,
         action,
         &resource,

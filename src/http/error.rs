@@ -140,6 +140,46 @@ impl From<AuditError> for ApiError {
     }
 }
 
+impl From<crate::audit::query::QueryError> for ApiError {
+    fn from(e: crate::audit::query::QueryError) -> Self {
+        match e {
+            crate::audit::query::QueryError::Audit(e) => e.into(),
+            crate::audit::query::QueryError::Io(e) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("reading the decision log: {e}"),
+            ),
+        }
+    }
+}
+
+impl From<crate::policy::archive::ArchiveError> for ApiError {
+    /// An unknown version is the auditor's question having no answer (404);
+    /// an archive whose texts no longer hash to their version has been
+    /// altered, which the service must not paper over (500).
+    fn from(e: crate::policy::archive::ArchiveError) -> Self {
+        use crate::policy::archive::ArchiveError as E;
+        match &e {
+            E::BadVersion(_) | E::Ambiguous { .. } => ApiError::invalid("version", e.to_string()),
+            E::Unknown(_) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_policy_version",
+                e.to_string(),
+            ),
+            E::Altered { .. } => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "policy_archive_altered",
+                e.to_string(),
+            ),
+            E::Io { .. } | E::Format { .. } => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "policy_archive_unreadable",
+                e.to_string(),
+            ),
+        }
+    }
+}
+
 impl From<DecisionError> for ApiError {
     fn from(e: DecisionError) -> Self {
         match e {

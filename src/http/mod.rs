@@ -14,6 +14,7 @@ pub mod limits;
 pub mod login;
 pub mod maintenance;
 pub mod status;
+pub mod stream;
 mod uri;
 mod write_timeout;
 
@@ -49,6 +50,9 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// bounded by the idle timeout).
 const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// A response body: whole (every JSON answer) or streamed (exports).
+pub type Body = http_body_util::Either<Full<Bytes>, stream::ChannelBody>;
+
 /// What every handler can reach.
 pub struct AppState {
     pub engine: Engine,
@@ -70,6 +74,11 @@ pub struct AppState {
     pub limits: limits::ConnectionLimits,
     /// Open connections per peer address.
     pub peers: Arc<limits::Peers>,
+    /// The offset audit times are read at (when they name none) and shown
+    /// at, unless a request says otherwise.
+    pub time_offset: crate::audit::time::Offset,
+    /// Every policy set loaded, for `GET /v1/audit/policy/{version}`.
+    pub policy_archive: crate::policy::archive::PolicyArchive,
 }
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` completes; connections in
@@ -156,7 +165,7 @@ async fn connection(
             });
             let mut response = match handler.await {
                 Ok(response) => response,
-                Err(e) => ApiError::from(e).into_response(),
+                Err(e) => whole(ApiError::from(e).into_response()),
             };
             if nth >= max_requests {
                 // hyper closes the connection after this answer and drops
@@ -181,11 +190,7 @@ async fn connection(
     }
 }
 
-async fn handle(
-    state: &AppState,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-) -> Response<Full<Bytes>> {
+async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     // Paths can name a person (`/v1/maintenance/staff/resident_id:…`),
@@ -193,7 +198,7 @@ async fn handle(
     let path = uri::log_path(req.uri().path());
     let response = match route(state, req).await {
         Ok(r) => r,
-        Err(e) => e.into_response(),
+        Err(e) => whole(e.into_response()),
     };
     tracing::info!(
         %peer,
@@ -206,10 +211,7 @@ async fn handle(
     response
 }
 
-async fn route(
-    state: &AppState,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, ApiError> {
+async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
     let caller = state
@@ -218,11 +220,21 @@ async fn route(
     // Every decision record made while answering names this caller,
     // whichever flow makes it.
     crate::audit::CALLER
-        .scope(
-            caller.clone(),
-            dispatch(state, req, path, query, caller.as_deref()),
-        )
+        .scope(caller.clone(), async {
+            // The one answer streamed rather than built whole.
+            if req.method() == Method::GET && path == "/v1/audit/export" {
+                return audit::export(state, query.as_deref(), caller.as_deref()).await;
+            }
+            dispatch(state, req, path, query, caller.as_deref())
+                .await
+                .map(whole)
+        })
         .await
+}
+
+/// A whole (not streamed) answer, in the body type streamed ones share.
+fn whole(r: Response<Full<Bytes>>) -> Response<Body> {
+    r.map(http_body_util::Either::Left)
 }
 
 async fn dispatch(
@@ -263,6 +275,13 @@ async fn dispatch(
             ok(&audit::verify(state, query.as_deref(), caller).await?)
         }
         (&Method::GET, "/v1/audit/checkpoint") => ok(&audit::checkpoint(state, caller).await?),
+        (&Method::GET, "/v1/audit/summary") => {
+            ok(&audit::summary(state, query.as_deref(), caller).await?)
+        }
+        (&Method::GET, p) if p.starts_with("/v1/audit/policy/") => {
+            let version = &p["/v1/audit/policy/".len()..];
+            ok(&audit::policy(state, version, caller).await?)
+        }
         (&Method::GET, "/v1/status") => ok(&status::status(state)),
         (&Method::GET, "/metrics") => Ok(status::metrics(state)),
         (&Method::GET, "/healthz") => ok(&json!({ "status": "ok" })),
@@ -277,7 +296,9 @@ async fn dispatch(
             | "/v1/admin/real-name"
             | "/v1/audit/decisions"
             | "/v1/audit/verify"
-            | "/v1/audit/checkpoint",
+            | "/v1/audit/checkpoint"
+            | "/v1/audit/summary"
+            | "/v1/audit/export",
         ) => Err(ApiError::method_not_allowed(m, &path)),
         (m, p) if login::PATHS.contains(&p) => Err(ApiError::method_not_allowed(m, p)),
         _ => Err(ApiError::not_found(&path)),

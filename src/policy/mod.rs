@@ -5,6 +5,7 @@
 //! A [`PolicySnapshot`] is immutable once built; the server shares the active
 //! one through an `ArcSwap`, so evaluation never waits on a reload.
 
+pub mod archive;
 mod diagnostics;
 pub mod format;
 mod refusal;
@@ -309,7 +310,7 @@ fn read(path: &Path) -> Result<String, LoadError> {
     })
 }
 
-fn version_of(schema_src: &str, policy_files: &[(String, String)]) -> String {
+pub(crate) fn version_of(schema_src: &str, policy_files: &[(String, String)]) -> String {
     let mut h = Sha256::new();
     h.update(b"schema\0");
     h.update(schema_src.as_bytes());

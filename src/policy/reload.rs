@@ -28,6 +28,8 @@ use super::{LoadError, PolicySnapshot, Sources};
 /// What set off a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
+    /// The set the server started with.
+    Start,
     Signal,
     FileChange,
 }
@@ -35,6 +37,7 @@ pub enum Trigger {
 impl Trigger {
     pub fn as_str(self) -> &'static str {
         match self {
+            Trigger::Start => "start",
             Trigger::Signal => "sighup",
             Trigger::FileChange => "file_change",
         }
@@ -83,6 +86,21 @@ impl ReloadStatus {
     }
 }
 
+/// A valid policy set about to be made active, with the texts it was built
+/// from.
+pub struct Loaded<'a> {
+    pub sources: &'a Sources,
+    pub snapshot: &'a PolicySnapshot,
+    /// The version it replaced; `None` at start.
+    pub old_version: Option<&'a str>,
+    pub trigger: Trigger,
+}
+
+/// Called (on the reloading thread) for every valid set just before it is
+/// made active, so the server can archive its texts and log the change
+/// first; the policy layer knows nothing of the decision log.
+pub type OnLoad = Arc<dyn Fn(&Loaded<'_>) + Send + Sync>;
+
 /// Loads, validates and swaps in policy sets.
 #[derive(Clone)]
 pub struct Reloader {
@@ -90,6 +108,7 @@ pub struct Reloader {
     schema: PathBuf,
     active: Arc<ArcSwap<PolicySnapshot>>,
     status: Arc<ReloadStatus>,
+    on_load: Option<OnLoad>,
 }
 
 impl Reloader {
@@ -104,7 +123,14 @@ impl Reloader {
             schema,
             active,
             status,
+            on_load: None,
         }
+    }
+
+    /// Calls `hook` with each set this reloader is about to make active.
+    pub fn on_load(mut self, hook: OnLoad) -> Self {
+        self.on_load = Some(hook);
+        self
     }
 
     pub fn status(&self) -> &Arc<ReloadStatus> {
@@ -116,11 +142,24 @@ impl Reloader {
     pub fn reload(&self, trigger: Trigger) -> Result<Arc<PolicySnapshot>, LoadError> {
         let sources = Sources::read(&self.policies_dir, &self.schema);
         let version = sources.as_ref().map(Sources::version).unwrap_or_default();
-        let loaded = sources
-            .and_then(|s| PolicySnapshot::from_sources(&s.schema_file, &s.schema, &s.policy_files));
+        let loaded = sources.and_then(|s| {
+            PolicySnapshot::from_sources(&s.schema_file, &s.schema, &s.policy_files)
+                .map(|snap| (s, snap))
+        });
         match loaded {
-            Ok(snapshot) => {
+            Ok((sources, snapshot)) => {
                 let snapshot = Arc::new(snapshot);
+                // The hook runs before the swap, so the record of a load
+                // precedes every decision the new set makes. Only this
+                // reloader swaps, so `old` is still the active set after.
+                if let Some(hook) = &self.on_load {
+                    hook(&Loaded {
+                        sources: &sources,
+                        snapshot: &snapshot,
+                        old_version: Some(self.active.load().version()),
+                        trigger,
+                    });
+                }
                 let old = self.active.swap(snapshot.clone());
                 self.status.successes.fetch_add(1, Ordering::Relaxed);
                 self.status.set_error(None);

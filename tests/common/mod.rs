@@ -522,3 +522,15 @@ pub fn with_session(
         body.as_deref().map(str::as_bytes),
     )
 }
+
+/// Copies the files (not the subdirectories) of `from` into `to`, creating
+/// it: a test's own copy of the policies to edit under a running server.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+}
