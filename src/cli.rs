@@ -65,6 +65,10 @@ enum Command {
         /// any identity write or policy reload); 0 builds every one afresh.
         #[arg(long, default_value_t = crate::decision::DEFAULT_CACHE_ENTRIES, env = "ETAX_DECISION_CACHE_ENTRIES")]
         decision_cache_entries: usize,
+        /// Key file of the decision log's person pseudonyms (default
+        /// DATA/pseudonym.key, created 0600 on first start).
+        #[arg(long, env = "ETAX_PSEUDONYM_KEY")]
+        pseudonym_key: Option<PathBuf>,
         #[command(flatten)]
         limits: crate::http::limits::LimitArgs,
     },
@@ -166,9 +170,25 @@ struct FilterArgs {
     /// Before.
     #[arg(long)]
     until: Option<String>,
-    /// Part of the principal; ID numbers are masked before comparing.
+    /// Part of the principal; ID numbers are masked before comparing. A
+    /// full ID number matches exactly that person (by pseudonym).
     #[arg(long)]
     principal: Option<String>,
+    /// What the request acted on: part of the masked target, or a full ID
+    /// number for exactly that person.
+    #[arg(long)]
+    target: Option<String>,
+    /// A full ID number: every record naming that person, in any role.
+    #[arg(long)]
+    person: Option<String>,
+    /// The principal's identity type: legal_rep, finance_head, ...
+    #[arg(long)]
+    identity_type: Option<String>,
+    #[arg(long, value_parser = ["done", "refused", "failed"])]
+    outcome: Option<String>,
+    /// The pseudonym key the server uses (default DATA/pseudonym.key).
+    #[arg(long)]
+    pseudonym_key: Option<PathBuf>,
     /// Credit code of an enterprise the decision concerned.
     #[arg(long)]
     enterprise: Option<String>,
@@ -186,8 +206,22 @@ struct FilterArgs {
 }
 
 impl FilterArgs {
-    fn into_filter(self) -> Result<audit::Filter, String> {
+    fn into_filter(self, data: &std::path::Path) -> Result<audit::Filter, String> {
+        use audit::pseudonym::{key_path, Pseudonyms};
         let now = crate::now_ms();
+        let wants_key = [&self.principal, &self.target, &self.person]
+            .iter()
+            .any(|a| {
+                a.as_deref()
+                    .and_then(audit::query::full_id_number)
+                    .is_some()
+            });
+        // Only the server creates the key: without it a full ID number
+        // cannot be matched exactly, which is an error, not a fallback.
+        let keys = wants_key
+            .then(|| Pseudonyms::load(&key_path(data, self.pseudonym_key.as_deref())))
+            .transpose()
+            .map_err(|e| e.to_string())?;
         let time = |t: Option<String>| t.map(|t| audit::time::parse_time(&t, now)).transpose();
         Ok(audit::Filter {
             since_ms: time(self.since)?,
@@ -204,6 +238,15 @@ impl FilterArgs {
             }),
             policy: self.policy,
             kind: self.kind,
+            target: self.target,
+            person: self.person,
+            identity_type: self.identity_type,
+            outcome: self.outcome.map(|o| o.parse()).transpose()?,
+            ..audit::Filter::default()
+        })
+        .map(|f| match &keys {
+            Some(k) => f.resolve_persons(k),
+            None => f,
         })
     }
 }
@@ -226,7 +269,7 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
             data,
             filter,
             format,
-        } => match filter.into_filter() {
+        } => match filter.into_filter(&data) {
             Ok(f) => commands::query(&data, &f, format.parse().expect("clap checked the format")),
             Err(e) => bad(e),
         },
@@ -260,6 +303,7 @@ pub fn main() -> ExitCode {
             audit_retention_days,
             reload_poll_ms,
             decision_cache_entries,
+            pseudonym_key,
             limits,
         } => {
             let opts = ServeOptions {
@@ -276,6 +320,7 @@ pub fn main() -> ExitCode {
                 reload_poll: (reload_poll_ms > 0)
                     .then(|| std::time::Duration::from_millis(reload_poll_ms)),
                 decision_cache_entries,
+                pseudonym_key,
                 limits: limits.into_limits(),
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()

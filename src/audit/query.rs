@@ -7,7 +7,8 @@ use std::io::{self, Write};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
-use super::{AuditError, DecisionRecord, Outcome, DECISIONS};
+use super::pseudonym::Pseudonyms;
+use super::{AuditError, DecisionRecord, FinalOutcome, Outcome, DECISIONS};
 
 /// Most records one page returns.
 pub const MAX_PAGE: usize = 1000;
@@ -36,6 +37,88 @@ pub struct Filter {
     /// Record kind (`authorize`, `login.sms`, …); a prefix ending in `.`
     /// (`login.`) matches every kind under it.
     pub kind: Option<String>,
+    /// What the request acted on: part of the masked target (person,
+    /// permission identity, agency, enterprise), or — given a full ID
+    /// number — exactly that target person, by pseudonym.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// A full ID number: every record naming that person in any role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    /// The principal's identity type (`legal_rep`, `finance_head`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<FinalOutcome>,
+    /// Pseudonyms of the full ID numbers given as `principal`, `target` and
+    /// `person`, set by [`Filter::resolve_persons`]; never serialized.
+    #[serde(skip)]
+    pub pseudonyms: PersonPseudonyms,
+}
+
+/// Pseudonyms of the filter's full ID numbers (see [`Filter::resolve_persons`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PersonPseudonyms {
+    principal: Option<String>,
+    target: Option<String>,
+    person: Option<String>,
+}
+
+/// The ID number in a filter argument (`210102198003124011` or
+/// `resident_id:210102198003124011`) when it is a whole one, not a part or
+/// a mask: only a whole number has a pseudonym to match exactly.
+pub fn full_id_number(arg: &str) -> Option<&str> {
+    let n = arg.rsplit_once(':').map_or(arg, |(_, n)| n).trim();
+    (n.len() >= 6
+        && n.len() <= 30
+        && n.bytes().all(|b| b.is_ascii_alphanumeric())
+        && n.bytes().filter(u8::is_ascii_digit).count() >= 6)
+        .then_some(n)
+}
+
+impl Filter {
+    /// Turns the full ID numbers among `principal`, `target` and `person`
+    /// into pseudonyms under the log's key, so they match exactly (masks
+    /// alone would match everyone whose ID masks the same way).
+    pub fn resolve_persons(mut self, keys: &Pseudonyms) -> Self {
+        let of = |arg: &Option<String>| arg.as_deref().and_then(full_id_number).map(|n| keys.of(n));
+        self.pseudonyms = PersonPseudonyms {
+            principal: of(&self.principal),
+            target: of(&self.target),
+            person: of(&self.person),
+        };
+        self
+    }
+
+    /// Whether `r` names the person with `pseudonym` in one of `roles`
+    /// (any role when empty).
+    fn names(r: &DecisionRecord, pseudonym: &str, roles: &[&str]) -> bool {
+        r.persons.iter().any(|p| {
+            p.pseudonym == pseudonym && (roles.is_empty() || roles.contains(&p.role.as_str()))
+        })
+    }
+
+    /// The filters of issue #11: target, person, identity type, outcome.
+    fn matches_persons(&self, r: &DecisionRecord) -> bool {
+        let mask = crate::ids::mask_text;
+        let p = &self.pseudonyms;
+        let target = match (&p.target, &self.target) {
+            (Some(ps), _) => Self::names(r, ps, &["target"]),
+            (None, Some(t)) => r.target.as_ref().is_some_and(|x| x.contains(&mask(t))),
+            (None, None) => true,
+        };
+        target
+            && self
+                .person
+                .as_ref()
+                .is_none_or(|_| p.person.as_ref().is_some_and(|ps| Self::names(r, ps, &[])))
+            && self.identity_type.as_ref().is_none_or(|t| {
+                r.persons
+                    .iter()
+                    .any(|x| x.role == "principal" && x.identity_type.as_deref() == Some(t))
+            })
+            && self.outcome.is_none_or(|o| r.outcome == Some(o))
+    }
 }
 
 impl Filter {
@@ -43,10 +126,11 @@ impl Filter {
         let mask = crate::ids::mask_text;
         self.since_ms.is_none_or(|t| r.timestamp_ms >= t)
             && self.until_ms.is_none_or(|t| r.timestamp_ms < t)
-            && self
-                .principal
-                .as_ref()
-                .is_none_or(|p| r.principal.contains(&mask(p)))
+            && match (&self.pseudonyms.principal, &self.principal) {
+                (Some(ps), _) => Self::names(r, ps, &["principal", "agent"]),
+                (None, Some(p)) => r.principal.contains(&mask(p)),
+                (None, None) => true,
+            }
             && self.enterprise.as_ref().is_none_or(|e| {
                 r.principal.contains(e.as_str())
                     || r.resource.contains(e.as_str())
@@ -67,6 +151,7 @@ impl Filter {
             && self.kind.as_ref().is_none_or(|k| {
                 r.kind == *k || (k.ends_with('.') && r.kind.starts_with(k.as_str()))
             })
+            && self.matches_persons(r)
     }
 }
 

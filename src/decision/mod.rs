@@ -46,6 +46,10 @@ pub struct Verdict {
     /// Evaluation errors and missing identities; non-empty means deny.
     pub errors: Vec<String>,
     pub policy_version: String,
+    /// A default deny (no permit matched, no forbid, no error): the ids of
+    /// the permits the action's index held, so the record can say what was
+    /// considered and did not apply. Empty otherwise.
+    pub unmatched_permits: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -184,11 +188,17 @@ impl Engine {
             // did not decide, and naming them would read as the refusal.
             reasons.clear();
         }
+        let unmatched_permits = if allowed || !reasons.is_empty() || !errors.is_empty() {
+            Vec::new()
+        } else {
+            permit_ids(policies)
+        };
         Ok(Verdict {
             allowed,
             reasons,
             errors,
             policy_version: snap.version().to_owned(),
+            unmatched_permits,
         })
     }
 
@@ -231,6 +241,17 @@ impl Engine {
         .map_err(|e| invalid("request", e))?;
         Ok(Built { entities, missing })
     }
+}
+
+/// The ids of the permits in an action's index, sorted.
+fn permit_ids(policies: &cedar_policy::PolicySet) -> Vec<String> {
+    let mut ids: Vec<String> = policies
+        .policies()
+        .filter(|p| p.effect() == cedar_policy::Effect::Permit)
+        .map(|p| p.id().to_string())
+        .collect();
+    ids.sort();
+    ids
 }
 
 /// The context attribute naming the client an agent acts for (R8).

@@ -16,7 +16,8 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::audit::{time, Checkpoint, DecisionRecord, Filter, Outcome, Page, VerifyReport};
+use crate::audit::{time, Checkpoint, Filter, Outcome, Page, VerifyReport};
+use crate::flows::decide::Event;
 
 /// Records one page returns unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -44,6 +45,12 @@ pub async fn decisions(
             "action" => filter.action = Some(v),
             "policy" => filter.policy = Some(v),
             "kind" => filter.kind = Some(v),
+            "target" => filter.target = Some(v),
+            "person" => filter.person = Some(v),
+            "identity_type" => filter.identity_type = Some(v),
+            "outcome" => {
+                filter.outcome = Some(v.parse().map_err(|e: String| ApiError::invalid("outcome", e))?)
+            }
             "decision" => {
                 filter.decision = Some(match v.as_str() {
                     "allow" => Outcome::Allow,
@@ -56,11 +63,13 @@ pub async fn decisions(
             _ => {
                 return Err(ApiError::invalid(
                     k.clone(),
-                    "unknown parameter: use since, until, principal, enterprise, action, decision, policy, kind, after, limit",
+                    "unknown parameter: use since, until, principal, enterprise, action, decision, policy, kind, target, person, identity_type, outcome, after, limit",
                 ))
             }
         }
     }
+    // Full ID numbers match exactly, by the log's pseudonyms.
+    let filter = filter.resolve_persons(state.login.decider.pseudonyms());
     let log = state.audit.clone();
     let page = tokio::task::spawn_blocking(move || log.query(&filter, after, limit))
         .await
@@ -116,7 +125,8 @@ pub async fn checkpoint(
     })
 }
 
-/// Writes the `audit.read` record of this request and waits for it.
+/// Records this read (kind `audit.read`); committed with the answer,
+/// before it is sent.
 async fn record_read(
     state: &AppState,
     caller: Option<&str>,
@@ -129,21 +139,15 @@ async fn record_read(
         Some(q) if !q.is_empty() => format!("DecisionLog?{}", decode(q)),
         _ => "DecisionLog".to_owned(),
     };
-    let record = DecisionRecord::new(
-        &crate::random_id(),
+    let event = Event::unasked(
         "audit.read",
         &principal,
         action,
         &resource,
-        None,
-        true,
-        &[],
-        &[],
         state.engine.snapshot().version(),
-        started.elapsed().as_micros() as u64,
     )
-    .with_caller(caller);
-    state.audit.commit(record).await?;
+    .with_latency(started.elapsed().as_micros() as u64);
+    state.login.decider.record(event).await?;
     Ok(())
 }
 

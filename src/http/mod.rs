@@ -215,14 +215,19 @@ async fn route(
     let caller = state
         .callers
         .authenticate(req.headers(), callers::scope_for(&path))?;
-    // Every decision record made while answering names this caller,
-    // whichever flow makes it.
-    crate::audit::CALLER
-        .scope(
-            caller.clone(),
-            dispatch(state, req, path, query, caller.as_deref()),
-        )
-        .await
+    // Every decision record made while answering names this caller, and
+    // waits for the answer to learn its outcome (`flows::decide`).
+    let scope = crate::flows::decide::RequestScope::new(caller.clone());
+    let answer = scope
+        .run(dispatch(state, req, path, query, caller.as_deref()))
+        .await;
+    let (status, code) = match &answer {
+        Ok(response) => (response.status().as_u16(), None),
+        Err(e) => (e.status.as_u16(), Some(e.code)),
+    };
+    // A decision that cannot be logged is not answered.
+    state.login.decider.finish(&scope, status, code).await?;
+    answer
 }
 
 async fn dispatch(
@@ -235,11 +240,11 @@ async fn dispatch(
     match (req.method(), path.as_str()) {
         (&Method::POST, "/v1/authorize") => {
             let body = read_json(state, req).await?;
-            ok(&authorize::authorize(state, body, caller).await?)
+            ok(&authorize::authorize(state, body).await?)
         }
         (&Method::POST, "/v1/authorize/batch") => {
             let body = read_json(state, req).await?;
-            ok(&authorize::authorize_batch(state, body, caller).await?)
+            ok(&authorize::authorize_batch(state, body).await?)
         }
         (&Method::POST, p) if login::PATHS.contains(&p) => login::handle(state, p, req).await,
         (&Method::POST, "/v1/admin/real-name") => {
