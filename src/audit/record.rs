@@ -226,10 +226,42 @@ pub struct PrunedRange {
 impl DecisionRecord {
     /// A record of a decision, with every id number and phone masked. For
     /// records no request makes (anchors); a request's decisions are
-    /// recorded through `flows::decide`, which fills the fields and calls
-    /// [`Self::masked`].
+    /// recorded through `flows::decide`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
+        decision_id: &str,
+        kind: &str,
+        principal: &str,
+        action: &str,
+        resource: &str,
+        acting_for: Option<&str>,
+        allowed: bool,
+        policies: &[String],
+        errors: &[String],
+        policy_version: &str,
+        latency_us: u64,
+    ) -> Self {
+        Self::unmasked(
+            decision_id,
+            kind,
+            principal,
+            action,
+            resource,
+            acting_for,
+            allowed,
+            policies,
+            errors,
+            policy_version,
+            latency_us,
+        )
+        .masked()
+    }
+
+    /// [`Self::new`] before masking: for `flows::decide`, which adds the
+    /// fields it knows and then masks once ([`Self::masked`] is not
+    /// idempotent: a mask of a mask hides more).
+    #[allow(clippy::too_many_arguments)]
+    pub fn unmasked(
         decision_id: &str,
         kind: &str,
         principal: &str,
@@ -275,7 +307,6 @@ impl DecisionRecord {
             prev_hash: String::new(),
             hash: String::new(),
         }
-        .masked()
     }
 
     /// The record with every ID number and phone in its free-text fields
@@ -354,7 +385,7 @@ mod tests {
 
     #[test]
     fn change_context_and_target_are_masked_too() {
-        let mut r = DecisionRecord::new("d", "k", "p", "a", "r", None, true, &[], &[], "v", 1);
+        let mut r = DecisionRecord::unmasked("d", "k", "p", "a", "r", None, true, &[], &[], "v", 1);
         r.change = Some(serde_json::json!({"reset": "resident_id:210102198003124011"}));
         r.context = Some(serde_json::json!({"phone": ["13800000001"]}));
         r.target = Some(Target {

@@ -74,7 +74,7 @@ impl Event {
             micros,
         } = asked;
         let acting_for = query.context.get(ACTING_FOR).map(entity_ref);
-        let mut record = DecisionRecord::new(
+        let mut record = DecisionRecord::unmasked(
             &crate::random_id(),
             kind,
             &query.principal.to_string(),
@@ -109,7 +109,7 @@ impl Event {
         policy_version: &str,
     ) -> Self {
         Self {
-            record: DecisionRecord::new(
+            record: DecisionRecord::unmasked(
                 &crate::random_id(),
                 kind,
                 by,
