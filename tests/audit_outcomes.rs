@@ -208,7 +208,7 @@ fn maintenance_records_say_what_happened_to_whom() {
     let otp = body["one_time_password"]["password"].as_str().unwrap();
     assert!(!String::from_utf8_lossy(&server.decision_log_bytes()).contains(otp));
 
-    // A clerk may not add staff: refused 403, and a default deny says so.
+    // A clerk may not add staff: refused 403.
     let clerk = login_by_sms(&server, CLERK).0;
     let (status, _, recs) = answered(&server, || {
         as_session(
@@ -221,16 +221,10 @@ fn maintenance_records_say_what_happened_to_whom() {
     });
     assert_eq!(status, 403);
     let r = &recs[0];
-    assert_eq!(r["policies"], json!([]), "{r}");
-    assert!(
-        r["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("no permit matched"),
-        "{r}"
-    );
-    assert!(
-        !r["unmatched_permits"].as_array().unwrap().is_empty(),
+    // Refused by a forbid, which the record names.
+    assert_eq!(
+        r["policies"],
+        json!(["maintain.ordinary-staff-excluded"]),
         "{r}"
     );
 
