@@ -85,32 +85,24 @@ fn answered(server: &Server, request: impl FnOnce() -> (u16, Value)) -> (u16, Va
     (status, body, finals)
 }
 
-fn as_session(
-    server: &Server,
-    session: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    with_session(server, session, method, path, body)
-}
-
 #[test]
 fn maintenance_records_say_what_happened_to_whom() {
     let server = Server::demo();
     let lr = login_by_sms(&server, LEGAL_REP).0;
-    let add = |name: &str, number: &str| json!({ "name": name, "id_type": "resident_id", "id_number": number, "identity_type": "other" });
-
-    // Added: done, naming the person and the change.
-    let (_, _, recs) = answered(&server, || {
-        as_session(
+    // Asks `session` to add a person as ordinary staff.
+    let add = |session: &str, name: &str, number: &str| {
+        let body = json!({ "name": name, "id_type": "resident_id", "id_number": number, "identity_type": "other" });
+        with_session(
             &server,
-            &lr,
+            session,
             "POST",
             "/v1/maintenance/staff",
-            Some(add("赵丽", "210106199102140105")),
+            Some(body),
         )
-    });
+    };
+
+    // Added: done, naming the person and the change.
+    let (_, _, recs) = answered(&server, || add(&lr, "赵丽", "210106199102140105"));
     let r = &recs[0];
     assert_eq!(r["kind"], "maintain.addStaff");
     assert_eq!(
@@ -130,28 +122,12 @@ fn maintenance_records_say_what_happened_to_whom() {
 
     // Added twice: Cedar allowed, the store refused (409) — the record
     // committed before the write is followed by the true outcome.
-    let (status, _, recs) = answered(&server, || {
-        as_session(
-            &server,
-            &lr,
-            "POST",
-            "/v1/maintenance/staff",
-            Some(add("赵丽", "210106199102140105")),
-        )
-    });
+    let (status, _, recs) = answered(&server, || add(&lr, "赵丽", "210106199102140105"));
     assert_eq!(status, 409);
     assert_eq!(recs[0]["decision"], "allow", "{}", recs[0]);
 
     // Not real-name collected: 422, failed.
-    let (status, _, recs) = answered(&server, || {
-        as_session(
-            &server,
-            &lr,
-            "POST",
-            "/v1/maintenance/staff",
-            Some(add("郑强", "210112198709172093")),
-        )
-    });
+    let (status, _, recs) = answered(&server, || add(&lr, "郑强", "210112198709172093"));
     assert_eq!(status, 422);
     assert_eq!(
         recs[0]["target"]["person"],
@@ -160,7 +136,7 @@ fn maintenance_records_say_what_happened_to_whom() {
 
     // Unknown permission identity: 404 (or 400), held to the answer too.
     let (status, _, _) = answered(&server, || {
-        as_session(
+        with_session(
             &server,
             &lr,
             "DELETE",
@@ -172,7 +148,7 @@ fn maintenance_records_say_what_happened_to_whom() {
 
     // Defining an identity names it and its functions before → after.
     let (status, _, recs) = answered(&server, || {
-        as_session(
+        with_session(
             &server,
             &lr,
             "POST",
@@ -191,7 +167,7 @@ fn maintenance_records_say_what_happened_to_whom() {
 
     // A password reset names its target; the one-time password is nowhere.
     let (status, body, recs) = answered(&server, || {
-        as_session(
+        with_session(
             &server,
             &lr,
             "POST",
@@ -210,15 +186,7 @@ fn maintenance_records_say_what_happened_to_whom() {
 
     // A clerk may not add staff: refused 403.
     let clerk = login_by_sms(&server, CLERK).0;
-    let (status, _, recs) = answered(&server, || {
-        as_session(
-            &server,
-            &clerk,
-            "POST",
-            "/v1/maintenance/staff",
-            Some(add("刘洋", "21010219921111404X")),
-        )
-    });
+    let (status, _, recs) = answered(&server, || add(&clerk, "刘洋", "21010219921111404X"));
     assert_eq!(status, 403);
     let r = &recs[0];
     // Refused by a forbid, which the record names.
@@ -231,7 +199,7 @@ fn maintenance_records_say_what_happened_to_whom() {
     // Cancelling the agency: recognition true → false; then the agent's
     // refusal names the missing recognition.
     let (status, _, recs) = answered(&server, || {
-        as_session(
+        with_session(
             &server,
             &lr,
             "DELETE",
@@ -246,7 +214,7 @@ fn maintenance_records_say_what_happened_to_whom() {
     );
     assert_eq!(recs[0]["target"]["agency"], AGENCY);
     let (status, _, _) = answered(&server, || {
-        as_session(
+        with_session(
             &server,
             &lr,
             "DELETE",
