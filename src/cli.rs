@@ -43,8 +43,9 @@ enum Command {
         /// Largest accepted request body, in bytes.
         #[arg(long, default_value_t = crate::http::DEFAULT_BODY_LIMIT, env = "ETAX_BODY_LIMIT")]
         body_limit: usize,
+        // Boxed: the credential flags would make this the largest command.
         #[command(flatten)]
-        authn: crate::authn::AuthnArgs,
+        authn: Box<crate::authn::AuthnArgs>,
         /// JSON list of {id, key_sha256, scopes}; without it the service runs
         /// open (development on loopback only).
         #[arg(long, env = "ETAX_API_KEYS")]
@@ -138,8 +139,9 @@ enum AuditCommand {
     Query {
         #[arg(long, default_value = "data")]
         data: PathBuf,
+        // Boxed: the filter flags would make this the largest command.
         #[command(flatten)]
-        filter: FilterArgs,
+        filter: Box<FilterArgs>,
         #[arg(long, default_value = "table", value_parser = ["table", "jsonl", "csv"])]
         format: String,
     },
@@ -313,7 +315,7 @@ pub fn main() -> ExitCode {
                 schema,
                 demo: demo.then(|| PathBuf::from("examples/demo.json")),
                 body_limit,
-                authn: authn.into_config(),
+                authn: (*authn).into_config(),
                 api_keys,
                 insecure_open,
                 audit_retention_days,
