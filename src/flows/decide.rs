@@ -376,7 +376,10 @@ impl Decider {
         record.caller = scope.and_then(|s| s.caller.clone());
         let principal = parse_uid(&record.principal);
         if let Some(why) = self.missing_recognition(&record, principal.as_ref()) {
-            record.reason = Some(why);
+            record.reason = Some(match record.reason.take() {
+                Some(r) => format!("{r}; {why}"),
+                None => why,
+            });
         }
         record.persons = self.persons(principal.as_ref(), target_person.as_ref());
         record.masked()
@@ -454,7 +457,9 @@ impl Decider {
         if ty != "AgentStaff" || record.decision == Outcome::Allow {
             return None;
         }
-        let client = parse_uid(record.acting_for.as_deref()?)?.1;
+        // A uid from the context, or the bare credit code a login step knows.
+        let acting_for = record.acting_for.as_deref()?;
+        let client = parse_uid(acting_for).map_or_else(|| acting_for.to_owned(), |(_, id)| id);
         let agency = id.split_once('/').map_or(id.as_str(), |(a, _)| a);
         let reader = self.engine.store().read().ok()?;
         let held = reader
