@@ -467,3 +467,207 @@ fn a_full_id_number_filters_exactly_without_unmasking() {
     assert_ne!(code, 0);
     assert!(err.contains("pseudonym key"), "{err}");
 }
+
+/// `staff_id` of the member listed as `name` in a login step's answer.
+fn member(answer: &Value, name: &str) -> Value {
+    answer["staff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {answer}"))["staff_id"]
+        .clone()
+}
+
+#[test]
+fn every_login_mode_and_the_remaining_maintenance_steps_hold_to_the_answer() {
+    let server = Server::demo();
+    let post = |path: &str, body: Value| server.post(path, &body);
+
+    // Enterprise login: a code for a member without real-name collection is
+    // refused (403); a personal password completes the login.
+    let (_, first) = post(
+        "/v1/login/enterprise",
+        json!({ "account": E_SYNCED, "password": "Etax@2026" }),
+    );
+    let (status, _, _) = answered(&server, || {
+        post(
+            "/v1/login/enterprise/code",
+            json!({ "flow": first["flow"], "staff": member(&first, "*静") }),
+        )
+    });
+    assert_eq!(status, 403);
+    let (status, done, _) = answered(&server, || {
+        post(
+            "/v1/login/enterprise/complete",
+            json!({ "flow": first["flow"], "staff": member(&first, LEGAL_REP), "password": "Wang@2026jg" }),
+        )
+    });
+    assert_eq!(status, 200, "{done}");
+    let lr = done["session"].as_str().unwrap().to_owned();
+
+    // Quick login: refused before the first normal login, done after it.
+    let (status, _, _) = answered(&server, || {
+        post(
+            "/v1/login/quick/code",
+            json!({ "account": E_UNSYNCED, "password": DALIAN_PW, "identity_type": "legal_rep", "id_number": "210203198808086069" }),
+        )
+    });
+    assert_eq!(status, 403);
+    let (status, q, _) = answered(&server, || {
+        post(
+            "/v1/login/quick/code",
+            json!({ "account": E_SYNCED, "password": "Etax@2026", "identity_type": "legal_rep", "id_number": "210102198003124011" }),
+        )
+    });
+    assert_eq!(status, 200, "{q}");
+    let (status, _, _) = answered(&server, || {
+        post(
+            "/v1/login/quick",
+            json!({ "flow": q["flow"], "challenge": q["challenge"], "code": q["code"] }),
+        )
+    });
+    assert_eq!(status, 200);
+
+    // Natural person: a wrong password is refused, the right one done.
+    for (password, expected) in [("Wrong@2026zl", 401), ("Zhaoli@2026", 200)] {
+        let (_, c) = post(
+            "/v1/login/captcha",
+            json!({ "id_number": "210106199102140105" }),
+        );
+        let (status, _, _) = answered(&server, || {
+            post(
+                "/v1/login/natural-person",
+                json!({ "id_type": "resident_id", "id_number": "210106199102140105", "password": password, "challenge": c["challenge"], "code": c["code"] }),
+            )
+        });
+        assert_eq!(status, expected);
+    }
+
+    // Agency: a wrong agreement password is refused, the right one done.
+    let (status, a, _) = answered(&server, || {
+        post(
+            "/v1/login/agency",
+            json!({ "account": AGENCY, "password": "Agent@2026" }),
+        )
+    });
+    assert_eq!(status, 200);
+    let (status, _, _) = answered(&server, || {
+        post(
+            "/v1/login/agency/agent",
+            json!({ "flow": a["flow"], "agent": member(&a, "*明"), "password": "Sunming@2026" }),
+        )
+    });
+    assert_eq!(status, 200);
+    for (agreement, expected) in [("Xieyi@2025", 401), ("Xieyi@2026", 200)] {
+        let (status, _, recs) = answered(&server, || {
+            post(
+                "/v1/login/agency/client",
+                json!({ "flow": a["flow"], "client": E_SYNCED, "agreement_password": agreement }),
+            )
+        });
+        assert_eq!(status, expected);
+        assert_eq!(recs[0]["acting_for"], E_SYNCED, "{}", recs[0]);
+    }
+
+    // Forgotten password: the code step is done (a code or a decoy sent),
+    // the reset done.
+    let (status, f, recs) = answered(&server, || {
+        post(
+            "/v1/password/forgot/code",
+            json!({ "kind": "staff", "account": E_SYNCED, "id_number": "210102199001015035", "phone": "13800000003" }),
+        )
+    });
+    assert_eq!(status, 200);
+    assert!(!recs[0].to_string().contains("13800000003"), "{}", recs[0]);
+    let (status, _, _) = answered(&server, || {
+        post(
+            "/v1/password/forgot/reset",
+            json!({ "challenge": f["challenge"], "code": f["code"], "new_password": "Zw#Shui2026" }),
+        )
+    });
+    assert_eq!(status, 200);
+
+    // The remaining maintenance steps, each success and failure.
+    let m = |method: &str, path: &str, body: Option<Value>| {
+        with_session(
+            &server,
+            &lr,
+            method,
+            &format!("/v1/maintenance/{path}"),
+            body,
+        )
+    };
+    let (status, _, recs) = answered(&server, || {
+        m(
+            "PATCH",
+            &format!("staff/{P_CLERK}"),
+            Some(json!({ "identity_type": "other" })),
+        )
+    });
+    assert_eq!(status, 200);
+    assert_eq!(
+        recs[0]["change"]["identity_type"],
+        json!({ "before": "tax_clerk", "after": "other" }),
+        "{}",
+        recs[0]
+    );
+    let (status, _, _) = answered(&server, || {
+        m("DELETE", &format!("staff/{P_INVOICE_BUYER}"), None)
+    });
+    assert_eq!(status, 200);
+    let (status, _, _) = answered(&server, || {
+        m("DELETE", &format!("staff/{P_INVOICE_BUYER}"), None)
+    });
+    assert!(status == 404 || status == 403, "{status}");
+    let (status, _, _) = answered(&server, || {
+        m(
+            "PUT",
+            "permission-identities/nosuch",
+            Some(json!({ "name": "x", "description": "", "functions": ["vat_filing"] })),
+        )
+    });
+    assert_eq!(status, 404);
+    let (status, _, _) = answered(&server, || {
+        m(
+            "POST",
+            "staff/search",
+            Some(
+                json!({ "name": "郑强", "id_type": "resident_id", "id_number": "210112198709172093" }),
+            ),
+        )
+    });
+    assert_eq!(status, 422);
+    let (status, _, _) = answered(&server, || {
+        m(
+            "POST",
+            "agencies",
+            Some(json!({ "agency": "91210100MA0Y8K3L57", "agreement_password": "Xieyi@2027" })),
+        )
+    });
+    assert_eq!(status, 404);
+    let (status, _, recs) = answered(&server, || {
+        m(
+            "POST",
+            "agencies",
+            Some(json!({ "agency": AGENCY, "agreement_password": "Xieyi@2027" })),
+        )
+    });
+    assert_eq!(status, 200);
+    assert_eq!(
+        recs[0]["change"]["recognition"],
+        json!({ "before": true, "after": true })
+    );
+    let (status, _, recs) = answered(&server, || m("GET", "staff", None));
+    assert_eq!(status, 200);
+    assert_eq!(recs[0]["kind"], "maintain.viewStaff");
+
+    // An auditor's read is recorded as done too.
+    let before = head(&server);
+    let (status, _) = server.get("/v1/audit/checkpoint");
+    assert_eq!(status, 200);
+    let (_, page) = server.get(&format!(
+        "/v1/audit/decisions?after={before}&kind=audit.read"
+    ));
+    assert_eq!(page["records"][0]["outcome"], "done", "{page}");
+}
