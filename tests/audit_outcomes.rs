@@ -165,6 +165,20 @@ fn maintenance_records_say_what_happened_to_whom() {
         json!({ "before": null, "after": ["iit_withholding"] })
     );
 
+    // Filter by target: a full ID number exactly (not another person with
+    // the same mask), anything else as part of the masked target.
+    let (_, found) = server.get("/v1/audit/decisions?target=210106199102140105&kind=maintain.");
+    let found = found["records"].as_array().unwrap().clone();
+    assert_eq!(
+        found.len(),
+        3,
+        "added, then added again (done, refused): {found:?}"
+    );
+    let (_, none) = server.get("/v1/audit/decisions?target=210106777777770105");
+    assert_eq!(none["records"], json!([]), "{none}");
+    let (_, pi) = server.get("/v1/audit/decisions?target=payroll");
+    assert_eq!(pi["records"].as_array().unwrap().len(), 1, "{pi}");
+
     // A password reset names its target; the one-time password is nowhere.
     let (status, body, recs) = answered(&server, || {
         with_session(

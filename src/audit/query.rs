@@ -64,16 +64,25 @@ pub struct PersonPseudonyms {
     person: Option<String>,
 }
 
-/// The ID number in a filter argument (`210102198003124011` or
-/// `resident_id:210102198003124011`) when it is a whole one, not a part or
-/// a mask: only a whole number has a pseudonym to match exactly.
+/// The ID number in a filter argument when it is a whole one, not a part
+/// or a mask: only a whole number has a pseudonym to match exactly. A bare
+/// argument counts only if it reads as a resident ID (17 digits and a digit
+/// or `X`, or the old 15 digits), so a credit code such as
+/// `91210102MA0TAX001F` still matches part of the principal; any other ID
+/// type is given with its type, `passport:E12345678`.
 pub fn full_id_number(arg: &str) -> Option<&str> {
-    let n = arg.rsplit_once(':').map_or(arg, |(_, n)| n).trim();
-    (n.len() >= 6
-        && n.len() <= 30
-        && n.bytes().all(|b| b.is_ascii_alphanumeric())
-        && n.bytes().filter(u8::is_ascii_digit).count() >= 6)
-        .then_some(n)
+    let arg = arg.trim();
+    if let Some((_, n)) = arg.rsplit_once(':') {
+        let whole = n.len() >= 6 && n.bytes().all(|b| b.is_ascii_alphanumeric());
+        return whole.then_some(n);
+    }
+    let b = arg.as_bytes();
+    let resident = match b.len() {
+        18 => b[..17].iter().all(u8::is_ascii_digit) && matches!(b[17], b'0'..=b'9' | b'X' | b'x'),
+        15 => b.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    resident.then_some(arg)
 }
 
 impl Filter {
@@ -353,5 +362,35 @@ fn csv_field(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod person_filter_tests {
+    use super::full_id_number;
+
+    #[test]
+    fn only_whole_id_numbers_are_matched_by_pseudonym() {
+        assert_eq!(
+            full_id_number("210102198003124011"),
+            Some("210102198003124011")
+        );
+        assert_eq!(
+            full_id_number("21010219921111404X"),
+            Some("21010219921111404X")
+        );
+        assert_eq!(
+            full_id_number("resident_id:210102198003124011"),
+            Some("210102198003124011")
+        );
+        assert_eq!(full_id_number("passport:E12345678"), Some("E12345678"));
+        for part in [
+            "91210102MA0TAX001F",
+            "2101**********4011",
+            "4011",
+            "resident_id:2101**********4011",
+        ] {
+            assert_eq!(full_id_number(part), None, "{part}");
+        }
     }
 }
