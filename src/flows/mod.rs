@@ -257,8 +257,10 @@ impl Login {
     }
 
     /// Asks Cedar whether `factors` are enough for `action`, and records the
-    /// decision (kind `login.<step>`) durably before returning it. `failure`
-    /// is the credential problem found before asking, recorded as the reason.
+    /// decision (kind `login.<step>`) through the one decision path: durably
+    /// before returning it when allowed (writes follow), with the answer
+    /// otherwise. `failure` is the credential problem found before asking,
+    /// recorded as the reason.
     #[allow(clippy::too_many_arguments)]
     async fn decide(
         &self,
