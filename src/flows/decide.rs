@@ -23,12 +23,11 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use super::persons::Persons;
 use crate::audit::pseudonym::Pseudonyms;
-use crate::audit::{
-    AuditError, AuditLog, DecisionRecord, FinalOutcome, Outcome, PersonRef, Target,
-};
+use crate::audit::{AuditError, AuditLog, DecisionRecord, FinalOutcome, Outcome, Target};
 use crate::decision::{DecisionError, Engine, Query, Verdict, ACTING_FOR};
-use crate::store::{owned_key, PersonRecord, RecognitionRecord, StaffRecord};
+use crate::store::{owned_key, RecognitionRecord};
 
 pub use super::metrics::DecisionMetrics;
 
@@ -249,7 +248,7 @@ impl RequestScope {
 pub struct Decider {
     pub engine: Engine,
     pub audit: AuditLog,
-    pseudonyms: Arc<Pseudonyms>,
+    persons: Arc<Persons>,
     pub metrics: Arc<DecisionMetrics>,
 }
 
@@ -258,13 +257,13 @@ impl Decider {
         Self {
             engine,
             audit,
-            pseudonyms: Arc::new(pseudonyms),
+            persons: Arc::new(Persons::new(pseudonyms)),
             metrics: Arc::default(),
         }
     }
 
     pub fn pseudonyms(&self) -> &Pseudonyms {
-        &self.pseudonyms
+        self.persons.pseudonyms()
     }
 
     /// Asks Cedar, timing the answer.
@@ -381,69 +380,12 @@ impl Decider {
                 None => why,
             });
         }
-        record.persons = self.persons(principal.as_ref(), target_person.as_ref());
+        record.persons = self.persons.of(
+            self.engine.store(),
+            principal.as_ref(),
+            target_person.as_ref(),
+        );
         record.masked()
-    }
-
-    /// Pseudonymized persons: the principal's (as `agent` for agency
-    /// staff) and the target's.
-    fn persons(
-        &self,
-        principal: Option<&(String, String)>,
-        target: Option<&(String, Option<String>)>,
-    ) -> Vec<PersonRef> {
-        let Ok(reader) = self.engine.store().read() else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        if let Some((ty, id)) = principal {
-            let person = match ty.as_str() {
-                "Person" => Some(id.as_str()),
-                "Staff" | "AgentStaff" => id.split_once('/').map(|(_, p)| p),
-                _ => None,
-            };
-            if let Some(person) = person {
-                let role = if ty == "AgentStaff" {
-                    "agent"
-                } else {
-                    "principal"
-                };
-                let identity_type = (ty == "Staff")
-                    .then(|| reader.get::<StaffRecord>(id).ok().flatten())
-                    .flatten()
-                    .map(|s| s.identity_type.code().to_owned());
-                out.push(self.person(&reader, role, person, None, identity_type));
-            }
-        }
-        if let Some((person, name)) = target {
-            out.push(self.person(&reader, "target", person, name.clone(), None));
-        }
-        out
-    }
-
-    fn person(
-        &self,
-        reader: &crate::store::StoreReader,
-        role: &str,
-        person_key: &str,
-        name: Option<String>,
-        identity_type: Option<String>,
-    ) -> PersonRef {
-        let number = person_key.split_once(':').map_or(person_key, |(_, n)| n);
-        let name = name.or_else(|| {
-            reader
-                .get::<PersonRecord>(person_key)
-                .ok()
-                .flatten()
-                .map(|p| p.name)
-        });
-        PersonRef {
-            pseudonym: self.pseudonyms.of(number),
-            role: role.to_owned(),
-            id: crate::ids::mask_text(person_key),
-            name: name.as_deref().map(crate::ids::mask_name),
-            identity_type,
-        }
     }
 
     /// For an agent refused while acting for a client: the recognition the

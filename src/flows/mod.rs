@@ -11,6 +11,7 @@ pub mod login;
 pub mod maintenance;
 pub mod metrics;
 pub mod password;
+mod persons;
 pub mod sweep;
 
 use std::collections::BTreeSet;

@@ -151,14 +151,25 @@ fn decision_metrics(
     metric: &mut impl FnMut(&str, &str, &str, &[(&str, u64)]),
     counts: &crate::flows::metrics::Counts,
 ) {
+    use crate::flows::metrics::OUTCOMES;
     let labels: Vec<(String, u64)> = counts
         .by_outcome
         .iter()
-        .map(|((kind, action, outcome), n)| {
-            (
-                format!("{{kind=\"{kind}\",action=\"{action}\",outcome=\"{outcome}\"}}"),
-                *n,
-            )
+        .flat_map(|(kind, actions)| {
+            actions.iter().flat_map(move |(action, ns)| {
+                OUTCOMES
+                    .iter()
+                    .zip(ns)
+                    .filter(|(_, n)| **n > 0)
+                    .map(move |(outcome, n)| {
+                        (
+                            format!(
+                                "{{kind=\"{kind}\",action=\"{action}\",outcome=\"{outcome}\"}}"
+                            ),
+                            *n,
+                        )
+                    })
+            })
         })
         .collect();
     let samples: Vec<(&str, u64)> = labels.iter().map(|(l, n)| (l.as_str(), *n)).collect();
