@@ -203,11 +203,6 @@ impl Event {
     pub fn decision_id(&self) -> &str {
         &self.record.decision_id
     }
-
-    /// Whether the decision allowed.
-    pub fn allowed(&self) -> bool {
-        self.record.decision == Outcome::Allow
-    }
 }
 
 /// A request's records not yet final, and who asked: set once per request
@@ -296,11 +291,10 @@ impl Decider {
                 Ok(())
             }
             (_, when) => {
-                let done = when != Commit::WithAnswer || record.decision == Outcome::Allow;
-                record.outcome = Some(if done {
-                    FinalOutcome::Done
+                record.outcome = Some(if when == Commit::WithAnswer {
+                    answered_by_decision(&record)
                 } else {
-                    FinalOutcome::Refused
+                    FinalOutcome::Done
                 });
                 self.metrics.observe(&record);
                 self.audit.commit(record).await.map(|_| ())
@@ -317,11 +311,7 @@ impl Decider {
             .into_iter()
             .map(|e| {
                 let mut r = self.complete(e, scope.as_deref());
-                r.outcome = Some(if r.decision == Outcome::Allow {
-                    FinalOutcome::Done
-                } else {
-                    FinalOutcome::Refused
-                });
+                r.outcome = Some(answered_by_decision(&r));
                 self.metrics.observe(&r);
                 r
             })
@@ -414,6 +404,16 @@ impl Decider {
                  (no 代理机构认定: never given or cancelled)"
             )
         })
+    }
+}
+
+/// The outcome of a decision answered as decided (`/v1/authorize`, or a
+/// flow called outside any request): done if allowed, refused if not.
+fn answered_by_decision(r: &DecisionRecord) -> FinalOutcome {
+    if r.decision == Outcome::Allow {
+        FinalOutcome::Done
+    } else {
+        FinalOutcome::Refused
     }
 }
 

@@ -19,10 +19,13 @@ use crate::store::{PersonRecord, StaffRecord, Store, StoreReader};
 /// an LRU, as the decision cache).
 const MAX_CACHED: usize = 10_000;
 
+/// Principal uid (type, id) → their entry.
+type Entries = HashMap<(String, String), PersonRef>;
+
 pub struct Persons {
     pseudonyms: Pseudonyms,
-    /// (store generation, principal uid → their entry).
-    cache: Mutex<(u64, HashMap<(String, String), PersonRef>)>,
+    /// The store generation the entries were read at, and the entries.
+    cache: Mutex<(u64, Entries)>,
 }
 
 impl Persons {

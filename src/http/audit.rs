@@ -1,7 +1,7 @@
 //! The decision log over HTTP, for the `audit` scope (redb locks the log to
 //! the server's process, so while it runs this is how auditors reach it):
 //!
-//! - `GET /v1/audit/decisions?since=&until=&principal=&enterprise=&action=&decision=&policy=&kind=&after=&limit=`
+//! - `GET /v1/audit/decisions?since=&until=&principal=&enterprise=&action=&decision=&policy=&kind=&target=&person=&identity_type=&outcome=&after=&limit=`
 //!   → `{"records": [...], "next_after": SEQ|null}`;
 //! - `GET /v1/audit/verify[?checkpoint=SEQ:HASH]` → the verify report;
 //! - `GET /v1/audit/checkpoint` → the head `{seq, hash, timestamp_ms, time}`.
