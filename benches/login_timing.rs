@@ -40,7 +40,11 @@ fn login_service(dir: &Path) -> Login {
     .unwrap();
     let engine = Engine::new(store, Arc::new(ArcSwap::from_pointee(policies)));
     let audit = AuditLog::open(&audit::decision_log_path(dir)).unwrap();
-    Login::new(engine, audit, authn)
+    let keys = audit::pseudonym::Pseudonyms::load_or_create(&dir.join("pseudonym.key")).unwrap();
+    Login::new(
+        etax_authz::flows::decide::Decider::new(engine, audit, keys),
+        authn,
+    )
 }
 
 fn timing(c: &mut Criterion) {

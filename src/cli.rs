@@ -43,8 +43,9 @@ enum Command {
         /// Largest accepted request body, in bytes.
         #[arg(long, default_value_t = crate::http::DEFAULT_BODY_LIMIT, env = "ETAX_BODY_LIMIT")]
         body_limit: usize,
+        // Boxed: the credential flags would make this the largest command.
         #[command(flatten)]
-        authn: crate::authn::AuthnArgs,
+        authn: Box<crate::authn::AuthnArgs>,
         /// JSON list of {id, key_sha256, scopes}; without it the service runs
         /// open (development on loopback only).
         #[arg(long, env = "ETAX_API_KEYS")]
@@ -65,6 +66,10 @@ enum Command {
         /// any identity write or policy reload); 0 builds every one afresh.
         #[arg(long, default_value_t = crate::decision::DEFAULT_CACHE_ENTRIES, env = "ETAX_DECISION_CACHE_ENTRIES")]
         decision_cache_entries: usize,
+        /// Key file of the decision log's person pseudonyms (default
+        /// DATA/pseudonym.key, created 0600 on first start).
+        #[arg(long, env = "ETAX_PSEUDONYM_KEY")]
+        pseudonym_key: Option<PathBuf>,
         #[command(flatten)]
         limits: crate::http::limits::LimitArgs,
         /// Offset audit queries read times at (when they name none) and show
@@ -156,8 +161,9 @@ enum AuditCommand {
     Query {
         #[arg(long, default_value = "data")]
         data: PathBuf,
+        // Boxed: the filter flags would make this the largest command.
         #[command(flatten)]
-        filter: FilterArgs,
+        filter: Box<FilterArgs>,
         #[arg(long, default_value = "table", value_parser = ["table", "jsonl", "csv"])]
         format: String,
         /// Start CSV with a UTF-8 byte order mark (for Excel and Chinese text).
@@ -222,9 +228,25 @@ struct FilterArgs {
     /// Before.
     #[arg(long)]
     until: Option<String>,
-    /// Part of the principal; ID numbers are masked before comparing.
+    /// Part of the principal; ID numbers are masked before comparing. A
+    /// full ID number matches exactly that person (by pseudonym).
     #[arg(long)]
     principal: Option<String>,
+    /// What the request acted on: part of the masked target, or a full ID
+    /// number for exactly that person.
+    #[arg(long)]
+    target: Option<String>,
+    /// A full ID number: every record naming that person, in any role.
+    #[arg(long)]
+    person: Option<String>,
+    /// The principal's identity type: legal_rep, finance_head, ...
+    #[arg(long)]
+    identity_type: Option<String>,
+    #[arg(long, value_parser = ["done", "refused", "failed"])]
+    outcome: Option<String>,
+    /// The pseudonym key the server uses (default DATA/pseudonym.key).
+    #[arg(long)]
+    pseudonym_key: Option<PathBuf>,
     /// Credit code of an enterprise the decision concerned.
     #[arg(long)]
     enterprise: Option<String>,
@@ -248,8 +270,22 @@ struct FilterArgs {
 }
 
 impl FilterArgs {
-    fn to_filter(&self) -> Result<audit::Filter, String> {
+    fn to_filter(&self, data: &std::path::Path) -> Result<audit::Filter, String> {
+        use audit::pseudonym::{key_path, Pseudonyms};
         let now = crate::now_ms();
+        let wants_key = [&self.principal, &self.target, &self.person]
+            .iter()
+            .any(|a| {
+                a.as_deref()
+                    .and_then(audit::query::full_id_number)
+                    .is_some()
+            });
+        // Only the server creates the key: without it a full ID number
+        // cannot be matched exactly, which is an error, not a fallback.
+        let keys = wants_key
+            .then(|| Pseudonyms::load(&key_path(data, self.pseudonym_key.as_deref())))
+            .transpose()
+            .map_err(|e| e.to_string())?;
         let time = |t: &Option<String>| {
             t.as_deref()
                 .map(|t| audit::time::parse_time(t, now, self.time_offset))
@@ -271,6 +307,15 @@ impl FilterArgs {
             policy: self.policy.clone(),
             kind: self.kind.clone(),
             include_reads: self.include_reads,
+            target: self.target.clone(),
+            person: self.person.clone(),
+            identity_type: self.identity_type.clone(),
+            outcome: self.outcome.as_deref().map(str::parse).transpose()?,
+            ..audit::Filter::default()
+        })
+        .map(|f| match &keys {
+            Some(k) => f.resolve_persons(k),
+            None => f,
         })
     }
 
@@ -323,7 +368,7 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
             filter,
             format,
             bom,
-        } => match filter.to_filter() {
+        } => match filter.to_filter(&data) {
             Ok(f) => commands::query(&data, &f, &filter.output(&format, bom)),
             Err(e) => bad(e),
         },
@@ -332,7 +377,7 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
             by,
             filter,
             json,
-        } => match (audit::summary::GroupBy::parse_list(&by), filter.to_filter()) {
+        } => match (audit::summary::GroupBy::parse_list(&by), filter.to_filter(&data)) {
             (Ok(by), Ok(f)) => commands::summary(&data, &f, &by, json),
             (Err(e), _) | (_, Err(e)) => bad(e),
         },
@@ -341,7 +386,7 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
             filter,
             format,
             bom,
-        } => match filter.to_filter() {
+        } => match filter.to_filter(&data) {
             Ok(f) => commands::export(&data, &f, &filter.output(&format, bom)),
             Err(e) => bad(e),
         },
@@ -398,6 +443,7 @@ pub fn main() -> ExitCode {
             audit_retention_days,
             reload_poll_ms,
             decision_cache_entries,
+            pseudonym_key,
             limits,
             time_offset,
         } => {
@@ -408,13 +454,14 @@ pub fn main() -> ExitCode {
                 schema,
                 demo: demo.then(|| PathBuf::from("examples/demo.json")),
                 body_limit,
-                authn: authn.into_config(),
+                authn: (*authn).into_config(),
                 api_keys,
                 insecure_open,
                 audit_retention_days,
                 reload_poll: (reload_poll_ms > 0)
                     .then(|| std::time::Duration::from_millis(reload_poll_ms)),
                 decision_cache_entries,
+                pseudonym_key,
                 limits: limits.into_limits(),
                 time_offset,
             };

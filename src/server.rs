@@ -43,6 +43,9 @@ pub struct ServeOptions {
     pub reload_poll: Option<std::time::Duration>,
     /// Built request entities kept for repeated questions; 0 for none.
     pub decision_cache_entries: usize,
+    /// The key of the decision log's person pseudonyms; `None` keeps it in
+    /// `DATA/pseudonym.key` (created on first start).
+    pub pseudonym_key: Option<PathBuf>,
     /// Connections at once, per peer, timeouts, requests per connection.
     pub limits: crate::http::limits::ConnectionLimits,
     /// The offset audit queries read times at (when they name none) and
@@ -61,6 +64,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    Pseudonym(#[from] crate::audit::pseudonym::PseudonymError),
     #[error(transparent)]
     Policies(#[from] LoadError),
     #[error(transparent)]
@@ -143,7 +148,11 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     }
     let active = Arc::new(ArcSwap::from_pointee(snapshot));
     let engine = Engine::new(store, active.clone()).with_cache_entries(opts.decision_cache_entries);
-    let login = crate::flows::Login::new(engine.clone(), audit.clone(), authn);
+    let pseudonyms = crate::audit::pseudonym::Pseudonyms::load_or_create(
+        &crate::audit::pseudonym::key_path(&opts.data_dir, opts.pseudonym_key.as_deref()),
+    )?;
+    let decider = crate::flows::decide::Decider::new(engine.clone(), audit.clone(), pseudonyms);
+    let login = crate::flows::Login::new(decider, authn);
     let reloader = Reloader::new(
         opts.policies_dir.clone(),
         opts.schema.clone(),

@@ -39,6 +39,7 @@ struct Bureau {
     _tmp: tempfile::TempDir,
     engine: Engine,
     audit: AuditLog,
+    decider: etax_authz::flows::decide::Decider,
     hasher: PasswordHasher,
     authn: Authn,
 }
@@ -68,10 +69,16 @@ impl Bureau {
             ..AuthnConfig::default()
         })
         .unwrap();
+        let keys = etax_authz::audit::pseudonym::Pseudonyms::load_or_create(
+            &tmp.path().join("pseudonym.key"),
+        )
+        .unwrap();
+        let decider = etax_authz::flows::decide::Decider::new(engine.clone(), audit.clone(), keys);
         Self {
             _tmp: tmp,
             engine,
             audit,
+            decider,
             hasher,
             authn,
         }
@@ -80,7 +87,7 @@ impl Bureau {
     fn ops(&self) -> Maintenance<'_> {
         Maintenance {
             engine: &self.engine,
-            audit: &self.audit,
+            decider: &self.decider,
             authn: &self.authn,
         }
     }

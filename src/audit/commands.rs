@@ -186,7 +186,7 @@ fn open_for_read(data: &Path, action: &str, filter: &Filter) -> Result<AuditLog,
         format!("DecisionLog?{described}")
     };
     // No policy decides a command-line read: it names no policy version.
-    let record = DecisionRecord::new(
+    let mut record = DecisionRecord::new(
         &crate::random_id(),
         query::READ_KIND,
         &format!("Operator::{operator:?}"),
@@ -198,8 +198,8 @@ fn open_for_read(data: &Path, action: &str, filter: &Filter) -> Result<AuditLog,
         &[],
         "",
         0,
-    )
-    .with_caller(Some(CLI_CALLER));
+    );
+    record.caller = Some(CLI_CALLER.to_owned());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(fail)?;

@@ -17,6 +17,7 @@ pub mod chain;
 pub mod commands;
 pub mod digest;
 pub mod keys;
+pub mod pseudonym;
 pub mod query;
 mod record;
 pub mod signing;
@@ -32,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use chain::{Checkpoint, CheckpointCheck, Problem, TamperKind, VerifyReport};
 pub use query::{Filter, Format, Page};
-pub use record::{DecisionRecord, Outcome, PrunedRange, CALLER};
+pub use record::{DecisionRecord, FinalOutcome, Outcome, PersonRef, PrunedRange, Target};
 
 /// sequence number → record as JSON (its canonical form plus `hash`).
 pub const DECISIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("decisions");

@@ -7,8 +7,9 @@ use std::io::{self, Write};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
+use super::pseudonym::Pseudonyms;
 use super::time::{format_time, Offset};
-use super::{AuditError, DecisionRecord, Outcome, DECISIONS};
+use super::{AuditError, DecisionRecord, FinalOutcome, Outcome, DECISIONS};
 
 /// Most records one page returns.
 pub const MAX_PAGE: usize = 1000;
@@ -42,6 +43,97 @@ pub struct Filter {
     /// them asks for them too.
     #[serde(default)]
     pub include_reads: bool,
+    /// What the request acted on: part of the masked target (person,
+    /// permission identity, agency, enterprise), or — given a full ID
+    /// number — exactly that target person, by pseudonym.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// A full ID number: every record naming that person in any role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    /// The principal's identity type (`legal_rep`, `finance_head`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<FinalOutcome>,
+    /// Pseudonyms of the full ID numbers given as `principal`, `target` and
+    /// `person`, set by [`Filter::resolve_persons`]; never serialized.
+    #[serde(skip)]
+    pub pseudonyms: PersonPseudonyms,
+}
+
+/// Pseudonyms of the filter's full ID numbers (see [`Filter::resolve_persons`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PersonPseudonyms {
+    principal: Option<String>,
+    target: Option<String>,
+    person: Option<String>,
+}
+
+/// The ID number in a filter argument when it is a whole one, not a part
+/// or a mask: only a whole number has a pseudonym to match exactly. A bare
+/// argument counts only if it reads as a resident ID (17 digits and a digit
+/// or `X`, or the old 15 digits), so a credit code such as
+/// `91210102MA0TAX001F` still matches part of the principal; any other ID
+/// type is given with its type, `passport:E12345678`.
+pub fn full_id_number(arg: &str) -> Option<&str> {
+    let arg = arg.trim();
+    if let Some((_, n)) = arg.rsplit_once(':') {
+        let whole = n.len() >= 6 && n.bytes().all(|b| b.is_ascii_alphanumeric());
+        return whole.then_some(n);
+    }
+    let b = arg.as_bytes();
+    let resident = match b.len() {
+        18 => b[..17].iter().all(u8::is_ascii_digit) && matches!(b[17], b'0'..=b'9' | b'X' | b'x'),
+        15 => b.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    resident.then_some(arg)
+}
+
+impl Filter {
+    /// Turns the full ID numbers among `principal`, `target` and `person`
+    /// into pseudonyms under the log's key, so they match exactly (masks
+    /// alone would match everyone whose ID masks the same way).
+    pub fn resolve_persons(mut self, keys: &Pseudonyms) -> Self {
+        let of = |arg: &Option<String>| arg.as_deref().and_then(full_id_number).map(|n| keys.of(n));
+        self.pseudonyms = PersonPseudonyms {
+            principal: of(&self.principal),
+            target: of(&self.target),
+            person: of(&self.person),
+        };
+        self
+    }
+
+    /// Whether `r` names the person with `pseudonym` in one of `roles`
+    /// (any role when empty).
+    fn names(r: &DecisionRecord, pseudonym: &str, roles: &[&str]) -> bool {
+        r.persons.iter().any(|p| {
+            p.pseudonym == pseudonym && (roles.is_empty() || roles.contains(&p.role.as_str()))
+        })
+    }
+
+    /// The filters of issue #11: target, person, identity type, outcome.
+    fn matches_persons(&self, r: &DecisionRecord) -> bool {
+        let mask = crate::ids::mask_text;
+        let p = &self.pseudonyms;
+        let target = match (&p.target, &self.target) {
+            (Some(ps), _) => Self::names(r, ps, &["target"]),
+            (None, Some(t)) => r.target.as_ref().is_some_and(|x| x.contains(&mask(t))),
+            (None, None) => true,
+        };
+        target
+            && self
+                .person
+                .as_ref()
+                .is_none_or(|_| p.person.as_ref().is_some_and(|ps| Self::names(r, ps, &[])))
+            && self.identity_type.as_ref().is_none_or(|t| {
+                r.persons
+                    .iter()
+                    .any(|x| x.role == "principal" && x.identity_type.as_deref() == Some(t))
+            })
+            && self.outcome.is_none_or(|o| r.outcome == Some(o))
+    }
 }
 
 /// The kind of the record every read of the log leaves.
@@ -52,10 +144,11 @@ impl Filter {
         let mask = crate::ids::mask_text;
         self.since_ms.is_none_or(|t| r.timestamp_ms >= t)
             && self.until_ms.is_none_or(|t| r.timestamp_ms < t)
-            && self
-                .principal
-                .as_ref()
-                .is_none_or(|p| r.principal.contains(&mask(p)))
+            && match (&self.pseudonyms.principal, &self.principal) {
+                (Some(ps), _) => Self::names(r, ps, &["principal", "agent"]),
+                (None, Some(p)) => r.principal.contains(&mask(p)),
+                (None, None) => true,
+            }
             && self.enterprise.as_ref().is_none_or(|e| {
                 r.principal.contains(e.as_str())
                     || r.resource.contains(e.as_str())
@@ -77,6 +170,7 @@ impl Filter {
             && self.kind.as_ref().is_none_or(|k| {
                 r.kind == *k || (k.ends_with('.') && r.kind.starts_with(k.as_str()))
             })
+            && self.matches_persons(r)
     }
 }
 
@@ -98,6 +192,10 @@ impl Filter {
                 "include_reads",
                 self.include_reads.then(|| "true".to_owned()),
             ),
+            ("target", self.target.clone()),
+            ("person", self.person.clone()),
+            ("identity_type", self.identity_type.clone()),
+            ("outcome", self.outcome.map(|o| o.as_str().to_owned())),
         ];
         fields
             .into_iter()
@@ -375,5 +473,35 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("line\nbreak"), "\"line\nbreak\"");
+    }
+}
+
+#[cfg(test)]
+mod person_filter_tests {
+    use super::full_id_number;
+
+    #[test]
+    fn only_whole_id_numbers_are_matched_by_pseudonym() {
+        assert_eq!(
+            full_id_number("210102198003124011"),
+            Some("210102198003124011")
+        );
+        assert_eq!(
+            full_id_number("21010219921111404X"),
+            Some("21010219921111404X")
+        );
+        assert_eq!(
+            full_id_number("resident_id:210102198003124011"),
+            Some("210102198003124011")
+        );
+        assert_eq!(full_id_number("passport:E12345678"), Some("E12345678"));
+        for part in [
+            "91210102MA0TAX001F",
+            "2101**********4011",
+            "4011",
+            "resident_id:2101**********4011",
+        ] {
+            assert_eq!(full_id_number(part), None, "{part}");
+        }
     }
 }

@@ -49,6 +49,10 @@ pub struct Verdict {
     /// For a deny a forbid decided: that forbid's `@code` and `@message`,
     /// from the same snapshot that decided (see [`PolicySnapshot::refusal`]).
     pub refusal: Option<Arc<crate::policy::Refusal>>,
+    /// A default deny (no permit matched, no forbid, no error): the ids of
+    /// the permits the action's index held, so the record can say what was
+    /// considered and did not apply. Empty otherwise.
+    pub unmatched_permits: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -188,12 +192,18 @@ impl Engine {
             reasons.clear();
         }
         let refusal = (!allowed).then(|| snap.refusal(&reasons)).flatten();
+        let unmatched_permits = if allowed || !reasons.is_empty() || !errors.is_empty() {
+            Vec::new()
+        } else {
+            permit_ids(policies)
+        };
         Ok(Verdict {
             allowed,
             reasons,
             errors,
             policy_version: snap.version().to_owned(),
             refusal,
+            unmatched_permits,
         })
     }
 
@@ -236,6 +246,17 @@ impl Engine {
         .map_err(|e| invalid("request", e))?;
         Ok(Built { entities, missing })
     }
+}
+
+/// The ids of the permits in an action's index, sorted.
+fn permit_ids(policies: &cedar_policy::PolicySet) -> Vec<String> {
+    let mut ids: Vec<String> = policies
+        .policies()
+        .filter(|p| p.effect() == cedar_policy::Effect::Permit)
+        .map(|p| p.id().to_string())
+        .collect();
+    ids.sort();
+    ids
 }
 
 /// The context attribute naming the client an agent acts for (R8).

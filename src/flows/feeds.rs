@@ -2,15 +2,15 @@
 //! results from the mobile tax app, and the legal representative and finance
 //! head on file in the core tax system (金税三期), which sync staff reads.
 
-use std::time::Instant;
-
 use serde::Serialize;
+use serde_json::json;
 
-use crate::audit::{AuditError, AuditLog, DecisionRecord};
+use super::decide::{Decider, Event};
+use crate::audit::{AuditError, Target};
 use crate::ids::{CreditCode, PersonKey, Phone};
 use crate::store::{
     owned_key, CoreOfficer, CoreOfficersRecord, EnterpriseRecord, IdentityType, PersonRecord,
-    StaffRecord, Store, StoreError, StoreWriter,
+    StaffRecord, StoreError, StoreWriter,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +42,7 @@ pub struct FeedOutcome {
 /// Records a real-name result, creating the person if new. A person's
 /// natural-person password is kept.
 pub async fn record_real_name(
-    store: &Store,
-    audit: &AuditLog,
+    decider: &Decider,
     result: RealNameResult,
 ) -> Result<FeedOutcome, FeedError> {
     if result.name.trim().is_empty() {
@@ -58,31 +57,30 @@ pub async fn record_real_name(
             message: "a real-name-collected person needs the real-name phone number".into(),
         });
     }
-    let started = Instant::now();
-    let store = store.clone();
     let key = result.person.key();
     let resource = format!("Etax::Person::\"{key}\"");
-    let created = logged_write(
-        store,
-        audit,
-        "admin.real_name",
-        &resource,
-        started,
-        move |w| {
-            let existing = w.get::<PersonRecord>(&key)?;
-            let created = existing.is_none();
-            let record = PersonRecord {
-                name: result.name.trim().to_owned(),
-                real_name_verified: result.verified,
-                phone: result.phone,
-                // The natural-person credentials are kept, so their sessions go on.
-                credential_epoch: existing.as_ref().map_or(0, |p| p.credential_epoch),
-                password_hash: existing.and_then(|p| p.password_hash),
-            };
-            w.put(&key, &record)?;
-            Ok(created)
-        },
-    )
+    // The state before, as read just before the write, for the record.
+    let before = decider.engine.store().read()?.get::<PersonRecord>(&key)?;
+    let event = Event::unasked("admin.real_name", "admin", "admin.real_name", &resource, "")
+        .with_target_person(&key, Some(result.name.trim()))
+        .with_change(json!({ "real_name": {
+            "before": before.map(|p| p.real_name_verified),
+            "after": result.verified,
+        }}));
+    let created = logged_write(decider, event, move |w| {
+        let existing = w.get::<PersonRecord>(&key)?;
+        let created = existing.is_none();
+        let record = PersonRecord {
+            name: result.name.trim().to_owned(),
+            real_name_verified: result.verified,
+            phone: result.phone,
+            // The natural-person credentials are kept, so their sessions go on.
+            credential_epoch: existing.as_ref().map_or(0, |p| p.credential_epoch),
+            password_hash: existing.and_then(|p| p.password_hash),
+        };
+        w.put(&key, &record)?;
+        Ok(created)
+    })
     .await?;
     Ok(FeedOutcome { created })
 }
@@ -92,14 +90,11 @@ pub async fn record_real_name(
 /// no one on file). Whoever holds an officer identity the record no longer
 /// gives them loses it at once (see [`demote_replaced_officers`]).
 pub async fn record_core_officers(
-    store: &Store,
-    audit: &AuditLog,
+    decider: &Decider,
     enterprise: &CreditCode,
     legal_rep: Option<(String, PersonKey)>,
     finance_head: Option<(String, PersonKey)>,
 ) -> Result<FeedOutcome, FeedError> {
-    let started = Instant::now();
-    let store = store.clone();
     let code = enterprise.to_string();
     let officer = |o: Option<(String, PersonKey)>| {
         o.map(|(name, p)| CoreOfficer {
@@ -112,24 +107,33 @@ pub async fn record_core_officers(
         finance_head: officer(finance_head),
     };
     let resource = format!("Etax::Enterprise::\"{enterprise}\"");
-    let (created, demoted) = logged_write(
-        store,
-        audit,
+    let on_file = |o: &Option<CoreOfficer>| o.as_ref().map(|o| o.person.clone());
+    let event = Event::unasked(
+        "admin.core_officers",
+        "admin",
         "admin.core_officers",
         &resource,
-        started,
-        move |w| {
-            if w.get::<EnterpriseRecord>(&code)?.is_none() {
-                return Err(FeedError::NotFound(format!("no enterprise {code}")));
-            }
-            let created = w.get::<CoreOfficersRecord>(&code)?.is_none();
-            w.put(&code, &record)?;
-            let demoted = demote_replaced_officers(w, &code, &record)?;
-            Ok((created, demoted))
-        },
+        "",
     )
+    .with_target(Target {
+        enterprise: Some(code.clone()),
+        ..Target::default()
+    })
+    .with_change(json!({
+        "legal_rep": on_file(&record.legal_rep),
+        "finance_head": on_file(&record.finance_head),
+    }));
+    let (created, demoted) = logged_write(decider, event, move |w| {
+        if w.get::<EnterpriseRecord>(&code)?.is_none() {
+            return Err(FeedError::NotFound(format!("no enterprise {code}")));
+        }
+        let created = w.get::<CoreOfficersRecord>(&code)?.is_none();
+        w.put(&code, &record)?;
+        let demoted = demote_replaced_officers(w, &code, &record)?;
+        Ok((created, demoted))
+    })
     .await?;
-    log_demotions(audit, "admin", &demoted, "the core-officers feed").await?;
+    log_demotions(decider, "admin", &demoted, "the core-officers feed").await?;
     Ok(FeedOutcome { created })
 }
 
@@ -183,7 +187,7 @@ pub fn demote_replaced_officers(
 /// `by` is who made the change (`admin` for the feed, the enterprise for
 /// sync staff), `cause` what did.
 pub async fn log_demotions(
-    audit: &AuditLog,
+    decider: &Decider,
     by: &str,
     demoted: &[Demoted],
     cause: &str,
@@ -197,79 +201,40 @@ pub async fn log_demotions(
             "no longer the {role} the core tax system (金税三期) has on file: now ordinary \
              staff (other) without permission identities, and their sessions ended; cause: {cause}"
         );
-        log(
-            audit,
+        let (enterprise, person) = d.staff.split_once('/').unwrap_or((&d.staff, ""));
+        let event = Event::unasked(
             "sync.officer_replaced",
             by,
+            "sync.officer_replaced",
             &format!("Etax::Staff::\"{}\"", d.staff),
-            Some(&reason),
-            true,
-            Instant::now(),
+            "",
         )
-        .await?;
+        .with_target_person(person, None)
+        .with_target(Target {
+            enterprise: Some(enterprise.to_owned()),
+            ..Target::default()
+        })
+        .with_change(json!({ "identity_type": { "before": d.was.code(), "after": "other" } }))
+        .with_reason(reason)
+        .already_done();
+        decider.record(event).await?;
     }
     Ok(())
 }
 
 /// Runs a feed's store write (one transaction, on the blocking pool) with
-/// its decision record committed first: a write is never without its
+/// its record committed first (see `decide`): a write is never without its
 /// record, even if the process dies between the two commits (the log may
 /// then show an attempt the store lacks, never the reverse). A write that
-/// fails gets a second record saying so.
+/// fails answers an error, whose record the request's answer adds.
 async fn logged_write<T: Send + 'static>(
-    store: Store,
-    audit: &AuditLog,
-    kind: &str,
-    resource: &str,
-    started: Instant,
+    decider: &Decider,
+    event: Event,
     write: impl FnOnce(&mut StoreWriter) -> Result<T, FeedError> + Send + 'static,
 ) -> Result<T, FeedError> {
-    log(audit, kind, "admin", resource, None, true, started).await?;
-    let written = tokio::task::spawn_blocking(move || store.write(write))
+    decider.record(event.before_write()).await?;
+    let store = decider.engine.store().clone();
+    tokio::task::spawn_blocking(move || store.write(write))
         .await
-        .expect("store writes do not panic");
-    if let Err(e) = &written {
-        let reason = format!("not written: {e}");
-        log(
-            audit,
-            kind,
-            "admin",
-            resource,
-            Some(&reason),
-            false,
-            started,
-        )
-        .await?;
-    }
-    written
-}
-
-/// Feeds are writes by a trusted system, not Cedar decisions; the log still
-/// shows who changed which identity, when, and why.
-async fn log(
-    audit: &AuditLog,
-    kind: &str,
-    by: &str,
-    resource: &str,
-    reason: Option<&str>,
-    written: bool,
-    started: Instant,
-) -> Result<(), AuditError> {
-    let mut record = DecisionRecord::new(
-        &crate::random_id(),
-        kind,
-        by,
-        kind,
-        resource,
-        None,
-        written,
-        &[],
-        &[],
-        "",
-        started.elapsed().as_micros() as u64,
-    );
-    if let Some(r) = reason {
-        record = record.with_reason(r);
-    }
-    audit.commit(record).await.map(|_| ())
+        .expect("store writes do not panic")
 }

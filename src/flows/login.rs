@@ -574,7 +574,7 @@ impl Login {
             })
             .await?;
         log_demotions(
-            &self.audit,
+            &self.decider,
             &me_for_log,
             &demoted,
             "sync staff (同步办税人)",
@@ -615,15 +615,13 @@ impl Login {
         epoch: u64,
     ) -> Result<IssuedCode, FlowError> {
         let verdict = self
-            .decide(
+            .pre_check(
                 member.code_step,
                 uid(member.entity, member_key),
                 member.action,
                 uid(member.account, &rec.account),
                 &rec.factors,
                 None,
-                None,
-                Some("pre-check before sending an SMS code"),
             )
             .await?;
         if let Some(e) = forbidden(&verdict) {
@@ -797,15 +795,13 @@ impl Login {
             .get::<StaffRecord>(&staff_key)?
             .filter(|s| s.identity_type == identity_type);
         let verdict = self
-            .decide(
+            .pre_check(
                 "quick_code",
                 uid("Staff", &staff_key),
                 "loginQuick",
                 uid("Enterprise", &code),
                 &factors,
-                None,
                 failure.as_ref(),
-                Some("pre-check before sending an SMS code"),
             )
             .await?;
         credentials_first(failure)?;

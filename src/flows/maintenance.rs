@@ -8,13 +8,13 @@
 //! decision is durably in the decision log before the answer is returned.
 
 use std::collections::BTreeSet;
-use std::time::Instant;
 
 use rand::seq::{IndexedRandom, SliceRandom};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::audit::{AuditError, AuditLog, DecisionRecord};
+use super::decide::{Decider, Event};
+use crate::audit::{AuditError, Target};
 use crate::authn::{Authn, PasswordPolicy};
 use crate::decision::{uid, DecisionError, Engine, Query};
 use crate::ids::{mask_name, CreditCode, PermissionIdentityId, PersonKey, Phone};
@@ -22,6 +22,7 @@ use crate::store::{
     owned_key, AgencyRecord, FunctionRecord, IdentityType, PermissionIdentityRecord, PersonRecord,
     RecognitionRecord, StaffRecord, StoreError,
 };
+use serde_json::Value;
 
 /// The staff member a maintenance request acts as (from their session).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,21 +143,25 @@ pub struct StaffChange {
 /// decision log.
 pub struct Maintenance<'a> {
     pub engine: &'a Engine,
-    pub audit: &'a AuditLog,
+    /// The one decision path (decide, record, count).
+    pub decider: &'a Decider,
     /// Hashing on the hashing threads, shared with the login flows.
     pub authn: &'a Authn,
 }
 
 impl Maintenance<'_> {
-    /// Decides `action` for `actor` on `resource`, logs the decision durably,
-    /// and returns an error naming the rule if it was denied.
+    /// Decides `action` for `actor` on `resource` and records the decision
+    /// (with what `about` says it acts on and changes): before the write
+    /// when allowed, with the answer when not. A denial names the rule.
     async fn authorize(
         &self,
         actor: &Actor,
         action: &str,
         resource: (&str, &str),
+        about: impl FnOnce(Event) -> Event,
     ) -> Result<(), MaintenanceError> {
-        self.authorize_in(actor, action, resource, json!({})).await
+        self.authorize_in(actor, action, resource, json!({}), about)
+            .await
     }
 
     /// [`Self::authorize`] with the facts an action's context carries.
@@ -166,47 +171,47 @@ impl Maintenance<'_> {
         action: &str,
         resource: (&str, &str),
         context: serde_json::Value,
+        about: impl FnOnce(Event) -> Event,
     ) -> Result<(), MaintenanceError> {
-        let started = Instant::now();
-        let query = Query {
+        let asked = self.decider.ask(Query {
             principal: uid("Staff", &actor.uid()),
             action: uid("Action", action),
             resource: uid(resource.0, resource.1),
             context,
-        };
-        let verdict = self.engine.decide(&query)?;
-        let mut record = DecisionRecord::new(
-            &crate::random_id(),
-            &format!("maintain.{action}"),
-            &query.principal.to_string(),
-            &query.action.to_string(),
-            &query.resource.to_string(),
-            None,
-            verdict.allowed,
-            &verdict.reasons,
-            &verdict.errors,
-            &verdict.policy_version,
-            started.elapsed().as_micros() as u64,
-        );
-        if !verdict.allowed {
-            record = record.with_reason("denied by policy");
-        }
-        self.audit.commit(record).await?;
+        })?;
+        let event = about(Event::asked(&format!("maintain.{action}"), &asked));
+        let verdict = asked.verdict;
         if verdict.allowed {
-            Ok(())
-        } else {
-            Err(MaintenanceError::Denied {
-                action: action.to_owned(),
-                policies: verdict.reasons,
-                errors: verdict.errors,
-                refusal: verdict.refusal,
-            })
+            self.decider.record(event.before_write()).await?;
+            return Ok(());
         }
+        // The deciding forbid says why in its own words (`@message`).
+        let reason = verdict
+            .refusal
+            .as_ref()
+            .map_or("denied by policy", |r| r.message.as_str());
+        self.decider.record(event.with_reason(reason)).await?;
+        Err(MaintenanceError::Denied {
+            action: action.to_owned(),
+            policies: verdict.reasons,
+            errors: verdict.errors,
+            refusal: verdict.refusal,
+        })
     }
 
-    async fn on_enterprise(&self, actor: &Actor, action: &str) -> Result<(), MaintenanceError> {
-        self.authorize(actor, action, ("Enterprise", actor.enterprise.as_str()))
-            .await
+    async fn on_enterprise(
+        &self,
+        actor: &Actor,
+        action: &str,
+        about: impl FnOnce(Event) -> Event,
+    ) -> Result<(), MaintenanceError> {
+        self.authorize(
+            actor,
+            action,
+            ("Enterprise", actor.enterprise.as_str()),
+            about,
+        )
+        .await
     }
 
     /// Asks whether `actor` may define (create, change or delete) the
@@ -217,12 +222,20 @@ impl Maintenance<'_> {
         &self,
         actor: &Actor,
         id: &str,
+        after: Option<&BTreeSet<String>>,
     ) -> Result<BTreeSet<IdentityType>, MaintenanceError> {
-        let staff = self
-            .engine
-            .store()
-            .read()?
-            .children::<StaffRecord>(actor.enterprise.as_str())?;
+        let reader = self.engine.store().read()?;
+        let staff = reader.children::<StaffRecord>(actor.enterprise.as_str())?;
+        let before = reader
+            .get::<PermissionIdentityRecord>(&owned_key(actor.enterprise.as_str(), id))?
+            .map(|p| p.functions);
+        drop(reader);
+        let target = Target {
+            permission_identity: Some(id.to_owned()),
+            enterprise: Some(actor.enterprise.to_string()),
+            ..Target::default()
+        };
+        let change = json!({ "functions": { "before": before, "after": after } });
         let holders = other_holder_types(&staff, id, &actor.uid());
         let context = json!({ "otherHolders": holders
             .iter()
@@ -233,6 +246,7 @@ impl Maintenance<'_> {
             "definePermissionIdentity",
             ("Enterprise", actor.enterprise.as_str()),
             context,
+            |e| e.with_target(target).with_change(change),
         )
         .await?;
         Ok(holders)
@@ -249,9 +263,35 @@ impl Maintenance<'_> {
             .expect("store writes do not panic")
     }
 
+    /// The agency a recognition request acts on, and the recognition
+    /// before → after (as read before the decision).
+    fn about_recognition(
+        &self,
+        e: Event,
+        actor: &Actor,
+        agency: &CreditCode,
+        after: bool,
+    ) -> Event {
+        let before = self
+            .engine
+            .store()
+            .read()
+            .and_then(|r| {
+                r.get::<RecognitionRecord>(&owned_key(actor.enterprise.as_str(), agency.as_str()))
+            })
+            .map(|r| r.is_some())
+            .ok();
+        e.with_target(Target {
+            agency: Some(agency.to_string()),
+            enterprise: Some(actor.enterprise.to_string()),
+            ..Target::default()
+        })
+        .with_change(json!({ "recognition": { "before": before, "after": after } }))
+    }
+
     /// The enterprise's staff (viewStaff).
     pub async fn list_staff(&self, actor: &Actor) -> Result<Vec<StaffView>, MaintenanceError> {
-        self.on_enterprise(actor, "viewStaff").await?;
+        self.on_enterprise(actor, "viewStaff", |e| e).await?;
         let r = self.engine.store().read()?;
         let mut out = Vec::new();
         for (key, s) in r.children::<StaffRecord>(actor.enterprise.as_str())? {
@@ -284,7 +324,7 @@ impl Maintenance<'_> {
         &self,
         actor: &Actor,
     ) -> Result<Vec<PermissionIdentityView>, MaintenanceError> {
-        self.on_enterprise(actor, "viewStaff").await?;
+        self.on_enterprise(actor, "viewStaff", |e| e).await?;
         let r = self.engine.store().read()?;
         let staff = r.children::<StaffRecord>(actor.enterprise.as_str())?;
         let mut out = Vec::new();
@@ -324,7 +364,9 @@ impl Maintenance<'_> {
                 "a permission identity grants at least one business function",
             ));
         }
-        let decided_for = self.may_define(actor, spec.id.as_str()).await?;
+        let decided_for = self
+            .may_define(actor, spec.id.as_str(), Some(&spec.functions))
+            .await?;
         let enterprise = actor.enterprise.to_string();
         let me = actor.uid();
         self.write(move |w| {
@@ -377,7 +419,7 @@ impl Maintenance<'_> {
         id: &PermissionIdentityId,
         detach: bool,
     ) -> Result<usize, MaintenanceError> {
-        let decided_for = self.may_define(actor, id.as_str()).await?;
+        let decided_for = self.may_define(actor, id.as_str(), None).await?;
         let enterprise = actor.enterprise.to_string();
         let id = id.to_string();
         let me = actor.uid();
@@ -412,7 +454,11 @@ impl Maintenance<'_> {
         name: &str,
         person: &PersonKey,
     ) -> Result<String, MaintenanceError> {
-        self.on_enterprise(actor, "addStaff").await?;
+        let key = person.key();
+        self.on_enterprise(actor, "addStaff", |e| {
+            e.with_target_person(&key, Some(name))
+        })
+        .await?;
         let r = self.engine.store().read()?;
         real_named_person(r.get::<PersonRecord>(&person.key())?, name, person)?;
         Ok(mask_name(name))
@@ -436,7 +482,15 @@ impl Maintenance<'_> {
                 "the legal representative and finance head come from the core tax system through sync staff (同步办税人)",
             ));
         }
-        self.on_enterprise(actor, "addStaff").await?;
+        let added = json!({
+            "identity_type": { "before": null, "after": identity_type.code() },
+            "permission_identities": { "before": [], "after": permission_identities },
+        });
+        let key = person.key();
+        self.on_enterprise(actor, "addStaff", |e| {
+            e.with_target_person(&key, Some(name)).with_change(added)
+        })
+        .await?;
         let enterprise = actor.enterprise.to_string();
         let name = name.to_owned();
         let person = person.clone();
@@ -490,7 +544,13 @@ impl Maintenance<'_> {
         let key = staff_uid(&enterprise, &person.key());
         // Asked about the staff member edited, so that a policy can protect
         // some of them (one officer's grants from the other).
-        self.authorize(actor, "editStaff", ("Staff", &key)).await?;
+        let before = self.engine.store().read()?.get::<StaffRecord>(&key)?;
+        let edited = staff_change(before.as_ref(), &change);
+        let person_key = person.key();
+        self.authorize(actor, "editStaff", ("Staff", &key), |e| {
+            e.with_target_person(&person_key, None).with_change(edited)
+        })
+        .await?;
         self.write(move |w| {
             let mut s = w
                 .get::<StaffRecord>(&key)?
@@ -521,8 +581,17 @@ impl Maintenance<'_> {
         actor: &Actor,
         person: &PersonKey,
     ) -> Result<(), MaintenanceError> {
-        self.on_enterprise(actor, "removeStaff").await?;
         let key = staff_uid(actor.enterprise.as_str(), &person.key());
+        let before = self.engine.store().read()?.get::<StaffRecord>(&key)?;
+        let removed = json!({ "identity_type": {
+            "before": before.map(|s| s.identity_type.code()),
+            "after": null,
+        }});
+        let person_key = person.key();
+        self.on_enterprise(actor, "removeStaff", |e| {
+            e.with_target_person(&person_key, None).with_change(removed)
+        })
+        .await?;
         self.write(move |w| {
             let s = w
                 .get::<StaffRecord>(&key)?
@@ -546,8 +615,12 @@ impl Maintenance<'_> {
         person: &PersonKey,
     ) -> Result<OneTimePassword, MaintenanceError> {
         let target = staff_uid(actor.enterprise.as_str(), &person.key());
-        self.authorize(actor, "resetStaffPassword", ("Staff", &target))
-            .await?;
+        let person_key = person.key();
+        self.authorize(actor, "resetStaffPassword", ("Staff", &target), |e| {
+            e.with_target_person(&person_key, None)
+                .with_change(json!({ "password": "reset to a one-time password (must change)" }))
+        })
+        .await?;
         let password = one_time_password(&self.authn.config.passwords)?;
         let hash = self.authn.hash(password.clone()).await?;
         let person_key = person.key();
@@ -592,7 +665,10 @@ impl Maintenance<'_> {
                 field: "agreement_password",
                 source,
             })?;
-        self.on_enterprise(actor, "recognizeAgency").await?;
+        self.on_enterprise(actor, "recognizeAgency", |e| {
+            self.about_recognition(e, actor, agency, true)
+        })
+        .await?;
         let hash = self.authn.hash(agreement_password.to_owned()).await?;
         let enterprise = actor.enterprise.to_string();
         let agency = agency.to_string();
@@ -624,7 +700,10 @@ impl Maintenance<'_> {
         actor: &Actor,
         agency: &CreditCode,
     ) -> Result<(), MaintenanceError> {
-        self.on_enterprise(actor, "cancelAgency").await?;
+        self.on_enterprise(actor, "cancelAgency", |e| {
+            self.about_recognition(e, actor, agency, false)
+        })
+        .await?;
         let enterprise = actor.enterprise.to_string();
         let agency = agency.to_string();
         self.write(move |w| {
@@ -637,6 +716,30 @@ impl Maintenance<'_> {
         })
         .await
     }
+}
+
+/// A staff edit as before → after: identity type and permission
+/// identities, as read before the decision (the write re-reads them).
+fn staff_change(before: Option<&StaffRecord>, change: &StaffChange) -> Value {
+    let had: BTreeSet<String> = before
+        .map(|s| s.permission_identities.clone())
+        .unwrap_or_default();
+    let mut has = had.clone();
+    has.extend(
+        change
+            .add_permission_identities
+            .iter()
+            .map(|p| p.to_string()),
+    );
+    for p in &change.remove_permission_identities {
+        has.remove(p.as_str());
+    }
+    let type_before = before.map(|s| s.identity_type.code());
+    let type_after = change.identity_type.map(|t| t.code()).or(type_before);
+    json!({
+        "identity_type": { "before": type_before, "after": type_after },
+        "permission_identities": { "before": had, "after": has },
+    })
 }
 
 fn real_named_person(

@@ -5,21 +5,23 @@
 //! records the decision in the decision log, and only then answers. No rule
 //! is decided here: the rules are in `policies/`.
 
+pub mod decide;
 pub mod feeds;
 pub mod login;
 pub mod maintenance;
+pub mod metrics;
 pub mod password;
+mod persons;
 pub mod sweep;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Instant;
 
 use cedar_policy::EntityUid;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::audit::{AuditError, AuditLog, DecisionRecord};
+use crate::audit::AuditError;
 use crate::authn::challenge::{self, ChallengeError};
 use crate::authn::session::{self, SessionError};
 use crate::authn::touches::Touches;
@@ -31,6 +33,7 @@ use crate::store::{
     PersonRecord, RecognitionRecord, SessionRecord, StaffRecord, Store, StoreError, StoreReader,
     StoreWriter,
 };
+use decide::{Asked, Decider, Event};
 
 /// Why a login or password step did not succeed. Mapped to HTTP in
 /// `http::login`.
@@ -189,13 +192,6 @@ pub struct SessionGrant {
     pub route: &'static str,
 }
 
-/// A Cedar answer for a step, before it is recorded.
-struct Asked {
-    query: Query,
-    verdict: Verdict,
-    micros: u64,
-}
-
 /// Who a new session is for, and the credentials it is bound to.
 pub(crate) struct SessionSubject {
     /// Cedar entity type: `Staff`, `AgentStaff`, `Person`, `Enterprise`.
@@ -216,12 +212,14 @@ pub struct SessionPrincipal {
     pub acting_for: Option<EntityUid>,
 }
 
-/// The login service: the decision engine, the decision log and the
+/// The login service: the decision engine, the one decision path and the
 /// credential machinery. Cheap to clone.
 #[derive(Clone)]
 pub struct Login {
     pub engine: Engine,
-    pub audit: AuditLog,
+    /// Decides and records every decision (this service's and everyone
+    /// else's: maintenance, feeds, `/v1/authorize` use it through here).
+    pub decider: Decider,
     pub authn: Arc<Authn>,
     /// Sessions' last uses not yet written to the store.
     pub touches: Arc<Touches>,
@@ -230,10 +228,10 @@ pub struct Login {
 }
 
 impl Login {
-    pub fn new(engine: Engine, audit: AuditLog, authn: Arc<Authn>) -> Self {
+    pub fn new(decider: Decider, authn: Arc<Authn>) -> Self {
         Self {
-            engine,
-            audit,
+            engine: decider.engine.clone(),
+            decider,
             authn,
             touches: Arc::default(),
             sweep_stats: Arc::default(),
@@ -261,8 +259,10 @@ impl Login {
     }
 
     /// Asks Cedar whether `factors` are enough for `action`, and records the
-    /// decision (kind `login.<step>`) durably before returning it. `failure`
-    /// is the credential problem found before asking, recorded as the reason.
+    /// decision (kind `login.<step>`) through the one decision path: durably
+    /// before returning it when allowed (writes follow), with the answer
+    /// otherwise. `failure` is the credential problem found before asking,
+    /// recorded as the reason.
     #[allow(clippy::too_many_arguments)]
     async fn decide(
         &self,
@@ -283,7 +283,9 @@ impl Login {
     }
 
     /// [`Self::decide`] with a whole Cedar context, for actions whose
-    /// context says more than the verified factors.
+    /// context says more than the verified factors. An allowed step is
+    /// recorded before the writes that carry it out (a session, a code, a
+    /// sync); a refused one with the answer.
     #[allow(clippy::too_many_arguments)]
     async fn decide_in(
         &self,
@@ -297,7 +299,43 @@ impl Login {
         note: Option<&str>,
     ) -> Result<Verdict, FlowError> {
         let asked = self.ask(principal, action, resource, context)?;
-        self.record(step, &asked, acting_for, failure, note).await?;
+        let event = self.event(step, &asked, acting_for, failure, note);
+        let event = if asked.verdict.allowed && failure.is_none() {
+            event.before_write()
+        } else {
+            event
+        };
+        self.decider.record(event).await?;
+        Ok(asked.verdict)
+    }
+
+    /// Asks whether the factors so far could still lead to `action`
+    /// before a code is sent: the step is done (a code sent) unless a policy
+    /// already forbids it, so its record is committed before the code is.
+    async fn pre_check(
+        &self,
+        step: &str,
+        principal: EntityUid,
+        action: &str,
+        resource: EntityUid,
+        factors: &BTreeSet<String>,
+        failure: Option<&Failure>,
+    ) -> Result<Verdict, FlowError> {
+        let context = json!({ "factors": factors });
+        let asked = self.ask(principal, action, resource, context)?;
+        let event = self.event(
+            step,
+            &asked,
+            None,
+            failure,
+            Some("pre-check before sending an SMS code"),
+        );
+        let event = if failure.is_none() && forbidden(&asked.verdict).is_none() {
+            event.before_write()
+        } else {
+            event
+        };
+        self.decider.record(event).await?;
         Ok(asked.verdict)
     }
 
@@ -310,48 +348,32 @@ impl Login {
         resource: EntityUid,
         context: serde_json::Value,
     ) -> Result<Asked, FlowError> {
-        let started = Instant::now();
-        let query = Query {
+        Ok(self.decider.ask(Query {
             principal,
             action: uid("Action", action),
             resource,
             context,
-        };
-        let verdict = self.engine.decide(&query)?;
-        Ok(Asked {
-            query,
-            verdict,
-            micros: started.elapsed().as_micros() as u64,
-        })
+        })?)
     }
 
-    /// Records an answer (kind `login.<step>`) durably.
-    async fn record(
+    /// The record of an answer (kind `login.<step>`): a failed credential
+    /// denies whatever Cedar said, and is the reason.
+    fn event(
         &self,
         step: &str,
         asked: &Asked,
         acting_for: Option<&str>,
         failure: Option<&Failure>,
         note: Option<&str>,
-    ) -> Result<(), FlowError> {
-        let Asked {
-            query,
-            verdict,
-            micros,
-        } = asked;
-        let mut record = DecisionRecord::new(
-            &crate::random_id(),
-            &format!("login.{step}"),
-            &query.principal.to_string(),
-            &query.action.to_string(),
-            &query.resource.to_string(),
-            acting_for,
-            verdict.allowed && failure.is_none(),
-            &verdict.reasons,
-            &verdict.errors,
-            &verdict.policy_version,
-            *micros,
-        );
+    ) -> Event {
+        let verdict = &asked.verdict;
+        let mut event = Event::asked(&format!("login.{step}"), asked).with_step(step);
+        if let Some(client) = acting_for {
+            event = event.with_acting_for(client);
+        }
+        if failure.is_some() {
+            event = event.denied();
+        }
         let reason = match (failure, note) {
             (Some(f), Some(n)) => Some(format!("{}; {n}", f.describe())),
             (Some(f), None) => Some(f.describe()),
@@ -359,11 +381,10 @@ impl Login {
             (None, None) if !verdict.allowed => Some(refusal_text(verdict)),
             _ => None,
         };
-        if let Some(r) = reason {
-            record = record.with_reason(&r);
+        match reason {
+            Some(r) => event.with_reason(r),
+            None => event,
         }
-        self.audit.commit(record).await?;
-        Ok(())
     }
 
     /// Verifies a password under lockout `lock_key`. The attempt is reserved

@@ -193,8 +193,10 @@ impl Login {
             (Ok(_), None) => format!("pre-check: recovery code sent to {masked}"),
         };
         let failure = mismatch.map(Failure::Wrong);
-        self.record("forgot_code", &asked, None, failure.as_ref(), Some(&note))
-            .await?;
+        // After the code's write: the record says which code (real or
+        // decoy) was sent, which only the write's result tells.
+        let event = self.event("forgot_code", &asked, None, failure.as_ref(), Some(&note));
+        self.decider.record(event).await?;
         issued
     }
 

@@ -11,7 +11,8 @@
 //! - `GET /v1/audit/checkpoint` → the head `{seq, hash, timestamp_ms, time}`.
 //!
 //! FILTERS: `since`, `until`, `principal`, `enterprise`, `action`,
-//! `decision`, `policy`, `kind`, `include_reads=true`, and `tz` (or
+//! `decision`, `policy`, `kind`, `target`, `person`, `identity_type`,
+//! `outcome`, `include_reads=true`, and `tz` (or
 //! `offset`, e.g. `+08:00`): the offset times without one are read at and
 //! CSV shows, by default the server's `--time-offset`.
 //!
@@ -30,14 +31,15 @@ use super::{stream, AppState, Body};
 use crate::audit::query::{self, Output};
 use crate::audit::summary::{self, GroupBy, Summary};
 use crate::audit::time::{self, Offset};
-use crate::audit::{Checkpoint, DecisionRecord, Filter, Format, Outcome, Page, VerifyReport};
+use crate::audit::{Checkpoint, Filter, Format, Outcome, Page, VerifyReport};
+use crate::flows::decide::Event;
 use crate::policy::archive::ArchivedSet;
 
 /// Records one page returns unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 100;
 
 const FILTER_PARAMS: &str =
-    "since, until, principal, enterprise, action, decision, policy, kind, include_reads, tz";
+    "since, until, principal, enterprise, action, decision, policy, kind, target, person, identity_type, outcome, include_reads, tz";
 
 /// The filter and offset a request names, and its other parameters for the
 /// endpoint to read.
@@ -75,6 +77,12 @@ fn filter_params(state: &AppState, query: Option<&str>) -> Result<Params, ApiErr
             "policy" => filter.policy = Some(v),
             "kind" => filter.kind = Some(v),
             "include_reads" => filter.include_reads = flag("include_reads", &v)?,
+            "target" => filter.target = Some(v),
+            "person" => filter.person = Some(v),
+            "identity_type" => filter.identity_type = Some(v),
+            "outcome" => {
+                filter.outcome = Some(v.parse().map_err(|e: String| ApiError::invalid("outcome", e))?)
+            }
             "decision" => {
                 filter.decision = Some(match v.as_str() {
                     "allow" => Outcome::Allow,
@@ -124,6 +132,8 @@ pub async fn decisions(
             _ => return Err(unknown(k, "after, limit, ")),
         }
     }
+    // Full ID numbers match exactly, by the log's pseudonyms.
+    let filter = filter.resolve_persons(state.login.decider.pseudonyms());
     let log = state.audit.clone();
     let page = tokio::task::spawn_blocking(move || log.query(&filter, after, limit))
         .await
@@ -289,7 +299,8 @@ pub async fn checkpoint(
     })
 }
 
-/// Writes the `audit.read` record of this request and waits for it.
+/// Records this read (kind `audit.read`); committed with the answer,
+/// before it is sent.
 async fn record_read(
     state: &AppState,
     caller: Option<&str>,
@@ -302,21 +313,15 @@ async fn record_read(
         Some(q) if !q.is_empty() => format!("DecisionLog?{}", decode(q)),
         _ => "DecisionLog".to_owned(),
     };
-    let record = DecisionRecord::new(
-        &crate::random_id(),
+    let event = Event::unasked(
         query::READ_KIND,
         &principal,
         action,
         &resource,
-        None,
-        true,
-        &[],
-        &[],
         state.engine.snapshot().version(),
-        started.elapsed().as_micros() as u64,
     )
-    .with_caller(caller);
-    state.audit.commit(record).await?;
+    .with_latency(started.elapsed().as_micros() as u64);
+    state.login.decider.record(event).await?;
     Ok(())
 }
 

@@ -2,15 +2,14 @@
 //! an authorization question and its answer.
 
 use std::str::FromStr;
-use std::time::Instant;
 
 use cedar_policy::EntityUid;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::AppState;
-use crate::audit::DecisionRecord;
-use crate::decision::{Query, Verdict, ACTING_FOR, NAMESPACE};
+use crate::decision::{Query, ACTING_FOR, NAMESPACE};
+use crate::flows::decide::{Asked, Event};
 
 /// Most questions one batch may carry.
 pub const MAX_BATCH: usize = 100;
@@ -53,53 +52,20 @@ pub struct AuthorizeResponse {
 }
 
 impl AuthorizeResponse {
-    /// The answer, and the decision-log record of it.
-    fn from_verdict(
-        kind: &str,
-        q: &Query,
-        v: Verdict,
-        latency_us: u64,
-        caller: Option<&str>,
-    ) -> (Self, DecisionRecord) {
-        let decision_id = crate::random_id();
-        let acting_for = q.context.get(ACTING_FOR).map(entity_ref);
-        let record = DecisionRecord::new(
-            &decision_id,
-            kind,
-            &q.principal.to_string(),
-            &q.action.to_string(),
-            &q.resource.to_string(),
-            acting_for.as_deref(),
-            v.allowed,
-            &v.reasons,
-            &v.errors,
-            &v.policy_version,
-            latency_us,
-        )
-        .with_caller(caller);
+    /// The answer, and the event the decision log records of it.
+    fn answer(kind: &str, asked: Asked) -> (Self, Event) {
+        let event = Event::asked(kind, &asked);
+        let v = asked.verdict;
         let response = Self {
             decision: if v.allowed { "allow" } else { "deny" },
             reasons: v.reasons,
             // Errors name the entities asked about, as sent: masked like
             // the decision record.
             errors: v.errors.iter().map(|e| crate::ids::mask_text(e)).collect(),
-            decision_id,
+            decision_id: event.decision_id().to_owned(),
             policy_version: v.policy_version,
         };
-        (response, record)
-    }
-}
-
-/// `Etax::Enterprise::"…"` for a context entity reference in either of
-/// Cedar's JSON forms (`{"__entity": {type, id}}` or `{type, id}`).
-fn entity_ref(v: &serde_json::Value) -> String {
-    let e = v.get("__entity").unwrap_or(v);
-    match (
-        e.get("type").and_then(|t| t.as_str()),
-        e.get("id").and_then(|i| i.as_str()),
-    ) {
-        (Some(t), Some(id)) => format!("{t}::{id:?}"),
-        _ => v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+        (response, event)
     }
 }
 
@@ -201,19 +167,11 @@ async fn query_of(state: &AppState, mut body: AuthorizeRequest) -> Result<Query,
 pub async fn authorize(
     state: &AppState,
     body: AuthorizeRequest,
-    caller: Option<&str>,
 ) -> Result<AuthorizeResponse, ApiError> {
-    let started = Instant::now();
     let query = query_of(state, body).await?;
-    let verdict = state.engine.decide(&query)?;
-    let (response, record) = AuthorizeResponse::from_verdict(
-        "authorize",
-        &query,
-        verdict,
-        started.elapsed().as_micros() as u64,
-        caller,
-    );
-    state.audit.enqueue(vec![record]).await?;
+    let decider = &state.login.decider;
+    let (response, event) = AuthorizeResponse::answer("authorize", decider.ask(query)?);
+    decider.enqueue(vec![event]).await?;
     Ok(response)
 }
 
@@ -222,7 +180,6 @@ pub async fn authorize(
 pub async fn authorize_batch(
     state: &AppState,
     body: BatchRequest,
-    caller: Option<&str>,
 ) -> Result<BatchResponse, ApiError> {
     if body.requests.len() > MAX_BATCH {
         return Err(ApiError::invalid(
@@ -241,24 +198,17 @@ pub async fn authorize_batch(
                 .map_err(|e| e.within(&format!("requests[{i}]")))?,
         );
     }
+    let decider = &state.login.decider;
     let mut results = Vec::with_capacity(queries.len());
-    let mut records = Vec::with_capacity(queries.len());
-    for (i, q) in queries.iter().enumerate() {
-        let started = Instant::now();
-        let verdict = state
-            .engine
-            .decide(q)
+    let mut events = Vec::with_capacity(queries.len());
+    for (i, q) in queries.into_iter().enumerate() {
+        let asked = decider
+            .ask(q)
             .map_err(|e| ApiError::from(e).within(&format!("requests[{i}]")))?;
-        let (response, record) = AuthorizeResponse::from_verdict(
-            "authorize_batch",
-            q,
-            verdict,
-            started.elapsed().as_micros() as u64,
-            caller,
-        );
+        let (response, event) = AuthorizeResponse::answer("authorize_batch", asked);
         results.push(response);
-        records.push(record);
+        events.push(event);
     }
-    state.audit.enqueue(records).await?;
+    decider.enqueue(events).await?;
     Ok(BatchResponse { results })
 }

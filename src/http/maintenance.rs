@@ -115,7 +115,7 @@ pub async fn route(
     let actor = actor(state, &req).await?;
     let ops = Maintenance {
         engine: &state.engine,
-        audit: &state.audit,
+        decider: &state.login.decider,
         authn: &state.login.authn,
     };
     let query = req.uri().query().unwrap_or_default().to_owned();

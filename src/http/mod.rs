@@ -217,19 +217,37 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
     let caller = state
         .callers
         .authenticate(req.headers(), callers::scope_for(&path))?;
-    // Every decision record made while answering names this caller,
-    // whichever flow makes it.
-    crate::audit::CALLER
-        .scope(caller.clone(), async {
-            // The one answer streamed rather than built whole.
-            if req.method() == Method::GET && path == "/v1/audit/export" {
-                return audit::export(state, query.as_deref(), caller.as_deref()).await;
-            }
-            dispatch(state, req, path, query, caller.as_deref())
-                .await
-                .map(whole)
-        })
+    // Every decision record made while answering names this caller, and
+    // waits for the answer to learn its outcome (`flows::decide`).
+    let scope = crate::flows::decide::RequestScope::new(caller.clone());
+    // The one answer streamed rather than built whole.
+    if req.method() == Method::GET && path == "/v1/audit/export" {
+        let answer = scope
+            .run(audit::export(state, query.as_deref(), caller.as_deref()))
+            .await;
+        return finish(state, &scope, answer).await;
+    }
+    let answer = scope
+        .run(dispatch(state, req, path, query, caller.as_deref()))
         .await
+        .map(whole);
+    finish(state, &scope, answer).await
+}
+
+/// Commits the request's waiting decision records with its final status,
+/// before the answer leaves: a decision that cannot be logged is not
+/// answered.
+async fn finish(
+    state: &AppState,
+    scope: &crate::flows::decide::RequestScope,
+    answer: Result<Response<Body>, ApiError>,
+) -> Result<Response<Body>, ApiError> {
+    let (status, code) = match &answer {
+        Ok(response) => (response.status().as_u16(), None),
+        Err(e) => (e.status.as_u16(), Some(e.code.as_ref())),
+    };
+    state.login.decider.finish(scope, status, code).await?;
+    answer
 }
 
 /// A whole (not streamed) answer, in the body type streamed ones share.
@@ -247,11 +265,11 @@ async fn dispatch(
     match (req.method(), path.as_str()) {
         (&Method::POST, "/v1/authorize") => {
             let body = read_json(state, req).await?;
-            ok(&authorize::authorize(state, body, caller).await?)
+            ok(&authorize::authorize(state, body).await?)
         }
         (&Method::POST, "/v1/authorize/batch") => {
             let body = read_json(state, req).await?;
-            ok(&authorize::authorize_batch(state, body, caller).await?)
+            ok(&authorize::authorize_batch(state, body).await?)
         }
         (&Method::POST, p) if login::PATHS.contains(&p) => login::handle(state, p, req).await,
         (&Method::POST, "/v1/admin/real-name") => {

@@ -137,9 +137,65 @@ pub fn metrics(state: &AppState) -> Response<Full<Bytes>> {
         "Write transactions committed to the identity store (each one an fsync).",
         &[("", state.engine.store().commits())],
     );
+    decision_metrics(&mut metric, &state.login.decider.metrics.snapshot());
     Response::builder()
         .status(StatusCode::OK)
         .header(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
         .body(Full::new(Bytes::from(out)))
         .expect("static response parts are valid")
+}
+
+/// The decision counts (by kind, action, outcome) and latency (sum and
+/// count by kind), as the one decision path observed them.
+fn decision_metrics(
+    metric: &mut impl FnMut(&str, &str, &str, &[(&str, u64)]),
+    counts: &crate::flows::metrics::Counts,
+) {
+    use crate::flows::metrics::OUTCOMES;
+    let labels: Vec<(String, u64)> = counts
+        .by_outcome
+        .iter()
+        .flat_map(|(kind, actions)| {
+            actions.iter().flat_map(move |(action, ns)| {
+                OUTCOMES
+                    .iter()
+                    .zip(ns)
+                    .filter(|(_, n)| **n > 0)
+                    .map(move |(outcome, n)| {
+                        (
+                            format!(
+                                "{{kind=\"{kind}\",action=\"{action}\",outcome=\"{outcome}\"}}"
+                            ),
+                            *n,
+                        )
+                    })
+            })
+        })
+        .collect();
+    let samples: Vec<(&str, u64)> = labels.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+    metric(
+        "etax_decisions_total",
+        "counter",
+        "Recorded decisions since start, by record kind, action and final outcome.",
+        &samples,
+    );
+    let kinds: Vec<(String, u64, u64)> = counts
+        .latency
+        .iter()
+        .map(|(kind, (n, sum))| (format!("{{kind=\"{kind}\"}}"), *n, *sum))
+        .collect();
+    let sums: Vec<(&str, u64)> = kinds.iter().map(|(l, _, s)| (l.as_str(), *s)).collect();
+    let ns: Vec<(&str, u64)> = kinds.iter().map(|(l, n, _)| (l.as_str(), *n)).collect();
+    metric(
+        "etax_decision_latency_microseconds_sum",
+        "counter",
+        "Time to decide, summed, by record kind (µs).",
+        &sums,
+    );
+    metric(
+        "etax_decision_latency_microseconds_count",
+        "counter",
+        "Decisions timed, by record kind.",
+        &ns,
+    );
 }

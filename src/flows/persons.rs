@@ -1,0 +1,127 @@
+//! Who a decision record names: the principal's person (as `agent` for
+//! agency staff) and the target person, each with a keyed pseudonym, masked
+//! ID, masked name and — for enterprise staff — identity type.
+//!
+//! The principal's entry is kept per store generation, like the decision
+//! cache: `/v1/authorize` asks about the same principals over and over, and
+//! reading their person and staff records for every record cost a quarter
+//! of its throughput (debug build; `benches/decision_path.sh`). Login state
+//! (sessions, codes) does not bump the generation, so logins keep it warm.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::audit::pseudonym::Pseudonyms;
+use crate::audit::PersonRef;
+use crate::store::{PersonRecord, StaffRecord, Store, StoreReader};
+
+/// Principals' entries kept at most; a full cache is emptied (simpler than
+/// an LRU, as the decision cache).
+const MAX_CACHED: usize = 10_000;
+
+/// Principal uid (type, id) → their entry.
+type Entries = HashMap<(String, String), PersonRef>;
+
+pub struct Persons {
+    pseudonyms: Pseudonyms,
+    /// The store generation the entries were read at, and the entries.
+    cache: Mutex<(u64, Entries)>,
+}
+
+impl Persons {
+    pub fn new(pseudonyms: Pseudonyms) -> Self {
+        Self {
+            pseudonyms,
+            cache: Mutex::default(),
+        }
+    }
+
+    pub fn pseudonyms(&self) -> &Pseudonyms {
+        &self.pseudonyms
+    }
+
+    /// The persons named by a record whose principal is `principal` (type,
+    /// id) and whose target person is `target` (person key, name if known).
+    pub fn of(
+        &self,
+        store: &Store,
+        principal: Option<&(String, String)>,
+        target: Option<&(String, Option<String>)>,
+    ) -> Vec<PersonRef> {
+        let mut out = Vec::new();
+        if let Some(p) = principal.and_then(|p| self.principal(store, p)) {
+            out.push(p);
+        }
+        if let Some((person, name)) = target {
+            if let Ok(reader) = store.read() {
+                out.push(self.person(&reader, "target", person, name.clone(), None));
+            }
+        }
+        out
+    }
+
+    fn principal(&self, store: &Store, uid: &(String, String)) -> Option<PersonRef> {
+        // Read before the snapshot: an entry is never older than the
+        // generation it is filed under.
+        let generation = store.generation();
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.0 != generation {
+                *cache = (generation, HashMap::new());
+            }
+            if let Some(hit) = cache.1.get(uid) {
+                return Some(hit.clone());
+            }
+        }
+        let (ty, id) = uid;
+        let person = match ty.as_str() {
+            "Person" => id.as_str(),
+            "Staff" | "AgentStaff" => id.split_once('/')?.1,
+            _ => return None,
+        };
+        let reader = store.read().ok()?;
+        let role = if ty == "AgentStaff" {
+            "agent"
+        } else {
+            "principal"
+        };
+        let identity_type = (ty == "Staff")
+            .then(|| reader.get::<StaffRecord>(id).ok().flatten())
+            .flatten()
+            .map(|s| s.identity_type.code().to_owned());
+        let entry = self.person(&reader, role, person, None, identity_type);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.0 == generation {
+            if cache.1.len() >= MAX_CACHED {
+                cache.1.clear();
+            }
+            cache.1.insert(uid.clone(), entry.clone());
+        }
+        Some(entry)
+    }
+
+    fn person(
+        &self,
+        reader: &StoreReader,
+        role: &str,
+        person_key: &str,
+        name: Option<String>,
+        identity_type: Option<String>,
+    ) -> PersonRef {
+        let number = person_key.split_once(':').map_or(person_key, |(_, n)| n);
+        let name = name.or_else(|| {
+            reader
+                .get::<PersonRecord>(person_key)
+                .ok()
+                .flatten()
+                .map(|p| p.name)
+        });
+        PersonRef {
+            pseudonym: self.pseudonyms.of(number),
+            role: role.to_owned(),
+            id: crate::ids::mask_text(person_key),
+            name: name.as_deref().map(crate::ids::mask_name),
+            identity_type,
+        }
+    }
+}
