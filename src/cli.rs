@@ -57,6 +57,10 @@ enum Command {
         /// Prune decision-log records older than this many days (hourly).
         #[arg(long, env = "ETAX_AUDIT_RETENTION_DAYS")]
         audit_retention_days: Option<u64>,
+        /// Chain hash of a decision log created now: sha256 or sm3 (GB/T
+        /// 39786-2021). An existing log keeps the one it was created with.
+        #[arg(long, default_value = "sha256", env = "ETAX_LOG_HASH")]
+        log_hash: audit::ChainHash,
         /// How often to look for changed policy files, in milliseconds; 0
         /// reloads on SIGHUP only.
         #[arg(long, default_value_t = 500, env = "ETAX_RELOAD_POLL_MS")]
@@ -258,6 +262,7 @@ pub fn main() -> ExitCode {
             api_keys,
             insecure_open,
             audit_retention_days,
+            log_hash,
             reload_poll_ms,
             decision_cache_entries,
             limits,
@@ -273,6 +278,7 @@ pub fn main() -> ExitCode {
                 api_keys,
                 insecure_open,
                 audit_retention_days,
+                log_hash,
                 reload_poll: (reload_poll_ms > 0)
                     .then(|| std::time::Duration::from_millis(reload_poll_ms)),
                 decision_cache_entries,

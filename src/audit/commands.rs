@@ -1,27 +1,50 @@
 //! `etax-authz audit …`: the decision log from the command line, on a data
-//! directory no server holds open (redb locks the file to one process; while
-//! the server runs, use `GET /v1/audit/…`).
+//! directory no server holds open (the log's directory is locked to one
+//! process; while the server runs, use `GET /v1/audit/…`).
+//!
+//! `verify` and `checkpoint` only read the files (no repair, so damage stays
+//! as found); the others open the writer and close the log cleanly when done.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
 use super::query::{self, Format};
-use super::{decision_log_path, AuditError, AuditLog, Checkpoint, Filter, TamperKind};
+use super::{decision_log_path, AuditError, AuditLog, Checkpoint, Filter, TamperKind, Verdict};
+
+fn opening_failed(e: &AuditError) -> ExitCode {
+    match e {
+        AuditError::Locked(_) => eprintln!(
+            "etax-authz: {e}\n(the server holds it open: use GET /v1/audit/verify, /v1/audit/checkpoint or /v1/audit/decisions)"
+        ),
+        _ => eprintln!("etax-authz: {e}"),
+    }
+    ExitCode::FAILURE
+}
 
 fn open(data: &Path) -> Result<AuditLog, ExitCode> {
-    AuditLog::open_existing(&decision_log_path(data)).map_err(|e| {
-        match &e {
-            AuditError::Open {
-                source: redb::DatabaseError::DatabaseAlreadyOpen,
-                ..
-            } => eprintln!(
-                "etax-authz: {e}\n(the server holds it open: use GET /v1/audit/verify, /v1/audit/checkpoint or /v1/audit/decisions)"
-            ),
-            _ => eprintln!("etax-authz: {e}"),
-        }
-        ExitCode::FAILURE
-    })
+    AuditLog::open_existing(&decision_log_path(data)).map_err(|e| opening_failed(&e))
+}
+
+/// Runs `f` on the log, then closes it cleanly (everything written, the
+/// clean-close head left), whatever `f` answered.
+fn with_log(
+    data: &Path,
+    f: impl FnOnce(&AuditLog, &tokio::runtime::Runtime) -> ExitCode,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    let log = match open(data) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let code = f(&log, &runtime);
+    match runtime.block_on(log.close()) {
+        Ok(()) => code,
+        Err(e) => fail(format!("closing the decision log: {e}")),
+    }
 }
 
 fn fail(e: impl std::fmt::Display) -> ExitCode {
@@ -29,20 +52,20 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// `audit verify`: exits 0 only if the chain is intact (and extends the
-/// checkpoint, if given).
+/// `audit verify`: reads the files without changing them and exits 0 when
+/// the log is intact (and extends the checkpoint, if given), 3 when it was
+/// tampered with, 4 when storage is damaged or unreadable (1: it could not
+/// be checked at all).
 pub fn verify(data: &Path, checkpoint: Option<&str>, json: bool) -> ExitCode {
     let checkpoint = match checkpoint.map(read_checkpoint).transpose() {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let log = match open(data) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let report = match log.verify(checkpoint.as_ref()) {
+    let report = match super::snapshot_at(&decision_log_path(data))
+        .and_then(|snap| super::forensics::verify(&snap, checkpoint.as_ref()))
+    {
         Ok(r) => r,
-        Err(e) => return fail(e),
+        Err(e) => return opening_failed(&e),
     };
     if json {
         println!(
@@ -50,42 +73,64 @@ pub fn verify(data: &Path, checkpoint: Option<&str>, json: bool) -> ExitCode {
             serde_json::to_string_pretty(&report).expect("reports serialize")
         );
     } else {
-        match &report.problem {
-            None => println!(
-                "ok: {} records verified (first {}, head {})",
-                report.records,
-                report.first_seq.unwrap_or(0),
-                report
-                    .head
-                    .as_ref()
-                    .map(|h| format!("{}:{}", h.seq, h.hash))
-                    .unwrap_or_else(|| "none".to_owned())
+        print_report(&report);
+    }
+    ExitCode::from(report.verdict.exit_code())
+}
+
+fn print_report(report: &super::VerifyReport) {
+    let head = report
+        .head
+        .as_ref()
+        .map(|h| format!("{}:{}", h.seq, h.hash))
+        .unwrap_or_else(|| "none".to_owned());
+    if report.problems.is_empty() {
+        println!(
+            "ok: {} records verified (first {}, head {head}, chain hash {})",
+            report.records,
+            report.first_seq.unwrap_or(0),
+            report.chain_hash
+        );
+    }
+    let verdict = match report.verdict {
+        Verdict::Ok => "OK",
+        Verdict::Tampered => "TAMPERED",
+        Verdict::Unreadable => "UNREADABLE",
+    };
+    for p in &report.problems {
+        let kind = match p.kind {
+            TamperKind::Altered => "ALTERED",
+            TamperKind::Removed => "REMOVED",
+            TamperKind::Reordered => "REORDERED",
+            TamperKind::Corrupted => "CORRUPTED",
+            TamperKind::Unreadable => "UNREADABLE",
+        };
+        let time = p
+            .time
+            .as_deref()
+            .map(|t| format!(" ({t})"))
+            .unwrap_or_default();
+        println!("{verdict}: record {}{time} {kind}: {}", p.seq, p.detail);
+    }
+    if !report.problems.is_empty() {
+        match &report.last_verified {
+            Some(v) => println!(
+                "last record verified before the first problem: {} ({}); {} records verified in all",
+                v.seq, v.time, report.records
             ),
-            Some(p) => {
-                let kind = match p.kind {
-                    TamperKind::Altered => "ALTERED",
-                    TamperKind::Removed => "REMOVED",
-                    TamperKind::Reordered => "REORDERED",
-                };
-                println!("TAMPERED: record {} {kind}: {}", p.seq, p.detail);
-            }
-        }
-        if let Some(c) = &report.checkpoint {
-            let verdict = if c.extended {
-                "extends"
-            } else {
-                "DOES NOT extend"
-            };
-            println!(
-                "checkpoint {}:{}: the log {verdict} it: {}",
-                c.seq, c.hash, c.detail
-            );
+            None => println!("no record could be verified before the first problem"),
         }
     }
-    if report.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    if let Some(c) = &report.checkpoint {
+        let verdict = if c.extended {
+            "extends"
+        } else {
+            "DOES NOT extend"
+        };
+        println!(
+            "checkpoint {}:{}: the log {verdict} it: {}",
+            c.seq, c.hash, c.detail
+        );
     }
 }
 
@@ -101,13 +146,22 @@ fn read_checkpoint(arg: &str) -> Result<Checkpoint, String> {
     }
 }
 
-/// `audit checkpoint`: prints the head as one JSON line.
+/// `audit checkpoint`: prints the head as one JSON line: the clean-close
+/// head, or (after a crash, before the next open) the last record readable.
 pub fn checkpoint(data: &Path) -> ExitCode {
-    let log = match open(data) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    match log.checkpoint() {
+    let head = super::snapshot_at(&decision_log_path(data)).and_then(|snap| {
+        if snap.layout.head.is_some() {
+            return Ok(snap.layout.head);
+        }
+        let last = super::scan::Scan::new(std::sync::Arc::new(snap), 0, None).last();
+        let last = last.transpose()?;
+        Ok(last.and_then(|s| {
+            serde_json::from_slice(&s.line())
+                .ok()
+                .map(|r| Checkpoint::of(&r))
+        }))
+    });
+    match head {
         Ok(Some(cp)) => {
             println!(
                 "{}",
@@ -122,24 +176,20 @@ pub fn checkpoint(data: &Path) -> ExitCode {
 
 /// `audit query`: matching records to stdout.
 pub fn query(data: &Path, filter: &Filter, format: Format) -> ExitCode {
-    let log = match open(data) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    let result = query::write(log.database(), filter, format, &mut out);
-    finish(result, out)
+    with_log(data, |log, _| {
+        let mut out = BufWriter::new(std::io::stdout().lock());
+        let result = query::write(log, filter, format, &mut out);
+        finish(result, out)
+    })
 }
 
 /// `audit export`: every record (since a time) as JSON lines, streamed.
 pub fn export(data: &Path, since_ms: Option<u64>) -> ExitCode {
-    let log = match open(data) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    let result = query::export(log.database(), since_ms, &mut out);
-    finish(result, out)
+    with_log(data, |log, _| {
+        let mut out = BufWriter::new(std::io::stdout().lock());
+        let result = query::export(log, since_ms, &mut out);
+        finish(result, out)
+    })
 }
 
 fn finish(result: Result<u64, query::QueryError>, mut out: impl Write) -> ExitCode {
@@ -156,30 +206,27 @@ fn finish(result: Result<u64, query::QueryError>, mut out: impl Write) -> ExitCo
     }
 }
 
-/// `audit prune`: removes records written before `before_ms`, leaving an
-/// anchor record.
+/// `audit prune`: removes whole segments of records written before
+/// `before_ms`, leaving an anchor record.
 pub fn prune(data: &Path, before_ms: u64) -> ExitCode {
-    let log = match open(data) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
-        Ok(rt) => rt,
-        Err(e) => return fail(e),
-    };
-    let operator = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
-    match runtime.block_on(log.prune(before_ms, &format!("Operator::{operator:?}"))) {
-        Ok(Some(r)) => {
-            println!(
-                "pruned records {}..={}; the anchor carries the hash of record {}: {}",
-                r.first_seq, r.last_seq, r.last_seq, r.last_hash
-            );
-            ExitCode::SUCCESS
+    with_log(data, |log, runtime| {
+        let operator = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
+        match runtime.block_on(log.prune(before_ms, &format!("Operator::{operator:?}"))) {
+            Ok(Some(r)) => {
+                println!(
+                    "pruned records {}..={}; the anchor carries the hash of record {}: {}",
+                    r.first_seq, r.last_seq, r.last_seq, r.last_hash
+                );
+                ExitCode::SUCCESS
+            }
+            Ok(None) => {
+                println!(
+                    "no whole segment older than {}",
+                    super::time::format_utc(before_ms)
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
         }
-        Ok(None) => {
-            println!("nothing older than {}", super::time::format_utc(before_ms));
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(e),
-    }
+    })
 }
