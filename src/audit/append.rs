@@ -32,7 +32,6 @@ pub struct Shared {
     pub dir: PathBuf,
     pub meta: LogMeta,
     pub layout: Mutex<Layout>,
-    pub _lock: Lock,
 }
 
 impl Shared {
@@ -62,6 +61,9 @@ impl Head {
 
 pub struct Appender {
     shared: Arc<Shared>,
+    /// Held while the writer runs: released when it stops, whoever still
+    /// holds an `AuditLog`.
+    _lock: Lock,
     seg: File,
     seg_id: u64,
     seg_len: u64,
@@ -94,7 +96,7 @@ impl Appender {
     /// Continues the log `recovered` describes. The clean-close head is
     /// removed first: from now on only another clean close may vouch that
     /// the files end where they should.
-    pub fn open(shared: Arc<Shared>, recovered: Recovered) -> Result<Self, AuditError> {
+    pub fn open(shared: Arc<Shared>, lock: Lock, recovered: Recovered) -> Result<Self, AuditError> {
         let dir = shared.dir.clone();
         match fs::remove_file(segment::head_path(&dir)) {
             Ok(()) => segment::sync_dir(&dir)?,
@@ -145,6 +147,7 @@ impl Appender {
         *shared.layout() = layout;
         Ok(Self {
             shared,
+            _lock: lock,
             seg,
             seg_id: tail.id,
             seg_len: tail.len,
@@ -174,6 +177,7 @@ impl Appender {
                 prev: head.hash,
                 hash,
                 canonical,
+                links: true,
             };
             bytes.extend(frame::encode(Kind::Record, &s.encode_raw()));
             head = Head {

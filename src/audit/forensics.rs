@@ -206,7 +206,8 @@ impl Walk<'_> {
         }
     }
 
-    /// Checks one record against its hash, its position and its predecessor.
+    /// Checks one record against its predecessor and its hash. Its own
+    /// `seq` (covered by the hash) is what counts, not its position.
     fn record(&mut self, r: &Stored, damaged: bool) {
         let content = if damaged {
             TamperKind::Corrupted
@@ -219,61 +220,77 @@ impl Walk<'_> {
             "rewritten with a valid checksum"
         };
         let at = Some(r.timestamp_ms);
-        if let (Some(p), true) = (self.prev, self.linked) {
-            if r.seq <= p.seq {
+        let line = r.line();
+        let rec = match serde_json::from_slice::<DecisionRecord>(&line) {
+            Ok(rec) => rec,
+            Err(e) => {
                 self.found(
-                    TamperKind::Reordered,
+                    content,
                     r.seq,
                     at,
-                    format!("record {} follows record {}", r.seq, p.seq),
+                    format!("record {} is not a decision record ({how}): {e}", r.seq),
                 );
-            } else if r.seq > p.seq + 1 {
+                return self.moved_past(r, r.seq);
+            }
+        };
+        let seq = rec.seq;
+        let chain_ok = match (self.prev, self.linked) {
+            (Some(p), true) if seq <= p.seq => {
+                self.found(
+                    TamperKind::Reordered,
+                    seq,
+                    at,
+                    format!("record {seq} follows record {}", p.seq),
+                );
+                false
+            }
+            (Some(p), true) if seq > p.seq + 1 => {
                 self.found(
                     TamperKind::Removed,
                     p.seq + 1,
                     Some(p.timestamp_ms),
-                    format!("records {}..={} are missing", p.seq + 1, r.seq - 1),
+                    format!("records {}..={} are missing", p.seq + 1, seq - 1),
                 );
-            } else if r.prev != p.hash {
-                self.found(TamperKind::Altered, p.seq, Some(p.timestamp_ms), format!("record {} does not link to record {}: record {} was altered, replaced or reordered", r.seq, p.seq, p.seq));
+                false
+            }
+            (Some(p), true) if !r.links || r.prev != p.hash => {
+                self.found(TamperKind::Altered, p.seq, Some(p.timestamp_ms), format!("record {seq} does not link to record {}: record {} was altered, replaced or removed", p.seq, p.seq));
+                false
+            }
+            // After damage the predecessor is unknown: the record's own
+            // link cannot be trusted either way.
+            _ => r.links || !self.linked,
+        };
+        // A record cut from its predecessor cannot be checked against its
+        // hash (the previous hash inside it is not known).
+        if chain_ok {
+            if self.snap.chain_hash.digest(&r.canonical) != r.hash {
+                self.found(
+                    content,
+                    seq,
+                    at,
+                    format!("record {seq} does not match its hash: {how}"),
+                );
+            } else if serde_json::to_vec(&rec).ok().as_deref() != Some(&line[..]) {
+                self.found(
+                    TamperKind::Altered,
+                    seq,
+                    at,
+                    format!("record {seq} was rewritten (bytes differ from its canonical form)"),
+                );
+            } else {
+                self.passed(r, rec);
             }
         }
-        let line = r.line();
-        match serde_json::from_slice::<DecisionRecord>(&line) {
-            Err(e) => self.found(
-                content,
-                r.seq,
-                at,
-                format!("record {} is not a decision record ({how}): {e}", r.seq),
-            ),
-            Ok(rec) if rec.seq != r.seq => self.found(
-                TamperKind::Reordered,
-                r.seq,
-                at,
-                format!("position {} holds record {}", r.seq, rec.seq),
-            ),
-            Ok(_) if self.snap.chain_hash.digest(&r.canonical) != r.hash => self.found(
-                content,
-                r.seq,
-                at,
-                format!("record {} does not match its hash: {how}", r.seq),
-            ),
-            Ok(rec) if serde_json::to_vec(&rec).ok().as_deref() != Some(&line[..]) => self.found(
-                TamperKind::Altered,
-                r.seq,
-                at,
-                format!(
-                    "record {} was rewritten (bytes differ from its canonical form)",
-                    r.seq
-                ),
-            ),
-            Ok(rec) => self.passed(r, rec),
-        }
+        self.moved_past(r, seq);
+    }
+
+    fn moved_past(&mut self, r: &Stored, seq: u64) {
         if self.first.is_none() {
-            self.first = Some((r.seq, r.prev));
+            self.first = Some((seq, r.prev));
         }
         self.prev = Some(Prev {
-            seq: r.seq,
+            seq,
             hash: r.hash,
             timestamp_ms: r.timestamp_ms,
         });
@@ -282,8 +299,8 @@ impl Walk<'_> {
 
     fn passed(&mut self, r: &Stored, rec: DecisionRecord) {
         self.report.records += 1;
-        self.report.first_seq.get_or_insert(r.seq);
-        if self.checkpoint.is_some_and(|c| c.seq == r.seq) {
+        self.report.first_seq.get_or_insert(rec.seq);
+        if self.checkpoint.is_some_and(|c| c.seq == rec.seq) {
             self.at_checkpoint = Some(r.hash_hex());
         }
         if self.report.problem.is_none() {

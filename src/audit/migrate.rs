@@ -56,6 +56,7 @@ fn stored_of(seq: u64, bytes: &[u8]) -> Result<Stored, AuditError> {
         prev,
         hash,
         canonical,
+        links: true,
     })
 }
 

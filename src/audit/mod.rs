@@ -151,9 +151,8 @@ impl AuditLog {
             dir: path.to_owned(),
             meta,
             layout: Mutex::new(segment::Layout::default()),
-            _lock: lock,
         });
-        let appender = append::Appender::open(shared.clone(), recovered)?;
+        let appender = append::Appender::open(shared.clone(), lock, recovered)?;
         let tx = writer::spawn(appender)?;
         Ok(Self { shared, tx })
     }

@@ -24,6 +24,11 @@ pub struct Stored {
     pub hash: [u8; 32],
     /// The canonical form, `prev_hash` included.
     pub canonical: Vec<u8>,
+    /// False when the record was stored after another record than the one
+    /// now before it (a block keeps 4 bytes of each record's previous hash
+    /// for this): the chain was cut there, so the walk names the record
+    /// before rather than blaming this one's content.
+    pub links: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +135,7 @@ impl Stored {
             prev,
             hash,
             canonical,
+            links: true,
         })
     }
 }
@@ -173,7 +179,8 @@ impl BlockHeader {
 const LEVEL: i32 = 3;
 
 /// A block frame's payload for consecutive records: the header, then
-/// zstd(`hash | time | at | len | json` per record). The records' own
+/// zstd(`hash | link | time | at | len | json` per record), `link` the first
+/// 4 bytes of the record's previous hash. The records' own
 /// previous hashes are implied: the header's, then each one's predecessor.
 pub fn encode_block(records: &[Stored]) -> Vec<u8> {
     let first = records.first().expect("a block holds records");
@@ -181,6 +188,7 @@ pub fn encode_block(records: &[Stored]) -> Vec<u8> {
     for r in records {
         let (at, a, b) = r.cut_prev();
         body.extend_from_slice(&r.hash);
+        body.extend_from_slice(&r.prev[..4]);
         body.extend_from_slice(&r.timestamp_ms.to_le_bytes());
         body.extend_from_slice(&at.to_le_bytes());
         body.extend_from_slice(&((a.len() + b.len()) as u32).to_le_bytes());
@@ -213,6 +221,7 @@ pub fn decode_block(payload: &[u8]) -> Result<(BlockHeader, Vec<Stored>), Decode
     let mut out = Vec::with_capacity(header.count as usize);
     for i in 0..u64::from(header.count) {
         let hash = c.hash()?;
+        let link = c.take(4)?;
         let timestamp_ms = c.u64()?;
         let at = c.u32()?;
         let len = c.u32()? as usize;
@@ -223,6 +232,7 @@ pub fn decode_block(payload: &[u8]) -> Result<(BlockHeader, Vec<Stored>), Decode
             prev,
             hash,
             canonical: Stored::put_prev(at, json, &prev)?,
+            links: link == &prev[..4],
         });
         prev = hash;
     }
@@ -248,6 +258,7 @@ mod tests {
             prev,
             hash: super::super::digest::ChainHash::Sha256.digest(&canonical),
             canonical,
+            links: true,
         }
     }
 
@@ -257,8 +268,9 @@ mod tests {
         let b = stored(8, a.hash);
         assert_eq!(Stored::decode_raw(&a.encode_raw()).unwrap(), a);
         let raw = a.encode_raw();
-        assert!(
-            raw.len() < a.canonical.len() + 84 - 64,
+        assert_eq!(
+            raw.len(),
+            84 + a.canonical.len() - 64,
             "the prev hash is cut"
         );
         let (h, back) = decode_block(&encode_block(&[a.clone(), b.clone()])).unwrap();

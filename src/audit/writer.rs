@@ -177,7 +177,11 @@ fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>) {
             let _ = ack.send(());
         }
         if let Some(ack) = cycle.close {
-            let _ = ack.send(log.close());
+            let closed = log.close();
+            // The directory lock goes with the appender: released before the
+            // closer hears back, so it may reopen at once.
+            drop(log);
+            let _ = ack.send(closed);
             return;
         }
     }
