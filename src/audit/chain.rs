@@ -195,6 +195,9 @@ pub struct VerifyReport {
     #[serde(default)]
     pub last_verified: Option<Checkpoint>,
     pub checkpoint: Option<CheckpointCheck>,
+    /// A log not closed cleanly: the unfinished write found at its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash_tail: Option<String>,
 }
 
 #[cfg(test)]

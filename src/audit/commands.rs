@@ -108,9 +108,9 @@ fn print_report(report: &super::VerifyReport) {
         let time = p
             .time
             .as_deref()
-            .map(|t| format!(" ({t})"))
+            .map(|t| format!(" (written {t})"))
             .unwrap_or_default();
-        println!("{verdict}: record {}{time} {kind}: {}", p.seq, p.detail);
+        println!("{verdict}: record {} {kind}{time}: {}", p.seq, p.detail);
     }
     if !report.problems.is_empty() {
         match &report.last_verified {
@@ -120,6 +120,12 @@ fn print_report(report: &super::VerifyReport) {
             ),
             None => println!("no record could be verified before the first problem"),
         }
+    }
+    if let Some(t) = &report.crash_tail {
+        println!("note: not closed cleanly; {t}");
+    }
+    if let Some(t) = &report.crash_tail {
+        println!("note: not closed cleanly; {t}");
     }
     if let Some(c) = &report.checkpoint {
         let verdict = if c.extended {

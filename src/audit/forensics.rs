@@ -64,6 +64,7 @@ pub fn verify(
             problems: Vec::new(),
             last_verified: None,
             checkpoint: None,
+            crash_tail: None,
         },
         prev: None,
         first: None,
@@ -71,19 +72,27 @@ pub fn verify(
         anchor: None,
         at_checkpoint: None,
     };
-    for seg in &snap.layout.segments {
+    // Without a head (a crash, not reopened since), the end of the tail
+    // segment and of the journal may hold the write the crash interrupted:
+    // never acknowledged, so not damage. The next open cuts it.
+    let crashed = snap.layout.head.is_none();
+    let n = snap.layout.segments.len();
+    for (i, seg) in snap.layout.segments.iter().enumerate() {
         let bytes = snap.segment_bytes(seg).map_err(|e| AuditError::Io {
             path: seg.path.display().to_string(),
             source: e,
         })?;
-        walk.file(&bytes, &seg.path.display().to_string(), false);
+        let bytes = walk.without_crash_tail(&bytes, crashed && i + 1 == n);
+        walk.file(bytes, &seg.path.display().to_string(), false);
     }
-    for (j, file) in &snap.journals {
+    let n = snap.journals.len();
+    for (i, (j, file)) in snap.journals.iter().enumerate() {
         let bytes = super::segment::read_file(file, j.len).map_err(|e| AuditError::Io {
             path: j.path.display().to_string(),
             source: e,
         })?;
-        walk.file(&bytes, &j.path.display().to_string(), true);
+        let bytes = walk.without_crash_tail(&bytes, crashed && i + 1 == n);
+        walk.file(bytes, &j.path.display().to_string(), true);
     }
     walk.prefix();
     walk.head();
@@ -92,6 +101,25 @@ pub fn verify(
 }
 
 impl Walk<'_> {
+    /// `bytes` without a final frame a crash cut off, if `tail` (noted in
+    /// the report).
+    fn without_crash_tail<'b>(&mut self, bytes: &'b [u8], tail: bool) -> &'b [u8] {
+        if !tail {
+            return bytes;
+        }
+        let cut = match frame::frames(bytes).last() {
+            Some(Item::Torn { at }) => at,
+            Some(Item::Garbage { at, end }) if end == bytes.len() => at,
+            Some(Item::Damaged { at, .. }) => at,
+            _ => return bytes,
+        };
+        self.report.crash_tail = Some(format!(
+            "{} bytes at the end were being written when the process stopped (not acknowledged; cut at the next open)",
+            bytes.len() - cut
+        ));
+        &bytes[..cut]
+    }
+
     fn time_of(&self, ms: Option<u64>) -> Option<String> {
         ms.or(self.prev.map(|p| p.timestamp_ms))
             .map(time::format_utc)
