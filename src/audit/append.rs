@@ -209,20 +209,40 @@ impl Appender {
         if self.pending.len() >= BLOCK_RECORDS {
             // The records are durable in the journal already; a block that
             // cannot be written now is tried again after the next commit.
-            if let Err(e) = self.seal_block() {
+            if let Err(e) = self.seal(BLOCK_RECORDS) {
                 tracing::error!(error = %e, "decision log: writing a block failed; the journal keeps the records");
             }
         }
         Ok(())
     }
 
-    /// Compresses the journal's records into one block of the segment, then
-    /// starts a fresh journal.
+    /// Compresses the journal's records into blocks of [`BLOCK_RECORDS`]
+    /// (the last one smaller only when closing or pruning), then starts a
+    /// fresh journal holding what is left.
     pub fn seal_block(&mut self) -> Result<(), AuditError> {
-        if self.pending.is_empty() {
-            return Ok(());
+        self.seal(1)
+    }
+
+    /// Writes blocks while at least `min` records are pending.
+    fn seal(&mut self, min: usize) -> Result<(), AuditError> {
+        let mut sealed = 0;
+        while self.pending.len() - sealed >= min.max(1) {
+            let n = (self.pending.len() - sealed).min(BLOCK_RECORDS);
+            self.write_block(sealed, n)?;
+            sealed += n;
+            if self.seg_len >= SEGMENT_BYTES {
+                self.roll_segment()?;
+            }
         }
-        let payload = stored::encode_block(&self.pending);
+        if sealed > 0 {
+            self.pending.drain(..sealed);
+            self.rotate_journal()?;
+        }
+        Ok(())
+    }
+
+    fn write_block(&mut self, from: usize, n: usize) -> Result<(), AuditError> {
+        let payload = stored::encode_block(&self.pending[from..from + n]);
         let header = BlockHeader::parse(&payload).expect("blocks start with their header");
         let bytes = frame::encode(Kind::Block, &payload);
         let path = segment::segment_path(&self.shared.dir, self.seg_id);
@@ -236,42 +256,48 @@ impl Appender {
         }
         let offset = self.seg_len;
         self.seg_len += bytes.len() as u64;
-        {
-            let mut layout = self.shared.layout();
-            if let Some(s) = layout.segments.last_mut() {
-                s.len = self.seg_len;
-            }
-            layout.blocks.push(BlockRef {
-                segment: self.seg_id,
-                offset,
-                header,
-            });
+        let mut layout = self.shared.layout();
+        if let Some(s) = layout.segments.last_mut() {
+            s.len = self.seg_len;
         }
-        self.pending.clear();
-        self.rotate_journal()?;
-        if self.seg_len >= SEGMENT_BYTES {
-            self.roll_segment()?;
-        }
+        layout.blocks.push(BlockRef {
+            segment: self.seg_id,
+            offset,
+            header,
+        });
         Ok(())
     }
 
-    /// Replaces the journal by an empty one. Readers that opened the old one
-    /// still read it; a crash before its removal leaves records that are
-    /// also in the block, which opening skips.
+    /// Replaces the journal by one holding only the records not yet in a
+    /// block. Readers that opened the old one still read it; a crash before
+    /// its removal leaves records that are also in a block, which opening
+    /// skips.
     fn rotate_journal(&mut self) -> Result<(), AuditError> {
-        let id = self.head.seq + 1;
+        let id = self.pending.first().map_or(self.head.seq + 1, |r| r.seq);
         let path = segment::journal_path(&self.shared.dir, id);
-        let file = append_file(&path, true)?;
+        let bytes: Vec<u8> = self
+            .pending
+            .iter()
+            .flat_map(|r| frame::encode(Kind::Record, &r.encode_raw()))
+            .collect();
+        let tmp = path.with_extension("tmp");
+        let mut file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io_err(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+        segment::sync_dir(&self.shared.dir)?;
+        let file = append_file(&path, false)?;
         let old = std::mem::replace(
             &mut self.shared.layout().journals,
             vec![FileRef {
                 id,
                 path: path.clone(),
-                len: 0,
+                len: bytes.len() as u64,
             }],
         );
         self.journal = file;
-        self.journal_len = 0;
+        self.journal_len = bytes.len() as u64;
         for j in old.into_iter().filter(|j| j.path != path) {
             let _ = fs::remove_file(&j.path);
         }

@@ -403,9 +403,15 @@ impl Walk<'_> {
                 None,
                 format!("the log is empty but its head is record {}", h.seq),
             ),
+            // Damage already found explains a short log; else it was cut.
             Some(p) if h.seq > p.seq => {
+                let kind = if self.damaged() {
+                    TamperKind::Unreadable
+                } else {
+                    TamperKind::Removed
+                };
                 self.found(
-                    TamperKind::Removed,
+                    kind,
                     p.seq + 1,
                     Some(p.timestamp_ms),
                     format!(
@@ -433,6 +439,10 @@ impl Walk<'_> {
             ),
             Some(_) => {}
         }
+    }
+
+    fn damaged(&self) -> bool {
+        self.report.problems.iter().any(|p| p.kind.is_damage())
     }
 
     fn checkpoint(&mut self) {
