@@ -247,6 +247,8 @@ impl Walk<'_> {
         } else {
             "rewritten with a valid checksum"
         };
+        // Inside a frame failing its CRC every finding is corruption.
+        let chain = |k| if damaged { TamperKind::Corrupted } else { k };
         let at = Some(r.timestamp_ms);
         let line = r.line();
         let rec = match serde_json::from_slice::<DecisionRecord>(&line) {
@@ -265,7 +267,7 @@ impl Walk<'_> {
         let chain_ok = match (self.prev, self.linked) {
             (Some(p), true) if seq <= p.seq => {
                 self.found(
-                    TamperKind::Reordered,
+                    chain(TamperKind::Reordered),
                     seq,
                     at,
                     format!("record {seq} follows record {}", p.seq),
@@ -274,7 +276,7 @@ impl Walk<'_> {
             }
             (Some(p), true) if seq > p.seq + 1 => {
                 self.found(
-                    TamperKind::Removed,
+                    chain(TamperKind::Removed),
                     p.seq + 1,
                     Some(p.timestamp_ms),
                     format!("records {}..={} are missing", p.seq + 1, seq - 1),
@@ -282,7 +284,7 @@ impl Walk<'_> {
                 false
             }
             (Some(p), true) if !r.links || r.prev != p.hash => {
-                self.found(TamperKind::Altered, p.seq, Some(p.timestamp_ms), format!("record {seq} does not link to record {}: record {} was altered, replaced or removed", p.seq, p.seq));
+                self.found(chain(TamperKind::Altered), p.seq, Some(p.timestamp_ms), format!("record {seq} does not link to record {}: record {} was altered, replaced or removed", p.seq, p.seq));
                 false
             }
             // After damage the predecessor is unknown: the record's own
@@ -301,7 +303,7 @@ impl Walk<'_> {
                 );
             } else if serde_json::to_vec(&rec).ok().as_deref() != Some(&line[..]) {
                 self.found(
-                    TamperKind::Altered,
+                    chain(TamperKind::Altered),
                     seq,
                     at,
                     format!("record {seq} was rewritten (bytes differ from its canonical form)"),

@@ -107,11 +107,11 @@ pub fn snapshot_at(dir: &Path) -> Result<Snapshot, AuditError> {
     if !dir.is_dir() && !migrate::legacy_path(dir).is_file() {
         return Err(AuditError::Missing(dir.display().to_string()));
     }
-    let _lock = if dir.is_dir() {
-        Some(segment::lock(dir)?)
-    } else {
-        None
-    };
+    std::fs::create_dir_all(dir).map_err(|e| AuditError::Io {
+        path: dir.display().to_string(),
+        source: e,
+    })?;
+    let _lock = segment::lock(dir)?;
     let meta = match segment::read_meta(dir)? {
         Some(m) => m,
         // An old-format log: migrated (under the lock) before it is read.

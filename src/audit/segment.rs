@@ -260,18 +260,7 @@ pub fn recover(dir: &Path) -> Result<Recovered, AuditError> {
     let layout = read_layout(dir)?;
     let mut pending: Vec<Stored> = Vec::new();
     for j in &layout.journals {
-        let file = File::open(&j.path).map_err(|e| io_err(&j.path, e))?;
-        let bytes = read_file(&file, j.len).map_err(|e| io_err(&j.path, e))?;
-        for item in frame::frames(&bytes) {
-            if let Item::Frame { payload, .. } = item {
-                let r = Stored::decode_raw(payload)
-                    .map_err(|e| AuditError::Format(format!("{}: {e}", j.path.display())))?;
-                let after = pending.last().map_or(layout.blocked_seq(), |p| p.seq);
-                if r.seq == after + 1 {
-                    pending.push(r);
-                }
-            }
-        }
+        pending_from(j, layout.blocked_seq(), &mut pending)?;
     }
     let last = match (pending.last(), layout.blocks.last()) {
         (Some(p), _) => (p.seq, p.hash, p.timestamp_ms),
@@ -283,6 +272,44 @@ pub fn recover(dir: &Path) -> Result<Recovered, AuditError> {
         pending,
         last,
     })
+}
+
+/// Adds the records of journal `j` that follow the last block (or the last
+/// pending record) to `pending`. A journal damaged before its end would
+/// leave acknowledged records out of the chain: opening stops there, for an
+/// operator to run `audit verify` and move the journal aside, rather than
+/// writing over their sequence numbers.
+fn pending_from(j: &FileRef, blocked: u64, pending: &mut Vec<Stored>) -> Result<(), AuditError> {
+    let damaged = |what: String| {
+        AuditError::Format(format!(
+            "{}: {what}; the log is not opened (run `audit verify`, keep the file, move it aside to go on without its records)",
+            j.path.display()
+        ))
+    };
+    let file = File::open(&j.path).map_err(|e| io_err(&j.path, e))?;
+    let bytes = read_file(&file, j.len).map_err(|e| io_err(&j.path, e))?;
+    for item in frame::frames(&bytes) {
+        let (payload, at) = match item {
+            Item::Frame { payload, at, .. } => (payload, at),
+            Item::Damaged { at, .. } | Item::Garbage { at, .. } | Item::Torn { at } => {
+                return Err(damaged(format!("damaged bytes at {at}")))
+            }
+        };
+        let r = Stored::decode_raw(payload)
+            .map_err(|e| damaged(format!("record at byte {at}: {e}")))?;
+        let after = pending.last().map_or(blocked, |p| p.seq);
+        if r.seq > after + 1 {
+            return Err(damaged(format!(
+                "records {}..{} are missing",
+                after + 1,
+                r.seq
+            )));
+        }
+        if r.seq == after + 1 {
+            pending.push(r);
+        }
+    }
+    Ok(())
 }
 
 /// The last record of a block: from the clean-close head when it names it,
