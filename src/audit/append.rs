@@ -21,9 +21,7 @@ use super::segment::{self, BlockRef, FileRef, Layout, Lock, LogMeta, Recovered};
 use super::stored::{self, BlockHeader, Stored};
 use super::{AuditError, DecisionRecord, Outcome};
 
-/// Records per compressed block: enough for zstd to find the repetition
-/// between records, few enough that the journal stays small.
-pub const BLOCK_RECORDS: usize = 1024;
+pub use super::stored::BLOCK_RECORDS;
 /// A segment is sealed past this size: the unit retention removes.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
 

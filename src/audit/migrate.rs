@@ -10,12 +10,10 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::append::BLOCK_RECORDS;
 use super::chain::Checkpoint;
 use super::digest::ChainHash;
-use super::frame::{self, Kind};
 use super::segment::{self, LogMeta, FORMAT};
-use super::stored::{self, Stored};
+use super::stored::{self, Stored, BLOCK_RECORDS};
 use super::{AuditError, DecisionRecord};
 
 /// sequence number → record JSON (canonical form + `hash`).
@@ -84,13 +82,11 @@ pub fn migrate(legacy: &Path, dir: &Path) -> Result<(), AuditError> {
         });
         block.push(s);
         if block.len() == BLOCK_RECORDS {
-            out.extend(frame::encode(Kind::Block, &stored::encode_block(&block)));
+            out.extend(stored::block_frames(&block));
             block.clear();
         }
     }
-    if !block.is_empty() {
-        out.extend(frame::encode(Kind::Block, &stored::encode_block(&block)));
-    }
+    out.extend(stored::block_frames(&block));
     drop(table);
     drop(txn);
     drop(db);

@@ -175,6 +175,18 @@ impl BlockHeader {
     }
 }
 
+/// Records per compressed block: enough for zstd to find the repetition
+/// between records, few enough that the journal stays small.
+pub const BLOCK_RECORDS: usize = 1024;
+
+/// Segment bytes for `records`: block frames of [`BLOCK_RECORDS`] each.
+pub fn block_frames(records: &[Stored]) -> Vec<u8> {
+    records
+        .chunks(BLOCK_RECORDS)
+        .flat_map(|chunk| super::frame::encode(super::frame::Kind::Block, &encode_block(chunk)))
+        .collect()
+}
+
 /// zstd level: the writer compresses every block, so a fast level.
 const LEVEL: i32 = 3;
 

@@ -71,14 +71,8 @@ fn rewrite_segments(dir: &Path, records: &[Stored]) {
             std::fs::remove_file(path).unwrap();
         }
     }
-    let mut bytes = Vec::new();
-    for chunk in records.chunks(1024) {
-        bytes.extend(frame::encode(
-            frame::Kind::Block,
-            &stored::encode_block(chunk),
-        ));
-    }
-    std::fs::write(segment::segment_path(dir, 1), bytes).unwrap();
+    let blocks = stored::block_frames(records);
+    std::fs::write(segment::segment_path(dir, 1), blocks).unwrap();
 }
 
 /// `r` with its JSON edited by `edit` (hash left alone unless `rehash`).

@@ -570,7 +570,7 @@ pub fn copy_data(from: &Path) -> tempfile::TempDir {
 /// written back as blocks with valid checksums into one segment (the
 /// clean-close head is left as it was).
 pub fn rewrite_log(data: &Path, edit: impl FnOnce(&mut Vec<etax_authz::audit::Stored>)) {
-    use etax_authz::audit::{frame, scan::Scan, segment, snapshot_at, stored};
+    use etax_authz::audit::{scan::Scan, segment, snapshot_at, stored};
     let dir = etax_authz::audit::decision_log_path(data);
     let snap = snapshot_at(&dir).unwrap();
     let mut records: Vec<_> = Scan::new(std::sync::Arc::new(snap), 0, None)
@@ -584,14 +584,8 @@ pub fn rewrite_log(data: &Path, edit: impl FnOnce(&mut Vec<etax_authz::audit::St
             std::fs::remove_file(path).unwrap();
         }
     }
-    let mut bytes = Vec::new();
-    for chunk in records.chunks(1024) {
-        bytes.extend(frame::encode(
-            frame::Kind::Block,
-            &stored::encode_block(chunk),
-        ));
-    }
-    std::fs::write(segment::segment_path(&dir, 1), bytes).unwrap();
+    let blocks = stored::block_frames(&records);
+    std::fs::write(segment::segment_path(&dir, 1), blocks).unwrap();
 }
 
 /// Edits one stored record (its hash is left as it was, so the edit shows
