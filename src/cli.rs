@@ -58,6 +58,10 @@ enum Command {
         /// Prune decision-log records older than this many days (hourly).
         #[arg(long, env = "ETAX_AUDIT_RETENTION_DAYS")]
         audit_retention_days: Option<u64>,
+        /// Chain hash of a decision log created now: sha256 or sm3 (GB/T
+        /// 39786-2021). An existing log keeps the one it was created with.
+        #[arg(long, default_value = "sha256", env = "ETAX_LOG_HASH")]
+        log_hash: audit::ChainHash,
         /// How often to look for changed policy files, in milliseconds; 0
         /// reloads on SIGHUP only.
         #[arg(long, default_value_t = 500, env = "ETAX_RELOAD_POLL_MS")]
@@ -377,7 +381,10 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
             by,
             filter,
             json,
-        } => match (audit::summary::GroupBy::parse_list(&by), filter.to_filter(&data)) {
+        } => match (
+            audit::summary::GroupBy::parse_list(&by),
+            filter.to_filter(&data),
+        ) {
             (Ok(by), Ok(f)) => commands::summary(&data, &f, &by, json),
             (Err(e), _) | (_, Err(e)) => bad(e),
         },
@@ -441,6 +448,7 @@ pub fn main() -> ExitCode {
             api_keys,
             insecure_open,
             audit_retention_days,
+            log_hash,
             reload_poll_ms,
             decision_cache_entries,
             pseudonym_key,
@@ -458,6 +466,7 @@ pub fn main() -> ExitCode {
                 api_keys,
                 insecure_open,
                 audit_retention_days,
+                log_hash,
                 reload_poll: (reload_poll_ms > 0)
                     .then(|| std::time::Duration::from_millis(reload_poll_ms)),
                 decision_cache_entries,

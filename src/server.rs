@@ -38,6 +38,9 @@ pub struct ServeOptions {
     /// Prune decision-log records older than this many days (checked
     /// hourly); `None` keeps everything.
     pub audit_retention_days: Option<u64>,
+    /// The decision log's chain hash when the log is created (an existing
+    /// log keeps its own).
+    pub log_hash: audit::ChainHash,
     /// How often to look for changed policy files; `None` reloads on
     /// SIGHUP only.
     pub reload_poll: Option<std::time::Duration>,
@@ -132,7 +135,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
             Callers::open()
         }
     };
-    let audit = AuditLog::open(&audit::decision_log_path(&opts.data_dir))?;
+    let audit = AuditLog::open_with(&audit::decision_log_path(&opts.data_dir), opts.log_hash)?;
     let archive = PolicyArchive::new(&opts.data_dir);
     // The set about to decide is archived and its load in the chain before
     // the first decision names its version.
@@ -196,9 +199,10 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         let error = crate::ids::mask_text(&e.to_string());
         tracing::error!(%error, "writing session last uses at shutdown failed");
     }
-    // Queued /v1/authorize records reach the disk before the process ends.
-    if let Err(e) = state.audit.flush().await {
-        tracing::error!(error = %e, "decision log flush at shutdown failed");
+    // Queued /v1/authorize records reach the disk before the process ends,
+    // and the clean-close head spares the next start any repair.
+    if let Err(e) = state.audit.close().await {
+        tracing::error!(error = %e, "decision log close at shutdown failed");
     }
     served?;
     Ok(())

@@ -1,5 +1,6 @@
 //! The decision log end to end: the real server, its records, tampering
-//! through redb directly, the `audit` commands, and a crash.
+//! with its records (rewritten with valid checksums), the `audit` commands,
+//! and a crash. Byte-level damage is in `audit_forensics.rs`.
 
 mod common;
 
@@ -7,8 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{cli, login_by_sms, try_http_with, try_request, Server};
-use redb::ReadableTable;
+use common::{
+    cli, copy_data, edit_record, login_by_sms, rewrite_log, try_http_with, try_request, Server,
+};
 use serde_json::{json, Value};
 
 const CLERK: &str = "Staff::\"91210102MA0TAX001F/resident_id:210102199001015035\"";
@@ -256,34 +258,7 @@ fn log_with_records() -> tempfile::TempDir {
 }
 
 fn copy_of(dir: &tempfile::TempDir) -> tempfile::TempDir {
-    let copy = tempfile::tempdir().unwrap();
-    for name in ["decisions.redb", "identities.redb", "store.redb"] {
-        let from = dir.path().join(name);
-        if from.exists() {
-            std::fs::copy(&from, copy.path().join(name)).unwrap();
-        }
-    }
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let entry = entry.unwrap();
-        let to = copy.path().join(entry.file_name());
-        // The policy archive (a directory) plays no part in verifying.
-        if !to.exists() && entry.path().is_file() {
-            std::fs::copy(entry.path(), to).unwrap();
-        }
-    }
-    copy
-}
-
-const DECISIONS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("decisions");
-
-fn tamper(dir: &tempfile::TempDir, f: impl FnOnce(&mut redb::Table<'_, u64, &'static [u8]>)) {
-    let db = redb::Database::open(dir.path().join("decisions.redb")).unwrap();
-    let txn = db.begin_write().unwrap();
-    {
-        let mut t = txn.open_table(DECISIONS).unwrap();
-        f(&mut t);
-    }
-    txn.commit().unwrap();
+    copy_data(dir.path())
 }
 
 fn verify_fails(dir: &tempfile::TempDir, expect: &str) {
@@ -302,35 +277,34 @@ fn tampering_is_detected_by_the_command_line_and_over_http() {
     assert!(out.starts_with("ok: 7 records"), "{out}");
 
     let altered = copy_of(&original);
-    tamper(&altered, |t| {
-        let bytes = t.get(4).unwrap().unwrap().value().to_vec();
-        let text = String::from_utf8(bytes)
-            .unwrap()
-            .replace("\"deny\"", "\"allow\"");
-        t.insert(4, text.as_bytes()).unwrap();
+    rewrite_log(altered.path(), |rs| {
+        edit_record(&mut rs[3], |r| {
+            use etax_authz::audit::Outcome;
+            r.decision = match r.decision {
+                Outcome::Allow => Outcome::Deny,
+                Outcome::Deny => Outcome::Allow,
+            }
+        })
     });
     verify_fails(&altered, "TAMPERED: record 4 ALTERED");
 
     let removed = copy_of(&original);
-    tamper(&removed, |t| {
-        t.remove(5).unwrap();
+    rewrite_log(removed.path(), |rs| {
+        rs.remove(4);
     });
     verify_fails(&removed, "TAMPERED: record 5 REMOVED");
 
+    // Cut at a frame boundary: the clean-close head says more existed.
     let cut = copy_of(&original);
-    tamper(&cut, |t| {
-        t.remove(7).unwrap();
+    rewrite_log(cut.path(), |rs| {
+        rs.pop();
     });
     verify_fails(&cut, "TAMPERED: record 7 REMOVED");
 
+    // Record 5 where record 2 was: records 2..=4 seem missing there.
     let reordered = copy_of(&original);
-    tamper(&reordered, |t| {
-        let a = t.get(3).unwrap().unwrap().value().to_vec();
-        let b = t.get(6).unwrap().unwrap().value().to_vec();
-        t.insert(3, b.as_slice()).unwrap();
-        t.insert(6, a.as_slice()).unwrap();
-    });
-    verify_fails(&reordered, "TAMPERED: record 3 REORDERED");
+    rewrite_log(reordered.path(), |rs| rs.swap(2, 5));
+    verify_fails(&reordered, "TAMPERED: record 3 ");
 
     // The same check over HTTP while a server runs on the altered log.
     let s = Server::demo_in(altered.path(), &[]);

@@ -1,6 +1,9 @@
 //! `etax-authz audit …`: the decision log from the command line, on a data
-//! directory no server holds open (redb locks the file to one process; while
-//! the server runs, use `GET /v1/audit/…`).
+//! directory no server holds open (the log's directory is locked to one
+//! process; while the server runs, use `GET /v1/audit/…`).
+//!
+//! `verify` and `checkpoint` only read the files (no repair, so damage stays
+//! as found); the others open the writer and close the log cleanly when done.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -13,21 +16,42 @@ use super::signing::{self, SignedCheckpoint};
 use super::summary::{self, GroupBy};
 use super::{
     decision_log_path, AuditError, AuditLog, Checkpoint, DecisionRecord, Filter, TamperKind,
+    Verdict,
 };
 
+fn opening_failed(e: &AuditError) -> ExitCode {
+    match e {
+        AuditError::Locked(_) => eprintln!(
+            "etax-authz: {e}\n(the server holds it open: use GET /v1/audit/verify, /v1/audit/checkpoint or /v1/audit/decisions)"
+        ),
+        _ => eprintln!("etax-authz: {e}"),
+    }
+    ExitCode::FAILURE
+}
+
 fn open(data: &Path) -> Result<AuditLog, ExitCode> {
-    AuditLog::open_existing(&decision_log_path(data)).map_err(|e| {
-        match &e {
-            AuditError::Open {
-                source: redb::DatabaseError::DatabaseAlreadyOpen,
-                ..
-            } => eprintln!(
-                "etax-authz: {e}\n(the server holds it open: use GET /v1/audit/verify, /v1/audit/checkpoint or /v1/audit/decisions)"
-            ),
-            _ => eprintln!("etax-authz: {e}"),
-        }
-        ExitCode::FAILURE
-    })
+    AuditLog::open_existing(&decision_log_path(data)).map_err(|e| opening_failed(&e))
+}
+
+/// Runs `f` on the log, then closes it cleanly (everything written, the
+/// clean-close head left), whatever `f` answered.
+fn with_log(
+    data: &Path,
+    f: impl FnOnce(&AuditLog, &tokio::runtime::Runtime) -> ExitCode,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    let log = match open(data) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let code = f(&log, &runtime);
+    match runtime.block_on(log.close()) {
+        Ok(()) => code,
+        Err(e) => fail(format!("closing the decision log: {e}")),
+    }
 }
 
 fn fail(e: impl std::fmt::Display) -> ExitCode {
@@ -35,20 +59,20 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// `audit verify`: exits 0 only if the chain is intact (and extends the
-/// checkpoint, if given).
+/// `audit verify`: reads the files without changing them and exits 0 when
+/// the log is intact (and extends the checkpoint, if given), 3 when it was
+/// tampered with, 4 when storage is damaged or unreadable (1: it could not
+/// be checked at all).
 pub fn verify(data: &Path, checkpoint: Option<&str>, json: bool) -> ExitCode {
     let checkpoint = match checkpoint.map(read_checkpoint).transpose() {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let log = match open(data) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let report = match log.verify(checkpoint.as_ref()) {
+    let report = match super::snapshot_at(&decision_log_path(data))
+        .and_then(|snap| super::forensics::verify(&snap, checkpoint.as_ref()))
+    {
         Ok(r) => r,
-        Err(e) => return fail(e),
+        Err(e) => return opening_failed(&e),
     };
     if json {
         println!(
@@ -56,42 +80,70 @@ pub fn verify(data: &Path, checkpoint: Option<&str>, json: bool) -> ExitCode {
             serde_json::to_string_pretty(&report).expect("reports serialize")
         );
     } else {
-        match &report.problem {
-            None => println!(
-                "ok: {} records verified (first {}, head {})",
-                report.records,
-                report.first_seq.unwrap_or(0),
-                report
-                    .head
-                    .as_ref()
-                    .map(|h| format!("{}:{}", h.seq, h.hash))
-                    .unwrap_or_else(|| "none".to_owned())
+        print_report(&report);
+    }
+    ExitCode::from(report.verdict.exit_code())
+}
+
+fn print_report(report: &super::VerifyReport) {
+    let head = report
+        .head
+        .as_ref()
+        .map(|h| format!("{}:{}", h.seq, h.hash))
+        .unwrap_or_else(|| "none".to_owned());
+    if report.problems.is_empty() {
+        println!(
+            "ok: {} records verified (first {}, head {head}, chain hash {})",
+            report.records,
+            report.first_seq.unwrap_or(0),
+            report.chain_hash
+        );
+    }
+    let verdict = match report.verdict {
+        Verdict::Ok => "OK",
+        Verdict::Tampered => "TAMPERED",
+        Verdict::Unreadable => "UNREADABLE",
+    };
+    for p in &report.problems {
+        let kind = match p.kind {
+            TamperKind::Altered => "ALTERED",
+            TamperKind::Removed => "REMOVED",
+            TamperKind::Reordered => "REORDERED",
+            TamperKind::Corrupted => "CORRUPTED",
+            TamperKind::Unreadable => "UNREADABLE",
+        };
+        let time = p
+            .time
+            .as_deref()
+            .map(|t| format!(" (written {t})"))
+            .unwrap_or_default();
+        println!("{verdict}: record {} {kind}{time}: {}", p.seq, p.detail);
+    }
+    if !report.problems.is_empty() {
+        match &report.last_verified {
+            Some(v) => println!(
+                "last record verified before the first problem: {} ({}); {} records verified in all",
+                v.seq, v.time, report.records
             ),
-            Some(p) => {
-                let kind = match p.kind {
-                    TamperKind::Altered => "ALTERED",
-                    TamperKind::Removed => "REMOVED",
-                    TamperKind::Reordered => "REORDERED",
-                };
-                println!("TAMPERED: record {} {kind}: {}", p.seq, p.detail);
-            }
-        }
-        if let Some(c) = &report.checkpoint {
-            let verdict = if c.extended {
-                "extends"
-            } else {
-                "DOES NOT extend"
-            };
-            println!(
-                "checkpoint {}:{}: the log {verdict} it: {}",
-                c.seq, c.hash, c.detail
-            );
+            None => println!("no record could be verified before the first problem"),
         }
     }
-    if report.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    if let Some(t) = &report.crash_tail {
+        println!("note: not closed cleanly; {t}");
+    }
+    if let Some(t) = &report.crash_tail {
+        println!("note: not closed cleanly; {t}");
+    }
+    if let Some(c) = &report.checkpoint {
+        let verdict = if c.extended {
+            "extends"
+        } else {
+            "DOES NOT extend"
+        };
+        println!(
+            "checkpoint {}:{}: the log {verdict} it: {}",
+            c.seq, c.hash, c.detail
+        );
     }
 }
 
@@ -107,14 +159,11 @@ fn read_checkpoint(arg: &str) -> Result<Checkpoint, String> {
     }
 }
 
-/// `audit checkpoint`: prints the head as one JSON line.
+/// `audit checkpoint`: prints the head as one JSON line: the clean-close
+/// head, or (after a crash, before the next open) the last record readable.
 pub fn checkpoint(data: &Path) -> ExitCode {
-    let log = match open(data) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    match log.checkpoint() {
-        Ok(Some(cp)) => {
+    match read_head(data) {
+        Ok(Some((cp, _))) => {
             println!(
                 "{}",
                 serde_json::to_string(&cp).expect("checkpoints serialize")
@@ -126,55 +175,80 @@ pub fn checkpoint(data: &Path) -> ExitCode {
     }
 }
 
+/// The log's head and chain hash, read from its files without opening it
+/// for writing (so reading leaves it as it was, cleanly closed or not).
+fn read_head(data: &Path) -> Result<Option<(Checkpoint, ChainHash)>, AuditError> {
+    let snap = super::snapshot_at(&decision_log_path(data))?;
+    let hash = snap.chain_hash;
+    if let Some(head) = snap.layout.head.clone() {
+        return Ok(Some((head, hash)));
+    }
+    let last = super::scan::Scan::new(std::sync::Arc::new(snap), 0, None).last();
+    let last = last.transpose()?;
+    Ok(last.and_then(|s| {
+        serde_json::from_slice(&s.line())
+            .ok()
+            .map(|r| (Checkpoint::of(&r), hash))
+    }))
+}
+
 /// `audit query`: matching records to stdout.
 pub fn query(data: &Path, filter: &Filter, output: &Output) -> ExitCode {
-    let log = match open_for_read(data, "audit.query", filter) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    let result = query::write_with(log.database(), filter, output, &mut out);
-    finish(result, out)
+    with_read(data, "audit.query", filter, |log| {
+        let mut out = BufWriter::new(std::io::stdout().lock());
+        let result = query::write_with(log, filter, output, &mut out);
+        finish(result, out)
+    })
 }
 
 /// `audit export`: matching records streamed, as the stored JSON lines or
 /// as CSV.
 pub fn export(data: &Path, filter: &Filter, output: &Output) -> ExitCode {
-    let log = match open_for_read(data, "audit.export", filter) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    let result = query::write_with(log.database(), filter, output, &mut out);
-    finish(result, out)
+    with_read(data, "audit.export", filter, |log| {
+        let mut out = BufWriter::new(std::io::stdout().lock());
+        let result = query::write_with(log, filter, output, &mut out);
+        finish(result, out)
+    })
 }
 
 /// `audit summary`: counts per group, as a table or JSON.
 pub fn summary(data: &Path, filter: &Filter, by: &[GroupBy], json: bool) -> ExitCode {
-    let log = match open_for_read(data, "audit.summary", filter) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let summary = match summary::summarize(log.database(), filter, by) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    let written = if json {
-        serde_json::to_writer_pretty(&mut out, &summary)
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(out))
-    } else {
-        summary.write_table(&mut out)
-    };
-    finish(written.map(|()| summary.records).map_err(Into::into), out)
+    with_read(data, "audit.summary", filter, |log| {
+        let summary = match summary::summarize(log, filter, by) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let mut out = BufWriter::new(std::io::stdout().lock());
+        let written = if json {
+            serde_json::to_writer_pretty(&mut out, &summary)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(out))
+        } else {
+            summary.write_table(&mut out)
+        };
+        finish(written.map(|()| summary.records).map_err(Into::into), out)
+    })
 }
 
-/// Opens the log and records this read in it before anything is shown, as
-/// every read over HTTP is: an auditor's look at the log leaves a trace
-/// even when it is cut short.
-fn open_for_read(data: &Path, action: &str, filter: &Filter) -> Result<AuditLog, ExitCode> {
-    let log = open(data)?;
+/// Runs `read` on the log after recording this read in it, as every read
+/// over HTTP is: an auditor's look at the log leaves a trace even when it
+/// is cut short. The log is closed cleanly afterwards.
+fn with_read(
+    data: &Path,
+    action: &str,
+    filter: &Filter,
+    read: impl FnOnce(&AuditLog) -> ExitCode,
+) -> ExitCode {
+    with_log(data, |log, runtime| {
+        match runtime.block_on(log.commit(cli_read_record(action, filter))) {
+            Ok(_) => read(log),
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// The `audit.read` record of a command-line read.
+fn cli_read_record(action: &str, filter: &Filter) -> DecisionRecord {
     let operator = std::env::var("USER")
         .ok()
         .filter(|u| !u.is_empty())
@@ -200,11 +274,7 @@ fn open_for_read(data: &Path, action: &str, filter: &Filter) -> Result<AuditLog,
         0,
     );
     record.caller = Some(CLI_CALLER.to_owned());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(fail)?;
-    runtime.block_on(log.commit(record)).map_err(fail)?;
-    Ok(log)
+    record
 }
 
 /// The caller every command-line read is recorded under.
@@ -225,38 +295,36 @@ fn finish(result: Result<u64, query::QueryError>, mut out: impl Write) -> ExitCo
     }
 }
 
-/// `audit prune`: removes records written before `before_ms`, leaving an
-/// anchor record.
+/// `audit prune`: removes whole segments of records written before
+/// `before_ms`, leaving an anchor record.
 pub fn prune(data: &Path, before_ms: u64) -> ExitCode {
-    let log = match open(data) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
-        Ok(rt) => rt,
-        Err(e) => return fail(e),
-    };
-    let operator = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
-    match runtime.block_on(log.prune(before_ms, &format!("Operator::{operator:?}"))) {
-        Ok(Some(r)) => {
-            println!(
-                "pruned records {}..={}; the anchor carries the hash of record {}: {}",
-                r.first_seq, r.last_seq, r.last_seq, r.last_hash
-            );
-            ExitCode::SUCCESS
+    with_log(data, |log, runtime| {
+        let operator = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
+        match runtime.block_on(log.prune(before_ms, &format!("Operator::{operator:?}"))) {
+            Ok(Some(r)) => {
+                println!(
+                    "pruned records {}..={}; the anchor carries the hash of record {}: {}",
+                    r.first_seq, r.last_seq, r.last_seq, r.last_hash
+                );
+                ExitCode::SUCCESS
+            }
+            Ok(None) => {
+                println!(
+                    "no whole segment older than {}",
+                    super::time::format_utc(before_ms)
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
         }
-        Ok(None) => {
-            println!("nothing older than {}", super::time::format_utc(before_ms));
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(e),
-    }
+    })
 }
 
 /// `audit verify` exits with this when a signed checkpoint is not accepted
 /// (bad signature, another key, malformed): a problem with the evidence the
-/// auditor brought, told apart from the log's own tampering (exit 1).
-pub const EXIT_BAD_CHECKPOINT_SIGNATURE: u8 = 4;
+/// auditor brought, told apart from the log's own tampering (exit 3) and
+/// unreadable storage (exit 4).
+pub const EXIT_BAD_CHECKPOINT_SIGNATURE: u8 = 5;
 
 /// `audit keygen`: a new key pair for signing checkpoints; prints where it
 /// went and the public key's fingerprint, never the private key.
@@ -299,16 +367,12 @@ pub fn sign_checkpoint(data: &Path, key: &Path, out: Option<&Path>) -> ExitCode 
             key_path.display()
         );
     }
-    let log = match open(data) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let head = match log.checkpoint() {
-        Ok(Some(cp)) => cp,
+    let (head, chain_hash) = match read_head(data) {
+        Ok(Some(head)) => head,
         Ok(None) => return fail("the decision log is empty: nothing to anchor yet"),
         Err(e) => return fail(e),
     };
-    let signed = SignedCheckpoint::sign(&head, chain_hash_of(&log), &key, crate::now_ms());
+    let signed = SignedCheckpoint::sign(&head, chain_hash, &key, crate::now_ms());
     let line = serde_json::to_string(&signed).expect("checkpoints serialize") + "\n";
     if let Some(path) = out {
         // A kept checkpoint is evidence: never replace one silently.
@@ -323,13 +387,6 @@ pub fn sign_checkpoint(data: &Path, key: &Path, out: Option<&Path>) -> ExitCode 
     }
     print!("{line}");
     ExitCode::SUCCESS
-}
-
-/// The hash this log's chain is computed with. This build's chain
-/// (`chain.rs`) hashes with SHA-256 only; where the log records its chain
-/// hash setting, this reads it from the log.
-fn chain_hash_of(_log: &AuditLog) -> ChainHash {
-    ChainHash::Sha256
 }
 
 /// Runs in front of `audit verify --checkpoint ARG [--public-key KEY]`.

@@ -1,106 +1,178 @@
 //! The decision log for auditors (审计日志): every decision, the rule that
-//! made it, in its own redb file so audit writes never contend with identity
-//! writes.
+//! made it, in its own directory of append-only files (`DATA/decisions/`) so
+//! audit writes never contend with identity writes.
 //!
 //! - [`record`]: what one entry holds (masked, never a secret);
 //! - [`writer`]: the single writer thread that group-commits;
-//! - [`chain`]: the SHA-256 hash chain, `verify` and checkpoints;
+//! - [`append`]: the writer's side of the files (journal, blocks, segments);
+//! - [`segment`]: the directory, opening and recovery, the block index;
+//! - [`frame`], [`stored`]: the checksummed frames and the stored unit;
+//! - [`scan`]: snapshots of the files and reading records from them;
+//! - [`chain`]: the hash chain and checkpoints; [`forensics`]: `verify`;
+//! - [`migrate`]: logs of the old single-redb-file format;
 //! - [`query`]: filters, pages, table/JSONL/CSV output and export;
 //! - [`summary`]: counts per principal, action, decision, policy, …;
 //! - [`time`]: times at an offset (Beijing by default) for filters and output.
 //!
-//! Retention (pruning with an anchor record) runs in the writer, so it is
-//! ordered with appends. The format and guarantees are documented in
-//! `docs/decision-log.md`.
+//! Retention (removing whole old segments, leaving an anchor record) runs in
+//! the writer, so it is ordered with appends. The format and guarantees are
+//! documented in `docs/decision-log.md`.
 
+mod append;
 pub mod chain;
 pub mod commands;
 pub mod digest;
+pub mod forensics;
+pub mod frame;
 pub mod keys;
+pub mod migrate;
 pub mod pseudonym;
 pub mod query;
 mod record;
+pub mod scan;
+pub mod segment;
 pub mod signing;
+pub mod stored;
 pub mod summary;
 pub mod time;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{mpsc, oneshot};
 
-pub use chain::{Checkpoint, CheckpointCheck, Problem, TamperKind, VerifyReport};
+pub use chain::{Checkpoint, CheckpointCheck, Problem, TamperKind, Verdict, VerifyReport};
+pub use digest::ChainHash;
 pub use query::{Filter, Format, Page};
 pub use record::{DecisionRecord, FinalOutcome, Outcome, PersonRef, PrunedRange, Target};
-
-/// sequence number → record as JSON (its canonical form plus `hash`).
-pub const DECISIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("decisions");
-/// `head` → the last record's [`Checkpoint`]; `anchor` → seq of the latest
-/// anchor record. Written in the same transactions as the records.
-pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("decisions_meta");
+pub use scan::Snapshot;
+pub use stored::Stored;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("decision log {path}: {source}")]
-    Open {
+    Io {
         path: String,
-        source: redb::DatabaseError,
+        source: std::io::Error,
     },
+    #[error("decision log {0} is in use by another process")]
+    Locked(String),
     #[error("decision log {0} does not exist")]
     Missing(String),
     #[error("decision log: {0}")]
-    Redb(#[from] redb::Error),
+    Format(String),
     #[error("decision log writer stopped")]
     Stopped,
     #[error("decision log write failed: {0}")]
     Write(String),
 }
 
-from_redb_errors!(AuditError);
-
-/// The decision log file inside a data directory.
+/// The decision log directory inside a data directory: the one place its
+/// name is decided.
 pub fn decision_log_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("decisions.redb")
+    data_dir.join("decisions")
 }
 
-/// Opens (creating if needed) the decision log file and its tables.
-fn open_database(path: &Path) -> Result<Database, AuditError> {
-    let db = Database::create(path).map_err(|source| AuditError::Open {
-        path: path.display().to_string(),
-        source,
+/// Creates the directory and `log.json` of a new log (migrating an old
+/// `decisions.redb` beside it first), or reads those of an existing one. A
+/// log keeps the chain hash it was created with.
+fn prepare(dir: &Path, chain_hash: ChainHash) -> Result<segment::LogMeta, AuditError> {
+    let io = |e| AuditError::Io {
+        path: dir.display().to_string(),
+        source: e,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    if let Some(meta) = segment::read_meta(dir)? {
+        if meta.chain_hash != chain_hash {
+            tracing::warn!(log = %meta.chain_hash, asked = %chain_hash, "decision log: keeping the chain hash it was created with");
+        }
+        return Ok(meta);
+    }
+    let legacy = migrate::legacy_path(dir);
+    if legacy != dir && legacy.is_file() {
+        migrate::migrate(&legacy, dir)?;
+        return segment::read_meta(dir)?
+            .ok_or_else(|| AuditError::Format("migration wrote no log.json".to_owned()));
+    }
+    let meta = segment::LogMeta {
+        format: segment::FORMAT,
+        chain_hash,
+    };
+    segment::write_atomic(
+        &segment::meta_path(dir),
+        &serde_json::to_vec(&meta).expect("meta serializes"),
+    )?;
+    Ok(meta)
+}
+
+/// Reads a log nobody writes (no repair, nothing changed): for `audit
+/// verify` and `audit checkpoint` on a stopped server's data.
+pub fn snapshot_at(dir: &Path) -> Result<Snapshot, AuditError> {
+    if !dir.is_dir() && !migrate::legacy_path(dir).is_file() {
+        return Err(AuditError::Missing(dir.display().to_string()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| AuditError::Io {
+        path: dir.display().to_string(),
+        source: e,
     })?;
-    let txn = db.begin_write()?;
-    txn.open_table(DECISIONS)?;
-    txn.open_table(META)?;
-    txn.commit()?;
-    Ok(db)
+    let _lock = segment::lock(dir)?;
+    let meta = match segment::read_meta(dir)? {
+        Some(m) => m,
+        // An old-format log: migrated (under the lock) before it is read.
+        None => prepare(dir, ChainHash::Sha256)?,
+    };
+    Snapshot::open(segment::read_layout(dir)?, meta.chain_hash)
 }
 
 /// Appends decision records through the writer thread and reads them back.
 /// Cheap to clone; the writer stops when the last clone is dropped.
 #[derive(Clone)]
 pub struct AuditLog {
-    db: Arc<Database>,
+    shared: Arc<append::Shared>,
     tx: mpsc::Sender<writer::Msg>,
 }
 
 impl AuditLog {
-    /// Opens the log and starts its writer. redb locks the file to this
-    /// process: a second process gets [`AuditError::Open`].
+    /// Opens (creating if needed, with SHA-256) the log in directory `path`
+    /// and starts its writer.
     pub fn open(path: &Path) -> Result<Self, AuditError> {
-        let db = Arc::new(open_database(path)?);
-        let tx = writer::spawn(db.clone())?;
-        Ok(Self { db, tx })
+        Self::open_with(path, ChainHash::default())
+    }
+
+    /// Opens the log, creating it with `chain_hash` if it does not exist (an
+    /// existing log keeps its own). The directory is locked to this process:
+    /// a second one gets [`AuditError::Locked`]. After a clean close this
+    /// reads only frame headers; after a crash it also checks the tail.
+    pub fn open_with(path: &Path, chain_hash: ChainHash) -> Result<Self, AuditError> {
+        std::fs::create_dir_all(path).map_err(|e| AuditError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        let lock = segment::lock(path)?;
+        let meta = prepare(path, chain_hash)?;
+        let recovered = segment::recover(path)?;
+        let shared = Arc::new(append::Shared {
+            dir: path.to_owned(),
+            meta,
+            layout: Mutex::new(segment::Layout::default()),
+        });
+        let appender = append::Appender::open(shared.clone(), lock, recovered)?;
+        let tx = writer::spawn(appender)?;
+        Ok(Self { shared, tx })
     }
 
     /// Opens an existing log (for the `audit` commands), never creating one.
     pub fn open_existing(path: &Path) -> Result<Self, AuditError> {
-        if !path.exists() {
+        if !path.is_dir() && !migrate::legacy_path(path).is_file() {
             return Err(AuditError::Missing(path.display().to_string()));
         }
         Self::open(path)
+    }
+
+    /// The chain hash this log was created with.
+    pub fn chain_hash(&self) -> ChainHash {
+        self.shared.meta.chain_hash
     }
 
     /// Appends `record` and returns its sequence number once it is durably
@@ -159,35 +231,58 @@ impl AuditLog {
         done.await.map_err(|_| AuditError::Stopped)?
     }
 
-    /// Walks the chain (blocking: run it off the async workers).
+    /// Writes everything queued, compresses it, leaves the clean-close head
+    /// and stops the writer: the next open does no repair. Every later
+    /// append gets [`AuditError::Stopped`].
+    pub async fn close(&self) -> Result<(), AuditError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(writer::Msg::Close(ack))
+            .await
+            .map_err(|_| AuditError::Stopped)?;
+        done.await.map_err(|_| AuditError::Stopped)?
+    }
+
+    /// The log's files as of now, for reading while the writer goes on.
+    pub fn snapshot(&self) -> Result<Snapshot, AuditError> {
+        let layout = self.shared.layout();
+        Snapshot::open(layout.clone(), self.shared.meta.chain_hash)
+    }
+
+    /// Records from sequence number `from_seq` on (and, with `since_ms`,
+    /// skipping blocks wholly older), oldest first, as of now. The snapshot
+    /// is kept by the iterator.
+    pub fn scan(&self, from_seq: u64, since_ms: Option<u64>) -> Result<scan::Scan, AuditError> {
+        Ok(scan::Scan::new(
+            Arc::new(self.snapshot()?),
+            from_seq,
+            since_ms,
+        ))
+    }
+
+    /// Walks every frame and the chain (blocking: run it off the async
+    /// workers).
     pub fn verify(&self, checkpoint: Option<&Checkpoint>) -> Result<VerifyReport, AuditError> {
-        chain::verify(&self.db, checkpoint)
+        forensics::verify(&self.snapshot()?, checkpoint)
     }
 
     /// The head of the log, `None` while empty.
     pub fn checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
-        chain::checkpoint(&self.db)
+        Ok(self.shared.layout().head.clone())
     }
 
     /// One page of records matching `filter` after sequence number `after`.
     pub fn query(&self, filter: &Filter, after: u64, limit: usize) -> Result<Page, AuditError> {
-        query::page(&self.db, filter, after, limit)
-    }
-
-    /// The underlying database, for streaming reads.
-    pub fn database(&self) -> &Database {
-        &self.db
+        query::page(self, filter, after, limit)
     }
 
     /// Every record, oldest first.
     pub fn all(&self) -> Result<Vec<(u64, DecisionRecord)>, AuditError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(DECISIONS)?;
         let mut out = Vec::new();
-        for item in table.iter()? {
-            let (k, v) = item?;
-            if let Ok(r) = serde_json::from_slice(v.value()) {
-                out.push((k.value(), r));
+        for s in self.scan(1, None)? {
+            let s = s?;
+            if let Ok(r) = serde_json::from_slice(&s.line()) {
+                out.push((s.seq, r));
             }
         }
         Ok(out)

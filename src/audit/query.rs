@@ -1,15 +1,15 @@
 //! Questions auditors ask of the log: filters, pages for HTTP, and the
 //! table / JSON lines / CSV output of the command line. Everything streams
-//! from one read snapshot, so memory stays constant however long the log.
+//! from one snapshot of the log's files ([`AuditLog::scan`]), block by
+//! block, so memory stays constant however long the log.
 
 use std::io::{self, Write};
 
-use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::pseudonym::Pseudonyms;
 use super::time::{format_time, Offset};
-use super::{AuditError, DecisionRecord, FinalOutcome, Outcome, DECISIONS};
+use super::{AuditError, AuditLog, DecisionRecord, FinalOutcome, Outcome};
 
 /// Most records one page returns.
 pub const MAX_PAGE: usize = 1000;
@@ -215,18 +215,17 @@ pub struct Page {
 
 /// Records matching `filter` with sequence number above `after`, at most
 /// `limit` (capped at [`MAX_PAGE`]).
-pub fn page(db: &Database, filter: &Filter, after: u64, limit: usize) -> Result<Page, AuditError> {
+pub fn page(log: &AuditLog, filter: &Filter, after: u64, limit: usize) -> Result<Page, AuditError> {
     let limit = limit.clamp(1, MAX_PAGE);
-    let txn = db.begin_read()?;
-    let table = txn.open_table(DECISIONS)?;
     let mut records = Vec::new();
     let mut scanned = 0;
     let mut last = None;
-    for item in table.range(after.saturating_add(1)..)? {
-        let (k, v) = item?;
-        last = Some(k.value());
+    let mut scan = log.scan(after.saturating_add(1), filter.since_ms)?;
+    for item in scan.by_ref() {
+        let stored = item?;
+        last = Some(stored.seq);
         scanned += 1;
-        if let Ok(r) = serde_json::from_slice::<DecisionRecord>(v.value()) {
+        if let Ok(r) = serde_json::from_slice::<DecisionRecord>(&stored.line()) {
             if filter.matches(&r) {
                 records.push(r);
                 if records.len() == limit {
@@ -241,7 +240,7 @@ pub fn page(db: &Database, filter: &Filter, after: u64, limit: usize) -> Result<
     // A full page or a scan cut short may have more after it.
     let more = records.len() == limit || scanned >= MAX_SCAN;
     let next_after = match last {
-        Some(l) if more => table.range(l + 1..)?.next().transpose()?.map(|_| l),
+        Some(l) if more => scan.next().transpose()?.map(|_| l),
         _ => None,
     };
     Ok(Page {
@@ -251,21 +250,18 @@ pub fn page(db: &Database, filter: &Filter, after: u64, limit: usize) -> Result<
 }
 
 /// Calls `each` with every matching record and its stored JSON, oldest
-/// first, from one read snapshot.
+/// first, from one snapshot.
 pub fn for_each(
-    db: &Database,
+    log: &AuditLog,
     filter: &Filter,
     mut each: impl FnMut(&DecisionRecord, &[u8]) -> io::Result<()>,
 ) -> Result<u64, QueryError> {
-    let txn = db.begin_read().map_err(AuditError::from)?;
-    let table = txn.open_table(DECISIONS).map_err(AuditError::from)?;
     let mut n = 0;
-    for item in table.iter().map_err(AuditError::from)? {
-        let (_, v) = item.map_err(AuditError::from)?;
-        let bytes = v.value();
-        if let Ok(r) = serde_json::from_slice::<DecisionRecord>(bytes) {
+    for item in log.scan(1, filter.since_ms)? {
+        let bytes = item?.line();
+        if let Ok(r) = serde_json::from_slice::<DecisionRecord>(&bytes) {
             if filter.matches(&r) {
-                each(&r, bytes)?;
+                each(&r, &bytes)?;
                 n += 1;
             }
         }
@@ -354,17 +350,17 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Writes matching records to `out` in `format`, times at Beijing time;
 /// returns how many.
 pub fn write(
-    db: &Database,
+    log: &AuditLog,
     filter: &Filter,
     format: Format,
     out: &mut impl Write,
 ) -> Result<u64, QueryError> {
-    write_with(db, filter, &Output::new(format), out)
+    write_with(log, filter, &Output::new(format), out)
 }
 
 /// Writes matching records to `out` as `output` says; returns how many.
 pub fn write_with(
-    db: &Database,
+    log: &AuditLog,
     filter: &Filter,
     output: &Output,
     out: &mut impl Write,
@@ -388,7 +384,7 @@ pub fn write_with(
         }
         Format::Jsonl => {}
     }
-    for_each(db, filter, |r, bytes| match output.format {
+    for_each(log, filter, |r, bytes| match output.format {
         Format::Jsonl => {
             out.write_all(bytes)?;
             out.write_all(b"\n")
@@ -442,7 +438,7 @@ fn write_csv_row(out: &mut impl Write, r: &DecisionRecord, offset: Offset) -> io
 /// Streams every record written at or after `since_ms` as JSON lines, in
 /// constant memory.
 pub fn export(
-    db: &Database,
+    log: &AuditLog,
     since_ms: Option<u64>,
     out: &mut impl Write,
 ) -> Result<u64, QueryError> {
@@ -450,7 +446,7 @@ pub fn export(
         since_ms,
         ..Filter::default()
     };
-    write(db, &filter, Format::Jsonl, out)
+    write(log, &filter, Format::Jsonl, out)
 }
 
 /// RFC 4180: a field holding a comma, quote or line break is quoted, its

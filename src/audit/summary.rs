@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use redb::Database;
 use serde::Serialize;
 
 use super::query::{self, Filter, QueryError};
@@ -135,9 +134,13 @@ pub struct Summary {
 }
 
 /// Counts the records matching `filter` per combination of the `by` fields.
-pub fn summarize(db: &Database, filter: &Filter, by: &[GroupBy]) -> Result<Summary, QueryError> {
+pub fn summarize(
+    log: &super::AuditLog,
+    filter: &Filter,
+    by: &[GroupBy],
+) -> Result<Summary, QueryError> {
     let mut counts: HashMap<Vec<String>, u64> = HashMap::new();
-    let records = query::for_each(db, filter, |r, stored| {
+    let records = query::for_each(log, filter, |r, stored| {
         for key in keys(r, stored, by) {
             *counts.entry(key).or_default() += 1;
         }

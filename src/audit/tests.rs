@@ -1,7 +1,10 @@
 //! The decision log against its promises: order, durability, every kind of
-//! tampering (done through redb directly), checkpoints, retention, filters.
+//! consistent tampering (records rewritten with valid checksums, as someone
+//! who knows the format would), checkpoints, retention, filters, migration.
+//! Byte-level damage to the files is in `tests/audit_forensics.rs`.
 
 use super::*;
+use std::path::Path;
 
 fn record(i: u64, principal: &str, allowed: bool) -> DecisionRecord {
     let mut r = DecisionRecord::new(
@@ -40,24 +43,76 @@ async fn log_with(n: u64) -> (tempfile::TempDir, AuditLog) {
     (dir, log)
 }
 
-/// Runs `f` on the decisions table in its own write transaction, as an
-/// attacker with the file would.
-fn tamper(log: &AuditLog, f: impl FnOnce(&mut redb::Table<'_, u64, &'static [u8]>)) {
-    let txn = log.database().begin_write().unwrap();
-    {
-        let mut t = txn.open_table(DECISIONS).unwrap();
-        f(&mut t);
+/// Closes the log, then rewrites its records as an attacker who knows the
+/// format would: `f` edits the stored records, and they are written back as
+/// blocks with valid checksums (the clean-close head is left as it was).
+async fn tamper(dir: &Path, log: AuditLog, f: impl FnOnce(&mut Vec<Stored>)) {
+    log.close().await.unwrap();
+    drop(log);
+    let dir = decision_log_path(dir);
+    let snap = snapshot_at(&dir).unwrap();
+    let mut records: Vec<Stored> = scan::Scan::new(std::sync::Arc::new(snap), 0, None)
+        .map(Result::unwrap)
+        .collect();
+    f(&mut records);
+    rewrite_segments(&dir, &records);
+}
+
+fn rewrite_segments(dir: &Path, records: &[Stored]) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("seg-")
+        {
+            std::fs::remove_file(path).unwrap();
+        }
     }
-    txn.commit().unwrap();
+    let blocks = stored::block_frames(records);
+    std::fs::write(segment::segment_path(dir, 1), blocks).unwrap();
 }
 
-fn get(t: &redb::Table<'_, u64, &'static [u8]>, seq: u64) -> Vec<u8> {
-    t.get(seq).unwrap().unwrap().value().to_vec()
+/// `r` with its JSON edited by `edit` (hash left alone unless `rehash`).
+fn edit(r: &mut Stored, rehash: bool, edit: impl FnOnce(&mut DecisionRecord)) {
+    let mut rec: DecisionRecord = serde_json::from_slice(&r.line()).unwrap();
+    edit(&mut rec);
+    r.canonical = chain::canonical_bytes(&DecisionRecord {
+        hash: String::new(),
+        ..rec
+    });
+    if rehash {
+        r.hash = ChainHash::Sha256.digest(&r.canonical);
+    }
 }
 
-fn problem(log: &AuditLog) -> Problem {
-    let report = log.verify(None).unwrap();
+/// Re-seals records `from..` so each links to the one before: a consistent
+/// rewrite of history.
+fn relink(records: &mut [Stored], from: usize) {
+    for i in from..records.len() {
+        let prev = if i == 0 { [0; 32] } else { records[i - 1].hash };
+        let seq = i as u64 + 1;
+        edit(&mut records[i], false, |r| {
+            r.seq = seq;
+            r.prev_hash = hex::encode(prev);
+        });
+        records[i].seq = seq;
+        records[i].prev = prev;
+        records[i].hash = ChainHash::Sha256.digest(&records[i].canonical);
+    }
+}
+
+fn verify_dir(dir: &Path, checkpoint: Option<&Checkpoint>) -> VerifyReport {
+    let snap = snapshot_at(&decision_log_path(dir)).unwrap();
+    forensics::verify(&snap, checkpoint).unwrap()
+}
+
+fn problem(dir: &Path) -> Problem {
+    let report = verify_dir(dir, None);
     assert!(!report.ok, "tampering went unnoticed: {report:?}");
+    assert_eq!(report.verdict, Verdict::Tampered, "{report:?}");
     report.problem.expect("a failed report names its problem")
 }
 
@@ -112,106 +167,96 @@ async fn many_concurrent_senders_lose_nothing() {
 
 #[tokio::test]
 async fn detects_an_altered_record() {
-    let (_dir, log) = log_with(10).await;
-    tamper(&log, |t| {
-        let mut r: DecisionRecord = serde_json::from_slice(&get(t, 4)).unwrap();
-        r.decision = Outcome::Allow;
-        r.principal = "Etax::Staff::\"someone-else\"".to_owned();
-        t.insert(4, serde_json::to_vec(&r).unwrap().as_slice())
-            .unwrap();
-    });
-    let p = problem(&log);
+    let (dir, log) = log_with(10).await;
+    tamper(dir.path(), log, |rs| {
+        edit(&mut rs[3], false, |r| {
+            r.decision = Outcome::Allow;
+            r.principal = "Etax::Staff::\"someone-else\"".to_owned();
+        })
+    })
+    .await;
+    let p = problem(dir.path());
     assert_eq!((p.kind, p.seq), (TamperKind::Altered, 4), "{p:?}");
+    assert!(p.time.unwrap().starts_with("1970-01-01T00:00:01.004"));
 }
 
 #[tokio::test]
 async fn detects_an_altered_record_with_a_recomputed_hash() {
-    let (_dir, log) = log_with(10).await;
-    tamper(&log, |t| {
-        let mut r: DecisionRecord = serde_json::from_slice(&get(t, 7)).unwrap();
-        r.decision = Outcome::Deny;
-        r.hash = chain::compute_hash(&r);
-        t.insert(7, serde_json::to_vec(&r).unwrap().as_slice())
-            .unwrap();
-    });
-    let p = problem(&log);
+    let (dir, log) = log_with(10).await;
+    tamper(dir.path(), log, |rs| {
+        edit(&mut rs[6], true, |r| r.decision = Outcome::Deny);
+    })
+    .await;
+    let p = problem(dir.path());
     assert_eq!((p.kind, p.seq), (TamperKind::Altered, 7), "{p:?}");
 }
 
 #[tokio::test]
 async fn detects_a_byte_level_edit() {
-    let (_dir, log) = log_with(3).await;
-    tamper(&log, |t| {
-        let mut bytes = get(t, 2);
-        bytes.insert(1, b' ');
-        t.insert(2, bytes.as_slice()).unwrap();
-    });
-    let p = problem(&log);
+    let (dir, log) = log_with(3).await;
+    tamper(dir.path(), log, |rs| rs[1].canonical.insert(1, b' ')).await;
+    let p = problem(dir.path());
     assert_eq!((p.kind, p.seq), (TamperKind::Altered, 2), "{p:?}");
 }
 
 #[tokio::test]
 async fn detects_a_removed_record() {
-    let (_dir, log) = log_with(10).await;
-    tamper(&log, |t| {
-        t.remove(5).unwrap();
-    });
-    let p = problem(&log);
+    let (dir, log) = log_with(10).await;
+    tamper(dir.path(), log, |rs| {
+        rs.remove(4);
+    })
+    .await;
+    let p = problem(dir.path());
     assert_eq!((p.kind, p.seq), (TamperKind::Removed, 5), "{p:?}");
 }
 
 #[tokio::test]
 async fn detects_removed_first_and_last_records() {
-    let (_dir, log) = log_with(10).await;
-    tamper(&log, |t| {
-        t.remove(1).unwrap();
-    });
-    let p = problem(&log);
+    let (dir, log) = log_with(10).await;
+    tamper(dir.path(), log, |rs| {
+        rs.remove(0);
+    })
+    .await;
+    let p = problem(dir.path());
     assert_eq!((p.kind, p.seq), (TamperKind::Removed, 1), "{p:?}");
 
-    let (_dir, log) = log_with(10).await;
-    tamper(&log, |t| {
-        t.remove(10).unwrap();
-        t.remove(9).unwrap();
-    });
-    let p = problem(&log);
+    // The clean-close head says where the log ended.
+    let (dir, log) = log_with(10).await;
+    tamper(dir.path(), log, |rs| rs.truncate(8)).await;
+    let p = problem(dir.path());
     assert_eq!((p.kind, p.seq), (TamperKind::Removed, 9), "{p:?}");
 }
 
 #[tokio::test]
 async fn detects_reordered_records() {
-    let (_dir, log) = log_with(10).await;
-    tamper(&log, |t| {
-        let (a, b) = (get(t, 3), get(t, 6));
-        t.insert(3, b.as_slice()).unwrap();
-        t.insert(6, a.as_slice()).unwrap();
-    });
-    let p = problem(&log);
-    assert_eq!((p.kind, p.seq), (TamperKind::Reordered, 3), "{p:?}");
+    let (dir, log) = log_with(10).await;
+    tamper(dir.path(), log, |rs| rs.swap(2, 5)).await;
+    let p = problem(dir.path());
+    assert_eq!(p.seq, 3, "{p:?}");
+    assert!(
+        matches!(p.kind, TamperKind::Reordered | TamperKind::Removed),
+        "{p:?}"
+    );
 }
 
 #[tokio::test]
 async fn detects_reordering_with_renumbered_records() {
-    let (_dir, log) = log_with(10).await;
-    tamper(&log, |t| {
-        let mut a: DecisionRecord = serde_json::from_slice(&get(t, 3)).unwrap();
-        let mut b: DecisionRecord = serde_json::from_slice(&get(t, 4)).unwrap();
-        std::mem::swap(&mut a.seq, &mut b.seq);
-        a.hash = chain::compute_hash(&a);
-        b.hash = chain::compute_hash(&b);
-        t.insert(4, serde_json::to_vec(&a).unwrap().as_slice())
-            .unwrap();
-        t.insert(3, serde_json::to_vec(&b).unwrap().as_slice())
-            .unwrap();
-    });
-    let p = problem(&log);
+    let (dir, log) = log_with(10).await;
+    tamper(dir.path(), log, |rs| {
+        rs.swap(2, 3);
+        let (a, b) = (rs[2].seq, rs[3].seq);
+        edit(&mut rs[2], true, |r| r.seq = b);
+        edit(&mut rs[3], true, |r| r.seq = a);
+    })
+    .await;
+    let p = problem(dir.path());
     // The break is found where record 3 no longer links to record 2.
     assert!(matches!(p.seq, 2 | 3), "{p:?}");
 }
 
 #[tokio::test]
 async fn checkpoint_is_extended_until_history_is_rewritten() {
-    let (_dir, log) = log_with(5).await;
+    let (dir, log) = log_with(5).await;
     let cp = log.checkpoint().unwrap().unwrap();
     log.enqueue(vec![record(6, "p", true), record(7, "p", true)])
         .await
@@ -221,30 +266,19 @@ async fn checkpoint_is_extended_until_history_is_rewritten() {
     assert!(report.ok, "{report:?}");
     assert!(report.checkpoint.unwrap().extended);
 
-    // Rewrite the whole log from record 3 on, consistently: the chain alone
-    // cannot tell, the checkpoint can.
-    tamper(&log, |t| {
-        let mut prev = serde_json::from_slice::<DecisionRecord>(&get(t, 2))
-            .unwrap()
-            .hash;
-        for seq in 3..=7 {
-            let mut r: DecisionRecord = serde_json::from_slice(&get(t, seq)).unwrap();
-            r.decision = Outcome::Allow;
-            let bytes = chain::seal(&mut r, seq, &prev);
-            prev = r.hash.clone();
-            t.insert(seq, bytes.as_slice()).unwrap();
-        }
-    });
-    let txn = log.database().begin_write().unwrap();
-    {
-        let mut meta = txn.open_table(META).unwrap();
-        let last: DecisionRecord = log.all().unwrap().pop().unwrap().1;
-        let cp = serde_json::to_vec(&Checkpoint::of(&last)).unwrap();
-        meta.insert(chain::HEAD_KEY, cp.as_slice()).unwrap();
-    }
-    txn.commit().unwrap();
-    let report = log.verify(Some(&cp)).unwrap();
-    assert!(!report.ok, "{report:?}");
+    // Remove record 3 and re-link the rest, consistently, head included:
+    // the chain alone cannot tell, the checkpoint can.
+    tamper(dir.path(), log, |rs| {
+        rs.remove(2);
+        relink(rs, 2);
+    })
+    .await;
+    let head = verify_dir(dir.path(), None).last_verified.unwrap();
+    let json = serde_json::to_vec(&head).unwrap();
+    std::fs::write(segment::head_path(&decision_log_path(dir.path())), json).unwrap();
+    assert!(verify_dir(dir.path(), None).ok);
+    let report = verify_dir(dir.path(), Some(&cp));
+    assert_eq!(report.verdict, Verdict::Tampered, "{report:?}");
     assert!(!report.checkpoint.unwrap().extended);
 }
 
@@ -259,11 +293,22 @@ fn parses_checkpoints() {
     assert!(Checkpoint::parse("twelve").is_err());
 }
 
+/// Ten records in two segments: 1..=4 (times 1001..=1004), then 5..=10.
+async fn log_in_two_segments() -> (tempfile::TempDir, AuditLog) {
+    let (dir, log) = log_with(4).await;
+    // Nothing is older than time 1; the prune still seals the segment.
+    assert!(log.prune(1, "retention").await.unwrap().is_none());
+    log.enqueue((5..=10).map(|i| record(i, "p", true)).collect())
+        .await
+        .unwrap();
+    log.flush().await.unwrap();
+    (dir, log)
+}
+
 #[tokio::test]
 async fn pruning_leaves_a_verifiable_chain_with_an_anchor() {
-    let (_dir, log) = log_with(10).await;
+    let (dir, log) = log_in_two_segments().await;
     let cp = log.checkpoint().unwrap().unwrap();
-    // Records 1..=4 have timestamps 1001..=1004.
     let pruned = log.prune(1_005, "retention").await.unwrap().unwrap();
     assert_eq!((pruned.first_seq, pruned.last_seq), (1, 4));
     let all = log.all().unwrap();
@@ -278,28 +323,35 @@ async fn pruning_leaves_a_verifiable_chain_with_an_anchor() {
     assert!(report.ok, "{report:?}");
     assert_eq!(report.first_seq, Some(5));
 
-    // Nothing older: no-op.
+    // Nothing older in a whole segment: no-op.
     assert!(log.prune(1_005, "retention").await.unwrap().is_none());
 
     // Removing one more old record is not retention.
-    tamper(&log, |t| {
-        t.remove(5).unwrap();
-    });
-    let p = problem(&log);
+    tamper(dir.path(), log, |rs| {
+        rs.remove(0);
+    })
+    .await;
+    let p = problem(dir.path());
     assert_eq!((p.kind, p.seq), (TamperKind::Removed, 5), "{p:?}");
 }
 
 #[tokio::test]
 async fn pruning_twice_keeps_the_chain() {
-    let (_dir, log) = log_with(10).await;
-    log.prune(1_003, "retention").await.unwrap().unwrap();
-    log.prune(1_008, "retention").await.unwrap().unwrap();
-    let report = log.verify(None).unwrap();
-    assert!(report.ok, "{report:?}");
-    assert_eq!(report.first_seq, Some(8));
+    let (dir, log) = log_in_two_segments().await;
+    log.prune(1_005, "retention").await.unwrap().unwrap();
+    // Segment 5..=11 (the anchor is newest, so it stays with its segment).
+    assert!(log.prune(1_008, "retention").await.unwrap().is_none());
     log.enqueue(vec![record(20, "p", true)]).await.unwrap();
     log.flush().await.unwrap();
+    let report = log.verify(None).unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.first_seq, Some(5));
+    // A restart keeps it: the clean-close head, then a reopen.
+    log.close().await.unwrap();
+    drop(log);
+    let log = AuditLog::open(&decision_log_path(dir.path())).unwrap();
     assert!(log.verify(None).unwrap().ok);
+    assert_eq!(log.checkpoint().unwrap().unwrap().seq, 12);
 }
 
 #[tokio::test]
@@ -395,14 +447,90 @@ async fn filters_select_records() {
 async fn exports_the_stored_lines() {
     let (_dir, log) = log_with(4).await;
     let mut out = Vec::new();
-    let n = query::export(log.database(), Some(1_003), &mut out).unwrap();
+    let n = query::export(&log, Some(1_003), &mut out).unwrap();
     assert_eq!(n, 2);
     let text = String::from_utf8(out).unwrap();
     for line in text.lines() {
         let r: DecisionRecord = serde_json::from_str(line).unwrap();
-        assert_eq!(chain::compute_hash(&r), r.hash);
+        assert_eq!(chain::compute_hash(&r, ChainHash::Sha256), r.hash);
     }
     let mut csv = Vec::new();
-    query::write(log.database(), &Filter::default(), Format::Csv, &mut csv).unwrap();
+    query::write(&log, &Filter::default(), Format::Csv, &mut csv).unwrap();
     assert_eq!(String::from_utf8(csv).unwrap().lines().count(), 5);
+}
+
+#[tokio::test]
+async fn records_survive_blocks_restarts_and_a_crash_without_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = decision_log_path(dir.path());
+    let log = AuditLog::open(&path).unwrap();
+    // More than a block, so records are in a block and in the journal.
+    let n = append::BLOCK_RECORDS as u64 + 300;
+    log.enqueue((1..=n).map(|i| record(i, "p", true)).collect())
+        .await
+        .unwrap();
+    log.flush().await.unwrap();
+    let before = log.all().unwrap();
+    assert_eq!(before.len() as u64, n);
+    // A crash: the writer never closes (its thread is left running) and
+    // another process opens the files as they are.
+    std::mem::forget(log);
+    let shared_lock_gone = segment::head_path(&path);
+    assert!(!shared_lock_gone.exists(), "no clean-close head while open");
+    let report = verify_dir_unlocked(&path);
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.records, n);
+}
+
+/// Verify without taking the lock (the forgotten writer still holds it).
+fn verify_dir_unlocked(path: &Path) -> VerifyReport {
+    let layout = segment::read_layout(path).unwrap();
+    let snap = Snapshot::open(layout, ChainHash::Sha256).unwrap();
+    forensics::verify(&snap, None).unwrap()
+}
+
+#[tokio::test]
+async fn sm3_logs_stay_sm3_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = decision_log_path(dir.path());
+    let log = AuditLog::open_with(&path, ChainHash::Sm3).unwrap();
+    log.commit(record(1, "p", true)).await.unwrap();
+    let r = log.all().unwrap().pop().unwrap().1;
+    assert_eq!(r.hash, chain::compute_hash(&r, ChainHash::Sm3));
+    log.close().await.unwrap();
+    drop(log);
+    // Asking for SHA-256 later does not change an existing log.
+    let log = AuditLog::open_with(&path, ChainHash::Sha256).unwrap();
+    assert_eq!(log.chain_hash(), ChainHash::Sm3);
+    log.commit(record(2, "p", true)).await.unwrap();
+    let report = log.verify(None).unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!((report.records, report.chain_hash), (2, ChainHash::Sm3));
+}
+
+#[tokio::test]
+async fn an_old_redb_log_is_migrated_with_its_seqs_and_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("decisions.redb");
+    let mut records: Vec<DecisionRecord> = (1..=1500)
+        .map(|i| {
+            record(
+                i,
+                &format!("Etax::Staff::\"E/resident_id:2101021980031{i:05}\""),
+                i % 2 == 0,
+            )
+        })
+        .collect();
+    migrate::write_legacy(&old, &mut records).unwrap();
+    let log = AuditLog::open(&decision_log_path(dir.path())).unwrap();
+    assert!(!old.exists());
+    assert!(dir.path().join("decisions.redb.migrated").exists());
+    let report = log.verify(None).unwrap();
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.chain_hash, ChainHash::Sha256);
+    let migrated: Vec<DecisionRecord> = log.all().unwrap().into_iter().map(|(_, r)| r).collect();
+    assert_eq!(migrated, records);
+    // The log goes on from the old head.
+    assert_eq!(log.commit(record(1501, "p", true)).await.unwrap(), 1501);
+    assert!(log.verify(None).unwrap().ok);
 }

@@ -1,5 +1,6 @@
-//! The decision log over HTTP, for the `audit` scope (redb locks the log to
-//! the server's process, so while it runs this is how auditors reach it):
+//! The decision log over HTTP, for the `audit` scope (the server locks the
+//! log's directory to its process, so while it runs this is how auditors
+//! reach it):
 //!
 //! - `GET /v1/audit/decisions?FILTERS&after=&limit=`
 //!   → `{"records": [...], "next_after": SEQ|null}`;
@@ -81,7 +82,10 @@ fn filter_params(state: &AppState, query: Option<&str>) -> Result<Params, ApiErr
             "person" => filter.person = Some(v),
             "identity_type" => filter.identity_type = Some(v),
             "outcome" => {
-                filter.outcome = Some(v.parse().map_err(|e: String| ApiError::invalid("outcome", e))?)
+                filter.outcome = Some(
+                    v.parse()
+                        .map_err(|e: String| ApiError::invalid("outcome", e))?,
+                )
             }
             "decision" => {
                 filter.decision = Some(match v.as_str() {
@@ -164,10 +168,9 @@ pub async fn summary(
         )
     })?;
     let log = state.audit.clone();
-    let summary =
-        tokio::task::spawn_blocking(move || summary::summarize(log.database(), &filter, &by))
-            .await
-            .map_err(|_| internal("summary task failed"))??;
+    let summary = tokio::task::spawn_blocking(move || summary::summarize(&log, &filter, &by))
+        .await
+        .map_err(|_| internal("summary task failed"))??;
     record_read(state, caller, "audit.summary", query, started).await?;
     Ok(summary)
 }
@@ -208,7 +211,7 @@ pub async fn export(
     let (mut writer, body) = stream::channel();
     let log = state.audit.clone();
     tokio::task::spawn_blocking(move || {
-        let written = query::write_with(log.database(), &filter, &output, &mut writer)
+        let written = query::write_with(&log, &filter, &output, &mut writer)
             .and_then(|_| std::io::Write::flush(&mut writer).map_err(Into::into));
         match written {
             Ok(()) => {}

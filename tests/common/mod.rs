@@ -194,9 +194,10 @@ impl Server {
             .expect("an integer sample")
     }
 
-    /// The decision log file's bytes (to check that no secret was logged).
+    /// The decision log's records as stored, decompressed (to check that no
+    /// secret was logged), and every byte of its files besides.
     pub fn decision_log_bytes(&self) -> Vec<u8> {
-        std::fs::read(self.data.join("decisions.redb")).unwrap_or_default()
+        decision_log_contents(&self.data)
     }
 
     /// Sends a signal by name (`"TERM"`, `"HUP"`) to the server process.
@@ -533,4 +534,80 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
         }
     }
+}
+
+/// Every record of the decision log in `data` as its stored JSON line, then
+/// the raw bytes of every file of the log (blocks are compressed, so the
+/// lines are what a search for a secret must look at). Reads without the
+/// lock, so it works while a server runs.
+pub fn decision_log_contents(data: &Path) -> Vec<u8> {
+    use etax_authz::audit::{scan::Scan, segment, ChainHash, Snapshot};
+    let dir = etax_authz::audit::decision_log_path(data);
+    let mut out = Vec::new();
+    let Ok(layout) = segment::read_layout(&dir) else {
+        return out;
+    };
+    let snap = Snapshot::open(layout, ChainHash::default()).expect("open the log's files");
+    for stored in Scan::new(std::sync::Arc::new(snap), 0, None).flatten() {
+        out.extend(stored.line());
+        out.push(b'\n');
+    }
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        out.extend(std::fs::read(entry.path()).unwrap_or_default());
+    }
+    out
+}
+
+/// Copies a data directory, the decision log's directory included.
+pub fn copy_data(from: &Path) -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy(from, dir.path());
+    dir
+}
+
+/// Rewrites the decision log of a stopped server's `data` as someone who
+/// knows the format would: `edit` changes the stored records, which are
+/// written back as blocks with valid checksums into one segment (the
+/// clean-close head is left as it was).
+pub fn rewrite_log(data: &Path, edit: impl FnOnce(&mut Vec<etax_authz::audit::Stored>)) {
+    use etax_authz::audit::{scan::Scan, segment, snapshot_at, stored};
+    let dir = etax_authz::audit::decision_log_path(data);
+    let snap = snapshot_at(&dir).unwrap();
+    let mut records: Vec<_> = Scan::new(std::sync::Arc::new(snap), 0, None)
+        .map(Result::unwrap)
+        .collect();
+    edit(&mut records);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.starts_with("seg-") || name.starts_with("journal-") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let blocks = stored::block_frames(&records);
+    std::fs::write(segment::segment_path(&dir, 1), blocks).unwrap();
+}
+
+/// Edits one stored record (its hash is left as it was, so the edit shows
+/// unless the caller re-hashes).
+pub fn edit_record(
+    r: &mut etax_authz::audit::Stored,
+    edit: impl FnOnce(&mut etax_authz::audit::DecisionRecord),
+) {
+    let mut record: etax_authz::audit::DecisionRecord = serde_json::from_slice(&r.line()).unwrap();
+    edit(&mut record);
+    record.hash.clear();
+    r.canonical = etax_authz::audit::chain::canonical_bytes(&record);
 }

@@ -1,0 +1,496 @@
+//! `audit verify`: walks every frame of every file of a snapshot, oldest
+//! first, and names the first record whose content or chain is wrong, by
+//! sequence number and time.
+//!
+//! A frame whose CRC fails is **corruption** (bytes changed, checksum not
+//! rewritten): a block is still decompressed if it can be, and each record
+//! checked against its hash, to name the exact record; if it cannot, the
+//! block's first record is named (the one after the last good record) with
+//! the last good record's time. A frame whose CRC holds but whose records do
+//! not match their hashes or do not chain is **tampering**. After damage the
+//! walk resynchronizes on the next frame and goes on, so it salvages what
+//! can still be read and verified.
+
+use super::chain::{Checkpoint, CheckpointCheck, Problem, TamperKind, Verdict, VerifyReport};
+use super::frame::{self, Item, Kind};
+use super::record::PrunedRange;
+use super::scan::Snapshot;
+use super::stored::{self, Stored};
+use super::{time, AuditError, DecisionRecord};
+
+/// Findings kept beyond the first, so a badly damaged log still gives a
+/// bounded report.
+const MAX_PROBLEMS: usize = 100;
+
+/// The last record the walk passed.
+#[derive(Clone, Copy)]
+struct Prev {
+    seq: u64,
+    hash: [u8; 32],
+    timestamp_ms: u64,
+}
+
+struct Walk<'a> {
+    snap: &'a Snapshot,
+    checkpoint: Option<&'a Checkpoint>,
+    report: VerifyReport,
+    prev: Option<Prev>,
+    /// The first record walked and the hash it links to.
+    first: Option<(u64, [u8; 32])>,
+    /// False right after damage: the next record's seq and link cannot be
+    /// compared with a predecessor that was lost.
+    linked: bool,
+    anchor: Option<PrunedRange>,
+    at_checkpoint: Option<String>,
+}
+
+/// Verifies the log as of `snap`; with `checkpoint`, also proves the log
+/// still extends it.
+pub fn verify(
+    snap: &Snapshot,
+    checkpoint: Option<&Checkpoint>,
+) -> Result<VerifyReport, AuditError> {
+    let mut walk = Walk {
+        snap,
+        checkpoint,
+        report: VerifyReport {
+            ok: false,
+            verdict: Verdict::Ok,
+            chain_hash: snap.chain_hash,
+            records: 0,
+            first_seq: None,
+            head: snap.layout.head.clone(),
+            problem: None,
+            problems: Vec::new(),
+            last_verified: None,
+            checkpoint: None,
+            crash_tail: None,
+        },
+        prev: None,
+        first: None,
+        linked: true,
+        anchor: None,
+        at_checkpoint: None,
+    };
+    // Without a head (a crash, not reopened since), the end of the tail
+    // segment and of the journal may hold the write the crash interrupted:
+    // never acknowledged, so not damage. The next open cuts it.
+    let crashed = snap.layout.head.is_none();
+    let n = snap.layout.segments.len();
+    for (i, seg) in snap.layout.segments.iter().enumerate() {
+        let bytes = snap.segment_bytes(seg).map_err(|e| AuditError::Io {
+            path: seg.path.display().to_string(),
+            source: e,
+        })?;
+        let bytes = walk.without_crash_tail(&bytes, crashed && i + 1 == n);
+        walk.file(bytes, &seg.path.display().to_string(), false);
+    }
+    let n = snap.journals.len();
+    for (i, (j, file)) in snap.journals.iter().enumerate() {
+        let bytes = super::segment::read_file(file, j.len).map_err(|e| AuditError::Io {
+            path: j.path.display().to_string(),
+            source: e,
+        })?;
+        let bytes = walk.without_crash_tail(&bytes, crashed && i + 1 == n);
+        walk.file(bytes, &j.path.display().to_string(), true);
+    }
+    walk.prefix();
+    walk.head();
+    walk.checkpoint();
+    Ok(walk.finish())
+}
+
+impl Walk<'_> {
+    /// `bytes` without a final frame a crash cut off, if `tail` (noted in
+    /// the report).
+    fn without_crash_tail<'b>(&mut self, bytes: &'b [u8], tail: bool) -> &'b [u8] {
+        if !tail {
+            return bytes;
+        }
+        let cut = match frame::frames(bytes).last() {
+            Some(Item::Torn { at }) => at,
+            Some(Item::Garbage { at, end }) if end == bytes.len() => at,
+            Some(Item::Damaged { at, .. }) => at,
+            _ => return bytes,
+        };
+        self.report.crash_tail = Some(format!(
+            "{} bytes at the end were being written when the process stopped (not acknowledged; cut at the next open)",
+            bytes.len() - cut
+        ));
+        &bytes[..cut]
+    }
+
+    fn time_of(&self, ms: Option<u64>) -> Option<String> {
+        ms.or(self.prev.map(|p| p.timestamp_ms))
+            .map(time::format_utc)
+    }
+
+    fn found(&mut self, kind: TamperKind, seq: u64, ms: Option<u64>, detail: String) {
+        let p = Problem {
+            kind,
+            seq,
+            time: self.time_of(ms),
+            detail,
+        };
+        if self.report.problem.is_none() {
+            self.report.problem = Some(p.clone());
+        }
+        if self.report.problems.len() < MAX_PROBLEMS {
+            self.report.problems.push(p);
+        }
+    }
+
+    /// The sequence number of the record after the last one passed.
+    fn next_seq(&self) -> u64 {
+        self.prev
+            .map_or(self.report.first_seq.unwrap_or(1), |p| p.seq + 1)
+    }
+
+    /// Storage that cannot be decoded: the records in it are lost.
+    fn lost(&mut self, what: String) {
+        let seq = self.next_seq();
+        let last = self
+            .prev
+            .map(|p| format!("; the last record verified before it is {}", p.seq))
+            .unwrap_or_default();
+        self.found(TamperKind::Unreadable, seq, None, format!("{what}{last}"));
+        self.linked = false;
+    }
+
+    fn file(&mut self, bytes: &[u8], name: &str, journal: bool) {
+        for item in frame::frames(bytes) {
+            match item {
+                Item::Frame { kind, payload, at } => {
+                    self.frame(kind, payload, false, name, at, journal)
+                }
+                Item::Damaged { kind, payload, at } => {
+                    self.frame(kind, payload, true, name, at, journal)
+                }
+                Item::Garbage { at, end } => self.lost(format!(
+                    "{name}: bytes {at}..{end} are no frame (resynchronized after them)"
+                )),
+                Item::Torn { at } => self.lost(format!(
+                    "{name}: the file ends inside a frame at byte {at} (a write cut off)"
+                )),
+            }
+        }
+    }
+
+    fn frame(
+        &mut self,
+        kind: u8,
+        payload: &[u8],
+        damaged: bool,
+        name: &str,
+        at: usize,
+        journal: bool,
+    ) {
+        let crc = if damaged {
+            "checksum mismatch"
+        } else {
+            "checksum intact"
+        };
+        match Kind::from_byte(kind) {
+            Some(Kind::Block) => match stored::decode_block(payload) {
+                Ok((header, records)) => {
+                    let before = self.report.problems.len();
+                    for r in &records {
+                        self.record(r, damaged);
+                    }
+                    if damaged && self.report.problems.len() == before {
+                        self.found(
+                            TamperKind::Corrupted,
+                            header.first_seq,
+                            Some(header.min_ms),
+                            format!("{name}: the block at byte {at} fails its checksum, but each of its records matches its hash (its index fields changed)"),
+                        );
+                    }
+                    if damaged {
+                        self.linked = false;
+                    }
+                }
+                Err(e) if damaged => self.lost(format!(
+                    "{name}: the block at byte {at} is corrupted ({crc}) and cannot be decoded: {e}"
+                )),
+                Err(e) => {
+                    let seq = self.next_seq();
+                    self.found(TamperKind::Altered, seq, None, format!(
+                        "{name}: the block at byte {at} was rewritten ({crc}) and cannot be decoded: {e}"
+                    ));
+                    self.linked = false;
+                }
+            },
+            Some(Kind::Record) => match Stored::decode_raw(payload) {
+                // A journal record already sealed into a block.
+                Ok(r) if journal && self.prev.is_some_and(|p| r.seq <= p.seq) => {}
+                Ok(r) => self.record(&r, damaged),
+                Err(e) => self.lost(format!(
+                    "{name}: the record at byte {at} cannot be decoded ({crc}): {e}"
+                )),
+            },
+            None => self.lost(format!(
+                "{name}: the frame at byte {at} is of unknown kind {kind} ({crc})"
+            )),
+        }
+    }
+
+    /// Checks one record against its predecessor and its hash. Its own
+    /// `seq` (covered by the hash) is what counts, not its position.
+    fn record(&mut self, r: &Stored, damaged: bool) {
+        let content = if damaged {
+            TamperKind::Corrupted
+        } else {
+            TamperKind::Altered
+        };
+        let how = if damaged {
+            "its bytes changed (the frame fails its checksum)"
+        } else {
+            "rewritten with a valid checksum"
+        };
+        // Inside a frame failing its CRC every finding is corruption.
+        let chain = |k| if damaged { TamperKind::Corrupted } else { k };
+        let at = Some(r.timestamp_ms);
+        let line = r.line();
+        let rec = match serde_json::from_slice::<DecisionRecord>(&line) {
+            Ok(rec) => rec,
+            Err(e) => {
+                self.found(
+                    content,
+                    r.seq,
+                    at,
+                    format!("record {} is not a decision record ({how}): {e}", r.seq),
+                );
+                return self.moved_past(r, r.seq);
+            }
+        };
+        let seq = rec.seq;
+        let chain_ok = match (self.prev, self.linked) {
+            (Some(p), true) if seq <= p.seq => {
+                self.found(
+                    chain(TamperKind::Reordered),
+                    seq,
+                    at,
+                    format!("record {seq} follows record {}", p.seq),
+                );
+                false
+            }
+            (Some(p), true) if seq > p.seq + 1 => {
+                self.found(
+                    chain(TamperKind::Removed),
+                    p.seq + 1,
+                    Some(p.timestamp_ms),
+                    format!("records {}..={} are missing", p.seq + 1, seq - 1),
+                );
+                false
+            }
+            (Some(p), true) if !r.links || r.prev != p.hash => {
+                self.found(chain(TamperKind::Altered), p.seq, Some(p.timestamp_ms), format!("record {seq} does not link to record {}: record {} was altered, replaced or removed", p.seq, p.seq));
+                false
+            }
+            // After damage the predecessor is unknown: the record's own
+            // link cannot be trusted either way.
+            _ => r.links || !self.linked,
+        };
+        // A record cut from its predecessor cannot be checked against its
+        // hash (the previous hash inside it is not known).
+        if chain_ok {
+            if self.snap.chain_hash.digest(&r.canonical) != r.hash {
+                self.found(
+                    content,
+                    seq,
+                    at,
+                    format!("record {seq} does not match its hash: {how}"),
+                );
+            } else if serde_json::to_vec(&rec).ok().as_deref() != Some(&line[..]) {
+                self.found(
+                    chain(TamperKind::Altered),
+                    seq,
+                    at,
+                    format!("record {seq} was rewritten (bytes differ from its canonical form)"),
+                );
+            } else {
+                self.passed(r, rec);
+            }
+        }
+        self.moved_past(r, seq);
+    }
+
+    fn moved_past(&mut self, r: &Stored, seq: u64) {
+        if self.first.is_none() {
+            self.first = Some((seq, r.prev));
+        }
+        self.prev = Some(Prev {
+            seq,
+            hash: r.hash,
+            timestamp_ms: r.timestamp_ms,
+        });
+        self.linked = true;
+    }
+
+    fn passed(&mut self, r: &Stored, rec: DecisionRecord) {
+        self.report.records += 1;
+        self.report.first_seq.get_or_insert(rec.seq);
+        if self.checkpoint.is_some_and(|c| c.seq == rec.seq) {
+            self.at_checkpoint = Some(r.hash_hex());
+        }
+        if self.report.problem.is_none() {
+            self.report.last_verified = Some(Checkpoint::of(&rec));
+        }
+        if let Some(p) = rec.pruned {
+            self.anchor = Some(p);
+        }
+    }
+
+    /// A log that does not start at record 1 must have been pruned, and the
+    /// latest anchor must account for exactly the records before it.
+    fn prefix(&mut self) {
+        let Some((seq, prev)) = self.first else {
+            return;
+        };
+        let prev = hex::encode(prev);
+        if seq == 1 {
+            if prev != super::chain::GENESIS {
+                self.found(
+                    TamperKind::Altered,
+                    1,
+                    None,
+                    "record 1 does not start the chain".to_owned(),
+                );
+            }
+            return;
+        }
+        match self.anchor.clone() {
+            None => self.found(
+                TamperKind::Removed,
+                1,
+                None,
+                format!(
+                    "records 1..={} are missing and no anchor accounts for them",
+                    seq - 1
+                ),
+            ),
+            Some(a) if a.last_seq + 1 != seq => self.found(
+                TamperKind::Removed,
+                a.last_seq + 1,
+                None,
+                format!(
+                    "retention pruned through record {}, but records {}..={} are missing too",
+                    a.last_seq,
+                    a.last_seq + 1,
+                    seq - 1
+                ),
+            ),
+            Some(a) if a.last_hash != prev => self.found(
+                TamperKind::Altered,
+                seq,
+                None,
+                format!("record {seq} does not link to the pruned record the anchor names"),
+            ),
+            Some(_) => {}
+        }
+    }
+
+    /// The head recorded at a clean close (or the writer's, while it runs)
+    /// says how far the log went: a cut tail shows here.
+    fn head(&mut self) {
+        let last = self.prev;
+        let Some(h) = self.report.head.clone() else {
+            self.report.head = self.report.last_verified.clone();
+            return;
+        };
+        match last {
+            None => self.found(
+                TamperKind::Removed,
+                self.report.first_seq.unwrap_or(1),
+                None,
+                format!("the log is empty but its head is record {}", h.seq),
+            ),
+            // Damage already found explains a short log; else it was cut.
+            Some(p) if h.seq > p.seq => {
+                let kind = if self.damaged() {
+                    TamperKind::Unreadable
+                } else {
+                    TamperKind::Removed
+                };
+                self.found(
+                    kind,
+                    p.seq + 1,
+                    Some(p.timestamp_ms),
+                    format!(
+                "records {}..={} are missing: the log was closed with record {} as its head",
+                p.seq + 1, h.seq, h.seq
+            ),
+                )
+            }
+            Some(p) if h.seq < p.seq => self.found(
+                TamperKind::Altered,
+                h.seq + 1,
+                None,
+                format!(
+                    "records {}..={} were added outside the writer (head is {})",
+                    h.seq + 1,
+                    p.seq,
+                    h.seq
+                ),
+            ),
+            Some(p) if h.hash != hex::encode(p.hash) => self.found(
+                TamperKind::Altered,
+                p.seq,
+                Some(p.timestamp_ms),
+                format!("record {} is not the record the head names", p.seq),
+            ),
+            Some(_) => {}
+        }
+    }
+
+    fn damaged(&self) -> bool {
+        self.report.problems.iter().any(|p| p.kind.is_damage())
+    }
+
+    fn checkpoint(&mut self) {
+        let Some(cp) = self.checkpoint else {
+            return;
+        };
+        let last = self.prev.map_or(0, |p| p.seq);
+        let result = |extended, detail: String| CheckpointCheck {
+            seq: cp.seq,
+            hash: cp.hash.clone(),
+            extended,
+            detail,
+        };
+        let check = if cp.seq > last {
+            result(false, format!("the log ends at record {last}, before the checkpoint's record {}: records were removed", cp.seq))
+        } else if let Some(hash) = &self.at_checkpoint {
+            if *hash == cp.hash {
+                result(true, format!("record {} still has the checkpoint's hash and the chain to the head is intact", cp.seq))
+            } else {
+                result(false, format!("record {} no longer has the checkpoint's hash: the log was rewritten (a record at or before it was removed or changed)", cp.seq))
+            }
+        } else {
+            match &self.anchor {
+                Some(r) if r.last_seq == cp.seq && r.last_hash == cp.hash => result(true, format!("record {} was pruned; the anchor carries its hash", cp.seq)),
+                Some(r) if r.last_seq == cp.seq => result(false, format!("the anchor's hash for pruned record {} differs from the checkpoint", cp.seq)),
+                _ => result(false, format!(
+                    "record {} is not in the log (it starts at {}); this checkpoint can no longer be proven",
+                    cp.seq,
+                    self.report.first_seq.unwrap_or(0)
+                )),
+            }
+        };
+        self.report.checkpoint = Some(check);
+    }
+
+    fn finish(mut self) -> VerifyReport {
+        let tampered = self.report.problems.iter().any(|p| !p.kind.is_damage())
+            || self.report.checkpoint.as_ref().is_some_and(|c| !c.extended);
+        self.report.verdict = if tampered {
+            Verdict::Tampered
+        } else if self.report.problems.is_empty() {
+            Verdict::Ok
+        } else {
+            Verdict::Unreadable
+        };
+        self.report.ok = self.report.verdict == Verdict::Ok;
+        self.report
+    }
+}

@@ -1,0 +1,390 @@
+//! The decision log's directory (`DATA/decisions/`) and what is found in
+//! it at open: the format and chain hash (`log.json`), the clean-close head
+//! (`head.json`), the append-only segments of compressed blocks
+//! (`seg-<first seq>.log`), the journal of records not yet in a block
+//! (`journal-<first seq>.log`), and the sparse index of blocks built from
+//! their headers alone.
+//!
+//! Opening after a clean close reads only frame headers (no repair, no
+//! decompression). Opening after a crash (no `head.json`) also checks every
+//! frame of the tail segment and the journal, and cuts a torn final frame,
+//! keeping its bytes in `torn/` for the record.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::chain::Checkpoint;
+use super::digest::ChainHash;
+use super::frame::{self, Item, Kind, HEADER};
+use super::stored::{self, BlockHeader, Stored, BLOCK_HEADER};
+use super::AuditError;
+
+/// The stored format this code writes and reads.
+pub const FORMAT: u32 = 1;
+
+/// `log.json`: fixed when the log is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogMeta {
+    pub format: u32,
+    pub chain_hash: ChainHash,
+}
+
+pub fn meta_path(dir: &Path) -> PathBuf {
+    dir.join("log.json")
+}
+pub fn head_path(dir: &Path) -> PathBuf {
+    dir.join("head.json")
+}
+pub fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("seg-{first_seq:020}.log"))
+}
+pub fn journal_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("journal-{first_seq:020}.log"))
+}
+
+fn io_err(path: &Path, e: io::Error) -> AuditError {
+    AuditError::Io {
+        path: path.display().to_string(),
+        source: e,
+    }
+}
+
+/// Writes `bytes` to `path` so that a crash leaves the old or the new file,
+/// never a mix: temporary file, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AuditError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| io_err(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
+    sync_dir(path.parent().expect("files live in the log directory"))
+}
+
+pub fn sync_dir(dir: &Path) -> Result<(), AuditError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err(dir, e))
+}
+
+pub fn read_meta(dir: &Path) -> Result<Option<LogMeta>, AuditError> {
+    let path = meta_path(dir);
+    match fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| AuditError::Format(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(&path, e)),
+    }
+}
+
+/// The clean-close head, if the log was closed cleanly and not opened since.
+pub fn read_marker(dir: &Path) -> Option<Checkpoint> {
+    serde_json::from_slice(&fs::read(head_path(dir)).ok()?).ok()
+}
+
+/// The exclusive lock a process holds on the log while it uses it.
+pub struct Lock(#[allow(dead_code)] File);
+
+pub fn lock(dir: &Path) -> Result<Lock, AuditError> {
+    let path = dir.join("LOCK");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io_err(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Lock(f)),
+        Err(fs::TryLockError::WouldBlock) => Err(AuditError::Locked(dir.display().to_string())),
+        Err(fs::TryLockError::Error(e)) => Err(io_err(&path, e)),
+    }
+}
+
+/// A segment or journal file, named by the first sequence number it holds.
+#[derive(Debug, Clone)]
+pub struct FileRef {
+    pub id: u64,
+    pub path: PathBuf,
+    /// Bytes written durably (what readers may read).
+    pub len: u64,
+}
+
+/// Where one block lies, and what its header says.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockRef {
+    pub segment: u64,
+    pub offset: u64,
+    pub header: BlockHeader,
+}
+
+/// Every file of the log and the sparse index of its blocks.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    pub segments: Vec<FileRef>,
+    pub blocks: Vec<BlockRef>,
+    pub journals: Vec<FileRef>,
+    /// The last record, as the writer (or a clean close) last recorded it.
+    pub head: Option<Checkpoint>,
+}
+
+impl Layout {
+    /// The last sequence number in a block.
+    pub fn blocked_seq(&self) -> u64 {
+        self.blocks.last().map_or(0, |b| b.header.last_seq())
+    }
+}
+
+fn list(dir: &Path, prefix: &str) -> Result<Vec<FileRef>, AuditError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
+        let entry = entry.map_err(|e| io_err(dir, e))?;
+        let name = entry.file_name();
+        let Some(id) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|n| n.strip_suffix(".log"))
+            .and_then(|n| n.parse().ok())
+        else {
+            continue;
+        };
+        let len = entry
+            .metadata()
+            .map_err(|e| io_err(&entry.path(), e))?
+            .len();
+        out.push(FileRef {
+            id,
+            path: entry.path(),
+            len,
+        });
+    }
+    out.sort_by_key(|f| f.id);
+    Ok(out)
+}
+
+/// The blocks of a segment from their headers alone (one small read per
+/// block); a segment whose headers do not chain up is read whole and its
+/// frames found by resynchronizing.
+pub fn index_segment(seg: &FileRef) -> Result<Vec<BlockRef>, AuditError> {
+    let file = File::open(&seg.path).map_err(|e| io_err(&seg.path, e))?;
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    let mut buf = [0u8; HEADER + BLOCK_HEADER];
+    while offset < seg.len {
+        let parsed = file
+            .read_exact_at(&mut buf, offset)
+            .ok()
+            .and_then(|()| frame::header(&buf))
+            .filter(|h| h.kind == Kind::Block as u8)
+            .filter(|h| offset + (HEADER + h.len) as u64 <= seg.len)
+            .and_then(|h| Some((h, BlockHeader::parse(&buf[HEADER..]).ok()?)));
+        let Some((h, header)) = parsed else {
+            return index_damaged(seg, &file);
+        };
+        out.push(BlockRef {
+            segment: seg.id,
+            offset,
+            header,
+        });
+        offset += (HEADER + h.len) as u64;
+    }
+    Ok(out)
+}
+
+fn index_damaged(seg: &FileRef, file: &File) -> Result<Vec<BlockRef>, AuditError> {
+    let bytes = read_file(file, seg.len).map_err(|e| io_err(&seg.path, e))?;
+    let mut out = Vec::new();
+    for item in frame::frames(&bytes) {
+        if let Item::Frame { at, kind, payload } = item {
+            if let (Some(Kind::Block), Ok(header)) =
+                (Kind::from_byte(kind), BlockHeader::parse(payload))
+            {
+                out.push(BlockRef {
+                    segment: seg.id,
+                    offset: at as u64,
+                    header,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn read_file(file: &File, len: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact_at(&mut bytes, 0)?;
+    Ok(bytes)
+}
+
+/// The layout of a log on disk, for reading only: nothing is repaired.
+pub fn read_layout(dir: &Path) -> Result<Layout, AuditError> {
+    let segments = list(dir, "seg-")?;
+    let mut blocks = Vec::new();
+    for seg in &segments {
+        blocks.extend(index_segment(seg)?);
+    }
+    Ok(Layout {
+        segments,
+        blocks,
+        journals: list(dir, "journal-")?,
+        head: read_marker(dir),
+    })
+}
+
+/// What the writer continues from.
+pub struct Recovered {
+    pub layout: Layout,
+    /// Journal records after the last block, oldest first.
+    pub pending: Vec<Stored>,
+    /// The last record: `(seq, hash, time)`; seq 0 while empty.
+    pub last: (u64, [u8; 32], u64),
+}
+
+/// Opens the log for writing: the layout, then (after a crash) the tail
+/// checked and a torn end cut, then the journal's records after the last
+/// block.
+pub fn recover(dir: &Path) -> Result<Recovered, AuditError> {
+    let marker = read_marker(dir);
+    if marker.is_none() {
+        if let Some(mut tail) = list(dir, "seg-")?.pop() {
+            cut_torn_end(dir, &mut tail)?;
+        }
+    }
+    if let Some(mut j) = list(dir, "journal-")?.pop() {
+        cut_torn_end(dir, &mut j)?;
+    }
+    let layout = read_layout(dir)?;
+    let mut pending: Vec<Stored> = Vec::new();
+    for j in &layout.journals {
+        pending_from(j, layout.blocked_seq(), &mut pending)?;
+    }
+    let last = match (pending.last(), layout.blocks.last()) {
+        (Some(p), _) => (p.seq, p.hash, p.timestamp_ms),
+        (None, Some(b)) => last_of_block(&layout, b, marker.as_ref())?,
+        (None, None) => (0, [0; 32], 0),
+    };
+    Ok(Recovered {
+        layout,
+        pending,
+        last,
+    })
+}
+
+/// Adds the records of journal `j` that follow the last block (or the last
+/// pending record) to `pending`. A journal damaged before its end would
+/// leave acknowledged records out of the chain: opening stops there, for an
+/// operator to run `audit verify` and move the journal aside, rather than
+/// writing over their sequence numbers.
+fn pending_from(j: &FileRef, blocked: u64, pending: &mut Vec<Stored>) -> Result<(), AuditError> {
+    let damaged = |what: String| {
+        AuditError::Format(format!(
+            "{}: {what}; the log is not opened (run `audit verify`, keep the file, move it aside to go on without its records)",
+            j.path.display()
+        ))
+    };
+    let file = File::open(&j.path).map_err(|e| io_err(&j.path, e))?;
+    let bytes = read_file(&file, j.len).map_err(|e| io_err(&j.path, e))?;
+    for item in frame::frames(&bytes) {
+        let (payload, at) = match item {
+            Item::Frame { payload, at, .. } => (payload, at),
+            Item::Damaged { at, .. } | Item::Garbage { at, .. } | Item::Torn { at } => {
+                return Err(damaged(format!("damaged bytes at {at}")))
+            }
+        };
+        let r = Stored::decode_raw(payload)
+            .map_err(|e| damaged(format!("record at byte {at}: {e}")))?;
+        let after = pending.last().map_or(blocked, |p| p.seq);
+        if r.seq > after + 1 {
+            return Err(damaged(format!(
+                "records {}..{} are missing",
+                after + 1,
+                r.seq
+            )));
+        }
+        if r.seq == after + 1 {
+            pending.push(r);
+        }
+    }
+    Ok(())
+}
+
+/// The last record of a block: from the clean-close head when it names it,
+/// else by decompressing the block.
+fn last_of_block(
+    layout: &Layout,
+    b: &BlockRef,
+    marker: Option<&Checkpoint>,
+) -> Result<(u64, [u8; 32], u64), AuditError> {
+    if let Some(m) = marker.filter(|m| m.seq == b.header.last_seq()) {
+        if let Ok(h) = hex::decode(&m.hash) {
+            if let Ok(hash) = <[u8; 32]>::try_from(h.as_slice()) {
+                return Ok((m.seq, hash, m.timestamp_ms));
+            }
+        }
+    }
+    let records = read_block(layout, b)?;
+    let r = records
+        .last()
+        .ok_or_else(|| AuditError::Format("the last block is empty".to_owned()))?;
+    Ok((r.seq, r.hash, r.timestamp_ms))
+}
+
+/// The records of one block (for the writer's head and for retention).
+pub fn read_block(layout: &Layout, b: &BlockRef) -> Result<Vec<Stored>, AuditError> {
+    let seg = layout
+        .segments
+        .iter()
+        .find(|s| s.id == b.segment)
+        .ok_or_else(|| AuditError::Format(format!("no segment {}", b.segment)))?;
+    let file = File::open(&seg.path).map_err(|e| io_err(&seg.path, e))?;
+    read_block_from(&file, b)
+        .map_err(|e| AuditError::Format(format!("{}: {e}", seg.path.display())))
+}
+
+pub fn read_block_from(file: &File, b: &BlockRef) -> Result<Vec<Stored>, stored::DecodeError> {
+    let mut head = [0u8; HEADER];
+    file.read_exact_at(&mut head, b.offset)
+        .map_err(|e| stored::DecodeError(e.to_string()))?;
+    let h = frame::header(&head).ok_or_else(|| stored::DecodeError("no frame".to_owned()))?;
+    let mut payload = vec![0u8; h.len];
+    file.read_exact_at(&mut payload, b.offset + HEADER as u64)
+        .map_err(|e| stored::DecodeError(e.to_string()))?;
+    stored::decode_block(&payload).map(|(_, records)| records)
+}
+
+/// Cuts a final frame a crash left incomplete (or half-written: damaged at
+/// the very end). Damage before the last good frame is evidence and stays.
+fn cut_torn_end(dir: &Path, f: &mut FileRef) -> Result<(), AuditError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&f.path)
+        .map_err(|e| io_err(&f.path, e))?;
+    let bytes = read_file(&file, f.len).map_err(|e| io_err(&f.path, e))?;
+    let cut = match frame::frames(&bytes).last() {
+        Some(Item::Torn { at }) => at,
+        Some(Item::Damaged { at, .. }) => at,
+        Some(Item::Garbage { at, end }) if end == bytes.len() => at,
+        _ => return Ok(()),
+    };
+    let torn = dir.join("torn");
+    fs::create_dir_all(&torn).map_err(|e| io_err(&torn, e))?;
+    let name = format!(
+        "{}-at-{cut}.bin",
+        f.path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("file")
+    );
+    fs::write(torn.join(&name), &bytes[cut..]).map_err(|e| io_err(&torn, e))?;
+    file.set_len(cut as u64)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_err(&f.path, e))?;
+    tracing::warn!(file = %f.path.display(), at = cut, kept = %name, "decision log: cut a torn final frame");
+    f.len = cut as u64;
+    Ok(())
+}

@@ -1,0 +1,295 @@
+//! The stored unit of the decision log, agnostic of the record's fields: a
+//! record's canonical JSON (the bytes its chain hash covers) and the hash as
+//! 32 raw bytes; and how many of them are packed into one compressed block.
+//!
+//! The previous record's hash appears inside the canonical JSON as 64 hex
+//! digits. It is implied by the record before, so it is cut out on disk and
+//! put back when read (only its offset is kept): 64 incompressible bytes per
+//! record saved, and the reconstructed bytes are exactly the hashed ones.
+
+use std::io::Read;
+
+/// The 64 hex digits of the previous hash are cut out at this offset; this
+/// value means they were not found and the JSON is stored whole.
+const WHOLE: u32 = u32::MAX;
+
+/// One record as stored: canonical JSON, its hash and the hash it links to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Position in the log (from the frame or block, not the JSON: the walk
+    /// compares the two).
+    pub seq: u64,
+    pub timestamp_ms: u64,
+    pub prev: [u8; 32],
+    pub hash: [u8; 32],
+    /// The canonical form, `prev_hash` included.
+    pub canonical: Vec<u8>,
+    /// False when the record was stored after another record than the one
+    /// now before it (a block keeps 4 bytes of each record's previous hash
+    /// for this): the chain was cut there, so the walk names the record
+    /// before rather than blaming this one's content.
+    pub links: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(pub String);
+
+fn bad(what: &str) -> DecodeError {
+    DecodeError(what.to_owned())
+}
+
+/// Reads little-endian fields off the front of a byte slice.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.0.len() < n {
+            return Err(bad("truncated entry"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4")))
+    }
+    fn hash(&mut self) -> Result<[u8; 32], DecodeError> {
+        Ok(self.take(32)?.try_into().expect("32"))
+    }
+}
+
+impl Stored {
+    /// The line `audit export` prints: the canonical form with `hash` as
+    /// its last field.
+    pub fn line(&self) -> Vec<u8> {
+        let mut out = self.canonical.clone();
+        if out.last() == Some(&b'}') {
+            out.pop();
+        }
+        out.extend_from_slice(b",\"hash\":\"");
+        out.extend_from_slice(hex::encode(self.hash).as_bytes());
+        out.extend_from_slice(b"\"}");
+        out
+    }
+
+    pub fn hash_hex(&self) -> String {
+        hex::encode(self.hash)
+    }
+
+    /// The canonical JSON without the previous hash, and where it was.
+    fn cut_prev(&self) -> (u32, &[u8], &[u8]) {
+        let needle = format!("\"prev_hash\":\"{}\"", hex::encode(self.prev));
+        match memrfind(&self.canonical, needle.as_bytes()) {
+            Some(i) => {
+                let at = i + "\"prev_hash\":\"".len();
+                (at as u32, &self.canonical[..at], &self.canonical[at + 64..])
+            }
+            None => (WHOLE, &self.canonical[..], &[][..]),
+        }
+    }
+
+    fn put_prev(at: u32, json: &[u8], prev: &[u8; 32]) -> Result<Vec<u8>, DecodeError> {
+        if at == WHOLE {
+            return Ok(json.to_vec());
+        }
+        let at = at as usize;
+        if at > json.len() {
+            return Err(bad("previous-hash offset past the record"));
+        }
+        let mut out = Vec::with_capacity(json.len() + 64);
+        out.extend_from_slice(&json[..at]);
+        out.extend_from_slice(hex::encode(prev).as_bytes());
+        out.extend_from_slice(&json[at..]);
+        Ok(out)
+    }
+
+    /// A journal frame's payload: `seq | time | prev | hash | at | json`.
+    pub fn encode_raw(&self) -> Vec<u8> {
+        let (at, a, b) = self.cut_prev();
+        let mut out = Vec::with_capacity(84 + a.len() + b.len());
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        out.extend_from_slice(&self.timestamp_ms.to_le_bytes());
+        out.extend_from_slice(&self.prev);
+        out.extend_from_slice(&self.hash);
+        out.extend_from_slice(&at.to_le_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b);
+        out
+    }
+
+    pub fn decode_raw(payload: &[u8]) -> Result<Self, DecodeError> {
+        let mut c = Cursor(payload);
+        let seq = c.u64()?;
+        let timestamp_ms = c.u64()?;
+        let prev = c.hash()?;
+        let hash = c.hash()?;
+        let at = c.u32()?;
+        let canonical = Self::put_prev(at, c.0, &prev)?;
+        Ok(Self {
+            seq,
+            timestamp_ms,
+            prev,
+            hash,
+            canonical,
+            links: true,
+        })
+    }
+}
+
+fn memrfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
+}
+
+/// What a block says of itself, uncompressed, so the index is built without
+/// decompressing: `first_seq | count | min time | max time | prev hash`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockHeader {
+    pub first_seq: u64,
+    pub count: u32,
+    pub min_ms: u64,
+    pub max_ms: u64,
+    /// The hash the block's first record links to.
+    pub prev: [u8; 32],
+}
+
+pub const BLOCK_HEADER: usize = 60;
+
+impl BlockHeader {
+    pub fn parse(payload: &[u8]) -> Result<Self, DecodeError> {
+        let mut c = Cursor(payload);
+        Ok(Self {
+            first_seq: c.u64()?,
+            count: c.u32()?,
+            min_ms: c.u64()?,
+            max_ms: c.u64()?,
+            prev: c.hash()?,
+        })
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.first_seq + u64::from(self.count).saturating_sub(1)
+    }
+}
+
+/// Records per compressed block: enough for zstd to find the repetition
+/// between records, few enough that the journal stays small.
+pub const BLOCK_RECORDS: usize = 1024;
+
+/// Segment bytes for `records`: block frames of [`BLOCK_RECORDS`] each.
+pub fn block_frames(records: &[Stored]) -> Vec<u8> {
+    records
+        .chunks(BLOCK_RECORDS)
+        .flat_map(|chunk| super::frame::encode(super::frame::Kind::Block, &encode_block(chunk)))
+        .collect()
+}
+
+/// zstd level: the writer compresses every block, so a fast level.
+const LEVEL: i32 = 3;
+
+/// A block frame's payload for consecutive records: the header, then
+/// zstd(`hash | link | time | at | len | json` per record), `link` the first
+/// 4 bytes of the record's previous hash. The records' own
+/// previous hashes are implied: the header's, then each one's predecessor.
+pub fn encode_block(records: &[Stored]) -> Vec<u8> {
+    let first = records.first().expect("a block holds records");
+    let mut body = Vec::new();
+    for r in records {
+        let (at, a, b) = r.cut_prev();
+        body.extend_from_slice(&r.hash);
+        body.extend_from_slice(&r.prev[..4]);
+        body.extend_from_slice(&r.timestamp_ms.to_le_bytes());
+        body.extend_from_slice(&at.to_le_bytes());
+        body.extend_from_slice(&((a.len() + b.len()) as u32).to_le_bytes());
+        body.extend_from_slice(a);
+        body.extend_from_slice(b);
+    }
+    let mut out = Vec::with_capacity(BLOCK_HEADER + body.len() / 4);
+    out.extend_from_slice(&first.seq.to_le_bytes());
+    out.extend_from_slice(&(records.len() as u32).to_le_bytes());
+    let min = records.iter().map(|r| r.timestamp_ms).min().unwrap_or(0);
+    let max = records.iter().map(|r| r.timestamp_ms).max().unwrap_or(0);
+    out.extend_from_slice(&min.to_le_bytes());
+    out.extend_from_slice(&max.to_le_bytes());
+    out.extend_from_slice(&first.prev);
+    out.extend(zstd::bulk::compress(&body, LEVEL).expect("zstd compresses in memory"));
+    out
+}
+
+/// The records of a block. Fails if the body cannot be decompressed or
+/// parsed; the entries decoded before a failure are lost with it (the walk
+/// then names the block's first record).
+pub fn decode_block(payload: &[u8]) -> Result<(BlockHeader, Vec<Stored>), DecodeError> {
+    let header = BlockHeader::parse(payload)?;
+    let mut body = Vec::new();
+    zstd::stream::read::Decoder::new(&payload[BLOCK_HEADER..])
+        .and_then(|mut d| d.read_to_end(&mut body))
+        .map_err(|e| DecodeError(format!("block does not decompress: {e}")))?;
+    let mut c = Cursor(&body);
+    let mut prev = header.prev;
+    let mut out = Vec::with_capacity(header.count as usize);
+    for i in 0..u64::from(header.count) {
+        let hash = c.hash()?;
+        let link = c.take(4)?;
+        let timestamp_ms = c.u64()?;
+        let at = c.u32()?;
+        let len = c.u32()? as usize;
+        let json = c.take(len)?;
+        out.push(Stored {
+            seq: header.first_seq + i,
+            timestamp_ms,
+            prev,
+            hash,
+            canonical: Stored::put_prev(at, json, &prev)?,
+            links: link == &prev[..4],
+        });
+        prev = hash;
+    }
+    if !c.0.is_empty() {
+        return Err(bad("bytes after the block's last record"));
+    }
+    Ok((header, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(seq: u64, prev: [u8; 32]) -> Stored {
+        let canonical = format!(
+            "{{\"seq\":{seq},\"x\":\"y\",\"prev_hash\":\"{}\"}}",
+            hex::encode(prev)
+        )
+        .into_bytes();
+        Stored {
+            seq,
+            timestamp_ms: 100 + seq,
+            prev,
+            hash: super::super::digest::ChainHash::Sha256.digest(&canonical),
+            canonical,
+            links: true,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_through_journal_frames_and_blocks() {
+        let a = stored(7, [0; 32]);
+        let b = stored(8, a.hash);
+        assert_eq!(Stored::decode_raw(&a.encode_raw()).unwrap(), a);
+        let raw = a.encode_raw();
+        assert_eq!(
+            raw.len(),
+            84 + a.canonical.len() - 64,
+            "the prev hash is cut"
+        );
+        let (h, back) = decode_block(&encode_block(&[a.clone(), b.clone()])).unwrap();
+        assert_eq!((h.first_seq, h.count, h.min_ms, h.max_ms), (7, 2, 107, 108));
+        assert_eq!(back, vec![a.clone(), b]);
+        assert!(a
+            .line()
+            .ends_with(format!(",\"hash\":\"{}\"}}", a.hash_hex()).as_bytes()));
+    }
+}

@@ -1,0 +1,349 @@
+//! Forensics on the decision log's files: the real server writes the log,
+//! the test edits the real files' bytes (a flipped byte, a cut, garbage, a
+//! record removed and the chain re-linked), and the real `etax-authz audit
+//! verify` must name the first record affected, tell corruption from
+//! tampering by its exit code, and salvage what it can.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{cli, copy_data, rewrite_log, Server};
+use etax_authz::audit::frame::{self, Item, Kind, HEADER};
+use etax_authz::audit::stored::BlockHeader;
+use etax_authz::audit::{decision_log_path, stored, ChainHash, DecisionRecord, Stored};
+use serde_json::{json, Value};
+
+const CLERK: &str = "Staff::\"91210102MA0TAX001F/resident_id:210102199001015035\"";
+const OK: i32 = 0;
+const TAMPERED: i32 = 3;
+const UNREADABLE: i32 = 4;
+
+/// A stopped server's data with `n` authorize decisions after the start's
+/// `policy.load` record (record 1): `n + 1` records.
+fn log_of(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::demo_in(dir.path(), &[]);
+    let functions = ["vat_filing", "cit_filing", "invoice_issue", "tax_payment"];
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(100);
+        let requests: Vec<Value> = (0..k)
+            .map(|i| {
+                json!({
+                    "principal": CLERK,
+                    "action": "Action::\"useFunction\"",
+                    "resource": format!("Function::\"{}\"", functions[i % 4]),
+                })
+            })
+            .collect();
+        let (status, body) = s.post("/v1/authorize/batch", &json!({ "requests": requests }));
+        assert_eq!(status, 200, "{body}");
+        left -= k;
+    }
+    s.stop();
+    dir
+}
+
+fn verify(data: &Path, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec![
+        "audit",
+        "verify",
+        "--json",
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = cli(&args);
+    let report = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    (code, report)
+}
+
+fn only_segment(data: &Path) -> PathBuf {
+    let dir = decision_log_path(data);
+    let mut segs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("seg-"))
+        .collect();
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    segs.pop().unwrap()
+}
+
+/// The block frames of a segment: (offset, total length, header). Blocks
+/// hold at least 1,024 records (more when one group commit crosses it).
+fn blocks(bytes: &[u8]) -> Vec<(usize, usize, BlockHeader)> {
+    let mut out = Vec::new();
+    for item in frame::frames(bytes) {
+        match item {
+            Item::Frame { at, kind, payload } if kind == Kind::Block as u8 => out.push((
+                at,
+                HEADER + payload.len(),
+                BlockHeader::parse(payload).unwrap(),
+            )),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    out
+}
+
+#[test]
+fn a_clean_log_verifies_and_stays_closed_cleanly() {
+    let dir = log_of(30);
+    let log = decision_log_path(dir.path());
+    assert!(
+        log.join("head.json").is_file(),
+        "SIGTERM leaves the clean-close head"
+    );
+    let (code, report) = verify(dir.path(), &[]);
+    assert_eq!((code, &report["verdict"]), (OK, &json!("ok")), "{report}");
+    assert_eq!(report["records"], 31);
+    // A command that opens the writer closes the log cleanly again.
+    let (code, _, err) = cli(&["audit", "export", "--data", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(log.join("head.json").is_file(), "the CLI closes cleanly");
+}
+
+#[test]
+fn a_flipped_byte_in_a_block_is_corruption_named_by_record() {
+    let dir = log_of(2100);
+    let seg = only_segment(dir.path());
+    let bytes = std::fs::read(&seg).unwrap();
+    let frames = blocks(&bytes);
+    assert!(frames.len() >= 2, "{frames:?}");
+
+    // A byte of a record in the middle of the second block changes; the
+    // block's checksum is not rewritten (as a disk or a careless hand
+    // would leave it).
+    let (at, len, header) = frames[1];
+    let target = header.first_seq + u64::from(header.count) / 2;
+    let old_crc = bytes[at + 9..at + 13].to_vec();
+    let (_, mut records) = stored::decode_block(&bytes[at + HEADER..at + len]).unwrap();
+    let r = &mut records[(target - header.first_seq) as usize];
+    let pos = find(&r.canonical, b"\"decision\":\"allow\"").unwrap() + 13;
+    r.canonical[pos] = b'x';
+    let mut block = frame::encode(Kind::Block, &stored::encode_block(&records));
+    block[9..13].copy_from_slice(&old_crc);
+    let damaged = [&bytes[..at], &block, &bytes[at + len..]].concat();
+    std::fs::write(&seg, damaged).unwrap();
+
+    let (code, report) = verify(dir.path(), &[]);
+    assert_eq!(code, UNREADABLE, "{report}");
+    let p = &report["problem"];
+    assert_eq!(
+        (&p["kind"], &p["seq"]),
+        (&json!("corrupted"), &json!(target)),
+        "{report}"
+    );
+    assert!(p["time"].as_str().unwrap().starts_with("20"), "{report}");
+    assert_eq!(report["last_verified"]["seq"], target - 1);
+    // Every other record still verifies: the damage is one record.
+    assert_eq!(report["records"], 2100, "{report}");
+
+    // The text report says the same.
+    let (code, out, _) = cli(&["audit", "verify", "--data", dir.path().to_str().unwrap()]);
+    assert_eq!(code, UNREADABLE);
+    assert!(
+        out.contains(&format!(
+            "UNREADABLE: record {target} CORRUPTED (written 20"
+        )),
+        "{out}"
+    );
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn an_undecodable_block_names_its_first_record_and_the_rest_is_salvaged() {
+    let dir = log_of(3000);
+    let seg = only_segment(dir.path());
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let frames = blocks(&bytes);
+    assert!(frames.len() >= 3, "{frames:?}");
+    // Zero the middle block's compressed body: no record in it can be read.
+    let (at, len, lost) = frames[1];
+    for b in &mut bytes[at + HEADER + stored::BLOCK_HEADER..at + len] {
+        *b = 0;
+    }
+    std::fs::write(&seg, &bytes).unwrap();
+    let (code, report) = verify(dir.path(), &[]);
+    assert_eq!(code, UNREADABLE, "{report}");
+    let p = &report["problem"];
+    assert_eq!(
+        (&p["kind"], &p["seq"]),
+        (&json!("unreadable"), &json!(lost.first_seq)),
+        "{report}"
+    );
+    // The time is the last good record's.
+    assert_eq!(p["time"], report["last_verified"]["time"], "{report}");
+    assert_eq!(report["last_verified"]["seq"], lost.first_seq - 1);
+    let salvaged = 3001 - u64::from(lost.count);
+    assert_eq!(
+        report["records"], salvaged,
+        "the blocks after it are salvaged"
+    );
+
+    // Garbage over a frame's start: the walk resynchronizes on the next one.
+    let dir = log_of(3000);
+    let seg = only_segment(dir.path());
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let (at, _, lost) = blocks(&bytes)[1];
+    bytes[at..at + 8].copy_from_slice(b"garbage!");
+    std::fs::write(&seg, &bytes).unwrap();
+    let (code, report) = verify(dir.path(), &[]);
+    assert_eq!(code, UNREADABLE, "{report}");
+    assert_eq!(report["problem"]["seq"], lost.first_seq, "{report}");
+    assert_eq!(report["records"], 3001 - u64::from(lost.count), "{report}");
+}
+
+#[test]
+fn truncation_is_named_whether_mid_frame_or_at_a_frame_boundary() {
+    let original = log_of(2100);
+    let seg = only_segment(original.path());
+    let bytes = std::fs::read(&seg).unwrap();
+    let frames = blocks(&bytes);
+
+    // Cut inside the last block: storage cut short, the head says 2100.
+    let mid = copy_data(original.path());
+    let (at, len, last) = *frames.last().unwrap();
+    std::fs::write(only_segment(mid.path()), &bytes[..at + len / 2]).unwrap();
+    let (code, report) = verify(mid.path(), &[]);
+    assert_eq!(code, UNREADABLE, "{report}");
+    assert_eq!(report["problem"]["seq"], last.first_seq, "{report}");
+    assert_eq!(report["last_verified"]["seq"], last.first_seq - 1);
+
+    // Cut exactly before the last block: only the clean-close head shows it.
+    let cut = copy_data(original.path());
+    std::fs::write(only_segment(cut.path()), &bytes[..at]).unwrap();
+    let (code, report) = verify(cut.path(), &[]);
+    assert_eq!(code, TAMPERED, "{report}");
+    let p = &report["problem"];
+    assert_eq!(
+        (&p["kind"], &p["seq"]),
+        (&json!("removed"), &json!(2049)),
+        "{report}"
+    );
+
+    // Head removed as well: a checkpoint kept elsewhere still shows it.
+    let (_, head) = verify(original.path(), &[]);
+    let head = head["head"].to_string();
+    std::fs::remove_file(decision_log_path(cut.path()).join("head.json")).unwrap();
+    let (code, report) = verify(cut.path(), &["--checkpoint", &head]);
+    assert_eq!(code, TAMPERED, "{report}");
+    assert_eq!(report["checkpoint"]["extended"], false, "{report}");
+}
+
+/// Re-seals records `from..` so each links to the one before, renumbered.
+fn relink(records: &mut [Stored], from: usize) {
+    for i in from..records.len() {
+        let prev = if i == 0 { [0; 32] } else { records[i - 1].hash };
+        let seq = i as u64 + 1;
+        let mut r: DecisionRecord = serde_json::from_slice(&records[i].line()).unwrap();
+        r.seq = seq;
+        r.prev_hash = hex::encode(prev);
+        r.hash.clear();
+        records[i].canonical = etax_authz::audit::chain::canonical_bytes(&r);
+        records[i].seq = seq;
+        records[i].prev = prev;
+        records[i].hash = ChainHash::Sha256.digest(&records[i].canonical);
+    }
+}
+
+#[test]
+fn a_record_removed_and_the_chain_relinked_is_caught_by_a_kept_checkpoint() {
+    let dir = log_of(10);
+    let data = dir.path().to_str().unwrap();
+    // The auditor keeps the head at this moment, elsewhere.
+    let (code, kept, err) = cli(&["audit", "checkpoint", "--data", data]);
+    assert_eq!(code, 0, "{err}");
+    let kept_file = dir.path().join("kept-checkpoint.json");
+    std::fs::write(&kept_file, &kept).unwrap();
+    let kept: Value = serde_json::from_str(kept.trim()).unwrap();
+    assert_eq!(kept["seq"], 11);
+    // The log goes on.
+    let s = Server::demo_in(dir.path(), &[]);
+    s.get("/v1/audit/checkpoint");
+    s.stop();
+
+    // Record 4 goes; everything after is renumbered and re-hashed, the
+    // head rewritten to match: the chain alone is consistent.
+    rewrite_log(dir.path(), |rs| {
+        rs.remove(3);
+        relink(rs, 3);
+    });
+    let (_, relinked) = verify(dir.path(), &[]);
+    let last = relinked["last_verified"].clone();
+    std::fs::write(
+        decision_log_path(dir.path()).join("head.json"),
+        last.to_string(),
+    )
+    .unwrap();
+    let (code, report) = verify(dir.path(), &[]);
+    assert_eq!(code, OK, "the chain alone cannot see it: {report}");
+
+    let (code, report) = verify(dir.path(), &["--checkpoint", kept_file.to_str().unwrap()]);
+    assert_eq!(code, TAMPERED, "{report}");
+    assert_eq!(report["verdict"], "tampered");
+    assert_eq!(report["checkpoint"]["extended"], false);
+    assert!(
+        report["checkpoint"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("removed"),
+        "{report}"
+    );
+}
+
+#[test]
+fn after_a_crash_the_torn_end_is_cut_and_the_log_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::demo_in(dir.path(), &[]);
+    // Audit reads are committed (durable) before their answers.
+    for _ in 0..5 {
+        s.get("/v1/audit/checkpoint");
+    }
+    s.kill();
+    let log = decision_log_path(dir.path());
+    assert!(
+        !log.join("head.json").exists(),
+        "a crash leaves no clean head"
+    );
+    // A write the crash cut: half a frame at the journal's end.
+    let journal = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("journal-")
+        })
+        .unwrap();
+    let mut torn = frame::encode(Kind::Record, &[7u8; 200]);
+    torn.truncate(90);
+    let mut bytes = std::fs::read(&journal).unwrap();
+    let records_before = frame::frames(&bytes).count();
+    assert!(records_before >= 5, "{records_before}");
+    bytes.extend(&torn);
+    std::fs::write(&journal, &bytes).unwrap();
+    // Read-only verify: the unfinished write is noted, not reported.
+    let (code, report) = verify(dir.path(), &[]);
+    assert_eq!(code, OK, "{report}");
+    assert!(report["crash_tail"].as_str().is_some(), "{report}");
+    // The next open cuts it (keeping the bytes aside) and appends after.
+    let s = Server::demo_in(dir.path(), &[]);
+    let (status, _) = s.get("/v1/audit/checkpoint");
+    assert_eq!(status, 200);
+    s.stop();
+    assert!(log.join("torn").is_dir());
+    let (code, report) = verify(dir.path(), &[]);
+    assert_eq!(code, OK, "{report}");
+    assert_eq!(
+        report["records"].as_u64().unwrap() as usize,
+        records_before + 2,
+        "the restart's policy.load and the read"
+    );
+}
