@@ -19,7 +19,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use etax_authz::audit::{self, chain, AuditLog, ChainHash, DecisionRecord};
+use sha2::Digest;
+
+use etax_authz::audit::{self, chain, AuditLog, ChainHash, DecisionRecord, FinalOutcome, PersonRef};
 use redb::{Database, TableDefinition};
 
 const BATCH: usize = 256;
@@ -55,7 +57,10 @@ const FUNCTIONS: &[&str] = &[
 ];
 
 /// Record `i` of the mix: 50,000 enterprises with 4 staff each, one in
-/// five questions from an agency's staff acting for a client.
+/// five questions from an agency's staff acting for a client. Each carries
+/// what a `/v1/authorize` record carries since #11: the final outcome, the
+/// person named (a keyed pseudonym: 128 random-looking bits, masked ID and
+/// name, identity type), and for a default deny the permits considered.
 fn record(rng: &mut Rng, i: u64, base_ms: u64) -> DecisionRecord {
     let ent = rng.below(50_000);
     let code = format!("91210{ent:08}MA{}", (b'A' + (ent % 26) as u8) as char);
@@ -97,8 +102,34 @@ fn record(rng: &mut Rng, i: u64, base_ms: u64) -> DecisionRecord {
         "5f1c0e7a9b3d4c2e8f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e",
         30 + rng.below(400),
     )
-    .with_caller(Some("gateway-1"));
+    ;
+    r.caller = Some("gateway-1".to_owned());
     r.timestamp_ms = base_ms + i + rng.below(3);
+    r.outcome = Some(if allowed {
+        FinalOutcome::Done
+    } else {
+        FinalOutcome::Refused
+    });
+    if !allowed && r.policies.is_empty() {
+        r.reason = Some("no permit matched".to_owned());
+        r.unmatched_permits = [
+            "agency.client-business",
+            "function.social-security-only-payer",
+            "function.via-permission-identity",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+    }
+    // The pseudonym stands for the person whatever the question: the same
+    // person always gets the same one, as under the service's key.
+    let pseudonym = hex::encode(&sha2::Sha256::digest(person.as_bytes())[..16]);
+    r.persons = vec![PersonRef {
+        pseudonym,
+        role: if agent { "agent" } else { "principal" }.to_owned(),
+        id: format!("resident_id:{}**********{}", &person[..4], &person[14..]),
+        name: Some("*伟".to_owned()),
+        identity_type: Some(if agent { "agent" } else { "tax_clerk" }.to_owned()),
+    }];
     r
 }
 
