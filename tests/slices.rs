@@ -5,39 +5,13 @@
 //! against the schema; and every action's entity carries exactly the
 //! schema's action groups.
 
-use std::path::Path;
-use std::sync::Arc;
-
-use arc_swap::ArcSwap;
 use cedar_policy::{Entities, EntityUid};
-use etax_authz::authn::password::HashCost;
-use etax_authz::authn::{PasswordHasher, PasswordPolicy};
-use etax_authz::decision::{uid, Engine, Slice};
-use etax_authz::policy::PolicySnapshot;
+use etax_authz::decision::fixture::demo_engine;
+use etax_authz::decision::{uid, Slice};
 use etax_authz::store::{
-    self, AgencyRecord, AgentStaffRecord, EnterpriseRecord, FunctionRecord, ImportDocument,
-    PermissionIdentityRecord, PersonRecord, Record, StaffRecord, Store, StoreReader,
+    AgencyRecord, AgentStaffRecord, EnterpriseRecord, FunctionRecord, PermissionIdentityRecord,
+    PersonRecord, Record, StaffRecord, StoreReader,
 };
-
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-fn demo_engine(dir: &Path) -> Engine {
-    let store = Store::open(&dir.join("identities.redb")).unwrap();
-    let hasher = PasswordHasher::new(HashCost {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    })
-    .unwrap();
-    let demo = ImportDocument::read(&Path::new(ROOT).join("examples/demo.json")).unwrap();
-    store::import_document(&store, &demo, &hasher, &PasswordPolicy::default()).unwrap();
-    let snapshot = PolicySnapshot::load(
-        &Path::new(ROOT).join("policies"),
-        &Path::new(ROOT).join("schemas/etax.cedarschema"),
-    )
-    .unwrap();
-    Engine::new(store, Arc::new(ArcSwap::from_pointee(snapshot)))
-}
 
 fn uids<R: Record>(reader: &StoreReader, ty: &str) -> Vec<EntityUid> {
     let all = reader.all::<R>().unwrap();

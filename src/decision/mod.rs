@@ -12,6 +12,8 @@
 //! otherwise inherit their grants.
 
 pub mod cache;
+#[doc(hidden)]
+pub mod fixture;
 pub mod slice;
 
 use std::sync::Arc;
