@@ -23,6 +23,7 @@ use cedar_policy::{
     Authorizer, Context, Decision, Entities, EntityUid, EvalResult, Request, RequestValidationError,
 };
 
+use crate::domain::EntityKind;
 use crate::policy::PolicySnapshot;
 use crate::store::{Store, StoreError};
 use cache::{Built, SliceCache, SliceKey};
@@ -149,7 +150,8 @@ impl Engine {
         // `actingFor` says whose business an agent does (R8); for anyone
         // else it would only be recorded, as if they had acted for that
         // enterprise.
-        if q.context.get(ACTING_FOR).is_some() && q.principal.type_name().basename() != "AgentStaff"
+        if q.context.get(ACTING_FOR).is_some()
+            && q.principal.type_name().basename() != EntityKind::AgentStaff.as_str()
         {
             return Err(invalid(
                 format!("context.{ACTING_FOR}"),
