@@ -15,6 +15,8 @@ pub mod cache;
 #[doc(hidden)]
 pub mod fixture;
 pub mod slice;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

@@ -31,6 +31,10 @@ pub fn uid(ty: &str, id: &str) -> EntityUid {
     }
 }
 
+#[cfg(test)]
+#[path = "slice_tests.rs"]
+mod tests;
+
 /// The entities gathered for one request.
 #[derive(Default)]
 pub struct Slice {
