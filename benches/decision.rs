@@ -8,7 +8,8 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use etax_authz::authn::PasswordPolicy;
-use etax_authz::decision::{fixture, uid, Engine, Query};
+use etax_authz::decision::{fixture, Engine, Query};
+use etax_authz::domain::{Action, EntityKind};
 use etax_authz::store::{self, ImportDocument};
 use serde_json::json;
 
@@ -94,9 +95,9 @@ fn decide(c: &mut Criterion) {
         let dir = tempfile::tempdir().unwrap();
         let engine = store_with(n, dir.path());
         let query = Query {
-            principal: uid("Staff", "91210102MA0TAX001F/resident_id:210102199001015035"),
-            action: uid("Action", "useFunction"),
-            resource: uid("Function", "vat_filing"),
+            principal: EntityKind::Staff.uid("91210102MA0TAX001F/resident_id:210102199001015035"),
+            action: Action::UseFunction.uid(),
+            resource: EntityKind::Function.uid("vat_filing"),
             context: json!({}),
         };
         assert!(engine.decide(&query).unwrap().allowed);
