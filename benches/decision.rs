@@ -5,18 +5,14 @@
 //! Run: `cargo bench --bench decision`.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use etax_authz::authn::password::HashCost;
-use etax_authz::authn::{PasswordHasher, PasswordPolicy};
-use etax_authz::decision::{uid, Engine, Query};
-use etax_authz::policy::PolicySnapshot;
-use etax_authz::store::{self, ImportDocument, Store};
+use etax_authz::authn::PasswordPolicy;
+use etax_authz::decision::{fixture, Engine, Query};
+use etax_authz::domain::{Action, EntityKind};
+use etax_authz::store::{self, ImportDocument};
 use serde_json::json;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const CHARS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 const WEIGHTS: [usize; 17] = [
     1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
@@ -53,15 +49,8 @@ fn id_number(n: usize) -> String {
 /// The demo bureau plus `n` generated enterprises, each with a clerk
 /// holding a filing role.
 fn store_with(n: usize, dir: &Path) -> Engine {
-    let store = Store::open(&dir.join("identities.redb")).unwrap();
-    let hasher = PasswordHasher::new(HashCost {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    })
-    .unwrap();
-    let demo = ImportDocument::read(&Path::new(ROOT).join("examples/demo.json")).unwrap();
-    store::import_document(&store, &demo, &hasher, &PasswordPolicy::default()).unwrap();
+    let hasher = fixture::light_hasher();
+    let store = fixture::demo_store(dir, &hasher, &PasswordPolicy::default());
     let phc = hasher.hash("Bench@2026x");
     for chunk in (0..n).collect::<Vec<_>>().chunks(2000) {
         let mut doc =
@@ -94,12 +83,7 @@ fn store_with(n: usize, dir: &Path) -> Engine {
         let doc: ImportDocument = serde_json::from_value(doc).unwrap();
         store::import_document(&store, &doc, &hasher, &PasswordPolicy::default()).unwrap();
     }
-    let snapshot = PolicySnapshot::load(
-        &Path::new(ROOT).join("policies"),
-        &Path::new(ROOT).join("schemas/etax.cedarschema"),
-    )
-    .unwrap();
-    Engine::new(store, Arc::new(ArcSwap::from_pointee(snapshot)))
+    fixture::engine_over(store)
 }
 
 fn decide(c: &mut Criterion) {
@@ -111,9 +95,9 @@ fn decide(c: &mut Criterion) {
         let dir = tempfile::tempdir().unwrap();
         let engine = store_with(n, dir.path());
         let query = Query {
-            principal: uid("Staff", "91210102MA0TAX001F/resident_id:210102199001015035"),
-            action: uid("Action", "useFunction"),
-            resource: uid("Function", "vat_filing"),
+            principal: EntityKind::Staff.uid("91210102MA0TAX001F/resident_id:210102199001015035"),
+            action: Action::UseFunction.uid(),
+            resource: EntityKind::Function.uid("vat_filing"),
             context: json!({}),
         };
         assert!(engine.decide(&query).unwrap().allowed);

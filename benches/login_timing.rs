@@ -8,18 +8,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use criterion::{criterion_group, criterion_main, Criterion};
 use etax_authz::audit::{self, AuditLog};
 use etax_authz::authn::{Authn, AuthnConfig};
-use etax_authz::decision::Engine;
+use etax_authz::decision::fixture;
 use etax_authz::flows::password::Holder;
 use etax_authz::flows::Login;
 use etax_authz::ids::{IdType, PersonKey, Phone};
-use etax_authz::policy::PolicySnapshot;
-use etax_authz::store::{self, ImportDocument, Store};
-
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The demo bureau behind a login service with the production argon2 cost,
 /// no lockout and no SMS rate limit (the benchmark repeats one account).
@@ -30,15 +25,8 @@ fn login_service(dir: &Path) -> Login {
         ..AuthnConfig::default()
     };
     let authn = Arc::new(Authn::new(config.clone()).unwrap());
-    let store = Store::open(&dir.join("identities.redb")).unwrap();
-    let demo = ImportDocument::read(&Path::new(ROOT).join("examples/demo.json")).unwrap();
-    store::import_document(&store, &demo, authn.hasher(), &config.passwords).unwrap();
-    let policies = PolicySnapshot::load(
-        &Path::new(ROOT).join("policies"),
-        &Path::new(ROOT).join("schemas/etax.cedarschema"),
-    )
-    .unwrap();
-    let engine = Engine::new(store, Arc::new(ArcSwap::from_pointee(policies)));
+    let store = fixture::demo_store(dir, authn.hasher(), &config.passwords);
+    let engine = fixture::engine_over(store);
     let audit = AuditLog::open(&audit::decision_log_path(dir)).unwrap();
     let keys = audit::pseudonym::Pseudonyms::load_or_create(&dir.join("pseudonym.key")).unwrap();
     Login::new(

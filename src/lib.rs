@@ -31,6 +31,7 @@ pub mod audit;
 pub mod authn;
 pub mod cli;
 pub mod decision;
+pub mod domain;
 pub mod flows;
 pub mod http;
 pub mod ids;

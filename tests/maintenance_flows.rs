@@ -2,21 +2,17 @@
 //! store, real Cedar policies, real argon2 and the decision log.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use etax_authz::audit::AuditLog;
 use etax_authz::authn::config::AuthnConfig;
 use etax_authz::authn::password::HashCost;
 use etax_authz::authn::{Authn, PasswordHasher, PasswordPolicy};
-use etax_authz::decision::{uid, Engine, Query};
+use etax_authz::decision::{fixture, uid, Engine, Query};
 use etax_authz::flows::maintenance::{
     Actor, Maintenance, MaintenanceError, PermissionIdentitySpec, StaffChange,
 };
 use etax_authz::ids::{CreditCode, PermissionIdentityId, PersonKey};
-use etax_authz::policy::PolicySnapshot;
-use etax_authz::store::{self, IdentityType, ImportDocument, StaffRecord, Store};
+use etax_authz::store::{self, IdentityType, StaffRecord};
 use serde_json::json;
 
 /// A light argon2 cost keeps the suite fast; production uses the default.
@@ -25,7 +21,6 @@ const LIGHT: HashCost = HashCost {
     iterations: 1,
     parallelism: 1,
 };
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const E1: &str = "91210102MA0TAX001F";
 const AGENCY: &str = "91210100MA0AGT004B";
 const LEGAL_REP: &str = "resident_id:210102198003124011";
@@ -47,22 +42,9 @@ struct Bureau {
 impl Bureau {
     fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(&tmp.path().join("identities.redb")).unwrap();
-        // A light argon2 cost keeps the suite fast; production uses the default.
-        let hasher = PasswordHasher::new(HashCost {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        })
-        .unwrap();
-        let doc = ImportDocument::read(&Path::new(ROOT).join("examples/demo.json")).unwrap();
-        store::import_document(&store, &doc, &hasher, &PasswordPolicy::default()).unwrap();
-        let snapshot = PolicySnapshot::load(
-            &Path::new(ROOT).join("policies"),
-            &Path::new(ROOT).join("schemas/etax.cedarschema"),
-        )
-        .unwrap();
-        let engine = Engine::new(store, Arc::new(ArcSwap::from_pointee(snapshot)));
+        let hasher = PasswordHasher::new(LIGHT).unwrap();
+        let store = fixture::demo_store(tmp.path(), &hasher, &PasswordPolicy::default());
+        let engine = fixture::engine_over(store);
         let audit = AuditLog::open(&tmp.path().join("decisions.redb")).unwrap();
         let authn = Authn::new(AuthnConfig {
             cost: LIGHT,

@@ -1,20 +1,13 @@
 //! The bundled policy suites pass and cover every bundled policy with an
 //! allow and a deny case (what `etax-authz test --require-coverage` checks).
 
-use std::path::Path;
-
+use etax_authz::decision::fixture::{bundled_policies, root};
 use etax_authz::policy::testing::{run_files, suite_files};
-use etax_authz::policy::PolicySnapshot;
 
 #[test]
 fn bundled_suites_pass_with_full_coverage() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let snap = PolicySnapshot::load(
-        &root.join("policies"),
-        &root.join("schemas/etax.cedarschema"),
-    )
-    .expect("bundled policies load");
-    let files = suite_files(&root.join("policies/tests")).unwrap();
+    let snap = bundled_policies();
+    let files = suite_files(&root().join("policies/tests")).unwrap();
     assert!(!files.is_empty());
     let report = run_files(&snap, &files, |_| {});
     let failures: Vec<String> = report

@@ -126,13 +126,13 @@ impl SliceCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::uid;
+    use crate::domain::{Action, EntityKind};
 
     fn key(principal: &str) -> SliceKey {
         SliceKey {
-            principal: uid("Staff", principal),
-            action: uid("Action", "useFunction"),
-            resource: uid("Function", "vat_filing"),
+            principal: EntityKind::Staff.uid(principal),
+            action: Action::UseFunction.uid(),
+            resource: EntityKind::Function.uid("vat_filing"),
             context_refs: vec![],
         }
     }

@@ -12,7 +12,11 @@
 //! otherwise inherit their grants.
 
 pub mod cache;
+#[doc(hidden)]
+pub mod fixture;
 pub mod slice;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -21,6 +25,7 @@ use cedar_policy::{
     Authorizer, Context, Decision, Entities, EntityUid, EvalResult, Request, RequestValidationError,
 };
 
+use crate::domain::EntityKind;
 use crate::policy::PolicySnapshot;
 use crate::store::{Store, StoreError};
 use cache::{Built, SliceCache, SliceKey};
@@ -117,94 +122,37 @@ impl Engine {
 
     pub fn decide(&self, q: &Query) -> Result<Verdict, DecisionError> {
         let snap = self.snapshot();
-        let schema = snap.schema();
         let policies = snap.policies_for(&q.action).ok_or_else(|| {
             invalid(
                 "action",
                 format!("{} is not an action of the schema", q.action),
             )
         })?;
-        for (field, uid) in [("principal", &q.principal), ("resource", &q.resource)] {
-            if !schema.entity_types().any(|t| t == uid.type_name()) {
-                return Err(invalid(
-                    field,
-                    format!("unknown entity type {}", uid.type_name()),
-                ));
-            }
-        }
-
-        let context = Context::from_json_value(q.context.clone(), Some((schema, &q.action)))
-            .map_err(|e| invalid("context", e))?;
-        let request = Request::new(
-            q.principal.clone(),
-            q.action.clone(),
-            q.resource.clone(),
-            context.clone(),
-            Some(schema),
-        )
-        .map_err(request_error)?;
-
-        // `actingFor` says whose business an agent does (R8); for anyone
-        // else it would only be recorded, as if they had acted for that
-        // enterprise.
-        if q.context.get(ACTING_FOR).is_some() && q.principal.type_name().basename() != "AgentStaff"
-        {
-            return Err(invalid(
-                format!("context.{ACTING_FOR}"),
-                format!(
-                    "only agent staff act for a client; {} may not",
-                    q.principal.type_name()
-                ),
-            ));
-        }
-
+        let (request, context) = checked_request(q, &snap)?;
         let key = SliceKey {
             principal: q.principal.clone(),
             action: q.action.clone(),
             resource: q.resource.clone(),
             context_refs: context_entities(&context, q.context.as_object()),
         };
-        let generation = self.store.generation();
-        let built = match self.cache.get(&key, generation, snap.version()) {
-            Some(built) => built,
-            None => {
-                let built = Arc::new(self.build(&key, &snap)?);
-                self.cache
-                    .insert(key, generation, snap.version(), built.clone());
-                built
-            }
-        };
-        let mut errors = built.missing.clone();
-        let entities = &built.entities;
+        let built = self.entities(key, &snap)?;
+        let response = self
+            .authorizer
+            .is_authorized(&request, policies, &built.entities);
+        Ok(verdict(&snap, policies, &response, built.missing.clone()))
+    }
 
-        let response = self.authorizer.is_authorized(&request, policies, entities);
-        errors.extend(response.diagnostics().errors().map(|e| e.to_string()));
-        let mut reasons: Vec<String> = response
-            .diagnostics()
-            .reason()
-            .map(|id| id.to_string())
-            .collect();
-        reasons.sort();
-        let allowed = response.decision() == Decision::Allow && errors.is_empty();
-        if !allowed && response.decision() == Decision::Allow {
-            // Denied by an error, not by a rule: the permits Cedar matched
-            // did not decide, and naming them would read as the refusal.
-            reasons.clear();
+    /// The request's entities: from the cache when nothing they were built
+    /// from changed, else built and filed.
+    fn entities(&self, key: SliceKey, snap: &PolicySnapshot) -> Result<Arc<Built>, DecisionError> {
+        let generation = self.store.generation();
+        if let Some(built) = self.cache.get(&key, generation, snap.version()) {
+            return Ok(built);
         }
-        let refusal = (!allowed).then(|| snap.refusal(&reasons)).flatten();
-        let unmatched_permits = if allowed || !reasons.is_empty() || !errors.is_empty() {
-            Vec::new()
-        } else {
-            permit_ids(policies)
-        };
-        Ok(Verdict {
-            allowed,
-            reasons,
-            errors,
-            policy_version: snap.version().to_owned(),
-            refusal,
-            unmatched_permits,
-        })
+        let built = Arc::new(self.build(&key, snap)?);
+        self.cache
+            .insert(key, generation, snap.version(), built.clone());
+        Ok(built)
     }
 
     /// The entities a request is decided with: its slice of the store and
@@ -245,6 +193,83 @@ impl Engine {
         )
         .map_err(|e| invalid("request", e))?;
         Ok(Built { entities, missing })
+    }
+}
+
+/// The query as a Cedar request checked against the schema, and its
+/// context; a request error names the field that is wrong.
+fn checked_request(q: &Query, snap: &PolicySnapshot) -> Result<(Request, Context), DecisionError> {
+    let schema = snap.schema();
+    for (field, uid) in [("principal", &q.principal), ("resource", &q.resource)] {
+        if !schema.entity_types().any(|t| t == uid.type_name()) {
+            return Err(invalid(
+                field,
+                format!("unknown entity type {}", uid.type_name()),
+            ));
+        }
+    }
+    let context = Context::from_json_value(q.context.clone(), Some((schema, &q.action)))
+        .map_err(|e| invalid("context", e))?;
+    let request = Request::new(
+        q.principal.clone(),
+        q.action.clone(),
+        q.resource.clone(),
+        context.clone(),
+        Some(schema),
+    )
+    .map_err(request_error)?;
+
+    // `actingFor` says whose business an agent does (R8); for anyone
+    // else it would only be recorded, as if they had acted for that
+    // enterprise.
+    if q.context.get(ACTING_FOR).is_some()
+        && q.principal.type_name().basename() != EntityKind::AgentStaff.as_str()
+    {
+        return Err(invalid(
+            format!("context.{ACTING_FOR}"),
+            format!(
+                "only agent staff act for a client; {} may not",
+                q.principal.type_name()
+            ),
+        ));
+    }
+    Ok((request, context))
+}
+
+/// What Cedar's answer means, failing closed: `errors` (the identities the
+/// store lacks) and any evaluation error make it a deny.
+fn verdict(
+    snap: &PolicySnapshot,
+    policies: &cedar_policy::PolicySet,
+    response: &cedar_policy::Response,
+    mut errors: Vec<String>,
+) -> Verdict {
+    errors.extend(response.diagnostics().errors().map(|e| e.to_string()));
+    let mut reasons: Vec<String> = response
+        .diagnostics()
+        .reason()
+        .map(|id| id.to_string())
+        .collect();
+    reasons.sort();
+    let allowed = response.decision() == Decision::Allow && errors.is_empty();
+    if !allowed && response.decision() == Decision::Allow {
+        // Denied by an error, not by a rule: the permits Cedar matched
+        // did not decide, and naming them would read as the refusal.
+        reasons.clear();
+    }
+    let refusal = (!allowed).then(|| snap.refusal(&reasons)).flatten();
+    let unmatched_permits = if allowed || !reasons.is_empty() || !errors.is_empty() {
+        Vec::new()
+    } else {
+        permit_ids(policies)
+    };
+    Verdict {
+        allowed,
+        reasons,
+        errors,
+        policy_version: snap.version().to_owned(),
+        refusal,
+        unmatched_permits,
     }
 }
 

@@ -8,49 +8,32 @@
 //! decision does not grow with the number of stored identities.
 
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
-use std::sync::LazyLock;
 
-use cedar_policy::{Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
+use cedar_policy::{Entity, EntityUid, RestrictedExpression};
 
+pub use crate::domain::NAMESPACE;
+use crate::domain::{EntityKind, StaffKey};
 use crate::policy::MAX_DEREF_LEVEL;
 use crate::store::{
     AgencyRecord, AgentStaffRecord, EnterpriseRecord, FunctionRecord, PermissionIdentityRecord,
     PersonRecord, RecognitionRecord, StaffRecord, StoreError, StoreReader,
 };
 
-/// The Cedar namespace of the bureau's model.
-pub const NAMESPACE: &str = "Etax";
-
-/// The entity types of the model, parsed once: parsing a name runs Cedar's
-/// parser, and a decision names a few dozen entities.
-static TYPES: LazyLock<HashMap<&'static str, EntityTypeName>> = LazyLock::new(|| {
-    [
-        "Action",
-        "Agency",
-        "AgentStaff",
-        "Enterprise",
-        "Function",
-        "IdentityType",
-        "PayerCategory",
-        "PermissionIdentity",
-        "Person",
-        "Staff",
-    ]
-    .into_iter()
-    .map(|t| (t, parse_type(t)))
-    .collect()
-});
-
-fn parse_type(ty: &str) -> EntityTypeName {
-    EntityTypeName::from_str(&format!("{NAMESPACE}::{ty}")).expect("static entity type names parse")
-}
-
-/// `Etax::<ty>::"<id>"`.
+/// `Etax::<ty>::"<id>"`, for a type named by its string (what the flows
+/// still use; [`EntityKind::uid`] is the typed form).
 pub fn uid(ty: &str, id: &str) -> EntityUid {
-    let ty = TYPES.get(ty).cloned().unwrap_or_else(|| parse_type(ty));
-    EntityUid::from_type_name_and_id(ty, EntityId::new(id))
+    match ty.parse::<EntityKind>() {
+        Ok(kind) => kind.uid(id),
+        Err(_) => EntityUid::from_type_name_and_id(
+            crate::domain::qualified_type(ty),
+            cedar_policy::EntityId::new(id),
+        ),
+    }
 }
+
+#[cfg(test)]
+#[path = "slice_tests.rs"]
+mod tests;
 
 /// The entities gathered for one request.
 #[derive(Default)]
@@ -113,8 +96,10 @@ impl Slice {
 
 /// Enum entities and actions come from the schema, not the store.
 fn is_implicit(uid: &EntityUid) -> bool {
-    let basename = uid.type_name().basename();
-    matches!(basename, "Action" | "IdentityType" | "PayerCategory")
+    uid.type_name()
+        .basename()
+        .parse::<EntityKind>()
+        .is_ok_and(EntityKind::is_schema_defined)
 }
 
 struct Loaded {
@@ -124,141 +109,59 @@ struct Loaded {
     refs: Vec<EntityUid>,
 }
 
+/// What one stored record makes of its entity: attributes, parents, and
+/// the entities its attributes name.
+#[derive(Default)]
+struct Parts {
+    attrs: Vec<(&'static str, RestrictedExpression)>,
+    parents: Vec<EntityUid>,
+    refs: Vec<EntityUid>,
+}
+
+impl Parts {
+    /// An attribute naming `uid`, which the slice then follows.
+    fn entity_attr(&mut self, name: &'static str, uid: &EntityUid) {
+        self.attrs
+            .push((name, RestrictedExpression::new_entity_uid(uid.clone())));
+        self.refs.push(uid.clone());
+    }
+
+    fn bool_attr(&mut self, name: &'static str, value: bool) {
+        self.attrs
+            .push((name, RestrictedExpression::new_bool(value)));
+    }
+
+    fn string_attr(&mut self, name: &'static str, value: String) {
+        self.attrs
+            .push((name, RestrictedExpression::new_string(value)));
+    }
+}
+
+/// The entity `uid` names, built from its stored record; `None` when the
+/// store does not hold it (or it is no stored kind).
 fn load(reader: &StoreReader, uid: &EntityUid) -> Result<Option<Loaded>, StoreError> {
-    if uid.type_name().namespace() != NAMESPACE {
+    let Some(kind) = EntityKind::of(uid) else {
         return Ok(None);
-    }
+    };
     let id: &str = uid.id().unescaped();
-    let ty = uid.type_name().basename();
-    let mut attrs: Vec<(&str, RestrictedExpression)> = Vec::new();
-    let mut parents = Vec::new();
-    let mut refs = Vec::new();
-    match ty {
-        "Enterprise" => {
-            let Some(e) = reader.get::<EnterpriseRecord>(id)? else {
-                return Ok(None);
-            };
-            let agencies = reader
-                .children::<RecognitionRecord>(id)?
-                .into_iter()
-                .map(|(key, _)| {
-                    let agency = key.rsplit('/').next().unwrap_or_default().to_owned();
-                    RestrictedExpression::new_entity_uid(self::uid("Agency", &agency))
-                })
-                .collect::<Vec<_>>();
-            attrs.push(("name", RestrictedExpression::new_string(e.name)));
-            attrs.push(("category", enum_value("PayerCategory", e.category.code())));
-            attrs.push((
-                "staffSynced",
-                RestrictedExpression::new_bool(e.staff_synced),
-            ));
-            attrs.push((
-                "recognizedAgencies",
-                RestrictedExpression::new_set(agencies),
-            ));
-        }
-        "Person" => {
-            let Some(p) = reader.get::<PersonRecord>(id)? else {
-                return Ok(None);
-            };
-            attrs.push((
-                "realNameVerified",
-                RestrictedExpression::new_bool(p.real_name_verified),
-            ));
-            attrs.push((
-                "hasRealNamePhone",
-                RestrictedExpression::new_bool(p.phone.is_some()),
-            ));
-        }
-        "Staff" => {
-            let Some(s) = reader.get::<StaffRecord>(id)? else {
-                return Ok(None);
-            };
-            let Some((enterprise, person)) = id.split_once('/') else {
-                return Ok(None);
-            };
-            let enterprise_uid = self::uid("Enterprise", enterprise);
-            let person_uid = self::uid("Person", person);
-            attrs.push((
-                "person",
-                RestrictedExpression::new_entity_uid(person_uid.clone()),
-            ));
-            attrs.push((
-                "enterprise",
-                RestrictedExpression::new_entity_uid(enterprise_uid.clone()),
-            ));
-            attrs.push((
-                "identityType",
-                enum_value("IdentityType", s.identity_type.code()),
-            ));
-            attrs.push((
-                "passwordChangeRequired",
-                RestrictedExpression::new_bool(s.password_change_required),
-            ));
-            parents.push(enterprise_uid.clone());
-            for role in &s.permission_identities {
-                parents.push(self::uid(
-                    "PermissionIdentity",
-                    &format!("{enterprise}/{role}"),
-                ));
-            }
-            refs.push(person_uid);
-            refs.push(enterprise_uid);
-        }
-        "PermissionIdentity" => {
-            let Some(r) = reader.get::<PermissionIdentityRecord>(id)? else {
-                return Ok(None);
-            };
-            let Some((enterprise, _)) = id.split_once('/') else {
-                return Ok(None);
-            };
-            let enterprise_uid = self::uid("Enterprise", enterprise);
-            attrs.push((
-                "enterprise",
-                RestrictedExpression::new_entity_uid(enterprise_uid.clone()),
-            ));
-            attrs.push(("name", RestrictedExpression::new_string(r.name)));
-            parents.extend(r.functions.iter().map(|f| self::uid("Function", f)));
-            refs.push(enterprise_uid);
-        }
-        "Function" => {
-            if reader.get::<FunctionRecord>(id)?.is_none() {
-                return Ok(None);
-            }
-        }
-        "Agency" => {
-            let Some(a) = reader.get::<AgencyRecord>(id)? else {
-                return Ok(None);
-            };
-            attrs.push(("name", RestrictedExpression::new_string(a.name)));
-        }
-        "AgentStaff" => {
-            let Some(s) = reader.get::<AgentStaffRecord>(id)? else {
-                return Ok(None);
-            };
-            let Some((agency, person)) = id.split_once('/') else {
-                return Ok(None);
-            };
-            let agency_uid = self::uid("Agency", agency);
-            let person_uid = self::uid("Person", person);
-            attrs.push((
-                "person",
-                RestrictedExpression::new_entity_uid(person_uid.clone()),
-            ));
-            attrs.push((
-                "agency",
-                RestrictedExpression::new_entity_uid(agency_uid.clone()),
-            ));
-            attrs.push((
-                "passwordChangeRequired",
-                RestrictedExpression::new_bool(s.password_change_required),
-            ));
-            parents.push(agency_uid.clone());
-            refs.push(person_uid);
-            refs.push(agency_uid);
-        }
-        _ => return Ok(None),
-    }
+    let parts = match kind {
+        EntityKind::Enterprise => enterprise(reader, id)?,
+        EntityKind::Person => person(reader, id)?,
+        EntityKind::Staff => staff(reader, id)?,
+        EntityKind::PermissionIdentity => permission_identity(reader, id)?,
+        EntityKind::Function => reader.get::<FunctionRecord>(id)?.map(|_| Parts::default()),
+        EntityKind::Agency => agency(reader, id)?,
+        EntityKind::AgentStaff => agent_staff(reader, id)?,
+        EntityKind::Action | EntityKind::IdentityType | EntityKind::PayerCategory => None,
+    };
+    let Some(Parts {
+        attrs,
+        parents,
+        refs,
+    }) = parts
+    else {
+        return Ok(None);
+    };
     let attrs = attrs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     let entity = Entity::new(uid.clone(), attrs, parents.iter().cloned().collect())
         .expect("attributes built from literals always evaluate");
@@ -269,6 +172,109 @@ fn load(reader: &StoreReader, uid: &EntityUid) -> Result<Option<Loaded>, StoreEr
     }))
 }
 
-fn enum_value(ty: &str, value: &str) -> RestrictedExpression {
-    RestrictedExpression::new_entity_uid(uid(ty, value))
+fn enterprise(reader: &StoreReader, id: &str) -> Result<Option<Parts>, StoreError> {
+    let Some(e) = reader.get::<EnterpriseRecord>(id)? else {
+        return Ok(None);
+    };
+    // Recognitions are keyed `enterprise/agency`.
+    let agencies = reader
+        .children::<RecognitionRecord>(id)?
+        .into_iter()
+        .map(|(key, _)| {
+            let agency = key.rsplit('/').next().unwrap_or_default();
+            RestrictedExpression::new_entity_uid(EntityKind::Agency.uid(agency))
+        })
+        .collect::<Vec<_>>();
+    let mut p = Parts::default();
+    p.string_attr("name", e.name);
+    p.attrs.push((
+        "category",
+        enum_value(EntityKind::PayerCategory, e.category.code()),
+    ));
+    p.bool_attr("staffSynced", e.staff_synced);
+    p.attrs.push((
+        "recognizedAgencies",
+        RestrictedExpression::new_set(agencies),
+    ));
+    Ok(Some(p))
+}
+
+fn person(reader: &StoreReader, id: &str) -> Result<Option<Parts>, StoreError> {
+    let Some(person) = reader.get::<PersonRecord>(id)? else {
+        return Ok(None);
+    };
+    let mut p = Parts::default();
+    p.bool_attr("realNameVerified", person.real_name_verified);
+    p.bool_attr("hasRealNamePhone", person.phone.is_some());
+    Ok(Some(p))
+}
+
+fn staff(reader: &StoreReader, id: &str) -> Result<Option<Parts>, StoreError> {
+    let Some(s) = reader.get::<StaffRecord>(id)? else {
+        return Ok(None);
+    };
+    let Ok(key) = id.parse::<StaffKey>() else {
+        return Ok(None);
+    };
+    let enterprise = key.enterprise.as_str();
+    let enterprise_uid = EntityKind::Enterprise.uid(enterprise);
+    let mut p = Parts::default();
+    p.entity_attr("person", &EntityKind::Person.uid(&key.person.key()));
+    p.entity_attr("enterprise", &enterprise_uid);
+    p.attrs.push((
+        "identityType",
+        enum_value(EntityKind::IdentityType, s.identity_type.code()),
+    ));
+    p.bool_attr("passwordChangeRequired", s.password_change_required);
+    p.parents.push(enterprise_uid);
+    for role in &s.permission_identities {
+        p.parents
+            .push(EntityKind::PermissionIdentity.uid(&crate::store::owned_key(enterprise, role)));
+    }
+    Ok(Some(p))
+}
+
+fn permission_identity(reader: &StoreReader, id: &str) -> Result<Option<Parts>, StoreError> {
+    let Some(r) = reader.get::<PermissionIdentityRecord>(id)? else {
+        return Ok(None);
+    };
+    // Keyed `enterprise/id`.
+    let Some((enterprise, _)) = id.split_once('/') else {
+        return Ok(None);
+    };
+    let mut p = Parts::default();
+    p.entity_attr("enterprise", &EntityKind::Enterprise.uid(enterprise));
+    p.string_attr("name", r.name);
+    p.parents
+        .extend(r.functions.iter().map(|f| EntityKind::Function.uid(f)));
+    Ok(Some(p))
+}
+
+fn agency(reader: &StoreReader, id: &str) -> Result<Option<Parts>, StoreError> {
+    let Some(a) = reader.get::<AgencyRecord>(id)? else {
+        return Ok(None);
+    };
+    let mut p = Parts::default();
+    p.string_attr("name", a.name);
+    Ok(Some(p))
+}
+
+fn agent_staff(reader: &StoreReader, id: &str) -> Result<Option<Parts>, StoreError> {
+    let Some(s) = reader.get::<AgentStaffRecord>(id)? else {
+        return Ok(None);
+    };
+    let Ok(key) = id.parse::<StaffKey>() else {
+        return Ok(None);
+    };
+    let agency_uid = EntityKind::Agency.uid(key.enterprise.as_str());
+    let mut p = Parts::default();
+    p.entity_attr("person", &EntityKind::Person.uid(&key.person.key()));
+    p.entity_attr("agency", &agency_uid);
+    p.bool_attr("passwordChangeRequired", s.password_change_required);
+    p.parents.push(agency_uid);
+    Ok(Some(p))
+}
+
+fn enum_value(kind: EntityKind, value: &str) -> RestrictedExpression {
+    RestrictedExpression::new_entity_uid(kind.uid(value))
 }

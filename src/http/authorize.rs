@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::AppState;
-use crate::decision::{Query, ACTING_FOR, NAMESPACE};
+use crate::decision::{Query, ACTING_FOR};
+use crate::domain::{EntityKind, NAMESPACE};
 use crate::flows::decide::{Asked, Event};
 
 /// Most questions one batch may carry.
@@ -85,7 +86,10 @@ pub fn parse_uid(field: &str, s: &str) -> Result<EntityUid, ApiError> {
     EntityUid::from_str(&full).map_err(|e| {
         ApiError::invalid(
             field,
-            format!("not an entity reference like Staff::\"id\": {s:?}: {e}"),
+            format!(
+                "not an entity reference like {}::\"id\": {s:?}: {e}",
+                EntityKind::Staff
+            ),
         )
     })
 }

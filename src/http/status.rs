@@ -31,18 +31,51 @@ pub fn status(state: &AppState) -> serde_json::Value {
     })
 }
 
+/// One sample of a metric family: its labels (`{…}` or empty) and value.
+type Sample<'a> = (&'a str, u64);
+
 /// Prometheus text exposition (format 0.0.4).
 pub fn metrics(state: &AppState) -> Response<Full<Bytes>> {
     let snap = state.engine.snapshot();
-    let reload = &state.reload;
     let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[Sample]| {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
         for (labels, value) in samples {
             let _ = writeln!(out, "{name}{labels} {value}");
         }
     };
+    policy_metrics(&mut metric, state, &snap);
+    serving_metrics(&mut metric, state);
+    let version_label = format!("{{version=\"{}\"}}", snap.version());
+    metric(
+        "etax_policy_active_info",
+        "gauge",
+        "The active policy version (SHA-256 of schema and policy texts).",
+        &[(version_label.as_str(), 1)],
+    );
+    login_state_metrics(&mut metric, state);
+    metric(
+        "etax_store_commits_total",
+        "counter",
+        "Write transactions committed to the identity store (each one an fsync).",
+        &[("", state.engine.store().commits())],
+    );
+    decision_metrics(&mut metric, &state.login.decider.metrics.snapshot());
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
+        .body(Full::new(Bytes::from(out)))
+        .expect("static response parts are valid")
+}
+
+/// Reloads and the active set.
+fn policy_metrics(
+    metric: &mut impl FnMut(&str, &str, &str, &[Sample]),
+    state: &AppState,
+    snap: &crate::policy::PolicySnapshot,
+) {
+    let reload = &state.reload;
     metric(
         "etax_policy_reloads_total",
         "counter",
@@ -70,6 +103,10 @@ pub fn metrics(state: &AppState) -> Response<Full<Bytes>> {
         "When the active set was loaded (Unix time).",
         &[("", snap.loaded_at_ms() / 1000)],
     );
+}
+
+/// What serving costs: connections, built entities reused, argon2 runs.
+fn serving_metrics(metric: &mut impl FnMut(&str, &str, &str, &[Sample]), state: &AppState) {
     metric(
         "etax_http_connections_open",
         "gauge",
@@ -93,16 +130,13 @@ pub fn metrics(state: &AppState) -> Response<Full<Bytes>> {
          hash for unknown accounts.",
         &[("", state.login.authn.verifications())],
     );
-    let version_label = format!("{{version=\"{}\"}}", snap.version());
-    metric(
-        "etax_policy_active_info",
-        "gauge",
-        "The active policy version (SHA-256 of schema and policy texts).",
-        &[(version_label.as_str(), 1)],
-    );
+}
+
+/// The sweeper's work and the sessions' last uses waiting for it.
+fn login_state_metrics(metric: &mut impl FnMut(&str, &str, &str, &[Sample]), state: &AppState) {
     let swept = state.login.sweep_stats.swept().by_kind();
     let labels = swept.map(|(kind, _)| format!("{{kind=\"{kind}\"}}"));
-    let samples: Vec<(&str, u64)> = labels
+    let samples: Vec<Sample> = labels
         .iter()
         .zip(swept)
         .map(|(l, (_, n))| (l.as_str(), n))
@@ -131,24 +165,12 @@ pub fn metrics(state: &AppState) -> Response<Full<Bytes>> {
         "Session records whose in-memory last use was written to the store.",
         &[("", state.login.sweep_stats.touches_written())],
     );
-    metric(
-        "etax_store_commits_total",
-        "counter",
-        "Write transactions committed to the identity store (each one an fsync).",
-        &[("", state.engine.store().commits())],
-    );
-    decision_metrics(&mut metric, &state.login.decider.metrics.snapshot());
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
-        .body(Full::new(Bytes::from(out)))
-        .expect("static response parts are valid")
 }
 
 /// The decision counts (by kind, action, outcome) and latency (sum and
 /// count by kind), as the one decision path observed them.
 fn decision_metrics(
-    metric: &mut impl FnMut(&str, &str, &str, &[(&str, u64)]),
+    metric: &mut impl FnMut(&str, &str, &str, &[Sample]),
     counts: &crate::flows::metrics::Counts,
 ) {
     use crate::flows::metrics::OUTCOMES;

@@ -11,6 +11,7 @@ pub mod format;
 mod refusal;
 pub mod reload;
 pub mod testing;
+mod vocabulary;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -59,7 +60,9 @@ impl PolicySnapshot {
     /// Loads `*.cedar` from `policies_dir` (not its subdirectories) and the
     /// schema, and validates them strictly. Every policy needs a unique
     /// `@id("…")`, which becomes its policy id; every forbid also needs
-    /// `@code("…")` and `@message("…")`, the error it refuses with.
+    /// `@code("…")` and `@message("…")`, the error it refuses with. A
+    /// schema of the `Etax` namespace must declare exactly the actions
+    /// [`crate::domain::Action`] names.
     pub fn load(policies_dir: &Path, schema_path: &Path) -> Result<Self, LoadError> {
         let sources = Sources::read(policies_dir, schema_path)?;
         Self::from_sources(&sources.schema_file, &sources.schema, &sources.policy_files)
@@ -73,7 +76,10 @@ impl PolicySnapshot {
     ) -> Result<Self, LoadError> {
         let mut problems = Vec::new();
         let schema = match Schema::from_cedarschema_str(schema_src) {
-            Ok((schema, _warnings)) => Some(schema),
+            Ok((schema, _warnings)) => {
+                problems.extend(vocabulary::check(schema_file, schema_src, &schema));
+                Some(schema)
+            }
             Err(e) => {
                 problems.push(Diagnostic::from_cedar(
                     schema_file,

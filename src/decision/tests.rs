@@ -1,0 +1,280 @@
+//! `Engine::decide` over the demo bureau: fail-closed paths, the per-action
+//! index, `actingFor`, the cache's life, and what a verdict says.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde_json::json;
+
+use super::fixture::{self, root};
+use super::{DecisionError, Engine, Query, Verdict};
+use crate::domain::{Action, EntityKind};
+use crate::policy::{PolicySnapshot, Sources};
+use crate::store::{StaffRecord, StoreError};
+
+const E1: &str = "91210102MA0TAX001F";
+/// 张伟, a clerk holding the "filing" role.
+const CLERK: &str = "91210102MA0TAX001F/resident_id:210102199001015035";
+/// 陈静, a clerk without real-name collection.
+const UNVERIFIED_CLERK: &str = "91210102MA0TAX001F/resident_id:210102199505052059";
+/// 孙明, an agent of the recognized agency.
+const AGENT: &str = "91210100MA0AGT004B/resident_id:210105199303031080";
+/// A well-formed credit code the demo does not hold.
+const UNKNOWN_ENTERPRISE: &str = "91210100MA0000001U";
+
+fn use_function(principal: EntityKind, id: &str, function: &str) -> Query {
+    Query {
+        principal: principal.uid(id),
+        action: Action::UseFunction.uid(),
+        resource: EntityKind::Function.uid(function),
+        context: json!({}),
+    }
+}
+
+fn decide(engine: &Engine, q: &Query) -> Verdict {
+    engine.decide(q).expect("a well-formed query")
+}
+
+/// The bundled schema with `policies` in place of the bundled ones.
+fn snapshot_with(policies: &str) -> PolicySnapshot {
+    let sources = Sources::read(
+        &root().join("policies"),
+        &root().join("schemas/etax.cedarschema"),
+    )
+    .unwrap();
+    PolicySnapshot::from_sources(
+        &sources.schema_file,
+        &sources.schema,
+        &[("test.cedar".into(), policies.into())],
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn demo_with(dir: &std::path::Path, policies: &str) -> Engine {
+    let store = fixture::demo_engine(dir).store().clone();
+    Engine::new(
+        store,
+        Arc::new(ArcSwap::from_pointee(snapshot_with(policies))),
+    )
+}
+
+#[test]
+fn an_allow_names_its_permits_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture::demo_engine(dir.path());
+    let v = decide(
+        &engine,
+        &use_function(EntityKind::Staff, CLERK, "vat_filing"),
+    );
+    assert!(v.allowed, "{v:?}");
+    assert_eq!(v.reasons, ["function.via-permission-identity"]);
+    assert!(v.errors.is_empty() && v.refusal.is_none() && v.unmatched_permits.is_empty());
+    assert_eq!(v.policy_version, engine.snapshot().version());
+}
+
+#[test]
+fn a_principal_or_resource_the_store_lacks_denies_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture::demo_engine(dir.path());
+    let ghost = format!("{E1}/resident_id:210102199001015051");
+    let v = decide(
+        &engine,
+        &use_function(EntityKind::Staff, &ghost, "vat_filing"),
+    );
+    assert!(!v.allowed);
+    assert_eq!(
+        v.errors,
+        [format!(
+            "principal Etax::Staff::\"{ghost}\" is not in the identity store"
+        )]
+    );
+    assert!(v.reasons.is_empty() && v.unmatched_permits.is_empty());
+
+    let v = decide(
+        &engine,
+        &use_function(EntityKind::Staff, CLERK, "no_such_function"),
+    );
+    assert!(!v.allowed);
+    assert_eq!(
+        v.errors,
+        ["resource Etax::Function::\"no_such_function\" is not in the identity store"]
+    );
+}
+
+#[test]
+fn an_acting_for_enterprise_the_store_lacks_denies_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture::demo_engine(dir.path());
+    let mut q = use_function(EntityKind::AgentStaff, AGENT, "vat_filing");
+    q.context = json!({ "actingFor": { "__entity": { "type": "Etax::Enterprise", "id": E1 } } });
+    assert!(
+        decide(&engine, &q).allowed,
+        "the recognized client is served"
+    );
+
+    q.context = json!({ "actingFor": { "__entity": { "type": "Etax::Enterprise", "id": UNKNOWN_ENTERPRISE } } });
+    let v = decide(&engine, &q);
+    assert!(!v.allowed && v.reasons.is_empty());
+    // First the missing entity; then what Cedar made of it.
+    assert_eq!(
+        v.errors[0],
+        format!(
+            "context.actingFor Etax::Enterprise::\"{UNKNOWN_ENTERPRISE}\" is not in the identity store"
+        )
+    );
+}
+
+#[test]
+fn acting_for_is_refused_for_anyone_but_agent_staff() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture::demo_engine(dir.path());
+    let mut q = use_function(EntityKind::Staff, CLERK, "vat_filing");
+    q.context = json!({ "actingFor": { "__entity": { "type": "Etax::Enterprise", "id": E1 } } });
+    match engine.decide(&q) {
+        Err(DecisionError::Invalid { field, message }) => {
+            assert_eq!(field, "context.actingFor");
+            assert!(message.contains("Etax::Staff"), "{message}");
+        }
+        other => panic!("expected a request error, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_evaluation_error_denies_without_naming_the_permits_that_matched() {
+    let dir = tempfile::tempdir().unwrap();
+    // The forbid overflows (an evaluation error Cedar answers by skipping
+    // it), so Cedar alone would allow by the permit.
+    let engine = demo_with(
+        dir.path(),
+        r#"@id("use.always") permit(principal, action == Etax::Action::"useFunction", resource);
+           @id("use.overflow") @code("overflow") @message("never said")
+           forbid(principal, action == Etax::Action::"useFunction", resource)
+           when { 9223372036854775807 + 1 > 0 };"#,
+    );
+    let v = decide(
+        &engine,
+        &use_function(EntityKind::Staff, CLERK, "vat_filing"),
+    );
+    assert!(!v.allowed, "{v:?}");
+    assert!(v.reasons.is_empty(), "{v:?}");
+    assert!(v.errors.iter().any(|e| e.contains("use.overflow")), "{v:?}");
+    assert!(v.refusal.is_none() && v.unmatched_permits.is_empty());
+}
+
+#[test]
+fn only_the_actions_indexed_policies_are_evaluated() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = demo_with(
+        dir.path(),
+        r#"@id("view.never") permit(principal, action == Etax::Action::"viewStaff", resource)
+           when { principal.enterprise.staffSynced && !principal.enterprise.staffSynced };
+           @id("maintain.never") permit(principal, action in Etax::Action::"maintainStaff", resource)
+           when { principal.enterprise.staffSynced && !principal.enterprise.staffSynced };
+           @id("use.always") permit(principal, action == Etax::Action::"useFunction", resource);
+           @id("recognize.no") @code("no") @message("no")
+           forbid(principal, action == Etax::Action::"recognizeAgency", resource);"#,
+    );
+    let view = Query {
+        principal: EntityKind::Staff.uid(CLERK),
+        action: Action::ViewStaff.uid(),
+        resource: EntityKind::Enterprise.uid(E1),
+        context: json!({}),
+    };
+    let v = decide(&engine, &view);
+    // A default deny lists what the index held for the action: the action's
+    // own permit and its group's, not useFunction's.
+    assert!(!v.allowed && v.reasons.is_empty() && v.refusal.is_none());
+    assert_eq!(v.unmatched_permits, ["maintain.never", "view.never"]);
+
+    let v = decide(
+        &engine,
+        &use_function(EntityKind::Staff, CLERK, "vat_filing"),
+    );
+    assert_eq!(
+        (v.allowed, v.reasons),
+        (true, vec!["use.always".to_owned()])
+    );
+}
+
+#[test]
+fn a_forbid_deny_carries_its_refusal_and_a_default_deny_its_unmatched_permits() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture::demo_engine(dir.path());
+    let login = Query {
+        principal: EntityKind::Staff.uid(UNVERIFIED_CLERK),
+        action: Action::LoginNormal.uid(),
+        resource: EntityKind::Enterprise.uid(E1),
+        context: json!({ "factors": ["enterprise_password", "sms_otp"] }),
+    };
+    let v = decide(&engine, &login);
+    assert!(!v.allowed);
+    assert_eq!(v.reasons, ["login.realname-required"]);
+    let refusal = v.refusal.expect("a forbid decided");
+    assert_eq!(
+        (refusal.policy.as_str(), refusal.code.as_str()),
+        ("login.realname-required", "real_name_required")
+    );
+    assert!(v.unmatched_permits.is_empty());
+
+    // The clerk's role does not reach invoicing: nothing permits, nothing forbids.
+    let v = decide(
+        &engine,
+        &use_function(EntityKind::Staff, CLERK, "invoice_issue"),
+    );
+    assert!(!v.allowed && v.reasons.is_empty() && v.errors.is_empty());
+    assert!(v.refusal.is_none());
+    let snap = engine.snapshot();
+    let mut indexed: Vec<String> = snap
+        .policies_for(&Action::UseFunction.uid())
+        .unwrap()
+        .policies()
+        .filter(|p| p.effect() == cedar_policy::Effect::Permit)
+        .map(|p| p.id().to_string())
+        .collect();
+    indexed.sort();
+    assert!(!indexed.is_empty());
+    assert_eq!(v.unmatched_permits, indexed);
+}
+
+#[test]
+fn a_store_write_or_a_reload_empties_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture::demo_engine(dir.path());
+    let q = use_function(EntityKind::Staff, CLERK, "vat_filing");
+    assert!(decide(&engine, &q).allowed);
+    assert!(decide(&engine, &q).allowed);
+    assert_eq!(
+        engine.cache_counts(),
+        (1, 1),
+        "the repeat was served cached"
+    );
+
+    // Revoking the clerk's roles: a cached slice would still allow.
+    engine
+        .store()
+        .write(|w| {
+            let mut staff: StaffRecord = w.get(CLERK)?.expect("the clerk is stored");
+            staff.permission_identities.clear();
+            w.put(CLERK, &staff)?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    assert!(!decide(&engine, &q).allowed, "decided on the new roles");
+    assert_eq!(engine.cache_counts(), (1, 2));
+    assert!(!decide(&engine, &q).allowed);
+    assert_eq!(engine.cache_counts(), (2, 2));
+
+    // A reload to another policy version: built afresh under it.
+    let reloaded = snapshot_with(
+        r#"@id("use.always") permit(principal, action == Etax::Action::"useFunction", resource);"#,
+    );
+    let engine_policies = Engine::new(
+        engine.store().clone(),
+        Arc::new(ArcSwap::from_pointee(fixture::bundled_policies())),
+    );
+    assert!(!decide(&engine_policies, &q).allowed);
+    engine_policies.policies.store(Arc::new(reloaded));
+    let v = decide(&engine_policies, &q);
+    assert_eq!(v.reasons, ["use.always"]);
+    assert_eq!(engine_policies.cache_counts(), (0, 2));
+}

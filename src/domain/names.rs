@@ -1,0 +1,195 @@
+//! [`Action`] and [`EntityKind`]: Cedar names as enums, each with its
+//! parsed `EntityUid` / `EntityTypeName` made once (parsing runs Cedar's
+//! parser, and a decision names a few dozen entities).
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use cedar_policy::{EntityId, EntityTypeName, EntityUid};
+
+use super::NAMESPACE;
+
+/// A string that names no variant of the enum it was parsed as.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{name}`")]
+pub struct UnknownName {
+    pub what: &'static str,
+    pub name: String,
+}
+
+/// An enum of Cedar names: `ALL`, `as_str`, `Display`, `FromStr`.
+macro_rules! cedar_names {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
+        }
+
+        impl $name {
+            /// Every variant, in declaration order (`self as usize` indexes it).
+            pub const ALL: &'static [Self] = &[$(Self::$variant,)*];
+
+            /// The name as the schema and policies spell it.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)*
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownName;
+            fn from_str(s: &str) -> Result<Self, UnknownName> {
+                match s {
+                    $($text => Ok(Self::$variant),)*
+                    _ => Err(UnknownName { what: $what, name: s.to_owned() }),
+                }
+            }
+        }
+    };
+}
+
+cedar_names! {
+    /// The actions of the schema, every one (groups included): policy load
+    /// checks that the schema declares exactly these.
+    Action, "action" {
+        /// Group of every login action.
+        Login => "login",
+        EnterpriseAccountLogin => "enterpriseAccountLogin",
+        LoginSocialSecurityOnly => "loginSocialSecurityOnly",
+        LoginNormal => "loginNormal",
+        LoginQuick => "loginQuick",
+        LoginNaturalPerson => "loginNaturalPerson",
+        AgencyAccountLogin => "agencyAccountLogin",
+        LoginAgentStaff => "loginAgentStaff",
+        ActForClient => "actForClient",
+        SetOwnPassword => "setOwnPassword",
+        RecoverPassword => "recoverPassword",
+        /// Group of the maintenance actions that change staff or grants.
+        MaintainStaff => "maintainStaff",
+        ViewStaff => "viewStaff",
+        AddStaff => "addStaff",
+        RemoveStaff => "removeStaff",
+        DefinePermissionIdentity => "definePermissionIdentity",
+        EditStaff => "editStaff",
+        ResetStaffPassword => "resetStaffPassword",
+        RecognizeAgency => "recognizeAgency",
+        CancelAgency => "cancelAgency",
+        UseFunction => "useFunction",
+    }
+}
+
+cedar_names! {
+    /// The entity types of the model (`Etax::<kind>`), `Action` included.
+    EntityKind, "entity type" {
+        Action => "Action",
+        Agency => "Agency",
+        AgentStaff => "AgentStaff",
+        Enterprise => "Enterprise",
+        Function => "Function",
+        IdentityType => "IdentityType",
+        PayerCategory => "PayerCategory",
+        PermissionIdentity => "PermissionIdentity",
+        Person => "Person",
+        Staff => "Staff",
+    }
+}
+
+static TYPE_NAMES: LazyLock<Vec<EntityTypeName>> = LazyLock::new(|| {
+    EntityKind::ALL
+        .iter()
+        .map(|k| qualified_type(k.as_str()))
+        .collect()
+});
+
+static ACTION_UIDS: LazyLock<Vec<EntityUid>> = LazyLock::new(|| {
+    Action::ALL
+        .iter()
+        .map(|a| EntityKind::Action.uid(a.as_str()))
+        .collect()
+});
+
+/// `Etax::<ty>`; any name the caller makes up parses or it is a bug.
+pub(crate) fn qualified_type(ty: &str) -> EntityTypeName {
+    EntityTypeName::from_str(&format!("{NAMESPACE}::{ty}")).expect("entity type names parse")
+}
+
+impl EntityKind {
+    /// `Etax::<kind>`.
+    pub fn type_name(self) -> &'static EntityTypeName {
+        &TYPE_NAMES[self as usize]
+    }
+
+    /// `Etax::<kind>::"<id>"`.
+    pub fn uid(self, id: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(self.type_name().clone(), EntityId::new(id))
+    }
+
+    /// The kind of a uid of the bureau's namespace.
+    pub fn of(uid: &EntityUid) -> Option<Self> {
+        let ty = uid.type_name();
+        if ty.namespace() != NAMESPACE {
+            return None;
+        }
+        ty.basename().parse().ok()
+    }
+
+    /// Actions and enum entities: the schema defines them, the store holds
+    /// none of them.
+    pub fn is_schema_defined(self) -> bool {
+        matches!(
+            self,
+            Self::Action | Self::IdentityType | Self::PayerCategory
+        )
+    }
+}
+
+impl Action {
+    /// `Etax::Action::"<name>"`.
+    pub fn uid(self) -> EntityUid {
+        ACTION_UIDS[self as usize].clone()
+    }
+
+    /// The action a uid names, if it is one of the bureau's.
+    pub fn of(uid: &EntityUid) -> Option<Self> {
+        (EntityKind::of(uid) == Some(EntityKind::Action))
+            .then(|| uid.id().unescaped().parse().ok())
+            .flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_uids_are_namespaced() {
+        for &a in Action::ALL {
+            assert_eq!(a.as_str().parse::<Action>(), Ok(a));
+            assert_eq!(a.uid().to_string(), format!("Etax::Action::\"{a}\""));
+            assert_eq!(Action::of(&a.uid()), Some(a));
+        }
+        for &k in EntityKind::ALL {
+            assert_eq!(k.to_string().parse::<EntityKind>(), Ok(k));
+            assert_eq!(EntityKind::of(&k.uid("x")), Some(k));
+        }
+        assert_eq!(Action::ALL.len(), 21);
+        assert_eq!(
+            EntityKind::Staff.uid("a/b").to_string(),
+            "Etax::Staff::\"a/b\""
+        );
+        let err = "fly".parse::<Action>().unwrap_err();
+        assert_eq!(err.to_string(), "unknown action `fly`");
+        let other_namespace = EntityUid::from_str(r#"Other::Staff::"x""#).unwrap();
+        assert_eq!(EntityKind::of(&other_namespace), None);
+        assert_eq!(Action::of(&EntityKind::Staff.uid("useFunction")), None);
+    }
+}
