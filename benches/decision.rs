@@ -12,8 +12,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use etax_authz::authn::password::HashCost;
 use etax_authz::authn::{PasswordHasher, PasswordPolicy};
 use etax_authz::decision::{uid, Engine, Query};
+use etax_authz::import;
 use etax_authz::policy::PolicySnapshot;
-use etax_authz::store::{self, ImportDocument, Store};
+use etax_authz::store::Store;
 use serde_json::json;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -60,8 +61,8 @@ fn store_with(n: usize, dir: &Path) -> Engine {
         parallelism: 1,
     })
     .unwrap();
-    let demo = ImportDocument::read(&Path::new(ROOT).join("examples/demo.json")).unwrap();
-    store::import_document(&store, &demo, &hasher, &PasswordPolicy::default()).unwrap();
+    let demo = Path::new(ROOT).join("examples/demo.json");
+    import::import_file(&store, &demo, &hasher, &PasswordPolicy::default()).unwrap();
     let phc = hasher.hash("Bench@2026x");
     for chunk in (0..n).collect::<Vec<_>>().chunks(2000) {
         let mut doc =
@@ -91,8 +92,8 @@ fn store_with(n: usize, dir: &Path) -> Engine {
                 "person": { "id_type": "resident_id", "id_number": person },
                 "identity_type": "tax_clerk", "permission_identities": ["filing"] }));
         }
-        let doc: ImportDocument = serde_json::from_value(doc).unwrap();
-        store::import_document(&store, &doc, &hasher, &PasswordPolicy::default()).unwrap();
+        let doc = serde_json::to_vec(&doc).unwrap();
+        import::import_json(&store, &doc, &hasher, &PasswordPolicy::default()).unwrap();
     }
     let snapshot = PolicySnapshot::load(
         &Path::new(ROOT).join("policies"),

@@ -16,8 +16,9 @@ use etax_authz::decision::Engine;
 use etax_authz::flows::password::Holder;
 use etax_authz::flows::Login;
 use etax_authz::ids::{IdType, PersonKey, Phone};
+use etax_authz::import;
 use etax_authz::policy::PolicySnapshot;
-use etax_authz::store::{self, ImportDocument, Store};
+use etax_authz::store::Store;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -31,8 +32,8 @@ fn login_service(dir: &Path) -> Login {
     };
     let authn = Arc::new(Authn::new(config.clone()).unwrap());
     let store = Store::open(&dir.join("identities.redb")).unwrap();
-    let demo = ImportDocument::read(&Path::new(ROOT).join("examples/demo.json")).unwrap();
-    store::import_document(&store, &demo, authn.hasher(), &config.passwords).unwrap();
+    let demo = Path::new(ROOT).join("examples/demo.json");
+    import::import_file(&store, &demo, authn.hasher(), &config.passwords).unwrap();
     let policies = PolicySnapshot::load(
         &Path::new(ROOT).join("policies"),
         &Path::new(ROOT).join("schemas/etax.cedarschema"),

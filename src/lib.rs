@@ -34,6 +34,7 @@ pub mod decision;
 pub mod flows;
 pub mod http;
 pub mod ids;
+pub mod import;
 pub mod policy;
 pub mod server;
 pub mod store;

@@ -15,9 +15,10 @@ use crate::authn::{Authn, AuthnConfig, PasswordHasher, PasswordPolicy};
 use crate::decision::Engine;
 use crate::http::callers::{Callers, CallersError};
 use crate::http::{self, AppState};
+use crate::import::{self, ImportError};
 use crate::policy::reload::Reloader;
 use crate::policy::{LoadError, PolicySnapshot};
-use crate::store::{self, ImportDocument, ImportError, Store, StoreError};
+use crate::store::{self, Store, StoreError};
 
 pub struct ServeOptions {
     pub listen: SocketAddr,
@@ -211,7 +212,7 @@ async fn seed_demo(
     let store = store.clone();
     let file = path.to_path_buf();
     let summary = tokio::task::spawn_blocking(move || {
-        store::import_document(&store, &ImportDocument::read(&file)?, &hasher, &passwords)
+        import::import_file(&store, &file, &hasher, &passwords)
     })
     .await
     .expect("import task does not panic")

@@ -15,8 +15,9 @@ use etax_authz::flows::maintenance::{
     Actor, Maintenance, MaintenanceError, PermissionIdentitySpec, StaffChange,
 };
 use etax_authz::ids::{CreditCode, PermissionIdentityId, PersonKey};
+use etax_authz::import;
 use etax_authz::policy::PolicySnapshot;
-use etax_authz::store::{self, IdentityType, ImportDocument, StaffRecord, Store};
+use etax_authz::store::{self, IdentityType, StaffRecord, Store};
 use serde_json::json;
 
 /// A light argon2 cost keeps the suite fast; production uses the default.
@@ -54,8 +55,8 @@ impl Bureau {
             parallelism: 1,
         })
         .unwrap();
-        let doc = ImportDocument::read(&Path::new(ROOT).join("examples/demo.json")).unwrap();
-        store::import_document(&store, &doc, &hasher, &PasswordPolicy::default()).unwrap();
+        let doc = Path::new(ROOT).join("examples/demo.json");
+        import::import_file(&store, &doc, &hasher, &PasswordPolicy::default()).unwrap();
         let snapshot = PolicySnapshot::load(
             &Path::new(ROOT).join("policies"),
             &Path::new(ROOT).join("schemas/etax.cedarschema"),

@@ -13,10 +13,11 @@ use cedar_policy::{Entities, EntityUid};
 use etax_authz::authn::password::HashCost;
 use etax_authz::authn::{PasswordHasher, PasswordPolicy};
 use etax_authz::decision::{uid, Engine, Slice};
+use etax_authz::import;
 use etax_authz::policy::PolicySnapshot;
 use etax_authz::store::{
-    self, AgencyRecord, AgentStaffRecord, EnterpriseRecord, FunctionRecord, ImportDocument,
-    PermissionIdentityRecord, PersonRecord, Record, StaffRecord, Store, StoreReader,
+    AgencyRecord, AgentStaffRecord, EnterpriseRecord, FunctionRecord, PermissionIdentityRecord,
+    PersonRecord, Record, StaffRecord, Store, StoreReader,
 };
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -29,8 +30,8 @@ fn demo_engine(dir: &Path) -> Engine {
         parallelism: 1,
     })
     .unwrap();
-    let demo = ImportDocument::read(&Path::new(ROOT).join("examples/demo.json")).unwrap();
-    store::import_document(&store, &demo, &hasher, &PasswordPolicy::default()).unwrap();
+    let demo = Path::new(ROOT).join("examples/demo.json");
+    import::import_file(&store, &demo, &hasher, &PasswordPolicy::default()).unwrap();
     let snapshot = PolicySnapshot::load(
         &Path::new(ROOT).join("policies"),
         &Path::new(ROOT).join("schemas/etax.cedarschema"),

@@ -11,8 +11,8 @@
 //! a crash; when it returns `Err`, nothing of it was stored. Readers see a
 //! consistent snapshot and never wait for a writer (MVCC).
 
-mod import;
 mod records;
+mod undo;
 
 use std::ops::Bound;
 use std::path::Path;
@@ -26,8 +26,8 @@ use redb::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use import::{import_document, ImportDocument, ImportError, ImportFailure, ImportSummary};
 pub use records::*;
+pub use undo::UndoLog;
 
 /// A table of records of type `Self`, keyed by string.
 pub trait Record: Serialize + DeserializeOwned {

@@ -1,0 +1,227 @@
+//! An undo log for writes too large for one transaction (a bulk import).
+//!
+//! Each undoable write records, in the same transaction, the value it
+//! replaced (or that there was none) in the `undo_log` table, numbered in
+//! order. So at every commit the log and the data agree: [`Store::undo`]
+//! restores every logged key, newest first, and empties the log; a finished
+//! job [`Store::forget_undo`]s it. A job interrupted by a crash leaves its
+//! log behind, and the next job that checks [`Store::has_undo`] can undo it.
+//!
+//! Only identity tables and the taxpayer-id index are logged; the epoch
+//! counter is not restored (an epoch handed out and never used is harmless,
+//! one handed out twice is not).
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableError};
+
+use super::*;
+
+/// Sequence number → encoded [`Entry`].
+const UNDO_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("undo_log");
+
+/// Where an undoable write went. 0: a record table (JSON values), 1: the
+/// taxpayer-id index (string values).
+const KIND_RECORD: u8 = 0;
+const KIND_TAXPAYER_ID: u8 = 1;
+
+/// The next sequence number of the undo log; one per job.
+pub struct UndoLog {
+    next: u64,
+}
+
+/// One logged write: the table, the key, and the value before it (`None`:
+/// the key was absent).
+struct Entry {
+    kind: u8,
+    table: String,
+    key: String,
+    old: Option<Vec<u8>>,
+}
+
+impl Entry {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.table.len() + self.key.len());
+        out.push(self.kind);
+        for part in [self.table.as_bytes(), self.key.as_bytes()] {
+            out.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            out.extend_from_slice(part);
+        }
+        if let Some(old) = &self.old {
+            out.push(1);
+            out.extend_from_slice(old);
+        } else {
+            out.push(0);
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let (&kind, mut rest) = bytes.split_first()?;
+        let mut part = || -> Option<String> {
+            let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+            let s = String::from_utf8(rest.get(4..4 + len)?.to_vec()).ok()?;
+            rest = &rest[4 + len..];
+            Some(s)
+        };
+        let (table, key) = (part()?, part()?);
+        let (&present, old) = rest.split_first()?;
+        Some(Self {
+            kind,
+            table,
+            key,
+            old: (present == 1).then(|| old.to_vec()),
+        })
+    }
+}
+
+impl StoreWriter {
+    /// [`Self::put`], logging the value it replaces in `log`.
+    pub fn put_undoable<R: Record>(
+        &mut self,
+        log: &mut UndoLog,
+        key: &str,
+        record: &R,
+    ) -> Result<(), StoreError> {
+        self.decision_input_written |= R::DECISION_INPUT;
+        let bytes = serde_json::to_vec(record).expect("records serialize to JSON");
+        let old = self
+            .txn
+            .open_table(R::TABLE)?
+            .insert(key, bytes.as_slice())?
+            .map(|v| v.value().to_vec());
+        let table = redb::TableHandle::name(&R::TABLE).to_owned();
+        self.log(log, KIND_RECORD, table, key, old)
+    }
+
+    /// [`Self::put_taxpayer_id`], logging the value it replaces in `log`.
+    pub fn put_taxpayer_id_undoable(
+        &mut self,
+        log: &mut UndoLog,
+        tin: &str,
+        credit_code: &str,
+    ) -> Result<(), StoreError> {
+        let old = self
+            .txn
+            .open_table(TAXPAYER_IDS)?
+            .insert(tin, credit_code)?
+            .map(|v| v.value().as_bytes().to_vec());
+        self.log(log, KIND_TAXPAYER_ID, String::new(), tin, old)
+    }
+
+    fn log(
+        &mut self,
+        log: &mut UndoLog,
+        kind: u8,
+        table: String,
+        key: &str,
+        old: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let entry = Entry {
+            kind,
+            table,
+            key: key.to_owned(),
+            old,
+        };
+        self.txn
+            .open_table(UNDO_LOG)?
+            .insert(log.next, entry.encode().as_slice())?;
+        log.next += 1;
+        Ok(())
+    }
+
+    /// `n` credential epochs never handed out before, as the first of `n`
+    /// consecutive ones: [`Self::next_epoch`] for a batch, one counter
+    /// update instead of `n`.
+    pub fn reserve_epochs(&mut self, n: u64) -> Result<u64, StoreError> {
+        let mut table = self.txn.open_table(COUNTERS)?;
+        let last = table.get(EPOCH_COUNTER)?.map_or(0, |v| v.value());
+        table.insert(EPOCH_COUNTER, last + n)?;
+        Ok(last + 1)
+    }
+
+    /// Restores one logged write.
+    fn restore(&mut self, entry: &Entry) -> Result<(), StoreError> {
+        if entry.kind == KIND_TAXPAYER_ID {
+            let mut t = self.txn.open_table(TAXPAYER_IDS)?;
+            match &entry.old {
+                Some(old) => t.insert(entry.key.as_str(), String::from_utf8_lossy(old).as_ref())?,
+                None => t.remove(entry.key.as_str())?,
+            };
+            return Ok(());
+        }
+        self.decision_input_written = true;
+        let def = TableDefinition::<&str, &[u8]>::new(&entry.table);
+        let mut t = self.txn.open_table(def)?;
+        match &entry.old {
+            Some(old) => t.insert(entry.key.as_str(), old.as_slice())?,
+            None => t.remove(entry.key.as_str())?,
+        };
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Whether an undo log is left (a job did not finish).
+    pub fn has_undo(&self) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read()?;
+        match txn.open_table(UNDO_LOG) {
+            Ok(t) => Ok(!t.is_empty()?),
+            Err(TableError::TableDoesNotExist(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Starts a job's undo log, after any entries left behind (a caller
+    /// that finds [`Self::has_undo`] should [`Self::undo`] those first).
+    pub fn begin_undo(&self) -> Result<UndoLog, StoreError> {
+        let txn = self.db.begin_read()?;
+        let next = match txn.open_table(UNDO_LOG) {
+            Ok(t) => t.last()?.map_or(0, |(k, _)| k.value() + 1),
+            Err(TableError::TableDoesNotExist(_)) => 0,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(UndoLog { next })
+    }
+
+    /// Undoes every logged write, newest first, `batch` per transaction, and
+    /// empties the log; answers how many writes were undone. Each batch
+    /// removes its entries with the restores, so an undo interrupted in turn
+    /// resumes where it stopped.
+    pub fn undo(&self, batch: usize) -> Result<u64, StoreError> {
+        let mut undone = 0;
+        loop {
+            let n = self.write(|w| {
+                let entries: Vec<(u64, Vec<u8>)> = {
+                    let t = w.txn.open_table(UNDO_LOG)?;
+                    let mut out = Vec::new();
+                    for item in t.iter()?.rev().take(batch.max(1)) {
+                        let (k, v) = item?;
+                        out.push((k.value(), v.value().to_vec()));
+                    }
+                    out
+                };
+                for (seq, bytes) in &entries {
+                    let entry = Entry::decode(bytes).ok_or_else(|| StoreError::Corrupt {
+                        table: "undo_log".into(),
+                        key: seq.to_string(),
+                        source: serde::de::Error::custom("undo entry does not decode"),
+                    })?;
+                    w.restore(&entry)?;
+                    w.txn.open_table(UNDO_LOG)?.remove(*seq)?;
+                }
+                Ok::<_, StoreError>(entries.len() as u64)
+            })?;
+            undone += n;
+            if n == 0 {
+                return Ok(undone);
+            }
+        }
+    }
+
+    /// Drops the log of a finished job: its writes stay.
+    pub fn forget_undo(&self) -> Result<(), StoreError> {
+        self.write(|w| {
+            w.txn.delete_table(UNDO_LOG)?;
+            Ok::<_, StoreError>(())
+        })
+    }
+}
