@@ -107,6 +107,16 @@ enum Command {
         #[command(flatten)]
         passwords: PasswordArgs,
     },
+    /// Write a deterministic synthetic bureau (about ten staff per
+    /// enterprise) as an import file, for load tests: every account shares
+    /// one password, printed on stderr.
+    Gen {
+        #[arg(long)]
+        enterprises: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -313,6 +323,11 @@ pub fn main() -> ExitCode {
             passwords,
         } => crate::import::command::run(&file, &data, &passwords.into_policy()),
         Command::Audit(cmd) => audit_command(cmd),
+        Command::Gen {
+            enterprises,
+            seed,
+            out,
+        } => crate::gen::command(enterprises, seed, &out),
     }
 }
 

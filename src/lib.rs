@@ -32,6 +32,7 @@ pub mod authn;
 pub mod cli;
 pub mod decision;
 pub mod flows;
+pub mod gen;
 pub mod http;
 pub mod ids;
 pub mod import;
