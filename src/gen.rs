@@ -115,7 +115,7 @@ impl Bureau {
     }
 
     fn category(&self, i: u64) -> PayerCategory {
-        if self.mix(4, i) % 50 == 0 {
+        if self.mix(4, i).is_multiple_of(50) {
             PayerCategory::SocialSecurityOnly
         } else {
             PayerCategory::Ordinary
