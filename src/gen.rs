@@ -166,7 +166,7 @@ fn with_check(body: &str, check: impl Fn(&str) -> Option<IdError>) -> String {
 /// area, a birth date 1960–1999, a sequence number, the check digit. Each
 /// space has its own areas, so the two never collide; within a space the
 /// mapping is one-to-one for 116 million people.
-fn resident_id(space: usize, n: u64) -> String {
+pub(crate) fn resident_id(space: usize, n: u64) -> String {
     let area = AREAS[(n % 4) as usize + space * 4];
     let m = n / 4;
     let (y, mo, d) = civil_from_days(m % 14_610);

@@ -160,9 +160,22 @@ pub fn import_json(
 
 fn import<R: Read + Seek>(
     store: &Store,
+    file: R,
+    credentials: &Credentials,
+    progress: &mut Progress,
+) -> Result<ImportSummary, ImportError> {
+    import_with(store, file, credentials, progress, write::BATCH, &mut || {})
+}
+
+/// [`import`] with `batch` records per transaction, running `between`
+/// after the check (tests change the file there).
+fn import_with<R: Read + Seek>(
+    store: &Store,
     mut file: R,
     credentials: &Credentials,
     progress: &mut Progress,
+    batch: usize,
+    between: &mut dyn FnMut(),
 ) -> Result<ImportSummary, ImportError> {
     let layout = Layout::scan(&mut file)?;
     file.rewind().map_err(ImportError::read)?;
@@ -182,8 +195,15 @@ fn import<R: Read + Seek>(
         return Err(ImportError::Invalid(checker.failures));
     }
     drop(checker);
+    between();
     progress.phase("wrote");
-    let written = write_all(store, &mut file, &layout, &snapshot, credentials, progress);
+    let pass = Pass {
+        layout: &layout,
+        snapshot: &snapshot,
+        credentials,
+        batch,
+    };
+    let written = write_all(store, &mut file, &pass, progress);
     progress.end();
     match written {
         Ok(summary) => {
@@ -200,18 +220,26 @@ fn import<R: Read + Seek>(
     }
 }
 
+/// What the second pass reads and writes with.
+struct Pass<'a> {
+    layout: &'a Layout,
+    snapshot: &'a StoreReader,
+    credentials: &'a Credentials<'a>,
+    batch: usize,
+}
+
 /// The second pass: build again (hashing clear passwords) and write.
 fn write_all<R: Read + Seek>(
     store: &Store,
     file: &mut R,
-    layout: &Layout,
-    snapshot: &StoreReader,
-    credentials: &Credentials,
+    pass: &Pass,
     progress: &mut Progress,
 ) -> Result<ImportSummary, ImportError> {
-    let mut checker = Checker::new(snapshot, Some(credentials.hasher), credentials.passwords);
-    let mut writer = BatchWriter::new(store)?;
-    each_built(file, layout, &mut checker, &mut |built| {
+    let credentials = pass.credentials;
+    let hasher = Some(credentials.hasher);
+    let mut checker = Checker::new(pass.snapshot, hasher, credentials.passwords);
+    let mut writer = BatchWriter::new(store, pass.batch)?;
+    each_built(file, pass.layout, &mut checker, &mut |built| {
         progress.add(writer.push(built)? as u64);
         Ok(())
     })?;
@@ -256,3 +284,6 @@ fn each_built<R: Read + Seek>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

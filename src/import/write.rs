@@ -17,15 +17,18 @@ pub(super) struct BatchWriter<'a> {
     store: &'a Store,
     log: UndoLog,
     batch: Vec<Built>,
+    limit: usize,
     pub summary: ImportSummary,
 }
 
 impl<'a> BatchWriter<'a> {
-    pub fn new(store: &'a Store) -> Result<Self, StoreError> {
+    /// `limit`: records per transaction ([`BATCH`]).
+    pub fn new(store: &'a Store, limit: usize) -> Result<Self, StoreError> {
         Ok(Self {
             store,
             log: store.begin_undo()?,
-            batch: Vec::with_capacity(BATCH),
+            batch: Vec::with_capacity(limit),
+            limit: limit.max(1),
             summary: ImportSummary::default(),
         })
     }
@@ -35,7 +38,7 @@ impl<'a> BatchWriter<'a> {
     pub fn push(&mut self, built: Built) -> Result<usize, StoreError> {
         self.summary.count(&built);
         self.batch.push(built);
-        if self.batch.len() >= BATCH {
+        if self.batch.len() >= self.limit {
             return self.flush();
         }
         Ok(0)

@@ -225,3 +225,46 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn function(name: &str) -> FunctionRecord {
+        FunctionRecord {
+            name: name.into(),
+            description: String::new(),
+        }
+    }
+
+    #[test]
+    fn undo_restores_replaced_values_and_removes_new_ones_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        store.write(|w| w.put("old", &function("before"))).unwrap();
+        let mut log = store.begin_undo().unwrap();
+        for name in ["first", "second"] {
+            store
+                .write(|w| {
+                    w.put_undoable(&mut log, "old", &function(name))?;
+                    w.put_undoable(&mut log, "new", &function(name))?;
+                    w.put_taxpayer_id_undoable(&mut log, "210102999999999", "X")
+                })
+                .unwrap();
+        }
+        assert!(store.has_undo().unwrap());
+        // One batch per write: an undo resumes across transactions.
+        assert_eq!(store.undo(1).unwrap(), 6);
+        let r = store.read().unwrap();
+        assert_eq!(
+            r.get::<FunctionRecord>("old").unwrap().unwrap().name,
+            "before"
+        );
+        assert!(r.get::<FunctionRecord>("new").unwrap().is_none());
+        assert_eq!(
+            r.credit_code_for_taxpayer_id("210102999999999").unwrap(),
+            None
+        );
+        assert!(!store.has_undo().unwrap());
+    }
+}
