@@ -10,13 +10,19 @@ use crate::authn::{PasswordHasher, PasswordPolicy};
 use crate::ids::mask_text;
 use crate::store::{self, Store};
 
+/// The import's page cache: written pages need not stay cached (each batch
+/// is written once), and a million staff would otherwise fill redb's
+/// default 1 GiB.
+const CACHE_BYTES: usize = 256 << 20;
+
 pub fn run(file: &Path, data: &Path, passwords: &PasswordPolicy) -> ExitCode {
     let run = || -> Result<ImportSummary, ImportError> {
         std::fs::create_dir_all(data).map_err(|source| ImportError::Io {
             path: data.display().to_string(),
             source,
         })?;
-        let store = Store::open(&store::identity_store_path(data))?;
+        let path = store::identity_store_path(data);
+        let store = Store::open_with_cache(&path, CACHE_BYTES)?;
         let hasher = PasswordHasher::default();
         import_file_reporting(&store, file, &hasher, passwords, &mut Progress::new(true))
     };
