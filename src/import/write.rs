@@ -53,13 +53,106 @@ impl<'a> BatchWriter<'a> {
         let n = batch.len();
         self.store.write(|w| {
             let needed = batch.iter().filter(|b| b.takes_epoch()).count() as u64;
-            let mut epoch = w.reserve_epochs(needed)?;
-            for built in batch.drain(..) {
-                write_one(w, log, built, &mut epoch)?;
-            }
-            Ok::<_, StoreError>(())
+            let first = w.reserve_epochs(needed)?;
+            let staged = Staged::from(batch.drain(..), first);
+            staged.write(w, log)
         })?;
         Ok(n)
+    }
+}
+
+/// A batch sorted by table, epochs assigned: each table is opened once.
+#[derive(Default)]
+struct Staged {
+    functions: Vec<(String, FunctionRecord)>,
+    persons: Vec<(String, PersonRecord)>,
+    enterprises: Vec<(String, EnterpriseRecord)>,
+    officers: Vec<(String, CoreOfficersRecord)>,
+    /// Taxpayer id, credit code.
+    tins: Vec<(String, String)>,
+    roles: Vec<(String, PermissionIdentityRecord)>,
+    staff: Vec<(String, StaffRecord)>,
+    agencies: Vec<(String, AgencyRecord)>,
+    agent_staff: Vec<(String, AgentStaffRecord)>,
+    recognitions: Vec<(String, RecognitionRecord)>,
+    clients: Vec<(String, ClientOfRecord)>,
+}
+
+impl Staged {
+    /// Sorts `batch` by table, giving each record that takes an epoch the
+    /// next one from `epoch` on.
+    fn from(batch: impl Iterator<Item = Built>, mut epoch: u64) -> Self {
+        let mut fresh = || {
+            epoch += 1;
+            epoch - 1
+        };
+        let mut s = Staged::default();
+        for built in batch {
+            match built {
+                Built::Function(k, r) => s.functions.push((k, r)),
+                Built::Person(k, mut r) => {
+                    r.credential_epoch = fresh();
+                    s.persons.push((k, r));
+                }
+                Built::Enterprise(k, mut r, officers) => {
+                    r.credential_epoch = fresh();
+                    if let Some(tin) = &r.taxpayer_id {
+                        s.tins.push((tin.to_string(), k.clone()));
+                    }
+                    s.officers.push((k.clone(), officers));
+                    s.enterprises.push((k, r));
+                }
+                Built::PermissionIdentity(k, r) => s.roles.push((k, r)),
+                Built::Staff(k, mut r) => {
+                    r.credential_epoch = fresh();
+                    s.staff.push((k, r));
+                }
+                Built::Agency(k, r) => {
+                    if let Some(tin) = &r.taxpayer_id {
+                        s.tins.push((tin.to_string(), k.clone()));
+                    }
+                    s.agencies.push((k, r));
+                }
+                Built::AgentStaff(k, mut r) => {
+                    r.credential_epoch = fresh();
+                    s.agent_staff.push((k, r));
+                }
+                Built::Recognition(enterprise, agency, mut r) => {
+                    r.epoch = fresh();
+                    s.clients
+                        .push((owned_key(&agency, &enterprise), ClientOfRecord {}));
+                    s.recognitions.push((owned_key(&enterprise, &agency), r));
+                }
+            }
+        }
+        s
+    }
+
+    fn write(&self, w: &mut StoreWriter, log: &mut UndoLog) -> Result<(), StoreError> {
+        fn all<R: Record>(
+            w: &mut StoreWriter,
+            log: &mut UndoLog,
+            records: &[(String, R)],
+        ) -> Result<(), StoreError> {
+            if records.is_empty() {
+                return Ok(());
+            }
+            w.put_all_undoable(log, records.iter().map(|(k, r)| (k.as_str(), r)))
+        }
+        all(w, log, &self.functions)?;
+        all(w, log, &self.persons)?;
+        all(w, log, &self.enterprises)?;
+        all(w, log, &self.officers)?;
+        all(w, log, &self.roles)?;
+        all(w, log, &self.staff)?;
+        all(w, log, &self.agencies)?;
+        all(w, log, &self.agent_staff)?;
+        all(w, log, &self.recognitions)?;
+        all(w, log, &self.clients)?;
+        for (tin, code) in &self.tins {
+            w.put_taxpayer_id_undoable(log, tin, code)?;
+        }
+        Ok(())
     }
 }
 
@@ -77,55 +170,6 @@ impl Built {
                 | Built::AgentStaff(..)
                 | Built::Recognition(..)
         )
-    }
-}
-
-fn write_one(
-    w: &mut StoreWriter,
-    log: &mut UndoLog,
-    built: Built,
-    epoch: &mut u64,
-) -> Result<(), StoreError> {
-    let mut fresh = || {
-        *epoch += 1;
-        *epoch - 1
-    };
-    match built {
-        Built::Function(k, r) => w.put_undoable(log, &k, &r),
-        Built::Person(k, mut r) => {
-            r.credential_epoch = fresh();
-            w.put_undoable(log, &k, &r)
-        }
-        Built::Enterprise(k, mut r, officers) => {
-            r.credential_epoch = fresh();
-            w.put_undoable(log, &k, &r)?;
-            w.put_undoable(log, &k, &officers)?;
-            match &r.taxpayer_id {
-                Some(tin) => w.put_taxpayer_id_undoable(log, tin.as_str(), &k),
-                None => Ok(()),
-            }
-        }
-        Built::PermissionIdentity(k, r) => w.put_undoable(log, &k, &r),
-        Built::Staff(k, mut r) => {
-            r.credential_epoch = fresh();
-            w.put_undoable(log, &k, &r)
-        }
-        Built::Agency(k, r) => {
-            w.put_undoable(log, &k, &r)?;
-            match &r.taxpayer_id {
-                Some(tin) => w.put_taxpayer_id_undoable(log, tin.as_str(), &k),
-                None => Ok(()),
-            }
-        }
-        Built::AgentStaff(k, mut r) => {
-            r.credential_epoch = fresh();
-            w.put_undoable(log, &k, &r)
-        }
-        Built::Recognition(enterprise, agency, mut r) => {
-            r.epoch = fresh();
-            w.put_undoable(log, &owned_key(&enterprise, &agency), &r)?;
-            w.put_undoable(log, &owned_key(&agency, &enterprise), &ClientOfRecord {})
-        }
     }
 }
 

@@ -37,23 +37,26 @@ struct Entry {
     old: Option<Vec<u8>>,
 }
 
-impl Entry {
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8 + self.table.len() + self.key.len());
-        out.push(self.kind);
-        for part in [self.table.as_bytes(), self.key.as_bytes()] {
-            out.extend_from_slice(&(part.len() as u32).to_le_bytes());
-            out.extend_from_slice(part);
-        }
-        if let Some(old) = &self.old {
+/// The bytes of one log entry: kind, table and key (each length-prefixed),
+/// then 1 and the old value, or 0.
+fn encode(kind: u8, table: &str, key: &str, old: Option<&[u8]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + table.len() + key.len() + old.map_or(0, <[u8]>::len));
+    out.push(kind);
+    for part in [table.as_bytes(), key.as_bytes()] {
+        out.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        out.extend_from_slice(part);
+    }
+    match old {
+        Some(old) => {
             out.push(1);
             out.extend_from_slice(old);
-        } else {
-            out.push(0);
         }
-        out
+        None => out.push(0),
     }
+    out
+}
 
+impl Entry {
     fn decode(bytes: &[u8]) -> Option<Self> {
         let (&kind, mut rest) = bytes.split_first()?;
         let mut part = || -> Option<String> {
@@ -81,15 +84,32 @@ impl StoreWriter {
         key: &str,
         record: &R,
     ) -> Result<(), StoreError> {
+        self.put_all_undoable(log, [(key, record)])
+    }
+
+    /// [`Self::put_undoable`] for many records of one table: the table and
+    /// the log are opened once (opening a table per record costs as much
+    /// as the insert in a bulk import).
+    pub fn put_all_undoable<'r, R: Record + 'r>(
+        &mut self,
+        log: &mut UndoLog,
+        records: impl IntoIterator<Item = (&'r str, &'r R)>,
+    ) -> Result<(), StoreError> {
         self.decision_input_written |= R::DECISION_INPUT;
-        let bytes = serde_json::to_vec(record).expect("records serialize to JSON");
-        let old = self
-            .txn
-            .open_table(R::TABLE)?
-            .insert(key, bytes.as_slice())?
-            .map(|v| v.value().to_vec());
-        let table = redb::TableHandle::name(&R::TABLE).to_owned();
-        self.log(log, KIND_RECORD, table, key, old)
+        let name = redb::TableHandle::name(&R::TABLE);
+        let mut table = self.txn.open_table(R::TABLE)?;
+        let mut undo = self.txn.open_table(UNDO_LOG)?;
+        let mut bytes = Vec::new();
+        for (key, record) in records {
+            bytes.clear();
+            serde_json::to_writer(&mut bytes, record).expect("records serialize to JSON");
+            let old = table.insert(key, bytes.as_slice())?;
+            let entry = encode(KIND_RECORD, name, key, old.as_ref().map(|v| v.value()));
+            drop(old);
+            undo.insert(log.next, entry.as_slice())?;
+            log.next += 1;
+        }
+        Ok(())
     }
 
     /// [`Self::put_taxpayer_id`], logging the value it replaces in `log`.
@@ -104,26 +124,10 @@ impl StoreWriter {
             .open_table(TAXPAYER_IDS)?
             .insert(tin, credit_code)?
             .map(|v| v.value().as_bytes().to_vec());
-        self.log(log, KIND_TAXPAYER_ID, String::new(), tin, old)
-    }
-
-    fn log(
-        &mut self,
-        log: &mut UndoLog,
-        kind: u8,
-        table: String,
-        key: &str,
-        old: Option<Vec<u8>>,
-    ) -> Result<(), StoreError> {
-        let entry = Entry {
-            kind,
-            table,
-            key: key.to_owned(),
-            old,
-        };
+        let entry = encode(KIND_TAXPAYER_ID, "", tin, old.as_deref());
         self.txn
             .open_table(UNDO_LOG)?
-            .insert(log.next, entry.encode().as_slice())?;
+            .insert(log.next, entry.as_slice())?;
         log.next += 1;
         Ok(())
     }
