@@ -4,8 +4,9 @@
 //! The same checks run twice: in the first pass only to collect every
 //! problem (record and field), in the second to build the records to write
 //! — then clear-text passwords are hashed too, before any transaction opens.
-//! The store is read through one snapshot taken before the import, so both
-//! passes see the same store.
+//! The first pass reads the store through one snapshot; the second reads
+//! it live ([`Lookup`]), which answers the same: what the import wrote in
+//! between are the document's own records, which count as present anyway.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -17,6 +18,35 @@ use crate::ids::{
     check_local_key, CreditCode, IdType, PermissionIdentityId, PersonKey, Phone, TaxpayerId,
 };
 use crate::store::*;
+
+/// Where the checks look up records that are not in the document.
+pub(super) enum Lookup<'a> {
+    /// The first pass: one snapshot, taken before the import.
+    Snapshot(StoreReader),
+    /// The second pass: the store as it is, a read transaction per lookup.
+    /// A read transaction held through the writes would keep every page
+    /// they replace from being reused, and the file would grow by every
+    /// batch's pages. What the import has written so far changes no
+    /// answer: the document's own records count as present anyway.
+    Live(&'a Store),
+}
+
+impl Lookup<'_> {
+    fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
+        match self {
+            Self::Snapshot(r) => r.get(key),
+            Self::Live(store) => store.read()?.get(key),
+        }
+    }
+
+    fn taxpayer_id_taken(&self, tin: &str) -> Result<bool, StoreError> {
+        let code = match self {
+            Self::Snapshot(r) => r.credit_code_for_taxpayer_id(tin)?,
+            Self::Live(store) => store.read()?.credit_code_for_taxpayer_id(tin)?,
+        };
+        Ok(code.is_some())
+    }
+}
 
 /// The fields of an account password: in clear or as a PHC string.
 const ACCOUNT: [&str; 2] = ["password", "password_hash"];
@@ -43,7 +73,7 @@ pub(super) enum Built {
 
 /// What one pass has seen so far, and the problems it found.
 pub(super) struct Checker<'a> {
-    store: &'a StoreReader,
+    store: Lookup<'a>,
     /// `Some` in the second pass: clear-text passwords are hashed with it.
     hasher: Option<&'a PasswordHasher>,
     /// The same acceptance function as the API's (`--password-*` flags).
@@ -64,7 +94,7 @@ pub(super) struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     pub fn new(
-        store: &'a StoreReader,
+        store: Lookup<'a>,
         hasher: Option<&'a PasswordHasher>,
         passwords: &'a PasswordPolicy,
     ) -> Self {
@@ -356,10 +386,7 @@ impl Checker<'_> {
         match TaxpayerId::parse(s) {
             Ok(tin) => {
                 if !self.tins.insert(tin.to_string())
-                    || self
-                        .store
-                        .credit_code_for_taxpayer_id(tin.as_str())?
-                        .is_some()
+                    || self.store.taxpayer_id_taken(tin.as_str())?
                 {
                     let message = format!("taxpayer id {tin} is already registered");
                     self.fail(at, "taxpayer_id", message);

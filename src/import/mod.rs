@@ -15,16 +15,18 @@
 //!    transaction; if a batch fails (I/O, a full disk, a record that no
 //!    longer checks because the file changed between the passes), the
 //!    batches already committed are undone from the log, and the error is
-//!    returned. On success the log is dropped.
+//!    returned. On success the log is dropped (if dropping it fails, the
+//!    import is undone too). The second pass checks each record again,
+//!    against the live store, and a problem then means the file changed.
 //! 3. An import killed midway leaves its undo log: the next import undoes
 //!    it before it starts. Until then the store holds the killed import's
 //!    first batches: the CLI holds the store exclusively while it runs, so
 //!    run `import` again (a file with `{}` will do) before serving a store
 //!    whose import was interrupted.
 //!
-//! Between the passes and during the writes, other writers in the same
-//! process (the server seeds its demo before it serves) could interleave;
-//! the CLI holds the store file exclusively, so nothing does.
+//! Readers in the same process could see the batches before the import
+//! ends (or is undone); none do: the CLI holds the store file exclusively,
+//! and the server seeds its demo before it serves.
 
 mod check;
 pub mod command;
@@ -40,8 +42,8 @@ pub use document::*;
 pub use progress::Progress;
 
 use crate::authn::{PasswordHasher, PasswordPolicy};
-use crate::store::{Store, StoreError, StoreReader};
-use check::{Built, Checker};
+use crate::store::{Store, StoreError};
+use check::{Built, Checker, Lookup};
 use scan::{each_record, Layout};
 use write::BatchWriter;
 
@@ -184,9 +186,9 @@ fn import_with<R: Read + Seek>(
         let n = store.undo(write::BATCH)?;
         tracing::warn!(writes = n, "undid the part of an interrupted import");
     }
-    let snapshot = store.read()?;
     progress.phase("checked");
-    let mut checker = Checker::new(&snapshot, None, credentials.passwords);
+    let snapshot = Lookup::Snapshot(store.read()?);
+    let mut checker = Checker::new(snapshot, None, credentials.passwords);
     each_built(&mut file, &layout, &mut checker, &mut |_| {
         progress.add(1);
         Ok(())
@@ -194,36 +196,34 @@ fn import_with<R: Read + Seek>(
     if !checker.failures.is_empty() {
         return Err(ImportError::Invalid(checker.failures));
     }
+    // Also ends the snapshot: no read transaction outlives the check.
     drop(checker);
     between();
     progress.phase("wrote");
     let pass = Pass {
         layout: &layout,
-        snapshot: &snapshot,
         credentials,
         batch,
     };
-    let written = write_all(store, &mut file, &pass, progress);
+    let written = write_all(store, &mut file, &pass, progress).and_then(|summary| {
+        store.forget_undo()?;
+        Ok(summary)
+    });
     progress.end();
-    match written {
-        Ok(summary) => {
-            store.forget_undo()?;
-            Ok(summary)
-        }
-        Err(e) => match store.undo(write::BATCH) {
-            Ok(_) => Err(e),
-            Err(undo) => Err(ImportError::UndoFailed {
-                write: Box::new(e),
-                undo,
-            }),
+    // On any failure (dropping the log included), the batches committed
+    // are undone from the log.
+    written.map_err(|e| match store.undo(write::BATCH) {
+        Ok(_) => e,
+        Err(undo) => ImportError::UndoFailed {
+            write: Box::new(e),
+            undo,
         },
-    }
+    })
 }
 
 /// What the second pass reads and writes with.
 struct Pass<'a> {
     layout: &'a Layout,
-    snapshot: &'a StoreReader,
     credentials: &'a Credentials<'a>,
     batch: usize,
 }
@@ -237,7 +237,7 @@ fn write_all<R: Read + Seek>(
 ) -> Result<ImportSummary, ImportError> {
     let credentials = pass.credentials;
     let hasher = Some(credentials.hasher);
-    let mut checker = Checker::new(pass.snapshot, hasher, credentials.passwords);
+    let mut checker = Checker::new(Lookup::Live(store), hasher, credentials.passwords);
     let mut writer = BatchWriter::new(store, pass.batch)?;
     each_built(file, pass.layout, &mut checker, &mut |built| {
         progress.add(writer.push(built)? as u64);
