@@ -9,9 +9,11 @@ use super::check::Built;
 use super::ImportSummary;
 use crate::store::*;
 
-/// Records per transaction: large enough that the commit (an fsync) is
-/// cheap beside the writes, small enough that a batch stays a few MB.
-pub(super) const BATCH: usize = 20_000;
+/// Records per transaction: large enough that the commit (an fsync, and a
+/// copy of every b-tree page the batch touched) is cheap beside the writes,
+/// small enough that a batch stays some tens of MB. 20,000 wrote a million
+/// staff at 51,000 records/s, the file 1.1 GB (BENCHMARKS.md).
+pub(super) const BATCH: usize = 50_000;
 
 pub(super) struct BatchWriter<'a> {
     store: &'a Store,
@@ -137,7 +139,12 @@ impl Staged {
             if records.is_empty() {
                 return Ok(());
             }
-            w.put_all_undoable(log, records.iter().map(|(k, r)| (k.as_str(), r)))
+            // In key order: consecutive inserts land on the same b-tree
+            // pages, which a random order (ID numbers, credit codes) would
+            // touch all over the tree.
+            let mut sorted: Vec<&(String, R)> = records.iter().collect();
+            sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            w.put_all_undoable(log, sorted.into_iter().map(|(k, r)| (k.as_str(), r)))
         }
         all(w, log, &self.functions)?;
         all(w, log, &self.persons)?;
