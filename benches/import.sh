@@ -7,6 +7,7 @@
 # For each ENTERPRISES (default 10000 and 100000: about 100,000 and
 # 1,000,000 staff), generates the bureau with `gen` (not timed), then runs
 # `import` under /usr/bin/time -v and prints the summary, the elapsed time,
+# the CPU time (less disturbed by a busy machine than the elapsed time),
 # the peak RSS, the file and store sizes and the machine's load average.
 # Build the release binary once beforehand (cargo build --release --locked).
 set -euo pipefail
@@ -30,6 +31,7 @@ for n in "${SIZES[@]}"; do
   cat "$WORK/out"
   grep '^import:' "$WORK/err" || true
   awk -F': ' '/Elapsed \(wall clock\)/ {print "elapsed: " $2}
+              /User time/ {u = $2} /System time/ {printf "cpu: %.1f s user + %.1f s system\n", u, $2}
               /Maximum resident set size/ {printf "peak RSS: %.0f MB\n", $2 / 1024}' "$WORK/err"
   echo "store: $(du -h "$data/identities.redb" | cut -f1); load after $(cut -d' ' -f1-3 /proc/loadavg)"
   rm -rf "$doc" "$data"

@@ -79,12 +79,48 @@ fn a_write_that_fails_midway_leaves_the_store_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let store = demo_store(dir.path());
     let before = dump(&store);
+    fail_midway(&store, dir.path());
+    assert_eq!(dump(&store), before);
+    let r = store.read().unwrap();
+    assert_eq!(
+        r.credit_code_for_taxpayer_id("210102999999999").unwrap(),
+        None
+    );
+}
+
+#[test]
+fn a_first_load_that_fails_midway_leaves_the_store_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.redb")).unwrap();
+    let demo = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.json"));
+    let mut doc: serde_json::Value = serde_json::from_slice(&demo.unwrap()).unwrap();
+    // The demo's functions and roles, so that the document stands alone.
+    let extra = overwriting_document();
+    for section in ["staff", "persons"] {
+        let more = extra[section].as_array().unwrap().clone();
+        doc[section].as_array_mut().unwrap().extend(more);
+    }
     let path = dir.path().join("doc.json");
-    let text = overwriting_document().to_string();
-    std::fs::write(&path, &text).unwrap();
-    // After the check, the file changes under the import: the last staff
-    // member now names a permission identity the enterprise lacks (same
-    // length, so the sections stay where the scan found them).
+    std::fs::write(&path, doc.to_string()).unwrap();
+    fail_midway_with(&store, &path);
+    assert!(store.is_empty().unwrap());
+    let r = store.read().unwrap();
+    assert_eq!(
+        r.credit_code_for_taxpayer_id("210102123456789").unwrap(),
+        None
+    );
+}
+
+/// Imports [`overwriting_document`] with batches of two, the file changed
+/// after the check so that its last staff member fails the second pass.
+fn fail_midway(store: &Store, dir: &Path) {
+    let path = dir.join("doc.json");
+    std::fs::write(&path, overwriting_document().to_string()).unwrap();
+    fail_midway_with(store, &path);
+}
+
+fn fail_midway_with(store: &Store, path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap();
     let cut = text.rfind("\"filing\"").unwrap();
     let changed = format!("{}\"filinX\"{}", &text[..cut], &text[cut + 8..]);
     let hasher = light_hasher();
@@ -92,11 +128,11 @@ fn a_write_that_fails_midway_leaves_the_store_as_it_was() {
         hasher: &hasher,
         passwords: &PasswordPolicy::default(),
     };
-    let file = std::fs::File::open(&path).unwrap();
-    let mut rewrite = || std::fs::write(&path, &changed).unwrap();
+    let file = std::fs::File::open(path).unwrap();
+    let mut rewrite = || std::fs::write(path, &changed).unwrap();
     let commits = store.commits();
     let err = import_with(
-        &store,
+        store,
         file,
         &credentials,
         &mut Progress::new(false),
@@ -104,18 +140,14 @@ fn a_write_that_fails_midway_leaves_the_store_as_it_was() {
         &mut rewrite,
     )
     .unwrap_err();
+    // The last staff member, in the second pass.
+    let last = format!("staff[{}]", text.matches("\"identity_type\"").count() - 1);
     assert!(
-        matches!(&err, ImportError::Changed(f) if f.record == "staff[5]"),
+        matches!(&err, ImportError::Changed(f) if f.record == last),
         "{err}"
     );
     // Batches were committed before the failure, and undone after it.
     assert!(store.commits() > commits + 3);
-    assert_eq!(dump(&store), before);
-    let r = store.read().unwrap();
-    assert_eq!(
-        r.credit_code_for_taxpayer_id("210102999999999").unwrap(),
-        None
-    );
     assert!(!store.has_undo().unwrap());
 }
 

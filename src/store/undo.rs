@@ -7,6 +7,9 @@
 //! job [`Store::forget_undo`]s it. A job interrupted by a crash leaves its
 //! log behind, and the next job that checks [`Store::has_undo`] can undo it.
 //!
+//! A job that begins on a store without identities logs only that: undoing
+//! it empties the identity tables (a first bulk load writes half as much).
+//!
 //! Only identity tables and the taxpayer-id index are logged; the epoch
 //! counter is not restored (an epoch handed out and never used is harmless,
 //! one handed out twice is not).
@@ -22,10 +25,18 @@ const UNDO_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("undo_log");
 /// taxpayer-id index (string values).
 const KIND_RECORD: u8 = 0;
 const KIND_TAXPAYER_ID: u8 = 1;
+/// The job began on a store without identities: undoing it empties the
+/// identity tables and the taxpayer-id index, and no write is logged one by
+/// one (a first bulk load writes half as much).
+const KIND_WAS_EMPTY: u8 = 2;
 
 /// The next sequence number of the undo log; one per job.
 pub struct UndoLog {
     next: u64,
+    /// The store had no identities when the job began.
+    was_empty: bool,
+    /// The [`KIND_WAS_EMPTY`] entry is written (with the first write).
+    marked: bool,
 }
 
 /// One logged write: the table, the key, and the value before it (`None`:
@@ -96,6 +107,15 @@ impl StoreWriter {
         records: impl IntoIterator<Item = (&'r str, &'r R)>,
     ) -> Result<(), StoreError> {
         self.decision_input_written |= R::DECISION_INPUT;
+        if log.was_empty {
+            self.mark_was_empty(log)?;
+            let mut table = self.txn.open_table(R::TABLE)?;
+            for (key, record) in records {
+                let bytes = serde_json::to_vec(record).expect("records serialize to JSON");
+                table.insert(key, bytes.as_slice())?;
+            }
+            return Ok(());
+        }
         let name = redb::TableHandle::name(&R::TABLE);
         let mut table = self.txn.open_table(R::TABLE)?;
         let mut undo = self.txn.open_table(UNDO_LOG)?;
@@ -124,6 +144,9 @@ impl StoreWriter {
             .open_table(TAXPAYER_IDS)?
             .insert(tin, credit_code)?
             .map(|v| v.value().as_bytes().to_vec());
+        if log.was_empty {
+            return self.mark_was_empty(log);
+        }
         let entry = encode(KIND_TAXPAYER_ID, "", tin, old.as_deref());
         self.txn
             .open_table(UNDO_LOG)?
@@ -142,8 +165,32 @@ impl StoreWriter {
         Ok(last + 1)
     }
 
+    /// Logs, once, in the job's first write transaction, that the store
+    /// had no identities.
+    fn mark_was_empty(&mut self, log: &mut UndoLog) -> Result<(), StoreError> {
+        if !log.marked {
+            let entry = encode(KIND_WAS_EMPTY, "", "", None);
+            self.txn
+                .open_table(UNDO_LOG)?
+                .insert(log.next, entry.as_slice())?;
+            log.next += 1;
+            log.marked = true;
+        }
+        Ok(())
+    }
+
     /// Restores one logged write.
     fn restore(&mut self, entry: &Entry) -> Result<(), StoreError> {
+        if entry.kind == KIND_WAS_EMPTY {
+            self.decision_input_written = true;
+            for table in ALL_TABLES {
+                self.txn.delete_table(table)?;
+                self.txn.open_table(table)?;
+            }
+            self.txn.delete_table(TAXPAYER_IDS)?;
+            self.txn.open_table(TAXPAYER_IDS)?;
+            return Ok(());
+        }
         if entry.kind == KIND_TAXPAYER_ID {
             let mut t = self.txn.open_table(TAXPAYER_IDS)?;
             match &entry.old {
@@ -183,7 +230,12 @@ impl Store {
             Err(TableError::TableDoesNotExist(_)) => 0,
             Err(e) => return Err(e.into()),
         };
-        Ok(UndoLog { next })
+        let was_empty = self.is_empty()? && txn.open_table(TAXPAYER_IDS)?.is_empty()?;
+        Ok(UndoLog {
+            next,
+            was_empty,
+            marked: false,
+        })
     }
 
     /// Undoes every logged write, newest first, `batch` per transaction, and
@@ -265,6 +317,31 @@ mod tests {
             "before"
         );
         assert!(r.get::<FunctionRecord>("new").unwrap().is_none());
+        assert_eq!(
+            r.credit_code_for_taxpayer_id("210102999999999").unwrap(),
+            None
+        );
+        assert!(!store.has_undo().unwrap());
+    }
+
+    #[test]
+    fn a_job_begun_on_an_empty_store_is_undone_by_emptying_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let mut log = store.begin_undo().unwrap();
+        for key in ["a", "b"] {
+            store
+                .write(|w| {
+                    w.put_undoable(&mut log, key, &function(key))?;
+                    w.put_taxpayer_id_undoable(&mut log, "210102999999999", "X")
+                })
+                .unwrap();
+        }
+        assert!(!store.is_empty().unwrap());
+        // One entry (the store was empty), not one per write.
+        assert_eq!(store.undo(1).unwrap(), 1);
+        assert!(store.is_empty().unwrap());
+        let r = store.read().unwrap();
         assert_eq!(
             r.credit_code_for_taxpayer_id("210102999999999").unwrap(),
             None
