@@ -7,10 +7,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::audit;
-use crate::authn::{PasswordArgs, PasswordHasher, PasswordPolicy};
+use crate::authn::PasswordArgs;
 use crate::policy::{LoadError, PolicySnapshot};
 use crate::server::{self, ServeOptions};
-use crate::store::{self, ImportDocument, ImportError, Store};
 
 #[derive(Parser)]
 #[command(
@@ -120,6 +119,16 @@ enum Command {
         /// The same password rule and deny list as `serve`.
         #[command(flatten)]
         passwords: PasswordArgs,
+    },
+    /// Write a deterministic synthetic bureau (about ten staff per
+    /// enterprise) as an import file, for load tests: every account shares
+    /// one password, printed on stderr.
+    Gen {
+        #[arg(long)]
+        enterprises: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        out: PathBuf,
     },
 }
 
@@ -508,8 +517,13 @@ pub fn main() -> ExitCode {
             file,
             data,
             passwords,
-        } => import(&file, &data, &passwords.into_policy()),
+        } => crate::import::command::run(&file, &data, &passwords.into_policy()),
         Command::Audit(cmd) => audit_command(cmd),
+        Command::Gen {
+            enterprises,
+            seed,
+            out,
+        } => crate::gen::command(enterprises, seed, &out),
     }
 }
 
@@ -637,48 +651,6 @@ fn check(policies: &std::path::Path, schema: &std::path::Path) -> ExitCode {
         }
         Err(e) => {
             eprintln!("check failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn import(file: &std::path::Path, data: &std::path::Path, passwords: &PasswordPolicy) -> ExitCode {
-    let run = || -> Result<store::ImportSummary, ImportError> {
-        let doc = ImportDocument::read(file)?;
-        std::fs::create_dir_all(data).map_err(|source| ImportError::Io {
-            path: data.display().to_string(),
-            source,
-        })?;
-        let store = Store::open(&store::identity_store_path(data))?;
-        store::import_document(&store, &doc, &PasswordHasher::default(), passwords)
-    };
-    match run() {
-        Ok(summary) => {
-            println!(
-                "imported: {}",
-                serde_json::to_string(&summary).unwrap_or_default()
-            );
-            ExitCode::SUCCESS
-        }
-        // An import file is full of ID numbers and phones, and a parse error
-        // can quote the value it stopped at: masked like every other output.
-        Err(ImportError::Invalid(failures)) => {
-            for f in &failures {
-                eprintln!(
-                    "{}: {}",
-                    file.display(),
-                    crate::ids::mask_text(&f.to_string())
-                );
-            }
-            eprintln!(
-                "import failed: {} problem(s); nothing was stored",
-                failures.len()
-            );
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            let e = crate::ids::mask_text(&e.to_string());
-            eprintln!("import failed: {e}; nothing was stored");
             ExitCode::FAILURE
         }
     }

@@ -16,10 +16,11 @@ use crate::authn::{Authn, AuthnConfig, PasswordHasher, PasswordPolicy};
 use crate::decision::Engine;
 use crate::http::callers::{Callers, CallersError};
 use crate::http::{self, AppState};
+use crate::import::{self, ImportError};
 use crate::policy::archive::PolicyArchive;
 use crate::policy::reload::{Loaded, OnLoad, Reloader, Trigger};
 use crate::policy::{LoadError, PolicySnapshot, Sources};
-use crate::store::{self, ImportDocument, ImportError, Store, StoreError};
+use crate::store::{self, Store, StoreError};
 
 pub struct ServeOptions {
     pub listen: SocketAddr,
@@ -298,7 +299,7 @@ async fn seed_demo(
     let store = store.clone();
     let file = path.to_path_buf();
     let summary = tokio::task::spawn_blocking(move || {
-        store::import_document(&store, &ImportDocument::read(&file)?, &hasher, &passwords)
+        import::import_file(&store, &file, &hasher, &passwords)
     })
     .await
     .expect("import task does not panic")

@@ -17,7 +17,8 @@ use super::Engine;
 use crate::authn::password::HashCost;
 use crate::authn::{PasswordHasher, PasswordPolicy};
 use crate::policy::PolicySnapshot;
-use crate::store::{self, ImportDocument, Store};
+use crate::import;
+use crate::store::Store;
 
 /// The crate's root: where `policies/`, `schemas/` and `examples/` are.
 pub fn root() -> &'static Path {
@@ -53,8 +54,8 @@ pub fn light_hasher() -> PasswordHasher {
 /// hashed by `hasher` under `passwords`.
 pub fn demo_store(dir: &Path, hasher: &PasswordHasher, passwords: &PasswordPolicy) -> Store {
     let store = Store::open(&dir.join("identities.redb")).expect("the store opens");
-    let demo = ImportDocument::read(&demo_document_path()).expect("the demo document reads");
-    store::import_document(&store, &demo, hasher, passwords).expect("the demo imports");
+    import::import_file(&store, &demo_document_path(), hasher, passwords)
+        .expect("the demo imports");
     store
 }
 

@@ -11,8 +11,8 @@
 //! a crash; when it returns `Err`, nothing of it was stored. Readers see a
 //! consistent snapshot and never wait for a writer (MVCC).
 
-mod import;
 mod records;
+mod undo;
 
 use std::ops::Bound;
 use std::path::Path;
@@ -26,8 +26,8 @@ use redb::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use import::{import_document, ImportDocument, ImportError, ImportFailure, ImportSummary};
 pub use records::*;
+pub use undo::UndoLog;
 
 /// A table of records of type `Self`, keyed by string.
 pub trait Record: Serialize + DeserializeOwned {
@@ -81,10 +81,20 @@ impl Store {
     /// Opens (or creates) the store at `path` and makes sure every table exists,
     /// so that readers never meet a missing table.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
+        // redb's default page cache.
+        Self::open_with_cache(path, 1 << 30)
+    }
+
+    /// [`Self::open`] with a page cache of at most `cache_bytes` (resident
+    /// memory grows with the pages cached: a bulk import bounds it).
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
         let store = Self {
             db: Arc::new(db),
             generation: Arc::default(),
