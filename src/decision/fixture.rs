@@ -16,8 +16,8 @@ use arc_swap::ArcSwap;
 use super::Engine;
 use crate::authn::password::HashCost;
 use crate::authn::{PasswordHasher, PasswordPolicy};
-use crate::policy::PolicySnapshot;
 use crate::import;
+use crate::policy::PolicySnapshot;
 use crate::store::Store;
 
 /// The crate's root: where `policies/`, `schemas/` and `examples/` are.
