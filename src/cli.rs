@@ -377,7 +377,10 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
             by,
             filter,
             json,
-        } => match (audit::summary::GroupBy::parse_list(&by), filter.to_filter(&data)) {
+        } => match (
+            audit::summary::GroupBy::parse_list(&by),
+            filter.to_filter(&data),
+        ) {
             (Ok(by), Ok(f)) => commands::summary(&data, &f, &by, json),
             (Err(e), _) | (_, Err(e)) => bad(e),
         },

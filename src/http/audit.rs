@@ -81,7 +81,10 @@ fn filter_params(state: &AppState, query: Option<&str>) -> Result<Params, ApiErr
             "person" => filter.person = Some(v),
             "identity_type" => filter.identity_type = Some(v),
             "outcome" => {
-                filter.outcome = Some(v.parse().map_err(|e: String| ApiError::invalid("outcome", e))?)
+                filter.outcome = Some(
+                    v.parse()
+                        .map_err(|e: String| ApiError::invalid("outcome", e))?,
+                )
             }
             "decision" => {
                 filter.decision = Some(match v.as_str() {
@@ -133,7 +136,7 @@ pub async fn decisions(
         }
     }
     // Full ID numbers match exactly, by the log's pseudonyms.
-    let filter = filter.resolve_persons(state.login.decider.pseudonyms());
+    let filter = filter.resolve_persons(state.decider.pseudonyms());
     let log = state.audit.clone();
     let page = tokio::task::spawn_blocking(move || log.query(&filter, after, limit))
         .await
@@ -321,7 +324,7 @@ async fn record_read(
         state.engine.snapshot().version(),
     )
     .with_latency(started.elapsed().as_micros() as u64);
-    state.login.decider.record(event).await?;
+    state.decider.record(event).await?;
     Ok(())
 }
 

@@ -279,7 +279,11 @@ pub async fn handle(
         }
         "/v1/logout" => {
             let b: SessionOnly = read_json(state, req).await?;
-            l.logout(&b.session).await?;
+            state
+                .sessions
+                .end(&b.session)
+                .await
+                .map_err(crate::flows::FlowError::from)?;
             ok(&json!({ "logged_out": true }))
         }
         _ => Err(ApiError::not_found(path)),

@@ -83,7 +83,7 @@ async fn actor(state: &AppState, req: &Request<Incoming>) -> Result<Actor, ApiEr
                 "send the session token in the X-Etax-Session header",
             )
         })?;
-    let who = state.login.session_principal(token).await?;
+    let who = super::session_principal(state, token)?;
     let not_staff = || {
         ApiError::new(
             hyper::StatusCode::FORBIDDEN,
@@ -115,8 +115,8 @@ pub async fn route(
     let actor = actor(state, &req).await?;
     let ops = Maintenance {
         engine: &state.engine,
-        decider: &state.login.decider,
-        authn: &state.login.authn,
+        decider: &state.decider,
+        authn: &state.authn,
     };
     let query = req.uri().query().unwrap_or_default().to_owned();
     let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();

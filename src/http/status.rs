@@ -91,7 +91,7 @@ pub fn metrics(state: &AppState) -> Response<Full<Bytes>> {
         "counter",
         "argon2id password verifications since start, including those against the dummy \
          hash for unknown accounts.",
-        &[("", state.login.authn.verifications())],
+        &[("", state.authn.verifications())],
     );
     let version_label = format!("{{version=\"{}\"}}", snap.version());
     metric(
@@ -100,7 +100,7 @@ pub fn metrics(state: &AppState) -> Response<Full<Bytes>> {
         "The active policy version (SHA-256 of schema and policy texts).",
         &[(version_label.as_str(), 1)],
     );
-    let swept = state.login.sweep_stats.swept().by_kind();
+    let swept = state.sweep.swept().by_kind();
     let labels = swept.map(|(kind, _)| format!("{{kind=\"{kind}\"}}"));
     let samples: Vec<(&str, u64)> = labels
         .iter()
@@ -117,19 +117,19 @@ pub fn metrics(state: &AppState) -> Response<Full<Bytes>> {
         "etax_sweep_failures_total",
         "counter",
         "Sweeps that failed on a store error (retried at the next tick).",
-        &[("", state.login.sweep_stats.failures())],
+        &[("", state.sweep.failures())],
     );
     metric(
         "etax_session_touches_pending",
         "gauge",
         "Sessions used since their last use was written to the store.",
-        &[("", state.login.touches.len() as u64)],
+        &[("", state.sessions.touches().len() as u64)],
     );
     metric(
         "etax_session_touches_written_total",
         "counter",
         "Session records whose in-memory last use was written to the store.",
-        &[("", state.login.sweep_stats.touches_written())],
+        &[("", state.sweep.touches_written())],
     );
     metric(
         "etax_store_commits_total",
@@ -137,7 +137,7 @@ pub fn metrics(state: &AppState) -> Response<Full<Bytes>> {
         "Write transactions committed to the identity store (each one an fsync).",
         &[("", state.engine.store().commits())],
     );
-    decision_metrics(&mut metric, &state.login.decider.metrics.snapshot());
+    decision_metrics(&mut metric, &state.decider.metrics.snapshot());
     Response::builder()
         .status(StatusCode::OK)
         .header(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
