@@ -12,5 +12,7 @@ pub mod maintenance;
 pub mod metrics;
 mod persons;
 pub mod sweep;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 pub use login::{password, FlowError, Login, Quota};

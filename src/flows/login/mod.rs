@@ -18,6 +18,8 @@ pub mod password;
 mod quick;
 mod steps;
 mod sync;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
