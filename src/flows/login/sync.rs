@@ -5,10 +5,11 @@
 use super::steps::conclude;
 use super::{FlowError, Login, StaffSelection};
 use crate::decision::uid;
-use crate::flows::feeds::{demote_replaced_officers, log_demotions};
+use crate::flows::feeds::{demote_replaced_officers, log_demotions, Demoted};
 use crate::ids::mask_name;
 use crate::store::{
     CoreOfficersRecord, EnterpriseRecord, IdentityType, PersonRecord, StaffRecord, StoreError,
+    StoreWriter,
 };
 
 /// What sync staff (同步办税人) does for an enterprise, from the officers the
@@ -111,50 +112,7 @@ impl Login {
             .await?;
         conclude(&verdict, None)?;
         let c = code.clone();
-        let (demoted, plan) = self
-            .write(move |w| {
-                // Planned again from what this transaction reads: a
-                // core-officers update committed since the read above must
-                // not be undone by a plan made before it.
-                let on_file = w.get::<CoreOfficersRecord>(&c)?;
-                let plan = SyncPlan::of(&c, on_file.as_ref(), |k| w.get::<PersonRecord>(k))?;
-                // Whoever the core tax system no longer names loses the
-                // officer identity first, so that an enterprise never has
-                // two legal representatives.
-                let demoted = match &on_file {
-                    Some(officers) => demote_replaced_officers(w, &c, officers)?,
-                    // Without a record from the core tax system there is
-                    // nothing to reconcile the officers with.
-                    None => Vec::new(),
-                };
-                for (k, role) in &plan.to_add {
-                    let role = *role;
-                    match w.get::<StaffRecord>(k)? {
-                        Some(s) if s.identity_type == role => {}
-                        // Already staff under another identity type: the
-                        // core tax system's record decides.
-                        Some(mut s) => {
-                            s.identity_type = role;
-                            w.put(k, &s)?;
-                        }
-                        None => {
-                            let credential_epoch = w.next_epoch()?;
-                            w.put(
-                                k,
-                                &StaffRecord {
-                                    identity_type: role,
-                                    permission_identities: Default::default(),
-                                    password_hash: None,
-                                    password_change_required: false,
-                                    credential_epoch,
-                                },
-                            )?;
-                        }
-                    }
-                }
-                Ok((demoted, plan))
-            })
-            .await?;
+        let (demoted, plan) = self.write(move |w| apply_sync(w, &c)).await?;
         log_demotions(
             &self.decider,
             &me_for_log,
@@ -172,4 +130,50 @@ impl Login {
         selection.sync_problems = plan.problems;
         Ok(selection)
     }
+}
+
+/// Sync staff's write, in one transaction: the plan made again from what
+/// the transaction reads, the replaced officers demoted, the matched ones
+/// added (or given the core tax system's identity type).
+fn apply_sync(w: &mut StoreWriter, c: &str) -> Result<(Vec<Demoted>, SyncPlan), StoreError> {
+    // Planned again from what this transaction reads: a
+    // core-officers update committed since sync_staff read them must
+    // not be undone by a plan made before it.
+    let on_file = w.get::<CoreOfficersRecord>(c)?;
+    let plan = SyncPlan::of(c, on_file.as_ref(), |k| w.get::<PersonRecord>(k))?;
+    // Whoever the core tax system no longer names loses the
+    // officer identity first, so that an enterprise never has
+    // two legal representatives.
+    let demoted = match &on_file {
+        Some(officers) => demote_replaced_officers(w, c, officers)?,
+        // Without a record from the core tax system there is
+        // nothing to reconcile the officers with.
+        None => Vec::new(),
+    };
+    for (k, role) in &plan.to_add {
+        let role = *role;
+        match w.get::<StaffRecord>(k)? {
+            Some(s) if s.identity_type == role => {}
+            // Already staff under another identity type: the
+            // core tax system's record decides.
+            Some(mut s) => {
+                s.identity_type = role;
+                w.put(k, &s)?;
+            }
+            None => {
+                let credential_epoch = w.next_epoch()?;
+                w.put(
+                    k,
+                    &StaffRecord {
+                        identity_type: role,
+                        permission_identities: Default::default(),
+                        password_hash: None,
+                        password_change_required: false,
+                        credential_epoch,
+                    },
+                )?;
+            }
+        }
+    }
+    Ok((demoted, plan))
 }
