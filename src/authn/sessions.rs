@@ -227,3 +227,142 @@ pub fn still_bound(reader: &StoreReader, rec: &SessionRecord) -> Result<(), Sess
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PERSON: &str = "resident_id:210106199102140105";
+    const AGENT: &str = "91210100MA0AGT004B/resident_id:210105199303031080";
+    const CLIENT: &str = "91210102MA0TAX001F";
+
+    /// A store holding one natural person, one agent staff member and the
+    /// client's recognition of the agent's agency, each at epoch 1.
+    fn sessions() -> (tempfile::TempDir, Sessions) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        store
+            .write(|w| {
+                let person = PersonRecord {
+                    name: "赵丽".into(),
+                    real_name_verified: true,
+                    phone: None,
+                    password_hash: None,
+                    credential_epoch: 1,
+                };
+                w.put(PERSON, &person)?;
+                let agent = AgentStaffRecord {
+                    password_hash: None,
+                    password_change_required: false,
+                    credential_epoch: 1,
+                };
+                w.put(AGENT, &agent)?;
+                let agency = AGENT.split_once('/').unwrap().0;
+                w.put(&owned_key(CLIENT, agency), &recognition(1))
+            })
+            .unwrap();
+        (dir, Sessions::new(store, AuthnConfig::default()))
+    }
+
+    fn recognition(epoch: u64) -> RecognitionRecord {
+        RecognitionRecord {
+            agreement_password_hash: String::new(),
+            recognized_at_ms: 0,
+            epoch,
+        }
+    }
+
+    fn subject(principal_type: &'static str, id: &str) -> SessionSubject {
+        SessionSubject {
+            principal_type,
+            principal_id: id.into(),
+            credential_epoch: 1,
+            acting_for: None,
+        }
+    }
+
+    const HOME: Opening = Opening {
+        has_password: true,
+        password_change_required: false,
+        route: "home",
+    };
+
+    fn refused(r: Result<(String, SessionRecord), SessionsError>) -> SessionError {
+        match r {
+            Err(SessionsError::Session(e)) => e,
+            other => panic!("expected a session error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_works_until_it_is_ended() {
+        let (_dir, s) = sessions();
+        let grant = s.open(subject("Person", PERSON), HOME).await.unwrap();
+        let (_, rec) = s.resolve(&grant.session, false).unwrap();
+        assert_eq!(rec.principal_id, PERSON);
+        s.end(&grant.session).await.unwrap();
+        assert_eq!(
+            refused(s.resolve(&grant.session, false)),
+            SessionError::Unknown
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_credential_epoch_or_a_removal_ends_the_session() {
+        let (_dir, s) = sessions();
+        let grant = s.open(subject("Person", PERSON), HOME).await.unwrap();
+        s.store
+            .write(|w| {
+                let mut p = w.get::<PersonRecord>(PERSON)?.unwrap();
+                p.credential_epoch = 2;
+                w.put(PERSON, &p)
+            })
+            .unwrap();
+        assert_eq!(
+            refused(s.resolve(&grant.session, false)),
+            SessionError::CredentialsChanged
+        );
+        s.store
+            .write(|w| w.remove::<PersonRecord>(PERSON).map(|_| ()))
+            .unwrap();
+        assert_eq!(
+            refused(s.resolve(&grant.session, false)),
+            SessionError::PrincipalGone
+        );
+    }
+
+    #[tokio::test]
+    async fn an_agents_session_ends_with_the_recognition_it_was_opened_under() {
+        let (_dir, s) = sessions();
+        let agent = SessionSubject {
+            acting_for: Some((CLIENT.into(), 1)),
+            ..subject("AgentStaff", AGENT)
+        };
+        let grant = s.open(agent, HOME).await.unwrap();
+        assert!(s.resolve(&grant.session, false).is_ok());
+        let agency = AGENT.split_once('/').unwrap().0;
+        s.store
+            .write(|w| w.put(&owned_key(CLIENT, agency), &recognition(2)))
+            .unwrap();
+        assert_eq!(
+            refused(s.resolve(&grant.session, false)),
+            SessionError::CredentialsChanged
+        );
+    }
+
+    #[tokio::test]
+    async fn a_one_time_password_lets_only_the_password_step_through() {
+        let (_dir, s) = sessions();
+        let opening = Opening {
+            password_change_required: true,
+            ..HOME
+        };
+        let grant = s.open(subject("Person", PERSON), opening).await.unwrap();
+        assert_eq!(grant.obligations, ["change_password"]);
+        assert!(matches!(
+            s.resolve(&grant.session, false),
+            Err(SessionsError::PasswordChangeRequired)
+        ));
+        assert!(s.resolve(&grant.session, true).is_ok());
+    }
+}
