@@ -29,9 +29,11 @@ fn login_service(dir: &Path) -> Login {
     let engine = fixture::engine_over(store);
     let audit = AuditLog::open(&audit::decision_log_path(dir)).unwrap();
     let keys = audit::pseudonym::Pseudonyms::load_or_create(&dir.join("pseudonym.key")).unwrap();
+    let sessions = etax_authz::authn::sessions::Sessions::new(engine.store().clone(), config);
     Login::new(
         etax_authz::flows::decide::Decider::new(engine, audit, keys),
         authn,
+        sessions,
     )
 }
 

@@ -156,7 +156,14 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         &crate::audit::pseudonym::key_path(&opts.data_dir, opts.pseudonym_key.as_deref()),
     )?;
     let decider = crate::flows::decide::Decider::new(engine.clone(), audit.clone(), pseudonyms);
-    let login = crate::flows::Login::new(decider, authn);
+    let sessions =
+        crate::authn::sessions::Sessions::new(engine.store().clone(), authn.config.clone());
+    let sweeper = crate::flows::sweep::Sweeper::new(
+        engine.store().clone(),
+        authn.config.clone(),
+        sessions.touches().clone(),
+    );
+    let login = crate::flows::Login::new(decider.clone(), authn.clone(), sessions.clone());
     let reloader = Reloader::new(
         opts.policies_dir.clone(),
         opts.schema.clone(),
@@ -167,7 +174,11 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let state = Arc::new(AppState {
         engine,
         audit,
+        decider,
+        sessions,
+        authn,
         login,
+        sweep: sweeper.stats().clone(),
         callers,
         body_limit: opts.body_limit,
         started_at_ms: crate::now_ms(),
@@ -180,7 +191,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     });
     // SIGHUP and file changes load, validate and swap the policies.
     let reload_task = reloader.spawn(opts.reload_poll);
-    let sweep_task = tokio::spawn(crate::flows::sweep::run(state.login.clone()));
+    let sweep_task = tokio::spawn(crate::flows::sweep::run(sweeper.clone()));
     let listener = TcpListener::bind(opts.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -196,7 +207,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     sweep_task.abort();
     // Sessions used since the last sweep keep their idle clock across the
     // restart.
-    if let Err(e) = state.login.flush_touches().await {
+    if let Err(e) = sweeper.flush_touches().await {
         let error = crate::ids::mask_text(&e.to_string());
         tracing::error!(%error, "writing session last uses at shutdown failed");
     }

@@ -12,6 +12,7 @@ pub mod lockout;
 pub mod password;
 pub mod rate;
 pub mod session;
+pub mod sessions;
 pub mod touches;
 
 use std::sync::atomic::{AtomicU64, Ordering};

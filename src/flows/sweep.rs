@@ -15,13 +15,12 @@
 //! interleave with a large sweep.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::login::flow_expired;
-use super::{FlowError, Login};
 use crate::authn::touches::Touches;
 use crate::authn::{challenge, lockout, rate, session, AuthnConfig};
 use crate::store::{
@@ -166,13 +165,38 @@ fn write_touches(store: &Store, pending: &[(String, u64)]) -> Result<u64, StoreE
     })
 }
 
-impl Login {
+/// The sweeper: owned by `serve`, which spawns [`run`] and flushes the
+/// last uses once more at shutdown. It shares the session service's
+/// in-memory last uses; its counts are shown on `/metrics`.
+#[derive(Clone)]
+pub struct Sweeper {
+    store: Store,
+    config: AuthnConfig,
+    touches: Arc<Touches>,
+    stats: Arc<SweepStats>,
+}
+
+impl Sweeper {
+    pub fn new(store: Store, config: AuthnConfig, touches: Arc<Touches>) -> Self {
+        Self {
+            store,
+            config,
+            touches,
+            stats: Arc::default(),
+        }
+    }
+
+    /// What the sweeper did since start (`/metrics`).
+    pub fn stats(&self) -> &Arc<SweepStats> {
+        &self.stats
+    }
+
     /// Writes the sessions' in-memory last uses to the store, at most
     /// [`BATCH`] per transaction; answers how many session records changed.
-    pub async fn flush_touches(&self) -> Result<u64, FlowError> {
+    pub async fn flush_touches(&self) -> Result<u64, StoreError> {
         let mut changed = 0;
         for chunk in self.touches.pending().chunks(BATCH) {
-            let store = self.store().clone();
+            let store = self.store.clone();
             let chunk = chunk.to_vec();
             let (chunk, n) = tokio::task::spawn_blocking(move || {
                 write_touches(&store, &chunk).map(|n| (chunk, n))
@@ -182,22 +206,22 @@ impl Login {
             self.touches.written(&chunk);
             changed += n;
         }
-        self.sweep_stats
+        self.stats
             .touches_written
             .fetch_add(changed, Ordering::Relaxed);
         Ok(changed)
     }
 
     /// One sweep of every kind, counted in the stats.
-    pub async fn sweep(&self) -> Result<Swept, FlowError> {
-        let store = self.store().clone();
-        let cfg = self.authn.config.clone();
+    pub async fn sweep(&self) -> Result<Swept, StoreError> {
+        let store = self.store.clone();
+        let cfg = self.config.clone();
         let touches = self.touches.clone();
         let now = crate::now_ms();
         let swept = tokio::task::spawn_blocking(move || sweep_store(&store, &cfg, &touches, now))
             .await
             .expect("sweep task does not panic")?;
-        lock(&self.sweep_stats.swept).add(&swept);
+        lock(&self.stats.swept).add(&swept);
         Ok(swept)
     }
 
@@ -223,8 +247,8 @@ impl Login {
         }
     }
 
-    fn failed(&self, what: &str, e: &FlowError) {
-        self.sweep_stats.failures.fetch_add(1, Ordering::Relaxed);
+    fn failed(&self, what: &str, e: &StoreError) {
+        self.stats.failures.fetch_add(1, Ordering::Relaxed);
         // A corrupt lockout record's key names a person.
         let error = crate::ids::mask_text(&e.to_string());
         tracing::error!(%error, "{what} failed");
@@ -232,8 +256,8 @@ impl Login {
 }
 
 /// The sweeper: every `sweep_interval_secs`, until the task is aborted.
-pub async fn run(login: Login) {
-    let every = Duration::from_secs(login.authn.config.sweep_interval_secs.max(1));
+pub async fn run(sweeper: Sweeper) {
+    let every = Duration::from_secs(sweeper.config.sweep_interval_secs.max(1));
     // Not at once: a starting server has its first requests to serve.
     let mut tick = tokio::time::interval_at(Instant::now() + every, every);
     // A sweep that outlasts the interval is followed by the next one, not
@@ -241,7 +265,7 @@ pub async fn run(login: Login) {
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        login.housekeeping().await;
+        sweeper.housekeeping().await;
     }
 }
 

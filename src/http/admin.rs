@@ -62,7 +62,7 @@ pub async fn real_name(state: &AppState, body: RealNameBody) -> Result<FeedOutco
         verified: body.verified,
         phone,
     };
-    Ok(feeds::record_real_name(&state.login.decider, result).await?)
+    Ok(feeds::record_real_name(&state.decider, result).await?)
 }
 
 pub async fn core_officers(
@@ -91,8 +91,5 @@ pub async fn core_officers(
         };
     let legal_rep = officer("legal_rep", body.legal_rep)?;
     let finance_head = officer("finance_head", body.finance_head)?;
-    Ok(
-        feeds::record_core_officers(&state.login.decider, &enterprise, legal_rep, finance_head)
-            .await?,
-    )
+    Ok(feeds::record_core_officers(&state.decider, &enterprise, legal_rep, finance_head).await?)
 }

@@ -137,7 +137,7 @@ pub async fn decisions(
         }
     }
     // Full ID numbers match exactly, by the log's pseudonyms.
-    let filter = filter.resolve_persons(state.login.decider.pseudonyms());
+    let filter = filter.resolve_persons(state.decider.pseudonyms());
     let log = state.audit.clone();
     let page = tokio::task::spawn_blocking(move || log.query(&filter, after, limit))
         .await
@@ -324,7 +324,7 @@ async fn record_read(
         state.engine.snapshot().version(),
     )
     .with_latency(started.elapsed().as_micros() as u64);
-    state.login.decider.record(event).await?;
+    state.decider.record(event).await?;
     Ok(())
 }
 

@@ -144,7 +144,7 @@ async fn session_query(
             ));
         }
     }
-    let s = state.login.session_principal(token).await?;
+    let s = super::session_principal(state, token)?;
     if let Some(client) = &s.acting_for {
         body.context[ACTING_FOR] = serde_json::json!({ "__entity": {
             "type": client.type_name().to_string(),
@@ -173,7 +173,7 @@ pub async fn authorize(
     body: AuthorizeRequest,
 ) -> Result<AuthorizeResponse, ApiError> {
     let query = query_of(state, body).await?;
-    let decider = &state.login.decider;
+    let decider = &state.decider;
     let (response, event) = AuthorizeResponse::answer("authorize", decider.ask(query)?);
     decider.enqueue(vec![event]).await?;
     Ok(response)
@@ -202,7 +202,7 @@ pub async fn authorize_batch(
                 .map_err(|e| e.within(&format!("requests[{i}]")))?,
         );
     }
-    let decider = &state.login.decider;
+    let decider = &state.decider;
     let mut results = Vec::with_capacity(queries.len());
     let mut events = Vec::with_capacity(queries.len());
     for (i, q) in queries.into_iter().enumerate() {

@@ -181,7 +181,27 @@ struct SessionOnly {
     session: String,
 }
 
+/// Serves one of [`PATHS`]: each login mode's steps in its own function,
+/// like the flows (`flows::login::{enterprise, quick, natural, agency,
+/// password}`).
 pub async fn handle(
+    state: &AppState,
+    path: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let mode = path.strip_prefix("/v1/login/").unwrap_or_default();
+    let mode = mode.split('/').next().unwrap_or_default();
+    match mode {
+        "enterprise" => enterprise(state, path, req).await,
+        "quick" => quick(state, path, req).await,
+        "captcha" | "natural-person" => natural(state, path, req).await,
+        "agency" => agency(state, path, req).await,
+        _ => password(state, path, req).await,
+    }
+}
+
+/// Enterprise normal login (R2, R3, R6): account, sync staff, code, complete, cancel.
+async fn enterprise(
     state: &AppState,
     path: &str,
     req: Request<Incoming>,
@@ -209,6 +229,18 @@ pub async fn handle(
             let b: FlowOnly = read_json(state, req).await?;
             ok(&l.enterprise_cancel(&b.flow).await?)
         }
+        _ => Err(ApiError::not_found(path)),
+    }
+}
+
+/// Quick login (R4): code, then the code answered.
+async fn quick(
+    state: &AppState,
+    path: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let l = &state.login;
+    match path {
         "/v1/login/quick/code" => {
             let b: QuickCode = read_json(state, req).await?;
             let person = person_key(b.id_type.as_deref(), &b.id_number)?;
@@ -223,6 +255,18 @@ pub async fn handle(
             let b: CodeAnswer = read_json(state, req).await?;
             ok(&l.quick_complete(&b.flow, b.challenge, b.code).await?)
         }
+        _ => Err(ApiError::not_found(path)),
+    }
+}
+
+/// Natural-person login (R7): captcha, then login.
+async fn natural(
+    state: &AppState,
+    path: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let l = &state.login;
+    match path {
         "/v1/login/captcha" => {
             let b: CaptchaRequest = read_json(state, req).await?;
             ok(&l
@@ -236,6 +280,18 @@ pub async fn handle(
                 .natural_person(person, b.password, &b.challenge, &b.code)
                 .await?)
         }
+        _ => Err(ApiError::not_found(path)),
+    }
+}
+
+/// Agency login (R8): account, agent code, agent, client.
+async fn agency(
+    state: &AppState,
+    path: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let l = &state.login;
+    match path {
         "/v1/login/agency" => {
             let b: AccountLogin = read_json(state, req).await?;
             ok(&l.agency_login(&b.account, b.password).await?)
@@ -255,6 +311,18 @@ pub async fn handle(
                 .agency_client(&b.flow, &b.client, b.agreement_password)
                 .await?)
         }
+        _ => Err(ApiError::not_found(path)),
+    }
+}
+
+/// Setting and recovering passwords (R10, R11), and logout.
+async fn password(
+    state: &AppState,
+    path: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let l = &state.login;
+    match path {
         "/v1/password" => {
             let b: SetPassword = read_json(state, req).await?;
             ok(&l
@@ -279,7 +347,11 @@ pub async fn handle(
         }
         "/v1/logout" => {
             let b: SessionOnly = read_json(state, req).await?;
-            l.logout(&b.session).await?;
+            state
+                .sessions
+                .end(&b.session)
+                .await
+                .map_err(crate::flows::FlowError::from)?;
             ok(&json!({ "logged_out": true }))
         }
         _ => Err(ApiError::not_found(path)),

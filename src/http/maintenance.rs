@@ -83,7 +83,7 @@ async fn actor(state: &AppState, req: &Request<Incoming>) -> Result<Actor, ApiEr
                 "send the session token in the X-Etax-Session header",
             )
         })?;
-    let who = state.login.session_principal(token).await?;
+    let who = super::session_principal(state, token)?;
     let not_staff = || {
         ApiError::new(
             hyper::StatusCode::FORBIDDEN,
@@ -106,7 +106,24 @@ async fn actor(state: &AppState, req: &Request<Incoming>) -> Result<Actor, ApiEr
     })
 }
 
-/// Routes `rest` (the path after `/v1/maintenance`) for the session's staff member.
+/// One maintenance request: who asks, the operations, and the request.
+struct Call<'a> {
+    state: &'a AppState,
+    ops: Maintenance<'a>,
+    actor: Actor,
+    req: Request<Incoming>,
+    /// `/v1/maintenance` and the rest of the path, as routed.
+    path: String,
+}
+
+impl Call<'_> {
+    fn not_found(&self) -> ApiError {
+        ApiError::not_found(&self.path)
+    }
+}
+
+/// Routes `rest` (the path after `/v1/maintenance`) for the session's staff
+/// member, to one function per area.
 pub async fn route(
     state: &AppState,
     req: Request<Incoming>,
@@ -115,101 +132,144 @@ pub async fn route(
     let actor = actor(state, &req).await?;
     let ops = Maintenance {
         engine: &state.engine,
-        decider: &state.login.decider,
-        authn: &state.login.authn,
+        decider: &state.decider,
+        authn: &state.authn,
     };
-    let query = req.uri().query().unwrap_or_default().to_owned();
+    let c = Call {
+        state,
+        ops,
+        actor,
+        req,
+        path: format!("/v1/maintenance{rest}"),
+    };
     let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
-    let method = req.method().clone();
-    match (&method, segments.as_slice()) {
-        (&Method::GET, ["staff"]) => ok(&json!({ "staff": ops.list_staff(&actor).await? })),
-        (&Method::POST, ["staff"]) => {
-            let b: AddStaff = read_json(state, req).await?;
+    match segments.as_slice() {
+        ["staff", tail @ ..] => staff(c, tail).await,
+        ["permission-identities", tail @ ..] => permission_identities(c, tail).await,
+        ["agencies", tail @ ..] => agencies(c, tail).await,
+        _ => Err(c.not_found()),
+    }
+}
+
+/// Staff (R12–R16): list, add, search, edit, remove, reset a password.
+async fn staff(c: Call<'_>, tail: &[&str]) -> Result<Response<Full<Bytes>>, ApiError> {
+    let method = c.req.method().clone();
+    match (&method, tail) {
+        (&Method::GET, []) => ok(&json!({ "staff": c.ops.list_staff(&c.actor).await? })),
+        (&Method::POST, []) => {
+            let b: AddStaff = read_json(c.state, c.req).await?;
             let person = person_key("", &b.id_type, &b.id_number)?;
-            ops.add_staff(
-                &actor,
-                &b.name,
-                &person,
-                b.identity_type,
-                b.permission_identities,
-            )
-            .await?;
+            c.ops
+                .add_staff(
+                    &c.actor,
+                    &b.name,
+                    &person,
+                    b.identity_type,
+                    b.permission_identities,
+                )
+                .await?;
             ok(&json!({ "added": person.masked() }))
         }
-        (&Method::POST, ["staff", "search"]) => {
-            let b: PersonSearch = read_json(state, req).await?;
+        (&Method::POST, ["search"]) => {
+            let b: PersonSearch = read_json(c.state, c.req).await?;
             let person = person_key("", &b.id_type, &b.id_number)?;
-            let name = ops.search_person(&actor, &b.name, &person).await?;
+            let name = c.ops.search_person(&c.actor, &b.name, &person).await?;
             ok(
                 &json!({ "found": { "name": name, "person": person.masked(), "real_name_verified": true } }),
             )
         }
-        (&Method::PATCH, ["staff", person]) => {
+        (&Method::PATCH, [person]) => {
             let person = path_person(person)?;
-            let b: EditStaff = read_json(state, req).await?;
+            let b: EditStaff = read_json(c.state, c.req).await?;
             let change = StaffChange {
                 identity_type: b.identity_type,
                 add_permission_identities: b.add_permission_identities,
                 remove_permission_identities: b.remove_permission_identities,
             };
-            let s = ops.edit_staff(&actor, &person, change).await?;
+            let s = c.ops.edit_staff(&c.actor, &person, change).await?;
             ok(
                 &json!({ "identity_type": s.identity_type, "permission_identities": s.permission_identities }),
             )
         }
-        (&Method::DELETE, ["staff", person]) => {
+        (&Method::DELETE, [person]) => {
             let person = path_person(person)?;
-            ops.remove_staff(&actor, &person).await?;
+            c.ops.remove_staff(&c.actor, &person).await?;
             ok(&json!({ "removed": person.masked() }))
         }
-        (&Method::POST, ["staff", person, "reset-password"]) => {
+        (&Method::POST, [person, "reset-password"]) => {
             let person = path_person(person)?;
-            let otp = ops.reset_password(&actor, &person).await?;
+            let otp = c.ops.reset_password(&c.actor, &person).await?;
             // For the calling system to deliver by SMS; the resetter's page
             // must show only `deliver_to_masked`.
             ok(&json!({ "one_time_password": otp, "must_change_at_next_login": true }))
         }
-        (&Method::GET, ["permission-identities"]) => {
-            ok(&json!({ "permission_identities": ops.list_permission_identities(&actor).await? }))
-        }
-        (&Method::POST, ["permission-identities"]) => {
-            let b: PermissionIdentityBody = read_json(state, req).await?;
+        _ => Err(c.not_found()),
+    }
+}
+
+/// Permission identities (R14): list, define, redefine, delete.
+async fn permission_identities(
+    c: Call<'_>,
+    tail: &[&str],
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let query = c.req.uri().query().unwrap_or_default().to_owned();
+    let method = c.req.method().clone();
+    match (&method, tail) {
+        (&Method::GET, []) => ok(
+            &json!({ "permission_identities": c.ops.list_permission_identities(&c.actor).await? }),
+        ),
+        (&Method::POST, []) => {
+            let b: PermissionIdentityBody = read_json(c.state, c.req).await?;
             let id =
                 b.id.clone()
                     .ok_or_else(|| ApiError::invalid("id", "missing field `id`"))?;
-            ok(&ops
-                .put_permission_identity(&actor, spec(id, b), true)
+            ok(&c
+                .ops
+                .put_permission_identity(&c.actor, spec(id, b), true)
                 .await?)
         }
-        (&Method::PUT, ["permission-identities", id]) => {
+        (&Method::PUT, [id]) => {
             let id = permission_identity_id(id)?;
-            let b: PermissionIdentityBody = read_json(state, req).await?;
+            let b: PermissionIdentityBody = read_json(c.state, c.req).await?;
             if b.id.as_ref().is_some_and(|body_id| *body_id != id) {
                 return Err(ApiError::invalid("id", "differs from the id in the path"));
             }
-            ok(&ops
-                .put_permission_identity(&actor, spec(id, b), false)
+            ok(&c
+                .ops
+                .put_permission_identity(&c.actor, spec(id, b), false)
                 .await?)
         }
-        (&Method::DELETE, ["permission-identities", id]) => {
+        (&Method::DELETE, [id]) => {
             let id = permission_identity_id(id)?;
             let detach = query.split('&').any(|kv| kv == "detach=true");
-            let detached = ops.delete_permission_identity(&actor, &id, detach).await?;
+            let detached = c
+                .ops
+                .delete_permission_identity(&c.actor, &id, detach)
+                .await?;
             ok(&json!({ "deleted": id.as_str(), "detached_from": detached }))
         }
-        (&Method::POST, ["agencies"]) => {
-            let b: Recognize = read_json(state, req).await?;
+        _ => Err(c.not_found()),
+    }
+}
+
+/// Agency recognition (R17): recognize, cancel.
+async fn agencies(c: Call<'_>, tail: &[&str]) -> Result<Response<Full<Bytes>>, ApiError> {
+    let method = c.req.method().clone();
+    match (&method, tail) {
+        (&Method::POST, []) => {
+            let b: Recognize = read_json(c.state, c.req).await?;
             let agency = credit_code("agency", &b.agency)?;
-            ops.recognize_agency(&actor, &agency, &b.agreement_password)
+            c.ops
+                .recognize_agency(&c.actor, &agency, &b.agreement_password)
                 .await?;
             ok(&json!({ "recognized": agency.as_str() }))
         }
-        (&Method::DELETE, ["agencies", agency]) => {
+        (&Method::DELETE, [agency]) => {
             let agency = credit_code("agency", agency)?;
-            ops.cancel_agency(&actor, &agency).await?;
+            c.ops.cancel_agency(&c.actor, &agency).await?;
             ok(&json!({ "cancelled": agency.as_str() }))
         }
-        _ => Err(ApiError::not_found(&format!("/v1/maintenance{rest}"))),
+        _ => Err(c.not_found()),
     }
 }
 

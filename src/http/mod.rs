@@ -61,8 +61,19 @@ pub struct AppState {
     pub callers: callers::Callers,
     pub body_limit: usize,
     pub started_at_ms: u64,
-    /// Login flows, sessions and passwords (R1–R11).
+    /// The one decision path every decision takes (and its counts, shown
+    /// on `/metrics`).
+    pub decider: crate::flows::decide::Decider,
+    /// The session authority: `/v1/authorize`, maintenance and logout
+    /// resolve and end sessions here.
+    pub sessions: crate::authn::sessions::Sessions,
+    /// The credential machinery (maintenance hashes one-time passwords;
+    /// `/metrics` counts verifications).
+    pub authn: Arc<crate::authn::Authn>,
+    /// Login flows and passwords (R1–R11).
     pub login: crate::flows::Login,
+    /// What the sweeper removed (`/metrics`).
+    pub sweep: Arc<crate::flows::sweep::SweepStats>,
     /// How policy reloads went (`/v1/status`, `/metrics`).
     pub reload: Arc<crate::policy::reload::ReloadStatus>,
     /// One permit per connection served at once: past the limit, new
@@ -246,7 +257,7 @@ async fn finish(
         Ok(response) => (response.status().as_u16(), None),
         Err(e) => (e.status.as_u16(), Some(e.code.as_ref())),
     };
-    state.login.decider.finish(scope, status, code).await?;
+    state.decider.finish(scope, status, code).await?;
     answer
 }
 
@@ -399,4 +410,30 @@ pub(crate) fn json_response<T: Serialize + ?Sized>(
         .header(CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(bytes)))
         .expect("static response parts are valid")
+}
+
+/// The principal and acting-for enterprise behind a live session.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionPrincipal {
+    pub principal: cedar_policy::EntityUid,
+    pub acting_for: Option<cedar_policy::EntityUid>,
+}
+
+/// For `/v1/authorize` and maintenance: the principal and acting-for
+/// enterprise of the live session behind `token`, resolved by the session
+/// service.
+pub(crate) fn session_principal(
+    state: &AppState,
+    token: &str,
+) -> Result<SessionPrincipal, ApiError> {
+    let (_, rec) = state
+        .sessions
+        .resolve(token, false)
+        .map_err(crate::flows::FlowError::from)?;
+    Ok(SessionPrincipal {
+        principal: crate::decision::uid(&rec.principal_type, &rec.principal_id),
+        acting_for: rec
+            .acting_for
+            .map(|c| crate::decision::uid("Enterprise", &c)),
+    })
 }

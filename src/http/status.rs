@@ -61,7 +61,7 @@ pub fn metrics(state: &AppState) -> Response<Full<Bytes>> {
         "Write transactions committed to the identity store (each one an fsync).",
         &[("", state.engine.store().commits())],
     );
-    decision_metrics(&mut metric, &state.login.decider.metrics.snapshot());
+    decision_metrics(&mut metric, &state.decider.metrics.snapshot());
     Response::builder()
         .status(StatusCode::OK)
         .header(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
@@ -128,13 +128,13 @@ fn serving_metrics(metric: &mut impl FnMut(&str, &str, &str, &[Sample]), state: 
         "counter",
         "argon2id password verifications since start, including those against the dummy \
          hash for unknown accounts.",
-        &[("", state.login.authn.verifications())],
+        &[("", state.authn.verifications())],
     );
 }
 
 /// The sweeper's work and the sessions' last uses waiting for it.
 fn login_state_metrics(metric: &mut impl FnMut(&str, &str, &str, &[Sample]), state: &AppState) {
-    let swept = state.login.sweep_stats.swept().by_kind();
+    let swept = state.sweep.swept().by_kind();
     let labels = swept.map(|(kind, _)| format!("{{kind=\"{kind}\"}}"));
     let samples: Vec<Sample> = labels
         .iter()
@@ -151,19 +151,19 @@ fn login_state_metrics(metric: &mut impl FnMut(&str, &str, &str, &[Sample]), sta
         "etax_sweep_failures_total",
         "counter",
         "Sweeps that failed on a store error (retried at the next tick).",
-        &[("", state.login.sweep_stats.failures())],
+        &[("", state.sweep.failures())],
     );
     metric(
         "etax_session_touches_pending",
         "gauge",
         "Sessions used since their last use was written to the store.",
-        &[("", state.login.touches.len() as u64)],
+        &[("", state.sessions.touches().len() as u64)],
     );
     metric(
         "etax_session_touches_written_total",
         "counter",
         "Session records whose in-memory last use was written to the store.",
-        &[("", state.login.sweep_stats.touches_written())],
+        &[("", state.sweep.touches_written())],
     );
 }
 

@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{conclude, invalid, Delivery, Failure, FlowError, IssuedCode, Login};
+use super::steps::{conclude, Failure};
+use super::{invalid, Delivery, FlowError, IssuedCode, Login};
 use crate::authn::challenge::{is_decoy, ChallengeError};
 use crate::decision::uid;
 use crate::ids::{CreditCode, PersonKey, Phone};
@@ -260,7 +261,7 @@ impl Login {
         current: Option<String>,
         new_password: String,
     ) -> Result<PasswordSet, FlowError> {
-        let (session_key, rec) = self.session(token, true).await?;
+        let (session_key, rec) = self.sessions.resolve(token, true)?;
         let holder = Holder::from_entity_type(&rec.principal_type).ok_or_else(|| {
             invalid(
                 "session",
