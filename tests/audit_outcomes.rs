@@ -685,3 +685,37 @@ fn every_login_mode_and_the_remaining_maintenance_steps_hold_to_the_answer() {
     ));
     assert_eq!(page["records"][0]["outcome"], "done", "{page}");
 }
+
+/// A request refused before any decision (bad input, a session that does
+/// not hold) still leaves one record saying who asked what and why it was
+/// refused; a path that names no route leaves none.
+#[test]
+fn refusals_before_any_decision_are_recorded_too() {
+    let s = Server::demo();
+    let (status, body, records) = answered(&s, || {
+        s.post(
+            "/v1/password",
+            &json!({"session": "not-a-session", "new_password": "Li#Caiwu2026"}),
+        )
+    });
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!(r["kind"], "rejected", "{r}");
+    assert_eq!(r["action"], "POST /v1/password", "{r}");
+    assert_eq!(r["decision"], "deny", "{r}");
+    assert_eq!(r["code"], body["error"]["code"], "{r}");
+    assert!(!r.to_string().contains("Li#Caiwu2026"), "{r}");
+    assert!(!r.to_string().contains("not-a-session"), "{r}");
+
+    let (status, body, records) =
+        answered(&s, || s.post("/v1/authorize", &json!({"principal": 1})));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(records[0]["kind"], "rejected", "{records:?}");
+    assert_eq!(records[0]["outcome"], "failed");
+
+    let before = head(&s);
+    let (status, _) = s.post("/v1/no-such-route", &json!({}));
+    assert_eq!(status, 404);
+    assert!(records_after(&s, before).is_empty());
+}

@@ -205,6 +205,9 @@ impl Event {
     }
 }
 
+/// The kind of the record of a request refused before any decision.
+pub const REJECTED_KIND: &str = "rejected";
+
 /// A request's records not yet final, and who asked: set once per request
 /// by the HTTP layer, so no function passes the caller along.
 #[derive(Default)]
@@ -231,6 +234,12 @@ impl RequestScope {
     /// caller and waits for [`Decider::finish`] to learn its outcome.
     pub async fn run<F: std::future::Future>(self: &Arc<Self>, f: F) -> F::Output {
         REQUEST.scope(self.clone(), f).await
+    }
+
+    /// Whether anything was recorded while answering (asked before
+    /// [`Decider::finish`] takes the records).
+    pub fn has_records(&self) -> bool {
+        !lock(&self.records).is_empty()
     }
 
     fn current() -> Option<Arc<Self>> {
@@ -331,6 +340,7 @@ impl Decider {
     ) -> Result<(), AuditError> {
         let records = std::mem::take(&mut *lock(&scope.records));
         let outcome = FinalOutcome::of_status(status);
+        // [`Self::reject`] covers a refusal that recorded nothing.
         for (mut record, committed) in records {
             if committed && outcome == FinalOutcome::Done {
                 self.metrics.observe(&record);
@@ -352,6 +362,36 @@ impl Decider {
             self.audit.commit(record).await?;
         }
         Ok(())
+    }
+
+    /// A request refused before it reached a decision (bad input, a key or
+    /// session that does not hold, a password the rule refuses): when
+    /// nothing was recorded while answering (see
+    /// [`RequestScope::has_records`]), one record says who asked `asked`
+    /// (`METHOD /route`, in the request log's form) and why it was refused,
+    /// and every refusal is on file.
+    pub async fn reject(
+        &self,
+        scope: &RequestScope,
+        asked: &str,
+        status: u16,
+        code: &str,
+        message: &str,
+    ) -> Result<(), AuditError> {
+        let by = format!(
+            "Caller::{:?}",
+            scope.caller.as_deref().unwrap_or("anonymous")
+        );
+        let version = self.engine.snapshot().version().to_owned();
+        let event = Event::unasked(REJECTED_KIND, &by, asked, asked, &version)
+            .denied()
+            .with_reason(message);
+        let mut record = self.complete(event, Some(scope));
+        record.outcome = Some(FinalOutcome::of_status(status));
+        record.status = Some(status);
+        record.code = Some(code.to_owned());
+        self.metrics.observe(&record);
+        self.audit.commit(record).await.map(|_| ())
     }
 
     /// The record of `event`: caller, persons, the missing recognition

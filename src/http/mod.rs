@@ -40,6 +40,7 @@ use tokio::sync::mpsc;
 
 use crate::audit::AuditLog;
 use crate::decision::Engine;
+use crate::flows::decide::RequestScope;
 use crate::store::FunctionRecord;
 use error::ApiError;
 
@@ -225,39 +226,53 @@ async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -> R
 async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
+    let asked = format!("{} {}", req.method(), uri::log_path(&path));
     let caller = state
         .callers
-        .authenticate(req.headers(), callers::scope_for(&path))?;
+        .authenticate(req.headers(), callers::scope_for(&path));
     // Every decision record made while answering names this caller, and
     // waits for the answer to learn its outcome (`flows::decide`).
-    let scope = crate::flows::decide::RequestScope::new(caller.clone());
+    let scope = RequestScope::new(caller.as_ref().ok().cloned().flatten());
+    let caller = match caller {
+        Ok(c) => c,
+        Err(e) => return finish(state, &scope, &asked, Err(e)).await,
+    };
     // The one answer streamed rather than built whole.
     if req.method() == Method::GET && path == "/v1/audit/export" {
         let answer = scope
             .run(audit::export(state, query.as_deref(), caller.as_deref()))
             .await;
-        return finish(state, &scope, answer).await;
+        return finish(state, &scope, &asked, answer).await;
     }
     let answer = scope
         .run(dispatch(state, req, path, query, caller.as_deref()))
         .await
         .map(whole);
-    finish(state, &scope, answer).await
+    finish(state, &scope, &asked, answer).await
 }
 
 /// Commits the request's waiting decision records with its final status,
 /// before the answer leaves: a decision that cannot be logged is not
-/// answered.
+/// answered. A refusal that recorded nothing is recorded as such, unless
+/// it only says the route does not exist.
 async fn finish(
     state: &AppState,
-    scope: &crate::flows::decide::RequestScope,
+    scope: &RequestScope,
+    asked: &str,
     answer: Result<Response<Body>, ApiError>,
 ) -> Result<Response<Body>, ApiError> {
     let (status, code) = match &answer {
         Ok(response) => (response.status().as_u16(), None),
         Err(e) => (e.status.as_u16(), Some(e.code.as_ref())),
     };
+    let recorded = scope.has_records();
     state.decider.finish(scope, status, code).await?;
+    if let Err(e) = &answer {
+        if !recorded && !matches!(e.code.as_ref(), "not_found" | "method_not_allowed") {
+            let d = &state.decider;
+            d.reject(scope, asked, status, &e.code, &e.message).await?;
+        }
+    }
     answer
 }
 
