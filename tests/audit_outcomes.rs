@@ -101,6 +101,24 @@ fn maintenance_records_say_what_happened_to_whom() {
         )
     };
 
+    // Searched for (R15): decided as addStaff, recorded as the search it
+    // was, which adds no one.
+    let (status, _, recs) = answered(&server, || {
+        let body =
+            json!({"name": "赵丽", "id_type": "resident_id", "id_number": "210106199102140105"});
+        with_session(
+            &server,
+            &lr,
+            "POST",
+            "/v1/maintenance/staff/search",
+            Some(body),
+        )
+    });
+    assert_eq!(status, 200);
+    assert_eq!(recs[0]["kind"], "maintain.searchPerson", "{:?}", recs);
+    assert_eq!(recs[0]["action"], "Etax::Action::\"addStaff\"");
+    assert!(recs[0].get("change").is_none(), "{:?}", recs);
+
     // Added: done, naming the person and the change.
     let (_, _, recs) = answered(&server, || add(&lr, "赵丽", "210106199102140105"));
     let r = &recs[0];
@@ -171,8 +189,8 @@ fn maintenance_records_say_what_happened_to_whom() {
     let found = found["records"].as_array().unwrap().clone();
     assert_eq!(
         found.len(),
-        3,
-        "added, then added again (done, refused): {found:?}"
+        4,
+        "searched for, added, then added again (done, refused): {found:?}"
     );
     let (_, none) = server.get("/v1/audit/decisions?target=210106777777770105");
     assert_eq!(none["records"], json!([]), "{none}");

@@ -180,6 +180,14 @@ impl Event {
         self
     }
 
+    /// Names what the request did when that is not the action Cedar was
+    /// asked about (a search for a person to add is decided as `addStaff`
+    /// but adds no one).
+    pub fn with_kind(mut self, kind: &str) -> Self {
+        self.record.kind = kind.to_owned();
+        self
+    }
+
     /// A write follows this decision: the record is committed before it.
     pub fn before_write(mut self) -> Self {
         self.when = Commit::BeforeWrite;

@@ -55,8 +55,11 @@ impl Maintenance<'_> {
         person: &PersonKey,
     ) -> Result<String, MaintenanceError> {
         let key = person.key();
+        // Searching is part of adding staff (R15), so Cedar decides it as
+        // `addStaff`; the record says it was a search, which adds no one.
         self.on_enterprise(actor, "addStaff", |e| {
             e.with_target_person(&key, Some(name))
+                .with_kind("maintain.searchPerson")
         })
         .await?;
         let r = self.engine.store().read()?;
