@@ -315,7 +315,7 @@ fn login_feed_and_authorize_records_hold_to_the_answer() {
     assert_eq!(status, 401);
 
     // A staff sync that matches no one: 409, refused (Cedar allowed it).
-    let (status, _, _) = answered(&server, || {
+    let (status, _, recs) = answered(&server, || {
         server.request(
             "PUT",
             &format!("/v1/admin/enterprises/{E_UNSYNCED}/core-officers"),
@@ -323,6 +323,15 @@ fn login_feed_and_authorize_records_hold_to_the_answer() {
         )
     });
     assert_eq!(status, 200);
+    // The officer the feed put on file is named: a filter by that person
+    // finds the feed.
+    assert_eq!(recs[0]["persons"][0]["role"], "target", "{:?}", recs);
+    assert_eq!(recs[0]["persons"][0]["name"], "**兰", "{:?}", recs);
+    let (_, found) = server.get("/v1/audit/decisions?person=210104197506203078&kind=admin.");
+    assert_eq!(
+        found["records"][0]["kind"], "admin.core_officers",
+        "{found}"
+    );
     let (_, v) = server.post(
         "/v1/login/enterprise",
         &json!({ "account": E_UNSYNCED, "password": DALIAN_PW }),

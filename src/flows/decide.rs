@@ -46,8 +46,10 @@ pub struct Asked {
 /// methods; turned into a [`DecisionRecord`] only by the [`Decider`].
 pub struct Event {
     record: DecisionRecord,
-    /// The person the request acted on: their person key and name.
-    target_person: Option<(String, Option<String>)>,
+    /// The persons the request acted on: person key and name. The first is
+    /// the target's `person`; others (the officers a feed puts on file)
+    /// are named only in `persons`.
+    target_persons: Vec<(String, Option<String>)>,
     when: Commit,
 }
 
@@ -93,7 +95,7 @@ impl Event {
         }
         Self {
             record,
-            target_person: None,
+            target_persons: Vec::new(),
             when: Commit::WithAnswer,
         }
     }
@@ -121,7 +123,7 @@ impl Event {
                 policy_version,
                 0,
             ),
-            target_person: None,
+            target_persons: Vec::new(),
             when: Commit::WithAnswer,
         }
     }
@@ -169,7 +171,15 @@ impl Event {
         let target = self.record.target.get_or_insert_with(Target::default);
         target.person = Some(person_key.to_owned());
         target.name = name.map(crate::ids::mask_name);
-        self.target_person = Some((person_key.to_owned(), name.map(str::to_owned)));
+        self.target_persons = vec![(person_key.to_owned(), name.map(str::to_owned))];
+        self
+    }
+
+    /// Another person the request acted on, named in `persons` (role
+    /// `target`) so a filter by that person finds the record.
+    pub fn with_other_person(mut self, person_key: &str, name: Option<&str>) -> Self {
+        self.target_persons
+            .push((person_key.to_owned(), name.map(str::to_owned)));
         self
     }
 
@@ -407,7 +417,7 @@ impl Decider {
     fn complete(&self, event: Event, scope: Option<&RequestScope>) -> DecisionRecord {
         let Event {
             mut record,
-            target_person,
+            target_persons,
             ..
         } = event;
         record.caller = scope.and_then(|s| s.caller.clone());
@@ -418,11 +428,9 @@ impl Decider {
                 None => why,
             });
         }
-        record.persons = self.persons.of(
-            self.engine.store(),
-            principal.as_ref(),
-            target_person.as_ref(),
-        );
+        record.persons = self
+            .persons
+            .of(self.engine.store(), principal.as_ref(), &target_persons);
         record.masked()
     }
 

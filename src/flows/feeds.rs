@@ -123,6 +123,12 @@ pub async fn record_core_officers(
         "legal_rep": on_file(&record.legal_rep),
         "finance_head": on_file(&record.finance_head),
     }));
+    // The officers put on file are named, so a filter by either finds the
+    // feed that appointed them.
+    let event = [&record.legal_rep, &record.finance_head]
+        .into_iter()
+        .flatten()
+        .fold(event, |e, o| e.with_other_person(&o.person, Some(&o.name)));
     let (created, demoted) = logged_write(decider, event, move |w| {
         if w.get::<EnterpriseRecord>(&code)?.is_none() {
             return Err(FeedError::NotFound(format!("no enterprise {code}")));

@@ -46,14 +46,17 @@ impl Persons {
         &self,
         store: &Store,
         principal: Option<&(String, String)>,
-        target: Option<&(String, Option<String>)>,
+        targets: &[(String, Option<String>)],
     ) -> Vec<PersonRef> {
         let mut out = Vec::new();
         if let Some(p) = principal.and_then(|p| self.principal(store, p)) {
             out.push(p);
         }
-        if let Some((person, name)) = target {
-            if let Ok(reader) = store.read() {
+        if targets.is_empty() {
+            return out;
+        }
+        if let Ok(reader) = store.read() {
+            for (person, name) in targets {
                 out.push(self.person(&reader, "target", person, name.clone(), None));
             }
         }
