@@ -341,6 +341,18 @@ fn unsynced_enterprise_must_sync_and_mismatch_names_the_person() {
         !msg.contains("210104197506203078"),
         "ID number unmasked: {msg}"
     );
+    // The step's record names whom it made staff, masked.
+    let (_, page) = s.get("/v1/audit/decisions?kind=login.sync_staff");
+    let r = &page["records"][0];
+    let synced = &r["change"]["staff_synced"];
+    assert_eq!(synced.as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(synced[0]["identity_type"], "legal_rep", "{r}");
+    assert!(
+        synced[0]["staff"].as_str().unwrap().contains("**********"),
+        "{r}"
+    );
+    assert_eq!(r["persons"][0]["role"], "target", "{r}");
+    assert_eq!(r["persons"][0]["name"], "**涛", "{r}");
 }
 
 #[test]

@@ -74,8 +74,33 @@ impl Login {
         failure: Option<&Failure>,
         note: Option<&str>,
     ) -> Result<Verdict, FlowError> {
+        self.decide_about(
+            step,
+            principal,
+            action,
+            resource,
+            context,
+            (acting_for, failure, note),
+            |e| e,
+        )
+        .await
+    }
+
+    /// [`Self::decide_in`] whose record `about` completes (what the step
+    /// is about to change).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn decide_about(
+        &self,
+        step: &str,
+        principal: EntityUid,
+        action: &str,
+        resource: EntityUid,
+        context: serde_json::Value,
+        (acting_for, failure, note): (Option<&str>, Option<&Failure>, Option<&str>),
+        about: impl FnOnce(Event) -> Event,
+    ) -> Result<Verdict, FlowError> {
         let asked = self.ask(principal, action, resource, context)?;
-        let event = self.event(step, &asked, acting_for, failure, note);
+        let event = about(self.event(step, &asked, acting_for, failure, note));
         let event = if asked.verdict.allowed && failure.is_none() {
             event.before_write()
         } else {

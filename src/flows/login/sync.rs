@@ -2,9 +2,12 @@
 //! the core tax system has on file become staff, matched by ID number to
 //! real-name records.
 
+use serde_json::{json, Value};
+
 use super::steps::conclude;
 use super::{FlowError, Login, StaffSelection};
 use crate::decision::uid;
+use crate::flows::decide::Event;
 use crate::flows::feeds::{demote_replaced_officers, log_demotions, Demoted};
 use crate::ids::mask_name;
 use crate::store::{
@@ -23,6 +26,22 @@ pub(super) struct SyncPlan {
 }
 
 impl SyncPlan {
+    /// The record of the step names the officers it is about to make staff
+    /// (as planned from the read; the write plans again in its own
+    /// transaction and differs only if the records changed in between).
+    fn about(&self, event: Event) -> Event {
+        let added: Vec<Value> = self
+            .to_add
+            .iter()
+            .map(|(key, role)| json!({ "staff": key, "identity_type": role }))
+            .collect();
+        let event = event.with_change(json!({ "staff_synced": added }));
+        self.to_add.iter().fold(event, |e, (key, _)| {
+            let person = key.split_once('/').map_or(key.as_str(), |(_, p)| p);
+            e.with_other_person(person, None)
+        })
+    }
+
     pub(super) fn of(
         code: &str,
         on_file: Option<&CoreOfficersRecord>,
@@ -87,8 +106,8 @@ impl Login {
         let on_file = reader.get::<CoreOfficersRecord>(&code)?;
         // The plan as read decides what the log says was asked; the write
         // plans again in its own transaction.
-        let problems =
-            SyncPlan::of(&code, on_file.as_ref(), |k| reader.get::<PersonRecord>(k))?.problems;
+        let planned = SyncPlan::of(&code, on_file.as_ref(), |k| reader.get::<PersonRecord>(k))?;
+        let problems = planned.problems.clone();
         let name = reader
             .get::<EnterpriseRecord>(&code)?
             .map(|e| e.name)
@@ -97,17 +116,18 @@ impl Login {
         let me = uid("Enterprise", &code);
         let me_for_log = me.to_string();
         let note = (!problems.is_empty()).then(|| problems.join("; "));
+        let note = note
+            .as_deref()
+            .or(Some("staff synced from the core tax system"));
         let verdict = self
-            .decide(
+            .decide_about(
                 "sync_staff",
                 me.clone(),
                 "enterpriseAccountLogin",
                 me,
-                &rec.factors,
-                None,
-                None,
-                note.as_deref()
-                    .or(Some("staff synced from the core tax system")),
+                json!({ "factors": &rec.factors }),
+                (None, None, note),
+                |e| planned.about(e),
             )
             .await?;
         conclude(&verdict, None)?;
