@@ -55,7 +55,10 @@ fn exact_person_lookups_need_their_scope_are_limited_and_recorded() {
             ("person-auditor", "person-key", &["audit", "audit_person"]),
         ],
     );
-    let s = Server::demo_in(&dir.path().join("data"), &["--api-keys", keys.to_str().unwrap()]);
+    let s = Server::demo_in(
+        &dir.path().join("data"),
+        &["--api-keys", keys.to_str().unwrap()],
+    );
     let id = "210102198003124011";
 
     // An `audit` key may still filter by masks and parts, not by a full ID.
@@ -93,10 +96,7 @@ fn exact_person_lookups_need_their_scope_are_limited_and_recorded() {
             assert_eq!(err["error"]["code"], "too_many_person_lookups", "{body}");
             let secs = err["error"]["retry_after_secs"].as_u64().unwrap();
             assert!((1..=60).contains(&secs), "{body}");
-            assert!(
-                head.to_ascii_lowercase().contains("retry-after:"),
-                "{head}"
-            );
+            assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
         }
     }
     // Other reads are not limited.
@@ -113,7 +113,9 @@ fn exact_person_lookups_need_their_scope_are_limited_and_recorded() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["caller"] == "person-auditor" && r["resource"].as_str().unwrap().contains("person="))
+        .filter(|r| {
+            r["caller"] == "person-auditor" && r["resource"].as_str().unwrap().contains("person=")
+        })
         .map(|r| {
             let persons = r["persons"].as_array().unwrap();
             assert_eq!(persons.len(), 1, "{r}");
@@ -266,7 +268,10 @@ fn a_crafted_policy_archive_is_refused() {
         std::fs::write(&path, crafted.to_string()).unwrap();
         let (status, answer) = s.get(&format!("/v1/audit/policy/{version}"));
         assert_eq!(status, 500, "{answer}");
-        assert_eq!(answer["error"]["code"], "policy_archive_altered", "{answer}");
+        assert_eq!(
+            answer["error"]["code"], "policy_archive_altered",
+            "{answer}"
+        );
     }
 }
 
@@ -275,7 +280,10 @@ fn a_crafted_policy_archive_is_refused() {
 fn policy_text_with_nul_is_refused_at_load() {
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies");
-    copy_dir(&std::path::Path::new(CRATE_ROOT).join("policies"), &policies);
+    copy_dir(
+        &std::path::Path::new(CRATE_ROOT).join("policies"),
+        &policies,
+    );
     let login = policies.join("login.cedar");
     let mut text = std::fs::read_to_string(&login).unwrap();
     text.push_str("\n// \0\n");
