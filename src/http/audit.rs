@@ -3,10 +3,12 @@
 //! reach it):
 //!
 //! - `GET /v1/audit/decisions?FILTERS&after=&limit=`
-//!   → `{"records": [...], "next_after": SEQ|null}`;
+//!   → `{"records": [...], "next_after": SEQ|null}` (`limit` 1 to 1000,
+//!   100 by default; outside that, 400);
 //! - `GET /v1/audit/summary?by=principal,decision&FILTERS` → counts per group;
-//! - `GET /v1/audit/export?format=jsonl|csv&bom=true&FILTERS` → every
-//!   matching record, streamed (chunked) in constant memory;
+//! - `GET /v1/audit/export?format=jsonl|csv&bom=true&after=SEQ&FILTERS` →
+//!   every matching record (above `after`), streamed (chunked) in constant
+//!   memory;
 //! - `GET /v1/audit/policy/{version}` → the archived rules of a version;
 //! - `GET /v1/audit/verify[?checkpoint=SEQ:HASH]` → the verify report;
 //! - `GET /v1/audit/checkpoint` → the head `{seq, hash, timestamp_ms, time}`.
@@ -214,6 +216,7 @@ pub async fn export(
         offset,
         bom: false,
     };
+    let mut after = 0;
     for (k, v) in rest {
         match k.as_str() {
             "format" => {
@@ -224,7 +227,13 @@ pub async fn export(
                 }
             }
             "bom" => output.bom = flag("bom", &v)?,
-            _ => return Err(unknown(k, "format, bom, ")),
+            // As for pages: resume after the last record already read.
+            "after" => {
+                after = v
+                    .parse()
+                    .map_err(|_| ApiError::invalid("after", format!("{v:?} is not a number")))?
+            }
+            _ => return Err(unknown(k, "format, bom, after, ")),
         }
     }
     let (filter, searched) = exact_persons(state, filter, caller)?;
@@ -232,7 +241,7 @@ pub async fn export(
     let (mut writer, body) = stream::channel();
     let log = state.audit.clone();
     tokio::task::spawn_blocking(move || {
-        let written = query::write_with(&log, &filter, &output, &mut writer)
+        let written = query::write_after(&log, &filter, after, &output, &mut writer)
             .and_then(|_| std::io::Write::flush(&mut writer).map_err(Into::into));
         match written {
             Ok(()) => {}
