@@ -112,7 +112,7 @@ fn check_person_key(field: &str, uid: &EntityUid) -> Result<(), ApiError> {
     };
     let id = uid.id().unescaped();
     let why = match kind {
-        EntityKind::Person => PersonKey::parse_key(&id).err().map(|e| id_problem(&e)),
+        EntityKind::Person => PersonKey::parse_key(id).err().map(|e| id_problem(&e)),
         EntityKind::Staff | EntityKind::AgentStaff => {
             id.parse::<StaffKey>().err().map(|e| match e {
                 StaffKeyError::NoSeparator(_) => {
