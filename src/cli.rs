@@ -49,6 +49,11 @@ enum Command {
         /// open (development on loopback only).
         #[arg(long, env = "ETAX_API_KEYS")]
         api_keys: Option<PathBuf>,
+        /// Exact person lookups (audit filters by a full ID number, scope
+        /// `audit_person`) each caller may make per minute; past it, 429.
+        #[arg(long, env = "ETAX_PERSON_LOOKUPS_PER_MINUTE",
+              default_value_t = crate::http::callers::DEFAULT_PERSON_LOOKUPS_PER_MINUTE)]
+        person_lookups_per_minute: u32,
         /// Run open (no --api-keys) on an address other than loopback:
         /// everyone who reaches the port is trusted and receives SMS and
         /// reset codes. Refused without this flag.
@@ -455,6 +460,7 @@ pub fn main() -> ExitCode {
             body_limit,
             authn,
             api_keys,
+            person_lookups_per_minute,
             insecure_open,
             audit_retention_days,
             log_hash,
@@ -473,6 +479,7 @@ pub fn main() -> ExitCode {
                 body_limit,
                 authn: (*authn).into_config(),
                 api_keys,
+                person_lookups_per_minute,
                 insecure_open,
                 audit_retention_days,
                 log_hash,

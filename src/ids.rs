@@ -412,11 +412,34 @@ pub fn mask_id_number(n: &str) -> String {
 }
 
 /// Masks every ID number and phone number inside free text (entity ids,
-/// Cedar error messages) exactly as [`mask_id_number`] and [`Phone::masked`]
-/// mask them: the number after an ID-type prefix (`resident_id:…`,
-/// `passport:…`), and any bare run of 15 or 18 ID digits or an 11-digit
-/// mobile number (`138****5678`). Already-masked text comes back unchanged.
+/// Cedar error messages, audit queries) exactly as [`mask_id_number`] and
+/// [`Phone::masked`] mask them, whatever surrounds them:
+///
+/// - the number after an ID-type prefix (`resident_id:…`, `passport:…`);
+/// - any run of 18 digits (or 17 and `X`), 15, or 19 and more — glued to
+///   letters or not (`a210102…`, `ID210102…`): a number is a person's
+///   whatever is typed next to it;
+/// - a resident ID number written in groups, `210102-19800312-4011` or with
+///   spaces, masked as the one mask `2101**********4011`;
+/// - an 11-digit mobile number (`138****5678`), also with `+86`/`86`/`0086`
+///   before it and spaces or hyphens between its groups (`+86-138-****-5678`).
+///
+/// Full-width digits (`２１０１…`, U+FF10–U+FF19) and `Ｘ` are read as their
+/// ASCII forms first, so the text comes back with ASCII digits. One
+/// exception keeps hashes readable: a token of exactly 32 or 64 lower-case
+/// hex digits (a pseudonym, a policy version, a chain hash) is left whole.
+/// Already-masked text comes back unchanged.
 pub fn mask_text(text: &str) -> String {
+    let normalized;
+    let text = if text.contains(|c| full_width_ascii(c).is_some()) {
+        normalized = text
+            .chars()
+            .map(|c| full_width_ascii(c).unwrap_or(c))
+            .collect::<String>();
+        normalized.as_str()
+    } else {
+        text
+    };
     // Byte-wise, copying unmasked stretches whole: this runs on every
     // decision's log record. Every position sliced at is an ASCII byte, so
     // always a char boundary.
@@ -425,47 +448,165 @@ pub fn mask_text(text: &str) -> String {
     let mut copied = 0;
     let mut i = 0;
     while i < bytes.len() {
-        if i > 0 && bytes[i - 1].is_ascii_alphanumeric() {
-            i += 1;
-            continue;
-        }
         // An ID-type prefix: mask the alphanumeric run that follows it. A
         // `*` belongs to the run, so a number masked before is taken whole
         // and masks to itself (not its four kept leading characters alone).
-        if let Some(code) = IdType::ALL_CODES
-            .iter()
-            .find(|c| bytes[i..].starts_with(c.as_bytes()) && bytes.get(i + c.len()) == Some(&b':'))
-        {
+        let after_alnum = i > 0 && bytes[i - 1].is_ascii_alphanumeric();
+        let code = IdType::ALL_CODES.iter().find(|c| {
+            !after_alnum
+                && bytes[i..].starts_with(c.as_bytes())
+                && bytes.get(i + c.len()) == Some(&b':')
+        });
+        if let Some(code) = code {
             let start = i + code.len() + 1;
-            let end = run_end(bytes, start, |b| b.is_ascii_alphanumeric() || b == b'*');
+            let (end, masked) = match grouped_id(bytes, start) {
+                Some((end, number)) => (end, mask_id_number(&number)),
+                None => {
+                    let end = run_end(bytes, start, |b| b.is_ascii_alphanumeric() || b == b'*');
+                    (end, mask_id_number(&text[start..end]))
+                }
+            };
             out.push_str(&text[copied..start]);
-            out.push_str(&mask_id_number(&text[start..end]));
+            out.push_str(&masked);
             copied = end;
             i = end;
             continue;
         }
-        if bytes[i].is_ascii_digit() {
-            let end = run_end(bytes, i, |b| b.is_ascii_digit() || b == b'X' || b == b'x');
-            let run = &text[i..end];
-            let bounded = end == bytes.len() || !bytes[end].is_ascii_alphanumeric();
-            let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-            let masked = match run.len() {
-                18 | 15 if bounded && digits(&run[..run.len() - 1]) => Some(mask_id_number(run)),
-                11 if bounded && digits(run) && run.starts_with('1') => Some(mask_phone(run)),
-                _ => None,
-            };
-            if let Some(m) = masked {
+        let starts_number = !(i > 0 && bytes[i - 1].is_ascii_digit());
+        if starts_number && (bytes[i].is_ascii_digit() || bytes[i] == b'+') {
+            if let Some((end, masked)) = number_at(bytes, i) {
                 out.push_str(&text[copied..i]);
-                out.push_str(&m);
+                out.push_str(&masked);
                 copied = end;
+                i = end;
+                continue;
             }
-            i = end;
+            // Not a number to mask: past its digits, never into them.
+            i = run_end(bytes, i + 1, |b| b.is_ascii_digit());
             continue;
         }
         i += 1;
     }
     out.push_str(&text[copied..]);
     out
+}
+
+/// The ASCII digit or `X` of a full-width one (`２` → `2`, `Ｘ` → `X`).
+fn full_width_ascii(c: char) -> Option<char> {
+    match c {
+        '\u{FF10}'..='\u{FF19}' => char::from_digit(c as u32 - 0xFF10, 10),
+        '\u{FF38}' | '\u{FF58}' => Some('X'),
+        _ => None,
+    }
+}
+
+/// The ID number or phone starting at `i` (the first digit of a run, or a
+/// `+`), if any: where it ends and its mask.
+fn number_at(bytes: &[u8], i: usize) -> Option<(usize, String)> {
+    if let Some((end, number)) = grouped_id(bytes, i) {
+        return Some((end, mask_id_number(&number)));
+    }
+    if let Some(found) = phone_at(bytes, i) {
+        return Some(found);
+    }
+    let end = run_end(bytes, i, |b| b.is_ascii_digit());
+    let run = std::str::from_utf8(&bytes[i..end]).ok()?;
+    let (end, masked) = match run.len() {
+        17 if matches!(bytes.get(end), Some(b'X' | b'x')) => {
+            (end + 1, mask_id_number(&format!("{run}X")))
+        }
+        15 | 18 | 19.. => (end, mask_id_number(run)),
+        11 if run.starts_with('1') => (end, mask_phone(run)),
+        _ => return None,
+    };
+    (!in_hash(bytes, i, end)).then_some((end, masked))
+}
+
+/// A resident ID number written in groups, `210102-19800312-4011` (or with
+/// spaces), at `i`: where it ends and its 18 characters.
+fn grouped_id(bytes: &[u8], i: usize) -> Option<(usize, String)> {
+    let digits = |from: usize, n: usize| {
+        bytes
+            .get(from..from + n)?
+            .iter()
+            .all(u8::is_ascii_digit)
+            .then_some(from + n)
+    };
+    let sep = |at: usize| matches!(bytes.get(at), Some(b'-' | b' ')).then_some(at + 1);
+    let j = sep(digits(i, 6)?)?;
+    let j = sep(digits(j, 8)?)?;
+    let j = digits(j, 3)?;
+    let end = match bytes.get(j) {
+        Some(b'0'..=b'9' | b'X' | b'x') => j + 1,
+        _ => return None,
+    };
+    if bytes.get(end).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    let number: String = bytes[i..end]
+        .iter()
+        .filter(|b| b.is_ascii_alphanumeric())
+        .map(|&b| b.to_ascii_uppercase() as char)
+        .collect();
+    Some((end, number))
+}
+
+/// A mobile number at `i` written with a country code (`+86`, `0086`,
+/// `86`) or separators between its 3-4-4 groups (`138 0000 0001`,
+/// `+86-138-0000-0001`): where it ends and its mask, the middle four
+/// digits hidden and everything else kept. A bare 11-digit run is left to
+/// the run rule of [`number_at`].
+fn phone_at(bytes: &[u8], i: usize) -> Option<(usize, String)> {
+    let digits = |from: usize, n: usize| {
+        bytes
+            .get(from..from + n)?
+            .iter()
+            .all(u8::is_ascii_digit)
+            .then_some(from + n)
+    };
+    let skip_sep = |at: usize| match bytes.get(at) {
+        Some(b'-' | b' ') => (at + 1, true),
+        _ => (at, false),
+    };
+    for prefix in [&b"+86"[..], b"0086", b"86", b""] {
+        if !bytes[i..].starts_with(prefix) {
+            continue;
+        }
+        let (start, sep0) = if prefix.is_empty() {
+            (i, false)
+        } else {
+            skip_sep(i + prefix.len())
+        };
+        let Some(a) = digits(start, 3) else { continue };
+        let (b, sep1) = skip_sep(a);
+        let Some(middle_end) = digits(b, 4) else {
+            continue;
+        };
+        let (c, sep2) = skip_sep(middle_end);
+        let Some(end) = digits(c, 4) else { continue };
+        let plain = prefix.is_empty() && !sep0 && !sep1 && !sep2;
+        let mobile = bytes[start] == b'1' && (b'3'..=b'9').contains(&bytes[start + 1]);
+        if plain || !mobile || bytes.get(end).is_some_and(u8::is_ascii_digit) {
+            continue;
+        }
+        let mut masked = String::from_utf8_lossy(&bytes[i..b]).into_owned();
+        masked.push_str("****");
+        masked.push_str(&String::from_utf8_lossy(&bytes[middle_end..end]));
+        return Some((end, masked));
+    }
+    None
+}
+
+/// Whether `start..end` lies in a token of exactly 32 or 64 lower-case hex
+/// digits: a pseudonym, policy version or hash, which no ID is part of.
+fn in_hash(bytes: &[u8], start: usize, end: usize) -> bool {
+    let hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+    let from = bytes[..start]
+        .iter()
+        .rposition(|b| !b.is_ascii_alphanumeric())
+        .map_or(0, |p| p + 1);
+    let to = run_end(bytes, end, |b| b.is_ascii_alphanumeric());
+    matches!(to - from, 32 | 64) && bytes[from..to].iter().all(hex)
 }
 
 /// A mainland mobile number (11 ASCII digits) with its middle four hidden:
@@ -606,63 +747,49 @@ mod tests {
         );
     }
 
-    /// The first, char-by-char implementation, kept as the reference the
-    /// byte-wise one must agree with.
-    fn mask_text_reference(text: &str) -> String {
-        let mut out = String::with_capacity(text.len());
-        let chars: Vec<char> = text.chars().collect();
-        let mut i = 0;
-        while i < chars.len() {
-            if let Some(code) = IdType::ALL_CODES.iter().find(|c| {
-                let c: Vec<char> = format!("{c}:").chars().collect();
-                chars[i..].starts_with(&c) && (i == 0 || !chars[i - 1].is_ascii_alphanumeric())
-            }) {
-                out.push_str(code);
-                out.push(':');
-                i += code.len() + 1;
-                let start = i;
-                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '*') {
-                    i += 1;
-                }
-                out.push_str(&mask_id_number(&chars[start..i].iter().collect::<String>()));
-                continue;
-            }
-            if chars[i].is_ascii_digit() && (i == 0 || !chars[i - 1].is_ascii_alphanumeric()) {
-                let start = i;
-                while i < chars.len()
-                    && (chars[i].is_ascii_digit() || chars[i] == 'X' || chars[i] == 'x')
-                {
-                    i += 1;
-                }
-                let run: String = chars[start..i].iter().collect();
-                let bounded = i == chars.len() || !chars[i].is_ascii_alphanumeric();
-                let digits_only = run.chars().all(|c| c.is_ascii_digit());
-                let masked = match run.len() {
-                    18 | 15
-                        if bounded && run[..run.len() - 1].chars().all(|c| c.is_ascii_digit()) =>
-                    {
-                        mask_id_number(&run)
-                    }
-                    11 if bounded && digits_only && run.starts_with('1') => {
-                        format!("{}****{}", &run[..3], &run[7..])
-                    }
-                    _ => run,
-                };
-                out.push_str(&masked);
-                continue;
-            }
-            out.push(chars[i]);
-            i += 1;
+    #[test]
+    fn text_mask_catches_the_red_team_forms() {
+        for (text, masked) in [
+            (
+                "resident_id:２１０１０２１９８００３１２４０１１",
+                "resident_id:2101**********4011",
+            ),
+            ("a210102198003124011", "a2101**********4011"),
+            ("ID210102198003124011", "ID2101**********4011"),
+            (
+                "13800000001x210102198003124011",
+                "138****0001x2101**********4011",
+            ),
+            (
+                "resident_id:210102-19800312-4011",
+                "resident_id:2101**********4011",
+            ),
+            ("210102 19800312 4011", "2101**********4011"),
+            ("２１０１０２１９９２１１１１４０４Ｘ", "2101**********404X"),
+            ("8613800000001", "86138****0001"),
+            ("008613800000001", "0086138****0001"),
+            ("138 0000 0001", "138 **** 0001"),
+            ("+86-138-0000-0001", "+86-138-****-0001"),
+            ("+86 13800000001", "+86 138****0001"),
+            ("tel:+8613800000001;", "tel:+86138****0001;"),
+            ("6222020200112233445566", "6222**************5566"),
+        ] {
+            assert_eq!(mask_text(text), masked, "{text}");
+            assert_eq!(mask_text(masked), masked, "{masked}");
         }
-        out
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn text_mask_agrees_with_the_reference(
-            text in "((resident_id:|passport:|[0-9]{11}|[0-9]{17}[0-9Xx]|1[0-9]{10}|[0-9A-Za-z]{1,4}|[ /:\"`]|张|伟|::))*"
-        ) {
-            proptest::prop_assert_eq!(mask_text(&text), mask_text_reference(&text));
+        // Hashes and pseudonyms stay whole; short numbers, dates and
+        // millisecond times stay readable.
+        let version = "6a966f50c0123456789012345678901234567890f8497c25e005bba31493e9ac";
+        assert_eq!(mask_text(version), version);
+        let pseudonym = "a1234567890123456789012345678901";
+        assert_eq!(mask_text(pseudonym), pseudonym);
+        for kept in [
+            "2026-11-27 19:13",
+            "1795807093972",
+            "order 12345",
+            "20261127",
+        ] {
+            assert_eq!(mask_text(kept), kept);
         }
     }
 
@@ -743,6 +870,51 @@ mod tests {
             text in "((resident_id:|passport:|[0-9]{11}|[0-9]{17}[0-9Xx]|1[0-9]{10}|[0-9A-Za-z]{1,4}|[ /:\"`*]|张|伟|::))*"
         ) {
             let once = mask_text(&text);
+            proptest::prop_assert_eq!(mask_text(&once), once);
+        }
+    }
+
+    proptest::proptest! {
+        /// However an ID number is written — glued to letters, in groups,
+        /// in full-width digits — free text shows only its one mask.
+        #[test]
+        fn every_written_form_of_an_id_masks_to_the_one_mask(
+            digits in proptest::collection::vec(0u32..10, 17),
+            lower in proptest::bool::ANY,
+            before in "[A-Za-z]{0,3}",
+            after in "[A-Za-z]{0,3}",
+            sep in proptest::sample::select(&["-", " "][..]),
+            form in 0usize..3,
+        ) {
+            let number = resident_id(&digits, lower);
+            let mask = mask_id_number(&number);
+            let written = match form {
+                0 => number.clone(),
+                1 => format!("{}{sep}{}{sep}{}", &number[..6], &number[6..14], &number[14..]),
+                _ => number
+                    .chars()
+                    .map(|c| c.to_digit(10).map_or(c, |d| char::from_u32(0xFF10 + d).unwrap()))
+                    .collect(),
+            };
+            let text = format!("{before}{written}{after}");
+            let once = mask_text(&text);
+            proptest::prop_assert_eq!(&once, &format!("{before}{mask}{after}"));
+            proptest::prop_assert_eq!(mask_text(&once), once);
+        }
+
+        /// A mobile number with or without country code and separators:
+        /// its middle four digits hidden, the rest as written.
+        #[test]
+        fn every_written_form_of_a_phone_is_masked(
+            second in 3u32..10,
+            rest in proptest::collection::vec(0u32..10, 9),
+            prefix in proptest::sample::select(&["", "+86", "86", "0086", "+86-", "+86 "][..]),
+            sep in proptest::sample::select(&["", "-", " "][..]),
+        ) {
+            let d: String = [1, second].iter().chain(&rest).map(|d| char::from_digit(*d, 10).unwrap()).collect();
+            let written = format!("{prefix}{}{sep}{}{sep}{}", &d[..3], &d[3..7], &d[7..]);
+            let once = mask_text(&format!("call {written}."));
+            proptest::prop_assert_eq!(&once, &format!("call {prefix}{}{sep}****{sep}{}.", &d[..3], &d[7..]));
             proptest::prop_assert_eq!(mask_text(&once), once);
         }
     }

@@ -34,6 +34,8 @@ pub struct ServeOptions {
     pub authn: AuthnConfig,
     /// Scoped API keys; `None` runs open (loopback development).
     pub api_keys: Option<PathBuf>,
+    /// Exact person lookups each caller may make per minute.
+    pub person_lookups_per_minute: u32,
     /// Allow open mode on an address other than loopback.
     pub insecure_open: bool,
     /// Prune decision-log records older than this many days (checked
@@ -135,7 +137,8 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
             );
             Callers::open()
         }
-    };
+    }
+    .with_person_lookups_per_minute(opts.person_lookups_per_minute);
     let audit = AuditLog::open_with(&audit::decision_log_path(&opts.data_dir), opts.log_hash)?;
     let archive = PolicyArchive::new(&opts.data_dir);
     // The set about to decide is archived and its load in the chain before

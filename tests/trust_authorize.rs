@@ -117,7 +117,9 @@ fn assert_unknown_principal_denied(
 #[test]
 fn a_made_up_staff_member_with_real_parents_is_not_allowed() {
     let server = Server::demo();
-    let person = "resident_id:999";
+    // A well-formed ID number no one on file has: a malformed one is now
+    // refused at the edge (400) before the store is asked.
+    let person = "resident_id:11010519491231002X";
     let principal = staff(E_SYNCED, person);
     assert_entities_refused(
         &server,

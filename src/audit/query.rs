@@ -254,10 +254,20 @@ pub fn page(log: &AuditLog, filter: &Filter, after: u64, limit: usize) -> Result
 pub fn for_each(
     log: &AuditLog,
     filter: &Filter,
+    each: impl FnMut(&DecisionRecord, &[u8]) -> io::Result<()>,
+) -> Result<u64, QueryError> {
+    for_each_after(log, filter, 0, each)
+}
+
+/// As [`for_each`], over the records with sequence number above `after`.
+fn for_each_after(
+    log: &AuditLog,
+    filter: &Filter,
+    after: u64,
     mut each: impl FnMut(&DecisionRecord, &[u8]) -> io::Result<()>,
 ) -> Result<u64, QueryError> {
     let mut n = 0;
-    for item in log.scan(1, filter.since_ms)? {
+    for item in log.scan(after.saturating_add(1), filter.since_ms)? {
         let bytes = item?.line();
         if let Ok(r) = serde_json::from_slice::<DecisionRecord>(&bytes) {
             if filter.matches(&r) {
@@ -365,6 +375,18 @@ pub fn write_with(
     output: &Output,
     out: &mut impl Write,
 ) -> Result<u64, QueryError> {
+    write_after(log, filter, 0, output, out)
+}
+
+/// As [`write_with`], from the records with sequence number above `after`
+/// (an export resumed where a page or an earlier export ended).
+pub fn write_after(
+    log: &AuditLog,
+    filter: &Filter,
+    after: u64,
+    output: &Output,
+    out: &mut impl Write,
+) -> Result<u64, QueryError> {
     match output.format {
         Format::Table => writeln!(
             out,
@@ -384,7 +406,7 @@ pub fn write_with(
         }
         Format::Jsonl => {}
     }
-    for_each(log, filter, |r, bytes| match output.format {
+    for_each_after(log, filter, after, |r, bytes| match output.format {
         Format::Jsonl => {
             out.write_all(bytes)?;
             out.write_all(b"\n")

@@ -3,10 +3,12 @@
 //! reach it):
 //!
 //! - `GET /v1/audit/decisions?FILTERS&after=&limit=`
-//!   → `{"records": [...], "next_after": SEQ|null}`;
+//!   → `{"records": [...], "next_after": SEQ|null}` (`limit` 1 to 1000,
+//!   100 by default; outside that, 400);
 //! - `GET /v1/audit/summary?by=principal,decision&FILTERS` → counts per group;
-//! - `GET /v1/audit/export?format=jsonl|csv&bom=true&FILTERS` → every
-//!   matching record, streamed (chunked) in constant memory;
+//! - `GET /v1/audit/export?format=jsonl|csv&bom=true&after=SEQ&FILTERS` →
+//!   every matching record (above `after`), streamed (chunked) in constant
+//!   memory;
 //! - `GET /v1/audit/policy/{version}` → the archived rules of a version;
 //! - `GET /v1/audit/verify[?checkpoint=SEQ:HASH]` → the verify report;
 //! - `GET /v1/audit/checkpoint` → the head `{seq, hash, timestamp_ms, time}`.
@@ -19,6 +21,14 @@
 //!
 //! Reading the log is itself recorded (kind `audit.read`), durably before
 //! the answer: auditors' access is audited too.
+//!
+//! A full ID number in `person`, `principal` or `target` is an exact lookup
+//! (by the person's keyed pseudonym). Masks hide only region and birth
+//! date, so such lookups could enumerate a person's number: they need the
+//! `audit_person` scope as well as `audit`, are limited per caller and
+//! minute (429 with `Retry-After`), take one person per read, and the read's
+//! record names the person searched by pseudonym (`persons[]`, role
+//! `target`) so that who looked up whom can be found.
 
 use std::time::Instant;
 
@@ -38,6 +48,10 @@ use crate::policy::archive::ArchivedSet;
 
 /// Records one page returns unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 100;
+
+/// The `limit` values a page accepts: a larger one is refused rather than
+/// cut short silently, so a client never mistakes a short page for all.
+pub const LIMITS: std::ops::RangeInclusive<usize> = 1..=query::MAX_PAGE;
 
 const FILTER_PARAMS: &str =
     "since, until, principal, enterprise, action, decision, policy, kind, target, person, identity_type, outcome, include_reads, tz";
@@ -132,17 +146,24 @@ pub async fn decisions(
         };
         match k.as_str() {
             "after" => after = num(&v)?,
-            "limit" => limit = num(&v)? as usize,
+            "limit" => {
+                limit = usize::try_from(num(&v)?).unwrap_or(usize::MAX);
+                if !LIMITS.contains(&limit) {
+                    return Err(ApiError::invalid(
+                        "limit",
+                        format!("must be {} to {} records", LIMITS.start(), LIMITS.end()),
+                    ));
+                }
+            }
             _ => return Err(unknown(k, "after, limit, ")),
         }
     }
-    // Full ID numbers match exactly, by the log's pseudonyms.
-    let filter = filter.resolve_persons(state.decider.pseudonyms());
+    let (filter, searched) = exact_persons(state, filter, caller)?;
     let log = state.audit.clone();
     let page = tokio::task::spawn_blocking(move || log.query(&filter, after, limit))
         .await
         .map_err(|_| internal("query task failed"))??;
-    record_read(state, caller, "audit.query", query, started).await?;
+    record_read(state, caller, "audit.query", query, searched, started).await?;
     Ok(page)
 }
 
@@ -167,11 +188,12 @@ pub async fn summary(
             "required: fields to group by, e.g. by=principal,decision",
         )
     })?;
+    let (filter, searched) = exact_persons(state, filter, caller)?;
     let log = state.audit.clone();
     let summary = tokio::task::spawn_blocking(move || summary::summarize(&log, &filter, &by))
         .await
         .map_err(|_| internal("summary task failed"))??;
-    record_read(state, caller, "audit.summary", query, started).await?;
+    record_read(state, caller, "audit.summary", query, searched, started).await?;
     Ok(summary)
 }
 
@@ -194,6 +216,7 @@ pub async fn export(
         offset,
         bom: false,
     };
+    let mut after = 0;
     for (k, v) in rest {
         match k.as_str() {
             "format" => {
@@ -204,14 +227,21 @@ pub async fn export(
                 }
             }
             "bom" => output.bom = flag("bom", &v)?,
-            _ => return Err(unknown(k, "format, bom, ")),
+            // As for pages: resume after the last record already read.
+            "after" => {
+                after = v
+                    .parse()
+                    .map_err(|_| ApiError::invalid("after", format!("{v:?} is not a number")))?
+            }
+            _ => return Err(unknown(k, "format, bom, after, ")),
         }
     }
-    record_read(state, caller, "audit.export", query, started).await?;
+    let (filter, searched) = exact_persons(state, filter, caller)?;
+    record_read(state, caller, "audit.export", query, searched, started).await?;
     let (mut writer, body) = stream::channel();
     let log = state.audit.clone();
     tokio::task::spawn_blocking(move || {
-        let written = query::write_with(&log, &filter, &output, &mut writer)
+        let written = query::write_after(&log, &filter, after, &output, &mut writer)
             .and_then(|_| std::io::Write::flush(&mut writer).map_err(Into::into));
         match written {
             Ok(()) => {}
@@ -251,7 +281,7 @@ pub async fn policy(
         .await
         .map_err(|_| internal("policy archive task failed"))??;
     let detail = format!("version={version}");
-    record_read(state, caller, "audit.policy", Some(&detail), started).await?;
+    record_read(state, caller, "audit.policy", Some(&detail), None, started).await?;
     Ok(set)
 }
 
@@ -280,7 +310,7 @@ pub async fn verify(
     let report = tokio::task::spawn_blocking(move || log.verify(checkpoint.as_ref()))
         .await
         .map_err(|_| internal("verify task failed"))??;
-    record_read(state, caller, "audit.verify", query, started).await?;
+    record_read(state, caller, "audit.verify", query, None, started).await?;
     Ok(report)
 }
 
@@ -293,7 +323,7 @@ pub async fn checkpoint(
     let head = tokio::task::spawn_blocking(move || log.checkpoint())
         .await
         .map_err(|_| internal("checkpoint task failed"))??;
-    record_read(state, caller, "audit.checkpoint", None, started).await?;
+    record_read(state, caller, "audit.checkpoint", None, None, started).await?;
     Ok(match head {
         Some(cp) => serde_json::to_value(cp).expect("checkpoints serialize"),
         None => {
@@ -302,13 +332,53 @@ pub async fn checkpoint(
     })
 }
 
+/// The full ID number the filter looks up exactly, if any, once the caller
+/// may (scope and rate, [`super::callers::Callers::person_lookup`]); and
+/// the filter with it resolved to its pseudonym. One person per read: with
+/// two, the read's record could name only one of them, and a guess could
+/// hide behind a known number.
+fn exact_persons(
+    state: &AppState,
+    filter: Filter,
+    caller: Option<&str>,
+) -> Result<(Filter, Option<String>), ApiError> {
+    let mut searched: Option<String> = None;
+    for (name, arg) in [
+        ("person", &filter.person),
+        ("principal", &filter.principal),
+        ("target", &filter.target),
+    ] {
+        let Some(number) = arg.as_deref().and_then(query::full_id_number) else {
+            continue;
+        };
+        let number = number.to_ascii_uppercase();
+        match &searched {
+            Some(first) if *first != number => {
+                return Err(ApiError::invalid(
+                    name,
+                    "one full ID number per read: filter by one person at a time",
+                ))
+            }
+            _ => searched = Some(number),
+        }
+    }
+    if searched.is_some() {
+        state.callers.person_lookup(caller)?;
+    }
+    // Full ID numbers match exactly, by the log's pseudonyms.
+    let filter = filter.resolve_persons(state.decider.pseudonyms());
+    Ok((filter, searched))
+}
+
 /// Records this read (kind `audit.read`); committed with the answer,
-/// before it is sent.
+/// before it is sent. An exact lookup's record names the person searched
+/// as its target: by pseudonym and mask, never the number.
 async fn record_read(
     state: &AppState,
     caller: Option<&str>,
     action: &str,
     query: Option<&str>,
+    searched: Option<String>,
     started: Instant,
 ) -> Result<(), ApiError> {
     let principal = format!("Caller::{:?}", caller.unwrap_or("anonymous"));
@@ -324,6 +394,10 @@ async fn record_read(
         state.engine.snapshot().version(),
     )
     .with_latency(started.elapsed().as_micros() as u64);
+    let event = match searched {
+        Some(number) => event.with_target_person(&number, None),
+        None => event,
+    };
     state.decider.record(event).await?;
     Ok(())
 }

@@ -9,9 +9,17 @@
 //!
 //! Without a file the service runs open (development on loopback): every
 //! request is allowed and the caller is `null`.
+//!
+//! One scope is not a route's: `audit_person`, which an audit read needs on
+//! top of `audit` to filter by a full ID number (an exact lookup by the
+//! person's pseudonym). A mask hides only region and birth date, so exact
+//! lookups could enumerate a person's ID number in a few dozen guesses;
+//! they are a separate grant, and limited per caller ([`PersonLookups`]).
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use hyper::header::AUTHORIZATION;
 use hyper::{HeaderMap, StatusCode};
@@ -34,6 +42,10 @@ pub enum Scope {
     Admin,
     /// The decision log: queries, verify, checkpoint.
     Audit,
+    /// On top of `audit`: filters by a full ID number (`person=`,
+    /// `principal=`, `target=`), which find one person exactly.
+    #[serde(rename = "audit_person")]
+    AuditPerson,
 }
 
 impl Scope {
@@ -44,6 +56,7 @@ impl Scope {
             Scope::Maintain => "maintain",
             Scope::Admin => "admin",
             Scope::Audit => "audit",
+            Scope::AuditPerson => "audit_person",
         }
     }
 }
@@ -94,12 +107,112 @@ struct Caller {
 pub struct Callers {
     /// SHA-256 of the key → caller. `None`: open mode.
     keys: Option<HashMap<[u8; 32], Caller>>,
+    /// Exact person lookups per caller and minute.
+    lookups: PersonLookups,
+}
+
+/// Exact person lookups a caller may make per minute unless
+/// `--person-lookups-per-minute` says otherwise: enough for an auditor
+/// following up cases by hand, far too few to walk the ~370 birth dates
+/// (times regions) a mask leaves open.
+pub const DEFAULT_PERSON_LOOKUPS_PER_MINUTE: u32 = 30;
+
+/// The fixed window exact person lookups are counted in.
+const LOOKUP_WINDOW: Duration = Duration::from_secs(60);
+
+/// Exact person lookups per caller in a fixed one-minute window: a small
+/// fixed window rather than a token bucket, since the aim is only to make
+/// enumeration slow and the count easy to state (N per minute).
+pub struct PersonLookups {
+    per_minute: u32,
+    /// Caller id (`""` for open mode) → the window's start and its count.
+    /// At most one entry per configured key, plus open mode's.
+    windows: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl Default for PersonLookups {
+    fn default() -> Self {
+        Self::new(DEFAULT_PERSON_LOOKUPS_PER_MINUTE)
+    }
+}
+
+impl PersonLookups {
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            windows: Mutex::default(),
+        }
+    }
+
+    /// Counts one lookup by `caller` at `now`; past the limit, the seconds
+    /// until the window ends (at least 1), and the lookup is not counted.
+    fn take(&self, caller: Option<&str>, now: Instant) -> Result<(), u64> {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let (start, count) = windows
+            .entry(caller.unwrap_or_default().to_owned())
+            .or_insert((now, 0));
+        if now.duration_since(*start) >= LOOKUP_WINDOW {
+            *start = now;
+            *count = 0;
+        }
+        if *count >= self.per_minute {
+            let left = LOOKUP_WINDOW.saturating_sub(now.duration_since(*start));
+            return Err(left.as_secs_f64().ceil().max(1.0) as u64);
+        }
+        *count += 1;
+        Ok(())
+    }
 }
 
 impl Callers {
     /// Open mode: no keys, every request allowed, caller `null`.
     pub fn open() -> Self {
-        Self { keys: None }
+        Self {
+            keys: None,
+            lookups: PersonLookups::default(),
+        }
+    }
+
+    /// Sets how many exact person lookups each caller may make a minute.
+    pub fn with_person_lookups_per_minute(mut self, per_minute: u32) -> Self {
+        self.lookups = PersonLookups::new(per_minute);
+        self
+    }
+
+    /// Allows one exact person lookup (a filter by a full ID number) by
+    /// `caller`: it needs the `audit_person` scope (any caller in open
+    /// mode) and a lookup left in the caller's minute. 403 or 429.
+    pub fn person_lookup(&self, caller: Option<&str>) -> Result<(), ApiError> {
+        if let Some(keys) = &self.keys {
+            let id = caller.unwrap_or_default();
+            let granted = keys
+                .values()
+                .any(|c| c.id == id && c.scopes.contains(&Scope::AuditPerson));
+            if !granted {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!(
+                        "API key {id} lacks the `{}` scope a filter by a full ID number needs \
+                         (filter by a mask or part of it with `audit`)",
+                        Scope::AuditPerson.as_str()
+                    ),
+                ));
+            }
+        }
+        self.lookups
+            .take(caller, Instant::now())
+            .map_err(|retry_after_secs| ApiError {
+                retry_after_secs: Some(retry_after_secs),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_person_lookups",
+                    format!(
+                        "at most {} lookups by a full ID number a minute",
+                        self.lookups.per_minute
+                    ),
+                )
+            })
     }
 
     /// Loads the keys file.
@@ -136,7 +249,10 @@ impl Callers {
                 return Err(format!("[{i}] ({}): the same key is listed twice", e.id));
             }
         }
-        Ok(Self { keys: Some(keys) })
+        Ok(Self {
+            keys: Some(keys),
+            lookups: PersonLookups::default(),
+        })
     }
 
     /// Whether keys are required.
@@ -244,6 +360,41 @@ mod tests {
             .authenticate(&headers(None), Some(Scope::Audit))
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn person_lookups_need_their_scope_and_are_counted_per_minute() {
+        let digest = |k: &str| hex::encode(Sha256::digest(k.as_bytes()));
+        let callers = Callers::parse(&format!(
+            r#"[{{"id":"a","key_sha256":"{}","scopes":["audit"]}},
+                {{"id":"p","key_sha256":"{}","scopes":["audit","audit_person"]}}]"#,
+            digest("ka"),
+            digest("kp")
+        ))
+        .unwrap()
+        .with_person_lookups_per_minute(2);
+        let e = callers.person_lookup(Some("a")).unwrap_err();
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        assert!(e.message.contains("audit_person"));
+        assert!(callers.person_lookup(Some("p")).is_ok());
+        assert!(callers.person_lookup(Some("p")).is_ok());
+        let e = callers.person_lookup(Some("p")).unwrap_err();
+        assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(matches!(e.retry_after_secs, Some(1..=60)));
+        assert!(Callers::open().person_lookup(None).is_ok());
+
+        let lookups = PersonLookups::new(1);
+        let t = Instant::now();
+        assert!(lookups.take(Some("p"), t).is_ok());
+        assert_eq!(
+            lookups.take(Some("p"), t + Duration::from_secs(15)),
+            Err(45)
+        );
+        assert!(lookups.take(Some("q"), t).is_ok(), "per caller");
+        assert!(
+            lookups.take(Some("p"), t + LOOKUP_WINDOW).is_ok(),
+            "a new window"
+        );
     }
 
     #[test]

@@ -166,7 +166,9 @@ impl From<crate::policy::archive::ArchiveError> for ApiError {
                 "unknown_policy_version",
                 e.to_string(),
             ),
-            E::Altered { .. } => ApiError::new(
+            // A name with directories or a text with NUL is no archive
+            // the service writes: crafted, so altered.
+            E::Altered { .. } | E::NotPlain { .. } => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "policy_archive_altered",
                 e.to_string(),

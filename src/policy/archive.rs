@@ -8,6 +8,15 @@
 //! one [`super::Sources::version`] computes), so reading a version
 //! re-computes it and an altered archive cannot pass for the original.
 //! Writing is idempotent: a version already archived is left as it is.
+//!
+//! The version joins the texts with NUL separators and no lengths, and
+//! hashes file names without their directories. So the reader also refuses
+//! what no loaded set holds (loading refuses NUL, [`super::check_no_nul`]):
+//! NUL in any text — else a policy file's text could move into the schema
+//! text, separators and all, and be dropped from `policy_files` under the
+//! same version — and any name that is not a plain file name (`/`, `\`,
+//! `..`, absolute), which the version would not cover: `/etc/shadow` could
+//! be named as the schema file. Sets are archived under plain names.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -43,6 +52,8 @@ pub enum ArchiveError {
     },
     #[error("archived policy set {version} was altered: its texts hash to {computed}")]
     Altered { version: String, computed: String },
+    #[error("archived policy set {version} was altered: {problem}")]
+    NotPlain { version: String, problem: String },
 }
 
 /// One archived policy set, as stored.
@@ -61,20 +72,41 @@ pub struct ArchivedFile {
 }
 
 impl ArchivedSet {
+    /// The set `sources` hold, under plain file names: the version hashes
+    /// no directory, so an archive names none.
     fn from_sources(sources: &Sources) -> Self {
         Self {
             version: sources.version(),
-            schema_file: sources.schema_file.clone(),
+            schema_file: super::plain_name(&sources.schema_file),
             schema: sources.schema.clone(),
             policy_files: sources
                 .policy_files
                 .iter()
                 .map(|(file, text)| ArchivedFile {
-                    file: file.clone(),
+                    file: super::plain_name(file),
                     text: text.clone(),
                 })
                 .collect(),
         }
+    }
+
+    /// What makes this set one no load could have archived, if anything:
+    /// NUL in a text, a name that is not a plain file name.
+    fn not_plain(&self) -> Option<String> {
+        let texts = std::iter::once(("schema", &self.schema_file, &self.schema)).chain(
+            self.policy_files
+                .iter()
+                .map(|f| ("policy file", &f.file, &f.text)),
+        );
+        for (what, name, text) in texts {
+            if !is_plain_file_name(name) {
+                return Some(format!("{what} name {name:?} is not a plain file name"));
+            }
+            if text.contains('\0') {
+                return Some(format!("the text of {what} {name:?} holds NUL"));
+            }
+        }
+        None
     }
 
     /// The version these texts hash to.
@@ -211,6 +243,12 @@ impl PolicyArchive {
                 path: path.display().to_string(),
                 source,
             })?;
+        if let Some(problem) = set.not_plain() {
+            return Err(ArchiveError::NotPlain {
+                version: version.to_owned(),
+                problem,
+            });
+        }
         let computed = set.computed_version();
         if computed != version || set.version != version {
             return Err(ArchiveError::Altered {
@@ -220,6 +258,12 @@ impl PolicyArchive {
         }
         Ok(set)
     }
+}
+
+/// A file name without any directory: no `/` or `\\`, not `.` or `..`,
+/// no NUL, no drive (`C:`), not empty.
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0', ':'])
 }
 
 #[cfg(test)]
@@ -251,6 +295,53 @@ mod tests {
         assert!(matches!(
             archive.read("deadbeef"),
             Err(ArchiveError::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn names_are_plain_and_crafted_sets_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = PolicyArchive::new(dir.path());
+        let (v, _) = archive
+            .store(&sources("permit(principal, action, resource);"))
+            .unwrap();
+        let set = archive.read(&v).unwrap();
+        assert_eq!(set.schema_file, "s.cedarschema");
+        assert_eq!(set.policy_files[0].file, "a.cedar");
+        for name in [
+            "",
+            ".",
+            "..",
+            "../a.cedar",
+            "/etc/shadow",
+            "p/a.cedar",
+            "p\\a",
+            "C:a",
+            "a\0",
+        ] {
+            assert!(!is_plain_file_name(name), "{name:?}");
+        }
+        let path = archive.dir().join(format!("{v}.json"));
+        let write = |set: &ArchivedSet| {
+            std::fs::write(&path, serde_json::to_vec(set).unwrap()).unwrap();
+        };
+        // The policy text moved into the schema across the separators: the
+        // same version, refused for its NUL.
+        let mut moved = set.clone();
+        let f = moved.policy_files.remove(0);
+        moved.schema = format!("{}\0policy-file\0{}\0{}", moved.schema, f.file, f.text);
+        assert_eq!(moved.computed_version(), v);
+        write(&moved);
+        assert!(matches!(
+            archive.read(&v),
+            Err(ArchiveError::NotPlain { .. })
+        ));
+        let mut shadow = set.clone();
+        shadow.schema_file = "/etc/shadow".into();
+        write(&shadow);
+        assert!(matches!(
+            archive.read(&v),
+            Err(ArchiveError::NotPlain { .. })
         ));
     }
 

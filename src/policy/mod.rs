@@ -74,6 +74,7 @@ impl PolicySnapshot {
         schema_src: &str,
         policy_files: &[(String, String)],
     ) -> Result<Self, LoadError> {
+        check_no_nul(schema_file, schema_src, policy_files)?;
         let mut problems = Vec::new();
         let schema = match Schema::from_cedarschema_str(schema_src) {
             Ok((schema, _warnings)) => {
@@ -316,15 +317,57 @@ fn read(path: &Path) -> Result<String, LoadError> {
     })
 }
 
+/// Refuses NUL in any text or file name of a set. The version joins
+/// texts with NUL separators and no lengths: with NUL inside a text, a
+/// policy file's text could move into the schema's and leave the version
+/// as it was. Cedar never needs NUL, so refusing it keeps every existing
+/// version value while making the join unambiguous.
+pub(crate) fn check_no_nul(
+    schema_file: &str,
+    schema_src: &str,
+    policy_files: &[(String, String)],
+) -> Result<(), LoadError> {
+    let texts = std::iter::once((schema_file, schema_src))
+        .chain(policy_files.iter().map(|(f, t)| (f.as_str(), t.as_str())));
+    let problems: Vec<Diagnostic> = texts
+        .filter_map(|(file, text)| {
+            let (source, offset, what) = match (file.find('\0'), text.find('\0')) {
+                (Some(_), _) => ("", 0, "the file name holds NUL (U+0000)"),
+                (None, Some(offset)) => (text, offset, "NUL (U+0000) in the text"),
+                (None, None) => return None,
+            };
+            Some(Diagnostic::at_offset(
+                &file.replace('\0', "\\0"),
+                source,
+                offset,
+                Severity::Error,
+                None,
+                format!("{what}: no Cedar text holds NUL, and the policy version separates texts with it"),
+            ))
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(LoadError::Invalid(problems))
+    }
+}
+
+/// The file name of a path, without its directories (as the version hashes
+/// it).
+pub(crate) fn plain_name(file: &str) -> String {
+    PathBuf::from(file)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 pub(crate) fn version_of(schema_src: &str, policy_files: &[(String, String)]) -> String {
     let mut h = Sha256::new();
     h.update(b"schema\0");
     h.update(schema_src.as_bytes());
     for (file, src) in policy_files {
-        let name = PathBuf::from(file)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = plain_name(file);
         h.update(b"\0policy-file\0");
         h.update(name.as_bytes());
         h.update(b"\0");

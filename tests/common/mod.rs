@@ -611,3 +611,41 @@ pub fn edit_record(
     record.hash.clear();
     r.canonical = etax_authz::audit::chain::canonical_bytes(&record);
 }
+
+/// Writes an API keys file `dir/keys.json` of `(id, key, scopes)` entries
+/// (each key stored as its SHA-256); its path, for `--api-keys`.
+pub fn keys_file(dir: &Path, keys: &[(&str, &str, &[&str])]) -> PathBuf {
+    use sha2::Digest;
+    let entries: Vec<Value> = keys
+        .iter()
+        .map(|(id, key, scopes)| {
+            serde_json::json!({
+                "id": id,
+                "key_sha256": hex::encode(sha2::Sha256::digest(key.as_bytes())),
+                "scopes": scopes,
+            })
+        })
+        .collect();
+    let path = dir.join("keys.json");
+    std::fs::write(&path, Value::from(entries).to_string()).expect("write keys file");
+    path
+}
+
+/// A GET with `Authorization: Bearer {key}`: status, the response head (to
+/// read headers such as `Retry-After`) and the body.
+pub fn get_with_head(addr: SocketAddr, key: &str, path: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head.to_owned(), body.to_owned())
+}
