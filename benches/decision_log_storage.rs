@@ -21,7 +21,9 @@ use std::time::Instant;
 
 use sha2::Digest;
 
-use etax_authz::audit::{self, chain, AuditLog, ChainHash, DecisionRecord, FinalOutcome, PersonRef};
+use etax_authz::audit::{
+    self, chain, AuditLog, ChainHash, DecisionRecord, FinalOutcome, PersonRef,
+};
 use redb::{Database, TableDefinition};
 
 const BATCH: usize = 256;
@@ -101,8 +103,7 @@ fn record(rng: &mut Rng, i: u64, base_ms: u64) -> DecisionRecord {
         &[],
         "5f1c0e7a9b3d4c2e8f6a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e",
         30 + rng.below(400),
-    )
-    ;
+    );
     r.caller = Some("gateway-1".to_owned());
     r.timestamp_ms = base_ms + i + rng.below(3);
     r.outcome = Some(if allowed {

@@ -347,3 +347,192 @@ fn after_a_crash_the_torn_end_is_cut_and_the_log_goes_on() {
         "the restart's policy.load and the read"
     );
 }
+
+/// The segment's bytes with block `index`'s header changed by `edit` and its
+/// frame checksum recomputed: what someone who knows the format writes.
+fn rewrite_header(data: &Path, index: usize, edit: impl FnOnce(&mut [u8])) {
+    let seg = only_segment(data);
+    let bytes = std::fs::read(&seg).unwrap();
+    let (at, len, _) = blocks(&bytes)[index];
+    let mut payload = bytes[at + HEADER..at + len].to_vec();
+    edit(&mut payload[..stored::BLOCK_HEADER]);
+    let block = frame::encode(Kind::Block, &payload);
+    std::fs::write(&seg, [&bytes[..at], &block, &bytes[at + len..]].concat()).unwrap();
+}
+
+fn problems(report: &Value) -> String {
+    report["problems"].to_string()
+}
+
+/// C1: an insider removes blocks 1–2 and appends a correctly chained anchor
+/// claiming retention pruned them. Its `last_record` must prove what it
+/// pruned, and the minimum retention (180 days) refuses recent records.
+#[test]
+fn a_forged_anchor_over_recent_records_is_tampering() {
+    let original = log_of(2100);
+    let (_, report) = verify(original.path(), &[]);
+    let kept = report["head"].to_string();
+    for with_line in [false, true] {
+        let dir = copy_data(original.path());
+        forge_anchor(dir.path(), with_line);
+        let (code, report) = verify(dir.path(), &["--checkpoint", &kept]);
+        if with_line {
+            assert_eq!(code, TAMPERED, "{report}");
+            assert!(problems(&report).contains("retention"), "{report}");
+            // Only with no minimum is such a cut legitimate.
+            let (code, report) = verify(
+                dir.path(),
+                &["--checkpoint", &kept, "--min-retention-days", "0"],
+            );
+            assert_eq!(code, OK, "{report}");
+        } else {
+            // An anchor without the pruned record (logs written before
+            // anchors carried it) cannot be checked: said, not passed over.
+            assert_eq!(code, OK, "{report}");
+            assert!(
+                report["warnings"]
+                    .to_string()
+                    .contains("unverifiable anchor"),
+                "{report}"
+            );
+        }
+    }
+}
+
+/// Keeps only the third block, then appends an anchor (as the next record,
+/// in the journal) naming the last record of the second block.
+fn forge_anchor(data: &Path, with_line: bool) {
+    let log = decision_log_path(data);
+    let seg = only_segment(data);
+    let bytes = std::fs::read(&seg).unwrap();
+    let frames = blocks(&bytes);
+    assert_eq!(frames.len(), 3, "{frames:?}");
+    let decode = |i: usize| {
+        let (at, len, _) = frames[i];
+        stored::decode_block(&bytes[at + HEADER..at + len])
+            .unwrap()
+            .1
+    };
+    let pruned = decode(1).pop().unwrap();
+    let last = decode(2).pop().unwrap();
+    let (at, len, _) = frames[2];
+    std::fs::write(&seg, &bytes[at..at + len]).unwrap();
+    let mut range = json!({
+        "first_seq": 1,
+        "last_seq": pruned.seq,
+        "last_hash": pruned.hash_hex(),
+    });
+    if with_line {
+        range["last_record"] = json!(String::from_utf8(pruned.canonical.clone()).unwrap());
+    }
+    let mut a: DecisionRecord = serde_json::from_slice(&last.line()).unwrap();
+    a.kind = "anchor".to_owned();
+    a.action = "audit.prune".to_owned();
+    a.seq = last.seq + 1;
+    a.timestamp_ms = last.timestamp_ms + 1;
+    a.prev_hash = last.hash_hex();
+    a.pruned = Some(serde_json::from_value(range).unwrap());
+    a.hash.clear();
+    let canonical = etax_authz::audit::chain::canonical_bytes(&a);
+    let s = Stored {
+        seq: a.seq,
+        timestamp_ms: a.timestamp_ms,
+        prev: last.hash,
+        hash: ChainHash::Sha256.digest(&canonical),
+        canonical,
+        links: true,
+    };
+    for entry in std::fs::read_dir(&log).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("journal-")
+        {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    std::fs::write(
+        etax_authz::audit::segment::journal_path(&log, s.seq),
+        frame::encode(Kind::Record, &s.encode_raw()),
+    )
+    .unwrap();
+    let head = json!({"seq": s.seq, "hash": s.hash_hex(), "timestamp_ms": s.timestamp_ms});
+    std::fs::write(log.join("head.json"), head.to_string()).unwrap();
+}
+
+/// C2: a block header's times rewritten (checksum fixed) are tampering, and
+/// retention decides from the records' own times.
+#[test]
+fn rewritten_block_header_times_are_tampering_and_do_not_drive_retention() {
+    let dir = log_of(2100);
+    rewrite_header(dir.path(), 0, |h| {
+        h[12..20].copy_from_slice(&0u64.to_le_bytes());
+        h[20..28].copy_from_slice(&1u64.to_le_bytes());
+    });
+    let (code, report) = verify(dir.path(), &[]);
+    assert_eq!(code, TAMPERED, "{report}");
+    assert_eq!(report["problem"]["seq"], 1, "{report}");
+    let data = dir.path().to_str().unwrap();
+    let (_, out, err) = cli(&[
+        "audit",
+        "prune",
+        "--data",
+        data,
+        "--before",
+        "2001-01-01",
+        "--min-retention-days",
+        "0",
+    ]);
+    assert!(!out.contains("pruned records"), "{out}{err}");
+}
+
+/// H3: a block header's first sequence number rewritten is tampering, and
+/// the writer continues from the records' own numbers.
+#[test]
+fn a_rewritten_block_first_seq_is_tampering_and_not_followed_by_the_writer() {
+    let dir = log_of(2100);
+    rewrite_header(dir.path(), 2, |h| {
+        h[0..8].copy_from_slice(&5000u64.to_le_bytes());
+    });
+    let (code, report) = verify(dir.path(), &[]);
+    assert_eq!(code, TAMPERED, "{report}");
+    assert_eq!(report["problem"]["seq"], 2049, "{report}");
+    let data = dir.path().to_str().unwrap();
+    let (code, _, err) = cli(&["audit", "export", "--data", data]);
+    assert_eq!(code, 0, "{err}");
+    let (_, report) = verify(dir.path(), &[]);
+    assert_eq!(
+        report["head"]["seq"], 2102,
+        "the read is record 2102: {report}"
+    );
+}
+
+/// H1/H2: a log whose files end before (or differ from) the clean-close
+/// head is not opened for writing: no sequence number reused, the head kept.
+#[test]
+fn opening_a_log_that_disagrees_with_its_head_is_refused() {
+    let original = log_of(2100);
+    let seg = only_segment(original.path());
+    let bytes = std::fs::read(&seg).unwrap();
+    let (at, _, _) = *blocks(&bytes).last().unwrap();
+    // Cut at a block boundary: records 2049.. gone, head.json says 2101.
+    let cut = copy_data(original.path());
+    std::fs::write(only_segment(cut.path()), &bytes[..at]).unwrap();
+    let head = decision_log_path(cut.path()).join("head.json");
+    let before = std::fs::read(&head).unwrap();
+    let (code, _, err) = cli(&["audit", "export", "--data", cut.path().to_str().unwrap()]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("2101") && err.contains("2048"), "{err}");
+    assert_eq!(std::fs::read(&head).unwrap(), before, "head.json kept");
+    // A forged head hash: the same seq, another hash.
+    let forged = copy_data(original.path());
+    let head = decision_log_path(forged.path()).join("head.json");
+    let mut h: Value = serde_json::from_slice(&std::fs::read(&head).unwrap()).unwrap();
+    h["hash"] = json!("ab".repeat(32));
+    std::fs::write(&head, h.to_string()).unwrap();
+    let (code, _, err) = cli(&["audit", "export", "--data", forged.path().to_str().unwrap()]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains(&"ab".repeat(32)), "{err}");
+}
