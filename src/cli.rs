@@ -58,6 +58,10 @@ enum Command {
         /// Prune decision-log records older than this many days (hourly).
         #[arg(long, env = "ETAX_AUDIT_RETENTION_DAYS")]
         audit_retention_days: Option<u64>,
+        /// Retention never removes records younger than this many days
+        /// (PRC Cybersecurity Law art. 21: network logs kept six months).
+        #[arg(long, default_value_t = audit::MIN_RETENTION_DAYS, env = "ETAX_AUDIT_MIN_RETENTION_DAYS")]
+        audit_min_retention_days: u64,
         /// Chain hash of a decision log created now: sha256 or sm3 (GB/T
         /// 39786-2021). An existing log keeps the one it was created with.
         #[arg(long, default_value = "sha256", env = "ETAX_LOG_HASH")]
@@ -141,6 +145,10 @@ enum AuditCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// An anchor that pruned a record younger than this many days
+        /// (measured from the anchor's own time) is tampering.
+        #[arg(long, default_value_t = audit::MIN_RETENTION_DAYS)]
+        min_retention_days: u64,
     },
     /// Print the head (sequence number, hash, time) for auditors to keep.
     Checkpoint {
@@ -220,6 +228,9 @@ enum AuditCommand {
         /// Offset of a time given without one (a date is midnight there).
         #[arg(long, default_value = "+08:00", env = "ETAX_TIME_OFFSET")]
         time_offset: audit::time::Offset,
+        /// Refuse to remove records younger than this many days.
+        #[arg(long, default_value_t = audit::MIN_RETENTION_DAYS)]
+        min_retention_days: u64,
     },
 }
 
@@ -345,6 +356,7 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
             checkpoint,
             public_key,
             json,
+            min_retention_days,
         } => {
             let checkpoint = match checkpoint
                 .map(|c| commands::check_checkpoint_signature(&c, public_key.as_deref()))
@@ -353,7 +365,7 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            commands::verify(&data, checkpoint.as_deref(), json)
+            commands::verify(&data, checkpoint.as_deref(), json, min_retention_days)
         }
         AuditCommand::Checkpoint {
             data, sign: None, ..
@@ -402,8 +414,9 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
             data,
             before,
             time_offset,
+            min_retention_days,
         } => match audit::time::parse_time(&before, now, time_offset) {
-            Ok(before) => commands::prune(&data, before),
+            Ok(before) => commands::prune(&data, before, min_retention_days),
             Err(e) => bad(e),
         },
     }
@@ -448,6 +461,7 @@ pub fn main() -> ExitCode {
             api_keys,
             insecure_open,
             audit_retention_days,
+            audit_min_retention_days,
             log_hash,
             reload_poll_ms,
             decision_cache_entries,
@@ -466,6 +480,7 @@ pub fn main() -> ExitCode {
                 api_keys,
                 insecure_open,
                 audit_retention_days,
+                audit_min_retention_days,
                 log_hash,
                 reload_poll: (reload_poll_ms > 0)
                     .then(|| std::time::Duration::from_millis(reload_poll_ms)),

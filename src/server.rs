@@ -38,6 +38,9 @@ pub struct ServeOptions {
     /// Prune decision-log records older than this many days (checked
     /// hourly); `None` keeps everything.
     pub audit_retention_days: Option<u64>,
+    /// Retention never removes records younger than this many days (the
+    /// PRC Cybersecurity Law art. 21 asks for six months: 180).
+    pub audit_min_retention_days: u64,
     /// The decision log's chain hash when the log is created (an existing
     /// log keeps its own).
     pub log_hash: audit::ChainHash,
@@ -147,7 +150,11 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     };
     audit.commit(policy_load_record(&archive, &started)).await?;
     if let Some(days) = opts.audit_retention_days {
-        tokio::spawn(retention(audit.clone(), days));
+        tokio::spawn(retention(
+            audit.clone(),
+            days,
+            opts.audit_min_retention_days,
+        ));
     }
     let active = Arc::new(ArcSwap::from_pointee(snapshot));
     let engine = Engine::new(store, active.clone()).with_cache_entries(opts.decision_cache_entries);
@@ -264,12 +271,12 @@ fn policy_load_record(archive: &PolicyArchive, loaded: &Loaded<'_>) -> DecisionR
 
 /// Hourly, prunes decision-log records older than `days`; the writer leaves
 /// an anchor record so the rest of the chain still verifies.
-async fn retention(log: AuditLog, days: u64) {
+async fn retention(log: AuditLog, days: u64, min_days: u64) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
         let before = crate::now_ms().saturating_sub(days.saturating_mul(86_400_000));
-        match log.prune(before, "retention").await {
+        match log.prune(before, min_days, "retention").await {
             Ok(Some(r)) => {
                 tracing::info!(
                     first = r.first_seq,

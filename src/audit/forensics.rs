@@ -22,6 +22,29 @@ use super::{time, AuditError, DecisionRecord};
 /// bounded report.
 const MAX_PROBLEMS: usize = 100;
 
+/// Clock skew tolerated between the writer and the verifier.
+const SKEW_MS: u64 = 5 * 60 * 1000;
+
+/// What anchors are held to.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// An anchor may only have pruned records at least this old, measured
+    /// from the anchor's own time.
+    pub min_retention_ms: u64,
+    /// The verifier's clock: an anchor dated after it (beyond [`SKEW_MS`])
+    /// is forged.
+    pub now_ms: u64,
+}
+
+impl Rules {
+    pub fn now(min_retention_days: u64) -> Self {
+        Self {
+            min_retention_ms: min_retention_days.saturating_mul(86_400_000),
+            now_ms: crate::now_ms(),
+        }
+    }
+}
+
 /// The last record the walk passed.
 #[derive(Clone, Copy)]
 struct Prev {
@@ -32,6 +55,7 @@ struct Prev {
 
 struct Walk<'a> {
     snap: &'a Snapshot,
+    rules: Rules,
     checkpoint: Option<&'a Checkpoint>,
     report: VerifyReport,
     prev: Option<Prev>,
@@ -50,8 +74,18 @@ pub fn verify(
     snap: &Snapshot,
     checkpoint: Option<&Checkpoint>,
 ) -> Result<VerifyReport, AuditError> {
+    verify_with(snap, checkpoint, &Rules::now(super::MIN_RETENTION_DAYS))
+}
+
+/// [`verify`] with anchors held to `rules`.
+pub fn verify_with(
+    snap: &Snapshot,
+    checkpoint: Option<&Checkpoint>,
+    rules: &Rules,
+) -> Result<VerifyReport, AuditError> {
     let mut walk = Walk {
         snap,
+        rules: *rules,
         checkpoint,
         report: VerifyReport {
             ok: false,
@@ -64,6 +98,7 @@ pub fn verify(
             problems: Vec::new(),
             last_verified: None,
             checkpoint: None,
+            warnings: Vec::new(),
             crash_tail: None,
         },
         prev: None,
@@ -193,6 +228,9 @@ impl Walk<'_> {
         match Kind::from_byte(kind) {
             Some(Kind::Block) => match stored::decode_block(payload) {
                 Ok((header, records)) => {
+                    if !damaged {
+                        self.header(&header, &records, name, at);
+                    }
                     let before = self.report.problems.len();
                     for r in &records {
                         self.record(r, damaged);
@@ -223,7 +261,18 @@ impl Walk<'_> {
             Some(Kind::Record) => match Stored::decode_raw(payload) {
                 // A journal record already sealed into a block.
                 Ok(r) if journal && self.prev.is_some_and(|p| r.seq <= p.seq) => {}
-                Ok(r) => self.record(&r, damaged),
+                Ok(r) => {
+                    if let Some(d) = stored::record_disagreement(&r).filter(|_| !damaged) {
+                        let seq = stored::own_seq_time(&r.canonical).map_or(r.seq, |o| o.0);
+                        self.found(
+                            TamperKind::Altered,
+                            seq,
+                            Some(r.timestamp_ms),
+                            format!("{name}: the record at byte {at} was rewritten ({crc}): {d}"),
+                        );
+                    }
+                    self.record(&r, damaged)
+                }
                 Err(e) => self.lost(format!(
                     "{name}: the record at byte {at} cannot be decoded ({crc}): {e}"
                 )),
@@ -232,6 +281,24 @@ impl Walk<'_> {
                 "{name}: the frame at byte {at} is of unknown kind {kind} ({crc})"
             )),
         }
+    }
+
+    /// A block's header and its records' stored positions and times must be
+    /// what the records say: readers and retention go by them.
+    fn header(&mut self, header: &stored::BlockHeader, records: &[Stored], name: &str, at: usize) {
+        let Some(d) = stored::block_disagreement(header, records) else {
+            return;
+        };
+        let (seq, ms) = records
+            .first()
+            .and_then(|r| stored::own_seq_time(&r.canonical).ok())
+            .map_or((self.next_seq(), None), |(s, t)| (s, Some(t)));
+        self.found(
+            TamperKind::Altered,
+            seq,
+            ms,
+            format!("{name}: the block at byte {at} was rewritten (checksum intact): {d}"),
+        );
     }
 
     /// Checks one record against its predecessor and its hash. Its own
@@ -336,8 +403,51 @@ impl Walk<'_> {
         if self.report.problem.is_none() {
             self.report.last_verified = Some(Checkpoint::of(&rec));
         }
-        if let Some(p) = rec.pruned {
+        if let Some(p) = rec.pruned.clone() {
+            self.check_anchor(&rec, &p);
             self.anchor = Some(p);
+        }
+    }
+
+    /// An anchor must prove what it pruned (the last record's stored line,
+    /// re-hashed) and may not have pruned it within the minimum retention,
+    /// measured from its own time, which may not be in the future. Without
+    /// the line (anchors older than it) the claim cannot be checked: a
+    /// warning, not a verdict.
+    fn check_anchor(&mut self, rec: &DecisionRecord, p: &PrunedRange) {
+        let (seq, at) = (rec.seq, Some(rec.timestamp_ms));
+        if rec.timestamp_ms > self.rules.now_ms.saturating_add(SKEW_MS) {
+            let now = time::format_utc(self.rules.now_ms);
+            self.found(TamperKind::Altered, seq, at, format!("anchor {seq} is dated after this verifier's clock ({now}): forged, or the clock is wrong"));
+        }
+        let Some(line) = &p.last_record else {
+            self.report.warnings.push(format!(
+                "unverifiable anchor: record {seq} says records {}..={} were pruned but does not carry the last of them (anchors written before they did); only its hash links the log on",
+                p.first_seq, p.last_seq
+            ));
+            return;
+        };
+        let own = stored::own_seq_time(line.as_bytes()).ok();
+        if self.snap.chain_hash.hex(line.as_bytes()) != p.last_hash
+            || own.map(|o| o.0) != Some(p.last_seq)
+        {
+            return self.found(
+                TamperKind::Altered,
+                seq,
+                at,
+                format!(
+                    "anchor {seq}: the pruned record it carries is not record {} with hash {}",
+                    p.last_seq, p.last_hash
+                ),
+            );
+        }
+        let written = own.map_or(0, |o| o.1);
+        if written.saturating_add(self.rules.min_retention_ms) > rec.timestamp_ms {
+            let days = self.rules.min_retention_ms / 86_400_000;
+            self.found(TamperKind::Altered, seq, at, format!(
+                "anchor {seq} pruned record {} written {}, within the minimum retention of {days} days before the anchor: records were removed (or pruned with a lower minimum: verify with --min-retention-days)",
+                p.last_seq, time::format_utc(written)
+            ));
         }
     }
 

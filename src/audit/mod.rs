@@ -62,11 +62,32 @@ pub enum AuditError {
     Missing(String),
     #[error("decision log: {0}")]
     Format(String),
+    /// The files end at another record than the clean-close head names:
+    /// cut, rewritten or a forged head. Not opened for writing.
+    #[error("decision log: head.json names record {head_seq} ({head_hash}) but the last record in the files is {last_seq} ({last_hash}); the log is not opened, so nothing is overwritten: run `etax-authz audit verify`, keep the files as evidence (docs/decision-log.md, \"A log that disagrees with its head\")")]
+    HeadMismatch {
+        head_seq: u64,
+        head_hash: String,
+        last_seq: u64,
+        last_hash: String,
+    },
+    /// Retention asked to remove a record younger than the minimum.
+    #[error("decision log: retention refused: record {seq} was written {written}, less than the minimum retention of {min_days} days ago (PRC Cybersecurity Law art. 21: at least six months)")]
+    TooRecent {
+        seq: u64,
+        written: String,
+        min_days: u64,
+    },
     #[error("decision log writer stopped")]
     Stopped,
     #[error("decision log write failed: {0}")]
     Write(String),
 }
+
+/// Records retention may never remove before they are this many days old:
+/// the PRC Cybersecurity Law (art. 21) asks that network logs be kept at
+/// least six months. `audit verify` holds anchors to the same minimum.
+pub const MIN_RETENTION_DAYS: u64 = 180;
 
 /// The decision log directory inside a data directory: the one place its
 /// name is decided.
@@ -214,15 +235,19 @@ impl AuditLog {
     /// first, stopping at the first newer one) and appends an anchor record
     /// naming the last one removed and its hash, so the rest still verifies.
     /// `principal` says who asked (`retention`, an operator, a key id).
+    /// Refused ([`AuditError::TooRecent`]) when a record to remove is younger
+    /// than `min_retention_days` (the law asks for 180; tests pass 0).
     pub async fn prune(
         &self,
         before_ms: u64,
+        min_retention_days: u64,
         principal: &str,
     ) -> Result<Option<PrunedRange>, AuditError> {
         let (ack, done) = oneshot::channel();
         self.tx
             .send(writer::Msg::Prune {
                 before_ms,
+                min_retention_ms: min_retention_days.saturating_mul(append::DAY_MS),
                 principal: principal.to_owned(),
                 ack,
             })

@@ -244,11 +244,32 @@ pub struct Recovered {
     pub last: (u64, [u8; 32], u64),
 }
 
+/// The clean-close head: `None` when absent (a crash, or never closed).
+/// A file that is there but is no head is refused rather than taken for a
+/// crash: it is evidence of something.
+pub fn read_head_file(dir: &Path) -> Result<Option<Checkpoint>, AuditError> {
+    let path = head_path(dir);
+    match fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+            AuditError::Format(format!(
+                "{}: not a head ({e}); the log is not opened (run `audit verify`)",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(&path, e)),
+    }
+}
+
 /// Opens the log for writing: the layout, then (after a crash) the tail
 /// checked and a torn end cut, then the journal's records after the last
-/// block.
+/// block. The head is always the last record decoded (its own seq and
+/// hash), never a header or `head.json`; a `head.json` that names another
+/// record means the files were cut or rewritten since the clean close, and
+/// the log is not opened (writing on would reuse sequence numbers or chain
+/// onto a forged hash, and the next close would overwrite the evidence).
 pub fn recover(dir: &Path) -> Result<Recovered, AuditError> {
-    let marker = read_marker(dir);
+    let marker = read_head_file(dir)?;
     if marker.is_none() {
         if let Some(mut tail) = list(dir, "seg-")?.pop() {
             cut_torn_end(dir, &mut tail)?;
@@ -258,15 +279,22 @@ pub fn recover(dir: &Path) -> Result<Recovered, AuditError> {
         cut_torn_end(dir, &mut j)?;
     }
     let layout = read_layout(dir)?;
+    let blocked = match layout.blocks.last() {
+        Some(b) => Some(last_of_block(&layout, b)?),
+        None => None,
+    };
     let mut pending: Vec<Stored> = Vec::new();
     for j in &layout.journals {
-        pending_from(j, layout.blocked_seq(), &mut pending)?;
+        pending_from(j, blocked.map_or(0, |l| l.0), &mut pending)?;
     }
-    let last = match (pending.last(), layout.blocks.last()) {
-        (Some(p), _) => (p.seq, p.hash, p.timestamp_ms),
-        (None, Some(b)) => last_of_block(&layout, b, marker.as_ref())?,
-        (None, None) => (0, [0; 32], 0),
-    };
+    let last = pending
+        .last()
+        .map(|p| (p.seq, p.hash, p.timestamp_ms))
+        .or(blocked)
+        .unwrap_or((0, [0; 32], 0));
+    if let Some(m) = marker {
+        check_head(&m, last)?;
+    }
     Ok(Recovered {
         layout,
         pending,
@@ -274,8 +302,21 @@ pub fn recover(dir: &Path) -> Result<Recovered, AuditError> {
     })
 }
 
-/// Adds the records of journal `j` that follow the last block (or the last
-/// pending record) to `pending`. A journal damaged before its end would
+/// The clean-close head must name the last record found, by seq and hash.
+fn check_head(m: &Checkpoint, (seq, hash, _): (u64, [u8; 32], u64)) -> Result<(), AuditError> {
+    if m.seq == seq && m.hash == hex::encode(hash) {
+        return Ok(());
+    }
+    Err(AuditError::HeadMismatch {
+        head_seq: m.seq,
+        head_hash: m.hash.clone(),
+        last_seq: seq,
+        last_hash: hex::encode(hash),
+    })
+}
+
+/// Adds the records of journal `j` that follow record `blocked` (or the
+/// last pending record) to `pending`. A journal damaged before its end would
 /// leave acknowledged records out of the chain: opening stops there, for an
 /// operator to run `audit verify` and move the journal aside, rather than
 /// writing over their sequence numbers.
@@ -297,6 +338,9 @@ fn pending_from(j: &FileRef, blocked: u64, pending: &mut Vec<Stored>) -> Result<
         };
         let r = Stored::decode_raw(payload)
             .map_err(|e| damaged(format!("record at byte {at}: {e}")))?;
+        if let Some(d) = stored::record_disagreement(&r) {
+            return Err(damaged(format!("record at byte {at}: {d}")));
+        }
         let after = pending.last().map_or(blocked, |p| p.seq);
         if r.seq > after + 1 {
             return Err(damaged(format!(
@@ -312,25 +356,17 @@ fn pending_from(j: &FileRef, blocked: u64, pending: &mut Vec<Stored>) -> Result<
     Ok(())
 }
 
-/// The last record of a block: from the clean-close head when it names it,
-/// else by decompressing the block.
-fn last_of_block(
-    layout: &Layout,
-    b: &BlockRef,
-    marker: Option<&Checkpoint>,
-) -> Result<(u64, [u8; 32], u64), AuditError> {
-    if let Some(m) = marker.filter(|m| m.seq == b.header.last_seq()) {
-        if let Ok(h) = hex::decode(&m.hash) {
-            if let Ok(hash) = <[u8; 32]>::try_from(h.as_slice()) {
-                return Ok((m.seq, hash, m.timestamp_ms));
-            }
-        }
-    }
+/// The last record of a block, decompressed: its own seq (from its JSON,
+/// which its hash covers) rather than the header's, which can be rewritten
+/// with a valid checksum.
+fn last_of_block(layout: &Layout, b: &BlockRef) -> Result<(u64, [u8; 32], u64), AuditError> {
     let records = read_block(layout, b)?;
     let r = records
         .last()
         .ok_or_else(|| AuditError::Format("the last block is empty".to_owned()))?;
-    Ok((r.seq, r.hash, r.timestamp_ms))
+    let (seq, ms) = stored::own_seq_time(&r.canonical)
+        .map_err(|e| AuditError::Format(format!("the last record of the log: {e}")))?;
+    Ok((seq, r.hash, ms))
 }
 
 /// The records of one block (for the writer's head and for retention).
