@@ -211,8 +211,27 @@ pub fn record_disagreement(r: &Stored) -> Option<String> {
 /// records' stored positions and times say that the records do not. Readers
 /// rely on the header to skip blocks, so a rewritten one hides records.
 pub fn block_disagreement(header: &BlockHeader, records: &[Stored]) -> Option<String> {
-    if let Some(d) = records.iter().find_map(record_disagreement) {
-        return Some(format!("the block header or index disagrees: {d}"));
+    // Only the first record's position is stored (the header's first seq);
+    // the others follow from it, and a record removed inside the block is
+    // the chain walk's to name.
+    let (first, _) = own_seq_time(&records.first()?.canonical).ok()?;
+    if first != header.first_seq {
+        return Some(format!(
+            "the block header says it starts at record {} but its first record is {first}",
+            header.first_seq
+        ));
+    }
+    let moved = records.iter().find_map(|r| {
+        let (seq, ms) = own_seq_time(&r.canonical).ok()?;
+        (ms != r.timestamp_ms).then(|| {
+            format!(
+                "the index gives record {seq} the time {} but the record says {ms}",
+                r.timestamp_ms
+            )
+        })
+    });
+    if moved.is_some() {
+        return moved;
     }
     if records.len() != header.count as usize {
         return Some(format!(
