@@ -536,3 +536,39 @@ fn opening_a_log_that_disagrees_with_its_head_is_refused() {
     assert_ne!(code, 0, "{err}");
     assert!(err.contains(&"ab".repeat(32)), "{err}");
 }
+
+/// M3: a block damaged under a running server: reads fail rather than
+/// answer part of the log as if it were all of it; verify answers its
+/// verdict.
+#[test]
+fn reads_of_a_log_damaged_under_a_running_server_fail_instead_of_answering_partially() {
+    use std::os::unix::fs::FileExt;
+    let dir = log_of(2100);
+    let s = Server::demo_in(dir.path(), &[]);
+    let seg = only_segment(dir.path());
+    let bytes = std::fs::read(&seg).unwrap();
+    let (at, len, lost) = blocks(&bytes)[1];
+    let zeros = vec![0u8; len - HEADER - stored::BLOCK_HEADER];
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    f.write_all_at(&zeros, (at + HEADER + stored::BLOCK_HEADER) as u64)
+        .unwrap();
+    drop(f);
+    let exported = common::try_http_with(s.addr, "GET", "/v1/audit/export", &[], None);
+    if let Ok((status, body)) = &exported {
+        let after = format!("\"seq\":{},", lost.first_seq + u64::from(lost.count) + 1);
+        assert!(
+            *status != 200 || !body.contains(&after),
+            "a complete-looking export: {status}"
+        );
+    }
+    let (status, body) = s.get("/v1/audit/summary?by=decision");
+    assert!(status >= 500, "{status} {body}");
+    assert!(
+        body.to_string().contains("decision_log_unreadable"),
+        "{body}"
+    );
+    let (status, report) = s.get("/v1/audit/verify");
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["verdict"], "unreadable", "{report}");
+    s.stop();
+}

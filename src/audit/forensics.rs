@@ -113,7 +113,8 @@ pub fn verify_with(
     let crashed = snap.layout.head.is_none();
     let n = snap.layout.segments.len();
     for (i, seg) in snap.layout.segments.iter().enumerate() {
-        let bytes = snap.segment_bytes(seg).map_err(|e| AuditError::Io {
+        let file = &snap.segments[&seg.id];
+        let bytes = super::segment::read_upto(file, seg.len).map_err(|e| AuditError::Io {
             path: seg.path.display().to_string(),
             source: e,
         })?;
@@ -122,7 +123,7 @@ pub fn verify_with(
     }
     let n = snap.journals.len();
     for (i, (j, file)) in snap.journals.iter().enumerate() {
-        let bytes = super::segment::read_file(file, j.len).map_err(|e| AuditError::Io {
+        let bytes = super::segment::read_upto(file, j.len).map_err(|e| AuditError::Io {
             path: j.path.display().to_string(),
             source: e,
         })?;

@@ -78,6 +78,10 @@ pub enum AuditError {
         written: String,
         min_days: u64,
     },
+    /// Records that cannot be read (damaged storage): a read that would go
+    /// on past them answers this instead of a partial result.
+    #[error("decision_log_unreadable: the decision log cannot be read from record {seq} ({detail}); run `audit verify`")]
+    Unreadable { seq: u64, detail: String },
     #[error("decision log writer stopped")]
     Stopped,
     #[error("decision log write failed: {0}")]

@@ -214,6 +214,23 @@ fn index_damaged(seg: &FileRef, file: &File) -> Result<Vec<BlockRef>, AuditError
     Ok(out)
 }
 
+/// Up to `len` bytes of `file`, fewer if it was cut since `len` was taken:
+/// `verify` reports a cut file rather than failing to read it.
+pub fn read_upto(file: &File, len: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = vec![0u8; len as usize];
+    let mut got = 0;
+    while got < bytes.len() {
+        match file.read_at(&mut bytes[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(got);
+    Ok(bytes)
+}
+
 pub fn read_file(file: &File, len: u64) -> io::Result<Vec<u8>> {
     let mut bytes = vec![0u8; len as usize];
     file.read_exact_at(&mut bytes, 0)?;
