@@ -572,3 +572,70 @@ fn reads_of_a_log_damaged_under_a_running_server_fail_instead_of_answering_parti
     assert_eq!(report["verdict"], "unreadable", "{report}");
     s.stop();
 }
+
+/// Low: what verify cannot check is said (a garbage or missing head.json,
+/// a deleted log.json), a switched chain hash setting is named as such, and
+/// a checkpoint older than a legitimate prune is "no longer provable".
+#[test]
+fn verify_says_what_it_cannot_check_and_names_a_switched_chain_hash() {
+    let original = log_of(10);
+    let warnings = |dir: &Path| {
+        let (code, report) = verify(dir, &[]);
+        (code, report["warnings"].to_string())
+    };
+    let d = copy_data(original.path());
+    let log = decision_log_path(d.path());
+    std::fs::write(log.join("head.json"), "garbage").unwrap();
+    let (code, w) = warnings(d.path());
+    assert!(code == OK && w.contains("head.json is not a head"), "{w}");
+    std::fs::remove_file(log.join("head.json")).unwrap();
+    let (code, w) = warnings(d.path());
+    assert!(code == OK && w.contains("no head.json"), "{w}");
+    std::fs::remove_file(log.join("log.json")).unwrap();
+    let (_, w) = warnings(d.path());
+    assert!(w.contains("log.json is missing"), "{w}");
+    assert!(!log.join("log.json").exists(), "verify changes nothing");
+
+    let d = copy_data(original.path());
+    let meta = decision_log_path(d.path()).join("log.json");
+    std::fs::write(&meta, r#"{"format":1,"chain_hash":"sm3"}"#).unwrap();
+    let (code, report) = verify(d.path(), &[]);
+    assert_eq!(code, TAMPERED, "{report}");
+    assert!(
+        report["problem"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("chain hash setting does not match the records"),
+        "{report}"
+    );
+
+    // A checkpoint whose record retention pruned (legitimately) can no
+    // longer be proven: said, not called tampering.
+    let d = copy_data(original.path());
+    let data = d.path().to_str().unwrap();
+    let (_, report) = verify(d.path(), &[]);
+    let old = format!("5:{}", "0".repeat(64));
+    let (code, out, err) = cli(&[
+        "audit",
+        "prune",
+        "--data",
+        data,
+        "--before",
+        "2999-01-01",
+        "--min-retention-days",
+        "0",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, report2) = verify(
+        d.path(),
+        &["--checkpoint", &old, "--min-retention-days", "0"],
+    );
+    assert_eq!(code, OK, "{report2} (before: {report})");
+    assert!(
+        report2["checkpoint"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("can no longer be proven"),
+        "{report2}"
+    );
+}

@@ -170,6 +170,11 @@ pub struct CheckpointCheck {
     pub seq: u64,
     pub hash: String,
     pub extended: bool,
+    /// The checkpoint's record was pruned by an anchor that verified, and
+    /// the anchor names another record: the log can neither prove nor
+    /// disprove it any more. Not tampering (the verdict stays ok).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unprovable: bool,
     pub detail: String,
 }
 

@@ -12,6 +12,7 @@
 //! can still be read and verified.
 
 use super::chain::{Checkpoint, CheckpointCheck, Problem, TamperKind, Verdict, VerifyReport};
+use super::digest::ChainHash;
 use super::frame::{self, Item, Kind};
 use super::record::PrunedRange;
 use super::scan::Snapshot;
@@ -130,6 +131,9 @@ pub fn verify_with(
         let bytes = walk.without_crash_tail(&bytes, crashed && i + 1 == n);
         walk.file(bytes, &j.path.display().to_string(), true);
     }
+    walk.report
+        .warnings
+        .extend(snap.layout.warnings.iter().cloned());
     walk.prefix();
     walk.head();
     walk.checkpoint();
@@ -363,12 +367,11 @@ impl Walk<'_> {
         // hash (the previous hash inside it is not known).
         if chain_ok {
             if self.snap.chain_hash.digest(&r.canonical) != r.hash {
-                self.found(
-                    content,
-                    seq,
-                    at,
-                    format!("record {seq} does not match its hash: {how}"),
-                );
+                let detail = match self.other_chain_hash(r) {
+                    Some(other) => format!("the chain hash setting does not match the records: log.json says {} but record {seq} is hashed with {other} (log.json was changed or replaced)", self.snap.chain_hash),
+                    None => format!("record {seq} does not match its hash: {how}"),
+                };
+                self.found(content, seq, at, detail);
             } else if serde_json::to_vec(&rec).ok().as_deref() != Some(&line[..]) {
                 self.found(
                     chain(TamperKind::Altered),
@@ -381,6 +384,19 @@ impl Walk<'_> {
             }
         }
         self.moved_past(r, seq);
+    }
+
+    /// For the first record walked: the other chain hash, if that is the
+    /// one its hash was made with (`log.json` switched, not the record).
+    fn other_chain_hash(&self, r: &Stored) -> Option<ChainHash> {
+        if self.first.is_some() {
+            return None;
+        }
+        let other = match self.snap.chain_hash {
+            ChainHash::Sha256 => ChainHash::Sm3,
+            ChainHash::Sm3 => ChainHash::Sha256,
+        };
+        (other.digest(&r.canonical) == r.hash).then_some(other)
     }
 
     fn moved_past(&mut self, r: &Stored, seq: u64) {
@@ -567,6 +583,7 @@ impl Walk<'_> {
             seq: cp.seq,
             hash: cp.hash.clone(),
             extended,
+            unprovable: false,
             detail,
         };
         let check = if cp.seq > last {
@@ -581,8 +598,15 @@ impl Walk<'_> {
             match &self.anchor {
                 Some(r) if r.last_seq == cp.seq && r.last_hash == cp.hash => result(true, format!("record {} was pruned; the anchor carries its hash", cp.seq)),
                 Some(r) if r.last_seq == cp.seq => result(false, format!("the anchor's hash for pruned record {} differs from the checkpoint", cp.seq)),
+                Some(r) if cp.seq <= r.last_seq => CheckpointCheck {
+                    unprovable: true,
+                    ..result(false, format!(
+                        "record {} was pruned (the anchor covers records {}..={}); this checkpoint can no longer be proven: use a checkpoint taken after the prune",
+                        cp.seq, r.first_seq, r.last_seq
+                    ))
+                },
                 _ => result(false, format!(
-                    "record {} is not in the log (it starts at {}); this checkpoint can no longer be proven",
+                    "record {} is not in the log (it starts at {}) and no anchor accounts for it: records were removed",
                     cp.seq,
                     self.report.first_seq.unwrap_or(0)
                 )),
@@ -593,7 +617,11 @@ impl Walk<'_> {
 
     fn finish(mut self) -> VerifyReport {
         let tampered = self.report.problems.iter().any(|p| !p.kind.is_damage())
-            || self.report.checkpoint.as_ref().is_some_and(|c| !c.extended);
+            || self
+                .report
+                .checkpoint
+                .as_ref()
+                .is_some_and(|c| !c.extended && !c.unprovable);
         self.report.verdict = if tampered {
             Verdict::Tampered
         } else if self.report.problems.is_empty() {

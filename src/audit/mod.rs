@@ -142,12 +142,28 @@ pub fn snapshot_at(dir: &Path) -> Result<Snapshot, AuditError> {
         source: e,
     })?;
     let _lock = segment::lock(dir)?;
+    let mut missing_meta = false;
     let meta = match segment::read_meta(dir)? {
         Some(m) => m,
         // An old-format log: migrated (under the lock) before it is read.
-        None => prepare(dir, ChainHash::Sha256)?,
+        None if migrate::legacy_path(dir).is_file() => prepare(dir, ChainHash::Sha256)?,
+        // Not recreated: reading changes nothing, and its absence is a
+        // finding.
+        None => {
+            missing_meta = true;
+            segment::LogMeta {
+                format: segment::FORMAT,
+                chain_hash: ChainHash::Sha256,
+            }
+        }
     };
-    Snapshot::open(segment::read_layout(dir)?, meta.chain_hash)
+    let mut layout = segment::read_layout(dir)?;
+    if missing_meta {
+        layout.warnings.push(
+            "log.json is missing: its chain hash is unknown, SHA-256 assumed (a wrong guess shows as a chain hash mismatch on record 1)".to_owned(),
+        );
+    }
+    Snapshot::open(layout, meta.chain_hash)
 }
 
 /// Appends decision records through the writer thread and reads them back.

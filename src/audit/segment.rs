@@ -130,6 +130,9 @@ pub struct Layout {
     pub journals: Vec<FileRef>,
     /// The last record, as the writer (or a clean close) last recorded it.
     pub head: Option<Checkpoint>,
+    /// What a reader of a stopped log could not check (no or a garbage
+    /// `head.json`, no `log.json`): reported by `verify`, never repaired.
+    pub warnings: Vec<String>,
 }
 
 impl Layout {
@@ -244,11 +247,26 @@ pub fn read_layout(dir: &Path) -> Result<Layout, AuditError> {
     for seg in &segments {
         blocks.extend(index_segment(seg)?);
     }
+    let mut warnings = Vec::new();
+    let head = match read_head_file(dir) {
+        Ok(Some(h)) => Some(h),
+        Ok(None) => {
+            warnings.push("no head.json: the log was not closed cleanly (a crash) or the file was deleted; records cut from its end cannot be seen without a kept checkpoint".to_owned());
+            None
+        }
+        Err(e) => {
+            warnings.push(format!(
+                "head.json is not a head ({e}): how far the log went cannot be checked"
+            ));
+            None
+        }
+    };
     Ok(Layout {
         segments,
         blocks,
         journals: list(dir, "journal-")?,
-        head: read_marker(dir),
+        head,
+        warnings,
     })
 }
 
