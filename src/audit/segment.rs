@@ -5,8 +5,9 @@
 //! (`journal-<first seq>.log`), and the sparse index of blocks built from
 //! their headers alone.
 //!
-//! Opening after a clean close reads only frame headers (no repair, no
-//! decompression). Opening after a crash (no `head.json`) also checks every
+//! Opening after a clean close reads only frame headers and the last block
+//! (no repair): the writer continues from the last record's own seq and
+//! hash, and refuses a log whose `head.json` names another. Opening after a crash (no `head.json`) also checks every
 //! frame of the tail segment and the journal, and cuts a torn final frame,
 //! keeping its bytes in `torn/` for the record.
 
