@@ -359,16 +359,7 @@ fn checkpoints_anchor_the_log_and_pruning_keeps_it_verifiable() {
     assert!(err.contains("minimum retention of 180 days"), "{err}");
     // With no minimum (explicitly), prune everything so far; an anchor
     // record keeps the chain, and carries the last pruned record.
-    let (code, out, err) = cli(&[
-        "audit",
-        "prune",
-        "--data",
-        data,
-        "--before",
-        "2999-01-01",
-        "--min-retention-days",
-        "0",
-    ]);
+    let (code, out, err) = common::prune_everything(data);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("pruned records 1..="), "{out}");
     let (code, out, err) = cli(&[

@@ -615,16 +615,7 @@ fn verify_says_what_it_cannot_check_and_names_a_switched_chain_hash() {
     let data = d.path().to_str().unwrap();
     let (_, report) = verify(d.path(), &[]);
     let old = format!("5:{}", "0".repeat(64));
-    let (code, out, err) = cli(&[
-        "audit",
-        "prune",
-        "--data",
-        data,
-        "--before",
-        "2999-01-01",
-        "--min-retention-days",
-        "0",
-    ]);
+    let (code, out, err) = common::prune_everything(data);
     assert_eq!(code, 0, "{out}{err}");
     let (code, report2) = verify(
         d.path(),

@@ -611,3 +611,19 @@ pub fn edit_record(
     record.hash.clear();
     r.canonical = etax_authz::audit::chain::canonical_bytes(&record);
 }
+
+/// `audit prune --before 2999-01-01 --min-retention-days 0` on a stopped
+/// server's data: every record so far, minutes old, which only an explicit
+/// zero minimum retention allows.
+pub fn prune_everything(data: &str) -> (i32, String, String) {
+    cli(&[
+        "audit",
+        "prune",
+        "--data",
+        data,
+        "--before",
+        "2999-01-01",
+        "--min-retention-days",
+        "0",
+    ])
+}
