@@ -62,6 +62,12 @@ enum Command {
         /// (PRC Cybersecurity Law art. 21: network logs kept six months).
         #[arg(long, default_value_t = audit::MIN_RETENTION_DAYS, env = "ETAX_AUDIT_MIN_RETENTION_DAYS")]
         audit_min_retention_days: u64,
+        /// Start even if the decision log's files disagree with its
+        /// head.json (cut or rewritten): they are moved, kept, into
+        /// DATA/decisions/damaged-<time>/ and a new segment starts with a
+        /// log.damage record. Run `audit verify` first.
+        #[arg(long)]
+        accept_damaged_log: bool,
         /// Chain hash of a decision log created now: sha256 or sm3 (GB/T
         /// 39786-2021). An existing log keeps the one it was created with.
         #[arg(long, default_value = "sha256", env = "ETAX_LOG_HASH")]
@@ -462,6 +468,7 @@ pub fn main() -> ExitCode {
             insecure_open,
             audit_retention_days,
             audit_min_retention_days,
+            accept_damaged_log,
             log_hash,
             reload_poll_ms,
             decision_cache_entries,
@@ -481,6 +488,7 @@ pub fn main() -> ExitCode {
                 insecure_open,
                 audit_retention_days,
                 audit_min_retention_days,
+                accept_damaged_log,
                 log_hash,
                 reload_poll: (reload_poll_ms > 0)
                     .then(|| std::time::Duration::from_millis(reload_poll_ms)),

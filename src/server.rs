@@ -41,6 +41,10 @@ pub struct ServeOptions {
     /// Retention never removes records younger than this many days (the
     /// PRC Cybersecurity Law art. 21 asks for six months: 180).
     pub audit_min_retention_days: u64,
+    /// Open a decision log whose files disagree with its `head.json` by
+    /// setting them aside (kept) and starting a new segment, instead of
+    /// refusing to start.
+    pub accept_damaged_log: bool,
     /// The decision log's chain hash when the log is created (an existing
     /// log keeps its own).
     pub log_hash: audit::ChainHash,
@@ -138,7 +142,12 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
             Callers::open()
         }
     };
-    let audit = AuditLog::open_with(&audit::decision_log_path(&opts.data_dir), opts.log_hash)?;
+    let log_dir = audit::decision_log_path(&opts.data_dir);
+    let audit = if opts.accept_damaged_log {
+        AuditLog::open_accepting_damage(&log_dir, opts.log_hash)?
+    } else {
+        AuditLog::open_with(&log_dir, opts.log_hash)?
+    };
     let archive = PolicyArchive::new(&opts.data_dir);
     // The set about to decide is archived and its load in the chain before
     // the first decision names its version.

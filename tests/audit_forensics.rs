@@ -630,3 +630,41 @@ fn verify_says_what_it_cannot_check_and_names_a_switched_chain_hash() {
         "{report2}"
     );
 }
+
+/// H1/H2, going on: `serve --accept-damaged-log` keeps the evidence (the
+/// files moved aside), starts a new segment whose first record names what
+/// was found, and never reuses a sequence number.
+#[test]
+fn accepting_a_damaged_log_keeps_the_evidence_and_reuses_no_seq() {
+    let dir = log_of(2100);
+    let seg = only_segment(dir.path());
+    let bytes = std::fs::read(&seg).unwrap();
+    let (at, _, _) = *blocks(&bytes).last().unwrap();
+    std::fs::write(&seg, &bytes[..at]).unwrap();
+    let s = Server::demo_in(dir.path(), &["--accept-damaged-log"]);
+    s.stop();
+    let log = decision_log_path(dir.path());
+    let aside: Vec<_> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("damaged-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(aside[0].join("head.json").is_file());
+    let (code, report) = verify(dir.path(), &[]);
+    assert_eq!(code, OK, "{report}");
+    assert_eq!(
+        report["first_seq"], 2102,
+        "after head.json's 2101: {report}"
+    );
+    let (code, out, err) = cli(&["audit", "export", "--data", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let first: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(first["kind"], "log.damage", "{first}");
+}

@@ -131,6 +131,65 @@ fn prepare(dir: &Path, chain_hash: ChainHash) -> Result<segment::LogMeta, AuditE
     Ok(meta)
 }
 
+/// Sets a log that disagrees with its head aside and says where the new
+/// one continues: after the higher of the head's and the files' last seq.
+fn damaged(
+    path: &Path,
+    e: &AuditError,
+) -> Result<(segment::Recovered, Option<DecisionRecord>), AuditError> {
+    let AuditError::HeadMismatch {
+        head_seq,
+        head_hash,
+        last_seq,
+        last_hash,
+    } = e
+    else {
+        unreachable!("only a head mismatch is accepted");
+    };
+    let (seq, hash) = if head_seq >= last_seq {
+        (*head_seq, head_hash.clone())
+    } else {
+        (*last_seq, last_hash.clone())
+    };
+    let prev = hex::decode(&hash)
+        .ok()
+        .and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok())
+        .unwrap_or([0; 32]);
+    let aside = segment::set_aside(path)?;
+    tracing::error!(found = %e, kept = %aside.display(), "decision log: damaged; its files were set aside and a new segment started");
+    let mut record = DecisionRecord::new(
+        &crate::random_id(),
+        "log.damage",
+        "Operator::\"serve\"",
+        "audit.damage",
+        &format!("DecisionLog::\"1..={seq}\""),
+        None,
+        false,
+        &[],
+        &[],
+        "",
+        0,
+    );
+    record.reason = Some(format!(
+        "opened with --accept-damaged-log: {e}; the files were moved to {}",
+        aside.display()
+    ));
+    record.pruned = Some(PrunedRange {
+        first_seq: 1,
+        last_seq: seq,
+        last_hash: hex::encode(prev),
+        last_record: None,
+    });
+    let recovered = segment::Recovered {
+        // The directory holds no segment or journal now: the writer starts
+        // a new segment at `seq + 1`.
+        layout: segment::Layout::default(),
+        pending: Vec::new(),
+        last: (seq, prev, 0),
+    };
+    Ok((recovered, Some(record)))
+}
+
 /// Reads a log nobody writes (no repair, nothing changed): for `audit
 /// verify` and `audit checkpoint` on a stopped server's data.
 pub fn snapshot_at(dir: &Path) -> Result<Snapshot, AuditError> {
@@ -199,6 +258,37 @@ impl AuditLog {
             layout: Mutex::new(segment::Layout::default()),
         });
         let appender = append::Appender::open(shared.clone(), lock, recovered)?;
+        let tx = writer::spawn(appender)?;
+        Ok(Self { shared, tx })
+    }
+
+    /// As [`AuditLog::open_with`], but a log whose files disagree with its
+    /// `head.json` ([`AuditError::HeadMismatch`]) is not refused: its files
+    /// are moved into `damaged-<time>/` (evidence, never deleted), and a new
+    /// segment starts after the higher of the two sequence numbers, its
+    /// first record a `log.damage` record naming what was found (an anchor
+    /// for the records set aside, so the new log verifies). No sequence
+    /// number is reused. Other damage is still refused.
+    pub fn open_accepting_damage(path: &Path, chain_hash: ChainHash) -> Result<Self, AuditError> {
+        std::fs::create_dir_all(path).map_err(|e| AuditError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        let lock = segment::lock(path)?;
+        let meta = prepare(path, chain_hash)?;
+        let (recovered, damage) = match segment::recover(path) {
+            Err(e @ AuditError::HeadMismatch { .. }) => damaged(path, &e)?,
+            other => (other?, None),
+        };
+        let shared = Arc::new(append::Shared {
+            dir: path.to_owned(),
+            meta,
+            layout: Mutex::new(segment::Layout::default()),
+        });
+        let mut appender = append::Appender::open(shared.clone(), lock, recovered)?;
+        if let Some(record) = damage {
+            appender.append(&mut [record])?;
+        }
         let tx = writer::spawn(appender)?;
         Ok(Self { shared, tx })
     }

@@ -338,6 +338,28 @@ pub fn recover(dir: &Path) -> Result<Recovered, AuditError> {
     })
 }
 
+/// Moves every segment, journal, `head.json` and `torn/` of the log into a
+/// new `damaged-<time>/` beside them, kept as evidence; returns it.
+pub fn set_aside(dir: &Path) -> Result<PathBuf, AuditError> {
+    let stamp = super::time::format_utc(crate::now_ms()).replace(':', "");
+    let aside = dir.join(format!("damaged-{stamp}"));
+    fs::create_dir(&aside).map_err(|e| io_err(&aside, e))?;
+    for entry in fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
+        let path = entry.map_err(|e| io_err(dir, e))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let evidence = name.starts_with("seg-")
+            || name.starts_with("journal-")
+            || name == "head.json"
+            || name == "torn";
+        if evidence {
+            fs::rename(&path, aside.join(name)).map_err(|e| io_err(&path, e))?;
+        }
+    }
+    sync_dir(&aside)?;
+    sync_dir(dir)?;
+    Ok(aside)
+}
+
 /// The clean-close head must name the last record found, by seq and hash.
 fn check_head(m: &Checkpoint, (seq, hash, _): (u64, [u8; 32], u64)) -> Result<(), AuditError> {
     if m.seq == seq && m.hash == hex::encode(hash) {
