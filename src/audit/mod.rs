@@ -245,21 +245,7 @@ impl AuditLog {
     /// a second one gets [`AuditError::Locked`]. After a clean close this
     /// reads only frame headers; after a crash it also checks the tail.
     pub fn open_with(path: &Path, chain_hash: ChainHash) -> Result<Self, AuditError> {
-        std::fs::create_dir_all(path).map_err(|e| AuditError::Io {
-            path: path.display().to_string(),
-            source: e,
-        })?;
-        let lock = segment::lock(path)?;
-        let meta = prepare(path, chain_hash)?;
-        let recovered = segment::recover(path)?;
-        let shared = Arc::new(append::Shared {
-            dir: path.to_owned(),
-            meta,
-            layout: Mutex::new(segment::Layout::default()),
-        });
-        let appender = append::Appender::open(shared.clone(), lock, recovered)?;
-        let tx = writer::spawn(appender)?;
-        Ok(Self { shared, tx })
+        Self::open_inner(path, chain_hash, false)
     }
 
     /// As [`AuditLog::open_with`], but a log whose files disagree with its
@@ -270,6 +256,14 @@ impl AuditLog {
     /// for the records set aside, so the new log verifies). No sequence
     /// number is reused. Other damage is still refused.
     pub fn open_accepting_damage(path: &Path, chain_hash: ChainHash) -> Result<Self, AuditError> {
+        Self::open_inner(path, chain_hash, true)
+    }
+
+    fn open_inner(
+        path: &Path,
+        chain_hash: ChainHash,
+        accept_damage: bool,
+    ) -> Result<Self, AuditError> {
         std::fs::create_dir_all(path).map_err(|e| AuditError::Io {
             path: path.display().to_string(),
             source: e,
@@ -277,7 +271,7 @@ impl AuditLog {
         let lock = segment::lock(path)?;
         let meta = prepare(path, chain_hash)?;
         let (recovered, damage) = match segment::recover(path) {
-            Err(e @ AuditError::HeadMismatch { .. }) => damaged(path, &e)?,
+            Err(e @ AuditError::HeadMismatch { .. }) if accept_damage => damaged(path, &e)?,
             other => (other?, None),
         };
         let shared = Arc::new(append::Shared {
