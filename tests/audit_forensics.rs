@@ -668,3 +668,20 @@ fn accepting_a_damaged_log_keeps_the_evidence_and_reuses_no_seq() {
     let first: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(first["kind"], "log.damage", "{first}");
 }
+
+/// M3: a segment cut under a running server: `GET /v1/audit/verify`
+/// answers its verdict instead of failing to read the file.
+#[test]
+fn verify_over_http_of_a_segment_cut_under_the_server_answers_a_verdict() {
+    let dir = log_of(2100);
+    let s = Server::demo_in(dir.path(), &[]);
+    let seg = only_segment(dir.path());
+    let len = std::fs::metadata(&seg).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    f.set_len(len / 2).unwrap();
+    drop(f);
+    let (status, report) = s.get("/v1/audit/verify");
+    assert_eq!(status, 200, "{report}");
+    assert_ne!(report["verdict"], "ok", "{report}");
+    s.stop();
+}
