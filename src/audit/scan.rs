@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::digest::ChainHash;
 use super::frame::{self, Item, Kind};
 use super::segment::{self, BlockRef, FileRef, Layout};
-use super::stored::Stored;
+use super::stored::{self, Stored};
 use super::AuditError;
 
 /// The log's files as of one moment.
@@ -96,14 +96,23 @@ impl Snapshot {
     /// A block's records. One that cannot be read is an error, not an
     /// empty block: an export, summary or page that went on past it would
     /// look complete while records are missing (`audit verify` says more).
+    /// A block whose header disagrees with its records (first seq, times:
+    /// cheap checks, one record parsed) is refused the same way: cursors
+    /// and `since` would otherwise follow a rewritten header.
     fn block(&self, b: &BlockRef) -> Result<Vec<Stored>, AuditError> {
-        segment::read_block_from(&self.segments[&b.segment], b).map_err(|e| {
+        let unreadable = |e: &dyn std::fmt::Display| {
             tracing::error!(segment = b.segment, offset = b.offset, error = %e, "decision log: an unreadable block");
             AuditError::Unreadable {
                 seq: b.header.first_seq,
                 detail: format!("segment {} at byte {}: {e}", b.segment, b.offset),
             }
-        })
+        };
+        let records =
+            segment::read_block_from(&self.segments[&b.segment], b).map_err(|e| unreadable(&e))?;
+        if let Some(d) = stored::header_mismatch(&b.header, &records) {
+            return Err(unreadable(&d));
+        }
+        Ok(records)
     }
 }
 

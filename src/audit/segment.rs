@@ -321,7 +321,7 @@ pub fn recover(dir: &Path) -> Result<Recovered, AuditError> {
     };
     let mut pending: Vec<Stored> = Vec::new();
     for j in &layout.journals {
-        pending_from(j, blocked.map_or(0, |l| l.0), &mut pending)?;
+        pending_from(j, blocked.map(|l| l.0), &mut pending)?;
     }
     let last = pending
         .last()
@@ -374,11 +374,18 @@ fn check_head(m: &Checkpoint, (seq, hash, _): (u64, [u8; 32], u64)) -> Result<()
 }
 
 /// Adds the records of journal `j` that follow record `blocked` (or the
-/// last pending record) to `pending`. A journal damaged before its end would
+/// last pending record) to `pending`; with no block at all (a new log, or
+/// one retention or `--accept-damaged-log` restarted after record N) the
+/// journal's first record starts it, whatever its seq (`verify` checks the
+/// anchor that must account for the records before). A journal damaged before its end would
 /// leave acknowledged records out of the chain: opening stops there, for an
 /// operator to run `audit verify` and move the journal aside, rather than
 /// writing over their sequence numbers.
-fn pending_from(j: &FileRef, blocked: u64, pending: &mut Vec<Stored>) -> Result<(), AuditError> {
+fn pending_from(
+    j: &FileRef,
+    blocked: Option<u64>,
+    pending: &mut Vec<Stored>,
+) -> Result<(), AuditError> {
     let damaged = |what: String| {
         AuditError::Format(format!(
             "{}: {what}; the log is not opened (run `audit verify`, keep the file, move it aside to go on without its records)",
@@ -399,7 +406,10 @@ fn pending_from(j: &FileRef, blocked: u64, pending: &mut Vec<Stored>) -> Result<
         if let Some(d) = stored::record_disagreement(&r) {
             return Err(damaged(format!("record at byte {at}: {d}")));
         }
-        let after = pending.last().map_or(blocked, |p| p.seq);
+        let Some(after) = pending.last().map(|p| p.seq).or(blocked) else {
+            pending.push(r);
+            continue;
+        };
         if r.seq > after + 1 {
             return Err(damaged(format!(
                 "records {}..{} are missing",

@@ -207,6 +207,21 @@ pub fn record_disagreement(r: &Stored) -> Option<String> {
     })
 }
 
+/// The cheap part of [`block_disagreement`], for every read: the header's
+/// first seq against the first record's own, its times against the stored
+/// ones.
+pub fn header_mismatch(header: &BlockHeader, records: &[Stored]) -> Option<String> {
+    let (first, _) = own_seq_time(&records.first()?.canonical).ok()?;
+    let min = records.iter().map(|r| r.timestamp_ms).min()?;
+    let max = records.iter().map(|r| r.timestamp_ms).max()?;
+    (first != header.first_seq || (header.min_ms, header.max_ms) != (min, max)).then(|| {
+        format!(
+            "the block header (first record {}, times {}..{}) disagrees with its records (first {first}, times {min}..{max}): rewritten",
+            header.first_seq, header.min_ms, header.max_ms
+        )
+    })
+}
+
 /// What a block's header (first seq, count, min and max time) or its
 /// records' stored positions and times say that the records do not. Readers
 /// rely on the header to skip blocks, so a rewritten one hides records.
