@@ -62,6 +62,16 @@ enum Command {
         /// Prune decision-log records older than this many days (hourly).
         #[arg(long, env = "ETAX_AUDIT_RETENTION_DAYS")]
         audit_retention_days: Option<u64>,
+        /// Retention never removes records younger than this many days
+        /// (PRC Cybersecurity Law art. 21: network logs kept six months).
+        #[arg(long, default_value_t = audit::MIN_RETENTION_DAYS, env = "ETAX_AUDIT_MIN_RETENTION_DAYS")]
+        audit_min_retention_days: u64,
+        /// Start even if the decision log's files disagree with its
+        /// head.json (cut or rewritten): they are moved, kept, into
+        /// DATA/decisions/damaged-<time>/ and a new segment starts with a
+        /// log.damage record. Run `audit verify` first.
+        #[arg(long)]
+        accept_damaged_log: bool,
         /// Chain hash of a decision log created now: sha256 or sm3 (GB/T
         /// 39786-2021). An existing log keeps the one it was created with.
         #[arg(long, default_value = "sha256", env = "ETAX_LOG_HASH")]
@@ -155,6 +165,10 @@ enum AuditCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// An anchor that pruned a record younger than this many days
+        /// (measured from the anchor's own time) is tampering.
+        #[arg(long, default_value_t = audit::MIN_RETENTION_DAYS)]
+        min_retention_days: u64,
     },
     /// Print the head (sequence number, hash, time) for auditors to keep.
     Checkpoint {
@@ -234,6 +248,9 @@ enum AuditCommand {
         /// Offset of a time given without one (a date is midnight there).
         #[arg(long, default_value = "+08:00", env = "ETAX_TIME_OFFSET")]
         time_offset: audit::time::Offset,
+        /// Refuse to remove records younger than this many days.
+        #[arg(long, default_value_t = audit::MIN_RETENTION_DAYS)]
+        min_retention_days: u64,
     },
 }
 
@@ -359,6 +376,7 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
             checkpoint,
             public_key,
             json,
+            min_retention_days,
         } => {
             let checkpoint = match checkpoint
                 .map(|c| commands::check_checkpoint_signature(&c, public_key.as_deref()))
@@ -367,7 +385,7 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            commands::verify(&data, checkpoint.as_deref(), json)
+            commands::verify(&data, checkpoint.as_deref(), json, min_retention_days)
         }
         AuditCommand::Checkpoint {
             data, sign: None, ..
@@ -416,8 +434,9 @@ fn audit_command(cmd: AuditCommand) -> ExitCode {
             data,
             before,
             time_offset,
+            min_retention_days,
         } => match audit::time::parse_time(&before, now, time_offset) {
-            Ok(before) => commands::prune(&data, before),
+            Ok(before) => commands::prune(&data, before, min_retention_days),
             Err(e) => bad(e),
         },
     }
@@ -463,6 +482,8 @@ pub fn main() -> ExitCode {
             person_lookups_per_minute,
             insecure_open,
             audit_retention_days,
+            audit_min_retention_days,
+            accept_damaged_log,
             log_hash,
             reload_poll_ms,
             decision_cache_entries,
@@ -482,6 +503,8 @@ pub fn main() -> ExitCode {
                 person_lookups_per_minute,
                 insecure_open,
                 audit_retention_days,
+                audit_min_retention_days,
+                accept_damaged_log,
                 log_hash,
                 reload_poll: (reload_poll_ms > 0)
                     .then(|| std::time::Duration::from_millis(reload_poll_ms)),

@@ -41,6 +41,13 @@ pub struct ServeOptions {
     /// Prune decision-log records older than this many days (checked
     /// hourly); `None` keeps everything.
     pub audit_retention_days: Option<u64>,
+    /// Retention never removes records younger than this many days (the
+    /// PRC Cybersecurity Law art. 21 asks for six months: 180).
+    pub audit_min_retention_days: u64,
+    /// Open a decision log whose files disagree with its `head.json` by
+    /// setting them aside (kept) and starting a new segment, instead of
+    /// refusing to start.
+    pub accept_damaged_log: bool,
     /// The decision log's chain hash when the log is created (an existing
     /// log keeps its own).
     pub log_hash: audit::ChainHash,
@@ -139,7 +146,12 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         }
     }
     .with_person_lookups_per_minute(opts.person_lookups_per_minute);
-    let audit = AuditLog::open_with(&audit::decision_log_path(&opts.data_dir), opts.log_hash)?;
+    let log_dir = audit::decision_log_path(&opts.data_dir);
+    let audit = if opts.accept_damaged_log {
+        AuditLog::open_accepting_damage(&log_dir, opts.log_hash)?
+    } else {
+        AuditLog::open_with(&log_dir, opts.log_hash)?
+    };
     let archive = PolicyArchive::new(&opts.data_dir);
     // The set about to decide is archived and its load in the chain before
     // the first decision names its version.
@@ -151,7 +163,11 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     };
     audit.commit(policy_load_record(&archive, &started)).await?;
     if let Some(days) = opts.audit_retention_days {
-        tokio::spawn(retention(audit.clone(), days));
+        tokio::spawn(retention(
+            audit.clone(),
+            days,
+            opts.audit_min_retention_days,
+        ));
     }
     let active = Arc::new(ArcSwap::from_pointee(snapshot));
     let engine = Engine::new(store, active.clone()).with_cache_entries(opts.decision_cache_entries);
@@ -279,12 +295,12 @@ fn policy_load_record(archive: &PolicyArchive, loaded: &Loaded<'_>) -> DecisionR
 
 /// Hourly, prunes decision-log records older than `days`; the writer leaves
 /// an anchor record so the rest of the chain still verifies.
-async fn retention(log: AuditLog, days: u64) {
+async fn retention(log: AuditLog, days: u64, min_days: u64) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
         let before = crate::now_ms().saturating_sub(days.saturating_mul(86_400_000));
-        match log.prune(before, "retention").await {
+        match log.prune(before, min_days, "retention").await {
             Ok(Some(r)) => {
                 tracing::info!(
                     first = r.first_seq,

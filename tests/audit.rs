@@ -352,17 +352,34 @@ fn checkpoints_anchor_the_log_and_pruning_keeps_it_verifiable() {
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("DOES NOT extend"), "{out}");
 
-    // Retention: prune everything so far; an anchor record keeps the chain.
+    // Retention: these records are minutes old, and the law keeps logs six
+    // months: by default the prune is refused.
     let (code, out, err) = cli(&["audit", "prune", "--data", data, "--before", "2999-01-01"]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("minimum retention of 180 days"), "{err}");
+    // With no minimum (explicitly), prune everything so far; an anchor
+    // record keeps the chain, and carries the last pruned record.
+    let (code, out, err) = common::prune_everything(data);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("pruned records 1..="), "{out}");
-    let (code, out, err) = cli(&["audit", "verify", "--data", data]);
+    let (code, out, err) = cli(&[
+        "audit",
+        "verify",
+        "--data",
+        data,
+        "--min-retention-days",
+        "0",
+    ]);
     assert_eq!(code, 0, "{out}{err}");
+    // Held to the legal minimum, the same anchor is tampering.
+    let (code, out, _) = cli(&["audit", "verify", "--data", data]);
+    assert_eq!(code, 3, "{out}");
     let (code, out, _) = cli(&["audit", "export", "--data", data]);
     assert_eq!(code, 0);
     let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(last["kind"], "anchor");
     assert!(last["pruned"]["last_hash"].as_str().unwrap().len() == 64);
+    assert!(last["pruned"]["last_record"].as_str().is_some(), "{last}");
 }
 
 #[test]

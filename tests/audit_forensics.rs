@@ -347,3 +347,369 @@ fn after_a_crash_the_torn_end_is_cut_and_the_log_goes_on() {
         "the restart's policy.load and the read"
     );
 }
+
+/// The segment's bytes with block `index`'s header changed by `edit` and its
+/// frame checksum recomputed: what someone who knows the format writes.
+fn rewrite_header(data: &Path, index: usize, edit: impl FnOnce(&mut [u8])) {
+    let seg = only_segment(data);
+    let bytes = std::fs::read(&seg).unwrap();
+    let (at, len, _) = blocks(&bytes)[index];
+    let mut payload = bytes[at + HEADER..at + len].to_vec();
+    edit(&mut payload[..stored::BLOCK_HEADER]);
+    let block = frame::encode(Kind::Block, &payload);
+    std::fs::write(&seg, [&bytes[..at], &block, &bytes[at + len..]].concat()).unwrap();
+}
+
+fn problems(report: &Value) -> String {
+    report["problems"].to_string()
+}
+
+/// C1: an insider removes blocks 1–2 and appends a correctly chained anchor
+/// claiming retention pruned them. Its `last_record` must prove what it
+/// pruned, and the minimum retention (180 days) refuses recent records.
+#[test]
+fn a_forged_anchor_over_recent_records_is_tampering() {
+    let original = log_of(2100);
+    let (_, report) = verify(original.path(), &[]);
+    let kept = report["head"].to_string();
+    for with_line in [false, true] {
+        let dir = copy_data(original.path());
+        forge_anchor(dir.path(), with_line);
+        let (code, report) = verify(dir.path(), &["--checkpoint", &kept]);
+        if with_line {
+            assert_eq!(code, TAMPERED, "{report}");
+            assert!(problems(&report).contains("retention"), "{report}");
+            // Only with no minimum is such a cut legitimate.
+            let (code, report) = verify(
+                dir.path(),
+                &["--checkpoint", &kept, "--min-retention-days", "0"],
+            );
+            assert_eq!(code, OK, "{report}");
+        } else {
+            // An anchor without the pruned record (logs written before
+            // anchors carried it) cannot be checked: said, not passed over.
+            assert_eq!(code, OK, "{report}");
+            assert!(
+                report["warnings"]
+                    .to_string()
+                    .contains("unverifiable anchor"),
+                "{report}"
+            );
+        }
+    }
+}
+
+/// Keeps only the third block, then appends an anchor (as the next record,
+/// in the journal) naming the last record of the second block.
+fn forge_anchor(data: &Path, with_line: bool) {
+    let log = decision_log_path(data);
+    let seg = only_segment(data);
+    let bytes = std::fs::read(&seg).unwrap();
+    let frames = blocks(&bytes);
+    assert_eq!(frames.len(), 3, "{frames:?}");
+    let decode = |i: usize| {
+        let (at, len, _) = frames[i];
+        stored::decode_block(&bytes[at + HEADER..at + len])
+            .unwrap()
+            .1
+    };
+    let pruned = decode(1).pop().unwrap();
+    let last = decode(2).pop().unwrap();
+    let (at, len, _) = frames[2];
+    std::fs::write(&seg, &bytes[at..at + len]).unwrap();
+    let mut range = json!({
+        "first_seq": 1,
+        "last_seq": pruned.seq,
+        "last_hash": pruned.hash_hex(),
+    });
+    if with_line {
+        range["last_record"] = json!(String::from_utf8(pruned.canonical.clone()).unwrap());
+    }
+    let mut a: DecisionRecord = serde_json::from_slice(&last.line()).unwrap();
+    a.kind = "anchor".to_owned();
+    a.action = "audit.prune".to_owned();
+    a.seq = last.seq + 1;
+    a.timestamp_ms = last.timestamp_ms + 1;
+    a.prev_hash = last.hash_hex();
+    a.pruned = Some(serde_json::from_value(range).unwrap());
+    a.hash.clear();
+    let canonical = etax_authz::audit::chain::canonical_bytes(&a);
+    let s = Stored {
+        seq: a.seq,
+        timestamp_ms: a.timestamp_ms,
+        prev: last.hash,
+        hash: ChainHash::Sha256.digest(&canonical),
+        canonical,
+        links: true,
+    };
+    for entry in std::fs::read_dir(&log).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("journal-")
+        {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    std::fs::write(
+        etax_authz::audit::segment::journal_path(&log, s.seq),
+        frame::encode(Kind::Record, &s.encode_raw()),
+    )
+    .unwrap();
+    let head = json!({"seq": s.seq, "hash": s.hash_hex(), "timestamp_ms": s.timestamp_ms});
+    std::fs::write(log.join("head.json"), head.to_string()).unwrap();
+}
+
+/// C2: a block header's times rewritten (checksum fixed) are tampering, and
+/// retention decides from the records' own times.
+#[test]
+fn rewritten_block_header_times_are_tampering_and_do_not_drive_retention() {
+    let dir = log_of(2100);
+    rewrite_header(dir.path(), 0, |h| {
+        h[12..20].copy_from_slice(&0u64.to_le_bytes());
+        h[20..28].copy_from_slice(&1u64.to_le_bytes());
+    });
+    let (code, report) = verify(dir.path(), &[]);
+    assert_eq!(code, TAMPERED, "{report}");
+    assert_eq!(report["problem"]["seq"], 1, "{report}");
+    let data = dir.path().to_str().unwrap();
+    let (_, out, err) = cli(&[
+        "audit",
+        "prune",
+        "--data",
+        data,
+        "--before",
+        "2001-01-01",
+        "--min-retention-days",
+        "0",
+    ]);
+    assert!(!out.contains("pruned records"), "{out}{err}");
+}
+
+/// H3: a block header's first sequence number rewritten is tampering, and
+/// the writer continues from the records' own numbers.
+#[test]
+fn a_rewritten_block_first_seq_is_tampering_and_not_followed_by_the_writer() {
+    let dir = log_of(2100);
+    rewrite_header(dir.path(), 2, |h| {
+        h[0..8].copy_from_slice(&5000u64.to_le_bytes());
+    });
+    let (code, report) = verify(dir.path(), &[]);
+    assert_eq!(code, TAMPERED, "{report}");
+    assert_eq!(report["problem"]["seq"], 2049, "{report}");
+    let data = dir.path().to_str().unwrap();
+    // The read is recorded first; the export then stops at the rewritten
+    // block rather than follow its header.
+    let (code, _, err) = cli(&["audit", "export", "--data", data]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("decision_log_unreadable"), "{err}");
+    let (_, report) = verify(dir.path(), &[]);
+    assert_eq!(
+        report["head"]["seq"], 2102,
+        "the read is record 2102: {report}"
+    );
+}
+
+/// H1/H2: a log whose files end before (or differ from) the clean-close
+/// head is not opened for writing: no sequence number reused, the head kept.
+#[test]
+fn opening_a_log_that_disagrees_with_its_head_is_refused() {
+    let original = log_of(2100);
+    let seg = only_segment(original.path());
+    let bytes = std::fs::read(&seg).unwrap();
+    let (at, _, _) = *blocks(&bytes).last().unwrap();
+    // Cut at a block boundary: records 2049.. gone, head.json says 2101.
+    let cut = copy_data(original.path());
+    std::fs::write(only_segment(cut.path()), &bytes[..at]).unwrap();
+    let head = decision_log_path(cut.path()).join("head.json");
+    let before = std::fs::read(&head).unwrap();
+    let (code, _, err) = cli(&["audit", "export", "--data", cut.path().to_str().unwrap()]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("2101") && err.contains("2048"), "{err}");
+    assert_eq!(std::fs::read(&head).unwrap(), before, "head.json kept");
+    // A forged head hash: the same seq, another hash.
+    let forged = copy_data(original.path());
+    let head = decision_log_path(forged.path()).join("head.json");
+    let mut h: Value = serde_json::from_slice(&std::fs::read(&head).unwrap()).unwrap();
+    h["hash"] = json!("ab".repeat(32));
+    std::fs::write(&head, h.to_string()).unwrap();
+    let (code, _, err) = cli(&["audit", "export", "--data", forged.path().to_str().unwrap()]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains(&"ab".repeat(32)), "{err}");
+}
+
+/// M3: a block damaged under a running server: reads fail rather than
+/// answer part of the log as if it were all of it; verify answers its
+/// verdict.
+#[test]
+fn reads_of_a_log_damaged_under_a_running_server_fail_instead_of_answering_partially() {
+    use std::os::unix::fs::FileExt;
+    let dir = log_of(2100);
+    let s = Server::demo_in(dir.path(), &[]);
+    let seg = only_segment(dir.path());
+    let bytes = std::fs::read(&seg).unwrap();
+    let (at, len, lost) = blocks(&bytes)[1];
+    let zeros = vec![0u8; len - HEADER - stored::BLOCK_HEADER];
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    f.write_all_at(&zeros, (at + HEADER + stored::BLOCK_HEADER) as u64)
+        .unwrap();
+    drop(f);
+    let exported = common::try_http_with(s.addr, "GET", "/v1/audit/export", &[], None);
+    if let Ok((status, body)) = &exported {
+        let after = format!("\"seq\":{},", lost.first_seq + u64::from(lost.count) + 1);
+        assert!(
+            *status != 200 || !body.contains(&after),
+            "a complete-looking export: {status}"
+        );
+    }
+    let (status, body) = s.get("/v1/audit/summary?by=decision");
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["code"], "decision_log_unreadable", "{body}");
+    // A page that reaches the damage answers so, instead of skipping it.
+    let (status, body) = s.get(&format!(
+        "/v1/audit/decisions?after={}&limit=10",
+        lost.first_seq - 1
+    ));
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (500, &json!("decision_log_unreadable"))
+    );
+    let (status, report) = s.get("/v1/audit/verify");
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["verdict"], "unreadable", "{report}");
+    s.stop();
+}
+
+/// Low: what verify cannot check is said (a garbage or missing head.json,
+/// a deleted log.json), a switched chain hash setting is named as such, and
+/// a checkpoint older than a legitimate prune is "no longer provable".
+#[test]
+fn verify_says_what_it_cannot_check_and_names_a_switched_chain_hash() {
+    let original = log_of(10);
+    let warnings = |dir: &Path| {
+        let (code, report) = verify(dir, &[]);
+        (code, report["warnings"].to_string())
+    };
+    let d = copy_data(original.path());
+    let log = decision_log_path(d.path());
+    std::fs::write(log.join("head.json"), "garbage").unwrap();
+    let (code, w) = warnings(d.path());
+    assert!(code == OK && w.contains("head.json is not a head"), "{w}");
+    std::fs::remove_file(log.join("head.json")).unwrap();
+    let (code, w) = warnings(d.path());
+    assert!(code == OK && w.contains("no head.json"), "{w}");
+    std::fs::remove_file(log.join("log.json")).unwrap();
+    let (_, w) = warnings(d.path());
+    assert!(w.contains("log.json is missing"), "{w}");
+    assert!(!log.join("log.json").exists(), "verify changes nothing");
+
+    let d = copy_data(original.path());
+    let meta = decision_log_path(d.path()).join("log.json");
+    std::fs::write(&meta, r#"{"format":1,"chain_hash":"sm3"}"#).unwrap();
+    let (code, report) = verify(d.path(), &[]);
+    assert_eq!(code, TAMPERED, "{report}");
+    assert!(
+        report["problem"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("chain hash setting does not match the records"),
+        "{report}"
+    );
+
+    // A checkpoint whose record retention pruned (legitimately) can no
+    // longer be proven: said, not called tampering.
+    let d = copy_data(original.path());
+    let data = d.path().to_str().unwrap();
+    let (_, report) = verify(d.path(), &[]);
+    let old = format!("5:{}", "0".repeat(64));
+    let (code, out, err) = common::prune_everything(data);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, report2) = verify(
+        d.path(),
+        &["--checkpoint", &old, "--min-retention-days", "0"],
+    );
+    assert_eq!(code, OK, "{report2} (before: {report})");
+    assert!(
+        report2["checkpoint"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("can no longer be proven"),
+        "{report2}"
+    );
+}
+
+/// H1/H2, going on: `serve --accept-damaged-log` keeps the evidence (the
+/// files moved aside), starts a new segment whose first record names what
+/// was found, and never reuses a sequence number.
+#[test]
+fn accepting_a_damaged_log_keeps_the_evidence_and_reuses_no_seq() {
+    let dir = log_of(2100);
+    let seg = only_segment(dir.path());
+    let bytes = std::fs::read(&seg).unwrap();
+    let (at, _, _) = *blocks(&bytes).last().unwrap();
+    std::fs::write(&seg, &bytes[..at]).unwrap();
+    let s = Server::demo_in(dir.path(), &["--accept-damaged-log"]);
+    s.stop();
+    let log = decision_log_path(dir.path());
+    let aside: Vec<_> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("damaged-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(aside[0].join("head.json").is_file());
+    let (code, report) = verify(dir.path(), &[]);
+    assert_eq!(code, OK, "{report}");
+    assert_eq!(
+        report["first_seq"], 2102,
+        "after head.json's 2101: {report}"
+    );
+    let (code, out, err) = cli(&["audit", "export", "--data", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let first: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(first["kind"], "log.damage", "{first}");
+}
+
+/// M3: a segment cut under a running server: `GET /v1/audit/verify`
+/// answers its verdict instead of failing to read the file.
+#[test]
+fn verify_over_http_of_a_segment_cut_under_the_server_answers_a_verdict() {
+    let dir = log_of(2100);
+    let s = Server::demo_in(dir.path(), &[]);
+    let seg = only_segment(dir.path());
+    let len = std::fs::metadata(&seg).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    f.set_len(len / 2).unwrap();
+    drop(f);
+    let (status, report) = s.get("/v1/audit/verify");
+    assert_eq!(status, 200, "{report}");
+    assert_ne!(report["verdict"], "ok", "{report}");
+    s.stop();
+}
+
+/// A log restarted after record N (here by `--accept-damaged-log`; retention
+/// does the same) that crashes before its first block still opens: its
+/// journal starts it.
+#[test]
+fn a_restarted_log_that_crashes_before_its_first_block_opens_again() {
+    let dir = log_of(10);
+    let head = decision_log_path(dir.path()).join("head.json");
+    let mut h: Value = serde_json::from_slice(&std::fs::read(&head).unwrap()).unwrap();
+    h["hash"] = json!("ab".repeat(32));
+    std::fs::write(&head, h.to_string()).unwrap();
+    let mut s = Server::demo_in(dir.path(), &["--accept-damaged-log"]);
+    s.kill();
+    let (code, _, err) = cli(&["audit", "export", "--data", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, report) = verify(dir.path(), &[]);
+    assert_eq!(code, OK, "{report}");
+    assert_eq!(report["first_seq"], 12, "{report}");
+}

@@ -328,10 +328,14 @@ impl Appender {
 
     /// Retention: removes whole sealed segments whose records were all
     /// written before `before_ms` (a prefix of the log), after appending an
-    /// anchor record naming the last record removed and its hash.
+    /// anchor record naming the last record removed, its hash and its whole
+    /// stored line. Decided from the records' own times (decompressed), not
+    /// block headers, and refused when the last record to go is younger than
+    /// `min_retention_ms` (the same rule `audit verify` checks anchors by).
     pub fn prune(
         &mut self,
         before_ms: u64,
+        min_retention_ms: u64,
         principal: &str,
     ) -> Result<Option<PrunedRange>, AuditError> {
         self.seal_block()?;
@@ -345,26 +349,35 @@ impl Appender {
             self.roll_segment()?;
         }
         let layout = self.shared.layout().clone();
-        let Some((cut, last_block)) = prunable(&layout, self.seg_id, before_ms) else {
+        let Some(cut) = prunable(&layout, self.seg_id, before_ms)? else {
             return Ok(None);
         };
-        let last = segment::read_block(&layout, &last_block)?
-            .pop()
-            .ok_or_else(|| AuditError::Format("an empty block".to_owned()))?;
+        let (last_seq, last_ms) = stored::own_seq_time(&cut.last.canonical)
+            .map_err(|e| AuditError::Format(e.to_string()))?;
+        // The anchor is timed after this moment, so `audit verify`, measuring
+        // from the anchor's time, finds the same rule kept.
+        if last_ms.saturating_add(min_retention_ms) > crate::now_ms() {
+            return Err(AuditError::TooRecent {
+                seq: last_seq,
+                written: super::time::format_utc(last_ms),
+                min_days: min_retention_ms / DAY_MS,
+            });
+        }
         let pruned = PrunedRange {
-            first_seq: layout.blocks[0].header.first_seq,
-            last_seq: last.seq,
-            last_hash: last.hash_hex(),
+            first_seq: cut.first_seq,
+            last_seq,
+            last_hash: cut.last.hash_hex(),
+            last_record: Some(String::from_utf8_lossy(&cut.last.canonical).into_owned()),
         };
         // The anchor is durable before any record goes: a crash between the
         // two leaves an anchor and records it names, never the reverse.
         self.append(&mut [anchor(&pruned, before_ms, principal)])?;
         {
             let mut l = self.shared.layout();
-            l.segments.retain(|s| !cut.contains(&s.id));
-            l.blocks.retain(|b| !cut.contains(&b.segment));
+            l.segments.retain(|s| !cut.segments.contains(&s.id));
+            l.blocks.retain(|b| !cut.segments.contains(&b.segment));
         }
-        for id in &cut {
+        for id in &cut.segments {
             let path = segment::segment_path(&self.shared.dir, *id);
             fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
         }
@@ -373,24 +386,52 @@ impl Appender {
     }
 }
 
+/// A day in milliseconds (minimum retention is given in days).
+pub const DAY_MS: u64 = 86_400_000;
+
+/// What retention may remove: whole sealed segments, the first record's
+/// own seq and the last record.
+struct Cut {
+    segments: Vec<u64>,
+    first_seq: u64,
+    last: Stored,
+}
+
 /// The sealed segments at the start of the log whose records are all older
-/// than `before_ms`, and the last block among them.
-fn prunable(layout: &Layout, current: u64, before_ms: u64) -> Option<(Vec<u64>, BlockRef)> {
-    let mut cut = Vec::new();
+/// than `before_ms`, by the records' own times: every block is decoded and
+/// checked against its header, so a rewritten header (times moved back) is
+/// refused instead of deciding what goes.
+fn prunable(layout: &Layout, current: u64, before_ms: u64) -> Result<Option<Cut>, AuditError> {
+    let mut segments = Vec::new();
+    let mut first_seq = None;
     let mut last = None;
-    for s in layout.segments.iter().filter(|s| s.id != current) {
-        let mut blocks = layout
-            .blocks
-            .iter()
-            .filter(|b| b.segment == s.id)
-            .peekable();
-        if blocks.peek().is_some() && !blocks.clone().all(|b| b.header.max_ms < before_ms) {
-            break;
+    'segments: for s in layout.segments.iter().filter(|s| s.id != current) {
+        let mut seg_last = None;
+        for b in layout.blocks.iter().filter(|b| b.segment == s.id) {
+            let records = segment::read_block(layout, b)?;
+            if let Some(d) = stored::block_disagreement(&b.header, &records) {
+                return Err(AuditError::Format(format!(
+                    "segment {}: {d}; retention refused (run `audit verify`)",
+                    s.id
+                )));
+            }
+            if records.iter().any(|r| r.timestamp_ms >= before_ms) {
+                break 'segments;
+            }
+            first_seq = first_seq.or(records.first().map(|r| r.seq));
+            seg_last = records.into_iter().last().or(seg_last);
         }
-        last = blocks.last().copied().or(last);
-        cut.push(s.id);
+        last = seg_last.or(last);
+        segments.push(s.id);
     }
-    Some((cut, last?))
+    Ok(match (first_seq, last) {
+        (Some(first_seq), Some(last)) => Some(Cut {
+            segments,
+            first_seq,
+            last,
+        }),
+        _ => None,
+    })
 }
 
 fn anchor(pruned: &PrunedRange, before_ms: u64, principal: &str) -> DecisionRecord {

@@ -170,6 +170,11 @@ pub struct CheckpointCheck {
     pub seq: u64,
     pub hash: String,
     pub extended: bool,
+    /// The checkpoint's record was pruned by an anchor that verified, and
+    /// the anchor names another record: the log can neither prove nor
+    /// disprove it any more. Not tampering (the verdict stays ok).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unprovable: bool,
     pub detail: String,
 }
 
@@ -195,6 +200,11 @@ pub struct VerifyReport {
     #[serde(default)]
     pub last_verified: Option<Checkpoint>,
     pub checkpoint: Option<CheckpointCheck>,
+    /// What could not be checked, though nothing was found wrong (an anchor
+    /// written before anchors carried the pruned record, a missing
+    /// `head.json`): the verdict stays ok, the report says so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// A log not closed cleanly: the unfinished write found at its end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crash_tail: Option<String>,

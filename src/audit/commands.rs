@@ -63,14 +63,20 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
 /// the log is intact (and extends the checkpoint, if given), 3 when it was
 /// tampered with, 4 when storage is damaged or unreadable (1: it could not
 /// be checked at all).
-pub fn verify(data: &Path, checkpoint: Option<&str>, json: bool) -> ExitCode {
+pub fn verify(
+    data: &Path,
+    checkpoint: Option<&str>,
+    json: bool,
+    min_retention_days: u64,
+) -> ExitCode {
     let checkpoint = match checkpoint.map(read_checkpoint).transpose() {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let report = match super::snapshot_at(&decision_log_path(data))
-        .and_then(|snap| super::forensics::verify(&snap, checkpoint.as_ref()))
-    {
+    let report = match super::snapshot_at(&decision_log_path(data)).and_then(|snap| {
+        let rules = super::forensics::Rules::now(min_retention_days);
+        super::forensics::verify_with(&snap, checkpoint.as_ref(), &rules)
+    }) {
         Ok(r) => r,
         Err(e) => return opening_failed(&e),
     };
@@ -297,10 +303,14 @@ fn finish(result: Result<u64, query::QueryError>, mut out: impl Write) -> ExitCo
 
 /// `audit prune`: removes whole segments of records written before
 /// `before_ms`, leaving an anchor record.
-pub fn prune(data: &Path, before_ms: u64) -> ExitCode {
+pub fn prune(data: &Path, before_ms: u64, min_retention_days: u64) -> ExitCode {
     with_log(data, |log, runtime| {
         let operator = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
-        match runtime.block_on(log.prune(before_ms, &format!("Operator::{operator:?}"))) {
+        match runtime.block_on(log.prune(
+            before_ms,
+            min_retention_days,
+            &format!("Operator::{operator:?}"),
+        )) {
             Ok(Some(r)) => {
                 println!(
                     "pruned records {}..={}; the anchor carries the hash of record {}: {}",

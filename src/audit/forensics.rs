@@ -12,6 +12,7 @@
 //! can still be read and verified.
 
 use super::chain::{Checkpoint, CheckpointCheck, Problem, TamperKind, Verdict, VerifyReport};
+use super::digest::ChainHash;
 use super::frame::{self, Item, Kind};
 use super::record::PrunedRange;
 use super::scan::Snapshot;
@@ -21,6 +22,29 @@ use super::{time, AuditError, DecisionRecord};
 /// Findings kept beyond the first, so a badly damaged log still gives a
 /// bounded report.
 const MAX_PROBLEMS: usize = 100;
+
+/// Clock skew tolerated between the writer and the verifier.
+const SKEW_MS: u64 = 5 * 60 * 1000;
+
+/// What anchors are held to.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// An anchor may only have pruned records at least this old, measured
+    /// from the anchor's own time.
+    pub min_retention_ms: u64,
+    /// The verifier's clock: an anchor dated after it (beyond [`SKEW_MS`])
+    /// is forged.
+    pub now_ms: u64,
+}
+
+impl Rules {
+    pub fn now(min_retention_days: u64) -> Self {
+        Self {
+            min_retention_ms: min_retention_days.saturating_mul(86_400_000),
+            now_ms: crate::now_ms(),
+        }
+    }
+}
 
 /// The last record the walk passed.
 #[derive(Clone, Copy)]
@@ -32,6 +56,7 @@ struct Prev {
 
 struct Walk<'a> {
     snap: &'a Snapshot,
+    rules: Rules,
     checkpoint: Option<&'a Checkpoint>,
     report: VerifyReport,
     prev: Option<Prev>,
@@ -50,8 +75,18 @@ pub fn verify(
     snap: &Snapshot,
     checkpoint: Option<&Checkpoint>,
 ) -> Result<VerifyReport, AuditError> {
+    verify_with(snap, checkpoint, &Rules::now(super::MIN_RETENTION_DAYS))
+}
+
+/// [`verify`] with anchors held to `rules`.
+pub fn verify_with(
+    snap: &Snapshot,
+    checkpoint: Option<&Checkpoint>,
+    rules: &Rules,
+) -> Result<VerifyReport, AuditError> {
     let mut walk = Walk {
         snap,
+        rules: *rules,
         checkpoint,
         report: VerifyReport {
             ok: false,
@@ -64,6 +99,7 @@ pub fn verify(
             problems: Vec::new(),
             last_verified: None,
             checkpoint: None,
+            warnings: Vec::new(),
             crash_tail: None,
         },
         prev: None,
@@ -78,7 +114,8 @@ pub fn verify(
     let crashed = snap.layout.head.is_none();
     let n = snap.layout.segments.len();
     for (i, seg) in snap.layout.segments.iter().enumerate() {
-        let bytes = snap.segment_bytes(seg).map_err(|e| AuditError::Io {
+        let file = &snap.segments[&seg.id];
+        let bytes = super::segment::read_upto(file, seg.len).map_err(|e| AuditError::Io {
             path: seg.path.display().to_string(),
             source: e,
         })?;
@@ -87,13 +124,16 @@ pub fn verify(
     }
     let n = snap.journals.len();
     for (i, (j, file)) in snap.journals.iter().enumerate() {
-        let bytes = super::segment::read_file(file, j.len).map_err(|e| AuditError::Io {
+        let bytes = super::segment::read_upto(file, j.len).map_err(|e| AuditError::Io {
             path: j.path.display().to_string(),
             source: e,
         })?;
         let bytes = walk.without_crash_tail(&bytes, crashed && i + 1 == n);
         walk.file(bytes, &j.path.display().to_string(), true);
     }
+    walk.report
+        .warnings
+        .extend(snap.layout.warnings.iter().cloned());
     walk.prefix();
     walk.head();
     walk.checkpoint();
@@ -193,6 +233,9 @@ impl Walk<'_> {
         match Kind::from_byte(kind) {
             Some(Kind::Block) => match stored::decode_block(payload) {
                 Ok((header, records)) => {
+                    if !damaged {
+                        self.header(&header, &records, name, at);
+                    }
                     let before = self.report.problems.len();
                     for r in &records {
                         self.record(r, damaged);
@@ -223,7 +266,18 @@ impl Walk<'_> {
             Some(Kind::Record) => match Stored::decode_raw(payload) {
                 // A journal record already sealed into a block.
                 Ok(r) if journal && self.prev.is_some_and(|p| r.seq <= p.seq) => {}
-                Ok(r) => self.record(&r, damaged),
+                Ok(r) => {
+                    if let Some(d) = stored::record_disagreement(&r).filter(|_| !damaged) {
+                        let seq = stored::own_seq_time(&r.canonical).map_or(r.seq, |o| o.0);
+                        self.found(
+                            TamperKind::Altered,
+                            seq,
+                            Some(r.timestamp_ms),
+                            format!("{name}: the record at byte {at} was rewritten ({crc}): {d}"),
+                        );
+                    }
+                    self.record(&r, damaged)
+                }
                 Err(e) => self.lost(format!(
                     "{name}: the record at byte {at} cannot be decoded ({crc}): {e}"
                 )),
@@ -232,6 +286,24 @@ impl Walk<'_> {
                 "{name}: the frame at byte {at} is of unknown kind {kind} ({crc})"
             )),
         }
+    }
+
+    /// A block's header and its records' stored positions and times must be
+    /// what the records say: readers and retention go by them.
+    fn header(&mut self, header: &stored::BlockHeader, records: &[Stored], name: &str, at: usize) {
+        let Some(d) = stored::block_disagreement(header, records) else {
+            return;
+        };
+        let (seq, ms) = records
+            .first()
+            .and_then(|r| stored::own_seq_time(&r.canonical).ok())
+            .map_or((self.next_seq(), None), |(s, t)| (s, Some(t)));
+        self.found(
+            TamperKind::Altered,
+            seq,
+            ms,
+            format!("{name}: the block at byte {at} was rewritten (checksum intact): {d}"),
+        );
     }
 
     /// Checks one record against its predecessor and its hash. Its own
@@ -295,12 +367,11 @@ impl Walk<'_> {
         // hash (the previous hash inside it is not known).
         if chain_ok {
             if self.snap.chain_hash.digest(&r.canonical) != r.hash {
-                self.found(
-                    content,
-                    seq,
-                    at,
-                    format!("record {seq} does not match its hash: {how}"),
-                );
+                let detail = match self.other_chain_hash(r) {
+                    Some(other) => format!("the chain hash setting does not match the records: log.json says {} but record {seq} is hashed with {other} (log.json was changed or replaced)", self.snap.chain_hash),
+                    None => format!("record {seq} does not match its hash: {how}"),
+                };
+                self.found(content, seq, at, detail);
             } else if serde_json::to_vec(&rec).ok().as_deref() != Some(&line[..]) {
                 self.found(
                     chain(TamperKind::Altered),
@@ -313,6 +384,19 @@ impl Walk<'_> {
             }
         }
         self.moved_past(r, seq);
+    }
+
+    /// For the first record walked: the other chain hash, if that is the
+    /// one its hash was made with (`log.json` switched, not the record).
+    fn other_chain_hash(&self, r: &Stored) -> Option<ChainHash> {
+        if self.first.is_some() {
+            return None;
+        }
+        let other = match self.snap.chain_hash {
+            ChainHash::Sha256 => ChainHash::Sm3,
+            ChainHash::Sm3 => ChainHash::Sha256,
+        };
+        (other.digest(&r.canonical) == r.hash).then_some(other)
     }
 
     fn moved_past(&mut self, r: &Stored, seq: u64) {
@@ -336,8 +420,51 @@ impl Walk<'_> {
         if self.report.problem.is_none() {
             self.report.last_verified = Some(Checkpoint::of(&rec));
         }
-        if let Some(p) = rec.pruned {
+        if let Some(p) = rec.pruned.clone() {
+            self.check_anchor(&rec, &p);
             self.anchor = Some(p);
+        }
+    }
+
+    /// An anchor must prove what it pruned (the last record's stored line,
+    /// re-hashed) and may not have pruned it within the minimum retention,
+    /// measured from its own time, which may not be in the future. Without
+    /// the line (anchors older than it) the claim cannot be checked: a
+    /// warning, not a verdict.
+    fn check_anchor(&mut self, rec: &DecisionRecord, p: &PrunedRange) {
+        let (seq, at) = (rec.seq, Some(rec.timestamp_ms));
+        if rec.timestamp_ms > self.rules.now_ms.saturating_add(SKEW_MS) {
+            let now = time::format_utc(self.rules.now_ms);
+            self.found(TamperKind::Altered, seq, at, format!("anchor {seq} is dated after this verifier's clock ({now}): forged, or the clock is wrong"));
+        }
+        let Some(line) = &p.last_record else {
+            self.report.warnings.push(format!(
+                "unverifiable anchor: record {seq} says records {}..={} were pruned but does not carry the last of them (anchors written before they did); only its hash links the log on",
+                p.first_seq, p.last_seq
+            ));
+            return;
+        };
+        let own = stored::own_seq_time(line.as_bytes()).ok();
+        if self.snap.chain_hash.hex(line.as_bytes()) != p.last_hash
+            || own.map(|o| o.0) != Some(p.last_seq)
+        {
+            return self.found(
+                TamperKind::Altered,
+                seq,
+                at,
+                format!(
+                    "anchor {seq}: the pruned record it carries is not record {} with hash {}",
+                    p.last_seq, p.last_hash
+                ),
+            );
+        }
+        let written = own.map_or(0, |o| o.1);
+        if written.saturating_add(self.rules.min_retention_ms) > rec.timestamp_ms {
+            let days = self.rules.min_retention_ms / 86_400_000;
+            self.found(TamperKind::Altered, seq, at, format!(
+                "anchor {seq} pruned record {} written {}, within the minimum retention of {days} days before the anchor: records were removed (or pruned with a lower minimum: verify with --min-retention-days)",
+                p.last_seq, time::format_utc(written)
+            ));
         }
     }
 
@@ -456,6 +583,7 @@ impl Walk<'_> {
             seq: cp.seq,
             hash: cp.hash.clone(),
             extended,
+            unprovable: false,
             detail,
         };
         let check = if cp.seq > last {
@@ -470,8 +598,15 @@ impl Walk<'_> {
             match &self.anchor {
                 Some(r) if r.last_seq == cp.seq && r.last_hash == cp.hash => result(true, format!("record {} was pruned; the anchor carries its hash", cp.seq)),
                 Some(r) if r.last_seq == cp.seq => result(false, format!("the anchor's hash for pruned record {} differs from the checkpoint", cp.seq)),
+                Some(r) if cp.seq <= r.last_seq => CheckpointCheck {
+                    unprovable: true,
+                    ..result(false, format!(
+                        "record {} was pruned (the anchor covers records {}..={}); this checkpoint can no longer be proven: use a checkpoint taken after the prune",
+                        cp.seq, r.first_seq, r.last_seq
+                    ))
+                },
                 _ => result(false, format!(
-                    "record {} is not in the log (it starts at {}); this checkpoint can no longer be proven",
+                    "record {} is not in the log (it starts at {}) and no anchor accounts for it: records were removed",
                     cp.seq,
                     self.report.first_seq.unwrap_or(0)
                 )),
@@ -482,7 +617,11 @@ impl Walk<'_> {
 
     fn finish(mut self) -> VerifyReport {
         let tampered = self.report.problems.iter().any(|p| !p.kind.is_damage())
-            || self.report.checkpoint.as_ref().is_some_and(|c| !c.extended);
+            || self
+                .report
+                .checkpoint
+                .as_ref()
+                .is_some_and(|c| !c.extended && !c.unprovable);
         self.report.verdict = if tampered {
             Verdict::Tampered
         } else if self.report.problems.is_empty() {

@@ -62,11 +62,36 @@ pub enum AuditError {
     Missing(String),
     #[error("decision log: {0}")]
     Format(String),
+    /// The files end at another record than the clean-close head names:
+    /// cut, rewritten or a forged head. Not opened for writing.
+    #[error("decision log: head.json names record {head_seq} ({head_hash}) but the last record in the files is {last_seq} ({last_hash}); the log is not opened, so nothing is overwritten: run `etax-authz audit verify`, keep the files as evidence (docs/decision-log.md, \"A log that disagrees with its head\")")]
+    HeadMismatch {
+        head_seq: u64,
+        head_hash: String,
+        last_seq: u64,
+        last_hash: String,
+    },
+    /// Retention asked to remove a record younger than the minimum.
+    #[error("decision log: retention refused: record {seq} was written {written}, less than the minimum retention of {min_days} days ago (PRC Cybersecurity Law art. 21: at least six months)")]
+    TooRecent {
+        seq: u64,
+        written: String,
+        min_days: u64,
+    },
+    /// Records that cannot be read (damaged storage): a read that would go
+    /// on past them answers this instead of a partial result.
+    #[error("decision_log_unreadable: the decision log cannot be read from record {seq} ({detail}); run `audit verify`")]
+    Unreadable { seq: u64, detail: String },
     #[error("decision log writer stopped")]
     Stopped,
     #[error("decision log write failed: {0}")]
     Write(String),
 }
+
+/// Records retention may never remove before they are this many days old:
+/// the PRC Cybersecurity Law (art. 21) asks that network logs be kept at
+/// least six months. `audit verify` holds anchors to the same minimum.
+pub const MIN_RETENTION_DAYS: u64 = 180;
 
 /// The decision log directory inside a data directory: the one place its
 /// name is decided.
@@ -106,6 +131,65 @@ fn prepare(dir: &Path, chain_hash: ChainHash) -> Result<segment::LogMeta, AuditE
     Ok(meta)
 }
 
+/// Sets a log that disagrees with its head aside and says where the new
+/// one continues: after the higher of the head's and the files' last seq.
+fn damaged(
+    path: &Path,
+    e: &AuditError,
+) -> Result<(segment::Recovered, Option<DecisionRecord>), AuditError> {
+    let AuditError::HeadMismatch {
+        head_seq,
+        head_hash,
+        last_seq,
+        last_hash,
+    } = e
+    else {
+        unreachable!("only a head mismatch is accepted");
+    };
+    let (seq, hash) = if head_seq >= last_seq {
+        (*head_seq, head_hash.clone())
+    } else {
+        (*last_seq, last_hash.clone())
+    };
+    let prev = hex::decode(&hash)
+        .ok()
+        .and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok())
+        .unwrap_or([0; 32]);
+    let aside = segment::set_aside(path)?;
+    tracing::error!(found = %e, kept = %aside.display(), "decision log: damaged; its files were set aside and a new segment started");
+    let mut record = DecisionRecord::new(
+        &crate::random_id(),
+        "log.damage",
+        "Operator::\"serve\"",
+        "audit.damage",
+        &format!("DecisionLog::\"1..={seq}\""),
+        None,
+        false,
+        &[],
+        &[],
+        "",
+        0,
+    );
+    record.reason = Some(format!(
+        "opened with --accept-damaged-log: {e}; the files were moved to {}",
+        aside.display()
+    ));
+    record.pruned = Some(PrunedRange {
+        first_seq: 1,
+        last_seq: seq,
+        last_hash: hex::encode(prev),
+        last_record: None,
+    });
+    let recovered = segment::Recovered {
+        // The directory holds no segment or journal now: the writer starts
+        // a new segment at `seq + 1`.
+        layout: segment::Layout::default(),
+        pending: Vec::new(),
+        last: (seq, prev, 0),
+    };
+    Ok((recovered, Some(record)))
+}
+
 /// Reads a log nobody writes (no repair, nothing changed): for `audit
 /// verify` and `audit checkpoint` on a stopped server's data.
 pub fn snapshot_at(dir: &Path) -> Result<Snapshot, AuditError> {
@@ -117,12 +201,28 @@ pub fn snapshot_at(dir: &Path) -> Result<Snapshot, AuditError> {
         source: e,
     })?;
     let _lock = segment::lock(dir)?;
+    let mut missing_meta = false;
     let meta = match segment::read_meta(dir)? {
         Some(m) => m,
         // An old-format log: migrated (under the lock) before it is read.
-        None => prepare(dir, ChainHash::Sha256)?,
+        None if migrate::legacy_path(dir).is_file() => prepare(dir, ChainHash::Sha256)?,
+        // Not recreated: reading changes nothing, and its absence is a
+        // finding.
+        None => {
+            missing_meta = true;
+            segment::LogMeta {
+                format: segment::FORMAT,
+                chain_hash: ChainHash::Sha256,
+            }
+        }
     };
-    Snapshot::open(segment::read_layout(dir)?, meta.chain_hash)
+    let mut layout = segment::read_layout(dir)?;
+    if missing_meta {
+        layout.warnings.push(
+            "log.json is missing: its chain hash is unknown, SHA-256 assumed (a wrong guess shows as a chain hash mismatch on record 1)".to_owned(),
+        );
+    }
+    Snapshot::open(layout, meta.chain_hash)
 }
 
 /// Appends decision records through the writer thread and reads them back.
@@ -145,19 +245,44 @@ impl AuditLog {
     /// a second one gets [`AuditError::Locked`]. After a clean close this
     /// reads only frame headers; after a crash it also checks the tail.
     pub fn open_with(path: &Path, chain_hash: ChainHash) -> Result<Self, AuditError> {
+        Self::open_inner(path, chain_hash, false)
+    }
+
+    /// As [`AuditLog::open_with`], but a log whose files disagree with its
+    /// `head.json` ([`AuditError::HeadMismatch`]) is not refused: its files
+    /// are moved into `damaged-<time>/` (evidence, never deleted), and a new
+    /// segment starts after the higher of the two sequence numbers, its
+    /// first record a `log.damage` record naming what was found (an anchor
+    /// for the records set aside, so the new log verifies). No sequence
+    /// number is reused. Other damage is still refused.
+    pub fn open_accepting_damage(path: &Path, chain_hash: ChainHash) -> Result<Self, AuditError> {
+        Self::open_inner(path, chain_hash, true)
+    }
+
+    fn open_inner(
+        path: &Path,
+        chain_hash: ChainHash,
+        accept_damage: bool,
+    ) -> Result<Self, AuditError> {
         std::fs::create_dir_all(path).map_err(|e| AuditError::Io {
             path: path.display().to_string(),
             source: e,
         })?;
         let lock = segment::lock(path)?;
         let meta = prepare(path, chain_hash)?;
-        let recovered = segment::recover(path)?;
+        let (recovered, damage) = match segment::recover(path) {
+            Err(e @ AuditError::HeadMismatch { .. }) if accept_damage => damaged(path, &e)?,
+            other => (other?, None),
+        };
         let shared = Arc::new(append::Shared {
             dir: path.to_owned(),
             meta,
             layout: Mutex::new(segment::Layout::default()),
         });
-        let appender = append::Appender::open(shared.clone(), lock, recovered)?;
+        let mut appender = append::Appender::open(shared.clone(), lock, recovered)?;
+        if let Some(record) = damage {
+            appender.append(&mut [record])?;
+        }
         let tx = writer::spawn(appender)?;
         Ok(Self { shared, tx })
     }
@@ -214,15 +339,19 @@ impl AuditLog {
     /// first, stopping at the first newer one) and appends an anchor record
     /// naming the last one removed and its hash, so the rest still verifies.
     /// `principal` says who asked (`retention`, an operator, a key id).
+    /// Refused ([`AuditError::TooRecent`]) when a record to remove is younger
+    /// than `min_retention_days` (the law asks for 180; tests pass 0).
     pub async fn prune(
         &self,
         before_ms: u64,
+        min_retention_days: u64,
         principal: &str,
     ) -> Result<Option<PrunedRange>, AuditError> {
         let (ack, done) = oneshot::channel();
         self.tx
             .send(writer::Msg::Prune {
                 before_ms,
+                min_retention_ms: min_retention_days.saturating_mul(append::DAY_MS),
                 principal: principal.to_owned(),
                 ack,
             })

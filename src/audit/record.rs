@@ -221,6 +221,12 @@ pub struct PrunedRange {
     pub first_seq: u64,
     pub last_seq: u64,
     pub last_hash: String,
+    /// The canonical JSON of that last pruned record, as stored: `audit
+    /// verify` re-hashes it against `last_hash` and so learns when it was
+    /// written, to refuse a cut within the minimum retention. Absent on
+    /// anchors written before it existed ("unverifiable anchor").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_record: Option<String>,
 }
 
 impl DecisionRecord {

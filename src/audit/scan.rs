@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::digest::ChainHash;
 use super::frame::{self, Item, Kind};
 use super::segment::{self, BlockRef, FileRef, Layout};
-use super::stored::Stored;
+use super::stored::{self, Stored};
 use super::AuditError;
 
 /// The log's files as of one moment.
@@ -56,41 +56,63 @@ impl Snapshot {
         segment::read_file(&self.segments[&seg.id], seg.len)
     }
 
-    /// The journal records after the last block, oldest first; frames that
-    /// do not decode are skipped (`audit verify` reports them).
-    pub fn journal_records(&self) -> io::Result<Vec<Stored>> {
+    /// The journal records after the last block, oldest first. A frame
+    /// that is damaged or does not decode is an error naming the record
+    /// after the last one read (a write a crash cut off at the very end,
+    /// never acknowledged, is not).
+    pub fn journal_records(&self) -> Result<Vec<Stored>, AuditError> {
         let mut out: Vec<Stored> = Vec::new();
         for (f, file) in &self.journals {
-            let bytes = segment::read_file(file, f.len)?;
+            let bytes = segment::read_file(file, f.len).map_err(|e| AuditError::Io {
+                path: f.path.display().to_string(),
+                source: e,
+            })?;
             for item in frame::frames(&bytes) {
-                let Item::Frame { kind, payload, .. } = item else {
-                    continue;
+                let after = out
+                    .last()
+                    .map_or(self.layout.blocked_seq(), |p: &Stored| p.seq);
+                let unreadable = |at: usize, what: &str| AuditError::Unreadable {
+                    seq: after + 1,
+                    detail: format!("{} at byte {at}: {what}", f.path.display()),
                 };
-                if Kind::from_byte(kind) != Some(Kind::Record) {
-                    continue;
-                }
-                if let Ok(r) = Stored::decode_raw(payload) {
-                    let after = out
-                        .last()
-                        .map_or(self.layout.blocked_seq(), |p: &Stored| p.seq);
-                    if r.seq > after {
-                        out.push(r);
+                let r = match item {
+                    Item::Frame { kind, payload, at } if kind == Kind::Record as u8 => {
+                        Stored::decode_raw(payload).map_err(|e| unreadable(at, &e.to_string()))?
                     }
+                    Item::Torn { .. } => continue,
+                    Item::Frame { at, .. } => return Err(unreadable(at, "not a record frame")),
+                    Item::Damaged { at, .. } | Item::Garbage { at, .. } => {
+                        return Err(unreadable(at, "damaged bytes"))
+                    }
+                };
+                if r.seq > after {
+                    out.push(r);
                 }
             }
         }
         Ok(out)
     }
 
-    fn block(&self, b: &BlockRef) -> Vec<Stored> {
-        match segment::read_block_from(&self.segments[&b.segment], b) {
-            Ok(records) => records,
-            Err(e) => {
-                // Queries go on past damage; `audit verify` names it.
-                tracing::warn!(segment = b.segment, offset = b.offset, error = %e, "decision log: skipping an unreadable block");
-                Vec::new()
+    /// A block's records. One that cannot be read is an error, not an
+    /// empty block: an export, summary or page that went on past it would
+    /// look complete while records are missing (`audit verify` says more).
+    /// A block whose header disagrees with its records (first seq, times:
+    /// cheap checks, one record parsed) is refused the same way: cursors
+    /// and `since` would otherwise follow a rewritten header.
+    fn block(&self, b: &BlockRef) -> Result<Vec<Stored>, AuditError> {
+        let unreadable = |e: &dyn std::fmt::Display| {
+            tracing::error!(segment = b.segment, offset = b.offset, error = %e, "decision log: an unreadable block");
+            AuditError::Unreadable {
+                seq: b.header.first_seq,
+                detail: format!("segment {} at byte {}: {e}", b.segment, b.offset),
             }
+        };
+        let records =
+            segment::read_block_from(&self.segments[&b.segment], b).map_err(|e| unreadable(&e))?;
+        if let Some(d) = stored::header_mismatch(&b.header, &records) {
+            return Err(unreadable(&d));
         }
+        Ok(records)
     }
 }
 
@@ -136,7 +158,16 @@ impl Iterator for Scan {
                 if self.since_ms.is_some_and(|t| b.header.max_ms < t) {
                     continue;
                 }
-                self.current = self.snap.block(b).into_iter();
+                match self.snap.block(b) {
+                    Ok(records) => self.current = records.into_iter(),
+                    Err(e) => {
+                        // Nothing after it is given either: a reader resuming
+                        // past the damage would skip records silently.
+                        self.next_block = self.snap.layout.blocks.len();
+                        self.journal_done = true;
+                        return Some(Err(e));
+                    }
+                }
                 continue;
             }
             if self.journal_done {
@@ -145,12 +176,7 @@ impl Iterator for Scan {
             self.journal_done = true;
             match self.snap.journal_records() {
                 Ok(records) => self.current = records.into_iter(),
-                Err(e) => {
-                    return Some(Err(AuditError::Io {
-                        path: "decision log journal".to_owned(),
-                        source: e,
-                    }))
-                }
+                Err(e) => return Some(Err(e)),
             }
         }
     }

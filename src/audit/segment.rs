@@ -5,8 +5,9 @@
 //! (`journal-<first seq>.log`), and the sparse index of blocks built from
 //! their headers alone.
 //!
-//! Opening after a clean close reads only frame headers (no repair, no
-//! decompression). Opening after a crash (no `head.json`) also checks every
+//! Opening after a clean close reads only frame headers and the last block
+//! (no repair): the writer continues from the last record's own seq and
+//! hash, and refuses a log whose `head.json` names another. Opening after a crash (no `head.json`) also checks every
 //! frame of the tail segment and the journal, and cuts a torn final frame,
 //! keeping its bytes in `torn/` for the record.
 
@@ -130,6 +131,9 @@ pub struct Layout {
     pub journals: Vec<FileRef>,
     /// The last record, as the writer (or a clean close) last recorded it.
     pub head: Option<Checkpoint>,
+    /// What a reader of a stopped log could not check (no or a garbage
+    /// `head.json`, no `log.json`): reported by `verify`, never repaired.
+    pub warnings: Vec<String>,
 }
 
 impl Layout {
@@ -214,6 +218,23 @@ fn index_damaged(seg: &FileRef, file: &File) -> Result<Vec<BlockRef>, AuditError
     Ok(out)
 }
 
+/// Up to `len` bytes of `file`, fewer if it was cut since `len` was taken:
+/// `verify` reports a cut file rather than failing to read it.
+pub fn read_upto(file: &File, len: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = vec![0u8; len as usize];
+    let mut got = 0;
+    while got < bytes.len() {
+        match file.read_at(&mut bytes[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(got);
+    Ok(bytes)
+}
+
 pub fn read_file(file: &File, len: u64) -> io::Result<Vec<u8>> {
     let mut bytes = vec![0u8; len as usize];
     file.read_exact_at(&mut bytes, 0)?;
@@ -227,11 +248,26 @@ pub fn read_layout(dir: &Path) -> Result<Layout, AuditError> {
     for seg in &segments {
         blocks.extend(index_segment(seg)?);
     }
+    let mut warnings = Vec::new();
+    let head = match read_head_file(dir) {
+        Ok(Some(h)) => Some(h),
+        Ok(None) => {
+            warnings.push("no head.json: the log was not closed cleanly (a crash) or the file was deleted; records cut from its end cannot be seen without a kept checkpoint".to_owned());
+            None
+        }
+        Err(e) => {
+            warnings.push(format!(
+                "head.json is not a head ({e}): how far the log went cannot be checked"
+            ));
+            None
+        }
+    };
     Ok(Layout {
         segments,
         blocks,
         journals: list(dir, "journal-")?,
-        head: read_marker(dir),
+        head,
+        warnings,
     })
 }
 
@@ -244,11 +280,32 @@ pub struct Recovered {
     pub last: (u64, [u8; 32], u64),
 }
 
+/// The clean-close head: `None` when absent (a crash, or never closed).
+/// A file that is there but is no head is refused rather than taken for a
+/// crash: it is evidence of something.
+pub fn read_head_file(dir: &Path) -> Result<Option<Checkpoint>, AuditError> {
+    let path = head_path(dir);
+    match fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+            AuditError::Format(format!(
+                "{}: not a head ({e}); the log is not opened (run `audit verify`)",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(&path, e)),
+    }
+}
+
 /// Opens the log for writing: the layout, then (after a crash) the tail
 /// checked and a torn end cut, then the journal's records after the last
-/// block.
+/// block. The head is always the last record decoded (its own seq and
+/// hash), never a header or `head.json`; a `head.json` that names another
+/// record means the files were cut or rewritten since the clean close, and
+/// the log is not opened (writing on would reuse sequence numbers or chain
+/// onto a forged hash, and the next close would overwrite the evidence).
 pub fn recover(dir: &Path) -> Result<Recovered, AuditError> {
-    let marker = read_marker(dir);
+    let marker = read_head_file(dir)?;
     if marker.is_none() {
         if let Some(mut tail) = list(dir, "seg-")?.pop() {
             cut_torn_end(dir, &mut tail)?;
@@ -258,15 +315,22 @@ pub fn recover(dir: &Path) -> Result<Recovered, AuditError> {
         cut_torn_end(dir, &mut j)?;
     }
     let layout = read_layout(dir)?;
+    let blocked = match layout.blocks.last() {
+        Some(b) => Some(last_of_block(&layout, b)?),
+        None => None,
+    };
     let mut pending: Vec<Stored> = Vec::new();
     for j in &layout.journals {
-        pending_from(j, layout.blocked_seq(), &mut pending)?;
+        pending_from(j, blocked.map(|l| l.0), &mut pending)?;
     }
-    let last = match (pending.last(), layout.blocks.last()) {
-        (Some(p), _) => (p.seq, p.hash, p.timestamp_ms),
-        (None, Some(b)) => last_of_block(&layout, b, marker.as_ref())?,
-        (None, None) => (0, [0; 32], 0),
-    };
+    let last = pending
+        .last()
+        .map(|p| (p.seq, p.hash, p.timestamp_ms))
+        .or(blocked)
+        .unwrap_or((0, [0; 32], 0));
+    if let Some(m) = marker {
+        check_head(&m, last)?;
+    }
     Ok(Recovered {
         layout,
         pending,
@@ -274,12 +338,54 @@ pub fn recover(dir: &Path) -> Result<Recovered, AuditError> {
     })
 }
 
-/// Adds the records of journal `j` that follow the last block (or the last
-/// pending record) to `pending`. A journal damaged before its end would
+/// Moves every segment, journal, `head.json` and `torn/` of the log into a
+/// new `damaged-<time>/` beside them, kept as evidence; returns it.
+pub fn set_aside(dir: &Path) -> Result<PathBuf, AuditError> {
+    let stamp = super::time::format_utc(crate::now_ms()).replace(':', "");
+    let aside = dir.join(format!("damaged-{stamp}"));
+    fs::create_dir(&aside).map_err(|e| io_err(&aside, e))?;
+    for entry in fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
+        let path = entry.map_err(|e| io_err(dir, e))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let evidence = name.starts_with("seg-")
+            || name.starts_with("journal-")
+            || name == "head.json"
+            || name == "torn";
+        if evidence {
+            fs::rename(&path, aside.join(name)).map_err(|e| io_err(&path, e))?;
+        }
+    }
+    sync_dir(&aside)?;
+    sync_dir(dir)?;
+    Ok(aside)
+}
+
+/// The clean-close head must name the last record found, by seq and hash.
+fn check_head(m: &Checkpoint, (seq, hash, _): (u64, [u8; 32], u64)) -> Result<(), AuditError> {
+    if m.seq == seq && m.hash == hex::encode(hash) {
+        return Ok(());
+    }
+    Err(AuditError::HeadMismatch {
+        head_seq: m.seq,
+        head_hash: m.hash.clone(),
+        last_seq: seq,
+        last_hash: hex::encode(hash),
+    })
+}
+
+/// Adds the records of journal `j` that follow record `blocked` (or the
+/// last pending record) to `pending`; with no block at all (a new log, or
+/// one retention or `--accept-damaged-log` restarted after record N) the
+/// journal's first record starts it, whatever its seq (`verify` checks the
+/// anchor that must account for the records before). A journal damaged before its end would
 /// leave acknowledged records out of the chain: opening stops there, for an
 /// operator to run `audit verify` and move the journal aside, rather than
 /// writing over their sequence numbers.
-fn pending_from(j: &FileRef, blocked: u64, pending: &mut Vec<Stored>) -> Result<(), AuditError> {
+fn pending_from(
+    j: &FileRef,
+    blocked: Option<u64>,
+    pending: &mut Vec<Stored>,
+) -> Result<(), AuditError> {
     let damaged = |what: String| {
         AuditError::Format(format!(
             "{}: {what}; the log is not opened (run `audit verify`, keep the file, move it aside to go on without its records)",
@@ -297,7 +403,13 @@ fn pending_from(j: &FileRef, blocked: u64, pending: &mut Vec<Stored>) -> Result<
         };
         let r = Stored::decode_raw(payload)
             .map_err(|e| damaged(format!("record at byte {at}: {e}")))?;
-        let after = pending.last().map_or(blocked, |p| p.seq);
+        if let Some(d) = stored::record_disagreement(&r) {
+            return Err(damaged(format!("record at byte {at}: {d}")));
+        }
+        let Some(after) = pending.last().map(|p| p.seq).or(blocked) else {
+            pending.push(r);
+            continue;
+        };
         if r.seq > after + 1 {
             return Err(damaged(format!(
                 "records {}..{} are missing",
@@ -312,25 +424,17 @@ fn pending_from(j: &FileRef, blocked: u64, pending: &mut Vec<Stored>) -> Result<
     Ok(())
 }
 
-/// The last record of a block: from the clean-close head when it names it,
-/// else by decompressing the block.
-fn last_of_block(
-    layout: &Layout,
-    b: &BlockRef,
-    marker: Option<&Checkpoint>,
-) -> Result<(u64, [u8; 32], u64), AuditError> {
-    if let Some(m) = marker.filter(|m| m.seq == b.header.last_seq()) {
-        if let Ok(h) = hex::decode(&m.hash) {
-            if let Ok(hash) = <[u8; 32]>::try_from(h.as_slice()) {
-                return Ok((m.seq, hash, m.timestamp_ms));
-            }
-        }
-    }
+/// The last record of a block, decompressed: its own seq (from its JSON,
+/// which its hash covers) rather than the header's, which can be rewritten
+/// with a valid checksum.
+fn last_of_block(layout: &Layout, b: &BlockRef) -> Result<(u64, [u8; 32], u64), AuditError> {
     let records = read_block(layout, b)?;
     let r = records
         .last()
         .ok_or_else(|| AuditError::Format("the last block is empty".to_owned()))?;
-    Ok((r.seq, r.hash, r.timestamp_ms))
+    let (seq, ms) = stored::own_seq_time(&r.canonical)
+        .map_err(|e| AuditError::Format(format!("the last record of the log: {e}")))?;
+    Ok((seq, r.hash, ms))
 }
 
 /// The records of one block (for the writer's head and for retention).

@@ -175,6 +175,96 @@ impl BlockHeader {
     }
 }
 
+/// The two fields of a record's own JSON that storage also keeps beside it
+/// (for the index): only the JSON is covered by the hash.
+#[derive(serde::Deserialize)]
+struct Own {
+    seq: u64,
+    timestamp_ms: u64,
+}
+
+/// The sequence number and time a record's canonical JSON says.
+pub fn own_seq_time(canonical: &[u8]) -> Result<(u64, u64), DecodeError> {
+    serde_json::from_slice::<Own>(canonical)
+        .map(|o| (o.seq, o.timestamp_ms))
+        .map_err(|e| DecodeError(format!("no seq and time in the record: {e}")))
+}
+
+/// What storage says of a record (its position, its time) that the record
+/// itself does not: a rewritten index field, since the hash covers only the
+/// JSON. `None` when they agree or the JSON cannot be read (the walk reports
+/// that on its own).
+pub fn record_disagreement(r: &Stored) -> Option<String> {
+    let (seq, ms) = own_seq_time(&r.canonical).ok()?;
+    if seq != r.seq {
+        return Some(format!("storage places record {seq} at position {}", r.seq));
+    }
+    (ms != r.timestamp_ms).then(|| {
+        format!(
+            "storage gives record {seq} the time {} but the record says {ms}",
+            r.timestamp_ms
+        )
+    })
+}
+
+/// The cheap part of [`block_disagreement`], for every read: the header's
+/// first seq against the first record's own, its times against the stored
+/// ones.
+pub fn header_mismatch(header: &BlockHeader, records: &[Stored]) -> Option<String> {
+    let (first, _) = own_seq_time(&records.first()?.canonical).ok()?;
+    let min = records.iter().map(|r| r.timestamp_ms).min()?;
+    let max = records.iter().map(|r| r.timestamp_ms).max()?;
+    (first != header.first_seq || (header.min_ms, header.max_ms) != (min, max)).then(|| {
+        format!(
+            "the block header (first record {}, times {}..{}) disagrees with its records (first {first}, times {min}..{max}): rewritten",
+            header.first_seq, header.min_ms, header.max_ms
+        )
+    })
+}
+
+/// What a block's header (first seq, count, min and max time) or its
+/// records' stored positions and times say that the records do not. Readers
+/// rely on the header to skip blocks, so a rewritten one hides records.
+pub fn block_disagreement(header: &BlockHeader, records: &[Stored]) -> Option<String> {
+    // Only the first record's position is stored (the header's first seq);
+    // the others follow from it, and a record removed inside the block is
+    // the chain walk's to name.
+    let (first, _) = own_seq_time(&records.first()?.canonical).ok()?;
+    if first != header.first_seq {
+        return Some(format!(
+            "the block header says it starts at record {} but its first record is {first}",
+            header.first_seq
+        ));
+    }
+    let moved = records.iter().find_map(|r| {
+        let (seq, ms) = own_seq_time(&r.canonical).ok()?;
+        (ms != r.timestamp_ms).then(|| {
+            format!(
+                "the index gives record {seq} the time {} but the record says {ms}",
+                r.timestamp_ms
+            )
+        })
+    });
+    if moved.is_some() {
+        return moved;
+    }
+    if records.len() != header.count as usize {
+        return Some(format!(
+            "the block header counts {} records but the block holds {}",
+            header.count,
+            records.len()
+        ));
+    }
+    let min = records.iter().map(|r| r.timestamp_ms).min()?;
+    let max = records.iter().map(|r| r.timestamp_ms).max()?;
+    ((header.min_ms, header.max_ms) != (min, max)).then(|| {
+        format!(
+            "the block header's times {}..{} are not its records' {min}..{max}",
+            header.min_ms, header.max_ms
+        )
+    })
+}
+
 /// Records per compressed block: enough for zstd to find the repetition
 /// between records, few enough that the journal stays small.
 pub const BLOCK_RECORDS: usize = 1024;

@@ -297,7 +297,7 @@ fn parses_checkpoints() {
 async fn log_in_two_segments() -> (tempfile::TempDir, AuditLog) {
     let (dir, log) = log_with(4).await;
     // Nothing is older than time 1; the prune still seals the segment.
-    assert!(log.prune(1, "retention").await.unwrap().is_none());
+    assert!(log.prune(1, 0, "retention").await.unwrap().is_none());
     log.enqueue((5..=10).map(|i| record(i, "p", true)).collect())
         .await
         .unwrap();
@@ -309,7 +309,7 @@ async fn log_in_two_segments() -> (tempfile::TempDir, AuditLog) {
 async fn pruning_leaves_a_verifiable_chain_with_an_anchor() {
     let (dir, log) = log_in_two_segments().await;
     let cp = log.checkpoint().unwrap().unwrap();
-    let pruned = log.prune(1_005, "retention").await.unwrap().unwrap();
+    let pruned = log.prune(1_005, 0, "retention").await.unwrap().unwrap();
     assert_eq!((pruned.first_seq, pruned.last_seq), (1, 4));
     let all = log.all().unwrap();
     assert_eq!(all.first().unwrap().0, 5);
@@ -324,7 +324,7 @@ async fn pruning_leaves_a_verifiable_chain_with_an_anchor() {
     assert_eq!(report.first_seq, Some(5));
 
     // Nothing older in a whole segment: no-op.
-    assert!(log.prune(1_005, "retention").await.unwrap().is_none());
+    assert!(log.prune(1_005, 0, "retention").await.unwrap().is_none());
 
     // Removing one more old record is not retention.
     tamper(dir.path(), log, |rs| {
@@ -338,9 +338,9 @@ async fn pruning_leaves_a_verifiable_chain_with_an_anchor() {
 #[tokio::test]
 async fn pruning_twice_keeps_the_chain() {
     let (dir, log) = log_in_two_segments().await;
-    log.prune(1_005, "retention").await.unwrap().unwrap();
+    log.prune(1_005, 0, "retention").await.unwrap().unwrap();
     // Segment 5..=11 (the anchor is newest, so it stays with its segment).
-    assert!(log.prune(1_008, "retention").await.unwrap().is_none());
+    assert!(log.prune(1_008, 0, "retention").await.unwrap().is_none());
     log.enqueue(vec![record(20, "p", true)]).await.unwrap();
     log.flush().await.unwrap();
     let report = log.verify(None).unwrap();

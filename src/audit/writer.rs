@@ -44,6 +44,8 @@ pub(super) enum Msg {
     /// Retention: remove records older than `before_ms`, leave an anchor.
     Prune {
         before_ms: u64,
+        /// Records younger than this are never removed.
+        min_retention_ms: u64,
         principal: String,
         ack: oneshot::Sender<Result<Option<PrunedRange>, AuditError>>,
     },
@@ -71,7 +73,8 @@ struct Cycle {
     records: Vec<DecisionRecord>,
     /// Index in `records` of a record whose sender waits for it.
     waiters: Vec<(usize, CommitAck)>,
-    prunes: Vec<(u64, String, PruneAck)>,
+    /// `(before_ms, min_retention_ms, principal, ack)`.
+    prunes: Vec<(u64, u64, String, PruneAck)>,
     close: Option<oneshot::Sender<Result<(), AuditError>>>,
     /// Someone waits: commit without the group window.
     urgent: bool,
@@ -93,10 +96,12 @@ impl Cycle {
             }
             Msg::Prune {
                 before_ms,
+                min_retention_ms,
                 principal,
                 ack,
             } => {
-                self.prunes.push((before_ms, principal, ack));
+                self.prunes
+                    .push((before_ms, min_retention_ms, principal, ack));
                 return false;
             }
             Msg::Close(ack) => {
@@ -170,8 +175,8 @@ fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>) {
                 let _ = ack.send(Ok(cycle.records[i].seq));
             }
         }
-        for (before_ms, principal, ack) in cycle.prunes {
-            let _ = ack.send(log.prune(before_ms, &principal));
+        for (before_ms, min_retention_ms, principal, ack) in cycle.prunes {
+            let _ = ack.send(log.prune(before_ms, min_retention_ms, &principal));
         }
         for ack in flushes.drain(..) {
             let _ = ack.send(());
@@ -198,7 +203,7 @@ fn failed(cycle: Cycle, e: &AuditError) -> Vec<DecisionRecord> {
         waiting[i] = true;
         let _ = ack.send(Err(AuditError::Write(msg.clone())));
     }
-    for (_, _, ack) in cycle.prunes {
+    for (_, _, _, ack) in cycle.prunes {
         let _ = ack.send(Err(AuditError::Write(msg.clone())));
     }
     if let Some(ack) = cycle.close {

@@ -132,11 +132,20 @@ impl From<tokio::task::JoinError> for ApiError {
 impl From<AuditError> for ApiError {
     /// A decision that cannot be logged is not answered: the log must be complete.
     fn from(e: AuditError) -> Self {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "decision_log_unavailable",
-            e.to_string(),
-        )
+        match e {
+            // Damaged storage: the read stops at the damage rather than
+            // answer part of the log as if it were all of it.
+            AuditError::Unreadable { .. } => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "decision_log_unreadable",
+                e.to_string(),
+            ),
+            e => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "decision_log_unavailable",
+                e.to_string(),
+            ),
+        }
     }
 }
 

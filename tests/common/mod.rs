@@ -649,3 +649,19 @@ pub fn get_with_head(addr: SocketAddr, key: &str, path: &str) -> (u16, String, S
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     (status, head.to_owned(), body.to_owned())
 }
+
+/// `audit prune --before 2999-01-01 --min-retention-days 0` on a stopped
+/// server's data: every record so far, minutes old, which only an explicit
+/// zero minimum retention allows.
+pub fn prune_everything(data: &str) -> (i32, String, String) {
+    cli(&[
+        "audit",
+        "prune",
+        "--data",
+        data,
+        "--before",
+        "2999-01-01",
+        "--min-retention-days",
+        "0",
+    ])
+}
