@@ -386,11 +386,12 @@ fn a_forged_anchor_over_recent_records_is_tampering() {
             );
             assert_eq!(code, OK, "{report}");
         } else {
-            // An anchor without the pruned record (logs written before
-            // anchors carried it) cannot be checked: said, not passed over.
-            assert_eq!(code, OK, "{report}");
+            // An anchor without the pruned record cannot show the removal
+            // was a retention prune: anyone can write one over a deleted
+            // prefix, so it fails the log (second red-team round).
+            assert_eq!(code, TAMPERED, "{report}");
             assert!(
-                report["warnings"]
+                report["problem"]["detail"]
                     .to_string()
                     .contains("unverifiable anchor"),
                 "{report}"
@@ -666,8 +667,10 @@ fn accepting_a_damaged_log_keeps_the_evidence_and_reuses_no_seq() {
         .collect();
     assert_eq!(aside.len(), 1, "{aside:?}");
     assert!(aside[0].join("head.json").is_file());
+    // The accepted damage stays visible: the new log starts with an anchor
+    // that cannot show its prefix was pruned, so verify keeps failing it.
     let (code, report) = verify(dir.path(), &[]);
-    assert_eq!(code, OK, "{report}");
+    assert_eq!(code, TAMPERED, "{report}");
     assert_eq!(
         report["first_seq"], 2102,
         "after head.json's 2101: {report}"
@@ -710,6 +713,10 @@ fn a_restarted_log_that_crashes_before_its_first_block_opens_again() {
     let (code, _, err) = cli(&["audit", "export", "--data", dir.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let (code, report) = verify(dir.path(), &[]);
-    assert_eq!(code, OK, "{report}");
+    assert_eq!(
+        code, TAMPERED,
+        "the accepted damage stays visible: {report}"
+    );
     assert_eq!(report["first_seq"], 12, "{report}");
+    assert_eq!(report["records"], 3, "{report}");
 }

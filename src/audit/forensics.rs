@@ -437,12 +437,21 @@ impl Walk<'_> {
             let now = time::format_utc(self.rules.now_ms);
             self.found(TamperKind::Altered, seq, at, format!("anchor {seq} is dated after this verifier's clock ({now}): forged, or the clock is wrong"));
         }
+        // Without the last pruned record nothing shows the removal was a
+        // retention prune: anyone can write such an anchor over a deleted
+        // prefix. It fails the log; a log migrated with older anchors, or a
+        // damage accepted with --accept-damaged-log, shows here for an
+        // auditor to judge (the damaged files are kept aside).
         let Some(line) = &p.last_record else {
-            self.report.warnings.push(format!(
-                "unverifiable anchor: record {seq} says records {}..={} were pruned but does not carry the last of them (anchors written before they did); only its hash links the log on",
-                p.first_seq, p.last_seq
-            ));
-            return;
+            return self.found(
+                TamperKind::Removed,
+                seq,
+                at,
+                format!(
+                    "unverifiable anchor: record {seq} says records {}..={} were pruned but does not carry the last of them, so their removal cannot be shown to be a retention prune",
+                    p.first_seq, p.last_seq
+                ),
+            );
         };
         let own = stored::own_seq_time(line.as_bytes()).ok();
         if self.snap.chain_hash.hex(line.as_bytes()) != p.last_hash
