@@ -140,6 +140,17 @@ fn a_flipped_byte_in_a_block_is_corruption_named_by_record() {
     // Every other record still verifies: the damage is one record.
     assert_eq!(report["records"], 2100, "{report}");
 
+    // A read does not serve the damaged block as if it were whole (the
+    // second red-team round exported a block that failed its checksum but
+    // still decompressed, with records altered and missing).
+    let (code, out, err) = cli(&["audit", "export", "--data", dir.path().to_str().unwrap()]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("decision_log_unreadable"), "{err}");
+    assert!(
+        !out.contains(&format!("\"seq\":{},", target + 1)),
+        "served past the damage"
+    );
+
     // The text report says the same.
     let (code, out, _) = cli(&["audit", "verify", "--data", dir.path().to_str().unwrap()]);
     assert_eq!(code, UNREADABLE);

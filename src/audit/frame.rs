@@ -54,6 +54,17 @@ pub fn encode(kind: Kind, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Whether a frame read as its header bytes and payload still has the
+/// checksum it was written with: a read must not serve a frame the disk or
+/// a hand changed (verify then says which record).
+pub fn checksum_holds(head: &[u8], payload: &[u8]) -> bool {
+    let Some(stored) = head.get(9..13) else {
+        return false;
+    };
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    stored == crc(head[4], len, payload).to_le_bytes()
+}
+
 /// A frame header read on its own (the index is built from headers only).
 #[derive(Debug, Clone, Copy)]
 pub struct Header {

@@ -457,6 +457,11 @@ pub fn read_block_from(file: &File, b: &BlockRef) -> Result<Vec<Stored>, stored:
     let mut payload = vec![0u8; h.len];
     file.read_exact_at(&mut payload, b.offset + HEADER as u64)
         .map_err(|e| stored::DecodeError(e.to_string()))?;
+    if !frame::checksum_holds(&head, &payload) {
+        return Err(stored::DecodeError(
+            "the block fails its checksum (run `audit verify`)".to_owned(),
+        ));
+    }
     stored::decode_block(&payload).map(|(_, records)| records)
 }
 
