@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{cli, copy_data, rewrite_log, Server};
+use common::{cli, copy_data, rewrite_log, try_serve, ServeAttempt, Server};
 use etax_authz::audit::frame::{self, Item, Kind, HEADER};
 use etax_authz::audit::stored::BlockHeader;
 use etax_authz::audit::{decision_log_path, stored, ChainHash, DecisionRecord, Stored};
@@ -730,4 +730,43 @@ fn a_restarted_log_that_crashes_before_its_first_block_opens_again() {
     );
     assert_eq!(report["first_seq"], 12, "{report}");
     assert_eq!(report["records"], 3, "{report}");
+}
+
+/// A head.json forged to name a sequence number no log reaches (the second
+/// red-team round overflowed the next one with u64::MAX) is refused before
+/// anything is moved aside, even with --accept-damaged-log.
+#[test]
+fn an_implausible_head_is_refused_before_anything_moves() {
+    let dir = log_of(10);
+    let head = decision_log_path(dir.path()).join("head.json");
+    let mut h: Value = serde_json::from_str(&std::fs::read_to_string(&head).unwrap()).unwrap();
+    h["seq"] = json!(u64::MAX);
+    std::fs::write(&head, h.to_string()).unwrap();
+    let data = dir.path().to_str().unwrap();
+    match try_serve(&[
+        "--demo",
+        "--data",
+        data,
+        "--listen",
+        "127.0.0.1:0",
+        "--accept-damaged-log",
+    ]) {
+        ServeAttempt::Exited(code, err) => {
+            assert_ne!(code, 0, "{err}");
+            assert!(err.contains("no log reaches"), "{err}");
+        }
+        ServeAttempt::Listening(s) => {
+            s.stop();
+            panic!("a forged head was accepted");
+        }
+    }
+    let moved = std::fs::read_dir(decision_log_path(dir.path()))
+        .unwrap()
+        .any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("damaged-")
+        });
+    assert!(!moved, "evidence moved for a refused head");
 }

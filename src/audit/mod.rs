@@ -133,6 +133,10 @@ fn prepare(dir: &Path, chain_hash: ChainHash) -> Result<segment::LogMeta, AuditE
 
 /// Sets a log that disagrees with its head aside and says where the new
 /// one continues: after the higher of the head's and the files' last seq.
+/// The largest sequence number a head may name when a damaged log is
+/// accepted: 2^48 records is ~9,000 years at a million a second.
+const PLAUSIBLE_SEQ: u64 = 1 << 48;
+
 fn damaged(
     path: &Path,
     e: &AuditError,
@@ -146,6 +150,15 @@ fn damaged(
     else {
         unreachable!("only a head mismatch is accepted");
     };
+    // A forged head could name a sequence number the log can never reach
+    // (the red team's u64::MAX overflowed the next one): refuse it before
+    // anything is moved, rather than start a log that cannot go on.
+    if *head_seq > PLAUSIBLE_SEQ {
+        return Err(AuditError::Format(format!(
+            "head.json names record {head_seq}, which no log reaches; it is not accepted as \
+             a head (move it aside by hand after `audit verify`)"
+        )));
+    }
     let (seq, hash) = if head_seq >= last_seq {
         (*head_seq, head_hash.clone())
     } else {
