@@ -426,8 +426,9 @@ pub fn mask_id_number(n: &str) -> String {
 ///
 /// Full-width digits (`２１０１…`, U+FF10–U+FF19) and `Ｘ` are read as their
 /// ASCII forms first, so the text comes back with ASCII digits. One
-/// exception keeps hashes readable: a token of exactly 32 or 64 lower-case
-/// hex digits (a pseudonym, a policy version, a chain hash) is left whole.
+/// exception keeps hashes readable: in a token of exactly 32 or 64 lower-case
+/// hex digits (a pseudonym, a policy version, a chain hash), a digit run
+/// shorter than an ID number (a phone-like run) is left whole.
 /// Already-masked text comes back unchanged.
 pub fn mask_text(text: &str) -> String {
     let normalized;
@@ -598,7 +599,11 @@ fn phone_at(bytes: &[u8], i: usize) -> Option<(usize, String)> {
 }
 
 /// Whether `start..end` lies in a token of exactly 32 or 64 lower-case hex
-/// digits: a pseudonym, policy version or hash, which no ID is part of.
+/// digits: a pseudonym, policy version or hash. Only a run shorter than an
+/// ID number, in a token with at least one letter, is spared: a caller can
+/// write an ID inside a hex-looking token (the second red-team round did),
+/// while a hash has 15 digits in a row only rarely, and then loses a few of
+/// them to the mask in free text (its own fields are never masked).
 fn in_hash(bytes: &[u8], start: usize, end: usize) -> bool {
     let hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
     let from = bytes[..start]
@@ -606,7 +611,10 @@ fn in_hash(bytes: &[u8], start: usize, end: usize) -> bool {
         .rposition(|b| !b.is_ascii_alphanumeric())
         .map_or(0, |p| p + 1);
     let to = run_end(bytes, end, |b| b.is_ascii_alphanumeric());
-    matches!(to - from, 32 | 64) && bytes[from..to].iter().all(hex)
+    end - start < 15
+        && matches!(to - from, 32 | 64)
+        && bytes[from..to].iter().all(hex)
+        && bytes[from..to].iter().any(u8::is_ascii_lowercase)
 }
 
 /// A mainland mobile number (11 ASCII digits) with its middle four hidden:
@@ -777,12 +785,19 @@ mod tests {
             assert_eq!(mask_text(text), masked, "{text}");
             assert_eq!(mask_text(masked), masked, "{masked}");
         }
-        // Hashes and pseudonyms stay whole; short numbers, dates and
-        // millisecond times stay readable.
-        let version = "6a966f50c0123456789012345678901234567890f8497c25e005bba31493e9ac";
+        // Hashes and pseudonyms stay whole;
+        // short numbers, dates and millisecond times stay readable.
+        let version = "6a966f50c03bba5a2a41ad11bdaeb118365f2cf7f8497c25e005bba31493e9ac";
         assert_eq!(mask_text(version), version);
-        let pseudonym = "a1234567890123456789012345678901";
+        let pseudonym = "3f1ace48239ce75ac11ede0c4cb57ea4";
         assert_eq!(mask_text(pseudonym), pseudonym);
+        // But an ID written inside a hex-looking token is masked (second
+        // red-team round), and 32 digits are no hash.
+        assert_eq!(
+            mask_text("abcdefab210102198003124011abcdef"),
+            "abcdefab2101**********4011abcdef"
+        );
+        assert!(!mask_text("21010219800312401112345678901234").contains("198003124011"));
         for kept in [
             "2026-11-27 19:13",
             "1795807093972",
