@@ -605,12 +605,16 @@ fn phone_at(bytes: &[u8], i: usize) -> Option<(usize, String)> {
 /// while a hash has 15 digits in a row only rarely, and then loses a few of
 /// them to the mask in free text (its own fields are never masked).
 fn in_hash(bytes: &[u8], start: usize, end: usize) -> bool {
-    let hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+    // `*` counts as part of the token, so a token whose long run a first
+    // pass masked is still one the second pass spares: masking twice
+    // changes nothing.
+    let part = |b: u8| b.is_ascii_alphanumeric() || b == b'*';
+    let hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b) || *b == b'*';
     let from = bytes[..start]
         .iter()
-        .rposition(|b| !b.is_ascii_alphanumeric())
+        .rposition(|b| !part(*b))
         .map_or(0, |p| p + 1);
-    let to = run_end(bytes, end, |b| b.is_ascii_alphanumeric());
+    let to = run_end(bytes, end, part);
     end - start < 15
         && matches!(to - from, 32 | 64)
         && bytes[from..to].iter().all(hex)
