@@ -146,18 +146,6 @@ impl Login {
             Ok(())
         })
         .await?;
-        let subject = SessionSubject {
-            principal_type: "Staff",
-            principal_id: staff_key,
-            credential_epoch: staff.credential_epoch,
-            acting_for: None,
-        };
-        self.open_session(
-            subject,
-            staff.password_hash.is_some(),
-            staff.password_change_required,
-            "home",
-        )
-        .await
+        self.open_staff_session(staff_key, &staff).await
     }
 }

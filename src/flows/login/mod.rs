@@ -29,7 +29,7 @@ use super::decide::Decider;
 use crate::authn::sessions::{Opening, SessionSubject, Sessions};
 use crate::authn::Authn;
 use crate::ids::{IdType, PersonKey};
-use crate::store::{Store, StoreError, StoreReader, StoreWriter};
+use crate::store::{StaffRecord, Store, StoreError, StoreReader, StoreWriter};
 
 pub use crate::authn::sessions::SessionGrant;
 pub(crate) use credentials::Delivery;
@@ -162,6 +162,28 @@ impl Login {
             route,
         };
         Ok(self.sessions.open(subject, opening).await?)
+    }
+
+    /// Opens an enterprise staff member's session on the business home
+    /// page: the last step of a normal and of a quick login alike.
+    pub(super) async fn open_staff_session(
+        &self,
+        staff_key: String,
+        staff: &StaffRecord,
+    ) -> Result<SessionGrant, FlowError> {
+        let subject = SessionSubject {
+            principal_type: "Staff",
+            principal_id: staff_key,
+            credential_epoch: staff.credential_epoch,
+            acting_for: None,
+        };
+        self.open_session(
+            subject,
+            staff.password_hash.is_some(),
+            staff.password_change_required,
+            "home",
+        )
+        .await
     }
 
     pub(super) fn read(&self) -> Result<StoreReader, FlowError> {

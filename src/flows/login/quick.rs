@@ -4,7 +4,7 @@
 use super::credentials::Delivery;
 use super::steps::{conclude, credentials_first, forbidden};
 use super::{invalid, FlowError, IssuedCode, Login, PersonalFactor};
-use crate::authn::sessions::{SessionGrant, SessionSubject};
+use crate::authn::sessions::SessionGrant;
 use crate::decision::uid;
 use crate::ids::PersonKey;
 use crate::store::{EnterpriseRecord, IdentityType, StaffRecord};
@@ -113,18 +113,6 @@ impl Login {
             return Err(FlowError::FlowExpired);
         }
         self.take_flow(key).await?;
-        let subject = SessionSubject {
-            principal_type: "Staff",
-            principal_id: staff_key,
-            credential_epoch: staff.credential_epoch,
-            acting_for: None,
-        };
-        self.open_session(
-            subject,
-            staff.password_hash.is_some(),
-            staff.password_change_required,
-            "home",
-        )
-        .await
+        self.open_staff_session(staff_key, &staff).await
     }
 }
