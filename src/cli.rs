@@ -94,6 +94,8 @@ enum Command {
         /// them at; a request's tz= overrides it.
         #[arg(long, default_value = "+08:00", env = "ETAX_TIME_OFFSET")]
         time_offset: audit::time::Offset,
+        #[command(flatten)]
+        ops: crate::http::options::OpsArgs,
     },
     /// Read, check and prune the decision log (on a data directory no server
     /// holds open; while it runs use GET /v1/audit/...).
@@ -468,7 +470,10 @@ fn policy_text(data: &std::path::Path, version: &str) -> ExitCode {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(match &cli.command {
+        Command::Serve { ops, .. } => ops.log_format,
+        _ => crate::http::options::LogFormat::Text,
+    });
     match cli.command {
         Command::Serve {
             listen,
@@ -490,6 +495,7 @@ pub fn main() -> ExitCode {
             pseudonym_key,
             limits,
             time_offset,
+            ops,
         } => {
             let opts = ServeOptions {
                 listen,
@@ -512,6 +518,7 @@ pub fn main() -> ExitCode {
                 pseudonym_key,
                 limits: limits.into_limits(),
                 time_offset,
+                ops,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -686,13 +693,16 @@ fn check(policies: &std::path::Path, schema: &std::path::Path) -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: crate::http::options::LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("ETAX_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        crate::http::options::LogFormat::Text => fmt.with_ansi(ansi).try_init(),
+        // The request's span (its id) in every line of the request.
+        crate::http::options::LogFormat::Json => fmt.json().with_current_span(true).try_init(),
+    };
 }

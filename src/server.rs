@@ -64,6 +64,8 @@ pub struct ServeOptions {
     /// The offset audit queries read times at (when they name none) and
     /// show them at.
     pub time_offset: crate::audit::time::Offset,
+    /// Log format, access log, readiness, shutdown grace, Unix socket.
+    pub ops: crate::http::options::OpsArgs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,13 +100,17 @@ pub enum ServeError {
          listen on loopback, or pass --insecure-open to accept this"
     )]
     OpenOffLoopback { addr: SocketAddr },
+    #[error(transparent)]
+    Listen(#[from] crate::http::listen::ListenError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
 }
 
 pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     // Before anything is opened: open mode answers whoever reaches the port.
-    if opts.api_keys.is_none() && !opts.listen.ip().is_loopback() && !opts.insecure_open {
+    // A Unix socket's peers are on this host: loopback.
+    let tcp_off_loopback = !opts.ops.no_tcp && !opts.listen.ip().is_loopback();
+    if opts.api_keys.is_none() && tcp_off_loopback && !opts.insecure_open {
         return Err(ServeError::OpenOffLoopback { addr: opts.listen });
     }
     std::fs::create_dir_all(&opts.data_dir).map_err(|source| ServeError::DataDir {
@@ -132,7 +138,7 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
 
     let callers = match &opts.api_keys {
         Some(path) => Callers::load(path)?,
-        None if opts.listen.ip().is_loopback() => {
+        None if !tcp_off_loopback => {
             tracing::warn!("no --api-keys file: every caller is trusted (development mode)");
             Callers::open()
         }
@@ -204,24 +210,16 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         reload: reloader.status().clone(),
         connections: Arc::new(tokio::sync::Semaphore::new(opts.limits.max_connections)),
         peers: crate::http::limits::Peers::new(opts.limits.max_per_peer),
-        limits: opts.limits,
+        limits: opts.limits.clone(),
         time_offset: opts.time_offset,
         policy_archive: archive,
+        ops: opts.ops.to_ops(),
     });
     // SIGHUP and file changes load, validate and swap the policies.
     let reload_task = reloader.spawn(opts.reload_poll);
     let sweep_task = tokio::spawn(crate::flows::sweep::run(sweeper.clone()));
-    let listener = TcpListener::bind(opts.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: opts.listen,
-            source,
-        })?;
-    let addr = listener.local_addr()?;
-    // Tests and scripts read this line to learn the port.
-    println!("etax-authz listening on http://{addr}");
-    tracing::info!(%addr, "listening");
-    let served = http::serve(listener, state.clone(), shutdown_signal()).await;
+    let listeners = listen(&opts).await?;
+    let served = http::serve(listeners, state.clone(), shutdown_signal()).await;
     reload_task.abort();
     sweep_task.abort();
     // Sessions used since the last sweep keep their idle clock across the
@@ -237,6 +235,31 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     }
     served?;
     Ok(())
+}
+
+/// Binds TCP (unless `--no-tcp`) and the Unix socket (with
+/// `--listen-unix`), printing each address once bound.
+async fn listen(opts: &ServeOptions) -> Result<Vec<http::listen::Listener>, ServeError> {
+    let mut listeners = Vec::new();
+    if !opts.ops.no_tcp {
+        let listener = TcpListener::bind(opts.listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: opts.listen,
+                source,
+            })?;
+        let addr = listener.local_addr()?;
+        // Tests and scripts read this line to learn the port.
+        println!("etax-authz listening on http://{addr}");
+        tracing::info!(%addr, "listening");
+        listeners.push(http::listen::Listener::Tcp(listener));
+    }
+    if let Some(path) = &opts.ops.listen_unix {
+        listeners.push(http::listen::bind_unix(path)?);
+        println!("etax-authz listening on unix:{}", path.display());
+        tracing::info!(path = %path.display(), "listening");
+    }
+    Ok(listeners)
 }
 
 /// Archives a set about to be made active and writes a record of its load

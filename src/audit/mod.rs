@@ -19,6 +19,7 @@
 //! documented in `docs/decision-log.md`.
 
 mod append;
+pub mod backlog;
 pub mod chain;
 pub mod commands;
 pub mod digest;
@@ -244,6 +245,7 @@ pub fn snapshot_at(dir: &Path) -> Result<Snapshot, AuditError> {
 pub struct AuditLog {
     shared: Arc<append::Shared>,
     tx: mpsc::Sender<writer::Msg>,
+    backlog: Arc<backlog::Backlog>,
 }
 
 impl AuditLog {
@@ -296,8 +298,13 @@ impl AuditLog {
         if let Some(record) = damage {
             appender.append(&mut [record])?;
         }
-        let tx = writer::spawn(appender)?;
-        Ok(Self { shared, tx })
+        let backlog = Arc::new(backlog::Backlog::default());
+        let tx = writer::spawn(appender, backlog.clone())?;
+        Ok(Self {
+            shared,
+            tx,
+            backlog,
+        })
     }
 
     /// Opens an existing log (for the `audit` commands), never creating one.
@@ -318,10 +325,8 @@ impl AuditLog {
     /// not outrun the log.
     pub async fn commit(&self, record: DecisionRecord) -> Result<u64, AuditError> {
         let (ack, done) = oneshot::channel();
-        self.tx
-            .send(writer::Msg::Commit(Box::new(record), ack))
-            .await
-            .map_err(|_| AuditError::Stopped)?;
+        self.send_counted(1, writer::Msg::Commit(Box::new(record), ack))
+            .await?;
         done.await.map_err(|_| AuditError::Stopped)?
     }
 
@@ -332,10 +337,24 @@ impl AuditLog {
         if records.is_empty() {
             return Ok(());
         }
-        self.tx
-            .send(writer::Msg::Batch(records))
+        self.send_counted(records.len(), writer::Msg::Batch(records))
             .await
-            .map_err(|_| AuditError::Stopped)
+    }
+
+    /// Sends `n` records, counted as pending before they can be written (so
+    /// the writer never counts out what was not yet counted in).
+    async fn send_counted(&self, n: usize, msg: writer::Msg) -> Result<(), AuditError> {
+        self.backlog.sent(n);
+        self.tx.send(msg).await.map_err(|_| {
+            self.backlog.done(n);
+            AuditError::Stopped
+        })
+    }
+
+    /// Records sent to the writer and not yet durable, and how long they
+    /// have waited (`/readyz`).
+    pub fn backlog(&self) -> backlog::BacklogState {
+        self.backlog.state()
     }
 
     /// Returns once everything queued before it is durable.

@@ -91,6 +91,11 @@ pub struct DecisionRecord {
     /// filters (see `pseudonym.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub persons: Vec<PersonRef>,
+    /// The id of the HTTP request that made it (`X-Request-Id`, echoed to
+    /// the caller). Added by issue #14; left out when absent, so older
+    /// records keep their bytes and hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     /// SHA-256 (hex) of the previous record; 64 zeros for the first.
     #[serde(default)]
     pub prev_hash: String,
@@ -310,6 +315,7 @@ impl DecisionRecord {
             unmatched_permits: Vec::new(),
             context: None,
             persons: Vec::new(),
+            request_id: None,
             prev_hash: String::new(),
             hash: String::new(),
         }

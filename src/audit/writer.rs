@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use std::sync::Arc;
+
 use super::append::Appender;
+use super::backlog::Backlog;
 use super::record::PrunedRange;
 use super::{AuditError, DecisionRecord};
 
@@ -55,11 +58,14 @@ pub(super) enum Msg {
 
 /// Starts the writer thread. It stops after a [`Msg::Close`], or when every
 /// sender is dropped; either way it closes the log cleanly.
-pub(super) fn spawn(appender: Appender) -> Result<mpsc::Sender<Msg>, AuditError> {
+pub(super) fn spawn(
+    appender: Appender,
+    backlog: Arc<Backlog>,
+) -> Result<mpsc::Sender<Msg>, AuditError> {
     let (tx, rx) = mpsc::channel(QUEUE_MESSAGES);
     std::thread::Builder::new()
         .name("decision-log-writer".to_owned())
-        .spawn(move || run(appender, rx))
+        .spawn(move || run(appender, rx, &backlog))
         .map_err(|e| AuditError::Write(format!("cannot start the writer thread: {e}")))?;
     Ok(tx)
 }
@@ -150,7 +156,7 @@ fn gather(
     Some(cycle)
 }
 
-fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>) {
+fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>, backlog: &Backlog) {
     // Records of a commit that failed: written again, first, next cycle.
     let mut retry: Vec<DecisionRecord> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
@@ -166,11 +172,17 @@ fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>) {
             return;
         };
         if !cycle.records.is_empty() {
+            #[cfg(debug_assertions)]
+            stall_for_tests();
             if let Err(e) = log.append(&mut cycle.records) {
+                let n = cycle.records.len();
                 retry = failed(cycle, &e);
+                // Refused back to their waiting callers: no longer pending.
+                backlog.done(n - retry.len());
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
+            backlog.done(cycle.records.len());
             for (i, ack) in cycle.waiters {
                 let _ = ack.send(Ok(cycle.records[i].seq));
             }
@@ -189,6 +201,19 @@ fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>) {
             let _ = ack.send(closed);
             return;
         }
+    }
+}
+
+/// Debug builds only: while the file named by `ETAX_TEST_STALL_LOG_WRITER`
+/// exists the writer waits before each commit, as behind a hung disk, so a
+/// test of `/readyz` can stall the real writer of a real server.
+#[cfg(debug_assertions)]
+fn stall_for_tests() {
+    let Some(path) = std::env::var_os("ETAX_TEST_STALL_LOG_WRITER") else {
+        return;
+    };
+    while std::path::Path::new(&path).exists() {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -231,6 +231,8 @@ pub const REJECTED_KIND: &str = "rejected";
 #[derive(Default)]
 pub struct RequestScope {
     caller: Option<String>,
+    /// The request's id (`X-Request-Id`), written into each record.
+    request_id: Option<String>,
     /// Each record made while answering, and whether it is already
     /// committed (before a write).
     records: Mutex<Vec<(DecisionRecord, bool)>>,
@@ -244,6 +246,16 @@ impl RequestScope {
     pub fn new(caller: Option<String>) -> Arc<Self> {
         Arc::new(Self {
             caller,
+            request_id: None,
+            records: Mutex::default(),
+        })
+    }
+
+    /// The scope of HTTP request `id` (`X-Request-Id`): its records name it.
+    pub fn for_request(caller: Option<String>, id: &str) -> Arc<Self> {
+        Arc::new(Self {
+            caller,
+            request_id: Some(id.to_owned()),
             records: Mutex::default(),
         })
     }
@@ -421,6 +433,7 @@ impl Decider {
             ..
         } = event;
         record.caller = scope.and_then(|s| s.caller.clone());
+        record.request_id = scope.and_then(|s| s.request_id.clone());
         let principal = parse_uid(&record.principal);
         if let Some(why) = self.missing_recognition(&record, principal.as_ref()) {
             record.reason = Some(match record.reason.take() {

@@ -8,7 +8,7 @@ use super::AppState;
 use crate::flows::feeds::{self, FeedOutcome, RealNameResult};
 use crate::ids::{CreditCode, IdType, PersonKey, Phone};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RealNameBody {
     pub id_type: String,
@@ -19,7 +19,7 @@ pub struct RealNameBody {
     pub phone: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OfficerBody {
     pub name: String,
@@ -27,7 +27,7 @@ pub struct OfficerBody {
     pub id_number: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CoreOfficersBody {
     #[serde(default)]

@@ -16,7 +16,7 @@ use crate::ids::{IdError, PersonKey};
 /// Most questions one batch may carry.
 pub const MAX_BATCH: usize = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeRequest {
     /// An entity reference; or leave it out and give `session`.
@@ -38,13 +38,13 @@ fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(Default::default())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     pub requests: Vec<AuthorizeRequest>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuthorizeResponse {
     pub decision: &'static str,
     pub reasons: Vec<String>,
@@ -71,7 +71,7 @@ impl AuthorizeResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchResponse {
     pub results: Vec<AuthorizeResponse>,
 }

@@ -2,9 +2,10 @@
 //!
 //! With `--api-keys FILE` (a JSON list of
 //! `{"id": "...", "key_sha256": "<hex>", "scopes": ["authorize", ...]}`)
-//! every request but `/healthz` must send `Authorization: Bearer KEY` with a
-//! key holding the route's scope: 401 when the key is missing or unknown,
-//! 403 when it lacks the scope. The key id becomes the decision record's
+//! every request but `/healthz`, `/readyz` and `/openapi.json` must send
+//! `Authorization: Bearer KEY` with a key holding the route's scope (its
+//! row of `routes::ROUTES`): 401 when the key is missing or unknown, 403
+//! when it lacks the scope. The key id becomes the decision record's
 //! `caller`. Only SHA-256 digests of keys are stored; keys are never logged.
 //!
 //! Without a file the service runs open (development on loopback): every
@@ -28,7 +29,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 
-/// What a key may do; each route needs one.
+/// What a key may do; each route needs one (its row of `routes::ROUTES`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
@@ -59,28 +60,6 @@ impl Scope {
             Scope::AuditPerson => "audit_person",
         }
     }
-}
-
-/// The scope a path needs, by prefix; `None` for unauthenticated routes.
-/// Routes added elsewhere fall under the prefix of their family.
-pub fn scope_for(path: &str) -> Option<Scope> {
-    const PREFIXES: &[(&str, Scope)] = &[
-        ("/v1/authorize", Scope::Authorize),
-        ("/v1/login", Scope::Login),
-        ("/v1/password", Scope::Login),
-        ("/v1/logout", Scope::Login),
-        ("/v1/maintenance", Scope::Maintain),
-        ("/v1/functions", Scope::Maintain),
-        ("/v1/audit", Scope::Audit),
-    ];
-    if path == "/healthz" {
-        return None;
-    }
-    PREFIXES
-        .iter()
-        .find(|(p, _)| path == *p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
-        .map(|(_, s)| *s)
-        .or(Some(Scope::Admin))
 }
 
 #[derive(Debug, Deserialize)]
@@ -316,15 +295,6 @@ mod tests {
             h.insert(AUTHORIZATION, a.parse().unwrap());
         }
         h
-    }
-
-    #[test]
-    fn scopes_by_route() {
-        assert_eq!(scope_for("/v1/authorize/batch"), Some(Scope::Authorize));
-        assert_eq!(scope_for("/v1/audit/decisions"), Some(Scope::Audit));
-        assert_eq!(scope_for("/v1/status"), Some(Scope::Admin));
-        assert_eq!(scope_for("/v1/authorizeX"), Some(Scope::Admin));
-        assert_eq!(scope_for("/healthz"), None);
     }
 
     #[test]

@@ -37,37 +37,37 @@ pub const PATHS: &[&str] = &[
     "/v1/logout",
 ];
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AccountLogin {
+pub(crate) struct AccountLogin {
     account: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FlowOnly {
+pub(crate) struct FlowOnly {
     flow: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FlowStaff {
+pub(crate) struct FlowStaff {
     flow: String,
     staff: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FlowAgent {
+pub(crate) struct FlowAgent {
     flow: String,
     agent: String,
 }
 
 /// `password`, or `challenge` + `code`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Personal {
+pub(crate) struct Personal {
     flow: String,
     #[serde(default)]
     staff: Option<String>,
@@ -98,9 +98,9 @@ impl Personal {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct QuickCode {
+pub(crate) struct QuickCode {
     account: String,
     password: String,
     identity_type: IdentityType,
@@ -109,26 +109,26 @@ struct QuickCode {
     id_number: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CodeAnswer {
+pub(crate) struct CodeAnswer {
     flow: String,
     challenge: String,
     code: String,
 }
 
 /// The natural person who is about to log in (R7).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CaptchaRequest {
+pub(crate) struct CaptchaRequest {
     #[serde(default)]
     id_type: Option<String>,
     id_number: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NaturalPerson {
+pub(crate) struct NaturalPerson {
     #[serde(default)]
     id_type: Option<String>,
     id_number: String,
@@ -137,26 +137,26 @@ struct NaturalPerson {
     code: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ClientStep {
+pub(crate) struct ClientStep {
     flow: String,
     client: String,
     agreement_password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SetPassword {
+pub(crate) struct SetPassword {
     session: String,
     #[serde(default)]
     current_password: Option<String>,
     new_password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ForgotCode {
+pub(crate) struct ForgotCode {
     kind: String,
     #[serde(default)]
     account: Option<String>,
@@ -167,17 +167,17 @@ struct ForgotCode {
     phone: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ForgotReset {
+pub(crate) struct ForgotReset {
     challenge: String,
     code: String,
     new_password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SessionOnly {
+pub(crate) struct SessionOnly {
     session: String,
 }
 

@@ -18,17 +18,17 @@ use crate::flows::maintenance::{Actor, Maintenance, PermissionIdentitySpec, Staf
 use crate::ids::{CreditCode, PermissionIdentityId, PersonKey};
 use crate::store::IdentityType;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PersonSearch {
+pub(crate) struct PersonSearch {
     name: String,
     id_type: String,
     id_number: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddStaff {
+pub(crate) struct AddStaff {
     name: String,
     id_type: String,
     id_number: String,
@@ -37,9 +37,9 @@ struct AddStaff {
     permission_identities: BTreeSet<PermissionIdentityId>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EditStaff {
+pub(crate) struct EditStaff {
     #[serde(default)]
     identity_type: Option<IdentityType>,
     #[serde(default)]
@@ -48,9 +48,9 @@ struct EditStaff {
     remove_permission_identities: BTreeSet<PermissionIdentityId>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PermissionIdentityBody {
+pub(crate) struct PermissionIdentityBody {
     #[serde(default)]
     id: Option<PermissionIdentityId>,
     name: String,
@@ -59,9 +59,9 @@ struct PermissionIdentityBody {
     functions: BTreeSet<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Recognize {
+pub(crate) struct Recognize {
     agency: String,
     agreement_password: String,
 }

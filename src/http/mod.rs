@@ -11,15 +11,19 @@ pub mod authorize;
 pub mod callers;
 pub mod error;
 pub mod limits;
+pub mod listen;
 pub mod login;
 pub mod maintenance;
+pub mod openapi;
+pub mod options;
+pub mod request_id;
+pub mod routes;
 pub mod status;
 pub mod stream;
 mod uri;
 mod write_timeout;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,7 +31,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -35,8 +39,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
 use crate::audit::AuditLog;
 use crate::decision::Engine;
@@ -91,27 +95,69 @@ pub struct AppState {
     pub time_offset: crate::audit::time::Offset,
     /// Every policy set loaded, for `GET /v1/audit/policy/{version}`.
     pub policy_archive: crate::policy::archive::PolicyArchive,
+    /// Access log, readiness bounds, shutdown grace.
+    pub ops: options::Ops,
 }
 
-/// Serves HTTP/1.1 on `listener` until `shutdown` completes; connections in
-/// flight are then allowed to finish their current request, and requests
-/// under way to finish their writes and decision records.
+/// Serves HTTP/1.1 on every listener until `shutdown` completes. Then the
+/// listeners close at once (new connections are refused), connections
+/// finish the request they are serving and close, and requests under way
+/// (whose clients may have hung up) finish their writes and decision
+/// records, for at most the shutdown grace.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<listen::Listener>,
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    tokio::pin!(shutdown);
-    let mut connections = tokio::task::JoinSet::new();
+    let (stop, stopped) = watch::channel(false);
     // Each request's task holds a sender; all are gone when every request
     // has finished.
     let (in_flight, mut all_done) = mpsc::channel::<()>(1);
+    let mut loops = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let accepting = accept_loop(listener, state.clone(), stopped.clone(), in_flight.clone());
+        loops.spawn(accepting);
+    }
+    drop(in_flight);
+    shutdown.await;
+    tracing::info!("shutting down: no new connections");
+    let _ = stop.send(true);
+    let grace = state.ops.shutdown_grace;
+    let finished = tokio::time::timeout(grace, async {
+        while loops.join_next().await.is_some() {}
+        let _ = all_done.recv().await;
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            ?grace,
+            "requests still in flight at the end of the shutdown grace"
+        );
+    }
+    Ok(())
+}
+
+/// Completes once the server is told to stop.
+async fn stopping(stopped: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone: the server is stopping too.
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+/// Accepts connections on `listener` until told to stop; then drops it (so
+/// new connections are refused) and waits for its connections.
+async fn accept_loop(
+    listener: listen::Listener,
+    state: Arc<AppState>,
+    mut stopped: watch::Receiver<bool>,
+    in_flight: mpsc::Sender<()>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let permit = tokio::select! {
             permit = state.connections.clone().acquire_owned() => {
                 permit.expect("the connection semaphore is never closed")
             }
-            () = &mut shutdown => break,
+            () = stopping(&mut stopped) => break,
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -123,7 +169,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = stopping(&mut stopped) => break,
         };
         let Some(slot) = state.peers.admit(peer.ip()) else {
             // Closed at once: one peer's connections must not take the
@@ -131,34 +177,29 @@ pub async fn serve(
             tracing::debug!(%peer, "peer at its connection cap; connection closed");
             continue;
         };
-        let _ = stream.set_nodelay(true);
         let state = state.clone();
         let in_flight = in_flight.clone();
+        let stopped = stopped.clone();
         connections.spawn(async move {
             let _held = (permit, slot);
-            connection(state, stream, peer, in_flight).await;
+            connection(state, stream, peer, in_flight, stopped).await;
         });
         // Reap finished connections so the set does not grow without bound.
         while connections.try_join_next().is_some() {}
     }
-    tracing::info!("shutting down: no new connections");
-    drop(in_flight);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while connections.join_next().await.is_some() {}
-        // Requests whose clients hung up may still be writing.
-        let _ = all_done.recv().await;
-    })
-    .await;
-    Ok(())
+    drop(listener);
+    while connections.join_next().await.is_some() {}
 }
 
 /// Serves one connection under the configured limits. `in_flight` is held
-/// by each request's task until it ends.
+/// by each request's task until it ends. When `stopped` turns, the
+/// connection finishes the request it is serving and closes.
 async fn connection(
     state: Arc<AppState>,
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
+    stream: Box<dyn listen::Stream>,
+    peer: listen::Peer,
     in_flight: mpsc::Sender<()>,
+    mut stopped: watch::Receiver<bool>,
 ) {
     let limits = state.limits.clone();
     let max_requests = limits.max_requests;
@@ -197,58 +238,111 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.idle_timeout);
     let io = write_timeout::WriteTimeout::new(stream, limits.write_timeout);
-    if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        () = stopping(&mut stopped) => {
+            // An idle keep-alive connection closes now; a busy one after
+            // its answer.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
         tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 
-async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+/// Answers one request inside its span (which carries its id into every log
+/// line), echoes the id, and writes the access-log line if `--access-log`
+/// asks for it.
+async fn handle(state: &AppState, req: Request<Incoming>, peer: listen::Peer) -> Response<Body> {
     let started = Instant::now();
+    let id = request_id::of(req.headers());
+    let span = tracing::info_span!("request", request_id = %id);
     let method = req.method().clone();
     // Paths can name a person (`/v1/maintenance/staff/resident_id:…`),
     // percent-encoded or not.
     let path = uri::log_path(req.uri().path());
-    let response = match route(state, req).await {
+    let mut response = match route(state, req, &id).instrument(span.clone()).await {
         Ok(r) => r,
-        Err(e) => whole(e.into_response()),
+        Err(e) => whole(span.in_scope(|| e.into_response())),
     };
-    tracing::info!(
-        %peer,
-        %method,
-        path,
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(request_id::HEADER, value);
+    }
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    if state.ops.logs(status, took) {
+        span.in_scope(|| {
+            tracing::info!(
+                %peer,
+                %method,
+                path,
+                status,
+                micros = took.as_micros() as u64,
+                "request"
+            )
+        });
+    }
     response
 }
 
-async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+async fn route(
+    state: &AppState,
+    req: Request<Incoming>,
+    request_id: &str,
+) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
     let asked = format!("{} {}", req.method(), uri::log_path(&path));
-    let caller = state
-        .callers
-        .authenticate(req.headers(), callers::scope_for(&path));
-    // Every decision record made while answering names this caller, and
-    // waits for the answer to learn its outcome (`flows::decide`).
-    let scope = RequestScope::new(caller.as_ref().ok().cloned().flatten());
+    let found = routes::lookup(req.method(), &path);
+    let caller = state.callers.authenticate(req.headers(), found.scope());
+    // Every decision record made while answering names this caller and
+    // request, and waits for the answer to learn its outcome
+    // (`flows::decide`).
+    let scope = RequestScope::for_request(caller.as_ref().ok().cloned().flatten(), request_id);
     let caller = match caller {
         Ok(c) => c,
         Err(e) => return finish(state, &scope, &asked, Err(e)).await,
     };
+    let route = match found {
+        routes::Lookup::Found(route) => route,
+        routes::Lookup::WrongMethod { allow, .. } => {
+            let refused = method_not_allowed(req.method(), &path, &allow);
+            return finish(state, &scope, &asked, Ok(refused)).await;
+        }
+        routes::Lookup::NotFound => {
+            return finish(state, &scope, &asked, Err(ApiError::not_found(&path))).await
+        }
+    };
     // The one answer streamed rather than built whole.
-    if req.method() == Method::GET && path == "/v1/audit/export" {
+    if route.handler == routes::Handler::AuditExport {
         let answer = scope
             .run(audit::export(state, query.as_deref(), caller.as_deref()))
             .await;
         return finish(state, &scope, &asked, answer).await;
     }
-    let answer = scope
-        .run(dispatch(state, req, path, query, caller.as_deref()))
-        .await
-        .map(whole);
+    let call = Call {
+        state,
+        req,
+        path: &path,
+        query: query.as_deref(),
+        caller: caller.as_deref(),
+    };
+    let answer = scope.run(dispatch(route.handler, call)).await.map(whole);
     finish(state, &scope, &asked, answer).await
+}
+
+/// 405 with the path's methods in `Allow`.
+fn method_not_allowed(method: &Method, path: &str, allow: &[&Method]) -> Response<Body> {
+    let mut response = whole(ApiError::method_not_allowed(method, path).into_response());
+    let allow: Vec<&str> = allow.iter().map(|m| m.as_str()).collect();
+    if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
+        response.headers_mut().insert(ALLOW, value);
+    }
+    response
 }
 
 /// Commits the request's waiting decision records with its final status,
@@ -281,71 +375,59 @@ fn whole(r: Response<Full<Bytes>>) -> Response<Body> {
     r.map(http_body_util::Either::Left)
 }
 
-async fn dispatch(
-    state: &AppState,
+/// What a handler is given.
+struct Call<'a> {
+    state: &'a AppState,
     req: Request<Incoming>,
-    path: String,
-    query: Option<String>,
-    caller: Option<&str>,
+    path: &'a str,
+    query: Option<&'a str>,
+    caller: Option<&'a str>,
+}
+
+async fn dispatch(
+    handler: routes::Handler,
+    c: Call<'_>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
-    match (req.method(), path.as_str()) {
-        (&Method::POST, "/v1/authorize") => {
-            let body = read_json(state, req).await?;
-            ok(&authorize::authorize(state, body).await?)
+    use routes::Handler as H;
+    let Call {
+        state,
+        req,
+        path,
+        query,
+        caller,
+    } = c;
+    match handler {
+        H::Authorize => ok(&authorize::authorize(state, read_json(state, req).await?).await?),
+        H::AuthorizeBatch => {
+            ok(&authorize::authorize_batch(state, read_json(state, req).await?).await?)
         }
-        (&Method::POST, "/v1/authorize/batch") => {
-            let body = read_json(state, req).await?;
-            ok(&authorize::authorize_batch(state, body).await?)
-        }
-        (&Method::POST, p) if login::PATHS.contains(&p) => login::handle(state, p, req).await,
-        (&Method::POST, "/v1/admin/real-name") => {
-            let body = read_json(state, req).await?;
-            ok(&admin::real_name(state, body).await?)
-        }
-        (&Method::PUT, p) if core_officers_path(p).is_some() => {
-            let enterprise = core_officers_path(p).unwrap_or_default().to_owned();
+        H::Login => login::handle(state, path, req).await,
+        H::RealName => ok(&admin::real_name(state, read_json(state, req).await?).await?),
+        H::CoreOfficers => {
+            let enterprise = core_officers_path(path).unwrap_or_default().to_owned();
             let body = read_json(state, req).await?;
             ok(&admin::core_officers(state, &enterprise, body).await?)
         }
-        (&Method::GET, "/v1/functions") => ok(&functions(state)?),
-        (_, p) if p.starts_with("/v1/maintenance/") => {
-            let rest = p["/v1/maintenance".len()..].to_owned();
+        H::Functions => ok(&functions(state)?),
+        H::Maintenance => {
+            let rest = path["/v1/maintenance".len()..].to_owned();
             maintenance::route(state, req, &rest).await
         }
-        (&Method::GET, "/v1/audit/decisions") => {
-            ok(&audit::decisions(state, query.as_deref(), caller).await?)
-        }
-        (&Method::GET, "/v1/audit/verify") => {
-            ok(&audit::verify(state, query.as_deref(), caller).await?)
-        }
-        (&Method::GET, "/v1/audit/checkpoint") => ok(&audit::checkpoint(state, caller).await?),
-        (&Method::GET, "/v1/audit/summary") => {
-            ok(&audit::summary(state, query.as_deref(), caller).await?)
-        }
-        (&Method::GET, p) if p.starts_with("/v1/audit/policy/") => {
-            let version = &p["/v1/audit/policy/".len()..];
+        H::AuditDecisions => ok(&audit::decisions(state, query, caller).await?),
+        H::AuditVerify => ok(&audit::verify(state, query, caller).await?),
+        H::AuditCheckpoint => ok(&audit::checkpoint(state, caller).await?),
+        H::AuditSummary => ok(&audit::summary(state, query, caller).await?),
+        H::AuditPolicy => {
+            let version = &path["/v1/audit/policy/".len()..];
             ok(&audit::policy(state, version, caller).await?)
         }
-        (&Method::GET, "/v1/status") => ok(&status::status(state)),
-        (&Method::GET, "/metrics") => Ok(status::metrics(state)),
-        (&Method::GET, "/healthz") => ok(&json!({ "status": "ok" })),
-        (
-            m,
-            "/v1/authorize"
-            | "/v1/authorize/batch"
-            | "/v1/status"
-            | "/metrics"
-            | "/healthz"
-            | "/v1/functions"
-            | "/v1/admin/real-name"
-            | "/v1/audit/decisions"
-            | "/v1/audit/verify"
-            | "/v1/audit/checkpoint"
-            | "/v1/audit/summary"
-            | "/v1/audit/export",
-        ) => Err(ApiError::method_not_allowed(m, &path)),
-        (m, p) if login::PATHS.contains(&p) => Err(ApiError::method_not_allowed(m, p)),
-        _ => Err(ApiError::not_found(&path)),
+        // Streamed: answered in `route`.
+        H::AuditExport => Err(ApiError::not_found(path)),
+        H::Status => ok(&status::status(state)),
+        H::Metrics => Ok(status::metrics(state)),
+        H::Healthz => ok(&json!({ "status": "ok" })),
+        H::Readyz => Ok(status::readiness(state)),
+        H::OpenApi => ok(openapi::document()),
     }
 }
 

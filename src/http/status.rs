@@ -1,5 +1,6 @@
-//! `GET /v1/status` and `GET /metrics`: which policy set is active, since
-//! when, how reloads went, and what the login-state sweeper removed.
+//! `GET /v1/status`, `GET /readyz` and `GET /metrics`: which policy set is
+//! active, since when, how reloads went, whether the service can answer,
+//! and what the login-state sweeper removed.
 
 use std::fmt::Write as _;
 
@@ -7,9 +8,90 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::CONTENT_TYPE;
 use hyper::{Response, StatusCode};
+use serde::Serialize;
 use serde_json::json;
 
 use super::AppState;
+
+/// The readiness answer: `ready`, or `not_ready` with the failing parts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    /// The parts that fail (`store`, `policies`, `decision_log`).
+    pub failing: Vec<&'static str>,
+    pub checks: Vec<ReadyCheck>,
+}
+
+/// One part of readiness.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReadyCheck {
+    pub name: &'static str,
+    pub ok: bool,
+    /// What was seen, in words.
+    pub detail: String,
+}
+
+/// `GET /readyz`: 200 when the store answers a read, a policy set with
+/// policies is loaded, and the decision-log writer keeps up (fewer records
+/// waiting than `--ready-max-pending`, none waiting longer than
+/// `--ready-max-wait-ms` without a commit); 503 naming what fails.
+pub fn readiness(state: &AppState) -> Response<Full<Bytes>> {
+    let store = match state.engine.store().read() {
+        Ok(_) => ReadyCheck::ok("store", "a read transaction opens".to_owned()),
+        Err(e) => ReadyCheck::failed("store", crate::ids::mask_text(&e.to_string())),
+    };
+    let count = state.engine.snapshot().policies().policies().count();
+    let policies = if count > 0 {
+        ReadyCheck::ok("policies", format!("{count} policies active"))
+    } else {
+        ReadyCheck::failed("policies", "no policies are loaded".to_owned())
+    };
+    let backlog = state.audit.backlog();
+    let ops = &state.ops;
+    let detail = format!(
+        "{} records waiting, the oldest for at most {} ms",
+        backlog.pending, backlog.waiting_ms
+    );
+    let log = if backlog.pending >= ops.ready_max_pending {
+        ReadyCheck::failed("decision_log", format!("writer behind: {detail}"))
+    } else if backlog.waiting_ms >= ops.ready_max_wait_ms {
+        ReadyCheck::failed("decision_log", format!("writer stalled: {detail}"))
+    } else {
+        ReadyCheck::ok("decision_log", detail)
+    };
+    let checks = vec![store, policies, log];
+    let failing: Vec<_> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+    let (code, word) = if failing.is_empty() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+    };
+    let body = Readiness {
+        status: word,
+        failing,
+        checks,
+    };
+    super::json_response(code, &body)
+}
+
+impl ReadyCheck {
+    fn ok(name: &'static str, detail: String) -> Self {
+        Self {
+            name,
+            ok: true,
+            detail,
+        }
+    }
+
+    fn failed(name: &'static str, detail: String) -> Self {
+        Self {
+            name,
+            ok: false,
+            detail,
+        }
+    }
+}
 
 /// The status document.
 pub fn status(state: &AppState) -> serde_json::Value {

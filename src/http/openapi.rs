@@ -1,0 +1,247 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 document, built from the route
+//! table (`routes::ROUTES`) and the wire types' `utoipa::ToSchema` derives,
+//! so it names exactly the routes that are served with the types they parse.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use serde_json::{json, Map, Value};
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
+
+use super::routes::{Route, ROUTES};
+
+/// Schemas collected while the document is built, by component name.
+pub type Components = Vec<(String, RefOr<Schema>)>;
+
+/// Adds a type's schema (and those it refers to) to the components and
+/// returns its component name.
+pub type SchemaFn = fn(&mut Components) -> String;
+
+/// The [`SchemaFn`] of `T`.
+pub fn schema_of<T: ToSchema>(out: &mut Components) -> String {
+    let name = T::name().into_owned();
+    out.push((name.clone(), T::schema()));
+    T::schemas(out);
+    name
+}
+
+/// Every error answer's body, as `error.rs` writes it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    /// A fixed word (`invalid_request`, `not_found`, …) or a refusing
+    /// policy's `@code`.
+    code: String,
+    message: String,
+    /// Where in the request the problem is (`requests[2].principal`).
+    field: Option<String>,
+    /// The policies that refused, for a policy denial.
+    policies: Option<Vec<String>>,
+    retry_after_secs: Option<u64>,
+}
+
+/// The document, built once.
+pub fn document() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(build)
+}
+
+fn build() -> Value {
+    let mut components = Components::new();
+    let error = schema_of::<ErrorBody>(&mut components);
+    let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    for r in ROUTES {
+        let op = operation(r, &error, &mut components);
+        paths
+            .entry(r.path.to_owned())
+            .or_default()
+            .insert(r.method.as_str().to_ascii_lowercase(), op);
+    }
+    let schemas: Map<String, Value> = components
+        .into_iter()
+        .map(|(name, s)| (name, serde_json::to_value(s).expect("schemas serialize")))
+        .collect();
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "etax-authz",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Authorization sidecar of the electronic tax bureau. Each \
+                operation's `x-etax-scope` names the API-key scope it needs (none: open).",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": { "apiKey": { "type": "http", "scheme": "bearer" } },
+        },
+    })
+}
+
+fn operation(r: &Route, error: &str, components: &mut Components) -> Value {
+    let ok = match r.response {
+        Some(f) => reference(&f(components)),
+        None if r.media.starts_with("text/") => String::schema_json(),
+        None => json!({ "type": "object" }),
+    };
+    let request_id = json!({
+        "description": "The request's id: the caller's X-Request-Id when sane, else generated",
+        "schema": { "type": "string" },
+    });
+    let err = json!({
+        "description": "An error: the status says which kind, the body names the field",
+        "headers": { "X-Request-Id": request_id },
+        "content": { "application/json": { "schema": reference(error) } },
+    });
+    let mut responses = json!({
+        "200": {
+            "description": "Answered",
+            "headers": { "X-Request-Id": request_id },
+            "content": { r.media: { "schema": ok } },
+        },
+        "default": err,
+    });
+    for status in ["400", "404", "405", "413"] {
+        responses[status] = err.clone();
+    }
+    let mut op = json!({
+        "operationId": operation_id(r),
+        "summary": r.summary,
+        "parameters": parameters(r),
+        "responses": responses,
+        "x-etax-scope": r.scope.map(|s| s.as_str()),
+    });
+    if r.scope.is_some() {
+        op["security"] = json!([{ "apiKey": [] }]);
+        for status in ["401", "403"] {
+            op["responses"][status] = err.clone();
+        }
+    }
+    if let Some(body) = r.body {
+        op["requestBody"] = json!({
+            "required": true,
+            "content": { "application/json": { "schema": reference(&body(components)) } },
+        });
+    }
+    op
+}
+
+/// Path parameters named by the pattern's `{name}` segments, and the session
+/// header of staff maintenance.
+fn parameters(r: &Route) -> Vec<Value> {
+    let mut params: Vec<Value> = r
+        .path
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| {
+            json!({ "name": name, "in": "path", "required": true,
+                    "schema": { "type": "string", "minLength": 1 } })
+        })
+        .collect();
+    if r.handler == super::routes::Handler::Maintenance {
+        params.push(json!({
+            "name": "X-Etax-Session", "in": "header", "required": true,
+            "description": "The session token of the staff member acting",
+            "schema": { "type": "string" },
+        }));
+    }
+    params
+}
+
+/// `post_v1_login_enterprise_code`, unique since (method, path) is.
+fn operation_id(r: &Route) -> String {
+    let path: String = r
+        .path
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("{}{}", r.method.as_str().to_ascii_lowercase(), path)
+        .split('_')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+fn reference(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+trait SchemaJson {
+    fn schema_json() -> Value;
+}
+
+impl<T: PartialSchema> SchemaJson for T {
+    fn schema_json() -> Value {
+        serde_json::to_value(T::schema()).expect("schemas serialize")
+    }
+}
+
+// The ids and store types the wire types parse, as JSON strings (their
+// serde forms). Here rather than beside the types: `ids` and `store` know
+// nothing of HTTP.
+
+impl PartialSchema for crate::ids::PermissionIdentityId {
+    fn schema() -> RefOr<Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some("^[A-Za-z0-9_-]{1,64}$"))
+            .description(Some(
+                "A permission identity's id: ASCII letters, digits, - and _",
+            ))
+            .into()
+    }
+}
+impl ToSchema for crate::ids::PermissionIdentityId {}
+
+impl PartialSchema for crate::store::IdentityType {
+    fn schema() -> RefOr<Schema> {
+        let names = [
+            "legal_rep",
+            "finance_head",
+            "tax_clerk",
+            "invoice_buyer",
+            "tax_agent_staff",
+            "other",
+        ];
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(names))
+            .into()
+    }
+}
+impl ToSchema for crate::store::IdentityType {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_type_names_are_its_serde_names() {
+        let doc = serde_json::to_value(crate::store::IdentityType::schema()).unwrap();
+        for name in doc["enum"].as_array().unwrap() {
+            let parsed: Result<crate::store::IdentityType, _> =
+                serde_json::from_value(name.clone());
+            assert!(parsed.is_ok(), "{name} is not an IdentityType");
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = document();
+        let text = doc.to_string();
+        for part in text.split("\"#/components/schemas/").skip(1) {
+            let name = &part[..part.find('"').unwrap()];
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "{name} is referenced but not defined"
+            );
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! The one route table: method, path pattern, handler, the key scope it
+//! needs and its OpenAPI description. Dispatch, 404 against 405 (with
+//! `Allow`), the scope a request is authenticated for and `/openapi.json`
+//! all read this table, so a route cannot exist in one and not the others.
+
+use hyper::Method;
+
+use super::callers::Scope;
+use super::openapi::{schema_of, SchemaFn};
+use super::{admin, authorize, login, maintenance};
+
+/// What serves a route; `http::dispatch` matches on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    Authorize,
+    AuthorizeBatch,
+    /// Every login and password step (`login::handle` picks the step by
+    /// path).
+    Login,
+    RealName,
+    CoreOfficers,
+    Functions,
+    /// Staff maintenance and agency recognition (`maintenance::route`).
+    Maintenance,
+    AuditDecisions,
+    AuditVerify,
+    AuditCheckpoint,
+    AuditSummary,
+    AuditExport,
+    AuditPolicy,
+    Status,
+    Metrics,
+    Healthz,
+    Readyz,
+    OpenApi,
+}
+
+/// One route.
+pub struct Route {
+    pub method: Method,
+    /// matchit 0.9 syntax: `{name}` is one path segment.
+    pub path: &'static str,
+    pub handler: Handler,
+    /// `None`: answered without an API key (probes, the API's description).
+    pub scope: Option<Scope>,
+    /// The operation's one-line summary in the OpenAPI document.
+    pub summary: &'static str,
+    /// The JSON request body, when the route takes one.
+    pub body: Option<SchemaFn>,
+    /// The 200 answer's JSON schema; `None` documents a JSON object.
+    pub response: Option<SchemaFn>,
+    /// The 200 answer's media type when it is not JSON.
+    pub media: &'static str,
+}
+
+const JSON: &str = "application/json";
+
+const fn route(
+    method: Method,
+    path: &'static str,
+    handler: Handler,
+    scope: Option<Scope>,
+    summary: &'static str,
+) -> Route {
+    Route {
+        method,
+        path,
+        handler,
+        scope,
+        summary,
+        body: None,
+        response: None,
+        media: JSON,
+    }
+}
+
+impl Route {
+    const fn body(mut self, body: SchemaFn) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    const fn answers(mut self, response: SchemaFn) -> Self {
+        self.response = Some(response);
+        self
+    }
+
+    const fn media(mut self, media: &'static str) -> Self {
+        self.media = media;
+        self
+    }
+}
+
+use Handler as H;
+use Method as M;
+
+const AUTHZ: Option<Scope> = Some(Scope::Authorize);
+const LOGIN: Option<Scope> = Some(Scope::Login);
+const MAINTAIN: Option<Scope> = Some(Scope::Maintain);
+const ADMIN: Option<Scope> = Some(Scope::Admin);
+const AUDIT: Option<Scope> = Some(Scope::Audit);
+
+/// A login step: POST, scope `login`, body `T`.
+const fn step(path: &'static str, summary: &'static str, body: SchemaFn) -> Route {
+    route(M::POST, path, H::Login, LOGIN, summary).body(body)
+}
+
+/// A maintenance operation: scope `maintain`, session in `X-Etax-Session`.
+const fn maint(method: Method, path: &'static str, summary: &'static str) -> Route {
+    route(method, path, H::Maintenance, MAINTAIN, summary)
+}
+
+pub static ROUTES: &[Route] = &[
+    route(
+        M::GET,
+        "/healthz",
+        H::Healthz,
+        None,
+        "Liveness: the process answers",
+    ),
+    route(
+        M::GET,
+        "/readyz",
+        H::Readyz,
+        None,
+        "Readiness: store, policies, decision log",
+    )
+    .answers(schema_of::<super::status::Readiness>),
+    route(
+        M::GET,
+        "/openapi.json",
+        H::OpenApi,
+        None,
+        "This API's OpenAPI 3.1 document",
+    ),
+    route(M::GET, "/metrics", H::Metrics, ADMIN, "Prometheus metrics")
+        .media("text/plain; version=0.0.4; charset=utf-8"),
+    route(
+        M::GET,
+        "/v1/status",
+        H::Status,
+        ADMIN,
+        "Active policy set and reloads",
+    ),
+    route(
+        M::POST,
+        "/v1/authorize",
+        H::Authorize,
+        AUTHZ,
+        "Ask one authorization question",
+    )
+    .body(schema_of::<authorize::AuthorizeRequest>)
+    .answers(schema_of::<authorize::AuthorizeResponse>),
+    route(
+        M::POST,
+        "/v1/authorize/batch",
+        H::AuthorizeBatch,
+        AUTHZ,
+        "Ask up to 100 questions",
+    )
+    .body(schema_of::<authorize::BatchRequest>)
+    .answers(schema_of::<authorize::BatchResponse>),
+    step(
+        "/v1/login/enterprise",
+        "Enterprise login: account and password",
+        schema_of::<login::AccountLogin>,
+    ),
+    step(
+        "/v1/login/enterprise/sync",
+        "Enterprise login: sync staff from the core system",
+        schema_of::<login::FlowOnly>,
+    ),
+    step(
+        "/v1/login/enterprise/code",
+        "Enterprise login: send the staff member's SMS code",
+        schema_of::<login::FlowStaff>,
+    ),
+    step(
+        "/v1/login/enterprise/complete",
+        "Enterprise login: the staff member's factors",
+        schema_of::<login::Personal>,
+    ),
+    step(
+        "/v1/login/enterprise/cancel",
+        "Enterprise login: abandon the flow",
+        schema_of::<login::FlowOnly>,
+    ),
+    step(
+        "/v1/login/quick/code",
+        "Quick login: send the SMS code",
+        schema_of::<login::QuickCode>,
+    ),
+    step(
+        "/v1/login/quick",
+        "Quick login: answer the SMS code",
+        schema_of::<login::CodeAnswer>,
+    ),
+    step(
+        "/v1/login/captcha",
+        "Natural-person login: issue a captcha",
+        schema_of::<login::CaptchaRequest>,
+    ),
+    step(
+        "/v1/login/natural-person",
+        "Natural-person login",
+        schema_of::<login::NaturalPerson>,
+    ),
+    step(
+        "/v1/login/agency",
+        "Agency login: account and password",
+        schema_of::<login::AccountLogin>,
+    ),
+    step(
+        "/v1/login/agency/code",
+        "Agency login: send the agent's SMS code",
+        schema_of::<login::FlowAgent>,
+    ),
+    step(
+        "/v1/login/agency/agent",
+        "Agency login: the agent's factors",
+        schema_of::<login::Personal>,
+    ),
+    step(
+        "/v1/login/agency/client",
+        "Agency login: pick the client enterprise",
+        schema_of::<login::ClientStep>,
+    ),
+    step(
+        "/v1/password",
+        "Set a new password in a session",
+        schema_of::<login::SetPassword>,
+    ),
+    step(
+        "/v1/password/forgot/code",
+        "Forgotten password: send the SMS code",
+        schema_of::<login::ForgotCode>,
+    ),
+    step(
+        "/v1/password/forgot/reset",
+        "Forgotten password: reset with the code",
+        schema_of::<login::ForgotReset>,
+    ),
+    step(
+        "/v1/logout",
+        "End a session",
+        schema_of::<login::SessionOnly>,
+    ),
+    route(
+        M::POST,
+        "/v1/admin/real-name",
+        H::RealName,
+        ADMIN,
+        "Feed a real-name verification result",
+    )
+    .body(schema_of::<admin::RealNameBody>),
+    route(
+        M::PUT,
+        "/v1/admin/enterprises/{credit_code}/core-officers",
+        H::CoreOfficers,
+        ADMIN,
+        "Feed an enterprise's officers from the core system",
+    )
+    .body(schema_of::<admin::CoreOfficersBody>),
+    route(
+        M::GET,
+        "/v1/functions",
+        H::Functions,
+        MAINTAIN,
+        "The business-function catalogue",
+    ),
+    maint(
+        M::GET,
+        "/v1/maintenance/staff",
+        "List the enterprise's staff",
+    ),
+    maint(M::POST, "/v1/maintenance/staff", "Add a staff member")
+        .body(schema_of::<maintenance::AddStaff>),
+    maint(
+        M::POST,
+        "/v1/maintenance/staff/search",
+        "Find a person by name and ID",
+    )
+    .body(schema_of::<maintenance::PersonSearch>),
+    maint(
+        M::PATCH,
+        "/v1/maintenance/staff/{person}",
+        "Change a staff member's identity or roles",
+    )
+    .body(schema_of::<maintenance::EditStaff>),
+    maint(
+        M::DELETE,
+        "/v1/maintenance/staff/{person}",
+        "Remove a staff member",
+    ),
+    maint(
+        M::POST,
+        "/v1/maintenance/staff/{person}/reset-password",
+        "Reset a staff member's password",
+    ),
+    maint(
+        M::GET,
+        "/v1/maintenance/permission-identities",
+        "List permission identities",
+    ),
+    maint(
+        M::POST,
+        "/v1/maintenance/permission-identities",
+        "Create a permission identity",
+    )
+    .body(schema_of::<maintenance::PermissionIdentityBody>),
+    maint(
+        M::PUT,
+        "/v1/maintenance/permission-identities/{id}",
+        "Replace a permission identity",
+    )
+    .body(schema_of::<maintenance::PermissionIdentityBody>),
+    maint(
+        M::DELETE,
+        "/v1/maintenance/permission-identities/{id}",
+        "Delete a permission identity",
+    ),
+    maint(M::POST, "/v1/maintenance/agencies", "Recognize an agency")
+        .body(schema_of::<maintenance::Recognize>),
+    maint(
+        M::DELETE,
+        "/v1/maintenance/agencies/{agency}",
+        "End an agency's recognition",
+    ),
+    route(
+        M::GET,
+        "/v1/audit/decisions",
+        H::AuditDecisions,
+        AUDIT,
+        "Query decision records",
+    ),
+    route(
+        M::GET,
+        "/v1/audit/verify",
+        H::AuditVerify,
+        AUDIT,
+        "Verify the decision log's chain",
+    ),
+    route(
+        M::GET,
+        "/v1/audit/checkpoint",
+        H::AuditCheckpoint,
+        AUDIT,
+        "The log's current head",
+    ),
+    route(
+        M::GET,
+        "/v1/audit/summary",
+        H::AuditSummary,
+        AUDIT,
+        "Counts of decision records",
+    ),
+    route(
+        M::GET,
+        "/v1/audit/export",
+        H::AuditExport,
+        AUDIT,
+        "Stream decision records",
+    ),
+    route(
+        M::GET,
+        "/v1/audit/policy/{version}",
+        H::AuditPolicy,
+        AUDIT,
+        "An archived policy set",
+    ),
+];
+
+/// What the table says of a request.
+pub enum Lookup {
+    Found(&'static Route),
+    /// The path exists, not with this method: the methods it has, and the
+    /// scope its routes need (a caller without it learns nothing more).
+    WrongMethod {
+        allow: Vec<&'static Method>,
+        scope: Option<Scope>,
+    },
+    NotFound,
+}
+
+impl Lookup {
+    /// The scope a request is authenticated for. An unknown path needs the
+    /// strictest, `admin`: without it a caller cannot probe which paths
+    /// exist.
+    pub fn scope(&self) -> Option<Scope> {
+        match self {
+            Lookup::Found(r) => r.scope,
+            Lookup::WrongMethod { scope, .. } => *scope,
+            Lookup::NotFound => Some(Scope::Admin),
+        }
+    }
+}
+
+/// The routes of one path pattern, in table order.
+type SamePath = Vec<&'static Route>;
+
+fn router() -> &'static matchit::Router<SamePath> {
+    static ROUTER: std::sync::OnceLock<matchit::Router<SamePath>> = std::sync::OnceLock::new();
+    ROUTER.get_or_init(|| {
+        let mut by_path: Vec<(&'static str, SamePath)> = Vec::new();
+        for r in ROUTES {
+            match by_path.iter_mut().find(|(p, _)| *p == r.path) {
+                Some((_, same)) => same.push(r),
+                None => by_path.push((r.path, vec![r])),
+            }
+        }
+        let mut router = matchit::Router::new();
+        for (path, same) in by_path {
+            router
+                .insert(path, same)
+                .unwrap_or_else(|e| panic!("route table: {path}: {e}"));
+        }
+        router
+    })
+}
+
+/// Looks `method path` up in the table.
+pub fn lookup(method: &Method, path: &str) -> Lookup {
+    let Ok(matched) = router().at(path) else {
+        return Lookup::NotFound;
+    };
+    let same = matched.value;
+    match same.iter().find(|r| r.method == *method) {
+        Some(r) => Lookup::Found(r),
+        None => Lookup::WrongMethod {
+            allow: same.iter().map(|r| &r.method).collect(),
+            scope: same[0].scope,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_builds_and_its_routes_share_one_scope() {
+        let _ = router();
+        for r in ROUTES {
+            for other in ROUTES.iter().filter(|o| o.path == r.path) {
+                assert_eq!(r.scope, other.scope, "{} has two scopes", r.path);
+                assert!(
+                    std::ptr::eq(r, other) || r.method != other.method,
+                    "{} {} is in the table twice",
+                    r.method,
+                    r.path
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn looks_up_found_wrong_method_and_unknown() {
+        assert!(
+            matches!(lookup(&M::POST, "/v1/authorize"), Lookup::Found(r) if r.handler == H::Authorize)
+        );
+        let staff = "/v1/maintenance/staff/resident_id:210102199001015035";
+        assert!(
+            matches!(lookup(&M::PATCH, staff), Lookup::Found(r) if r.handler == H::Maintenance)
+        );
+        match lookup(&M::GET, "/v1/authorize") {
+            Lookup::WrongMethod { allow, scope } => {
+                assert_eq!(allow, vec![&M::POST]);
+                assert_eq!(scope, AUTHZ);
+            }
+            _ => panic!("GET /v1/authorize is a wrong method"),
+        }
+        assert!(matches!(
+            lookup(&M::GET, "/v1/authorizeX"),
+            Lookup::NotFound
+        ));
+        assert_eq!(lookup(&M::GET, "/v1/authorizeX").scope(), ADMIN);
+        assert_eq!(lookup(&M::GET, "/healthz").scope(), None);
+        assert_eq!(lookup(&M::GET, "/v1/audit/policy/abc").scope(), AUDIT);
+    }
+}
