@@ -10,7 +10,7 @@ use utoipa::openapi::schema::Schema;
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
-use super::routes::{Route, ROUTES};
+use super::routes::{Route, JSON, ROUTES};
 
 /// Schemas collected while the document is built, by component name.
 pub type Components = Vec<(String, RefOr<Schema>)>;
@@ -88,7 +88,8 @@ fn build() -> Value {
 fn operation(r: &Route, error: &str, components: &mut Components) -> Value {
     let ok = match r.response {
         Some(f) => reference(&f(components)),
-        None if r.media.starts_with("text/") => String::schema_json(),
+        // Text lines (metrics, an export's JSON lines), not one JSON value.
+        None if r.media != JSON => String::schema_json(),
         None => json!({ "type": "object" }),
     };
     let request_id = json!({

@@ -53,7 +53,7 @@ pub struct Route {
     pub media: &'static str,
 }
 
-const JSON: &str = "application/json";
+pub const JSON: &str = "application/json";
 
 const fn route(
     method: Method,
@@ -360,7 +360,8 @@ pub static ROUTES: &[Route] = &[
         H::AuditExport,
         AUDIT,
         "Stream decision records",
-    ),
+    )
+    .media("application/x-ndjson"),
     route(
         M::GET,
         "/v1/audit/policy/{version}",
