@@ -534,3 +534,25 @@ async fn an_old_redb_log_is_migrated_with_its_seqs_and_hashes() {
     assert_eq!(log.commit(record(1501, "p", true)).await.unwrap(), 1501);
     assert!(log.verify(None).unwrap().ok);
 }
+
+#[tokio::test]
+async fn records_without_a_request_id_keep_their_form_and_verify_beside_records_with_one() {
+    // Records as written before `request_id` existed: the field is absent
+    // from their canonical form, so their stored hashes still hold.
+    let (dir, log) = log_with(3).await;
+    let old = record(1, "Etax::Staff::\"x\"", true);
+    assert!(!String::from_utf8(chain::canonical_bytes(&old))
+        .unwrap()
+        .contains("request_id"));
+    let mut new = record(4, "Etax::Staff::\"y\"", true);
+    new.request_id = Some("ticket-1".to_owned());
+    assert!(String::from_utf8(chain::canonical_bytes(&new))
+        .unwrap()
+        .contains("\"request_id\":\"ticket-1\""));
+    log.commit(new).await.unwrap();
+    log.close().await.unwrap();
+    drop(log);
+    let report = verify_dir(dir.path(), None);
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.records, 4);
+}
