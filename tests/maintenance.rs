@@ -332,7 +332,9 @@ fn two_officers_editing_at_once_lose_no_update() {
 fn the_service_log_masks_id_numbers_and_holds_no_secret() {
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("service.log");
-    let server = Server::start_logging(&tmp.path().join("data"), &["--demo"], &log);
+    // Every request's access-log line, not only errors and slow ones.
+    let extra = ["--demo", "--access-log", "all"];
+    let server = Server::start_logging(&tmp.path().join("data"), &extra, &log);
     let (lr, code) = login_by_sms(&server, LEGAL_REP);
     let (_, otp) = reset_clerk_password(&server, &lr);
     server.stop();

@@ -97,6 +97,12 @@ impl Peers {
         })
     }
 
+    /// Connections open now, from every peer.
+    pub fn total(&self) -> usize {
+        let open = self.open.lock().expect("peer counts are never poisoned");
+        open.values().sum()
+    }
+
     /// A slot for one more connection from `ip`, or `None` when the peer
     /// already holds its cap. The slot is given back when dropped.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<PeerSlot> {
@@ -153,7 +159,10 @@ mod tests {
         // A mapped address is the same peer.
         assert!(peers.admit("::ffff:10.0.0.1".parse().unwrap()).is_none());
         assert!(peers.admit(b).is_some());
+        // `b`'s slot was given back at once.
+        assert_eq!(peers.total(), 2);
         drop(s1);
+        assert_eq!(peers.total(), 1);
         assert!(peers.admit(a).is_some());
     }
 }

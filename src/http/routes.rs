@@ -110,265 +110,70 @@ const fn maint(method: Method, path: &'static str, summary: &'static str) -> Rou
     route(method, path, H::Maintenance, MAINTAIN, summary)
 }
 
+// One row a route, so the table reads as a table.
+#[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
-    route(
-        M::GET,
-        "/healthz",
-        H::Healthz,
-        None,
-        "Liveness: the process answers",
-    ),
-    route(
-        M::GET,
-        "/readyz",
-        H::Readyz,
-        None,
-        "Readiness: store, policies, decision log",
-    )
-    .answers(schema_of::<super::status::Readiness>),
-    route(
-        M::GET,
-        "/openapi.json",
-        H::OpenApi,
-        None,
-        "This API's OpenAPI 3.1 document",
-    ),
+    route(M::GET, "/healthz", H::Healthz, None, "Liveness: the process answers"),
+    route(M::GET, "/readyz", H::Readyz, None, "Readiness: store, policies, decision log")
+        .answers(schema_of::<super::status::Readiness>),
+    route(M::GET, "/openapi.json", H::OpenApi, None, "This API's OpenAPI 3.1 document"),
     route(M::GET, "/metrics", H::Metrics, ADMIN, "Prometheus metrics")
         .media("text/plain; version=0.0.4; charset=utf-8"),
-    route(
-        M::GET,
-        "/v1/status",
-        H::Status,
-        ADMIN,
-        "Active policy set and reloads",
-    ),
-    route(
-        M::POST,
-        "/v1/authorize",
-        H::Authorize,
-        AUTHZ,
-        "Ask one authorization question",
-    )
-    .body(schema_of::<authorize::AuthorizeRequest>)
-    .answers(schema_of::<authorize::AuthorizeResponse>),
-    route(
-        M::POST,
-        "/v1/authorize/batch",
-        H::AuthorizeBatch,
-        AUTHZ,
-        "Ask up to 100 questions",
-    )
-    .body(schema_of::<authorize::BatchRequest>)
-    .answers(schema_of::<authorize::BatchResponse>),
-    step(
-        "/v1/login/enterprise",
-        "Enterprise login: account and password",
-        schema_of::<login::AccountLogin>,
-    ),
-    step(
-        "/v1/login/enterprise/sync",
-        "Enterprise login: sync staff from the core system",
-        schema_of::<login::FlowOnly>,
-    ),
-    step(
-        "/v1/login/enterprise/code",
-        "Enterprise login: send the staff member's SMS code",
-        schema_of::<login::FlowStaff>,
-    ),
-    step(
-        "/v1/login/enterprise/complete",
-        "Enterprise login: the staff member's factors",
-        schema_of::<login::Personal>,
-    ),
-    step(
-        "/v1/login/enterprise/cancel",
-        "Enterprise login: abandon the flow",
-        schema_of::<login::FlowOnly>,
-    ),
-    step(
-        "/v1/login/quick/code",
-        "Quick login: send the SMS code",
-        schema_of::<login::QuickCode>,
-    ),
-    step(
-        "/v1/login/quick",
-        "Quick login: answer the SMS code",
-        schema_of::<login::CodeAnswer>,
-    ),
-    step(
-        "/v1/login/captcha",
-        "Natural-person login: issue a captcha",
-        schema_of::<login::CaptchaRequest>,
-    ),
-    step(
-        "/v1/login/natural-person",
-        "Natural-person login",
-        schema_of::<login::NaturalPerson>,
-    ),
-    step(
-        "/v1/login/agency",
-        "Agency login: account and password",
-        schema_of::<login::AccountLogin>,
-    ),
-    step(
-        "/v1/login/agency/code",
-        "Agency login: send the agent's SMS code",
-        schema_of::<login::FlowAgent>,
-    ),
-    step(
-        "/v1/login/agency/agent",
-        "Agency login: the agent's factors",
-        schema_of::<login::Personal>,
-    ),
-    step(
-        "/v1/login/agency/client",
-        "Agency login: pick the client enterprise",
-        schema_of::<login::ClientStep>,
-    ),
-    step(
-        "/v1/password",
-        "Set a new password in a session",
-        schema_of::<login::SetPassword>,
-    ),
-    step(
-        "/v1/password/forgot/code",
-        "Forgotten password: send the SMS code",
-        schema_of::<login::ForgotCode>,
-    ),
-    step(
-        "/v1/password/forgot/reset",
-        "Forgotten password: reset with the code",
-        schema_of::<login::ForgotReset>,
-    ),
-    step(
-        "/v1/logout",
-        "End a session",
-        schema_of::<login::SessionOnly>,
-    ),
-    route(
-        M::POST,
-        "/v1/admin/real-name",
-        H::RealName,
-        ADMIN,
-        "Feed a real-name verification result",
-    )
-    .body(schema_of::<admin::RealNameBody>),
-    route(
-        M::PUT,
-        "/v1/admin/enterprises/{credit_code}/core-officers",
-        H::CoreOfficers,
-        ADMIN,
-        "Feed an enterprise's officers from the core system",
-    )
-    .body(schema_of::<admin::CoreOfficersBody>),
-    route(
-        M::GET,
-        "/v1/functions",
-        H::Functions,
-        MAINTAIN,
-        "The business-function catalogue",
-    ),
-    maint(
-        M::GET,
-        "/v1/maintenance/staff",
-        "List the enterprise's staff",
-    ),
+    route(M::GET, "/v1/status", H::Status, ADMIN, "Active policy set and reloads"),
+    route(M::POST, "/v1/authorize", H::Authorize, AUTHZ, "Ask one authorization question")
+        .body(schema_of::<authorize::AuthorizeRequest>)
+        .answers(schema_of::<authorize::AuthorizeResponse>),
+    route(M::POST, "/v1/authorize/batch", H::AuthorizeBatch, AUTHZ, "Ask up to 100 questions")
+        .body(schema_of::<authorize::BatchRequest>)
+        .answers(schema_of::<authorize::BatchResponse>),
+    step("/v1/login/enterprise", "Enterprise login: account and password", schema_of::<login::AccountLogin>),
+    step("/v1/login/enterprise/sync", "Enterprise login: sync staff from the core system", schema_of::<login::FlowOnly>),
+    step("/v1/login/enterprise/code", "Enterprise login: send the staff member's SMS code", schema_of::<login::FlowStaff>),
+    step("/v1/login/enterprise/complete", "Enterprise login: the staff member's factors", schema_of::<login::Personal>),
+    step("/v1/login/enterprise/cancel", "Enterprise login: abandon the flow", schema_of::<login::FlowOnly>),
+    step("/v1/login/quick/code", "Quick login: send the SMS code", schema_of::<login::QuickCode>),
+    step("/v1/login/quick", "Quick login: answer the SMS code", schema_of::<login::CodeAnswer>),
+    step("/v1/login/captcha", "Natural-person login: issue a captcha", schema_of::<login::CaptchaRequest>),
+    step("/v1/login/natural-person", "Natural-person login", schema_of::<login::NaturalPerson>),
+    step("/v1/login/agency", "Agency login: account and password", schema_of::<login::AccountLogin>),
+    step("/v1/login/agency/code", "Agency login: send the agent's SMS code", schema_of::<login::FlowAgent>),
+    step("/v1/login/agency/agent", "Agency login: the agent's factors", schema_of::<login::Personal>),
+    step("/v1/login/agency/client", "Agency login: pick the client enterprise", schema_of::<login::ClientStep>),
+    step("/v1/password", "Set a new password in a session", schema_of::<login::SetPassword>),
+    step("/v1/password/forgot/code", "Forgotten password: send the SMS code", schema_of::<login::ForgotCode>),
+    step("/v1/password/forgot/reset", "Forgotten password: reset with the code", schema_of::<login::ForgotReset>),
+    step("/v1/logout", "End a session", schema_of::<login::SessionOnly>),
+    route(M::POST, "/v1/admin/real-name", H::RealName, ADMIN, "Feed a real-name verification result")
+        .body(schema_of::<admin::RealNameBody>),
+    route(M::PUT, "/v1/admin/enterprises/{credit_code}/core-officers", H::CoreOfficers, ADMIN,
+          "Feed an enterprise's officers from the core system")
+        .body(schema_of::<admin::CoreOfficersBody>),
+    route(M::GET, "/v1/functions", H::Functions, MAINTAIN, "The business-function catalogue"),
+    maint(M::GET, "/v1/maintenance/staff", "List the enterprise's staff"),
     maint(M::POST, "/v1/maintenance/staff", "Add a staff member")
         .body(schema_of::<maintenance::AddStaff>),
-    maint(
-        M::POST,
-        "/v1/maintenance/staff/search",
-        "Find a person by name and ID",
-    )
-    .body(schema_of::<maintenance::PersonSearch>),
-    maint(
-        M::PATCH,
-        "/v1/maintenance/staff/{person}",
-        "Change a staff member's identity or roles",
-    )
-    .body(schema_of::<maintenance::EditStaff>),
-    maint(
-        M::DELETE,
-        "/v1/maintenance/staff/{person}",
-        "Remove a staff member",
-    ),
-    maint(
-        M::POST,
-        "/v1/maintenance/staff/{person}/reset-password",
-        "Reset a staff member's password",
-    ),
-    maint(
-        M::GET,
-        "/v1/maintenance/permission-identities",
-        "List permission identities",
-    ),
-    maint(
-        M::POST,
-        "/v1/maintenance/permission-identities",
-        "Create a permission identity",
-    )
-    .body(schema_of::<maintenance::PermissionIdentityBody>),
-    maint(
-        M::PUT,
-        "/v1/maintenance/permission-identities/{id}",
-        "Replace a permission identity",
-    )
-    .body(schema_of::<maintenance::PermissionIdentityBody>),
-    maint(
-        M::DELETE,
-        "/v1/maintenance/permission-identities/{id}",
-        "Delete a permission identity",
-    ),
+    maint(M::POST, "/v1/maintenance/staff/search", "Find a person by name and ID")
+        .body(schema_of::<maintenance::PersonSearch>),
+    maint(M::PATCH, "/v1/maintenance/staff/{person}", "Change a staff member's identity or roles")
+        .body(schema_of::<maintenance::EditStaff>),
+    maint(M::DELETE, "/v1/maintenance/staff/{person}", "Remove a staff member"),
+    maint(M::POST, "/v1/maintenance/staff/{person}/reset-password", "Reset a staff member's password"),
+    maint(M::GET, "/v1/maintenance/permission-identities", "List permission identities"),
+    maint(M::POST, "/v1/maintenance/permission-identities", "Create a permission identity")
+        .body(schema_of::<maintenance::PermissionIdentityBody>),
+    maint(M::PUT, "/v1/maintenance/permission-identities/{id}", "Replace a permission identity")
+        .body(schema_of::<maintenance::PermissionIdentityBody>),
+    maint(M::DELETE, "/v1/maintenance/permission-identities/{id}", "Delete a permission identity"),
     maint(M::POST, "/v1/maintenance/agencies", "Recognize an agency")
         .body(schema_of::<maintenance::Recognize>),
-    maint(
-        M::DELETE,
-        "/v1/maintenance/agencies/{agency}",
-        "End an agency's recognition",
-    ),
-    route(
-        M::GET,
-        "/v1/audit/decisions",
-        H::AuditDecisions,
-        AUDIT,
-        "Query decision records",
-    ),
-    route(
-        M::GET,
-        "/v1/audit/verify",
-        H::AuditVerify,
-        AUDIT,
-        "Verify the decision log's chain",
-    ),
-    route(
-        M::GET,
-        "/v1/audit/checkpoint",
-        H::AuditCheckpoint,
-        AUDIT,
-        "The log's current head",
-    ),
-    route(
-        M::GET,
-        "/v1/audit/summary",
-        H::AuditSummary,
-        AUDIT,
-        "Counts of decision records",
-    ),
-    route(
-        M::GET,
-        "/v1/audit/export",
-        H::AuditExport,
-        AUDIT,
-        "Stream decision records",
-    )
-    .media("application/x-ndjson"),
-    route(
-        M::GET,
-        "/v1/audit/policy/{version}",
-        H::AuditPolicy,
-        AUDIT,
-        "An archived policy set",
-    ),
+    maint(M::DELETE, "/v1/maintenance/agencies/{agency}", "End an agency's recognition"),
+    route(M::GET, "/v1/audit/decisions", H::AuditDecisions, AUDIT, "Query decision records"),
+    route(M::GET, "/v1/audit/verify", H::AuditVerify, AUDIT, "Verify the decision log's chain"),
+    route(M::GET, "/v1/audit/checkpoint", H::AuditCheckpoint, AUDIT, "The log's current head"),
+    route(M::GET, "/v1/audit/summary", H::AuditSummary, AUDIT, "Counts of decision records"),
+    route(M::GET, "/v1/audit/export", H::AuditExport, AUDIT, "Stream decision records")
+        .media("application/x-ndjson"),
+    route(M::GET, "/v1/audit/policy/{version}", H::AuditPolicy, AUDIT, "An archived policy set"),
 ];
 
 /// What the table says of a request.

@@ -193,10 +193,9 @@ fn serving_metrics(metric: &mut impl FnMut(&str, &str, &str, &[Sample]), state: 
         "etax_http_connections_open",
         "gauge",
         "Connections being served (at most --max-connections; more wait to be accepted).",
-        &[(
-            "",
-            (state.limits.max_connections - state.connections.available_permits()) as u64,
-        )],
+        // Counted where connections are admitted: each accept loop holds
+        // the permit of the connection it waits for, which is not open yet.
+        &[("", state.peers.total() as u64)],
     );
     let (hits, misses) = state.engine.cache_counts();
     metric(
