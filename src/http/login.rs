@@ -16,27 +16,6 @@ use crate::flows::password::Holder;
 use crate::ids::Phone;
 use crate::store::IdentityType;
 
-/// The paths served here (all POST).
-pub const PATHS: &[&str] = &[
-    "/v1/login/enterprise",
-    "/v1/login/enterprise/sync",
-    "/v1/login/enterprise/code",
-    "/v1/login/enterprise/complete",
-    "/v1/login/enterprise/cancel",
-    "/v1/login/quick/code",
-    "/v1/login/quick",
-    "/v1/login/captcha",
-    "/v1/login/natural-person",
-    "/v1/login/agency",
-    "/v1/login/agency/code",
-    "/v1/login/agency/agent",
-    "/v1/login/agency/client",
-    "/v1/password",
-    "/v1/password/forgot/code",
-    "/v1/password/forgot/reset",
-    "/v1/logout",
-];
-
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AccountLogin {
@@ -181,7 +160,7 @@ pub(crate) struct SessionOnly {
     session: String,
 }
 
-/// Serves one of [`PATHS`]: each login mode's steps in its own function,
+/// Serves a login step (the `Login` rows of `routes::ROUTES`): each login mode's steps in its own function,
 /// like the flows (`flows::login::{enterprise, quick, natural, agency,
 /// password}`).
 pub async fn handle(
