@@ -15,6 +15,7 @@
 
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, oneshot};
 
 use super::append::Appender;
@@ -55,11 +56,14 @@ pub(super) enum Msg {
 
 /// Starts the writer thread. It stops after a [`Msg::Close`], or when every
 /// sender is dropped; either way it closes the log cleanly.
-pub(super) fn spawn(appender: Appender) -> Result<mpsc::Sender<Msg>, AuditError> {
+pub(super) fn spawn(
+    appender: Appender,
+    commits: Histogram,
+) -> Result<mpsc::Sender<Msg>, AuditError> {
     let (tx, rx) = mpsc::channel(QUEUE_MESSAGES);
     std::thread::Builder::new()
         .name("decision-log-writer".to_owned())
-        .spawn(move || run(appender, rx))
+        .spawn(move || run(appender, rx, &commits))
         .map_err(|e| AuditError::Write(format!("cannot start the writer thread: {e}")))?;
     Ok(tx)
 }
@@ -150,7 +154,8 @@ fn gather(
     Some(cycle)
 }
 
-fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>) {
+/// `commits` times each group commit (append and fsync), for `/metrics`.
+fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>, commits: &Histogram) {
     // Records of a commit that failed: written again, first, next cycle.
     let mut retry: Vec<DecisionRecord> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
@@ -166,7 +171,10 @@ fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>) {
             return;
         };
         if !cycle.records.is_empty() {
-            if let Err(e) = log.append(&mut cycle.records) {
+            let started = Instant::now();
+            let appended = log.append(&mut cycle.records);
+            commits.observe(started.elapsed().as_secs_f64());
+            if let Err(e) = appended {
                 retry = failed(cycle, &e);
                 std::thread::sleep(Duration::from_millis(100));
                 continue;

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authorize;
 pub mod callers;
 pub mod error;
+pub mod keys_file;
 pub mod limits;
 pub mod login;
 pub mod maintenance;
@@ -91,6 +92,8 @@ pub struct AppState {
     pub time_offset: crate::audit::time::Offset,
     /// Every policy set loaded, for `GET /v1/audit/policy/{version}`.
     pub policy_archive: crate::policy::archive::PolicyArchive,
+    /// `/metrics`: request latency and open connections are recorded here.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` completes; connections in
@@ -160,6 +163,7 @@ async fn connection(
     peer: SocketAddr,
     in_flight: mpsc::Sender<()>,
 ) {
+    let _open = state.metrics.connection_open();
     let limits = state.limits.clone();
     let max_requests = limits.max_requests;
     let served = Arc::new(AtomicU64::new(0));
@@ -212,12 +216,16 @@ async fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -> R
         Ok(r) => r,
         Err(e) => whole(e.into_response()),
     };
+    let took = started.elapsed();
+    state
+        .metrics
+        .observe_request(&path, response.status().as_u16(), took);
     tracing::info!(
         %peer,
         %method,
         path,
         status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
+        micros = took.as_micros() as u64,
         "request"
     );
     response
