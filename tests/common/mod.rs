@@ -665,3 +665,46 @@ pub fn prune_everything(data: &str) -> (i32, String, String) {
         "0",
     ])
 }
+
+/// `serve ARGS` with extra environment variables (the `--demo` store in a
+/// temporary data directory), for tests of what the environment sets.
+pub fn serve_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let mut child = Command::new(BIN)
+        .current_dir(CRATE_ROOT)
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .args(FAST_HASH)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("ETAX_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start etax-authz");
+    let addr = listening_addr(&mut child)
+        .recv_timeout(Duration::from_secs(60))
+        .expect("etax-authz listens within 60 s");
+    Server {
+        addr,
+        data,
+        child,
+        _tmp: Some(tmp),
+    }
+}
+
+/// [`cli`] with extra environment variables.
+pub fn cli_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .current_dir(CRATE_ROOT)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("ETAX_LOG", "warn")
+        .output()
+        .expect("run etax-authz");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
