@@ -319,11 +319,10 @@ fn wire(opts: &ServeOptions, o: Opened) -> Result<(Arc<AppState>, Background), S
     Ok((state, Background { reloader, sweeper }))
 }
 
-/// Reads the API keys file again when it changes (looked at every `poll`,
-/// or every 500 ms with polling off) and at once on SIGHUP. A file that
+/// Reads the API keys file again on SIGHUP and, like the policies, when it
+/// changes (looked at every `poll`; `None`: on SIGHUP only). A file that
 /// does not read or check is logged and the keys before it keep serving.
 async fn watch_keys(keys: Arc<LiveKeys>, poll: Option<std::time::Duration>) {
-    let poll = poll.unwrap_or(std::time::Duration::from_millis(500));
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
@@ -336,9 +335,15 @@ async fn watch_keys(keys: Arc<LiveKeys>, poll: Option<std::time::Duration>) {
         };
         #[cfg(not(unix))]
         let hup_received = std::future::pending::<Option<()>>();
+        let tick = async {
+            match poll {
+                Some(poll) => tokio::time::sleep(poll).await,
+                None => std::future::pending().await,
+            }
+        };
         let reloaded = tokio::select! {
             _ = hup_received => keys.reload().map(|()| true),
-            () = tokio::time::sleep(poll) => keys.reload_if_changed(),
+            () = tick => keys.reload_if_changed(),
         };
         let path = keys.path().display();
         match reloaded {
