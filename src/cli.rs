@@ -38,7 +38,7 @@ enum Command {
     /// Read, check and prune the decision log (on a data directory no server
     /// holds open; while it runs use GET /v1/audit/...).
     #[command(subcommand)]
-    Audit(AuditCommand),
+    Audit(Box<AuditCommand>),
     /// Validate every policy strictly against the schema.
     Check {
         #[arg(long, default_value = "policies")]
@@ -466,7 +466,7 @@ pub fn main() -> ExitCode {
             data,
             passwords,
         } => crate::import::command::run(&file, &data, &passwords.into_policy()),
-        Command::Audit(cmd) => audit_command(cmd),
+        Command::Audit(cmd) => audit_command(*cmd),
         Command::Gen {
             enterprises,
             seed,

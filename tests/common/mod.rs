@@ -304,17 +304,7 @@ pub fn try_request(
 
 /// Runs the CLI from the crate root; returns exit code, stdout, stderr.
 pub fn cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .current_dir(CRATE_ROOT)
-        .args(args)
-        .env("ETAX_LOG", "warn")
-        .output()
-        .expect("run etax-authz");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    cli_with_env(args, &[])
 }
 
 // Demo identities (examples/demo.json).
