@@ -1,6 +1,6 @@
-//! The command line: `serve`, `check`, `test`, `fmt`, `import`, `audit …`.
+//! The command line: `serve`, `config`, `keys …`, `check`, `test`, `fmt`,
+//! `import`, `audit …`, `gen`. The `serve` flags are in [`crate::config`].
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::audit;
 use crate::authn::PasswordArgs;
+use crate::config::{self, ServeArgs};
 use crate::policy::{LoadError, PolicySnapshot};
 use crate::server::{self, ServeOptions};
 
@@ -25,82 +26,19 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API.
-    Serve {
-        /// Address to listen on; loopback by default.
-        #[arg(long, default_value = "127.0.0.1:8180", env = "ETAX_LISTEN")]
-        listen: SocketAddr,
-        /// Directory of the redb files.
-        #[arg(long, default_value = "data", env = "ETAX_DATA")]
-        data: PathBuf,
-        #[arg(long, default_value = "policies", env = "ETAX_POLICIES")]
-        policies: PathBuf,
-        #[arg(long, default_value = "schemas/etax.cedarschema", env = "ETAX_SCHEMA")]
-        schema: PathBuf,
-        /// Import examples/demo.json when the store is empty.
-        #[arg(long)]
-        demo: bool,
-        /// Largest accepted request body, in bytes.
-        #[arg(long, default_value_t = crate::http::DEFAULT_BODY_LIMIT, env = "ETAX_BODY_LIMIT")]
-        body_limit: usize,
-        // Boxed: the credential flags would make this the largest command.
-        #[command(flatten)]
-        authn: Box<crate::authn::AuthnArgs>,
-        /// JSON list of {id, key_sha256, scopes}; without it the service runs
-        /// open (development on loopback only).
-        #[arg(long, env = "ETAX_API_KEYS")]
-        api_keys: Option<PathBuf>,
-        /// Exact person lookups (audit filters by a full ID number, scope
-        /// `audit_person`) each caller may make per minute; past it, 429.
-        #[arg(long, env = "ETAX_PERSON_LOOKUPS_PER_MINUTE",
-              default_value_t = crate::http::callers::DEFAULT_PERSON_LOOKUPS_PER_MINUTE)]
-        person_lookups_per_minute: u32,
-        /// Run open (no --api-keys) on an address other than loopback:
-        /// everyone who reaches the port is trusted and receives SMS and
-        /// reset codes. Refused without this flag.
-        #[arg(long, env = "ETAX_INSECURE_OPEN")]
-        insecure_open: bool,
-        /// Prune decision-log records older than this many days (hourly).
-        #[arg(long, env = "ETAX_AUDIT_RETENTION_DAYS")]
-        audit_retention_days: Option<u64>,
-        /// Retention never removes records younger than this many days
-        /// (PRC Cybersecurity Law art. 21: network logs kept six months).
-        #[arg(long, default_value_t = audit::MIN_RETENTION_DAYS, env = "ETAX_AUDIT_MIN_RETENTION_DAYS")]
-        audit_min_retention_days: u64,
-        /// Start even if the decision log's files disagree with its
-        /// head.json (cut or rewritten): they are moved, kept, into
-        /// DATA/decisions/damaged-<time>/ and a new segment starts with a
-        /// log.damage record. Run `audit verify` first.
-        #[arg(long)]
-        accept_damaged_log: bool,
-        /// Chain hash of a decision log created now: sha256 or sm3 (GB/T
-        /// 39786-2021). An existing log keeps the one it was created with.
-        #[arg(long, default_value = "sha256", env = "ETAX_LOG_HASH")]
-        log_hash: audit::ChainHash,
-        /// How often to look for changed policy files, in milliseconds; 0
-        /// reloads on SIGHUP only.
-        #[arg(long, default_value_t = 500, env = "ETAX_RELOAD_POLL_MS")]
-        reload_poll_ms: u64,
-        /// Built request entities to keep for repeated questions (dropped at
-        /// any identity write or policy reload); 0 builds every one afresh.
-        #[arg(long, default_value_t = crate::decision::DEFAULT_CACHE_ENTRIES, env = "ETAX_DECISION_CACHE_ENTRIES")]
-        decision_cache_entries: usize,
-        /// Key file of the decision log's person pseudonyms (default
-        /// DATA/pseudonym.key, created 0600 on first start).
-        #[arg(long, env = "ETAX_PSEUDONYM_KEY")]
-        pseudonym_key: Option<PathBuf>,
-        #[command(flatten)]
-        limits: crate::http::limits::LimitArgs,
-        /// Offset audit queries read times at (when they name none) and show
-        /// them at; a request's tz= overrides it.
-        #[arg(long, default_value = "+08:00", env = "ETAX_TIME_OFFSET")]
-        time_offset: audit::time::Offset,
-        #[command(flatten)]
-        ops: crate::http::options::OpsArgs,
-    },
+    Serve(Box<ServeArgs>),
+    /// Print the configuration `serve` would run with (same flags, same
+    /// environment, same --config file) as TOML, with where each value
+    /// came from; exit 2 if it does not parse.
+    Config(Box<ServeArgs>),
+    /// Create, list and revoke API keys in the keys file `serve --api-keys`
+    /// reads (a running server picks changes up without restart).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Read, check and prune the decision log (on a data directory no server
     /// holds open; while it runs use GET /v1/audit/...).
     #[command(subcommand)]
-    Audit(AuditCommand),
+    Audit(Box<AuditCommand>),
     /// Validate every policy strictly against the schema.
     Check {
         #[arg(long, default_value = "policies")]
@@ -146,6 +84,36 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generate a key (256 random bits), print it once on stdout and store
+    /// only its SHA-256; the file is created if missing.
+    Create {
+        /// A name for the calling system: letters, digits, '-', '_', '.'.
+        #[arg(long)]
+        id: String,
+        /// Comma-separated: authorize, login, maintain, admin, audit,
+        /// audit_person.
+        #[arg(long)]
+        scope: String,
+        #[arg(long, env = "ETAX_API_KEYS")]
+        keys: PathBuf,
+    },
+    /// Show each key's id, scopes, creation time and hash prefix.
+    List {
+        #[arg(long, env = "ETAX_API_KEYS")]
+        keys: PathBuf,
+    },
+    /// Remove a key: requests with it are refused (401) as soon as a
+    /// running server has read the file again.
+    Revoke {
+        #[arg(long)]
+        id: String,
+        #[arg(long, env = "ETAX_API_KEYS")]
+        keys: PathBuf,
     },
 }
 
@@ -469,79 +437,25 @@ fn policy_text(data: &std::path::Path, version: &str) -> ExitCode {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing(match &cli.command {
-        Command::Serve { ops, .. } => ops.log_format,
+    let parsed = match config::file::parse::<Cli>(std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("etax-authz: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(match &parsed.cli.command {
+        Command::Serve(args) => args.ops.log_format,
         _ => crate::http::options::LogFormat::Text,
     });
-    match cli.command {
-        Command::Serve {
-            listen,
-            data,
-            policies,
-            schema,
-            demo,
-            body_limit,
-            authn,
-            api_keys,
-            person_lookups_per_minute,
-            insecure_open,
-            audit_retention_days,
-            audit_min_retention_days,
-            accept_damaged_log,
-            log_hash,
-            reload_poll_ms,
-            decision_cache_entries,
-            pseudonym_key,
-            limits,
-            time_offset,
-            ops,
-        } => {
-            let opts = ServeOptions {
-                listen,
-                data_dir: data,
-                policies_dir: policies,
-                schema,
-                demo: demo.then(|| PathBuf::from("examples/demo.json")),
-                body_limit,
-                authn: (*authn).into_config(),
-                api_keys,
-                person_lookups_per_minute,
-                insecure_open,
-                audit_retention_days,
-                audit_min_retention_days,
-                accept_damaged_log,
-                log_hash,
-                reload_poll: (reload_poll_ms > 0)
-                    .then(|| std::time::Duration::from_millis(reload_poll_ms)),
-                decision_cache_entries,
-                pseudonym_key,
-                limits: limits.into_limits(),
-                time_offset,
-                ops,
-            };
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build();
-            let result = match runtime {
-                Ok(rt) => rt.block_on(server::run(opts)),
-                Err(e) => Err(e.into()),
-            };
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(server::ServeError::Policies(LoadError::Invalid(diags))) => {
-                    for d in &diags {
-                        eprintln!("{d}");
-                    }
-                    eprintln!("etax-authz: policies are invalid; not serving");
-                    ExitCode::FAILURE
-                }
-                Err(e) => {
-                    eprintln!("etax-authz: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+    match parsed.cli.command {
+        Command::Serve(args) => serve((*args).into_options()),
+        Command::Config(_) => {
+            let layered = parsed.layered.expect("config is a layered subcommand");
+            print!("{}", config::show::render(&layered));
+            ExitCode::SUCCESS
         }
+        Command::Keys(cmd) => keys_command(cmd),
         Command::Check { policies, schema } => check(&policies, &schema),
         Command::Test {
             dir,
@@ -555,12 +469,78 @@ pub fn main() -> ExitCode {
             data,
             passwords,
         } => crate::import::command::run(&file, &data, &passwords.into_policy()),
-        Command::Audit(cmd) => audit_command(cmd),
+        Command::Audit(cmd) => audit_command(*cmd),
         Command::Gen {
             enterprises,
             seed,
             out,
         } => crate::gen::command(enterprises, seed, &out),
+    }
+}
+
+/// `serve`: runs the server on a multi-threaded runtime until it stops.
+fn serve(opts: ServeOptions) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(rt) => rt.block_on(server::run(opts)),
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(server::ServeError::Policies(LoadError::Invalid(diags))) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            eprintln!("etax-authz: policies are invalid; not serving");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("etax-authz: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `keys create|list|revoke`. A created key goes to stdout alone (for
+/// scripts to capture), everything else to stderr.
+fn keys_command(cmd: KeysCommand) -> ExitCode {
+    use crate::http::keys_file;
+    let done = match cmd {
+        KeysCommand::Create { id, scope, keys } => keys_file::parse_scopes(&scope)
+            .and_then(|scopes| keys_file::create(&keys, &id, scopes))
+            .map(|key| {
+                println!("{key}");
+                eprintln!(
+                    "created API key {id:?} in {}; it is shown only this once",
+                    keys.display()
+                );
+            }),
+        KeysCommand::List { keys } => keys_file::read(&keys).map(|entries| {
+            println!("{:<24} {:<40} {:<25} sha256", "id", "scopes", "created");
+            for e in entries {
+                let scopes: Vec<_> = e.scopes.iter().map(|s| s.as_str()).collect();
+                let created = e.created_ms.map_or("-".to_owned(), |ms| {
+                    audit::time::format_time(ms, audit::time::Offset::default())
+                });
+                let fingerprint = format!("{}…", e.fingerprint());
+                println!(
+                    "{:<24} {:<40} {created:<25} {fingerprint}",
+                    e.id,
+                    scopes.join(",")
+                );
+            }
+        }),
+        KeysCommand::Revoke { id, keys } => keys_file::revoke(&keys, &id)
+            .map(|()| eprintln!("revoked API key {id:?} in {}", keys.display())),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("etax-authz: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

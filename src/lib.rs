@@ -30,6 +30,7 @@ macro_rules! from_redb_errors {
 pub mod audit;
 pub mod authn;
 pub mod cli;
+pub mod config;
 pub mod decision;
 pub mod domain;
 pub mod flows;
@@ -37,6 +38,7 @@ pub mod gen;
 pub mod http;
 pub mod ids;
 pub mod import;
+pub mod metrics;
 pub mod policy;
 pub mod server;
 pub mod store;

@@ -9,14 +9,16 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use crate::audit::DecisionRecord;
 use crate::audit::{self, AuditError, AuditLog};
 use crate::authn::{Authn, AuthnConfig, PasswordHasher, PasswordPolicy};
 use crate::decision::Engine;
-use crate::http::callers::{Callers, CallersError};
+use crate::http::callers::{Callers, CallersError, LiveKeys};
 use crate::http::{self, AppState};
 use crate::import::{self, ImportError};
+use crate::metrics::{Live, Metrics};
 use crate::policy::archive::PolicyArchive;
 use crate::policy::reload::{Loaded, OnLoad, Reloader, Trigger};
 use crate::policy::{LoadError, PolicySnapshot, Sources};
@@ -108,133 +110,23 @@ pub enum ServeError {
 
 pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     // Before anything is opened: open mode answers whoever reaches the port.
-    // A Unix socket's peers are on this host: loopback.
-    let tcp_off_loopback = !opts.ops.no_tcp && !opts.listen.ip().is_loopback();
-    if opts.api_keys.is_none() && tcp_off_loopback && !opts.insecure_open {
+    if opts.api_keys.is_none() && tcp_off_loopback(&opts) && !opts.insecure_open {
         return Err(ServeError::OpenOffLoopback { addr: opts.listen });
     }
-    std::fs::create_dir_all(&opts.data_dir).map_err(|source| ServeError::DataDir {
-        path: opts.data_dir.display().to_string(),
-        source,
-    })?;
-    let sources = Sources::read(&opts.policies_dir, &opts.schema)?;
-    let snapshot =
-        PolicySnapshot::from_sources(&sources.schema_file, &sources.schema, &sources.policy_files)?;
-    for w in snapshot.warnings() {
-        tracing::warn!("{w}");
-    }
-    let store = Store::open(&store::identity_store_path(&opts.data_dir))?;
-    let authn = Arc::new(Authn::new(opts.authn.clone())?);
-    if let Some(demo) = &opts.demo {
-        seed_demo(
-            &store,
-            demo,
-            authn.hasher().clone(),
-            opts.authn.passwords.clone(),
-        )
-        .await?;
-    }
-    tracing::info!(policy_version = snapshot.version(), "policies loaded");
-
-    let callers = match &opts.api_keys {
-        Some(path) => Callers::load(path)?,
-        None if !tcp_off_loopback => {
-            tracing::warn!("no --api-keys file: every caller is trusted (development mode)");
-            Callers::open()
-        }
-        None => {
-            tracing::warn!(
-                addr = %opts.listen,
-                "--insecure-open: no --api-keys file and not on loopback; every caller who \
-                 reaches this address is trusted"
-            );
-            Callers::open()
-        }
-    }
-    .with_person_lookups_per_minute(opts.person_lookups_per_minute);
-    let log_dir = audit::decision_log_path(&opts.data_dir);
-    let audit = if opts.accept_damaged_log {
-        AuditLog::open_accepting_damage(&log_dir, opts.log_hash)?
-    } else {
-        AuditLog::open_with(&log_dir, opts.log_hash)?
-    };
-    let archive = PolicyArchive::new(&opts.data_dir);
-    // The set about to decide is archived and its load in the chain before
-    // the first decision names its version.
-    let started = Loaded {
-        sources: &sources,
-        snapshot: &snapshot,
-        old_version: None,
-        trigger: Trigger::Start,
-    };
-    audit.commit(policy_load_record(&archive, &started)).await?;
-    if let Some(days) = opts.audit_retention_days {
-        tokio::spawn(retention(
-            audit.clone(),
-            days,
-            opts.audit_min_retention_days,
-        ));
-    }
-    let active = Arc::new(ArcSwap::from_pointee(snapshot));
-    let engine = Engine::new(store, active.clone()).with_cache_entries(opts.decision_cache_entries);
-    let pseudonyms = crate::audit::pseudonym::Pseudonyms::load_or_create(
-        &crate::audit::pseudonym::key_path(&opts.data_dir, opts.pseudonym_key.as_deref()),
-    )?;
-    let decider = crate::flows::decide::Decider::new(engine.clone(), audit.clone(), pseudonyms);
-    let sessions =
-        crate::authn::sessions::Sessions::new(engine.store().clone(), authn.config.clone());
-    let sweeper = crate::flows::sweep::Sweeper::new(
-        engine.store().clone(),
-        authn.config.clone(),
-        sessions.touches().clone(),
-    );
-    let login = crate::flows::Login::new(decider.clone(), authn.clone(), sessions.clone());
-    let reloader = Reloader::new(
-        opts.policies_dir.clone(),
-        opts.schema.clone(),
-        active,
-        Arc::default(),
-    )
-    .on_load(on_policy_load(archive.clone(), audit.clone()));
-    let state = Arc::new(AppState {
-        engine,
-        audit,
-        decider,
-        sessions,
-        authn,
-        login,
-        sweep: sweeper.stats().clone(),
-        callers,
-        body_limit: opts.body_limit,
-        started_at_ms: crate::now_ms(),
-        reload: reloader.status().clone(),
-        connections: Arc::new(tokio::sync::Semaphore::new(opts.limits.max_connections)),
-        peers: crate::http::limits::Peers::new(opts.limits.max_per_peer),
-        limits: opts.limits.clone(),
-        time_offset: opts.time_offset,
-        policy_archive: archive,
-        ops: opts.ops.to_ops(),
-    });
-    // SIGHUP and file changes load, validate and swap the policies.
-    let reload_task = reloader.spawn(opts.reload_poll);
-    let sweep_task = tokio::spawn(crate::flows::sweep::run(sweeper.clone()));
+    let opened = open(&opts).await?;
+    let (state, background) = wire(&opts, opened)?;
+    let running = background.spawn(&opts, &state);
     let listeners = listen(&opts).await?;
     let served = http::serve(listeners, state.clone(), shutdown_signal()).await;
-    reload_task.abort();
-    sweep_task.abort();
-    // Sessions used since the last sweep keep their idle clock across the
-    // restart.
-    if let Err(e) = sweeper.flush_touches().await {
-        let error = crate::ids::mask_text(&e.to_string());
-        tracing::error!(%error, "writing session last uses at shutdown failed");
-    }
-    // Queued /v1/authorize records reach the disk before the process ends,
-    // and the clean-close head spares the next start any repair.
-    if let Err(e) = state.audit.close().await {
-        tracing::error!(error = %e, "decision log close at shutdown failed");
-    }
+    running.stop(&state.audit).await;
     served?;
     Ok(())
+}
+
+/// Whether open mode would answer strangers: TCP on an address other than
+/// loopback. A Unix socket's peers are on this host: loopback.
+fn tcp_off_loopback(opts: &ServeOptions) -> bool {
+    !opts.ops.no_tcp && !opts.listen.ip().is_loopback()
 }
 
 /// Binds TCP (unless `--no-tcp`) and the Unix socket (with
@@ -260,6 +152,235 @@ async fn listen(opts: &ServeOptions) -> Result<Vec<http::listen::Listener>, Serv
         tracing::info!(path = %path.display(), "listening");
     }
     Ok(listeners)
+}
+
+/// What `serve` opens before anything is wired: the policies, the store
+/// (seeded with the demo if asked and empty), the credential machinery,
+/// the callers, and the decision log with the starting set's load in it.
+struct Opened {
+    snapshot: PolicySnapshot,
+    store: Store,
+    authn: Arc<Authn>,
+    callers: Callers,
+    audit: AuditLog,
+    archive: PolicyArchive,
+}
+
+async fn open(opts: &ServeOptions) -> Result<Opened, ServeError> {
+    std::fs::create_dir_all(&opts.data_dir).map_err(|source| ServeError::DataDir {
+        path: opts.data_dir.display().to_string(),
+        source,
+    })?;
+    let sources = Sources::read(&opts.policies_dir, &opts.schema)?;
+    let snapshot =
+        PolicySnapshot::from_sources(&sources.schema_file, &sources.schema, &sources.policy_files)?;
+    for w in snapshot.warnings() {
+        tracing::warn!("{w}");
+    }
+    let store = Store::open(&store::identity_store_path(&opts.data_dir))?;
+    let authn = Arc::new(Authn::new(opts.authn.clone())?);
+    if let Some(demo) = &opts.demo {
+        let (hasher, passwords) = (authn.hasher().clone(), opts.authn.passwords.clone());
+        seed_demo(&store, demo, hasher, passwords).await?;
+    }
+    tracing::info!(policy_version = snapshot.version(), "policies loaded");
+    let callers = callers(opts)?;
+    let log_dir = audit::decision_log_path(&opts.data_dir);
+    let audit = if opts.accept_damaged_log {
+        AuditLog::open_accepting_damage(&log_dir, opts.log_hash)?
+    } else {
+        AuditLog::open_with(&log_dir, opts.log_hash)?
+    };
+    let archive = PolicyArchive::new(&opts.data_dir);
+    // The set about to decide is archived and its load in the chain before
+    // the first decision names its version.
+    let started = Loaded {
+        sources: &sources,
+        snapshot: &snapshot,
+        old_version: None,
+        trigger: Trigger::Start,
+    };
+    audit.commit(policy_load_record(&archive, &started)).await?;
+    Ok(Opened {
+        snapshot,
+        store,
+        authn,
+        callers,
+        audit,
+        archive,
+    })
+}
+
+/// The API keys file, or open mode (refused off loopback before this
+/// unless `--insecure-open`).
+fn callers(opts: &ServeOptions) -> Result<Callers, ServeError> {
+    let callers = match &opts.api_keys {
+        Some(path) => Callers::load(path)?,
+        None if !tcp_off_loopback(opts) => {
+            tracing::warn!("no --api-keys file: every caller is trusted (development mode)");
+            Callers::open()
+        }
+        None => {
+            tracing::warn!(
+                addr = %opts.listen,
+                "--insecure-open: no --api-keys file and not on loopback; every caller who \
+                 reaches this address is trusted"
+            );
+            Callers::open()
+        }
+    };
+    Ok(callers.with_person_lookups_per_minute(opts.person_lookups_per_minute))
+}
+
+/// What runs beside the server until it stops.
+struct Background {
+    reloader: Reloader,
+    sweeper: crate::flows::sweep::Sweeper,
+}
+
+/// The background tasks while serving.
+struct Running {
+    tasks: Vec<JoinHandle<()>>,
+    sweeper: crate::flows::sweep::Sweeper,
+}
+
+impl Background {
+    /// Starts the policy reloader (SIGHUP and file changes), the sweeper,
+    /// retention and the keys file watcher.
+    fn spawn(self, opts: &ServeOptions, state: &AppState) -> Running {
+        let mut tasks = vec![
+            self.reloader.spawn(opts.reload_poll),
+            tokio::spawn(crate::flows::sweep::run(self.sweeper.clone())),
+        ];
+        if let Some(days) = opts.audit_retention_days {
+            let (log, min_days) = (state.audit.clone(), opts.audit_min_retention_days);
+            tasks.push(tokio::spawn(retention(log, days, min_days)));
+        }
+        if let Some(keys) = state.callers.key_file() {
+            tasks.push(tokio::spawn(watch_keys(keys, opts.reload_poll)));
+        }
+        Running {
+            tasks,
+            sweeper: self.sweeper,
+        }
+    }
+}
+
+impl Running {
+    /// Stops the tasks, then writes what must outlive the process.
+    async fn stop(self, audit: &AuditLog) {
+        for task in self.tasks {
+            task.abort();
+        }
+        // Sessions used since the last sweep keep their idle clock across
+        // the restart.
+        if let Err(e) = self.sweeper.flush_touches().await {
+            let error = crate::ids::mask_text(&e.to_string());
+            tracing::error!(%error, "writing session last uses at shutdown failed");
+        }
+        // Queued /v1/authorize records reach the disk before the process
+        // ends, and the clean-close head spares the next start any repair.
+        if let Err(e) = audit.close().await {
+            tracing::error!(error = %e, "decision log close at shutdown failed");
+        }
+    }
+}
+
+/// Builds the engine, the decision path, sessions, login flows, metrics and
+/// the state every handler reaches, and what runs beside them.
+fn wire(opts: &ServeOptions, o: Opened) -> Result<(Arc<AppState>, Background), ServeError> {
+    let active = Arc::new(ArcSwap::from_pointee(o.snapshot));
+    let engine =
+        Engine::new(o.store, active.clone()).with_cache_entries(opts.decision_cache_entries);
+    let pseudonyms = crate::audit::pseudonym::Pseudonyms::load_or_create(
+        &crate::audit::pseudonym::key_path(&opts.data_dir, opts.pseudonym_key.as_deref()),
+    )?;
+    let decider = crate::flows::decide::Decider::new(engine.clone(), o.audit.clone(), pseudonyms);
+    let authn = o.authn;
+    let sessions =
+        crate::authn::sessions::Sessions::new(engine.store().clone(), authn.config.clone());
+    let sweeper = crate::flows::sweep::Sweeper::new(
+        engine.store().clone(),
+        authn.config.clone(),
+        sessions.touches().clone(),
+    );
+    let login = crate::flows::Login::new(decider.clone(), authn.clone(), sessions.clone());
+    let reloader = Reloader::new(
+        opts.policies_dir.clone(),
+        opts.schema.clone(),
+        active,
+        Arc::default(),
+    )
+    .on_load(on_policy_load(o.archive.clone(), o.audit.clone()));
+    let metrics = Metrics::new(
+        &decider.metrics,
+        Live {
+            engine: engine.clone(),
+            audit: o.audit.clone(),
+            authn: authn.clone(),
+            sessions: sessions.clone(),
+            sweep: sweeper.stats().clone(),
+            reload: reloader.status().clone(),
+        },
+    );
+    let state = Arc::new(AppState {
+        engine,
+        audit: o.audit,
+        decider,
+        sessions,
+        authn,
+        login,
+        sweep: sweeper.stats().clone(),
+        callers: o.callers,
+        body_limit: opts.body_limit,
+        started_at_ms: crate::now_ms(),
+        reload: reloader.status().clone(),
+        connections: Arc::new(tokio::sync::Semaphore::new(opts.limits.max_connections)),
+        peers: crate::http::limits::Peers::new(opts.limits.max_per_peer),
+        limits: opts.limits.clone(),
+        time_offset: opts.time_offset,
+        policy_archive: o.archive,
+        ops: opts.ops.to_ops(),
+        metrics: Arc::new(metrics),
+    });
+    Ok((state, Background { reloader, sweeper }))
+}
+
+/// Reads the API keys file again on SIGHUP and, like the policies, when it
+/// changes (looked at every `poll`; `None`: on SIGHUP only). A file that
+/// does not read or check is logged and the keys before it keep serving.
+async fn watch_keys(keys: Arc<LiveKeys>, poll: Option<std::time::Duration>) {
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let hup_received = async {
+            match hup.as_mut() {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup_received = std::future::pending::<Option<()>>();
+        let tick = async {
+            match poll {
+                Some(poll) => tokio::time::sleep(poll).await,
+                None => std::future::pending().await,
+            }
+        };
+        let reloaded = tokio::select! {
+            _ = hup_received => keys.reload().map(|()| true),
+            () = tick => keys.reload_if_changed(),
+        };
+        let path = keys.path().display();
+        match reloaded {
+            Ok(true) => tracing::info!(file = %path, "API keys reloaded"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "API keys not reloaded; the previous keys still serve")
+            }
+        }
+    }
 }
 
 /// Archives a set about to be made active and writes a record of its load

@@ -413,13 +413,13 @@ fn login_feed_and_authorize_records_hold_to_the_answer() {
     // Metrics count by kind, action and outcome, from the same place.
     assert!(
         server.metric(
-            "etax_decisions_total{kind=\"authorize\",action=\"useFunction\",outcome=\"done\"}"
+            "etax_decisions_total{kind=\"authorize\",action=\"useFunction\",decision=\"allow\",outcome=\"done\"}"
         ) >= 1
     );
     assert!(
-        server.metric("etax_decisions_total{kind=\"login.sync_staff\",action=\"enterpriseAccountLogin\",outcome=\"refused\"}") >= 1
+        server.metric("etax_decisions_total{kind=\"login.sync_staff\",action=\"enterpriseAccountLogin\",decision=\"allow\",outcome=\"refused\"}") >= 1
     );
-    assert!(server.metric("etax_decision_latency_microseconds_count{kind=\"authorize\"}") >= 2);
+    assert!(server.metric("etax_decision_latency_seconds_count{kind=\"authorize\"}") >= 2);
 }
 
 fn staff_uid(person: &str) -> String {

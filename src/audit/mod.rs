@@ -246,6 +246,8 @@ pub struct AuditLog {
     shared: Arc<append::Shared>,
     tx: mpsc::Sender<writer::Msg>,
     backlog: Arc<backlog::Backlog>,
+    /// The writer's group commits, timed (`/metrics`).
+    commits: prometheus_client::metrics::histogram::Histogram,
 }
 
 impl AuditLog {
@@ -299,11 +301,16 @@ impl AuditLog {
             appender.append(&mut [record])?;
         }
         let backlog = Arc::new(backlog::Backlog::default());
-        let tx = writer::spawn(appender, backlog.clone())?;
+        // 100 µs to ~1.6 s, doubling: an fsync is a few ms on a healthy disk.
+        let commits = prometheus_client::metrics::histogram::Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(0.000_1, 2.0, 15),
+        );
+        let tx = writer::spawn(appender, backlog.clone(), commits.clone())?;
         Ok(Self {
             shared,
             tx,
             backlog,
+            commits,
         })
     }
 
@@ -313,6 +320,16 @@ impl AuditLog {
             return Err(AuditError::Missing(path.display().to_string()));
         }
         Self::open(path)
+    }
+
+    /// How long each group commit took (shared with the writer thread).
+    pub fn commit_latency(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.commits.clone()
+    }
+
+    /// Messages waiting for the writer: how far it is behind.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
     }
 
     /// The chain hash this log was created with.

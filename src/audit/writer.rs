@@ -15,6 +15,7 @@
 
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, oneshot};
 
 use std::sync::Arc;
@@ -61,11 +62,12 @@ pub(super) enum Msg {
 pub(super) fn spawn(
     appender: Appender,
     backlog: Arc<Backlog>,
+    commits: Histogram,
 ) -> Result<mpsc::Sender<Msg>, AuditError> {
     let (tx, rx) = mpsc::channel(QUEUE_MESSAGES);
     std::thread::Builder::new()
         .name("decision-log-writer".to_owned())
-        .spawn(move || run(appender, rx, &backlog))
+        .spawn(move || run(appender, rx, &backlog, &commits))
         .map_err(|e| AuditError::Write(format!("cannot start the writer thread: {e}")))?;
     Ok(tx)
 }
@@ -156,7 +158,14 @@ fn gather(
     Some(cycle)
 }
 
-fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>, backlog: &Backlog) {
+/// `backlog` counts what is sent but not yet durable (`/readyz`); `commits`
+/// times each group commit (append and fsync), for `/metrics`.
+fn run(
+    mut log: Appender,
+    mut rx: mpsc::Receiver<Msg>,
+    backlog: &Backlog,
+    commits: &Histogram,
+) {
     // Records of a commit that failed: written again, first, next cycle.
     let mut retry: Vec<DecisionRecord> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
@@ -174,7 +183,10 @@ fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>, backlog: &Backlog) {
         if !cycle.records.is_empty() {
             #[cfg(debug_assertions)]
             stall_for_tests();
-            if let Err(e) = log.append(&mut cycle.records) {
+            let started = Instant::now();
+            let appended = log.append(&mut cycle.records);
+            commits.observe(started.elapsed().as_secs_f64());
+            if let Err(e) = appended {
                 let n = cycle.records.len();
                 retry = failed(cycle, &e);
                 // Refused back to their waiting callers: no longer pending.

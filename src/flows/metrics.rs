@@ -1,68 +1,183 @@
-//! Decision counts and latency, observed by the one decision path
-//! ([`super::decide`]) as each record becomes final, shown on `/metrics`.
+//! What the one decision path ([`super::decide`]) observes as each record
+//! becomes final: decisions by kind, action, decision and outcome, the
+//! policies that determined them, how long deciding took, and the login
+//! steps that failed or met a lock — plus the codes the login flows issue.
+//!
+//! The families are prometheus-client metrics; `crate::metrics` registers
+//! them (the same `Arc`s, cloned) and renders them on `/metrics`. They live
+//! here rather than there because `flows` must not reach up to the HTTP
+//! layer's registry, and the record is the one place every decision passes.
+//! Kinds, actions, steps and policy ids are the service's own (an unknown
+//! action is refused before a record is made), so the label sets stay
+//! bounded whatever callers send.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
 
 use crate::audit::{DecisionRecord, FinalOutcome};
 
-/// Counts by (kind, action, outcome) and latency by kind. Kinds and
-/// actions are the service's own (a fixed set), so the label sets stay
-/// bounded whatever callers send: an unknown action is refused before a
-/// record is made.
-#[derive(Default)]
+/// The wire code of a login step refused because the account is locked
+/// (`http::error` maps `FlowError::Locked` to it).
+const LOCKED_CODE: &str = "account_locked";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    kind: String,
+    action: String,
+    decision: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabels {
+    policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    step: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PurposeLabels {
+    purpose: String,
+}
+
+type Histograms<S> = Family<S, Histogram, fn() -> Histogram>;
+
+/// Decision latency buckets: 10 µs to ~0.33 s, doubling. A decision is tens
+/// of µs; a login step's record is timed on Cedar alone too.
+pub fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_01, 2.0, 16))
+}
+
+/// The decision path's metric families. Cheap to clone (each family is an
+/// `Arc`); `Default` starts every count at zero.
+#[derive(Clone)]
 pub struct DecisionMetrics {
-    inner: Mutex<Counts>,
+    decisions: Family<DecisionLabels, Counter>,
+    policies: Family<PolicyLabels, Counter>,
+    latency: Histograms<KindLabels>,
+    login_failures: Family<StepLabels, Counter>,
+    lockouts: Family<StepLabels, Counter>,
+    challenges: Family<PurposeLabels, Counter>,
 }
 
-#[derive(Default, Clone)]
-pub struct Counts {
-    /// kind → action → decisions by outcome (`done`, `refused`, `failed`,
-    /// `unknown`). Nested so that counting a known label set allocates
-    /// nothing: this runs for every `/v1/authorize` decision.
-    pub by_outcome: BTreeMap<String, BTreeMap<String, [u64; 4]>>,
-    /// kind → (count, sum of latency in µs).
-    pub latency: BTreeMap<String, (u64, u64)>,
+impl Default for DecisionMetrics {
+    fn default() -> Self {
+        Self {
+            decisions: Family::default(),
+            policies: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            login_failures: Family::default(),
+            lockouts: Family::default(),
+            challenges: Family::default(),
+        }
+    }
 }
-
-/// The outcome labels, in the order of [`Counts::by_outcome`]'s arrays.
-pub const OUTCOMES: [&str; 4] = ["done", "refused", "failed", "unknown"];
 
 impl DecisionMetrics {
+    /// Counts a final record.
     pub fn observe(&self, r: &DecisionRecord) {
-        let slot = match r.outcome {
-            Some(FinalOutcome::Done) => 0,
-            Some(FinalOutcome::Refused) => 1,
-            Some(FinalOutcome::Failed) => 2,
-            None => 3,
+        let outcome = match r.outcome {
+            Some(FinalOutcome::Done) => "done",
+            Some(FinalOutcome::Refused) => "refused",
+            Some(FinalOutcome::Failed) => "failed",
+            None => "unknown",
         };
-        let action = short_action(&r.action);
-        let mut c = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let actions = entry(&mut c.by_outcome, &r.kind);
-        entry(actions, action)[slot] += 1;
-        let l = entry(&mut c.latency, &r.kind);
-        l.0 += 1;
-        l.1 += r.latency_us;
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                kind: r.kind.clone(),
+                action: short_action(&r.action).to_owned(),
+                decision: r.decision.as_str(),
+                outcome,
+            })
+            .inc();
+        for policy in &r.policies {
+            self.policies
+                .get_or_create(&PolicyLabels {
+                    policy: policy.clone(),
+                })
+                .inc();
+        }
+        self.latency
+            .get_or_create(&KindLabels {
+                kind: r.kind.clone(),
+            })
+            .observe(r.latency_us as f64 / 1e6);
+        if let Some(step) = r.kind.strip_prefix("login.") {
+            self.observe_login(step, r);
+        }
     }
 
-    /// A copy of the counts, for exposition.
-    pub fn snapshot(&self) -> Counts {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+    /// A login step that did not end `done` is a failure; one refused for a
+    /// lock is also a lockout.
+    fn observe_login(&self, step: &str, r: &DecisionRecord) {
+        if matches!(r.outcome, Some(FinalOutcome::Done) | None) {
+            return;
+        }
+        let labels = StepLabels {
+            step: step.to_owned(),
+        };
+        self.login_failures.get_or_create(&labels).inc();
+        if r.code.as_deref() == Some(LOCKED_CODE) {
+            self.lockouts.get_or_create(&labels).inc();
+        }
     }
-}
 
-/// The value under `key`, inserted (and its key allocated) only the first time.
-fn entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, key: &str) -> &'m mut V {
-    if !map.contains_key(key) {
-        map.insert(key.to_owned(), V::default());
+    /// Counts a code issued by the login flows (`login`, `captcha`,
+    /// `reset`), decoys included: a decoy must look like any other code,
+    /// on `/metrics` too.
+    pub fn challenge_issued(&self, purpose: &str) {
+        self.challenges
+            .get_or_create(&PurposeLabels {
+                purpose: purpose.to_owned(),
+            })
+            .inc();
     }
-    map.get_mut(key).expect("just inserted")
+
+    /// Registers every family (the counters get their `_total` suffix from
+    /// the encoder).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "etax_decisions",
+            "Recorded decisions since start, by record kind, action, Cedar's decision and the final outcome",
+            self.decisions.clone(),
+        );
+        registry.register(
+            "etax_decision_policies",
+            "Decisions each policy determined (a decision names every determining policy)",
+            self.policies.clone(),
+        );
+        registry.register(
+            "etax_decision_latency_seconds",
+            "Time Cedar took to decide, by record kind",
+            self.latency.clone(),
+        );
+        registry.register(
+            "etax_login_failures",
+            "Login and password steps that did not succeed, by step",
+            self.login_failures.clone(),
+        );
+        registry.register(
+            "etax_login_lockouts",
+            "Login steps refused because the account or agreement password is locked, by step",
+            self.lockouts.clone(),
+        );
+        registry.register(
+            "etax_login_challenges",
+            "SMS codes and captchas issued, by purpose (login, captcha, reset)",
+            self.challenges.clone(),
+        );
+    }
 }
 
 /// `Etax::Action::"useFunction"` → `useFunction`.
@@ -76,27 +191,70 @@ fn short_action(action: &str) -> &str {
 mod tests {
     use super::*;
 
-    #[test]
-    fn counts_by_kind_action_and_outcome() {
-        let m = DecisionMetrics::default();
+    fn record(kind: &str, outcome: FinalOutcome, code: Option<&str>) -> DecisionRecord {
         let mut r = DecisionRecord::new(
             "d",
-            "authorize",
+            kind,
             "p",
             "Etax::Action::\"useFunction\"",
             "r",
             None,
             true,
-            &[],
+            &["function.via-permission-identity".to_owned()],
             &[],
             "v",
             7,
         );
-        r.outcome = Some(crate::audit::FinalOutcome::Done);
-        m.observe(&r);
-        m.observe(&r);
-        let c = m.snapshot();
-        assert_eq!(c.by_outcome["authorize"]["useFunction"], [2, 0, 0, 0]);
-        assert_eq!(c.latency["authorize"], (2, 14));
+        r.outcome = Some(outcome);
+        r.code = code.map(str::to_owned);
+        r
+    }
+
+    fn text(m: &DecisionMetrics) -> String {
+        let mut registry = Registry::default();
+        m.register(&mut registry);
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).unwrap();
+        out
+    }
+
+    #[test]
+    fn counts_by_kind_action_decision_and_outcome() {
+        let m = DecisionMetrics::default();
+        m.observe(&record("authorize", FinalOutcome::Done, None));
+        m.observe(&record("authorize", FinalOutcome::Done, None));
+        let out = text(&m);
+        assert!(out.contains(
+            "etax_decisions_total{kind=\"authorize\",action=\"useFunction\",decision=\"allow\",outcome=\"done\"} 2"
+        ), "{out}");
+        assert!(out.contains(
+            "etax_decision_policies_total{policy=\"function.via-permission-identity\"} 2"
+        ));
+        assert!(out.contains("etax_decision_latency_seconds_count{kind=\"authorize\"} 2"));
+        assert!(!out.contains("etax_login_failures_total{"), "{out}");
+    }
+
+    #[test]
+    fn login_failures_and_lockouts_by_step() {
+        let m = DecisionMetrics::default();
+        m.observe(&record(
+            "login.password",
+            FinalOutcome::Refused,
+            Some("bad_credentials"),
+        ));
+        m.observe(&record(
+            "login.password",
+            FinalOutcome::Refused,
+            Some(LOCKED_CODE),
+        ));
+        m.observe(&record("login.password", FinalOutcome::Done, None));
+        m.challenge_issued("captcha");
+        let out = text(&m);
+        assert!(
+            out.contains("etax_login_failures_total{step=\"password\"} 2"),
+            "{out}"
+        );
+        assert!(out.contains("etax_login_lockouts_total{step=\"password\"} 1"));
+        assert!(out.contains("etax_login_challenges_total{purpose=\"captcha\"} 1"));
     }
 }

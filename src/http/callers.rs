@@ -8,6 +8,10 @@
 //! when it lacks the scope. The key id becomes the decision record's
 //! `caller`. Only SHA-256 digests of keys are stored; keys are never logged.
 //!
+//! The file is written by `etax-authz keys` ([`super::keys_file`]) and read
+//! again when it changes ([`LiveKeys`]: the server looks on a short poll and
+//! on SIGHUP), so a key created or revoked counts without a restart.
+//!
 //! Without a file the service runs open (development on loopback): every
 //! request is allowed and the caller is `null`.
 //!
@@ -18,19 +22,21 @@
 //! they are a separate grant, and limited per caller ([`PersonLookups`]).
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use hyper::header::AUTHORIZATION;
 use hyper::{HeaderMap, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
+use super::keys_file::{self, KeyEntry, KeysFileError, Stamp};
 
 /// What a key may do; each route needs one (its row of `routes::ROUTES`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// `/v1/authorize`, `/v1/authorize/batch`.
@@ -62,18 +68,12 @@ impl Scope {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyEntry {
-    id: String,
-    key_sha256: String,
-    scopes: Vec<Scope>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum CallersError {
     #[error("API keys file {path}: {message}")]
     File { path: String, message: String },
+    #[error(transparent)]
+    Read(#[from] KeysFileError),
 }
 
 struct Caller {
@@ -81,13 +81,88 @@ struct Caller {
     scopes: Vec<Scope>,
 }
 
+/// SHA-256 of the key → caller.
+type KeyMap = HashMap<[u8; 32], Caller>;
+
 /// The known callers, or open mode.
 #[derive(Default)]
 pub struct Callers {
-    /// SHA-256 of the key → caller. `None`: open mode.
-    keys: Option<HashMap<[u8; 32], Caller>>,
+    /// The keys file as last read. `None`: open mode.
+    keys: Option<Arc<LiveKeys>>,
     /// Exact person lookups per caller and minute.
     lookups: PersonLookups,
+}
+
+/// The keys of a file, swapped whole when the file changes: a request sees
+/// the old set or the new one. A file that does not read or check keeps
+/// the old set serving.
+pub struct LiveKeys {
+    path: PathBuf,
+    current: ArcSwap<KeyMap>,
+    /// The version of the file `current` was read from.
+    seen: Mutex<Option<Stamp>>,
+}
+
+impl LiveKeys {
+    /// Reads the file again if it changed since it was last read; whether
+    /// the keys were replaced.
+    pub fn reload_if_changed(&self) -> Result<bool, CallersError> {
+        let stamp = keys_file::stamp(&self.path);
+        if self.seen.lock().unwrap_or_else(|e| e.into_inner()).as_ref() == Some(&stamp) {
+            return Ok(false);
+        }
+        self.reload().map(|()| true)
+    }
+
+    /// Reads the file and, if every entry checks, serves its keys. The
+    /// version read is remembered even when it fails, so a broken file is
+    /// reported once, not at every look, until it changes again.
+    pub fn reload(&self) -> Result<(), CallersError> {
+        // Stamped before reading: a write during the read shows as a change
+        // at the next look rather than being missed.
+        let stamp = keys_file::stamp(&self.path);
+        let read = read_keys(&self.path);
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(stamp);
+        self.current.store(Arc::new(read?));
+        Ok(())
+    }
+
+    /// The file watched.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Reads and checks the keys file.
+fn read_keys(path: &Path) -> Result<KeyMap, CallersError> {
+    let entries = keys_file::read(path)?;
+    key_map(entries).map_err(|message| CallersError::File {
+        path: path.display().to_string(),
+        message,
+    })
+}
+
+/// The entries by hash; every hash 64 hex digits, every id non-empty, no
+/// key listed twice.
+fn key_map(entries: Vec<KeyEntry>) -> Result<KeyMap, String> {
+    let mut keys = HashMap::new();
+    for (i, e) in entries.into_iter().enumerate() {
+        let digest: [u8; 32] = hex::decode(e.key_sha256.trim())
+            .ok()
+            .and_then(|d| d.try_into().ok())
+            .ok_or_else(|| format!("[{i}] ({}): key_sha256 is not 64 hex digits", e.id))?;
+        if e.id.is_empty() {
+            return Err(format!("[{i}]: id is empty"));
+        }
+        let caller = Caller {
+            id: e.id.clone(),
+            scopes: e.scopes,
+        };
+        if keys.insert(digest, caller).is_some() {
+            return Err(format!("[{i}] ({}): the same key is listed twice", e.id));
+        }
+    }
+    Ok(keys)
 }
 
 /// Exact person lookups a caller may make per minute unless
@@ -163,6 +238,7 @@ impl Callers {
     /// mode) and a lookup left in the caller's minute. 403 or 429.
     pub fn person_lookup(&self, caller: Option<&str>) -> Result<(), ApiError> {
         if let Some(keys) = &self.keys {
+            let keys = keys.current.load();
             let id = caller.unwrap_or_default();
             let granted = keys
                 .values()
@@ -194,42 +270,34 @@ impl Callers {
             })
     }
 
-    /// Loads the keys file.
+    /// Loads the keys file; [`Self::key_file`] then reloads it.
     pub fn load(path: &Path) -> Result<Self, CallersError> {
-        let err = |message: String| CallersError::File {
-            path: path.display().to_string(),
-            message,
+        let live = LiveKeys {
+            path: path.to_owned(),
+            current: ArcSwap::from_pointee(KeyMap::new()),
+            seen: Mutex::new(None),
         };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        Self::parse(&text).map_err(err)
+        live.reload()?;
+        Ok(Self {
+            keys: Some(Arc::new(live)),
+            lookups: PersonLookups::default(),
+        })
     }
 
+    /// The keys file being served, to reload it; `None` in open mode.
+    pub fn key_file(&self) -> Option<Arc<LiveKeys>> {
+        self.keys.clone()
+    }
+
+    #[cfg(test)]
     fn parse(text: &str) -> Result<Self, String> {
         let entries: Vec<KeyEntry> = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let mut keys = HashMap::new();
-        for (i, e) in entries.into_iter().enumerate() {
-            let digest: [u8; 32] = hex::decode(e.key_sha256.trim())
-                .ok()
-                .and_then(|d| d.try_into().ok())
-                .ok_or_else(|| format!("[{i}] ({}): key_sha256 is not 64 hex digits", e.id))?;
-            if e.id.is_empty() {
-                return Err(format!("[{i}]: id is empty"));
-            }
-            if keys
-                .insert(
-                    digest,
-                    Caller {
-                        id: e.id.clone(),
-                        scopes: e.scopes,
-                    },
-                )
-                .is_some()
-            {
-                return Err(format!("[{i}] ({}): the same key is listed twice", e.id));
-            }
-        }
         Ok(Self {
-            keys: Some(keys),
+            keys: Some(Arc::new(LiveKeys {
+                path: PathBuf::new(),
+                current: ArcSwap::from_pointee(key_map(entries)?),
+                seen: Mutex::new(None),
+            })),
             lookups: PersonLookups::default(),
         })
     }
@@ -249,6 +317,7 @@ impl Callers {
         let (Some(keys), Some(scope)) = (&self.keys, scope) else {
             return Ok(None);
         };
+        let keys = keys.current.load();
         let key = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authorize;
 pub mod callers;
 pub mod error;
+pub mod keys_file;
 pub mod limits;
 pub mod listen;
 pub mod login;
@@ -97,6 +98,8 @@ pub struct AppState {
     pub policy_archive: crate::policy::archive::PolicyArchive,
     /// Access log, readiness bounds, shutdown grace.
     pub ops: options::Ops,
+    /// `/metrics`: request latency and open connections are recorded here.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Serves HTTP/1.1 on every listener until `shutdown` completes. Then the
@@ -201,6 +204,7 @@ async fn connection(
     in_flight: mpsc::Sender<()>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let _open = state.metrics.connection_open();
     let limits = state.limits.clone();
     let max_requests = limits.max_requests;
     let served = Arc::new(AtomicU64::new(0));
@@ -274,6 +278,7 @@ async fn handle(state: &AppState, req: Request<Incoming>, peer: listen::Peer) ->
     }
     let took = started.elapsed();
     let status = response.status().as_u16();
+    state.metrics.observe_request(&path, status, took);
     if state.ops.logs(status, took) {
         span.in_scope(|| {
             tracing::info!(

@@ -304,17 +304,7 @@ pub fn try_request(
 
 /// Runs the CLI from the crate root; returns exit code, stdout, stderr.
 pub fn cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .current_dir(CRATE_ROOT)
-        .args(args)
-        .env("ETAX_LOG", "warn")
-        .output()
-        .expect("run etax-authz");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    cli_with_env(args, &[])
 }
 
 // Demo identities (examples/demo.json).
@@ -726,4 +716,46 @@ impl Server {
         self.signal("TERM");
         self.child.wait().expect("wait for etax-authz")
     }
+}
+/// `serve ARGS` with extra environment variables (the `--demo` store in a
+/// temporary data directory), for tests of what the environment sets.
+pub fn serve_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let mut child = Command::new(BIN)
+        .current_dir(CRATE_ROOT)
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .args(FAST_HASH)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("ETAX_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start etax-authz");
+    let addr = listening_addr(&mut child)
+        .recv_timeout(Duration::from_secs(60))
+        .expect("etax-authz listens within 60 s");
+    Server {
+        addr,
+        data,
+        child,
+        _tmp: Some(tmp),
+    }
+}
+
+/// [`cli`] with extra environment variables.
+pub fn cli_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .current_dir(CRATE_ROOT)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("ETAX_LOG", "warn")
+        .output()
+        .expect("run etax-authz");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

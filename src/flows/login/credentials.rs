@@ -124,6 +124,7 @@ impl Login {
                 retry_after_secs,
             });
         }
+        self.decider.metrics.challenge_issued(purpose);
         Ok(IssuedCode {
             challenge: id,
             code,

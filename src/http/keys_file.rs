@@ -1,0 +1,248 @@
+//! The API keys file: a JSON list of
+//! `{"id", "key_sha256", "scopes", "created_ms"}`, read by
+//! [`super::callers`] and written by `etax-authz keys create|revoke`.
+//!
+//! Only a key's SHA-256 is stored: a new key is shown once, on the
+//! command's stdout, and is never written anywhere. Writes replace the file
+//! atomically (a temporary file in the same directory, fsynced, renamed
+//! over it, mode 0600), so a server watching the file reads either the old
+//! list or the new one, never half of one. Two `keys` commands run at the
+//! same moment can still lose one's change (the last rename wins): keys are
+//! managed by one operator at a time.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::callers::Scope;
+
+/// One key as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyEntry {
+    pub id: String,
+    /// Hex SHA-256 of the key as sent in `Authorization: Bearer`.
+    pub key_sha256: String,
+    pub scopes: Vec<Scope>,
+    /// When `keys create` made it (ms since the epoch); absent in files
+    /// written by hand before the command existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_ms: Option<u64>,
+}
+
+impl KeyEntry {
+    /// The first 8 hex digits of the hash: enough to tell keys apart in a
+    /// listing, too few to help anyone guess a 256-bit key.
+    pub fn fingerprint(&self) -> &str {
+        self.key_sha256.get(..8).unwrap_or(&self.key_sha256)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeysFileError {
+    #[error("API keys file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("API keys file {path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("a key with id {0:?} already exists (revoke it first)")]
+    DuplicateId(String),
+    #[error("no key with id {0:?}")]
+    UnknownId(String),
+    #[error("--id must be 1 to 64 characters of letters, digits, '-', '_' or '.'")]
+    BadId,
+    #[error("unknown scope {0:?}: authorize, login, maintain, admin, audit, audit_person")]
+    BadScope(String),
+    #[error("--scope names no scope")]
+    NoScopes,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeysFileError + '_ {
+    move |source| KeysFileError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Reads and parses the file (without checking the hashes: see
+/// [`super::callers::Callers::load`]).
+pub fn read(path: &Path) -> Result<Vec<KeyEntry>, KeysFileError> {
+    let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+    serde_json::from_str(&text).map_err(|e| KeysFileError::Invalid {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// [`read`], with a missing file read as no keys (the first `create`).
+fn read_or_empty(path: &Path) -> Result<Vec<KeyEntry>, KeysFileError> {
+    match read(path) {
+        Err(KeysFileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Vec::new())
+        }
+        other => other,
+    }
+}
+
+/// Replaces the file with `entries`: temp file, fsync, rename, 0600.
+pub fn write(path: &Path, entries: &[KeyEntry]) -> Result<(), KeysFileError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.tmp", crate::random_id()));
+    let mut text = serde_json::to_vec_pretty(entries).expect("key entries serialize");
+    text.push(b'\n');
+    let written = (|| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
+        file.write_all(&text)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // The rename itself is durable once the directory is.
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(io_error(path))
+}
+
+/// Parses `decide,login` into scopes.
+pub fn parse_scopes(list: &str) -> Result<Vec<Scope>, KeysFileError> {
+    let mut scopes = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let scope: Scope = serde_json::from_value(serde_json::Value::from(name))
+            .map_err(|_| KeysFileError::BadScope(name.to_owned()))?;
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    if scopes.is_empty() {
+        return Err(KeysFileError::NoScopes);
+    }
+    Ok(scopes)
+}
+
+/// Adds a new random key `id` with `scopes` to the file (created if
+/// missing); returns the key, which is stored nowhere.
+pub fn create(path: &Path, id: &str, scopes: Vec<Scope>) -> Result<String, KeysFileError> {
+    let id_ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !id_ok {
+        return Err(KeysFileError::BadId);
+    }
+    let mut entries = read_or_empty(path)?;
+    if entries.iter().any(|e| e.id == id) {
+        return Err(KeysFileError::DuplicateId(id.to_owned()));
+    }
+    // 256 random bits; the prefix lets secret scanners recognise a leak.
+    let key = format!("etax_{}", hex::encode(rand::random::<[u8; 32]>()));
+    entries.push(KeyEntry {
+        id: id.to_owned(),
+        key_sha256: hex::encode(Sha256::digest(key.as_bytes())),
+        scopes,
+        created_ms: Some(crate::now_ms()),
+    });
+    write(path, &entries)?;
+    Ok(key)
+}
+
+/// Removes key `id` from the file.
+pub fn revoke(path: &Path, id: &str) -> Result<(), KeysFileError> {
+    let mut entries = read(path)?;
+    let before = entries.len();
+    entries.retain(|e| e.id != id);
+    if entries.len() == before {
+        return Err(KeysFileError::UnknownId(id.to_owned()));
+    }
+    write(path, &entries)
+}
+
+/// What identifies one version of the file: a rewrite by [`write`] is a
+/// new inode, an edit in place changes the length or modification time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    #[cfg(unix)]
+    inode: u64,
+}
+
+/// The file's current [`Stamp`]; a file that cannot be read has the
+/// stamp of an empty one with no time.
+pub fn stamp(path: &Path) -> Stamp {
+    let meta = std::fs::metadata(path).ok();
+    Stamp {
+        modified: meta.as_ref().and_then(|m| m.modified().ok()),
+        len: meta.as_ref().map_or(0, std::fs::Metadata::len),
+        #[cfg(unix)]
+        inode: meta.as_ref().map_or(0, std::os::unix::fs::MetadataExt::ino),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_list_revoke_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let key = create(&path, "tax-core", parse_scopes("authorize, login").unwrap()).unwrap();
+        assert!(key.starts_with("etax_") && key.len() == 5 + 64);
+        let entries = read(&path).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            entries[0].key_sha256,
+            hex::encode(Sha256::digest(key.as_bytes()))
+        );
+        assert_eq!(entries[0].scopes, [Scope::Authorize, Scope::Login]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&key), "only the hash is stored");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(matches!(
+            create(&path, "tax-core", vec![Scope::Audit]),
+            Err(KeysFileError::DuplicateId(_))
+        ));
+        revoke(&path, "tax-core").unwrap();
+        assert!(read(&path).unwrap().is_empty());
+        assert!(matches!(
+            revoke(&path, "tax-core"),
+            Err(KeysFileError::UnknownId(_))
+        ));
+        // No temporary file left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn refuses_bad_ids_and_scopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        assert!(matches!(
+            create(&path, "a b", vec![Scope::Audit]),
+            Err(KeysFileError::BadId)
+        ));
+        assert!(matches!(
+            parse_scopes("root"),
+            Err(KeysFileError::BadScope(_))
+        ));
+        assert!(matches!(parse_scopes(" , "), Err(KeysFileError::NoScopes)));
+    }
+}
