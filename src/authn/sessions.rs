@@ -18,6 +18,7 @@ use super::session::{self, SessionError};
 use super::touches::Touches;
 use super::AuthnConfig;
 use crate::domain::{PrincipalKind, StaffKey};
+use crate::ids::CreditCode;
 use crate::store::{
     owned_key, AgentStaffRecord, EnterpriseRecord, PersonRecord, RecognitionRecord, SessionRecord,
     StaffRecord, Store, StoreError, StoreReader,
@@ -61,7 +62,7 @@ pub struct SessionSubject {
     pub credential_epoch: u64,
     /// For an agent: the client enterprise and the epoch of the recognition
     /// whose agreement password was verified.
-    pub acting_for: Option<(String, u64)>,
+    pub acting_for: Option<(CreditCode, u64)>,
 }
 
 /// What the login established beyond who the subject is: the obligations
@@ -149,7 +150,7 @@ impl Sessions {
             expires_at_ms: now + cfg.session_max_secs * 1000,
             idle_timeout_secs: cfg.session_idle_secs,
             principal: crate::ids::mask_text(&format!("{principal_type}::{principal_id:?}")),
-            acting_for,
+            acting_for: acting_for.map(String::from),
             obligations,
             route: opening.route,
         })
@@ -222,7 +223,8 @@ pub fn still_bound(reader: &StoreReader, rec: &SessionRecord) -> Result<(), Sess
             .parse::<StaffKey>()
             .map_err(|_| SessionError::CredentialsChanged)?
             .enterprise;
-        let recognition = reader.get::<RecognitionRecord>(&owned_key(client, agency.as_str()))?;
+        let recognition =
+            reader.get::<RecognitionRecord>(&owned_key(client.as_str(), agency.as_str()))?;
         if recognition.is_none_or(|r| r.epoch != rec.recognition_epoch) {
             return Err(SessionError::CredentialsChanged.into());
         }
@@ -343,7 +345,7 @@ mod tests {
     async fn an_agents_session_ends_with_the_recognition_it_was_opened_under() {
         let (_dir, s) = sessions();
         let agent = SessionSubject {
-            acting_for: Some((CLIENT.into(), 1)),
+            acting_for: Some((CreditCode::parse(CLIENT).unwrap(), 1)),
             ..subject(PrincipalKind::AgentStaff, AGENT)
         };
         let grant = s.open(agent, HOME).await.unwrap();

@@ -449,6 +449,6 @@ pub(crate) fn session_principal(
         principal: rec.principal_type.uid(&rec.principal_id),
         acting_for: rec
             .acting_for
-            .map(|c| crate::domain::EntityKind::Enterprise.uid(&c)),
+            .map(|c| crate::domain::EntityKind::Enterprise.uid(c.as_str())),
     })
 }

@@ -4,8 +4,9 @@
 //! decision reads them (`DECISION_INPUT` is false). The logic over them is
 //! in `authn` and `flows`; they live here because the store writes them.
 //!
-//! Every enum field's serde form is the string the field held when it was a
-//! `String`, so files written before read unchanged (see the tests).
+//! Every typed field (the enums, a `StaffKey`, a `CreditCode`) has as its
+//! serde form the string the field held when it was a `String`, so files
+//! written before read unchanged (see the tests).
 
 use std::collections::BTreeSet;
 
@@ -13,7 +14,8 @@ use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
 use super::Record;
-use crate::domain::{Factor, PrincipalKind};
+use crate::domain::{Factor, PrincipalKind, StaffKey};
+use crate::ids::CreditCode;
 
 pub(super) const AUTHN_TABLES: [TableDefinition<'static, &'static str, &'static [u8]>; 5] = [
     SessionRecord::TABLE,
@@ -31,9 +33,9 @@ pub struct SessionRecord {
     pub principal_type: PrincipalKind,
     /// Store key (and Cedar entity id) of the principal.
     pub principal_id: String,
-    /// Credit code of the client enterprise an agent acts for (R8).
+    /// The client enterprise an agent acts for (R8).
     #[serde(default)]
-    pub acting_for: Option<String>,
+    pub acting_for: Option<CreditCode>,
     pub created_ms: u64,
     pub last_used_ms: u64,
     /// Absolute expiry, ms since the Unix epoch.
@@ -112,9 +114,9 @@ pub struct LoginFlowRecord {
     /// Factors verified so far.
     pub factors: BTreeSet<Factor>,
     /// The staff member (quick login) or agent staff member (agency login,
-    /// after step 2) by store key.
+    /// after step 2).
     #[serde(default)]
-    pub staff: Option<String>,
+    pub staff: Option<StaffKey>,
     /// Bumped by cancel: codes issued before it no longer count.
     #[serde(default)]
     pub generation: u32,

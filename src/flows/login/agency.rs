@@ -101,7 +101,7 @@ impl Login {
             .await?;
         let agency = rec.account.clone();
         rec.factors = factors;
-        rec.staff = Some(agent_key.to_string());
+        rec.staff = Some(agent_key);
         rec.staff_epoch = agent.credential_epoch;
         let k = key.clone();
         self.write(move |w| w.put(&k, &rec)).await?;
@@ -133,12 +133,16 @@ impl Login {
         agreement_password: String,
     ) -> Result<SessionGrant, FlowError> {
         let (key, rec) = self.flow(flow, FlowKind::Agency)?;
-        let agent_key = rec.staff.clone().ok_or_else(|| {
-            invalid(
-                "flow",
-                "pick and log in an agent staff member first (step 2)",
-            )
-        })?;
+        let agent_key = rec
+            .staff
+            .as_ref()
+            .ok_or_else(|| {
+                invalid(
+                    "flow",
+                    "pick and log in an agent staff member first (step 2)",
+                )
+            })?
+            .to_string();
         let recognition = self
             .read()?
             .get::<RecognitionRecord>(&owned_key(client.as_str(), &rec.account))?;
@@ -177,7 +181,7 @@ impl Login {
             principal_type: PrincipalKind::AgentStaff,
             principal_id: agent_key,
             credential_epoch: rec.staff_epoch,
-            acting_for: Some((client.to_string(), recognition_epoch)),
+            acting_for: Some((client, recognition_epoch)),
         };
         self.open_session(
             subject,

@@ -9,7 +9,7 @@ use super::steps::{conclude, Failure};
 use super::{invalid, FlowError, Login};
 use crate::authn::lockout::LockKey;
 use crate::authn::session;
-use crate::domain::{Action, EntityKind, Factor};
+use crate::domain::{Action, EntityKind, Factor, StaffKey};
 use crate::ids::TaxpayerRef;
 use crate::store::{FlowKind, LoginFlowRecord, Record, StoreError, StoreReader, StoreWriter};
 
@@ -40,7 +40,7 @@ impl Login {
         kind: FlowKind,
         account: String,
         factors: BTreeSet<Factor>,
-        staff: Option<(String, u64)>,
+        staff: Option<(StaffKey, u64)>,
     ) -> Result<(String, String), FlowError> {
         let (staff, staff_epoch) = staff.unzip();
         let rec = LoginFlowRecord {

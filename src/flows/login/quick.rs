@@ -80,7 +80,7 @@ impl Login {
                 FlowKind::Quick,
                 code,
                 factors,
-                Some((staff_id, staff.credential_epoch)),
+                Some((staff_key.clone(), staff.credential_epoch)),
             )
             .await?;
         let issued = self
@@ -101,11 +101,7 @@ impl Login {
         code: String,
     ) -> Result<SessionGrant, FlowError> {
         let (key, rec) = self.flow(flow, FlowKind::Quick)?;
-        let staff_key: StaffKey = rec
-            .staff
-            .as_deref()
-            .and_then(|k| k.parse().ok())
-            .ok_or(FlowError::FlowExpired)?;
+        let staff_key = rec.staff.clone().ok_or(FlowError::FlowExpired)?;
         let staff_id = staff_key.to_string();
         // Read before the code is checked: the session is bound to the
         // credentials as they were when this login proved them.

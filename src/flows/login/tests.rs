@@ -289,7 +289,7 @@ async fn agency_login_in_three_steps_then_once() {
         .expect("step 3 acts for the client");
     assert_eq!(grant.acting_for.as_deref(), Some(ENT));
     let (_, rec) = b.sessions.resolve(&grant.session, false).unwrap();
-    assert_eq!(rec.acting_for.as_deref(), Some(ENT));
+    assert_eq!(rec.acting_for, Some(ent()));
     expired(
         b.login
             .agency_client(&flow, ent(), AGREEMENT_PW.into())
