@@ -15,7 +15,7 @@ use crate::store::{ChallengePurpose, PersonRecord};
 /// The subject a captcha is bound to: the account it was requested for, so
 /// one solved for one account is refused for another.
 pub(super) fn captcha_subject(person: &PersonKey) -> String {
-    format!("Person:{}", person.key())
+    format!("{}:{}", PrincipalKind::Person, person.key())
 }
 
 impl Login {
