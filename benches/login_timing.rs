@@ -14,7 +14,7 @@ use etax_authz::authn::{Authn, AuthnConfig};
 use etax_authz::decision::fixture;
 use etax_authz::flows::password::Holder;
 use etax_authz::flows::Login;
-use etax_authz::ids::{IdType, PersonKey, Phone};
+use etax_authz::ids::{CreditCode, IdType, PersonKey, Phone};
 
 /// The demo bureau behind a login service with the production argon2 cost,
 /// no lockout and no SMS rate limit (the benchmark repeats one account).
@@ -67,7 +67,7 @@ fn timing(c: &mut Criterion) {
             b.iter(|| {
                 let r = rt.block_on(login.forgot_code(
                     Holder::Staff,
-                    Some("91210102MA0TAX001F"),
+                    Some(CreditCode::parse("91210102MA0TAX001F").unwrap()),
                     person.clone(),
                     phone.clone(),
                 ));

@@ -9,7 +9,7 @@
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
-use crate::store::ChallengeRecord;
+use crate::store::{ChallengePurpose, ChallengeRecord};
 
 /// Why a code was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,13 +39,13 @@ pub fn code_hash(challenge_id: &str, code: &str) -> String {
 pub fn issue(
     challenge_id: &str,
     code: &str,
-    purpose: &str,
+    purpose: ChallengePurpose,
     subject: &str,
     now_ms: u64,
     ttl_secs: u64,
 ) -> ChallengeRecord {
     ChallengeRecord {
-        purpose: purpose.to_owned(),
+        purpose,
         subject: subject.to_owned(),
         code_hash: code_hash(challenge_id, code),
         expires_ms: now_ms + ttl_secs * 1000,
@@ -61,9 +61,14 @@ const DECOY_HASH: &str = "decoy";
 /// A challenge no code answers, for when the details given match no account
 /// (password recovery): the caller gets the same answer as for a real one,
 /// and every attempt fails as a wrong code, until the attempts run out.
-pub fn issue_decoy(purpose: &str, subject: &str, now_ms: u64, ttl_secs: u64) -> ChallengeRecord {
+pub fn issue_decoy(
+    purpose: ChallengePurpose,
+    subject: &str,
+    now_ms: u64,
+    ttl_secs: u64,
+) -> ChallengeRecord {
     ChallengeRecord {
-        purpose: purpose.to_owned(),
+        purpose,
         subject: subject.to_owned(),
         code_hash: DECOY_HASH.to_owned(),
         expires_ms: now_ms + ttl_secs * 1000,
@@ -129,7 +134,7 @@ mod tests {
 
     #[test]
     fn single_use_expiry_and_attempts() {
-        let mut rec = issue("c1", "123456", "login", "s", 0, 300);
+        let mut rec = issue("c1", "123456", ChallengePurpose::Login, "s", 0, 300);
         assert!(!rec.code_hash.contains("123456"));
         assert_eq!(
             attempt(&mut rec, "c1", "000000", 1, 5),
@@ -141,13 +146,13 @@ mod tests {
             Err(ChallengeError::Used)
         );
 
-        let mut rec = issue("c2", "123456", "login", "s", 0, 300);
+        let mut rec = issue("c2", "123456", ChallengePurpose::Login, "s", 0, 300);
         assert_eq!(
             attempt(&mut rec, "c2", "123456", 300_000, 5),
             Err(ChallengeError::Expired)
         );
 
-        let mut rec = issue("c3", "123456", "login", "s", 0, 300);
+        let mut rec = issue("c3", "123456", ChallengePurpose::Login, "s", 0, 300);
         for _ in 0..4 {
             assert!(matches!(
                 attempt(&mut rec, "c3", "999999", 1, 5),
@@ -166,9 +171,16 @@ mod tests {
 
     #[test]
     fn a_decoy_takes_no_code() {
-        let mut rec = issue_decoy("reset", "s", 0, 300);
+        let mut rec = issue_decoy(ChallengePurpose::Reset, "s", 0, 300);
         assert!(is_decoy(&rec));
-        assert!(!is_decoy(&issue("c", "123456", "reset", "s", 0, 300)));
+        assert!(!is_decoy(&issue(
+            "c",
+            "123456",
+            ChallengePurpose::Reset,
+            "s",
+            0,
+            300
+        )));
         for code in ["123456", "000000", "decoy", ""] {
             assert!(matches!(
                 attempt(&mut rec, "c4", code, 1, 5),

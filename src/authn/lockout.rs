@@ -9,8 +9,45 @@
 //! verifications and earns the first lock only. A success then forgets the
 //! record; a failure needs no further write.
 
+use std::fmt;
+
 use super::AuthnConfig;
+use crate::domain::StaffKey;
+use crate::ids::{CreditCode, PersonKey};
 use crate::store::LockoutRecord;
+
+/// What a lockout counts the failures of; its text form (`kind:id`) is the
+/// `LockoutRecord`'s store key, as it has always been written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockKey {
+    /// An enterprise account password, by the credit code the account
+    /// resolved to, or as typed when it resolved to none (so an unknown
+    /// account locks like a real one).
+    Enterprise(String),
+    /// An agency account password, likewise.
+    Agency(String),
+    /// A staff member's personal password.
+    Staff(StaffKey),
+    /// An agent staff member's personal password.
+    AgentStaff(StaffKey),
+    /// A natural person's password.
+    Person(PersonKey),
+    /// The agreement password of `client`'s recognition of `agency`.
+    Agreement { agency: String, client: CreditCode },
+}
+
+impl fmt::Display for LockKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Enterprise(code) => write!(f, "enterprise:{code}"),
+            Self::Agency(code) => write!(f, "agency:{code}"),
+            Self::Staff(key) => write!(f, "staff:{key}"),
+            Self::AgentStaff(key) => write!(f, "agent:{key}"),
+            Self::Person(person) => write!(f, "person:{}", person.key()),
+            Self::Agreement { agency, client } => write!(f, "agreement:{agency}/{client}"),
+        }
+    }
+}
 
 /// Seconds left on a lock, if locked at `now_ms`.
 pub fn locked_for(rec: Option<&LockoutRecord>, now_ms: u64) -> Option<u64> {
@@ -67,6 +104,39 @@ pub fn forgettable(rec: &LockoutRecord, cfg: &AuthnConfig, now_ms: u64) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_keys_are_the_stored_keys_of_before() {
+        let staff: StaffKey = "91210102MA0TAX001F/resident_id:21010219921111404X"
+            .parse()
+            .unwrap();
+        let person = staff.person.clone();
+        let client = CreditCode::parse("91210102MA0TAX001F").unwrap();
+        let agency = "91210100MA0AGT004B".to_owned();
+        let cases = [
+            (LockKey::Enterprise("AB12".into()), "enterprise:AB12"),
+            (LockKey::Agency(agency.clone()), "agency:91210100MA0AGT004B"),
+            (
+                LockKey::Staff(staff.clone()),
+                "staff:91210102MA0TAX001F/resident_id:21010219921111404X",
+            ),
+            (
+                LockKey::AgentStaff(staff),
+                "agent:91210102MA0TAX001F/resident_id:21010219921111404X",
+            ),
+            (
+                LockKey::Person(person),
+                "person:resident_id:21010219921111404X",
+            ),
+            (
+                LockKey::Agreement { agency, client },
+                "agreement:91210100MA0AGT004B/91210102MA0TAX001F",
+            ),
+        ];
+        for (key, stored) in cases {
+            assert_eq!(key.to_string(), stored);
+        }
+    }
 
     #[test]
     fn reservations_beyond_the_threshold_are_refused_and_the_lock_does_not_grow() {

@@ -66,7 +66,7 @@ mod tests {
             ..AuthnConfig::default()
         };
         let rec = SessionRecord {
-            principal_type: "Person".into(),
+            principal_type: crate::domain::PrincipalKind::Person,
             principal_id: "p".into(),
             acting_for: None,
             created_ms: 0,

@@ -17,6 +17,8 @@ use serde::Serialize;
 use super::session::{self, SessionError};
 use super::touches::Touches;
 use super::AuthnConfig;
+use crate::domain::{PrincipalKind, StaffKey};
+use crate::ids::CreditCode;
 use crate::store::{
     owned_key, AgentStaffRecord, EnterpriseRecord, PersonRecord, RecognitionRecord, SessionRecord,
     StaffRecord, Store, StoreError, StoreReader,
@@ -53,15 +55,14 @@ pub struct SessionGrant {
 
 /// Who a new session is for, and the credentials it is bound to.
 pub struct SessionSubject {
-    /// Cedar entity type: `Staff`, `AgentStaff`, `Person`, `Enterprise`.
-    pub principal_type: &'static str,
+    pub principal_type: PrincipalKind,
     pub principal_id: String,
     /// The principal's credential epoch as read *before* its credentials
     /// were verified: a change that raced the login ends the new session too.
     pub credential_epoch: u64,
     /// For an agent: the client enterprise and the epoch of the recognition
     /// whose agreement password was verified.
-    pub acting_for: Option<(String, u64)>,
+    pub acting_for: Option<(CreditCode, u64)>,
 }
 
 /// What the login established beyond who the subject is: the obligations
@@ -127,7 +128,7 @@ impl Sessions {
         } = subject;
         let (acting_for, recognition_epoch) = acting_for.unzip();
         let rec = SessionRecord {
-            principal_type: principal_type.to_owned(),
+            principal_type,
             principal_id: principal_id.clone(),
             acting_for: acting_for.clone(),
             created_ms: now,
@@ -141,7 +142,7 @@ impl Sessions {
         let mut obligations = Vec::new();
         if opening.password_change_required {
             obligations.push("change_password");
-        } else if !opening.has_password && principal_type != "Enterprise" {
+        } else if !opening.has_password && principal_type != PrincipalKind::Enterprise {
             obligations.push("set_password");
         }
         Ok(SessionGrant {
@@ -149,7 +150,7 @@ impl Sessions {
             expires_at_ms: now + cfg.session_max_secs * 1000,
             idle_timeout_secs: cfg.session_idle_secs,
             principal: crate::ids::mask_text(&format!("{principal_type}::{principal_id:?}")),
-            acting_for,
+            acting_for: acting_for.map(String::from),
             obligations,
             route: opening.route,
         })
@@ -201,26 +202,29 @@ impl Sessions {
 /// covers password changes, resets, removal and re-adding, re-recognition.
 pub fn still_bound(reader: &StoreReader, rec: &SessionRecord) -> Result<(), SessionsError> {
     let id = rec.principal_id.as_str();
-    let epoch = match rec.principal_type.as_str() {
-        "Staff" => reader.get::<StaffRecord>(id)?.map(|r| r.credential_epoch),
-        "AgentStaff" => reader
+    let epoch = match rec.principal_type {
+        PrincipalKind::Staff => reader.get::<StaffRecord>(id)?.map(|r| r.credential_epoch),
+        PrincipalKind::AgentStaff => reader
             .get::<AgentStaffRecord>(id)?
             .map(|r| r.credential_epoch),
-        "Person" => reader.get::<PersonRecord>(id)?.map(|r| r.credential_epoch),
-        "Enterprise" => reader
+        PrincipalKind::Person => reader.get::<PersonRecord>(id)?.map(|r| r.credential_epoch),
+        PrincipalKind::Enterprise => reader
             .get::<EnterpriseRecord>(id)?
             .map(|r| r.credential_epoch),
-        _ => None,
     }
     .ok_or(SessionError::PrincipalGone)?;
     if epoch != rec.credential_epoch {
         return Err(SessionError::CredentialsChanged.into());
     }
     if let Some(client) = &rec.acting_for {
-        // An agent's key is `agency/person`; the recognition is
-        // `client/agency`.
-        let agency = id.split_once('/').map_or(id, |(a, _)| a);
-        let recognition = reader.get::<RecognitionRecord>(&owned_key(client, agency))?;
+        // The recognition is keyed `client/agency`; an agent's key that
+        // names no agency is bound to no recognition.
+        let agency = id
+            .parse::<StaffKey>()
+            .map_err(|_| SessionError::CredentialsChanged)?
+            .enterprise;
+        let recognition =
+            reader.get::<RecognitionRecord>(&owned_key(client.as_str(), agency.as_str()))?;
         if recognition.is_none_or(|r| r.epoch != rec.recognition_epoch) {
             return Err(SessionError::CredentialsChanged.into());
         }
@@ -257,8 +261,8 @@ mod tests {
                     credential_epoch: 1,
                 };
                 w.put(AGENT, &agent)?;
-                let agency = AGENT.split_once('/').unwrap().0;
-                w.put(&owned_key(CLIENT, agency), &recognition(1))
+                let agency = AGENT.parse::<StaffKey>().unwrap().enterprise;
+                w.put(&owned_key(CLIENT, agency.as_str()), &recognition(1))
             })
             .unwrap();
         (dir, Sessions::new(store, AuthnConfig::default()))
@@ -272,7 +276,7 @@ mod tests {
         }
     }
 
-    fn subject(principal_type: &'static str, id: &str) -> SessionSubject {
+    fn subject(principal_type: PrincipalKind, id: &str) -> SessionSubject {
         SessionSubject {
             principal_type,
             principal_id: id.into(),
@@ -297,7 +301,10 @@ mod tests {
     #[tokio::test]
     async fn a_session_works_until_it_is_ended() {
         let (_dir, s) = sessions();
-        let grant = s.open(subject("Person", PERSON), HOME).await.unwrap();
+        let grant = s
+            .open(subject(PrincipalKind::Person, PERSON), HOME)
+            .await
+            .unwrap();
         let (_, rec) = s.resolve(&grant.session, false).unwrap();
         assert_eq!(rec.principal_id, PERSON);
         s.end(&grant.session).await.unwrap();
@@ -310,7 +317,10 @@ mod tests {
     #[tokio::test]
     async fn a_new_credential_epoch_or_a_removal_ends_the_session() {
         let (_dir, s) = sessions();
-        let grant = s.open(subject("Person", PERSON), HOME).await.unwrap();
+        let grant = s
+            .open(subject(PrincipalKind::Person, PERSON), HOME)
+            .await
+            .unwrap();
         s.store
             .write(|w| {
                 let mut p = w.get::<PersonRecord>(PERSON)?.unwrap();
@@ -335,14 +345,14 @@ mod tests {
     async fn an_agents_session_ends_with_the_recognition_it_was_opened_under() {
         let (_dir, s) = sessions();
         let agent = SessionSubject {
-            acting_for: Some((CLIENT.into(), 1)),
-            ..subject("AgentStaff", AGENT)
+            acting_for: Some((CreditCode::parse(CLIENT).unwrap(), 1)),
+            ..subject(PrincipalKind::AgentStaff, AGENT)
         };
         let grant = s.open(agent, HOME).await.unwrap();
         assert!(s.resolve(&grant.session, false).is_ok());
-        let agency = AGENT.split_once('/').unwrap().0;
+        let agency = AGENT.parse::<StaffKey>().unwrap().enterprise;
         s.store
-            .write(|w| w.put(&owned_key(CLIENT, agency), &recognition(2)))
+            .write(|w| w.put(&owned_key(CLIENT, agency.as_str()), &recognition(2)))
             .unwrap();
         assert_eq!(
             refused(s.resolve(&grant.session, false)),
@@ -357,7 +367,10 @@ mod tests {
             password_change_required: true,
             ..HOME
         };
-        let grant = s.open(subject("Person", PERSON), opening).await.unwrap();
+        let grant = s
+            .open(subject(PrincipalKind::Person, PERSON), opening)
+            .await
+            .unwrap();
         assert_eq!(grant.obligations, ["change_password"]);
         assert!(matches!(
             s.resolve(&grant.session, false),

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 use crate::ids::{CreditCode, IdError, PersonKey};
 
 /// A staff member of an enterprise (`Staff`), or of an agency
@@ -47,9 +49,33 @@ impl FromStr for StaffKey {
     }
 }
 
+/// Stored (in a login flow) as its text form, the string the field held
+/// before it was typed.
+impl Serialize for StaffKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StaffKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_serde_form_is_the_stored_string() {
+        let stored = r#""91210100MA0AGT004B/resident_id:210105199303031080""#;
+        let key: StaffKey = serde_json::from_str(stored).unwrap();
+        assert_eq!(serde_json::to_string(&key).unwrap(), stored);
+        assert!(serde_json::from_str::<StaffKey>(r#""91210100MA0AGT004B""#).is_err());
+    }
 
     #[test]
     fn the_text_form_is_the_stored_key() {

@@ -7,10 +7,11 @@ use serde_json::json;
 
 use super::decide::{Decider, Event};
 use crate::audit::{AuditError, Target};
+use crate::domain::EntityKind;
 use crate::ids::{CreditCode, PersonKey, Phone};
 use crate::store::{
-    owned_key, CoreOfficer, CoreOfficersRecord, EnterpriseRecord, IdentityType, PersonRecord,
-    StaffRecord, StoreError, StoreWriter,
+    owned_key, split_owned_key, CoreOfficer, CoreOfficersRecord, EnterpriseRecord, IdentityType,
+    PersonRecord, StaffRecord, StoreError, StoreWriter,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -207,12 +208,12 @@ pub async fn log_demotions(
             "no longer the {role} the core tax system (金税三期) has on file: now ordinary \
              staff (other) without permission identities, and their sessions ended; cause: {cause}"
         );
-        let (enterprise, person) = d.staff.split_once('/').unwrap_or((&d.staff, ""));
+        let (enterprise, person) = split_owned_key(&d.staff).unwrap_or((&d.staff, ""));
         let event = Event::unasked(
             "sync.officer_replaced",
             by,
             "sync.officer_replaced",
-            &format!("Etax::Staff::\"{}\"", d.staff),
+            &EntityKind::Staff.uid(&d.staff).to_string(),
             "",
         )
         .with_target_person(person, None)

@@ -13,7 +13,8 @@ use std::sync::Mutex;
 
 use crate::audit::pseudonym::Pseudonyms;
 use crate::audit::PersonRef;
-use crate::store::{PersonRecord, StaffRecord, Store, StoreReader};
+use crate::domain::EntityKind;
+use crate::store::{split_owned_key, PersonRecord, StaffRecord, Store, StoreReader};
 
 /// Principals' entries kept at most; a full cache is emptied (simpler than
 /// an LRU, as the decision cache).
@@ -77,18 +78,20 @@ impl Persons {
             }
         }
         let (ty, id) = uid;
-        let person = match ty.as_str() {
-            "Person" => id.as_str(),
-            "Staff" | "AgentStaff" => id.split_once('/')?.1,
+        let kind = ty.parse::<EntityKind>().ok()?;
+        // Any id a record names, checked or not: the person part as written.
+        let person = match kind {
+            EntityKind::Person => id.as_str(),
+            EntityKind::Staff | EntityKind::AgentStaff => split_owned_key(id)?.1,
             _ => return None,
         };
         let reader = store.read().ok()?;
-        let role = if ty == "AgentStaff" {
+        let role = if kind == EntityKind::AgentStaff {
             "agent"
         } else {
             "principal"
         };
-        let identity_type = (ty == "Staff")
+        let identity_type = (kind == EntityKind::Staff)
             .then(|| reader.get::<StaffRecord>(id).ok().flatten())
             .flatten()
             .map(|s| s.identity_type.code().to_owned());

@@ -288,12 +288,19 @@ mod tests {
     }
 
     fn challenge(expires_ms: u64) -> ChallengeRecord {
-        challenge::issue("c", "123456", "login", "s", expires_ms - 300_000, 300)
+        challenge::issue(
+            "c",
+            "123456",
+            crate::store::ChallengePurpose::Login,
+            "s",
+            expires_ms - 300_000,
+            300,
+        )
     }
 
     fn flow(expires_ms: u64) -> LoginFlowRecord {
         LoginFlowRecord {
-            kind: "enterprise".into(),
+            kind: crate::store::FlowKind::Enterprise,
             account: "91210102MA0TAX001F".into(),
             factors: BTreeSet::new(),
             staff: None,
@@ -305,7 +312,7 @@ mod tests {
 
     fn session(last_used_ms: u64, expires_ms: u64) -> SessionRecord {
         SessionRecord {
-            principal_type: "Person".into(),
+            principal_type: crate::domain::PrincipalKind::Person,
             principal_id: "resident_id:210106199102140105".into(),
             acting_for: None,
             created_ms: 0,

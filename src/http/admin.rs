@@ -11,19 +11,19 @@ use crate::ids::{CreditCode, IdType, PersonKey, Phone};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RealNameBody {
-    pub id_type: String,
+    pub id_type: IdType,
     pub id_number: String,
     pub name: String,
     pub verified: bool,
     #[serde(default)]
-    pub phone: Option<String>,
+    pub phone: Option<Phone>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OfficerBody {
     pub name: String,
-    pub id_type: String,
+    pub id_type: IdType,
     pub id_number: String,
 }
 
@@ -36,31 +36,27 @@ pub struct CoreOfficersBody {
     pub finance_head: Option<OfficerBody>,
 }
 
-/// Parses ID type + number at the edge, naming the field that is wrong.
-pub fn person_key(prefix: &str, id_type: &str, id_number: &str) -> Result<PersonKey, ApiError> {
-    let t = IdType::parse(id_type)
-        .map_err(|e| ApiError::invalid(format!("{prefix}id_type"), e.to_string()))?;
-    PersonKey::new(t, id_number)
+/// The person a body names by `id_type` and `id_number`. The type is
+/// parsed as the body is read (a bad one names `id_type`); the number's
+/// form depends on the type, so it is checked here, once, for every body
+/// that names a person, naming `<prefix>id_number`. (serde cannot build one
+/// value from two keys of a flat object while refusing unknown keys.)
+pub fn person_key(prefix: &str, id_type: IdType, id_number: &str) -> Result<PersonKey, ApiError> {
+    PersonKey::new(id_type, id_number)
         .map_err(|e| ApiError::invalid(format!("{prefix}id_number"), e.to_string()))
 }
 
+/// A credit code in a path segment (a body's is parsed as it is read).
 pub fn credit_code(field: &str, s: &str) -> Result<CreditCode, ApiError> {
     CreditCode::parse(s).map_err(|e| ApiError::invalid(field, format!("not a credit code: {e}")))
 }
 
 pub async fn real_name(state: &AppState, body: RealNameBody) -> Result<FeedOutcome, ApiError> {
-    let person = person_key("", &body.id_type, &body.id_number)?;
-    let phone = body
-        .phone
-        .as_deref()
-        .map(Phone::parse)
-        .transpose()
-        .map_err(|e| ApiError::invalid("phone", e.to_string()))?;
     let result = RealNameResult {
-        person,
+        person: person_key("", body.id_type, &body.id_number)?,
         name: body.name,
         verified: body.verified,
-        phone,
+        phone: body.phone,
     };
     Ok(feeds::record_real_name(&state.decider, result).await?)
 }
@@ -84,7 +80,7 @@ pub async fn core_officers(
             o.map(|o| {
                 Ok((
                     o.name,
-                    person_key(&format!("{field}."), &o.id_type, &o.id_number)?,
+                    person_key(&format!("{field}."), o.id_type, &o.id_number)?,
                 ))
             })
             .transpose()

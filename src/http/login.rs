@@ -9,12 +9,18 @@ use hyper::{Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::admin::person_key;
 use super::error::ApiError;
 use super::{ok, read_json, AppState};
-use crate::flows::login::{person_key, PersonalFactor};
+use crate::flows::login::PersonalFactor;
 use crate::flows::password::Holder;
-use crate::ids::Phone;
+use crate::ids::{CreditCode, IdType, Phone};
 use crate::store::IdentityType;
+
+/// A login names a resident ID unless it says otherwise.
+fn resident_id() -> IdType {
+    IdType::ResidentId
+}
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -83,8 +89,8 @@ pub(crate) struct QuickCode {
     account: String,
     password: String,
     identity_type: IdentityType,
-    #[serde(default)]
-    id_type: Option<String>,
+    #[serde(default = "resident_id")]
+    id_type: IdType,
     id_number: String,
 }
 
@@ -100,16 +106,16 @@ pub(crate) struct CodeAnswer {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CaptchaRequest {
-    #[serde(default)]
-    id_type: Option<String>,
+    #[serde(default = "resident_id")]
+    id_type: IdType,
     id_number: String,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NaturalPerson {
-    #[serde(default)]
-    id_type: Option<String>,
+    #[serde(default = "resident_id")]
+    id_type: IdType,
     id_number: String,
     password: String,
     challenge: String,
@@ -120,7 +126,7 @@ pub(crate) struct NaturalPerson {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClientStep {
     flow: String,
-    client: String,
+    client: CreditCode,
     agreement_password: String,
 }
 
@@ -136,14 +142,14 @@ pub(crate) struct SetPassword {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ForgotCode {
-    kind: String,
+    kind: Holder,
     #[serde(default)]
-    account: Option<String>,
-    #[serde(default)]
-    id_type: Option<String>,
+    account: Option<CreditCode>,
+    #[serde(default = "resident_id")]
+    id_type: IdType,
     id_number: String,
     /// The phone the user says is their real-name phone.
-    phone: String,
+    phone: Phone,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -222,7 +228,7 @@ async fn quick(
     match path {
         "/v1/login/quick/code" => {
             let b: QuickCode = read_json(state, req).await?;
-            let person = person_key(b.id_type.as_deref(), &b.id_number)?;
+            let person = person_key("", b.id_type, &b.id_number)?;
             let (flow, issued) = l
                 .quick_code(&b.account, b.password, b.identity_type, person)
                 .await?;
@@ -248,13 +254,11 @@ async fn natural(
     match path {
         "/v1/login/captcha" => {
             let b: CaptchaRequest = read_json(state, req).await?;
-            ok(&l
-                .captcha(person_key(b.id_type.as_deref(), &b.id_number)?)
-                .await?)
+            ok(&l.captcha(person_key("", b.id_type, &b.id_number)?).await?)
         }
         "/v1/login/natural-person" => {
             let b: NaturalPerson = read_json(state, req).await?;
-            let person = person_key(b.id_type.as_deref(), &b.id_number)?;
+            let person = person_key("", b.id_type, &b.id_number)?;
             ok(&l
                 .natural_person(person, b.password, &b.challenge, &b.code)
                 .await?)
@@ -287,7 +291,7 @@ async fn agency(
         "/v1/login/agency/client" => {
             let b: ClientStep = read_json(state, req).await?;
             ok(&l
-                .agency_client(&b.flow, &b.client, b.agreement_password)
+                .agency_client(&b.flow, b.client, b.agreement_password)
                 .await?)
         }
         _ => Err(ApiError::not_found(path)),
@@ -310,13 +314,8 @@ async fn password(
         }
         "/v1/password/forgot/code" => {
             let b: ForgotCode = read_json(state, req).await?;
-            let holder = Holder::parse(&b.kind)?;
-            let person = person_key(b.id_type.as_deref(), &b.id_number)?;
-            let phone =
-                Phone::parse(&b.phone).map_err(|e| ApiError::invalid("phone", e.to_string()))?;
-            ok(&l
-                .forgot_code(holder, b.account.as_deref(), person, phone)
-                .await?)
+            let person = person_key("", b.id_type, &b.id_number)?;
+            ok(&l.forgot_code(b.kind, b.account, person, b.phone).await?)
         }
         "/v1/password/forgot/reset" => {
             let b: ForgotReset = read_json(state, req).await?;

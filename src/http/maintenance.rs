@@ -14,15 +14,16 @@ use serde_json::json;
 use super::admin::{credit_code, person_key};
 use super::error::ApiError;
 use super::{ok, read_json, AppState};
+use crate::domain::{EntityKind, StaffKey};
 use crate::flows::maintenance::{Actor, Maintenance, PermissionIdentitySpec, StaffChange};
-use crate::ids::{CreditCode, PermissionIdentityId, PersonKey};
+use crate::ids::{CreditCode, IdType, PermissionIdentityId, PersonKey};
 use crate::store::IdentityType;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PersonSearch {
     name: String,
-    id_type: String,
+    id_type: IdType,
     id_number: String,
 }
 
@@ -30,7 +31,7 @@ pub(crate) struct PersonSearch {
 #[serde(deny_unknown_fields)]
 pub(crate) struct AddStaff {
     name: String,
-    id_type: String,
+    id_type: IdType,
     id_number: String,
     identity_type: IdentityType,
     #[serde(default)]
@@ -62,7 +63,7 @@ pub(crate) struct PermissionIdentityBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Recognize {
-    agency: String,
+    agency: CreditCode,
     agreement_password: String,
 }
 
@@ -91,19 +92,14 @@ async fn actor(state: &AppState, req: &Request<Incoming>) -> Result<Actor, ApiEr
             "staff maintenance is for staff of an enterprise (R13)",
         )
     };
-    if who.principal.type_name().basename() != "Staff" {
+    if EntityKind::of(&who.principal) != Some(EntityKind::Staff) {
         return Err(not_staff());
     }
-    let (enterprise, person) = who
-        .principal
+    who.principal
         .id()
         .unescaped()
-        .split_once('/')
-        .ok_or_else(not_staff)?;
-    Ok(Actor {
-        enterprise: CreditCode::parse(enterprise).map_err(|_| not_staff())?,
-        person: PersonKey::parse_key(person).map_err(|_| not_staff())?,
-    })
+        .parse::<StaffKey>()
+        .map_err(|_| not_staff())
 }
 
 /// One maintenance request: who asks, the operations, and the request.
@@ -158,7 +154,7 @@ async fn staff(c: Call<'_>, tail: &[&str]) -> Result<Response<Full<Bytes>>, ApiE
         (&Method::GET, []) => ok(&json!({ "staff": c.ops.list_staff(&c.actor).await? })),
         (&Method::POST, []) => {
             let b: AddStaff = read_json(c.state, c.req).await?;
-            let person = person_key("", &b.id_type, &b.id_number)?;
+            let person = person_key("", b.id_type, &b.id_number)?;
             c.ops
                 .add_staff(
                     &c.actor,
@@ -172,7 +168,7 @@ async fn staff(c: Call<'_>, tail: &[&str]) -> Result<Response<Full<Bytes>>, ApiE
         }
         (&Method::POST, ["search"]) => {
             let b: PersonSearch = read_json(c.state, c.req).await?;
-            let person = person_key("", &b.id_type, &b.id_number)?;
+            let person = person_key("", b.id_type, &b.id_number)?;
             let name = c.ops.search_person(&c.actor, &b.name, &person).await?;
             ok(
                 &json!({ "found": { "name": name, "person": person.masked(), "real_name_verified": true } }),
@@ -258,11 +254,10 @@ async fn agencies(c: Call<'_>, tail: &[&str]) -> Result<Response<Full<Bytes>>, A
     match (&method, tail) {
         (&Method::POST, []) => {
             let b: Recognize = read_json(c.state, c.req).await?;
-            let agency = credit_code("agency", &b.agency)?;
             c.ops
-                .recognize_agency(&c.actor, &agency, &b.agreement_password)
+                .recognize_agency(&c.actor, &b.agency, &b.agreement_password)
                 .await?;
-            ok(&json!({ "recognized": agency.as_str() }))
+            ok(&json!({ "recognized": b.agency.as_str() }))
         }
         (&Method::DELETE, [agency]) => {
             let agency = credit_code("agency", agency)?;

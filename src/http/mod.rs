@@ -533,9 +533,9 @@ pub(crate) fn session_principal(
         .resolve(token, false)
         .map_err(crate::flows::FlowError::from)?;
     Ok(SessionPrincipal {
-        principal: crate::decision::uid(&rec.principal_type, &rec.principal_id),
+        principal: rec.principal_type.uid(&rec.principal_id),
         acting_for: rec
             .acting_for
-            .map(|c| crate::decision::uid("Enterprise", &c)),
+            .map(|c| crate::domain::EntityKind::Enterprise.uid(c.as_str())),
     })
 }

@@ -219,6 +219,57 @@ impl PartialSchema for crate::store::IdentityType {
 }
 impl ToSchema for crate::store::IdentityType {}
 
+/// A string schema with a pattern and a description.
+fn pattern_string(pattern: &str, description: &str) -> RefOr<Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .pattern(Some(pattern))
+        .description(Some(description))
+        .into()
+}
+
+/// A string schema naming its values.
+fn enum_string(names: &[&str]) -> RefOr<Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(names.iter().copied()))
+        .into()
+}
+
+impl PartialSchema for crate::ids::IdType {
+    fn schema() -> RefOr<Schema> {
+        enum_string(&crate::ids::IdType::ALL_CODES)
+    }
+}
+impl ToSchema for crate::ids::IdType {}
+
+impl PartialSchema for crate::ids::CreditCode {
+    fn schema() -> RefOr<Schema> {
+        pattern_string(
+            "^[0-9A-HJ-NPQRTUWXY]{18}$",
+            "统一社会信用代码: 18 characters, the last a check character (GB 32100-2015)",
+        )
+    }
+}
+impl ToSchema for crate::ids::CreditCode {}
+
+impl PartialSchema for crate::ids::Phone {
+    fn schema() -> RefOr<Schema> {
+        pattern_string(
+            "^1[3-9][0-9]{9}$",
+            "A mainland mobile number: 11 digits starting 13–19",
+        )
+    }
+}
+impl ToSchema for crate::ids::Phone {}
+
+impl PartialSchema for crate::flows::password::Holder {
+    fn schema() -> RefOr<Schema> {
+        enum_string(&["staff", "agent_staff", "natural_person"])
+    }
+}
+impl ToSchema for crate::flows::password::Holder {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +281,21 @@ mod tests {
             let parsed: Result<crate::store::IdentityType, _> =
                 serde_json::from_value(name.clone());
             assert!(parsed.is_ok(), "{name} is not an IdentityType");
+        }
+    }
+
+    #[test]
+    fn id_type_and_holder_names_are_their_serde_names() {
+        let ids = serde_json::to_value(crate::ids::IdType::schema()).unwrap();
+        for name in ids["enum"].as_array().unwrap() {
+            let parsed: Result<crate::ids::IdType, _> = serde_json::from_value(name.clone());
+            assert!(parsed.is_ok(), "{name} is not an IdType");
+        }
+        let holders = serde_json::to_value(crate::flows::password::Holder::schema()).unwrap();
+        for name in holders["enum"].as_array().unwrap() {
+            let parsed: Result<crate::flows::password::Holder, _> =
+                serde_json::from_value(name.clone());
+            assert!(parsed.is_ok(), "{name} is not a Holder");
         }
     }
 

@@ -11,6 +11,7 @@
 //! a crash; when it returns `Err`, nothing of it was stored. Readers see a
 //! consistent snapshot and never wait for a writer (MVCC).
 
+mod login_state;
 mod records;
 mod undo;
 
@@ -26,6 +27,7 @@ use redb::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use login_state::*;
 pub use records::*;
 pub use undo::UndoLog;
 
@@ -398,7 +400,7 @@ mod tests {
 
     fn challenge(expires_ms: u64) -> ChallengeRecord {
         ChallengeRecord {
-            purpose: "login".into(),
+            purpose: ChallengePurpose::Login,
             subject: "s".into(),
             code_hash: String::new(),
             expires_ms,
@@ -490,5 +492,55 @@ mod tests {
             .get::<ChallengeRecord>("c")
             .unwrap()
             .is_some());
+    }
+
+    #[test]
+    fn login_state_written_by_the_previous_version_reads_through_the_new_types() {
+        use super::login_state::tests::{CHALLENGE_JSON, FLOW_JSON, SESSION_JSON};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let store = Store::open(&path).unwrap();
+        // The bytes the previous version stored, its string fields and all,
+        // written below the typed API.
+        store
+            .write(|w| {
+                w.txn
+                    .open_table(SessionRecord::TABLE)?
+                    .insert("s", SESSION_JSON.as_bytes())?;
+                w.txn
+                    .open_table(LoginFlowRecord::TABLE)?
+                    .insert("f", FLOW_JSON.as_bytes())?;
+                w.txn
+                    .open_table(ChallengeRecord::TABLE)?
+                    .insert("c", CHALLENGE_JSON.as_bytes())?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        let r = store.read().unwrap();
+        let session = r.get::<SessionRecord>("s").unwrap().unwrap();
+        assert_eq!(
+            session.principal_type,
+            crate::domain::PrincipalKind::AgentStaff
+        );
+        let flow = r.get::<LoginFlowRecord>("f").unwrap().unwrap();
+        assert_eq!(flow.kind, FlowKind::Agency);
+        assert_eq!(
+            flow.factors.into_iter().collect::<Vec<_>>(),
+            [
+                crate::domain::Factor::AgencyPassword,
+                crate::domain::Factor::PersonalPassword
+            ]
+        );
+        let challenge = r.get::<ChallengeRecord>("c").unwrap().unwrap();
+        assert_eq!(challenge.purpose, ChallengePurpose::Reset);
+        drop(r);
+        // Written back through the new types, the bytes are the old ones.
+        store.write(|w| w.put("s", &session)).unwrap();
+        let r = store.read().unwrap();
+        let table = r.txn.open_table(SessionRecord::TABLE).unwrap();
+        let bytes = table.get("s").unwrap().unwrap().value().to_vec();
+        assert_eq!(std::str::from_utf8(&bytes).unwrap(), SESSION_JSON);
     }
 }

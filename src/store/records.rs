@@ -30,6 +30,12 @@ pub fn owned_key(owner: &str, local: &str) -> String {
     format!("{owner}/{local}")
 }
 
+/// The owner and local part of an [`owned_key`]. (Staff and agent staff
+/// keys have a typed form, `domain::StaffKey`.)
+pub fn split_owned_key(key: &str) -> Option<(&str, &str)> {
+    key.split_once('/')
+}
+
 /// 纳税人类别.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -266,144 +272,4 @@ pub struct ClientOfRecord {}
 impl Record for ClientOfRecord {
     const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
         TableDefinition::new("clients_of_agency");
-}
-
-// ---- Login state (authn): sessions, challenges, login flows, lockouts ----
-//
-// These tables hold short-lived login state, not identities: they are not in
-// `ALL_TABLES`, so they do not count for `Store::is_empty`.
-
-pub(super) const AUTHN_TABLES: [TableDefinition<'static, &'static str, &'static [u8]>; 5] = [
-    SessionRecord::TABLE,
-    ChallengeRecord::TABLE,
-    LoginFlowRecord::TABLE,
-    LockoutRecord::TABLE,
-    CodeRateRecord::TABLE,
-];
-
-/// A login session, keyed by the SHA-256 (hex) of its token: the token itself
-/// is never stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SessionRecord {
-    /// Cedar entity type of the principal: `Staff`, `AgentStaff`, `Person`,
-    /// `Enterprise` (social-security-only payers).
-    pub principal_type: String,
-    /// Store key (and Cedar entity id) of the principal.
-    pub principal_id: String,
-    /// Credit code of the client enterprise an agent acts for (R8).
-    #[serde(default)]
-    pub acting_for: Option<String>,
-    pub created_ms: u64,
-    pub last_used_ms: u64,
-    /// Absolute expiry, ms since the Unix epoch.
-    pub expires_ms: u64,
-    /// A one-time password must be changed before anything else (R12).
-    #[serde(default)]
-    pub password_change_required: bool,
-    /// The principal's credential epoch when the session was opened: the
-    /// session works only while the principal's record still has it.
-    #[serde(default)]
-    pub credential_epoch: u64,
-    /// For an agent acting for a client: the epoch of the recognition the
-    /// session was opened under.
-    #[serde(default)]
-    pub recognition_epoch: u64,
-}
-
-impl Record for SessionRecord {
-    const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
-        TableDefinition::new("sessions");
-    const DECISION_INPUT: bool = false;
-}
-
-/// An SMS code or captcha the service issued, keyed by challenge id. Only a
-/// hash of the code is stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ChallengeRecord {
-    /// `login`, `captcha`, `reset`.
-    pub purpose: String,
-    /// What the code is bound to (a login flow and staff member, an account).
-    pub subject: String,
-    pub code_hash: String,
-    pub expires_ms: u64,
-    /// Wrong attempts so far.
-    pub failures: u32,
-    pub used: bool,
-}
-
-impl Record for ChallengeRecord {
-    const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
-        TableDefinition::new("challenges");
-    const DECISION_INPUT: bool = false;
-}
-
-/// A login in progress (normal, quick or agency login), keyed by the SHA-256
-/// (hex) of its flow id.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LoginFlowRecord {
-    /// `enterprise`, `quick`, `agency`.
-    pub kind: String,
-    /// Credit code of the enterprise or agency.
-    pub account: String,
-    /// Factors verified so far (`enterprise_password`, `agency_password`, …).
-    pub factors: BTreeSet<String>,
-    /// The staff member (quick login) or agent staff member (agency login,
-    /// after step 2) by store key.
-    #[serde(default)]
-    pub staff: Option<String>,
-    /// Bumped by cancel: codes issued before it no longer count.
-    #[serde(default)]
-    pub generation: u32,
-    /// The credential epoch of `staff` when an earlier step verified their
-    /// credentials (agency login step 2): the session is bound to it.
-    #[serde(default)]
-    pub staff_epoch: u64,
-    pub expires_ms: u64,
-}
-
-impl Record for LoginFlowRecord {
-    const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
-        TableDefinition::new("login_flows");
-    const DECISION_INPUT: bool = false;
-}
-
-/// Consecutive credential failures of one account or agreement password,
-/// keyed `kind:id` as typed (so unknown accounts lock exactly like real ones).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct LockoutRecord {
-    /// Failures since the last success or lock, attempts still being
-    /// verified included (see `authn::lockout::reserve`).
-    pub consecutive_failures: u32,
-    /// How many times it has been locked since the last success: the wait
-    /// doubles each time.
-    pub locks: u32,
-    pub locked_until_ms: u64,
-    /// The latest failure, ms since the Unix epoch: the sweeper keeps the
-    /// record until it has been quiet for the longest lock. 0 in records
-    /// written before the field existed.
-    #[serde(default)]
-    pub last_failure_ms: u64,
-}
-
-impl Record for LockoutRecord {
-    const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
-        TableDefinition::new("lockouts");
-    const DECISION_INPUT: bool = false;
-}
-
-/// Codes issued against one quota in the current window, keyed by the
-/// quota: a phone number (SMS codes) or `captcha:<person key>` (captchas
-/// for one natural-person account).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CodeRateRecord {
-    pub window_start_ms: u64,
-    pub count: u32,
-}
-
-impl Record for CodeRateRecord {
-    // Named when only SMS codes were counted; renaming would orphan the
-    // windows in existing files.
-    const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
-        TableDefinition::new("sms_rate");
-    const DECISION_INPUT: bool = false;
 }

@@ -8,10 +8,13 @@ use super::{
     invalid, ClientChoice, ClientSelection, FlowError, IssuedCode, Login, PersonalFactor,
     StaffSelection,
 };
+use crate::authn::lockout::LockKey;
 use crate::authn::sessions::{SessionGrant, SessionSubject};
-use crate::decision::uid;
+use crate::domain::{Action, EntityKind, Factor, PrincipalKind, StaffKey};
+use crate::ids::CreditCode;
 use crate::store::{
-    AgencyRecord, AgentStaffRecord, ClientOfRecord, EnterpriseRecord, RecognitionRecord,
+    owned_key, split_owned_key, AgencyRecord, AgentStaffRecord, ClientOfRecord, EnterpriseRecord,
+    FlowKind, RecognitionRecord,
 };
 
 pub(super) const WRONG_AGREEMENT: &str = "agreement password (协议密码) is wrong";
@@ -27,22 +30,24 @@ impl Login {
             .account_password(
                 account,
                 password,
-                "agency",
-                "agency_password",
+                LockKey::Agency,
+                Factor::AgencyPassword,
                 |r: &AgencyRecord| r.password_hash.clone(),
             )
             .await?;
         self.own_login(
             "agency_account",
-            "agencyAccountLogin",
-            "Agency",
+            Action::AgencyAccountLogin,
+            EntityKind::Agency,
             &code,
             &factors,
             failure,
         )
         .await?;
         let rec = rec.expect("an allowed login has a stored agency");
-        let (flow, key) = self.new_flow("agency", code.clone(), factors, None).await?;
+        let (flow, key) = self
+            .new_flow(FlowKind::Agency, code.clone(), factors, None)
+            .await?;
         let reader = self.read()?;
         let members = reader
             .children::<AgentStaffRecord>(&code)?
@@ -58,14 +63,14 @@ impl Login {
         flow_key: &str,
         code: &str,
         agent_id: &str,
-    ) -> Result<(String, AgentStaffRecord), FlowError> {
+    ) -> Result<(StaffKey, AgentStaffRecord), FlowError> {
         self.member(flow_key, code, agent_id)?
             .ok_or_else(|| invalid("agent", "no such agent staff member in this login"))
     }
 
     /// R8 step 2, SMS variant: sends the code to the agent's real-name phone.
     pub async fn agency_code(&self, flow: &str, agent_id: &str) -> Result<IssuedCode, FlowError> {
-        let (key, rec) = self.flow(flow, "agency")?;
+        let (key, rec) = self.flow(flow, FlowKind::Agency)?;
         let (agent_key, agent) = self.resolve_agent(&key, &rec.account, agent_id)?;
         self.member_code(&AGENT_STAFF, &key, &rec, &agent_key, agent.credential_epoch)
             .await
@@ -79,7 +84,7 @@ impl Login {
         agent_id: &str,
         factor: PersonalFactor,
     ) -> Result<ClientSelection, FlowError> {
-        let (key, mut rec) = self.flow(flow, "agency")?;
+        let (key, mut rec) = self.flow(flow, FlowKind::Agency)?;
         let (agent_key, agent) = self.resolve_agent(&key, &rec.account, agent_id)?;
         let factors = self
             .member_login(
@@ -103,7 +108,7 @@ impl Login {
         let reader = self.read()?;
         let mut clients = Vec::new();
         for (k, _) in reader.children::<ClientOfRecord>(&agency)? {
-            let client = k.rsplit('/').next().unwrap_or_default().to_owned();
+            let client = split_owned_key(&k).map_or("", |(_, c)| c).to_owned();
             let name = reader
                 .get::<EnterpriseRecord>(&client)?
                 .map(|e| e.name)
@@ -124,43 +129,47 @@ impl Login {
     pub async fn agency_client(
         &self,
         flow: &str,
-        client: &str,
+        client: CreditCode,
         agreement_password: String,
     ) -> Result<SessionGrant, FlowError> {
-        let (key, rec) = self.flow(flow, "agency")?;
-        let agent_key = rec.staff.clone().ok_or_else(|| {
-            invalid(
-                "flow",
-                "pick and log in an agent staff member first (step 2)",
-            )
-        })?;
-        let client = crate::ids::CreditCode::parse(client)
-            .map_err(|e| invalid("client", e))?
+        let (key, rec) = self.flow(flow, FlowKind::Agency)?;
+        let agent_key = rec
+            .staff
+            .as_ref()
+            .ok_or_else(|| {
+                invalid(
+                    "flow",
+                    "pick and log in an agent staff member first (step 2)",
+                )
+            })?
             .to_string();
         let recognition = self
             .read()?
-            .get::<RecognitionRecord>(&format!("{client}/{}", rec.account))?;
+            .get::<RecognitionRecord>(&owned_key(client.as_str(), &rec.account))?;
         let recognition_epoch = recognition.as_ref().map_or(0, |r| r.epoch);
         let mut factors = rec.factors.clone();
         let failure = self
             .guarded_verify(
-                format!("agreement:{}/{client}", rec.account),
+                LockKey::Agreement {
+                    agency: rec.account.clone(),
+                    client: client.clone(),
+                },
                 agreement_password,
                 recognition.map(|r| r.agreement_password_hash),
                 WRONG_AGREEMENT,
             )
             .await?;
         if failure.is_none() {
-            factors.insert("agreement_password".to_owned());
+            factors.insert(Factor::AgreementPassword);
         }
         let verdict = self
             .decide(
                 "act_for_client",
-                uid("AgentStaff", &agent_key),
-                "actForClient",
-                uid("Enterprise", &client),
+                EntityKind::AgentStaff.uid(&agent_key),
+                Action::ActForClient,
+                EntityKind::Enterprise.uid(client.as_str()),
                 &factors,
-                Some(&client),
+                Some(client.as_str()),
                 failure.as_ref(),
                 None,
             )
@@ -169,7 +178,7 @@ impl Login {
         let agent = self.read()?.get::<AgentStaffRecord>(&agent_key)?;
         self.take_flow(key).await?;
         let subject = SessionSubject {
-            principal_type: "AgentStaff",
+            principal_type: PrincipalKind::AgentStaff,
             principal_id: agent_key,
             credential_epoch: rec.staff_epoch,
             acting_for: Some((client, recognition_epoch)),

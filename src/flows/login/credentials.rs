@@ -5,8 +5,9 @@
 use super::steps::Failure;
 use super::{Destination, FlowError, IssuedCode, Login, Quota};
 use crate::authn::challenge::{self, ChallengeError};
-use crate::authn::{lockout, rate};
-use crate::store::{ChallengeRecord, CodeRateRecord, LockoutRecord};
+use crate::authn::lockout::{self, LockKey};
+use crate::authn::rate;
+use crate::store::{ChallengePurpose, ChallengeRecord, CodeRateRecord, LockoutRecord};
 
 /// Where a code goes, which decides the quota it counts against.
 #[derive(Debug)]
@@ -39,18 +40,19 @@ impl Delivery {
 }
 
 impl Login {
-    /// Verifies a password under lockout `lock_key`. The attempt is reserved
+    /// Verifies a password under lockout `lock`. The attempt is reserved
     /// (counted as a failure) in the transaction that checks the lock, before
     /// argon2 runs, so parallel guesses cannot all pass the check: a lock
     /// refuses without verifying, a failure stays counted, a success clears
     /// the record.
     pub(super) async fn guarded_verify(
         &self,
-        lock_key: String,
+        lock: LockKey,
         password: String,
         phc: Option<String>,
         wrong: &'static str,
     ) -> Result<Option<Failure>, FlowError> {
+        let lock_key = lock.to_string();
         // A place on the hashing threads first: a step refused as busy has
         // not counted an attempt against the account.
         let slot = self.authn.hash_slot()?;
@@ -80,7 +82,7 @@ impl Login {
     /// quota of where it goes.
     pub(super) async fn issue_code(
         &self,
-        purpose: &str,
+        purpose: ChallengePurpose,
         subject: String,
         to: Delivery,
     ) -> Result<IssuedCode, FlowError> {
@@ -91,7 +93,7 @@ impl Login {
     /// the caller (and is rate-limited the same) but that no answer matches.
     pub(super) async fn issue_challenge(
         &self,
-        purpose: &str,
+        purpose: ChallengePurpose,
         subject: String,
         to: Delivery,
         decoy: bool,
@@ -124,7 +126,7 @@ impl Login {
                 retry_after_secs,
             });
         }
-        self.decider.metrics.challenge_issued(purpose);
+        self.decider.metrics.challenge_issued(purpose.as_str());
         Ok(IssuedCode {
             challenge: id,
             code,
@@ -145,16 +147,11 @@ impl Login {
         &self,
         id: &str,
         code: &str,
-        purpose: &str,
+        purpose: ChallengePurpose,
         subject: &str,
     ) -> Result<Option<Failure>, FlowError> {
         let max = self.authn.config.code_max_attempts;
-        let (id, code, purpose, subject) = (
-            id.trim().to_owned(),
-            code.to_owned(),
-            purpose.to_owned(),
-            subject.to_owned(),
-        );
+        let (id, code, subject) = (id.trim().to_owned(), code.to_owned(), subject.to_owned());
         let result = self
             .write(move |w| {
                 let Some(mut rec) = w.get::<ChallengeRecord>(&id)? else {

@@ -6,8 +6,10 @@ use super::members::{choices, Picked, STAFF};
 use super::{
     invalid, EnterpriseLoginOutcome, FlowError, IssuedCode, Login, PersonalFactor, StaffSelection,
 };
+use crate::authn::lockout::LockKey;
 use crate::authn::sessions::{SessionGrant, SessionSubject};
-use crate::store::{EnterpriseRecord, PayerCategory, StaffRecord};
+use crate::domain::{Action, EntityKind, Factor, PrincipalKind, StaffKey};
+use crate::store::{EnterpriseRecord, FlowKind, PayerCategory, StaffRecord};
 
 impl Login {
     pub(super) fn enterprise_staff(
@@ -38,8 +40,8 @@ impl Login {
             .account_password(
                 account,
                 password,
-                "enterprise",
-                "enterprise_password",
+                LockKey::Enterprise,
+                Factor::EnterprisePassword,
                 |r: &EnterpriseRecord| r.password_hash.clone(),
             )
             .await?;
@@ -47,16 +49,23 @@ impl Login {
             .as_ref()
             .is_some_and(|r| r.category == PayerCategory::SocialSecurityOnly);
         let (step, action) = if social {
-            ("social_security_only", "loginSocialSecurityOnly")
+            ("social_security_only", Action::LoginSocialSecurityOnly)
         } else {
-            ("enterprise_account", "enterpriseAccountLogin")
+            ("enterprise_account", Action::EnterpriseAccountLogin)
         };
-        self.own_login(step, action, "Enterprise", &code, &factors, failure)
-            .await?;
+        self.own_login(
+            step,
+            action,
+            EntityKind::Enterprise,
+            &code,
+            &factors,
+            failure,
+        )
+        .await?;
         let rec = rec.expect("an allowed login has a stored enterprise");
         if social {
             let subject = SessionSubject {
-                principal_type: "Enterprise",
+                principal_type: PrincipalKind::Enterprise,
                 principal_id: code,
                 credential_epoch: rec.credential_epoch,
                 acting_for: None,
@@ -67,7 +76,7 @@ impl Login {
             return Ok(EnterpriseLoginOutcome::LoggedIn(grant));
         }
         let (flow, key) = self
-            .new_flow("enterprise", code.clone(), factors, None)
+            .new_flow(FlowKind::Enterprise, code.clone(), factors, None)
             .await?;
         Ok(EnterpriseLoginOutcome::SelectStaff(
             self.enterprise_staff(&key, &code, rec.name, flow)?,
@@ -77,7 +86,7 @@ impl Login {
     /// Cancel returns to staff selection: codes issued so far in this flow
     /// stop counting.
     pub async fn enterprise_cancel(&self, flow: &str) -> Result<StaffSelection, FlowError> {
-        let (key, mut rec) = self.flow(flow, "enterprise")?;
+        let (key, mut rec) = self.flow(flow, FlowKind::Enterprise)?;
         rec.generation += 1;
         let code = rec.account.clone();
         let k = key.clone();
@@ -97,7 +106,7 @@ impl Login {
         flow: &str,
         staff_id: &str,
     ) -> Result<IssuedCode, FlowError> {
-        let (key, rec) = self.flow(flow, "enterprise")?;
+        let (key, rec) = self.flow(flow, FlowKind::Enterprise)?;
         let (staff_key, staff) = self.resolve(&key, &rec.account, staff_id)?;
         self.member_code(&STAFF, &key, &rec, &staff_key, staff.credential_epoch)
             .await
@@ -108,7 +117,7 @@ impl Login {
         flow_key: &str,
         code: &str,
         staff_id: &str,
-    ) -> Result<(String, StaffRecord), FlowError> {
+    ) -> Result<(StaffKey, StaffRecord), FlowError> {
         self.member(flow_key, code, staff_id)?
             .ok_or_else(|| invalid("staff", "no such staff member in this login"))
     }
@@ -121,7 +130,7 @@ impl Login {
         staff_id: &str,
         factor: PersonalFactor,
     ) -> Result<SessionGrant, FlowError> {
-        let (key, rec) = self.flow(flow, "enterprise")?;
+        let (key, rec) = self.flow(flow, FlowKind::Enterprise)?;
         let (staff_key, staff) = self.resolve(&key, &rec.account, staff_id)?;
         self.member_login(
             &STAFF,

@@ -7,10 +7,11 @@ use std::collections::BTreeSet;
 
 use super::steps::{conclude, Failure};
 use super::{invalid, FlowError, Login};
+use crate::authn::lockout::LockKey;
 use crate::authn::session;
-use crate::decision::uid;
+use crate::domain::{Action, EntityKind, Factor, StaffKey};
 use crate::ids::TaxpayerRef;
-use crate::store::{LoginFlowRecord, Record, StoreError, StoreReader, StoreWriter};
+use crate::store::{FlowKind, LoginFlowRecord, Record, StoreError, StoreReader, StoreWriter};
 
 pub(super) const WRONG_ACCOUNT: &str = "account or password is wrong";
 
@@ -36,14 +37,14 @@ impl Login {
     /// token the client holds and the store key.
     pub(super) async fn new_flow(
         &self,
-        kind: &str,
+        kind: FlowKind,
         account: String,
-        factors: BTreeSet<String>,
-        staff: Option<(String, u64)>,
+        factors: BTreeSet<Factor>,
+        staff: Option<(StaffKey, u64)>,
     ) -> Result<(String, String), FlowError> {
         let (staff, staff_epoch) = staff.unzip();
         let rec = LoginFlowRecord {
-            kind: kind.into(),
+            kind,
             account,
             factors,
             staff,
@@ -59,24 +60,24 @@ impl Login {
 
     /// Step 1 of an account login (the enterprise's or the agency's): the
     /// account resolved from a credit code or taxpayer ID, its record, and
-    /// its password checked under its lockout (`lock` prefix) — the factors
+    /// its password checked under its lockout (`lock` names it) — the factors
     /// it proves and the failure, if any. An unknown account is verified
     /// against the dummy hash like a real one.
     pub(super) async fn account_password<R: Record>(
         &self,
         account: &str,
         password: String,
-        lock: &str,
-        factor: &str,
+        lock: fn(String) -> LockKey,
+        factor: Factor,
         hash_of: fn(&R) -> String,
-    ) -> Result<(String, Option<R>, BTreeSet<String>, Option<Failure>), FlowError> {
+    ) -> Result<(String, Option<R>, BTreeSet<Factor>, Option<Failure>), FlowError> {
         let reader = self.read()?;
         let code = account_code(&reader, account)?;
         let rec = reader.get::<R>(&code)?;
         drop(reader);
         let failure = self
             .guarded_verify(
-                format!("{lock}:{code}"),
+                lock(code.clone()),
                 password,
                 rec.as_ref().map(hash_of),
                 WRONG_ACCOUNT,
@@ -84,7 +85,7 @@ impl Login {
             .await?;
         let mut factors = BTreeSet::new();
         if failure.is_none() {
-            factors.insert(factor.to_owned());
+            factors.insert(factor);
         }
         Ok((code, rec, factors, failure))
     }
@@ -95,13 +96,13 @@ impl Login {
     pub(super) async fn own_login(
         &self,
         step: &str,
-        action: &str,
-        entity: &str,
+        action: Action,
+        entity: EntityKind,
         id: &str,
-        factors: &BTreeSet<String>,
+        factors: &BTreeSet<Factor>,
         failure: Option<Failure>,
     ) -> Result<(), FlowError> {
-        let me = uid(entity, id);
+        let me = entity.uid(id);
         let verdict = self
             .decide(
                 step,
@@ -151,7 +152,7 @@ impl Login {
     pub(super) fn flow(
         &self,
         flow: &str,
-        kind: &str,
+        kind: FlowKind,
     ) -> Result<(String, LoginFlowRecord), FlowError> {
         let key = session::token_key(flow);
         match self.read()?.get::<LoginFlowRecord>(&key)? {

@@ -11,9 +11,12 @@ use sha2::{Digest, Sha256};
 use super::credentials::Delivery;
 use super::steps::{conclude, forbidden, Failure};
 use super::{FlowError, IssuedCode, Login, PersonalFactor, StaffChoice, StaffSelection};
-use crate::decision::uid;
+use crate::authn::lockout::LockKey;
+use crate::domain::{Action, EntityKind, Factor, StaffKey};
 use crate::ids::mask_name;
-use crate::store::{IdentityType, LoginFlowRecord, PersonRecord, Record, StoreReader};
+use crate::store::{
+    ChallengePurpose, IdentityType, LoginFlowRecord, PersonRecord, Record, StoreReader,
+};
 
 pub(super) const WRONG_PERSONAL: &str = "personal password is wrong, or none is set";
 
@@ -22,41 +25,41 @@ pub(super) const WRONG_PERSONAL: &str = "personal password is wrong, or none is 
 /// The two steps differ only in these names.
 pub(super) struct Member {
     /// Entity type of the one logging in.
-    entity: &'static str,
+    entity: EntityKind,
     /// Entity type of the account the flow's first step logged in.
-    account: &'static str,
+    account: EntityKind,
     /// The Cedar action both the SMS pre-check and the login ask about.
-    action: &'static str,
+    action: Action,
     /// Decision-log step of the pre-check before an SMS code is sent.
     code_step: &'static str,
     /// Decision-log step of the login itself.
     step: &'static str,
-    /// Prefix of the personal password's lockout key.
-    lock: &'static str,
+    /// The lockout of the member's personal password.
+    lock: fn(StaffKey) -> LockKey,
 }
 
 pub(super) const STAFF: Member = Member {
-    entity: "Staff",
-    account: "Enterprise",
-    action: "loginNormal",
+    entity: EntityKind::Staff,
+    account: EntityKind::Enterprise,
+    action: Action::LoginNormal,
     code_step: "normal_code",
     step: "normal",
-    lock: "staff",
+    lock: LockKey::Staff,
 };
 
 pub(super) const AGENT_STAFF: Member = Member {
-    entity: "AgentStaff",
-    account: "Agency",
-    action: "loginAgentStaff",
+    entity: EntityKind::AgentStaff,
+    account: EntityKind::Agency,
+    action: Action::LoginAgentStaff,
     code_step: "agent_staff_code",
     step: "agent_staff",
-    lock: "agent",
+    lock: LockKey::AgentStaff,
 };
 
-/// The member picked at a flow's second step, as stored now: store key,
+/// The member picked at a flow's second step, as stored now: key,
 /// credential epoch and personal password hash.
 pub(super) struct Picked<'a> {
-    pub key: &'a str,
+    pub key: &'a StaffKey,
     pub epoch: u64,
     pub password_hash: Option<String>,
 }
@@ -69,7 +72,7 @@ pub(super) struct Picked<'a> {
 pub(super) fn code_subject(
     flow_key: &str,
     rec: &LoginFlowRecord,
-    member_key: &str,
+    member_key: &StaffKey,
     epoch: u64,
 ) -> String {
     format!("flow:{flow_key}:{}:{member_key}:{epoch}", rec.generation)
@@ -86,8 +89,12 @@ pub(super) fn choices(
 ) -> Result<Vec<StaffChoice>, FlowError> {
     let mut out = Vec::new();
     for (key, identity_type, has_password) in members {
-        let person_id = key.split_once('/').map(|(_, p)| p).unwrap_or_default();
-        let person = reader.get::<PersonRecord>(person_id)?;
+        // A key that names no person (a damaged record) is offered as an
+        // unknown person, who cannot log in.
+        let person = match key.parse::<StaffKey>() {
+            Ok(k) => reader.get::<PersonRecord>(&k.person.key())?,
+            Err(_) => None,
+        };
         let (name, real, phone) = person
             .map(|p| (p.name, p.real_name_verified, p.phone.is_some()))
             .unwrap_or_default();
@@ -139,15 +146,15 @@ impl Login {
         member: &Member,
         key: &str,
         rec: &LoginFlowRecord,
-        member_key: &str,
+        member_key: &StaffKey,
         epoch: u64,
     ) -> Result<IssuedCode, FlowError> {
         let verdict = self
             .pre_check(
                 member.code_step,
-                uid(member.entity, member_key),
+                member.entity.uid(&member_key.to_string()),
                 member.action,
-                uid(member.account, &rec.account),
+                member.account.uid(&rec.account),
                 &rec.factors,
                 None,
             )
@@ -157,7 +164,7 @@ impl Login {
         }
         let phone = self.phone_of(member_key)?;
         self.issue_code(
-            "login",
+            ChallengePurpose::Login,
             code_subject(key, rec, member_key, epoch),
             Delivery::Sms(phone),
         )
@@ -174,12 +181,12 @@ impl Login {
         rec: &LoginFlowRecord,
         picked: Picked<'_>,
         factor: PersonalFactor,
-    ) -> Result<BTreeSet<String>, FlowError> {
+    ) -> Result<BTreeSet<Factor>, FlowError> {
         let member_key = picked.key;
         let mut factors = rec.factors.clone();
         let failure = self
             .personal_factor(
-                format!("{}:{member_key}", member.lock),
+                (member.lock)(member_key.clone()),
                 picked.password_hash,
                 factor,
                 code_subject(key, rec, member_key, picked.epoch),
@@ -189,9 +196,9 @@ impl Login {
         let verdict = self
             .decide(
                 member.step,
-                uid(member.entity, member_key),
+                member.entity.uid(&member_key.to_string()),
                 member.action,
-                uid(member.account, &rec.account),
+                member.account.uid(&rec.account),
                 &factors,
                 None,
                 failure.as_ref(),
@@ -202,11 +209,10 @@ impl Login {
         Ok(factors)
     }
 
-    /// The real-name phone of the person in store key `owner/person`.
-    pub(super) fn phone_of(&self, key: &str) -> Result<crate::ids::Phone, FlowError> {
-        let person = key.split_once('/').map(|(_, p)| p).unwrap_or(key);
+    /// The real-name phone of a staff or agent staff member.
+    pub(super) fn phone_of(&self, key: &StaffKey) -> Result<crate::ids::Phone, FlowError> {
         self.read()?
-            .get::<PersonRecord>(person)?
+            .get::<PersonRecord>(&key.person.key())?
             .and_then(|p| p.phone)
             .ok_or_else(|| FlowError::Refused {
                 code: "no_real_name_phone",
@@ -218,26 +224,25 @@ impl Login {
 
     pub(super) async fn personal_factor(
         &self,
-        lock_key: String,
+        lock: LockKey,
         phc: Option<String>,
         factor: PersonalFactor,
         subject: String,
-        factors: &mut BTreeSet<String>,
+        factors: &mut BTreeSet<Factor>,
     ) -> Result<Option<Failure>, FlowError> {
-        let (name, failure) = match factor {
+        let (verified, failure) = match factor {
             PersonalFactor::Password(p) => (
-                "personal_password",
-                self.guarded_verify(lock_key, p, phc, WRONG_PERSONAL)
-                    .await?,
+                Factor::PersonalPassword,
+                self.guarded_verify(lock, p, phc, WRONG_PERSONAL).await?,
             ),
             PersonalFactor::Sms { challenge, code } => (
-                "sms_otp",
-                self.check_code(&challenge, &code, "login", &subject)
+                Factor::SmsOtp,
+                self.check_code(&challenge, &code, ChallengePurpose::Login, &subject)
                     .await?,
             ),
         };
         if failure.is_none() {
-            factors.insert(name.to_owned());
+            factors.insert(verified);
         }
         Ok(failure)
     }
@@ -248,11 +253,13 @@ impl Login {
         flow_key: &str,
         code: &str,
         id: &str,
-    ) -> Result<Option<(String, R)>, FlowError> {
+    ) -> Result<Option<(StaffKey, R)>, FlowError> {
         Ok(self
             .read()?
             .children::<R>(code)?
             .into_iter()
-            .find(|(k, _)| staff_ref(flow_key, k) == id.trim()))
+            .find(|(k, _)| staff_ref(flow_key, k) == id.trim())
+            // A key that does not parse names no one who can log in.
+            .and_then(|(k, r)| Some((k.parse().ok()?, r))))
     }
 }

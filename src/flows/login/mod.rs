@@ -28,7 +28,7 @@ use serde::Serialize;
 use super::decide::Decider;
 use crate::authn::sessions::{Opening, SessionSubject, Sessions};
 use crate::authn::Authn;
-use crate::ids::{IdType, PersonKey};
+use crate::domain::{PrincipalKind, StaffKey};
 use crate::store::{StaffRecord, Store, StoreError, StoreReader, StoreWriter};
 
 pub use crate::authn::sessions::SessionGrant;
@@ -120,11 +120,6 @@ pub struct Destination {
     pub phone: String,
 }
 
-pub(crate) fn person_key(id_type: Option<&str>, id_number: &str) -> Result<PersonKey, FlowError> {
-    let t = IdType::parse(id_type.unwrap_or("resident_id")).map_err(|e| invalid("id_type", e))?;
-    PersonKey::new(t, id_number).map_err(|e| invalid("id_number", e))
-}
-
 /// The login flows and password steps. Cheap to clone.
 #[derive(Clone)]
 pub struct Login {
@@ -168,12 +163,12 @@ impl Login {
     /// page: the last step of a normal and of a quick login alike.
     pub(super) async fn open_staff_session(
         &self,
-        staff_key: String,
+        staff_key: StaffKey,
         staff: &StaffRecord,
     ) -> Result<SessionGrant, FlowError> {
         let subject = SessionSubject {
-            principal_type: "Staff",
-            principal_id: staff_key,
+            principal_type: PrincipalKind::Staff,
+            principal_id: staff_key.to_string(),
             credential_epoch: staff.credential_epoch,
             acting_for: None,
         };

@@ -6,14 +6,16 @@ use std::collections::BTreeSet;
 use super::credentials::Delivery;
 use super::flow::WRONG_ACCOUNT;
 use super::{FlowError, IssuedCode, Login};
+use crate::authn::lockout::LockKey;
 use crate::authn::sessions::{SessionGrant, SessionSubject};
+use crate::domain::{Action, EntityKind, Factor, PrincipalKind};
 use crate::ids::PersonKey;
-use crate::store::PersonRecord;
+use crate::store::{ChallengePurpose, PersonRecord};
 
 /// The subject a captcha is bound to: the account it was requested for, so
 /// one solved for one account is refused for another.
 pub(super) fn captcha_subject(person: &PersonKey) -> String {
-    format!("Person:{}", person.key())
+    format!("{}:{}", PrincipalKind::Person, person.key())
 }
 
 impl Login {
@@ -22,7 +24,7 @@ impl Login {
     /// exists is not looked at: an unknown account gets the same answer.
     pub async fn captcha(&self, person: PersonKey) -> Result<IssuedCode, FlowError> {
         self.issue_code(
-            "captcha",
+            ChallengePurpose::Captcha,
             captcha_subject(&person),
             Delivery::Captcha(person),
         )
@@ -40,17 +42,22 @@ impl Login {
         let key = person.key();
         let mut factors = BTreeSet::new();
         let captcha = self
-            .check_code(challenge, code, "captcha", &captcha_subject(&person))
+            .check_code(
+                challenge,
+                code,
+                ChallengePurpose::Captcha,
+                &captcha_subject(&person),
+            )
             .await?;
         if captcha.is_none() {
-            factors.insert("captcha".to_owned());
+            factors.insert(Factor::Captcha);
         }
         let rec = self.read()?.get::<PersonRecord>(&key)?;
         let failure = match captcha {
             Some(f) => Some(f),
             None => {
                 self.guarded_verify(
-                    format!("person:{key}"),
+                    LockKey::Person(person.clone()),
                     password,
                     rec.as_ref().and_then(|p| p.password_hash.clone()),
                     WRONG_ACCOUNT,
@@ -59,19 +66,19 @@ impl Login {
             }
         };
         if failure.is_none() {
-            factors.insert("personal_password".to_owned());
+            factors.insert(Factor::PersonalPassword);
         }
         self.own_login(
             "natural_person",
-            "loginNaturalPerson",
-            "Person",
+            Action::LoginNaturalPerson,
+            EntityKind::Person,
             &key,
             &factors,
             failure,
         )
         .await?;
         let subject = SessionSubject {
-            principal_type: "Person",
+            principal_type: PrincipalKind::Person,
             credential_epoch: rec.map_or(0, |p| p.credential_epoch),
             principal_id: key,
             acting_for: None,

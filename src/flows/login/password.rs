@@ -6,66 +6,67 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::steps::{conclude, Failure};
 use super::{invalid, Delivery, FlowError, IssuedCode, Login};
 use crate::authn::challenge::{is_decoy, ChallengeError};
-use crate::decision::uid;
+use crate::authn::lockout::LockKey;
+use crate::domain::{Action, Factor, PrincipalKind, StaffKey};
 use crate::ids::{CreditCode, PersonKey, Phone};
 use crate::store::{
-    AgentStaffRecord, ChallengeRecord, LockoutRecord, PersonRecord, SessionRecord, StaffRecord,
-    StoreError, StoreReader, StoreWriter,
+    AgentStaffRecord, ChallengePurpose, ChallengeRecord, LockoutRecord, PersonRecord,
+    SessionRecord, StaffRecord, StoreError, StoreReader, StoreWriter,
 };
 
 /// Whose password: a staff member of an enterprise, an agent staff member of
-/// an agency, or a natural person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// an agency, or a natural person. Its serde form is the wire's `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Holder {
     Staff,
     AgentStaff,
+    #[serde(rename = "natural_person")]
     Person,
 }
 
 impl Holder {
-    pub fn parse(s: &str) -> Result<Self, FlowError> {
-        Ok(match s {
-            "staff" => Self::Staff,
-            "agent_staff" => Self::AgentStaff,
-            "natural_person" => Self::Person,
-            other => {
-                return Err(invalid(
-                    "kind",
-                    format!("unknown kind {other:?}: staff, agent_staff or natural_person"),
-                ))
-            }
-        })
-    }
-
-    fn entity_type(self) -> &'static str {
+    fn principal_kind(self) -> PrincipalKind {
         match self {
-            Self::Staff => "Staff",
-            Self::AgentStaff => "AgentStaff",
-            Self::Person => "Person",
+            Self::Staff => PrincipalKind::Staff,
+            Self::AgentStaff => PrincipalKind::AgentStaff,
+            Self::Person => PrincipalKind::Person,
         }
     }
 
-    fn from_entity_type(s: &str) -> Option<Self> {
-        Some(match s {
-            "Staff" => Self::Staff,
-            "AgentStaff" => Self::AgentStaff,
-            "Person" => Self::Person,
-            _ => return None,
-        })
+    /// The holder a principal is; an enterprise's account password is no
+    /// personal password.
+    fn of(kind: PrincipalKind) -> Option<Self> {
+        match kind {
+            PrincipalKind::Staff => Some(Self::Staff),
+            PrincipalKind::AgentStaff => Some(Self::AgentStaff),
+            PrincipalKind::Person => Some(Self::Person),
+            PrincipalKind::Enterprise => None,
+        }
     }
 
-    fn lock_prefix(self) -> &'static str {
-        match self {
-            Self::Staff => "staff",
-            Self::AgentStaff => "agent",
-            Self::Person => "person",
-        }
+    /// The holder of the name `PrincipalKind` writes (a recovery code's
+    /// subject).
+    fn named(name: &str) -> Option<Self> {
+        [Self::Staff, Self::AgentStaff, Self::Person]
+            .into_iter()
+            .find(|h| h.principal_kind().as_str() == name)
+    }
+
+    /// The lockout of the personal password stored under `key`; `None` if
+    /// the key is not this holder's form (then no such holder exists).
+    fn lock(self, key: &str) -> Option<LockKey> {
+        Some(match self {
+            Self::Staff => LockKey::Staff(key.parse::<StaffKey>().ok()?),
+            Self::AgentStaff => LockKey::AgentStaff(key.parse::<StaffKey>().ok()?),
+            Self::Person => LockKey::Person(PersonKey::parse_key(key).ok()?),
+        })
     }
 }
 
@@ -128,7 +129,9 @@ fn store_hash(
             old
         }
     };
-    w.remove::<LockoutRecord>(&format!("{}:{key}", holder.lock_prefix()))?;
+    if let Some(lock) = holder.lock(key) {
+        w.remove::<LockoutRecord>(&lock.to_string())?;
+    }
     Ok(Some((old, epoch)))
 }
 
@@ -143,16 +146,19 @@ impl Login {
     pub async fn forgot_code(
         &self,
         holder: Holder,
-        owner: Option<&str>,
+        owner: Option<CreditCode>,
         person: PersonKey,
         phone: Phone,
     ) -> Result<IssuedCode, FlowError> {
         let key = match holder {
             Holder::Person => person.key(),
             _ => {
-                let owner = owner.ok_or_else(|| invalid("account", "required for staff"))?;
-                let code = CreditCode::parse(owner).map_err(|e| invalid("account", e))?;
-                format!("{code}/{}", person.key())
+                let enterprise = owner.ok_or_else(|| invalid("account", "required for staff"))?;
+                StaffKey {
+                    enterprise,
+                    person: person.clone(),
+                }
+                .to_string()
             }
         };
         let reader = self.read()?;
@@ -161,14 +167,14 @@ impl Login {
             .get::<PersonRecord>(&person.key())?
             .and_then(|p| p.phone);
         drop(reader);
-        let me = uid(holder.entity_type(), &key);
+        let me = holder.principal_kind().uid(&key);
         // Would a code to the real-name phone be enough? Asked now so that a
         // policy refusal sends a decoy instead of a code.
         let asked = self.ask(
             me.clone(),
-            "recoverPassword",
+            Action::RecoverPassword,
             me,
-            json!({ "factors": ["sms_otp"] }),
+            json!({ "factors": [Factor::SmsOtp] }),
         )?;
         let mismatch = if !exists {
             Some("no such identity")
@@ -181,8 +187,8 @@ impl Login {
         };
         let issued = self
             .issue_challenge(
-                "reset",
-                format!("{}:{key}", holder.entity_type()),
+                ChallengePurpose::Reset,
+                format!("{}:{key}", holder.principal_kind()),
                 Delivery::Sms(phone.clone()),
                 mismatch.is_some(),
             )
@@ -213,28 +219,28 @@ impl Login {
         let issued = self
             .read()?
             .get::<ChallengeRecord>(challenge.trim())?
-            .filter(|c| c.purpose == "reset")
+            .filter(|c| c.purpose == ChallengePurpose::Reset)
             .ok_or(ChallengeError::Unknown)?;
         let (ty, key) = issued
             .subject
             .split_once(':')
             .ok_or(FlowError::FlowExpired)?;
-        let holder = Holder::from_entity_type(ty).ok_or(FlowError::FlowExpired)?;
+        let holder = Holder::named(ty).ok_or(FlowError::FlowExpired)?;
         let key = key.to_owned();
         let failure = self
-            .check_code(challenge, code, "reset", &issued.subject)
+            .check_code(challenge, code, ChallengePurpose::Reset, &issued.subject)
             .await?;
         let mut factors = BTreeSet::new();
         if failure.is_none() {
-            factors.insert("sms_otp".to_owned());
+            factors.insert(Factor::SmsOtp);
         }
-        let me = uid(holder.entity_type(), &key);
+        let me = holder.principal_kind().uid(&key);
         let note = is_decoy(&issued).then_some("decoy code: the details given did not match");
         let verdict = self
             .decide(
                 "forgot_reset",
                 me.clone(),
-                "recoverPassword",
+                Action::RecoverPassword,
                 me,
                 &factors,
                 None,
@@ -262,7 +268,7 @@ impl Login {
         new_password: String,
     ) -> Result<PasswordSet, FlowError> {
         let (session_key, rec) = self.sessions.resolve(token, true)?;
-        let holder = Holder::from_entity_type(&rec.principal_type).ok_or_else(|| {
+        let holder = Holder::of(rec.principal_type).ok_or_else(|| {
             invalid(
                 "session",
                 "this account's password is not a personal password",
@@ -272,7 +278,7 @@ impl Login {
         self.authn.check_new_password(&new_password)?;
         let stored = stored_hash(&self.read()?, holder, &key)?
             .ok_or(crate::authn::session::SessionError::PrincipalGone)?;
-        let mut factors = BTreeSet::from(["session".to_owned()]);
+        let mut factors = BTreeSet::from([Factor::Session]);
         let mut failure = None;
         if let Some(phc) = &stored {
             let current = current
@@ -283,25 +289,28 @@ impl Login {
                     "the new password must differ from the current one",
                 ));
             }
+            let lock = holder
+                .lock(&key)
+                .ok_or(crate::authn::session::SessionError::PrincipalGone)?;
             failure = self
                 .guarded_verify(
-                    format!("{}:{key}", holder.lock_prefix()),
+                    lock,
                     current,
                     Some(phc.clone()),
                     "current password is wrong",
                 )
                 .await?;
             if failure.is_none() {
-                factors.insert("personal_password".to_owned());
+                factors.insert(Factor::PersonalPassword);
             }
         }
-        let me = uid(holder.entity_type(), &key);
+        let me = holder.principal_kind().uid(&key);
         let context = json!({ "factors": factors, "hasPassword": stored.is_some() });
         let verdict = self
             .decide_in(
                 "set_password",
                 me.clone(),
-                "setOwnPassword",
+                Action::SetOwnPassword,
                 me,
                 context,
                 None,

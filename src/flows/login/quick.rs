@@ -4,10 +4,19 @@
 use super::credentials::Delivery;
 use super::steps::{conclude, credentials_first, forbidden};
 use super::{invalid, FlowError, IssuedCode, Login, PersonalFactor};
+use crate::authn::lockout::LockKey;
 use crate::authn::sessions::SessionGrant;
-use crate::decision::uid;
-use crate::ids::PersonKey;
-use crate::store::{EnterpriseRecord, IdentityType, StaffRecord};
+use crate::domain::{Action, EntityKind, Factor, StaffKey};
+use crate::ids::{CreditCode, PersonKey};
+use crate::store::{
+    owned_key, ChallengePurpose, EnterpriseRecord, FlowKind, IdentityType, StaffRecord,
+};
+
+/// The subject the quick login's code is bound to: this flow and the named
+/// staff member.
+fn quick_subject(flow_key: &str, staff_key: &StaffKey) -> String {
+    format!("flow:{flow_key}:0:{staff_key}")
+}
 
 impl Login {
     /// R4 step 1: enterprise password + login identity; sends the SMS code.
@@ -22,22 +31,35 @@ impl Login {
             .account_password(
                 account,
                 password,
-                "enterprise",
-                "enterprise_password",
+                LockKey::Enterprise,
+                Factor::EnterprisePassword,
                 |r: &EnterpriseRecord| r.password_hash.clone(),
             )
             .await?;
-        let staff_key = format!("{code}/{}", person.key());
-        let staff = self
-            .read()?
-            .get::<StaffRecord>(&staff_key)?
-            .filter(|s| s.identity_type == identity_type);
+        // An account that resolved to no enterprise keeps what was typed:
+        // the staff member it names is asked about (and recorded) like a
+        // real one, and is found in no enterprise.
+        let staff_key = CreditCode::parse(&code).ok().map(|enterprise| StaffKey {
+            enterprise,
+            person: person.clone(),
+        });
+        let staff_id = staff_key
+            .as_ref()
+            .map_or_else(|| owned_key(&code, &person.key()), StaffKey::to_string);
+        let staff = match &staff_key {
+            Some(k) => self
+                .read()?
+                .get::<StaffRecord>(&k.to_string())?
+                .filter(|s| s.identity_type == identity_type)
+                .map(|s| (k.clone(), s)),
+            None => None,
+        };
         let verdict = self
             .pre_check(
                 "quick_code",
-                uid("Staff", &staff_key),
-                "loginQuick",
-                uid("Enterprise", &code),
+                EntityKind::Staff.uid(&staff_id),
+                Action::LoginQuick,
+                EntityKind::Enterprise.uid(&code),
                 &factors,
                 failure.as_ref(),
             )
@@ -46,7 +68,7 @@ impl Login {
         if let Some(e) = forbidden(&verdict) {
             return Err(e);
         }
-        let Some(staff) = staff else {
+        let Some((staff_key, staff)) = staff else {
             return Err(invalid(
                 "id_number",
                 "this enterprise has no staff member with that identity type and ID",
@@ -55,7 +77,7 @@ impl Login {
         let phone = self.phone_of(&staff_key)?;
         let (flow, key) = self
             .new_flow(
-                "quick",
+                FlowKind::Quick,
                 code,
                 factors,
                 Some((staff_key.clone(), staff.credential_epoch)),
@@ -63,8 +85,8 @@ impl Login {
             .await?;
         let issued = self
             .issue_code(
-                "login",
-                format!("flow:{key}:0:{staff_key}"),
+                ChallengePurpose::Login,
+                quick_subject(&key, &staff_key),
                 Delivery::Sms(phone),
             )
             .await?;
@@ -78,27 +100,29 @@ impl Login {
         challenge: String,
         code: String,
     ) -> Result<SessionGrant, FlowError> {
-        let (key, rec) = self.flow(flow, "quick")?;
+        let (key, rec) = self.flow(flow, FlowKind::Quick)?;
         let staff_key = rec.staff.clone().ok_or(FlowError::FlowExpired)?;
+        let staff_id = staff_key.to_string();
         // Read before the code is checked: the session is bound to the
         // credentials as they were when this login proved them.
-        let staff = self.read()?.get::<StaffRecord>(&staff_key)?;
+        let staff = self.read()?.get::<StaffRecord>(&staff_id)?;
         let mut factors = rec.factors.clone();
         let failure = self
             .personal_factor(
-                String::new(),
+                // Not consulted: the factor is a code, not a password.
+                LockKey::Staff(staff_key.clone()),
                 None,
                 PersonalFactor::Sms { challenge, code },
-                format!("flow:{key}:0:{staff_key}"),
+                quick_subject(&key, &staff_key),
                 &mut factors,
             )
             .await?;
         let verdict = self
             .decide(
                 "quick",
-                uid("Staff", &staff_key),
-                "loginQuick",
-                uid("Enterprise", &rec.account),
+                EntityKind::Staff.uid(&staff_id),
+                Action::LoginQuick,
+                EntityKind::Enterprise.uid(&rec.account),
                 &factors,
                 None,
                 failure.as_ref(),

@@ -12,7 +12,8 @@ use serde_json::json;
 
 use super::{FlowError, Login};
 use crate::authn::challenge::ChallengeError;
-use crate::decision::{uid, Query, Verdict};
+use crate::decision::{Query, Verdict};
+use crate::domain::{Action, Factor};
 use crate::flows::decide::{Asked, Event};
 
 /// What went wrong with a credential in a step, before Cedar is asked.
@@ -44,9 +45,9 @@ impl Login {
         &self,
         step: &str,
         principal: EntityUid,
-        action: &str,
+        action: Action,
         resource: EntityUid,
-        factors: &BTreeSet<String>,
+        factors: &BTreeSet<Factor>,
         acting_for: Option<&str>,
         failure: Option<&Failure>,
         note: Option<&str>,
@@ -67,7 +68,7 @@ impl Login {
         &self,
         step: &str,
         principal: EntityUid,
-        action: &str,
+        action: Action,
         resource: EntityUid,
         context: serde_json::Value,
         acting_for: Option<&str>,
@@ -93,7 +94,7 @@ impl Login {
         &self,
         step: &str,
         principal: EntityUid,
-        action: &str,
+        action: Action,
         resource: EntityUid,
         context: serde_json::Value,
         (acting_for, failure, note): (Option<&str>, Option<&Failure>, Option<&str>),
@@ -117,9 +118,9 @@ impl Login {
         &self,
         step: &str,
         principal: EntityUid,
-        action: &str,
+        action: Action,
         resource: EntityUid,
-        factors: &BTreeSet<String>,
+        factors: &BTreeSet<Factor>,
         failure: Option<&Failure>,
     ) -> Result<Verdict, FlowError> {
         let context = json!({ "factors": factors });
@@ -145,13 +146,13 @@ impl Login {
     pub(super) fn ask(
         &self,
         principal: EntityUid,
-        action: &str,
+        action: Action,
         resource: EntityUid,
         context: serde_json::Value,
     ) -> Result<Asked, FlowError> {
         Ok(self.decider.ask(Query {
             principal,
-            action: uid("Action", action),
+            action: action.uid(),
             resource,
             context,
         })?)

@@ -6,13 +6,13 @@ use serde_json::{json, Value};
 
 use super::steps::conclude;
 use super::{FlowError, Login, StaffSelection};
-use crate::decision::uid;
+use crate::domain::{Action, EntityKind};
 use crate::flows::decide::Event;
 use crate::flows::feeds::{demote_replaced_officers, log_demotions, Demoted};
 use crate::ids::mask_name;
 use crate::store::{
-    CoreOfficersRecord, EnterpriseRecord, IdentityType, PersonRecord, StaffRecord, StoreError,
-    StoreWriter,
+    owned_key, CoreOfficersRecord, EnterpriseRecord, FlowKind, IdentityType, PersonRecord,
+    StaffRecord, StoreError, StoreWriter,
 };
 
 /// What sync staff (同步办税人) does for an enterprise, from the officers the
@@ -21,8 +21,11 @@ use crate::store::{
 /// named (masked) and must redo real-name collection.
 pub(super) struct SyncPlan {
     problems: Vec<String>,
-    /// Staff key and the identity type the core tax system gives them.
+    /// The officer's person key (as the core tax system's record holds
+    /// it) and the identity type the core tax system gives them.
     to_add: Vec<(String, IdentityType)>,
+    /// The enterprise: the officers become its staff.
+    enterprise: String,
 }
 
 impl SyncPlan {
@@ -33,13 +36,17 @@ impl SyncPlan {
         let added: Vec<Value> = self
             .to_add
             .iter()
-            .map(|(key, role)| json!({ "staff": key, "identity_type": role }))
+            .map(|(person, role)| json!({ "staff": self.staff_key(person), "identity_type": role }))
             .collect();
         let event = event.with_change(json!({ "staff_synced": added }));
-        self.to_add.iter().fold(event, |e, (key, _)| {
-            let person = key.split_once('/').map_or(key.as_str(), |(_, p)| p);
-            e.with_other_person(person, None)
-        })
+        self.to_add
+            .iter()
+            .fold(event, |e, (person, _)| e.with_other_person(person, None))
+    }
+
+    /// The store key an officer is (or becomes) staff under.
+    fn staff_key(&self, person: &str) -> String {
+        owned_key(&self.enterprise, person)
     }
 
     pub(super) fn of(
@@ -50,6 +57,7 @@ impl SyncPlan {
         let mut plan = SyncPlan {
             problems: Vec::new(),
             to_add: Vec::new(),
+            enterprise: code.to_owned(),
         };
         let none = CoreOfficersRecord::default();
         let officers = on_file.unwrap_or(&none);
@@ -82,7 +90,7 @@ impl SyncPlan {
                     mask_name(&o.name),
                     crate::ids::mask_text(&o.person),
                 )),
-                None => plan.to_add.push((format!("{code}/{}", o.person), role)),
+                None => plan.to_add.push((o.person.clone(), role)),
             }
         }
         if officers.legal_rep.is_none() && officers.finance_head.is_none() {
@@ -100,7 +108,7 @@ impl Login {
     /// 同步办税人 (R2/R3): adds the legal rep and finance head the core tax
     /// system has on file, matched by ID number to real-name records.
     pub async fn sync_staff(&self, flow: &str) -> Result<StaffSelection, FlowError> {
-        let (key, rec) = self.flow(flow, "enterprise")?;
+        let (key, rec) = self.flow(flow, FlowKind::Enterprise)?;
         let code = rec.account.clone();
         let reader = self.read()?;
         let on_file = reader.get::<CoreOfficersRecord>(&code)?;
@@ -113,7 +121,7 @@ impl Login {
             .map(|e| e.name)
             .unwrap_or_default();
         drop(reader);
-        let me = uid("Enterprise", &code);
+        let me = EntityKind::Enterprise.uid(&code);
         let me_for_log = me.to_string();
         let note = (!problems.is_empty()).then(|| problems.join("; "));
         let note = note
@@ -123,7 +131,7 @@ impl Login {
             .decide_about(
                 "sync_staff",
                 me.clone(),
-                "enterpriseAccountLogin",
+                Action::EnterpriseAccountLogin,
                 me,
                 json!({ "factors": &rec.factors }),
                 (None, None, note),
@@ -170,8 +178,8 @@ fn apply_sync(w: &mut StoreWriter, c: &str) -> Result<(Vec<Demoted>, SyncPlan), 
         // nothing to reconcile the officers with.
         None => Vec::new(),
     };
-    for (k, role) in &plan.to_add {
-        let role = *role;
+    for (person, role) in &plan.to_add {
+        let (k, role) = (&plan.staff_key(person), *role);
         match w.get::<StaffRecord>(k)? {
             Some(s) if s.identity_type == role => {}
             // Already staff under another identity type: the

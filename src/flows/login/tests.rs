@@ -11,6 +11,11 @@ use crate::flows::test_support::*;
 use crate::ids::{IdType, PersonKey, Phone};
 use crate::store::IdentityType;
 
+/// The demo bureau's enterprise, as a step takes it.
+fn ent() -> crate::ids::CreditCode {
+    crate::ids::CreditCode::parse(ENT).unwrap()
+}
+
 fn person(id_number: &str) -> PersonKey {
     PersonKey::new(IdType::ResidentId, id_number).expect("a valid ID number")
 }
@@ -59,7 +64,7 @@ async fn enterprise_login_in_order_opens_a_session_once() {
         .await
         .expect("the last step logs in");
     let (_, rec) = b.sessions.resolve(&grant.session, false).expect("live");
-    assert_eq!(rec.principal_type, "Staff");
+    assert_eq!(rec.principal_type, crate::domain::PrincipalKind::Staff);
     assert_eq!(rec.principal_id, format!("{ENT}/resident_id:{WANG_ID}"));
     // The flow was taken by the last step: it opens no second session.
     expired(
@@ -279,13 +284,17 @@ async fn agency_login_in_three_steps_then_once() {
     let flow = agency_agent(&b).await;
     let grant = b
         .login
-        .agency_client(&flow, ENT, AGREEMENT_PW.into())
+        .agency_client(&flow, ent(), AGREEMENT_PW.into())
         .await
         .expect("step 3 acts for the client");
     assert_eq!(grant.acting_for.as_deref(), Some(ENT));
     let (_, rec) = b.sessions.resolve(&grant.session, false).unwrap();
-    assert_eq!(rec.acting_for.as_deref(), Some(ENT));
-    expired(b.login.agency_client(&flow, ENT, AGREEMENT_PW.into()).await);
+    assert_eq!(rec.acting_for, Some(ent()));
+    expired(
+        b.login
+            .agency_client(&flow, ent(), AGREEMENT_PW.into())
+            .await,
+    );
 }
 
 #[tokio::test]
@@ -298,7 +307,7 @@ async fn agency_client_step_before_the_agent_step_is_refused() {
         .unwrap();
     match b
         .login
-        .agency_client(&sel.flow, ENT, AGREEMENT_PW.into())
+        .agency_client(&sel.flow, ent(), AGREEMENT_PW.into())
         .await
     {
         Err(FlowError::Invalid { field, .. }) => assert_eq!(field, "flow"),

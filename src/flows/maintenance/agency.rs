@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::{Actor, Maintenance, MaintenanceError};
 use crate::audit::Target;
+use crate::domain::Action;
 use crate::flows::decide::Event;
 use crate::ids::CreditCode;
 use crate::store::{owned_key, AgencyRecord, RecognitionRecord};
@@ -53,7 +54,7 @@ impl Maintenance<'_> {
                 field: "agreement_password",
                 source,
             })?;
-        self.on_enterprise(actor, "recognizeAgency", |e| {
+        self.on_enterprise(actor, Action::RecognizeAgency, |e| {
             self.about_recognition(e, actor, agency, true)
         })
         .await?;
@@ -88,7 +89,7 @@ impl Maintenance<'_> {
         actor: &Actor,
         agency: &CreditCode,
     ) -> Result<(), MaintenanceError> {
-        self.on_enterprise(actor, "cancelAgency", |e| {
+        self.on_enterprise(actor, Action::CancelAgency, |e| {
             self.about_recognition(e, actor, agency, false)
         })
         .await?;

@@ -10,9 +10,10 @@ use super::{
     invalid, Actor, Maintenance, MaintenanceError, PermissionIdentitySpec, PermissionIdentityView,
 };
 use crate::audit::Target;
+use crate::domain::{Action, EntityKind};
 use crate::ids::PermissionIdentityId;
 use crate::store::{
-    owned_key, FunctionRecord, IdentityType, PermissionIdentityRecord, StaffRecord,
+    owned_key, split_owned_key, FunctionRecord, IdentityType, PermissionIdentityRecord, StaffRecord,
 };
 
 impl Maintenance<'_> {
@@ -38,15 +39,15 @@ impl Maintenance<'_> {
             ..Target::default()
         };
         let change = json!({ "functions": { "before": before, "after": after } });
-        let holders = other_holder_types(&staff, id, &actor.uid());
+        let holders = other_holder_types(&staff, id, &actor.to_string());
         let context = json!({ "otherHolders": holders
             .iter()
             .map(|t| json!({ "__entity": { "type": "Etax::IdentityType", "id": t.code() } }))
             .collect::<Vec<_>>() });
         self.authorize_in(
             actor,
-            "definePermissionIdentity",
-            ("Enterprise", actor.enterprise.as_str()),
+            Action::DefinePermissionIdentity,
+            (EntityKind::Enterprise, actor.enterprise.as_str()),
             context,
             |e| e.with_target(target).with_change(change),
         )
@@ -59,15 +60,12 @@ impl Maintenance<'_> {
         &self,
         actor: &Actor,
     ) -> Result<Vec<PermissionIdentityView>, MaintenanceError> {
-        self.on_enterprise(actor, "viewStaff", |e| e).await?;
+        self.on_enterprise(actor, Action::ViewStaff, |e| e).await?;
         let r = self.engine.store().read()?;
         let staff = r.children::<StaffRecord>(actor.enterprise.as_str())?;
         let mut out = Vec::new();
         for (key, p) in r.children::<PermissionIdentityRecord>(actor.enterprise.as_str())? {
-            let id = key
-                .split_once('/')
-                .map(|(_, id)| id.to_owned())
-                .unwrap_or_default();
+            let id = split_owned_key(&key).map_or("", |(_, id)| id).to_owned();
             let holders = staff
                 .iter()
                 .filter(|(_, s)| s.permission_identities.contains(&id))
@@ -103,7 +101,7 @@ impl Maintenance<'_> {
             .may_define(actor, spec.id.as_str(), Some(&spec.functions))
             .await?;
         let enterprise = actor.enterprise.to_string();
-        let me = actor.uid();
+        let me = actor.to_string();
         self.write(move |w| {
             unchanged_holders(w, &enterprise, spec.id.as_str(), &me, &decided_for)?;
             for f in &spec.functions {
@@ -157,7 +155,7 @@ impl Maintenance<'_> {
         let decided_for = self.may_define(actor, id.as_str(), None).await?;
         let enterprise = actor.enterprise.to_string();
         let id = id.to_string();
-        let me = actor.uid();
+        let me = actor.to_string();
         self.write(move |w| {
             unchanged_holders(w, &enterprise, &id, &me, &decided_for)?;
             let key = owned_key(&enterprise, &id);

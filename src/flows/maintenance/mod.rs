@@ -21,25 +21,21 @@ use serde_json::json;
 use super::decide::{Decider, Event};
 use crate::audit::AuditError;
 use crate::authn::Authn;
-use crate::decision::{uid, DecisionError, Engine, Query};
-use crate::ids::{CreditCode, PermissionIdentityId, PersonKey};
-use crate::store::{owned_key, IdentityType, StoreError};
+use crate::decision::{DecisionError, Engine, Query};
+use crate::domain::{Action, EntityKind, StaffKey};
+use crate::ids::{PermissionIdentityId, PersonKey};
+use crate::store::{IdentityType, StoreError};
 
 /// The staff member a maintenance request acts as (from their session).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    pub enterprise: CreditCode,
-    pub person: PersonKey,
-}
+pub type Actor = StaffKey;
 
-impl Actor {
-    fn uid(&self) -> String {
-        staff_uid(self.enterprise.as_str(), &self.person.key())
+/// `person` as a staff member of the actor's enterprise: whom an
+/// operation on a colleague is about.
+fn colleague(actor: &Actor, person: &PersonKey) -> StaffKey {
+    StaffKey {
+        enterprise: actor.enterprise.clone(),
+        person: person.clone(),
     }
-}
-
-fn staff_uid(enterprise: &str, person: &str) -> String {
-    owned_key(enterprise, person)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -157,8 +153,8 @@ impl Maintenance<'_> {
     pub(super) async fn authorize(
         &self,
         actor: &Actor,
-        action: &str,
-        resource: (&str, &str),
+        action: Action,
+        resource: (EntityKind, &str),
         about: impl FnOnce(Event) -> Event,
     ) -> Result<(), MaintenanceError> {
         self.authorize_in(actor, action, resource, json!({}), about)
@@ -169,15 +165,15 @@ impl Maintenance<'_> {
     pub(super) async fn authorize_in(
         &self,
         actor: &Actor,
-        action: &str,
-        resource: (&str, &str),
+        action: Action,
+        resource: (EntityKind, &str),
         context: serde_json::Value,
         about: impl FnOnce(Event) -> Event,
     ) -> Result<(), MaintenanceError> {
         let asked = self.decider.ask(Query {
-            principal: uid("Staff", &actor.uid()),
-            action: uid("Action", action),
-            resource: uid(resource.0, resource.1),
+            principal: EntityKind::Staff.uid(&actor.to_string()),
+            action: action.uid(),
+            resource: resource.0.uid(resource.1),
             context,
         })?;
         let event = about(Event::asked(&format!("maintain.{action}"), &asked));
@@ -193,7 +189,7 @@ impl Maintenance<'_> {
             .map_or("denied by policy", |r| r.message.as_str());
         self.decider.record(event.with_reason(reason)).await?;
         Err(MaintenanceError::Denied {
-            action: action.to_owned(),
+            action: action.to_string(),
             policies: verdict.reasons,
             errors: verdict.errors,
             refusal: verdict.refusal,
@@ -203,13 +199,13 @@ impl Maintenance<'_> {
     pub(super) async fn on_enterprise(
         &self,
         actor: &Actor,
-        action: &str,
+        action: Action,
         about: impl FnOnce(Event) -> Event,
     ) -> Result<(), MaintenanceError> {
         self.authorize(
             actor,
             action,
-            ("Enterprise", actor.enterprise.as_str()),
+            (EntityKind::Enterprise, actor.enterprise.as_str()),
             about,
         )
         .await

@@ -8,29 +8,28 @@ use serde_json::{json, Value};
 
 use super::identities::check_roles_exist;
 use super::{
-    invalid, staff_uid, Actor, Maintenance, MaintenanceError, OneTimePassword, StaffChange,
+    colleague, invalid, Actor, Maintenance, MaintenanceError, OneTimePassword, StaffChange,
     StaffView,
 };
 use crate::authn::PasswordPolicy;
+use crate::domain::{Action, EntityKind, StaffKey};
 use crate::ids::{mask_name, PermissionIdentityId, PersonKey, Phone};
 use crate::store::{IdentityType, PersonRecord, StaffRecord};
 
 impl Maintenance<'_> {
     /// The enterprise's staff (viewStaff).
     pub async fn list_staff(&self, actor: &Actor) -> Result<Vec<StaffView>, MaintenanceError> {
-        self.on_enterprise(actor, "viewStaff", |e| e).await?;
+        self.on_enterprise(actor, Action::ViewStaff, |e| e).await?;
         let r = self.engine.store().read()?;
         let mut out = Vec::new();
         for (key, s) in r.children::<StaffRecord>(actor.enterprise.as_str())? {
-            let person_key = key
-                .split_once('/')
-                .map(|(_, p)| p.to_owned())
-                .unwrap_or_default();
+            // A key that does not parse (a damaged record) is listed with
+            // no person, as before the keys were typed.
+            let staff = key.parse::<StaffKey>().ok();
+            let person_key = staff.as_ref().map(|k| k.person.key()).unwrap_or_default();
             let person = r.get::<PersonRecord>(&person_key)?;
             out.push(StaffView {
-                person: PersonKey::parse_key(&person_key)
-                    .map(|k| k.masked())
-                    .unwrap_or_default(),
+                person: staff.map(|k| k.person.masked()).unwrap_or_default(),
                 person_key,
                 name: person
                     .as_ref()
@@ -57,7 +56,7 @@ impl Maintenance<'_> {
         let key = person.key();
         // Searching is part of adding staff (R15), so Cedar decides it as
         // `addStaff`; the record says it was a search, which adds no one.
-        self.on_enterprise(actor, "addStaff", |e| {
+        self.on_enterprise(actor, Action::AddStaff, |e| {
             e.with_target_person(&key, Some(name))
                 .with_kind("maintain.searchPerson")
         })
@@ -90,16 +89,17 @@ impl Maintenance<'_> {
             "permission_identities": { "before": [], "after": permission_identities },
         });
         let key = person.key();
-        self.on_enterprise(actor, "addStaff", |e| {
+        self.on_enterprise(actor, Action::AddStaff, |e| {
             e.with_target_person(&key, Some(name)).with_change(added)
         })
         .await?;
         let enterprise = actor.enterprise.to_string();
         let name = name.to_owned();
-        let person = person.clone();
+        let staff = colleague(actor, person);
         self.write(move |w| {
-            real_named_person(w.get::<PersonRecord>(&person.key())?, &name, &person)?;
-            let key = staff_uid(&enterprise, &person.key());
+            let person = &staff.person;
+            real_named_person(w.get::<PersonRecord>(&person.key())?, &name, person)?;
+            let key = staff.to_string();
             if w.get::<StaffRecord>(&key)?.is_some() {
                 return Err(MaintenanceError::Conflict(format!(
                     "{} is already staff of {enterprise}",
@@ -144,13 +144,13 @@ impl Maintenance<'_> {
             ));
         }
         let enterprise = actor.enterprise.to_string();
-        let key = staff_uid(&enterprise, &person.key());
+        let key = colleague(actor, person).to_string();
         // Asked about the staff member edited, so that a policy can protect
         // some of them (one officer's grants from the other).
         let before = self.engine.store().read()?.get::<StaffRecord>(&key)?;
         let edited = staff_change(before.as_ref(), &change);
         let person_key = person.key();
-        self.authorize(actor, "editStaff", ("Staff", &key), |e| {
+        self.authorize(actor, Action::EditStaff, (EntityKind::Staff, &key), |e| {
             e.with_target_person(&person_key, None).with_change(edited)
         })
         .await?;
@@ -184,14 +184,14 @@ impl Maintenance<'_> {
         actor: &Actor,
         person: &PersonKey,
     ) -> Result<(), MaintenanceError> {
-        let key = staff_uid(actor.enterprise.as_str(), &person.key());
+        let key = colleague(actor, person).to_string();
         let before = self.engine.store().read()?.get::<StaffRecord>(&key)?;
         let removed = json!({ "identity_type": {
             "before": before.map(|s| s.identity_type.code()),
             "after": null,
         }});
         let person_key = person.key();
-        self.on_enterprise(actor, "removeStaff", |e| {
+        self.on_enterprise(actor, Action::RemoveStaff, |e| {
             e.with_target_person(&person_key, None).with_change(removed)
         })
         .await?;
@@ -217,9 +217,10 @@ impl Maintenance<'_> {
         actor: &Actor,
         person: &PersonKey,
     ) -> Result<OneTimePassword, MaintenanceError> {
-        let target = staff_uid(actor.enterprise.as_str(), &person.key());
+        let target = colleague(actor, person).to_string();
         let person_key = person.key();
-        self.authorize(actor, "resetStaffPassword", ("Staff", &target), |e| {
+        let resource = (EntityKind::Staff, target.as_str());
+        self.authorize(actor, Action::ResetStaffPassword, resource, |e| {
             e.with_target_person(&person_key, None)
                 .with_change(json!({ "password": "reset to a one-time password (must change)" }))
         })

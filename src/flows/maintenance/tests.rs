@@ -3,6 +3,7 @@
 use super::staff::one_time_password;
 use super::*;
 use crate::authn::PasswordPolicy;
+use crate::ids::CreditCode;
 use crate::store::StaffRecord;
 
 #[test]
@@ -44,7 +45,7 @@ async fn maintenance_decides_and_records_before_it_writes() {
     let ops = b.maintenance();
     let (legal_rep, wang) = staff_of_ent(WANG_ID);
     let (clerk, zhang) = staff_of_ent("210102199001015035");
-    let key = format!("{}/{}", clerk.enterprise, zhang.key());
+    let key = super::colleague(&clerk, &zhang).to_string();
     let stored = || {
         b.store()
             .read()
@@ -70,7 +71,7 @@ async fn maintenance_decides_and_records_before_it_writes() {
         matches!(refused, Err(MaintenanceError::Conflict(_))),
         "{refused:?}"
     );
-    let wang_key = format!("{}/{}", legal_rep.enterprise, wang.key());
+    let wang_key = super::colleague(&legal_rep, &wang).to_string();
     assert!(b
         .store()
         .read()
