@@ -142,6 +142,26 @@ impl Engine {
         Ok(verdict(&snap, policies, &response, built.missing.clone()))
     }
 
+    /// The trace of `q` over the action's policies (`policy::explain`), on
+    /// the entities its decision is built from. It decides nothing: the
+    /// decision still goes through [`Engine::decide`].
+    pub fn explain(&self, q: &Query) -> Result<crate::policy::explain::Explanation, DecisionError> {
+        let snap = self.snapshot();
+        let (request, context) = checked_request(q, &snap)?;
+        let key = SliceKey {
+            principal: q.principal.clone(),
+            action: q.action.clone(),
+            resource: q.resource.clone(),
+            context_refs: context_entities(&context, q.context.as_object()),
+        };
+        let built = self.entities(key, &snap)?;
+        Ok(crate::policy::explain::explain(
+            &snap,
+            &request,
+            &built.entities,
+        ))
+    }
+
     /// The request's entities: from the cache when nothing they were built
     /// from changed, else built and filed.
     fn entities(&self, key: SliceKey, snap: &PolicySnapshot) -> Result<Arc<Built>, DecisionError> {

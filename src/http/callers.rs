@@ -66,6 +66,8 @@ impl Scope {
 pub fn scope_for(path: &str) -> Option<Scope> {
     const PREFIXES: &[(&str, Scope)] = &[
         ("/v1/authorize", Scope::Authorize),
+        // The rules a caller is decided by: see `http::policies`.
+        ("/v1/policies", Scope::Authorize),
         ("/v1/login", Scope::Login),
         ("/v1/password", Scope::Login),
         ("/v1/logout", Scope::Login),

@@ -13,6 +13,7 @@ pub mod error;
 pub mod limits;
 pub mod login;
 pub mod maintenance;
+pub mod policies;
 pub mod status;
 pub mod stream;
 mod uri;
@@ -291,6 +292,9 @@ async fn dispatch(
     match (req.method(), path.as_str()) {
         (&Method::POST, "/v1/authorize") => {
             let body = read_json(state, req).await?;
+            if policies::explain_wanted(query.as_deref())? {
+                return ok(&policies::authorize_explained(state, body).await?);
+            }
             ok(&authorize::authorize(state, body).await?)
         }
         (&Method::POST, "/v1/authorize/batch") => {
@@ -326,6 +330,7 @@ async fn dispatch(
             let version = &p["/v1/audit/policy/".len()..];
             ok(&audit::policy(state, version, caller).await?)
         }
+        (&Method::GET, "/v1/policies") => ok(&policies::list(state, query.as_deref())?),
         (&Method::GET, "/v1/status") => ok(&status::status(state)),
         (&Method::GET, "/metrics") => Ok(status::metrics(state)),
         (&Method::GET, "/healthz") => ok(&json!({ "status": "ok" })),
@@ -334,6 +339,7 @@ async fn dispatch(
             "/v1/authorize"
             | "/v1/authorize/batch"
             | "/v1/status"
+            | "/v1/policies"
             | "/metrics"
             | "/healthz"
             | "/v1/functions"

@@ -7,6 +7,7 @@
 
 pub mod archive;
 mod diagnostics;
+pub mod explain;
 pub mod format;
 mod refusal;
 pub mod reload;
