@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check`, `test`, `fmt`, `import`, `audit …`.
+//! The command line: `serve`, `check`, `test`, `fmt`, `explain`, `fixture`,
+//! `import`, `audit …` (the authoring commands' bodies are in `authoring`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::audit;
 use crate::authn::PasswordArgs;
-use crate::policy::{LoadError, PolicySnapshot};
+use crate::policy::LoadError;
 use crate::server::{self, ServeOptions};
 
 #[derive(Parser)]
@@ -80,6 +81,10 @@ enum Command {
         /// reloads on SIGHUP only.
         #[arg(long, default_value_t = 500, env = "ETAX_RELOAD_POLL_MS")]
         reload_poll_ms: u64,
+        /// Reject a reload whose policies have validator warnings or lint
+        /// findings (as `check --strict`), not only errors.
+        #[arg(long, env = "ETAX_STRICT_RELOAD")]
+        strict_reload: bool,
         /// Built request entities to keep for repeated questions (dropped at
         /// any identity write or policy reload); 0 builds every one afresh.
         #[arg(long, default_value_t = crate::decision::DEFAULT_CACHE_ENTRIES, env = "ETAX_DECISION_CACHE_ENTRIES")]
@@ -105,11 +110,19 @@ enum Command {
         policies: PathBuf,
         #[arg(long, default_value = "schemas/etax.cedarschema")]
         schema: PathBuf,
+        /// Warnings are errors, and entity ids the data does not hold
+        /// (`Function::"…"`) are linted: against --data's store, or the demo.
+        #[arg(long)]
+        strict: bool,
+        /// With --strict: lint against this data directory's store.
+        #[arg(long, requires = "strict")]
+        data: Option<PathBuf>,
     },
-    /// Run the policy test suites (`*.json`) in DIR and report coverage.
+    /// Run policy test suites (files, or directories of `*.json`) and
+    /// report coverage.
     Test {
         #[arg(default_value = "policies/tests")]
-        dir: PathBuf,
+        paths: Vec<PathBuf>,
         #[arg(long, default_value = "policies")]
         policies: PathBuf,
         #[arg(long, default_value = "schemas/etax.cedarschema")]
@@ -117,14 +130,49 @@ enum Command {
         /// Fail when a policy is not covered by an allow and a deny case.
         #[arg(long)]
         require_coverage: bool,
+        /// Only the cases whose `suite :: name` contains this text.
+        #[arg(long)]
+        filter: Option<String>,
     },
     /// Format the policy files with Cedar's formatter.
     Fmt {
         #[arg(long, default_value = "policies")]
         policies: PathBuf,
-        /// Change nothing; fail if a file is not formatted.
+        /// Change nothing; print the diff and fail if a file is not formatted.
         #[arg(long)]
         check: bool,
+    },
+    /// Decide one question against a data directory's store and show, for
+    /// every policy of the action, whether its scope and each clause held.
+    /// Exit 0 on allow, 2 on deny.
+    Explain {
+        #[arg(long)]
+        principal: String,
+        #[arg(long)]
+        action: String,
+        #[arg(long)]
+        resource: String,
+        /// The context, a JSON object.
+        #[arg(long)]
+        context: Option<String>,
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        #[arg(long, default_value = "schemas/etax.cedarschema")]
+        schema: PathBuf,
+        /// Print JSON (the `explain` member `/v1/authorize?explain=true` returns).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a test-suite fixture (Cedar JSON entities) of every identity
+    /// an import document holds.
+    Fixture {
+        #[arg(long, default_value = "examples/demo.json")]
+        from: PathBuf,
+        #[arg(long, default_value = "schemas/etax.cedarschema")]
+        schema: PathBuf,
+        out: PathBuf,
     },
     /// Import identities from a JSON file, all or nothing.
     Import {
@@ -486,6 +534,7 @@ pub fn main() -> ExitCode {
             accept_damaged_log,
             log_hash,
             reload_poll_ms,
+            strict_reload,
             decision_cache_entries,
             pseudonym_key,
             limits,
@@ -508,6 +557,7 @@ pub fn main() -> ExitCode {
                 log_hash,
                 reload_poll: (reload_poll_ms > 0)
                     .then(|| std::time::Duration::from_millis(reload_poll_ms)),
+                strict_reload,
                 decision_cache_entries,
                 pseudonym_key,
                 limits: limits.into_limits(),
@@ -535,14 +585,58 @@ pub fn main() -> ExitCode {
                 }
             }
         }
-        Command::Check { policies, schema } => check(&policies, &schema),
+        Command::Check {
+            policies,
+            schema,
+            strict,
+            data,
+        } => {
+            use crate::authoring::commands::KnownFrom;
+            let demo = PathBuf::from("examples/demo.json");
+            let known = strict.then(|| match &data {
+                Some(d) => KnownFrom::Store(d),
+                None => KnownFrom::Document(&demo),
+            });
+            crate::authoring::commands::check(&policies, &schema, known)
+        }
         Command::Test {
-            dir,
+            paths,
             policies,
             schema,
             require_coverage,
-        } => test(&dir, &policies, &schema, require_coverage),
-        Command::Fmt { policies, check } => fmt(&policies, check),
+            filter,
+        } => crate::authoring::commands::test(&crate::authoring::commands::TestArgs {
+            paths: &paths,
+            policies: &policies,
+            schema: &schema,
+            require_coverage,
+            filter: filter.as_deref(),
+        }),
+        Command::Fmt { policies, check } => crate::authoring::commands::fmt(&policies, check),
+        Command::Explain {
+            principal,
+            action,
+            resource,
+            context,
+            data,
+            policies,
+            schema,
+            json,
+        } => crate::authoring::explain::run(
+            &crate::authoring::explain::Question {
+                principal: &principal,
+                action: &action,
+                resource: &resource,
+                context: context.as_deref(),
+            },
+            &data,
+            &policies,
+            &schema,
+            json,
+        ),
+        Command::Fixture { from, schema, out } => {
+            crate::authoring::fixture::run(&from, &out, &schema)
+        }
         Command::Import {
             file,
             data,
@@ -554,135 +648,6 @@ pub fn main() -> ExitCode {
             seed,
             out,
         } => crate::gen::command(enterprises, seed, &out),
-    }
-}
-
-fn test(
-    dir: &std::path::Path,
-    policies: &std::path::Path,
-    schema: &std::path::Path,
-    require_coverage: bool,
-) -> ExitCode {
-    use crate::policy::testing;
-    let snap = match PolicySnapshot::load(policies, schema) {
-        Ok(snap) => snap,
-        Err(e) => {
-            if let LoadError::Invalid(diags) = &e {
-                diags.iter().for_each(|d| println!("{d}"));
-            }
-            eprintln!("test: the policies do not load: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let files = match testing::suite_files(dir) {
-        Ok(files) => files,
-        Err(e) => {
-            eprintln!("test: cannot read {}: {e}", dir.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    println!("running {} suite(s) from {}", files.len(), dir.display());
-    let report = testing::run_files(&snap, &files, |case| match &case.failure {
-        None => println!("test {} :: {} ... ok", case.suite, case.name),
-        Some(why) => println!("test {} :: {} ... FAILED\n    {why}", case.suite, case.name),
-    });
-    for e in &report.errors {
-        println!("error: {e}");
-    }
-    let failures: Vec<_> = report
-        .cases
-        .iter()
-        .filter(|c| c.failure.is_some())
-        .collect();
-    if !failures.is_empty() {
-        println!("\nfailures:");
-        for c in &failures {
-            println!("    {} :: {}", c.suite, c.name);
-        }
-    }
-    let gaps: Vec<_> = report.gaps().collect();
-    println!(
-        "\ncoverage: {} of {} policies exercised by both an allow and a deny case",
-        report.coverage.len() - gaps.len(),
-        report.coverage.len()
-    );
-    for (id, c, gap) in &gaps {
-        println!("    not covered: {id} ({}): {gap}", c.file);
-    }
-    let ok = report.failed() == 0 && (gaps.is_empty() || !require_coverage);
-    println!(
-        "\ntest result: {}. {} passed, {} failed",
-        if ok { "ok" } else { "FAILED" },
-        report.passed(),
-        report.failed()
-    );
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
-fn fmt(policies: &std::path::Path, check: bool) -> ExitCode {
-    use crate::policy::format::{format_files, FileOutcome};
-    let files = match crate::policy::policy_files_in(policies) {
-        Ok(files) => files,
-        Err(e) => {
-            eprintln!("fmt: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut bad = 0;
-    for outcome in format_files(&files, check) {
-        match outcome {
-            FileOutcome::Unchanged(_) => {}
-            FileOutcome::Changed(p) if check => {
-                bad += 1;
-                println!("{}: not formatted (run `etax-authz fmt`)", p.display());
-            }
-            FileOutcome::Changed(p) => println!("formatted {}", p.display()),
-            FileOutcome::Failed(p, e) => {
-                bad += 1;
-                println!("{}: cannot format: {e}", p.display());
-            }
-        }
-    }
-    if bad == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
-fn check(policies: &std::path::Path, schema: &std::path::Path) -> ExitCode {
-    match PolicySnapshot::load(policies, schema) {
-        Ok(snap) => {
-            for w in snap.warnings() {
-                println!("{w}");
-            }
-            println!(
-                "ok: {} policies valid against {} (version {})",
-                snap.policies().policies().count(),
-                schema.display(),
-                &snap.version()[..16]
-            );
-            ExitCode::SUCCESS
-        }
-        Err(LoadError::Invalid(diags)) => {
-            for d in &diags {
-                println!("{d}");
-            }
-            let errors = diags
-                .iter()
-                .filter(|d| d.severity == crate::policy::Severity::Error)
-                .count();
-            eprintln!("check failed: {errors} error(s)");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("check failed: {e}");
-            ExitCode::FAILURE
-        }
     }
 }
 

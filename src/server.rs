@@ -54,6 +54,8 @@ pub struct ServeOptions {
     /// How often to look for changed policy files; `None` reloads on
     /// SIGHUP only.
     pub reload_poll: Option<std::time::Duration>,
+    /// Reject reloads with validator warnings or lint findings too.
+    pub strict_reload: bool,
     /// Built request entities kept for repeated questions; 0 for none.
     pub decision_cache_entries: usize,
     /// The key of the decision log's person pseudonyms; `None` keeps it in
@@ -190,6 +192,14 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         Arc::default(),
     )
     .on_load(on_policy_load(archive.clone(), audit.clone()));
+    let reloader = if opts.strict_reload {
+        let store = engine.store().clone();
+        reloader.strict(Arc::new(move || {
+            crate::authoring::known_ids_in_store(&store).unwrap_or_default()
+        }))
+    } else {
+        reloader
+    };
     let state = Arc::new(AppState {
         engine,
         audit,
