@@ -93,7 +93,11 @@ fn explain(
     let ns = Some(NAMESPACE);
     let query = Query {
         principal: parse_uid(ns, "principal", q.principal)?,
-        action: parse_uid(ns, "action", q.action)?,
+        // A bare name (`useFunction`) is the action of that name.
+        action: match q.action.contains("::") {
+            true => parse_uid(ns, "action", q.action)?,
+            false => parse_uid(ns, "action", &format!("Action::{:?}", q.action))?,
+        },
         resource: parse_uid(ns, "resource", q.resource)?,
         context,
     };
