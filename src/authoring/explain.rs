@@ -101,6 +101,9 @@ fn explain(
         resource: parse_uid(ns, "resource", q.resource)?,
         context,
     };
+    let mut query = query;
+    crate::flows::clock::stamp(engine.store(), &mut query, crate::now_ms())
+        .map_err(|e| e.to_string())?;
     let verdict = engine.decide(&query).map_err(|e| e.to_string())?;
     let trace = engine.explain(&query).map_err(|e| e.to_string())?.masked();
     Ok((verdict, trace))

@@ -248,10 +248,13 @@ pub(crate) async fn query_of(
     state: &AppState,
     mut body: AuthorizeRequest,
 ) -> Result<Query, ApiError> {
-    match body.session.take() {
+    let mut query = match body.session.take() {
         Some(token) => session_query(state, body, &token).await,
         None => to_query(body),
-    }
+    }?;
+    // The time comes from the sidecar's clock (`flows::clock`), never the caller's.
+    crate::flows::clock::stamp(state.engine.store(), &mut query, crate::now_ms())?;
+    Ok(query)
 }
 
 pub async fn authorize(

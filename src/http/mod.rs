@@ -311,6 +311,11 @@ async fn dispatch(
             let body = read_json(state, req).await?;
             ok(&admin::core_officers(state, &enterprise, body).await?)
         }
+        (&Method::PUT, p) if p.starts_with("/v1/admin/calendar/") => {
+            let year = p["/v1/admin/calendar/".len()..].to_owned();
+            let body = read_json(state, req).await?;
+            ok(&admin::calendar(state, &year, body).await?)
+        }
         (&Method::GET, "/v1/functions") => ok(&functions(state)?),
         (_, p) if p.starts_with("/v1/maintenance/") => {
             let rest = p["/v1/maintenance".len()..].to_owned();
