@@ -228,7 +228,9 @@ pub fn suite_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.is_file() && path.extension().is_some_and(|e| e == "json") {
+        // `*.schema.json` is the suites' JSON Schema, not a suite.
+        let schema = path.to_string_lossy().ends_with(".schema.json");
+        if path.is_file() && path.extension().is_some_and(|e| e == "json") && !schema {
             files.push(path);
         }
     }
