@@ -148,3 +148,28 @@ fn the_calendar_feed_checks_its_dates() {
         json!({ "workdays": ["2026-10-11"], "holidays": ["2026-10-01"] }),
     );
 }
+
+#[test]
+fn under_a_schema_without_the_clock_attributes_questions_still_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = demo_over_copied_policies(tmp.path(), &["--reload-poll-ms", "0"]);
+    let schema = tmp.path().join("etax.cedarschema");
+    let text = std::fs::read_to_string(&schema).unwrap();
+    let old: String = text
+        .lines()
+        .filter(|l| {
+            !["now?:", "localTime?:", "workday?:"]
+                .iter()
+                .any(|a| l.trim_start().starts_with(a))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(old, text);
+    std::fs::write(&schema, old).unwrap();
+    server.signal("HUP");
+    wait_until("the reload", || {
+        server.get("/v1/status").1["reloads"]["succeeded"] == 1
+    });
+    let answer = server.post_ok("/v1/authorize", &vat_filing(json!({})));
+    assert_eq!(answer["decision"], "allow", "{answer}");
+}

@@ -14,11 +14,15 @@
 //! day in UTC: "08:00 in Beijing" would otherwise be written
 //! `context.now.offset(duration("8h")).toTime() >= duration("8h")`.
 
+use std::sync::Mutex;
+
+use cedar_policy::{Context, EntityUid};
 use serde_json::{json, Value};
 
 use crate::audit::time::{format_time, Offset};
 use crate::decision::{DecisionError, Query};
 use crate::domain::Action;
+use crate::policy::PolicySnapshot;
 use crate::store::{CalendarYearRecord, Store};
 
 /// The context attributes the sidecar sets, and no caller may.
@@ -26,9 +30,15 @@ pub const CLOCK_ATTRIBUTES: [&str; 3] = ["now", "localTime", "workday"];
 
 const DAY_MS: i64 = 86_400_000;
 
-/// Adds the clock attributes to a business question's context (others are
-/// left as they are); refuses a question whose context already has one.
-pub fn stamp(store: &Store, query: &mut Query, now_ms: u64) -> Result<(), DecisionError> {
+/// Adds the clock attributes the served schema declares to a business
+/// question's context (others are left as they are); refuses a question
+/// whose context already has one.
+pub fn stamp(
+    store: &Store,
+    snap: &PolicySnapshot,
+    query: &mut Query,
+    now_ms: u64,
+) -> Result<(), DecisionError> {
     for name in CLOCK_ATTRIBUTES {
         if query.context.get(name).is_some() {
             return Err(DecisionError::Invalid {
@@ -45,15 +55,49 @@ pub fn stamp(store: &Store, query: &mut Query, now_ms: u64) -> Result<(), Decisi
         .read()?
         .get::<CalendarYearRecord>(&day.date[..4])?
         .unwrap_or_default();
+    let values = [
+        day.now.clone(),
+        json!({ "__extn": { "fn": "duration", "arg": format!("{}ms", day.ms_since_midnight) } }),
+        json!(is_workday(&calendar, &day)),
+    ];
+    let declared = declared(snap, &query.action);
     if let Some(context) = query.context.as_object_mut() {
-        context.insert("now".into(), day.now.clone());
-        context.insert(
-            "localTime".into(),
-            json!({ "__extn": { "fn": "duration", "arg": format!("{}ms", day.ms_since_midnight) } }),
-        );
-        context.insert("workday".into(), json!(is_workday(&calendar, &day)));
+        for ((name, value), declared) in CLOCK_ATTRIBUTES.into_iter().zip(values).zip(declared) {
+            if declared {
+                context.insert(name.into(), value);
+            }
+        }
     }
     Ok(())
+}
+
+/// Which clock attributes the action's context type declares, per policy
+/// version. A binary deployed before the schema that declares them must
+/// not add them — the schema would refuse the context and turn every
+/// business question into a 400 — so the schema decides, at each reload.
+fn declared(snap: &PolicySnapshot, action: &EntityUid) -> [bool; 3] {
+    static CACHE: Mutex<Option<(String, [bool; 3])>> = Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((version, found)) = cache.as_ref() {
+        if version == snap.version() {
+            return *found;
+        }
+    }
+    let sample = Day::of(0);
+    let samples = [
+        sample.now,
+        json!({ "__extn": { "fn": "duration", "arg": "0ms" } }),
+        json!(true),
+    ];
+    // The attributes are optional, so each alone is a valid context
+    // exactly when the context type declares it.
+    let mut found = [false; 3];
+    for ((name, sample), found) in CLOCK_ATTRIBUTES.iter().zip(samples).zip(&mut found) {
+        let context = json!({ *name: sample });
+        *found = Context::from_json_value(context, Some((snap.schema(), action))).is_ok();
+    }
+    *cache = Some((snap.version().to_owned(), found));
+    found
 }
 
 /// One instant as the bureau's clock reads it.

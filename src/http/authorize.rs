@@ -253,7 +253,8 @@ pub(crate) async fn query_of(
         None => to_query(body),
     }?;
     // The time comes from the sidecar's clock (`flows::clock`), never the caller's.
-    crate::flows::clock::stamp(state.engine.store(), &mut query, crate::now_ms())?;
+    let snap = state.engine.snapshot();
+    crate::flows::clock::stamp(state.engine.store(), &snap, &mut query, crate::now_ms())?;
     Ok(query)
 }
 

@@ -187,15 +187,20 @@ fn holds(policy_json: Value, request: &Request, entities: &Entities) -> Result<b
         .map_err(|e| e.to_string())?;
     let set = PolicySet::from_policies([policy]).map_err(|e| e.to_string())?;
     let response = Authorizer::new().is_authorized(request, &set, entities);
-    let errors: Vec<String> = response
-        .diagnostics()
-        .errors()
-        .map(|e| e.to_string())
-        .collect();
+    let errors = evaluation_errors(&response);
     if !errors.is_empty() {
         return Err(errors.join("; "));
     }
     Ok(response.decision() == Decision::Allow)
+}
+
+/// Cedar's evaluation errors of a response, as text.
+pub(super) fn evaluation_errors(response: &cedar_policy::Response) -> Vec<String> {
+    response
+        .diagnostics()
+        .errors()
+        .map(|e| e.to_string())
+        .collect()
 }
 
 impl Explanation {

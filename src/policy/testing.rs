@@ -413,11 +413,7 @@ fn evaluate(
         .policies_for(&action)
         .ok_or_else(|| format!("action: {action} is not an action of the schema"))?;
     let response = authorizer.is_authorized(request, policies, entities);
-    let errors: Vec<String> = response
-        .diagnostics()
-        .errors()
-        .map(|e| e.to_string())
-        .collect();
+    let errors = super::explain::evaluation_errors(&response);
     if !errors.is_empty() {
         // Fail closed, as the server does; the author must see why.
         return Err(format!(
