@@ -276,6 +276,11 @@ pub fn run_files(
 
 /// Reads and parses one suite file.
 pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
+    read_json(path)
+}
+
+/// Reads and parses a suite or fixture file, errors naming it.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SuiteError> {
     let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Io {
         path: path.display().to_string(),
         source,
@@ -359,7 +364,8 @@ fn suite_entities(path: &Path, suite: &Suite, schema: &Schema) -> Result<Entitie
             serde_json::Value::String(rel) => {
                 let fixture = path.parent().unwrap_or(Path::new(".")).join(&rel);
                 origin = fixture.display().to_string();
-                read_fixture(&fixture)?
+                // An array of entities in Cedar's JSON format.
+                read_json::<Vec<serde_json::Value>>(&fixture)?
             }
             entity => vec![entity],
         };
@@ -371,18 +377,6 @@ fn suite_entities(path: &Path, suite: &Suite, schema: &Schema) -> Result<Entitie
     Entities::from_json_value(json, Some(schema)).map_err(|e| SuiteError::Entities {
         path: origin,
         message: error_chain(&e),
-    })
-}
-
-/// A fixture file: an array of entities in Cedar's JSON format.
-fn read_fixture(fixture: &Path) -> Result<Vec<serde_json::Value>, SuiteError> {
-    let text = std::fs::read_to_string(fixture).map_err(|source| SuiteError::Io {
-        path: fixture.display().to_string(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|source| SuiteError::Syntax {
-        path: fixture.display().to_string(),
-        source,
     })
 }
 
