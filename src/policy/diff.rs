@@ -87,12 +87,13 @@ fn edit_script<'a>(a: &[&'a str], b: &[&'a str]) -> Vec<Op<'a>> {
         if i < n && j < m && a[i] == b[j] {
             ops.push(Op::Same(a[i], i + 1, j + 1));
             (i, j) = (i + 1, j + 1);
-        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            ops.push(Op::Add(b[j], i + 1, j + 1));
-            j += 1;
-        } else {
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            // Deletions first, as `diff -u` shows a replaced line.
             ops.push(Op::Del(a[i], i + 1, j + 1));
             i += 1;
+        } else {
+            ops.push(Op::Add(b[j], i + 1, j + 1));
+            j += 1;
         }
     }
     ops
