@@ -1,5 +1,6 @@
 //! The command line: `serve`, `config`, `keys …`, `check`, `test`, `fmt`,
-//! `import`, `audit …`, `gen`. The `serve` flags are in [`crate::config`].
+//! `explain`, `fixture`, `import`, `audit …`, `gen`. The `serve` flags are in
+//! [`crate::config`]; the authoring commands' bodies in [`crate::authoring`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::audit;
 use crate::authn::PasswordArgs;
 use crate::config::{self, ServeArgs};
-use crate::policy::{LoadError, PolicySnapshot};
+use crate::policy::LoadError;
 use crate::server::{self, ServeOptions};
 
 #[derive(Parser)]
@@ -45,11 +46,19 @@ enum Command {
         policies: PathBuf,
         #[arg(long, default_value = "schemas/etax.cedarschema")]
         schema: PathBuf,
+        /// Warnings are errors, and entity ids the data does not hold
+        /// (`Function::"…"`) are linted: against --data's store, or the demo.
+        #[arg(long)]
+        strict: bool,
+        /// With --strict: lint against this data directory's store.
+        #[arg(long, requires = "strict")]
+        data: Option<PathBuf>,
     },
-    /// Run the policy test suites (`*.json`) in DIR and report coverage.
+    /// Run policy test suites (files, or directories of `*.json`) and
+    /// report coverage.
     Test {
         #[arg(default_value = "policies/tests")]
-        dir: PathBuf,
+        paths: Vec<PathBuf>,
         #[arg(long, default_value = "policies")]
         policies: PathBuf,
         #[arg(long, default_value = "schemas/etax.cedarschema")]
@@ -57,14 +66,30 @@ enum Command {
         /// Fail when a policy is not covered by an allow and a deny case.
         #[arg(long)]
         require_coverage: bool,
+        /// Only the cases whose `suite :: name` contains this text.
+        #[arg(long)]
+        filter: Option<String>,
     },
     /// Format the policy files with Cedar's formatter.
     Fmt {
         #[arg(long, default_value = "policies")]
         policies: PathBuf,
-        /// Change nothing; fail if a file is not formatted.
+        /// Change nothing; print the diff and fail if a file is not formatted.
         #[arg(long)]
         check: bool,
+    },
+    /// Decide one question against a data directory's store and show, for
+    /// every policy of the action, whether its scope and each clause held.
+    /// Exit 0 on allow, 2 on deny.
+    Explain(ExplainArgs),
+    /// Write a test-suite fixture (Cedar JSON entities) of every identity
+    /// an import document holds.
+    Fixture {
+        #[arg(long, default_value = "examples/demo.json")]
+        from: PathBuf,
+        #[arg(long, default_value = "schemas/etax.cedarschema")]
+        schema: PathBuf,
+        out: PathBuf,
     },
     /// Import identities from a JSON file, all or nothing.
     Import {
@@ -85,6 +110,29 @@ enum Command {
         seed: u64,
         out: PathBuf,
     },
+}
+
+/// `explain`'s question and where it is asked.
+#[derive(clap::Args)]
+struct ExplainArgs {
+    #[arg(long)]
+    principal: String,
+    #[arg(long)]
+    action: String,
+    #[arg(long)]
+    resource: String,
+    /// The context, a JSON object.
+    #[arg(long)]
+    context: Option<String>,
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    #[arg(long, default_value = "policies")]
+    policies: PathBuf,
+    #[arg(long, default_value = "schemas/etax.cedarschema")]
+    schema: PathBuf,
+    /// Print JSON (the `explain` member `/v1/authorize?explain=true` returns).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -456,14 +504,30 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Keys(cmd) => keys_command(cmd),
-        Command::Check { policies, schema } => check(&policies, &schema),
+        Command::Check {
+            policies,
+            schema,
+            strict,
+            data,
+        } => check(&policies, &schema, strict, data.as_deref()),
         Command::Test {
-            dir,
+            paths,
             policies,
             schema,
             require_coverage,
-        } => test(&dir, &policies, &schema, require_coverage),
-        Command::Fmt { policies, check } => fmt(&policies, check),
+            filter,
+        } => crate::authoring::commands::test(&crate::authoring::commands::TestArgs {
+            paths: &paths,
+            policies: &policies,
+            schema: &schema,
+            require_coverage,
+            filter: filter.as_deref(),
+        }),
+        Command::Fmt { policies, check } => crate::authoring::commands::fmt(&policies, check),
+        Command::Explain(args) => explain(args),
+        Command::Fixture { from, schema, out } => {
+            crate::authoring::fixture::run(&from, &out, &schema)
+        }
         Command::Import {
             file,
             data,
@@ -544,133 +608,36 @@ fn keys_command(cmd: KeysCommand) -> ExitCode {
     }
 }
 
-fn test(
-    dir: &std::path::Path,
+/// `check`, linting entity ids with `--strict`: against `--data`'s store,
+/// or the demo document.
+fn check(
     policies: &std::path::Path,
     schema: &std::path::Path,
-    require_coverage: bool,
+    strict: bool,
+    data: Option<&std::path::Path>,
 ) -> ExitCode {
-    use crate::policy::testing;
-    let snap = match PolicySnapshot::load(policies, schema) {
-        Ok(snap) => snap,
-        Err(e) => {
-            if let LoadError::Invalid(diags) = &e {
-                diags.iter().for_each(|d| println!("{d}"));
-            }
-            eprintln!("test: the policies do not load: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let files = match testing::suite_files(dir) {
-        Ok(files) => files,
-        Err(e) => {
-            eprintln!("test: cannot read {}: {e}", dir.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    println!("running {} suite(s) from {}", files.len(), dir.display());
-    let report = testing::run_files(&snap, &files, |case| match &case.failure {
-        None => println!("test {} :: {} ... ok", case.suite, case.name),
-        Some(why) => println!("test {} :: {} ... FAILED\n    {why}", case.suite, case.name),
+    use crate::authoring::commands::KnownFrom;
+    let demo = PathBuf::from("examples/demo.json");
+    let known = strict.then(|| match data {
+        Some(d) => KnownFrom::Store(d),
+        None => KnownFrom::Document(&demo),
     });
-    for e in &report.errors {
-        println!("error: {e}");
-    }
-    let failures: Vec<_> = report
-        .cases
-        .iter()
-        .filter(|c| c.failure.is_some())
-        .collect();
-    if !failures.is_empty() {
-        println!("\nfailures:");
-        for c in &failures {
-            println!("    {} :: {}", c.suite, c.name);
-        }
-    }
-    let gaps: Vec<_> = report.gaps().collect();
-    println!(
-        "\ncoverage: {} of {} policies exercised by both an allow and a deny case",
-        report.coverage.len() - gaps.len(),
-        report.coverage.len()
-    );
-    for (id, c, gap) in &gaps {
-        println!("    not covered: {id} ({}): {gap}", c.file);
-    }
-    let ok = report.failed() == 0 && (gaps.is_empty() || !require_coverage);
-    println!(
-        "\ntest result: {}. {} passed, {} failed",
-        if ok { "ok" } else { "FAILED" },
-        report.passed(),
-        report.failed()
-    );
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    crate::authoring::commands::check(policies, schema, known)
 }
 
-fn fmt(policies: &std::path::Path, check: bool) -> ExitCode {
-    use crate::policy::format::{format_files, FileOutcome};
-    let files = match crate::policy::policy_files_in(policies) {
-        Ok(files) => files,
-        Err(e) => {
-            eprintln!("fmt: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut bad = 0;
-    for outcome in format_files(&files, check) {
-        match outcome {
-            FileOutcome::Unchanged(_) => {}
-            FileOutcome::Changed(p) if check => {
-                bad += 1;
-                println!("{}: not formatted (run `etax-authz fmt`)", p.display());
-            }
-            FileOutcome::Changed(p) => println!("formatted {}", p.display()),
-            FileOutcome::Failed(p, e) => {
-                bad += 1;
-                println!("{}: cannot format: {e}", p.display());
-            }
-        }
-    }
-    if bad == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
-fn check(policies: &std::path::Path, schema: &std::path::Path) -> ExitCode {
-    match PolicySnapshot::load(policies, schema) {
-        Ok(snap) => {
-            for w in snap.warnings() {
-                println!("{w}");
-            }
-            println!(
-                "ok: {} policies valid against {} (version {})",
-                snap.policies().policies().count(),
-                schema.display(),
-                &snap.version()[..16]
-            );
-            ExitCode::SUCCESS
-        }
-        Err(LoadError::Invalid(diags)) => {
-            for d in &diags {
-                println!("{d}");
-            }
-            let errors = diags
-                .iter()
-                .filter(|d| d.severity == crate::policy::Severity::Error)
-                .count();
-            eprintln!("check failed: {errors} error(s)");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("check failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+fn explain(args: ExplainArgs) -> ExitCode {
+    crate::authoring::explain::run(
+        &crate::authoring::explain::Question {
+            principal: &args.principal,
+            action: &args.action,
+            resource: &args.resource,
+            context: args.context.as_deref(),
+        },
+        &args.data,
+        &args.policies,
+        &args.schema,
+        args.json,
+    )
 }
 
 fn init_tracing(format: crate::http::options::LogFormat) {

@@ -29,6 +29,7 @@ macro_rules! from_redb_errors {
 
 pub mod audit;
 pub mod authn;
+pub mod authoring;
 pub mod cli;
 pub mod config;
 pub mod decision;

@@ -56,6 +56,8 @@ pub struct ServeOptions {
     /// How often to look for changed policy files; `None` reloads on
     /// SIGHUP only.
     pub reload_poll: Option<std::time::Duration>,
+    /// Reject reloads with validator warnings or lint findings too.
+    pub strict_reload: bool,
     /// Built request entities kept for repeated questions; 0 for none.
     pub decision_cache_entries: usize,
     /// The key of the decision log's person pseudonyms; `None` keeps it in
@@ -312,6 +314,14 @@ fn wire(opts: &ServeOptions, o: Opened) -> Result<(Arc<AppState>, Background), S
         Arc::default(),
     )
     .on_load(on_policy_load(o.archive.clone(), o.audit.clone()));
+    let reloader = if opts.strict_reload {
+        let store = engine.store().clone();
+        reloader.strict(Arc::new(move || {
+            crate::authoring::known_ids_in_store(&store).unwrap_or_default()
+        }))
+    } else {
+        reloader
+    };
     let metrics = Metrics::new(
         &decider.metrics,
         Live {

@@ -9,7 +9,7 @@ fn bundled_suites_pass_with_full_coverage() {
     let snap = bundled_policies();
     let files = suite_files(&root().join("policies/tests")).unwrap();
     assert!(!files.is_empty());
-    let report = run_files(&snap, &files, |_| {});
+    let report = run_files(&snap, &files, None, |_| {});
     let failures: Vec<String> = report
         .cases
         .iter()

@@ -160,12 +160,7 @@ fn gather(
 
 /// `backlog` counts what is sent but not yet durable (`/readyz`); `commits`
 /// times each group commit (append and fsync), for `/metrics`.
-fn run(
-    mut log: Appender,
-    mut rx: mpsc::Receiver<Msg>,
-    backlog: &Backlog,
-    commits: &Histogram,
-) {
+fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>, backlog: &Backlog, commits: &Histogram) {
     // Records of a commit that failed: written again, first, next cycle.
     let mut retry: Vec<DecisionRecord> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();

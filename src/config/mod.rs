@@ -79,6 +79,10 @@ pub struct ServeArgs {
     /// reloads on SIGHUP only.
     #[arg(long, default_value_t = 500, env = "ETAX_RELOAD_POLL_MS")]
     pub reload_poll_ms: u64,
+    /// Reject a reload whose policies have validator warnings or lint
+    /// findings (as `check --strict`), not only errors.
+    #[arg(long, env = "ETAX_STRICT_RELOAD")]
+    pub strict_reload: bool,
     /// Built request entities to keep for repeated questions (dropped at
     /// any identity write or policy reload); 0 builds every one afresh.
     #[arg(long, default_value_t = crate::decision::DEFAULT_CACHE_ENTRIES, env = "ETAX_DECISION_CACHE_ENTRIES")]
@@ -121,6 +125,7 @@ impl ServeArgs {
             pseudonym_key: self.pseudonym_key,
             limits: self.limits.into_limits(),
             time_offset: self.time_offset,
+            strict_reload: self.strict_reload,
             ops: self.ops,
         }
     }

@@ -128,18 +128,40 @@ impl Engine {
                 format!("{} is not an action of the schema", q.action),
             )
         })?;
-        let (request, context) = checked_request(q, &snap)?;
+        let (request, built) = self.request_and_entities(q, &snap)?;
+        let response = self
+            .authorizer
+            .is_authorized(&request, policies, &built.entities);
+        Ok(verdict(&snap, policies, &response, built.missing.clone()))
+    }
+
+    /// The trace of `q` over the action's policies (`policy::explain`), on
+    /// the entities its decision is built from. It decides nothing: the
+    /// decision still goes through [`Engine::decide`].
+    pub fn explain(&self, q: &Query) -> Result<crate::policy::explain::Explanation, DecisionError> {
+        let snap = self.snapshot();
+        let (request, built) = self.request_and_entities(q, &snap)?;
+        Ok(crate::policy::explain::explain(
+            &snap,
+            &request,
+            &built.entities,
+        ))
+    }
+
+    /// The checked request and the entities it is decided with.
+    fn request_and_entities(
+        &self,
+        q: &Query,
+        snap: &PolicySnapshot,
+    ) -> Result<(Request, Arc<Built>), DecisionError> {
+        let (request, context) = checked_request(q, snap)?;
         let key = SliceKey {
             principal: q.principal.clone(),
             action: q.action.clone(),
             resource: q.resource.clone(),
             context_refs: context_entities(&context, q.context.as_object()),
         };
-        let built = self.entities(key, &snap)?;
-        let response = self
-            .authorizer
-            .is_authorized(&request, policies, &built.entities);
-        Ok(verdict(&snap, policies, &response, built.missing.clone()))
+        Ok((request, self.entities(key, snap)?))
     }
 
     /// The request's entities: from the cache when nothing they were built

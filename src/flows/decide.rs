@@ -512,13 +512,17 @@ pub fn entity_ref(v: &Value) -> String {
 }
 
 /// The context worth recording: absent when empty; `actingFor` (already
-/// its own field) left out. Entity references are shortened to their uid
-/// string to keep `/v1/authorize` records small.
+/// its own field) and the sidecar's clock attributes (the record's own time
+/// is that clock; the calendar's feed records say what the calendar held)
+/// left out. Entity references are shortened to their uid string to keep
+/// `/v1/authorize` records small.
 fn compact_context(context: &Value) -> Option<Value> {
     let map = context.as_object()?;
     let kept: serde_json::Map<String, Value> = map
         .iter()
-        .filter(|(k, _)| k.as_str() != ACTING_FOR)
+        .filter(|(k, _)| {
+            k.as_str() != ACTING_FOR && !super::clock::CLOCK_ATTRIBUTES.contains(&k.as_str())
+        })
         .map(|(k, v)| (k.clone(), shorten_entities(v)))
         .collect();
     (!kept.is_empty()).then_some(Value::Object(kept))

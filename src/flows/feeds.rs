@@ -1,6 +1,7 @@
 //! Feeds from the bureau's other systems (admin scope): real-name collection
 //! results from the mobile tax app, and the legal representative and finance
-//! head on file in the core tax system (金税三期), which sync staff reads.
+//! head on file in the core tax system (金税三期), which sync staff reads;
+//! and the workday calendar (工作日历) business rules may read.
 
 use serde::Serialize;
 use serde_json::json;
@@ -10,8 +11,8 @@ use crate::audit::{AuditError, Target};
 use crate::domain::EntityKind;
 use crate::ids::{CreditCode, PersonKey, Phone};
 use crate::store::{
-    owned_key, split_owned_key, CoreOfficer, CoreOfficersRecord, EnterpriseRecord, IdentityType,
-    PersonRecord, StaffRecord, StoreError, StoreWriter,
+    owned_key, split_owned_key, CalendarYearRecord, CoreOfficer, CoreOfficersRecord,
+    EnterpriseRecord, IdentityType, PersonRecord, StaffRecord, StoreError, StoreWriter,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +228,72 @@ pub async fn log_demotions(
         decider.record(event).await?;
     }
     Ok(())
+}
+
+/// Replaces one year's workday calendar (调休: weekend workdays and weekday
+/// holidays), as the bureau's feed publishes it after the State Council's
+/// notice. Every date must be a real `YYYY-MM-DD` of that year, and none
+/// both a workday and a holiday.
+pub async fn record_calendar(
+    decider: &Decider,
+    year: &str,
+    calendar: CalendarYearRecord,
+) -> Result<FeedOutcome, FeedError> {
+    let invalid = |field: &str, message: String| FeedError::Invalid {
+        field: field.into(),
+        message,
+    };
+    if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid("year", "must be four digits, e.g. 2026".into()));
+    }
+    for (field, dates) in [
+        ("workdays", &calendar.workdays),
+        ("holidays", &calendar.holidays),
+    ] {
+        for (i, date) in dates.iter().enumerate() {
+            if !is_date_of_year(date, year) {
+                return Err(invalid(
+                    &format!("{field}[{i}]"),
+                    format!("{date:?} is not a date YYYY-MM-DD of {year}"),
+                ));
+            }
+        }
+    }
+    if let Some(both) = calendar.workdays.intersection(&calendar.holidays).next() {
+        return Err(invalid(
+            "holidays",
+            format!("{both} is also listed as a workday"),
+        ));
+    }
+    let event = Event::unasked(
+        "admin.calendar",
+        "admin",
+        "admin.calendar",
+        "Etax::Calendar",
+        "",
+    )
+    .with_change(
+        json!({ "year": year, "workdays": calendar.workdays, "holidays": calendar.holidays }),
+    );
+    let key = year.to_owned();
+    let created = logged_write(decider, event, move |w| {
+        let created = w.get::<CalendarYearRecord>(&key)?.is_none();
+        w.put(&key, &calendar)?;
+        Ok(created)
+    })
+    .await?;
+    Ok(FeedOutcome { created })
+}
+
+/// `YYYY-MM-DD`, a day that exists, in `year`.
+fn is_date_of_year(date: &str, year: &str) -> bool {
+    use crate::audit::time::{format_time, parse_time, Offset};
+    date.len() == 10
+        && date.starts_with(year)
+        && parse_time(date, 0, Offset::BEIJING)
+            // A date that does not exist (02-30) would roll over: it must
+            // read back as itself.
+            .is_ok_and(|ms| format_time(ms, Offset::BEIJING).starts_with(date))
 }
 
 /// Runs a feed's store write (one transaction, on the blocking pool) with

@@ -5,6 +5,7 @@
 //! records the decision in the decision log, and only then answers. No rule
 //! is decided here: the rules are in `policies/`.
 
+pub mod clock;
 pub mod decide;
 pub mod feeds;
 pub mod login;

@@ -89,3 +89,25 @@ pub async fn core_officers(
     let finance_head = officer("finance_head", body.finance_head)?;
     Ok(feeds::record_core_officers(&state.decider, &enterprise, legal_rep, finance_head).await?)
 }
+
+/// `PUT /v1/admin/calendar/{year}`: the year's adjusted days (调休).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarBody {
+    #[serde(default)]
+    pub workdays: std::collections::BTreeSet<String>,
+    #[serde(default)]
+    pub holidays: std::collections::BTreeSet<String>,
+}
+
+pub async fn calendar(
+    state: &AppState,
+    year: &str,
+    body: CalendarBody,
+) -> Result<FeedOutcome, ApiError> {
+    let record = crate::store::CalendarYearRecord {
+        workdays: body.workdays,
+        holidays: body.holidays,
+    };
+    Ok(feeds::record_calendar(&state.decider, year, record).await?)
+}

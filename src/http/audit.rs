@@ -407,7 +407,7 @@ fn internal(message: &str) -> ApiError {
 }
 
 /// `a=1&b=x%20y` → pairs, percent- and `+`-decoded.
-fn params(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+pub(crate) fn params(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
     let Some(q) = query else {
         return Ok(Vec::new());
     };

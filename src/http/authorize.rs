@@ -244,18 +244,32 @@ const VERIFIED_FACTS: [&str; 2] = ["factors", "hasPassword"];
 
 /// The question a request asks: with its own principal, or with the
 /// session's principal and acting-for enterprise.
-async fn query_of(state: &AppState, mut body: AuthorizeRequest) -> Result<Query, ApiError> {
-    match body.session.take() {
+pub(crate) async fn query_of(
+    state: &AppState,
+    mut body: AuthorizeRequest,
+) -> Result<Query, ApiError> {
+    let mut query = match body.session.take() {
         Some(token) => session_query(state, body, &token).await,
         None => to_query(body),
-    }
+    }?;
+    // The time comes from the sidecar's clock (`flows::clock`), never the caller's.
+    let snap = state.engine.snapshot();
+    crate::flows::clock::stamp(state.engine.store(), &snap, &mut query, crate::now_ms())?;
+    Ok(query)
 }
 
 pub async fn authorize(
     state: &AppState,
     body: AuthorizeRequest,
 ) -> Result<AuthorizeResponse, ApiError> {
-    let query = query_of(state, body).await?;
+    decide_one(state, query_of(state, body).await?).await
+}
+
+/// One question through the decision path, its record enqueued.
+pub(crate) async fn decide_one(
+    state: &AppState,
+    query: Query,
+) -> Result<AuthorizeResponse, ApiError> {
     let decider = &state.decider;
     let (response, event) = AuthorizeResponse::answer("authorize", decider.ask(query)?);
     decider.enqueue(vec![event]).await?;

@@ -17,6 +17,7 @@ pub mod login;
 pub mod maintenance;
 pub mod openapi;
 pub mod options;
+pub mod policies;
 pub mod request_id;
 pub mod routes;
 pub mod status;
@@ -402,7 +403,13 @@ async fn dispatch(
         caller,
     } = c;
     match handler {
-        H::Authorize => ok(&authorize::authorize(state, read_json(state, req).await?).await?),
+        H::Authorize => {
+            let body = read_json(state, req).await?;
+            if policies::explain_wanted(query)? {
+                return ok(&policies::authorize_explained(state, body).await?);
+            }
+            ok(&authorize::authorize(state, body).await?)
+        }
         H::AuthorizeBatch => {
             ok(&authorize::authorize_batch(state, read_json(state, req).await?).await?)
         }
@@ -413,6 +420,12 @@ async fn dispatch(
             let body = read_json(state, req).await?;
             ok(&admin::core_officers(state, &enterprise, body).await?)
         }
+        H::Calendar => {
+            let year = path["/v1/admin/calendar/".len()..].to_owned();
+            let body = read_json(state, req).await?;
+            ok(&admin::calendar(state, &year, body).await?)
+        }
+        H::Policies => ok(&policies::list(state, query)?),
         H::Functions => ok(&functions(state)?),
         H::Maintenance => {
             let rest = path["/v1/maintenance".len()..].to_owned();

@@ -19,6 +19,9 @@ pub enum Handler {
     Login,
     RealName,
     CoreOfficers,
+    Calendar,
+    /// The policies the index holds for an action (`http::policies`).
+    Policies,
     Functions,
     /// Staff maintenance and agency recognition (`maintenance::route`).
     Maintenance,
@@ -148,6 +151,11 @@ pub static ROUTES: &[Route] = &[
     route(M::PUT, "/v1/admin/enterprises/{credit_code}/core-officers", H::CoreOfficers, ADMIN,
           "Feed an enterprise's officers from the core system")
         .body(schema_of::<admin::CoreOfficersBody>),
+    route(M::PUT, "/v1/admin/calendar/{year}", H::Calendar, ADMIN,
+          "Feed a year's workday calendar (adjusted workdays and holidays)")
+        .body(schema_of::<admin::CalendarBody>),
+    // The rules a caller is decided by are not secret: see `http::policies`.
+    route(M::GET, "/v1/policies", H::Policies, AUTHZ, "The policies indexed for an action"),
     route(M::GET, "/v1/functions", H::Functions, MAINTAIN, "The business-function catalogue"),
     maint(M::GET, "/v1/maintenance/staff", "List the enterprise's staff"),
     maint(M::POST, "/v1/maintenance/staff", "Add a staff member")

@@ -108,6 +108,7 @@ pub fn status(state: &AppState) -> serde_json::Value {
             "failed": reload.failures(),
         },
         "last_reload_error": reload.last_error(),
+        "last_reload_change": reload.last_change(),
     })
 }
 

@@ -6,8 +6,12 @@
 //! one through an `ArcSwap`, so evaluation never waits on a reload.
 
 pub mod archive;
+pub mod changes;
 mod diagnostics;
+pub mod diff;
+pub mod explain;
 pub mod format;
+pub mod lint;
 mod refusal;
 pub mod reload;
 pub mod testing;

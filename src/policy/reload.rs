@@ -23,6 +23,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use super::changes::PolicyChanges;
+use super::lint::KnownIds;
 use super::{LoadError, PolicySnapshot, Sources};
 
 /// What set off a reload.
@@ -61,6 +63,18 @@ pub struct ReloadStatus {
     successes: AtomicU64,
     failures: AtomicU64,
     last_error: Mutex<Option<ReloadFailure>>,
+    last_change: Mutex<Option<ReloadChange>>,
+}
+
+/// What the last successful reload changed, as `/v1/status` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadChange {
+    pub at_ms: u64,
+    pub trigger: &'static str,
+    pub old_version: String,
+    pub policy_version: String,
+    #[serde(flatten)]
+    pub policies: PolicyChanges,
 }
 
 impl ReloadStatus {
@@ -76,6 +90,15 @@ impl ReloadStatus {
     /// succeeds.
     pub fn last_error(&self) -> Option<ReloadFailure> {
         self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The policy ids the most recent successful reload added, removed or
+    /// changed; `None` before the first reload.
+    pub fn last_change(&self) -> Option<ReloadChange> {
+        self.last_change
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -101,6 +124,10 @@ pub struct Loaded<'a> {
 /// first; the policy layer knows nothing of the decision log.
 pub type OnLoad = Arc<dyn Fn(&Loaded<'_>) + Send + Sync>;
 
+/// The entity ids that exist now (read at each reload), for strict mode's
+/// lint; the policy layer cannot read the store itself.
+pub type KnownIdsFn = Arc<dyn Fn() -> KnownIds + Send + Sync>;
+
 /// Loads, validates and swaps in policy sets.
 #[derive(Clone)]
 pub struct Reloader {
@@ -109,6 +136,8 @@ pub struct Reloader {
     active: Arc<ArcSwap<PolicySnapshot>>,
     status: Arc<ReloadStatus>,
     on_load: Option<OnLoad>,
+    /// `serve --strict-reload`: warnings and lints reject a set.
+    strict: Option<KnownIdsFn>,
 }
 
 impl Reloader {
@@ -124,6 +153,27 @@ impl Reloader {
             active,
             status,
             on_load: None,
+            strict: None,
+        }
+    }
+
+    /// Rejects a reload whose set has validator warnings or lint findings
+    /// (against the ids `known` returns then), as an invalid one is.
+    pub fn strict(mut self, known: KnownIdsFn) -> Self {
+        self.strict = Some(known);
+        self
+    }
+
+    /// The snapshot, unless strict mode finds something wrong with it.
+    fn strict_check(&self, s: &Sources, snap: PolicySnapshot) -> Result<PolicySnapshot, LoadError> {
+        let Some(known) = &self.strict else {
+            return Ok(snap);
+        };
+        let problems = super::lint::strict_problems(&snap, s, &known());
+        if problems.is_empty() {
+            Ok(snap)
+        } else {
+            Err(LoadError::Invalid(problems))
         }
     }
 
@@ -144,6 +194,7 @@ impl Reloader {
         let version = sources.as_ref().map(Sources::version).unwrap_or_default();
         let loaded = sources.and_then(|s| {
             PolicySnapshot::from_sources(&s.schema_file, &s.schema, &s.policy_files)
+                .and_then(|snap| self.strict_check(&s, snap))
                 .map(|snap| (s, snap))
         });
         match loaded {
@@ -166,13 +217,28 @@ impl Reloader {
                 for w in snapshot.warnings() {
                     tracing::warn!("{w}");
                 }
+                let change = PolicyChanges::between(&old, &snapshot);
                 tracing::info!(
                     trigger = trigger.as_str(),
                     old_version = old.version(),
                     policy_version = snapshot.version(),
                     policies = snapshot.policies().policies().count(),
+                    added = ?change.added,
+                    removed = ?change.removed,
+                    changed = ?change.changed,
                     "policies reloaded"
                 );
+                *self
+                    .status
+                    .last_change
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(ReloadChange {
+                    at_ms: crate::now_ms(),
+                    trigger: trigger.as_str(),
+                    old_version: old.version().to_owned(),
+                    policy_version: snapshot.version().to_owned(),
+                    policies: change,
+                });
                 Ok(snapshot)
             }
             Err(e) => {

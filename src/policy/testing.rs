@@ -45,6 +45,10 @@ use super::PolicySnapshot;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Suite {
+    /// The JSON Schema editors check the file against
+    /// (`suite.schema.json`); ignored here.
+    #[serde(default, rename = "$schema")]
+    pub json_schema: Option<String>,
     /// Shown in the output; the file stem when absent.
     #[serde(default)]
     pub name: Option<String>,
@@ -63,8 +67,11 @@ pub struct Suite {
 pub enum EntitySource {
     /// A fixture file in Cedar's JSON entity format, relative to the suite.
     File(String),
-    /// Cedar JSON entities written in the suite.
-    Inline(Vec<serde_json::Value>),
+    /// A list of fixture file paths (strings, relative to the suite) and
+    /// entities in Cedar's JSON format (objects), read in order: an entity
+    /// whose uid an earlier item already gave replaces it, so a suite can
+    /// take a shared fixture and add or change a few entities.
+    List(Vec<serde_json::Value>),
 }
 
 /// The decision a case expects.
@@ -126,8 +133,15 @@ pub enum SuiteError {
 pub struct CaseResult {
     pub suite: String,
     pub name: String,
+    /// The suite file, and the case's index in its `cases` (from 0).
+    pub file: String,
+    pub index: usize,
     /// `None` when the case passed; otherwise what differed.
     pub failure: Option<String>,
+    /// For a failed case: its context, and the explain trace of every
+    /// policy the action's index holds (`super::explain`).
+    pub context: serde_json::Value,
+    pub trace: Vec<String>,
 }
 
 /// What one case's evaluation produced.
@@ -192,6 +206,14 @@ impl Report {
         self.cases.len() - self.passed() + self.errors.len()
     }
 
+    /// Keeps the coverage of the policies some case evaluated: when only
+    /// some suites or cases ran, the others' policies are not this run's
+    /// gaps.
+    pub fn keep_coverage_of_what_ran(&mut self) {
+        self.coverage
+            .retain(|_, c| c.allow_cases + c.deny_cases > 0);
+    }
+
     /// Policies not covered both ways, with what is missing.
     pub fn gaps(&self) -> impl Iterator<Item = (&str, &PolicyCoverage, &'static str)> {
         self.coverage
@@ -206,7 +228,9 @@ pub fn suite_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.is_file() && path.extension().is_some_and(|e| e == "json") {
+        // `*.schema.json` is the suites' JSON Schema, not a suite.
+        let schema = path.to_string_lossy().ends_with(".schema.json");
+        if path.is_file() && path.extension().is_some_and(|e| e == "json") && !schema {
             files.push(path);
         }
     }
@@ -215,10 +239,12 @@ pub fn suite_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Runs suite files against `snapshot`, calling `on_case` as each case
-/// finishes (the CLI prints from it).
+/// finishes (the CLI prints from it). With `filter`, only the cases whose
+/// `suite :: name` contains it run.
 pub fn run_files(
     snapshot: &PolicySnapshot,
     files: &[PathBuf],
+    filter: Option<&str>,
     mut on_case: impl FnMut(&CaseResult),
 ) -> Report {
     let mut report = Report {
@@ -241,7 +267,7 @@ pub fn run_files(
     };
     for file in files {
         match load_suite(file) {
-            Ok(suite) => run_suite(snapshot, file, &suite, &mut report, &mut on_case),
+            Ok(suite) => run_suite(snapshot, file, &suite, filter, &mut report, &mut on_case),
             Err(e) => report.errors.push(e),
         }
     }
@@ -250,6 +276,11 @@ pub fn run_files(
 
 /// Reads and parses one suite file.
 pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
+    read_json(path)
+}
+
+/// Reads and parses a suite or fixture file, errors naming it.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SuiteError> {
     let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Io {
         path: path.display().to_string(),
         source,
@@ -260,11 +291,13 @@ pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
     })
 }
 
-/// Runs one parsed suite; `path` names it and anchors its fixture file.
+/// Runs one parsed suite (the cases `filter` selects); `path` names it and
+/// anchors its fixture files.
 pub fn run_suite(
     snapshot: &PolicySnapshot,
     path: &Path,
     suite: &Suite,
+    filter: Option<&str>,
     report: &mut Report,
     on_case: &mut dyn FnMut(&CaseResult),
 ) {
@@ -273,6 +306,13 @@ pub fn run_suite(
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
+    let selected =
+        |case: &Case| filter.is_none_or(|f| format!("{suite_name} :: {}", case.name).contains(f));
+    // A suite the filter leaves nothing of is not even loaded; one without
+    // cases still has its entities checked.
+    if filter.is_some() && !suite.cases.iter().any(selected) {
+        return;
+    }
     let entities = match suite_entities(path, suite, snapshot.schema()) {
         Ok(e) => e,
         Err(e) => {
@@ -281,72 +321,95 @@ pub fn run_suite(
         }
     };
     let authorizer = Authorizer::new();
-    for case in &suite.cases {
-        let failure = match evaluate(snapshot, &authorizer, &entities, suite, case) {
+    for (index, case) in suite.cases.iter().enumerate().filter(|(_, c)| selected(c)) {
+        let request = request_of(snapshot, suite, case);
+        let outcome = request
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|r| evaluate(snapshot, &authorizer, &entities, r));
+        let failure = match &outcome {
             Ok(outcome) => {
-                record_coverage(snapshot, &outcome, &mut report.coverage);
-                compare(case, &outcome)
+                record_coverage(snapshot, outcome, &mut report.coverage);
+                compare(case, outcome)
             }
             Err(message) => Some(format!("request could not be evaluated: {message}")),
+        };
+        let trace = match (&failure, &request) {
+            (Some(_), Ok(r)) => super::explain::explain(snapshot, r, &entities).lines(),
+            _ => Vec::new(),
         };
         let result = CaseResult {
             suite: suite_name.clone(),
             name: case.name.clone(),
+            file: path.display().to_string(),
+            index,
             failure,
+            context: case.context.clone(),
+            trace,
         };
         on_case(&result);
         report.cases.push(result);
     }
 }
 
+/// The suite's entities: its fixture files and inline entities, in order,
+/// a later entity replacing an earlier one of the same uid.
 fn suite_entities(path: &Path, suite: &Suite, schema: &Schema) -> Result<Entities, SuiteError> {
-    let (origin, json) = match &suite.entities {
-        EntitySource::Inline(list) => (path.to_path_buf(), serde_json::Value::Array(list.clone())),
-        EntitySource::File(rel) => {
-            let fixture = path.parent().unwrap_or(Path::new(".")).join(rel);
-            let text = std::fs::read_to_string(&fixture).map_err(|source| SuiteError::Io {
-                path: fixture.display().to_string(),
-                source,
-            })?;
-            let json = serde_json::from_str(&text).map_err(|source| SuiteError::Syntax {
-                path: fixture.display().to_string(),
-                source,
-            })?;
-            (fixture, json)
-        }
+    let items = match &suite.entities {
+        EntitySource::File(rel) => vec![serde_json::Value::String(rel.clone())],
+        EntitySource::List(items) => items.clone(),
     };
+    let mut by_uid: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut origin = path.display().to_string();
+    for item in items {
+        let entities = match item {
+            serde_json::Value::String(rel) => {
+                let fixture = path.parent().unwrap_or(Path::new(".")).join(&rel);
+                origin = fixture.display().to_string();
+                // An array of entities in Cedar's JSON format.
+                read_json::<Vec<serde_json::Value>>(&fixture)?
+            }
+            entity => vec![entity],
+        };
+        for e in entities {
+            by_uid.insert(e.get("uid").map(|u| u.to_string()).unwrap_or_default(), e);
+        }
+    }
+    let json = serde_json::Value::Array(by_uid.into_values().collect());
     Entities::from_json_value(json, Some(schema)).map_err(|e| SuiteError::Entities {
-        path: origin.display().to_string(),
+        path: origin,
         message: error_chain(&e),
     })
+}
+
+/// The case as a Cedar request, checked against the schema.
+fn request_of(snapshot: &PolicySnapshot, suite: &Suite, case: &Case) -> Result<Request, String> {
+    let ns = suite.namespace.as_deref();
+    let principal = parse_uid(ns, "principal", &case.principal)?;
+    let action = parse_uid(ns, "action", &case.action)?;
+    let resource = parse_uid(ns, "resource", &case.resource)?;
+    let schema = snapshot.schema();
+    if snapshot.policies_for(&action).is_none() {
+        return Err(format!("action: {action} is not an action of the schema"));
+    }
+    let context = Context::from_json_value(case.context.clone(), Some((schema, &action)))
+        .map_err(|e| format!("context: {}", error_chain(&e)))?;
+    Request::new(principal, action, resource, context, Some(schema)).map_err(|e| error_chain(&e))
 }
 
 fn evaluate(
     snapshot: &PolicySnapshot,
     authorizer: &Authorizer,
     entities: &Entities,
-    suite: &Suite,
-    case: &Case,
+    request: &Request,
 ) -> Result<Outcome, String> {
-    let ns = suite.namespace.as_deref();
-    let principal = parse_uid(ns, "principal", &case.principal)?;
-    let action = parse_uid(ns, "action", &case.action)?;
-    let resource = parse_uid(ns, "resource", &case.resource)?;
-    let schema = snapshot.schema();
+    let action = request.action().cloned().ok_or("action: unknown")?;
     // The server's path: only the policies indexed under this action.
     let policies = snapshot
         .policies_for(&action)
         .ok_or_else(|| format!("action: {action} is not an action of the schema"))?;
-    let context = Context::from_json_value(case.context.clone(), Some((schema, &action)))
-        .map_err(|e| format!("context: {}", error_chain(&e)))?;
-    let request = Request::new(principal, action.clone(), resource, context, Some(schema))
-        .map_err(|e| error_chain(&e))?;
-    let response = authorizer.is_authorized(&request, policies, entities);
-    let errors: Vec<String> = response
-        .diagnostics()
-        .errors()
-        .map(|e| e.to_string())
-        .collect();
+    let response = authorizer.is_authorized(request, policies, entities);
+    let errors = super::explain::evaluation_errors(&response);
     if !errors.is_empty() {
         // Fail closed, as the server does; the author must see why.
         return Err(format!(
@@ -420,7 +483,7 @@ fn record_coverage(
 }
 
 /// `Type::"id"`, with `namespace::` put in front when it is left out.
-fn parse_uid(namespace: Option<&str>, field: &str, text: &str) -> Result<EntityUid, String> {
+pub fn parse_uid(namespace: Option<&str>, field: &str, text: &str) -> Result<EntityUid, String> {
     let full = match namespace {
         Some(ns) if !text.starts_with(&format!("{ns}::")) => format!("{ns}::{text}"),
         _ => text.to_owned(),
@@ -467,11 +530,12 @@ mod tests {
 
     fn run(suite: serde_json::Value) -> Report {
         let suite: Suite = serde_json::from_value(suite).unwrap();
-        let mut report = run_files(&snapshot(), &[], |_| {});
+        let mut report = run_files(&snapshot(), &[], None, |_| {});
         run_suite(
             &snapshot(),
             Path::new("t.json"),
             &suite,
+            None,
             &mut report,
             &mut |_: &CaseResult| {},
         );
@@ -549,5 +613,58 @@ mod tests {
         assert!(report.errors[0]
             .to_string()
             .contains("do not match the schema"));
+    }
+
+    #[test]
+    fn fixture_files_and_inline_entities_combine_and_later_ones_win() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f.json"), entities().to_string()).unwrap();
+        let suite: Suite = serde_json::from_value(serde_json::json!({
+            "$schema": "suite.schema.json",
+            "entities": ["f.json",
+                { "uid": { "type": "User", "id": "bob" }, "attrs": { "admin": true }, "parents": [] },
+                { "uid": { "type": "User", "id": "carol" }, "attrs": { "admin": false }, "parents": [] }],
+            "cases": [
+                { "name": "bob, made admin inline, writes", "principal": "User::\"bob\"",
+                  "action": "Action::\"write\"", "resource": "Doc::\"d\"", "decision": "allow" },
+                { "name": "carol writes (wrong)", "principal": "User::\"carol\"",
+                  "action": "Action::\"write\"", "resource": "Doc::\"d\"", "decision": "allow" },
+                { "name": "carol reads", "principal": "User::\"carol\"",
+                  "action": "Action::\"read\"", "resource": "Doc::\"d\"", "decision": "allow" }
+            ]
+        }))
+        .unwrap();
+        let path = dir.path().join("t.json");
+        let mut report = Report::default();
+        run_suite(
+            &snapshot(),
+            &path,
+            &suite,
+            Some("writes"),
+            &mut report,
+            &mut |_| {},
+        );
+        assert_eq!(report.cases.len(), 2, "the filter leaves the read case out");
+        assert_eq!(
+            (report.passed(), report.failed()),
+            (1, 1),
+            "{:?}",
+            report.cases
+        );
+        let failed = &report.cases[1];
+        assert_eq!(failed.index, 1);
+        assert!(failed.file.ends_with("t.json"));
+        assert!(
+            failed
+                .trace
+                .iter()
+                .any(|l| l.contains("write.admin") && l.contains("does not apply")),
+            "{:?}",
+            failed.trace
+        );
+        assert!(failed
+            .trace
+            .iter()
+            .any(|l| l.contains("principal.admin") && l.contains("false")));
     }
 }

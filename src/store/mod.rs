@@ -108,6 +108,7 @@ impl Store {
             }
             w.txn.open_table(TAXPAYER_IDS)?;
             w.txn.open_table(COUNTERS)?;
+            w.txn.open_table(CalendarYearRecord::TABLE)?;
             Ok::<_, StoreError>(())
         })?;
         Ok(store)

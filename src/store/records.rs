@@ -273,3 +273,25 @@ impl Record for ClientOfRecord {
     const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
         TableDefinition::new("clients_of_agency");
 }
+
+/// The workday calendar of one year (工作日历), keyed by the year
+/// (`"2026"`): the days whose status differs from the Monday–Friday rule,
+/// as the State Council's notice sets them each year and the bureau's feed
+/// sends them. Not an identity (it does not count for "store is empty")
+/// and not an entity input: decisions read it into the context, which the
+/// built-entities cache does not hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CalendarYearRecord {
+    /// 调休上班: weekend days that are workdays (`YYYY-MM-DD`).
+    #[serde(default)]
+    pub workdays: BTreeSet<String>,
+    /// 法定节假日: weekdays that are not (`YYYY-MM-DD`).
+    #[serde(default)]
+    pub holidays: BTreeSet<String>,
+}
+
+impl Record for CalendarYearRecord {
+    const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
+        TableDefinition::new("calendar_years");
+    const DECISION_INPUT: bool = false;
+}

@@ -759,3 +759,33 @@ pub fn cli_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+/// `serve --demo` over copies of the bundled policies and schema in `tmp`
+/// (which a test may then edit under the running server), with `extra`
+/// flags.
+pub fn demo_over_copied_policies(tmp: &Path, extra: &[&str]) -> Server {
+    let root = Path::new(CRATE_ROOT);
+    copy_dir(&root.join("policies"), &tmp.join("policies"));
+    let schema = tmp.join("etax.cedarschema");
+    std::fs::copy(root.join("schemas/etax.cedarschema"), &schema).unwrap();
+    let policies = tmp.join("policies");
+    let mut args = vec![
+        "--policies",
+        policies.to_str().unwrap(),
+        "--schema",
+        schema.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Server::demo_in(&tmp.join("data"), &args)
+}
+
+/// Polls `done` until it holds (20 s at most).
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,175 @@
+//! The sidecar's clock in business questions: `context.now` (a Cedar
+//! `datetime` at Beijing's +08:00), `context.localTime` (the Beijing clock
+//! time as a `duration` since midnight) and `context.workday` (the day by
+//! the bureau's workday calendar, 调休 included), so a policy can say
+//! "workdays 08:00–20:00" without trusting the caller's clock.
+//!
+//! Only business questions (`useFunction`) get them: no login or
+//! maintenance rule depends on time today, and adding them there later is
+//! as backward-compatible as here (the schema declares them optional). A
+//! caller that sends any of them is refused, not overwritten: a caller who
+//! believes its own clock counts should learn that it does not.
+//!
+//! `localTime` exists because Cedar's `datetime.toTime()` is the time of
+//! day in UTC: "08:00 in Beijing" would otherwise be written
+//! `context.now.offset(duration("8h")).toTime() >= duration("8h")`.
+
+use std::sync::Mutex;
+
+use cedar_policy::{Context, EntityUid};
+use serde_json::{json, Value};
+
+use crate::audit::time::{format_time, Offset};
+use crate::decision::{DecisionError, Query};
+use crate::domain::Action;
+use crate::policy::PolicySnapshot;
+use crate::store::{CalendarYearRecord, Store};
+
+/// The context attributes the sidecar sets, and no caller may.
+pub const CLOCK_ATTRIBUTES: [&str; 3] = ["now", "localTime", "workday"];
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Adds the clock attributes the served schema declares to a business
+/// question's context (others are left as they are); refuses a question
+/// whose context already has one.
+pub fn stamp(
+    store: &Store,
+    snap: &PolicySnapshot,
+    query: &mut Query,
+    now_ms: u64,
+) -> Result<(), DecisionError> {
+    for name in CLOCK_ATTRIBUTES {
+        if query.context.get(name).is_some() {
+            return Err(DecisionError::Invalid {
+                field: format!("context.{name}"),
+                message: "is set by the sidecar from its own clock; do not send it".into(),
+            });
+        }
+    }
+    if query.action != Action::UseFunction.uid() {
+        return Ok(());
+    }
+    let day = Day::of(now_ms);
+    let calendar = store
+        .read()?
+        .get::<CalendarYearRecord>(&day.date[..4])?
+        .unwrap_or_default();
+    let values = [
+        day.now.clone(),
+        json!({ "__extn": { "fn": "duration", "arg": format!("{}ms", day.ms_since_midnight) } }),
+        json!(is_workday(&calendar, &day)),
+    ];
+    let declared = declared(snap, &query.action);
+    if let Some(context) = query.context.as_object_mut() {
+        for ((name, value), declared) in CLOCK_ATTRIBUTES.into_iter().zip(values).zip(declared) {
+            if declared {
+                context.insert(name.into(), value);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Which clock attributes the action's context type declares, per policy
+/// version. A binary deployed before the schema that declares them must
+/// not add them — the schema would refuse the context and turn every
+/// business question into a 400 — so the schema decides, at each reload.
+fn declared(snap: &PolicySnapshot, action: &EntityUid) -> [bool; 3] {
+    static CACHE: Mutex<Option<(String, [bool; 3])>> = Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((version, found)) = cache.as_ref() {
+        if version == snap.version() {
+            return *found;
+        }
+    }
+    let sample = Day::of(0);
+    let samples = [
+        sample.now,
+        json!({ "__extn": { "fn": "duration", "arg": "0ms" } }),
+        json!(true),
+    ];
+    // The attributes are optional, so each alone is a valid context
+    // exactly when the context type declares it.
+    let mut found = [false; 3];
+    for ((name, sample), found) in CLOCK_ATTRIBUTES.iter().zip(samples).zip(&mut found) {
+        let context = json!({ *name: sample });
+        *found = Context::from_json_value(context, Some((snap.schema(), action))).is_ok();
+    }
+    *cache = Some((snap.version().to_owned(), found));
+    found
+}
+
+/// One instant as the bureau's clock reads it.
+#[derive(Debug, Clone)]
+pub struct Day {
+    /// `YYYY-MM-DD` in Beijing.
+    pub date: String,
+    /// 0 = Monday … 6 = Sunday.
+    pub weekday: u8,
+    pub ms_since_midnight: i64,
+    /// The instant as a Cedar `datetime` extension value.
+    pub now: Value,
+}
+
+impl Day {
+    pub fn of(now_ms: u64) -> Self {
+        let text = format_time(now_ms, Offset::BEIJING);
+        let local = now_ms as i64 + 8 * 3_600_000;
+        let days = local.div_euclid(DAY_MS);
+        // Cedar's datetime takes `+0800`, not RFC 3339's `+08:00`.
+        let cedar = format!("{}{}", &text[..text.len() - 3], &text[text.len() - 2..]);
+        Day {
+            date: text[..10].to_owned(),
+            // 1970-01-01 was a Thursday.
+            weekday: (days + 3).rem_euclid(7) as u8,
+            ms_since_midnight: local.rem_euclid(DAY_MS),
+            now: json!({ "__extn": { "fn": "datetime", "arg": cedar } }),
+        }
+    }
+}
+
+/// A workday: Monday–Friday unless the calendar makes it a holiday, or a
+/// weekend day the calendar makes a workday (调休).
+pub fn is_workday(calendar: &CalendarYearRecord, day: &Day) -> bool {
+    if calendar.workdays.contains(&day.date) {
+        return true;
+    }
+    day.weekday < 5 && !calendar.holidays.contains(&day.date)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-10-01T09:30:00+08:00 (a Thursday, National Day).
+    const NATIONAL_DAY_0930: u64 = 1_790_818_200_000;
+
+    #[test]
+    fn beijing_date_weekday_and_cedar_datetime() {
+        let d = Day::of(NATIONAL_DAY_0930);
+        assert_eq!(d.date, "2026-10-01");
+        assert_eq!(d.weekday, 3);
+        assert_eq!(d.ms_since_midnight, (9 * 60 + 30) * 60_000);
+        assert_eq!(d.now["__extn"]["arg"], "2026-10-01T09:30:00.000+0800");
+        // 2026-10-01 01:00 Beijing is still 2026-09-30 in UTC.
+        assert_eq!(
+            Day::of(NATIONAL_DAY_0930 - 8 * 3_600_000 - 30 * 60_000).date,
+            "2026-10-01"
+        );
+    }
+
+    #[test]
+    fn the_calendar_overrides_the_weekday_rule() {
+        let mut cal = CalendarYearRecord::default();
+        let thursday = Day::of(NATIONAL_DAY_0930);
+        assert!(is_workday(&cal, &thursday));
+        cal.holidays.insert("2026-10-01".into());
+        assert!(!is_workday(&cal, &thursday));
+        let sunday = Day::of(NATIONAL_DAY_0930 + 10 * DAY_MS as u64); // 2026-10-11
+        assert_eq!((sunday.date.as_str(), sunday.weekday), ("2026-10-11", 6));
+        assert!(!is_workday(&cal, &sunday));
+        cal.workdays.insert("2026-10-11".into());
+        assert!(is_workday(&cal, &sunday));
+    }
+}
