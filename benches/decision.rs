@@ -103,7 +103,7 @@ fn decide(c: &mut Criterion) {
         assert!(engine.decide(&query).unwrap().allowed);
         // A question asked again while the store is unchanged reuses the
         // built request entities; the first one builds them from the store.
-        let fresh = engine.clone().with_cache_entries(0);
+        let fresh = engine.clone().with_cache_bytes(0);
         group.bench_with_input(
             BenchmarkId::new("built/stored_enterprises", n),
             &query,

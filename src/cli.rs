@@ -80,10 +80,8 @@ enum Command {
         /// reloads on SIGHUP only.
         #[arg(long, default_value_t = 500, env = "ETAX_RELOAD_POLL_MS")]
         reload_poll_ms: u64,
-        /// Built request entities to keep for repeated questions (dropped at
-        /// any identity write or policy reload); 0 builds every one afresh.
-        #[arg(long, default_value_t = crate::decision::DEFAULT_CACHE_ENTRIES, env = "ETAX_DECISION_CACHE_ENTRIES")]
-        decision_cache_entries: usize,
+        #[command(flatten)]
+        caches: crate::decision::CacheArgs,
         /// Key file of the decision log's person pseudonyms (default
         /// DATA/pseudonym.key, created 0600 on first start).
         #[arg(long, env = "ETAX_PSEUDONYM_KEY")]
@@ -486,7 +484,7 @@ pub fn main() -> ExitCode {
             accept_damaged_log,
             log_hash,
             reload_poll_ms,
-            decision_cache_entries,
+            caches,
             pseudonym_key,
             limits,
             time_offset,
@@ -508,7 +506,7 @@ pub fn main() -> ExitCode {
                 log_hash,
                 reload_poll: (reload_poll_ms > 0)
                     .then(|| std::time::Duration::from_millis(reload_poll_ms)),
-                decision_cache_entries,
+                caches,
                 pseudonym_key,
                 limits: limits.into_limits(),
                 time_offset,

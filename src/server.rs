@@ -54,8 +54,8 @@ pub struct ServeOptions {
     /// How often to look for changed policy files; `None` reloads on
     /// SIGHUP only.
     pub reload_poll: Option<std::time::Duration>,
-    /// Built request entities kept for repeated questions; 0 for none.
-    pub decision_cache_entries: usize,
+    /// Byte budgets of the built-entities cache and redb's page cache.
+    pub caches: crate::decision::CacheArgs,
     /// The key of the decision log's person pseudonyms; `None` keeps it in
     /// `DATA/pseudonym.key` (created on first start).
     pub pseudonym_key: Option<PathBuf>,
@@ -117,7 +117,10 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     for w in snapshot.warnings() {
         tracing::warn!("{w}");
     }
-    let store = Store::open(&store::identity_store_path(&opts.data_dir))?;
+    let store = Store::open_with_cache(
+        &store::identity_store_path(&opts.data_dir),
+        opts.caches.store_cache_bytes,
+    )?;
     let authn = Arc::new(Authn::new(opts.authn.clone())?);
     if let Some(demo) = &opts.demo {
         seed_demo(
@@ -170,7 +173,8 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         ));
     }
     let active = Arc::new(ArcSwap::from_pointee(snapshot));
-    let engine = Engine::new(store, active.clone()).with_cache_entries(opts.decision_cache_entries);
+    let engine =
+        Engine::new(store, active.clone()).with_cache_bytes(opts.caches.decision_cache_bytes);
     let pseudonyms = crate::audit::pseudonym::Pseudonyms::load_or_create(
         &crate::audit::pseudonym::key_path(&opts.data_dir, opts.pseudonym_key.as_deref()),
     )?;

@@ -41,6 +41,8 @@ pub struct Slice {
     pub entities: HashMap<EntityUid, Entity>,
     /// Entities asked for that the store does not hold.
     pub missing: HashSet<EntityUid>,
+    /// Attributes of all the entities: part of their memory estimate.
+    pub attributes: usize,
 }
 
 impl Slice {
@@ -89,6 +91,7 @@ impl Slice {
                 queue.extend(l.refs.iter().map(|r| (r.clone(), hops - 1)));
             }
         }
+        slice.attributes = loaded.values().map(|l| l.attributes).sum();
         slice.entities = loaded.into_iter().map(|(uid, l)| (uid, l.entity)).collect();
         Ok(slice)
     }
@@ -104,6 +107,7 @@ fn is_implicit(uid: &EntityUid) -> bool {
 
 struct Loaded {
     entity: Entity,
+    attributes: usize,
     parents: Vec<EntityUid>,
     /// Entities named by (non-set) attributes.
     refs: Vec<EntityUid>,
@@ -162,11 +166,13 @@ fn load(reader: &StoreReader, uid: &EntityUid) -> Result<Option<Loaded>, StoreEr
     else {
         return Ok(None);
     };
+    let attributes = attrs.len();
     let attrs = attrs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     let entity = Entity::new(uid.clone(), attrs, parents.iter().cloned().collect())
         .expect("attributes built from literals always evaluate");
     Ok(Some(Loaded {
         entity,
+        attributes,
         parents,
         refs,
     }))
