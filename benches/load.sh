@@ -65,32 +65,6 @@ prepare() {
   fi
 }
 
-# script FILE PRINCIPALS: the wrk script asking random questions.
-script() {
-  cat "$2" - >"$1" <<'LUA'
-local functions = {"vat_filing", "cit_filing", "iit_withholding", "invoice_purchase",
-  "invoice_issue", "social_insurance_fee", "tax_payment", "tax_certificate", "taxpayer_info"}
-local head = '{"action":"Action::\\"useFunction\\"","resource":"Function::\\"'
-function init(args)
-  math.randomseed(os.time() * 1000 + (tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 1000003))
-end
-function request()
-  local r, body = math.random(100)
-  local f = functions[math.random(#functions)]
-  if r <= 60 then
-    body = head .. f .. '\\"","principal":"Staff::\\"' .. clerks[math.random(#clerks)] .. '\\""}'
-  elseif r <= 85 then
-    body = head .. f .. '\\"","principal":"Staff::\\"' .. officers[math.random(#officers)] .. '\\""}'
-  else
-    local a = agents[math.random(#agents)]
-    body = head .. f .. '\\"","principal":"AgentStaff::\\"' .. a[1] ..
-      '\\"","context":{"actingFor":{"__entity":{"type":"Etax::Enterprise","id":"' .. a[2] .. '"}}}}'
-  end
-  return wrk.format("POST", "/v1/authorize", {["Content-Type"] = "application/json"}, body)
-end
-LUA
-}
-
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 
@@ -134,7 +108,7 @@ kill "$BARE_PID"
 
 for n in "${SIZES[@]}"; do
   prepare "$n"
-  script "$WORK/mix-$n.lua" "$CACHE/principals-$n.lua"
+  mix_lua "$WORK/mix-$n.lua" "$CACHE/principals-$n.lua"
   data="$WORK/data-$n"
   cp -r "$CACHE/data-$n" "$data"
   ETAX_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data "$data" "${SERVE_FLAGS[@]}" \
