@@ -53,16 +53,17 @@ pub struct SliceKey {
 /// locations, each entity's attributes in a map of evaluated values and its
 /// ancestors (the closure) in a hash set, a uid repeated per set it is in.
 /// Calibrated against resident memory (`cargo bench --bench decision --
-/// cache_bytes`, BENCHMARKS.md), rounded up.
+/// cache_bytes`: 11.3 kB resident per entry where a first set of constants
+/// said 9.0 kB; these are those ×1.25, BENCHMARKS.md).
 pub fn estimate_bytes(
     entities: usize,
     id_bytes: usize,
     attributes: usize,
     ancestors: usize,
 ) -> usize {
-    const ENTITY: usize = 640;
-    const ATTRIBUTE: usize = 160;
-    const ANCESTOR: usize = 288;
+    const ENTITY: usize = 800;
+    const ATTRIBUTE: usize = 200;
+    const ANCESTOR: usize = 360;
     entities * ENTITY + 2 * id_bytes + attributes * ATTRIBUTE + ancestors * ANCESTOR
 }
 
