@@ -82,7 +82,9 @@ fn no_decision_started_after_a_revoke_allows() {
 #[test]
 fn a_small_budget_bounds_the_cache_and_keeps_the_hot_question() {
     let dir = tempfile::tempdir().unwrap();
-    let budget = 256 * 1024;
+    // Split into shards of an equal share each: big enough for a few
+    // entries per shard, small beside 500 distinct questions.
+    let budget = 1024 * 1024;
     let engine = fixture::demo_engine(dir.path()).with_cache_bytes(budget);
     let hot = use_function("vat_filing");
     for round in 0..20 {
