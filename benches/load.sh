@@ -9,7 +9,8 @@
 # For each ENTERPRISES (default 100 and 100000: about 1,000 and 1,000,000
 # staff) it generates the bureau with `gen --seed 1` and imports it — both
 # kept under target/load-bench/ and reused by later runs, since the million
-# takes minutes — copies the imported store to a fresh data directory,
+# takes minutes (delete target/load-bench/ after a change of the stored
+# format or of gen) — copies the imported store to a fresh data directory,
 # starts `serve` (decision logging on, default configuration plus SERVE
 # FLAGS), and drives POST /v1/authorize with wrk for SECONDS (default 15)
 # at 16 and 64 connections. Each request is a random principal with a
