@@ -20,7 +20,7 @@
 # roles, as an in-memory store holds a bureau; etax-authz reads the same
 # question's slice from redb. etax-authz also logs every decision
 # (cedar-agent keeps no decision log) and is run twice: with its built-
-# entities cache (the default) and without (--decision-cache-entries 0).
+# entities cache (the default) and without (--decision-cache-bytes 0).
 # The CPU column is each server's share over the run (200 % = both cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -102,8 +102,8 @@ run "cedar-agent 0.2 (Cedar 2.4, 2 policies, $EXTRA extra staff in memory)" "${P
 kill "${PIDS[-1]}"
 
 authorize_lua "$WORK/etax.lua"
-for cache in 10000 0; do
-  start_demo "$BIN" "$WORK/data-$cache" "$WORK/serve-$cache.out" --decision-cache-entries "$cache"
+for cache in 50331648 0; do
+  start_demo "$BIN" "$WORK/data-$cache" "$WORK/serve-$cache.out" --decision-cache-bytes "$cache"
   PIDS+=("$PID")
   run "etax-authz (22 policies, index, decision log, cache $cache)" "$PID" \
     "http://$ADDR/v1/authorize" "$WORK/etax.lua"

@@ -21,3 +21,41 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"principal":"Staff::\\"91210102MA0TAX001F/resident_id:210102199001015035\\"","action":"Action::\\"useFunction\\"","resource":"Function::\\"vat_filing\\""}'
 LUA
 }
+
+# mix_lua FILE PRINCIPALS [BATCH]: a wrk script asking random questions of
+# /v1/authorize — 60 % clerks, 25 % officers, 15 % agents acting for a
+# client that recognizes their agency (PRINCIPALS: the Lua tables
+# benches/load_principals.py writes), each with a random business function.
+# With BATCH, each request asks BATCH such questions of /v1/authorize/batch.
+mix_lua() {
+  { cat "$2"; echo "local batch = ${3:-0}"; cat <<'LUA'
+local functions = {"vat_filing", "cit_filing", "iit_withholding", "invoice_purchase",
+  "invoice_issue", "social_insurance_fee", "tax_payment", "tax_certificate", "taxpayer_info"}
+local head = '{"action":"Action::\\"useFunction\\"","resource":"Function::\\"'
+function init(args)
+  math.randomseed(os.time() * 1000 + (tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 1000003))
+end
+local function question()
+  local r = math.random(100)
+  local f = functions[math.random(#functions)]
+  if r <= 60 then
+    return head .. f .. '\\"","principal":"Staff::\\"' .. clerks[math.random(#clerks)] .. '\\""}'
+  elseif r <= 85 then
+    return head .. f .. '\\"","principal":"Staff::\\"' .. officers[math.random(#officers)] .. '\\""}'
+  end
+  local a = agents[math.random(#agents)]
+  return head .. f .. '\\"","principal":"AgentStaff::\\"' .. a[1] ..
+    '\\"","context":{"actingFor":{"__entity":{"type":"Etax::Enterprise","id":"' .. a[2] .. '"}}}}'
+end
+local json = {["Content-Type"] = "application/json"}
+function request()
+  if batch == 0 then
+    return wrk.format("POST", "/v1/authorize", json, question())
+  end
+  local qs = {}
+  for i = 1, batch do qs[i] = question() end
+  return wrk.format("POST", "/v1/authorize/batch", json, '{"requests":[' .. table.concat(qs, ",") .. ']}')
+end
+LUA
+  } >"$1"
+}

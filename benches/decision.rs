@@ -103,7 +103,7 @@ fn decide(c: &mut Criterion) {
         assert!(engine.decide(&query).unwrap().allowed);
         // A question asked again while the store is unchanged reuses the
         // built request entities; the first one builds them from the store.
-        let fresh = engine.clone().with_cache_entries(0);
+        let fresh = engine.clone().with_cache_bytes(0);
         group.bench_with_input(
             BenchmarkId::new("built/stored_enterprises", n),
             &query,
@@ -118,5 +118,58 @@ fn decide(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decide);
+/// Resident memory of the built-entities cache against its estimate
+/// (`cache::estimate_bytes`): asks 10,000 distinct clerks' questions with
+/// the cache off (so redb's pages are read in), then again with it on;
+/// the growth of VmRSS between is the cache's. Runs only when named:
+/// `cargo bench --bench decision -- cache_bytes`. Prints, measures nothing.
+fn cache_bytes(_: &mut Criterion) {
+    if !std::env::args().any(|a| a == "cache_bytes") {
+        return;
+    }
+    let n = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = store_with(n, dir.path());
+    let questions: Vec<Query> = (0..n)
+        .map(|i| Query {
+            principal: EntityKind::Staff.uid(&format!(
+                "{}/resident_id:{}",
+                credit_code(i),
+                id_number(i)
+            )),
+            action: Action::UseFunction.uid(),
+            resource: EntityKind::Function.uid("vat_filing"),
+            context: json!({}),
+        })
+        .collect();
+    let off = engine.clone().with_cache_bytes(0);
+    for q in &questions {
+        assert!(off.decide(q).unwrap().allowed);
+    }
+    let cached = engine.with_cache_bytes(1 << 40);
+    let before = rss_bytes();
+    for q in &questions {
+        cached.decide(q).unwrap();
+    }
+    let grown = rss_bytes() - before;
+    let (entries, estimate) = cached.cache_usage();
+    println!(
+        "cache_bytes: {entries} entries; resident growth {} B/entry, estimate {} B/entry (ratio {:.2})",
+        grown / entries as u64,
+        estimate / entries as u64,
+        estimate as f64 / grown as f64
+    );
+}
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+criterion_group!(benches, decide, cache_bytes);
 criterion_main!(benches);

@@ -58,8 +58,8 @@ pub struct ServeOptions {
     pub reload_poll: Option<std::time::Duration>,
     /// Reject reloads with validator warnings or lint findings too.
     pub strict_reload: bool,
-    /// Built request entities kept for repeated questions; 0 for none.
-    pub decision_cache_entries: usize,
+    /// Byte budgets of the built-entities cache and redb's page cache.
+    pub caches: crate::decision::CacheArgs,
     /// The key of the decision log's person pseudonyms; `None` keeps it in
     /// `DATA/pseudonym.key` (created on first start).
     pub pseudonym_key: Option<PathBuf>,
@@ -179,7 +179,10 @@ async fn open(opts: &ServeOptions) -> Result<Opened, ServeError> {
     for w in snapshot.warnings() {
         tracing::warn!("{w}");
     }
-    let store = Store::open(&store::identity_store_path(&opts.data_dir))?;
+    let store = Store::open_with_cache(
+        &store::identity_store_path(&opts.data_dir),
+        opts.caches.store_cache_bytes,
+    )?;
     let authn = Arc::new(Authn::new(opts.authn.clone())?);
     if let Some(demo) = &opts.demo {
         let (hasher, passwords) = (authn.hasher().clone(), opts.authn.passwords.clone());
@@ -293,7 +296,7 @@ impl Running {
 fn wire(opts: &ServeOptions, o: Opened) -> Result<(Arc<AppState>, Background), ServeError> {
     let active = Arc::new(ArcSwap::from_pointee(o.snapshot));
     let engine =
-        Engine::new(o.store, active.clone()).with_cache_entries(opts.decision_cache_entries);
+        Engine::new(o.store, active.clone()).with_cache_bytes(opts.caches.decision_cache_bytes);
     let pseudonyms = crate::audit::pseudonym::Pseudonyms::load_or_create(
         &crate::audit::pseudonym::key_path(&opts.data_dir, opts.pseudonym_key.as_deref()),
     )?;

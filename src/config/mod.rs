@@ -83,10 +83,8 @@ pub struct ServeArgs {
     /// findings (as `check --strict`), not only errors.
     #[arg(long, env = "ETAX_STRICT_RELOAD")]
     pub strict_reload: bool,
-    /// Built request entities to keep for repeated questions (dropped at
-    /// any identity write or policy reload); 0 builds every one afresh.
-    #[arg(long, default_value_t = crate::decision::DEFAULT_CACHE_ENTRIES, env = "ETAX_DECISION_CACHE_ENTRIES")]
-    pub decision_cache_entries: usize,
+    #[command(flatten)]
+    pub caches: crate::decision::CacheArgs,
     /// Key file of the decision log's person pseudonyms (default
     /// DATA/pseudonym.key, created 0600 on first start).
     #[arg(long, env = "ETAX_PSEUDONYM_KEY")]
@@ -121,7 +119,7 @@ impl ServeArgs {
             log_hash: self.log_hash,
             reload_poll: (self.reload_poll_ms > 0)
                 .then(|| std::time::Duration::from_millis(self.reload_poll_ms)),
-            decision_cache_entries: self.decision_cache_entries,
+            caches: self.caches,
             pseudonym_key: self.pseudonym_key,
             limits: self.limits.into_limits(),
             time_offset: self.time_offset,

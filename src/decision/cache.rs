@@ -3,23 +3,37 @@
 //! Building a request's `Entities` (reading the slice from redb, decoding the
 //! records, computing the ancestor closure) is most of a decision's cost, and
 //! a tax system asks the same few questions for the same user over and over.
-//! An entry is filed under the identity store's generation and the policy
-//! version (the action entity carries the schema's action groups); any write
-//! to an identity or grant, or a policy reload, makes every entry stale, and
-//! the first lookup after it empties the cache. A full cache is emptied too:
-//! simpler than an LRU, and the next requests refill it from the store.
+//!
+//! **Staleness.** Every entry carries the identity store's generation and the
+//! policy version it was built under (the action entity carries the schema's
+//! action groups), and is served only to a request of exactly that pair: any
+//! write to an identity or grant, or a policy reload, makes every entry
+//! stale at once, whatever the order in which racing requests file their
+//! work. The check is on the entry itself, not on a cache-wide stamp, so an
+//! entry filed by a request that started before a write can never be served
+//! after it (a stale allow after a revoke would be a security bug). The
+//! first request that meets a stale entry empties the cache, so stale
+//! entries do not sit on memory until evicted.
+//!
+//! **Bounds.** `quick_cache` (S3-FIFO eviction) bounded by an estimate of
+//! each entry's heap bytes, so a million distinct principals cannot grow it
+//! past its budget and a full cache evicts the coldest entries instead of
+//! starting over (which made the hit rate collapse at scale).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cedar_policy::{Entities, EntityUid};
+use quick_cache::sync::Cache;
+use quick_cache::Weighter;
 
 /// The entities one request was decided with, and the stored identities it
 /// named that the store does not hold.
 pub struct Built {
     pub entities: Entities,
     pub missing: Vec<String>,
+    /// Estimated heap bytes of `entities` (see [`estimate_bytes`]).
+    pub bytes: usize,
 }
 
 /// What a request's entities depend on besides the store: the principal,
@@ -33,61 +47,85 @@ pub struct SliceKey {
     pub context_refs: Vec<(String, EntityUid)>,
 }
 
+/// Estimated heap bytes of `entities` Cedar entities whose ids total
+/// `id_bytes`, with `attributes` attributes and `ancestors` ancestors in
+/// all. Cedar keeps each uid as a type name and an id with source
+/// locations, each entity's attributes in a map of evaluated values and its
+/// ancestors (the closure) in a hash set, a uid repeated per set it is in.
+/// Calibrated against resident memory (`cargo bench --bench decision --
+/// cache_bytes`: 11.3 kB resident per entry where a first set of constants
+/// said 9.0 kB; these are those ×1.25, BENCHMARKS.md).
+pub fn estimate_bytes(
+    entities: usize,
+    id_bytes: usize,
+    attributes: usize,
+    ancestors: usize,
+) -> usize {
+    const ENTITY: usize = 800;
+    const ATTRIBUTE: usize = 200;
+    const ANCESTOR: usize = 360;
+    entities * ENTITY + 2 * id_bytes + attributes * ATTRIBUTE + ancestors * ANCESTOR
+}
+
+/// A filed entry: the entities and what they were built under.
+#[derive(Clone)]
+struct Entry {
+    built: Arc<Built>,
+    generation: u64,
+    policy_version: Arc<str>,
+}
+
+#[derive(Clone)]
+struct ByBytes;
+
+impl Weighter<SliceKey, Entry> for ByBytes {
+    fn weight(&self, key: &SliceKey, entry: &Entry) -> u64 {
+        // The key's three uids and the entry's bookkeeping.
+        const KEY_AND_SLOT: usize = 3 * 160 + 128;
+        let refs = key.context_refs.len() * 192;
+        (entry.built.bytes + KEY_AND_SLOT + refs) as u64
+    }
+}
+
 pub struct SliceCache {
-    capacity: usize,
-    inner: Mutex<Inner>,
+    /// `None`: caching off.
+    entries: Option<Cache<SliceKey, Entry, ByBytes>>,
+    /// The newest (generation, policy version) the cache was emptied for,
+    /// so stale entries are dropped once, by the first request to meet one.
+    emptied_for: Mutex<(u64, Arc<str>)>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
-#[derive(Default)]
-struct Inner {
-    generation: u64,
-    policy_version: String,
-    entries: HashMap<SliceKey, Arc<Built>>,
-}
-
-impl Inner {
-    /// Moves to (`generation`, `version`) if it is newer, dropping every
-    /// entry; whether the entries are now of exactly that generation.
-    fn advance(&mut self, generation: u64, version: &str) -> bool {
-        if generation > self.generation || version != self.policy_version {
-            if generation < self.generation {
-                // A policy reload seen by a request that started before a
-                // store write: keep the newer generation's entries out.
-                return false;
-            }
-            self.generation = generation;
-            self.policy_version = version.to_owned();
-            self.entries.clear();
-        }
-        generation == self.generation
-    }
-}
+/// An average entry, to size the cache's tables up front.
+const TYPICAL_ENTRY_BYTES: u64 = 16 * 1024;
 
 impl SliceCache {
-    /// A cache of at most `capacity` entries; 0 turns caching off.
-    pub fn new(capacity: usize) -> Self {
+    /// A cache of at most about `max_bytes` of built entities; 0 turns
+    /// caching off.
+    pub fn new(max_bytes: u64) -> Self {
+        let entries = (max_bytes > 0).then(|| {
+            let items = (max_bytes / TYPICAL_ENTRY_BYTES).max(16) as usize;
+            Cache::with_weighter(items, max_bytes, ByBytes)
+        });
         Self {
-            capacity,
-            inner: Mutex::default(),
+            entries,
+            emptied_for: Mutex::new((0, Arc::from(""))),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
     }
 
-    /// The entities built for `key` at `generation` under `version`.
+    /// The entities built for `key` at exactly `generation` under `version`.
     pub fn get(&self, key: &SliceKey, generation: u64, version: &str) -> Option<Arc<Built>> {
-        if self.capacity == 0 {
-            return None;
-        }
-        let found = {
-            let mut inner = self.inner.lock().expect("cache lock not poisoned");
-            if inner.advance(generation, version) {
-                inner.entries.get(key).cloned()
-            } else {
+        let entries = self.entries.as_ref()?;
+        let found = match entries.get(key) {
+            Some(e) if e.generation == generation && *e.policy_version == *version => Some(e.built),
+            Some(_) => {
+                self.empty_for(entries, generation, version);
                 None
             }
+            None => None,
         };
         let counter = if found.is_some() {
             &self.hits
@@ -99,19 +137,38 @@ impl SliceCache {
     }
 
     /// Files `built`, made from a store snapshot taken at `generation` or
-    /// later, under `key`. An older generation's work is not kept.
+    /// later, under `key`.
     pub fn insert(&self, key: SliceKey, generation: u64, version: &str, built: Arc<Built>) {
-        if self.capacity == 0 {
-            return;
+        let Some(entries) = &self.entries else { return };
+        let entry = Entry {
+            built,
+            generation,
+            policy_version: self.version_arc(version),
+        };
+        entries.insert(key, entry);
+    }
+
+    /// The policy version as the shared string of the last emptying, so
+    /// entries do not each hold a copy of the same 64 characters.
+    fn version_arc(&self, version: &str) -> Arc<str> {
+        let emptied = self.emptied_for.lock().unwrap_or_else(|e| e.into_inner());
+        if *emptied.1 == *version {
+            emptied.1.clone()
+        } else {
+            Arc::from(version)
         }
-        let mut inner = self.inner.lock().expect("cache lock not poisoned");
-        if !inner.advance(generation, version) {
-            return;
+    }
+
+    /// A stale entry was met: empties the cache if (`generation`,
+    /// `version`) is newer than the last emptying. A request that started
+    /// before a write (an older generation) empties nothing.
+    fn empty_for(&self, entries: &Cache<SliceKey, Entry, ByBytes>, generation: u64, version: &str) {
+        let mut emptied = self.emptied_for.lock().unwrap_or_else(|e| e.into_inner());
+        let newer = generation > emptied.0 || (generation == emptied.0 && *emptied.1 != *version);
+        if newer {
+            *emptied = (generation, Arc::from(version));
+            entries.clear();
         }
-        if inner.entries.len() >= self.capacity {
-            inner.entries.clear();
-        }
-        inner.entries.insert(key, built);
     }
 
     /// (hits, misses) since start.
@@ -120,6 +177,13 @@ impl SliceCache {
             self.hits.load(Ordering::Relaxed),
             self.misses.load(Ordering::Relaxed),
         )
+    }
+
+    /// Entries held and their estimated bytes.
+    pub fn usage(&self) -> (usize, u64) {
+        self.entries
+            .as_ref()
+            .map_or((0, 0), |e| (e.len(), e.weight()))
     }
 }
 
@@ -141,40 +205,60 @@ mod tests {
         Arc::new(Built {
             entities: Entities::empty(),
             missing: vec![],
+            bytes: 10_000,
         })
     }
 
     #[test]
     fn entries_live_for_one_generation_and_policy_version() {
-        let cache = SliceCache::new(10);
+        let cache = SliceCache::new(1 << 20);
         assert!(cache.get(&key("a"), 0, "v1").is_none());
         cache.insert(key("a"), 0, "v1", built());
         assert!(cache.get(&key("a"), 0, "v1").is_some());
         assert!(cache.get(&key("b"), 0, "v1").is_none());
         // A store write: everything built before is gone.
         assert!(cache.get(&key("a"), 1, "v1").is_none());
-        // Work started before the write is not filed.
+        // Work started before the write, filed after it, is never served
+        // at the new generation.
         cache.insert(key("a"), 0, "v1", built());
         assert!(cache.get(&key("a"), 1, "v1").is_none());
         cache.insert(key("a"), 1, "v1", built());
         assert!(cache.get(&key("a"), 1, "v1").is_some());
+        // A request that started before the write does not get the newer
+        // generation's entry either.
+        assert!(cache.get(&key("a"), 0, "v1").is_none());
         // A policy reload: likewise.
         assert!(cache.get(&key("a"), 1, "v2").is_none());
         cache.insert(key("a"), 1, "v2", built());
         assert!(cache.get(&key("a"), 1, "v2").is_some());
-        assert_eq!(cache.counts(), (3, 5));
+        assert_eq!(cache.counts(), (3, 6));
     }
 
     #[test]
-    fn a_full_cache_starts_over_and_zero_capacity_caches_nothing() {
-        let cache = SliceCache::new(2);
+    fn meeting_a_stale_entry_empties_the_cache() {
+        let cache = SliceCache::new(1 << 20);
         cache.insert(key("a"), 0, "v", built());
         cache.insert(key("b"), 0, "v", built());
-        cache.insert(key("c"), 0, "v", built());
-        assert!(cache.get(&key("a"), 0, "v").is_none());
-        assert!(cache.get(&key("c"), 0, "v").is_some());
+        assert_eq!(cache.usage().0, 2);
+        assert!(cache.get(&key("a"), 1, "v").is_none());
+        assert_eq!(cache.usage(), (0, 0));
+    }
+
+    #[test]
+    fn a_full_cache_evicts_within_its_bytes_and_zero_caches_nothing() {
+        let budget = 200_000;
+        let cache = SliceCache::new(budget);
+        for i in 0..1000 {
+            cache.insert(key(&i.to_string()), 0, "v", built());
+        }
+        let (held, bytes) = cache.usage();
+        assert!(bytes <= budget, "{bytes} bytes held over a {budget} budget");
+        assert!(held > 0 && held < 1000, "{held} entries held");
+        // Eviction, not starting over: the latest entry is there.
+        assert!(cache.get(&key("999"), 0, "v").is_some());
         let off = SliceCache::new(0);
         off.insert(key("a"), 0, "v", built());
         assert!(off.get(&key("a"), 0, "v").is_none());
+        assert_eq!(off.usage(), (0, 0));
     }
 }

@@ -12,6 +12,7 @@
 //! otherwise inherit their grants.
 
 pub mod cache;
+pub mod config;
 #[doc(hidden)]
 pub mod fixture;
 pub mod slice;
@@ -85,8 +86,7 @@ pub struct Engine {
     cache: Arc<SliceCache>,
 }
 
-/// Built request entities kept by default.
-pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
+pub use config::{CacheArgs, DEFAULT_DECISION_CACHE_BYTES};
 
 impl Engine {
     pub fn new(store: Store, policies: Arc<ArcSwap<PolicySnapshot>>) -> Self {
@@ -94,20 +94,25 @@ impl Engine {
             store,
             policies,
             authorizer: Arc::new(Authorizer::new()),
-            cache: Arc::new(SliceCache::new(DEFAULT_CACHE_ENTRIES)),
+            cache: Arc::new(SliceCache::new(DEFAULT_DECISION_CACHE_BYTES)),
         }
     }
 
-    /// Keeps at most `entries` built request entities (0: build every
-    /// request's afresh).
-    pub fn with_cache_entries(mut self, entries: usize) -> Self {
-        self.cache = Arc::new(SliceCache::new(entries));
+    /// Keeps at most about `bytes` of built request entities (0: build
+    /// every request's afresh).
+    pub fn with_cache_bytes(mut self, bytes: u64) -> Self {
+        self.cache = Arc::new(SliceCache::new(bytes));
         self
     }
 
     /// (hits, misses) of the built-entities cache since start.
     pub fn cache_counts(&self) -> (u64, u64) {
         self.cache.counts()
+    }
+
+    /// Entries the built-entities cache holds, and their estimated bytes.
+    pub fn cache_usage(&self) -> (usize, u64) {
+        self.cache.usage()
     }
 
     pub fn store(&self) -> &Store {
@@ -209,13 +214,31 @@ impl Engine {
             .action_entity(&key.action)
             .expect("an action with an index entry has an entity")
             .clone();
+        let attributes = slice.attributes;
         let entities = Entities::from_entities(
             slice.entities.into_values().chain(std::iter::once(action)),
             None,
         )
         .map_err(|e| invalid("request", e))?;
-        Ok(Built { entities, missing })
+        let bytes = estimated_bytes(&entities, attributes);
+        Ok(Built {
+            entities,
+            missing,
+            bytes,
+        })
     }
+}
+
+/// The heap a request's entities hold, estimated from their ids, their
+/// `attributes` in all and each one's ancestor closure.
+fn estimated_bytes(entities: &Entities, attributes: usize) -> usize {
+    let (mut id_bytes, mut ancestors) = (0, 0);
+    for e in entities.iter() {
+        let uid = e.uid();
+        id_bytes += uid.id().unescaped().len();
+        ancestors += entities.ancestors(&uid).map_or(0, Iterator::count);
+    }
+    cache::estimate_bytes(entities.len(), id_bytes, attributes, ancestors)
 }
 
 /// The query as a Cedar request checked against the schema, and its

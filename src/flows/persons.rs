@@ -2,38 +2,36 @@
 //! agency staff) and the target person, each with a keyed pseudonym, masked
 //! ID, masked name and — for enterprise staff — identity type.
 //!
-//! The principal's entry is kept per store generation, like the decision
-//! cache: `/v1/authorize` asks about the same principals over and over, and
+//! The principal's entry is kept per store generation (served only at the
+//! generation it was read at), like the decision cache: `/v1/authorize` asks about the same principals over and over, and
 //! reading their person and staff records for every record cost a quarter
 //! of its throughput (debug build; `benches/decision_path.sh`). Login state
 //! (sessions, codes) does not bump the generation, so logins keep it warm.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 use crate::audit::pseudonym::Pseudonyms;
 use crate::audit::PersonRef;
 use crate::domain::EntityKind;
 use crate::store::{split_owned_key, PersonRecord, StaffRecord, Store, StoreReader};
 
-/// Principals' entries kept at most; a full cache is emptied (simpler than
-/// an LRU, as the decision cache).
-const MAX_CACHED: usize = 10_000;
+/// Principals' entries kept at most (about 200 bytes each). Evicted when
+/// full, not emptied: emptying made every principal a miss once more
+/// distinct principals asked than it held (issue #13).
+const MAX_CACHED: usize = 50_000;
 
-/// Principal uid (type, id) → their entry.
-type Entries = HashMap<(String, String), PersonRef>;
+/// Principal uid (type, id) → the store generation it was read at, and
+/// their entry.
+type Entries = quick_cache::sync::Cache<(String, String), (u64, PersonRef)>;
 
 pub struct Persons {
     pseudonyms: Pseudonyms,
-    /// The store generation the entries were read at, and the entries.
-    cache: Mutex<(u64, Entries)>,
+    cache: Entries,
 }
 
 impl Persons {
     pub fn new(pseudonyms: Pseudonyms) -> Self {
         Self {
             pseudonyms,
-            cache: Mutex::default(),
+            cache: Entries::new(MAX_CACHED),
         }
     }
 
@@ -68,13 +66,10 @@ impl Persons {
         // Read before the snapshot: an entry is never older than the
         // generation it is filed under.
         let generation = store.generation();
-        {
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if cache.0 != generation {
-                *cache = (generation, HashMap::new());
-            }
-            if let Some(hit) = cache.1.get(uid) {
-                return Some(hit.clone());
+        // An entry of another generation is never served.
+        if let Some((filed, hit)) = self.cache.get(uid) {
+            if filed == generation {
+                return Some(hit);
             }
         }
         let (ty, id) = uid;
@@ -96,13 +91,7 @@ impl Persons {
             .flatten()
             .map(|s| s.identity_type.code().to_owned());
         let entry = self.person(&reader, role, person, None, identity_type);
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.0 == generation {
-            if cache.1.len() >= MAX_CACHED {
-                cache.1.clear();
-            }
-            cache.1.insert(uid.clone(), entry.clone());
-        }
+        self.cache.insert(uid.clone(), (generation, entry.clone()));
         Some(entry)
     }
 

@@ -299,17 +299,29 @@ pub async fn authorize_batch(
                 .map_err(|e| e.within(&format!("requests[{i}]")))?,
         );
     }
-    let decider = &state.decider;
-    let mut results = Vec::with_capacity(queries.len());
-    let mut events = Vec::with_capacity(queries.len());
-    for (i, q) in queries.into_iter().enumerate() {
-        let asked = decider
-            .ask(q)
-            .map_err(|e| ApiError::from(e).within(&format!("requests[{i}]")))?;
-        let (response, event) = AuthorizeResponse::answer("authorize_batch", asked);
-        results.push(response);
-        events.push(event);
-    }
-    decider.enqueue(events).await?;
+    // A hundred decisions are milliseconds of CPU: on the blocking pool,
+    // so the async workers keep serving other connections meanwhile.
+    let decider = state.decider.clone();
+    let answered = tokio::task::spawn_blocking(move || decide_all(&decider, queries)).await??;
+    let (results, events) = answered.into_iter().unzip();
+    state.decider.enqueue(events).await?;
     Ok(BatchResponse { results })
+}
+
+/// Each question's answer and record, in order; the first that cannot be
+/// decided fails the batch, naming its index.
+fn decide_all(
+    decider: &crate::flows::decide::Decider,
+    queries: Vec<Query>,
+) -> Result<Vec<(AuthorizeResponse, Event)>, ApiError> {
+    queries
+        .into_iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let asked = decider
+                .ask(q)
+                .map_err(|e| ApiError::from(e).within(&format!("requests[{i}]")))?;
+            Ok(AuthorizeResponse::answer("authorize_batch", asked))
+        })
+        .collect()
 }

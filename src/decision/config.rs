@@ -1,0 +1,37 @@
+//! The `serve` flags that size the memory decisions read through: the
+//! built-entities cache and redb's page cache, both in bytes, so resident
+//! memory has a bound whatever the number of stored identities.
+
+/// Default budget of the built-entities cache ([`super::cache`]). With
+/// the store's below: 209 MB resident after `benches/load.sh` at a million
+/// staff (the bound is 250 MB), and most of a thousand-staff
+/// bureau's questions cached (BENCHMARKS.md "Bureau scale").
+pub const DEFAULT_DECISION_CACHE_BYTES: u64 = 96 << 20;
+/// Default budget of redb's page cache for the identity store: enough for
+/// the B-tree's upper levels at a million staff; random leaves come from
+/// the OS page cache, which a bigger redb cache only duplicates.
+pub const DEFAULT_STORE_CACHE_BYTES: usize = 16 << 20;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CacheArgs {
+    /// Bytes of built request entities kept for repeated questions (an
+    /// estimate per entry, ~20 kB; least recently useful evicted first;
+    /// emptied at any identity write or policy reload); 0 builds every one
+    /// afresh. The cache is split in shards of an equal share, so a budget
+    /// under a few MiB holds little.
+    #[arg(long, default_value_t = DEFAULT_DECISION_CACHE_BYTES, env = "ETAX_DECISION_CACHE_BYTES")]
+    pub decision_cache_bytes: u64,
+    /// Bytes of identity-store pages redb keeps in memory (read and write
+    /// cache); a store larger than this is read from the OS page cache.
+    #[arg(long, default_value_t = DEFAULT_STORE_CACHE_BYTES, env = "ETAX_STORE_CACHE_BYTES")]
+    pub store_cache_bytes: usize,
+}
+
+impl Default for CacheArgs {
+    fn default() -> Self {
+        Self {
+            decision_cache_bytes: DEFAULT_DECISION_CACHE_BYTES,
+            store_cache_bytes: DEFAULT_STORE_CACHE_BYTES,
+        }
+    }
+}
