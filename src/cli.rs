@@ -94,6 +94,10 @@ enum Command {
         /// them at; a request's tz= overrides it.
         #[arg(long, default_value = "+08:00", env = "ETAX_TIME_OFFSET")]
         time_offset: audit::time::Offset,
+        /// Prove POLICIES/properties/ (cvc5) for the start set and refuse a
+        /// reload whose set fails a property.
+        #[arg(long, env = "ETAX_REQUIRE_PROOFS")]
+        require_proofs: bool,
     },
     /// Read, check and prune the decision log (on a data directory no server
     /// holds open; while it runs use GET /v1/audit/...).
@@ -134,6 +138,16 @@ enum Command {
         /// The same password rule and deny list as `serve`.
         #[command(flatten)]
         passwords: PasswordArgs,
+    },
+    /// Prove the invariants in policies/properties/ for all data (cvc5).
+    Prove {
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        #[arg(long, default_value = "schemas/etax.cedarschema")]
+        schema: PathBuf,
+        /// Property files; default POLICIES/properties.
+        #[arg(long)]
+        properties: Option<PathBuf>,
     },
     /// Write a deterministic synthetic bureau (about ten staff per
     /// enterprise) as an import file, for load tests: every account shares
@@ -490,6 +504,7 @@ pub fn main() -> ExitCode {
             pseudonym_key,
             limits,
             time_offset,
+            require_proofs,
         } => {
             let opts = ServeOptions {
                 listen,
@@ -512,6 +527,7 @@ pub fn main() -> ExitCode {
                 pseudonym_key,
                 limits: limits.into_limits(),
                 time_offset,
+                require_proofs,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -554,6 +570,11 @@ pub fn main() -> ExitCode {
             seed,
             out,
         } => crate::gen::command(enterprises, seed, &out),
+        Command::Prove {
+            policies,
+            schema,
+            properties,
+        } => crate::prove::command::run(&policies, &schema, properties.as_deref()),
     }
 }
 

@@ -38,6 +38,7 @@ pub mod http;
 pub mod ids;
 pub mod import;
 pub mod policy;
+pub mod prove;
 pub mod server;
 pub mod store;
 

@@ -64,6 +64,9 @@ pub struct ServeOptions {
     /// The offset audit queries read times at (when they name none) and
     /// show them at.
     pub time_offset: crate::audit::time::Offset,
+    /// Prove POLICIES/properties/ for the start set and every reload;
+    /// refuse a set that fails one.
+    pub require_proofs: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +103,8 @@ pub enum ServeError {
     OpenOffLoopback { addr: SocketAddr },
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("--require-proofs: {0}")]
+    Proofs(String),
 }
 
 pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
@@ -117,6 +122,11 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     for w in snapshot.warnings() {
         tracing::warn!("{w}");
     }
+    let guard = if opts.require_proofs {
+        Some(start_proofs(&opts.policies_dir, &snapshot).await?)
+    } else {
+        None
+    };
     let store = Store::open(&store::identity_store_path(&opts.data_dir))?;
     let authn = Arc::new(Authn::new(opts.authn.clone())?);
     if let Some(demo) = &opts.demo {
@@ -183,13 +193,16 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         sessions.touches().clone(),
     );
     let login = crate::flows::Login::new(decider.clone(), authn.clone(), sessions.clone());
-    let reloader = Reloader::new(
+    let mut reloader = Reloader::new(
         opts.policies_dir.clone(),
         opts.schema.clone(),
         active,
         Arc::default(),
     )
     .on_load(on_policy_load(archive.clone(), audit.clone()));
+    if let Some(guard) = guard {
+        reloader = reloader.guarded(guard, Some(on_proof_refusal(audit.clone())));
+    }
     let state = Arc::new(AppState {
         engine,
         audit,
@@ -250,6 +263,62 @@ fn on_policy_load(archive: PolicyArchive, audit: AuditLog) -> OnLoad {
         let record = policy_load_record(&archive, loaded);
         if let Err(e) = runtime.block_on(audit.commit(record)) {
             tracing::error!(error = %e, "policy reload not recorded in the decision log");
+        }
+    })
+}
+
+/// `--require-proofs` at start: reads the properties beside the policies
+/// (kept for the server's life) and proves them for the start set, so a
+/// server never serves an unproved set, and a missing solver stops it here
+/// rather than at the first reload.
+async fn start_proofs(
+    policies_dir: &std::path::Path,
+    snapshot: &PolicySnapshot,
+) -> Result<crate::policy::reload::Guard, ServeError> {
+    use crate::prove;
+    let properties =
+        prove::property::load_all(&prove::properties_dir(policies_dir), snapshot.schema())
+            .map_err(|e| ServeError::Proofs(e.to_string()))?;
+    let checked = tokio::task::block_in_place(|| prove::guard::prove_set(snapshot, &properties));
+    if let Err(refused) = checked {
+        let failed = serde_json::to_string_pretty(&refused.failed_properties).unwrap_or_default();
+        return Err(ServeError::Proofs(format!(
+            "the policies do not prove: {}\n{}",
+            refused.message,
+            crate::ids::mask_text(&failed)
+        )));
+    }
+    Ok(prove::guard::guard(properties))
+}
+
+/// Records a set the reload guard refused in the decision log: a denied
+/// `policy.reload` naming the failed properties, so auditors see the
+/// attempted change beside the loads.
+fn on_proof_refusal(audit: AuditLog) -> crate::policy::reload::OnRefused {
+    let runtime = tokio::runtime::Handle::current();
+    Arc::new(move |loaded: &Loaded<'_>, refused| {
+        let version = loaded.snapshot.version();
+        let reason = format!(
+            "policy set {version} refused, {} still serves: {}",
+            loaded.old_version.unwrap_or("nothing"),
+            refused.message
+        );
+        let record = DecisionRecord::new(
+            &crate::random_id(),
+            "policy.reload",
+            &format!("PolicyLoader::{:?}", loaded.trigger.as_str()),
+            "policy.reload",
+            &format!("PolicySet::{version:?}"),
+            None,
+            false,
+            &[],
+            &[],
+            loaded.old_version.unwrap_or(version),
+            0,
+        )
+        .with_reason(&reason);
+        if let Err(e) = runtime.block_on(audit.commit(record)) {
+            tracing::error!(error = %e, "refused policy reload not recorded in the decision log");
         }
     })
 }

@@ -53,6 +53,10 @@ pub struct ReloadFailure {
     pub diagnostics: Vec<String>,
     /// Version of the rejected texts (empty when they could not be read).
     pub rejected_version: String,
+    /// For a set refused by the reload guard (`serve --require-proofs`):
+    /// each failed property with its counterexample.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_properties: Vec<serde_json::Value>,
 }
 
 /// Reload outcomes, shared between the reloader and the HTTP handlers.
@@ -101,6 +105,32 @@ pub struct Loaded<'a> {
 /// first; the policy layer knows nothing of the decision log.
 pub type OnLoad = Arc<dyn Fn(&Loaded<'_>) + Send + Sync>;
 
+/// A check every valid candidate must also pass before it is made active
+/// (the proofs of `serve --require-proofs`). Runs on the reloading thread;
+/// the policy layer knows nothing of what it checks.
+pub type Guard = Arc<dyn Fn(&PolicySnapshot) -> Result<(), Refused> + Send + Sync>;
+
+/// Called when the guard refuses a set, so the server can record the
+/// refusal where it records loads.
+pub type OnRefused = Arc<dyn Fn(&Loaded<'_>, &Refused) + Send + Sync>;
+
+/// Why the guard refused a valid set.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub message: String,
+    /// What `/v1/status` shows of each failed check.
+    pub failed_properties: Vec<serde_json::Value>,
+}
+
+/// Why a reload did not make a set active.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("refused by the reload guard: {}", .0.message)]
+    Refused(Refused),
+}
+
 /// Loads, validates and swaps in policy sets.
 #[derive(Clone)]
 pub struct Reloader {
@@ -109,6 +139,7 @@ pub struct Reloader {
     active: Arc<ArcSwap<PolicySnapshot>>,
     status: Arc<ReloadStatus>,
     on_load: Option<OnLoad>,
+    guard: Option<(Guard, Option<OnRefused>)>,
 }
 
 impl Reloader {
@@ -124,7 +155,44 @@ impl Reloader {
             active,
             status,
             on_load: None,
+            guard: None,
         }
+    }
+
+    /// Makes every valid set pass `guard` before it becomes active; a
+    /// refusal keeps the old set, like an invalid one, and is passed to
+    /// `on_refused`.
+    pub fn guarded(mut self, guard: Guard, on_refused: Option<OnRefused>) -> Self {
+        self.guard = Some((guard, on_refused));
+        self
+    }
+
+    /// The guard's verdict on a valid candidate (`Ok` without a guard).
+    fn check_guard(
+        &self,
+        sources: &Sources,
+        snapshot: &PolicySnapshot,
+        trigger: Trigger,
+    ) -> Result<(), ReloadError> {
+        let Some((guard, on_refused)) = &self.guard else {
+            return Ok(());
+        };
+        let refused = match guard(snapshot) {
+            Ok(()) => return Ok(()),
+            Err(r) => r,
+        };
+        if let Some(hook) = on_refused {
+            hook(
+                &Loaded {
+                    sources,
+                    snapshot,
+                    old_version: Some(self.active.load().version()),
+                    trigger,
+                },
+                &refused,
+            );
+        }
+        Err(ReloadError::Refused(refused))
     }
 
     /// Calls `hook` with each set this reloader is about to make active.
@@ -139,13 +207,16 @@ impl Reloader {
 
     /// Reads and validates the files and, if valid, makes them active.
     /// Blocking (file reads, validation): call from a blocking thread.
-    pub fn reload(&self, trigger: Trigger) -> Result<Arc<PolicySnapshot>, LoadError> {
+    pub fn reload(&self, trigger: Trigger) -> Result<Arc<PolicySnapshot>, ReloadError> {
         let sources = Sources::read(&self.policies_dir, &self.schema);
         let version = sources.as_ref().map(Sources::version).unwrap_or_default();
-        let loaded = sources.and_then(|s| {
-            PolicySnapshot::from_sources(&s.schema_file, &s.schema, &s.policy_files)
-                .map(|snap| (s, snap))
-        });
+        let loaded = sources
+            .and_then(|s| {
+                PolicySnapshot::from_sources(&s.schema_file, &s.schema, &s.policy_files)
+                    .map(|snap| (s, snap))
+            })
+            .map_err(ReloadError::from)
+            .and_then(|(s, snap)| self.check_guard(&s, &snap, trigger).map(|()| (s, snap)));
         match loaded {
             Ok((sources, snapshot)) => {
                 let snapshot = Arc::new(snapshot);
@@ -177,11 +248,20 @@ impl Reloader {
             }
             Err(e) => {
                 let diagnostics = match &e {
-                    LoadError::Invalid(diags) => diags.iter().map(|d| d.to_string()).collect(),
+                    ReloadError::Load(LoadError::Invalid(diags)) => {
+                        diags.iter().map(|d| d.to_string()).collect()
+                    }
                     other => vec![other.to_string()],
+                };
+                let failed_properties = match &e {
+                    ReloadError::Refused(r) => r.failed_properties.clone(),
+                    ReloadError::Load(_) => Vec::new(),
                 };
                 for d in &diagnostics {
                     tracing::error!("{d}");
+                }
+                for p in &failed_properties {
+                    tracing::error!(failed = %crate::ids::mask_text(&p.to_string()), "property");
                 }
                 tracing::error!(
                     trigger = trigger.as_str(),
@@ -194,6 +274,7 @@ impl Reloader {
                     trigger: trigger.as_str(),
                     diagnostics,
                     rejected_version: version,
+                    failed_properties,
                 }));
                 Err(e)
             }
