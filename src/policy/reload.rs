@@ -118,6 +118,8 @@ pub type OnRefused = Arc<dyn Fn(&Loaded<'_>, &Refused) + Send + Sync>;
 #[derive(Debug, Clone)]
 pub struct Refused {
     pub message: String,
+    /// One line per failed check, for the log.
+    pub details: Vec<String>,
     /// What `/v1/status` shows of each failed check.
     pub failed_properties: Vec<serde_json::Value>,
 }
@@ -253,15 +255,15 @@ impl Reloader {
                     }
                     other => vec![other.to_string()],
                 };
-                let failed_properties = match &e {
-                    ReloadError::Refused(r) => r.failed_properties.clone(),
-                    ReloadError::Load(_) => Vec::new(),
+                let (failed_properties, details) = match &e {
+                    ReloadError::Refused(r) => (r.failed_properties.clone(), r.details.clone()),
+                    ReloadError::Load(_) => (Vec::new(), Vec::new()),
                 };
                 for d in &diagnostics {
                     tracing::error!("{d}");
                 }
-                for p in &failed_properties {
-                    tracing::error!(failed = %crate::ids::mask_text(&p.to_string()), "property");
+                for line in &details {
+                    tracing::error!("{}", crate::ids::mask_text(line));
                 }
                 tracing::error!(
                     trigger = trigger.as_str(),
@@ -440,6 +442,57 @@ mod tests {
         assert_eq!(r.active.load().version(), snap.version());
         assert!(r.status().last_error().is_none());
         assert_eq!(r.status().successes(), 1);
+    }
+
+    #[test]
+    fn a_guard_refusal_keeps_the_old_set_and_is_reported() {
+        let (dir, r) = setup();
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = refused.clone();
+        // Refuses any set with a forbid: a stand-in for a failed proof.
+        let guard: Guard = Arc::new(|set: &PolicySnapshot| {
+            let forbids = set
+                .policies()
+                .policies()
+                .filter(|p| p.effect() == cedar_policy::Effect::Forbid)
+                .count();
+            if forbids == 0 {
+                return Ok(());
+            }
+            Err(Refused {
+                message: "a forbid".into(),
+                details: vec!["property no-forbids FAILED".into()],
+                failed_properties: vec![serde_json::json!({"property": "no-forbids"})],
+            })
+        });
+        let on_refused: OnRefused = Arc::new(move |_, _| {
+            seen.fetch_add(1, Ordering::Relaxed);
+        });
+        let r = r.guarded(guard, Some(on_refused));
+        let v0 = r.active.load().version().to_owned();
+        std::fs::write(
+            dir.path().join("policies/b.cedar"),
+            r#"@id("b") @code("b_refused") @message("refused by b") forbid(principal, action, resource);"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            r.reload(Trigger::Signal),
+            Err(ReloadError::Refused(_))
+        ));
+        assert_eq!(r.active.load().version(), v0, "old set keeps serving");
+        let err = r.status().last_error().unwrap();
+        assert_eq!(err.failed_properties[0]["property"], "no-forbids");
+        assert_eq!(refused.load(Ordering::Relaxed), 1);
+
+        std::fs::write(
+            dir.path().join("policies/b.cedar"),
+            r#"@id("b") permit(principal, action, resource);"#,
+        )
+        .unwrap();
+        assert!(
+            r.reload(Trigger::Signal).is_ok(),
+            "a set the guard accepts loads"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]

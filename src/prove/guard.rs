@@ -38,6 +38,21 @@ pub fn prove_set(set: &PolicySnapshot, properties: &[Property]) -> Result<(), Re
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+        details: failed
+            .iter()
+            .map(|o| {
+                let request = o
+                    .violation
+                    .as_ref()
+                    .map(|v| super::counterexample::one_line(&v.env))
+                    .unwrap_or_default();
+                format!(
+                    "property {} ({}) FAILED; counterexample: {request} (entities on /v1/status)",
+                    o.property,
+                    o.check.as_str()
+                )
+            })
+            .collect(),
         failed_properties: failed
             .iter()
             .map(|o| {
@@ -59,6 +74,7 @@ pub fn guard(properties: Vec<Property>) -> Guard {
 fn not_proved(e: &ProveError) -> Refused {
     Refused {
         message: format!("the properties could not be proved: {e}"),
+        details: Vec::new(),
         failed_properties: Vec::new(),
     }
 }
