@@ -36,6 +36,7 @@ pub mod flows;
 pub mod gen;
 pub mod http;
 pub mod ids;
+pub mod impact;
 pub mod import;
 pub mod policy;
 pub mod prove;
