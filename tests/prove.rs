@@ -12,23 +12,6 @@ use std::time::{Duration, Instant};
 use common::{cli, copy_dir, Server, CRATE_ROOT, E_SYNCED, P_CLERK};
 use serde_json::{json, Value};
 
-/// Whether cvc5 can be run; when it cannot, says so loudly (CI installs it,
-/// so there these tests always run).
-fn solver_present() -> bool {
-    let bin = std::env::var("CVC5").unwrap_or_else(|_| "cvc5".into());
-    let ok = std::process::Command::new(&bin)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!(
-            "\n!!!!!!!! SKIPPED: the cvc5 SMT solver ({bin}) is not installed; \
-             `apt-get install cvc5` or set CVC5 — CI runs this test !!!!!!!!\n"
-        );
-    }
-    ok
-}
-
 /// A copy of the bundled policies (with their properties) and schema in
 /// `tmp`: `(policies dir, schema file)`.
 fn copy_policies(tmp: &Path) -> (PathBuf, PathBuf) {
@@ -99,7 +82,7 @@ fn counterexample(out: &str, property: &str) -> Value {
 
 #[test]
 fn the_bundled_policies_prove_every_property() {
-    if !solver_present() {
+    if !common::cvc5_present() {
         return;
     }
     let (code, out, err) = cli(&["prove"]);
@@ -135,7 +118,7 @@ fn the_bundled_policies_prove_every_property() {
 
 #[test]
 fn a_clerk_maintenance_permit_fails_r13_with_a_counterexample_that_fails_a_suite() {
-    if !solver_present() {
+    if !common::cvc5_present() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -234,7 +217,7 @@ fn clerk_views_staff(server: &Server) -> Value {
 
 #[test]
 fn require_proofs_refuses_a_reload_that_breaks_r13_and_keeps_the_old_set() {
-    if !solver_present() {
+    if !common::cvc5_present() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -665,3 +665,21 @@ pub fn prune_everything(data: &str) -> (i32, String, String) {
         "0",
     ])
 }
+
+/// Whether the cvc5 SMT solver (`CVC5`, else `cvc5` on the PATH) runs here.
+/// When it does not, says so loudly: tests that need it skip, and CI
+/// installs it so they run there.
+pub fn cvc5_present() -> bool {
+    let bin = std::env::var("CVC5").unwrap_or_else(|_| "cvc5".into());
+    let ok = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: the cvc5 SMT solver ({bin}) is not installed; \
+             `apt-get install cvc5` or set CVC5 — CI runs this !!!!!!!!\n"
+        );
+    }
+    ok
+}
