@@ -72,7 +72,13 @@ fn counterexample(out: &str, property: &str) -> Value {
         .iter()
         .position(|l| l.starts_with(&failed) && l.contains("FAILED"))
         .unwrap_or_else(|| panic!("{property} did not fail:\n{out}"));
-    let text: String = lines[at + 2..]
+    let start = at
+        + lines[at..]
+            .iter()
+            .position(|l| l.contains("counterexample (a suite"))
+            .expect("a counterexample follows")
+        + 1;
+    let text: String = lines[start..]
         .iter()
         .take_while(|l| !l.trim().is_empty())
         .map(|l| format!("{l}\n"))

@@ -167,7 +167,7 @@ impl Ticker {
 
     fn tick(&mut self) {
         self.count += 1;
-        if self.count % 1024 == 0 && self.last.elapsed() >= Self::EVERY {
+        if self.count.is_multiple_of(1024) && self.last.elapsed() >= Self::EVERY {
             self.last = Instant::now();
             let secs = self.started.elapsed().as_secs_f64();
             eprintln!(

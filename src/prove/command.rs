@@ -70,6 +70,9 @@ fn print_outcome(o: &Outcome) {
                 o.property,
                 o.check.as_str()
             );
+            if let Some(d) = &o.description {
+                println!("    {d}");
+            }
             println!("    counterexample (a suite for policies/tests/):");
             let text = serde_json::to_string_pretty(&suite).unwrap_or_default();
             for line in text.lines() {

@@ -43,6 +43,7 @@ pub enum ProveError {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub property: String,
+    pub description: Option<String>,
     pub check: CheckKind,
     pub violation: Option<Violation>,
     pub took: Duration,
@@ -84,6 +85,7 @@ pub async fn prove_all(
         let violation = prover.check(set, property).await?;
         let outcome = Outcome {
             property: property.name.clone(),
+            description: property.description.clone(),
             check: property.check,
             violation,
             took: started.elapsed(),
