@@ -23,7 +23,7 @@ SIZES=("$@")
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-ms() { date +%s%N | awk '{printf "%d", $1 / 1000000}'; }
+ms() { date +%s%3N; }
 
 echo "== proofs: load $(cut -d' ' -f1-3 /proc/loadavg)"
 t0=$(ms); for _ in 1 2 3 4 5; do "$BIN" check >/dev/null; done; t1=$(ms)
@@ -43,7 +43,7 @@ base=""
 for n in "${SIZES[@]}"; do
   doc="$WORK/bureau-$n.json"
   data="$WORK/data-$n"
-  "$BIN" gen --enterprises "$n" --seed 1 "$doc" 2>/dev/null
+  "$BIN" gen --enterprises "$n" --seed 1 "$doc" >/dev/null 2>&1
   "$BIN" import "$doc" --data "$data" >/dev/null 2>&1
   rm -f "$doc"
   echo "== $n enterprises: load $(cut -d' ' -f1-3 /proc/loadavg)"
