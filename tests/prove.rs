@@ -270,3 +270,36 @@ fn require_proofs_refuses_a_reload_that_breaks_r13_and_keeps_the_old_set() {
     assert_eq!(common::count_records(&data, "policy.reload"), 1);
     assert_eq!(common::count_records(&data, "policy.load"), 1);
 }
+
+#[test]
+fn require_proofs_does_not_start_on_a_set_that_fails_a_property() {
+    if !common::cvc5_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (policies, schema) = copy_policies(tmp.path());
+    break_r13(&policies);
+    let data = tmp.path().join("data");
+    let attempt = common::try_serve(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data.to_str().unwrap(),
+        "--policies",
+        policies.to_str().unwrap(),
+        "--schema",
+        schema.to_str().unwrap(),
+        "--require-proofs",
+    ]);
+    match attempt {
+        common::ServeAttempt::Exited(code, err) => {
+            assert_ne!(code, 0, "{err}");
+            assert!(
+                err.contains("--require-proofs")
+                    && err.contains("r13-only-officers-maintain-staff"),
+                "{err}"
+            );
+        }
+        common::ServeAttempt::Listening(_) => panic!("served a set that fails R13"),
+    }
+}
