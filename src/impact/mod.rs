@@ -15,7 +15,7 @@ pub mod questions;
 pub mod report;
 pub mod symbolic;
 
-use cedar_policy::Authorizer;
+use cedar_policy::{Authorizer, EntityUid};
 
 use crate::decision::batch::Batch;
 use crate::decision::DecisionError;
@@ -58,7 +58,8 @@ pub struct Change {
 
 /// Decides every question of every stored principal with `active` and
 /// `candidate` over `reader`; `on_change` gets each difference and
-/// `on_principal` counts progress. Returns the questions asked.
+/// `on_principal` counts progress. Returns the questions decided by both
+/// sets (those of actions whose policies differ).
 pub fn compare(
     reader: &StoreReader,
     active: &PolicySnapshot,
@@ -68,6 +69,14 @@ pub fn compare(
 ) -> Result<u64, ImpactError> {
     let authorizer = Authorizer::new();
     let actions = questions::actions();
+    // An action whose indexed policies are the same texts in both sets
+    // decides every request alike (same policies, entities and request), so
+    // its questions are not asked twice: only changed actions are.
+    let changed: Vec<_> = actions
+        .iter()
+        .filter(|a| !same_policies(active, candidate, a))
+        .cloned()
+        .collect();
     let mut asked = 0u64;
     questions::for_each_group(reader, |group| {
         on_principal();
@@ -78,7 +87,11 @@ pub fn compare(
                 source,
             }
         })?;
-        for q in &group.questions {
+        for q in group
+            .questions
+            .iter()
+            .filter(|q| changed.contains(&q.action))
+        {
             asked += 1;
             let decide = |set: &PolicySnapshot| {
                 batch
@@ -99,6 +112,20 @@ pub fn compare(
         Ok(())
     })?;
     Ok(asked)
+}
+
+/// Whether `action`'s indexed policies are the same texts (ids included)
+/// in both sets.
+pub fn same_policies(a: &PolicySnapshot, b: &PolicySnapshot, action: &EntityUid) -> bool {
+    let texts = |s: &PolicySnapshot| {
+        let mut t: Vec<String> = s
+            .policies_for(action)
+            .map(|p| p.policies().map(|p| format!("{}{p}", p.id())).collect())
+            .unwrap_or_default();
+        t.sort();
+        t
+    };
+    texts(a) == texts(b)
 }
 
 fn change(

@@ -29,7 +29,7 @@ pub async fn differences(
     let mut prover = Prover::start()?;
     let mut found = Vec::new();
     for env in active.schema().request_envs() {
-        if same_policies(active, candidate, &env) {
+        if super::same_policies(active, candidate, env.action()) {
             continue;
         }
         if let Some(cx) = prover.distinguish(active, candidate, &env).await? {
@@ -70,16 +70,4 @@ pub async fn differences(
 
 fn env_name(env: &RequestEnv) -> String {
     format!("{} {} {}", env.principal(), env.action(), env.resource())
-}
-
-fn same_policies(a: &PolicySnapshot, b: &PolicySnapshot, env: &RequestEnv) -> bool {
-    let texts = |s: &PolicySnapshot| {
-        let mut t: Vec<String> = s
-            .policies_for(env.action())
-            .map(|p| p.policies().map(|p| format!("{}{p}", p.id())).collect())
-            .unwrap_or_default();
-        t.sort();
-        t
-    };
-    texts(a) == texts(b)
 }
