@@ -100,6 +100,36 @@ enum Command {
         #[command(flatten)]
         passwords: PasswordArgs,
     },
+    /// Prove the invariants in policies/properties/ for all data (cvc5).
+    Prove {
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        #[arg(long, default_value = "schemas/etax.cedarschema")]
+        schema: PathBuf,
+        /// Property files; default POLICIES/properties.
+        #[arg(long)]
+        properties: Option<PathBuf>,
+    },
+    /// Who gains and who loses what if the candidate policies went live:
+    /// every stored principal's questions decided by both sets.
+    Impact {
+        /// The changed policy directory.
+        #[arg(long)]
+        candidate: PathBuf,
+        /// The active policies.
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        #[arg(long, default_value = "schemas/etax.cedarschema")]
+        schema: PathBuf,
+        /// A data directory no server holds open (a copy of a live one).
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        #[arg(long, default_value = "text", value_parser = ["text", "jsonl"])]
+        format: String,
+        /// Skip the solver's view (requests of any data that differ).
+        #[arg(long)]
+        no_symbolic: bool,
+    },
     /// Write a deterministic synthetic bureau (about ten staff per
     /// enterprise) as an import file, for load tests: every account shares
     /// one password, printed on stderr.
@@ -539,6 +569,26 @@ pub fn main() -> ExitCode {
             seed,
             out,
         } => crate::gen::command(enterprises, seed, &out),
+        Command::Prove {
+            policies,
+            schema,
+            properties,
+        } => crate::prove::command::run(&policies, &schema, properties.as_deref()),
+        Command::Impact {
+            candidate,
+            policies,
+            schema,
+            data,
+            format,
+            no_symbolic,
+        } => crate::impact::command::run(&crate::impact::command::Args {
+            candidate: &candidate,
+            policies: &policies,
+            schema: &schema,
+            data: &data,
+            jsonl: format == "jsonl",
+            symbolic: !no_symbolic,
+        }),
     }
 }
 

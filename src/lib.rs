@@ -38,9 +38,11 @@ pub mod flows;
 pub mod gen;
 pub mod http;
 pub mod ids;
+pub mod impact;
 pub mod import;
 pub mod metrics;
 pub mod policy;
+pub mod prove;
 pub mod server;
 pub mod store;
 

@@ -70,6 +70,9 @@ pub struct ServeOptions {
     pub time_offset: crate::audit::time::Offset,
     /// Log format, access log, readiness, shutdown grace, Unix socket.
     pub ops: crate::http::options::OpsArgs,
+    /// Prove POLICIES/properties/ for the start set and every reload;
+    /// refuse a set that fails one.
+    pub require_proofs: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +111,8 @@ pub enum ServeError {
     Listen(#[from] crate::http::listen::ListenError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("--require-proofs: {0}")]
+    Proofs(String),
 }
 
 pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
@@ -166,6 +171,8 @@ struct Opened {
     callers: Callers,
     audit: AuditLog,
     archive: PolicyArchive,
+    /// The proofs every reload must pass (`--require-proofs`).
+    guard: Option<crate::policy::reload::Guard>,
 }
 
 async fn open(opts: &ServeOptions) -> Result<Opened, ServeError> {
@@ -179,6 +186,11 @@ async fn open(opts: &ServeOptions) -> Result<Opened, ServeError> {
     for w in snapshot.warnings() {
         tracing::warn!("{w}");
     }
+    let guard = if opts.require_proofs {
+        Some(start_proofs(&opts.policies_dir, &snapshot).await?)
+    } else {
+        None
+    };
     let store = Store::open_with_cache(
         &store::identity_store_path(&opts.data_dir),
         opts.caches.store_cache_bytes,
@@ -213,6 +225,7 @@ async fn open(opts: &ServeOptions) -> Result<Opened, ServeError> {
         callers,
         audit,
         archive,
+        guard,
     })
 }
 
@@ -317,7 +330,7 @@ fn wire(opts: &ServeOptions, o: Opened) -> Result<(Arc<AppState>, Background), S
         Arc::default(),
     )
     .on_load(on_policy_load(o.archive.clone(), o.audit.clone()));
-    let reloader = if opts.strict_reload {
+    let mut reloader = if opts.strict_reload {
         let store = engine.store().clone();
         reloader.strict(Arc::new(move || {
             crate::authoring::known_ids_in_store(&store).unwrap_or_default()
@@ -325,6 +338,9 @@ fn wire(opts: &ServeOptions, o: Opened) -> Result<(Arc<AppState>, Background), S
     } else {
         reloader
     };
+    if let Some(guard) = o.guard {
+        reloader = reloader.guarded(guard, Some(on_proof_refusal(o.audit.clone())));
+    }
     let metrics = Metrics::new(
         &decider.metrics,
         Live {
@@ -407,6 +423,62 @@ fn on_policy_load(archive: PolicyArchive, audit: AuditLog) -> OnLoad {
         let record = policy_load_record(&archive, loaded);
         if let Err(e) = runtime.block_on(audit.commit(record)) {
             tracing::error!(error = %e, "policy reload not recorded in the decision log");
+        }
+    })
+}
+
+/// `--require-proofs` at start: reads the properties beside the policies
+/// (kept for the server's life) and proves them for the start set, so a
+/// server never serves an unproved set, and a missing solver stops it here
+/// rather than at the first reload.
+async fn start_proofs(
+    policies_dir: &std::path::Path,
+    snapshot: &PolicySnapshot,
+) -> Result<crate::policy::reload::Guard, ServeError> {
+    use crate::prove;
+    let properties =
+        prove::property::load_all(&prove::properties_dir(policies_dir), snapshot.schema())
+            .map_err(|e| ServeError::Proofs(e.to_string()))?;
+    let checked = tokio::task::block_in_place(|| prove::guard::prove_set(snapshot, &properties));
+    if let Err(refused) = checked {
+        let failed = serde_json::to_string_pretty(&refused.failed_properties).unwrap_or_default();
+        return Err(ServeError::Proofs(format!(
+            "the policies do not prove: {}\n{}",
+            refused.message,
+            crate::ids::mask_text(&failed)
+        )));
+    }
+    Ok(prove::guard::guard(properties))
+}
+
+/// Records a set the reload guard refused in the decision log: a denied
+/// `policy.reload` naming the failed properties, so auditors see the
+/// attempted change beside the loads.
+fn on_proof_refusal(audit: AuditLog) -> crate::policy::reload::OnRefused {
+    let runtime = tokio::runtime::Handle::current();
+    Arc::new(move |loaded: &Loaded<'_>, refused| {
+        let version = loaded.snapshot.version();
+        let reason = format!(
+            "policy set {version} refused, {} still serves: {}",
+            loaded.old_version.unwrap_or("nothing"),
+            refused.message
+        );
+        let record = DecisionRecord::new(
+            &crate::random_id(),
+            "policy.reload",
+            &format!("PolicyLoader::{:?}", loaded.trigger.as_str()),
+            "policy.reload",
+            &format!("PolicySet::{version:?}"),
+            None,
+            false,
+            &[],
+            &[],
+            loaded.old_version.unwrap_or(version),
+            0,
+        )
+        .with_reason(&reason);
+        if let Err(e) = runtime.block_on(audit.commit(record)) {
+            tracing::error!(error = %e, "refused policy reload not recorded in the decision log");
         }
     })
 }

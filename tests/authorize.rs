@@ -102,6 +102,15 @@ fn cases() -> Vec<Case> {
             false,
             &[],
         ),
+        case(
+            "social-security-only payer never takes the normal account step",
+            enterprise(E_SOCIAL),
+            "enterpriseAccountLogin",
+            enterprise(E_SOCIAL),
+            factors(&["enterprise_password"]),
+            false,
+            &["login.social-security-only-no-normal-route"],
+        ),
         // R2
         case(
             "normal login by SMS",

@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// findings (as `check --strict`), not only errors.
     #[arg(long, env = "ETAX_STRICT_RELOAD")]
     pub strict_reload: bool,
+    /// Prove POLICIES/properties/ (cvc5) for the start set and refuse a
+    /// reload whose set fails a property.
+    #[arg(long, env = "ETAX_REQUIRE_PROOFS")]
+    pub require_proofs: bool,
     #[command(flatten)]
     pub caches: crate::decision::CacheArgs,
     /// Key file of the decision log's person pseudonyms (default
@@ -124,6 +128,7 @@ impl ServeArgs {
             limits: self.limits.into_limits(),
             time_offset: self.time_offset,
             strict_reload: self.strict_reload,
+            require_proofs: self.require_proofs,
             ops: self.ops,
         }
     }

@@ -11,6 +11,7 @@
 //! caller sends may stand in for one — a made-up uid with real parents would
 //! otherwise inherit their grants.
 
+pub mod batch;
 pub mod cache;
 pub mod config;
 #[doc(hidden)]

@@ -55,6 +55,10 @@ pub struct ReloadFailure {
     pub diagnostics: Vec<String>,
     /// Version of the rejected texts (empty when they could not be read).
     pub rejected_version: String,
+    /// For a set refused by the reload guard (`serve --require-proofs`):
+    /// each failed property with its counterexample.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_properties: Vec<serde_json::Value>,
 }
 
 /// Reload outcomes, shared between the reloader and the HTTP handlers.
@@ -128,6 +132,34 @@ pub type OnLoad = Arc<dyn Fn(&Loaded<'_>) + Send + Sync>;
 /// lint; the policy layer cannot read the store itself.
 pub type KnownIdsFn = Arc<dyn Fn() -> KnownIds + Send + Sync>;
 
+/// A check every valid candidate must also pass before it is made active
+/// (the proofs of `serve --require-proofs`). Runs on the reloading thread;
+/// the policy layer knows nothing of what it checks.
+pub type Guard = Arc<dyn Fn(&PolicySnapshot) -> Result<(), Refused> + Send + Sync>;
+
+/// Called when the guard refuses a set, so the server can record the
+/// refusal where it records loads.
+pub type OnRefused = Arc<dyn Fn(&Loaded<'_>, &Refused) + Send + Sync>;
+
+/// Why the guard refused a valid set.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub message: String,
+    /// One line per failed check, for the log.
+    pub details: Vec<String>,
+    /// What `/v1/status` shows of each failed check.
+    pub failed_properties: Vec<serde_json::Value>,
+}
+
+/// Why a reload did not make a set active.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("refused by the reload guard: {}", .0.message)]
+    Refused(Refused),
+}
+
 /// Loads, validates and swaps in policy sets.
 #[derive(Clone)]
 pub struct Reloader {
@@ -138,6 +170,7 @@ pub struct Reloader {
     on_load: Option<OnLoad>,
     /// `serve --strict-reload`: warnings and lints reject a set.
     strict: Option<KnownIdsFn>,
+    guard: Option<(Guard, Option<OnRefused>)>,
 }
 
 impl Reloader {
@@ -154,6 +187,7 @@ impl Reloader {
             status,
             on_load: None,
             strict: None,
+            guard: None,
         }
     }
 
@@ -177,6 +211,42 @@ impl Reloader {
         }
     }
 
+    /// Makes every valid set pass `guard` before it becomes active; a
+    /// refusal keeps the old set, like an invalid one, and is passed to
+    /// `on_refused`.
+    pub fn guarded(mut self, guard: Guard, on_refused: Option<OnRefused>) -> Self {
+        self.guard = Some((guard, on_refused));
+        self
+    }
+
+    /// The guard's verdict on a valid candidate (`Ok` without a guard).
+    fn check_guard(
+        &self,
+        sources: &Sources,
+        snapshot: &PolicySnapshot,
+        trigger: Trigger,
+    ) -> Result<(), ReloadError> {
+        let Some((guard, on_refused)) = &self.guard else {
+            return Ok(());
+        };
+        let refused = match guard(snapshot) {
+            Ok(()) => return Ok(()),
+            Err(r) => r,
+        };
+        if let Some(hook) = on_refused {
+            hook(
+                &Loaded {
+                    sources,
+                    snapshot,
+                    old_version: Some(self.active.load().version()),
+                    trigger,
+                },
+                &refused,
+            );
+        }
+        Err(ReloadError::Refused(refused))
+    }
+
     /// Calls `hook` with each set this reloader is about to make active.
     pub fn on_load(mut self, hook: OnLoad) -> Self {
         self.on_load = Some(hook);
@@ -189,14 +259,17 @@ impl Reloader {
 
     /// Reads and validates the files and, if valid, makes them active.
     /// Blocking (file reads, validation): call from a blocking thread.
-    pub fn reload(&self, trigger: Trigger) -> Result<Arc<PolicySnapshot>, LoadError> {
+    pub fn reload(&self, trigger: Trigger) -> Result<Arc<PolicySnapshot>, ReloadError> {
         let sources = Sources::read(&self.policies_dir, &self.schema);
         let version = sources.as_ref().map(Sources::version).unwrap_or_default();
-        let loaded = sources.and_then(|s| {
-            PolicySnapshot::from_sources(&s.schema_file, &s.schema, &s.policy_files)
-                .and_then(|snap| self.strict_check(&s, snap))
-                .map(|snap| (s, snap))
-        });
+        let loaded = sources
+            .and_then(|s| {
+                PolicySnapshot::from_sources(&s.schema_file, &s.schema, &s.policy_files)
+                    .and_then(|snap| self.strict_check(&s, snap))
+                    .map(|snap| (s, snap))
+            })
+            .map_err(ReloadError::from)
+            .and_then(|(s, snap)| self.check_guard(&s, &snap, trigger).map(|()| (s, snap)));
         match loaded {
             Ok((sources, snapshot)) => {
                 let snapshot = Arc::new(snapshot);
@@ -243,11 +316,20 @@ impl Reloader {
             }
             Err(e) => {
                 let diagnostics = match &e {
-                    LoadError::Invalid(diags) => diags.iter().map(|d| d.to_string()).collect(),
+                    ReloadError::Load(LoadError::Invalid(diags)) => {
+                        diags.iter().map(|d| d.to_string()).collect()
+                    }
                     other => vec![other.to_string()],
+                };
+                let (failed_properties, details) = match &e {
+                    ReloadError::Refused(r) => (r.failed_properties.clone(), r.details.clone()),
+                    ReloadError::Load(_) => (Vec::new(), Vec::new()),
                 };
                 for d in &diagnostics {
                     tracing::error!("{d}");
+                }
+                for line in &details {
+                    tracing::error!("{}", crate::ids::mask_text(line));
                 }
                 tracing::error!(
                     trigger = trigger.as_str(),
@@ -260,6 +342,7 @@ impl Reloader {
                     trigger: trigger.as_str(),
                     diagnostics,
                     rejected_version: version,
+                    failed_properties,
                 }));
                 Err(e)
             }
@@ -425,6 +508,57 @@ mod tests {
         assert_eq!(r.active.load().version(), snap.version());
         assert!(r.status().last_error().is_none());
         assert_eq!(r.status().successes(), 1);
+    }
+
+    #[test]
+    fn a_guard_refusal_keeps_the_old_set_and_is_reported() {
+        let (dir, r) = setup();
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = refused.clone();
+        // Refuses any set with a forbid: a stand-in for a failed proof.
+        let guard: Guard = Arc::new(|set: &PolicySnapshot| {
+            let forbids = set
+                .policies()
+                .policies()
+                .filter(|p| p.effect() == cedar_policy::Effect::Forbid)
+                .count();
+            if forbids == 0 {
+                return Ok(());
+            }
+            Err(Refused {
+                message: "a forbid".into(),
+                details: vec!["property no-forbids FAILED".into()],
+                failed_properties: vec![serde_json::json!({"property": "no-forbids"})],
+            })
+        });
+        let on_refused: OnRefused = Arc::new(move |_, _| {
+            seen.fetch_add(1, Ordering::Relaxed);
+        });
+        let r = r.guarded(guard, Some(on_refused));
+        let v0 = r.active.load().version().to_owned();
+        std::fs::write(
+            dir.path().join("policies/b.cedar"),
+            r#"@id("b") @code("b_refused") @message("refused by b") forbid(principal, action, resource);"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            r.reload(Trigger::Signal),
+            Err(ReloadError::Refused(_))
+        ));
+        assert_eq!(r.active.load().version(), v0, "old set keeps serving");
+        let err = r.status().last_error().unwrap();
+        assert_eq!(err.failed_properties[0]["property"], "no-forbids");
+        assert_eq!(refused.load(Ordering::Relaxed), 1);
+
+        std::fs::write(
+            dir.path().join("policies/b.cedar"),
+            r#"@id("b") permit(principal, action, resource);"#,
+        )
+        .unwrap();
+        assert!(
+            r.reload(Trigger::Signal).is_ok(),
+            "a set the guard accepts loads"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -759,6 +759,7 @@ pub fn cli_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
 /// `serve --demo` over copies of the bundled policies and schema in `tmp`
 /// (which a test may then edit under the running server), with `extra`
 /// flags.
@@ -788,4 +789,22 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Whether the cvc5 SMT solver (`CVC5`, else `cvc5` on the PATH) runs here.
+/// When it does not, says so loudly: tests that need it skip, and CI
+/// installs it so they run there.
+pub fn cvc5_present() -> bool {
+    let bin = std::env::var("CVC5").unwrap_or_else(|_| "cvc5".into());
+    let ok = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: the cvc5 SMT solver ({bin}) is not installed; \
+             `apt-get install cvc5` or set CVC5 — CI runs this !!!!!!!!\n"
+        );
+    }
+    ok
 }

@@ -1,0 +1,75 @@
+//! Many questions about the same identities, decided over one read snapshot
+//! of the store and any policy snapshot: what impact analysis needs (every
+//! function of one principal, under the active and a candidate set). The
+//! entities are gathered once for all the questions, and each is decided
+//! exactly as [`super::Engine::decide`] decides it — same request checks,
+//! same per-action index, same fail-closed verdict — but without the cache,
+//! which is filed under the live store's generation, not a snapshot.
+
+use std::collections::HashSet;
+
+use cedar_policy::{Authorizer, Entities, EntityUid};
+
+use crate::policy::PolicySnapshot;
+use crate::store::StoreReader;
+
+use super::slice::Slice;
+use super::{checked_request, context_entities, invalid, verdict, DecisionError, Query, Verdict};
+
+/// Entities gathered for a batch of questions.
+pub struct Batch {
+    entities: Entities,
+    missing: HashSet<EntityUid>,
+}
+
+impl Batch {
+    /// Gathers `roots` (every principal, resource and context entity the
+    /// questions will name) from `reader`, with the entities of `actions`
+    /// (and their groups) from `snap`.
+    pub fn gather(
+        reader: &StoreReader,
+        snap: &PolicySnapshot,
+        roots: &[&EntityUid],
+        actions: &[EntityUid],
+    ) -> Result<Self, DecisionError> {
+        let slice = Slice::gather(reader, roots, &[])?;
+        let action_entities = actions
+            .iter()
+            .filter_map(|a| snap.action_entity(a).cloned())
+            .collect::<Vec<_>>();
+        let entities =
+            Entities::from_entities(slice.entities.into_values().chain(action_entities), None)
+                .map_err(|e| invalid("request", e))?;
+        Ok(Self {
+            entities,
+            missing: slice.missing,
+        })
+    }
+
+    /// Decides `q` with `snap` over the gathered entities.
+    pub fn decide(
+        &self,
+        authorizer: &Authorizer,
+        snap: &PolicySnapshot,
+        q: &Query,
+    ) -> Result<Verdict, DecisionError> {
+        let policies = snap.policies_for(&q.action).ok_or_else(|| {
+            invalid(
+                "action",
+                format!("{} is not an action of the schema", q.action),
+            )
+        })?;
+        let (request, context) = checked_request(q, snap)?;
+        let mut missing = Vec::new();
+        let named = [("principal", &q.principal), ("resource", &q.resource)];
+        let refs = context_entities(&context, q.context.as_object());
+        let context_named = refs.iter().map(|(name, uid)| (name.as_str(), uid));
+        for (role, uid) in named.into_iter().chain(context_named) {
+            if self.missing.contains(uid) {
+                missing.push(format!("{role} {uid} is not in the identity store"));
+            }
+        }
+        let response = authorizer.is_authorized(&request, policies, &self.entities);
+        Ok(verdict(snap, policies, &response, missing))
+    }
+}

@@ -1,0 +1,305 @@
+//! `etax-authz prove` and `serve --require-proofs` with the real binary and
+//! the real cvc5 solver: the bundled policies prove every property; a set
+//! that lets a clerk maintain staff fails R13 with a counterexample that,
+//! pasted into a suite, fails `etax-authz test`; a running server refuses to
+//! reload such a set and keeps deciding with the old one.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{cli, copy_dir, Server, CRATE_ROOT, E_SYNCED, P_CLERK};
+use serde_json::{json, Value};
+
+/// A copy of the bundled policies (with their properties) and schema in
+/// `tmp`: `(policies dir, schema file)`.
+fn copy_policies(tmp: &Path) -> (PathBuf, PathBuf) {
+    let root = Path::new(CRATE_ROOT);
+    let policies = tmp.join("policies");
+    copy_dir(&root.join("policies"), &policies);
+    copy_dir(
+        &root.join("policies/properties"),
+        &policies.join("properties"),
+    );
+    let schema = tmp.join("etax.cedarschema");
+    std::fs::copy(root.join("schemas/etax.cedarschema"), &schema).unwrap();
+    (policies, schema)
+}
+
+const CLERK_PERMIT: &str = r#"
+@id("maintain.clerks-view-staff")
+permit (
+  principal is Etax::Staff,
+  action == Etax::Action::"viewStaff",
+  resource is Etax::Enterprise
+)
+when
+{
+  principal in resource &&
+  principal.identityType == Etax::IdentityType::"tax_clerk"
+};
+"#;
+
+/// Lets tax clerks view staff: adds a permit and removes the forbid that
+/// excludes ordinary staff from maintenance.
+fn break_r13(policies: &Path) {
+    let file = policies.join("staff-maintenance.cedar");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let start = text
+        .find("@id(\"maintain.ordinary-staff-excluded\")")
+        .expect("the excluding forbid is bundled");
+    let end = start + text[start..].find("};").unwrap() + 2;
+    let edited = format!("{}{}{CLERK_PERMIT}", &text[..start], &text[end..]);
+    std::fs::write(&file, edited).unwrap();
+}
+
+fn prove(policies: &Path, schema: &Path) -> (i32, String, String) {
+    cli(&[
+        "prove",
+        "--policies",
+        policies.to_str().unwrap(),
+        "--schema",
+        schema.to_str().unwrap(),
+    ])
+}
+
+/// The suite printed after a FAILED line (indented, up to a blank line).
+fn counterexample(out: &str, property: &str) -> Value {
+    let failed = format!("property {property} ");
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(&failed) && l.contains("FAILED"))
+        .unwrap_or_else(|| panic!("{property} did not fail:\n{out}"));
+    let start = at
+        + lines[at..]
+            .iter()
+            .position(|l| l.contains("counterexample (a suite"))
+            .expect("a counterexample follows")
+        + 1;
+    let text: String = lines[start..]
+        .iter()
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn the_bundled_policies_prove_every_property() {
+    if !common::cvc5_present() {
+        return;
+    }
+    let (code, out, err) = cli(&["prove"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let properties = std::fs::read_dir(Path::new(CRATE_ROOT).join("policies/properties"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "cedar")
+        })
+        .count();
+    assert!(
+        properties >= 6,
+        "R13, R12, R5, R8, R6 and never-errors ship"
+    );
+    let proved = out.lines().filter(|l| l.contains("... proved")).count();
+    assert_eq!(proved, properties, "{out}");
+    for name in ["r13-", "r12-", "r5-", "r8-", "r6-", "never-errors"] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(&format!("property {name}")) && l.contains("proved")),
+            "{name} not proved:\n{out}"
+        );
+    }
+    assert!(
+        out.contains(&format!("{properties} proved, 0 failed")),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_clerk_maintenance_permit_fails_r13_with_a_counterexample_that_fails_a_suite() {
+    if !common::cvc5_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (policies, schema) = copy_policies(tmp.path());
+    break_r13(&policies);
+    let (code, out, err) = prove(&policies, &schema);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("1 failed"), "{out}");
+    assert!(
+        out.lines()
+            .filter(|l| l.starts_with("property ") && l.contains("FAILED"))
+            .all(|l| l.starts_with("property r13-only-officers-maintain-staff ")),
+        "only R13 fails:\n{out}"
+    );
+    let suite = counterexample(&out, "r13-only-officers-maintain-staff");
+    let case = &suite["cases"][0];
+    assert_eq!(case["decision"], "deny", "{suite}");
+    assert!(
+        case["action"].as_str().unwrap().contains("viewStaff"),
+        "{suite}"
+    );
+
+    // Pasted into a suite, it fails against the changed set …
+    let suites = tmp.path().join("suites");
+    std::fs::create_dir(&suites).unwrap();
+    std::fs::write(suites.join("counterexample.json"), suite.to_string()).unwrap();
+    let test = |policies: &Path| {
+        cli(&[
+            "test",
+            suites.to_str().unwrap(),
+            "--policies",
+            policies.to_str().unwrap(),
+            "--schema",
+            schema.to_str().unwrap(),
+        ])
+    };
+    let (code, out, err) = test(&policies);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("expected deny, got allow"), "{out}");
+    assert!(out.contains("maintain.clerks-view-staff"), "{out}");
+    // … and passes against the bundled one: the request is real, and only
+    // the change lets it through.
+    let (code, out, err) = test(&Path::new(CRATE_ROOT).join("policies"));
+    assert!(out.contains("1 passed, 0 failed"), "{code} {out}{err}");
+}
+
+#[test]
+fn a_missing_solver_is_a_clear_error() {
+    let out = std::process::Command::new(common::BIN)
+        .current_dir(CRATE_ROOT)
+        .arg("prove")
+        .env("CVC5", "/nonexistent/cvc5")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(err.contains("cvc5 SMT solver was not found"), "{err}");
+    assert!(err.contains("CVC5"), "{err}");
+}
+
+#[test]
+fn a_property_with_an_unknown_check_is_refused_by_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (policies, schema) = copy_policies(tmp.path());
+    std::fs::write(
+        policies.join("properties/odd.cedar"),
+        "@check(\"sometimes\")\npermit (principal, action, resource);\n",
+    )
+    .unwrap();
+    let (code, out, err) = prove(&policies, &schema);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("odd.cedar") && err.contains("unknown @check(\"sometimes\")"),
+        "{err}"
+    );
+}
+
+fn status(server: &Server) -> Value {
+    let (code, body) = server.get("/v1/status");
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+fn clerk_views_staff(server: &Server) -> Value {
+    let (code, body) = server.post(
+        "/v1/authorize",
+        &json!({
+            "principal": common::staff(E_SYNCED, P_CLERK),
+            "action": common::action("viewStaff"),
+            "resource": common::enterprise(E_SYNCED),
+        }),
+    );
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+#[test]
+fn require_proofs_refuses_a_reload_that_breaks_r13_and_keeps_the_old_set() {
+    if !common::cvc5_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (policies, schema) = copy_policies(tmp.path());
+    let data = tmp.path().join("data");
+    let server = Server::demo_in(
+        &data,
+        &[
+            "--policies",
+            policies.to_str().unwrap(),
+            "--schema",
+            schema.to_str().unwrap(),
+            "--reload-poll-ms",
+            "0",
+            "--require-proofs",
+        ],
+    );
+    let v0 = status(&server)["policy_version"].clone();
+    assert_eq!(clerk_views_staff(&server)["decision"], "deny");
+
+    break_r13(&policies);
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(&server)["reloads"]["failed"] != 1 {
+        assert!(Instant::now() < deadline, "no reload attempt seen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = status(&server);
+    assert_eq!(s["policy_version"], v0, "the old set keeps serving: {s}");
+    let failure = &s["last_reload_error"];
+    assert_eq!(
+        failure["failed_properties"][0]["property"], "r13-only-officers-maintain-staff",
+        "{s}"
+    );
+    assert!(
+        failure["failed_properties"][0]["counterexample"]["cases"][0]["action"]
+            .as_str()
+            .is_some_and(|a| a.contains("viewStaff")),
+        "{s}"
+    );
+    assert_eq!(clerk_views_staff(&server)["decision"], "deny");
+    server.stop();
+    // The refusal is in the decision log beside the start's load.
+    assert_eq!(common::count_records(&data, "policy.reload"), 1);
+    assert_eq!(common::count_records(&data, "policy.load"), 1);
+}
+
+#[test]
+fn require_proofs_does_not_start_on_a_set_that_fails_a_property() {
+    if !common::cvc5_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (policies, schema) = copy_policies(tmp.path());
+    break_r13(&policies);
+    let data = tmp.path().join("data");
+    let attempt = common::try_serve(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data.to_str().unwrap(),
+        "--policies",
+        policies.to_str().unwrap(),
+        "--schema",
+        schema.to_str().unwrap(),
+        "--require-proofs",
+    ]);
+    match attempt {
+        common::ServeAttempt::Exited(code, err) => {
+            assert_ne!(code, 0, "{err}");
+            assert!(
+                err.contains("--require-proofs")
+                    && err.contains("r13-only-officers-maintain-staff"),
+                "{err}"
+            );
+        }
+        common::ServeAttempt::Listening(_) => panic!("served a set that fails R13"),
+    }
+}
