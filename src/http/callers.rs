@@ -321,9 +321,7 @@ impl Callers {
         let key = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
+            .and_then(bearer_key)
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -352,6 +350,14 @@ impl Callers {
         }
         Ok(Some(caller.id.clone()))
     }
+}
+
+/// The key of an `Authorization: Bearer KEY` value. The scheme is
+/// case-insensitive (RFC 7235 §2.1), so `bearer KEY` is the same header.
+fn bearer_key(value: &str) -> Option<&str> {
+    let (scheme, key) = value.split_once(' ')?;
+    let key = key.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
 }
 
 #[cfg(test)]
