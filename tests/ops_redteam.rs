@@ -179,7 +179,8 @@ fn listen_unix_replaces_only_a_dead_socket() {
     let ServeAttempt::Listening(s) = serve_on(dir.path(), &stale) else {
         panic!("a stale socket was not replaced");
     };
-    assert!(UnixStream::connect(&stale).is_ok());
+    // The TCP address is announced before the socket is bound.
+    common::wait_until("the socket", || UnixStream::connect(&stale).is_ok());
     let mode = std::fs::metadata(&stale).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o660);
     s.stop();
