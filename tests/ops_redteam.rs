@@ -6,9 +6,10 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{cli, exchange_tcp, header, try_serve, ServeAttempt, Server, E_SYNCED, P_CLERK};
@@ -112,28 +113,57 @@ fn caller_paths_never_become_metric_labels_or_long_log_lines() {
     assert!(!text.contains(&"q".repeat(100)), "the path was echoed");
 }
 
-/// `serve --listen-unix PATH` over a fresh data directory.
-fn serve_on(dir: &Path, sock: &Path) -> ServeAttempt {
-    let data = dir.join("data");
-    try_serve(&[
-        "--demo",
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        data.to_str().unwrap(),
-        "--listen-unix",
-        sock.to_str().unwrap(),
-    ])
+/// `serve --no-tcp --listen-unix PATH` over a fresh data directory: the
+/// running server once it answers on the socket, or its exit code and
+/// stderr.
+fn serve_on(dir: &Path, sock: &Path) -> Result<Child, (i32, String)> {
+    // Another server's socket answers too: then only an exit tells.
+    let answered_before = UnixStream::connect(sock).is_ok();
+    let mut child = Command::new(common::BIN)
+        .current_dir(common::CRATE_ROOT)
+        .args(["serve", "--demo", "--no-tcp", "--listen-unix"])
+        .arg(sock)
+        .arg("--data")
+        .arg(dir.join("data"))
+        .args(["--argon2-memory-kib", "256", "--argon2-iterations", "1"])
+        .env("ETAX_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            return Err((out.status.code().unwrap_or(-1), err));
+        }
+        if !answered_before
+            && std::fs::symlink_metadata(sock).is_ok_and(|m| m.file_type().is_socket())
+            && UnixStream::connect(sock).is_ok()
+        {
+            return Ok(child);
+        }
+        assert!(Instant::now() < deadline, "neither served nor exited");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
-fn refused(attempt: ServeAttempt, path: &Path) {
+fn stop(mut child: Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    assert!(child.wait().unwrap().success());
+}
+
+fn refused(attempt: Result<Child, (i32, String)>, path: &Path) {
     match attempt {
-        ServeAttempt::Exited(code, err) => {
+        Err((code, err)) => {
             assert_ne!(code, 0);
             assert!(err.contains(path.to_str().unwrap()), "{err}");
         }
-        ServeAttempt::Listening(s) => {
-            s.stop();
+        Ok(child) => {
+            stop(child);
             panic!("served on {}", path.display());
         }
     }
@@ -176,14 +206,10 @@ fn listen_unix_replaces_only_a_dead_socket() {
     let stale = dir.path().join("stale.sock");
     drop(UnixListener::bind(&stale).unwrap());
     assert!(UnixStream::connect(&stale).is_err());
-    let ServeAttempt::Listening(s) = serve_on(dir.path(), &stale) else {
-        panic!("a stale socket was not replaced");
-    };
-    // The TCP address is announced before the socket is bound.
-    common::wait_until("the socket", || UnixStream::connect(&stale).is_ok());
+    let child = serve_on(dir.path(), &stale).expect("a stale socket is replaced");
     let mode = std::fs::metadata(&stale).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o660);
-    s.stop();
+    stop(child);
     assert!(!stale.exists());
     // Nothing of the socket's making left beside it.
     let mut names: Vec<String> = std::fs::read_dir(dir.path())
