@@ -35,7 +35,13 @@ pub fn acceptable(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-'))
-        && id.bytes().filter(u8::is_ascii_digit).count() < DIGITS_LIMIT
+        && few_digits(id)
+}
+
+/// Whether `text` holds fewer digits than a phone (11), so no phone or ID
+/// number can be spelled in it with any separators. Key ids share the rule.
+pub fn few_digits(text: &str) -> bool {
+    text.bytes().filter(u8::is_ascii_digit).count() < DIGITS_LIMIT
 }
 
 /// A new id: 128 random bits as 32 letters `a`–`p` (one a nibble). Hex
