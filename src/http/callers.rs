@@ -3,7 +3,7 @@
 //! With `--api-keys FILE` (a JSON list of
 //! `{"id": "...", "key_sha256": "<hex>", "scopes": ["authorize", ...]}`)
 //! every request but `/healthz`, `/readyz` and `/openapi.json` must send
-//! `Authorization: Bearer KEY` with a key holding the route's scope (its
+//! `Authorization: Bearer KEY` (scheme in any case) with a key holding the route's scope (its
 //! row of `routes::ROUTES`): 401 when the key is missing or unknown, 403
 //! when it lacks the scope. The key id becomes the decision record's
 //! `caller`. Only SHA-256 digests of keys are stored; keys are never logged.
