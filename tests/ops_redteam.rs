@@ -84,7 +84,7 @@ fn caller_paths_never_become_metric_labels_or_long_log_lines() {
     let labels = route_labels(&metrics);
     for label in &labels {
         assert!(
-            label == "unmatched" || patterns.iter().any(|p| *p == label),
+            label == "unmatched" || patterns.contains(&label),
             "{} is no route's pattern",
             &label[..label.len().min(80)]
         );
