@@ -11,8 +11,7 @@
 //!   store commits, sweeps, reloads, argon2 runs, the log's queue) are read
 //!   when scraped, by [`Live`].
 
-use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -35,14 +34,11 @@ use crate::policy::reload::ReloadStatus;
 /// The `Content-Type` of the exposition.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-/// Distinct route labels kept; past it a new route is counted as `other`,
-/// so a route label that grows by mistake (404s of made-up paths) cannot
-/// grow the exposition without bound.
-const MAX_ROUTES: usize = 64;
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    route: String,
+    /// A route-table pattern or `unmatched` (`http::uri::route_label`):
+    /// the table bounds the label set, whatever paths callers send.
+    route: &'static str,
     status: u16,
 }
 
@@ -50,8 +46,6 @@ struct RequestLabels {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
-    /// The route labels in use (at most [`MAX_ROUTES`]).
-    routes: RwLock<HashSet<String>>,
     connections: Gauge,
 }
 
@@ -70,7 +64,7 @@ impl Metrics {
         let connections = Gauge::default();
         registry.register(
             "etax_http_request_duration_seconds",
-            "Time to answer a request, by route (the request log's form of its path) and status",
+            "Time to answer a request, by route (its route-table pattern, or unmatched) and status",
             requests.clone(),
         );
         registry.register(
@@ -88,39 +82,16 @@ impl Metrics {
         Self {
             registry,
             requests,
-            routes: RwLock::default(),
             connections,
         }
     }
 
-    /// Records one answered request. `route` must be a route's name or the
-    /// request log's form of its path (identifiers as `*`), never the raw
-    /// path.
-    pub fn observe_request(&self, route: &str, status: u16, took: Duration) {
-        let labels = RequestLabels {
-            route: self.route_label(route),
-            status,
-        };
+    /// Records one answered request under `route`, the pattern of its
+    /// route-table row or `unmatched`.
+    pub fn observe_request(&self, route: &'static str, status: u16, took: Duration) {
         self.requests
-            .get_or_create(&labels)
+            .get_or_create(&RequestLabels { route, status })
             .observe(took.as_secs_f64());
-    }
-
-    /// `route`, or `other` once [`MAX_ROUTES`] others are in use.
-    fn route_label(&self, route: &str) -> String {
-        let known = |routes: &HashSet<String>| routes.contains(route);
-        if known(&self.routes.read().unwrap_or_else(|e| e.into_inner())) {
-            return route.to_owned();
-        }
-        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
-        if routes.len() < MAX_ROUTES {
-            routes.insert(route.to_owned());
-        }
-        if known(&routes) {
-            route.to_owned()
-        } else {
-            "other".to_owned()
-        }
     }
 
     /// Counts a connection open until the guard is dropped.

@@ -3,7 +3,7 @@
 //! With `--api-keys FILE` (a JSON list of
 //! `{"id": "...", "key_sha256": "<hex>", "scopes": ["authorize", ...]}`)
 //! every request but `/healthz`, `/readyz` and `/openapi.json` must send
-//! `Authorization: Bearer KEY` with a key holding the route's scope (its
+//! `Authorization: Bearer KEY` (scheme in any case) with a key holding the route's scope (its
 //! row of `routes::ROUTES`): 401 when the key is missing or unknown, 403
 //! when it lacks the scope. The key id becomes the decision record's
 //! `caller`. Only SHA-256 digests of keys are stored; keys are never logged.
@@ -104,27 +104,36 @@ pub struct LiveKeys {
 }
 
 impl LiveKeys {
-    /// Reads the file again if it changed since it was last read; whether
-    /// the keys were replaced.
+    /// Reads the file again if its bytes changed since it was last read;
+    /// whether the keys were replaced.
     pub fn reload_if_changed(&self) -> Result<bool, CallersError> {
-        let stamp = keys_file::stamp(&self.path);
-        if self.seen.lock().unwrap_or_else(|e| e.into_inner()).as_ref() == Some(&stamp) {
-            return Ok(false);
-        }
-        self.reload().map(|()| true)
+        self.load(false)
     }
 
-    /// Reads the file and, if every entry checks, serves its keys. The
-    /// version read is remembered even when it fails, so a broken file is
-    /// reported once, not at every look, until it changes again.
+    /// Reads the file and, if every entry checks, serves its keys.
     pub fn reload(&self) -> Result<(), CallersError> {
-        // Stamped before reading: a write during the read shows as a change
-        // at the next look rather than being missed.
-        let stamp = keys_file::stamp(&self.path);
-        let read = read_keys(&self.path);
-        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(stamp);
-        self.current.store(Arc::new(read?));
-        Ok(())
+        self.load(true).map(|_| ())
+    }
+
+    /// The version read is remembered even when it fails to check, so a
+    /// broken file is reported once, not at every look, until it changes.
+    fn load(&self, always: bool) -> Result<bool, CallersError> {
+        let read = keys_file::read_bytes(&self.path);
+        let stamp = Stamp::of(&read);
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if !always && seen.as_ref() == Some(&stamp) {
+                return Ok(false);
+            }
+            *seen = Some(stamp);
+        }
+        let entries = keys_file::parse(&self.path, &read?)?;
+        let keys = key_map(entries).map_err(|message| CallersError::File {
+            path: self.path.display().to_string(),
+            message,
+        })?;
+        self.current.store(Arc::new(keys));
+        Ok(true)
     }
 
     /// The file watched.
@@ -133,33 +142,32 @@ impl LiveKeys {
     }
 }
 
-/// Reads and checks the keys file.
-fn read_keys(path: &Path) -> Result<KeyMap, CallersError> {
-    let entries = keys_file::read(path)?;
-    key_map(entries).map_err(|message| CallersError::File {
-        path: path.display().to_string(),
-        message,
-    })
-}
-
-/// The entries by hash; every hash 64 hex digits, every id non-empty, no
-/// key listed twice.
+/// The entries by hash; every id follows [`keys_file::id_ok`] and names one
+/// entry, every hash is 64 hex digits, no key is listed twice. An id is
+/// echoed in a message only once it is known to be sane.
 fn key_map(entries: Vec<KeyEntry>) -> Result<KeyMap, String> {
     let mut keys = HashMap::new();
+    let mut ids = std::collections::HashSet::new();
     for (i, e) in entries.into_iter().enumerate() {
+        if !keys_file::id_ok(&e.id) {
+            return Err(format!(
+                "[{i}]: id must be 1 to 64 characters of letters, digits, '-', '_' or '.', \
+                 with fewer than 11 digits"
+            ));
+        }
+        if !ids.insert(e.id.clone()) {
+            return Err(format!("[{i}] ({}): the id is listed twice", e.id));
+        }
         let digest: [u8; 32] = hex::decode(e.key_sha256.trim())
             .ok()
             .and_then(|d| d.try_into().ok())
             .ok_or_else(|| format!("[{i}] ({}): key_sha256 is not 64 hex digits", e.id))?;
-        if e.id.is_empty() {
-            return Err(format!("[{i}]: id is empty"));
-        }
         let caller = Caller {
-            id: e.id.clone(),
+            id: e.id,
             scopes: e.scopes,
         };
-        if keys.insert(digest, caller).is_some() {
-            return Err(format!("[{i}] ({}): the same key is listed twice", e.id));
+        if let Some(c) = keys.insert(digest, caller) {
+            return Err(format!("[{i}] ({}): the same key is listed twice", c.id));
         }
     }
     Ok(keys)
@@ -321,9 +329,7 @@ impl Callers {
         let key = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
+            .and_then(bearer_key)
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -352,6 +358,14 @@ impl Callers {
         }
         Ok(Some(caller.id.clone()))
     }
+}
+
+/// The key of an `Authorization: Bearer KEY` value. The scheme is
+/// case-insensitive (RFC 7235 §2.1), so `bearer KEY` is the same header.
+fn bearer_key(value: &str) -> Option<&str> {
+    let (scheme, key) = value.split_once(' ')?;
+    let key = key.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -54,7 +53,7 @@ pub enum KeysFileError {
     DuplicateId(String),
     #[error("no key with id {0:?}")]
     UnknownId(String),
-    #[error("--id must be 1 to 64 characters of letters, digits, '-', '_' or '.'")]
+    #[error("--id must be 1 to 64 characters of letters, digits, '-', '_' or '.', with fewer than 11 digits (no phone or ID number)")]
     BadId,
     #[error("unknown scope {0:?}: authorize, login, maintain, admin, audit, audit_person")]
     BadScope(String),
@@ -69,14 +68,61 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeysFileError + '_ {
     }
 }
 
-/// Reads and parses the file (without checking the hashes: see
-/// [`super::callers::Callers::load`]).
-pub fn read(path: &Path) -> Result<Vec<KeyEntry>, KeysFileError> {
-    let text = std::fs::read_to_string(path).map_err(io_error(path))?;
-    serde_json::from_str(&text).map_err(|e| KeysFileError::Invalid {
+/// The largest keys file read: far above any real list (a key is ~150
+/// bytes), far below what would hold the service's memory.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// The most keys a file may list.
+pub const MAX_KEYS: usize = 10_000;
+
+/// Whether `id` may name a key: 1 to 64 characters of letters, digits,
+/// `-`, `_`, `.`, and fewer digits than a phone has, so no ID number or
+/// phone can be a key id (it is written unmasked into every decision
+/// record as `caller`). `keys create` and the loader both ask this.
+pub fn id_ok(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && super::request_id::few_digits(id)
+}
+
+/// The file's bytes, at most one past [`MAX_FILE_BYTES`] (which [`parse`]
+/// refuses).
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, KeysFileError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(io_error(path))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_error(path))?;
+    Ok(bytes)
+}
+
+fn invalid(path: &Path, message: String) -> KeysFileError {
+    KeysFileError::Invalid {
         path: path.display().to_string(),
-        message: e.to_string(),
-    })
+        message,
+    }
+}
+
+/// Parses the file's bytes (without checking the entries: see
+/// [`super::callers::Callers::load`]); at most [`MAX_KEYS`] entries.
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<KeyEntry>, KeysFileError> {
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(invalid(path, format!("larger than {MAX_FILE_BYTES} bytes")));
+    }
+    let entries: Vec<KeyEntry> =
+        serde_json::from_slice(bytes).map_err(|e| invalid(path, e.to_string()))?;
+    if entries.len() > MAX_KEYS {
+        return Err(invalid(path, format!("more than {MAX_KEYS} keys")));
+    }
+    Ok(entries)
+}
+
+/// Reads and parses the file.
+pub fn read(path: &Path) -> Result<Vec<KeyEntry>, KeysFileError> {
+    parse(path, &read_bytes(path)?)
 }
 
 /// [`read`], with a missing file read as no keys (the first `create`).
@@ -136,11 +182,7 @@ pub fn parse_scopes(list: &str) -> Result<Vec<Scope>, KeysFileError> {
 /// Adds a new random key `id` with `scopes` to the file (created if
 /// missing); returns the key, which is stored nowhere.
 pub fn create(path: &Path, id: &str, scopes: Vec<Scope>) -> Result<String, KeysFileError> {
-    let id_ok = (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if !id_ok {
+    if !id_ok(id) {
         return Err(KeysFileError::BadId);
     }
     let mut entries = read_or_empty(path)?;
@@ -170,25 +212,22 @@ pub fn revoke(path: &Path, id: &str) -> Result<(), KeysFileError> {
     write(path, &entries)
 }
 
-/// What identifies one version of the file: a rewrite by [`write`] is a
-/// new inode, an edit in place changes the length or modification time.
+/// What identifies one version of the file: the SHA-256 of its bytes, or
+/// that it could not be read. Size and time alone miss an edit in place
+/// that keeps both (a revoked key kept working); the file is small, so
+/// hashing it at each look is cheap.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    #[cfg(unix)]
-    inode: u64,
+pub enum Stamp {
+    Bytes([u8; 32]),
+    Unreadable,
 }
 
-/// The file's current [`Stamp`]; a file that cannot be read has the
-/// stamp of an empty one with no time.
-pub fn stamp(path: &Path) -> Stamp {
-    let meta = std::fs::metadata(path).ok();
-    Stamp {
-        modified: meta.as_ref().and_then(|m| m.modified().ok()),
-        len: meta.as_ref().map_or(0, std::fs::Metadata::len),
-        #[cfg(unix)]
-        inode: meta.as_ref().map_or(0, std::os::unix::fs::MetadataExt::ino),
+impl Stamp {
+    pub fn of(read: &Result<Vec<u8>, KeysFileError>) -> Self {
+        match read {
+            Ok(bytes) => Self::Bytes(Sha256::digest(bytes).into()),
+            Err(_) => Self::Unreadable,
+        }
     }
 }
 
@@ -235,10 +274,20 @@ mod tests {
     fn refuses_bad_ids_and_scopes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.json");
-        assert!(matches!(
-            create(&path, "a b", vec![Scope::Audit]),
-            Err(KeysFileError::BadId)
-        ));
+        for bad in [
+            "a b",
+            "",
+            "13912345678",
+            "139.1234.5678",
+            "tax\ncore",
+            &"a".repeat(65),
+        ] {
+            assert!(matches!(
+                create(&path, bad, vec![Scope::Audit]),
+                Err(KeysFileError::BadId)
+            ));
+        }
+        assert!(id_ok("tax-core.2026_v2") && id_ok("a1234567890"));
         assert!(matches!(
             parse_scopes("root"),
             Err(KeysFileError::BadScope(_))

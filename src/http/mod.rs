@@ -268,8 +268,11 @@ async fn handle(state: &AppState, req: Request<Incoming>, peer: listen::Peer) ->
     let span = tracing::info_span!("request", request_id = %id);
     let method = req.method().clone();
     // Paths can name a person (`/v1/maintenance/staff/resident_id:…`),
-    // percent-encoded or not.
-    let path = uri::log_path(req.uri().path());
+    // percent-encoded or not, or carry anything a caller likes: only the
+    // route's pattern, or a short prefix of an unmatched path's route
+    // words, is logged or counted.
+    let label = uri::route_label(&method, req.uri().path());
+    let path = uri::shown_path(&method, req.uri().path());
     let mut response = match route(state, req, &id).instrument(span.clone()).await {
         Ok(r) => r,
         Err(e) => whole(span.in_scope(|| e.into_response())),
@@ -279,7 +282,7 @@ async fn handle(state: &AppState, req: Request<Incoming>, peer: listen::Peer) ->
     }
     let took = started.elapsed();
     let status = response.status().as_u16();
-    state.metrics.observe_request(&path, status, took);
+    state.metrics.observe_request(label, status, took);
     if state.ops.logs(status, took) {
         span.in_scope(|| {
             tracing::info!(
@@ -302,7 +305,7 @@ async fn route(
 ) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
-    let asked = format!("{} {}", req.method(), uri::log_path(&path));
+    let asked = format!("{} {}", req.method(), uri::shown_path(req.method(), &path));
     let found = routes::lookup(req.method(), &path);
     let caller = state.callers.authenticate(req.headers(), found.scope());
     // Every decision record made while answering names this caller and

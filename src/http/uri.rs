@@ -1,5 +1,9 @@
 //! Percent-decoding of request paths and query strings, and the form of a
-//! path that goes to the request log.
+//! path that goes to the request log and the metrics.
+
+use hyper::Method;
+
+use super::routes::{self, Lookup};
 
 /// Decodes `%XX` escapes; a `%` not followed by two hex digits stays as it
 /// is. Bytes that are not UTF-8 become U+FFFD.
@@ -28,14 +32,48 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The path as the request log shows it: its route words, with every other
-/// segment shown as `*`. A segment that is not a lowercase route word
-/// (`staff`, `core-officers`) is an identifier someone sent — a person key,
-/// a credit code, a token, or anything pasted into a 404 — and masking
-/// cannot recognise every spelling of an ID number or phone (full-width
-/// digits, separators, letters glued to it, escapes), so none is logged.
+/// The label a request is counted and logged under: the pattern of the
+/// route-table row its path matches (`/v1/maintenance/staff/{person}`), or
+/// [`UNMATCHED`]. Never caller text, so the set of labels is the table's
+/// and a made-up path cannot grow the metrics or hide a real route.
+pub fn route_label(method: &Method, path: &str) -> &'static str {
+    match routes::lookup(method, path) {
+        Lookup::Found(r) => r.path,
+        // Any of the path's methods names the same pattern.
+        Lookup::WrongMethod { allow, .. } => match allow.first() {
+            Some(m) => route_label(m, path),
+            None => UNMATCHED,
+        },
+        Lookup::NotFound => UNMATCHED,
+    }
+}
+
+/// The label of a path no route matches.
+pub const UNMATCHED: &str = "unmatched";
+
+/// How much of an unmatched path the request log and a refusal's decision
+/// record show: enough to recognise a probe, too little to carry a payload.
+const UNMATCHED_SHOWN: usize = 48;
+
+/// The path as the request log and a refusal's decision record show it: a
+/// matched route's pattern, else [`log_path`].
+pub fn shown_path(method: &Method, path: &str) -> String {
+    match route_label(method, path) {
+        UNMATCHED => log_path(path),
+        pattern => pattern.to_owned(),
+    }
+}
+
+/// An unmatched path as it may be shown (logs, error messages): the first
+/// [`UNMATCHED_SHOWN`] characters of its route words, with every other
+/// segment as `*`. A segment that is not a lowercase route word is an
+/// identifier someone sent — a person key, a credit code, a token, or
+/// anything pasted into a 404 — and masking cannot recognise every
+/// spelling of an ID number or phone (full-width digits, separators,
+/// letters glued to it, escapes), so none is shown.
 pub fn log_path(path: &str) -> String {
-    path.split('/')
+    let words = path
+        .split('/')
         .map(|segment| {
             let route_word = segment == "v1"
                 || segment
@@ -48,7 +86,11 @@ pub fn log_path(path: &str) -> String {
             }
         })
         .collect::<Vec<_>>()
-        .join("/")
+        .join("/");
+    match words.char_indices().nth(UNMATCHED_SHOWN) {
+        Some((cut, _)) => format!("{}…", &words[..cut]),
+        None => words,
+    }
 }
 
 #[cfg(test)]
@@ -65,27 +107,39 @@ mod tests {
     }
 
     #[test]
-    fn log_paths_keep_route_words_only() {
+    fn log_paths_show_patterns_or_a_short_prefix_of_route_words() {
+        let get = Method::GET;
         assert_eq!(
-            log_path("/v1/maintenance/staff/resident_id%3A210102199001015035/reset-password"),
-            "/v1/maintenance/staff/*/reset-password"
+            shown_path(
+                &Method::POST,
+                "/v1/maintenance/staff/resident_id%3A210102199001015035/reset-password"
+            ),
+            "/v1/maintenance/staff/{person}/reset-password"
         );
         assert_eq!(
-            log_path("/v1/admin/enterprises/91210102MA0TAX001F/core-officers"),
-            "/v1/admin/enterprises/*/core-officers"
+            shown_path(&get, "/v1/maintenance/staff/qqqqqqqqqqqqqqqqqqqq"),
+            "/v1/maintenance/staff/{person}"
         );
         for path in [
-            "/v1/maintenance/staff/resident_id%253A210102199001015035",
-            "/v1/maintenance/staff/ID210102199001015035",
-            "/v1/maintenance/staff/resident_id:２１０１０２１９９００１０１５０３５",
+            "/v1/nope/resident_id%253A210102199001015035",
+            "/v1/nope/ID210102199001015035",
+            "/v1/nope/resident_id:２１０１０２１９９００１０１５０３５",
             "/v1/x/+8613800000003",
             "/v1/x/138-0000-0003",
-            "/v1/maintenance/staff/PASSPORT:E12345678",
+            "/v1/nope/PASSPORT:E12345678",
         ] {
-            let logged = log_path(path);
+            let logged = shown_path(&get, path);
             assert!(logged.ends_with("/*"), "{logged}");
         }
-        assert_eq!(log_path("/v1/authorize/batch"), "/v1/authorize/batch");
-        assert_eq!(log_path("/healthz"), "/healthz");
+        let long = format!("/{}", "q".repeat(65_000));
+        let logged = shown_path(&get, &long);
+        assert_eq!(logged.chars().count(), UNMATCHED_SHOWN + 1, "{logged}");
+        assert_eq!(route_label(&get, &long), UNMATCHED);
+        assert_eq!(
+            shown_path(&Method::POST, "/v1/authorize/batch"),
+            "/v1/authorize/batch"
+        );
+        assert_eq!(route_label(&get, "/v1/authorize"), "/v1/authorize");
+        assert_eq!(shown_path(&get, "/healthz"), "/healthz");
     }
 }
