@@ -197,14 +197,15 @@ pub enum Lookup {
 }
 
 impl Lookup {
-    /// The scope a request is authenticated for. An unknown path needs the
-    /// strictest, `admin`: without it a caller cannot probe which paths
-    /// exist.
+    /// The scope a request is authenticated for. An unknown path needs
+    /// none: it is a 404 for every caller. Which paths exist is no secret
+    /// (`/openapi.json` lists them), and a `403 lacks admin` on a mistyped
+    /// path would send an integrator looking for the wrong fault.
     pub fn scope(&self) -> Option<Scope> {
         match self {
             Lookup::Found(r) => r.scope,
             Lookup::WrongMethod { scope, .. } => *scope,
-            Lookup::NotFound => Some(Scope::Admin),
+            Lookup::NotFound => None,
         }
     }
 }
