@@ -288,7 +288,7 @@ mod tests {
             lookup(&M::GET, "/v1/authorizeX"),
             Lookup::NotFound
         ));
-        assert_eq!(lookup(&M::GET, "/v1/authorizeX").scope(), ADMIN);
+        assert_eq!(lookup(&M::GET, "/v1/authorizeX").scope(), None);
         assert_eq!(lookup(&M::GET, "/healthz").scope(), None);
         assert_eq!(lookup(&M::GET, "/v1/audit/policy/abc").scope(), AUDIT);
     }
