@@ -137,7 +137,7 @@ fn operation(r: &Route, error: &str, components: &mut Components) -> Value {
         "200": {
             "description": "Answered",
             "headers": { "X-Request-Id": request_id },
-            "content": { r.media: { "schema": ok } },
+            "content": r.media.iter().map(|m| (m.to_string(), json!({ "schema": ok }))).collect::<Map<_, _>>(),
         },
         "default": err,
     });

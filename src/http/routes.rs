@@ -66,8 +66,9 @@ pub struct Route {
     /// The query parameters the handler reads: the very lists it checks a
     /// request's parameters against, so the two cannot drift.
     pub params: &'static [&'static [Param]],
-    /// The 200 answer's media type when it is not JSON.
-    pub media: &'static str,
+    /// The 200 answer's media types: `[JSON]`, or what a route that is not
+    /// one JSON value sends (the export's by `format`).
+    pub media: &'static [&'static str],
 }
 
 pub const JSON: &str = "application/json";
@@ -135,7 +136,7 @@ const fn route(
         body: None,
         response: None,
         params: &[],
-        media: JSON,
+        media: &[JSON],
     }
 }
 
@@ -155,7 +156,7 @@ impl Route {
         self
     }
 
-    const fn media(mut self, media: &'static str) -> Self {
+    const fn media(mut self, media: &'static [&'static str]) -> Self {
         self.media = media;
         self
     }
@@ -212,7 +213,7 @@ pub static ROUTES: &[Route] = &[
     route(M::GET, "/openapi.json", H::OpenApi, None, "This API's OpenAPI 3.1 document")
         .answers(super::openapi::document_schema),
     route(M::GET, "/metrics", H::Metrics, ADMIN, "Prometheus metrics")
-        .media("text/plain; version=0.0.4; charset=utf-8"),
+        .media(&["text/plain; version=0.0.4; charset=utf-8"]),
     route(M::GET, "/v1/status", H::Status, ADMIN, "Active policy set and reloads")
         .answers(schema_of::<status::Status>),
     route(M::POST, "/v1/authorize", H::Authorize, AUTHZ, "Ask one authorization question")
@@ -314,7 +315,7 @@ pub static ROUTES: &[Route] = &[
         .answers(schema_of::<Summary>),
     // JSON lines by default, CSV with `format=csv`: not one JSON value.
     audit_read("/v1/audit/export", H::AuditExport, "Stream decision records", audit::EXPORT_PARAMS)
-        .media("application/x-ndjson"),
+        .media(&["application/x-ndjson", "text/csv; charset=utf-8"]),
     audit_read("/v1/audit/policy/{version}", H::AuditPolicy, "An archived policy set", &[])
         .answers(schema_of::<ArchivedSet>),
 ];
@@ -405,11 +406,14 @@ mod tests {
     #[test]
     fn every_json_route_documents_its_answer_and_others_their_media() {
         for r in ROUTES {
-            match (r.response.is_some(), r.media == JSON) {
+            match (r.response.is_some(), r.media == [JSON]) {
                 (true, true) | (false, false) => {}
                 (false, true) => panic!("{} {} answers JSON without a schema", r.method, r.path),
                 (true, false) => {
-                    panic!("{} {} has a JSON schema for {}", r.method, r.path, r.media)
+                    panic!(
+                        "{} {} has a JSON schema for {:?}",
+                        r.method, r.path, r.media
+                    )
                 }
             }
         }
