@@ -195,6 +195,24 @@ fn login_and_maintenance_answers_match_their_schemas() {
         "/v1/login/enterprise/cancel",
         server.post("/v1/login/enterprise/cancel", &json!({ "flow": flow })),
     );
+    let quick = server.post(
+        "/v1/login/quick/code",
+        &json!({ "account": E_SYNCED, "password": "Etax@2026", "identity_type": "legal_rep",
+                 "id_type": "resident_id", "id_number": P_LEGAL_REP.trim_start_matches("resident_id:") }),
+    );
+    let issued = conforms(&doc, "post", "/v1/login/quick/code", quick);
+    assert!(
+        issued["flow"].is_string() && issued["destination"].is_object(),
+        "{issued}"
+    );
+    let feed = json!({ "id_type": "resident_id", "id_number": "210112198709172093", "name": "郑强",
+                       "verified": true, "phone": "13700000009" });
+    conforms(
+        &doc,
+        "post",
+        "/v1/admin/real-name",
+        server.post("/v1/admin/real-name", &feed),
+    );
     let (session, _) = login_by_sms(&server, "**国");
     let m = |method: &str, path: &str, body: Option<Value>| {
         with_session(&server, &session, method, path, body)
