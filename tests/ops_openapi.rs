@@ -329,3 +329,27 @@ fn every_documented_query_parameter_is_accepted_and_no_other() {
     }
     assert!(checked >= 20, "only {checked} parameters documented");
 }
+
+/// The answers that were once `json!` objects keep their keys in the order
+/// they were written then, so clients that compared bytes see no change.
+#[test]
+fn typed_answers_keep_the_key_order_of_the_objects_they_replaced() {
+    let server = Server::demo();
+    let (_, status) = http(server.addr, "GET", "/v1/status", None);
+    assert!(
+        status.starts_with(r#"{"service":"etax-authz","version":""#),
+        "{status}"
+    );
+    let reloads = status.find(r#""reloads":{"succeeded":"#);
+    assert!(reloads.is_some(), "{status}");
+    let (_, functions) = http(server.addr, "GET", "/v1/functions", None);
+    assert!(
+        functions.starts_with(r#"{"functions":[{"code":"#),
+        "{functions}"
+    );
+    let first: Value = serde_json::from_str::<Value>(&functions).unwrap()["functions"][0].clone();
+    let keys: Vec<&String> = first.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["code", "name", "description"], "{functions}");
+    let (_, health) = http(server.addr, "GET", "/healthz", None);
+    assert_eq!(health, r#"{"status":"ok"}"#);
+}

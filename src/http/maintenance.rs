@@ -218,8 +218,8 @@ async fn staff(c: Call<'_>, tail: &[&str]) -> Result<Response<Full<Bytes>>, ApiE
             let person = path_person(person)?;
             let otp = c.ops.reset_password(&c.actor, &person).await?;
             ok(&PasswordReset {
-                must_change_at_next_login: true,
                 one_time_password: otp,
+                must_change_at_next_login: true,
             })
         }
         _ => Err(c.not_found()),
@@ -329,8 +329,8 @@ pub fn functions(state: &AppState) -> Result<FunctionList, ApiError> {
         .into_iter()
         .map(|(code, f)| FunctionEntry {
             code,
-            description: f.description,
             name: f.name,
+            description: f.description,
         })
         .collect();
     Ok(FunctionList { functions })

@@ -97,30 +97,31 @@ pub struct Health {
     pub status: &'static str,
 }
 
-/// `GET /v1/status`. Fields in alphabetical order, as the `json!` object
-/// it replaced serialized them.
+/// `GET /v1/status`. Fields in the order of the `json!` object it
+/// replaced (serde_json keeps keys in the order written), so the bytes
+/// are as they were.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Status {
-    /// What the last successful reload changed (`policy::reload`).
-    #[schema(value_type = Option<Object>)]
-    pub last_reload_change: Option<crate::policy::reload::ReloadChange>,
+    pub service: &'static str,
+    pub version: &'static str,
+    pub started_at_ms: u64,
+    pub policy_version: String,
+    pub policies_loaded_at_ms: u64,
+    pub policy_count: usize,
+    pub policy_warnings: Vec<String>,
+    pub reloads: Reloads,
     /// The last failed reload, with its diagnostics.
     #[schema(value_type = Option<Object>)]
     pub last_reload_error: Option<crate::policy::reload::ReloadFailure>,
-    pub policies_loaded_at_ms: u64,
-    pub policy_count: usize,
-    pub policy_version: String,
-    pub policy_warnings: Vec<String>,
-    pub reloads: Reloads,
-    pub service: &'static str,
-    pub started_at_ms: u64,
-    pub version: &'static str,
+    /// What the last successful reload changed (`policy::reload`).
+    #[schema(value_type = Option<Object>)]
+    pub last_reload_change: Option<crate::policy::reload::ReloadChange>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Reloads {
-    pub failed: u64,
     pub succeeded: u64,
+    pub failed: u64,
 }
 
 /// The status document.
@@ -128,19 +129,19 @@ pub fn status(state: &AppState) -> Status {
     let snap = state.engine.snapshot();
     let reload = &state.reload;
     Status {
-        last_reload_change: reload.last_change(),
-        last_reload_error: reload.last_error(),
+        service: "etax-authz",
+        version: env!("CARGO_PKG_VERSION"),
+        started_at_ms: state.started_at_ms,
+        policy_version: snap.version().to_owned(),
         policies_loaded_at_ms: snap.loaded_at_ms(),
         policy_count: snap.policies().policies().count(),
-        policy_version: snap.version().to_owned(),
         policy_warnings: snap.warnings().iter().map(|w| w.to_string()).collect(),
         reloads: Reloads {
-            failed: reload.failures(),
             succeeded: reload.successes(),
+            failed: reload.failures(),
         },
-        service: "etax-authz",
-        started_at_ms: state.started_at_ms,
-        version: env!("CARGO_PKG_VERSION"),
+        last_reload_error: reload.last_error(),
+        last_reload_change: reload.last_change(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The 200 answers of `/v1/maintenance/…` and `/v1/functions`, as typed
-//! wire structs so `/openapi.json` documents exactly what is sent. Fields
-//! are in alphabetical order: the answers were once `json!` objects, whose
-//! keys serialize sorted, and the bytes stay as they were.
+//! wire structs so `/openapi.json` documents exactly what is sent. They
+//! were once `json!` objects (serde_json with `preserve_order`: keys in the
+//! order written), so each struct's fields keep that order and the bytes
+//! stay as they were.
 
 use std::collections::BTreeSet;
 
@@ -52,8 +53,8 @@ pub struct StaffRemoved {
 /// only `deliver_to_masked`.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PasswordReset {
-    pub must_change_at_next_login: bool,
     pub one_time_password: OneTimePassword,
+    pub must_change_at_next_login: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -89,6 +90,6 @@ pub struct FunctionList {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct FunctionEntry {
     pub code: String,
-    pub description: String,
     pub name: String,
+    pub description: String,
 }
