@@ -147,7 +147,7 @@ fn operation(r: &Route, error: &str, components: &mut Components) -> Value {
     let mut op = json!({
         "operationId": operation_id(r),
         "summary": r.summary,
-        "parameters": parameters(r),
+        "parameters": parameters(r, components),
         "responses": responses,
         "x-etax-scope": r.scope.map(|s| s.as_str()),
     });
@@ -169,14 +169,14 @@ fn operation(r: &Route, error: &str, components: &mut Components) -> Value {
 /// Path parameters named by the pattern's `{name}` segments, the query
 /// parameters the route's handler accepts, and the session header of staff
 /// maintenance.
-fn parameters(r: &Route) -> Vec<Value> {
+fn parameters(r: &Route, components: &mut Components) -> Vec<Value> {
     let mut params: Vec<Value> = r
         .path
         .split('/')
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| {
             json!({ "name": name, "in": "path", "required": true,
-                    "schema": { "type": "string", "minLength": 1 } })
+                    "schema": path_schema(name, components) })
         })
         .collect();
     for p in r.params.iter().flat_map(|g| g.iter()) {
@@ -206,6 +206,16 @@ fn parameters(r: &Route) -> Vec<Value> {
         }));
     }
     params
+}
+
+/// A path segment's schema: the id type its handler parses it as, where
+/// that type has one, so a fuzzer reaches past the parse.
+fn path_schema(name: &str, components: &mut Components) -> Value {
+    match name {
+        "credit_code" | "agency" => reference(&schema_of::<crate::ids::CreditCode>(components)),
+        "id" => reference(&schema_of::<crate::ids::PermissionIdentityId>(components)),
+        _ => json!({ "type": "string", "minLength": 1 }),
+    }
 }
 
 /// `post_v1_login_enterprise_code`, unique since (method, path) is.
