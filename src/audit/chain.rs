@@ -21,7 +21,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 /// The head of the log at some moment: what auditors keep elsewhere, and
 /// later prove the log still extends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Checkpoint {
     pub seq: u64,
     pub hash: String,
@@ -103,7 +103,7 @@ pub(super) fn seal(
 }
 
 /// How the log was found wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TamperKind {
     /// A record's content no longer matches its hash or its successor's link.
@@ -128,7 +128,7 @@ impl TamperKind {
 }
 
 /// The overall finding, and the exit code of `audit verify`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Exit 0.
@@ -152,7 +152,7 @@ impl Verdict {
 }
 
 /// The first thing wrong with the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Problem {
     pub kind: TamperKind,
     /// The first sequence number affected.
@@ -165,7 +165,7 @@ pub struct Problem {
 }
 
 /// Whether the log still extends a checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckpointCheck {
     pub seq: u64,
     pub hash: String,
@@ -179,7 +179,7 @@ pub struct CheckpointCheck {
 }
 
 /// The result of walking the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerifyReport {
     /// True when the chain is intact (and extends the checkpoint, if given).
     pub ok: bool,

@@ -206,8 +206,10 @@ impl Filter {
 }
 
 /// One page of a query.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page {
+    /// Decision records as `audit query` prints them.
+    #[schema(value_type = Vec<Object>)]
     pub records: Vec<DecisionRecord>,
     /// Pass as `after` for the next page; `null` when the log is exhausted.
     pub next_after: Option<u64>,

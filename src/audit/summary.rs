@@ -12,7 +12,7 @@ use super::query::{self, Filter, QueryError};
 use super::DecisionRecord;
 
 /// What a group is keyed by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupBy {
     Principal,
@@ -118,15 +118,16 @@ fn stored_outcome(stored: &[u8]) -> String {
 }
 
 /// One group and how many records it holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Group {
     /// Field name → value, in the order grouped by.
+    #[schema(value_type = Object)]
     pub key: serde_json::Map<String, serde_json::Value>,
     pub count: u64,
 }
 
 /// Counts per group, largest first (ties by key), and the records counted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Summary {
     pub by: Vec<GroupBy>,
     pub records: u64,

@@ -36,7 +36,7 @@ pub enum SessionsError {
 }
 
 /// A session handed out by a successful login (R9).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionGrant {
     pub session: String,
     pub expires_at_ms: u64,

@@ -36,7 +36,7 @@ pub struct RealNameResult {
     pub phone: Option<Phone>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FeedOutcome {
     pub created: bool,
 }

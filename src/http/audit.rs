@@ -35,9 +35,9 @@ use std::time::Instant;
 use http_body_util::Either;
 use hyper::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
-use serde_json::json;
 
 use super::error::ApiError;
+use super::routes::{documents, Param, ParamKind as K};
 use super::{stream, AppState, Body};
 use crate::audit::query::{self, Output};
 use crate::audit::summary::{self, GroupBy, Summary};
@@ -53,8 +53,138 @@ pub const DEFAULT_LIMIT: usize = 100;
 /// cut short silently, so a client never mistakes a short page for all.
 pub const LIMITS: std::ops::RangeInclusive<usize> = 1..=query::MAX_PAGE;
 
-const FILTER_PARAMS: &str =
-    "since, until, principal, enterprise, action, decision, policy, kind, target, person, identity_type, outcome, include_reads, tz";
+const TIME: &str = "epoch ms, RFC 3339, a date or clock time at `tz`, or 90s/15m/2h/7d ago";
+
+/// The record filters every read but `verify` takes (`Filter`).
+pub const FILTERS: &[Param] = &[
+    Param::new("since", K::String, TIME, "2026-01-01"),
+    Param::new("until", K::String, TIME, "1h"),
+    Param::new(
+        "principal",
+        K::String,
+        "Principal uid, or a full ID number (exact, audit_person)",
+        "Etax::Staff",
+    ),
+    Param::new(
+        "enterprise",
+        K::String,
+        "Enterprise credit code",
+        "91110000100000000A",
+    ),
+    Param::new("action", K::String, "Action name", "useFunction"),
+    Param::new(
+        "decision",
+        K::OneOf(&["allow", "deny"]),
+        "The decision",
+        "deny",
+    ),
+    Param::new(
+        "policy",
+        K::String,
+        "A policy id that decided",
+        "login-allow",
+    ),
+    Param::new(
+        "kind",
+        K::String,
+        "Record kind (authorize, login, audit.read, …)",
+        "authorize",
+    ),
+    Param::new(
+        "target",
+        K::String,
+        "The person acted on (masked, or full ID: exact)",
+        "2101",
+    ),
+    Param::new(
+        "person",
+        K::String,
+        "A person in any role (masked, or full ID: exact)",
+        "2101",
+    ),
+    Param::new(
+        "identity_type",
+        K::String,
+        "The staff identity type",
+        "legal_rep",
+    ),
+    Param::new(
+        "outcome",
+        K::OneOf(&["done", "refused", "failed"]),
+        "An operation's final outcome",
+        "done",
+    ),
+    Param::new(
+        "include_reads",
+        K::Boolean,
+        "Include the log's own read records",
+        "true",
+    ),
+    Param::new(
+        "tz",
+        K::String,
+        "UTC offset to read times at and show them in (+08:00)",
+        "+08:00",
+    ),
+    Param::new("offset", K::String, "Same as tz", "+08:00"),
+];
+
+const AFTER: Param = Param::new(
+    "after",
+    K::Integer,
+    "Records after this sequence number",
+    "0",
+);
+
+pub const DECISIONS_PARAMS: &[&[Param]] = &[
+    FILTERS,
+    &[
+        AFTER,
+        Param::new(
+            "limit",
+            K::Integer,
+            "Records per page: 1 to 1000 (100)",
+            "10",
+        ),
+    ],
+];
+
+pub const SUMMARY_PARAMS: &[&[Param]] = &[
+    FILTERS,
+    &[Param::new(
+        "by",
+        K::String,
+        "Comma-separated fields to group by, each once",
+        "principal,decision",
+    )
+    .required()],
+];
+
+pub const EXPORT_PARAMS: &[&[Param]] = &[
+    FILTERS,
+    &[
+        Param::new(
+            "format",
+            K::OneOf(&["jsonl", "csv"]),
+            "jsonl (default) or csv",
+            "csv",
+        ),
+        Param::new(
+            "bom",
+            K::Boolean,
+            "Start a CSV with a UTF-8 byte-order mark",
+            "true",
+        ),
+        AFTER,
+    ],
+];
+
+pub const VERIFY_PARAMS: &[&[Param]] = &[&[Param::new(
+    "checkpoint",
+    K::String,
+    "SEQ:HASH the log must still extend",
+    "1:0000000000000000000000000000000000000000000000000000000000000000",
+)]];
 
 /// The filter and offset a request names, and its other parameters for the
 /// endpoint to read.
@@ -64,8 +194,12 @@ struct Params {
     rest: Vec<(String, String)>,
 }
 
-fn filter_params(state: &AppState, query: Option<&str>) -> Result<Params, ApiError> {
-    let pairs = params(query)?;
+fn filter_params(
+    state: &AppState,
+    query: Option<&str>,
+    accepted: &[&[Param]],
+) -> Result<Params, ApiError> {
+    let pairs = known_params(query, accepted)?;
     // The offset first: it says how `since` and `until` are read.
     let mut offset = state.time_offset;
     for (k, v) in &pairs {
@@ -126,8 +260,26 @@ fn flag(name: &str, v: &str) -> Result<bool, ApiError> {
     }
 }
 
-fn unknown(k: String, own: &str) -> ApiError {
-    ApiError::invalid(k, format!("unknown parameter: use {own}{FILTER_PARAMS}"))
+/// The query's pairs, once every name is one `accepted` documents: a
+/// handler reads no parameter that `/openapi.json` does not name.
+fn known_params(
+    query: Option<&str>,
+    accepted: &[&[Param]],
+) -> Result<Vec<(String, String)>, ApiError> {
+    let pairs = params(query)?;
+    match pairs.iter().find(|(k, _)| !documents(accepted, k)) {
+        Some((k, _)) => Err(unknown(k.clone(), accepted)),
+        None => Ok(pairs),
+    }
+}
+
+fn unknown(k: String, accepted: &[&[Param]]) -> ApiError {
+    let names: Vec<&str> = accepted
+        .iter()
+        .flat_map(|g| g.iter())
+        .map(|p| p.name)
+        .collect();
+    ApiError::invalid(k, format!("unknown parameter: use {}", names.join(", ")))
 }
 
 pub async fn decisions(
@@ -136,7 +288,7 @@ pub async fn decisions(
     caller: Option<&str>,
 ) -> Result<Page, ApiError> {
     let started = Instant::now();
-    let Params { filter, rest, .. } = filter_params(state, query)?;
+    let Params { filter, rest, .. } = filter_params(state, query, DECISIONS_PARAMS)?;
     let mut after = 0;
     let mut limit = DEFAULT_LIMIT;
     for (k, v) in rest {
@@ -155,7 +307,7 @@ pub async fn decisions(
                     ));
                 }
             }
-            _ => return Err(unknown(k, "after, limit, ")),
+            _ => return Err(unknown(k, DECISIONS_PARAMS)),
         }
     }
     let (filter, searched) = exact_persons(state, filter, caller)?;
@@ -174,12 +326,12 @@ pub async fn summary(
     caller: Option<&str>,
 ) -> Result<Summary, ApiError> {
     let started = Instant::now();
-    let Params { filter, rest, .. } = filter_params(state, query)?;
+    let Params { filter, rest, .. } = filter_params(state, query, SUMMARY_PARAMS)?;
     let mut by = None;
     for (k, v) in rest {
         match k.as_str() {
             "by" => by = Some(GroupBy::parse_list(&v).map_err(|e| ApiError::invalid("by", e))?),
-            _ => return Err(unknown(k, "by, ")),
+            _ => return Err(unknown(k, SUMMARY_PARAMS)),
         }
     }
     let by = by.ok_or_else(|| {
@@ -210,7 +362,7 @@ pub async fn export(
         filter,
         offset,
         rest,
-    } = filter_params(state, query)?;
+    } = filter_params(state, query, EXPORT_PARAMS)?;
     let mut output = Output {
         format: Format::Jsonl,
         offset,
@@ -233,7 +385,7 @@ pub async fn export(
                     .parse()
                     .map_err(|_| ApiError::invalid("after", format!("{v:?} is not a number")))?
             }
-            _ => return Err(unknown(k, "format, bom, after, ")),
+            _ => return Err(unknown(k, EXPORT_PARAMS)),
         }
     }
     let (filter, searched) = exact_persons(state, filter, caller)?;
@@ -292,18 +444,13 @@ pub async fn verify(
 ) -> Result<VerifyReport, ApiError> {
     let started = Instant::now();
     let mut checkpoint = None;
-    for (k, v) in params(query)? {
+    for (k, v) in known_params(query, VERIFY_PARAMS)? {
         match k.as_str() {
             "checkpoint" => {
                 checkpoint =
                     Some(Checkpoint::parse(&v).map_err(|e| ApiError::invalid("checkpoint", e))?)
             }
-            _ => {
-                return Err(ApiError::invalid(
-                    k.clone(),
-                    "unknown parameter: use checkpoint=SEQ:HASH",
-                ))
-            }
+            _ => return Err(unknown(k, VERIFY_PARAMS)),
         }
     }
     let log = state.audit.clone();
@@ -314,22 +461,20 @@ pub async fn verify(
     Ok(report)
 }
 
-pub async fn checkpoint(
-    state: &AppState,
-    caller: Option<&str>,
-) -> Result<serde_json::Value, ApiError> {
+pub async fn checkpoint(state: &AppState, caller: Option<&str>) -> Result<Checkpoint, ApiError> {
     let started = Instant::now();
     let log = state.audit.clone();
     let head = tokio::task::spawn_blocking(move || log.checkpoint())
         .await
         .map_err(|_| internal("checkpoint task failed"))??;
     record_read(state, caller, "audit.checkpoint", None, None, started).await?;
-    Ok(match head {
-        Some(cp) => serde_json::to_value(cp).expect("checkpoints serialize"),
-        None => {
-            json!({ "seq": 0, "hash": crate::audit::chain::GENESIS, "timestamp_ms": 0, "time": "" })
-        }
-    })
+    // An empty log's head is the genesis hash at sequence 0.
+    Ok(head.unwrap_or_else(|| Checkpoint {
+        seq: 0,
+        hash: crate::audit::chain::GENESIS.to_owned(),
+        timestamp_ms: 0,
+        time: String::new(),
+    }))
 }
 
 /// The full ID number the filter looks up exactly, if any, once the caller

@@ -6,13 +6,12 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::admin::person_key;
 use super::error::ApiError;
 use super::{ok, read_json, AppState};
-use crate::flows::login::PersonalFactor;
+use crate::flows::login::{IssuedCode, PersonalFactor};
 use crate::flows::password::Holder;
 use crate::ids::{CreditCode, IdType, Phone};
 use crate::store::IdentityType;
@@ -166,6 +165,22 @@ pub(crate) struct SessionOnly {
     session: String,
 }
 
+/// The quick-login code step's answer: the code issued and the flow it
+/// belongs to.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct QuickIssued {
+    #[serde(flatten)]
+    issued: IssuedCode,
+    flow: String,
+}
+
+/// `POST /v1/logout`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct LoggedOut {
+    /// Always true: a session that is already gone is ended all the same.
+    logged_out: bool,
+}
+
 /// Serves a login step (the `Login` rows of `routes::ROUTES`): each login mode's steps in its own function,
 /// like the flows (`flows::login::{enterprise, quick, natural, agency,
 /// password}`).
@@ -232,9 +247,7 @@ async fn quick(
             let (flow, issued) = l
                 .quick_code(&b.account, b.password, b.identity_type, person)
                 .await?;
-            let mut body = serde_json::to_value(&issued).expect("serializes");
-            body["flow"] = json!(flow);
-            ok(&body)
+            ok(&QuickIssued { issued, flow })
         }
         "/v1/login/quick" => {
             let b: CodeAnswer = read_json(state, req).await?;
@@ -330,7 +343,7 @@ async fn password(
                 .end(&b.session)
                 .await
                 .map_err(crate::flows::FlowError::from)?;
-            ok(&json!({ "logged_out": true }))
+            ok(&LoggedOut { logged_out: true })
         }
         _ => Err(ApiError::not_found(path)),
     }

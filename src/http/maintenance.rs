@@ -9,15 +9,18 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use serde::Deserialize;
-use serde_json::json;
+
+pub mod answers;
 
 use super::admin::{credit_code, person_key};
 use super::error::ApiError;
+use super::routes::{Param, ParamKind};
 use super::{ok, read_json, AppState};
 use crate::domain::{EntityKind, StaffKey};
 use crate::flows::maintenance::{Actor, Maintenance, PermissionIdentitySpec, StaffChange};
 use crate::ids::{CreditCode, IdType, PermissionIdentityId, PersonKey};
-use crate::store::IdentityType;
+use crate::store::{FunctionRecord, IdentityType};
+use answers::*;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -66,6 +69,14 @@ pub(crate) struct Recognize {
     agency: CreditCode,
     agreement_password: String,
 }
+
+/// `DELETE /v1/maintenance/permission-identities/{id}?detach=true`.
+pub const DELETE_IDENTITY_PARAMS: &[Param] = &[Param::new(
+    "detach",
+    ParamKind::Boolean,
+    "Also take the identity away from the staff who hold it",
+    "true",
+)];
 
 /// The header that carries the logged-in user's session token.
 pub const SESSION_HEADER: &str = "x-etax-session";
@@ -151,7 +162,9 @@ pub async fn route(
 async fn staff(c: Call<'_>, tail: &[&str]) -> Result<Response<Full<Bytes>>, ApiError> {
     let method = c.req.method().clone();
     match (&method, tail) {
-        (&Method::GET, []) => ok(&json!({ "staff": c.ops.list_staff(&c.actor).await? })),
+        (&Method::GET, []) => ok(&StaffList {
+            staff: c.ops.list_staff(&c.actor).await?,
+        }),
         (&Method::POST, []) => {
             let b: AddStaff = read_json(c.state, c.req).await?;
             let person = person_key("", b.id_type, &b.id_number)?;
@@ -164,15 +177,21 @@ async fn staff(c: Call<'_>, tail: &[&str]) -> Result<Response<Full<Bytes>>, ApiE
                     b.permission_identities,
                 )
                 .await?;
-            ok(&json!({ "added": person.masked() }))
+            ok(&StaffAdded {
+                added: person.masked(),
+            })
         }
         (&Method::POST, ["search"]) => {
             let b: PersonSearch = read_json(c.state, c.req).await?;
             let person = person_key("", b.id_type, &b.id_number)?;
             let name = c.ops.search_person(&c.actor, &b.name, &person).await?;
-            ok(
-                &json!({ "found": { "name": name, "person": person.masked(), "real_name_verified": true } }),
-            )
+            ok(&PersonFound {
+                found: FoundPerson {
+                    name,
+                    person: person.masked(),
+                    real_name_verified: true,
+                },
+            })
         }
         (&Method::PATCH, [person]) => {
             let person = path_person(person)?;
@@ -183,21 +202,25 @@ async fn staff(c: Call<'_>, tail: &[&str]) -> Result<Response<Full<Bytes>>, ApiE
                 remove_permission_identities: b.remove_permission_identities,
             };
             let s = c.ops.edit_staff(&c.actor, &person, change).await?;
-            ok(
-                &json!({ "identity_type": s.identity_type, "permission_identities": s.permission_identities }),
-            )
+            ok(&StaffRoles {
+                identity_type: s.identity_type,
+                permission_identities: s.permission_identities,
+            })
         }
         (&Method::DELETE, [person]) => {
             let person = path_person(person)?;
             c.ops.remove_staff(&c.actor, &person).await?;
-            ok(&json!({ "removed": person.masked() }))
+            ok(&StaffRemoved {
+                removed: person.masked(),
+            })
         }
         (&Method::POST, [person, "reset-password"]) => {
             let person = path_person(person)?;
             let otp = c.ops.reset_password(&c.actor, &person).await?;
-            // For the calling system to deliver by SMS; the resetter's page
-            // must show only `deliver_to_masked`.
-            ok(&json!({ "one_time_password": otp, "must_change_at_next_login": true }))
+            ok(&PasswordReset {
+                one_time_password: otp,
+                must_change_at_next_login: true,
+            })
         }
         _ => Err(c.not_found()),
     }
@@ -211,9 +234,9 @@ async fn permission_identities(
     let query = c.req.uri().query().unwrap_or_default().to_owned();
     let method = c.req.method().clone();
     match (&method, tail) {
-        (&Method::GET, []) => ok(
-            &json!({ "permission_identities": c.ops.list_permission_identities(&c.actor).await? }),
-        ),
+        (&Method::GET, []) => ok(&PermissionIdentityList {
+            permission_identities: c.ops.list_permission_identities(&c.actor).await?,
+        }),
         (&Method::POST, []) => {
             let b: PermissionIdentityBody = read_json(c.state, c.req).await?;
             let id =
@@ -242,7 +265,10 @@ async fn permission_identities(
                 .ops
                 .delete_permission_identity(&c.actor, &id, detach)
                 .await?;
-            ok(&json!({ "deleted": id.as_str(), "detached_from": detached }))
+            ok(&PermissionIdentityDeleted {
+                deleted: id.as_str().to_owned(),
+                detached_from: detached,
+            })
         }
         _ => Err(c.not_found()),
     }
@@ -257,12 +283,16 @@ async fn agencies(c: Call<'_>, tail: &[&str]) -> Result<Response<Full<Bytes>>, A
             c.ops
                 .recognize_agency(&c.actor, &b.agency, &b.agreement_password)
                 .await?;
-            ok(&json!({ "recognized": b.agency.as_str() }))
+            ok(&AgencyRecognized {
+                recognized: b.agency.as_str().to_owned(),
+            })
         }
         (&Method::DELETE, [agency]) => {
             let agency = credit_code("agency", agency)?;
             c.ops.cancel_agency(&c.actor, &agency).await?;
-            ok(&json!({ "cancelled": agency.as_str() }))
+            ok(&AgencyCancelled {
+                cancelled: agency.as_str().to_owned(),
+            })
         }
         _ => Err(c.not_found()),
     }
@@ -290,4 +320,18 @@ fn path_person(s: &str) -> Result<PersonKey, ApiError> {
             format!("not a person key like resident_id:<ID number>: {e}"),
         )
     })
+}
+
+/// `GET /v1/functions`: the catalogue the permission identities draw on.
+pub fn functions(state: &AppState) -> Result<FunctionList, ApiError> {
+    let all = state.engine.store().read()?.all::<FunctionRecord>()?;
+    let functions = all
+        .into_iter()
+        .map(|(code, f)| FunctionEntry {
+            code,
+            name: f.name,
+            description: f.description,
+        })
+        .collect();
+    Ok(FunctionList { functions })
 }

@@ -40,14 +40,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use crate::audit::AuditLog;
 use crate::decision::Engine;
 use crate::flows::decide::RequestScope;
-use crate::store::FunctionRecord;
 use error::ApiError;
 
 /// Default request body limit.
@@ -429,7 +427,7 @@ async fn dispatch(
             ok(&admin::calendar(state, &year, body).await?)
         }
         H::Policies => ok(&policies::list(state, query)?),
-        H::Functions => ok(&functions(state)?),
+        H::Functions => ok(&maintenance::functions(state)?),
         H::Maintenance => {
             let rest = path["/v1/maintenance".len()..].to_owned();
             maintenance::route(state, req, &rest).await
@@ -446,7 +444,7 @@ async fn dispatch(
         H::AuditExport => Err(ApiError::not_found(path)),
         H::Status => ok(&status::status(state)),
         H::Metrics => Ok(status::metrics(state)),
-        H::Healthz => ok(&json!({ "status": "ok" })),
+        H::Healthz => ok(&status::Health { status: "ok" }),
         H::Readyz => Ok(status::readiness(state)),
         H::OpenApi => ok(openapi::document()),
     }
@@ -454,15 +452,6 @@ async fn dispatch(
 
 /// The business-function catalogue (业务功能), from which permission
 /// identities are built.
-fn functions(state: &AppState) -> Result<serde_json::Value, ApiError> {
-    let all = state.engine.store().read()?.all::<FunctionRecord>()?;
-    let list: Vec<_> = all
-        .into_iter()
-        .map(|(code, f)| json!({ "code": code, "name": f.name, "description": f.description }))
-        .collect();
-    Ok(json!({ "functions": list }))
-}
-
 /// `/v1/admin/enterprises/{credit_code}/core-officers`
 fn core_officers_path(path: &str) -> Option<&str> {
     path.strip_prefix("/v1/admin/enterprises/")?

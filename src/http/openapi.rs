@@ -10,7 +10,7 @@ use utoipa::openapi::schema::Schema;
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
-use super::routes::{Route, JSON, ROUTES};
+use super::routes::{ParamKind, Route, ROUTES};
 
 /// Schemas collected while the document is built, by component name.
 pub type Components = Vec<(String, RefOr<Schema>)>;
@@ -24,6 +24,38 @@ pub fn schema_of<T: ToSchema>(out: &mut Components) -> String {
     let name = T::name().into_owned();
     out.push((name.clone(), T::schema()));
     T::schemas(out);
+    name
+}
+
+/// `/openapi.json`'s own answer: an OpenAPI 3.1 document (its full schema
+/// is the OpenAPI specification's, not repeated here).
+pub fn document_schema(out: &mut Components) -> String {
+    let name = "OpenApiDocument".to_owned();
+    let schema = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Object)
+        .property("openapi", String::schema())
+        .property("info", utoipa::openapi::ObjectBuilder::new())
+        .property("paths", utoipa::openapi::ObjectBuilder::new())
+        .required("openapi")
+        .required("info")
+        .required("paths")
+        .into();
+    out.push((name.clone(), schema));
+    name
+}
+
+/// `POST /v1/authorize`'s answer: the plain answer, or with `?explain=true`
+/// the answer and its trace. `anyOf`, not `oneOf`: an explained answer is
+/// also a plain answer with one more field.
+pub fn authorize_answer(out: &mut Components) -> String {
+    let plain = schema_of::<super::authorize::AuthorizeResponse>(out);
+    let explained = schema_of::<super::policies::Explained>(out);
+    let name = "AuthorizeAnswer".to_owned();
+    let schema = utoipa::openapi::schema::AnyOfBuilder::new()
+        .item(utoipa::openapi::Ref::from_schema_name(plain))
+        .item(utoipa::openapi::Ref::from_schema_name(explained))
+        .into();
+    out.push((name.clone(), schema));
     name
 }
 
@@ -88,9 +120,9 @@ fn build() -> Value {
 fn operation(r: &Route, error: &str, components: &mut Components) -> Value {
     let ok = match r.response {
         Some(f) => reference(&f(components)),
-        // Text lines (metrics, an export's JSON lines), not one JSON value.
-        None if r.media != JSON => String::schema_json(),
-        None => json!({ "type": "object" }),
+        // Text (metrics, an export's lines): `routes` tests that only a
+        // route whose media is not JSON lacks a schema.
+        None => String::schema_json(),
     };
     let request_id = json!({
         "description": "The request's id: the caller's X-Request-Id when sane, else generated",
@@ -105,7 +137,7 @@ fn operation(r: &Route, error: &str, components: &mut Components) -> Value {
         "200": {
             "description": "Answered",
             "headers": { "X-Request-Id": request_id },
-            "content": { r.media: { "schema": ok } },
+            "content": r.media.iter().map(|m| (m.to_string(), json!({ "schema": ok }))).collect::<Map<_, _>>(),
         },
         "default": err,
     });
@@ -115,7 +147,7 @@ fn operation(r: &Route, error: &str, components: &mut Components) -> Value {
     let mut op = json!({
         "operationId": operation_id(r),
         "summary": r.summary,
-        "parameters": parameters(r),
+        "parameters": parameters(r, components),
         "responses": responses,
         "x-etax-scope": r.scope.map(|s| s.as_str()),
     });
@@ -134,18 +166,38 @@ fn operation(r: &Route, error: &str, components: &mut Components) -> Value {
     op
 }
 
-/// Path parameters named by the pattern's `{name}` segments, and the session
-/// header of staff maintenance.
-fn parameters(r: &Route) -> Vec<Value> {
+/// Path parameters named by the pattern's `{name}` segments, the query
+/// parameters the route's handler accepts, and the session header of staff
+/// maintenance.
+fn parameters(r: &Route, components: &mut Components) -> Vec<Value> {
     let mut params: Vec<Value> = r
         .path
         .split('/')
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| {
             json!({ "name": name, "in": "path", "required": true,
-                    "schema": { "type": "string", "minLength": 1 } })
+                    "schema": path_schema(name, components) })
         })
         .collect();
+    for p in r.params.iter().flat_map(|g| g.iter()) {
+        let schema = match p.kind {
+            ParamKind::String => json!({ "type": "string" }),
+            ParamKind::Integer => json!({ "type": "integer", "minimum": 0 }),
+            ParamKind::Boolean => json!({ "type": "boolean" }),
+            ParamKind::OneOf(names) => json!({ "type": "string", "enum": names }),
+        };
+        // An example of the parameter's own type: `0`, `true`, `"csv"`.
+        let example = match p.kind {
+            ParamKind::Integer | ParamKind::Boolean => {
+                serde_json::from_str(p.example).unwrap_or_else(|_| json!(p.example))
+            }
+            _ => json!(p.example),
+        };
+        params.push(json!({
+            "name": p.name, "in": "query", "required": p.required,
+            "description": p.description, "schema": schema, "example": example,
+        }));
+    }
     if r.handler == super::routes::Handler::Maintenance {
         params.push(json!({
             "name": "X-Etax-Session", "in": "header", "required": true,
@@ -154,6 +206,16 @@ fn parameters(r: &Route) -> Vec<Value> {
         }));
     }
     params
+}
+
+/// A path segment's schema: the id type its handler parses it as, where
+/// that type has one, so a fuzzer reaches past the parse.
+fn path_schema(name: &str, components: &mut Components) -> Value {
+    match name {
+        "credit_code" | "agency" => reference(&schema_of::<crate::ids::CreditCode>(components)),
+        "id" => reference(&schema_of::<crate::ids::PermissionIdentityId>(components)),
+        _ => json!({ "type": "string", "minLength": 1 }),
+    }
 }
 
 /// `post_v1_login_enterprise_code`, unique since (method, path) is.

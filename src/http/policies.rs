@@ -16,18 +16,35 @@ use super::AppState;
 use crate::policy::explain::Explanation;
 
 /// An answer with its explanation.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Explained {
     #[serde(flatten)]
     pub answer: AuthorizeResponse,
     pub explain: Explanation,
 }
 
+use super::routes::{Param, ParamKind};
+
+pub const AUTHORIZE_PARAMS: &[Param] = &[Param::new(
+    "explain",
+    ParamKind::Boolean,
+    "Answer with the trace of every policy of the action's index",
+    "true",
+)];
+
+pub const LIST_PARAMS: &[Param] = &[Param::new(
+    "action",
+    ParamKind::String,
+    "An action of the schema (useFunction, login, …)",
+    "useFunction",
+)
+.required()];
+
 /// Whether `POST /v1/authorize` was asked to explain: `explain=true` (or
 /// `false`, the default) in the query string; other parameters are left
 /// alone, as before.
 pub fn explain_wanted(query: Option<&str>) -> Result<bool, ApiError> {
-    let Some(value) = query_param(query, "explain") else {
+    let Some(value) = query_param(query, AUTHORIZE_PARAMS[0].name) else {
         return Ok(false);
     };
     match value.as_str() {
@@ -50,14 +67,14 @@ pub async fn authorize_explained(
     Ok(Explained { answer, explain })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PolicyList {
     pub action: String,
     pub policy_version: String,
     pub policies: Vec<PolicyEntry>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PolicyEntry {
     pub id: String,
     pub effect: &'static str,
@@ -70,7 +87,7 @@ pub struct PolicyEntry {
 /// `GET /v1/policies?action=useFunction`: the policies a decision for that
 /// action evaluates, in id order.
 pub fn list(state: &AppState, query: Option<&str>) -> Result<PolicyList, ApiError> {
-    let action = query_param(query, "action")
+    let action = query_param(query, LIST_PARAMS[0].name)
         .ok_or_else(|| ApiError::invalid("action", "give ?action=<action name>"))?;
     let uid = authorize::parse_uid("action", &format!("Action::{:?}", action))?;
     let snap = state.engine.snapshot();

@@ -6,8 +6,18 @@
 use hyper::Method;
 
 use super::callers::Scope;
+use super::maintenance::answers as maint_answers;
 use super::openapi::{schema_of, SchemaFn};
-use super::{admin, authorize, login, maintenance};
+use super::{admin, audit, authorize, login, maintenance, policies, status};
+use crate::audit::summary::Summary;
+use crate::audit::{Checkpoint, Page, VerifyReport};
+use crate::flows::feeds::FeedOutcome;
+use crate::flows::login::{
+    ClientSelection, EnterpriseLoginOutcome, IssuedCode, SessionGrant, StaffSelection,
+};
+use crate::flows::maintenance::PermissionIdentityView;
+use crate::flows::password::PasswordSet;
+use crate::policy::archive::ArchivedSet;
 
 /// What serves a route; `http::dispatch` matches on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,13 +60,65 @@ pub struct Route {
     pub summary: &'static str,
     /// The JSON request body, when the route takes one.
     pub body: Option<SchemaFn>,
-    /// The 200 answer's JSON schema; `None` documents a JSON object.
+    /// The 200 answer's JSON schema; `None` only for a `media` that is not
+    /// JSON (a test holds every JSON route to it).
     pub response: Option<SchemaFn>,
-    /// The 200 answer's media type when it is not JSON.
-    pub media: &'static str,
+    /// The query parameters the handler reads: the very lists it checks a
+    /// request's parameters against, so the two cannot drift.
+    pub params: &'static [&'static [Param]],
+    /// The 200 answer's media types: `[JSON]`, or what a route that is not
+    /// one JSON value sends (the export's by `format`).
+    pub media: &'static [&'static str],
 }
 
 pub const JSON: &str = "application/json";
+
+/// A query parameter, as documented and as its handler accepts it.
+#[derive(Debug)]
+pub struct Param {
+    pub name: &'static str,
+    pub kind: ParamKind,
+    pub required: bool,
+    pub description: &'static str,
+    /// A value the handler accepts (the tests send it).
+    pub example: &'static str,
+}
+
+#[derive(Debug)]
+pub enum ParamKind {
+    String,
+    Integer,
+    Boolean,
+    OneOf(&'static [&'static str]),
+}
+
+impl Param {
+    /// An optional parameter.
+    pub const fn new(
+        name: &'static str,
+        kind: ParamKind,
+        description: &'static str,
+        example: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            kind,
+            required: false,
+            description,
+            example,
+        }
+    }
+
+    pub const fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+}
+
+/// Whether `name` is one of `groups`' parameters.
+pub fn documents(groups: &[&[Param]], name: &str) -> bool {
+    groups.iter().flat_map(|g| g.iter()).any(|p| p.name == name)
+}
 
 const fn route(
     method: Method,
@@ -73,7 +135,8 @@ const fn route(
         summary,
         body: None,
         response: None,
-        media: JSON,
+        params: &[],
+        media: &[JSON],
     }
 }
 
@@ -88,7 +151,12 @@ impl Route {
         self
     }
 
-    const fn media(mut self, media: &'static str) -> Self {
+    const fn params(mut self, params: &'static [&'static [Param]]) -> Self {
+        self.params = params;
+        self
+    }
+
+    const fn media(mut self, media: &'static [&'static str]) -> Self {
         self.media = media;
         self
     }
@@ -103,85 +171,153 @@ const MAINTAIN: Option<Scope> = Some(Scope::Maintain);
 const ADMIN: Option<Scope> = Some(Scope::Admin);
 const AUDIT: Option<Scope> = Some(Scope::Audit);
 
-/// A login step: POST, scope `login`, body `T`.
-const fn step(path: &'static str, summary: &'static str, body: SchemaFn) -> Route {
-    route(M::POST, path, H::Login, LOGIN, summary).body(body)
+/// A login step: POST, scope `login`, body and answer.
+const fn step(
+    path: &'static str,
+    summary: &'static str,
+    body: SchemaFn,
+    answer: SchemaFn,
+) -> Route {
+    route(M::POST, path, H::Login, LOGIN, summary)
+        .body(body)
+        .answers(answer)
 }
 
 /// A maintenance operation: scope `maintain`, session in `X-Etax-Session`.
-const fn maint(method: Method, path: &'static str, summary: &'static str) -> Route {
-    route(method, path, H::Maintenance, MAINTAIN, summary)
+const fn maint(
+    method: Method,
+    path: &'static str,
+    summary: &'static str,
+    answer: SchemaFn,
+) -> Route {
+    route(method, path, H::Maintenance, MAINTAIN, summary).answers(answer)
+}
+
+/// A read of the decision log: scope `audit`, its parameters and answer.
+const fn audit_read(
+    path: &'static str,
+    handler: Handler,
+    summary: &'static str,
+    params: &'static [&'static [Param]],
+) -> Route {
+    route(M::GET, path, handler, AUDIT, summary).params(params)
 }
 
 // One row a route, so the table reads as a table.
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
-    route(M::GET, "/healthz", H::Healthz, None, "Liveness: the process answers"),
+    route(M::GET, "/healthz", H::Healthz, None, "Liveness: the process answers")
+        .answers(schema_of::<status::Health>),
     route(M::GET, "/readyz", H::Readyz, None, "Readiness: store, policies, decision log")
-        .answers(schema_of::<super::status::Readiness>),
-    route(M::GET, "/openapi.json", H::OpenApi, None, "This API's OpenAPI 3.1 document"),
+        .answers(schema_of::<status::Readiness>),
+    route(M::GET, "/openapi.json", H::OpenApi, None, "This API's OpenAPI 3.1 document")
+        .answers(super::openapi::document_schema),
     route(M::GET, "/metrics", H::Metrics, ADMIN, "Prometheus metrics")
-        .media("text/plain; version=0.0.4; charset=utf-8"),
-    route(M::GET, "/v1/status", H::Status, ADMIN, "Active policy set and reloads"),
+        .media(&["text/plain; version=0.0.4; charset=utf-8"]),
+    route(M::GET, "/v1/status", H::Status, ADMIN, "Active policy set and reloads")
+        .answers(schema_of::<status::Status>),
     route(M::POST, "/v1/authorize", H::Authorize, AUTHZ, "Ask one authorization question")
         .body(schema_of::<authorize::AuthorizeRequest>)
-        .answers(schema_of::<authorize::AuthorizeResponse>),
+        .params(&[policies::AUTHORIZE_PARAMS])
+        .answers(super::openapi::authorize_answer),
     route(M::POST, "/v1/authorize/batch", H::AuthorizeBatch, AUTHZ, "Ask up to 100 questions")
         .body(schema_of::<authorize::BatchRequest>)
         .answers(schema_of::<authorize::BatchResponse>),
-    step("/v1/login/enterprise", "Enterprise login: account and password", schema_of::<login::AccountLogin>),
-    step("/v1/login/enterprise/sync", "Enterprise login: sync staff from the core system", schema_of::<login::FlowOnly>),
-    step("/v1/login/enterprise/code", "Enterprise login: send the staff member's SMS code", schema_of::<login::FlowStaff>),
-    step("/v1/login/enterprise/complete", "Enterprise login: the staff member's factors", schema_of::<login::Personal>),
-    step("/v1/login/enterprise/cancel", "Enterprise login: abandon the flow", schema_of::<login::FlowOnly>),
-    step("/v1/login/quick/code", "Quick login: send the SMS code", schema_of::<login::QuickCode>),
-    step("/v1/login/quick", "Quick login: answer the SMS code", schema_of::<login::CodeAnswer>),
-    step("/v1/login/captcha", "Natural-person login: issue a captcha", schema_of::<login::CaptchaRequest>),
-    step("/v1/login/natural-person", "Natural-person login", schema_of::<login::NaturalPerson>),
-    step("/v1/login/agency", "Agency login: account and password", schema_of::<login::AccountLogin>),
-    step("/v1/login/agency/code", "Agency login: send the agent's SMS code", schema_of::<login::FlowAgent>),
-    step("/v1/login/agency/agent", "Agency login: the agent's factors", schema_of::<login::Personal>),
-    step("/v1/login/agency/client", "Agency login: pick the client enterprise", schema_of::<login::ClientStep>),
-    step("/v1/password", "Set a new password in a session", schema_of::<login::SetPassword>),
-    step("/v1/password/forgot/code", "Forgotten password: send the SMS code", schema_of::<login::ForgotCode>),
-    step("/v1/password/forgot/reset", "Forgotten password: reset with the code", schema_of::<login::ForgotReset>),
-    step("/v1/logout", "End a session", schema_of::<login::SessionOnly>),
+    step("/v1/login/enterprise", "Enterprise login: account and password",
+         schema_of::<login::AccountLogin>, schema_of::<EnterpriseLoginOutcome>),
+    step("/v1/login/enterprise/sync", "Enterprise login: sync staff from the core system",
+         schema_of::<login::FlowOnly>, schema_of::<StaffSelection>),
+    step("/v1/login/enterprise/code", "Enterprise login: send the staff member's SMS code",
+         schema_of::<login::FlowStaff>, schema_of::<IssuedCode>),
+    step("/v1/login/enterprise/complete", "Enterprise login: the staff member's factors",
+         schema_of::<login::Personal>, schema_of::<SessionGrant>),
+    step("/v1/login/enterprise/cancel", "Enterprise login: abandon the flow",
+         schema_of::<login::FlowOnly>, schema_of::<StaffSelection>),
+    step("/v1/login/quick/code", "Quick login: send the SMS code",
+         schema_of::<login::QuickCode>, schema_of::<login::QuickIssued>),
+    step("/v1/login/quick", "Quick login: answer the SMS code",
+         schema_of::<login::CodeAnswer>, schema_of::<SessionGrant>),
+    step("/v1/login/captcha", "Natural-person login: issue a captcha",
+         schema_of::<login::CaptchaRequest>, schema_of::<IssuedCode>),
+    step("/v1/login/natural-person", "Natural-person login",
+         schema_of::<login::NaturalPerson>, schema_of::<SessionGrant>),
+    step("/v1/login/agency", "Agency login: account and password",
+         schema_of::<login::AccountLogin>, schema_of::<StaffSelection>),
+    step("/v1/login/agency/code", "Agency login: send the agent's SMS code",
+         schema_of::<login::FlowAgent>, schema_of::<IssuedCode>),
+    step("/v1/login/agency/agent", "Agency login: the agent's factors",
+         schema_of::<login::Personal>, schema_of::<ClientSelection>),
+    step("/v1/login/agency/client", "Agency login: pick the client enterprise",
+         schema_of::<login::ClientStep>, schema_of::<SessionGrant>),
+    step("/v1/password", "Set a new password in a session",
+         schema_of::<login::SetPassword>, schema_of::<PasswordSet>),
+    step("/v1/password/forgot/code", "Forgotten password: send the SMS code",
+         schema_of::<login::ForgotCode>, schema_of::<IssuedCode>),
+    step("/v1/password/forgot/reset", "Forgotten password: reset with the code",
+         schema_of::<login::ForgotReset>, schema_of::<PasswordSet>),
+    step("/v1/logout", "End a session",
+         schema_of::<login::SessionOnly>, schema_of::<login::LoggedOut>),
     route(M::POST, "/v1/admin/real-name", H::RealName, ADMIN, "Feed a real-name verification result")
-        .body(schema_of::<admin::RealNameBody>),
+        .body(schema_of::<admin::RealNameBody>)
+        .answers(schema_of::<FeedOutcome>),
     route(M::PUT, "/v1/admin/enterprises/{credit_code}/core-officers", H::CoreOfficers, ADMIN,
           "Feed an enterprise's officers from the core system")
-        .body(schema_of::<admin::CoreOfficersBody>),
+        .body(schema_of::<admin::CoreOfficersBody>)
+        .answers(schema_of::<FeedOutcome>),
     route(M::PUT, "/v1/admin/calendar/{year}", H::Calendar, ADMIN,
           "Feed a year's workday calendar (adjusted workdays and holidays)")
-        .body(schema_of::<admin::CalendarBody>),
+        .body(schema_of::<admin::CalendarBody>)
+        .answers(schema_of::<FeedOutcome>),
     // The rules a caller is decided by are not secret: see `http::policies`.
-    route(M::GET, "/v1/policies", H::Policies, AUTHZ, "The policies indexed for an action"),
-    route(M::GET, "/v1/functions", H::Functions, MAINTAIN, "The business-function catalogue"),
-    maint(M::GET, "/v1/maintenance/staff", "List the enterprise's staff"),
-    maint(M::POST, "/v1/maintenance/staff", "Add a staff member")
+    route(M::GET, "/v1/policies", H::Policies, AUTHZ, "The policies indexed for an action")
+        .params(&[policies::LIST_PARAMS])
+        .answers(schema_of::<policies::PolicyList>),
+    route(M::GET, "/v1/functions", H::Functions, MAINTAIN, "The business-function catalogue")
+        .answers(schema_of::<maint_answers::FunctionList>),
+    maint(M::GET, "/v1/maintenance/staff", "List the enterprise's staff",
+          schema_of::<maint_answers::StaffList>),
+    maint(M::POST, "/v1/maintenance/staff", "Add a staff member",
+          schema_of::<maint_answers::StaffAdded>)
         .body(schema_of::<maintenance::AddStaff>),
-    maint(M::POST, "/v1/maintenance/staff/search", "Find a person by name and ID")
+    maint(M::POST, "/v1/maintenance/staff/search", "Find a person by name and ID",
+          schema_of::<maint_answers::PersonFound>)
         .body(schema_of::<maintenance::PersonSearch>),
-    maint(M::PATCH, "/v1/maintenance/staff/{person}", "Change a staff member's identity or roles")
+    maint(M::PATCH, "/v1/maintenance/staff/{person}", "Change a staff member's identity or roles",
+          schema_of::<maint_answers::StaffRoles>)
         .body(schema_of::<maintenance::EditStaff>),
-    maint(M::DELETE, "/v1/maintenance/staff/{person}", "Remove a staff member"),
-    maint(M::POST, "/v1/maintenance/staff/{person}/reset-password", "Reset a staff member's password"),
-    maint(M::GET, "/v1/maintenance/permission-identities", "List permission identities"),
-    maint(M::POST, "/v1/maintenance/permission-identities", "Create a permission identity")
+    maint(M::DELETE, "/v1/maintenance/staff/{person}", "Remove a staff member",
+          schema_of::<maint_answers::StaffRemoved>),
+    maint(M::POST, "/v1/maintenance/staff/{person}/reset-password", "Reset a staff member's password",
+          schema_of::<maint_answers::PasswordReset>),
+    maint(M::GET, "/v1/maintenance/permission-identities", "List permission identities",
+          schema_of::<maint_answers::PermissionIdentityList>),
+    maint(M::POST, "/v1/maintenance/permission-identities", "Create a permission identity",
+          schema_of::<PermissionIdentityView>)
         .body(schema_of::<maintenance::PermissionIdentityBody>),
-    maint(M::PUT, "/v1/maintenance/permission-identities/{id}", "Replace a permission identity")
+    maint(M::PUT, "/v1/maintenance/permission-identities/{id}", "Replace a permission identity",
+          schema_of::<PermissionIdentityView>)
         .body(schema_of::<maintenance::PermissionIdentityBody>),
-    maint(M::DELETE, "/v1/maintenance/permission-identities/{id}", "Delete a permission identity"),
-    maint(M::POST, "/v1/maintenance/agencies", "Recognize an agency")
+    maint(M::DELETE, "/v1/maintenance/permission-identities/{id}", "Delete a permission identity",
+          schema_of::<maint_answers::PermissionIdentityDeleted>)
+        .params(&[maintenance::DELETE_IDENTITY_PARAMS]),
+    maint(M::POST, "/v1/maintenance/agencies", "Recognize an agency",
+          schema_of::<maint_answers::AgencyRecognized>)
         .body(schema_of::<maintenance::Recognize>),
-    maint(M::DELETE, "/v1/maintenance/agencies/{agency}", "End an agency's recognition"),
-    route(M::GET, "/v1/audit/decisions", H::AuditDecisions, AUDIT, "Query decision records"),
-    route(M::GET, "/v1/audit/verify", H::AuditVerify, AUDIT, "Verify the decision log's chain"),
-    route(M::GET, "/v1/audit/checkpoint", H::AuditCheckpoint, AUDIT, "The log's current head"),
-    route(M::GET, "/v1/audit/summary", H::AuditSummary, AUDIT, "Counts of decision records"),
-    route(M::GET, "/v1/audit/export", H::AuditExport, AUDIT, "Stream decision records")
-        .media("application/x-ndjson"),
-    route(M::GET, "/v1/audit/policy/{version}", H::AuditPolicy, AUDIT, "An archived policy set"),
+    maint(M::DELETE, "/v1/maintenance/agencies/{agency}", "End an agency's recognition",
+          schema_of::<maint_answers::AgencyCancelled>),
+    audit_read("/v1/audit/decisions", H::AuditDecisions, "Query decision records", audit::DECISIONS_PARAMS)
+        .answers(schema_of::<Page>),
+    audit_read("/v1/audit/verify", H::AuditVerify, "Verify the decision log's chain", audit::VERIFY_PARAMS)
+        .answers(schema_of::<VerifyReport>),
+    audit_read("/v1/audit/checkpoint", H::AuditCheckpoint, "The log's current head", &[])
+        .answers(schema_of::<Checkpoint>),
+    audit_read("/v1/audit/summary", H::AuditSummary, "Counts of decision records", audit::SUMMARY_PARAMS)
+        .answers(schema_of::<Summary>),
+    // JSON lines by default, CSV with `format=csv`: not one JSON value.
+    audit_read("/v1/audit/export", H::AuditExport, "Stream decision records", audit::EXPORT_PARAMS)
+        .media(&["application/x-ndjson", "text/csv; charset=utf-8"]),
+    audit_read("/v1/audit/policy/{version}", H::AuditPolicy, "An archived policy set", &[])
+        .answers(schema_of::<ArchivedSet>),
 ];
 
 /// What the table says of a request.
@@ -263,6 +399,50 @@ mod tests {
                     "{} {} is in the table twice",
                     r.method,
                     r.path
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_json_route_documents_its_answer_and_others_their_media() {
+        for r in ROUTES {
+            match (r.response.is_some(), r.media == [JSON]) {
+                (true, true) | (false, false) => {}
+                (false, true) => panic!("{} {} answers JSON without a schema", r.method, r.path),
+                (true, false) => {
+                    panic!(
+                        "{} {} has a JSON schema for {:?}",
+                        r.method, r.path, r.media
+                    )
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn query_parameters_are_named_once_per_route_with_a_typed_example() {
+        for r in ROUTES {
+            let names: Vec<&str> = r
+                .params
+                .iter()
+                .flat_map(|g| g.iter())
+                .map(|p| p.name)
+                .collect();
+            for (i, name) in names.iter().enumerate() {
+                assert!(!names[..i].contains(name), "{} names {name} twice", r.path);
+            }
+            for p in r.params.iter().flat_map(|g| g.iter()) {
+                let fits = match p.kind {
+                    ParamKind::String => !p.example.is_empty(),
+                    ParamKind::Integer => p.example.parse::<u64>().is_ok(),
+                    ParamKind::Boolean => matches!(p.example, "true" | "false"),
+                    ParamKind::OneOf(names) => names.contains(&p.example),
+                };
+                assert!(
+                    fits,
+                    "{} {}: example {:?} is not a {:?}",
+                    r.path, p.name, p.example, p.kind
                 );
             }
         }

@@ -7,7 +7,6 @@ use http_body_util::Full;
 use hyper::header::CONTENT_TYPE;
 use hyper::{Response, StatusCode};
 use serde::Serialize;
-use serde_json::json;
 
 use super::AppState;
 
@@ -91,25 +90,59 @@ impl ReadyCheck {
     }
 }
 
+/// `GET /healthz`: the process answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+/// `GET /v1/status`. Fields in the order of the `json!` object it
+/// replaced (serde_json keeps keys in the order written), so the bytes
+/// are as they were.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Status {
+    pub service: &'static str,
+    pub version: &'static str,
+    pub started_at_ms: u64,
+    pub policy_version: String,
+    pub policies_loaded_at_ms: u64,
+    pub policy_count: usize,
+    pub policy_warnings: Vec<String>,
+    pub reloads: Reloads,
+    /// The last failed reload, with its diagnostics.
+    #[schema(value_type = Option<Object>)]
+    pub last_reload_error: Option<crate::policy::reload::ReloadFailure>,
+    /// What the last successful reload changed (`policy::reload`).
+    #[schema(value_type = Option<Object>)]
+    pub last_reload_change: Option<crate::policy::reload::ReloadChange>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Reloads {
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
 /// The status document.
-pub fn status(state: &AppState) -> serde_json::Value {
+pub fn status(state: &AppState) -> Status {
     let snap = state.engine.snapshot();
     let reload = &state.reload;
-    json!({
-        "service": "etax-authz",
-        "version": env!("CARGO_PKG_VERSION"),
-        "started_at_ms": state.started_at_ms,
-        "policy_version": snap.version(),
-        "policies_loaded_at_ms": snap.loaded_at_ms(),
-        "policy_count": snap.policies().policies().count(),
-        "policy_warnings": snap.warnings().iter().map(|w| w.to_string()).collect::<Vec<_>>(),
-        "reloads": {
-            "succeeded": reload.successes(),
-            "failed": reload.failures(),
+    Status {
+        service: "etax-authz",
+        version: env!("CARGO_PKG_VERSION"),
+        started_at_ms: state.started_at_ms,
+        policy_version: snap.version().to_owned(),
+        policies_loaded_at_ms: snap.loaded_at_ms(),
+        policy_count: snap.policies().policies().count(),
+        policy_warnings: snap.warnings().iter().map(|w| w.to_string()).collect(),
+        reloads: Reloads {
+            succeeded: reload.successes(),
+            failed: reload.failures(),
         },
-        "last_reload_error": reload.last_error(),
-        "last_reload_change": reload.last_change(),
-    })
+        last_reload_error: reload.last_error(),
+        last_reload_change: reload.last_change(),
+    }
 }
 
 /// `GET /metrics`: the exposition of the service's registry

@@ -57,7 +57,7 @@ pub enum ArchiveError {
 }
 
 /// One archived policy set, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArchivedSet {
     pub version: String,
     pub schema_file: String,
@@ -65,7 +65,7 @@ pub struct ArchivedSet {
     pub policy_files: Vec<ArchivedFile>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArchivedFile {
     pub file: String,
     pub text: String,

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::PolicySnapshot;
 
 /// The trace of one question.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Explanation {
     /// The snapshot the trace was computed on.
     pub policy_version: String,
@@ -26,7 +26,7 @@ pub struct Explanation {
 }
 
 /// How one policy fared.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PolicyTrace {
     pub id: String,
     pub effect: &'static str,
@@ -42,7 +42,7 @@ pub struct PolicyTrace {
 }
 
 /// One `when` or `unless` clause.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClauseTrace {
     /// `when` or `unless`.
     pub kind: String,
@@ -54,7 +54,7 @@ pub struct ClauseTrace {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ClauseResult {
     True,

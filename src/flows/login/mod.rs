@@ -47,7 +47,7 @@ pub enum PersonalFactor {
 }
 
 /// One staff member (or agent staff member) the user may pick.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StaffChoice {
     /// Opaque within this login flow.
     pub staff_id: String,
@@ -63,7 +63,7 @@ pub struct StaffChoice {
 }
 
 /// After the enterprise or agency account step.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StaffSelection {
     pub flow: String,
     pub expires_in_secs: u64,
@@ -78,7 +78,7 @@ pub struct StaffSelection {
 }
 
 /// Step 1 of an enterprise login.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum EnterpriseLoginOutcome {
     /// Pick a staff member (R2).
@@ -88,20 +88,20 @@ pub enum EnterpriseLoginOutcome {
 }
 
 /// A client enterprise an agent may act for.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ClientChoice {
     pub credit_code: String,
     pub name: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ClientSelection {
     pub flow: String,
     pub clients: Vec<ClientChoice>,
 }
 
 /// A code issued for the calling system to deliver (SMS) or render (captcha).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IssuedCode {
     pub challenge: String,
     /// The code itself: for the calling system to deliver, never to log.
@@ -112,7 +112,7 @@ pub struct IssuedCode {
 }
 
 /// Where an SMS code goes.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Destination {
     /// For display: `138****0001`.
     pub phone_masked: String,

@@ -70,7 +70,7 @@ impl Holder {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PasswordSet {
     pub password_set: bool,
 }

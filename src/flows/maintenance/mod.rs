@@ -84,7 +84,7 @@ fn invalid(field: &str, message: impl ToString) -> MaintenanceError {
 }
 
 /// A staff member as the maintenance page lists them.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct StaffView {
     /// The person key masked (`resident_id:2101**********5035`).
     pub person: String,
@@ -98,7 +98,7 @@ pub struct StaffView {
     pub password_change_required: bool,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PermissionIdentityView {
     pub id: String,
     pub name: String,
@@ -110,7 +110,7 @@ pub struct PermissionIdentityView {
 
 /// A one-time password for the calling system to deliver to the staff
 /// member's real-name phone (R12). The resetter never sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OneTimePassword {
     pub password: String,
     pub deliver_to: String,
