@@ -45,8 +45,8 @@ impl Prover {
         set: &PolicySnapshot,
         property: &Property,
     ) -> Result<Option<Violation>, ProveError> {
-        for env in &property.envs {
-            if let Some(v) = self.check_env(set, property, env).await? {
+        for env in property.envs(set.schema()) {
+            if let Some(v) = self.check_env(set, property, &env).await? {
                 return Ok(Some(v));
             }
         }
