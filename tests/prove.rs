@@ -393,3 +393,79 @@ fn require_proofs_refuses_a_schema_edit_letting_agents_add_staff() {
     assert!(code != 200 || body["decision"] == "deny", "{code} {body}");
     server.stop();
 }
+
+/// A valid policy whose condition is nonlinear arithmetic: hard for the
+/// solver (the red team saw a 14 s reload guard).
+const NONLINEAR: &str = r#"
+@id("function.nonlinear")
+permit (principal, action == Etax::Action::"useFunction", resource)
+when
+{
+  context has localTime && context has now &&
+  context.localTime.toMilliseconds() * context.now.toTime().toMilliseconds() ==
+    262396777963400063
+};
+"#;
+
+fn add_nonlinear(policies: &Path) {
+    std::fs::write(policies.join("nonlinear.cedar"), NONLINEAR).unwrap();
+}
+
+#[test]
+fn prove_fails_closed_when_the_proof_times_out() {
+    if !common::cvc5_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (policies, schema) = copy_policies(tmp.path());
+    add_nonlinear(&policies);
+    let (code, out, err) = cli(&[
+        "prove",
+        "--policies",
+        policies.to_str().unwrap(),
+        "--schema",
+        schema.to_str().unwrap(),
+        "--proof-timeout-ms",
+        "300",
+    ]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("the proof timed out"), "{out}{err}");
+}
+
+#[test]
+fn require_proofs_refuses_a_reload_whose_proof_times_out() {
+    if !common::cvc5_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (policies, schema) = copy_policies(tmp.path());
+    let server = Server::demo_in(
+        &tmp.path().join("data"),
+        &[
+            "--policies",
+            policies.to_str().unwrap(),
+            "--schema",
+            schema.to_str().unwrap(),
+            "--reload-poll-ms",
+            "0",
+            "--require-proofs",
+            "--proof-timeout-ms",
+            "300",
+        ],
+    );
+    let v0 = status(&server)["policy_version"].clone();
+    add_nonlinear(&policies);
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while status(&server)["reloads"]["failed"] != 1 {
+        assert!(Instant::now() < deadline, "no reload attempt seen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = status(&server);
+    assert_eq!(s["policy_version"], v0, "the old set keeps serving: {s}");
+    assert!(
+        s["last_reload_error"].to_string().contains("timed out"),
+        "{s}"
+    );
+    server.stop();
+}
