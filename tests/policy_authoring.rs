@@ -274,3 +274,37 @@ fn a_malformed_fixture_error_names_the_place_not_the_value() {
     assert!(!all.contains("91210102MA0TAX001F"), "{all}");
     assert!(all.contains("bad.json:1:"), "{all}");
 }
+
+#[test]
+fn a_test_run_where_no_case_ran_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("no-suites");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, out, err) = cli(&["test", empty.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("no test cases ran"),
+        "{out}{err}"
+    );
+    let (code, out, err) = cli(&[
+        "test",
+        "policies/tests",
+        "--filter",
+        "no such case anywhere",
+    ]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("no test cases ran"),
+        "{out}{err}"
+    );
+}
+
+#[test]
+fn strict_check_refuses_a_set_with_no_policies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("empty");
+    std::fs::create_dir(&dir).unwrap();
+    let (code, out, err) = cli(&["check", "--strict", "--policies", dir.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(format!("{out}{err}").contains("no policies"), "{out}{err}");
+}
