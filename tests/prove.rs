@@ -221,6 +221,33 @@ fn clerk_views_staff(server: &Server) -> Value {
     body
 }
 
+/// `serve --demo --require-proofs` over `policies` and `schema`, reloading
+/// on SIGHUP only, with `extra` flags.
+fn serve_proving(data: &Path, policies: &Path, schema: &Path, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--policies",
+        policies.to_str().unwrap(),
+        "--schema",
+        schema.to_str().unwrap(),
+        "--reload-poll-ms",
+        "0",
+        "--require-proofs",
+    ];
+    args.extend_from_slice(extra);
+    Server::demo_in(data, &args)
+}
+
+/// Sends SIGHUP and waits for the reload to be refused; the status then.
+fn reload_refused(server: &Server) -> Value {
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while status(server)["reloads"]["failed"] != 1 {
+        assert!(Instant::now() < deadline, "no reload attempt seen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    status(server)
+}
+
 #[test]
 fn require_proofs_refuses_a_reload_that_breaks_r13_and_keeps_the_old_set() {
     if !common::cvc5_present() {
@@ -229,29 +256,12 @@ fn require_proofs_refuses_a_reload_that_breaks_r13_and_keeps_the_old_set() {
     let tmp = tempfile::tempdir().unwrap();
     let (policies, schema) = copy_policies(tmp.path());
     let data = tmp.path().join("data");
-    let server = Server::demo_in(
-        &data,
-        &[
-            "--policies",
-            policies.to_str().unwrap(),
-            "--schema",
-            schema.to_str().unwrap(),
-            "--reload-poll-ms",
-            "0",
-            "--require-proofs",
-        ],
-    );
+    let server = serve_proving(&data, &policies, &schema, &[]);
     let v0 = status(&server)["policy_version"].clone();
     assert_eq!(clerk_views_staff(&server)["decision"], "deny");
 
     break_r13(&policies);
-    server.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while status(&server)["reloads"]["failed"] != 1 {
-        assert!(Instant::now() < deadline, "no reload attempt seen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let s = status(&server);
+    let s = reload_refused(&server);
     assert_eq!(s["policy_version"], v0, "the old set keeps serving: {s}");
     let failure = &s["last_reload_error"];
     assert_eq!(
@@ -350,28 +360,10 @@ fn require_proofs_refuses_a_schema_edit_letting_agents_add_staff() {
     let tmp = tempfile::tempdir().unwrap();
     let (policies, schema) = copy_policies(tmp.path());
     let data = tmp.path().join("data");
-    let server = Server::demo_in(
-        &data,
-        &[
-            "--policies",
-            policies.to_str().unwrap(),
-            "--schema",
-            schema.to_str().unwrap(),
-            "--reload-poll-ms",
-            "0",
-            "--require-proofs",
-            "--strict-reload",
-        ],
-    );
+    let server = serve_proving(&data, &policies, &schema, &["--strict-reload"]);
     let v0 = status(&server)["policy_version"].clone();
     let_agents_add_staff(&policies, &schema);
-    server.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while status(&server)["reloads"]["failed"] != 1 {
-        assert!(Instant::now() < deadline, "no reload attempt seen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let s = status(&server);
+    let s = reload_refused(&server);
     assert_eq!(s["policy_version"], v0, "the old set keeps serving: {s}");
     let failed = &s["last_reload_error"]["failed_properties"];
     assert!(
@@ -439,29 +431,11 @@ fn require_proofs_refuses_a_reload_whose_proof_times_out() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let (policies, schema) = copy_policies(tmp.path());
-    let server = Server::demo_in(
-        &tmp.path().join("data"),
-        &[
-            "--policies",
-            policies.to_str().unwrap(),
-            "--schema",
-            schema.to_str().unwrap(),
-            "--reload-poll-ms",
-            "0",
-            "--require-proofs",
-            "--proof-timeout-ms",
-            "300",
-        ],
-    );
+    let data = tmp.path().join("data");
+    let server = serve_proving(&data, &policies, &schema, &["--proof-timeout-ms", "300"]);
     let v0 = status(&server)["policy_version"].clone();
     add_nonlinear(&policies);
-    server.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while status(&server)["reloads"]["failed"] != 1 {
-        assert!(Instant::now() < deadline, "no reload attempt seen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let s = status(&server);
+    let s = reload_refused(&server);
     assert_eq!(s["policy_version"], v0, "the old set keeps serving: {s}");
     assert!(
         s["last_reload_error"].to_string().contains("timed out"),
