@@ -73,6 +73,8 @@ pub struct ServeOptions {
     /// Prove POLICIES/properties/ for the start set and every reload;
     /// refuse a set that fails one.
     pub require_proofs: bool,
+    /// `--proof-timeout-ms`: how long one proof run of the guard may take.
+    pub proof_timeout: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +189,7 @@ async fn open(opts: &ServeOptions) -> Result<Opened, ServeError> {
         tracing::warn!("{w}");
     }
     let guard = if opts.require_proofs {
-        Some(start_proofs(&opts.policies_dir, &snapshot).await?)
+        Some(start_proofs(&opts.policies_dir, &snapshot, opts.proof_timeout).await?)
     } else {
         None
     };
@@ -434,12 +436,14 @@ fn on_policy_load(archive: PolicyArchive, audit: AuditLog) -> OnLoad {
 async fn start_proofs(
     policies_dir: &std::path::Path,
     snapshot: &PolicySnapshot,
+    limit: std::time::Duration,
 ) -> Result<crate::policy::reload::Guard, ServeError> {
     use crate::prove;
     let properties =
         prove::property::load_all(&prove::properties_dir(policies_dir), snapshot.schema())
             .map_err(|e| ServeError::Proofs(e.to_string()))?;
-    let checked = tokio::task::block_in_place(|| prove::guard::prove_set(snapshot, &properties));
+    let checked =
+        tokio::task::block_in_place(|| prove::guard::prove_set(snapshot, &properties, limit));
     if let Err(refused) = checked {
         let failed = serde_json::to_string_pretty(&refused.failed_properties).unwrap_or_default();
         return Err(ServeError::Proofs(format!(
@@ -448,7 +452,7 @@ async fn start_proofs(
             crate::ids::mask_text(&failed)
         )));
     }
-    Ok(prove::guard::guard(properties))
+    Ok(prove::guard::guard(properties, limit))
 }
 
 /// Records a set the reload guard refused in the decision log: a denied

@@ -173,3 +173,24 @@ fn under_a_schema_without_the_clock_attributes_questions_still_work() {
     let answer = server.post_ok("/v1/authorize", &vat_filing(json!({})));
     assert_eq!(answer["decision"], "allow", "{answer}");
 }
+
+#[test]
+fn calendar_years_outside_2000_to_2100_are_refused() {
+    let server = Server::demo();
+    for year in ["1582", "1999", "2101", "9999"] {
+        let (code, out) = server.request("PUT", &format!("/v1/admin/calendar/{year}"), Some(b"{}"));
+        assert_eq!(
+            (code, out["error"]["field"].as_str()),
+            (400, Some("year")),
+            "{year}: {out}"
+        );
+        let message = out["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("2000") && message.contains("2100"),
+            "{out}"
+        );
+    }
+    for year in ["2000", "2100"] {
+        set_calendar(&server, year, json!({}));
+    }
+}

@@ -159,3 +159,34 @@ fn the_cli_explains_against_a_store() {
         true
     );
 }
+
+#[test]
+fn explain_takes_exactly_one_true_or_false_and_batch_refuses_it() {
+    let server = Server::demo();
+    let ask = question(&staff(E_SYNCED, P_CLERK), "vat_filing");
+    for query in [
+        "explain=true&explain=false",
+        "explain=1",
+        "explain=0",
+        "explain=TRUE",
+        "explain=",
+    ] {
+        let (code, body) = server.post(&format!("/v1/authorize?{query}"), &ask);
+        assert_eq!(
+            (code, body["error"]["field"].as_str()),
+            (400, Some("explain")),
+            "{query}: {body}"
+        );
+    }
+    let body = server.post_ok("/v1/authorize?explain=false", &ask);
+    assert!(body.get("explain").is_none(), "{body}");
+    let (code, body) = server.post(
+        "/v1/authorize/batch?explain=true",
+        &serde_json::json!({ "requests": [ask] }),
+    );
+    assert_eq!(
+        (code, body["error"]["field"].as_str()),
+        (400, Some("explain")),
+        "{body}"
+    );
+}

@@ -108,12 +108,17 @@ fn one_suite_file_filtered_reports_coverage_of_what_ran_and_explains_failures() 
     // A wrong expectation: file, case index, context and the trace.
     let tmp = tempfile::tempdir().unwrap();
     let suite = tmp.path().join("wrong.json");
-    let fixture = Path::new(CRATE_ROOT).join("policies/tests/fixtures/entities.json");
+    // Fixtures are relative and inside the suite's directory.
+    std::fs::copy(
+        Path::new(CRATE_ROOT).join("policies/tests/fixtures/entities.json"),
+        tmp.path().join("entities.json"),
+    )
+    .unwrap();
     std::fs::write(
         &suite,
         serde_json::json!({
             "namespace": "Etax",
-            "entities": [fixture.to_str().unwrap()],
+            "entities": ["entities.json"],
             "cases": [{
                 "name": "clerk issues invoices (wrong)",
                 "principal": "Staff::\"91210102MA0TAX001F/zhang\"",
@@ -200,4 +205,106 @@ fn strict_reload_rejects_a_typo_and_a_reload_reports_what_changed() {
         "{change}"
     );
     assert_eq!(change["changed"], serde_json::json!([]), "{change}");
+}
+
+/// A suite naming `entities` in `dir` and one allow case.
+fn suite_with_entities(dir: &Path, name: &str, entities: serde_json::Value) -> std::path::PathBuf {
+    let suite = dir.join(name);
+    std::fs::write(
+        &suite,
+        serde_json::json!({
+            "namespace": "Etax",
+            "entities": entities,
+            "cases": [{
+                "name": "any",
+                "principal": staff(E_SYNCED, P_CLERK),
+                "action": "Action::\"useFunction\"",
+                "resource": "Function::\"vat_filing\"",
+                "decision": "allow"
+            }]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    suite
+}
+
+#[test]
+fn suite_fixtures_outside_the_suite_tree_are_refused_without_echoing_them() {
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.json");
+    std::fs::write(&secret, r#"["SECRETSTRING-abc"]"#).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let inside = tmp.path().join("suites");
+    std::fs::create_dir(&inside).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&secret, inside.join("link.json")).unwrap();
+    let escape = format!("../../../../../../../../..{}", secret.display());
+    for (name, rel) in [
+        ("absolute.json", secret.display().to_string()),
+        ("dotdot.json", escape),
+        ("symlink.json", "link.json".to_string()),
+    ] {
+        let suite = suite_with_entities(&inside, name, serde_json::json!([rel]));
+        let (code, out, err) = cli(&["test", suite.to_str().unwrap()]);
+        assert_ne!(code, 0, "{name}: {out}{err}");
+        let all = format!("{out}{err}");
+        assert!(!all.contains("SECRETSTRING"), "{name}: {all}");
+        assert!(all.contains("entities"), "{name}: {all}");
+        assert!(
+            all.contains("inside the suite's directory"),
+            "{name}: {all}"
+        );
+    }
+}
+
+#[test]
+fn a_malformed_fixture_error_names_the_place_not_the_value() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("bad.json"),
+        r#"["SECRETSTRING-abc", "91210102MA0TAX001F"]"#,
+    )
+    .unwrap();
+    let suite = suite_with_entities(tmp.path(), "s.json", serde_json::json!(["bad.json"]));
+    let (code, out, err) = cli(&["test", suite.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}{err}");
+    let all = format!("{out}{err}");
+    assert!(!all.contains("SECRETSTRING"), "{all}");
+    assert!(!all.contains("91210102MA0TAX001F"), "{all}");
+    assert!(all.contains("bad.json:1:"), "{all}");
+}
+
+#[test]
+fn a_test_run_where_no_case_ran_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("no-suites");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, out, err) = cli(&["test", empty.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("no test cases ran"),
+        "{out}{err}"
+    );
+    let (code, out, err) = cli(&[
+        "test",
+        "policies/tests",
+        "--filter",
+        "no such case anywhere",
+    ]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("no test cases ran"),
+        "{out}{err}"
+    );
+}
+
+#[test]
+fn strict_check_refuses_a_set_with_no_policies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("empty");
+    std::fs::create_dir(&dir).unwrap();
+    let (code, out, err) = cli(&["check", "--strict", "--policies", dir.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(format!("{out}{err}").contains("no policies"), "{out}{err}");
 }

@@ -221,6 +221,33 @@ fn clerk_views_staff(server: &Server) -> Value {
     body
 }
 
+/// `serve --demo --require-proofs` over `policies` and `schema`, reloading
+/// on SIGHUP only, with `extra` flags.
+fn serve_proving(data: &Path, policies: &Path, schema: &Path, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--policies",
+        policies.to_str().unwrap(),
+        "--schema",
+        schema.to_str().unwrap(),
+        "--reload-poll-ms",
+        "0",
+        "--require-proofs",
+    ];
+    args.extend_from_slice(extra);
+    Server::demo_in(data, &args)
+}
+
+/// Sends SIGHUP and waits for the reload to be refused; the status then.
+fn reload_refused(server: &Server) -> Value {
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while status(server)["reloads"]["failed"] != 1 {
+        assert!(Instant::now() < deadline, "no reload attempt seen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    status(server)
+}
+
 #[test]
 fn require_proofs_refuses_a_reload_that_breaks_r13_and_keeps_the_old_set() {
     if !common::cvc5_present() {
@@ -229,29 +256,12 @@ fn require_proofs_refuses_a_reload_that_breaks_r13_and_keeps_the_old_set() {
     let tmp = tempfile::tempdir().unwrap();
     let (policies, schema) = copy_policies(tmp.path());
     let data = tmp.path().join("data");
-    let server = Server::demo_in(
-        &data,
-        &[
-            "--policies",
-            policies.to_str().unwrap(),
-            "--schema",
-            schema.to_str().unwrap(),
-            "--reload-poll-ms",
-            "0",
-            "--require-proofs",
-        ],
-    );
+    let server = serve_proving(&data, &policies, &schema, &[]);
     let v0 = status(&server)["policy_version"].clone();
     assert_eq!(clerk_views_staff(&server)["decision"], "deny");
 
     break_r13(&policies);
-    server.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while status(&server)["reloads"]["failed"] != 1 {
-        assert!(Instant::now() < deadline, "no reload attempt seen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let s = status(&server);
+    let s = reload_refused(&server);
     assert_eq!(s["policy_version"], v0, "the old set keeps serving: {s}");
     let failure = &s["last_reload_error"];
     assert_eq!(
@@ -302,4 +312,134 @@ fn require_proofs_does_not_start_on_a_set_that_fails_a_property() {
         }
         common::ServeAttempt::Listening(_) => panic!("served a set that fails R13"),
     }
+}
+
+const AGENT_ADDS_STAFF: &str = r#"
+@id("maintain.agents-add-staff")
+permit (principal is Etax::AgentStaff, action == Etax::Action::"addStaff", resource is Etax::Enterprise);
+"#;
+
+/// The red team's attack on R13: the schema lets agent staff be the
+/// principal of viewStaff/addStaff/removeStaff, and a policy lets them add
+/// staff. R13 must cover a principal type it did not name.
+fn let_agents_add_staff(policies: &Path, schema: &Path) {
+    let text = std::fs::read_to_string(schema).unwrap();
+    let from = "action viewStaff, addStaff, removeStaff\n    in [maintainStaff]\n    appliesTo { principal: Staff, resource: Enterprise };";
+    assert!(text.contains(from), "the bundled schema changed");
+    let to = from.replace("principal: Staff", "principal: [Staff, AgentStaff]");
+    std::fs::write(schema, text.replace(from, &to)).unwrap();
+    let file = policies.join("staff-maintenance.cedar");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}{AGENT_ADDS_STAFF}")).unwrap();
+}
+
+#[test]
+fn a_schema_edit_letting_agents_add_staff_fails_r13_in_prove() {
+    if !common::cvc5_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (policies, schema) = copy_policies(tmp.path());
+    let_agents_add_staff(&policies, &schema);
+    let (code, out, err) = prove(&policies, &schema);
+    assert_eq!(code, 1, "{out}{err}");
+    let suite = counterexample(&out, "r13-only-officers-maintain-staff");
+    let case = &suite["cases"][0];
+    assert!(
+        case["principal"].as_str().unwrap().contains("AgentStaff")
+            && case["action"].as_str().unwrap().contains("addStaff"),
+        "{suite}"
+    );
+}
+
+#[test]
+fn require_proofs_refuses_a_schema_edit_letting_agents_add_staff() {
+    if !common::cvc5_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (policies, schema) = copy_policies(tmp.path());
+    let data = tmp.path().join("data");
+    let server = serve_proving(&data, &policies, &schema, &["--strict-reload"]);
+    let v0 = status(&server)["policy_version"].clone();
+    let_agents_add_staff(&policies, &schema);
+    let s = reload_refused(&server);
+    assert_eq!(s["policy_version"], v0, "the old set keeps serving: {s}");
+    let failed = &s["last_reload_error"]["failed_properties"];
+    assert!(
+        failed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["property"] == "r13-only-officers-maintain-staff"),
+        "{s}"
+    );
+    let (code, body) = server.post(
+        "/v1/authorize",
+        &json!({
+            "principal": common::agent(common::P_AGENT),
+            "action": common::action("addStaff"),
+            "resource": common::enterprise(E_SYNCED),
+        }),
+    );
+    assert!(code != 200 || body["decision"] == "deny", "{code} {body}");
+    server.stop();
+}
+
+/// A valid policy whose condition is nonlinear arithmetic: hard for the
+/// solver (the red team saw a 14 s reload guard).
+const NONLINEAR: &str = r#"
+@id("function.nonlinear")
+permit (principal, action == Etax::Action::"useFunction", resource)
+when
+{
+  context has localTime && context has now &&
+  context.localTime.toMilliseconds() * context.now.toTime().toMilliseconds() ==
+    262396777963400063
+};
+"#;
+
+fn add_nonlinear(policies: &Path) {
+    std::fs::write(policies.join("nonlinear.cedar"), NONLINEAR).unwrap();
+}
+
+#[test]
+fn prove_fails_closed_when_the_proof_times_out() {
+    if !common::cvc5_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (policies, schema) = copy_policies(tmp.path());
+    add_nonlinear(&policies);
+    let (code, out, err) = cli(&[
+        "prove",
+        "--policies",
+        policies.to_str().unwrap(),
+        "--schema",
+        schema.to_str().unwrap(),
+        "--proof-timeout-ms",
+        "300",
+    ]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("the proof timed out"), "{out}{err}");
+}
+
+#[test]
+fn require_proofs_refuses_a_reload_whose_proof_times_out() {
+    if !common::cvc5_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (policies, schema) = copy_policies(tmp.path());
+    let data = tmp.path().join("data");
+    let server = serve_proving(&data, &policies, &schema, &["--proof-timeout-ms", "300"]);
+    let v0 = status(&server)["policy_version"].clone();
+    add_nonlinear(&policies);
+    let s = reload_refused(&server);
+    assert_eq!(s["policy_version"], v0, "the old set keeps serving: {s}");
+    assert!(
+        s["last_reload_error"].to_string().contains("timed out"),
+        "{s}"
+    );
+    server.stop();
 }

@@ -47,6 +47,7 @@ pub fn check(policies: &Path, schema: &Path, strict: Option<KnownFrom<'_>>) -> E
             return ExitCode::FAILURE;
         }
     };
+    let strict_run = strict.is_some();
     let problems = match strict.map(known_ids).transpose() {
         Ok(Some(known)) => lint::strict_problems(&snap, &sources, &known),
         Ok(None) => snap.warnings().to_vec(),
@@ -57,6 +58,15 @@ pub fn check(policies: &Path, schema: &Path, strict: Option<KnownFrom<'_>>) -> E
     };
     if problems.iter().any(|d| d.severity == Severity::Error) {
         return report_invalid(&problems);
+    }
+    // A set without policies denies everything: under --strict that is
+    // taken for the mistake it almost surely is (a wrong --policies path).
+    if strict_run && snap.policies().policies().next().is_none() {
+        eprintln!(
+            "check failed: no policies in {} (a set with no policies denies everything)",
+            policies.display()
+        );
+        return ExitCode::FAILURE;
     }
     problems.iter().for_each(|w| println!("{w}"));
     println!(
@@ -159,7 +169,13 @@ pub fn test(args: &TestArgs<'_>) -> ExitCode {
     for (id, c, gap) in &gaps {
         println!("    not covered: {id} ({}): {gap}", c.file);
     }
-    let ok = report.failed() == 0 && (gaps.is_empty() || !args.require_coverage);
+    // Nothing run proves nothing: an empty directory or a filter that
+    // matches no case must not read as a pass.
+    let none_ran = report.cases.is_empty();
+    if none_ran {
+        println!("\nno test cases ran");
+    }
+    let ok = !none_ran && report.failed() == 0 && (gaps.is_empty() || !args.require_coverage);
     println!(
         "\ntest result: {}. {} passed, {} failed",
         if ok { "ok" } else { "FAILED" },

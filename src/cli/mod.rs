@@ -111,6 +111,9 @@ enum Command {
         /// Property files; default POLICIES/properties.
         #[arg(long)]
         properties: Option<PathBuf>,
+        /// Give up (and fail) when the proofs take longer than this.
+        #[arg(long, default_value_t = crate::prove::CLI_TIMEOUT_MS)]
+        proof_timeout_ms: u64,
     },
     /// Who gains and who loses what if the candidate policies went live:
     /// every stored principal's questions decided by both sets.
@@ -256,7 +259,13 @@ pub fn main() -> ExitCode {
             policies,
             schema,
             properties,
-        } => crate::prove::command::run(&policies, &schema, properties.as_deref()),
+            proof_timeout_ms,
+        } => crate::prove::command::run(
+            &policies,
+            &schema,
+            properties.as_deref(),
+            std::time::Duration::from_millis(proof_timeout_ms),
+        ),
         Command::Impact {
             candidate,
             policies,

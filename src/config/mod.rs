@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// reload whose set fails a property.
     #[arg(long, env = "ETAX_REQUIRE_PROOFS")]
     pub require_proofs: bool,
+    /// With --require-proofs: refuse a set whose proofs take longer (the
+    /// start set included), so a hard condition cannot stall a reload.
+    #[arg(long, default_value_t = crate::prove::GUARD_TIMEOUT_MS, env = "ETAX_PROOF_TIMEOUT_MS")]
+    pub proof_timeout_ms: u64,
     #[command(flatten)]
     pub caches: crate::decision::CacheArgs,
     /// Key file of the decision log's person pseudonyms (default
@@ -129,6 +133,7 @@ impl ServeArgs {
             time_offset: self.time_offset,
             strict_reload: self.strict_reload,
             require_proofs: self.require_proofs,
+            proof_timeout: std::time::Duration::from_millis(self.proof_timeout_ms),
             ops: self.ops,
         }
     }

@@ -230,6 +230,10 @@ pub async fn log_demotions(
     Ok(())
 }
 
+/// The years a workday calendar may be fed for: the e-tax bureau's era with
+/// room ahead. A year far outside is a typo (`1582`, `9999`), not a plan.
+pub const CALENDAR_YEARS: std::ops::RangeInclusive<u16> = 2000..=2100;
+
 /// Replaces one year's workday calendar (调休: weekend workdays and weekday
 /// holidays), as the bureau's feed publishes it after the State Council's
 /// notice. Every date must be a real `YYYY-MM-DD` of that year, and none
@@ -243,8 +247,20 @@ pub async fn record_calendar(
         field: field.into(),
         message,
     };
-    if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid("year", "must be four digits, e.g. 2026".into()));
+    let in_range = year.len() == 4
+        && year.bytes().all(|b| b.is_ascii_digit())
+        && year
+            .parse::<u16>()
+            .is_ok_and(|y| CALENDAR_YEARS.contains(&y));
+    if !in_range {
+        return Err(invalid(
+            "year",
+            format!(
+                "must be a year from {} to {} (four digits, e.g. 2026)",
+                CALENDAR_YEARS.start(),
+                CALENDAR_YEARS.end()
+            ),
+        ));
     }
     for (field, dates) in [
         ("workdays", &calendar.workdays),

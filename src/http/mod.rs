@@ -412,6 +412,7 @@ async fn dispatch(
             ok(&authorize::authorize(state, body).await?)
         }
         H::AuthorizeBatch => {
+            policies::explain_refused(query)?;
             ok(&authorize::authorize_batch(state, read_json(state, req).await?).await?)
         }
         H::Login => login::handle(state, path, req).await,

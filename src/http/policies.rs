@@ -41,16 +41,35 @@ pub const LIST_PARAMS: &[Param] = &[Param::new(
 .required()];
 
 /// Whether `POST /v1/authorize` was asked to explain: `explain=true` (or
-/// `false`, the default) in the query string; other parameters are left
-/// alone, as before.
+/// `false`, the default) in the query string, once and spelled exactly so
+/// (a repeated or loosely spelled flag is ambiguous, and an ambiguous
+/// question gets a 400, not a guess); other parameters are left alone, as
+/// before.
 pub fn explain_wanted(query: Option<&str>) -> Result<bool, ApiError> {
-    let Some(value) = query_param(query, AUTHORIZE_PARAMS[0].name) else {
-        return Ok(false);
-    };
-    match value.as_str() {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(ApiError::invalid("explain", "must be true or false")),
+    let values: Vec<String> = super::audit::params(query)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| k == AUTHORIZE_PARAMS[0].name)
+        .map(|(_, v)| v)
+        .collect();
+    match values.as_slice() {
+        [] => Ok(false),
+        [one] if one == "true" => Ok(true),
+        [one] if one == "false" => Ok(false),
+        [_] => Err(ApiError::invalid("explain", "must be true or false")),
+        _ => Err(ApiError::invalid("explain", "given more than once")),
+    }
+}
+
+/// `POST /v1/authorize/batch` does not explain: a caller asking it to must
+/// hear so rather than get answers without the explanation it expects.
+pub fn explain_refused(query: Option<&str>) -> Result<(), ApiError> {
+    match query_param(query, "explain") {
+        None => Ok(()),
+        Some(_) => Err(ApiError::invalid(
+            "explain",
+            "not supported on /v1/authorize/batch; ask /v1/authorize?explain=true per question",
+        )),
     }
 }
 

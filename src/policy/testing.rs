@@ -119,13 +119,23 @@ pub enum SuiteError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path}: not a valid suite: {source}")]
+    /// Only the place and the expected shape: serde's own message quotes
+    /// the offending value, which may be anything the file holds.
+    #[error("{path}:{line}:{column}: {problem}; expected {expected}")]
     Syntax {
         path: String,
-        source: serde_json::Error,
+        line: usize,
+        column: usize,
+        problem: &'static str,
+        expected: &'static str,
     },
     #[error("{path}: entities do not match the schema: {message}")]
     Entities { path: String, message: String },
+    #[error(
+        "{suite}: entities: a fixture must be a relative path inside the suite's directory \
+         ({reason})"
+    )]
+    FixtureOutside { suite: String, reason: &'static str },
 }
 
 /// How one case went.
@@ -276,19 +286,66 @@ pub fn run_files(
 
 /// Reads and parses one suite file.
 pub fn load_suite(path: &Path) -> Result<Suite, SuiteError> {
-    read_json(path)
+    read_json(
+        path,
+        "a suite object (see policies/tests/suite.schema.json)",
+    )
 }
 
 /// Reads and parses a suite or fixture file, errors naming it.
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SuiteError> {
+fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    expected: &'static str,
+) -> Result<T, SuiteError> {
     let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|source| SuiteError::Syntax {
+    serde_json::from_str(&text).map_err(|e| SuiteError::Syntax {
         path: path.display().to_string(),
-        source,
+        line: e.line(),
+        column: e.column(),
+        problem: match e.classify() {
+            serde_json::error::Category::Io => "cannot read",
+            serde_json::error::Category::Syntax => "not JSON",
+            serde_json::error::Category::Data => "wrong shape",
+            serde_json::error::Category::Eof => "ends early",
+        },
+        expected,
     })
+}
+
+/// Where fixture `rel` of the suite at `suite` is. Refused unless it is
+/// relative and, symlinks resolved, inside the suite's directory tree: a
+/// suite is test data, and must not become a way to read (and have errors
+/// echo) any file the process can open.
+fn fixture_path(suite: &Path, rel: &str) -> Result<PathBuf, SuiteError> {
+    let outside = |reason| SuiteError::FixtureOutside {
+        suite: suite.display().to_string(),
+        reason,
+    };
+    if Path::new(rel).is_absolute() {
+        return Err(outside("an absolute path"));
+    }
+    let dir = suite.parent().unwrap_or(Path::new("."));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let base = dir.canonicalize().map_err(|source| SuiteError::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let fixture = dir.join(rel);
+    let real = fixture.canonicalize().map_err(|source| SuiteError::Io {
+        path: fixture.display().to_string(),
+        source,
+    })?;
+    if !real.starts_with(&base) {
+        return Err(outside("it leads out of it"));
+    }
+    Ok(real)
 }
 
 /// Runs one parsed suite (the cases `filter` selects); `path` names it and
@@ -364,10 +421,15 @@ fn suite_entities(path: &Path, suite: &Suite, schema: &Schema) -> Result<Entitie
     for item in items {
         let entities = match item {
             serde_json::Value::String(rel) => {
-                let fixture = path.parent().unwrap_or(Path::new(".")).join(&rel);
+                let fixture = fixture_path(path, &rel)?;
                 origin = fixture.display().to_string();
-                // An array of entities in Cedar's JSON format.
-                read_json::<Vec<serde_json::Value>>(&fixture)?
+                read_json::<Vec<serde_json::Map<String, serde_json::Value>>>(
+                    &fixture,
+                    "an array of entity objects in Cedar's JSON format",
+                )?
+                .into_iter()
+                .map(serde_json::Value::Object)
+                .collect()
             }
             entity => vec![entity],
         };
@@ -378,7 +440,8 @@ fn suite_entities(path: &Path, suite: &Suite, schema: &Schema) -> Result<Entitie
     let json = serde_json::Value::Array(by_uid.into_values().collect());
     Entities::from_json_value(json, Some(schema)).map_err(|e| SuiteError::Entities {
         path: origin,
-        message: error_chain(&e),
+        // Cedar's messages quote uids and values: ID numbers are masked.
+        message: crate::ids::mask_text(&error_chain(&e)),
     })
 }
 

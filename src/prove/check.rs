@@ -24,9 +24,16 @@ pub struct Violation {
 }
 
 impl Prover {
-    /// Starts cvc5 (the `CVC5` variable, else `cvc5` on the `PATH`).
+    /// Starts cvc5 (the `CVC5` variable, else `cvc5` on the `PATH`) with
+    /// symcc's default limit of a minute.
     pub fn start() -> Result<Self, ProveError> {
-        let solver = LocalSolver::cvc5().map_err(|e| match e {
+        Self::start_with_limit(std::time::Duration::from_secs(60))
+    }
+
+    /// Starts cvc5 limited to `limit` of wall-clock time in all.
+    pub fn start_with_limit(limit: std::time::Duration) -> Result<Self, ProveError> {
+        let tlimit = format!("--tlimit={}", limit.as_millis().max(1));
+        let solver = LocalSolver::cvc5_with_args([tlimit]).map_err(|e| match e {
             cedar_policy_symcc::solver::SolverError::Io(io)
                 if io.kind() == std::io::ErrorKind::NotFound =>
             {
@@ -45,8 +52,8 @@ impl Prover {
         set: &PolicySnapshot,
         property: &Property,
     ) -> Result<Option<Violation>, ProveError> {
-        for env in &property.envs {
-            if let Some(v) = self.check_env(set, property, env).await? {
+        for env in property.envs(set.schema()) {
+            if let Some(v) = self.check_env(set, property, &env).await? {
                 return Ok(Some(v));
             }
         }

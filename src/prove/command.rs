@@ -9,7 +9,12 @@ use crate::policy::{LoadError, PolicySnapshot};
 
 use super::{property, prove_all_blocking, Outcome};
 
-pub fn run(policies: &Path, schema: &Path, properties: Option<&Path>) -> ExitCode {
+pub fn run(
+    policies: &Path,
+    schema: &Path,
+    properties: Option<&Path>,
+    limit: std::time::Duration,
+) -> ExitCode {
     let snap = match PolicySnapshot::load(policies, schema) {
         Ok(snap) => snap,
         Err(e) => {
@@ -35,7 +40,7 @@ pub fn run(policies: &Path, schema: &Path, properties: Option<&Path>) -> ExitCod
         props.len(),
         dir.display()
     );
-    let outcomes = match prove_all_blocking(&snap, &props, print_outcome) {
+    let outcomes = match prove_all_blocking(&snap, &props, limit, print_outcome) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("prove: {e}");

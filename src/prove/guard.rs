@@ -3,7 +3,7 @@
 //! so a reload cannot weaken them by editing `properties/` along with the
 //! policies: changing an invariant takes a restart.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::policy::reload::{Guard, Refused};
 use crate::policy::PolicySnapshot;
@@ -13,9 +13,14 @@ use super::{prove_all_blocking, Outcome, Property, ProveError};
 /// Proves `properties` for `set`: `Err` with every failed property and its
 /// counterexample, or with why the proofs could not run (which refuses too:
 /// a set that was not proved is not served).
-pub fn prove_set(set: &PolicySnapshot, properties: &[Property]) -> Result<(), Refused> {
+pub fn prove_set(
+    set: &PolicySnapshot,
+    properties: &[Property],
+    limit: Duration,
+) -> Result<(), Refused> {
     let started = Instant::now();
-    let outcomes = prove_all_blocking(set, properties, |_| {}).map_err(|e| not_proved(&e))?;
+    let outcomes =
+        prove_all_blocking(set, properties, limit, |_| {}).map_err(|e| not_proved(&e))?;
     let took_ms = started.elapsed().as_millis();
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.violation.is_some()).collect();
     if failed.is_empty() {
@@ -66,9 +71,9 @@ pub fn prove_set(set: &PolicySnapshot, properties: &[Property]) -> Result<(), Re
     })
 }
 
-/// The reload guard over `properties`.
-pub fn guard(properties: Vec<Property>) -> Guard {
-    std::sync::Arc::new(move |set: &PolicySnapshot| prove_set(set, &properties))
+/// The reload guard over `properties`, each proof run within `limit`.
+pub fn guard(properties: Vec<Property>, limit: Duration) -> Guard {
+    std::sync::Arc::new(move |set: &PolicySnapshot| prove_set(set, &properties, limit))
 }
 
 fn not_proved(e: &ProveError) -> Refused {

@@ -35,6 +35,11 @@ pub enum ProveError {
     Compile { action: String, message: String },
     #[error("properties cannot be loaded:\n  {}", .problems.join("\n  "))]
     Properties { problems: Vec<String> },
+    #[error(
+        "the proof timed out: not finished within {ms} ms (--proof-timeout-ms); a set that \
+         was not proved is refused"
+    )]
+    TimedOut { ms: u128 },
     #[error("cannot start the prover's runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -72,13 +77,41 @@ impl Outcome {
     }
 }
 
-/// Checks every property against `set`, in order, with one solver process.
+/// The reload guard's default time limit: a reload must not stall.
+pub const GUARD_TIMEOUT_MS: u64 = 2_000;
+/// `etax-authz prove`'s default time limit: an author may wait longer.
+pub const CLI_TIMEOUT_MS: u64 = 60_000;
+
+/// Checks every property against `set`, in order, with one solver process,
+/// within `limit` for the whole run. A run that does not finish in time is
+/// [`ProveError::TimedOut`]: the solver is told the same limit (cvc5
+/// `--tlimit`, so its process ends by itself) and the run is abandoned at
+/// the deadline whatever the solver does.
 pub async fn prove_all(
     set: &PolicySnapshot,
     properties: &[Property],
+    limit: Duration,
+    on_outcome: impl FnMut(&Outcome),
+) -> Result<Vec<Outcome>, ProveError> {
+    let started = Instant::now();
+    let timed_out = ProveError::TimedOut {
+        ms: limit.as_millis(),
+    };
+    match tokio::time::timeout(limit, prove_each(set, properties, limit, on_outcome)).await {
+        Err(_elapsed) => Err(timed_out),
+        // The solver giving up at its own limit shows as a solver error.
+        Ok(Err(ProveError::Solver(_))) if started.elapsed() >= limit => Err(timed_out),
+        Ok(result) => result,
+    }
+}
+
+async fn prove_each(
+    set: &PolicySnapshot,
+    properties: &[Property],
+    limit: Duration,
     mut on_outcome: impl FnMut(&Outcome),
 ) -> Result<Vec<Outcome>, ProveError> {
-    let mut prover = Prover::start()?;
+    let mut prover = Prover::start_with_limit(limit)?;
     let mut outcomes = Vec::with_capacity(properties.len());
     for property in properties {
         let started = Instant::now();
@@ -101,9 +134,10 @@ pub async fn prove_all(
 pub fn prove_all_blocking(
     set: &PolicySnapshot,
     properties: &[Property],
+    limit: Duration,
     on_outcome: impl FnMut(&Outcome),
 ) -> Result<Vec<Outcome>, ProveError> {
-    block_on(prove_all(set, properties, on_outcome))?
+    block_on(prove_all(set, properties, limit, on_outcome))?
 }
 
 /// Runs `fut` to completion on a fresh current-thread runtime.

@@ -73,9 +73,37 @@ pub struct Property {
     pub check: CheckKind,
     pub description: Option<String>,
     pub policies: PolicySet,
-    /// The (principal type, action, resource type) combinations it covers,
-    /// in a stable order.
-    pub envs: Vec<RequestEnv>,
+}
+
+impl Property {
+    /// The (principal type, action, resource type) combinations it covers
+    /// under `schema`, in a stable order. Computed from the schema of the
+    /// set under proof, not the one the property was loaded with: a
+    /// candidate schema that lets a new principal type into an action must
+    /// have that type proved too.
+    ///
+    /// Only the scope decides: the validator drops the environments where a
+    /// condition is false by type (`principal is Etax::Staff && …` for an
+    /// agent), and those are exactly where an `implies` property must still
+    /// be checked.
+    pub fn envs(&self, schema: &Schema) -> Vec<RequestEnv> {
+        let mut envs: Vec<RequestEnv> = Vec::new();
+        for policy in self.policies.policies().map(scope_only) {
+            for env in policy.get_valid_request_envs(schema) {
+                if !envs.contains(&env) {
+                    envs.push(env);
+                }
+            }
+        }
+        envs.sort_by_key(|e| {
+            (
+                e.action().to_string(),
+                e.principal().to_string(),
+                e.resource().to_string(),
+            )
+        });
+        envs
+    }
 }
 
 /// The property directory beside a policy directory.
@@ -148,22 +176,11 @@ fn load_one(path: &Path, schema: &Schema) -> Result<Property, Vec<String>> {
             check.as_str()
         )));
     }
-    let mut envs: Vec<RequestEnv> = Vec::new();
-    for policy in policies.policies() {
-        for env in policy.get_valid_request_envs(schema) {
-            if !envs.contains(&env) {
-                envs.push(env);
-            }
-        }
-    }
-    envs.sort_by_key(|e| {
-        (
-            e.action().to_string(),
-            e.principal().to_string(),
-            e.resource().to_string(),
-        )
-    });
-    if envs.is_empty() {
+    if policies
+        .policies()
+        .map(scope_only)
+        .all(|p| p.get_valid_request_envs(schema).next().is_none())
+    {
         return Err(here("its scope matches no action of the schema".into()));
     }
     let description = policies
@@ -179,8 +196,20 @@ fn load_one(path: &Path, schema: &Schema) -> Result<Property, Vec<String>> {
         file,
         check,
         policies,
-        envs,
     })
+}
+
+/// `policy` without its `when`/`unless` clauses (itself if that fails,
+/// which cannot happen for a policy that parsed).
+fn scope_only(policy: &cedar_policy::Policy) -> cedar_policy::Policy {
+    policy
+        .to_json()
+        .ok()
+        .and_then(|mut j| {
+            j["conditions"] = serde_json::Value::Array(Vec::new());
+            cedar_policy::Policy::from_json(Some(policy.id().clone()), j).ok()
+        })
+        .unwrap_or_else(|| policy.clone())
 }
 
 fn has_conditions(policy: &cedar_policy::Policy) -> bool {
