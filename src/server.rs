@@ -122,11 +122,12 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     if opts.api_keys.is_none() && tcp_off_loopback(&opts) && !opts.insecure_open {
         return Err(ServeError::OpenOffLoopback { addr: opts.listen });
     }
+    let shutdown = shutdown_signal();
     let opened = open(&opts).await?;
     let (state, background) = wire(&opts, opened)?;
     let running = background.spawn(&opts, &state);
     let listeners = listen(&opts).await?;
-    let served = http::serve(listeners, state.clone(), shutdown_signal()).await;
+    let served = http::serve(listeners, state.clone(), shutdown).await;
     running.stop(&state.audit).await;
     served?;
     Ok(())
@@ -574,23 +575,38 @@ async fn seed_demo(
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers the signals the server answers and returns the future that
+/// completes on SIGTERM or SIGINT. Registered first thing, before anything
+/// is opened or bound, not when the future is first polled: until tokio's handler is
+/// installed a signal takes its default action, so a SIGTERM sent as soon
+/// as the server answered (an orchestrator stopping a pod it just probed)
+/// killed it without the flush and clean close, and an early SIGHUP killed
+/// it too. A handler, once installed, stays for the life of the process,
+/// so registering SIGHUP here covers the reloaders that listen for it later.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _ = signal(SignalKind::hangup());
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(term) => {},
+                () = wait(int) => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
