@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Response, StatusCode};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::audit::AuditError;
 use crate::decision::DecisionError;
@@ -99,22 +99,45 @@ impl ApiError {
         if self.status.is_server_error() {
             tracing::error!(code = %self.code, %message, "internal error");
         }
-        let mut error = json!({ "code": self.code, "message": message });
-        if let Some(secs) = self.retry_after_secs {
-            error["retry_after_secs"] = json!(secs);
-        }
-        if let Some(field) = self.field {
-            error["field"] = json!(field);
-        }
-        if let Some(policies) = self.policies {
-            error["policies"] = json!(policies);
-        }
-        let mut response = super::json_response(self.status, &json!({ "error": error }));
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.into_owned(),
+                message,
+                retry_after_secs: self.retry_after_secs,
+                field: self.field,
+                policies: self.policies,
+            },
+        };
+        let mut response = super::json_response(self.status, &body);
         if let Some(secs) = self.retry_after_secs {
             set_retry_after(&mut response, secs);
         }
         response
     }
+}
+
+/// Every error answer's body: what `into_response` writes and what
+/// `/openapi.json` documents, one type for both.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// Field order is the wire order callers have seen since the first release.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A fixed word (`invalid_request`, `not_found`, …) or a refusing
+    /// policy's `@code`.
+    code: String,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_secs: Option<u64>,
+    /// Where in the request the problem is (`requests[2].principal`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+    /// The policies that refused, for a policy denial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policies: Option<Vec<String>>,
 }
 
 impl From<tokio::task::JoinError> for ApiError {
@@ -461,6 +484,7 @@ fn json_path(path: &str, msg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn body(e: ApiError) -> (StatusCode, serde_json::Value) {
         use http_body_util::BodyExt;

@@ -59,27 +59,6 @@ pub fn authorize_answer(out: &mut Components) -> String {
     name
 }
 
-/// Every error answer's body, as `error.rs` writes it.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorDetail {
-    /// A fixed word (`invalid_request`, `not_found`, …) or a refusing
-    /// policy's `@code`.
-    code: String,
-    message: String,
-    /// Where in the request the problem is (`requests[2].principal`).
-    field: Option<String>,
-    /// The policies that refused, for a policy denial.
-    policies: Option<Vec<String>>,
-    retry_after_secs: Option<u64>,
-}
-
 /// The document, built once.
 pub fn document() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
@@ -88,7 +67,7 @@ pub fn document() -> &'static Value {
 
 fn build() -> Value {
     let mut components = Components::new();
-    let error = schema_of::<ErrorBody>(&mut components);
+    let error = schema_of::<super::error::ErrorBody>(&mut components);
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     for r in ROUTES {
         let op = operation(r, &error, &mut components);
