@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use etax_authz::decision::{fixture, Engine, Query};
 use etax_authz::domain::{Action, EntityKind};
-use etax_authz::store::{StaffRecord, StoreError};
 use serde_json::json;
 
 mod common;
@@ -26,18 +25,6 @@ fn use_function(function: &str) -> Query {
 
 fn allowed(engine: &Engine, q: &Query) -> bool {
     engine.decide(q).expect("a well-formed query").allowed
-}
-
-fn revoke_clerk_roles(engine: &Engine) {
-    engine
-        .store()
-        .write(|w| {
-            let mut staff: StaffRecord = w.get(CLERK)?.expect("the clerk is stored");
-            staff.permission_identities.clear();
-            w.put(CLERK, &staff)?;
-            Ok::<_, StoreError>(())
-        })
-        .unwrap();
 }
 
 /// Requests filing entities built before the revoke while it commits: no
@@ -67,7 +54,7 @@ fn no_decision_started_after_a_revoke_allows() {
         })
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(50));
-    revoke_clerk_roles(&engine);
+    fixture::revoke_roles(&engine, CLERK);
     revoked.store(true, Ordering::Release);
     for a in askers {
         a.join().expect("no stale allow");

@@ -18,7 +18,7 @@ use crate::authn::password::HashCost;
 use crate::authn::{PasswordHasher, PasswordPolicy};
 use crate::import;
 use crate::policy::PolicySnapshot;
-use crate::store::Store;
+use crate::store::{StaffRecord, Store, StoreError};
 
 /// The crate's root: where `policies/`, `schemas/` and `examples/` are.
 pub fn root() -> &'static Path {
@@ -68,4 +68,18 @@ pub fn engine_over(store: Store) -> Engine {
 /// decided with the bundled policies.
 pub fn demo_engine(dir: &Path) -> Engine {
     engine_over(demo_store(dir, &light_hasher(), &PasswordPolicy::default()))
+}
+
+/// Takes every permission identity from the staff member under `key`, in
+/// one committed write: the revoke that cache tests race decisions against.
+pub fn revoke_roles(engine: &Engine, key: &str) {
+    engine
+        .store()
+        .write(|w| {
+            let mut staff: StaffRecord = w.get(key)?.expect("the staff member is stored");
+            staff.permission_identities.clear();
+            w.put(key, &staff)?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
 }

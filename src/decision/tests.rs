@@ -10,7 +10,6 @@ use super::fixture::{self, root};
 use super::{DecisionError, Engine, Query, Verdict};
 use crate::domain::{Action, EntityKind};
 use crate::policy::{PolicySnapshot, Sources};
-use crate::store::{StaffRecord, StoreError};
 
 const E1: &str = "91210102MA0TAX001F";
 /// 张伟, a clerk holding the "filing" role.
@@ -250,15 +249,7 @@ fn a_store_write_or_a_reload_empties_the_cache() {
     );
 
     // Revoking the clerk's roles: a cached slice would still allow.
-    engine
-        .store()
-        .write(|w| {
-            let mut staff: StaffRecord = w.get(CLERK)?.expect("the clerk is stored");
-            staff.permission_identities.clear();
-            w.put(CLERK, &staff)?;
-            Ok::<_, StoreError>(())
-        })
-        .unwrap();
+    fixture::revoke_roles(&engine, CLERK);
     assert!(!decide(&engine, &q).allowed, "decided on the new roles");
     assert_eq!(engine.cache_counts(), (1, 2));
     assert!(!decide(&engine, &q).allowed);
