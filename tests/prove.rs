@@ -386,16 +386,24 @@ fn require_proofs_refuses_a_schema_edit_letting_agents_add_staff() {
     server.stop();
 }
 
-/// A valid policy whose condition is nonlinear arithmetic: hard for the
-/// solver (the red team saw a 14 s reload guard).
+/// A valid policy whose condition is hard for the solver: deciding whether
+/// it can ever fire means factoring a 52-bit semiprime (86399993 × 60999959)
+/// through a 64-bit multiplier (the red team saw a 14 s reload guard). The
+/// bounds come first and `&&` short-circuits, so the product never
+/// overflows: no property has an easy counterexample (a first version let
+/// the multiply overflow, and a fast solver answered "never-errors fails"
+/// before any proof could time out).
 const NONLINEAR: &str = r#"
 @id("function.nonlinear")
 permit (principal, action == Etax::Action::"useFunction", resource)
 when
 {
   context has localTime && context has now &&
+  context.localTime.toMilliseconds() > 1 &&
+  context.localTime.toMilliseconds() < 86400000 &&
+  context.now.toTime().toMilliseconds() > 1 &&
   context.localTime.toMilliseconds() * context.now.toTime().toMilliseconds() ==
-    262396777963400063
+    5270396030600287
 };
 "#;
 
