@@ -75,6 +75,8 @@ pub struct ServeOptions {
     pub require_proofs: bool,
     /// `--proof-timeout-ms`: how long one proof run of the guard may take.
     pub proof_timeout: std::time::Duration,
+    /// Fleet mode (`--fleet`): the shared database and this host's name.
+    pub fleet: crate::fleet::FleetArgs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +117,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("--require-proofs: {0}")]
     Proofs(String),
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
 }
 
 pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
@@ -176,6 +180,8 @@ struct Opened {
     archive: PolicyArchive,
     /// The proofs every reload must pass (`--require-proofs`).
     guard: Option<crate::policy::reload::Guard>,
+    /// The fleet's database, its schema migrated (`--fleet`).
+    fleet: Option<crate::fleet::Fleet>,
 }
 
 async fn open(opts: &ServeOptions) -> Result<Opened, ServeError> {
@@ -198,6 +204,10 @@ async fn open(opts: &ServeOptions) -> Result<Opened, ServeError> {
         &store::identity_store_path(&opts.data_dir),
         opts.caches.store_cache_bytes,
     )?;
+    let fleet = match &opts.fleet.url {
+        Some(url) => Some(crate::fleet::Fleet::connect(url, &opts.fleet.host_name()).await?),
+        None => None,
+    };
     let authn = Arc::new(Authn::new(opts.authn.clone())?);
     if let Some(demo) = &opts.demo {
         let (hasher, passwords) = (authn.hasher().clone(), opts.authn.passwords.clone());
@@ -229,6 +239,7 @@ async fn open(opts: &ServeOptions) -> Result<Opened, ServeError> {
         audit,
         archive,
         guard,
+        fleet,
     })
 }
 
@@ -257,6 +268,7 @@ fn callers(opts: &ServeOptions) -> Result<Callers, ServeError> {
 struct Background {
     reloader: Reloader,
     sweeper: crate::flows::sweep::Sweeper,
+    fleet: Option<crate::fleet::Fleet>,
 }
 
 /// The background tasks while serving.
@@ -279,6 +291,12 @@ impl Background {
         }
         if let Some(keys) = state.callers.key_file() {
             tasks.push(tokio::spawn(watch_keys(keys, opts.reload_poll)));
+        }
+        if let Some(fleet) = self.fleet {
+            let engine = state.engine.clone();
+            let version = move || engine.snapshot().version().to_owned();
+            let beat = crate::fleet::hosts::heartbeat(fleet, version, state.started_at_ms);
+            tasks.push(tokio::spawn(beat));
         }
         Running {
             tasks,
@@ -375,7 +393,14 @@ fn wire(opts: &ServeOptions, o: Opened) -> Result<(Arc<AppState>, Background), S
         ops: opts.ops.to_ops(),
         metrics: Arc::new(metrics),
     });
-    Ok((state, Background { reloader, sweeper }))
+    Ok((
+        state,
+        Background {
+            reloader,
+            sweeper,
+            fleet: o.fleet,
+        },
+    ))
 }
 
 /// Reads the API keys file again on SIGHUP and, like the policies, when it

@@ -105,6 +105,8 @@ pub struct ServeArgs {
     pub time_offset: audit::time::Offset,
     #[command(flatten)]
     pub ops: crate::http::options::OpsArgs,
+    #[command(flatten)]
+    pub fleet: crate::fleet::FleetArgs,
 }
 
 impl ServeArgs {
@@ -135,6 +137,7 @@ impl ServeArgs {
             require_proofs: self.require_proofs,
             proof_timeout: std::time::Duration::from_millis(self.proof_timeout_ms),
             ops: self.ops,
+            fleet: self.fleet,
         }
     }
 }

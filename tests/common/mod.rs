@@ -808,3 +808,4 @@ pub fn cvc5_present() -> bool {
     }
     ok
 }
+pub mod postgres;

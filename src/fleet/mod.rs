@@ -1,0 +1,97 @@
+//! Fleet mode (`serve --fleet postgres://…`): many sidecars over one
+//! PostgreSQL, which holds the shared truth (identities, grants, login state,
+//! the fleet's decision log, which host runs which policies). Each sidecar
+//! keeps its redb store as a local replica so that a decision never waits
+//! on the database. The embedded mode (no `--fleet`) does not touch this
+//! module.
+//!
+//! [`migrate`] brings the database's schema up to this binary's version at
+//! start, so hosts of one release never disagree on tables.
+
+pub mod config;
+pub mod hosts;
+pub mod migrate;
+
+pub use config::FleetArgs;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("fleet database URL: {0}")]
+    Url(String),
+    #[error("fleet database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("fleet database connection pool: {0}")]
+    Pool(String),
+    #[error(
+        "fleet database schema is at version {found}, newer than this binary knows ({known}): \
+         upgrade this host before it joins"
+    )]
+    SchemaTooNew { found: i32, known: i32 },
+}
+
+impl From<deadpool_postgres::PoolError> for FleetError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => FleetError::Postgres(e),
+            other => FleetError::Pool(other.to_string()),
+        }
+    }
+}
+
+/// A connection pool to the fleet's database, its schema migrated.
+#[derive(Clone)]
+pub struct Fleet {
+    pool: Pool,
+    host: String,
+}
+
+impl Fleet {
+    /// Connects, then applies the migrations this binary carries. `host`
+    /// names this sidecar in the fleet's tables (its chain, its status row).
+    pub async fn connect(url: &str, host: &str) -> Result<Self, FleetError> {
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e: tokio_postgres::Error| {
+                // The URL can carry a password: name the problem, not the URL.
+                FleetError::Url(e.to_string())
+            })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        config.application_name(format!("etax-authz {host}"));
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .build()
+            .map_err(|e| FleetError::Pool(e.to_string()))?;
+        let fleet = Self {
+            pool,
+            host: host.to_string(),
+        };
+        migrate::apply(&mut *fleet.client().await?).await?;
+        Ok(fleet)
+    }
+
+    pub async fn client(&self) -> Result<deadpool_postgres::Client, FleetError> {
+        Ok(self.pool.get().await?)
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// This sidecar's name in the fleet (`--fleet-host`, default the
+    /// machine's hostname).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
