@@ -386,29 +386,43 @@ fn require_proofs_refuses_a_schema_edit_letting_agents_add_staff() {
     server.stop();
 }
 
-/// A valid policy whose condition is hard for the solver: deciding whether
-/// it can ever fire means factoring a 52-bit semiprime (86399993 × 60999959)
-/// through a 64-bit multiplier (the red team saw a 14 s reload guard). The
-/// bounds come first and `&&` short-circuits, so the product never
-/// overflows: no property has an easy counterexample (a first version let
-/// the multiply overflow, and a fast solver answered "never-errors fails"
-/// before any proof could time out).
-const NONLINEAR: &str = r#"
-@id("function.nonlinear")
+/// Valid policies whose conditions are hard for the solver: proving that
+/// one never errors means proving a 64-bit product of bounded factors
+/// cannot overflow, ~8 s of cvc5 each here (the red team saw a 14 s reload
+/// guard). Three of them, so the limit below is exceeded many times over
+/// even on a much faster machine, while the bundled set (~0.4 s) proves
+/// well within it under a loaded test run. The bounds come first and `&&`
+/// short-circuits, so the products never overflow: no property has an easy
+/// counterexample (a first version let the multiply overflow, and a fast
+/// solver answered "never-errors fails" before any proof could time out).
+const HARD_PRODUCTS: [(&str, u64); 3] = [
+    ("a", 5_270_396_030_600_287), // 86399993 × 60999959
+    ("b", 5_270_394_627_800_689), // 86399987 × 60999947
+    ("c", 5_270_393_916_201_083), // 86399981 × 60999943
+];
+
+/// The proof limit of the timing-out tests, in milliseconds.
+const HARD_LIMIT_MS: &str = "3000";
+
+fn add_nonlinear(policies: &Path) {
+    for (name, product) in HARD_PRODUCTS {
+        let policy = format!(
+            r#"
+@id("function.nonlinear-{name}")
 permit (principal, action == Etax::Action::"useFunction", resource)
 when
-{
+{{
   context has localTime && context has now &&
   context.localTime.toMilliseconds() > 1 &&
   context.localTime.toMilliseconds() < 86400000 &&
   context.now.toTime().toMilliseconds() > 1 &&
   context.localTime.toMilliseconds() * context.now.toTime().toMilliseconds() ==
-    5270396030600287
-};
-"#;
-
-fn add_nonlinear(policies: &Path) {
-    std::fs::write(policies.join("nonlinear.cedar"), NONLINEAR).unwrap();
+    {product}
+}};
+"#
+        );
+        std::fs::write(policies.join(format!("nonlinear-{name}.cedar")), policy).unwrap();
+    }
 }
 
 #[test]
@@ -426,7 +440,7 @@ fn prove_fails_closed_when_the_proof_times_out() {
         "--schema",
         schema.to_str().unwrap(),
         "--proof-timeout-ms",
-        "300",
+        HARD_LIMIT_MS,
     ]);
     assert_ne!(code, 0, "{out}{err}");
     assert!(err.contains("the proof timed out"), "{out}{err}");
@@ -440,7 +454,12 @@ fn require_proofs_refuses_a_reload_whose_proof_times_out() {
     let tmp = tempfile::tempdir().unwrap();
     let (policies, schema) = copy_policies(tmp.path());
     let data = tmp.path().join("data");
-    let server = serve_proving(&data, &policies, &schema, &["--proof-timeout-ms", "300"]);
+    let server = serve_proving(
+        &data,
+        &policies,
+        &schema,
+        &["--proof-timeout-ms", HARD_LIMIT_MS],
+    );
     let v0 = status(&server)["policy_version"].clone();
     add_nonlinear(&policies);
     let s = reload_refused(&server);
