@@ -10,7 +10,10 @@
 
 pub mod config;
 pub mod hosts;
+pub mod log;
 pub mod migrate;
+pub mod ship;
+pub mod status;
 
 pub use config::FleetArgs;
 
