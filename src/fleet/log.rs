@@ -212,6 +212,21 @@ pub async fn page(
     }
 }
 
+/// Why an export stopped: the database, or the output.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    #[error("writing the records: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<tokio_postgres::Error> for ExportError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ExportError::Fleet(e.into())
+    }
+}
+
 /// Calls `each` with every matching record, as the table orders them:
 /// the host and the stored line (canonical JSON with its hash).
 pub async fn for_each(
@@ -219,7 +234,7 @@ pub async fn for_each(
     filter: &Filter,
     host: Option<&str>,
     mut each: impl FnMut(&str, &[u8]) -> std::io::Result<()>,
-) -> Result<u64, FleetError> {
+) -> Result<u64, ExportError> {
     let mut cursor = 0i64;
     let mut n = 0;
     loop {
@@ -228,7 +243,7 @@ pub async fn for_each(
             cursor = row.get(5);
             if matching(row, filter).is_some() {
                 let line = stored_of(row).line();
-                each(row.get(6), &line).map_err(|e| FleetError::Pool(e.to_string()))?;
+                each(row.get(6), &line)?;
                 n += 1;
             }
         }

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod hosts;
 pub mod log;
+pub mod log_commands;
 pub mod migrate;
 pub mod ship;
 pub mod status;

@@ -192,7 +192,9 @@ impl Shipper {
         };
         let head = self.log.checkpoint()?.map_or(0, |h| h.seq);
         if head <= shipped {
-            self.progress.oldest_unshipped_ms.store(0, Ordering::Relaxed);
+            self.progress
+                .oldest_unshipped_ms
+                .store(0, Ordering::Relaxed);
             return Ok(false);
         }
         let batch = self.read_after(shipped).await?;
