@@ -268,3 +268,58 @@ fn fleet_routes_answer_404_naming_fleet_mode_when_it_is_off() {
     }
     assert!(server.get("/v1/status").1.get("fleet_shipping").is_none());
 }
+
+/// The fleet routes' query parameters as `/openapi.json` documents them,
+/// each sent with its example, are accepted; an undocumented one is
+/// refused naming it (ops_openapi checks the other routes without a fleet).
+#[test]
+fn every_documented_fleet_query_parameter_is_accepted_and_no_other() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database("params");
+    let data = tempfile::tempdir().unwrap();
+    let h1 = sidecar(data.path(), &url, "h1");
+    shipped(&h1, 1);
+    let (_, doc) = h1.get("/openapi.json");
+    let mut checked = 0;
+    for path in [
+        "/v1/fleet/decisions",
+        "/v1/fleet/verify",
+        "/v1/fleet/status",
+    ] {
+        let params = doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for p in params.iter().filter(|p| p["in"] == "query") {
+            let name = p["name"].as_str().unwrap();
+            let example = match &p["example"] {
+                Value::String(s) => s.replace('+', "%2B"),
+                other => other.to_string(),
+            };
+            // A checkpoint names one host's record, so it goes with a host:
+            // h1's first record, which the chain must still extend.
+            let query = match name {
+                "checkpoint" => format!("host=h1&checkpoint=1:{}", first_hash(&pg)),
+                _ => format!("{name}={example}"),
+            };
+            let (status, body) = h1.get(&format!("{path}?{query}"));
+            assert_eq!(status, 200, "{path}?{query}: {body}");
+            checked += 1;
+        }
+        let (status, body) = h1.get(&format!("{path}?undocumented=1"));
+        if !params.is_empty() {
+            assert_eq!(status, 400, "{path}: {body}");
+            assert_eq!(body["error"]["field"], "undocumented", "{body}");
+        }
+    }
+    assert!(checked >= 18, "only {checked} fleet parameters documented");
+    h1.stop();
+}
+
+/// The hash of h1's first record, from the fleet's table.
+fn first_hash(pg: &Postgres) -> String {
+    pg.psql(
+        "params",
+        "SELECT hash FROM fleet_decisions WHERE host = 'h1' AND seq = 1",
+    )
+}
