@@ -115,7 +115,7 @@ fn by_policy(hosts: &[HostStatus]) -> Vec<PolicyHosts> {
             }),
         }
     }
-    out.sort_by(|a, b| b.hosts.len().cmp(&a.hosts.len()));
+    out.sort_by_key(|p| std::cmp::Reverse(p.hosts.len()));
     out
 }
 
