@@ -131,6 +131,17 @@ fn two_hosts_ship_verifiable_chains_and_a_tampered_row_is_named_by_host_and_reco
         report["hosts"][0]["report"]["problem"]["seq"], 3,
         "{report}"
     );
+    // A link column rewritten alone is caught too: the record says which
+    // hash it follows.
+    pg.psql(
+        "chains",
+        "ALTER TABLE fleet_decisions DISABLE TRIGGER fleet_decisions_no_update_or_delete;
+         UPDATE fleet_decisions SET prev_hash = repeat('0', 64) WHERE host = 'h1' AND seq = 2;
+         ALTER TABLE fleet_decisions ENABLE TRIGGER fleet_decisions_no_update_or_delete",
+    );
+    let (code, out) = verify_fleet(&url);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("host h1: Tampered at record 2"), "{out}");
     h1.stop();
     h2.stop();
 }
@@ -160,6 +171,27 @@ fn a_database_outage_is_caught_up_with_nothing_lost_or_duplicated() {
     let (code, out) = verify_fleet(&url);
     assert_eq!(code, 0, "{out}");
     h1.stop();
+}
+
+#[test]
+fn another_log_under_a_shipped_host_name_is_a_conflict_not_a_silent_skip() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database("conflict");
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = sidecar(d1.path(), &url, "h1");
+    decide(&first);
+    let head = shipped(&first, 2);
+    first.stop();
+    let hashes = "SELECT string_agg(hash, ',' ORDER BY seq) FROM fleet_decisions";
+    let before = pg.psql("conflict", hashes);
+    // A second sidecar, its own fresh log, under the same name.
+    let second = sidecar(d2.path(), &url, "h1");
+    wait_until("the conflict reported", || lag(&second)["conflict"] == true);
+    assert_eq!(second.metric("etax_fleet_log_conflict"), 1);
+    // Nothing of the second log went in, nothing of the first was lost.
+    assert_eq!(pg.psql("conflict", hashes), before);
+    assert_eq!(rows(&pg, "conflict", "h1"), (head, head, head));
+    second.stop();
 }
 
 #[test]

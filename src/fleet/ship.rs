@@ -184,6 +184,7 @@ impl Shipper {
             Some(s) => s,
             None => {
                 let s = self.fleet_position().await?;
+                self.same_history(s).await?;
                 self.progress.shipped.store(s, Ordering::Relaxed);
                 self.progress.connected.store(true, Ordering::Relaxed);
                 *position = Some(s);
@@ -222,6 +223,41 @@ impl Shipper {
             )
             .await?;
         Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    /// Whether the fleet's record at `position` is this log's: a local log
+    /// that is behind the fleet, or holds another record there, is not
+    /// this host's history (replaced, restored from an old backup, or a
+    /// second sidecar under the same name), and shipping on from
+    /// `position` would splice two chains.
+    async fn same_history(&self, position: u64) -> Result<(), ShipError> {
+        if position == 0 {
+            return Ok(());
+        }
+        let head = self.log.checkpoint()?.map_or(0, |h| h.seq);
+        let ours = match self.read_after(position - 1).await?.first() {
+            Some(r) if r.seq == position => r.hash_hex(),
+            // Pruned locally since it was shipped: nothing to compare.
+            Some(_) => return Ok(()),
+            None => format!("none (the local log ends at record {head})"),
+        };
+        let client = self.fleet.client().await?;
+        let theirs: String = client
+            .query_one(
+                "SELECT hash FROM fleet_decisions WHERE host = $1 AND seq = $2",
+                &[&self.fleet.host(), &(position as i64)],
+            )
+            .await?
+            .get(0);
+        if ours == theirs {
+            return Ok(());
+        }
+        Err(ShipError::Conflict {
+            host: self.fleet.host().to_owned(),
+            seq: position,
+            ours,
+            theirs,
+        })
     }
 
     /// Up to [`BATCH`] local records after `seq`, read off the async
