@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use super::log::{self, ExportError, FleetVerify};
 use super::FleetError;
-use crate::audit::{Checkpoint, Filter};
+use crate::audit::{commands, Filter};
 
 /// Connects for one command. The URL can hold a password: errors name the
 /// problem, never the URL.
@@ -50,7 +50,7 @@ pub fn verify(
     json: bool,
     min_retention_days: u64,
 ) -> ExitCode {
-    let checkpoint = match checkpoint.map(Checkpoint::parse).transpose() {
+    let checkpoint = match checkpoint.map(commands::read_checkpoint).transpose() {
         Ok(c) => c,
         Err(e) => return failed(&e),
     };
@@ -64,15 +64,7 @@ pub fn verify(
         Ok(r) => r,
         Err(e) => return failed(&e.to_string()),
     };
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("reports serialize")
-        );
-    } else {
-        print_report(&report);
-    }
-    ExitCode::from(report.verdict.exit_code())
+    commands::conclude(&report, report.verdict, json, print_report)
 }
 
 fn print_report(report: &FleetVerify) {
