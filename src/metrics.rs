@@ -86,6 +86,11 @@ impl Metrics {
         }
     }
 
+    /// Adds a collector read at scrape time (fleet mode's shipping lag).
+    pub fn register_collector(&mut self, collector: Box<dyn Collector>) {
+        self.registry.register_collector(collector);
+    }
+
     /// Records one answered request under `route`, the pattern of its
     /// route-table row or `unmatched`.
     pub fn observe_request(&self, route: &'static str, status: u16, took: Duration) {

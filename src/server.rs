@@ -298,6 +298,9 @@ impl Background {
             let beat = crate::fleet::hosts::heartbeat(fleet, version, state.started_at_ms);
             tasks.push(tokio::spawn(beat));
         }
+        if let Some(shipper) = state.fleet.clone() {
+            tasks.push(tokio::spawn(shipper.run()));
+        }
         Running {
             tasks,
             sweeper: self.sweeper,
@@ -362,7 +365,12 @@ fn wire(opts: &ServeOptions, o: Opened) -> Result<(Arc<AppState>, Background), S
     if let Some(guard) = o.guard {
         reloader = reloader.guarded(guard, Some(on_proof_refusal(o.audit.clone())));
     }
-    let metrics = Metrics::new(
+    // Fleet mode: this host's decision log is shipped to the fleet's table.
+    let shipper = o
+        .fleet
+        .as_ref()
+        .map(|f| crate::fleet::ship::Shipper::new(f.clone(), o.audit.clone()));
+    let mut metrics = Metrics::new(
         &decider.metrics,
         Live {
             engine: engine.clone(),
@@ -373,6 +381,9 @@ fn wire(opts: &ServeOptions, o: Opened) -> Result<(Arc<AppState>, Background), S
             reload: reloader.status().clone(),
         },
     );
+    if let Some(s) = &shipper {
+        metrics.register_collector(Box::new(s.clone()));
+    }
     let state = Arc::new(AppState {
         engine,
         audit: o.audit,
@@ -392,6 +403,7 @@ fn wire(opts: &ServeOptions, o: Opened) -> Result<(Arc<AppState>, Background), S
         policy_archive: o.archive,
         ops: opts.ops.to_ops(),
         metrics: Arc::new(metrics),
+        fleet: shipper,
     });
     Ok((
         state,

@@ -285,6 +285,10 @@ fn every_documented_query_parameter_is_accepted_and_no_other() {
     let mut checked = 0;
     for (pattern, ops) in doc["paths"].as_object().unwrap() {
         let Some(op) = ops.get("get") else { continue };
+        // Answered only in fleet mode: tests/fleet_log.rs checks them there.
+        if pattern.starts_with("/v1/fleet/") {
+            continue;
+        }
         let path = pattern.replace("{version}", &version);
         let params = op["parameters"].as_array().unwrap();
         for p in params.iter().filter(|p| p["in"] == "query") {

@@ -80,15 +80,26 @@ pub fn verify(
         Ok(r) => r,
         Err(e) => return opening_failed(&e),
     };
+    conclude(&report, report.verdict, json, print_report)
+}
+
+/// Prints a verify report, as JSON or by `text`, and exits with its
+/// verdict's code (the fleet's verify too).
+pub fn conclude<T: serde::Serialize>(
+    report: &T,
+    verdict: super::Verdict,
+    json: bool,
+    text: impl FnOnce(&T),
+) -> ExitCode {
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).expect("reports serialize")
+            serde_json::to_string_pretty(report).expect("reports serialize")
         );
     } else {
-        print_report(&report);
+        text(report);
     }
-    ExitCode::from(report.verdict.exit_code())
+    ExitCode::from(verdict.exit_code())
 }
 
 fn print_report(report: &super::VerifyReport) {
@@ -154,7 +165,7 @@ fn print_report(report: &super::VerifyReport) {
 }
 
 /// `SEQ:HASH`, the JSON `audit checkpoint` prints, or a file holding it.
-fn read_checkpoint(arg: &str) -> Result<Checkpoint, String> {
+pub fn read_checkpoint(arg: &str) -> Result<Checkpoint, String> {
     match Checkpoint::parse(arg) {
         Ok(c) => Ok(c),
         Err(e) if Path::new(arg).is_file() => {

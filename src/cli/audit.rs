@@ -31,6 +31,8 @@ pub(super) enum AuditCommand {
         /// (measured from the anchor's own time) is tampering.
         #[arg(long, default_value_t = audit::MIN_RETENTION_DAYS)]
         min_retention_days: u64,
+        #[command(flatten)]
+        fleet: FleetLogArgs,
     },
     /// Print the head (sequence number, hash, time) for auditors to keep.
     Checkpoint {
@@ -63,6 +65,8 @@ pub(super) enum AuditCommand {
         /// Start CSV with a UTF-8 byte order mark (for Excel and Chinese text).
         #[arg(long)]
         bom: bool,
+        #[command(flatten)]
+        fleet: FleetLogArgs,
     },
     /// Count matching records per group: who was denied what.
     Summary {
@@ -90,6 +94,8 @@ pub(super) enum AuditCommand {
         /// Start CSV with a UTF-8 byte order mark (for Excel and Chinese text).
         #[arg(long)]
         bom: bool,
+        #[command(flatten)]
+        fleet: FleetLogArgs,
     },
     /// Print the archived rules and schema of a policy version (as a
     /// record's policy_version names it; 8 hex digits suffice).
@@ -114,6 +120,19 @@ pub(super) enum AuditCommand {
         #[arg(long, default_value_t = audit::MIN_RETENTION_DAYS)]
         min_retention_days: u64,
     },
+}
+
+/// `--fleet URL [--host NAME]`: the fleet's table instead of `--data`.
+#[derive(clap::Args)]
+pub(super) struct FleetLogArgs {
+    /// Fleet mode: read the fleet's decision log in this PostgreSQL
+    /// database (every host's records) instead of --data; query and export
+    /// print JSON lines `{"host", "record"}` whatever --format says.
+    #[arg(long, value_name = "URL")]
+    fleet: Option<String>,
+    /// With --fleet: only this host.
+    #[arg(long, requires = "fleet")]
+    host: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -239,6 +258,7 @@ pub(super) fn run(cmd: AuditCommand) -> ExitCode {
             public_key,
             json,
             min_retention_days,
+            fleet,
         } => {
             let checkpoint = match checkpoint
                 .map(|c| commands::check_checkpoint_signature(&c, public_key.as_deref()))
@@ -247,7 +267,16 @@ pub(super) fn run(cmd: AuditCommand) -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            commands::verify(&data, checkpoint.as_deref(), json, min_retention_days)
+            match fleet.fleet {
+                Some(url) => crate::fleet::log_commands::verify(
+                    &url,
+                    fleet.host.as_deref(),
+                    checkpoint.as_deref(),
+                    json,
+                    min_retention_days,
+                ),
+                None => commands::verify(&data, checkpoint.as_deref(), json, min_retention_days),
+            }
         }
         AuditCommand::Checkpoint {
             data, sign: None, ..
@@ -266,9 +295,13 @@ pub(super) fn run(cmd: AuditCommand) -> ExitCode {
             filter,
             format,
             bom,
-        } => match filter.to_filter(&data) {
-            Ok(f) => commands::query(&data, &f, &filter.output(&format, bom)),
-            Err(e) => bad(e),
+            fleet,
+        } => match (filter.to_filter(&data), fleet.fleet) {
+            (Ok(f), Some(url)) => {
+                crate::fleet::log_commands::export(&url, fleet.host.as_deref(), &f)
+            }
+            (Ok(f), None) => commands::query(&data, &f, &filter.output(&format, bom)),
+            (Err(e), _) => bad(e),
         },
         AuditCommand::Summary {
             data,
@@ -287,9 +320,13 @@ pub(super) fn run(cmd: AuditCommand) -> ExitCode {
             filter,
             format,
             bom,
-        } => match filter.to_filter(&data) {
-            Ok(f) => commands::export(&data, &f, &filter.output(&format, bom)),
-            Err(e) => bad(e),
+            fleet,
+        } => match (filter.to_filter(&data), fleet.fleet) {
+            (Ok(f), Some(url)) => {
+                crate::fleet::log_commands::export(&url, fleet.host.as_deref(), &f)
+            }
+            (Ok(f), None) => commands::export(&data, &f, &filter.output(&format, bom)),
+            (Err(e), _) => bad(e),
         },
         AuditCommand::Policy { version, data } => policy_text(&data, &version),
         AuditCommand::Prune {

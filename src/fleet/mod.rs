@@ -10,7 +10,11 @@
 
 pub mod config;
 pub mod hosts;
+pub mod log;
+pub mod log_commands;
 pub mod migrate;
+pub mod ship;
+pub mod status;
 
 pub use config::FleetArgs;
 

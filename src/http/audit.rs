@@ -188,13 +188,13 @@ pub const VERIFY_PARAMS: &[&[Param]] = &[&[Param::new(
 
 /// The filter and offset a request names, and its other parameters for the
 /// endpoint to read.
-struct Params {
-    filter: Filter,
-    offset: Offset,
-    rest: Vec<(String, String)>,
+pub(super) struct Params {
+    pub filter: Filter,
+    pub offset: Offset,
+    pub rest: Vec<(String, String)>,
 }
 
-fn filter_params(
+pub(super) fn filter_params(
     state: &AppState,
     query: Option<&str>,
     accepted: &[&[Param]],
@@ -262,7 +262,7 @@ fn flag(name: &str, v: &str) -> Result<bool, ApiError> {
 
 /// The query's pairs, once every name is one `accepted` documents: a
 /// handler reads no parameter that `/openapi.json` does not name.
-fn known_params(
+pub(super) fn known_params(
     query: Option<&str>,
     accepted: &[&[Param]],
 ) -> Result<Vec<(String, String)>, ApiError> {
@@ -273,7 +273,7 @@ fn known_params(
     }
 }
 
-fn unknown(k: String, accepted: &[&[Param]]) -> ApiError {
+pub(super) fn unknown(k: String, accepted: &[&[Param]]) -> ApiError {
     let names: Vec<&str> = accepted
         .iter()
         .flat_map(|g| g.iter())
@@ -482,7 +482,7 @@ pub async fn checkpoint(state: &AppState, caller: Option<&str>) -> Result<Checkp
 /// the filter with it resolved to its pseudonym. One person per read: with
 /// two, the read's record could name only one of them, and a guess could
 /// hide behind a known number.
-fn exact_persons(
+pub(super) fn exact_persons(
     state: &AppState,
     filter: Filter,
     caller: Option<&str>,
@@ -518,7 +518,7 @@ fn exact_persons(
 /// Records this read (kind `audit.read`); committed with the answer,
 /// before it is sent. An exact lookup's record names the person searched
 /// as its target: by pseudonym and mask, never the number.
-async fn record_read(
+pub(super) async fn record_read(
     state: &AppState,
     caller: Option<&str>,
     action: &str,

@@ -152,6 +152,30 @@ impl From<tokio::task::JoinError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// A fleet route asked of a sidecar started without `--fleet`.
+    pub fn fleet_off() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "fleet_mode_off",
+            "fleet mode is off: this sidecar was started without --fleet",
+        )
+    }
+}
+
+impl From<crate::fleet::FleetError> for ApiError {
+    /// The fleet's database is unreachable or refused the read: the local
+    /// service is fine, so 503 (retry), never the database's URL.
+    fn from(e: crate::fleet::FleetError) -> Self {
+        tracing::warn!(error = %e, "fleet database read failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "fleet_unavailable",
+            "the fleet's database cannot be read now; retry later",
+        )
+    }
+}
+
 impl From<AuditError> for ApiError {
     /// A decision that cannot be logged is not answered: the log must be complete.
     fn from(e: AuditError) -> Self {

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authorize;
 pub mod callers;
 pub mod error;
+pub mod fleet;
 pub mod keys_file;
 pub mod limits;
 pub mod listen;
@@ -99,6 +100,9 @@ pub struct AppState {
     pub ops: options::Ops,
     /// `/metrics`: request latency and open connections are recorded here.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Fleet mode (`--fleet`): the shipper of this host's decision log, and
+    /// the fleet's database it reads status and the fleet's log from.
+    pub fleet: Option<crate::fleet::ship::Shipper>,
 }
 
 /// Serves HTTP/1.1 on every listener until `shutdown` completes. Then the
@@ -443,6 +447,9 @@ async fn dispatch(
         }
         // Streamed: answered in `route`.
         H::AuditExport => Err(ApiError::not_found(path)),
+        H::FleetStatus => ok(&fleet::status(state).await?),
+        H::FleetDecisions => ok(&fleet::decisions(state, query, caller).await?),
+        H::FleetVerify => ok(&fleet::verify(state, query, caller).await?),
         H::Status => ok(&status::status(state)),
         H::Metrics => Ok(status::metrics(state)),
         H::Healthz => ok(&status::Health { status: "ok" }),

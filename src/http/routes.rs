@@ -8,7 +8,7 @@ use hyper::Method;
 use super::callers::Scope;
 use super::maintenance::answers as maint_answers;
 use super::openapi::{schema_of, SchemaFn};
-use super::{admin, audit, authorize, login, maintenance, policies, status};
+use super::{admin, audit, authorize, fleet, login, maintenance, policies, status};
 use crate::audit::summary::Summary;
 use crate::audit::{Checkpoint, Page, VerifyReport};
 use crate::flows::feeds::FeedOutcome;
@@ -41,6 +41,10 @@ pub enum Handler {
     AuditSummary,
     AuditExport,
     AuditPolicy,
+    /// Fleet mode's reads (`http::fleet`).
+    FleetStatus,
+    FleetDecisions,
+    FleetVerify,
     Status,
     Metrics,
     Healthz,
@@ -318,6 +322,12 @@ pub static ROUTES: &[Route] = &[
         .media(&["application/x-ndjson", "text/csv; charset=utf-8"]),
     audit_read("/v1/audit/policy/{version}", H::AuditPolicy, "An archived policy set", &[])
         .answers(schema_of::<ArchivedSet>),
+    route(M::GET, "/v1/fleet/status", H::FleetStatus, ADMIN, "Fleet mode: every host's policy version, last seen, shipping")
+        .answers(schema_of::<crate::fleet::status::FleetStatus>),
+    audit_read("/v1/fleet/decisions", H::FleetDecisions, "Fleet mode: decision records of every host", fleet::DECISIONS_PARAMS)
+        .answers(schema_of::<crate::fleet::log::FleetPage>),
+    audit_read("/v1/fleet/verify", H::FleetVerify, "Fleet mode: verify every host's chain in the fleet's table", fleet::VERIFY_PARAMS)
+        .answers(schema_of::<crate::fleet::log::FleetVerify>),
 ];
 
 /// What the table says of a request.

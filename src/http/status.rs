@@ -116,6 +116,10 @@ pub struct Status {
     /// What the last successful reload changed (`policy::reload`).
     #[schema(value_type = Option<Object>)]
     pub last_reload_change: Option<crate::policy::reload::ReloadChange>,
+    /// Fleet mode: how much of this host's decision log is not yet in the
+    /// fleet's table (absent without `--fleet`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet_shipping: Option<crate::fleet::ship::Lag>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -142,6 +146,7 @@ pub fn status(state: &AppState) -> Status {
         },
         last_reload_error: reload.last_error(),
         last_reload_change: reload.last_change(),
+        fleet_shipping: state.fleet.as_ref().map(|s| s.lag()),
     }
 }
 

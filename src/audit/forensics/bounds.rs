@@ -37,7 +37,7 @@ impl Walk<'_> {
             );
         };
         let own = stored::own_seq_time(line.as_bytes()).ok();
-        if self.snap.chain_hash.hex(line.as_bytes()) != p.last_hash
+        if self.chain_hash.hex(line.as_bytes()) != p.last_hash
             || own.map(|o| o.0) != Some(p.last_seq)
         {
             return self.found(

@@ -57,7 +57,7 @@ struct Prev {
 }
 
 struct Walk<'a> {
-    snap: &'a Snapshot,
+    chain_hash: ChainHash,
     rules: Rules,
     checkpoint: Option<&'a Checkpoint>,
     report: VerifyReport,
@@ -86,30 +86,7 @@ pub fn verify_with(
     checkpoint: Option<&Checkpoint>,
     rules: &Rules,
 ) -> Result<VerifyReport, AuditError> {
-    let mut walk = Walk {
-        snap,
-        rules: *rules,
-        checkpoint,
-        report: VerifyReport {
-            ok: false,
-            verdict: Verdict::Ok,
-            chain_hash: snap.chain_hash,
-            records: 0,
-            first_seq: None,
-            head: snap.layout.head.clone(),
-            problem: None,
-            problems: Vec::new(),
-            last_verified: None,
-            checkpoint: None,
-            warnings: Vec::new(),
-            crash_tail: None,
-        },
-        prev: None,
-        first: None,
-        linked: true,
-        anchor: None,
-        at_checkpoint: None,
-    };
+    let mut walk = Walk::new(snap.chain_hash, snap.layout.head.clone(), checkpoint, rules);
     // Without a head (a crash, not reopened since), the end of the tail
     // segment and of the journal may hold the write the crash interrupted:
     // never acknowledged, so not damage. The next open cuts it.
@@ -136,10 +113,84 @@ pub fn verify_with(
     walk.report
         .warnings
         .extend(snap.layout.warnings.iter().cloned());
-    walk.prefix();
-    walk.head();
-    walk.checkpoint();
-    Ok(walk.finish())
+    Ok(walk.conclude())
+}
+
+/// Verifies records read from somewhere other than the log's files (the
+/// fleet's table of shipped records, `fleet::log`), oldest first, by the
+/// same walk: each record against its hash and its predecessor, the prefix
+/// against its anchor, and `checkpoint`. There are no frames, so a stored
+/// position, time or previous hash that disagrees with the record's own is
+/// a rewrite (`Altered`).
+pub fn verify_stored(
+    chain_hash: ChainHash,
+    records: impl IntoIterator<Item = Stored>,
+    checkpoint: Option<&Checkpoint>,
+    rules: &Rules,
+) -> VerifyReport {
+    let mut walk = Walk::new(chain_hash, None, checkpoint, rules);
+    for r in records {
+        if let Some(d) = stored::record_disagreement(&r).or_else(|| prev_disagreement(&r)) {
+            walk.found(TamperKind::Altered, r.seq, Some(r.timestamp_ms), d);
+        }
+        walk.record(&r, false);
+    }
+    walk.conclude()
+}
+
+/// The previous hash stored beside a record, against the one inside it.
+fn prev_disagreement(r: &Stored) -> Option<String> {
+    let own = serde_json::from_slice::<DecisionRecord>(&r.canonical).ok()?;
+    (own.prev_hash != hex::encode(r.prev)).then(|| {
+        format!(
+            "record {} is stored as linking to {} but says it links to {}",
+            own.seq,
+            hex::encode(r.prev),
+            own.prev_hash
+        )
+    })
+}
+
+impl<'a> Walk<'a> {
+    fn new(
+        chain_hash: ChainHash,
+        head: Option<Checkpoint>,
+        checkpoint: Option<&'a Checkpoint>,
+        rules: &Rules,
+    ) -> Self {
+        Walk {
+            chain_hash,
+            rules: *rules,
+            checkpoint,
+            report: VerifyReport {
+                ok: false,
+                verdict: Verdict::Ok,
+                chain_hash,
+                records: 0,
+                first_seq: None,
+                head,
+                problem: None,
+                problems: Vec::new(),
+                last_verified: None,
+                checkpoint: None,
+                warnings: Vec::new(),
+                crash_tail: None,
+            },
+            prev: None,
+            first: None,
+            linked: true,
+            anchor: None,
+            at_checkpoint: None,
+        }
+    }
+
+    /// What the records walked prove of the log as a whole, and the verdict.
+    fn conclude(mut self) -> VerifyReport {
+        self.prefix();
+        self.head();
+        self.checkpoint();
+        self.finish()
+    }
 }
 
 impl Walk<'_> {
@@ -368,9 +419,9 @@ impl Walk<'_> {
         // A record cut from its predecessor cannot be checked against its
         // hash (the previous hash inside it is not known).
         if chain_ok {
-            if self.snap.chain_hash.digest(&r.canonical) != r.hash {
+            if self.chain_hash.digest(&r.canonical) != r.hash {
                 let detail = match self.other_chain_hash(r) {
-                    Some(other) => format!("the chain hash setting does not match the records: log.json says {} but record {seq} is hashed with {other} (log.json was changed or replaced)", self.snap.chain_hash),
+                    Some(other) => format!("the chain hash setting does not match the records: log.json says {} but record {seq} is hashed with {other} (log.json was changed or replaced)", self.chain_hash),
                     None => format!("record {seq} does not match its hash: {how}"),
                 };
                 self.found(content, seq, at, detail);
@@ -394,7 +445,7 @@ impl Walk<'_> {
         if self.first.is_some() {
             return None;
         }
-        let other = match self.snap.chain_hash {
+        let other = match self.chain_hash {
             ChainHash::Sha256 => ChainHash::Sm3,
             ChainHash::Sm3 => ChainHash::Sha256,
         };

@@ -1,0 +1,134 @@
+//! The fleet over HTTP, answered by any sidecar in fleet mode from the
+//! fleet's database (404 `fleet_mode_off` without `--fleet`):
+//!
+//! - `GET /v1/fleet/status` (scope `admin`, like `/v1/status`): every
+//!   host's binary and policy version, last seen, stale flag and shipping
+//!   position;
+//! - `GET /v1/fleet/decisions?FILTERS&host=&after=&limit=` (scope `audit`):
+//!   records of every host (or one), in the order they reached the table;
+//!   `after` is the table's row id (`next_after` of the previous page);
+//! - `GET /v1/fleet/verify?host=&checkpoint=` (scope `audit`): each host's
+//!   chain verified from the table alone.
+//!
+//! Reads of the fleet's log are recorded in this host's own log (kind
+//! `audit.read`), like every read of the local one.
+
+use std::time::Instant;
+
+use super::audit::{self, exact_persons, filter_params, known_params, record_read, unknown};
+use super::error::ApiError;
+use super::routes::{Param, ParamKind as K};
+use super::AppState;
+use crate::audit::Checkpoint;
+use crate::fleet::log::{self, FleetPage, FleetVerify};
+use crate::fleet::status::{self, FleetStatus};
+
+const HOST: Param = Param::new("host", K::String, "Only this host's records", "h1");
+
+pub const DECISIONS_PARAMS: &[&[Param]] = &[
+    audit::FILTERS,
+    &[
+        HOST,
+        Param::new(
+            "after",
+            K::Integer,
+            "Records after this row of the fleet's table (next_after)",
+            "0",
+        ),
+        Param::new(
+            "limit",
+            K::Integer,
+            "Records per page: 1 to 1000 (100)",
+            "10",
+        ),
+    ],
+];
+
+pub const VERIFY_PARAMS: &[&[Param]] = &[&[
+    HOST,
+    Param::new(
+        "checkpoint",
+        K::String,
+        "SEQ:HASH the host's chain must still extend (with host)",
+        "1:0000000000000000000000000000000000000000000000000000000000000000",
+    ),
+]];
+
+/// The fleet's database, or 404 when fleet mode is off.
+async fn client(state: &AppState) -> Result<deadpool_postgres::Client, ApiError> {
+    let shipper = state.fleet.as_ref().ok_or_else(ApiError::fleet_off)?;
+    Ok(shipper.fleet().client().await?)
+}
+
+pub async fn status(state: &AppState) -> Result<FleetStatus, ApiError> {
+    let client = client(state).await?;
+    let host = state.fleet.as_ref().map_or("", |s| s.fleet().host());
+    Ok(status::read(&client, host).await?)
+}
+
+pub async fn decisions(
+    state: &AppState,
+    query: Option<&str>,
+    caller: Option<&str>,
+) -> Result<FleetPage, ApiError> {
+    let started = Instant::now();
+    let client = client(state).await?;
+    let params = filter_params(state, query, DECISIONS_PARAMS)?;
+    let (mut host, mut after, mut limit) = (None, 0, audit::DEFAULT_LIMIT);
+    for (k, v) in params.rest {
+        match k.as_str() {
+            "host" => host = Some(v),
+            "after" => after = number("after", &v)?,
+            "limit" => {
+                limit = usize::try_from(number("limit", &v)?).unwrap_or(usize::MAX);
+                if !audit::LIMITS.contains(&limit) {
+                    let (lo, hi) = (audit::LIMITS.start(), audit::LIMITS.end());
+                    return Err(ApiError::invalid(
+                        "limit",
+                        format!("must be {lo} to {hi} records"),
+                    ));
+                }
+            }
+            _ => return Err(unknown(k, DECISIONS_PARAMS)),
+        }
+    }
+    let (filter, searched) = exact_persons(state, params.filter, caller)?;
+    let page = log::page(&client, &filter, host.as_deref(), after, limit).await?;
+    record_read(state, caller, "audit.fleet.query", query, searched, started).await?;
+    Ok(page)
+}
+
+pub async fn verify(
+    state: &AppState,
+    query: Option<&str>,
+    caller: Option<&str>,
+) -> Result<FleetVerify, ApiError> {
+    let started = Instant::now();
+    let client = client(state).await?;
+    let (mut host, mut checkpoint) = (None, None);
+    for (k, v) in known_params(query, VERIFY_PARAMS)? {
+        match k.as_str() {
+            "host" => host = Some(v),
+            "checkpoint" => {
+                checkpoint =
+                    Some(Checkpoint::parse(&v).map_err(|e| ApiError::invalid("checkpoint", e))?)
+            }
+            _ => return Err(unknown(k, VERIFY_PARAMS)),
+        }
+    }
+    if checkpoint.is_some() && host.is_none() {
+        return Err(ApiError::invalid(
+            "checkpoint",
+            "a checkpoint names one host's record: give host too",
+        ));
+    }
+    let days = crate::audit::MIN_RETENTION_DAYS;
+    let report = log::verify(&client, host.as_deref(), checkpoint.as_ref(), days).await?;
+    record_read(state, caller, "audit.fleet.verify", query, None, started).await?;
+    Ok(report)
+}
+
+fn number(name: &str, v: &str) -> Result<u64, ApiError> {
+    v.parse()
+        .map_err(|_| ApiError::invalid(name, format!("{v:?} is not a number")))
+}
