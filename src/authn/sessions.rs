@@ -171,6 +171,9 @@ impl Sessions {
     ) -> Result<(String, SessionRecord), SessionsError> {
         let key = session::token_key(token);
         let now = crate::now_ms();
+        // Fleet mode: a logout or credential change committed on another
+        // host is applied before this check reads the replica.
+        self.store.catch_up_if_behind()?;
         let reader = self.store.read()?;
         let rec = reader
             .get::<SessionRecord>(&key)?

@@ -8,6 +8,8 @@
 //! [`migrate`] brings the database's schema up to this binary's version at
 //! start, so hosts of one release never disagree on tables.
 
+pub mod applier;
+pub mod changes;
 pub mod config;
 pub mod hosts;
 pub mod migrate;
@@ -47,6 +49,8 @@ impl From<deadpool_postgres::PoolError> for FleetError {
 pub struct Fleet {
     pool: Pool,
     host: String,
+    /// For connections outside the pool (the change listener).
+    config: tokio_postgres::Config,
 }
 
 impl Fleet {
@@ -63,7 +67,7 @@ impl Fleet {
         }
         config.application_name(format!("etax-authz {host}"));
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             tokio_postgres::NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -76,6 +80,7 @@ impl Fleet {
         let fleet = Self {
             pool,
             host: host.to_string(),
+            config,
         };
         migrate::apply(&mut *fleet.client().await?).await?;
         Ok(fleet)
@@ -83,6 +88,11 @@ impl Fleet {
 
     pub async fn client(&self) -> Result<deadpool_postgres::Client, FleetError> {
         Ok(self.pool.get().await?)
+    }
+
+    /// The connection settings, for a connection of its own.
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
     }
 
     pub fn pool(&self) -> &Pool {
