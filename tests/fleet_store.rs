@@ -93,7 +93,10 @@ fn a_session_from_one_host_works_on_another_and_a_logout_on_a_third_ends_it_on_a
     common::wait_until("the session reaches B", || {
         use_function(b, &session, "vat_filing").0 == 200
     });
-    assert_eq!(use_function(b, &session, "vat_filing").1["decision"], "allow");
+    assert_eq!(
+        use_function(b, &session, "vat_filing").1["decision"],
+        "allow"
+    );
     let (s, v) = with_session(b, &session, "GET", "/v1/maintenance/staff", None);
     assert_eq!(s, 200, "{v}");
 
@@ -218,6 +221,53 @@ fn a_sidecar_killed_while_writing_loses_nothing_acknowledged_and_converges() {
         .map(|h| listed_identities(h, &lr))
         .collect();
     assert!(lists.windows(2).all(|w| w[0] == w[1]), "{lists:?}");
+    // And so do their files, record for record (a session's last use is
+    // written by the host that saw it, possibly after another stopped).
+    for host in &mut fleet.hosts {
+        host.kill();
+    }
+    let stores: Vec<String> = fleet
+        .dirs
+        .iter()
+        .map(|d| store_contents(d.path()))
+        .collect();
+    assert_eq!(stores[0], stores[1]);
+    assert_eq!(stores[0], stores[2]);
+}
+
+/// Every record of a stopped sidecar's store, as JSON, sessions by key.
+fn store_contents(data: &std::path::Path) -> String {
+    use etax_authz::store::*;
+    let store = Store::open(&identity_store_path(data)).unwrap();
+    let r = store.read().unwrap();
+    fn all<R: Record>(r: &StoreReader) -> String {
+        serde_json::to_string(&r.all::<R>().unwrap()).unwrap()
+    }
+    let sessions: Vec<String> = r
+        .all::<SessionRecord>()
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    [
+        all::<EnterpriseRecord>(&r),
+        all::<CoreOfficersRecord>(&r),
+        all::<PersonRecord>(&r),
+        all::<StaffRecord>(&r),
+        all::<PermissionIdentityRecord>(&r),
+        all::<FunctionRecord>(&r),
+        all::<AgencyRecord>(&r),
+        all::<AgentStaffRecord>(&r),
+        all::<RecognitionRecord>(&r),
+        all::<ClientOfRecord>(&r),
+        all::<CalendarYearRecord>(&r),
+        all::<ChallengeRecord>(&r),
+        all::<LoginFlowRecord>(&r),
+        all::<LockoutRecord>(&r),
+        all::<CodeRateRecord>(&r),
+        format!("{sessions:?}"),
+    ]
+    .join("\n")
 }
 
 #[test]
@@ -244,7 +294,10 @@ fn without_the_database_sidecars_answer_from_the_replica_then_fail_closed_and_re
     pg.restart();
     common::wait_until("the sidecar recovers", || a.get("/readyz").0 == 200);
     assert_eq!(clerk_status(a).0, 200);
-    assert_eq!(use_function(a, &session, "vat_filing").1["decision"], "allow");
+    assert_eq!(
+        use_function(a, &session, "vat_filing").1["decision"],
+        "allow"
+    );
 }
 
 fn clerk_status(server: &Server) -> (u16, String) {

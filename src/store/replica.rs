@@ -47,11 +47,19 @@ pub enum Change {
         key: String,
     },
     /// A store-wide counter set to `value` (the credential epoch).
-    Count { name: String, value: u64 },
+    Count {
+        name: String,
+        value: u64,
+    },
     /// An undo-log entry (hex, it is binary) or its removal.
-    Undo { seq: u64, entry: Option<String> },
+    Undo {
+        seq: u64,
+        entry: Option<String>,
+    },
     /// A table emptied.
-    Clear { table: String },
+    Clear {
+        table: String,
+    },
 }
 
 /// One committed write of the log: its id and what it changed.
@@ -336,21 +344,27 @@ impl StoreWriter {
         let taxpayer_ids = redb::TableHandle::name(&TAXPAYER_IDS);
         match change {
             Change::Put { table, key, value } if table == taxpayer_ids => {
-                self.txn.open_table(TAXPAYER_IDS)?.insert(key.as_str(), value.as_str())?;
+                self.txn
+                    .open_table(TAXPAYER_IDS)?
+                    .insert(key.as_str(), value.as_str())?;
             }
             Change::Remove { table, key } if table == taxpayer_ids => {
                 self.txn.open_table(TAXPAYER_IDS)?.remove(key.as_str())?;
             }
             Change::Put { table, key, value } => {
                 let def = record_table(table).ok_or_else(|| unknown(table, id))?;
-                self.txn.open_table(def)?.insert(key.as_str(), value.as_bytes())?;
+                self.txn
+                    .open_table(def)?
+                    .insert(key.as_str(), value.as_bytes())?;
             }
             Change::Remove { table, key } => {
                 let def = record_table(table).ok_or_else(|| unknown(table, id))?;
                 self.txn.open_table(def)?.remove(key.as_str())?;
             }
             Change::Count { name, value } => {
-                self.txn.open_table(COUNTERS)?.insert(name.as_str(), *value)?;
+                self.txn
+                    .open_table(COUNTERS)?
+                    .insert(name.as_str(), *value)?;
             }
             Change::Undo { seq, entry } => self.apply_undo(*seq, entry.as_deref(), id)?,
             Change::Clear { table } => self.clear_table(table, id)?,

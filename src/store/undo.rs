@@ -217,7 +217,9 @@ impl StoreWriter {
                 None => t.remove(key)?,
             };
             let name = redb::TableHandle::name(&TAXPAYER_IDS);
-            push(&mut self.changes, || restored(name, key, entry.old.as_deref()));
+            push(&mut self.changes, || {
+                restored(name, key, entry.old.as_deref())
+            });
             return Ok(());
         }
         self.decision_input_written = true;
