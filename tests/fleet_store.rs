@@ -308,3 +308,56 @@ fn clerk_status(server: &Server) -> (u16, String) {
     );
     (s, error_code(&v).to_owned())
 }
+
+#[test]
+fn an_import_into_the_fleet_reaches_a_sidecar_started_later_on_an_empty_directory() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database("import");
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("bureau.json");
+    std::fs::write(&file, demo_with(|_| {}).to_string()).unwrap();
+    let importer = work.path().join("importer");
+    let (code, out, err) = cli(&[
+        "import",
+        file.to_str().unwrap(),
+        "--data",
+        importer.to_str().unwrap(),
+        "--fleet",
+        &url,
+        "--fleet-host",
+        "importer",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    // An embedded store's data cannot join a fleet: it would reach no one.
+    let embedded = work.path().join("embedded");
+    let (code, _, err) = cli(&[
+        "import",
+        file.to_str().unwrap(),
+        "--data",
+        embedded.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let attempt = try_serve(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        embedded.to_str().unwrap(),
+        "--fleet",
+        &url,
+    ]);
+    let ServeAttempt::Exited(code, err) = attempt else {
+        panic!("an embedded store joined the fleet")
+    };
+    assert!(
+        code != 0 && err.contains("cannot be a fleet replica"),
+        "{err}"
+    );
+
+    let fresh = tempfile::tempdir().unwrap();
+    let sidecar = Server::start_in(fresh.path(), &["--fleet", &url, "--fleet-host", "later"]);
+    let (session, _) = login_by_sms(&sidecar, LEGAL_REP);
+    assert_eq!(
+        use_function(&sidecar, &session, "vat_filing").1["decision"],
+        "allow"
+    );
+}

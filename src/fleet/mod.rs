@@ -12,6 +12,7 @@ pub mod applier;
 pub mod changes;
 pub mod config;
 pub mod hosts;
+pub mod import;
 pub mod migrate;
 
 pub use config::FleetArgs;
