@@ -488,6 +488,129 @@ mod tests {
         assert!(!w.decision_input_written);
     }
 
+    /// A change log in memory: the contract the fleet's PostgreSQL log
+    /// keeps, for checking what the store captures.
+    #[derive(Clone, Default)]
+    struct MemoryLog(Arc<std::sync::Mutex<Vec<LogEntry>>>);
+
+    impl ChangeLog for MemoryLog {
+        fn begin(&self) -> Result<Box<dyn LogTxn>, StoreError> {
+            Ok(Box::new(self.clone()))
+        }
+        fn since(&self, after: u64, _limit: u32) -> Result<Vec<LogEntry>, StoreError> {
+            let log = self.0.lock().unwrap();
+            Ok(log.iter().filter(|e| e.id > after).cloned().collect())
+        }
+        fn head(&self) -> Result<u64, StoreError> {
+            Ok(self.0.lock().unwrap().last().map_or(0, |e| e.id))
+        }
+    }
+
+    impl LogTxn for MemoryLog {
+        fn since(&mut self, after: u64) -> Result<Vec<LogEntry>, StoreError> {
+            ChangeLog::since(self, after, u32::MAX)
+        }
+        fn append(&mut self, changes: &[Change]) -> Result<u64, StoreError> {
+            let mut log = self.0.lock().unwrap();
+            let id = log.len() as u64 + 1;
+            log.push(LogEntry {
+                id,
+                changes: changes.to_vec(),
+            });
+            Ok(id)
+        }
+        fn commit(self: Box<Self>) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    fn function(name: &str) -> FunctionRecord {
+        FunctionRecord {
+            name: name.into(),
+            description: String::new(),
+        }
+    }
+
+    /// Every replicated table's entries, as bytes.
+    fn contents(store: &Store) -> Vec<String> {
+        let r = store.read().unwrap();
+        let mut out = Vec::new();
+        for def in ALL_TABLES.into_iter().chain(AUTHN_TABLES) {
+            for item in r.txn.open_table(def).unwrap().iter().unwrap() {
+                let (k, v) = item.unwrap();
+                out.push(format!("{def}/{}={:?}", k.value(), v.value()));
+            }
+        }
+        for item in r.txn.open_table(TAXPAYER_IDS).unwrap().iter().unwrap() {
+            let (k, v) = item.unwrap();
+            out.push(format!("tin/{}={}", k.value(), v.value()));
+        }
+        for item in r.txn.open_table(COUNTERS).unwrap().iter().unwrap() {
+            let (k, v) = item.unwrap();
+            out.push(format!("counter/{}={}", k.value(), v.value()));
+        }
+        if let Ok(t) = r.txn.open_table(super::super::undo::UNDO_LOG) {
+            for item in t.iter().unwrap() {
+                let (k, v) = item.unwrap();
+                out.push(format!("undo/{}={:?}", k.value(), v.value()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_replica_fed_by_the_log_equals_the_store_that_wrote_it() {
+        let log = MemoryLog::default();
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let open = |i: usize| {
+            let store = Store::open(&dirs[i].path().join("s.redb")).unwrap();
+            store.attach(Box::new(log.clone()), u64::MAX).unwrap()
+        };
+        let writer = open(0);
+        // Every kind of write: records, the index, epochs, removals, and
+        // an import's undo log (kept, undone, forgotten).
+        writer
+            .write(|w| {
+                w.put("F1", &function("one"))?;
+                w.put_taxpayer_id("210102999999999", "X")?;
+                w.next_epoch()?;
+                let recognition = RecognitionRecord {
+                    agreement_password_hash: "h".into(),
+                    recognized_at_ms: 1,
+                    epoch: 1,
+                };
+                w.put_recognition("E", "A", &recognition)
+            })
+            .unwrap();
+        let mut job = writer.begin_undo().unwrap();
+        writer
+            .write(|w| {
+                w.put_undoable(&mut job, "F1", &function("changed"))?;
+                w.put_undoable(&mut job, "F2", &function("two"))?;
+                w.put_taxpayer_id_undoable(&mut job, "210102888888888", "Y")?;
+                w.reserve_epochs(3).map(|_| ())
+            })
+            .unwrap();
+        let mid_job = contents(&writer);
+        let replica = open(1);
+        replica.catch_up().unwrap();
+        assert_eq!(contents(&replica), mid_job);
+        drop(replica);
+        writer.undo(1).unwrap();
+        let mut job = writer.begin_undo().unwrap();
+        writer
+            .write(|w| w.put_undoable(&mut job, "F3", &function("three")))
+            .unwrap();
+        writer.forget_undo().unwrap();
+        writer
+            .write(|w| w.remove_recognition("E", "A").map(|_| ()))
+            .unwrap();
+        let replica = open(1);
+        assert_eq!(replica.catch_up().unwrap(), log.head().unwrap());
+        assert_eq!(contents(&replica), contents(&writer));
+        assert_ne!(contents(&writer), mid_job);
+    }
+
     #[test]
     fn a_change_naming_an_unknown_table_is_refused() {
         let dir = tempfile::tempdir().unwrap();
