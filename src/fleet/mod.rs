@@ -25,7 +25,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 pub enum FleetError {
     #[error("fleet database URL: {0}")]
     Url(String),
-    #[error("fleet database: {0}")]
+    #[error("fleet database: {}", describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("fleet database connection pool: {0}")]
     Pool(String),
@@ -34,6 +34,15 @@ pub enum FleetError {
          upgrade this host before it joins"
     )]
     SchemaTooNew { found: i32, known: i32 },
+}
+
+/// The driver's error with the server's own message and SQLSTATE when
+/// there is one (its `Display` alone says only "db error").
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{e}: {} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 impl From<deadpool_postgres::PoolError> for FleetError {
