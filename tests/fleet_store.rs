@@ -116,7 +116,7 @@ fn a_session_from_one_host_works_on_another_and_a_logout_on_a_third_ends_it_on_a
 }
 
 #[test]
-fn a_grant_or_withdrawal_made_on_one_host_reaches_the_others() {
+fn a_grant_withdrawal_or_removal_made_on_one_host_reaches_the_others() {
     let Some(pg) = Postgres::start() else { return };
     let fleet = Fleet::start(&pg, "grants", &[]);
     let [a, b, c] = &fleet.hosts[..] else {
@@ -139,6 +139,15 @@ fn a_grant_or_withdrawal_made_on_one_host_reaches_the_others() {
     common::wait_until("the withdrawal reaches A and B", || {
         clerk_may_issue_invoices(a) == "deny" && clerk_may_issue_invoices(b) == "deny"
     });
+
+    // Removing the clerk on C ends the session he opened on A, at its next
+    // use there: no waiting.
+    let (clerk_session, _) = login_by_sms(a, "*伟");
+    assert_eq!(use_function(a, &clerk_session, "vat_filing").0, 200);
+    let (s, v) = with_session(c, &lr, "DELETE", &clerk, None);
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = use_function(a, &clerk_session, "vat_filing");
+    assert_eq!(s, 401, "{v}");
 }
 
 #[test]
