@@ -204,14 +204,25 @@ async fn open(opts: &ServeOptions) -> Result<Opened, ServeError> {
         &store::identity_store_path(&opts.data_dir),
         opts.caches.store_cache_bytes,
     )?;
-    let fleet = match &opts.fleet.url {
-        Some(url) => Some(crate::fleet::Fleet::connect(url, &opts.fleet.host_name()).await?),
-        None => None,
+    let (store, fleet) = match &opts.fleet.url {
+        Some(url) => {
+            let fleet = crate::fleet::Fleet::connect(url, &opts.fleet.host_name()).await?;
+            let max_stale_ms = opts.fleet.max_stale_ms;
+            let replica = crate::fleet::changes::join(store, &fleet, max_stale_ms).await?;
+            (replica, Some(fleet))
+        }
+        None => (store, None),
     };
     let authn = Arc::new(Authn::new(opts.authn.clone())?);
     if let Some(demo) = &opts.demo {
         let (hasher, passwords) = (authn.hasher().clone(), opts.authn.passwords.clone());
-        seed_demo(&store, demo, hasher, passwords).await?;
+        let seeding = seed_demo(&store, demo, hasher, passwords);
+        match &fleet {
+            // One host seeds; the others find the store seeded once they
+            // hold the lock and caught up.
+            Some(fleet) => crate::fleet::changes::exclusively(fleet, seeding).await??,
+            None => seeding.await?,
+        }
     }
     tracing::info!(policy_version = snapshot.version(), "policies loaded");
     let callers = callers(opts)?;
@@ -293,6 +304,8 @@ impl Background {
             tasks.push(tokio::spawn(watch_keys(keys, opts.reload_poll)));
         }
         if let Some(fleet) = self.fleet {
+            let applier = crate::fleet::applier::run(fleet.clone(), state.engine.store().clone());
+            tasks.push(tokio::spawn(applier));
             let engine = state.engine.clone();
             let version = move || engine.snapshot().version().to_owned();
             let beat = crate::fleet::hosts::heartbeat(fleet, version, state.started_at_ms);
@@ -593,6 +606,11 @@ async fn seed_demo(
     hasher: PasswordHasher,
     passwords: PasswordPolicy,
 ) -> Result<(), ServeError> {
+    // Fleet mode: what other hosts wrote (a no-op on its own).
+    let replica = store.clone();
+    tokio::task::spawn_blocking(move || replica.catch_up())
+        .await
+        .expect("catch-up task does not panic")?;
     if !store.is_empty()? {
         tracing::info!("store is not empty; demo identities not imported");
         return Ok(());

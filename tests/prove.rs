@@ -233,6 +233,12 @@ fn serve_proving(data: &Path, policies: &Path, schema: &Path, extra: &[&str]) ->
         "0",
         "--require-proofs",
     ];
+    // The default limit (2 s) is for production; a loaded test machine can
+    // take longer over the bundled set, which would refuse to start for the
+    // wrong reason. Tests of the limit pass their own.
+    if !extra.contains(&"--proof-timeout-ms") {
+        args.extend_from_slice(&["--proof-timeout-ms", "120000"]);
+    }
     args.extend_from_slice(extra);
     Server::demo_in(data, &args)
 }
@@ -300,6 +306,8 @@ fn require_proofs_does_not_start_on_a_set_that_fails_a_property() {
         "--schema",
         schema.to_str().unwrap(),
         "--require-proofs",
+        "--proof-timeout-ms",
+        "120000",
     ]);
     match attempt {
         common::ServeAttempt::Exited(code, err) => {

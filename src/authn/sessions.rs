@@ -171,6 +171,12 @@ impl Sessions {
     ) -> Result<(String, SessionRecord), SessionsError> {
         let key = session::token_key(token);
         let now = crate::now_ms();
+        // Fleet mode: a logout or credential change committed on another
+        // host is applied before this check reads the replica. That may
+        // wait on the database and on redb's writer: off the async worker.
+        if self.store.is_replica() {
+            tokio::task::block_in_place(|| self.store.catch_up_if_behind())?;
+        }
         let reader = self.store.read()?;
         let rec = reader
             .get::<SessionRecord>(&key)?

@@ -101,6 +101,9 @@ enum Command {
         /// The same password rule and deny list as `serve`.
         #[command(flatten)]
         passwords: PasswordArgs,
+        /// Import into a fleet (`--fleet URL`): DATA becomes a replica.
+        #[command(flatten)]
+        fleet: crate::fleet::FleetArgs,
     },
     /// Prove the invariants in policies/properties/ for all data (cvc5).
     Prove {
@@ -248,7 +251,8 @@ pub fn main() -> ExitCode {
             file,
             data,
             passwords,
-        } => crate::import::command::run(&file, &data, &passwords.into_policy()),
+            fleet,
+        } => crate::fleet::import::run(file, data, passwords.into_policy(), &fleet),
         Command::Audit(cmd) => audit::run(*cmd),
         Command::Gen {
             enterprises,

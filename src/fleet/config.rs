@@ -1,7 +1,7 @@
 //! The `serve` flags of fleet mode.
 
 /// Fleet mode is off unless `--fleet` names a database.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct FleetArgs {
     /// Run as one sidecar of a fleet sharing this PostgreSQL database
     /// (`postgres://user@host:port/db`; a password is better given in
@@ -14,6 +14,16 @@ pub struct FleetArgs {
     /// running sidecars must not share a name.
     #[arg(long = "fleet-host", env = "ETAX_FLEET_HOST", value_name = "NAME")]
     pub host: Option<String>,
+    /// How long this sidecar answers from its replica after it last heard
+    /// from the fleet database; past it, `/readyz` says so and decisions
+    /// fail closed (503) until the database answers again.
+    #[arg(
+        long = "fleet-max-stale-ms",
+        env = "ETAX_FLEET_MAX_STALE_MS",
+        value_name = "MS",
+        default_value_t = 5000
+    )]
+    pub max_stale_ms: u64,
 }
 
 impl FleetArgs {
@@ -26,5 +36,15 @@ impl FleetArgs {
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "localhost".into())
         })
+    }
+}
+
+impl Default for FleetArgs {
+    fn default() -> Self {
+        Self {
+            url: None,
+            host: None,
+            max_stale_ms: 5000,
+        }
     }
 }

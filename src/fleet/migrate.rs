@@ -27,15 +27,20 @@ const LOCK_KEY: i64 = 0x6574_6178_6175_7468;
 /// database is newer than this binary: an old host must not write into a
 /// schema it does not know.
 pub async fn apply(client: &mut Client) -> Result<(), FleetError> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS fleet_migrations (
-               version integer PRIMARY KEY,
-               name text NOT NULL,
-               applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .await
-        .or_else(ignore_concurrent_create)?;
+    // Under the lock too: `CREATE TABLE IF NOT EXISTS` is not safe against
+    // a concurrent create (the loser fails with 42P07 or on the catalog's
+    // unique index).
+    let txn = client.transaction().await?;
+    txn.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+        .await?;
+    txn.batch_execute(
+        "CREATE TABLE IF NOT EXISTS fleet_migrations (
+           version integer PRIMARY KEY,
+           name text NOT NULL,
+           applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await?;
+    txn.commit().await?;
     for (index, (name, sql)) in MIGRATIONS.iter().enumerate() {
         let version = index as i32 + 1;
         let txn = client.transaction().await?;
@@ -72,14 +77,4 @@ pub async fn apply(client: &mut Client) -> Result<(), FleetError> {
         return Err(FleetError::SchemaTooNew { found, known });
     }
     Ok(())
-}
-
-/// `CREATE TABLE IF NOT EXISTS` is not safe against a concurrent create:
-/// the loser fails on the catalog's unique index. The table exists then,
-/// which is all that was asked.
-fn ignore_concurrent_create(e: tokio_postgres::Error) -> Result<(), tokio_postgres::Error> {
-    match e.code() {
-        Some(c) if *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => Ok(()),
-        _ => Err(e),
-    }
 }

@@ -8,8 +8,11 @@
 //! [`migrate`] brings the database's schema up to this binary's version at
 //! start, so hosts of one release never disagree on tables.
 
+pub mod applier;
+pub mod changes;
 pub mod config;
 pub mod hosts;
+pub mod import;
 pub mod log;
 pub mod log_commands;
 pub mod migrate;
@@ -26,7 +29,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 pub enum FleetError {
     #[error("fleet database URL: {0}")]
     Url(String),
-    #[error("fleet database: {0}")]
+    #[error("fleet database: {}", describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("fleet database connection pool: {0}")]
     Pool(String),
@@ -35,6 +38,15 @@ pub enum FleetError {
          upgrade this host before it joins"
     )]
     SchemaTooNew { found: i32, known: i32 },
+}
+
+/// The driver's error with the server's own message and SQLSTATE when
+/// there is one (its `Display` alone says only "db error").
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{e}: {} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 impl From<deadpool_postgres::PoolError> for FleetError {
@@ -51,6 +63,8 @@ impl From<deadpool_postgres::PoolError> for FleetError {
 pub struct Fleet {
     pool: Pool,
     host: String,
+    /// For connections outside the pool (the change listener).
+    config: tokio_postgres::Config,
 }
 
 impl Fleet {
@@ -67,7 +81,7 @@ impl Fleet {
         }
         config.application_name(format!("etax-authz {host}"));
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             tokio_postgres::NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -80,6 +94,7 @@ impl Fleet {
         let fleet = Self {
             pool,
             host: host.to_string(),
+            config,
         };
         migrate::apply(&mut *fleet.client().await?).await?;
         Ok(fleet)
@@ -87,6 +102,11 @@ impl Fleet {
 
     pub async fn client(&self) -> Result<deadpool_postgres::Client, FleetError> {
         Ok(self.pool.get().await?)
+    }
+
+    /// The connection settings, for a connection of its own.
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
     }
 
     pub fn pool(&self) -> &Pool {

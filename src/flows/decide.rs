@@ -303,6 +303,9 @@ impl Decider {
     /// Asks Cedar, timing the answer.
     pub fn ask(&self, query: Query) -> Result<Asked, DecisionError> {
         let started = Instant::now();
+        // A fleet replica past its staleness bound fails closed, cached
+        // entities or not.
+        self.engine.store().check_fresh()?;
         let verdict = self.engine.decide(&query)?;
         Ok(Asked {
             query,

@@ -242,11 +242,7 @@ impl From<DecisionError> for ApiError {
     fn from(e: DecisionError) -> Self {
         match e {
             DecisionError::Invalid { field, message } => ApiError::invalid(field, message),
-            DecisionError::Store(e) => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "store_unavailable",
-                e.to_string(),
-            ),
+            DecisionError::Store(e) => e.into(),
         }
     }
 }
@@ -306,13 +302,26 @@ impl From<crate::authn::HashBusy> for ApiError {
     }
 }
 
+/// The store failed. In fleet mode, a database that does not answer (a
+/// write, or a replica past its staleness bound) is a 503 to retry: the
+/// service fails closed until the database is back.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store_unavailable",
-            e.to_string(),
-        )
+        match e {
+            StoreError::FleetUnavailable(_) | StoreError::FleetStale { .. } => ApiError {
+                retry_after_secs: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "fleet_unavailable",
+                    crate::ids::mask_text(&e.to_string()),
+                )
+            },
+            e => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store_unavailable",
+                e.to_string(),
+            ),
+        }
     }
 }
 
@@ -376,9 +385,7 @@ impl From<FlowError> for ApiError {
             FlowError::RealNameMismatch(_) => {
                 ApiError::new(StatusCode::CONFLICT, "real_name_mismatch", msg)
             }
-            FlowError::Store(_) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_unavailable", msg)
-            }
+            FlowError::Store(e) => e.into(),
             FlowError::Busy(b) => b.into(),
             FlowError::Audit(a) => a.into(),
             FlowError::Decision(d) => d.into(),

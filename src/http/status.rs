@@ -57,7 +57,8 @@ pub fn readiness(state: &AppState) -> Response<Full<Bytes>> {
     } else {
         ReadyCheck::ok("decision_log", detail)
     };
-    let checks = vec![store, policies, log];
+    let mut checks = vec![store, policies, log];
+    checks.extend(fleet_check(state));
     let failing: Vec<_> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
     let (code, word) = if failing.is_empty() {
         (StatusCode::OK, "ready")
@@ -70,6 +71,21 @@ pub fn readiness(state: &AppState) -> Response<Full<Bytes>> {
         checks,
     };
     super::json_response(code, &body)
+}
+
+/// Fleet mode: how long since the fleet database last answered this
+/// sidecar, against `--fleet-max-stale-ms` (past it, decisions fail closed).
+fn fleet_check(state: &AppState) -> Option<ReadyCheck> {
+    let f = state.engine.store().freshness()?;
+    let detail = format!(
+        "fleet database last heard {} ms ago (bound {} ms)",
+        f.silent_ms, f.max_stale_ms
+    );
+    Some(if f.is_stale() {
+        ReadyCheck::failed("fleet", format!("replica stale: {detail}"))
+    } else {
+        ReadyCheck::ok("fleet", detail)
+    })
 }
 
 impl ReadyCheck {

@@ -16,13 +16,24 @@ use crate::store::{self, Store};
 const CACHE_BYTES: usize = 256 << 20;
 
 pub fn run(file: &Path, data: &Path, passwords: &PasswordPolicy) -> ExitCode {
+    run_with(file, data, passwords, Ok)
+}
+
+/// [`run`], with the store opened over `data` passed through `prepare`
+/// before anything is imported (fleet mode makes it a replica there).
+pub fn run_with(
+    file: &Path,
+    data: &Path,
+    passwords: &PasswordPolicy,
+    prepare: impl FnOnce(Store) -> Result<Store, ImportError>,
+) -> ExitCode {
     let run = || -> Result<ImportSummary, ImportError> {
         std::fs::create_dir_all(data).map_err(|source| ImportError::Io {
             path: data.display().to_string(),
             source,
         })?;
         let path = store::identity_store_path(data);
-        let store = Store::open_with_cache(&path, CACHE_BYTES)?;
+        let store = prepare(Store::open_with_cache(&path, CACHE_BYTES)?)?;
         let hasher = PasswordHasher::default();
         import_file_reporting(&store, file, &hasher, passwords, &mut Progress::new(true))
     };

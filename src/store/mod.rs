@@ -13,6 +13,7 @@
 
 mod login_state;
 mod records;
+mod replica;
 mod undo;
 
 use std::ops::Bound;
@@ -29,6 +30,7 @@ use serde::Serialize;
 
 pub use login_state::*;
 pub use records::*;
+pub use replica::{Change, ChangeLog, Freshness, LogEntry, LogTxn};
 pub use undo::UndoLog;
 
 /// A table of records of type `Self`, keyed by string.
@@ -63,6 +65,19 @@ pub enum StoreError {
         key: String,
         source: serde_json::Error,
     },
+    /// Fleet mode: the fleet's database did not take the write (or the
+    /// catch-up before it); nothing was written.
+    #[error("fleet database unavailable: {0}")]
+    FleetUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Fleet mode: the replica has not heard from the fleet's database
+    /// within its bound, so it no longer answers.
+    #[error(
+        "fleet replica is stale: nothing heard from the fleet database for {silent_ms} ms \
+         (bound {bound_ms} ms)"
+    )]
+    FleetStale { silent_ms: u64, bound_ms: u64 },
+    #[error("this data directory cannot be a fleet replica: {0}")]
+    NotAReplica(String),
 }
 
 from_redb_errors!(StoreError);
@@ -77,6 +92,9 @@ pub struct Store {
     /// Write transactions committed since open: every one is an fsync, so
     /// `/metrics` shows it and tests use it to prove a path does not write.
     commits: Arc<AtomicU64>,
+    /// Fleet mode: the shared change log this store replicates
+    /// ([`Store::attach`]); `None` in the embedded mode.
+    shared: Option<Arc<replica::Shared>>,
 }
 
 impl Store {
@@ -101,6 +119,7 @@ impl Store {
             db: Arc::new(db),
             generation: Arc::default(),
             commits: Arc::default(),
+            shared: None,
         };
         store.write(|w| {
             for table in ALL_TABLES.into_iter().chain(AUTHN_TABLES) {
@@ -121,8 +140,16 @@ impl Store {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// A consistent snapshot for reading.
+    /// A consistent snapshot for reading. A fleet replica past its
+    /// staleness bound refuses (fail closed).
     pub fn read(&self) -> Result<StoreReader, StoreError> {
+        if self.shared.is_some() {
+            self.check_fresh()?;
+        }
+        self.read_unchecked()
+    }
+
+    fn read_unchecked(&self) -> Result<StoreReader, StoreError> {
         Ok(StoreReader {
             txn: self.db.begin_read()?,
         })
@@ -136,28 +163,27 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        let txn = self.db.begin_write().map_err(StoreError::from)?;
-        let mut writer = StoreWriter {
-            txn,
-            decision_input_written: false,
-        };
-        match f(&mut writer) {
-            Ok(value) => {
-                let bump = writer.decision_input_written;
-                writer.txn.commit().map_err(StoreError::from)?;
-                // After the commit: a reader that sees the new generation
-                // began its snapshot after this commit.
-                if bump {
-                    self.generation.fetch_add(1, Ordering::AcqRel);
-                }
-                self.commits.fetch_add(1, Ordering::Relaxed);
-                Ok(value)
-            }
-            Err(e) => {
-                // Dropping an uncommitted transaction aborts it.
-                Err(e)
-            }
+        if let Some(shared) = &self.shared {
+            return self.write_shared(shared, f);
         }
+        let mut writer = StoreWriter::new(self.db.begin_write().map_err(StoreError::from)?);
+        // Dropping an uncommitted transaction (on `Err`) aborts it.
+        let value = f(&mut writer)?;
+        self.commit(writer)?;
+        Ok(value)
+    }
+
+    /// Commits a write transaction and counts it.
+    fn commit(&self, writer: StoreWriter) -> Result<(), StoreError> {
+        let bump = writer.decision_input_written;
+        writer.txn.commit()?;
+        // After the commit: a reader that sees the new generation began
+        // its snapshot after this commit.
+        if bump {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Write transactions committed since the store was opened.
@@ -284,9 +310,19 @@ impl StoreReader {
 pub struct StoreWriter {
     txn: WriteTransaction,
     decision_input_written: bool,
+    /// Fleet mode: what this write changed, for the shared log.
+    changes: Option<Vec<Change>>,
 }
 
 impl StoreWriter {
+    fn new(txn: WriteTransaction) -> Self {
+        Self {
+            txn,
+            decision_input_written: false,
+            changes: None,
+        }
+    }
+
     pub fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
         let table = self.txn.open_table(R::TABLE)?;
         let value = table.get(key)?;
@@ -304,12 +340,24 @@ impl StoreWriter {
         self.txn
             .open_table(R::TABLE)?
             .insert(key, bytes.as_slice())?;
+        self.capture(|| Change::Put {
+            table: replica::name_of(&R::TABLE),
+            key: key.to_owned(),
+            value: String::from_utf8(bytes).expect("JSON is UTF-8"),
+        });
         Ok(())
     }
 
     pub fn remove<R: Record>(&mut self, key: &str) -> Result<bool, StoreError> {
         self.decision_input_written |= R::DECISION_INPUT;
-        Ok(self.txn.open_table(R::TABLE)?.remove(key)?.is_some())
+        let existed = self.txn.open_table(R::TABLE)?.remove(key)?.is_some();
+        if existed {
+            self.capture(|| Change::Remove {
+                table: replica::name_of(&R::TABLE),
+                key: key.to_owned(),
+            });
+        }
+        Ok(existed)
     }
 
     /// A credential epoch never handed out before in this store, for a
@@ -320,14 +368,33 @@ impl StoreWriter {
         let mut table = self.txn.open_table(COUNTERS)?;
         let next = table.get(EPOCH_COUNTER)?.map_or(0, |v| v.value()) + 1;
         table.insert(EPOCH_COUNTER, next)?;
+        drop(table);
+        self.capture_epoch(next);
         Ok(next)
+    }
+
+    /// Notes the epoch counter's new value for the log.
+    fn capture_epoch(&mut self, value: u64) {
+        self.capture(|| Change::Count {
+            name: EPOCH_COUNTER.to_owned(),
+            value,
+        });
     }
 
     pub fn put_taxpayer_id(&mut self, tin: &str, credit_code: &str) -> Result<(), StoreError> {
         self.txn
             .open_table(TAXPAYER_IDS)?
             .insert(tin, credit_code)?;
+        self.capture_taxpayer_id(tin, credit_code);
         Ok(())
+    }
+
+    fn capture_taxpayer_id(&mut self, tin: &str, credit_code: &str) {
+        self.capture(|| Change::Put {
+            table: replica::name_of(&TAXPAYER_IDS),
+            key: tin.to_owned(),
+            value: credit_code.to_owned(),
+        });
     }
 
     pub fn credit_code_for_taxpayer_id(&self, tin: &str) -> Result<Option<String>, StoreError> {

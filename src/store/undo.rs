@@ -16,10 +16,11 @@
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableError};
 
+use super::replica::{self, push};
 use super::*;
 
 /// Sequence number → encoded [`Entry`].
-const UNDO_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("undo_log");
+pub(super) const UNDO_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("undo_log");
 
 /// Where an undoable write went. 0: a record table (JSON values), 1: the
 /// taxpayer-id index (string values).
@@ -107,16 +108,17 @@ impl StoreWriter {
         records: impl IntoIterator<Item = (&'r str, &'r R)>,
     ) -> Result<(), StoreError> {
         self.decision_input_written |= R::DECISION_INPUT;
+        let name = redb::TableHandle::name(&R::TABLE);
         if log.was_empty {
             self.mark_was_empty(log)?;
             let mut table = self.txn.open_table(R::TABLE)?;
             for (key, record) in records {
                 let bytes = serde_json::to_vec(record).expect("records serialize to JSON");
                 table.insert(key, bytes.as_slice())?;
+                push(&mut self.changes, || put_change(name, key, &bytes));
             }
             return Ok(());
         }
-        let name = redb::TableHandle::name(&R::TABLE);
         let mut table = self.txn.open_table(R::TABLE)?;
         let mut undo = self.txn.open_table(UNDO_LOG)?;
         let mut bytes = Vec::new();
@@ -127,6 +129,8 @@ impl StoreWriter {
             let entry = encode(KIND_RECORD, name, key, old.as_ref().map(|v| v.value()));
             drop(old);
             undo.insert(log.next, entry.as_slice())?;
+            push(&mut self.changes, || put_change(name, key, &bytes));
+            push(&mut self.changes, || undo_change(log.next, Some(&entry)));
             log.next += 1;
         }
         Ok(())
@@ -144,15 +148,12 @@ impl StoreWriter {
             .open_table(TAXPAYER_IDS)?
             .insert(tin, credit_code)?
             .map(|v| v.value().as_bytes().to_vec());
+        self.capture_taxpayer_id(tin, credit_code);
         if log.was_empty {
             return self.mark_was_empty(log);
         }
         let entry = encode(KIND_TAXPAYER_ID, "", tin, old.as_deref());
-        self.txn
-            .open_table(UNDO_LOG)?
-            .insert(log.next, entry.as_slice())?;
-        log.next += 1;
-        Ok(())
+        self.put_undo_entry(log, &entry)
     }
 
     /// `n` credential epochs never handed out before, as the first of `n`
@@ -162,6 +163,8 @@ impl StoreWriter {
         let mut table = self.txn.open_table(COUNTERS)?;
         let last = table.get(EPOCH_COUNTER)?.map_or(0, |v| v.value());
         table.insert(EPOCH_COUNTER, last + n)?;
+        drop(table);
+        self.capture_epoch(last + n);
         Ok(last + 1)
     }
 
@@ -170,12 +173,30 @@ impl StoreWriter {
     fn mark_was_empty(&mut self, log: &mut UndoLog) -> Result<(), StoreError> {
         if !log.marked {
             let entry = encode(KIND_WAS_EMPTY, "", "", None);
-            self.txn
-                .open_table(UNDO_LOG)?
-                .insert(log.next, entry.as_slice())?;
-            log.next += 1;
+            self.put_undo_entry(log, &entry)?;
             log.marked = true;
         }
+        Ok(())
+    }
+
+    /// Appends one entry to the undo log.
+    fn put_undo_entry(&mut self, log: &mut UndoLog, entry: &[u8]) -> Result<(), StoreError> {
+        self.txn.open_table(UNDO_LOG)?.insert(log.next, entry)?;
+        push(&mut self.changes, || undo_change(log.next, Some(entry)));
+        log.next += 1;
+        Ok(())
+    }
+
+    /// Empties a table (which stays, empty).
+    fn clear<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &mut self,
+        def: TableDefinition<'_, K, V>,
+    ) -> Result<(), StoreError> {
+        self.txn.delete_table(def)?;
+        self.txn.open_table(def)?;
+        push(&mut self.changes, || Change::Clear {
+            table: replica::name_of(&def),
+        });
         Ok(())
     }
 
@@ -184,28 +205,33 @@ impl StoreWriter {
         if entry.kind == KIND_WAS_EMPTY {
             self.decision_input_written = true;
             for table in ALL_TABLES {
-                self.txn.delete_table(table)?;
-                self.txn.open_table(table)?;
+                self.clear(table)?;
             }
-            self.txn.delete_table(TAXPAYER_IDS)?;
-            self.txn.open_table(TAXPAYER_IDS)?;
-            return Ok(());
+            return self.clear(TAXPAYER_IDS);
         }
+        let key = entry.key.as_str();
         if entry.kind == KIND_TAXPAYER_ID {
             let mut t = self.txn.open_table(TAXPAYER_IDS)?;
             match &entry.old {
-                Some(old) => t.insert(entry.key.as_str(), String::from_utf8_lossy(old).as_ref())?,
-                None => t.remove(entry.key.as_str())?,
+                Some(old) => t.insert(key, String::from_utf8_lossy(old).as_ref())?,
+                None => t.remove(key)?,
             };
+            let name = redb::TableHandle::name(&TAXPAYER_IDS);
+            push(&mut self.changes, || {
+                restored(name, key, entry.old.as_deref())
+            });
             return Ok(());
         }
         self.decision_input_written = true;
         let def = TableDefinition::<&str, &[u8]>::new(&entry.table);
         let mut t = self.txn.open_table(def)?;
         match &entry.old {
-            Some(old) => t.insert(entry.key.as_str(), old.as_slice())?,
-            None => t.remove(entry.key.as_str())?,
+            Some(old) => t.insert(key, old.as_slice())?,
+            None => t.remove(key)?,
         };
+        push(&mut self.changes, || {
+            restored(&entry.table, key, entry.old.as_deref())
+        });
         Ok(())
     }
 }
@@ -263,6 +289,7 @@ impl Store {
                     })?;
                     w.restore(&entry)?;
                     w.txn.open_table(UNDO_LOG)?.remove(*seq)?;
+                    push(&mut w.changes, || undo_change(*seq, None));
                 }
                 Ok::<_, StoreError>(entries.len() as u64)
             })?;
@@ -277,8 +304,38 @@ impl Store {
     pub fn forget_undo(&self) -> Result<(), StoreError> {
         self.write(|w| {
             w.txn.delete_table(UNDO_LOG)?;
+            push(&mut w.changes, || Change::Clear {
+                table: replica::name_of(&UNDO_LOG),
+            });
             Ok::<_, StoreError>(())
         })
+    }
+}
+
+/// The log's form of a record written (`bytes`: its JSON).
+fn put_change(table: &str, key: &str, bytes: &[u8]) -> Change {
+    Change::Put {
+        table: table.to_owned(),
+        key: key.to_owned(),
+        value: String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+/// The log's form of a key restored to `old` (`None`: removed).
+fn restored(table: &str, key: &str, old: Option<&[u8]>) -> Change {
+    match old {
+        Some(old) => put_change(table, key, old),
+        None => Change::Remove {
+            table: table.to_owned(),
+            key: key.to_owned(),
+        },
+    }
+}
+
+fn undo_change(seq: u64, entry: Option<&[u8]>) -> Change {
+    Change::Undo {
+        seq,
+        entry: entry.map(hex::encode),
     }
 }
 

@@ -1,0 +1,214 @@
+//! The store's change log in PostgreSQL (`fleet_changes`): the
+//! [`ChangeLog`] a fleet sidecar's store replicates. The store is
+//! synchronous and writes on blocking threads, so every call here runs its
+//! query to completion on the runtime from the calling thread, bounded by
+//! [`OP_TIMEOUT`] so that a database that stops answering fails a write
+//! instead of hanging it.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio_postgres::types::Json;
+
+use super::{Fleet, FleetError};
+use crate::store::{Change, ChangeLog, LogEntry, LogTxn, StoreError};
+
+/// The advisory lock every store write holds (fleet-wide writer). Any
+/// constant distinct from the migrations' lock.
+const WRITE_LOCK: i64 = 0x6574_6178_7772_6974;
+
+/// The NOTIFY channel a committed change wakes replicas on.
+pub const CHANNEL: &str = "fleet_changes";
+
+/// How long one exchange with the database may take.
+const OP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The fleet's change log, for [`crate::store::Store::attach`].
+pub struct PgChangeLog {
+    fleet: Fleet,
+    runtime: Handle,
+}
+
+impl PgChangeLog {
+    /// Must be called inside the runtime the queries will run on.
+    pub fn new(fleet: Fleet) -> Self {
+        Self {
+            fleet,
+            runtime: Handle::current(),
+        }
+    }
+}
+
+fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::FleetUnavailable(Box::new(e))
+}
+
+/// Runs `f` to completion from a synchronous caller: a blocking thread, or
+/// an async worker (moved off the runtime for the duration).
+fn block<T>(
+    runtime: &Handle,
+    f: impl Future<Output = Result<T, FleetError>>,
+) -> Result<T, StoreError> {
+    let timed = tokio::time::timeout(OP_TIMEOUT, f);
+    match tokio::task::block_in_place(|| runtime.block_on(timed)) {
+        Ok(r) => r.map_err(unavailable),
+        Err(elapsed) => Err(unavailable(elapsed)),
+    }
+}
+
+async fn since(
+    client: &tokio_postgres::Client,
+    after: u64,
+    limit: u32,
+) -> Result<Vec<LogEntry>, FleetError> {
+    let rows = client
+        .query(
+            "SELECT id, changes FROM fleet_changes WHERE id > $1 ORDER BY id LIMIT $2",
+            &[&(after as i64), &i64::from(limit)],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let Json(changes): Json<Vec<Change>> = row.try_get(1)?;
+            Ok(LogEntry {
+                id: row.get::<_, i64>(0) as u64,
+                changes,
+            })
+        })
+        .collect()
+}
+
+impl ChangeLog for PgChangeLog {
+    fn begin(&self) -> Result<Box<dyn LogTxn>, StoreError> {
+        let client = block(&self.runtime, self.fleet.client())?;
+        // Built before the lock is asked for: if that fails or times out,
+        // dropping the transaction closes the connection (see Drop).
+        let txn = PgTxn {
+            client: Some(client),
+            runtime: self.runtime.clone(),
+            host: self.fleet.host().to_owned(),
+        };
+        block(&self.runtime, async {
+            let client = txn.client();
+            client.batch_execute("BEGIN").await?;
+            client
+                .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+                .await?;
+            Ok(())
+        })?;
+        Ok(Box::new(txn))
+    }
+
+    fn since(&self, after: u64, limit: u32) -> Result<Vec<LogEntry>, StoreError> {
+        block(&self.runtime, async {
+            let client = self.fleet.client().await?;
+            since(&client, after, limit).await
+        })
+    }
+
+    fn head(&self) -> Result<u64, StoreError> {
+        block(&self.runtime, async {
+            let row = self
+                .fleet
+                .client()
+                .await?
+                .query_one("SELECT coalesce(max(id), 0) FROM fleet_changes", &[])
+                .await?;
+            Ok(row.get::<_, i64>(0) as u64)
+        })
+    }
+}
+
+/// A transaction on one pooled connection holding [`WRITE_LOCK`].
+struct PgTxn {
+    /// `None` once committed.
+    client: Option<deadpool_postgres::Client>,
+    runtime: Handle,
+    host: String,
+}
+
+impl PgTxn {
+    fn client(&self) -> &deadpool_postgres::Client {
+        self.client.as_ref().expect("used before commit")
+    }
+}
+
+impl LogTxn for PgTxn {
+    fn since(&mut self, after: u64) -> Result<Vec<LogEntry>, StoreError> {
+        // The whole backlog: this write must see every change before it.
+        block(&self.runtime, since(self.client(), after, u32::MAX >> 1))
+    }
+
+    fn append(&mut self, changes: &[Change]) -> Result<u64, StoreError> {
+        block(&self.runtime, async {
+            let client = self.client();
+            let row = client
+                .query_one(
+                    "INSERT INTO fleet_changes (host, changes) VALUES ($1, $2) RETURNING id",
+                    &[&self.host, &Json(changes)],
+                )
+                .await?;
+            let id: i64 = row.get(0);
+            // Delivered at commit, to every listening replica.
+            client
+                .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &id.to_string()])
+                .await?;
+            Ok(id as u64)
+        })
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        block(&self.runtime, async {
+            Ok(self.client().batch_execute("COMMIT").await?)
+        })?;
+        // Committed: the connection goes back to the pool.
+        self.client = None;
+        Ok(())
+    }
+}
+
+impl Drop for PgTxn {
+    /// An unfinished transaction's connection is closed rather than
+    /// returned to the pool: the server rolls it back and frees the lock,
+    /// and no later user meets a connection inside a transaction.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
+/// The advisory lock of jobs made of many writes (seeding the demo, an
+/// import), so that two sidecars starting together do not both seed.
+const JOB_LOCK: i64 = 0x6574_6178_6a6f_6273;
+
+/// Runs `job` while holding the fleet's job lock on a connection of its
+/// own. The connection is closed afterwards rather than pooled: that
+/// releases the lock however the job ended.
+pub async fn exclusively<T>(fleet: &Fleet, job: impl Future<Output = T>) -> Result<T, FleetError> {
+    let client = fleet.client().await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&JOB_LOCK])
+        .await?;
+    let out = job.await;
+    drop(deadpool_postgres::Object::take(client));
+    Ok(out)
+}
+
+/// Makes `store` a replica of the fleet's change log and brings it up to
+/// date (from id 0 for a new sidecar: the log is the whole history).
+pub async fn join(
+    store: crate::store::Store,
+    fleet: &Fleet,
+    max_stale_ms: u64,
+) -> Result<crate::store::Store, StoreError> {
+    let log = Box::new(PgChangeLog::new(fleet.clone()));
+    tokio::task::spawn_blocking(move || {
+        let replica = store.attach(log, max_stale_ms)?;
+        replica.catch_up()?;
+        Ok(replica)
+    })
+    .await
+    .expect("joining does not panic")
+}
