@@ -8,7 +8,7 @@ use hyper::Method;
 use super::callers::Scope;
 use super::maintenance::answers as maint_answers;
 use super::openapi::{schema_of, SchemaFn};
-use super::{admin, audit, authorize, login, maintenance, policies, status};
+use super::{admin, audit, authorize, console, login, maintenance, policies, status};
 use crate::audit::summary::Summary;
 use crate::audit::{Checkpoint, Page, VerifyReport};
 use crate::flows::feeds::FeedOutcome;
@@ -41,6 +41,9 @@ pub enum Handler {
     AuditSummary,
     AuditExport,
     AuditPolicy,
+    AuditOverview,
+    /// The auditor console's page and files (`http::console`).
+    Console,
     Status,
     Metrics,
     Healthz,
@@ -318,6 +321,12 @@ pub static ROUTES: &[Route] = &[
         .media(&["application/x-ndjson", "text/csv; charset=utf-8"]),
     audit_read("/v1/audit/policy/{version}", H::AuditPolicy, "An archived policy set", &[])
         .answers(schema_of::<ArchivedSet>),
+    audit_read("/v1/audit/overview", H::AuditOverview, "Decisions over time and by policy, kind, caller", audit::OVERVIEW_PARAMS)
+        .answers(schema_of::<audit::AuditOverview>),
+    // A static page: the data it shows needs an `audit` key.
+    route(M::GET, "/console/", H::Console, None, "The auditor console").media(console::PAGE_MEDIA),
+    route(M::GET, "/console/{asset}", H::Console, None, "The auditor console's files")
+        .media(console::ASSET_MEDIA),
 ];
 
 /// What the table says of a request.
