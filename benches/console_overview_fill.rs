@@ -69,8 +69,10 @@ fn record(i: u64, ts: u64) -> DecisionRecord {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // `cargo bench` runs every bench target with `--bench`: nothing to do.
-    let (Some(data), Some(n)) = (args.first(), args.get(1).and_then(|n| n.parse::<u64>().ok()))
-    else {
+    let (Some(data), Some(n)) = (
+        args.first(),
+        args.get(1).and_then(|n| n.parse::<u64>().ok()),
+    ) else {
         eprintln!("usage: console_overview_fill DATA N [DAYS] (see benches/console_overview.sh)");
         return;
     };

@@ -111,13 +111,21 @@ async fn ready(c: &Client, view: &str) {
             let msg = c.find(Locator::Css("#error")).await.unwrap().text().await;
             panic!("the {view} view failed: {msg:?}");
         }
-        assert!(Instant::now() < deadline, "the {view} view never drew ({state:?})");
+        assert!(
+            Instant::now() < deadline,
+            "the {view} view never drew ({state:?})"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 async fn text(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 async fn screenshot(c: &Client, name: &str) {
@@ -171,7 +179,9 @@ async fn the_console_shows_the_log_as_the_api_does_in_a_real_browser() {
     let denied_id = make_decisions(&s);
     // The denial's record, as the API finds it.
     let (_, page) = s.get(&format!("/v1/audit/decisions?decision_id={denied_id}"));
-    let denied_seq = page["records"][0]["seq"].as_u64().expect("the denial is logged");
+    let denied_seq = page["records"][0]["seq"]
+        .as_u64()
+        .expect("the denial is logged");
     assert_eq!(page["records"][0]["policies"], json!([FORBID]));
 
     let driver = Driver::start();
@@ -187,7 +197,10 @@ async fn the_console_shows_the_log_as_the_api_does_in_a_real_browser() {
     assert_eq!(text(&c, "#total-deny").await, total["deny"].to_string());
     assert!(text(&c, "#by-policy").await.contains(FORBID));
     let kinds = text(&c, "#by-kind").await;
-    assert!(kinds.contains("authorize") && kinds.contains("login."), "{kinds}");
+    assert!(
+        kinds.contains("authorize") && kinds.contains("login."),
+        "{kinds}"
+    );
     screenshot(&c, "overview").await;
 
     // Search: the denied request, found through the form.
@@ -199,8 +212,18 @@ async fn the_console_shows_the_log_as_the_api_does_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    c.find(Locator::Css("#f-kind")).await.unwrap().send_keys("authorize").await.unwrap();
-    c.find(Locator::Css("#search-run")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#f-kind"))
+        .await
+        .unwrap()
+        .send_keys("authorize")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#search-run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     ready(&c, "search").await;
     let row = format!("#results tr[data-seq='{denied_seq}']");
     let found = text(&c, &row).await;
@@ -212,18 +235,34 @@ async fn the_console_shows_the_log_as_the_api_does_in_a_real_browser() {
     screenshot(&c, "search").await;
 
     // Record: every field, and the policy that denied with its source.
-    c.find(Locator::Css(&format!("{row} a"))).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css(&format!("{row} a")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     ready(&c, "record").await;
     let policies = text(&c, "#record-policies").await;
-    assert!(policies.contains(&format!("@id(\"{FORBID}\")")), "{policies}");
-    assert!(policies.contains("forbid"), "the source text is shown: {policies}");
+    assert!(
+        policies.contains(&format!("@id(\"{FORBID}\")")),
+        "{policies}"
+    );
+    assert!(
+        policies.contains("forbid"),
+        "the source text is shown: {policies}"
+    );
     assert!(text(&c, "#record-fields").await.contains(&denied_id));
     screenshot(&c, "record").await;
 
     // Verify: intact.
     c.goto(&console(&s, "#/verify")).await.unwrap();
     ready(&c, "verify-idle").await;
-    c.find(Locator::Css("#verify-run")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#verify-run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     ready(&c, "verify").await;
     assert_eq!(text(&c, "#verify-verdict").await, "ok");
     s.stop();
@@ -232,16 +271,26 @@ async fn the_console_shows_the_log_as_the_api_does_in_a_real_browser() {
     // they were; the console's verification names the record.
     rewrite_log(&data, |rs| {
         let at = rs.iter().position(|r| r.seq == denied_seq).unwrap();
-        edit_record(&mut rs[at], |r| r.decision = etax_authz::audit::Outcome::Allow);
+        edit_record(&mut rs[at], |r| {
+            r.decision = etax_authz::audit::Outcome::Allow
+        });
     });
     let s = Server::demo_in(&data, &[]);
     c.goto(&console(&s, "#/verify")).await.unwrap();
     ready(&c, "verify-idle").await;
-    c.find(Locator::Css("#verify-run")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#verify-run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     ready(&c, "verify").await;
     assert_eq!(text(&c, "#verify-verdict").await, "tampered");
     let problem = text(&c, "#verify-problem").await;
-    assert!(problem.contains(&format!("record {denied_seq}")), "{problem}");
+    assert!(
+        problem.contains(&format!("record {denied_seq}")),
+        "{problem}"
+    );
     screenshot(&c, "verify").await;
     c.close().await.unwrap();
 }
@@ -254,7 +303,10 @@ async fn with_keys_the_console_asks_for_one_and_keeps_it_out_of_urls() {
     let dir = tempfile::tempdir().unwrap();
     let keys = keys_file(
         dir.path(),
-        &[("auditor", "audit-key-7f3a", &["audit"]), ("core", "authz-key", &["authorize"])],
+        &[
+            ("auditor", "audit-key-7f3a", &["audit"]),
+            ("core", "authz-key", &["authorize"]),
+        ],
     );
     let s = Server::start_with(&["--api-keys", keys.to_str().unwrap()]);
     let driver = Driver::start();
@@ -266,10 +318,18 @@ async fn with_keys_the_console_asks_for_one_and_keeps_it_out_of_urls() {
     assert!(text(&c, "#error").await.contains("401"));
 
     // A key without the audit scope is refused; the audit key is used.
-    for (key, view) in [("authz-key", "overview-error"), ("audit-key-7f3a", "overview")] {
+    for (key, view) in [
+        ("authz-key", "overview-error"),
+        ("audit-key-7f3a", "overview"),
+    ] {
         let input = c.find(Locator::Css("#key")).await.unwrap();
         input.send_keys(key).await.unwrap();
-        c.find(Locator::Css("#key-save")).await.unwrap().click().await.unwrap();
+        c.find(Locator::Css("#key-save"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         ready(&c, view).await;
     }
     // Its reads are recorded under the key's id.

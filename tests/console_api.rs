@@ -49,7 +49,10 @@ fn rows(v: &Value) -> Tallies {
         .iter()
         .map(|r| {
             let n = |k: &str| r[k].as_u64().unwrap();
-            (r["key"].as_str().unwrap().to_owned(), (n("allow"), n("deny")))
+            (
+                r["key"].as_str().unwrap().to_owned(),
+                (n("allow"), n("deny")),
+            )
         })
         .collect()
 }
@@ -78,12 +81,20 @@ fn overview(s: &Server, include_reads: bool) -> Value {
 fn assert_counts_match_the_log(s: &Server, include_reads: bool) {
     let o = overview(s, include_reads);
     let c = &o["counts"];
-    let (since, until) = (c["since_ms"].as_u64().unwrap(), c["until_ms"].as_u64().unwrap());
+    let (since, until) = (
+        c["since_ms"].as_u64().unwrap(),
+        c["until_ms"].as_u64().unwrap(),
+    );
     let through = c["through_seq"].as_u64().unwrap();
     let (status, text) = http(s.addr, "GET", "/v1/audit/export?include_reads=true", None);
     assert_eq!(status, 200, "{text}");
-    let (mut kinds, mut callers, mut policies, mut outcomes, mut series) =
-        (Tallies::new(), Tallies::new(), Tallies::new(), Tallies::new(), Tallies::new());
+    let (mut kinds, mut callers, mut policies, mut outcomes, mut series) = (
+        Tallies::new(),
+        Tallies::new(),
+        Tallies::new(),
+        Tallies::new(),
+        Tallies::new(),
+    );
     let (mut allow, mut deny) = (0, 0);
     let mut last_seq = 0;
     for line in text.lines() {
@@ -109,7 +120,10 @@ fn assert_counts_match_the_log(s: &Server, include_reads: bool) {
             bump(&mut policies, p.as_str().unwrap(), d);
         }
     }
-    assert!(through <= last_seq, "counted past the log: {through} > {last_seq}");
+    assert!(
+        through <= last_seq,
+        "counted past the log: {through} > {last_seq}"
+    );
     assert!(allow > 0 && deny > 0, "a test needs both decisions: {o}");
     assert_eq!(c["total"], json!({ "allow": allow, "deny": deny }), "{o}");
     assert_eq!(rows(&c["by_kind"]), kinds, "{o}");
@@ -148,13 +162,22 @@ fn overview_counts_equal_a_scan_of_the_log_and_bad_input_names_its_field() {
     let (_, head) = s.get("/v1/audit/checkpoint");
     assert!(o["chain"]["head"]["seq"].as_u64().unwrap() <= head["seq"].as_u64().unwrap());
     assert_eq!(o["chain"]["last_verify"]["verdict"], "ok", "{o}");
-    assert_eq!(o["chain"]["last_checkpoint"]["checkpoint"]["seq"], head["seq"]);
+    assert_eq!(
+        o["chain"]["last_checkpoint"]["checkpoint"]["seq"],
+        head["seq"]
+    );
     // Buckets whose edges are Beijing's: a day starts at 16:00 UTC.
     let (status, days) = s.get("/v1/audit/overview?since=3d&bucket=day");
     assert_eq!(status, 200, "{days}");
     for p in days["counts"]["series"].as_array().unwrap() {
-        assert_eq!((p["start_ms"].as_u64().unwrap() + 8 * 3_600_000) % 86_400_000, 0);
-        assert!(p["time"].as_str().unwrap().ends_with("T00:00:00.000+08:00"), "{p}");
+        assert_eq!(
+            (p["start_ms"].as_u64().unwrap() + 8 * 3_600_000) % 86_400_000,
+            0
+        );
+        assert!(
+            p["time"].as_str().unwrap().ends_with("T00:00:00.000+08:00"),
+            "{p}"
+        );
     }
 
     for (query, field) in [
@@ -189,7 +212,10 @@ fn rollups_are_rebuilt_from_the_log_when_deleted_torn_or_ahead_of_it() {
     let s = Server::demo_in(&data, &[]);
     make_decisions(&s);
     s.stop();
-    assert!(!chunk_files(&data).is_empty(), "a clean close saves the counts");
+    assert!(
+        !chunk_files(&data).is_empty(),
+        "a clean close saves the counts"
+    );
     let earlier = copy_data(&data);
 
     // Deleted: counted again from the log at start.

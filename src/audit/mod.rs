@@ -323,8 +323,13 @@ impl AuditLog {
         let commits = prometheus_client::metrics::histogram::Histogram::new(
             prometheus_client::metrics::histogram::exponential_buckets(0.000_1, 2.0, 15),
         );
-        let snapshot = Arc::new(Snapshot::open(shared.layout().clone(), shared.meta.chain_hash)?);
-        let rollups = Arc::new(std::sync::RwLock::new(rollup::Rollup::open(path, snapshot)?));
+        let snapshot = Arc::new(Snapshot::open(
+            shared.layout().clone(),
+            shared.meta.chain_hash,
+        )?);
+        let rollups = Arc::new(std::sync::RwLock::new(rollup::Rollup::open(
+            path, snapshot,
+        )?));
         let tx = writer::spawn(
             appender,
             writer::Shared {

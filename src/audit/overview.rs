@@ -206,8 +206,6 @@ fn ranked<'a>(rows: impl Iterator<Item = (&'a str, Tally)>) -> Vec<Keyed> {
             deny: t.deny,
         })
         .collect();
-    out.sort_by(|a, b| {
-        (b.deny, b.allow + b.deny, &a.key).cmp(&(a.deny, a.allow + a.deny, &b.key))
-    });
+    out.sort_by(|a, b| (b.deny, b.allow + b.deny, &a.key).cmp(&(a.deny, a.allow + a.deny, &b.key)));
     out
 }

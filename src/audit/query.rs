@@ -144,7 +144,10 @@ impl Filter {
                 .caller
                 .as_ref()
                 .is_none_or(|c| r.caller.as_deref().unwrap_or("") == c)
-            && self.decision_id.as_ref().is_none_or(|d| r.decision_id == *d)
+            && self
+                .decision_id
+                .as_ref()
+                .is_none_or(|d| r.decision_id == *d)
     }
 }
 

@@ -542,7 +542,10 @@ pub async fn overview(
     for (k, v) in rest {
         match k.as_str() {
             "bucket" => {
-                asked = Some(v.parse().map_err(|e: String| ApiError::invalid("bucket", e))?)
+                asked = Some(
+                    v.parse()
+                        .map_err(|e: String| ApiError::invalid("bucket", e))?,
+                )
             }
             _ => return Err(unknown(k, OVERVIEW_PARAMS)),
         }

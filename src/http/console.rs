@@ -64,16 +64,13 @@ pub fn serve(path: &str) -> Result<Response<Full<Bytes>>, ApiError> {
         Some(rest) => rest.trim_start_matches('/'),
         None => "",
     };
-    let (_, media, bytes) = ASSETS
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "the console has no such file",
-            )
-        })?;
+    let (_, media, bytes) = ASSETS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the console has no such file",
+        )
+    })?;
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(CONTENT_TYPE, *media)
