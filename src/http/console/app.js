@@ -171,12 +171,12 @@ function chain(ch) {
   const dl = el("dl", { id: "chain" });
   const row = (k, ...v) => dl.append(el("dt", { text: k }), el("dd", {}, ...v));
   const h = ch.head;
-  row("Head 链头", h ? link("#/record/" + h.seq, "record " + h.seq) : "empty log", h ? " " + h.time + " " + h.hash : "");
+  row("Head 链头", h ? link("#/record/" + h.seq, "record " + h.seq) : "empty log", h ? " " + beijing(h.timestamp_ms) + " " + h.hash : "");
   const lv = ch.last_verify;
   row("Last verify 最近校验", lv ? el("span", { class: lv.ok ? "ok" : "bad", text: `${lv.verdict} · ${lv.records} records · ${lv.time}` }) : "not since the server started",
     lv && lv.problem ? el("span", {}, " first bad: ", link("#/record/" + lv.problem.seq, "record " + lv.problem.seq)) : "");
   const lc = ch.last_checkpoint;
-  row("Last checkpoint 最近检查点", lc ? `record ${lc.checkpoint.seq} ${lc.checkpoint.hash} · taken ${lc.time}` : "none taken since the server started");
+  row("Last checkpoint 最近检查点", lc ? `record ${lc.checkpoint.seq} (${beijing(lc.checkpoint.timestamp_ms)}) ${lc.checkpoint.hash} · taken ${lc.time}` : "none taken since the server started");
   return el("section", {}, el("h2", { text: "Chain 哈希链" }), dl);
 }
 
@@ -341,7 +341,7 @@ function verify() {
       const row = (k, ...x) => dl.append(el("dt", { text: k }), el("dd", {}, ...x));
       row("Verdict 结论", el("strong", { id: "verify-verdict", class: r.ok ? "ok" : "bad", text: r.verdict }));
       row("Records walked", String(r.records));
-      row("Head", r.head ? `record ${r.head.seq} ${r.head.hash}` : "empty log");
+      row("Head", r.head ? `record ${r.head.seq} (${beijing(r.head.timestamp_ms)}) ${r.head.hash}` : "empty log");
       if (r.problem) {
         row("First bad record 首个异常记录", el("span", { id: "verify-problem" },
           link("#/record/" + r.problem.seq, "record " + r.problem.seq), ` ${r.problem.kind}: ${r.problem.detail}`, r.problem.time ? ` (${r.problem.time})` : ""));
