@@ -36,7 +36,7 @@ const BATCH: usize = 4096;
 
 fn record(i: u64, ts: u64) -> DecisionRecord {
     let kind = KINDS[(i % KINDS.len() as u64) as usize];
-    let deny = i % 9 == 0;
+    let deny = i.is_multiple_of(9);
     let policy = POLICIES[((i / 7) % POLICIES.len() as u64) as usize].to_owned();
     let principal = format!(
         "Etax::Staff::\"91210102MA0TAX001F/resident_id:2101**********{:04}\"",

@@ -128,6 +128,24 @@ async fn text(c: &Client, css: &str) -> String {
         .unwrap()
 }
 
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Runs a verification in the Verify view; the verdict it shows.
+async fn verify_in_console(c: &Client, s: &Server) -> String {
+    c.goto(&console(s, "#/verify")).await.unwrap();
+    ready(c, "verify-idle").await;
+    click(c, "#verify-run").await;
+    ready(c, "verify").await;
+    text(c, "#verify-verdict").await
+}
+
 async fn screenshot(c: &Client, name: &str) {
     if std::env::var_os("ETAX_CONSOLE_SCREENSHOTS").is_none() {
         return;
@@ -138,21 +156,16 @@ async fn screenshot(c: &Client, name: &str) {
     std::fs::write(format!("{dir}/{name}.png"), png).unwrap();
 }
 
-fn ask(principal: &str, function: &str) -> Value {
-    json!({
-        "principal": principal,
-        "action": "Action::\"useFunction\"",
-        "resource": format!("Function::\"{function}\""),
-    })
-}
-
 /// Allowed and denied decisions, login steps among them; the decision id
 /// of the denial a forbid made.
 fn make_decisions(s: &Server) -> String {
     for f in ["vat_filing", "cit_filing", "invoice_issue", "tax_payment"] {
-        assert_eq!(s.post("/v1/authorize", &ask(CLERK, f)).0, 200);
+        assert_eq!(s.post("/v1/authorize", &use_function(CLERK, f)).0, 200);
     }
-    let (status, denied) = s.post("/v1/authorize", &ask(&enterprise(E_SOCIAL), "vat_filing"));
+    let (status, denied) = s.post(
+        "/v1/authorize",
+        &use_function(&enterprise(E_SOCIAL), "vat_filing"),
+    );
     assert_eq!(status, 200);
     assert_eq!(denied["decision"], "deny", "{denied}");
     let (status, _) = s.post(
@@ -206,24 +219,14 @@ async fn the_console_shows_the_log_as_the_api_does_in_a_real_browser() {
     // Search: the denied request, found through the form.
     c.goto(&console(&s, "#/search")).await.unwrap();
     ready(&c, "search").await;
-    c.find(Locator::Css("#f-decision option[value='deny']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#f-decision option[value='deny']").await;
     c.find(Locator::Css("#f-kind"))
         .await
         .unwrap()
         .send_keys("authorize")
         .await
         .unwrap();
-    c.find(Locator::Css("#search-run"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#search-run").await;
     ready(&c, "search").await;
     let row = format!("#results tr[data-seq='{denied_seq}']");
     let found = text(&c, &row).await;
@@ -235,12 +238,7 @@ async fn the_console_shows_the_log_as_the_api_does_in_a_real_browser() {
     screenshot(&c, "search").await;
 
     // Record: every field, and the policy that denied with its source.
-    c.find(Locator::Css(&format!("{row} a")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, &format!("{row} a")).await;
     ready(&c, "record").await;
     let policies = text(&c, "#record-policies").await;
     assert!(
@@ -255,16 +253,7 @@ async fn the_console_shows_the_log_as_the_api_does_in_a_real_browser() {
     screenshot(&c, "record").await;
 
     // Verify: intact.
-    c.goto(&console(&s, "#/verify")).await.unwrap();
-    ready(&c, "verify-idle").await;
-    c.find(Locator::Css("#verify-run"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    ready(&c, "verify").await;
-    assert_eq!(text(&c, "#verify-verdict").await, "ok");
+    assert_eq!(verify_in_console(&c, &s).await, "ok");
     s.stop();
 
     // Tampered: one decision turned from deny to allow, hashes left as
@@ -276,16 +265,7 @@ async fn the_console_shows_the_log_as_the_api_does_in_a_real_browser() {
         });
     });
     let s = Server::demo_in(&data, &[]);
-    c.goto(&console(&s, "#/verify")).await.unwrap();
-    ready(&c, "verify-idle").await;
-    c.find(Locator::Css("#verify-run"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    ready(&c, "verify").await;
-    assert_eq!(text(&c, "#verify-verdict").await, "tampered");
+    assert_eq!(verify_in_console(&c, &s).await, "tampered");
     let problem = text(&c, "#verify-problem").await;
     assert!(
         problem.contains(&format!("record {denied_seq}")),
@@ -324,12 +304,7 @@ async fn with_keys_the_console_asks_for_one_and_keeps_it_out_of_urls() {
     ] {
         let input = c.find(Locator::Css("#key")).await.unwrap();
         input.send_keys(key).await.unwrap();
-        c.find(Locator::Css("#key-save"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, "#key-save").await;
         ready(&c, view).await;
     }
     // Its reads are recorded under the key's id.

@@ -14,11 +14,7 @@ use serde_json::{json, Value};
 const CLERK: &str = "Staff::\"91210102MA0TAX001F/resident_id:210102199001015035\"";
 
 fn ask(function: &str) -> Value {
-    json!({
-        "principal": CLERK,
-        "action": "Action::\"useFunction\"",
-        "resource": format!("Function::\"{function}\""),
-    })
+    use_function(CLERK, function)
 }
 
 /// Allowed and denied authorizations, a batch, a refused and a completed
