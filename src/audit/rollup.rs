@@ -39,29 +39,54 @@ const MINUTE_MS: u64 = 60_000;
 /// The saved chunks' format.
 const FORMAT: u32 = 1;
 
-/// What a record is counted by: the fields of a stored record the rollup
-/// reads (the rest is skipped when counting from the log).
-#[derive(Debug, Deserialize)]
-pub struct Counted {
+/// What a record is counted by, borrowed from a record the writer just
+/// committed or from one read back from the log.
+#[derive(Debug, Clone, Copy)]
+pub struct Counted<'a> {
     pub timestamp_ms: u64,
-    #[serde(default)]
-    pub caller: Option<String>,
-    pub kind: String,
+    pub caller: Option<&'a str>,
+    pub kind: &'a str,
     pub decision: Outcome,
-    pub policies: Vec<String>,
-    #[serde(default)]
+    pub policies: &'a [String],
     pub outcome: Option<FinalOutcome>,
 }
 
-impl Counted {
-    pub fn of(r: &DecisionRecord) -> Self {
+impl<'a> Counted<'a> {
+    pub fn of(r: &'a DecisionRecord) -> Self {
         Self {
             timestamp_ms: r.timestamp_ms,
-            caller: r.caller.clone(),
-            kind: r.kind.clone(),
+            caller: r.caller.as_deref(),
+            kind: &r.kind,
             decision: r.decision,
-            policies: r.policies.clone(),
+            policies: &r.policies,
             outcome: r.outcome,
+        }
+    }
+}
+
+/// The fields of a stored record the rollup reads when counting from the
+/// log (the rest is skipped, not parsed).
+#[derive(Deserialize)]
+struct Fields {
+    timestamp_ms: u64,
+    #[serde(default)]
+    caller: Option<String>,
+    kind: String,
+    decision: Outcome,
+    policies: Vec<String>,
+    #[serde(default)]
+    outcome: Option<FinalOutcome>,
+}
+
+impl Fields {
+    fn counted(&self) -> Counted<'_> {
+        Counted {
+            timestamp_ms: self.timestamp_ms,
+            caller: self.caller.as_deref(),
+            kind: &self.kind,
+            decision: self.decision,
+            policies: &self.policies,
+            outcome: self.outcome,
         }
     }
 }
@@ -338,9 +363,9 @@ impl Rollup {
             if stored.seq > through {
                 break;
             }
-            let counted: Counted = serde_json::from_slice(&stored.line())
+            let fields: Fields = serde_json::from_slice(&stored.line())
                 .map_err(|e| AuditError::Format(format!("record {}: {e}", stored.seq)))?;
-            self.add(stored.seq, &hex::encode(stored.hash), &counted);
+            self.add(stored.seq, &hex::encode(stored.hash), &fields.counted());
         }
         Ok(())
     }
@@ -356,9 +381,9 @@ impl Rollup {
 
     /// Counts record `seq` (with chain hash `hash`): the next after the
     /// last counted, as the writer commits them.
-    pub fn add(&mut self, seq: u64, hash: &str, r: &Counted) {
-        let kind = self.names.id(&r.kind);
-        let caller = self.names.id(r.caller.as_deref().unwrap_or(""));
+    pub fn add(&mut self, seq: u64, hash: &str, r: &Counted<'_>) {
+        let kind = self.names.id(r.kind);
+        let caller = self.names.id(r.caller.unwrap_or(""));
         let deny = r.decision == Outcome::Deny;
         let outcome = match r.outcome {
             None => 0,
@@ -477,14 +502,8 @@ mod tests {
     use super::super::time::Offset;
     use super::*;
 
-    fn counted(
-        ts: u64,
-        kind: &str,
-        caller: Option<&str>,
-        deny: bool,
-        policies: &[&str],
-    ) -> Counted {
-        Counted {
+    fn counted(ts: u64, kind: &str, caller: Option<&str>, deny: bool, policies: &[&str]) -> Fields {
+        Fields {
             timestamp_ms: ts,
             caller: caller.map(str::to_owned),
             kind: kind.to_owned(),
@@ -541,7 +560,7 @@ mod tests {
             ),
         ];
         for (i, c) in records.iter().enumerate() {
-            r.add(i as u64 + 1, "00", c);
+            r.add(i as u64 + 1, "00", &c.counted());
         }
         let q = OverviewQuery {
             since_ms: MIDNIGHT - HOUR,
@@ -591,7 +610,7 @@ mod tests {
             r.add(
                 seq,
                 "ab",
-                &counted(MIDNIGHT + seq, "authorize", None, false, &[]),
+                &counted(MIDNIGHT + seq, "authorize", None, false, &[]).counted(),
             );
         }
         assert_eq!(r.chunks.len(), 2);

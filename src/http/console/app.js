@@ -275,7 +275,10 @@ async function record(seq) {
   const page = await json("/v1/audit/decisions?" + query({ after: Math.max(0, n - 1), limit: 1, include_reads: "true", tz: TZ }));
   const r = page.records[0];
   if (!r || r.seq !== n) throw new Error("record " + seq + " is not in the log (pruned, or not written yet)");
-  const head = (await json("/v1/audit/checkpoint")).seq;
+  // The head from the overview's chain status: a checkpoint read would
+  // count as one an auditor took.
+  const status = await json("/v1/audit/overview?" + query({ since: "1m", bucket: "minute" }));
+  const head = status.chain.head ? status.chain.head.seq : n;
   v.append(el("h2", { text: `Record ${r.seq} 记录` }),
     el("p", { id: "record-position" }, `Position ${r.seq} of ${head} in the chain · `,
       n > 1 ? link("#/record/" + (n - 1), "← previous") : "", " ",
