@@ -14,6 +14,9 @@ use super::rollup::Rollup;
 use super::time::{format_time, Offset};
 
 const MINUTE_MS: u64 = 60_000;
+/// 9999-12-31T23:59:59.999Z: the latest time an overview covers, so its
+/// bucket arithmetic stays far from overflow whatever a caller sends.
+pub const LATEST_MS: u64 = 253_402_300_799_999;
 
 /// How wide one point of the series is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -558,6 +558,11 @@ pub async fn overview(
         offset,
         include_reads: filter.include_reads,
     };
+    for (name, ms) in [("since", q.since_ms), ("until", q.until_ms)] {
+        if ms > overview::LATEST_MS {
+            return Err(ApiError::invalid(name, "must be before the year 10000"));
+        }
+    }
     if q.since_ms >= q.until_ms {
         return Err(ApiError::invalid("until", "must be later than since"));
     }
