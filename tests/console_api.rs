@@ -195,7 +195,10 @@ fn overview_counts_equal_a_scan_of_the_log_and_bad_input_names_its_field() {
         ("since=30d&bucket=minute", "bucket"),
         ("since=2026-01-02&until=2026-01-01", "until"),
         ("since=yesterday", "since"),
-        ("since=18446744073709551614&until=18446744073709551615", "since"),
+        (
+            "since=18446744073709551614&until=18446744073709551615",
+            "since",
+        ),
         ("since=0&until=18446744073709551615", "until"),
         ("principal=x", "principal"),
     ] {

@@ -327,9 +327,7 @@ impl AuditLog {
             shared.layout().clone(),
             shared.meta.chain_hash,
         )?);
-        let rollups = Arc::new(std::sync::RwLock::new(rollup::Rollup::open(
-            path, snapshot,
-        )?));
+        let rollups = Arc::new(std::sync::RwLock::new(rollup::Rollup::open(path, snapshot)));
         let tx = writer::spawn(
             appender,
             writer::Shared {

@@ -211,24 +211,33 @@ fn hash_at(snap: &Arc<Snapshot>, seq: u64) -> Option<String> {
 impl Rollup {
     /// Loads the saved chunks of the log in `log_dir`, keeps those that
     /// agree with `snap`, and counts the rest of the log from it.
-    pub fn open(log_dir: &Path, snap: Arc<Snapshot>) -> Result<Self, AuditError> {
+    ///
+    /// Never fails: the counts must not keep the log from opening. Where
+    /// the log cannot be read (damage `verify` reports), counting stops
+    /// before it and the overview's `through_seq` says how far it got.
+    pub fn open(log_dir: &Path, snap: Arc<Snapshot>) -> Self {
         let dir = rollup_dir(log_dir);
-        std::fs::create_dir_all(&dir).map_err(|e| AuditError::Io {
-            path: dir.display().to_string(),
-            source: e,
-        })?;
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            tracing::warn!(error = %e, "decision log rollup: no directory to save counts in");
+        }
         let mut rollup = Self {
             dir,
             names: Names::default(),
             chunks: BTreeMap::new(),
             saved_at: Instant::now(),
         };
-        let mut kept = 0;
-        if let Some(first) = first_seq(&snap)? {
-            kept = rollup.load_agreeing(chunk_of(first), first, &snap);
-        }
+        let first = match first_seq(&snap) {
+            Ok(first) => first,
+            Err(e) => {
+                tracing::warn!(error = %e, "decision log rollup: the log's first record cannot be read; nothing counted");
+                return rollup;
+            }
+        };
+        let kept = first.map_or(0, |f| rollup.load_agreeing(chunk_of(f), f, &snap));
         let counted_before = rollup.through_seq();
-        rollup.sync(&snap)?;
+        if let Err(e) = rollup.sync(&snap) {
+            tracing::warn!(error = %e, through = rollup.through_seq(), "decision log rollup: counting stopped where the log cannot be read");
+        }
         if kept == 0 || rollup.through_seq() != counted_before {
             tracing::info!(
                 kept_chunks = kept,
@@ -238,7 +247,7 @@ impl Rollup {
             );
         }
         rollup.save(true);
-        Ok(rollup)
+        rollup
     }
 
     /// Loads saved chunks from `index` on while each continues the last
