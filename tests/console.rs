@@ -235,6 +235,13 @@ async fn the_console_shows_the_log_as_the_api_does_in_a_real_browser() {
     for r in rows {
         assert!(r.text().await.unwrap().contains("deny"));
     }
+    // The page shows what the log holds: the masked principal of the
+    // clerk's records, never a full ID number.
+    let source = c.source().await.unwrap();
+    assert!(
+        !source.contains("210102199001015035"),
+        "an unmasked ID number on the page"
+    );
     screenshot(&c, "search").await;
 
     // Record: every field, and the policy that denied with its source.
