@@ -242,6 +242,10 @@ async fn the_console_shows_the_log_as_the_api_does_in_a_real_browser() {
         !source.contains("210102199001015035"),
         "an unmasked ID number on the page"
     );
+    assert!(
+        source.contains("2101**********5035"),
+        "the masked form is shown"
+    );
     screenshot(&c, "search").await;
 
     // Record: every field, and the policy that denied with its source.
