@@ -57,10 +57,10 @@ pub fn asset_names() -> Vec<&'static str> {
     ASSETS.iter().map(|(n, _, _)| *n).collect()
 }
 
-/// `GET /console/` (the page; `/console` too) or `GET /console/{asset}`.
+/// `GET /console/` (the page) or `GET /console/{asset}`.
 pub fn serve(path: &str) -> Result<Response<Full<Bytes>>, ApiError> {
     let name = match path.strip_prefix(PREFIX) {
-        Some("" | "/") => "index.html",
+        Some("/") => "index.html",
         Some(rest) => rest.trim_start_matches('/'),
         None => "",
     };
@@ -91,7 +91,6 @@ mod tests {
     #[test]
     fn serves_the_page_and_its_files_with_strict_headers_and_nothing_else() {
         for (path, media) in [
-            ("/console", "text/html; charset=utf-8"),
             ("/console/", "text/html; charset=utf-8"),
             ("/console/app.js", "text/javascript; charset=utf-8"),
             ("/console/style.css", "text/css; charset=utf-8"),
