@@ -5,8 +5,6 @@
 //! final outcome. Its cost grows with the minutes in range, not with the
 //! records in them.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use super::query::READ_KIND;
@@ -135,10 +133,12 @@ pub(super) fn compute(rollup: &Rollup, q: &OverviewQuery) -> Overview {
     let n = (to * MINUTE_MS).saturating_sub(first).div_ceil(size) as usize;
     let mut series = vec![Tally::default(); n.min(super::rollup::MAX_POINTS as usize)];
     let reads = rollup.name_id(READ_KIND).filter(|_| !q.include_reads);
-    let mut kinds: HashMap<u32, Tally> = HashMap::new();
-    let mut callers: HashMap<u32, Tally> = HashMap::new();
+    // Indexed by name id: a few dozen names, millions of cells to add.
+    let names = rollup.names_len();
+    let mut kinds = vec![Tally::default(); names];
+    let mut callers = vec![Tally::default(); names];
     let mut outcomes = [Tally::default(); 4];
-    let mut policies: HashMap<u32, Tally> = HashMap::new();
+    let mut policies = vec![Tally::default(); names];
     let add = |t: &mut Tally, deny: bool, n: u64| {
         if deny {
             t.deny += n
@@ -155,13 +155,13 @@ pub(super) fn compute(rollup: &Rollup, q: &OverviewQuery) -> Overview {
             if let Some(point) = series.get_mut(at) {
                 add(point, deny, count);
             }
-            add(kinds.entry(kind).or_default(), deny, count);
-            add(callers.entry(caller).or_default(), deny, count);
+            add(&mut kinds[kind as usize], deny, count);
+            add(&mut callers[caller as usize], deny, count);
             add(&mut outcomes[usize::from(outcome.min(3))], deny, count);
         }
         for (policy, kind, deny, count) in cells.policy_cells() {
             if Some(kind) != reads {
-                add(policies.entry(policy).or_default(), deny, count);
+                add(&mut policies[policy as usize], deny, count);
             }
         }
     }
@@ -169,7 +169,13 @@ pub(super) fn compute(rollup: &Rollup, q: &OverviewQuery) -> Overview {
         allow: t.allow + o.allow,
         deny: t.deny + o.deny,
     });
-    let keyed = |m: HashMap<u32, Tally>| ranked(m.into_iter().map(|(k, t)| (rollup.name(k), t)));
+    let keyed = |m: Vec<Tally>| {
+        ranked(
+            m.into_iter()
+                .enumerate()
+                .map(|(k, t)| (rollup.name(k as u32), t)),
+        )
+    };
     let outcome_names = ["none", "done", "refused", "failed"];
     Overview {
         since_ms: from * MINUTE_MS,

@@ -481,6 +481,10 @@ impl Rollup {
             .flat_map(move |c| c.minutes.range(from..to).map(|(m, c)| (*m, c)))
     }
 
+    pub(super) fn names_len(&self) -> usize {
+        self.names.list.len()
+    }
+
     pub(super) fn name(&self, id: u32) -> &str {
         &self.names.list[id as usize]
     }
