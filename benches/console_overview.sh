@@ -27,7 +27,8 @@ N=${1:-10000000}
 REPEATS=${2:-20}
 PID=
 DATA=$(mktemp -d)
-trap '[[ -n "$PID" ]] && kill "$PID" 2>/dev/null || true; rm -rf "$DATA"' EXIT
+# The server finishes its clean close before the directory goes.
+trap 'if [[ -n "$PID" ]]; then kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; fi; rm -rf "$DATA"' EXIT
 
 echo "date: $(date -u +%FT%TZ)  machine: $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 cargo build --release --locked --quiet --bin etax-authz --bench console_overview_fill
