@@ -479,8 +479,12 @@ impl AuditLog {
 
     /// The overview of `q`'s range, from the writer's counts.
     pub fn overview(&self, q: &overview::OverviewQuery) -> overview::Overview {
-        let rollup = self.rollups.read().unwrap_or_else(|p| p.into_inner());
-        rollup.overview(q)
+        let view = self
+            .rollups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .view();
+        view.overview(q)
     }
 
     /// Remembers a verification's report, for the chain status.

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use super::query::READ_KIND;
-use super::rollup::Rollup;
+use super::rollup::View;
 use super::time::{format_time, Offset};
 
 const MINUTE_MS: u64 = 60_000;
@@ -125,7 +125,7 @@ pub fn points(q: &OverviewQuery) -> u64 {
 
 /// Adds up `q`'s range. The series has at most [`super::rollup::MAX_POINTS`]
 /// points: the caller checks [`points`] first.
-pub(super) fn compute(rollup: &Rollup, q: &OverviewQuery) -> Overview {
+pub(super) fn compute(rollup: &View, q: &OverviewQuery) -> Overview {
     let from = q.since_ms / MINUTE_MS;
     let to = q.until_ms.div_ceil(MINUTE_MS);
     let first = bucket_start(from * MINUTE_MS, q.bucket, q.offset);

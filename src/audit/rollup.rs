@@ -180,7 +180,9 @@ pub type Rollups = Arc<RwLock<Rollup>>;
 pub struct Rollup {
     dir: PathBuf,
     names: Names,
-    chunks: BTreeMap<u64, Chunk>,
+    /// Full chunks never change, so a [`View`] shares them; the open one is
+    /// copied only when the writer adds to it while a view holds it.
+    chunks: BTreeMap<u64, Arc<Chunk>>,
     saved_at: Instant,
 }
 
@@ -273,7 +275,7 @@ impl Rollup {
             }
             let full = file.through_seq == chunk_end(index);
             let chunk = self.chunk_from(file);
-            self.chunks.insert(index, chunk);
+            self.chunks.insert(index, Arc::new(chunk));
             if !full {
                 break;
             }
@@ -401,13 +403,15 @@ impl Rollup {
             Some(FinalOutcome::Failed) => 3,
         };
         let policies: Vec<u32> = r.policies.iter().map(|p| self.names.id(p)).collect();
-        let chunk = self.chunks.entry(chunk_of(seq)).or_insert_with(|| Chunk {
-            first_seq: seq,
-            through_seq: seq,
-            through_hash: String::new(),
-            minutes: BTreeMap::new(),
-            saved: false,
-        });
+        let chunk = Arc::make_mut(self.chunks.entry(chunk_of(seq)).or_insert_with(|| {
+            Arc::new(Chunk {
+                first_seq: seq,
+                through_seq: seq,
+                through_hash: String::new(),
+                minutes: BTreeMap::new(),
+                saved: false,
+            })
+        }));
         chunk.through_seq = seq;
         chunk.through_hash = hash.to_owned();
         chunk.saved = false;
@@ -459,8 +463,8 @@ impl Rollup {
         }
         for (&index, chunk) in self.chunks.iter_mut() {
             let full = chunk.through_seq == chunk_end(index);
-            if full || (wrote_open && Some(index) == last) {
-                chunk.saved = true;
+            if !chunk.saved && (full || (wrote_open && Some(index) == last)) {
+                Arc::make_mut(chunk).saved = true;
             }
         }
         if due {
@@ -470,27 +474,55 @@ impl Rollup {
 
     /// The overview of the records written in `q`'s range.
     pub fn overview(&self, q: &OverviewQuery) -> Overview {
+        self.view().overview(q)
+    }
+
+    /// The counts as of now, for an overview computed after the lock that
+    /// guards them is released (the writer is not held up meanwhile).
+    pub fn view(&self) -> View {
+        View {
+            names: self.names.list.clone(),
+            chunks: self.chunks.values().cloned().collect(),
+            through_seq: self.through_seq(),
+        }
+    }
+}
+
+/// The counts as of one moment.
+pub struct View {
+    names: Vec<String>,
+    chunks: Vec<Arc<Chunk>>,
+    through_seq: u64,
+}
+
+impl View {
+    /// The overview of the records written in `q`'s range.
+    pub fn overview(&self, q: &OverviewQuery) -> Overview {
         super::overview::compute(self, q)
     }
 
-    /// Every counted minute in `[from, to)` (minutes since the epoch), with
-    /// the names its cells use.
+    /// The last record counted (0: none).
+    pub fn through_seq(&self) -> u64 {
+        self.through_seq
+    }
+
+    /// Every counted minute in `[from, to)` (minutes since the epoch).
     pub(super) fn minutes(&self, from: u64, to: u64) -> impl Iterator<Item = (u64, &Minute)> + '_ {
         self.chunks
-            .values()
+            .iter()
             .flat_map(move |c| c.minutes.range(from..to).map(|(m, c)| (*m, c)))
     }
 
     pub(super) fn names_len(&self) -> usize {
-        self.names.list.len()
+        self.names.len()
     }
 
     pub(super) fn name(&self, id: u32) -> &str {
-        &self.names.list[id as usize]
+        &self.names[id as usize]
     }
 
     pub(super) fn name_id(&self, name: &str) -> Option<u32> {
-        self.names.index.get(name).copied()
+        self.names.iter().position(|n| n == name).map(|i| i as u32)
     }
 }
 
