@@ -12,6 +12,8 @@
 //! - [`migrate`]: logs of the old single-redb-file format;
 //! - [`query`]: filters, pages, table/JSONL/CSV output and export;
 //! - [`summary`]: counts per principal, action, decision, policy, …;
+//! - [`rollup`]: per-minute counts kept by the writer; [`overview`]: the
+//!   console's overview added up from them;
 //! - [`time`]: times at an offset (Beijing by default) for filters and output.
 //!
 //! Retention (removing whole old segments, leaving an anchor record) runs in
@@ -27,9 +29,11 @@ pub mod forensics;
 pub mod frame;
 pub mod keys;
 pub mod migrate;
+pub mod overview;
 pub mod pseudonym;
 pub mod query;
 mod record;
+pub mod rollup;
 pub mod scan;
 pub mod segment;
 pub mod signing;
@@ -248,6 +252,20 @@ pub struct AuditLog {
     backlog: Arc<backlog::Backlog>,
     /// The writer's group commits, timed (`/metrics`).
     commits: prometheus_client::metrics::histogram::Histogram,
+    /// Per-minute counts the writer keeps (the console's overview).
+    rollups: rollup::Rollups,
+    /// The last verification and checkpoint asked of this log since it was
+    /// opened (the console's chain status).
+    seen: Arc<Mutex<Seen>>,
+}
+
+/// What auditors last asked of the chain.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    /// When, and the report.
+    pub verify: Option<(u64, VerifyReport)>,
+    /// When, and the head handed out.
+    pub checkpoint: Option<(u64, Checkpoint)>,
 }
 
 impl AuditLog {
@@ -305,12 +323,27 @@ impl AuditLog {
         let commits = prometheus_client::metrics::histogram::Histogram::new(
             prometheus_client::metrics::histogram::exponential_buckets(0.000_1, 2.0, 15),
         );
-        let tx = writer::spawn(appender, backlog.clone(), commits.clone())?;
+        let snapshot = Arc::new(Snapshot::open(
+            shared.layout().clone(),
+            shared.meta.chain_hash,
+        )?);
+        let rollups = Arc::new(std::sync::RwLock::new(rollup::Rollup::open(path, snapshot)));
+        let tx = writer::spawn(
+            appender,
+            writer::Shared {
+                backlog: backlog.clone(),
+                commits: commits.clone(),
+                rollups: rollups.clone(),
+                files: shared.clone(),
+            },
+        )?;
         Ok(Self {
             shared,
             tx,
             backlog,
             commits,
+            rollups,
+            seen: Arc::default(),
         })
     }
 
@@ -442,6 +475,35 @@ impl AuditLog {
     /// workers).
     pub fn verify(&self, checkpoint: Option<&Checkpoint>) -> Result<VerifyReport, AuditError> {
         forensics::verify(&self.snapshot()?, checkpoint)
+    }
+
+    /// The overview of `q`'s range, from the writer's counts.
+    pub fn overview(&self, q: &overview::OverviewQuery) -> overview::Overview {
+        let view = self
+            .rollups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .view();
+        view.overview(q)
+    }
+
+    /// Remembers a verification's report, for the chain status.
+    pub fn saw_verify(&self, report: &VerifyReport) {
+        self.seen().verify = Some((crate::now_ms(), report.clone()));
+    }
+
+    /// Remembers a head handed out as a checkpoint.
+    pub fn saw_checkpoint(&self, head: &Checkpoint) {
+        self.seen().checkpoint = Some((crate::now_ms(), head.clone()));
+    }
+
+    /// The last verification and checkpoint since the log was opened.
+    pub fn last_seen(&self) -> Seen {
+        self.seen().clone()
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The head of the log, `None` while empty.

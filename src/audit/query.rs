@@ -56,6 +56,13 @@ pub struct Filter {
     pub identity_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<FinalOutcome>,
+    /// The calling system: an API key id, exactly (empty: open mode's
+    /// records, which name no caller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    /// One decision's records (a correction shares its decision's id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_id: Option<String>,
     /// Pseudonyms of the full ID numbers given as `principal`, `target` and
     /// `person`, set by [`Filter::resolve_persons`]; never serialized.
     #[serde(skip)]
@@ -133,6 +140,14 @@ impl Filter {
                     .any(|x| x.role == "principal" && x.identity_type.as_deref() == Some(t))
             })
             && self.outcome.is_none_or(|o| r.outcome == Some(o))
+            && self
+                .caller
+                .as_ref()
+                .is_none_or(|c| r.caller.as_deref().unwrap_or("") == c)
+            && self
+                .decision_id
+                .as_ref()
+                .is_none_or(|d| r.decision_id == *d)
     }
 }
 
@@ -196,6 +211,8 @@ impl Filter {
             ("person", self.person.clone()),
             ("identity_type", self.identity_type.clone()),
             ("outcome", self.outcome.map(|o| o.as_str().to_owned())),
+            ("caller", self.caller.clone()),
+            ("decision_id", self.decision_id.clone()),
         ];
         fields
             .into_iter()

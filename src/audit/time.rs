@@ -23,7 +23,8 @@ impl Offset {
         (minutes.abs() < 24 * 60).then_some(Offset(minutes))
     }
 
-    fn ms(self) -> i64 {
+    /// Milliseconds east of UTC.
+    pub fn ms(self) -> i64 {
         i64::from(self.0) * 60_000
     }
 }

@@ -20,9 +20,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use std::sync::Arc;
 
-use super::append::Appender;
+use super::append::{self, Appender};
 use super::backlog::Backlog;
 use super::record::PrunedRange;
+use super::rollup::Rollups;
 use super::{AuditError, DecisionRecord};
 
 /// Messages the channel holds before senders wait. A batch message holds at
@@ -57,17 +58,25 @@ pub(super) enum Msg {
     Close(oneshot::Sender<Result<(), AuditError>>),
 }
 
+/// What the writer shares with the log's readers.
+pub(super) struct Shared {
+    /// Records sent and not yet durable (`/readyz`).
+    pub backlog: Arc<Backlog>,
+    /// Each group commit (append and fsync), timed for `/metrics`.
+    pub commits: Histogram,
+    /// The per-minute counts, which the writer keeps level with the log.
+    pub rollups: Rollups,
+    /// The files, for the snapshot a prune recounts from.
+    pub files: Arc<append::Shared>,
+}
+
 /// Starts the writer thread. It stops after a [`Msg::Close`], or when every
 /// sender is dropped; either way it closes the log cleanly.
-pub(super) fn spawn(
-    appender: Appender,
-    backlog: Arc<Backlog>,
-    commits: Histogram,
-) -> Result<mpsc::Sender<Msg>, AuditError> {
+pub(super) fn spawn(appender: Appender, shared: Shared) -> Result<mpsc::Sender<Msg>, AuditError> {
     let (tx, rx) = mpsc::channel(QUEUE_MESSAGES);
     std::thread::Builder::new()
         .name("decision-log-writer".to_owned())
-        .spawn(move || run(appender, rx, &backlog, &commits))
+        .spawn(move || run(appender, rx, &shared))
         .map_err(|e| AuditError::Write(format!("cannot start the writer thread: {e}")))?;
     Ok(tx)
 }
@@ -158,9 +167,10 @@ fn gather(
     Some(cycle)
 }
 
-/// `backlog` counts what is sent but not yet durable (`/readyz`); `commits`
-/// times each group commit (append and fsync), for `/metrics`.
-fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>, backlog: &Backlog, commits: &Histogram) {
+fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>, shared: &Shared) {
+    let Shared {
+        backlog, commits, ..
+    } = shared;
     // Records of a commit that failed: written again, first, next cycle.
     let mut retry: Vec<DecisionRecord> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
@@ -173,6 +183,7 @@ fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>, backlog: &Backlog, commit
             if let Err(e) = log.close() {
                 tracing::error!(error = %e, "decision log: closing failed");
             }
+            rollup(shared).save(true);
             return;
         };
         if !cycle.records.is_empty() {
@@ -190,18 +201,29 @@ fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>, backlog: &Backlog, commit
                 continue;
             }
             backlog.done(cycle.records.len());
+            // Counted once durable, so the counts are never ahead of the log.
+            {
+                let mut counts = rollup(shared);
+                counts.add_records(&cycle.records);
+                counts.save(false);
+            }
             for (i, ack) in cycle.waiters {
                 let _ = ack.send(Ok(cycle.records[i].seq));
             }
         }
         for (before_ms, min_retention_ms, principal, ack) in cycle.prunes {
-            let _ = ack.send(log.prune(before_ms, min_retention_ms, &principal));
+            let pruned = log.prune(before_ms, min_retention_ms, &principal);
+            if matches!(pruned, Ok(Some(_))) {
+                recount_after_prune(shared);
+            }
+            let _ = ack.send(pruned);
         }
         for ack in flushes.drain(..) {
             let _ = ack.send(());
         }
         if let Some(ack) = cycle.close {
             let closed = log.close();
+            rollup(shared).save(true);
             // The directory lock goes with the appender: released before the
             // closer hears back, so it may reopen at once.
             drop(log);
@@ -209,6 +231,25 @@ fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>, backlog: &Backlog, commit
             return;
         }
     }
+}
+
+fn rollup(shared: &Shared) -> std::sync::RwLockWriteGuard<'_, super::rollup::Rollup> {
+    shared.rollups.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Retention removed a prefix and appended its anchor: the counts drop
+/// what went and count the anchor. A failure leaves them as they were until
+/// the next open counts again from the log.
+fn recount_after_prune(shared: &Shared) {
+    let snapshot = {
+        let layout = shared.files.layout().clone();
+        super::Snapshot::open(layout, shared.files.meta.chain_hash)
+    };
+    let synced = snapshot.and_then(|s| rollup(shared).sync(&Arc::new(s)));
+    if let Err(e) = synced {
+        tracing::error!(error = %e, "decision log rollup: recounting after retention failed");
+    }
+    rollup(shared).save(true);
 }
 
 /// Debug builds only: while the file named by `ETAX_TEST_STALL_LOG_WRITER`

@@ -11,11 +11,15 @@
 //!   memory;
 //! - `GET /v1/audit/policy/{version}` → the archived rules of a version;
 //! - `GET /v1/audit/verify[?checkpoint=SEQ:HASH]` → the verify report;
-//! - `GET /v1/audit/checkpoint` → the head `{seq, hash, timestamp_ms, time}`.
+//! - `GET /v1/audit/checkpoint` → the head `{seq, hash, timestamp_ms, time}`;
+//! - `GET /v1/audit/overview?since=&until=&bucket=minute|hour|day` → the
+//!   auditor console's overview (decisions over time, by policy, kind,
+//!   caller and outcome) from the writer's per-minute counts, and the
+//!   chain's status.
 //!
 //! FILTERS: `since`, `until`, `principal`, `enterprise`, `action`,
 //! `decision`, `policy`, `kind`, `target`, `person`, `identity_type`,
-//! `outcome`, `include_reads=true`, and `tz` (or
+//! `outcome`, `caller`, `decision_id`, `include_reads=true`, and `tz` (or
 //! `offset`, e.g. `+08:00`): the offset times without one are read at and
 //! CSV shows, by default the server's `--time-offset`.
 //!
@@ -35,14 +39,17 @@ use std::time::Instant;
 use http_body_util::Either;
 use hyper::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
+use serde::Serialize;
 
 use super::error::ApiError;
 use super::routes::{documents, Param, ParamKind as K};
 use super::{stream, AppState, Body};
+use crate::audit::overview::{self, Bucket, Overview, OverviewQuery};
 use crate::audit::query::{self, Output};
+use crate::audit::rollup::MAX_POINTS;
 use crate::audit::summary::{self, GroupBy, Summary};
 use crate::audit::time::{self, Offset};
-use crate::audit::{Checkpoint, Filter, Format, Outcome, Page, VerifyReport};
+use crate::audit::{Checkpoint, Filter, Format, Outcome, Page, Problem, Verdict, VerifyReport};
 use crate::flows::decide::Event;
 use crate::policy::archive::ArchivedSet;
 
@@ -57,8 +64,8 @@ const TIME: &str = "epoch ms, RFC 3339, a date or clock time at `tz`, or 90s/15m
 
 /// The record filters every read but `verify` takes (`Filter`).
 pub const FILTERS: &[Param] = &[
-    Param::new("since", K::String, TIME, "2026-01-01"),
-    Param::new("until", K::String, TIME, "1h"),
+    SINCE,
+    UNTIL,
     Param::new(
         "principal",
         K::String,
@@ -115,19 +122,54 @@ pub const FILTERS: &[Param] = &[
         "done",
     ),
     Param::new(
-        "include_reads",
-        K::Boolean,
-        "Include the log's own read records",
-        "true",
+        "caller",
+        K::String,
+        "The calling system's API key id (empty: open mode)",
+        "console",
     ),
     Param::new(
-        "tz",
+        "decision_id",
         K::String,
-        "UTC offset to read times at and show them in (+08:00)",
-        "+08:00",
+        "One decision's records",
+        "d-1764214202123-1",
     ),
-    Param::new("offset", K::String, "Same as tz", "+08:00"),
+    INCLUDE_READS,
+    TZ,
+    OFFSET,
 ];
+
+const SINCE: Param = Param::new("since", K::String, TIME, "2026-01-01");
+const UNTIL: Param = Param::new("until", K::String, TIME, "1h");
+const INCLUDE_READS: Param = Param::new(
+    "include_reads",
+    K::Boolean,
+    "Include the log's own read records",
+    "true",
+);
+const TZ: Param = Param::new(
+    "tz",
+    K::String,
+    "UTC offset to read times at and show them in (+08:00)",
+    "+08:00",
+);
+const OFFSET: Param = Param::new("offset", K::String, "Same as tz", "+08:00");
+
+/// The overview's range is read from the writer's per-minute counts, which
+/// know time, kind, caller, decision, outcome and policy only: no other
+/// filter.
+pub const OVERVIEW_PARAMS: &[&[Param]] = &[&[
+    SINCE,
+    UNTIL,
+    Param::new(
+        "bucket",
+        K::OneOf(&["minute", "hour", "day"]),
+        "Width of one point of the series (the finest the range fits)",
+        "hour",
+    ),
+    INCLUDE_READS,
+    TZ,
+    OFFSET,
+]];
 
 const AFTER: Param = Param::new(
     "after",
@@ -229,6 +271,8 @@ pub(super) fn filter_params(
             "target" => filter.target = Some(v),
             "person" => filter.person = Some(v),
             "identity_type" => filter.identity_type = Some(v),
+            "caller" => filter.caller = Some(v),
+            "decision_id" => filter.decision_id = Some(v),
             "outcome" => {
                 filter.outcome = Some(
                     v.parse()
@@ -458,6 +502,7 @@ pub async fn verify(
         .await
         .map_err(|_| internal("verify task failed"))??;
     record_read(state, caller, "audit.verify", query, None, started).await?;
+    state.audit.saw_verify(&report);
     Ok(report)
 }
 
@@ -468,6 +513,9 @@ pub async fn checkpoint(state: &AppState, caller: Option<&str>) -> Result<Checkp
         .await
         .map_err(|_| internal("checkpoint task failed"))??;
     record_read(state, caller, "audit.checkpoint", None, None, started).await?;
+    if let Some(head) = &head {
+        state.audit.saw_checkpoint(head);
+    }
     // An empty log's head is the genesis hash at sequence 0.
     Ok(head.unwrap_or_else(|| Checkpoint {
         seq: 0,
@@ -475,6 +523,122 @@ pub async fn checkpoint(state: &AppState, caller: Option<&str>) -> Result<Checkp
         timestamp_ms: 0,
         time: String::new(),
     }))
+}
+
+/// `GET /v1/audit/overview`: the console's overview, from the counts the
+/// writer keeps (never a scan of the records), and the chain's status.
+pub async fn overview(
+    state: &AppState,
+    query: Option<&str>,
+    caller: Option<&str>,
+) -> Result<AuditOverview, ApiError> {
+    let started = Instant::now();
+    let Params {
+        filter,
+        offset,
+        rest,
+    } = filter_params(state, query, OVERVIEW_PARAMS)?;
+    let mut asked = None;
+    for (k, v) in rest {
+        match k.as_str() {
+            "bucket" => {
+                asked = Some(
+                    v.parse()
+                        .map_err(|e: String| ApiError::invalid("bucket", e))?,
+                )
+            }
+            _ => return Err(unknown(k, OVERVIEW_PARAMS)),
+        }
+    }
+    let until_ms = filter.until_ms.unwrap_or_else(crate::now_ms);
+    let mut q = OverviewQuery {
+        since_ms: filter.since_ms.unwrap_or(until_ms.saturating_sub(DAY_MS)),
+        until_ms,
+        bucket: asked.unwrap_or(Bucket::Minute),
+        offset,
+        include_reads: filter.include_reads,
+    };
+    for (name, ms) in [("since", q.since_ms), ("until", q.until_ms)] {
+        if ms > overview::LATEST_MS {
+            return Err(ApiError::invalid(name, "must be before the year 10000"));
+        }
+    }
+    if q.since_ms >= q.until_ms {
+        return Err(ApiError::invalid("until", "must be later than since"));
+    }
+    // Without a bucket, the finest one the range fits in.
+    for wider in [Bucket::Hour, Bucket::Day] {
+        if asked.is_none() && overview::points(&q) > MAX_POINTS {
+            q.bucket = wider;
+        }
+    }
+    if overview::points(&q) > MAX_POINTS {
+        return Err(ApiError::invalid(
+            if asked.is_some() { "bucket" } else { "since" },
+            format!("more than {MAX_POINTS} points: pick a wider bucket or a shorter range"),
+        ));
+    }
+    let counts = state.audit.overview(&q);
+    let chain = chain_status(state, offset)?;
+    record_read(state, caller, "audit.overview", query, None, started).await?;
+    Ok(AuditOverview { counts, chain })
+}
+
+const DAY_MS: u64 = 24 * 3_600_000;
+
+/// `GET /v1/audit/overview`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditOverview {
+    pub counts: Overview,
+    pub chain: ChainStatus,
+}
+
+/// The chain as of now, and what auditors last asked of it since the
+/// server started.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChainStatus {
+    /// The last record written; `null` while the log is empty.
+    pub head: Option<Checkpoint>,
+    pub last_verify: Option<LastVerify>,
+    /// The last head `GET /v1/audit/checkpoint` handed out.
+    pub last_checkpoint: Option<LastCheckpoint>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LastVerify {
+    /// When it ran, at the request's offset.
+    pub time: String,
+    pub ok: bool,
+    pub verdict: Verdict,
+    /// Records walked.
+    pub records: u64,
+    /// The first bad record, when there is one.
+    pub problem: Option<Problem>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LastCheckpoint {
+    /// When it was handed out, at the request's offset.
+    pub time: String,
+    pub checkpoint: Checkpoint,
+}
+
+fn chain_status(state: &AppState, offset: Offset) -> Result<ChainStatus, ApiError> {
+    let seen = state.audit.last_seen();
+    Ok(ChainStatus {
+        head: state.audit.checkpoint()?,
+        last_verify: seen.verify.map(|(at, r)| LastVerify {
+            time: time::format_time(at, offset),
+            ok: r.ok,
+            verdict: r.verdict,
+            records: r.records,
+            problem: r.problem,
+        }),
+        last_checkpoint: seen.checkpoint.map(|(at, c)| LastCheckpoint {
+            time: time::format_time(at, offset),
+            checkpoint: c,
+        }),
+    })
 }
 
 /// The full ID number the filter looks up exactly, if any, once the caller

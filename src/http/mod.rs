@@ -9,6 +9,7 @@ pub mod admin;
 pub mod audit;
 pub mod authorize;
 pub mod callers;
+pub mod console;
 pub mod error;
 pub mod fleet;
 pub mod keys_file;
@@ -455,6 +456,8 @@ async fn dispatch(
         H::Healthz => ok(&status::Health { status: "ok" }),
         H::Readyz => Ok(status::readiness(state)),
         H::OpenApi => ok(openapi::document()),
+        H::AuditOverview => ok(&audit::overview(state, query, caller).await?),
+        H::Console => console::serve(path),
     }
 }
 

@@ -193,6 +193,7 @@ fn path_schema(name: &str, components: &mut Components) -> Value {
     match name {
         "credit_code" | "agency" => reference(&schema_of::<crate::ids::CreditCode>(components)),
         "id" => reference(&schema_of::<crate::ids::PermissionIdentityId>(components)),
+        "asset" => json!({ "type": "string", "enum": super::console::asset_names() }),
         _ => json!({ "type": "string", "minLength": 1 }),
     }
 }

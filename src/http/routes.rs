@@ -8,7 +8,7 @@ use hyper::Method;
 use super::callers::Scope;
 use super::maintenance::answers as maint_answers;
 use super::openapi::{schema_of, SchemaFn};
-use super::{admin, audit, authorize, fleet, login, maintenance, policies, status};
+use super::{admin, audit, authorize, console, fleet, login, maintenance, policies, status};
 use crate::audit::summary::Summary;
 use crate::audit::{Checkpoint, Page, VerifyReport};
 use crate::flows::feeds::FeedOutcome;
@@ -45,6 +45,9 @@ pub enum Handler {
     FleetStatus,
     FleetDecisions,
     FleetVerify,
+    AuditOverview,
+    /// The auditor console's page and files (`http::console`).
+    Console,
     Status,
     Metrics,
     Healthz,
@@ -328,6 +331,12 @@ pub static ROUTES: &[Route] = &[
         .answers(schema_of::<crate::fleet::log::FleetPage>),
     audit_read("/v1/fleet/verify", H::FleetVerify, "Fleet mode: verify every host's chain in the fleet's table", fleet::VERIFY_PARAMS)
         .answers(schema_of::<crate::fleet::log::FleetVerify>),
+    audit_read("/v1/audit/overview", H::AuditOverview, "Decisions over time and by policy, kind, caller", audit::OVERVIEW_PARAMS)
+        .answers(schema_of::<audit::AuditOverview>),
+    // A static page: the data it shows needs an `audit` key.
+    route(M::GET, "/console/", H::Console, None, "The auditor console").media(console::PAGE_MEDIA),
+    route(M::GET, "/console/{asset}", H::Console, None, "The auditor console's files")
+        .media(console::ASSET_MEDIA),
 ];
 
 /// What the table says of a request.

@@ -809,3 +809,13 @@ pub fn cvc5_present() -> bool {
     ok
 }
 pub mod postgres;
+
+/// The body of `POST /v1/authorize` asking whether `principal` may use the
+/// business function `function`.
+pub fn use_function(principal: &str, function: &str) -> Value {
+    serde_json::json!({
+        "principal": principal,
+        "action": "Action::\"useFunction\"",
+        "resource": format!("Function::\"{function}\""),
+    })
+}
