@@ -378,8 +378,8 @@ mod tests {
             assert_eq!(plain_uid(s), None, "{s}");
         }
         assert_eq!(
-            parse_uid("principal", r#"Staff::"a\u{41}""#).unwrap(),
-            EntityKind::Staff.uid("aA")
+            parse_uid("principal", r#"Staff::"a\"b""#).unwrap(),
+            EntityKind::Staff.uid("a\"b")
         );
     }
 }
