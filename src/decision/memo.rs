@@ -12,6 +12,12 @@
 //! **Staleness** as in [`super::cache`]: an entry carries the store
 //! generation read before the snapshot it was built from and is served only
 //! at exactly that generation; an entry of another generation is a miss.
+//! A write is visible from the first question that starts after it: the
+//! store bumps the generation once the write has committed. One slice may
+//! now combine entities read from different snapshots of one generation;
+//! they differ only for a question that races the write itself (between
+//! its commit and the bump), which may be answered as before or as after
+//! it, as any question concurrent with a write may.
 //!
 //! **Bounds.** `quick_cache`, weighted by each entity's estimated bytes
 //! ([`super::cache::estimate_bytes`]).
@@ -61,22 +67,15 @@ impl EntityMemo {
     }
 
     /// The entity `uid` built at exactly `generation`.
-    pub fn get(&self, uid: &EntityUid, generation: u64) -> Option<Arc<Loaded>> {
+    pub(crate) fn get(&self, uid: &EntityUid, generation: u64) -> Option<Arc<Loaded>> {
         let filed = self.entries.as_ref()?.get(uid)?;
         (filed.generation == generation).then_some(filed.loaded)
     }
 
     /// Files `loaded`, built from a snapshot taken at `generation` or later.
-    pub fn insert(&self, uid: &EntityUid, generation: u64, loaded: Arc<Loaded>) {
+    pub(crate) fn insert(&self, uid: &EntityUid, generation: u64, loaded: Arc<Loaded>) {
         if let Some(entries) = &self.entries {
             entries.insert(uid.clone(), Filed { generation, loaded });
         }
-    }
-
-    /// Entities held and their estimated bytes.
-    pub fn usage(&self) -> (usize, u64) {
-        self.entries
-            .as_ref()
-            .map_or((0, 0), |e| (e.len(), e.weight()))
     }
 }

@@ -18,7 +18,7 @@ pub mod config;
 mod context;
 #[doc(hidden)]
 pub mod fixture;
-pub mod memo;
+mod memo;
 pub mod slice;
 #[cfg(test)]
 mod tests;
