@@ -15,9 +15,10 @@
 //! A write is visible from the first question that starts after it: the
 //! store bumps the generation once the write has committed. One slice may
 //! now combine entities read from different snapshots of one generation;
-//! they differ only for a question that races the write itself (between
-//! its commit and the bump), which may be answered as before or as after
-//! it, as any question concurrent with a write may.
+//! they differ only for a question that races the write itself (its
+//! generation read before the bump, an entity read after the commit), which
+//! may then see part of that write. A question that starts after the bump
+//! sees all of it (`tests/decision_cache.rs` races a revoke against this).
 //!
 //! **Bounds.** `quick_cache`, weighted by each entity's estimated bytes
 //! ([`super::cache::estimate_bytes`]).
