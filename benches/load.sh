@@ -44,7 +44,9 @@ mkdir -p "$CACHE"
 if [ "$BIN" = target/release/etax-authz ]; then
   cargo build --release --locked --quiet
 fi
-BARE=$(cargo bench --locked --no-run --bench bare_server --message-format=json 2>/dev/null |
+# BARE may name an already built bare server (benches/bare_server.rs), so
+# comparing two binaries does not rebuild the benches between them.
+[ -n "${BARE:-}" ] || BARE=$(cargo bench --locked --no-run --bench bare_server --message-format=json 2>/dev/null |
   python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)

@@ -14,7 +14,7 @@ use crate::policy::PolicySnapshot;
 use crate::store::StoreReader;
 
 use super::slice::Slice;
-use super::{checked_request, context_entities, invalid, verdict, DecisionError, Query, Verdict};
+use super::{checked_request, context, invalid, verdict, DecisionError, Query, Verdict};
 
 /// Entities gathered for a batch of questions.
 pub struct Batch {
@@ -59,10 +59,10 @@ impl Batch {
                 format!("{} is not an action of the schema", q.action),
             )
         })?;
-        let (request, context) = checked_request(q, snap)?;
+        let (request, ctx) = checked_request(q, snap)?;
         let mut missing = Vec::new();
         let named = [("principal", &q.principal), ("resource", &q.resource)];
-        let refs = context_entities(&context, q.context.as_object());
+        let refs = context::entities(&ctx, q.context.as_object());
         let context_named = refs.iter().map(|(name, uid)| (name.as_str(), uid));
         for (role, uid) in named.into_iter().chain(context_named) {
             if self.missing.contains(uid) {

@@ -14,10 +14,11 @@ pub const DEFAULT_STORE_CACHE_BYTES: usize = 16 << 20;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CacheArgs {
-    /// Bytes of built request entities kept for repeated questions (an
-    /// estimate per entry, ~20 kB; least recently useful evicted first;
-    /// emptied at any identity write or policy reload); 0 builds every one
-    /// afresh. The cache is split in shards of an equal share, so a budget
+    /// Bytes of built entities kept: three quarters for repeated questions'
+    /// whole entity sets (an estimate per entry, ~20 kB), a quarter for
+    /// single identities shared between questions (functions, enterprises,
+    /// permission identities); least recently useful evicted first; stale
+    /// after any identity write or policy reload; 0 builds every one afresh. The cache is split in shards of an equal share, so a budget
     /// under a few MiB holds little.
     #[arg(long, default_value_t = DEFAULT_DECISION_CACHE_BYTES, env = "ETAX_DECISION_CACHE_BYTES")]
     pub decision_cache_bytes: u64,

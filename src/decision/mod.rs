@@ -13,9 +13,12 @@
 
 pub mod batch;
 pub mod cache;
+pub mod calendar;
 pub mod config;
+mod context;
 #[doc(hidden)]
 pub mod fixture;
+mod memo;
 pub mod slice;
 #[cfg(test)]
 mod tests;
@@ -24,13 +27,14 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use cedar_policy::{
-    Authorizer, Context, Decision, Entities, EntityUid, EvalResult, Request, RequestValidationError,
+    Authorizer, Context, Decision, Entities, EntityUid, Request, RequestValidationError,
 };
 
 use crate::domain::EntityKind;
 use crate::policy::PolicySnapshot;
 use crate::store::{Store, StoreError};
 use cache::{Built, SliceCache, SliceKey};
+use memo::EntityMemo;
 pub use slice::{uid, Slice, NAMESPACE};
 
 /// One authorization question.
@@ -85,6 +89,8 @@ pub struct Engine {
     policies: Arc<ArcSwap<PolicySnapshot>>,
     authorizer: Arc<Authorizer>,
     cache: Arc<SliceCache>,
+    memo: Arc<EntityMemo>,
+    calendar: Arc<calendar::CalendarCache>,
 }
 
 pub use config::{CacheArgs, DEFAULT_DECISION_CACHE_BYTES};
@@ -95,14 +101,27 @@ impl Engine {
             store,
             policies,
             authorizer: Arc::new(Authorizer::new()),
-            cache: Arc::new(SliceCache::new(DEFAULT_DECISION_CACHE_BYTES)),
+            cache: Arc::new(SliceCache::new(0)),
+            memo: Arc::new(EntityMemo::new(0)),
+            calendar: Arc::default(),
         }
+        .with_cache_bytes(DEFAULT_DECISION_CACHE_BYTES)
     }
 
-    /// Keeps at most about `bytes` of built request entities (0: build
-    /// every request's afresh).
-    pub fn with_cache_bytes(mut self, bytes: u64) -> Self {
-        self.cache = Arc::new(SliceCache::new(bytes));
+    /// Keeps at most about `bytes` of built entities (0: build every
+    /// request's afresh from the store): three quarters for whole requests'
+    /// entities, a quarter for single identities shared between requests.
+    pub fn with_cache_bytes(self, bytes: u64) -> Self {
+        let entities = bytes / 4;
+        self.with_caches(bytes - entities, entities)
+    }
+
+    /// Keeps at most about `requests` bytes of whole requests' built
+    /// entities ([`cache`]) and `entities` bytes of single identities'
+    /// ([`memo`]).
+    pub fn with_caches(mut self, requests: u64, entities: u64) -> Self {
+        self.cache = Arc::new(SliceCache::new(requests));
+        self.memo = Arc::new(EntityMemo::new(entities));
         self
     }
 
@@ -118,6 +137,15 @@ impl Engine {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// `year`'s workday calendar (`YYYY`; empty when none was fed), read
+    /// again only after a store commit ([`calendar`]).
+    pub fn calendar_year(
+        &self,
+        year: &str,
+    ) -> Result<Arc<crate::store::CalendarYearRecord>, StoreError> {
+        self.calendar.year(&self.store, year)
     }
 
     /// The active snapshot. A decision holds one snapshot from start to end,
@@ -165,7 +193,7 @@ impl Engine {
             principal: q.principal.clone(),
             action: q.action.clone(),
             resource: q.resource.clone(),
-            context_refs: context_entities(&context, q.context.as_object()),
+            context_refs: context::entities(&context, q.context.as_object()),
         };
         Ok((request, self.entities(key, snap)?))
     }
@@ -177,7 +205,7 @@ impl Engine {
         if let Some(built) = self.cache.get(&key, generation, snap.version()) {
             return Ok(built);
         }
-        let built = Arc::new(self.build(&key, snap)?);
+        let built = Arc::new(self.build(&key, generation, snap)?);
         self.cache
             .insert(key, generation, snap.version(), built.clone());
         Ok(built)
@@ -185,14 +213,34 @@ impl Engine {
 
     /// The entities a request is decided with: its slice of the store and
     /// the action.
-    fn build(&self, key: &SliceKey, snap: &PolicySnapshot) -> Result<Built, DecisionError> {
-        let reader = self.store.read()?;
+    fn build(
+        &self,
+        key: &SliceKey,
+        generation: u64,
+        snap: &PolicySnapshot,
+    ) -> Result<Built, DecisionError> {
         let context_refs: Vec<EntityUid> = key
             .context_refs
             .iter()
             .map(|(_, uid)| uid.clone())
             .collect();
-        let slice = Slice::gather(&reader, &[&key.principal, &key.resource], &context_refs)?;
+        // Opened at the first identity not built already: a slice made of
+        // shared identities reads nothing.
+        let mut reader = None;
+        let roots = [&key.principal, &key.resource];
+        let slice = Slice::gather_with(&roots, &context_refs, |uid| {
+            if let Some(built) = self.memo.get(uid, generation) {
+                return Ok(Some(built));
+            }
+            if reader.is_none() {
+                reader = Some(self.store.read()?);
+            }
+            let loaded = slice::load(reader.as_ref().expect("just opened"), uid)?.map(Arc::new);
+            if let Some(l) = &loaded {
+                self.memo.insert(uid, generation, l.clone());
+            }
+            Ok(loaded)
+        })?;
         drop(reader);
 
         let mut missing = Vec::new();
@@ -254,8 +302,7 @@ fn checked_request(q: &Query, snap: &PolicySnapshot) -> Result<(Request, Context
             ));
         }
     }
-    let context = Context::from_json_value(q.context.clone(), Some((schema, &q.action)))
-        .map_err(|e| invalid("context", e))?;
+    let context = context::of_json(&q.context, schema, &q.action)?;
     let request = Request::new(
         q.principal.clone(),
         q.action.clone(),
@@ -332,24 +379,6 @@ fn permit_ids(policies: &cedar_policy::PolicySet) -> Vec<String> {
 
 /// The context attribute naming the client an agent acts for (R8).
 pub const ACTING_FOR: &str = "actingFor";
-
-/// Entities named by the context's top-level attributes (`actingFor`), by
-/// attribute name, in a stable order (they are part of the cache key).
-fn context_entities(
-    context: &Context,
-    json: Option<&serde_json::Map<String, serde_json::Value>>,
-) -> Vec<(String, EntityUid)> {
-    let Some(json) = json else { return Vec::new() };
-    let mut refs: Vec<(String, EntityUid)> = json
-        .keys()
-        .filter_map(|k| match context.get(k) {
-            Some(EvalResult::EntityUid(uid)) => Some((k.clone(), uid)),
-            _ => None,
-        })
-        .collect();
-    refs.sort_by(|a, b| a.0.cmp(&b.0));
-    refs
-}
 
 fn request_error(e: RequestValidationError) -> DecisionError {
     let field =

@@ -8,6 +8,7 @@
 //! decision does not grow with the number of stored identities.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// Maps of one request's entities: foldhash (seeded per process) instead of
 /// SipHash, which was ~4 % of a decision's CPU. HashDoS needs many keys in
@@ -60,6 +61,18 @@ impl Slice {
         roots: &[&EntityUid],
         context_refs: &[EntityUid],
     ) -> Result<Self, StoreError> {
+        Self::gather_with(roots, context_refs, |uid| {
+            Ok(load(reader, uid)?.map(Arc::new))
+        })
+    }
+
+    /// [`Self::gather`] with each entity from `load` (the store, or
+    /// entities already built: [`super::memo`]).
+    pub(crate) fn gather_with(
+        roots: &[&EntityUid],
+        context_refs: &[EntityUid],
+        mut load: impl FnMut(&EntityUid) -> Result<Option<Arc<Loaded>>, StoreError>,
+    ) -> Result<Self, StoreError> {
         let mut slice = Slice::default();
         let mut queue: Vec<(EntityUid, u32)> = Vec::new();
         // An attribute of a root is one dereference; what that names is a second.
@@ -72,14 +85,14 @@ impl Slice {
         // The most hops each entity was expanded with; expanding again with
         // fewer hops adds nothing.
         let mut expanded: Map<EntityUid, u32> = Map::default();
-        let mut loaded: Map<EntityUid, Loaded> = Map::default();
+        let mut loaded: Map<EntityUid, Arc<Loaded>> = Map::default();
         while let Some((uid, hops)) = queue.pop() {
             if expanded.get(&uid).is_some_and(|&done| done >= hops) {
                 continue;
             }
             expanded.insert(uid.clone(), hops);
             if !loaded.contains_key(&uid) {
-                match load(reader, &uid)? {
+                match load(&uid)? {
                     Some(l) => {
                         loaded.insert(uid.clone(), l);
                     }
@@ -99,7 +112,13 @@ impl Slice {
             }
         }
         slice.attributes = loaded.values().map(|l| l.attributes).sum();
-        slice.entities = loaded.into_iter().map(|(uid, l)| (uid, l.entity)).collect();
+        slice.entities = loaded
+            .into_iter()
+            .map(|(uid, l)| {
+                let entity = Arc::try_unwrap(l).map_or_else(|l| l.entity.clone(), |l| l.entity);
+                (uid, entity)
+            })
+            .collect();
         Ok(slice)
     }
 }
@@ -112,12 +131,25 @@ fn is_implicit(uid: &EntityUid) -> bool {
         .is_ok_and(EntityKind::is_schema_defined)
 }
 
-struct Loaded {
+/// One stored identity as a Cedar entity, with what the slice follows from it.
+pub(crate) struct Loaded {
     entity: Entity,
     attributes: usize,
     parents: Vec<EntityUid>,
     /// Entities named by (non-set) attributes.
     refs: Vec<EntityUid>,
+}
+
+impl Loaded {
+    /// Estimated heap bytes, as [`super::cache::estimate_bytes`] counts them.
+    pub(crate) fn bytes(&self, uid: &EntityUid) -> usize {
+        super::cache::estimate_bytes(
+            1,
+            uid.id().unescaped().len(),
+            self.attributes,
+            self.parents.len(),
+        )
+    }
 }
 
 /// What one stored record makes of its entity: attributes, parents, and
@@ -150,7 +182,7 @@ impl Parts {
 
 /// The entity `uid` names, built from its stored record; `None` when the
 /// store does not hold it (or it is no stored kind).
-fn load(reader: &StoreReader, uid: &EntityUid) -> Result<Option<Loaded>, StoreError> {
+pub(crate) fn load(reader: &StoreReader, uid: &EntityUid) -> Result<Option<Loaded>, StoreError> {
     let Some(kind) = EntityKind::of(uid) else {
         return Ok(None);
     };

@@ -14,16 +14,17 @@
 //! day in UTC: "08:00 in Beijing" would otherwise be written
 //! `context.now.offset(duration("8h")).toTime() >= duration("8h")`.
 
-use std::sync::Mutex;
+use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
 use cedar_policy::{Context, EntityUid};
 use serde_json::{json, Value};
 
 use crate::audit::time::{format_time, Offset};
-use crate::decision::{DecisionError, Query};
+use crate::decision::{DecisionError, Engine, Query};
 use crate::domain::Action;
 use crate::policy::PolicySnapshot;
-use crate::store::{CalendarYearRecord, Store};
+use crate::store::CalendarYearRecord;
 
 /// The context attributes the sidecar sets, and no caller may.
 pub const CLOCK_ATTRIBUTES: [&str; 3] = ["now", "localTime", "workday"];
@@ -34,7 +35,7 @@ const DAY_MS: i64 = 86_400_000;
 /// question's context (others are left as they are); refuses a question
 /// whose context already has one.
 pub fn stamp(
-    store: &Store,
+    engine: &Engine,
     snap: &PolicySnapshot,
     query: &mut Query,
     now_ms: u64,
@@ -51,10 +52,7 @@ pub fn stamp(
         return Ok(());
     }
     let day = Day::of(now_ms);
-    let calendar = store
-        .read()?
-        .get::<CalendarYearRecord>(&day.date[..4])?
-        .unwrap_or_default();
+    let calendar = engine.calendar_year(&day.date[..4])?;
     let values = [
         day.now.clone(),
         json!({ "__extn": { "fn": "duration", "arg": format!("{}ms", day.ms_since_midnight) } }),
@@ -75,12 +73,15 @@ pub fn stamp(
 /// version. A binary deployed before the schema that declares them must
 /// not add them — the schema would refuse the context and turn every
 /// business question into a 400 — so the schema decides, at each reload.
+/// Worked out once per version and read without a lock: every business
+/// question asks (a process-wide mutex here serialized them all).
 fn declared(snap: &PolicySnapshot, action: &EntityUid) -> [bool; 3] {
-    static CACHE: Mutex<Option<(String, [bool; 3])>> = Mutex::new(None);
-    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((version, found)) = cache.as_ref() {
-        if version == snap.version() {
-            return *found;
+    // The version names the schema's exact text, so an answer filed under
+    // it holds for any snapshot of that version (tests run several).
+    static LAST: ArcSwapOption<(String, [bool; 3])> = ArcSwapOption::const_empty();
+    if let Some(last) = LAST.load().as_deref() {
+        if last.0 == snap.version() {
+            return last.1;
         }
     }
     let sample = Day::of(0);
@@ -96,7 +97,7 @@ fn declared(snap: &PolicySnapshot, action: &EntityUid) -> [bool; 3] {
         let context = json!({ *name: sample });
         *found = Context::from_json_value(context, Some((snap.schema(), action))).is_ok();
     }
-    *cache = Some((snap.version().to_owned(), found));
+    LAST.store(Some(Arc::new((snap.version().to_owned(), found))));
     found
 }
 
