@@ -9,16 +9,18 @@
 //! building a slice; an entity built once per store generation is cloned
 //! instead.
 //!
-//! **Staleness** as in [`super::cache`]: an entry carries the store
-//! generation read before the snapshot it was built from and is served only
-//! at exactly that generation; an entry of another generation is a miss.
-//! A write is visible from the first question that starts after it: the
-//! store bumps the generation once the write has committed. One slice may
-//! now combine entities read from different snapshots of one generation;
-//! they differ only for a question that races the write itself (its
-//! generation read before the bump, an entity read after the commit), which
-//! may then see part of that write. A question that starts after the bump
-//! sees all of it (`tests/decision_cache.rs` races a revoke against this).
+//! **Consistency.** An entry is filed only when it was built from a
+//! snapshot holding exactly the state of the (even) store generation read
+//! before it (`Store::read_exact`: the generation is odd while a write of
+//! decision inputs commits), and is served only at that generation; an
+//! entry of another generation is a miss. So the entries of one generation
+//! are all of one state and may be combined in one slice. A question whose
+//! snapshot turns out not to be exact (a write committed meanwhile) files
+//! nothing, and if it had already used entries, rebuilds its whole slice
+//! from one snapshot (`Engine::gather_memoized`): mixing a grant from
+//! before a write with a membership from after it could allow what neither
+//! state allows. A write is visible from the first question that starts
+//! after it.
 //!
 //! **Bounds.** `quick_cache`, weighted by each entity's estimated bytes
 //! ([`super::cache::estimate_bytes`]).

@@ -224,24 +224,21 @@ impl Engine {
             .iter()
             .map(|(_, uid)| uid.clone())
             .collect();
-        // Opened at the first identity not built already: a slice made of
-        // shared identities reads nothing.
-        let mut reader = None;
         let roots = [&key.principal, &key.resource];
-        let slice = Slice::gather_with(&roots, &context_refs, |uid| {
-            if let Some(built) = self.memo.get(uid, generation) {
-                return Ok(Some(built));
+        let slice = match self.gather_memoized(&roots, &context_refs, generation)? {
+            Some(slice) => slice,
+            // A write committed while the memo was in use: its entities and
+            // the snapshot's may be of different states, and a slice mixing
+            // a grant from before a write with a membership from after it
+            // can allow what neither state allows. Everything from one
+            // snapshot instead.
+            None => {
+                let reader = self.store.read()?;
+                Slice::gather_with(&roots, &context_refs, |uid| {
+                    Ok(slice::load(&reader, uid)?.map(Arc::new))
+                })?
             }
-            if reader.is_none() {
-                reader = Some(self.store.read()?);
-            }
-            let loaded = slice::load(reader.as_ref().expect("just opened"), uid)?.map(Arc::new);
-            if let Some(l) = &loaded {
-                self.memo.insert(uid, generation, l.clone());
-            }
-            Ok(loaded)
-        })?;
-        drop(reader);
+        };
 
         let mut missing = Vec::new();
         for (role, uid) in [("principal", &key.principal), ("resource", &key.resource)] {
@@ -275,6 +272,42 @@ impl Engine {
             missing,
             bytes,
         })
+    }
+}
+
+impl Engine {
+    /// The slice from the memo and, for what it lacks, one snapshot opened
+    /// at the first such identity (a slice made of shared identities reads
+    /// nothing). `None` when that snapshot is not exactly of `generation`
+    /// after memo entries were used: the caller rebuilds from one snapshot.
+    fn gather_memoized(
+        &self,
+        roots: &[&EntityUid],
+        context_refs: &[EntityUid],
+        generation: u64,
+    ) -> Result<Option<Slice>, StoreError> {
+        let mut reader: Option<(crate::store::StoreReader, bool)> = None;
+        let mut used_memo = false;
+        let slice = Slice::gather_with(roots, context_refs, |uid| {
+            let exact = reader.as_ref().is_none_or(|(_, exact)| *exact);
+            if exact {
+                if let Some(built) = self.memo.get(uid, generation) {
+                    used_memo = true;
+                    return Ok(Some(built));
+                }
+            }
+            if reader.is_none() {
+                reader = Some(self.store.read_exact(generation)?);
+            }
+            let (snapshot, exact) = reader.as_ref().expect("just opened");
+            let loaded = slice::load(snapshot, uid)?.map(Arc::new);
+            if let (Some(l), true) = (&loaded, *exact) {
+                self.memo.insert(uid, generation, l.clone());
+            }
+            Ok(loaded)
+        })?;
+        let mixed = used_memo && reader.as_ref().is_some_and(|(_, exact)| !exact);
+        Ok((!mixed).then_some(slice))
     }
 }
 

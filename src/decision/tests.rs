@@ -269,3 +269,34 @@ fn a_store_write_or_a_reload_empties_the_cache() {
     assert_eq!(v.reasons, ["use.always"]);
     assert_eq!(engine_policies.cache_counts(), (0, 2));
 }
+
+/// A question that read the generation before a write, found part of its
+/// slice in the memo and opened its snapshot after the write must not
+/// combine the two: a grant from before with a membership from after can
+/// allow what neither state allows. It rebuilds from one snapshot instead.
+#[test]
+fn a_question_racing_a_write_never_mixes_memo_entries_with_a_newer_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture::demo_engine(dir.path());
+    // Memoizes the enterprise and the function, not CLERK.
+    decide(
+        &engine,
+        &use_function(EntityKind::Staff, UNVERIFIED_CLERK, "vat_filing"),
+    );
+    let racing = engine.store().generation();
+    assert_eq!(racing % 2, 0, "no write under way");
+    fixture::revoke_roles(&engine, CLERK);
+    let q = use_function(EntityKind::Staff, CLERK, "vat_filing");
+    let roots = [&q.principal, &q.resource];
+    assert!(
+        engine
+            .gather_memoized(&roots, &[], racing)
+            .unwrap()
+            .is_none(),
+        "memo entries of the old state combined with a snapshot of the new"
+    );
+    // A question starting now uses the memo (exact snapshot) and is denied.
+    let now = engine.store().generation();
+    assert!(engine.gather_memoized(&roots, &[], now).unwrap().is_some());
+    assert!(!decide(&engine, &q).allowed);
+}

@@ -135,9 +135,22 @@ impl Store {
 
     /// The current generation of decision inputs. Read it *before* taking
     /// the read snapshot that something is built from: then the thing built
-    /// is at least as new as the generation it is filed under.
+    /// is at least as new as the generation it is filed under. It is odd
+    /// while a write of decision inputs commits (see [`Self::read_exact`]).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// A snapshot, and whether it holds exactly the state of `generation`
+    /// (read before calling): true when `generation` is even (no commit of
+    /// decision inputs was under way) and unchanged once the snapshot is
+    /// open (none began since). Things built from exact snapshots of one
+    /// generation may be combined; things built from other snapshots may
+    /// only be combined with what was built from the same snapshot.
+    pub fn read_exact(&self, generation: u64) -> Result<(StoreReader, bool), StoreError> {
+        let reader = self.read()?;
+        let exact = generation % 2 == 0 && self.generation() == generation;
+        Ok((reader, exact))
     }
 
     /// A consistent snapshot for reading. A fleet replica past its
@@ -175,12 +188,19 @@ impl Store {
 
     /// Commits a write transaction and counts it.
     fn commit(&self, writer: StoreWriter) -> Result<(), StoreError> {
-        let bump = writer.decision_input_written;
-        writer.txn.commit()?;
-        // After the commit: a reader that sees the new generation began
-        // its snapshot after this commit.
-        if bump {
+        if writer.decision_input_written {
+            // Odd while the commit is under way, even again after it (a
+            // sequence lock): a snapshot opened between two equal, even
+            // readings holds exactly that generation's state, so entities
+            // built from such snapshots can be combined (`read_exact`). The
+            // second bump comes after the commit: a reader that sees the new
+            // even generation began its snapshot after this commit.
             self.generation.fetch_add(1, Ordering::AcqRel);
+            let committed = writer.txn.commit();
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            committed?;
+        } else {
+            writer.txn.commit()?;
         }
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
