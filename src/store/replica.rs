@@ -69,6 +69,21 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// Whether applying this change writes record `key` of `R`'s table
+    /// (puts or removes it, or empties the table).
+    pub fn writes<R: Record>(&self, key: &str) -> bool {
+        let name = redb::TableHandle::name(&R::TABLE);
+        match self {
+            Change::Put { table, key: k, .. } | Change::Remove { table, key: k } => {
+                table == name && k == key
+            }
+            Change::Clear { table } => table == name,
+            Change::Count { .. } | Change::Undo { .. } => false,
+        }
+    }
+}
+
 /// One committed write of the log: its id and what it changed.
 #[derive(Debug, Clone)]
 pub struct LogEntry {
@@ -305,21 +320,35 @@ impl Store {
         }
     }
 
-    /// Catches up when the log holds a change this replica has not applied:
-    /// one cheap query, for checks that must see every host's last write
-    /// (a logout elsewhere ends a session here by the next use). When the
-    /// log cannot be reached, the replica answers within its bound.
-    pub fn catch_up_if_behind(&self) -> Result<(), StoreError> {
+    /// For checks that must see every host's last write to a few records
+    /// (a logout elsewhere ends a session here by the next use): asks the
+    /// log for the changes this replica lacks (one query, no rows when
+    /// none), and catches up only when `needs` — given the replica as it is
+    /// and those changes — says one of them matters. Catching up takes
+    /// redb's writer, which local writes hold while they queue for the
+    /// fleet's lock: a check that does not need it must not wait behind
+    /// every login of the fleet. When the log cannot be reached, the
+    /// replica answers within its bound.
+    pub fn catch_up_if_needed(
+        &self,
+        needs: impl FnOnce(&StoreReader, &[&Change]) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
         let Some(shared) = &self.shared else {
             return Ok(());
         };
         if shared.reachable.load(Ordering::Acquire) {
             let asked_ms = crate::now_ms();
-            if let Ok(head) = shared.tried(shared.log.head()) {
-                if head > self.applied()?.unwrap_or(0) {
-                    self.catch_up()?;
-                } else {
+            let applied = self.applied()?.unwrap_or(0);
+            if let Ok(missing) = shared.tried(shared.log.since(applied, CATCH_UP_BATCH)) {
+                if missing.is_empty() {
                     shared.caught_up(asked_ms);
+                    return Ok(());
+                }
+                let changes: Vec<&Change> = missing.iter().flat_map(|e| &e.changes).collect();
+                // A full batch may not be the end: the rest is unknown.
+                let all_seen = missing.len() < CATCH_UP_BATCH as usize;
+                if !all_seen || needs(&self.read_unchecked()?, &changes)? {
+                    self.catch_up()?;
                 }
                 return Ok(());
             }
@@ -734,6 +763,38 @@ mod tests {
         drop(store);
         assert!(open(&dirs[0]).attach(Box::new(theirs), u64::MAX).is_err());
         assert!(open(&dirs[0]).attach(Box::new(ours), u64::MAX).is_ok());
+    }
+
+    #[test]
+    fn a_check_catches_up_only_for_changes_it_needs() {
+        let log = MemoryLog::default();
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let open = |i: usize| {
+            let store = Store::open(&dirs[i].path().join("s.redb")).unwrap();
+            store.attach(Box::new(log.clone()), u64::MAX).unwrap()
+        };
+        let (writer, replica) = (open(0), open(1));
+        writer.write(|w| w.put("F1", &function("one"))).unwrap();
+        let needs_f2 = |_: &StoreReader, changes: &[&Change]| {
+            Ok(changes.iter().any(|c| c.writes::<FunctionRecord>("F2")))
+        };
+        replica.catch_up_if_needed(needs_f2).unwrap();
+        assert_eq!(replica.applied().unwrap(), Some(0), "F1 is not needed");
+        writer.write(|w| w.put("F2", &function("two"))).unwrap();
+        replica.catch_up_if_needed(needs_f2).unwrap();
+        assert_eq!(replica.applied().unwrap(), Some(2));
+        assert!(replica
+            .read()
+            .unwrap()
+            .get::<FunctionRecord>("F2")
+            .unwrap()
+            .is_some());
+
+        let clear = Change::Clear {
+            table: "functions".into(),
+        };
+        assert!(clear.writes::<FunctionRecord>("anything"));
+        assert!(!clear.writes::<StaffRecord>("anything"));
     }
 
     #[test]
