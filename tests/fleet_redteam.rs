@@ -228,3 +228,36 @@ fn hostile_fleet_query_parameters_are_refused_by_name() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["records"], json!([]), "{v}");
 }
+
+#[test]
+fn a_second_sidecar_under_a_running_hosts_name_is_refused_at_start() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database("twins");
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let first = sidecar(dirs[0].path(), &url, "h1", &[]);
+    let second_dir = dirs[1].path().to_str().unwrap();
+    let twin = [
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        second_dir,
+        "--fleet",
+        &url,
+        "--fleet-host",
+        "h1",
+    ];
+    match try_serve(&twin) {
+        ServeAttempt::Exited(code, err) => {
+            assert_ne!(code, 0);
+            assert!(err.contains("h1") && err.contains("already"), "{err}");
+        }
+        ServeAttempt::Listening(_) => panic!("two running sidecars share the name h1"),
+    }
+    // The name is free again once its sidecar stopped, even by kill -9.
+    let mut first = first;
+    first.kill();
+    match try_serve(&twin) {
+        ServeAttempt::Listening(second) => second.stop(),
+        ServeAttempt::Exited(_, err) => panic!("the name stayed taken: {err}"),
+    }
+}
