@@ -206,7 +206,10 @@ async fn open(opts: &ServeOptions) -> Result<Opened, ServeError> {
     )?;
     let (store, fleet) = match &opts.fleet.url {
         Some(url) => {
-            let fleet = crate::fleet::Fleet::connect(url, &opts.fleet.host_name()).await?;
+            let fleet = crate::fleet::Fleet::connect(url, &opts.fleet.host_name())
+                .await?
+                .claimed()
+                .await?;
             let max_stale_ms = opts.fleet.max_stale_ms;
             let replica = crate::fleet::changes::join(store, &fleet, max_stale_ms).await?;
             (replica, Some(fleet))

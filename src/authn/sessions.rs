@@ -20,8 +20,8 @@ use super::AuthnConfig;
 use crate::domain::{PrincipalKind, StaffKey};
 use crate::ids::CreditCode;
 use crate::store::{
-    owned_key, AgentStaffRecord, EnterpriseRecord, PersonRecord, RecognitionRecord, SessionRecord,
-    StaffRecord, Store, StoreError, StoreReader,
+    owned_key, AgentStaffRecord, Change, EnterpriseRecord, PersonRecord, RecognitionRecord,
+    SessionRecord, StaffRecord, Store, StoreError, StoreReader,
 };
 
 /// Why a session could not be opened, used or ended.
@@ -175,7 +175,10 @@ impl Sessions {
         // host is applied before this check reads the replica. That may
         // wait on the database and on redb's writer: off the async worker.
         if self.store.is_replica() {
-            tokio::task::block_in_place(|| self.store.catch_up_if_behind())?;
+            tokio::task::block_in_place(|| {
+                self.store
+                    .catch_up_if_needed(|reader, changes| rewritten(reader, &key, changes))
+            })?;
         }
         let reader = self.store.read()?;
         let rec = reader
@@ -200,6 +203,35 @@ impl Sessions {
         self.touches.forget(&key);
         Ok(())
     }
+}
+
+/// Whether `changes` write a record [`Sessions::resolve`] reads for the
+/// session stored at `key`: the session itself (a logout, or a session this
+/// replica has not seen yet), its principal (a credential epoch, a removal,
+/// the principal's own grants), an acting agent's recognition.
+fn rewritten(reader: &StoreReader, key: &str, changes: &[&Change]) -> Result<bool, StoreError> {
+    let rec = reader.get::<SessionRecord>(key)?;
+    let writes = |c: &Change| {
+        if c.writes::<SessionRecord>(key) {
+            return true;
+        }
+        let Some(rec) = &rec else { return false };
+        let id = rec.principal_id.as_str();
+        let principal = match rec.principal_type {
+            PrincipalKind::Staff => c.writes::<StaffRecord>(id),
+            PrincipalKind::AgentStaff => c.writes::<AgentStaffRecord>(id),
+            PrincipalKind::Person => c.writes::<PersonRecord>(id),
+            PrincipalKind::Enterprise => c.writes::<EnterpriseRecord>(id),
+        };
+        principal
+            || rec.acting_for.as_ref().is_some_and(|client| {
+                let agency = id.parse::<StaffKey>().map(|k| k.enterprise);
+                agency.is_ok_and(|a| {
+                    c.writes::<RecognitionRecord>(&owned_key(client.as_str(), a.as_str()))
+                })
+            })
+    };
+    Ok(changes.iter().any(|c| writes(c)))
 }
 
 /// Whether a session's principal still holds the credentials the session

@@ -1,10 +1,13 @@
 //! `etax-authz config`: the merged `serve` configuration as TOML a
 //! `--config` file accepts, each value followed by where it came from.
 //!
-//! No `serve` option holds a secret today (API keys, the pseudonym key and
-//! signing keys live in files; only their paths are options). An option
-//! whose name says it carries one (`*-secret`, `*-token`, `*-password`) is
-//! shown as hidden, so one added later cannot leak through this command.
+//! API keys, the pseudonym key and signing keys live in files; only their
+//! paths are options. An option whose name says it carries a secret
+//! (`*-secret`, `*-token`, `*-password`) is shown as hidden, so one added
+//! later cannot leak through this command. A connection string can carry a
+//! password inside an innocent name (`--fleet postgres://user:pw@…`, or
+//! `password=` in its query or key/value form): that part is hidden in any
+//! option's value, the rest shown so the operator sees where it points.
 
 use std::fmt::Write as _;
 
@@ -34,7 +37,7 @@ pub fn render(layered: &Layered) -> String {
         let line = match value(layered, arg) {
             None => format!("# {key} is not set"),
             Some(_) if is_secret(key) => format!("{key} = \"(hidden)\""),
-            Some(v) => format!("{key} = {v}"),
+            Some(v) => format!("{key} = {}", hide_passwords(&v)),
         };
         let _ = writeln!(out, "{line}  # {}", describe(&layered.source(id)));
     }
@@ -60,6 +63,44 @@ fn value(layered: &Layered, arg: &clap::Arg) -> Option<String> {
     Some(toml::Value::String(text).to_string())
 }
 
+/// `text` with every connection-string password replaced by `(hidden)`:
+/// the userinfo of `scheme://user:password@host`, and the value of
+/// `password=` (a URL's query, or libpq's key/value form).
+fn hide_passwords(text: &str) -> String {
+    const HIDDEN: &str = "(hidden)";
+    let mut out = text.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = scheme_end + 3;
+        let authority_end = out[rest..]
+            .find(['/', '?', '#'])
+            .map_or(out.len(), |i| rest + i);
+        // The last '@' of the authority ends the userinfo (a password may
+        // itself hold an unescaped '@').
+        if let Some(at) = out[rest..authority_end].rfind('@').map(|i| rest + i) {
+            if let Some(colon) = out[rest..at].find(':').map(|i| rest + i) {
+                out.replace_range(colon + 1..at, HIDDEN);
+            }
+        }
+    }
+    let mut from = 0;
+    while let Some(i) = out[from..].to_ascii_lowercase().find("password=") {
+        let start = from + i + "password=".len();
+        // libpq's key/value form quotes a value holding spaces.
+        let end = if out[start..].starts_with('\'') {
+            out[start + 1..]
+                .find('\'')
+                .map_or(out.len(), |j| start + j + 2)
+        } else {
+            out[start..]
+                .find(['&', ' ', '"', '#'])
+                .map_or(out.len(), |j| start + j)
+        };
+        out.replace_range(start..end, HIDDEN);
+        from = start + HIDDEN.len();
+    }
+    out
+}
+
 fn is_secret(key: &str) -> bool {
     SECRET_SUFFIXES.iter().any(|s| key.ends_with(s))
 }
@@ -83,5 +124,31 @@ mod tests {
         assert!(is_secret("admin-password"));
         assert!(!is_secret("password-min-len"));
         assert!(!is_secret("api-keys"));
+    }
+
+    #[test]
+    fn connection_string_passwords_are_hidden_and_the_rest_kept() {
+        for (given, shown) in [
+            (
+                "postgres://etax:s3cret@db:5432/etax",
+                "postgres://etax:(hidden)@db:5432/etax",
+            ),
+            (
+                "postgres://etax:p@ss@db/etax?password=again&sslmode=disable",
+                "postgres://etax:(hidden)@db/etax?password=(hidden)&sslmode=disable",
+            ),
+            ("postgres://etax@db/etax", "postgres://etax@db/etax"),
+            (
+                "host=db PASSWORD=kv user=etax",
+                "host=db PASSWORD=(hidden) user=etax",
+            ),
+            (
+                "host=db password='a b' user=etax",
+                "host=db password=(hidden) user=etax",
+            ),
+            ("127.0.0.1:8080", "127.0.0.1:8080"),
+        ] {
+            assert_eq!(hide_passwords(given), shown, "{given}");
+        }
     }
 }

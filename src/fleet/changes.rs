@@ -21,6 +21,15 @@ const WRITE_LOCK: i64 = 0x6574_6178_7772_6974;
 /// The NOTIFY channel a committed change wakes replicas on.
 pub const CHANNEL: &str = "fleet_changes";
 
+/// An entry's stamp ([`LogEntry::stamp`]), computed by the database so that
+/// every sidecar reads the same one: 64 bits of an MD5 over the id, the
+/// writing host, the commit time in microseconds (not its text, which
+/// depends on the session's time zone) and the changes as jsonb prints
+/// them. Not a defence against whoever can write the table (they are
+/// trusted), a name for "this entry of this database".
+const STAMP: &str = "('x' || left(md5(id::text || '/' || host || '/' || \
+     (extract(epoch FROM at) * 1000000)::int8::text || '/' || changes::text), 16))::bit(64)::int8";
+
 /// How long one exchange with the database may take.
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -62,17 +71,18 @@ async fn since(
     after: u64,
     limit: u32,
 ) -> Result<Vec<LogEntry>, FleetError> {
+    let sql = format!(
+        "SELECT id, changes, {STAMP} FROM fleet_changes WHERE id > $1 ORDER BY id LIMIT $2"
+    );
     let rows = client
-        .query(
-            "SELECT id, changes FROM fleet_changes WHERE id > $1 ORDER BY id LIMIT $2",
-            &[&(after as i64), &i64::from(limit)],
-        )
+        .query(&sql, &[&(after as i64), &i64::from(limit)])
         .await?;
     rows.iter()
         .map(|row| {
             let Json(changes): Json<Vec<Change>> = row.try_get(1)?;
             Ok(LogEntry {
                 id: row.get::<_, i64>(0) as u64,
+                stamp: row.get::<_, i64>(2) as u64,
                 changes,
             })
         })
@@ -118,6 +128,19 @@ impl ChangeLog for PgChangeLog {
             Ok(row.get::<_, i64>(0) as u64)
         })
     }
+
+    fn stamp(&self, id: u64) -> Result<Option<u64>, StoreError> {
+        block(&self.runtime, async {
+            let sql = format!("SELECT {STAMP} FROM fleet_changes WHERE id = $1");
+            let row = self
+                .fleet
+                .client()
+                .await?
+                .query_opt(&sql, &[&(id as i64)])
+                .await?;
+            Ok(row.map(|r| r.get::<_, i64>(0) as u64))
+        })
+    }
 }
 
 /// A transaction on one pooled connection holding [`WRITE_LOCK`].
@@ -140,21 +163,22 @@ impl LogTxn for PgTxn {
         block(&self.runtime, since(self.client(), after, u32::MAX >> 1))
     }
 
-    fn append(&mut self, changes: &[Change]) -> Result<u64, StoreError> {
+    fn append(&mut self, changes: &[Change]) -> Result<(u64, u64), StoreError> {
         block(&self.runtime, async {
             let client = self.client();
+            let sql = format!(
+                "INSERT INTO fleet_changes (host, changes) VALUES ($1, $2) RETURNING id, {STAMP}"
+            );
             let row = client
-                .query_one(
-                    "INSERT INTO fleet_changes (host, changes) VALUES ($1, $2) RETURNING id",
-                    &[&self.host, &Json(changes)],
-                )
+                .query_one(&sql, &[&self.host, &Json(changes)])
                 .await?;
             let id: i64 = row.get(0);
+            let stamp: i64 = row.get(1);
             // Delivered at commit, to every listening replica.
             client
                 .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &id.to_string()])
                 .await?;
-            Ok(id as u64)
+            Ok((id as u64, stamp as u64))
         })
     }
 

@@ -10,7 +10,10 @@ use serde::Serialize;
 
 use super::FleetError;
 use crate::audit::forensics::{self, Rules};
-use crate::audit::{ChainHash, Checkpoint, DecisionRecord, Filter, Stored, Verdict, VerifyReport};
+use crate::audit::{
+    ChainHash, Checkpoint, DecisionRecord, Filter, Problem, Stored, TamperKind, Verdict,
+    VerifyReport,
+};
 
 /// Rows one round trip reads.
 const PAGE_ROWS: i64 = 2000;
@@ -53,11 +56,19 @@ pub struct FleetPage {
     pub next_after: Option<u64>,
 }
 
-/// The hosts that have shipped records, by name.
+/// How long after its start a host may have shipped nothing without that
+/// being a finding: it ships its first record within milliseconds of
+/// starting, so three heartbeats are generous.
+const START_GRACE_SECS: f64 = 6.0;
+
+/// The hosts of the fleet, by name: those that shipped records and those
+/// that reported to `fleet_hosts` (a host whose every record was removed,
+/// or that never ships, is known there and must be named, not skipped).
 pub async fn hosts(client: &tokio_postgres::Client) -> Result<Vec<String>, FleetError> {
     let rows = client
         .query(
-            "SELECT DISTINCT host FROM fleet_decisions ORDER BY host",
+            "SELECT DISTINCT host FROM fleet_decisions
+             UNION SELECT host FROM fleet_hosts ORDER BY host",
             &[],
         )
         .await?;
@@ -79,7 +90,10 @@ pub async fn verify(
     let rules = Rules::now(min_retention_days);
     let mut out = Vec::new();
     for host in names {
-        let report = verify_host(client, &host, checkpoint, rules).await?;
+        let mut report = verify_host(client, &host, checkpoint, rules).await?;
+        if report.records == 0 {
+            nothing_shipped(client, &host, &mut report).await?;
+        }
         out.push(HostVerify { host, report });
     }
     let verdict = out
@@ -92,6 +106,52 @@ pub async fn verify(
         verdict,
         hosts: out,
     })
+}
+
+/// A host with no record in the table is never "ok": its records were
+/// removed, it never shipped, or no such host exists — unless it started
+/// moments ago, which the report says.
+async fn nothing_shipped(
+    client: &tokio_postgres::Client,
+    host: &str,
+    report: &mut VerifyReport,
+) -> Result<(), FleetError> {
+    let row = client
+        .query_opt(
+            "SELECT abs(extract(epoch FROM now() - started_at))::float8,
+                    to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+             FROM fleet_hosts WHERE host = $1",
+            &[&host],
+        )
+        .await?;
+    let detail = match row {
+        Some(r) if r.get::<_, f64>(0) < START_GRACE_SECS => {
+            report.warnings.push(format!(
+                "host {host} started moments ago and has shipped no record yet"
+            ));
+            return Ok(());
+        }
+        Some(r) => format!(
+            "host {host} has no record in fleet_decisions, though fleet_hosts lists it \
+             (started {}): its records were removed, or it never shipped",
+            r.get::<_, String>(1)
+        ),
+        None => format!(
+            "no record of host {host} in fleet_decisions and no row in fleet_hosts: \
+             no such host, or everything it wrote was removed"
+        ),
+    };
+    let problem = Problem {
+        kind: TamperKind::Removed,
+        seq: 1,
+        time: None,
+        detail,
+    };
+    report.ok = false;
+    report.verdict = Verdict::Tampered;
+    report.problem = Some(problem.clone());
+    report.problems.push(problem);
+    Ok(())
 }
 
 /// One host's rows, streamed in pages to the walk on a blocking thread

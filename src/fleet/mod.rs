@@ -38,6 +38,11 @@ pub enum FleetError {
          upgrade this host before it joins"
     )]
     SchemaTooNew { found: i32, known: i32 },
+    #[error(
+        "another running sidecar already uses the fleet host name {0:?} (--fleet-host): give \
+         each sidecar its own name, or stop the other first"
+    )]
+    HostTaken(String),
 }
 
 /// The driver's error with the server's own message and SQLSTATE when
@@ -65,6 +70,8 @@ pub struct Fleet {
     host: String,
     /// For connections outside the pool (the change listener).
     config: tokio_postgres::Config,
+    /// A serving sidecar's hold on its name (none for a one-off command).
+    claim: Option<hosts::NameClaim>,
 }
 
 impl Fleet {
@@ -95,9 +102,22 @@ impl Fleet {
             pool,
             host: host.to_string(),
             config,
+            claim: None,
         };
         migrate::apply(&mut *fleet.client().await?).await?;
         Ok(fleet)
+    }
+
+    /// This fleet, holding its host name until the last clone is dropped:
+    /// a second sidecar under the same name is refused (`serve`; an import
+    /// names no chain and claims nothing).
+    pub async fn claimed(mut self) -> Result<Self, FleetError> {
+        self.claim = Some(hosts::claim(&self).await?);
+        Ok(self)
+    }
+
+    pub(crate) fn claim(&self) -> Option<&hosts::NameClaim> {
+        self.claim.as_ref()
     }
 
     pub async fn client(&self) -> Result<deadpool_postgres::Client, FleetError> {

@@ -77,8 +77,8 @@ pub async fn decisions(
     let (mut host, mut after, mut limit) = (None, 0, audit::DEFAULT_LIMIT);
     for (k, v) in params.rest {
         match k.as_str() {
-            "host" => host = Some(v),
-            "after" => after = number("after", &v)?,
+            "host" => host = Some(host_name(v)?),
+            "after" => after = cursor(&v)?,
             "limit" => {
                 limit = usize::try_from(number("limit", &v)?).unwrap_or(usize::MAX);
                 if !audit::LIMITS.contains(&limit) {
@@ -108,7 +108,7 @@ pub async fn verify(
     let (mut host, mut checkpoint) = (None, None);
     for (k, v) in known_params(query, VERIFY_PARAMS)? {
         match k.as_str() {
-            "host" => host = Some(v),
+            "host" => host = Some(host_name(v)?),
             "checkpoint" => {
                 checkpoint =
                     Some(Checkpoint::parse(&v).map_err(|e| ApiError::invalid("checkpoint", e))?)
@@ -126,6 +126,35 @@ pub async fn verify(
     let report = log::verify(&client, host.as_deref(), checkpoint.as_ref(), days).await?;
     record_read(state, caller, "audit.fleet.verify", query, None, started).await?;
     Ok(report)
+}
+
+/// The longest host name accepted (a DNS name's limit): `--fleet-host`
+/// names are short, and the value goes into a query.
+const HOST_MAX: usize = 253;
+
+/// A `host` value: the database's text refuses NUL (which would be a 503,
+/// not the caller's error), and control characters name no host.
+fn host_name(v: String) -> Result<String, ApiError> {
+    if v.is_empty() || v.len() > HOST_MAX || v.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "host",
+            format!("a host name: 1 to {HOST_MAX} bytes, no control characters"),
+        ));
+    }
+    Ok(v)
+}
+
+/// An `after` value: a row id of the table (a `bigint`), which a larger
+/// number would wrap to a negative cursor, restarting from the first row.
+fn cursor(v: &str) -> Result<u64, ApiError> {
+    let after = number("after", v)?;
+    if after > i64::MAX as u64 {
+        return Err(ApiError::invalid(
+            "after",
+            format!("must be at most {}", i64::MAX),
+        ));
+    }
+    Ok(after)
 }
 
 fn number(name: &str, v: &str) -> Result<u64, ApiError> {

@@ -26,6 +26,13 @@ use super::*;
 /// change applied.
 const REPLICA: TableDefinition<&str, u64> = TableDefinition::new("fleet_replica");
 const APPLIED: &str = "applied";
+/// The [`LogEntry::stamp`] of that change: which log the replica follows.
+/// Absent in a replica written before stamps (it gets one at its next
+/// start).
+const APPLIED_STAMP: &str = "applied_stamp";
+
+/// Changes one catch-up transaction applies at most.
+const CATCH_UP_BATCH: u32 = 500;
 
 /// The undo log's table name (its keys are sequence numbers).
 const UNDO_TABLE: &str = "undo_log";
@@ -62,10 +69,29 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// Whether applying this change writes record `key` of `R`'s table
+    /// (puts or removes it, or empties the table).
+    pub fn writes<R: Record>(&self, key: &str) -> bool {
+        let name = redb::TableHandle::name(&R::TABLE);
+        match self {
+            Change::Put { table, key: k, .. } | Change::Remove { table, key: k } => {
+                table == name && k == key
+            }
+            Change::Clear { table } => table == name,
+            Change::Count { .. } | Change::Undo { .. } => false,
+        }
+    }
+}
+
 /// One committed write of the log: its id and what it changed.
 #[derive(Debug, Clone)]
 pub struct LogEntry {
     pub id: u64,
+    /// A fingerprint of the entry as the log holds it (id, writer, commit
+    /// time, changes): the same id in another database, or in one restored
+    /// from an older backup and written to since, has another stamp.
+    pub stamp: u64,
     pub changes: Vec<Change>,
 }
 
@@ -78,21 +104,24 @@ pub trait ChangeLog: Send + Sync + 'static {
     fn since(&self, after: u64, limit: u32) -> Result<Vec<LogEntry>, StoreError>;
     /// The newest committed id (0: an empty log).
     fn head(&self) -> Result<u64, StoreError>;
+    /// The stamp of entry `id`, if the log holds it.
+    fn stamp(&self, id: u64) -> Result<Option<u64>, StoreError>;
 }
 
 /// A log transaction under the write lock. Dropped without
 /// [`LogTxn::commit`], it is rolled back.
 pub trait LogTxn {
     fn since(&mut self, after: u64) -> Result<Vec<LogEntry>, StoreError>;
-    /// Appends one entry; answers its id.
-    fn append(&mut self, changes: &[Change]) -> Result<u64, StoreError>;
+    /// Appends one entry; answers its id and stamp.
+    fn append(&mut self, changes: &[Change]) -> Result<(u64, u64), StoreError>;
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
 /// What a store attached to a fleet keeps: the log and how fresh it is.
 pub(super) struct Shared {
     log: Box<dyn ChangeLog>,
-    /// When the log last answered (ms since the epoch).
+    /// When the replica was last known to hold every committed change
+    /// (ms since the epoch).
     heard_ms: AtomicU64,
     /// Whether the last attempt to reach the log succeeded: while it did
     /// not, session checks skip asking for the head and lean on the bound.
@@ -101,16 +130,21 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    fn heard(&self) {
-        self.heard_ms.store(crate::now_ms(), Ordering::Release);
+    /// The replica held every change the log had committed at `at_ms`.
+    /// Only that renews freshness: a log that answers while the replica
+    /// cannot apply what it says (a change this binary does not know) is
+    /// no news, and the replica must go stale rather than answer from an
+    /// old state for ever.
+    fn caught_up(&self, at_ms: u64) {
+        self.heard_ms.fetch_max(at_ms, Ordering::AcqRel);
         self.reachable.store(true, Ordering::Release);
     }
 
-    /// Notes the outcome of a call to the log.
-    fn noted<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
-        match &r {
-            Ok(_) => self.heard(),
-            Err(_) => self.reachable.store(false, Ordering::Release),
+    /// Notes a failed call to the log (a successful one says nothing about
+    /// freshness by itself: see [`Self::caught_up`]).
+    fn tried<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        if r.is_err() {
+            self.reachable.store(false, Ordering::Release);
         }
         r
     }
@@ -119,7 +153,8 @@ impl Shared {
 /// How far behind the log a replica is, for `/readyz` and `/v1/status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Freshness {
-    /// Milliseconds since the log last answered.
+    /// Milliseconds since the replica was last known to hold every change
+    /// the log had committed.
     pub silent_ms: u64,
     pub max_stale_ms: u64,
 }
@@ -155,6 +190,7 @@ impl Store {
                 "it applied change {applied}, the fleet's log ends at {head}: a different database?"
             )));
         }
+        let stamp = self.same_log(log.as_ref(), applied)?;
         let shared = Shared {
             log,
             heard_ms: AtomicU64::new(crate::now_ms()),
@@ -162,7 +198,7 @@ impl Store {
             max_stale_ms,
         };
         self.shared = Some(Arc::new(shared));
-        self.write_applied(applied)?;
+        self.write_applied(applied, stamp)?;
         Ok(self)
     }
 
@@ -202,11 +238,44 @@ impl Store {
         }
     }
 
-    fn write_applied(&self, id: u64) -> Result<(), StoreError> {
+    fn write_applied(&self, id: u64, stamp: Option<u64>) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
-        txn.open_table(REPLICA)?.insert(APPLIED, id)?;
+        let mut t = txn.open_table(REPLICA)?;
+        t.insert(APPLIED, id)?;
+        if let Some(stamp) = stamp {
+            t.insert(APPLIED_STAMP, stamp)?;
+        }
+        drop(t);
         txn.commit()?;
         Ok(())
+    }
+
+    /// Checks that the change this replica applied last is the log's
+    /// change of that id, so that a data directory of another fleet (or of
+    /// this one before its database was restored from an older backup)
+    /// cannot join with records the log never held. Answers the stamp to
+    /// keep (none while nothing was applied).
+    fn same_log(&self, log: &dyn ChangeLog, applied: u64) -> Result<Option<u64>, StoreError> {
+        if applied == 0 {
+            return Ok(None);
+        }
+        let kept = {
+            let txn = self.db.begin_read()?;
+            let t = txn.open_table(REPLICA)?;
+            let stamp = t.get(APPLIED_STAMP)?.map(|v| v.value());
+            stamp
+        };
+        let logged = log.stamp(applied)?;
+        match (kept, logged) {
+            (Some(kept), Some(logged)) if kept == logged => Ok(Some(logged)),
+            // Written before stamps: the id alone was checked then.
+            (None, Some(logged)) => Ok(Some(logged)),
+            _ => Err(StoreError::NotAReplica(format!(
+                "the change {applied} it applied last is not the fleet's change {applied}: \
+                 another fleet's database, or this one restored from an older backup; start \
+                 the sidecar on an empty data directory"
+            ))),
+        }
     }
 
     /// No identities, no login state, no epoch handed out.
@@ -229,9 +298,11 @@ impl Store {
             return Ok(0);
         };
         loop {
+            let asked_ms = crate::now_ms();
             let applied = self.applied()?.unwrap_or(0);
-            let entries = shared.noted(shared.log.since(applied, 500))?;
+            let entries = shared.tried(shared.log.since(applied, CATCH_UP_BATCH))?;
             if entries.is_empty() {
+                shared.caught_up(asked_ms);
                 return Ok(applied);
             }
             let mut writer = StoreWriter::new(self.db.begin_write()?);
@@ -239,22 +310,44 @@ impl Store {
             // some of these meanwhile.
             let applied = applied_in(&writer)?;
             let last = writer.apply(&entries, applied)?;
-            writer.txn.open_table(REPLICA)?.insert(APPLIED, last)?;
+            record_applied(&writer, last)?;
             self.commit(writer)?;
+            if entries.len() < CATCH_UP_BATCH as usize {
+                // A short batch was the log's end when asked.
+                shared.caught_up(asked_ms);
+                return Ok(last.map_or(applied, |(id, _)| id));
+            }
         }
     }
 
-    /// Catches up when the log holds a change this replica has not applied:
-    /// one cheap query, for checks that must see every host's last write
-    /// (a logout elsewhere ends a session here by the next use). When the
-    /// log cannot be reached, the replica answers within its bound.
-    pub fn catch_up_if_behind(&self) -> Result<(), StoreError> {
+    /// For checks that must see every host's last write to a few records
+    /// (a logout elsewhere ends a session here by the next use): asks the
+    /// log for the changes this replica lacks (one query, no rows when
+    /// none), and catches up only when `needs` — given the replica as it is
+    /// and those changes — says one of them matters. Catching up takes
+    /// redb's writer, which local writes hold while they queue for the
+    /// fleet's lock: a check that does not need it must not wait behind
+    /// every login of the fleet. When the log cannot be reached, the
+    /// replica answers within its bound.
+    pub fn catch_up_if_needed(
+        &self,
+        needs: impl FnOnce(&StoreReader, &[&Change]) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
         let Some(shared) = &self.shared else {
             return Ok(());
         };
         if shared.reachable.load(Ordering::Acquire) {
-            if let Ok(head) = shared.noted(shared.log.head()) {
-                if head > self.applied()?.unwrap_or(0) {
+            let asked_ms = crate::now_ms();
+            let applied = self.applied()?.unwrap_or(0);
+            if let Ok(missing) = shared.tried(shared.log.since(applied, CATCH_UP_BATCH)) {
+                if missing.is_empty() {
+                    shared.caught_up(asked_ms);
+                    return Ok(());
+                }
+                let changes: Vec<&Change> = missing.iter().flat_map(|e| &e.changes).collect();
+                // A full batch may not be the end: the rest is unknown.
+                let all_seen = missing.len() < CATCH_UP_BATCH as usize;
+                if !all_seen || needs(&self.read_unchecked()?, &changes)? {
                     self.catch_up()?;
                 }
                 return Ok(());
@@ -273,26 +366,35 @@ impl Store {
         E: From<StoreError>,
     {
         let mut writer = StoreWriter::new(self.db.begin_write().map_err(StoreError::from)?);
-        let mut txn = shared.noted(shared.log.begin())?;
+        let mut txn = shared.tried(shared.log.begin())?;
+        // Under the fleet's lock: nothing commits to the log after this.
+        let locked_ms = crate::now_ms();
         let applied = applied_in(&writer)?;
-        let missing = shared.noted(txn.since(applied))?;
+        let missing = shared.tried(txn.since(applied))?;
         let mut last = writer.apply(&missing, applied)?;
         writer.changes = Some(Vec::new());
         let value = f(&mut writer)?;
         let changes = writer.changes.take().unwrap_or_default();
         if !changes.is_empty() {
-            last = shared.noted(txn.append(&changes))?;
+            last = Some(shared.tried(txn.append(&changes))?);
         }
-        writer
-            .txn
-            .open_table(REPLICA)
-            .map_err(StoreError::from)?
-            .insert(APPLIED, last)
-            .map_err(StoreError::from)?;
-        shared.noted(txn.commit())?;
+        record_applied(&writer, last)?;
+        shared.tried(txn.commit())?;
         self.commit(writer)?;
+        shared.caught_up(locked_ms);
         Ok(value)
     }
+}
+
+/// Records the last entry applied (`None`: nothing new), in the
+/// transaction that applied it.
+fn record_applied(w: &StoreWriter, last: Option<(u64, u64)>) -> Result<(), StoreError> {
+    if let Some((id, stamp)) = last {
+        let mut t = w.txn.open_table(REPLICA)?;
+        t.insert(APPLIED, id)?;
+        t.insert(APPLIED_STAMP, stamp)?;
+    }
+    Ok(())
 }
 
 fn applied_in(w: &StoreWriter) -> Result<u64, StoreError> {
@@ -328,14 +430,19 @@ fn unknown(what: &str, id: u64) -> StoreError {
 }
 
 impl StoreWriter {
-    /// Applies the entries after `applied`; answers the last id applied.
-    fn apply(&mut self, entries: &[LogEntry], applied: u64) -> Result<u64, StoreError> {
-        let mut last = applied;
+    /// Applies the entries after `applied`; answers the id and stamp of the
+    /// last one applied (`None`: none was new).
+    fn apply(
+        &mut self,
+        entries: &[LogEntry],
+        applied: u64,
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        let mut last = None;
         for entry in entries.iter().filter(|e| e.id > applied) {
             for change in &entry.changes {
                 self.apply_change(change, entry.id)?;
             }
-            last = entry.id;
+            last = Some((entry.id, entry.stamp));
         }
         Ok(last)
     }
@@ -462,6 +569,7 @@ mod tests {
         let store = Store::open(&dir.path().join("s.redb")).unwrap();
         let entries = [LogEntry {
             id: 1,
+            stamp: 11,
             changes: vec![
                 Change::Put {
                     table: "functions".into(),
@@ -476,7 +584,7 @@ mod tests {
         }];
         for _ in 0..2 {
             let mut w = StoreWriter::new(store.db.begin_write().unwrap());
-            assert_eq!(w.apply(&entries, 0).unwrap(), 1);
+            assert_eq!(w.apply(&entries, 0).unwrap(), Some((1, 11)));
             w.txn.commit().unwrap();
         }
         let r = store.read().unwrap();
@@ -484,7 +592,7 @@ mod tests {
         assert_eq!(store.write(|w| w.next_epoch()).unwrap(), 8);
         // Already applied: nothing after id 1 is applied again.
         let mut w = StoreWriter::new(store.db.begin_write().unwrap());
-        assert_eq!(w.apply(&entries, 1).unwrap(), 1);
+        assert_eq!(w.apply(&entries, 1).unwrap(), None);
         assert!(!w.decision_input_written);
     }
 
@@ -504,20 +612,27 @@ mod tests {
         fn head(&self) -> Result<u64, StoreError> {
             Ok(self.0.lock().unwrap().last().map_or(0, |e| e.id))
         }
+        fn stamp(&self, id: u64) -> Result<Option<u64>, StoreError> {
+            let log = self.0.lock().unwrap();
+            Ok(log.iter().find(|e| e.id == id).map(|e| e.stamp))
+        }
     }
 
     impl LogTxn for MemoryLog {
         fn since(&mut self, after: u64) -> Result<Vec<LogEntry>, StoreError> {
             ChangeLog::since(self, after, u32::MAX)
         }
-        fn append(&mut self, changes: &[Change]) -> Result<u64, StoreError> {
+        fn append(&mut self, changes: &[Change]) -> Result<(u64, u64), StoreError> {
             let mut log = self.0.lock().unwrap();
             let id = log.len() as u64 + 1;
+            // Distinct per log and entry, as the database's stamps are.
+            let stamp = (Arc::as_ptr(&self.0) as u64).rotate_left(17) ^ id;
             log.push(LogEntry {
                 id,
+                stamp,
                 changes: changes.to_vec(),
             });
-            Ok(id)
+            Ok((id, stamp))
         }
         fn commit(self: Box<Self>) -> Result<(), StoreError> {
             Ok(())
@@ -612,12 +727,84 @@ mod tests {
     }
 
     #[test]
+    fn a_replica_of_another_log_is_refused_and_one_written_before_stamps_joins() {
+        let (ours, theirs) = (MemoryLog::default(), MemoryLog::default());
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let open = |dir: &tempfile::TempDir| Store::open(&dir.path().join("s.redb")).unwrap();
+        let writer = open(&dirs[0])
+            .attach(Box::new(ours.clone()), u64::MAX)
+            .unwrap();
+        writer.write(|w| w.put("F1", &function("one"))).unwrap();
+        // Another fleet with a longer log: the id check alone passes.
+        let other = open(&dirs[1])
+            .attach(Box::new(theirs.clone()), u64::MAX)
+            .unwrap();
+        for name in ["a", "b", "c"] {
+            other.write(|w| w.put(name, &function(name))).unwrap();
+        }
+        drop(other);
+        drop(writer);
+        let refused = open(&dirs[0]).attach(Box::new(theirs.clone()), u64::MAX);
+        assert!(
+            matches!(&refused, Err(StoreError::NotAReplica(m)) if m.contains("not the fleet's change 1")),
+            "{:?}",
+            refused.err()
+        );
+        // A replica of the previous version kept only the id: it joins its
+        // own log and is stamped from then on.
+        let store = open(&dirs[0]);
+        let txn = store.db.begin_write().unwrap();
+        txn.open_table(REPLICA)
+            .unwrap()
+            .remove(APPLIED_STAMP)
+            .unwrap();
+        txn.commit().unwrap();
+        let store = store.attach(Box::new(ours.clone()), u64::MAX).unwrap();
+        drop(store);
+        assert!(open(&dirs[0]).attach(Box::new(theirs), u64::MAX).is_err());
+        assert!(open(&dirs[0]).attach(Box::new(ours), u64::MAX).is_ok());
+    }
+
+    #[test]
+    fn a_check_catches_up_only_for_changes_it_needs() {
+        let log = MemoryLog::default();
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let open = |i: usize| {
+            let store = Store::open(&dirs[i].path().join("s.redb")).unwrap();
+            store.attach(Box::new(log.clone()), u64::MAX).unwrap()
+        };
+        let (writer, replica) = (open(0), open(1));
+        writer.write(|w| w.put("F1", &function("one"))).unwrap();
+        let needs_f2 = |_: &StoreReader, changes: &[&Change]| {
+            Ok(changes.iter().any(|c| c.writes::<FunctionRecord>("F2")))
+        };
+        replica.catch_up_if_needed(needs_f2).unwrap();
+        assert_eq!(replica.applied().unwrap(), Some(0), "F1 is not needed");
+        writer.write(|w| w.put("F2", &function("two"))).unwrap();
+        replica.catch_up_if_needed(needs_f2).unwrap();
+        assert_eq!(replica.applied().unwrap(), Some(2));
+        assert!(replica
+            .read()
+            .unwrap()
+            .get::<FunctionRecord>("F2")
+            .unwrap()
+            .is_some());
+
+        let clear = Change::Clear {
+            table: "functions".into(),
+        };
+        assert!(clear.writes::<FunctionRecord>("anything"));
+        assert!(!clear.writes::<StaffRecord>("anything"));
+    }
+
+    #[test]
     fn a_change_naming_an_unknown_table_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.redb")).unwrap();
         let mut w = StoreWriter::new(store.db.begin_write().unwrap());
         let entry = LogEntry {
             id: 3,
+            stamp: 0,
             changes: vec![Change::Remove {
                 table: "no_such_table".into(),
                 key: "k".into(),
