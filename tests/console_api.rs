@@ -289,3 +289,34 @@ fn rollups_catch_up_after_a_crash_mid_write() {
     assert_counts_match_the_log(&s, true);
     assert_counts_match_the_log(&s, false);
 }
+
+/// Red team: a chunk file whose first and last records agree with the log
+/// but whose counts are forged — a count near 2^64 (additions overflowed:
+/// a panic in the writer, then at every start) or inflated denials — is
+/// not believed: it is counted again from the log, and the server starts.
+#[test]
+fn forged_rollup_counts_are_counted_again_not_shown_or_overflowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::demo_in(&data, &[]);
+    make_decisions(&s);
+    s.stop();
+    for forged in [u64::MAX, 1_000_000] {
+        for f in chunk_files(&data) {
+            let mut chunk: Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+            let minutes = chunk["minutes"].as_array_mut().unwrap();
+            let cells = minutes[0][1]["cells"].as_array_mut().unwrap();
+            let mut extra = cells[0].clone();
+            extra[1] = serde_json::json!(forged);
+            cells.push(extra.clone());
+            cells.push(extra);
+            std::fs::write(&f, chunk.to_string()).unwrap();
+        }
+        let s = Server::demo_in(&data, &[]);
+        assert_counts_match_the_log(&s, true);
+        // The writer keeps counting after the recount.
+        make_decisions(&s);
+        assert_counts_match_the_log(&s, true);
+        s.stop();
+    }
+}

@@ -140,10 +140,12 @@ pub(super) fn compute(rollup: &View, q: &OverviewQuery) -> Overview {
     let mut outcomes = [Tally::default(); 4];
     let mut policies = vec![Tally::default(); names];
     let add = |t: &mut Tally, deny: bool, n: u64| {
+        // Saturating: counts come from files beside the log, checked
+        // but not trusted to sum below 2^64.
         if deny {
-            t.deny += n
+            t.deny = t.deny.saturating_add(n)
         } else {
-            t.allow += n
+            t.allow = t.allow.saturating_add(n)
         }
     };
     for (minute, cells) in rollup.minutes(from, to) {
@@ -166,8 +168,8 @@ pub(super) fn compute(rollup: &View, q: &OverviewQuery) -> Overview {
         }
     }
     let total = outcomes.iter().fold(Tally::default(), |t, o| Tally {
-        allow: t.allow + o.allow,
-        deny: t.deny + o.deny,
+        allow: t.allow.saturating_add(o.allow),
+        deny: t.deny.saturating_add(o.deny),
     });
     let keyed = |m: Vec<Tally>| {
         ranked(
@@ -208,13 +210,19 @@ pub(super) fn compute(rollup: &View, q: &OverviewQuery) -> Overview {
 /// out.
 fn ranked<'a>(rows: impl Iterator<Item = (&'a str, Tally)>) -> Vec<Keyed> {
     let mut out: Vec<Keyed> = rows
-        .filter(|(_, t)| t.allow + t.deny > 0)
+        .filter(|(_, t)| t.allow > 0 || t.deny > 0)
         .map(|(k, t)| Keyed {
             key: k.to_owned(),
             allow: t.allow,
             deny: t.deny,
         })
         .collect();
-    out.sort_by(|a, b| (b.deny, b.allow + b.deny, &a.key).cmp(&(a.deny, a.allow + a.deny, &b.key)));
+    out.sort_by(|a, b| {
+        (b.deny, b.allow.saturating_add(b.deny), &a.key).cmp(&(
+            a.deny,
+            a.allow.saturating_add(a.deny),
+            &b.key,
+        ))
+    });
     out
 }

@@ -118,7 +118,7 @@ pub(super) struct Minute {
 
 fn bump<K: PartialEq>(cells: &mut Vec<(K, u64)>, key: K) {
     match cells.iter_mut().find(|(k, _)| *k == key) {
-        Some((_, n)) => *n += 1,
+        Some((_, n)) => *n = n.saturating_add(1),
         None => cells.push((key, 1)),
     }
 }
@@ -164,6 +164,47 @@ struct ChunkFile {
     through_hash: String,
     names: Vec<String>,
     minutes: Vec<(u64, Minute)>,
+}
+
+/// Whether a saved chunk's counts can be the log's: one cell count per
+/// record, exactly as many as its records, no policy counted more often in
+/// a minute than that minute has records, and every name it refers to in
+/// its list. The file sits beside the log, and its first and last records'
+/// agreement with the log says nothing of the counts between: without
+/// this, a file with a count near 2^64 made additions overflow (a panic in
+/// the writer, then at every start) and inflated counts were shown as the
+/// overview. Counts moved between cells while keeping the totals are not
+/// caught here: `audit verify` and the summary scan are the authority.
+fn counts_add_up(file: &ChunkFile) -> bool {
+    let names = file.names.len() as u64;
+    let named = |i: u32| u64::from(i) < names;
+    let mut total: u64 = 0;
+    for (_, minute) in &file.minutes {
+        let mut in_minute: u64 = 0;
+        for (cell, n) in &minute.cells {
+            if !named(cell.kind) || !named(cell.caller) || cell.outcome > 3 {
+                return false;
+            }
+            match in_minute.checked_add(*n) {
+                Some(sum) => in_minute = sum,
+                None => return false,
+            }
+        }
+        let policies_fit = minute
+            .policies
+            .iter()
+            .all(|(p, n)| named(p.policy) && named(p.kind) && *n <= in_minute);
+        if !policies_fit {
+            return false;
+        }
+        match total.checked_add(in_minute) {
+            Some(sum) => total = sum,
+            None => return false,
+        }
+    }
+    file.through_seq
+        .checked_sub(file.first_seq)
+        .is_some_and(|span| span.checked_add(1) == Some(total))
 }
 
 fn chunk_of(seq: u64) -> u64 {
@@ -268,7 +309,8 @@ impl Rollup {
             let agrees = file.format == FORMAT
                 && file.first_seq == expected_first
                 && (file.first_seq..=chunk_end(index)).contains(&file.through_seq)
-                && hash_at(snap, file.through_seq).as_deref() == Some(file.through_hash.as_str());
+                && hash_at(snap, file.through_seq).as_deref() == Some(file.through_hash.as_str())
+                && counts_add_up(&file);
             if !agrees {
                 tracing::warn!(file = %path.display(), "decision log rollup: a saved chunk disagrees with the log; counting again");
                 break;
