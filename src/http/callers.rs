@@ -529,6 +529,50 @@ mod tests {
     }
 
     #[test]
+    fn fleet_keys_run_open_only_while_the_table_has_no_row_and_keep_the_last_good_set() {
+        let entry = |id: &str, key: &str| KeyEntry {
+            id: id.into(),
+            key_sha256: hex::encode(Sha256::digest(key.as_bytes())),
+            scopes: vec![Scope::Authorize],
+            created_ms: None,
+        };
+        let stamp = |n: u8| Stamp::Bytes([n; 32]);
+        let ask = |c: &Callers, h| c.authenticate(&headers(h), Some(Scope::Authorize));
+        let callers = Callers::fleet(true);
+        let live = callers.key_file().unwrap();
+        assert!(live.offer(stamp(0), vec![], 0).unwrap());
+        assert!(ask(&callers, None).unwrap().is_none(), "open: no rows");
+        assert!(live.offer(stamp(1), vec![entry("a", "ka")], 1).unwrap());
+        assert!(!live.offer(stamp(1), vec![], 0).unwrap(), "same stamp");
+        assert_eq!(
+            ask(&callers, Some("Bearer ka")).unwrap().as_deref(),
+            Some("a")
+        );
+        // Every key revoked: rows remain, so the sidecar stays closed.
+        assert!(live.offer(stamp(2), vec![], 1).unwrap());
+        assert_eq!(
+            ask(&callers, None).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
+        // A set that does not check is refused whole; the last good one serves.
+        assert!(live.offer(stamp(3), vec![entry("a", "ka")], 1).unwrap());
+        let twice = vec![entry("a", "ka"), entry("a", "kb")];
+        assert!(matches!(
+            live.offer(stamp(4), twice, 2),
+            Err(CallersError::Table(_))
+        ));
+        assert!(ask(&callers, Some("Bearer ka")).is_ok());
+        // Off loopback (without --insecure-open) an empty table is never open.
+        let closed = Callers::fleet(false);
+        closed
+            .key_file()
+            .unwrap()
+            .offer(stamp(0), vec![], 0)
+            .unwrap();
+        assert!(ask(&closed, None).is_err());
+    }
+
+    #[test]
     fn rejects_bad_files() {
         assert!(Callers::parse(r#"[{"id":"a","key_sha256":"zz","scopes":[]}]"#).is_err());
         assert!(Callers::parse(r#"[{"id":"a","key_sha256":"00","scopes":["root"]}]"#).is_err());
