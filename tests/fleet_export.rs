@@ -26,11 +26,15 @@ fn decide(server: &Server) {
     );
 }
 
-/// Waits until this sidecar's whole local log is in the fleet's table.
-fn shipped(server: &Server) {
+/// Waits until this sidecar's local log holds `at_least` records (an
+/// authorize record is durable a moment after its answer) and all of it is
+/// in the fleet's table.
+fn shipped(server: &Server, at_least: u64) {
     wait_until("the local log shipped", || {
         let l = server.get("/v1/status").1["fleet_shipping"].clone();
-        l["shipped_seq"] == l["head_seq"] && l["records"] == 0
+        l["head_seq"].as_u64() >= Some(at_least)
+            && l["shipped_seq"] == l["head_seq"]
+            && l["records"] == 0
     });
 }
 
@@ -53,11 +57,13 @@ fn the_export_streams_every_hosts_records_as_the_cli_prints_them() {
         decide(&h2);
     }
     decide(&h2);
-    shipped(&h1);
-    shipped(&h2);
-
-    let (status, text) = get_streamed(h1.addr, &format!("{EXPORT}?kind=authorize"), &[]);
-    assert_eq!(status, 200, "{text}");
+    let mut text = String::new();
+    wait_until("every question shipped", || {
+        let (status, body) = get_streamed(h1.addr, &format!("{EXPORT}?kind=authorize"), &[]);
+        assert_eq!(status, 200, "{body}");
+        text = body;
+        text.lines().count() >= 9
+    });
     let got = lines(&text);
     let from = |host: &str| got.iter().filter(|l| l["host"] == host).count();
     assert_eq!((from("h1"), from("h2"), got.len()), (4, 5, 9), "{text}");
@@ -152,7 +158,7 @@ fn the_export_is_documented_and_its_parameters_are_the_ones_it_takes() {
     let data = tempfile::tempdir().unwrap();
     let h1 = sidecar(data.path(), &url, "h1");
     decide(&h1);
-    shipped(&h1);
+    shipped(&h1, 2);
     let (_, doc) = h1.get("/openapi.json");
     let op = &doc["paths"][EXPORT]["get"];
     assert_eq!(op["x-etax-scope"], "audit", "{op}");

@@ -19,9 +19,7 @@
 
 use std::time::Instant;
 
-use http_body_util::Either;
-use hyper::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
-use hyper::{Response, StatusCode};
+use hyper::Response;
 
 use super::audit::{self, exact_persons, filter_params, known_params, record_read, unknown};
 use super::error::ApiError;
@@ -188,15 +186,11 @@ pub async fn export(
             }
         }
     });
-    Ok(Response::builder()
-        .status(StatusCode::OK)
-        .header(CONTENT_TYPE, JSON_LINES)
-        .header(
-            CONTENT_DISPOSITION,
-            "attachment; filename=\"fleet-decisions.jsonl\"",
-        )
-        .body(Either::Right(body))
-        .expect("static response parts are valid"))
+    Ok(stream::attachment(
+        JSON_LINES,
+        "fleet-decisions.jsonl",
+        body,
+    ))
 }
 
 fn number(name: &str, v: &str) -> Result<u64, ApiError> {

@@ -11,7 +11,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http_body_util::Either;
 use hyper::body::{Body, Frame};
+use hyper::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
 use tokio::sync::mpsc;
 
 /// Bytes per chunk sent.
@@ -86,6 +89,19 @@ impl io::Write for ChunkWriter {
         let chunk = std::mem::take(&mut self.buf);
         self.send(Ok(Bytes::from(chunk)))
     }
+}
+
+/// The 200 answer that sends `body` as a file download.
+pub fn attachment(content_type: &str, file: &str, body: ChannelBody) -> Response<super::Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, content_type)
+        .header(
+            CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{file}\""),
+        )
+        .body(Either::Right(body))
+        .expect("static response parts are valid")
 }
 
 /// A [`ChunkWriter`] for a producer running as an async task (the fleet's
