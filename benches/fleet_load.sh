@@ -134,35 +134,32 @@ row() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
+# compare WHAT PATH SCRIPT CONNS: WHAT on the embedded sidecar (the
+# baseline), on one fleet sidecar alone, then on the three at once; each
+# as a ratio of the baseline. Sets ONE and SUM: the fleet's requests/s
+# with one sidecar and with three.
+compare() {
+  local base h
+  run embedded "$2" "$3" "$4"; finish
+  base=$(rps embedded)
+  row "$1, embedded alone (baseline)" embedded "1.00"
+  run f1 "$2" "$3" "$4"; finish
+  ONE=$(rps f1)
+  row "$1, 1 fleet sidecar alone" f1 "$(ratio "$ONE" "$base")"
+  for h in f1 f2 f3; do run "$h" "$2" "$3" "$4"; done; finish
+  SUM=0
+  for h in f1 f2 f3; do
+    row "$1, 3 fleet sidecars at once" "$h" "$(ratio "$(rps "$h")" "$base")"
+    SUM=$(awk -v a="$SUM" -v b="$(rps "$h")" 'BEGIN {print a + b}')
+  done
+  echo "| $1, 3 fleet sidecars: total | all | $SUM | $(ratio "$SUM" "$base") | | "
+}
+
 echo
 echo "| run | sidecar | requests/s | ratio | p50 / p99 | errors"
 echo "|---|---|---:|---:|---|---|"
-run embedded /v1/authorize "$WORK/mix.lua" 32; finish
-BASE=$(rps embedded)
-row "decisions, embedded alone (baseline)" embedded "1.00"
-run f1 /v1/authorize "$WORK/mix.lua" 32; finish
-row "decisions, 1 fleet sidecar alone" f1 "$(ratio "$(rps f1)" "$BASE")"
-for h in f1 f2 f3; do run "$h" /v1/authorize "$WORK/mix.lua" 32; done; finish
-SUM=0
-for h in f1 f2 f3; do
-  row "decisions, 3 fleet sidecars at once" "$h" "$(ratio "$(rps "$h")" "$BASE")"
-  SUM=$(awk -v a="$SUM" -v b="$(rps "$h")" 'BEGIN {print a + b}')
-done
-echo "| decisions, 3 fleet sidecars: total | all | $SUM | $(ratio "$SUM" "$BASE") | | "
-
-run embedded /v1/login/enterprise "$WORK/login.lua" 8; finish
-LBASE=$(rps embedded)
-row "logins, embedded" embedded "1.00"
-run f1 /v1/login/enterprise "$WORK/login.lua" 8; finish
-ONE=$(rps f1)
-row "logins, 1 fleet sidecar" f1 "$(ratio "$ONE" "$LBASE")"
-for h in f1 f2 f3; do run "$h" /v1/login/enterprise "$WORK/login.lua" 8; done; finish
-LSUM=0
-for h in f1 f2 f3; do
-  row "logins, 3 fleet sidecars at once" "$h" "$(ratio "$(rps "$h")" "$LBASE")"
-  LSUM=$(awk -v a="$LSUM" -v b="$(rps "$h")" 'BEGIN {print a + b}')
-done
-echo "| logins, 3 fleet sidecars: total | all | $LSUM | $(ratio "$LSUM" "$LBASE") | | "
+compare decisions /v1/authorize "$WORK/mix.lua" 32
+compare logins /v1/login/enterprise "$WORK/login.lua" 8
 echo
-echo "logins/s, 3 fleet sidecars against 1: $(ratio "$LSUM" "$ONE")"
+echo "logins/s, 3 fleet sidecars against 1: $(ratio "$SUM" "$ONE")"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
