@@ -23,7 +23,7 @@ use hyper::Response;
 
 use super::audit::{self, exact_persons, filter_params, known_params, record_read, unknown};
 use super::error::ApiError;
-use super::routes::{Param, ParamKind as K};
+use super::routes::{Param, ParamKind as K, JSON_LINES};
 use super::{stream, AppState, Body};
 use crate::audit::Checkpoint;
 use crate::fleet::log::{self, FleetPage, FleetVerify};
@@ -52,9 +52,6 @@ pub const DECISIONS_PARAMS: &[&[Param]] = &[
 ];
 
 pub const EXPORT_PARAMS: &[&[Param]] = &[audit::FILTERS, &[HOST]];
-
-/// The export's media type.
-pub const JSON_LINES: &str = "application/x-ndjson";
 
 pub const VERIFY_PARAMS: &[&[Param]] = &[&[
     HOST,

@@ -80,6 +80,8 @@ pub struct Route {
 }
 
 pub const JSON: &str = "application/json";
+/// JSON lines: one JSON value a line.
+pub const JSON_LINES: &str = "application/x-ndjson";
 
 /// A query parameter, as documented and as its handler accepts it.
 #[derive(Debug)]
@@ -172,7 +174,7 @@ impl Route {
 
     /// JSON lines, each following `line`.
     const fn json_lines(mut self, line: SchemaFn) -> Self {
-        self.media = &[fleet::JSON_LINES];
+        self.media = &[JSON_LINES];
         self.lines = Some(line);
         self
     }
