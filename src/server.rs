@@ -107,10 +107,13 @@ pub enum ServeError {
     Authn(#[from] crate::authn::AuthnError),
     #[error(
         "refusing to serve without --api-keys on {addr}, which is not a loopback address: \
-         every caller would be trusted and handed SMS and reset codes; give --api-keys FILE, \
-         listen on loopback, or pass --insecure-open to accept this"
+         every caller would be trusted and handed SMS and reset codes; give --api-keys FILE \
+         (in fleet mode: create a key with `keys create --fleet`), listen on loopback, or \
+         pass --insecure-open to accept this"
     )]
     OpenOffLoopback { addr: SocketAddr },
+    #[error(transparent)]
+    FleetKeys(#[from] crate::fleet::keys::KeysError),
     #[error(transparent)]
     Listen(#[from] crate::http::listen::ListenError),
     #[error("server: {0}")]
@@ -123,7 +126,9 @@ pub enum ServeError {
 
 pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
     // Before anything is opened: open mode answers whoever reaches the port.
-    if opts.api_keys.is_none() && tcp_off_loopback(&opts) && !opts.insecure_open {
+    // In fleet mode the keys may be the fleet's table: decided once read.
+    let keyless = opts.api_keys.is_none() && opts.fleet.url.is_none();
+    if keyless && tcp_off_loopback(&opts) && !opts.insecure_open {
         return Err(ServeError::OpenOffLoopback { addr: opts.listen });
     }
     let shutdown = shutdown_signal();
@@ -228,7 +233,7 @@ async fn open(opts: &ServeOptions) -> Result<Opened, ServeError> {
         }
     }
     tracing::info!(policy_version = snapshot.version(), "policies loaded");
-    let callers = callers(opts)?;
+    let callers = callers(opts, fleet.as_ref()).await?;
     let log_dir = audit::decision_log_path(&opts.data_dir);
     let audit = if opts.accept_damaged_log {
         AuditLog::open_accepting_damage(&log_dir, opts.log_hash)?
@@ -257,16 +262,20 @@ async fn open(opts: &ServeOptions) -> Result<Opened, ServeError> {
     })
 }
 
-/// The API keys file, or open mode (refused off loopback before this
-/// unless `--insecure-open`).
-fn callers(opts: &ServeOptions) -> Result<Callers, ServeError> {
-    let callers = match &opts.api_keys {
-        Some(path) => Callers::load(path)?,
-        None if !tcp_off_loopback(opts) => {
+/// The API keys file, the fleet's table (`--fleet` without a file), or
+/// open mode (refused off loopback unless `--insecure-open`).
+async fn callers(
+    opts: &ServeOptions,
+    fleet: Option<&crate::fleet::Fleet>,
+) -> Result<Callers, ServeError> {
+    let callers = match (&opts.api_keys, fleet) {
+        (Some(path), _) => Callers::load(path)?,
+        (None, Some(fleet)) => fleet_callers(opts, fleet).await?,
+        (None, None) if !tcp_off_loopback(opts) => {
             tracing::warn!("no --api-keys file: every caller is trusted (development mode)");
             Callers::open()
         }
-        None => {
+        (None, None) => {
             tracing::warn!(
                 addr = %opts.listen,
                 "--insecure-open: no --api-keys file and not on loopback; every caller who \
@@ -276,6 +285,29 @@ fn callers(opts: &ServeOptions) -> Result<Callers, ServeError> {
         }
     };
     Ok(callers.with_person_lookups_per_minute(opts.person_lookups_per_minute))
+}
+
+/// The fleet's keys, read once before serving. A table without rows runs
+/// open under the file-less rule (loopback, or `--insecure-open`) until
+/// the first key is created; otherwise the sidecar does not start.
+async fn fleet_callers(
+    opts: &ServeOptions,
+    fleet: &crate::fleet::Fleet,
+) -> Result<Callers, ServeError> {
+    let open_allowed = !tcp_off_loopback(opts) || opts.insecure_open;
+    let callers = Callers::fleet(open_allowed);
+    let live = callers.key_file().expect("fleet callers have keys");
+    let read = crate::fleet::keys_watch::refresh(fleet, &live).await?;
+    if read.rows == 0 && !open_allowed {
+        return Err(ServeError::OpenOffLoopback { addr: opts.listen });
+    }
+    if live.is_open() {
+        tracing::warn!(
+            "the fleet's API keys table is empty: every caller is trusted (development mode) \
+             until `keys create --fleet` makes the first key"
+        );
+    }
+    Ok(callers)
 }
 
 /// What runs beside the server until it stops.
@@ -303,8 +335,15 @@ impl Background {
             let (log, min_days) = (state.audit.clone(), opts.audit_min_retention_days);
             tasks.push(tokio::spawn(retention(log, days, min_days)));
         }
-        if let Some(keys) = state.callers.key_file() {
-            tasks.push(tokio::spawn(watch_keys(keys, opts.reload_poll)));
+        match (state.callers.key_file(), &self.fleet) {
+            (Some(keys), _) if keys.path().is_some() => {
+                tasks.push(tokio::spawn(watch_keys(keys, opts.reload_poll)));
+            }
+            (Some(keys), Some(fleet)) => {
+                let watch = crate::fleet::keys_watch::watch(fleet.clone(), keys, opts.reload_poll);
+                tasks.push(tokio::spawn(watch));
+            }
+            _ => {}
         }
         if let Some(fleet) = self.fleet {
             let applier = crate::fleet::applier::run(fleet.clone(), state.engine.store().clone());
@@ -457,7 +496,7 @@ async fn watch_keys(keys: Arc<LiveKeys>, poll: Option<std::time::Duration>) {
             _ = hup_received => keys.reload().map(|()| true),
             () = tick => keys.reload_if_changed(),
         };
-        let path = keys.path().display();
+        let path = keys.path().unwrap_or(std::path::Path::new("")).display();
         match reloaded {
             Ok(true) => tracing::info!(file = %path, "API keys reloaded"),
             Ok(false) => {}

@@ -185,22 +185,61 @@ enum KeysCommand {
         /// audit_person.
         #[arg(long)]
         scope: String,
-        #[arg(long, env = "ETAX_API_KEYS")]
-        keys: PathBuf,
+        #[command(flatten)]
+        at: KeyStore,
     },
-    /// Show each key's id, scopes, creation time and hash prefix.
+    /// Show each key's id, scopes, creation (and revocation) time and hash
+    /// prefix.
     List {
-        #[arg(long, env = "ETAX_API_KEYS")]
-        keys: PathBuf,
+        #[command(flatten)]
+        at: KeyStore,
     },
-    /// Remove a key: requests with it are refused (401) as soon as a
-    /// running server has read the file again.
+    /// Revoke a key: requests with it are refused (401) as soon as a
+    /// running server has read the file (or the fleet's table) again.
     Revoke {
         #[arg(long)]
         id: String,
-        #[arg(long, env = "ETAX_API_KEYS")]
-        keys: PathBuf,
+        #[command(flatten)]
+        at: KeyStore,
     },
+}
+
+/// Where the keys are: a file, or the fleet's database.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct KeyStore {
+    /// The keys file `serve --api-keys` reads.
+    #[arg(long, env = "ETAX_API_KEYS")]
+    keys: Option<PathBuf>,
+    /// The fleet's database: the keys every `serve --fleet` without
+    /// `--api-keys` serves (revoked keys stay listed, never reused).
+    #[arg(long, env = "ETAX_FLEET", value_name = "URL")]
+    fleet: Option<String>,
+}
+
+/// A [`KeyStore`] as clap leaves it: exactly one of the two.
+enum Target<'a> {
+    File(&'a std::path::Path),
+    Fleet(&'a str),
+}
+
+impl KeyStore {
+    fn target(&self) -> Target<'_> {
+        match (&self.fleet, &self.keys) {
+            (Some(url), _) => Target::Fleet(url),
+            (None, Some(path)) => Target::File(path),
+            (None, None) => unreachable!("clap requires --keys or --fleet"),
+        }
+    }
+
+    /// Names the store in messages (never the URL, which can hold a
+    /// password).
+    fn name(&self) -> String {
+        match &self.keys {
+            Some(path) => path.display().to_string(),
+            None => "the fleet's database".to_owned(),
+        }
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -313,37 +352,44 @@ fn serve(opts: ServeOptions) -> ExitCode {
     }
 }
 
-/// `keys create|list|revoke`. A created key goes to stdout alone (for
-/// scripts to capture), everything else to stderr.
+/// `keys create|list|revoke`, on a file or (`--fleet`) the fleet's table.
+/// A created key goes to stdout alone (for scripts to capture), everything
+/// else to stderr.
 fn keys_command(cmd: KeysCommand) -> ExitCode {
+    use crate::fleet::{keys::FleetKey, keys_command as fleet};
     use crate::http::keys_file;
-    let done = match cmd {
-        KeysCommand::Create { id, scope, keys } => keys_file::parse_scopes(&scope)
-            .and_then(|scopes| keys_file::create(&keys, &id, scopes))
+    let done: Result<(), crate::fleet::keys::KeysError> = match cmd {
+        KeysCommand::Create { id, scope, at } => keys_file::parse_scopes(&scope)
+            .map_err(Into::into)
+            .and_then(|scopes| match at.target() {
+                Target::Fleet(url) => fleet::create(url, &id, &scopes),
+                Target::File(path) => Ok(keys_file::create(path, &id, scopes)?),
+            })
             .map(|key| {
                 println!("{key}");
                 eprintln!(
                     "created API key {id:?} in {}; it is shown only this once",
-                    keys.display()
+                    at.name()
                 );
             }),
-        KeysCommand::List { keys } => keys_file::read(&keys).map(|entries| {
-            println!("{:<24} {:<40} {:<25} sha256", "id", "scopes", "created");
-            for e in entries {
-                let scopes: Vec<_> = e.scopes.iter().map(|s| s.as_str()).collect();
-                let created = e.created_ms.map_or("-".to_owned(), |ms| {
-                    crate::audit::time::format_time(ms, crate::audit::time::Offset::default())
-                });
-                let fingerprint = format!("{}…", e.fingerprint());
-                println!(
-                    "{:<24} {:<40} {created:<25} {fingerprint}",
-                    e.id,
-                    scopes.join(",")
-                );
-            }
-        }),
-        KeysCommand::Revoke { id, keys } => keys_file::revoke(&keys, &id)
-            .map(|()| eprintln!("revoked API key {id:?} in {}", keys.display())),
+        KeysCommand::List { at } => match at.target() {
+            Target::Fleet(url) => fleet::list(url),
+            Target::File(path) => keys_file::read(path)
+                .map(|entries| {
+                    let unrevoked = |entry| FleetKey {
+                        entry,
+                        revoked_ms: None,
+                    };
+                    entries.into_iter().map(unrevoked).collect()
+                })
+                .map_err(Into::into),
+        }
+        .map(|keys| print_keys(&keys)),
+        KeysCommand::Revoke { id, at } => match at.target() {
+            Target::Fleet(url) => fleet::revoke(url, &id),
+            Target::File(path) => keys_file::revoke(path, &id).map_err(Into::into),
+        }
+        .map(|()| eprintln!("revoked API key {id:?} in {}", at.name())),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,
@@ -351,6 +397,28 @@ fn keys_command(cmd: KeysCommand) -> ExitCode {
             eprintln!("etax-authz: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `keys list`: one line a key, its hash only as a prefix.
+fn print_keys(keys: &[crate::fleet::keys::FleetKey]) {
+    use crate::audit::time::{format_time, Offset};
+    let time = |ms: Option<u64>| ms.map_or("-".to_owned(), |ms| format_time(ms, Offset::default()));
+    println!(
+        "{:<24} {:<40} {:<25} {:<25} sha256",
+        "id", "scopes", "created", "revoked"
+    );
+    for k in keys {
+        let e = &k.entry;
+        let scopes: Vec<_> = e.scopes.iter().map(|s| s.as_str()).collect();
+        let fingerprint = format!("{}…", e.fingerprint());
+        println!(
+            "{:<24} {:<40} {:<25} {:<25} {fingerprint}",
+            e.id,
+            scopes.join(","),
+            time(e.created_ms),
+            time(k.revoked_ms)
+        );
     }
 }
 

@@ -96,12 +96,7 @@ pub fn export(url: &str, host: Option<&str>, filter: &Filter) -> ExitCode {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let written = with_client(url, async |c| {
         log::for_each(c, filter, host, |host, line| {
-            let host = serde_json::to_string(host).expect("strings serialize");
-            out.write_all(b"{\"host\":")?;
-            out.write_all(host.as_bytes())?;
-            out.write_all(b",\"record\":")?;
-            out.write_all(line)?;
-            out.write_all(b"}\n")
+            export_line(&mut out, host, line)
         })
         .await
     });
@@ -110,6 +105,17 @@ pub fn export(url: &str, host: Option<&str>, filter: &Filter) -> ExitCode {
         Err(ExportError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => failed(&e.to_string()),
     }
+}
+
+/// One line of an export across hosts: `{"host": …, "record": <the
+/// stored line>}` (the HTTP export writes the same lines).
+pub fn export_line(out: &mut impl Write, host: &str, line: &[u8]) -> std::io::Result<()> {
+    let host = serde_json::to_string(host).expect("strings serialize");
+    out.write_all(b"{\"host\":")?;
+    out.write_all(host.as_bytes())?;
+    out.write_all(b",\"record\":")?;
+    out.write_all(line)?;
+    out.write_all(b"}\n")
 }
 
 fn failed(message: &str) -> ExitCode {

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_decisions",
         include_str!("migrations/0003_decisions.sql"),
     ),
+    ("0004_keys", include_str!("migrations/0004_keys.sql")),
 ];
 
 /// An arbitrary constant naming this lock among the database's advisory

@@ -36,8 +36,6 @@
 
 use std::time::Instant;
 
-use http_body_util::Either;
-use hyper::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
@@ -452,15 +450,7 @@ pub async fn export(
         Format::Csv => ("text/csv; charset=utf-8", "decisions.csv"),
         _ => ("application/x-ndjson", "decisions.jsonl"),
     };
-    Ok(Response::builder()
-        .status(StatusCode::OK)
-        .header(CONTENT_TYPE, content_type)
-        .header(
-            CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{file}\""),
-        )
-        .body(Either::Right(body))
-        .expect("static response parts are valid"))
+    Ok(stream::attachment(content_type, file, body))
 }
 
 /// `GET /v1/audit/policy/{version}`: the archived texts of a policy set,

@@ -12,8 +12,13 @@
 //! again when it changes ([`LiveKeys`]: the server looks on a short poll and
 //! on SIGHUP), so a key created or revoked counts without a restart.
 //!
+//! In fleet mode without a file (`serve --fleet URL`), the keys are the
+//! fleet's table `fleet_api_keys` instead ([`crate::fleet::keys`]): the same
+//! entries, swapped in the same way when the table changes.
+//!
 //! Without a file the service runs open (development on loopback): every
-//! request is allowed and the caller is `null`.
+//! request is allowed and the caller is `null`. In fleet mode, open only
+//! while the fleet's table has no row at all (revoked keys stay rows).
 //!
 //! One scope is not a route's: `audit_person`, which an audit read needs on
 //! top of `audit` to filter by a full ID number (an exact lookup by the
@@ -74,6 +79,8 @@ pub enum CallersError {
     File { path: String, message: String },
     #[error(transparent)]
     Read(#[from] KeysFileError),
+    #[error("the fleet's API keys (fleet_api_keys): {0}")]
+    Table(String),
 }
 
 struct Caller {
@@ -93,19 +100,39 @@ pub struct Callers {
     lookups: PersonLookups,
 }
 
-/// The keys of a file, swapped whole when the file changes: a request sees
-/// the old set or the new one. A file that does not read or check keeps
-/// the old set serving.
+/// The keys served, swapped whole: a request sees the old set or the new
+/// one.
+#[derive(Default)]
+struct KeySet {
+    keys: KeyMap,
+    /// Every request allowed (fleet mode, an empty table on loopback).
+    open: bool,
+}
+
+/// Where the keys come from.
+enum Origin {
+    File(PathBuf),
+    /// The fleet's table; `open_when_empty`: open mode is allowed here
+    /// (loopback, or `--insecure-open`) while the table has no row.
+    Fleet {
+        open_when_empty: bool,
+    },
+}
+
+/// The keys of a file or of the fleet's table, swapped whole when their
+/// source changes. A source that does not read or check keeps the old set
+/// serving.
 pub struct LiveKeys {
-    path: PathBuf,
-    current: ArcSwap<KeyMap>,
-    /// The version of the file `current` was read from.
+    origin: Origin,
+    current: ArcSwap<KeySet>,
+    /// The version of the source `current` was read from.
     seen: Mutex<Option<Stamp>>,
 }
 
 impl LiveKeys {
     /// Reads the file again if its bytes changed since it was last read;
-    /// whether the keys were replaced.
+    /// whether the keys were replaced. Fleet keys are offered by their
+    /// watcher instead ([`Self::offer`]): `Ok(false)`.
     pub fn reload_if_changed(&self) -> Result<bool, CallersError> {
         self.load(false)
     }
@@ -115,30 +142,67 @@ impl LiveKeys {
         self.load(true).map(|_| ())
     }
 
-    /// The version read is remembered even when it fails to check, so a
-    /// broken file is reported once, not at every look, until it changes.
     fn load(&self, always: bool) -> Result<bool, CallersError> {
-        let read = keys_file::read_bytes(&self.path);
-        let stamp = Stamp::of(&read);
-        {
-            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            if !always && seen.as_ref() == Some(&stamp) {
-                return Ok(false);
-            }
-            *seen = Some(stamp);
+        let Origin::File(path) = &self.origin else {
+            return Ok(false);
+        };
+        let read = keys_file::read_bytes(path);
+        if !self.first_look(Stamp::of(&read), always) {
+            return Ok(false);
         }
-        let entries = keys_file::parse(&self.path, &read?)?;
+        let entries = keys_file::parse(path, &read?)?;
         let keys = key_map(entries).map_err(|message| CallersError::File {
-            path: self.path.display().to_string(),
+            path: path.display().to_string(),
             message,
         })?;
-        self.current.store(Arc::new(keys));
+        self.current.store(Arc::new(KeySet { keys, open: false }));
         Ok(true)
     }
 
-    /// The file watched.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Whether `stamp` is a version not looked at yet (or `always`). The
+    /// version is remembered even when it then fails to check, so a broken
+    /// source is reported once, not at every look, until it changes.
+    fn first_look(&self, stamp: Stamp, always: bool) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if !always && seen.as_ref() == Some(&stamp) {
+            return false;
+        }
+        *seen = Some(stamp);
+        true
+    }
+
+    /// Fleet mode: serves the live (unrevoked) `entries` of the fleet's
+    /// table, whose rows (revoked ones included) are `rows` and whose
+    /// contents are `stamp`; whether the keys were replaced.
+    pub fn offer(
+        &self,
+        stamp: Stamp,
+        entries: Vec<KeyEntry>,
+        rows: usize,
+    ) -> Result<bool, CallersError> {
+        let Origin::Fleet { open_when_empty } = self.origin else {
+            return Ok(false);
+        };
+        if !self.first_look(stamp, false) {
+            return Ok(false);
+        }
+        let keys = key_map(entries).map_err(CallersError::Table)?;
+        let open = open_when_empty && rows == 0;
+        self.current.store(Arc::new(KeySet { keys, open }));
+        Ok(true)
+    }
+
+    /// The file watched; `None` for the fleet's table.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.origin {
+            Origin::File(path) => Some(path),
+            Origin::Fleet { .. } => None,
+        }
+    }
+
+    /// Whether every request is allowed now (an empty fleet table).
+    pub fn is_open(&self) -> bool {
+        self.current.load().open
     }
 }
 
@@ -245,10 +309,10 @@ impl Callers {
     /// `caller`: it needs the `audit_person` scope (any caller in open
     /// mode) and a lookup left in the caller's minute. 403 or 429.
     pub fn person_lookup(&self, caller: Option<&str>) -> Result<(), ApiError> {
-        if let Some(keys) = &self.keys {
-            let keys = keys.current.load();
+        if let Some(keys) = self.keyed() {
             let id = caller.unwrap_or_default();
             let granted = keys
+                .keys
                 .values()
                 .any(|c| c.id == id && c.scopes.contains(&Scope::AuditPerson));
             if !granted {
@@ -280,19 +344,35 @@ impl Callers {
 
     /// Loads the keys file; [`Self::key_file`] then reloads it.
     pub fn load(path: &Path) -> Result<Self, CallersError> {
-        let live = LiveKeys {
-            path: path.to_owned(),
-            current: ArcSwap::from_pointee(KeyMap::new()),
-            seen: Mutex::new(None),
-        };
+        let live = Self::live(Origin::File(path.to_owned()));
         live.reload()?;
-        Ok(Self {
-            keys: Some(Arc::new(live)),
-            lookups: PersonLookups::default(),
-        })
+        Ok(Self::keyed_by(live))
     }
 
-    /// The keys file being served, to reload it; `None` in open mode.
+    /// Fleet mode: keys from the fleet's table, none until its watcher
+    /// offers them ([`LiveKeys::offer`], which the server does before it
+    /// listens). `open_when_empty`: whether a table without rows may run
+    /// open (on loopback, or with `--insecure-open`).
+    pub fn fleet(open_when_empty: bool) -> Self {
+        Self::keyed_by(Self::live(Origin::Fleet { open_when_empty }))
+    }
+
+    fn live(origin: Origin) -> LiveKeys {
+        LiveKeys {
+            origin,
+            current: ArcSwap::from_pointee(KeySet::default()),
+            seen: Mutex::new(None),
+        }
+    }
+
+    fn keyed_by(live: LiveKeys) -> Self {
+        Self {
+            keys: Some(Arc::new(live)),
+            lookups: PersonLookups::default(),
+        }
+    }
+
+    /// The keys being served, to reload them; `None` in open mode.
     pub fn key_file(&self) -> Option<Arc<LiveKeys>> {
         self.keys.clone()
     }
@@ -300,19 +380,18 @@ impl Callers {
     #[cfg(test)]
     fn parse(text: &str) -> Result<Self, String> {
         let entries: Vec<KeyEntry> = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        Ok(Self {
-            keys: Some(Arc::new(LiveKeys {
-                path: PathBuf::new(),
-                current: ArcSwap::from_pointee(key_map(entries)?),
-                seen: Mutex::new(None),
-            })),
-            lookups: PersonLookups::default(),
-        })
+        let live = Self::live(Origin::File(PathBuf::new()));
+        live.current.store(Arc::new(KeySet {
+            keys: key_map(entries)?,
+            open: false,
+        }));
+        Ok(Self::keyed_by(live))
     }
 
-    /// Whether keys are required.
-    pub fn is_open(&self) -> bool {
-        self.keys.is_none()
+    /// The keys requests are checked against; `None` while open.
+    fn keyed(&self) -> Option<arc_swap::Guard<Arc<KeySet>>> {
+        let set = self.keys.as_ref()?.current.load();
+        (!set.open).then_some(set)
     }
 
     /// Checks the request's key against `scope`; returns the caller's id
@@ -322,10 +401,9 @@ impl Callers {
         headers: &HeaderMap,
         scope: Option<Scope>,
     ) -> Result<Option<String>, ApiError> {
-        let (Some(keys), Some(scope)) = (&self.keys, scope) else {
+        let (Some(keys), Some(scope)) = (self.keyed(), scope) else {
             return Ok(None);
         };
-        let keys = keys.current.load();
         let key = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -338,7 +416,7 @@ impl Callers {
                 )
             })?;
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        let caller = keys.get(&digest).ok_or_else(|| {
+        let caller = keys.keys.get(&digest).ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
@@ -448,6 +526,50 @@ mod tests {
             lookups.take(Some("p"), t + LOOKUP_WINDOW).is_ok(),
             "a new window"
         );
+    }
+
+    #[test]
+    fn fleet_keys_run_open_only_while_the_table_has_no_row_and_keep_the_last_good_set() {
+        let entry = |id: &str, key: &str| KeyEntry {
+            id: id.into(),
+            key_sha256: hex::encode(Sha256::digest(key.as_bytes())),
+            scopes: vec![Scope::Authorize],
+            created_ms: None,
+        };
+        let stamp = |n: u8| Stamp::Bytes([n; 32]);
+        let ask = |c: &Callers, h| c.authenticate(&headers(h), Some(Scope::Authorize));
+        let callers = Callers::fleet(true);
+        let live = callers.key_file().unwrap();
+        assert!(live.offer(stamp(0), vec![], 0).unwrap());
+        assert!(ask(&callers, None).unwrap().is_none(), "open: no rows");
+        assert!(live.offer(stamp(1), vec![entry("a", "ka")], 1).unwrap());
+        assert!(!live.offer(stamp(1), vec![], 0).unwrap(), "same stamp");
+        assert_eq!(
+            ask(&callers, Some("Bearer ka")).unwrap().as_deref(),
+            Some("a")
+        );
+        // Every key revoked: rows remain, so the sidecar stays closed.
+        assert!(live.offer(stamp(2), vec![], 1).unwrap());
+        assert_eq!(
+            ask(&callers, None).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
+        // A set that does not check is refused whole; the last good one serves.
+        assert!(live.offer(stamp(3), vec![entry("a", "ka")], 1).unwrap());
+        let twice = vec![entry("a", "ka"), entry("a", "kb")];
+        assert!(matches!(
+            live.offer(stamp(4), twice, 2),
+            Err(CallersError::Table(_))
+        ));
+        assert!(ask(&callers, Some("Bearer ka")).is_ok());
+        // Off loopback (without --insecure-open) an empty table is never open.
+        let closed = Callers::fleet(false);
+        closed
+            .key_file()
+            .unwrap()
+            .offer(stamp(0), vec![], 0)
+            .unwrap();
+        assert!(ask(&closed, None).is_err());
     }
 
     #[test]

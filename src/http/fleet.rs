@@ -8,19 +8,26 @@
 //!   records of every host (or one), in the order they reached the table;
 //!   `after` is the table's row id (`next_after` of the previous page);
 //! - `GET /v1/fleet/verify?host=&checkpoint=` (scope `audit`): each host's
-//!   chain verified from the table alone.
+//!   chain verified from the table alone;
+//! - `GET /v1/fleet/decisions/export?FILTERS&host=` (scope `audit`): every
+//!   matching record of every host (or one), streamed as JSON lines
+//!   `{"host", "record": <the stored line>}`, the lines `audit export
+//!   --fleet` prints.
 //!
 //! Reads of the fleet's log are recorded in this host's own log (kind
 //! `audit.read`), like every read of the local one.
 
 use std::time::Instant;
 
+use hyper::Response;
+
 use super::audit::{self, exact_persons, filter_params, known_params, record_read, unknown};
 use super::error::ApiError;
-use super::routes::{Param, ParamKind as K};
-use super::AppState;
+use super::routes::{Param, ParamKind as K, JSON_LINES};
+use super::{stream, AppState, Body};
 use crate::audit::Checkpoint;
 use crate::fleet::log::{self, FleetPage, FleetVerify};
+use crate::fleet::log_commands::export_line;
 use crate::fleet::status::{self, FleetStatus};
 
 const HOST: Param = Param::new("host", K::String, "Only this host's records", "h1");
@@ -43,6 +50,8 @@ pub const DECISIONS_PARAMS: &[&[Param]] = &[
         ),
     ],
 ];
+
+pub const EXPORT_PARAMS: &[&[Param]] = &[audit::FILTERS, &[HOST]];
 
 pub const VERIFY_PARAMS: &[&[Param]] = &[&[
     HOST,
@@ -155,6 +164,59 @@ fn cursor(v: &str) -> Result<u64, ApiError> {
         ));
     }
     Ok(after)
+}
+
+/// `GET /v1/fleet/decisions/export`: every matching record across hosts,
+/// in the order they reached the table, streamed (constant memory: the
+/// table is read a page at a time, a slow client slows the reads). The
+/// read is recorded before the first byte is sent; a database failure
+/// midway cuts the body off rather than ending it as if complete.
+pub async fn export(
+    state: &AppState,
+    query: Option<&str>,
+    caller: Option<&str>,
+) -> Result<Response<Body>, ApiError> {
+    let started = Instant::now();
+    let client = client(state).await?;
+    let params = filter_params(state, query, EXPORT_PARAMS)?;
+    let mut host = None;
+    for (k, v) in params.rest {
+        match k.as_str() {
+            "host" => host = Some(host_name(v)?),
+            _ => return Err(unknown(k, EXPORT_PARAMS)),
+        }
+    }
+    let (filter, searched) = exact_persons(state, params.filter, caller)?;
+    record_read(
+        state,
+        caller,
+        "audit.fleet.export",
+        query,
+        searched,
+        started,
+    )
+    .await?;
+    let (mut writer, body) = stream::async_channel();
+    tokio::spawn(async move {
+        let written = log::for_each(&client, &filter, host.as_deref(), |host, line| {
+            export_line(&mut writer, host, line)
+        })
+        .await
+        .and_then(|_| Ok(std::io::Write::flush(&mut writer)?));
+        match written {
+            Ok(()) => {}
+            Err(log::ExportError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => {
+                tracing::error!(error = %e, "fleet decision log export failed");
+                writer.abort(e.to_string());
+            }
+        }
+    });
+    Ok(stream::attachment(
+        JSON_LINES,
+        "fleet-decisions.jsonl",
+        body,
+    ))
 }
 
 fn number(name: &str, v: &str) -> Result<u64, ApiError> {

@@ -189,16 +189,24 @@ pub fn create(path: &Path, id: &str, scopes: Vec<Scope>) -> Result<String, KeysF
     if entries.iter().any(|e| e.id == id) {
         return Err(KeysFileError::DuplicateId(id.to_owned()));
     }
-    // 256 random bits; the prefix lets secret scanners recognise a leak.
-    let key = format!("etax_{}", hex::encode(rand::random::<[u8; 32]>()));
+    let (key, key_sha256) = new_key();
     entries.push(KeyEntry {
         id: id.to_owned(),
-        key_sha256: hex::encode(Sha256::digest(key.as_bytes())),
+        key_sha256,
         scopes,
         created_ms: Some(crate::now_ms()),
     });
     write(path, &entries)?;
     Ok(key)
+}
+
+/// A new key and the hex SHA-256 that is stored in its place (the file's
+/// and the fleet's table alike).
+pub fn new_key() -> (String, String) {
+    // 256 random bits; the prefix lets secret scanners recognise a leak.
+    let key = format!("etax_{}", hex::encode(rand::random::<[u8; 32]>()));
+    let digest = hex::encode(Sha256::digest(key.as_bytes()));
+    (key, digest)
 }
 
 /// Removes key `id` from the file.

@@ -329,11 +329,14 @@ async fn route(
             return finish(state, &scope, &asked, Err(ApiError::not_found(&path))).await
         }
     };
-    // The one answer streamed rather than built whole.
-    if route.handler == routes::Handler::AuditExport {
-        let answer = scope
-            .run(audit::export(state, query.as_deref(), caller.as_deref()))
-            .await;
+    // The answers streamed rather than built whole.
+    let (q, who) = (query.as_deref(), caller.as_deref());
+    let streamed = match route.handler {
+        routes::Handler::AuditExport => Some(scope.run(audit::export(state, q, who)).await),
+        routes::Handler::FleetExport => Some(scope.run(fleet::export(state, q, who)).await),
+        _ => None,
+    };
+    if let Some(answer) = streamed {
         return finish(state, &scope, &asked, answer).await;
     }
     let call = Call {
@@ -447,7 +450,7 @@ async fn dispatch(
             ok(&audit::policy(state, version, caller).await?)
         }
         // Streamed: answered in `route`.
-        H::AuditExport => Err(ApiError::not_found(path)),
+        H::AuditExport | H::FleetExport => Err(ApiError::not_found(path)),
         H::FleetStatus => ok(&fleet::status(state).await?),
         H::FleetDecisions => ok(&fleet::decisions(state, query, caller).await?),
         H::FleetVerify => ok(&fleet::verify(state, query, caller).await?),

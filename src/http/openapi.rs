@@ -120,6 +120,14 @@ fn operation(r: &Route, error: &str, components: &mut Components) -> Value {
         },
         "default": err,
     });
+    // JSON lines: each line's schema. OpenAPI 3.2 names this `itemSchema`;
+    // the document says 3.1, where only an extension field is valid.
+    if let Some(line) = r.lines {
+        let line = reference(&line(components));
+        for m in r.media {
+            responses["200"]["content"][*m]["x-etax-item-schema"] = line.clone();
+        }
+    }
     for status in ["400", "404", "405", "413"] {
         responses[status] = err.clone();
     }

@@ -44,6 +44,8 @@ pub enum Handler {
     /// Fleet mode's reads (`http::fleet`).
     FleetStatus,
     FleetDecisions,
+    /// Streamed: answered before dispatch, as `AuditExport`.
+    FleetExport,
     FleetVerify,
     AuditOverview,
     /// The auditor console's page and files (`http::console`).
@@ -76,9 +78,13 @@ pub struct Route {
     /// The 200 answer's media types: `[JSON]`, or what a route that is not
     /// one JSON value sends (the export's by `format`).
     pub media: &'static [&'static str],
+    /// A JSON-lines answer: the schema every line follows.
+    pub lines: Option<SchemaFn>,
 }
 
 pub const JSON: &str = "application/json";
+/// JSON lines: one JSON value a line.
+pub const JSON_LINES: &str = "application/x-ndjson";
 
 /// A query parameter, as documented and as its handler accepts it.
 #[derive(Debug)]
@@ -144,6 +150,7 @@ const fn route(
         response: None,
         params: &[],
         media: &[JSON],
+        lines: None,
     }
 }
 
@@ -165,6 +172,13 @@ impl Route {
 
     const fn media(mut self, media: &'static [&'static str]) -> Self {
         self.media = media;
+        self
+    }
+
+    /// JSON lines, each following `line`.
+    const fn json_lines(mut self, line: SchemaFn) -> Self {
+        self.media = &[JSON_LINES];
+        self.lines = Some(line);
         self
     }
 }
@@ -329,6 +343,8 @@ pub static ROUTES: &[Route] = &[
         .answers(schema_of::<crate::fleet::status::FleetStatus>),
     audit_read("/v1/fleet/decisions", H::FleetDecisions, "Fleet mode: decision records of every host", fleet::DECISIONS_PARAMS)
         .answers(schema_of::<crate::fleet::log::FleetPage>),
+    audit_read("/v1/fleet/decisions/export", H::FleetExport, "Fleet mode: stream decision records of every host", fleet::EXPORT_PARAMS)
+        .json_lines(schema_of::<crate::fleet::log::FleetRecord>),
     audit_read("/v1/fleet/verify", H::FleetVerify, "Fleet mode: verify every host's chain in the fleet's table", fleet::VERIFY_PARAMS)
         .answers(schema_of::<crate::fleet::log::FleetVerify>),
     audit_read("/v1/audit/overview", H::AuditOverview, "Decisions over time and by policy, kind, caller", audit::OVERVIEW_PARAMS)

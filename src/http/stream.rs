@@ -3,14 +3,18 @@
 //! channel to a [`ChannelBody`] that hyper sends chunked. Memory stays at a
 //! few chunks whatever the answer's length; a client that reads slowly
 //! slows the reader (the channel fills), and one that hangs up stops it (the
-//! channel closes).
+//! channel closes). A producer that is async itself (it awaits a database
+//! between writes) writes through an [`AsyncChunkWriter`] instead.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http_body_util::Either;
 use hyper::body::{Body, Frame};
+use hyper::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
 use tokio::sync::mpsc;
 
 /// Bytes per chunk sent.
@@ -84,5 +88,91 @@ impl io::Write for ChunkWriter {
         }
         let chunk = std::mem::take(&mut self.buf);
         self.send(Ok(Bytes::from(chunk)))
+    }
+}
+
+/// The 200 answer that sends `body` as a file download.
+pub fn attachment(content_type: &str, file: &str, body: ChannelBody) -> Response<super::Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, content_type)
+        .header(
+            CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{file}\""),
+        )
+        .body(Either::Right(body))
+        .expect("static response parts are valid")
+}
+
+/// A [`ChunkWriter`] for a producer running as an async task (the fleet's
+/// export reads PostgreSQL between writes, so it cannot live on a blocking
+/// thread). Writes that fill no chunk only buffer; a write that hands a
+/// chunk over waits for room in the channel inside `block_in_place`, which
+/// lets the other tasks of the runtime's (multi-threaded) workers run
+/// meanwhile: at most one such wait per chunk.
+pub struct AsyncChunkWriter(ChunkWriter);
+
+/// A connected async writer and body.
+pub fn async_channel() -> (AsyncChunkWriter, ChannelBody) {
+    let (writer, body) = channel();
+    (AsyncChunkWriter(writer), body)
+}
+
+impl AsyncChunkWriter {
+    /// [`ChunkWriter::abort`].
+    pub fn abort(self, why: String) {
+        tokio::task::block_in_place(|| self.0.abort(why));
+    }
+}
+
+impl io::Write for AsyncChunkWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.0.buf.len() + data.len() < CHUNK {
+            return self.0.write(data);
+        }
+        tokio::task::block_in_place(|| self.0.write(data))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        tokio::task::block_in_place(|| self.0.flush())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// More than the channel holds, written by an async task while the body
+    /// is read: every byte arrives, in order, and the writer waited for
+    /// room rather than failing or blocking the runtime.
+    #[test]
+    fn an_async_producer_streams_more_than_the_channel_holds() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let total = CHUNK * (CHUNKS_QUEUED + 4) + 123;
+        let expected: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
+        let sent = expected.clone();
+        let received = runtime.block_on(async move {
+            let (mut writer, body) = async_channel();
+            let producer = tokio::spawn(async move {
+                for piece in sent.chunks(1000) {
+                    writer.write_all(piece).unwrap();
+                    tokio::task::yield_now().await;
+                }
+                writer.flush().unwrap();
+            });
+            let bytes = body.collect().await.unwrap().to_bytes();
+            producer.await.unwrap();
+            bytes
+        });
+        assert_eq!(received.len(), total);
+        assert!(received == expected);
     }
 }
