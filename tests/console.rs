@@ -335,3 +335,39 @@ async fn with_keys_the_console_asks_for_one_and_keeps_it_out_of_urls() {
     assert_eq!(stored, "audit-key-7f3a");
     c.close().await.unwrap();
 }
+
+/// Red team: the record view picked the first statement whose text held
+/// `@id("X")`, so a comment naming a policy's id above a decoy statement
+/// showed the decoy's source as the determining policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_record_view_shows_the_determining_policys_own_source_not_a_decoy() {
+    if !browser_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("aaa-decoy.cedar"),
+        format!(
+            "// a comment naming @id(\"{FORBID}\")\n@id(\"zz.decoy\")\n@code(\"decoy\")\n\
+             @message(\"decoy\")\nforbid (principal, action, resource)\nwhen {{ false }};\n"
+        ),
+    )
+    .unwrap();
+    let s = demo_over_copied_policies(dir.path(), &[]);
+    let denied_id = make_decisions(&s);
+    let (_, page) = s.get(&format!("/v1/audit/decisions?decision_id={denied_id}"));
+    let seq = page["records"][0]["seq"].as_u64().unwrap();
+
+    let driver = Driver::start();
+    let c = browser(&driver).await;
+    c.goto(&console(&s, &format!("#/record/{seq}")))
+        .await
+        .unwrap();
+    ready(&c, "record").await;
+    let shown = text(&c, "#record-policies").await;
+    assert!(shown.contains("functions.cedar"), "{shown}");
+    assert!(!shown.contains("zz.decoy"), "the decoy is shown: {shown}");
+    c.close().await.unwrap();
+}

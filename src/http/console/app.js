@@ -321,10 +321,38 @@ function statements(text) {
   return out;
 }
 
+// A statement without its comments (a comment can hold any text, an
+// `@id(...)` look-alike included), strings kept.
+function code(statement) {
+  let out = "", inString = false;
+  for (let i = 0; i < statement.length; i++) {
+    const c = statement[i];
+    if (inString) {
+      if (c === "\\") { out += c + (statement[i + 1] || ""); i++; continue; }
+      if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === "/" && statement[i + 1] === "/") {
+      while (i < statement.length && statement[i] !== "\n") i++;
+      out += "\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+// The statement's own `@id`: an annotation before its effect, its string
+// unescaped (Cedar's escapes for quotes and backslashes are JSON's).
+function statementId(statement) {
+  const head = code(statement).split(/\b(?:permit|forbid)\b/)[0];
+  const m = head.match(/@id\s*\(\s*"((?:[^"\\]|\\.)*)"\s*\)/);
+  if (!m) return null;
+  try { return JSON.parse(`"${m[1]}"`); } catch { return m[1]; }
+}
+
 function policySource(set, id) {
-  const wanted = `@id("${id}")`;
   for (const f of set.policy_files) {
-    const s = statements(f.text).find(s => s.includes(wanted));
+    const s = statements(f.text).find(s => statementId(s) === id);
     if (s) return { file: f.file, text: s.replace(/^\s*\n/, "").trimEnd() };
   }
   return null;
