@@ -401,6 +401,12 @@ impl AuditLog {
         })
     }
 
+    /// Whether the writer thread still takes records: once it has ended
+    /// (a panic), every decision fails, which `/readyz` must say.
+    pub fn writer_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
     /// Records sent to the writer and not yet durable, and how long they
     /// have waited (`/readyz`).
     pub fn backlog(&self) -> backlog::BacklogState {

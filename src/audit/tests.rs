@@ -566,3 +566,17 @@ async fn records_without_a_request_id_keep_their_form_and_verify_beside_records_
     assert!(report.ok, "{report:?}");
     assert_eq!(report.records, 4);
 }
+
+/// `/readyz` reads this: a writer that ended (closed here; a panic ends it
+/// the same way) no longer takes records.
+#[tokio::test]
+async fn the_writer_is_seen_stopped_once_it_has_ended() {
+    let (_dir, log) = log_with(2).await;
+    assert!(log.writer_running());
+    log.close().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while log.writer_running() {
+        assert!(std::time::Instant::now() < deadline, "still seen running");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

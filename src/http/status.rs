@@ -50,7 +50,9 @@ pub fn readiness(state: &AppState) -> Response<Full<Bytes>> {
         "{} records waiting, the oldest for at most {} ms",
         backlog.pending, backlog.waiting_ms
     );
-    let log = if backlog.pending >= ops.ready_max_pending {
+    let log = if !state.audit.writer_running() {
+        ReadyCheck::failed("decision_log", "writer stopped".to_owned())
+    } else if backlog.pending >= ops.ready_max_pending {
         ReadyCheck::failed("decision_log", format!("writer behind: {detail}"))
     } else if backlog.waiting_ms >= ops.ready_max_wait_ms {
         ReadyCheck::failed("decision_log", format!("writer stalled: {detail}"))
