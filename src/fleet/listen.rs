@@ -3,10 +3,8 @@
 //! whenever it ends; each notification, and each (re)start of listening,
 //! wakes a task. What committed while no one listened is found by the
 //! task's own look after the wake-up at (re)start.
-//!
-//! The applier (`applier.rs`) still has its own copy of this loop for
-//! `fleet_changes`; it can move here once the fleet's red-team fixes to
-//! that file are merged.
+//! Used by the applier (`fleet_changes`) and the keys watcher
+//! (`fleet_api_keys`).
 
 use std::sync::Arc;
 use std::time::Duration;
