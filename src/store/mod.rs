@@ -149,7 +149,7 @@ impl Store {
     /// only be combined with what was built from the same snapshot.
     pub fn read_exact(&self, generation: u64) -> Result<(StoreReader, bool), StoreError> {
         let reader = self.read()?;
-        let exact = generation % 2 == 0 && self.generation() == generation;
+        let exact = generation.is_multiple_of(2) && self.generation() == generation;
         Ok((reader, exact))
     }
 
