@@ -188,7 +188,9 @@ fn a_table_that_stops_reading_keeps_the_last_good_keys() {
     );
     assert_eq!(authorize_as(&a, Some(&portal)), 200);
     // A row this binary cannot serve, with a revocation in the same commit:
-    // the table is refused whole, so the revocation does not count yet.
+    // the row is skipped (it grants nothing) and the revocation counts.
+    // (Red team: refusing the whole table kept revoked keys working on
+    // every host for as long as the row stayed.)
     pg.psql(
         "broken",
         "BEGIN;
@@ -197,23 +199,25 @@ fn a_table_that_stops_reading_keeps_the_last_good_keys() {
          SELECT pg_notify('fleet_api_keys', '');
          COMMIT",
     );
-    wait_until("the broken table reported", || {
-        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("not reloaded"))
+    wait_until("the revocation served", || {
+        authorize_as(&a, Some(&portal)) == 401
     });
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(
-        logged.contains("\"future\"") && logged.contains("root"),
+        logged.contains("is skipped") && logged.contains("\"future\"") && logged.contains("root"),
         "{logged}"
     );
-    assert_eq!(authorize_as(&a, Some(&portal)), 200, "the last good keys");
-    // Mended: the revocation counts.
+    // A NULL among a row's scopes (red team: it panicked the watcher on
+    // every host, which then never reloaded again): skipped too, and keys
+    // made afterwards are served.
     pg.psql(
         "broken",
-        "UPDATE fleet_api_keys SET scopes = '{audit}' WHERE id = 'future';
+        "INSERT INTO fleet_api_keys VALUES ('nulls', repeat('b', 64), '{admin,NULL}', 0, NULL);
          SELECT pg_notify('fleet_api_keys', '')",
     );
-    wait_until("the revocation served", || {
-        authorize_as(&a, Some(&portal)) == 401
+    let later = create_key(&url, "later", "authorize");
+    wait_until("a key made after the NULL row served", || {
+        authorize_as(&a, Some(&later)) == 200
     });
     // The database away: the keys read last keep serving this host's own
     // routes (decisions fail closed past the staleness bound on their own).

@@ -37,7 +37,7 @@ pub enum KeysError {
     #[error("key {0:?} is already revoked")]
     AlreadyRevoked(String),
     /// A row this binary cannot serve (written by hand or by a newer
-    /// version): the whole table is refused, as a broken keys file is.
+    /// version): it is skipped, so it grants nothing.
     #[error("row {id:?}: {message}")]
     BadRow { id: String, message: String },
     #[error("more than {} keys", keys_file::MAX_KEYS)]
@@ -61,8 +61,13 @@ pub struct FleetKey {
 
 /// The table as one sidecar serves it.
 pub struct Table {
-    /// Every row, revoked ones included, by id.
+    /// Every row this binary can serve, revoked ones included, by id.
     pub rows: Vec<FleetKey>,
+    /// Rows it cannot serve (an unknown scope, a NULL): skipped, so they
+    /// grant nothing, while every other row — a revocation above all —
+    /// still counts. (Refusing the whole table instead kept revoked keys
+    /// working on every host for as long as one bad row stayed.)
+    pub skipped: Vec<KeysError>,
     /// What the rows hold, to tell a change from a look that found none.
     pub stamp: Stamp,
 }
@@ -152,8 +157,7 @@ async fn notify(client: &impl GenericClient) -> Result<(), tokio_postgres::Error
 }
 
 /// Every row, checked: a row whose hash, id or scopes this binary cannot
-/// serve makes the whole read fail, so the caller keeps what it served
-/// before rather than a partial set.
+/// serve is skipped (see [`Table::skipped`]).
 pub async fn read(client: &impl GenericClient) -> Result<Table, KeysError> {
     let rows = client
         .query(
@@ -167,8 +171,16 @@ pub async fn read(client: &impl GenericClient) -> Result<Table, KeysError> {
     }
     let mut digest = Sha256::new();
     let mut keys = Vec::with_capacity(rows.len());
+    let mut skipped = Vec::new();
     for row in &rows {
-        let key = row_key(row)?;
+        let key = match row_key(row) {
+            Ok(key) => key,
+            Err(e) => {
+                digest.update(format!("skipped {e}\n").as_bytes());
+                skipped.push(e);
+                continue;
+            }
+        };
         // Every field that changes what is served goes into the stamp.
         let line = (
             &key.entry.id,
@@ -182,23 +194,32 @@ pub async fn read(client: &impl GenericClient) -> Result<Table, KeysError> {
     }
     Ok(Table {
         rows: keys,
+        skipped,
         stamp: Stamp::Bytes(digest.finalize().into()),
     })
 }
 
 fn row_key(row: &tokio_postgres::Row) -> Result<FleetKey, KeysError> {
-    let id: String = row.get(0);
-    let names: Vec<String> = row.get(2);
-    let scopes = keys_file::parse_scopes(&names.join(",")).map_err(|e| KeysError::BadRow {
+    // Read with try_get: a NULL where none belongs (an array element of
+    // `scopes`, say) is a bad row, not a panic of the watcher.
+    let id: String = row.try_get(0).unwrap_or_else(|_| "(unreadable id)".into());
+    let bad = |message: String| KeysError::BadRow {
         id: id.clone(),
-        message: e.to_string(),
-    })?;
-    let created_ms: i64 = row.get(3);
-    let revoked_ms: Option<i64> = row.get(4);
+        message,
+    };
+    let names: Vec<Option<String>> = row.try_get(2).map_err(|e| bad(e.to_string()))?;
+    let names: Vec<String> = names
+        .into_iter()
+        .map(|n| n.ok_or_else(|| bad("a NULL scope".into())))
+        .collect::<Result<_, _>>()?;
+    let scopes = keys_file::parse_scopes(&names.join(",")).map_err(|e| bad(e.to_string()))?;
+    let key_sha256: String = row.try_get(1).map_err(|e| bad(e.to_string()))?;
+    let created_ms: i64 = row.try_get(3).map_err(|e| bad(e.to_string()))?;
+    let revoked_ms: Option<i64> = row.try_get(4).map_err(|e| bad(e.to_string()))?;
     Ok(FleetKey {
         entry: KeyEntry {
             id,
-            key_sha256: row.get(1),
+            key_sha256,
             scopes,
             created_ms: Some(created_ms as u64),
         },

@@ -38,8 +38,15 @@ pub struct Refreshed {
 pub async fn refresh(fleet: &Fleet, live: &LiveKeys) -> Result<Refreshed, KeysError> {
     let client = fleet.client().await?;
     let table = keys::read(&**client).await?;
-    let rows = table.rows.len();
+    // Skipped rows count as rows: a table holding only rows this binary
+    // cannot serve is not empty, so it never opens open mode.
+    let rows = table.rows.len() + table.skipped.len();
     let changed = live.offer(table.stamp.clone(), table.live(), rows)?;
+    if changed {
+        for e in &table.skipped {
+            tracing::error!(error = %e, "a fleet API key row is skipped: it grants nothing");
+        }
+    }
     Ok(Refreshed { changed, rows })
 }
 
