@@ -127,6 +127,12 @@ pub struct LiveKeys {
     current: ArcSwap<KeySet>,
     /// The version of the source `current` was read from.
     seen: Mutex<Option<Stamp>>,
+    /// Fleet keys: whether any read found a row. From then on an empty
+    /// table never opens open mode again: rows are never deleted, so an
+    /// empty table later means someone removed them around the trigger
+    /// (red team: the table's owner can disable it, and every loopback
+    /// sidecar trusted every caller).
+    ever_keyed: std::sync::atomic::AtomicBool,
 }
 
 impl LiveKeys {
@@ -187,7 +193,11 @@ impl LiveKeys {
             return Ok(false);
         }
         let keys = key_map(entries).map_err(CallersError::Table)?;
-        let open = open_when_empty && rows == 0;
+        use std::sync::atomic::Ordering;
+        if rows > 0 {
+            self.ever_keyed.store(true, Ordering::Release);
+        }
+        let open = open_when_empty && rows == 0 && !self.ever_keyed.load(Ordering::Acquire);
         self.current.store(Arc::new(KeySet { keys, open }));
         Ok(true)
     }
@@ -362,6 +372,7 @@ impl Callers {
             origin,
             current: ArcSwap::from_pointee(KeySet::default()),
             seen: Mutex::new(None),
+            ever_keyed: Default::default(),
         }
     }
 
@@ -550,6 +561,12 @@ mod tests {
         );
         // Every key revoked: rows remain, so the sidecar stays closed.
         assert!(live.offer(stamp(2), vec![], 1).unwrap());
+        assert_eq!(
+            ask(&callers, None).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
+        // Rows removed around the trigger: once keyed, never open again.
+        assert!(live.offer(stamp(5), vec![], 0).unwrap());
         assert_eq!(
             ask(&callers, None).unwrap_err().status,
             StatusCode::UNAUTHORIZED
