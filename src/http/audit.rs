@@ -334,21 +334,9 @@ pub async fn decisions(
     let mut after = 0;
     let mut limit = DEFAULT_LIMIT;
     for (k, v) in rest {
-        let num = |v: &str| {
-            v.parse::<u64>()
-                .map_err(|_| ApiError::invalid(k.clone(), format!("{v:?} is not a number")))
-        };
         match k.as_str() {
-            "after" => after = num(&v)?,
-            "limit" => {
-                limit = usize::try_from(num(&v)?).unwrap_or(usize::MAX);
-                if !LIMITS.contains(&limit) {
-                    return Err(ApiError::invalid(
-                        "limit",
-                        format!("must be {} to {} records", LIMITS.start(), LIMITS.end()),
-                    ));
-                }
-            }
+            "after" => after = number("after", &v)?,
+            "limit" => limit = page_limit(&v)?,
             _ => return Err(unknown(k, DECISIONS_PARAMS)),
         }
     }
@@ -389,6 +377,24 @@ pub async fn summary(
         .map_err(|_| internal("summary task failed"))??;
     record_read(state, caller, "audit.summary", query, searched, started).await?;
     Ok(summary)
+}
+
+/// A parameter that must be a whole number.
+pub(super) fn number(name: &str, v: &str) -> Result<u64, ApiError> {
+    v.parse()
+        .map_err(|_| ApiError::invalid(name, format!("{v:?} is not a number")))
+}
+
+/// A page's `limit`: a number within [`LIMITS`].
+pub(super) fn page_limit(v: &str) -> Result<usize, ApiError> {
+    let limit = usize::try_from(number("limit", v)?).unwrap_or(usize::MAX);
+    if !LIMITS.contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be {} to {} records", LIMITS.start(), LIMITS.end()),
+        ));
+    }
+    Ok(limit)
 }
 
 /// `GET /v1/audit/export`: every matching record, streamed from one read

@@ -21,7 +21,9 @@ use std::time::Instant;
 
 use hyper::Response;
 
-use super::audit::{self, exact_persons, filter_params, known_params, record_read, unknown};
+use super::audit::{
+    self, exact_persons, filter_params, known_params, number, page_limit, record_read, unknown,
+};
 use super::error::ApiError;
 use super::routes::{Param, ParamKind as K, JSON_LINES};
 use super::{stream, AppState, Body};
@@ -88,16 +90,7 @@ pub async fn decisions(
         match k.as_str() {
             "host" => host = Some(host_name(v)?),
             "after" => after = cursor(&v)?,
-            "limit" => {
-                limit = usize::try_from(number("limit", &v)?).unwrap_or(usize::MAX);
-                if !audit::LIMITS.contains(&limit) {
-                    let (lo, hi) = (audit::LIMITS.start(), audit::LIMITS.end());
-                    return Err(ApiError::invalid(
-                        "limit",
-                        format!("must be {lo} to {hi} records"),
-                    ));
-                }
-            }
+            "limit" => limit = page_limit(&v)?,
             _ => return Err(unknown(k, DECISIONS_PARAMS)),
         }
     }
@@ -217,9 +210,4 @@ pub async fn export(
         "fleet-decisions.jsonl",
         body,
     ))
-}
-
-fn number(name: &str, v: &str) -> Result<u64, ApiError> {
-    v.parse()
-        .map_err(|_| ApiError::invalid(name, format!("{v:?} is not a number")))
 }
