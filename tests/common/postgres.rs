@@ -154,18 +154,19 @@ impl Postgres {
     /// A URL to a new, empty database of this cluster: one per test keeps
     /// tests of one cluster apart.
     pub fn database(&self, name: &str) -> String {
-        let mut c = pg_command(&self.bin, "createdb");
-        c.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-U",
-            "postgres",
-            name,
-        ]);
+        let mut c = self.client("createdb");
+        c.arg(name);
         run(c, "createdb");
         self.url(name)
+    }
+
+    /// A client program (`createdb`, `psql`) pointed at this cluster as
+    /// its superuser.
+    fn client(&self, name: &str) -> Command {
+        let mut c = pg_command(&self.bin, name);
+        let port = self.port.to_string();
+        c.args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres"]);
+        c
     }
 
     pub fn url(&self, database: &str) -> String {
@@ -175,15 +176,7 @@ impl Postgres {
     /// `psql -tA -c sql` against `database`: rows as text, for assertions
     /// that read the fleet's tables directly.
     pub fn psql(&self, database: &str, sql: &str) -> String {
-        let mut c = pg_command(&self.bin, "psql");
-        c.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-U",
-            "postgres",
-        ]);
+        let mut c = self.client("psql");
         c.args(["-d", database, "-tA", "-v", "ON_ERROR_STOP=1", "-c", sql]);
         let out = c.stdin(Stdio::null()).output().unwrap();
         assert!(
