@@ -59,3 +59,24 @@ end
 LUA
   } >"$1"
 }
+
+# start_postgres WORK: a throwaway PostgreSQL cluster in WORK/pg on a free
+# loopback port, as the `postgres` user when root (PostgreSQL refuses to run
+# as root); sets PG_BIN and URL. The caller stops it with stop_postgres WORK.
+start_postgres() {
+  local work=$1 port
+  PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
+  if [ "$(id -u)" = 0 ]; then chown postgres "$work"; fi
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  as_pg "$PG_BIN/initdb" -D "$work/pg" -U postgres --auth=trust >/dev/null
+  as_pg "$PG_BIN/pg_ctl" -D "$work/pg" -o "-p $port -k $work -c listen_addresses=127.0.0.1" \
+    -l "$work/pg.log" -w start >/dev/null
+  URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+stop_postgres() {
+  [ -n "${PG_BIN:-}" ] || return 0
+  "$PG_BIN/pg_ctl" -D "$1/pg" -m immediate stop >/dev/null 2>&1 || true
+}
+
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }

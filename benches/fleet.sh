@@ -18,25 +18,19 @@
 #    the embedded sidecar, same question, sequential requests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/common.sh
 BIN=${1:-target/release/etax-authz}
 ROUNDS=${2:-200}
-PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  "$PG_BIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1 || true
+  stop_postgres "$WORK"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-if [ "$(id -u)" = 0 ]; then chown postgres "$WORK"; fi
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-as_pg "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust >/dev/null
-as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -o "-p $PORT -k $WORK -c listen_addresses=127.0.0.1" \
-  -l "$WORK/pg.log" -w start >/dev/null
-URL="postgres://postgres@127.0.0.1:$PORT/postgres"
+start_postgres "$WORK"
 
 # start NAME [flags…]: a sidecar over $WORK/NAME; its address in $WORK/NAME.addr.
 start() {

@@ -37,26 +37,19 @@ cd "$(dirname "$0")/.."
 BIN=${1:-target/release/etax-authz}
 SECS=${2:-10}
 N=${3:-100}
-PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  "$PG_BIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1 || true
+  stop_postgres "$WORK"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-if [ "$(id -u)" = 0 ]; then chown postgres "$WORK"; fi
 if [ "$BIN" = target/release/etax-authz ] && [ ! -x "$BIN" ]; then
   cargo build --release --locked --quiet
 fi
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-as_pg "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust >/dev/null
-as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -o "-p $PORT -k $WORK -c listen_addresses=127.0.0.1" \
-  -l "$WORK/pg.log" -w start >/dev/null
-URL="postgres://postgres@127.0.0.1:$PORT/postgres"
+start_postgres "$WORK"
 
 echo "date: $(date -u +%FT%TZ)  load before: $(cut -d' ' -f1-3 /proc/loadavg)  cores: $(nproc)  binary: $BIN  $N enterprises, ${SECS}s a run"
 "$BIN" gen --enterprises "$N" --seed 1 "$WORK/bureau.json" 2>"$WORK/gen.err"
