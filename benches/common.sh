@@ -76,7 +76,7 @@ start_postgres() {
 
 stop_postgres() {
   [ -n "${PG_BIN:-}" ] || return 0
-  "$PG_BIN/pg_ctl" -D "$1/pg" -m immediate stop >/dev/null 2>&1 || true
+  as_pg "$PG_BIN/pg_ctl" -D "$1/pg" -m immediate stop >/dev/null 2>&1 || true
 }
 
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
