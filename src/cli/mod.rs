@@ -255,12 +255,20 @@ pub fn main() -> ExitCode {
         _ => crate::http::options::LogFormat::Text,
     });
     match parsed.cli.command {
-        Command::Serve(args) => serve((*args).into_options()),
         Command::Config(_) => {
             let layered = parsed.layered.expect("config is a layered subcommand");
             print!("{}", config::show::render(&layered));
             ExitCode::SUCCESS
         }
+        command => dispatch(command),
+    }
+}
+
+/// Runs every subcommand that needs nothing but its own arguments.
+fn dispatch(command: Command) -> ExitCode {
+    match command {
+        Command::Serve(args) => serve((*args).into_options()),
+        Command::Config(_) => unreachable!("config is answered by main"),
         Command::Keys(cmd) => keys_command(cmd),
         Command::Check {
             policies,

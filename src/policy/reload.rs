@@ -271,82 +271,95 @@ impl Reloader {
             .map_err(ReloadError::from)
             .and_then(|(s, snap)| self.check_guard(&s, &snap, trigger).map(|()| (s, snap)));
         match loaded {
-            Ok((sources, snapshot)) => {
-                let snapshot = Arc::new(snapshot);
-                // The hook runs before the swap, so the record of a load
-                // precedes every decision the new set makes. Only this
-                // reloader swaps, so `old` is still the active set after.
-                if let Some(hook) = &self.on_load {
-                    hook(&Loaded {
-                        sources: &sources,
-                        snapshot: &snapshot,
-                        old_version: Some(self.active.load().version()),
-                        trigger,
-                    });
-                }
-                let old = self.active.swap(snapshot.clone());
-                self.status.successes.fetch_add(1, Ordering::Relaxed);
-                self.status.set_error(None);
-                for w in snapshot.warnings() {
-                    tracing::warn!("{w}");
-                }
-                let change = PolicyChanges::between(&old, &snapshot);
-                tracing::info!(
-                    trigger = trigger.as_str(),
-                    old_version = old.version(),
-                    policy_version = snapshot.version(),
-                    policies = snapshot.policies().policies().count(),
-                    added = ?change.added,
-                    removed = ?change.removed,
-                    changed = ?change.changed,
-                    "policies reloaded"
-                );
-                *self
-                    .status
-                    .last_change
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(ReloadChange {
-                    at_ms: crate::now_ms(),
-                    trigger: trigger.as_str(),
-                    old_version: old.version().to_owned(),
-                    policy_version: snapshot.version().to_owned(),
-                    policies: change,
-                });
-                Ok(snapshot)
-            }
+            Ok((sources, snapshot)) => Ok(self.activate(&sources, snapshot, trigger)),
             Err(e) => {
-                let diagnostics = match &e {
-                    ReloadError::Load(LoadError::Invalid(diags)) => {
-                        diags.iter().map(|d| d.to_string()).collect()
-                    }
-                    other => vec![other.to_string()],
-                };
-                let (failed_properties, details) = match &e {
-                    ReloadError::Refused(r) => (r.failed_properties.clone(), r.details.clone()),
-                    ReloadError::Load(_) => (Vec::new(), Vec::new()),
-                };
-                for d in &diagnostics {
-                    tracing::error!("{d}");
-                }
-                for line in &details {
-                    tracing::error!("{}", crate::ids::mask_text(line));
-                }
-                tracing::error!(
-                    trigger = trigger.as_str(),
-                    active_version = self.active.load().version(),
-                    "policy reload rejected ({e}); still serving the previous policies"
-                );
-                self.status.failures.fetch_add(1, Ordering::Relaxed);
-                self.status.set_error(Some(ReloadFailure {
-                    at_ms: crate::now_ms(),
-                    trigger: trigger.as_str(),
-                    diagnostics,
-                    rejected_version: version,
-                    failed_properties,
-                }));
+                self.reject(&e, version, trigger);
                 Err(e)
             }
         }
+    }
+
+    /// Makes a validated set active and says what changed.
+    fn activate(
+        &self,
+        sources: &Sources,
+        snapshot: PolicySnapshot,
+        trigger: Trigger,
+    ) -> Arc<PolicySnapshot> {
+        let snapshot = Arc::new(snapshot);
+        // The hook runs before the swap, so the record of a load
+        // precedes every decision the new set makes. Only this
+        // reloader swaps, so `old` is still the active set after.
+        if let Some(hook) = &self.on_load {
+            hook(&Loaded {
+                sources,
+                snapshot: &snapshot,
+                old_version: Some(self.active.load().version()),
+                trigger,
+            });
+        }
+        let old = self.active.swap(snapshot.clone());
+        self.status.successes.fetch_add(1, Ordering::Relaxed);
+        self.status.set_error(None);
+        for w in snapshot.warnings() {
+            tracing::warn!("{w}");
+        }
+        let change = PolicyChanges::between(&old, &snapshot);
+        tracing::info!(
+            trigger = trigger.as_str(),
+            old_version = old.version(),
+            policy_version = snapshot.version(),
+            policies = snapshot.policies().policies().count(),
+            added = ?change.added,
+            removed = ?change.removed,
+            changed = ?change.changed,
+            "policies reloaded"
+        );
+        *self
+            .status
+            .last_change
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(ReloadChange {
+            at_ms: crate::now_ms(),
+            trigger: trigger.as_str(),
+            old_version: old.version().to_owned(),
+            policy_version: snapshot.version().to_owned(),
+            policies: change,
+        });
+        snapshot
+    }
+
+    /// Keeps the active set serving and says why the candidate was refused.
+    fn reject(&self, e: &ReloadError, version: String, trigger: Trigger) {
+        let diagnostics = match e {
+            ReloadError::Load(LoadError::Invalid(diags)) => {
+                diags.iter().map(|d| d.to_string()).collect()
+            }
+            other => vec![other.to_string()],
+        };
+        let (failed_properties, details) = match e {
+            ReloadError::Refused(r) => (r.failed_properties.clone(), r.details.clone()),
+            ReloadError::Load(_) => (Vec::new(), Vec::new()),
+        };
+        for d in &diagnostics {
+            tracing::error!("{d}");
+        }
+        for line in &details {
+            tracing::error!("{}", crate::ids::mask_text(line));
+        }
+        tracing::error!(
+            trigger = trigger.as_str(),
+            active_version = self.active.load().version(),
+            "policy reload rejected ({e}); still serving the previous policies"
+        );
+        self.status.failures.fetch_add(1, Ordering::Relaxed);
+        self.status.set_error(Some(ReloadFailure {
+            at_ms: crate::now_ms(),
+            trigger: trigger.as_str(),
+            diagnostics,
+            rejected_version: version,
+            failed_properties,
+        }));
     }
 
     /// Version of the texts on disk now, or `None` if they cannot be read.
