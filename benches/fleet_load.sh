@@ -31,6 +31,12 @@
 # three sidecars here divide the CPU one had: what the figures can show is
 # the fleet's overhead per decision (one sidecar against the embedded one)
 # and whether the fleet's write lock, rather than the CPU, bounds logins.
+#
+# HOST_CPUS=0.5 gives each sidecar a host of its own size: a cgroup capped
+# at that many CPUs (cgroup v1 `cpu` or v2 `cpu.max`; needs root). Three
+# such sidecars then have three times one's CPU between them, as three
+# front-end hosts would, and the login ratio shows whether the fleet lets
+# them use it (only the shared PostgreSQL and its lock are common to them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/common.sh
@@ -42,7 +48,26 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   stop_postgres "$WORK"
+  for g in "${GROUPS_MADE[@]}"; do rmdir "$g" 2>/dev/null || true; done
   rm -rf "$WORK"
+}
+GROUPS_MADE=()
+# cap PID NAME: with HOST_CPUS, moves PID into a cgroup of its own capped at
+# HOST_CPUS CPUs.
+cap() {
+  [ -n "${HOST_CPUS:-}" ] || return 0
+  local quota g
+  quota=$(awk -v c="$HOST_CPUS" 'BEGIN {printf "%d", c * 100000}')
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    g=/sys/fs/cgroup/etax-bench-$2
+    grep -q cpu /sys/fs/cgroup/cgroup.subtree_control || echo +cpu >/sys/fs/cgroup/cgroup.subtree_control
+    mkdir -p "$g"; echo "$quota 100000" >"$g/cpu.max"
+  else
+    g=/sys/fs/cgroup/cpu/etax-bench-$2
+    mkdir -p "$g"; echo 100000 >"$g/cpu.cfs_period_us"; echo "$quota" >"$g/cpu.cfs_quota_us"
+  fi
+  GROUPS_MADE+=("$g")
+  echo "$1" >"$g/cgroup.procs"
 }
 trap cleanup EXIT
 if [ "$BIN" = target/release/etax-authz ] && [ ! -x "$BIN" ]; then
@@ -51,7 +76,7 @@ fi
 
 start_postgres "$WORK"
 
-echo "date: $(date -u +%FT%TZ)  load before: $(cut -d' ' -f1-3 /proc/loadavg)  cores: $(nproc)  binary: $BIN  $N enterprises, ${SECS}s a run"
+echo "date: $(date -u +%FT%TZ)  load before: $(cut -d' ' -f1-3 /proc/loadavg)  cores: $(nproc)  binary: $BIN  $N enterprises, ${SECS}s a run  CPUs per sidecar: ${HOST_CPUS:-uncapped}"
 "$BIN" gen --enterprises "$N" --seed 1 "$WORK/bureau.json" 2>"$WORK/gen.err"
 PASSWORD=$(sed -n 's/.*password \([^ ]*\) .*/\1/p' "$WORK/gen.err")
 python3 benches/load_principals.py "$WORK/bureau.json" "$WORK/account" >"$WORK/principals.lua"
@@ -101,6 +126,7 @@ start() {
   ETAX_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data "$WORK/$name" "$@" \
     >"$WORK/$name.out" 2>/dev/null &
   PIDS+=($!)
+  cap $! "$name"
   for _ in $(seq 1200); do grep -q listening "$WORK/$name.out" 2>/dev/null && break; sleep 0.1; done
   ADDR[$name]=$(sed -n 's/.*listening on http:\/\///p' "$WORK/$name.out")
   [ -n "${ADDR[$name]}" ] || { echo "sidecar $name did not start" >&2; exit 1; }
