@@ -294,22 +294,77 @@ pub async fn for_each(
     filter: &Filter,
     host: Option<&str>,
     mut each: impl FnMut(&str, &[u8]) -> std::io::Result<()>,
-) -> Result<u64, ExportError> {
-    let mut cursor = 0i64;
-    let mut n = 0;
+) -> Result<(), ExportError> {
+    let mut export = Export::new(filter.clone(), host.map(str::to_owned));
     loop {
-        let rows = rows_after(client, filter, host, cursor).await?;
-        for row in &rows {
-            cursor = row.get(5);
+        let page = export.fetch(client).await?;
+        page.write(filter, &mut each)?;
+        if !page.more {
+            return Ok(());
+        }
+    }
+}
+
+/// An export's place in the table, so that it can go on a page at a time
+/// over any connection: the HTTP export gives its connection back while it
+/// turns a page into lines and waits for the client to take them.
+pub struct Export {
+    filter: std::sync::Arc<Filter>,
+    host: Option<String>,
+    cursor: i64,
+}
+
+/// The rows of one page of an export, read.
+pub struct ExportPage {
+    rows: Vec<tokio_postgres::Row>,
+    /// Whether rows may follow.
+    pub more: bool,
+}
+
+impl Export {
+    pub fn new(filter: Filter, host: Option<String>) -> Self {
+        Self {
+            filter: std::sync::Arc::new(filter),
+            host,
+            cursor: 0,
+        }
+    }
+
+    /// The filter the export's pages are written with.
+    pub fn filter(&self) -> std::sync::Arc<Filter> {
+        self.filter.clone()
+    }
+
+    /// The next rows (at most [`PAGE_ROWS`]); the export moves past them.
+    pub async fn fetch(
+        &mut self,
+        client: &tokio_postgres::Client,
+    ) -> Result<ExportPage, FleetError> {
+        let rows = rows_after(client, &self.filter, self.host.as_deref(), self.cursor).await?;
+        if let Some(last) = rows.last() {
+            self.cursor = last.get(5);
+        }
+        let more = rows.len() == PAGE_ROWS as usize;
+        Ok(ExportPage { rows, more })
+    }
+}
+
+impl ExportPage {
+    /// Calls `each` with the page's records matching `filter` (the
+    /// export's): the host and the stored line (canonical JSON with its
+    /// hash). Parses every row: CPU work, off the async workers for a
+    /// server.
+    pub fn write(
+        &self,
+        filter: &Filter,
+        mut each: impl FnMut(&str, &[u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        for row in &self.rows {
             if matching(row, filter).is_some() {
-                let line = stored_of(row).line();
-                each(row.get(6), &line)?;
-                n += 1;
+                each(row.get(6), &stored_of(row).line())?;
             }
         }
-        if rows.len() < PAGE_ROWS as usize {
-            return Ok(n);
-        }
+        Ok(())
     }
 }
 
