@@ -220,15 +220,29 @@ fn chunk_files(data: &Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// A demo server's log over `data` with decisions in it, closed: its saved
+/// chunk files.
+fn closed_with_counts(data: &Path) -> Vec<std::path::PathBuf> {
+    let s = Server::demo_in(data, &[]);
+    make_decisions(&s);
+    s.stop();
+    let files = chunk_files(data);
+    assert!(!files.is_empty(), "a clean close saves the counts");
+    files
+}
+
+/// Cuts a file in half, as a crash mid-write by anything but the atomic
+/// rename would.
+fn tear(file: &Path) {
+    let bytes = std::fs::read(file).unwrap();
+    std::fs::write(file, &bytes[..bytes.len() / 2]).unwrap();
+}
+
 #[test]
 fn rollups_are_rebuilt_from_the_log_when_deleted_torn_or_ahead_of_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let s = Server::demo_in(&data, &[]);
-    make_decisions(&s);
-    s.stop();
-    let files = chunk_files(&data);
-    assert!(!files.is_empty(), "a clean close saves the counts");
+    let files = closed_with_counts(&data);
     // Kinds, API key ids and policy ids: no person.
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
@@ -250,8 +264,7 @@ fn rollups_are_rebuilt_from_the_log_when_deleted_torn_or_ahead_of_it() {
     // Torn (a crash while the file was written by something else than the
     // atomic rename): not read, counted again.
     for f in chunk_files(&data) {
-        let bytes = std::fs::read(&f).unwrap();
-        std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+        tear(&f);
     }
     let s = Server::demo_in(&data, &[]);
     assert_counts_match_the_log(&s, true);
@@ -370,13 +383,9 @@ fn verifying_the_live_log_says_it_is_live_not_unclosed() {
 fn a_torn_rollup_chunk_is_recounted_with_a_warning_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let s = Server::demo_in(&data, &[]);
-    make_decisions(&s);
-    s.stop();
-    let files = chunk_files(&data);
-    let torn = files.first().expect("a clean close saves the counts");
-    let bytes = std::fs::read(torn).unwrap();
-    std::fs::write(torn, &bytes[..bytes.len() / 2]).unwrap();
+    let files = closed_with_counts(&data);
+    let torn = &files[0];
+    tear(torn);
     let log = dir.path().join("serve.log");
     let s = Server::start_logging(&data, &["--demo"], &log);
     assert_counts_match_the_log(&s, true);
