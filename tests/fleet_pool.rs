@@ -130,3 +130,76 @@ fn exports_that_never_read_leave_the_replica_fresh_and_decisions_answered() {
         !busy(a.addr, "/v1/fleet/decisions/export?host=none")
     });
 }
+
+/// Requests whose queries hang (the fleet's log table locked by another
+/// session) hold every connection of the request pool: a request past
+/// them waits a bounded time for a connection, then is answered 503
+/// naming the fleet database's pool, never left hanging; and the
+/// background pool keeps the replica fresh meanwhile.
+#[test]
+fn request_pool_waits_are_bounded_and_leave_the_background_alone() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database("waits");
+    let dir = tempfile::tempdir().unwrap();
+    let stale = MAX_STALE_MS.to_string();
+    let a = Server::start_in(
+        dir.path(),
+        &[
+            "--demo",
+            "--fleet",
+            &url,
+            "--fleet-host",
+            "a",
+            "--fleet-max-stale-ms",
+            &stale,
+        ],
+    );
+    let mut locker = pg.spawn_psql(
+        "waits",
+        "BEGIN; LOCK TABLE fleet_decisions IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);",
+    );
+    wait_until("the table is locked", || {
+        pg.psql(
+            "waits",
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+             WHERE c.relname = 'fleet_decisions' AND l.mode = 'AccessExclusiveLock' AND l.granted",
+        ) == "1"
+    });
+    let addr = a.addr;
+    let readers: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let (s, _, body) = exchange_tcp(addr, "GET", "/v1/fleet/decisions?host=a", &[], "");
+                (s, body)
+            })
+        })
+        .collect();
+    // The readers beyond the pool are answered while the others hang.
+    wait_until("a reader beyond the pool is answered", || {
+        readers.iter().any(|r| r.is_finished())
+    });
+    // Past the staleness bound while they hang: still fresh.
+    let until = Instant::now() + Duration::from_millis(2 * MAX_STALE_MS);
+    while Instant::now() < until {
+        let (s, body) = a.get("/readyz");
+        assert_eq!(s, 200, "readyz while the request pool is held: {body}");
+        let (s, v) = clerk_decides(&a);
+        assert_eq!(s, 200, "a decision while the request pool is held: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    pg.psql(
+        "waits",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE query LIKE '%LOCK TABLE fleet_decisions%' AND pid <> pg_backend_pid()",
+    );
+    let _ = locker.wait();
+    let statuses: Vec<u16> = readers.into_iter().map(|r| r.join().unwrap().0).collect();
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&200),
+        "the held readers finish: {statuses:?}"
+    );
+}
