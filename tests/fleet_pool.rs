@@ -102,8 +102,14 @@ fn exports_that_never_read_leave_the_replica_fresh_and_decisions_answered() {
     });
     fill_fleet_log(&pg, "pool");
 
+    // One after another: the old export held a connection from its first
+    // page on, however its clients arrived.
     let hanging: Vec<Socket> = (0..CLIENTS)
-        .map(|_| never_reading(a.addr, "/v1/fleet/decisions/export"))
+        .map(|_| {
+            let client = never_reading(a.addr, "/v1/fleet/decisions/export");
+            std::thread::sleep(Duration::from_millis(100));
+            client
+        })
         .collect();
     // Every slot streams to a client that does not read: one export more,
     // fleet or local, is refused at once, with when to retry. (Filters

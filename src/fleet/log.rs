@@ -17,6 +17,9 @@ use crate::audit::{
 
 /// Rows one round trip reads.
 const PAGE_ROWS: i64 = 2000;
+/// Rows one page of an export reads: smaller, so that many exports at
+/// once each hold a connection (and a page in memory) only briefly.
+const EXPORT_ROWS: i64 = 500;
 /// Rows a page of a query looks at before it answers with what it found
 /// (the next page goes on from there), as the local query does.
 const MAX_SCAN: usize = 100_000;
@@ -247,7 +250,7 @@ pub async fn page(
     let mut cursor = after as i64;
     let mut scanned = 0;
     loop {
-        let rows = rows_after(client, filter, host, cursor).await?;
+        let rows = rows_after(client, filter, host, cursor, PAGE_ROWS).await?;
         let exhausted = rows.len() < PAGE_ROWS as usize;
         for (i, row) in rows.iter().enumerate() {
             cursor = row.get(5);
@@ -335,16 +338,17 @@ impl Export {
         self.filter.clone()
     }
 
-    /// The next rows (at most [`PAGE_ROWS`]); the export moves past them.
+    /// The next rows (at most [`EXPORT_ROWS`]); the export moves past them.
     pub async fn fetch(
         &mut self,
         client: &tokio_postgres::Client,
     ) -> Result<ExportPage, FleetError> {
-        let rows = rows_after(client, &self.filter, self.host.as_deref(), self.cursor).await?;
+        let host = self.host.as_deref();
+        let rows = rows_after(client, &self.filter, host, self.cursor, EXPORT_ROWS).await?;
         if let Some(last) = rows.last() {
             self.cursor = last.get(5);
         }
-        let more = rows.len() == PAGE_ROWS as usize;
+        let more = rows.len() == EXPORT_ROWS as usize;
         Ok(ExportPage { rows, more })
     }
 }
@@ -368,13 +372,15 @@ impl ExportPage {
     }
 }
 
-/// The next rows after `cursor` ([`COLUMNS`]). Time bounds
-/// are applied here (indexed); the rest of the filter in Rust, as locally.
+/// The next rows after `cursor` ([`COLUMNS`]), at most `limit`. Time
+/// bounds are applied here (indexed); the rest of the filter in Rust, as
+/// locally.
 async fn rows_after(
     client: &tokio_postgres::Client,
     filter: &Filter,
     host: Option<&str>,
     cursor: i64,
+    limit: i64,
 ) -> Result<Vec<tokio_postgres::Row>, FleetError> {
     let since = filter.since_ms.map_or(i64::MIN, |t| t as i64);
     let until = filter.until_ms.map_or(i64::MAX, |t| t as i64);
@@ -385,7 +391,7 @@ async fn rows_after(
          ORDER BY id LIMIT $5"
     );
     Ok(client
-        .query(&sql, &[&cursor, &host, &since, &until, &PAGE_ROWS])
+        .query(&sql, &[&cursor, &host, &since, &until, &limit])
         .await?)
 }
 
