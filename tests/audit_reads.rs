@@ -564,3 +564,37 @@ fn every_policy_set_loaded_is_archived_and_its_load_is_in_the_chain() {
     assert_ne!(code, 0);
     assert!(err.contains("altered"), "{err}");
 }
+
+/// Every read of the log (the console's overview included) refuses a
+/// parameter given twice, and a time later than the log's i64 ms can
+/// hold, each a 400 naming the parameter: neither is an empty 200, and a
+/// repeated one is not decided by whichever comes last.
+#[test]
+fn repeated_parameters_and_times_past_the_logs_range_are_refused_by_name() {
+    let server = Server::demo();
+    let huge = "9999999999999999999";
+    for (query, field) in [
+        ("decisions?kind=login&kind=authorize", "kind"),
+        ("decisions?since=1&since=2", "since"),
+        ("decisions?after=1&limit=5&after=2", "after"),
+        ("decisions?tz=%2B08:00&offset=%2B09:00", "offset"),
+        ("summary?by=kind&by=decision", "by"),
+        ("export?format=csv&format=jsonl", "format"),
+        ("verify?checkpoint=1:00&checkpoint=2:00", "checkpoint"),
+        ("overview?bucket=hour&bucket=day", "bucket"),
+        ("overview?until=1h&until=2h", "until"),
+        (&format!("decisions?since={huge}"), "since"),
+        (&format!("decisions?until={huge}"), "until"),
+        (&format!("summary?by=kind&since={huge}"), "since"),
+        (&format!("export?until={huge}"), "until"),
+        (&format!("overview?since={huge}"), "since"),
+    ] {
+        let (status, err) = server.get(&format!("/v1/audit/{query}"));
+        assert_eq!(status, 400, "{query}: {err}");
+        assert_eq!(err["error"]["field"], field, "{query}: {err}");
+    }
+    // The largest time the log holds is still a time.
+    let (status, page) = server.get(&format!("/v1/audit/decisions?since={}", i64::MAX));
+    assert_eq!(status, 200, "{page}");
+    server.stop();
+}

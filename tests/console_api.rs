@@ -220,15 +220,29 @@ fn chunk_files(data: &Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// A demo server's log over `data` with decisions in it, closed: its saved
+/// chunk files.
+fn closed_with_counts(data: &Path) -> Vec<std::path::PathBuf> {
+    let s = Server::demo_in(data, &[]);
+    make_decisions(&s);
+    s.stop();
+    let files = chunk_files(data);
+    assert!(!files.is_empty(), "a clean close saves the counts");
+    files
+}
+
+/// Cuts a file in half, as a crash mid-write by anything but the atomic
+/// rename would.
+fn tear(file: &Path) {
+    let bytes = std::fs::read(file).unwrap();
+    std::fs::write(file, &bytes[..bytes.len() / 2]).unwrap();
+}
+
 #[test]
 fn rollups_are_rebuilt_from_the_log_when_deleted_torn_or_ahead_of_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let s = Server::demo_in(&data, &[]);
-    make_decisions(&s);
-    s.stop();
-    let files = chunk_files(&data);
-    assert!(!files.is_empty(), "a clean close saves the counts");
+    let files = closed_with_counts(&data);
     // Kinds, API key ids and policy ids: no person.
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
@@ -250,8 +264,7 @@ fn rollups_are_rebuilt_from_the_log_when_deleted_torn_or_ahead_of_it() {
     // Torn (a crash while the file was written by something else than the
     // atomic rename): not read, counted again.
     for f in chunk_files(&data) {
-        let bytes = std::fs::read(&f).unwrap();
-        std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+        tear(&f);
     }
     let s = Server::demo_in(&data, &[]);
     assert_counts_match_the_log(&s, true);
@@ -319,4 +332,70 @@ fn forged_rollup_counts_are_counted_again_not_shown_or_overflowed() {
         assert_counts_match_the_log(&s, true);
         s.stop();
     }
+}
+
+/// The console's verify view (`/v1/audit/verify`) on the log the server is
+/// writing: a live log has no head.json until it closes, which is no
+/// warning; the report says it is live and verified up to the last record
+/// written. The command line, which cannot open a live log, says where it
+/// is read; once the server closed it, nothing is live.
+#[test]
+fn verifying_the_live_log_says_it_is_live_not_unclosed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::demo_in(&data, &[]);
+    make_decisions(&s);
+    let (status, r) = s.get("/v1/audit/verify");
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["ok"], true, "{r}");
+    let warnings = r["warnings"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("head.json")),
+        "{r}"
+    );
+    let live = r["live"].as_str().unwrap_or_else(|| panic!("{r}"));
+    let last = r["last_verified"]["seq"].as_u64().unwrap();
+    assert!(live.starts_with("live log"), "{live}");
+    assert!(
+        live.contains(&format!("record {last}, the last one written")),
+        "{live}"
+    );
+
+    let path = data.to_str().unwrap();
+    let (code, _, err) = cli(&["audit", "verify", "--data", path]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("a live log is read through the server"),
+        "{err}"
+    );
+    s.stop();
+    let (code, out, err) = cli(&["audit", "verify", "--data", path, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let closed: Value = serde_json::from_str(&out).unwrap();
+    assert!(closed.get("live").is_none(), "{out}");
+}
+
+/// A torn chunk is counted again from the log, and the service's own log
+/// says so, naming the chunk.
+#[test]
+fn a_torn_rollup_chunk_is_recounted_with_a_warning_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let files = closed_with_counts(&data);
+    let torn = &files[0];
+    tear(torn);
+    let log = dir.path().join("serve.log");
+    let s = Server::start_logging(&data, &["--demo"], &log);
+    assert_counts_match_the_log(&s, true);
+    s.stop();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("saved chunk is torn"))
+        .unwrap_or_else(|| panic!("no warning of the torn chunk in:\n{text}"));
+    assert!(line.contains("WARN"), "{line}");
+    let name = torn.file_name().unwrap().to_str().unwrap();
+    assert!(line.contains(name), "{line}");
 }

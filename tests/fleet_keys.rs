@@ -227,3 +227,28 @@ fn a_table_that_stops_reading_keeps_the_last_good_keys() {
     pg.restart();
     a.stop();
 }
+
+/// `keys create --fleet` refuses an empty or padded scope name by name,
+/// as for a keys file, and the table stays without a row.
+#[test]
+fn empty_or_padded_scope_names_are_refused_by_name() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database("scopes");
+    for (scope, named) in [
+        ("admin,,audit", "scope 2 of \"admin,,audit\" is empty"),
+        (" admin", "scope \" admin\" has blanks"),
+    ] {
+        let (code, out, err) = cli(&[
+            "keys", "create", "--id", "x", "--scope", scope, "--fleet", &url,
+        ]);
+        assert_eq!((code, out.as_str()), (1, ""), "{scope:?}: {err}");
+        assert!(err.contains(named), "{scope:?}: {err}");
+    }
+    // Nothing was written: once the table exists, it holds no row.
+    let (code, _, err) = cli(&["keys", "list", "--fleet", &url]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        pg.psql("scopes", "SELECT count(*) FROM fleet_api_keys"),
+        "0"
+    );
+}

@@ -355,3 +355,32 @@ fn first_hash(pg: &Postgres) -> String {
         "SELECT hash FROM fleet_decisions WHERE host = 'h1' AND seq = 1",
     )
 }
+
+/// The fleet's reads refuse a parameter given twice (`host=h1&host=h2`
+/// once read the last) and a time past an i64 of ms (once wrapped to a
+/// negative bound: an empty 200), each a 400 naming the parameter.
+#[test]
+fn fleet_reads_refuse_repeated_parameters_and_times_past_the_range() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database("params");
+    let dir = tempfile::tempdir().unwrap();
+    let h1 = Server::start_in(
+        dir.path(),
+        &["--demo", "--fleet", &url, "--fleet-host", "h1"],
+    );
+    let huge = "9999999999999999999";
+    for (query, field) in [
+        ("decisions?host=h1&host=h2", "host"),
+        ("decisions?since=1&since=2", "since"),
+        ("decisions/export?host=h1&host=h2", "host"),
+        ("verify?host=h1&host=h2", "host"),
+        (&format!("decisions?since={huge}"), "since"),
+        (&format!("decisions?until={huge}"), "until"),
+        (&format!("decisions/export?since={huge}"), "since"),
+    ] {
+        let (status, err) = h1.get(&format!("/v1/fleet/{query}"));
+        assert_eq!(status, 400, "{query}: {err}");
+        assert_eq!(err["error"]["field"], field, "{query}: {err}");
+    }
+    h1.stop();
+}

@@ -220,3 +220,30 @@ fn demo_with_keys_still_requires_them() {
     );
     assert_eq!(status, 200, "{v}");
 }
+
+/// An empty or padded scope name is refused by name, and nothing is
+/// written: a key is minted from exactly what the operator wrote.
+#[test]
+fn empty_or_padded_scope_names_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    for (scope, named) in [
+        ("admin,,audit", "scope 2 of \"admin,,audit\" is empty"),
+        (" admin", "scope \" admin\" has blanks"),
+        ("audit, admin", "scope \" admin\" has blanks"),
+    ] {
+        let (code, out, err) = cli(&[
+            "keys",
+            "create",
+            "--id",
+            "x",
+            "--scope",
+            scope,
+            "--keys",
+            keys.to_str().unwrap(),
+        ]);
+        assert_eq!((code, out.as_str()), (1, ""), "{scope:?}: {err}");
+        assert!(err.contains(named), "{scope:?}: {err}");
+        assert!(!keys.exists(), "{scope:?} wrote the keys file");
+    }
+}

@@ -208,6 +208,10 @@ pub struct VerifyReport {
     /// A log not closed cleanly: the unfinished write found at its end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crash_tail: Option<String>,
+    /// Set when the log is open and being written (verified by the server
+    /// that writes it): what that means for the report. No finding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<String>,
 }
 
 #[cfg(test)]

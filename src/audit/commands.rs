@@ -22,7 +22,7 @@ use super::{
 fn opening_failed(e: &AuditError) -> ExitCode {
     match e {
         AuditError::Locked(_) => eprintln!(
-            "etax-authz: {e}\n(the server holds it open: use GET /v1/audit/verify, /v1/audit/checkpoint or /v1/audit/decisions)"
+            "etax-authz: {e}\n(the server holds it open: a live log is read through the server that writes it: GET /v1/audit/verify, /v1/audit/checkpoint or /v1/audit/decisions)"
         ),
         _ => eprintln!("etax-authz: {e}"),
     }
@@ -148,8 +148,8 @@ fn print_report(report: &super::VerifyReport) {
     if let Some(t) = &report.crash_tail {
         println!("note: not closed cleanly; {t}");
     }
-    if let Some(t) = &report.crash_tail {
-        println!("note: not closed cleanly; {t}");
+    if let Some(live) = &report.live {
+        println!("note: {live}");
     }
     if let Some(c) = &report.checkpoint {
         let verdict = if c.extended {

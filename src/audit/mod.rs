@@ -480,7 +480,7 @@ impl AuditLog {
     /// Walks every frame and the chain (blocking: run it off the async
     /// workers).
     pub fn verify(&self, checkpoint: Option<&Checkpoint>) -> Result<VerifyReport, AuditError> {
-        forensics::verify(&self.snapshot()?, checkpoint)
+        forensics::verify_open(&self.snapshot()?, checkpoint)
     }
 
     /// The overview of `q`'s range, from the writer's counts.

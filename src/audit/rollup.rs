@@ -232,6 +232,28 @@ pub fn rollup_dir(log_dir: &Path) -> PathBuf {
     log_dir.join("rollup")
 }
 
+/// A saved chunk, or `None` when there is none at `path` or it cannot be
+/// used. A file that is there but does not read or parse (torn by a crash
+/// mid-save, or damaged) is counted again from the log like a missing one,
+/// and logged, naming it: damage on the disk is for an operator to know.
+fn read_chunk(path: &Path) -> Option<ChunkFile> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "decision log rollup: a saved chunk cannot be read; counting it again from the log");
+            return None;
+        }
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(file) => Some(file),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "decision log rollup: a saved chunk is torn; counting it again from the log");
+            None
+        }
+    }
+}
+
 fn chunk_path(dir: &Path, index: u64) -> PathBuf {
     dir.join(format!("chunk-{index:08}.json"))
 }
@@ -300,10 +322,7 @@ impl Rollup {
         let mut expected_first = first;
         loop {
             let path = chunk_path(&self.dir, index);
-            let Some(file) = std::fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<ChunkFile>(&b).ok())
-            else {
+            let Some(file) = read_chunk(&path) else {
                 break;
             };
             let agrees = file.format == FORMAT

@@ -241,6 +241,10 @@ pub fn read_file(file: &File, len: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The warning of a log without `head.json`, which a log that is open and
+/// being written has no reason to carry (`forensics::verify_open`).
+pub const NO_HEAD: &str = "no head.json: the log was not closed cleanly (a crash) or the file was deleted; records cut from its end cannot be seen without a kept checkpoint";
+
 /// The layout of a log on disk, for reading only: nothing is repaired.
 pub fn read_layout(dir: &Path) -> Result<Layout, AuditError> {
     let segments = list(dir, "seg-")?;
@@ -252,7 +256,7 @@ pub fn read_layout(dir: &Path) -> Result<Layout, AuditError> {
     let head = match read_head_file(dir) {
         Ok(Some(h)) => Some(h),
         Ok(None) => {
-            warnings.push("no head.json: the log was not closed cleanly (a crash) or the file was deleted; records cut from its end cannot be seen without a kept checkpoint".to_owned());
+            warnings.push(NO_HEAD.to_owned());
             None
         }
         Err(e) => {

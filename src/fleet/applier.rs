@@ -27,9 +27,11 @@ pub async fn run(fleet: Fleet, store: Store) {
     let mut failing = false;
     loop {
         let replica = store.clone();
-        let caught_up = tokio::task::spawn_blocking(move || replica.catch_up())
-            .await
-            .expect("catch-up does not panic");
+        let caught_up = tokio::task::spawn_blocking(move || {
+            super::changes::in_background(|| replica.catch_up())
+        })
+        .await
+        .expect("catch-up does not panic");
         match caught_up {
             Ok(_) if failing => {
                 failing = false;

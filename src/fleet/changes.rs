@@ -49,6 +49,40 @@ impl PgChangeLog {
     }
 }
 
+thread_local! {
+    /// Set while the applier catches the replica up on this thread: its
+    /// reads of the log then use the background pool, which requests
+    /// cannot drain, so the replica stays fresh however busy they are.
+    /// A thread-local because the store calls this log through the same
+    /// methods for requests and for the applier.
+    static BACKGROUND: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (a synchronous store call on this thread) with the change
+/// log's reads on the background pool.
+pub(crate) fn in_background<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            BACKGROUND.with(|b| b.set(false));
+        }
+    }
+    BACKGROUND.with(|b| b.set(true));
+    let _reset = Reset;
+    f()
+}
+
+impl PgChangeLog {
+    /// A connection for a read of the log, from the pool of whoever asks.
+    async fn reader(&self) -> Result<deadpool_postgres::Client, FleetError> {
+        if BACKGROUND.with(|b| b.get()) {
+            self.fleet.background_client().await
+        } else {
+            self.fleet.client().await
+        }
+    }
+}
+
 fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::FleetUnavailable(Box::new(e))
 }
@@ -112,7 +146,7 @@ impl ChangeLog for PgChangeLog {
 
     fn since(&self, after: u64, limit: u32) -> Result<Vec<LogEntry>, StoreError> {
         block(&self.runtime, async {
-            let client = self.fleet.client().await?;
+            let client = self.reader().await?;
             since(&client, after, limit).await
         })
     }
@@ -120,8 +154,7 @@ impl ChangeLog for PgChangeLog {
     fn head(&self) -> Result<u64, StoreError> {
         block(&self.runtime, async {
             let row = self
-                .fleet
-                .client()
+                .reader()
                 .await?
                 .query_one("SELECT coalesce(max(id), 0) FROM fleet_changes", &[])
                 .await?;
@@ -133,8 +166,7 @@ impl ChangeLog for PgChangeLog {
         block(&self.runtime, async {
             let sql = format!("SELECT {STAMP} FROM fleet_changes WHERE id = $1");
             let row = self
-                .fleet
-                .client()
+                .reader()
                 .await?
                 .query_opt(&sql, &[&(id as i64)])
                 .await?;

@@ -90,7 +90,7 @@ pub async fn report(
     policy_version: &str,
     started_at_ms: u64,
 ) -> Result<(), FleetError> {
-    let client = fleet.client().await?;
+    let client = fleet.background_client().await?;
     client
         .execute(
             "INSERT INTO fleet_hosts (host, version, policy_version, started_at, last_seen)

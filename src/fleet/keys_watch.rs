@@ -36,7 +36,7 @@ pub struct Refreshed {
 
 /// Reads the table and offers it to `live`.
 pub async fn refresh(fleet: &Fleet, live: &LiveKeys) -> Result<Refreshed, KeysError> {
-    let client = fleet.client().await?;
+    let client = fleet.background_client().await?;
     let table = keys::read(&**client).await?;
     // Skipped rows count as rows: a table holding only rows this binary
     // cannot serve is not empty, so it never opens open mode.

@@ -17,6 +17,9 @@ use crate::audit::{
 
 /// Rows one round trip reads.
 const PAGE_ROWS: i64 = 2000;
+/// Rows one page of an export reads: smaller, so that many exports at
+/// once each hold a connection (and a page in memory) only briefly.
+const EXPORT_ROWS: i64 = 500;
 /// Rows a page of a query looks at before it answers with what it found
 /// (the next page goes on from there), as the local query does.
 const MAX_SCAN: usize = 100_000;
@@ -247,7 +250,7 @@ pub async fn page(
     let mut cursor = after as i64;
     let mut scanned = 0;
     loop {
-        let rows = rows_after(client, filter, host, cursor).await?;
+        let rows = rows_after(client, filter, host, cursor, PAGE_ROWS).await?;
         let exhausted = rows.len() < PAGE_ROWS as usize;
         for (i, row) in rows.iter().enumerate() {
             cursor = row.get(5);
@@ -294,32 +297,90 @@ pub async fn for_each(
     filter: &Filter,
     host: Option<&str>,
     mut each: impl FnMut(&str, &[u8]) -> std::io::Result<()>,
-) -> Result<u64, ExportError> {
-    let mut cursor = 0i64;
-    let mut n = 0;
+) -> Result<(), ExportError> {
+    let mut export = Export::new(filter.clone(), host.map(str::to_owned));
     loop {
-        let rows = rows_after(client, filter, host, cursor).await?;
-        for row in &rows {
-            cursor = row.get(5);
-            if matching(row, filter).is_some() {
-                let line = stored_of(row).line();
-                each(row.get(6), &line)?;
-                n += 1;
-            }
-        }
-        if rows.len() < PAGE_ROWS as usize {
-            return Ok(n);
+        let page = export.fetch(client).await?;
+        page.write(filter, &mut each)?;
+        if !page.more {
+            return Ok(());
         }
     }
 }
 
-/// The next rows after `cursor` ([`COLUMNS`]). Time bounds
-/// are applied here (indexed); the rest of the filter in Rust, as locally.
+/// An export's place in the table, so that it can go on a page at a time
+/// over any connection: the HTTP export gives its connection back while it
+/// turns a page into lines and waits for the client to take them.
+pub struct Export {
+    filter: std::sync::Arc<Filter>,
+    host: Option<String>,
+    cursor: i64,
+}
+
+/// The rows of one page of an export, read.
+pub struct ExportPage {
+    rows: Vec<tokio_postgres::Row>,
+    /// Whether rows may follow.
+    pub more: bool,
+}
+
+impl Export {
+    pub fn new(filter: Filter, host: Option<String>) -> Self {
+        Self {
+            filter: std::sync::Arc::new(filter),
+            host,
+            cursor: 0,
+        }
+    }
+
+    /// The filter the export's pages are written with.
+    pub fn filter(&self) -> std::sync::Arc<Filter> {
+        self.filter.clone()
+    }
+
+    /// The next rows (at most [`EXPORT_ROWS`]); the export moves past them.
+    pub async fn fetch(
+        &mut self,
+        client: &tokio_postgres::Client,
+    ) -> Result<ExportPage, FleetError> {
+        let host = self.host.as_deref();
+        let rows = rows_after(client, &self.filter, host, self.cursor, EXPORT_ROWS).await?;
+        if let Some(last) = rows.last() {
+            self.cursor = last.get(5);
+        }
+        let more = rows.len() == EXPORT_ROWS as usize;
+        Ok(ExportPage { rows, more })
+    }
+}
+
+impl ExportPage {
+    /// Calls `each` with the page's records matching `filter` (the
+    /// export's): the host and the stored line (canonical JSON with its
+    /// hash). Parses every row: CPU work, off the async workers for a
+    /// server.
+    pub fn write(
+        &self,
+        filter: &Filter,
+        mut each: impl FnMut(&str, &[u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        for row in &self.rows {
+            if matching(row, filter).is_some() {
+                each(row.get(6), &stored_of(row).line())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The next rows after `cursor` ([`COLUMNS`]), at most `limit`. Time
+/// bounds are applied here (indexed); the rest of the filter in Rust, as
+/// locally.
 async fn rows_after(
     client: &tokio_postgres::Client,
     filter: &Filter,
     host: Option<&str>,
     cursor: i64,
+    limit: i64,
 ) -> Result<Vec<tokio_postgres::Row>, FleetError> {
     let since = filter.since_ms.map_or(i64::MIN, |t| t as i64);
     let until = filter.until_ms.map_or(i64::MAX, |t| t as i64);
@@ -330,7 +391,7 @@ async fn rows_after(
          ORDER BY id LIMIT $5"
     );
     Ok(client
-        .query(&sql, &[&cursor, &host, &since, &until, &PAGE_ROWS])
+        .query(&sql, &[&cursor, &host, &since, &until, &limit])
         .await?)
 }
 

@@ -27,7 +27,7 @@ pub use config::FleetArgs;
 
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
@@ -42,6 +42,18 @@ pub enum FleetError {
          upgrade this host before it joins"
     )]
     SchemaTooNew { found: i32, known: i32 },
+    /// Every connection of one of the sidecar's pools stayed in use for
+    /// as long as a caller may wait: the database is slow or the pool is
+    /// under attack. The service answers 503 rather than queue without end.
+    #[error(
+        "fleet database: all {size} connections of the {pool} pool stayed in use for \
+         {waited_ms} ms; retry later"
+    )]
+    PoolBusy {
+        pool: &'static str,
+        size: usize,
+        waited_ms: u64,
+    },
     #[error(
         "another running sidecar already uses the fleet host name {0:?} (--fleet-host): give \
          each sidecar its own name, or stop the other first"
@@ -67,10 +79,28 @@ impl From<deadpool_postgres::PoolError> for FleetError {
     }
 }
 
-/// A connection pool to the fleet's database, its schema migrated.
+/// Connections requests may hold at once (fleet reads, store writes,
+/// session catch-ups).
+const REQUEST_POOL: usize = 16;
+/// How long a request waits for one of them before it is answered 503.
+const REQUEST_WAIT: Duration = Duration::from_secs(2);
+/// Connections of the background tasks: the applier, the heartbeat, the
+/// keys watcher and the shipper, one each at most.
+const BACKGROUND_POOL: usize = 4;
+/// How long a background task waits for one (it retries on its next beat).
+const BACKGROUND_WAIT: Duration = Duration::from_secs(5);
+
+/// Connection pools to the fleet's database, its schema migrated.
+///
+/// Two pools, because what keeps this sidecar answering (the applier
+/// renewing the replica's freshness, the heartbeat, the keys watcher, the
+/// shipper) must never wait behind requests: requests that held every
+/// connection of one shared pool once made the replica stale and every
+/// decision fail closed (issue 15, red team).
 #[derive(Clone)]
 pub struct Fleet {
     pool: Pool,
+    background: Pool,
     host: String,
     /// For connections outside the pool (the change listener).
     config: tokio_postgres::Config,
@@ -91,19 +121,9 @@ impl Fleet {
             config.connect_timeout(Duration::from_secs(5));
         }
         config.application_name(format!("etax-authz {host}"));
-        let manager = Manager::from_config(
-            config.clone(),
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(16)
-            .build()
-            .map_err(|e| FleetError::Pool(e.to_string()))?;
         let fleet = Self {
-            pool,
+            pool: pool(&config, REQUEST_POOL, REQUEST_WAIT)?,
+            background: pool(&config, BACKGROUND_POOL, BACKGROUND_WAIT)?,
             host: host.to_string(),
             config,
             claim: None,
@@ -124,8 +144,15 @@ impl Fleet {
         self.claim.as_ref()
     }
 
+    /// A connection of the request path's pool, within [`REQUEST_WAIT`].
     pub async fn client(&self) -> Result<deadpool_postgres::Client, FleetError> {
-        Ok(self.pool.get().await?)
+        checkout(&self.pool, "request", REQUEST_WAIT).await
+    }
+
+    /// A connection of the background tasks' pool, which requests never
+    /// draw from.
+    pub async fn background_client(&self) -> Result<deadpool_postgres::Client, FleetError> {
+        checkout(&self.background, "background", BACKGROUND_WAIT).await
     }
 
     /// The connection settings, for a connection of its own.
@@ -133,13 +160,45 @@ impl Fleet {
         &self.config
     }
 
-    pub fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
     /// This sidecar's name in the fleet (`--fleet-host`, default the
     /// machine's hostname).
     pub fn host(&self) -> &str {
         &self.host
+    }
+}
+
+/// A pool of at most `size` connections whose callers wait at most `wait`
+/// for one (opening a connection is bounded by the connect timeout).
+fn pool(config: &tokio_postgres::Config, size: usize, wait: Duration) -> Result<Pool, FleetError> {
+    let manager = Manager::from_config(
+        config.clone(),
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(wait))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| FleetError::Pool(e.to_string()))
+}
+
+async fn checkout(
+    pool: &Pool,
+    name: &'static str,
+    wait: Duration,
+) -> Result<deadpool_postgres::Client, FleetError> {
+    match pool.get().await {
+        Ok(client) => Ok(client),
+        Err(PoolError::Timeout(deadpool_postgres::TimeoutType::Wait)) => {
+            Err(FleetError::PoolBusy {
+                pool: name,
+                size: pool.status().max_size,
+                waited_ms: wait.as_millis() as u64,
+            })
+        }
+        Err(e) => Err(e.into()),
     }
 }

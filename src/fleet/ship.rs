@@ -215,7 +215,7 @@ impl Shipper {
 
     /// The highest sequence number of this host in the fleet's table.
     async fn fleet_position(&self) -> Result<u64, ShipError> {
-        let client = self.fleet.client().await?;
+        let client = self.fleet.background_client().await?;
         let row = client
             .query_one(
                 "SELECT coalesce(max(seq), 0) FROM fleet_decisions WHERE host = $1",
@@ -241,7 +241,7 @@ impl Shipper {
             Some(_) => return Ok(()),
             None => format!("none (the local log ends at record {head})"),
         };
-        let client = self.fleet.client().await?;
+        let client = self.fleet.background_client().await?;
         let theirs: String = client
             .query_one(
                 "SELECT hash FROM fleet_decisions WHERE host = $1 AND seq = $2",
@@ -281,7 +281,7 @@ impl Shipper {
         let rows = Rows::of(batch);
         let host = self.fleet.host();
         let chain_hash = self.log.chain_hash().to_string();
-        let client = self.fleet.client().await?;
+        let client = self.fleet.background_client().await?;
         let inserted = client
             .query(
                 "INSERT INTO fleet_decisions

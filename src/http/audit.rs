@@ -23,6 +23,9 @@
 //! `offset`, e.g. `+08:00`): the offset times without one are read at and
 //! CSV shows, by default the server's `--time-offset`.
 //!
+//! The query strings are read by `query_params` (shared with the fleet's
+//! reads), the export is `export`'s.
+//!
 //! Reading the log is itself recorded (kind `audit.read`), durably before
 //! the answer: auditors' access is audited too.
 //!
@@ -36,121 +39,24 @@
 
 use std::time::Instant;
 
-use hyper::{Response, StatusCode};
+use hyper::StatusCode;
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::routes::{documents, Param, ParamKind as K};
-use super::{stream, AppState, Body};
+use super::query_params::{
+    decode, filter_params, known_params, number, page_limit, unknown, Params, DEFAULT_LIMIT,
+    FILTERS, INCLUDE_READS, OFFSET, SINCE, TZ, UNTIL,
+};
+use super::routes::{Param, ParamKind as K};
+use super::AppState;
 use crate::audit::overview::{self, Bucket, Overview, OverviewQuery};
-use crate::audit::query::{self, Output};
+use crate::audit::query;
 use crate::audit::rollup::MAX_POINTS;
 use crate::audit::summary::{self, GroupBy, Summary};
 use crate::audit::time::{self, Offset};
-use crate::audit::{Checkpoint, Filter, Format, Outcome, Page, Problem, Verdict, VerifyReport};
+use crate::audit::{Checkpoint, Filter, Page, Problem, Verdict, VerifyReport};
 use crate::flows::decide::Event;
 use crate::policy::archive::ArchivedSet;
-
-/// Records one page returns unless `limit` says otherwise.
-pub const DEFAULT_LIMIT: usize = 100;
-
-/// The `limit` values a page accepts: a larger one is refused rather than
-/// cut short silently, so a client never mistakes a short page for all.
-pub const LIMITS: std::ops::RangeInclusive<usize> = 1..=query::MAX_PAGE;
-
-const TIME: &str = "epoch ms, RFC 3339, a date or clock time at `tz`, or 90s/15m/2h/7d ago";
-
-/// The record filters every read but `verify` takes (`Filter`).
-pub const FILTERS: &[Param] = &[
-    SINCE,
-    UNTIL,
-    Param::new(
-        "principal",
-        K::String,
-        "Principal uid, or a full ID number (exact, audit_person)",
-        "Etax::Staff",
-    ),
-    Param::new(
-        "enterprise",
-        K::String,
-        "Enterprise credit code",
-        "91110000100000000A",
-    ),
-    Param::new("action", K::String, "Action name", "useFunction"),
-    Param::new(
-        "decision",
-        K::OneOf(&["allow", "deny"]),
-        "The decision",
-        "deny",
-    ),
-    Param::new(
-        "policy",
-        K::String,
-        "A policy id that decided",
-        "login-allow",
-    ),
-    Param::new(
-        "kind",
-        K::String,
-        "Record kind (authorize, login, audit.read, …)",
-        "authorize",
-    ),
-    Param::new(
-        "target",
-        K::String,
-        "The person acted on (masked, or full ID: exact)",
-        "2101",
-    ),
-    Param::new(
-        "person",
-        K::String,
-        "A person in any role (masked, or full ID: exact)",
-        "2101",
-    ),
-    Param::new(
-        "identity_type",
-        K::String,
-        "The staff identity type",
-        "legal_rep",
-    ),
-    Param::new(
-        "outcome",
-        K::OneOf(&["done", "refused", "failed"]),
-        "An operation's final outcome",
-        "done",
-    ),
-    Param::new(
-        "caller",
-        K::String,
-        "The calling system's API key id (empty: open mode)",
-        "console",
-    ),
-    Param::new(
-        "decision_id",
-        K::String,
-        "One decision's records",
-        "d-1764214202123-1",
-    ),
-    INCLUDE_READS,
-    TZ,
-    OFFSET,
-];
-
-const SINCE: Param = Param::new("since", K::String, TIME, "2026-01-01");
-const UNTIL: Param = Param::new("until", K::String, TIME, "1h");
-const INCLUDE_READS: Param = Param::new(
-    "include_reads",
-    K::Boolean,
-    "Include the log's own read records",
-    "true",
-);
-const TZ: Param = Param::new(
-    "tz",
-    K::String,
-    "UTC offset to read times at and show them in (+08:00)",
-    "+08:00",
-);
-const OFFSET: Param = Param::new("offset", K::String, "Same as tz", "+08:00");
 
 /// The overview's range is read from the writer's per-minute counts, which
 /// know time, kind, caller, decision, outcome and policy only: no other
@@ -226,104 +132,6 @@ pub const VERIFY_PARAMS: &[&[Param]] = &[&[Param::new(
     "1:0000000000000000000000000000000000000000000000000000000000000000",
 )]];
 
-/// The filter and offset a request names, and its other parameters for the
-/// endpoint to read.
-pub(super) struct Params {
-    pub filter: Filter,
-    pub offset: Offset,
-    pub rest: Vec<(String, String)>,
-}
-
-pub(super) fn filter_params(
-    state: &AppState,
-    query: Option<&str>,
-    accepted: &[&[Param]],
-) -> Result<Params, ApiError> {
-    let pairs = known_params(query, accepted)?;
-    // The offset first: it says how `since` and `until` are read.
-    let mut offset = state.time_offset;
-    for (k, v) in &pairs {
-        if k == "tz" || k == "offset" {
-            offset = v.parse().map_err(|e| ApiError::invalid(k.clone(), e))?;
-        }
-    }
-    let now = crate::now_ms();
-    let at = |k: &str, v: &str| {
-        time::parse_time(v, now, offset)
-            .map(Some)
-            .map_err(|e| ApiError::invalid(k, e))
-    };
-    let mut filter = Filter::default();
-    let mut rest = Vec::new();
-    for (k, v) in pairs {
-        match k.as_str() {
-            "tz" | "offset" => {}
-            "since" => filter.since_ms = at("since", &v)?,
-            "until" => filter.until_ms = at("until", &v)?,
-            "principal" => filter.principal = Some(v),
-            "enterprise" => filter.enterprise = Some(v),
-            "action" => filter.action = Some(v),
-            "policy" => filter.policy = Some(v),
-            "kind" => filter.kind = Some(v),
-            "include_reads" => filter.include_reads = flag("include_reads", &v)?,
-            "target" => filter.target = Some(v),
-            "person" => filter.person = Some(v),
-            "identity_type" => filter.identity_type = Some(v),
-            "caller" => filter.caller = Some(v),
-            "decision_id" => filter.decision_id = Some(v),
-            "outcome" => {
-                filter.outcome = Some(
-                    v.parse()
-                        .map_err(|e: String| ApiError::invalid("outcome", e))?,
-                )
-            }
-            "decision" => {
-                filter.decision = Some(match v.as_str() {
-                    "allow" => Outcome::Allow,
-                    "deny" => Outcome::Deny,
-                    _ => return Err(ApiError::invalid("decision", "must be allow or deny")),
-                })
-            }
-            _ => rest.push((k, v)),
-        }
-    }
-    Ok(Params {
-        filter,
-        offset,
-        rest,
-    })
-}
-
-fn flag(name: &str, v: &str) -> Result<bool, ApiError> {
-    match v {
-        "true" | "1" | "" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(ApiError::invalid(name, "must be true or false")),
-    }
-}
-
-/// The query's pairs, once every name is one `accepted` documents: a
-/// handler reads no parameter that `/openapi.json` does not name.
-pub(super) fn known_params(
-    query: Option<&str>,
-    accepted: &[&[Param]],
-) -> Result<Vec<(String, String)>, ApiError> {
-    let pairs = params(query)?;
-    match pairs.iter().find(|(k, _)| !documents(accepted, k)) {
-        Some((k, _)) => Err(unknown(k.clone(), accepted)),
-        None => Ok(pairs),
-    }
-}
-
-pub(super) fn unknown(k: String, accepted: &[&[Param]]) -> ApiError {
-    let names: Vec<&str> = accepted
-        .iter()
-        .flat_map(|g| g.iter())
-        .map(|p| p.name)
-        .collect();
-    ApiError::invalid(k, format!("unknown parameter: use {}", names.join(", ")))
-}
-
 pub async fn decisions(
     state: &AppState,
     query: Option<&str>,
@@ -377,86 +185,6 @@ pub async fn summary(
         .map_err(|_| internal("summary task failed"))??;
     record_read(state, caller, "audit.summary", query, searched, started).await?;
     Ok(summary)
-}
-
-/// A parameter that must be a whole number.
-pub(super) fn number(name: &str, v: &str) -> Result<u64, ApiError> {
-    v.parse()
-        .map_err(|_| ApiError::invalid(name, format!("{v:?} is not a number")))
-}
-
-/// A page's `limit`: a number within [`LIMITS`].
-pub(super) fn page_limit(v: &str) -> Result<usize, ApiError> {
-    let limit = usize::try_from(number("limit", v)?).unwrap_or(usize::MAX);
-    if !LIMITS.contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be {} to {} records", LIMITS.start(), LIMITS.end()),
-        ));
-    }
-    Ok(limit)
-}
-
-/// `GET /v1/audit/export`: every matching record, streamed from one read
-/// snapshot by a blocking reader through a bounded channel. The read is
-/// recorded before the first byte is sent.
-pub async fn export(
-    state: &AppState,
-    query: Option<&str>,
-    caller: Option<&str>,
-) -> Result<Response<Body>, ApiError> {
-    let started = Instant::now();
-    let Params {
-        filter,
-        offset,
-        rest,
-    } = filter_params(state, query, EXPORT_PARAMS)?;
-    let mut output = Output {
-        format: Format::Jsonl,
-        offset,
-        bom: false,
-    };
-    let mut after = 0;
-    for (k, v) in rest {
-        match k.as_str() {
-            "format" => {
-                output.format = match v.as_str() {
-                    "jsonl" => Format::Jsonl,
-                    "csv" => Format::Csv,
-                    _ => return Err(ApiError::invalid("format", "must be jsonl or csv")),
-                }
-            }
-            "bom" => output.bom = flag("bom", &v)?,
-            // As for pages: resume after the last record already read.
-            "after" => {
-                after = v
-                    .parse()
-                    .map_err(|_| ApiError::invalid("after", format!("{v:?} is not a number")))?
-            }
-            _ => return Err(unknown(k, EXPORT_PARAMS)),
-        }
-    }
-    let (filter, searched) = exact_persons(state, filter, caller)?;
-    record_read(state, caller, "audit.export", query, searched, started).await?;
-    let (mut writer, body) = stream::channel();
-    let log = state.audit.clone();
-    tokio::task::spawn_blocking(move || {
-        let written = query::write_after(&log, &filter, after, &output, &mut writer)
-            .and_then(|_| std::io::Write::flush(&mut writer).map_err(Into::into));
-        match written {
-            Ok(()) => {}
-            Err(query::QueryError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-            Err(e) => {
-                tracing::error!(error = %e, "decision log export failed");
-                writer.abort(e.to_string());
-            }
-        }
-    });
-    let (content_type, file) = match output.format {
-        Format::Csv => ("text/csv; charset=utf-8", "decisions.csv"),
-        _ => ("application/x-ndjson", "decisions.jsonl"),
-    };
-    Ok(stream::attachment(content_type, file, body))
 }
 
 /// `GET /v1/audit/policy/{version}`: the archived texts of a policy set,
@@ -709,37 +437,4 @@ pub(super) async fn record_read(
 
 fn internal(message: &str) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
-}
-
-/// `a=1&b=x%20y` → pairs, percent- and `+`-decoded.
-pub(crate) fn params(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
-    let Some(q) = query else {
-        return Ok(Vec::new());
-    };
-    Ok(q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect())
-}
-
-/// Query-string decoding: `+` is a space (a literal `+` arrives as `%2B`).
-fn decode(s: &str) -> String {
-    super::uri::percent_decode(&s.replace('+', " "))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decodes_query_strings() {
-        assert_eq!(decode("Etax%3A%3AStaff+x"), "Etax::Staff x");
-        assert_eq!(decode("100%"), "100%");
-        assert_eq!(decode("%zz"), "%zz");
-        let p = params(Some("a=1&&b=%E7%A8%8E")).unwrap();
-        assert_eq!(p, vec![("a".into(), "1".into()), ("b".into(), "税".into())]);
-    }
 }

@@ -165,14 +165,37 @@ impl ApiError {
 
 impl From<crate::fleet::FleetError> for ApiError {
     /// The fleet's database is unreachable or refused the read: the local
-    /// service is fine, so 503 (retry), never the database's URL.
+    /// service is fine, so 503 (retry), never the database's URL. A pool
+    /// whose connections all stayed busy says so (its message names no
+    /// address).
     fn from(e: crate::fleet::FleetError) -> Self {
         tracing::warn!(error = %e, "fleet database read failed");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "fleet_unavailable",
-            "the fleet's database cannot be read now; retry later",
-        )
+        let message = match e {
+            crate::fleet::FleetError::PoolBusy { .. } => e.to_string(),
+            _ => "the fleet's database cannot be read now; retry later".to_owned(),
+        };
+        ApiError {
+            retry_after_secs: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "fleet_unavailable",
+                message,
+            )
+        }
+    }
+}
+
+/// Every export slot is streaming: retry once one has finished.
+impl From<super::export::ExportsBusy> for ApiError {
+    fn from(e: super::export::ExportsBusy) -> Self {
+        ApiError {
+            retry_after_secs: Some(5),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "exports_busy",
+                e.to_string(),
+            )
+        }
     }
 }
 

@@ -21,21 +21,23 @@ use std::time::Instant;
 
 use hyper::Response;
 
-use super::audit::{
-    self, exact_persons, filter_params, known_params, number, page_limit, record_read, unknown,
-};
+use super::audit::{exact_persons, record_read};
 use super::error::ApiError;
+use super::query_params::{
+    filter_params, known_params, number, page_limit, unknown, DEFAULT_LIMIT, FILTERS,
+};
 use super::routes::{Param, ParamKind as K, JSON_LINES};
 use super::{stream, AppState, Body};
 use crate::audit::Checkpoint;
 use crate::fleet::log::{self, FleetPage, FleetVerify};
 use crate::fleet::log_commands::export_line;
 use crate::fleet::status::{self, FleetStatus};
+use crate::fleet::FleetError;
 
 const HOST: Param = Param::new("host", K::String, "Only this host's records", "h1");
 
 pub const DECISIONS_PARAMS: &[&[Param]] = &[
-    audit::FILTERS,
+    FILTERS,
     &[
         HOST,
         Param::new(
@@ -53,7 +55,7 @@ pub const DECISIONS_PARAMS: &[&[Param]] = &[
     ],
 ];
 
-pub const EXPORT_PARAMS: &[&[Param]] = &[audit::FILTERS, &[HOST]];
+pub const EXPORT_PARAMS: &[&[Param]] = &[FILTERS, &[HOST]];
 
 pub const VERIFY_PARAMS: &[&[Param]] = &[&[
     HOST,
@@ -85,7 +87,7 @@ pub async fn decisions(
     let started = Instant::now();
     let client = client(state).await?;
     let params = filter_params(state, query, DECISIONS_PARAMS)?;
-    let (mut host, mut after, mut limit) = (None, 0, audit::DEFAULT_LIMIT);
+    let (mut host, mut after, mut limit) = (None, 0, DEFAULT_LIMIT);
     for (k, v) in params.rest {
         match k.as_str() {
             "host" => host = Some(host_name(v)?),
@@ -160,17 +162,20 @@ fn cursor(v: &str) -> Result<u64, ApiError> {
 }
 
 /// `GET /v1/fleet/decisions/export`: every matching record across hosts,
-/// in the order they reached the table, streamed (constant memory: the
-/// table is read a page at a time, a slow client slows the reads). The
-/// read is recorded before the first byte is sent; a database failure
-/// midway cuts the body off rather than ending it as if complete.
+/// in the order they reached the table, streamed in constant memory,
+/// holding an export slot until the last byte. Each page is read on a
+/// pooled connection that goes back to the pool before the page is sent:
+/// a client that reads slowly (or never) holds no connection. The read is
+/// recorded before the first byte is sent; a database failure midway cuts
+/// the body off rather than ending it as if complete.
 pub async fn export(
     state: &AppState,
     query: Option<&str>,
     caller: Option<&str>,
 ) -> Result<Response<Body>, ApiError> {
     let started = Instant::now();
-    let client = client(state).await?;
+    let fleet = state.fleet.as_ref().ok_or_else(ApiError::fleet_off)?;
+    let fleet = fleet.fleet().clone();
     let params = filter_params(state, query, EXPORT_PARAMS)?;
     let mut host = None;
     for (k, v) in params.rest {
@@ -180,6 +185,11 @@ pub async fn export(
         }
     }
     let (filter, searched) = exact_persons(state, params.filter, caller)?;
+    let slot = state.limits.exports.take()?;
+    // The first page before the answer: a database that is away is a 503,
+    // not a 200 cut off at its first byte.
+    let mut export = log::Export::new(filter, host);
+    let first = read_page(&fleet, &mut export).await?;
     record_read(
         state,
         caller,
@@ -189,19 +199,15 @@ pub async fn export(
         started,
     )
     .await?;
-    let (mut writer, body) = stream::async_channel();
+    let (mut sender, body) = stream::async_channel();
     tokio::spawn(async move {
-        let written = log::for_each(&client, &filter, host.as_deref(), |host, line| {
-            export_line(&mut writer, host, line)
-        })
-        .await
-        .and_then(|_| Ok(std::io::Write::flush(&mut writer)?));
-        match written {
+        let _slot = slot;
+        match send_pages(&fleet, export, first, &mut sender).await {
             Ok(()) => {}
             Err(log::ExportError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
             Err(e) => {
                 tracing::error!(error = %e, "fleet decision log export failed");
-                writer.abort(e.to_string());
+                sender.abort(e.to_string()).await;
             }
         }
     });
@@ -210,4 +216,40 @@ pub async fn export(
         "fleet-decisions.jsonl",
         body,
     ))
+}
+
+/// A page's lines, and whether more may follow. The rows are read on a
+/// pooled connection, which goes back to the pool before they are turned
+/// into lines (on a blocking thread: parsing a page of records would hold
+/// an async worker, and with it other requests' database replies).
+async fn read_page(
+    fleet: &crate::fleet::Fleet,
+    export: &mut log::Export,
+) -> Result<(Vec<u8>, bool), FleetError> {
+    let page = export.fetch(&*fleet.client().await?).await?;
+    let filter = export.filter();
+    tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        // Into memory: no write fails.
+        let _ = page.write(&filter, |host, line| export_line(&mut lines, host, line));
+        (lines, page.more)
+    })
+    .await
+    .map_err(|e| FleetError::Pool(format!("the export's page task stopped: {e}")))
+}
+
+/// Sends a page, then reads the next; until the table has no more.
+async fn send_pages(
+    fleet: &crate::fleet::Fleet,
+    mut export: log::Export,
+    (mut page, mut more): (Vec<u8>, bool),
+    sender: &mut stream::AsyncChunkSender,
+) -> Result<(), log::ExportError> {
+    loop {
+        sender.send(page).await?;
+        if !more {
+            return Ok(());
+        }
+        (page, more) = read_page(fleet, &mut export).await?;
+    }
 }

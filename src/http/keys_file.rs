@@ -59,6 +59,12 @@ pub enum KeysFileError {
     BadScope(String),
     #[error("--scope names no scope")]
     NoScopes,
+    #[error(
+        "scope {position} of {list:?} is empty: name each scope once, separated by single commas"
+    )]
+    EmptyScope { position: usize, list: String },
+    #[error("scope {0:?} has blanks around it: write scope names exactly, without spaces")]
+    PaddedScope(String),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeysFileError + '_ {
@@ -163,10 +169,25 @@ pub fn write(path: &Path, entries: &[KeyEntry]) -> Result<(), KeysFileError> {
     written.map_err(io_error(path))
 }
 
-/// Parses `decide,login` into scopes.
+/// Parses `authorize,login` into scopes. Each name exactly: an empty one
+/// (`admin,,audit`) or one with blanks (` admin`) is refused by name
+/// rather than dropped or trimmed, since a key is minted from what the
+/// operator meant, and a typo there is not to be guessed around.
 pub fn parse_scopes(list: &str) -> Result<Vec<Scope>, KeysFileError> {
+    if list.trim().is_empty() {
+        return Err(KeysFileError::NoScopes);
+    }
     let mut scopes = Vec::new();
-    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for (i, name) in list.split(',').enumerate() {
+        if name.is_empty() {
+            return Err(KeysFileError::EmptyScope {
+                position: i + 1,
+                list: list.to_owned(),
+            });
+        }
+        if name.trim() != name {
+            return Err(KeysFileError::PaddedScope(name.to_owned()));
+        }
         let scope: Scope = serde_json::from_value(serde_json::Value::from(name))
             .map_err(|_| KeysFileError::BadScope(name.to_owned()))?;
         if !scopes.contains(&scope) {
@@ -247,7 +268,7 @@ mod tests {
     fn create_list_revoke_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.json");
-        let key = create(&path, "tax-core", parse_scopes("authorize, login").unwrap()).unwrap();
+        let key = create(&path, "tax-core", parse_scopes("authorize,login").unwrap()).unwrap();
         assert!(key.starts_with("etax_") && key.len() == 5 + 64);
         let entries = read(&path).unwrap();
         assert_eq!(entries.len(), 1);
@@ -300,6 +321,26 @@ mod tests {
             parse_scopes("root"),
             Err(KeysFileError::BadScope(_))
         ));
-        assert!(matches!(parse_scopes(" , "), Err(KeysFileError::NoScopes)));
+        assert!(matches!(parse_scopes(" "), Err(KeysFileError::NoScopes)));
+        assert!(matches!(parse_scopes(""), Err(KeysFileError::NoScopes)));
+    }
+
+    #[test]
+    fn refuses_empty_and_padded_scope_names_naming_them() {
+        for (list, named) in [
+            ("admin,,audit", "scope 2 of \"admin,,audit\" is empty"),
+            ("admin,", "scope 2 of \"admin,\" is empty"),
+            (",admin", "scope 1 of \",admin\" is empty"),
+            (" admin", "scope \" admin\" has blanks"),
+            ("authorize, login", "scope \" login\" has blanks"),
+            ("audit\t", "scope \"audit\\t\" has blanks"),
+        ] {
+            let e = parse_scopes(list).expect_err(list);
+            assert!(e.to_string().contains(named), "{list:?}: {e}");
+        }
+        assert_eq!(
+            parse_scopes("admin,audit,admin").unwrap(),
+            [Scope::Admin, Scope::Audit]
+        );
     }
 }

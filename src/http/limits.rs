@@ -47,6 +47,10 @@ pub struct LimitArgs {
     /// the last answer says `Connection: close`.
     #[arg(long, default_value_t = DEFAULT_MAX_REQUESTS_PER_CONNECTION, value_parser = clap::value_parser!(u32).range(1..), env = "ETAX_MAX_REQUESTS_PER_CONNECTION")]
     pub max_requests_per_connection: u32,
+    /// Decision-log exports (local and fleet) streaming at once; past it
+    /// an export is refused 503 with Retry-After.
+    #[arg(long, default_value_t = super::export::DEFAULT_MAX_EXPORTS, value_parser = clap::value_parser!(u32).range(1..), env = "ETAX_MAX_EXPORTS")]
+    pub max_exports: u32,
 }
 
 impl LimitArgs {
@@ -57,6 +61,7 @@ impl LimitArgs {
             idle_timeout: Duration::from_millis(self.idle_timeout_ms),
             write_timeout: Duration::from_millis(self.write_timeout_ms),
             max_requests: self.max_requests_per_connection as u64,
+            exports: super::export::ExportSlots::new(self.max_exports as usize),
         }
     }
 }
@@ -69,6 +74,8 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     pub write_timeout: Duration,
     pub max_requests: u64,
+    /// The export slots (`--max-exports`), shared by every clone.
+    pub exports: super::export::ExportSlots,
 }
 
 impl Default for ConnectionLimits {
@@ -79,6 +86,7 @@ impl Default for ConnectionLimits {
             idle_timeout: Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS),
             write_timeout: Duration::from_millis(DEFAULT_WRITE_TIMEOUT_MS),
             max_requests: DEFAULT_MAX_REQUESTS_PER_CONNECTION as u64,
+            exports: super::export::ExportSlots::new(super::export::DEFAULT_MAX_EXPORTS as usize),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod authorize;
 pub mod callers;
 pub mod console;
 pub mod error;
+pub mod export;
 pub mod fleet;
 pub mod keys_file;
 pub mod limits;
@@ -20,6 +21,7 @@ pub mod maintenance;
 pub mod openapi;
 pub mod options;
 pub mod policies;
+mod query_params;
 pub mod request_id;
 pub mod routes;
 pub mod status;
@@ -332,7 +334,7 @@ async fn route(
     // The answers streamed rather than built whole.
     let (q, who) = (query.as_deref(), caller.as_deref());
     let streamed = match route.handler {
-        routes::Handler::AuditExport => Some(scope.run(audit::export(state, q, who)).await),
+        routes::Handler::AuditExport => Some(scope.run(export::local(state, q, who)).await),
         routes::Handler::FleetExport => Some(scope.run(fleet::export(state, q, who)).await),
         _ => None,
     };

@@ -46,7 +46,7 @@ pub const LIST_PARAMS: &[Param] = &[Param::new(
 /// question gets a 400, not a guess); other parameters are left alone, as
 /// before.
 pub fn explain_wanted(query: Option<&str>) -> Result<bool, ApiError> {
-    let values: Vec<String> = super::audit::params(query)
+    let values: Vec<String> = super::query_params::params(query)
         .unwrap_or_default()
         .into_iter()
         .filter(|(k, _)| k == AUTHORIZE_PARAMS[0].name)
@@ -146,7 +146,7 @@ pub fn list(state: &AppState, query: Option<&str>) -> Result<PolicyList, ApiErro
 /// The first value of `name` in a query string, decoded as the audit
 /// reads decode theirs.
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    super::audit::params(query)
+    super::query_params::params(query)
         .ok()?
         .into_iter()
         .find(|(k, _)| k == name)

@@ -4,7 +4,7 @@
 //! few chunks whatever the answer's length; a client that reads slowly
 //! slows the reader (the channel fills), and one that hangs up stops it (the
 //! channel closes). A producer that is async itself (it awaits a database
-//! between writes) writes through an [`AsyncChunkWriter`] instead.
+//! between writes) sends through an [`AsyncChunkSender`] instead.
 
 use std::io;
 use std::pin::Pin;
@@ -104,51 +104,53 @@ pub fn attachment(content_type: &str, file: &str, body: ChannelBody) -> Response
         .expect("static response parts are valid")
 }
 
-/// A [`ChunkWriter`] for a producer running as an async task (the fleet's
-/// export reads PostgreSQL between writes, so it cannot live on a blocking
-/// thread). Writes that fill no chunk only buffer; a write that hands a
-/// chunk over waits for room in the channel inside `block_in_place`, which
-/// lets the other tasks of the runtime's (multi-threaded) workers run
-/// meanwhile: at most one such wait per chunk.
-pub struct AsyncChunkWriter(ChunkWriter);
-
-/// A connected async writer and body.
-pub fn async_channel() -> (AsyncChunkWriter, ChannelBody) {
-    let (writer, body) = channel();
-    (AsyncChunkWriter(writer), body)
+/// The producing end for a producer running as an async task (the fleet's
+/// export reads PostgreSQL between sends). It hands over whole buffers and
+/// awaits room in the channel, so a client that reads slowly parks the
+/// task, holding nothing but the buffer: no thread, and (the caller's job)
+/// no database connection.
+pub struct AsyncChunkSender {
+    tx: mpsc::Sender<io::Result<Bytes>>,
 }
 
-impl AsyncChunkWriter {
-    /// [`ChunkWriter::abort`].
-    pub fn abort(self, why: String) {
-        tokio::task::block_in_place(|| self.0.abort(why));
-    }
+/// A connected async sender and body.
+pub fn async_channel() -> (AsyncChunkSender, ChannelBody) {
+    let (tx, rx) = mpsc::channel(CHUNKS_QUEUED);
+    (AsyncChunkSender { tx }, ChannelBody { rx })
 }
 
-impl io::Write for AsyncChunkWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.0.buf.len() + data.len() < CHUNK {
-            return self.0.write(data);
+impl AsyncChunkSender {
+    /// Sends `data` in chunks of at most [`CHUNK`] bytes, each once the
+    /// channel has room. `BrokenPipe` once the client went away.
+    pub async fn send(&mut self, data: Vec<u8>) -> io::Result<()> {
+        let data = Bytes::from(data);
+        let mut at = 0;
+        while at < data.len() {
+            let end = (at + CHUNK).min(data.len());
+            self.tx
+                .send(Ok(data.slice(at..end)))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
+            at = end;
         }
-        tokio::task::block_in_place(|| self.0.write(data))
+        Ok(())
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        tokio::task::block_in_place(|| self.0.flush())
+    /// [`ChunkWriter::abort`].
+    pub async fn abort(self, why: String) {
+        let _ = self.tx.send(Err(io::Error::other(why))).await;
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
     use http_body_util::BodyExt;
 
     use super::*;
 
-    /// More than the channel holds, written by an async task while the body
-    /// is read: every byte arrives, in order, and the writer waited for
-    /// room rather than failing or blocking the runtime.
+    /// More than the channel holds, sent by an async task while the body
+    /// is read: every byte arrives, in order, and the sender waited for
+    /// room rather than failing.
     #[test]
     fn an_async_producer_streams_more_than_the_channel_holds() {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -162,11 +164,9 @@ mod tests {
         let received = runtime.block_on(async move {
             let (mut writer, body) = async_channel();
             let producer = tokio::spawn(async move {
-                for piece in sent.chunks(1000) {
-                    writer.write_all(piece).unwrap();
-                    tokio::task::yield_now().await;
+                for piece in sent.chunks(CHUNK / 3 + 7) {
+                    writer.send(piece.to_vec()).await.unwrap();
                 }
-                writer.flush().unwrap();
             });
             let bytes = body.collect().await.unwrap().to_bytes();
             producer.await.unwrap();

@@ -200,3 +200,17 @@ impl Drop for Postgres {
             .status();
     }
 }
+
+impl Postgres {
+    /// `psql -c sql` against `database`, left running (for a statement
+    /// that holds a lock while a test looks at what waits on it).
+    pub fn spawn_psql(&self, database: &str, sql: &str) -> std::process::Child {
+        let mut c = self.client("psql");
+        c.args(["-d", database, "-tA", "-v", "ON_ERROR_STOP=1", "-c", sql]);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+}

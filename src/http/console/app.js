@@ -378,6 +378,7 @@ function verify() {
           link("#/record/" + r.problem.seq, "record " + r.problem.seq), ` ${r.problem.kind}: ${r.problem.detail}`, r.problem.time ? ` (${r.problem.time})` : ""));
       }
       if (r.last_verified) row("Last good record", link("#/record/" + r.last_verified.seq, "record " + r.last_verified.seq));
+      if (r.live) row("Live log 在用日志", el("span", { id: "verify-live", text: r.live }));
       for (const w of r.warnings || []) row("Warning", w);
       out.replaceChildren(dl);
       done("verify");

@@ -1,0 +1,211 @@
+//! The fleet's database connections under attack (issue 15's red team):
+//! exports by clients that never read must not take the connections the
+//! applier, the heartbeat, the keys watcher and the shipper need, or the
+//! replica goes stale and every decision fails closed. Skipped with a
+//! notice when PostgreSQL is not installed (CI installs it).
+
+mod common;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::postgres::Postgres;
+use common::*;
+use serde_json::{json, Value};
+use socket2::{Domain, Socket, Type};
+
+/// More rows than any socket buffers hold, so an export to a client that
+/// never reads stalls midway.
+const ROWS: u32 = 150_000;
+/// More clients than the fleet's request pool has connections (16).
+const CLIENTS: usize = 20;
+const MAX_STALE_MS: u64 = 1500;
+
+/// A client that connects with a tiny receive buffer, asks for `path` and
+/// never reads a byte of the answer.
+fn never_reading(addr: SocketAddr, path: &str) -> Socket {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    // Before connecting, so the window the peer sees is small.
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    (&socket).write_all(request.as_bytes()).unwrap();
+    socket
+}
+
+fn clerk_decides(server: &Server) -> (u16, Value) {
+    server.post(
+        "/v1/authorize",
+        &json!({ "principal": staff(E_SYNCED, P_CLERK), "action": action("useFunction"),
+                 "resource": "Function::\"vat_filing\"", "context": {} }),
+    )
+}
+
+/// Whether an export at `path` is refused because every slot is taken
+/// (and says when to retry); any other answer is false.
+fn busy(addr: SocketAddr, path: &str) -> bool {
+    let (s, head, body) = exchange_tcp(addr, "GET", path, &[], "");
+    if s != 503 {
+        assert_eq!(s, 200, "{path}: {body}");
+        return false;
+    }
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], "exports_busy", "{path}: {body}");
+    assert!(header(&head, "retry-after").is_some(), "{path}: {head}");
+    true
+}
+
+/// A fake host's chain of [`ROWS`] copies of one real shipped record: each
+/// line parses, so an export writes every one.
+fn fill_fleet_log(pg: &Postgres, db: &str) {
+    pg.psql(
+        db,
+        &format!(
+            "INSERT INTO fleet_decisions
+               (host, seq, timestamp_ms, chain_hash, prev_hash, hash, canonical)
+             SELECT 'bulk', g, r.timestamp_ms, r.chain_hash, r.prev_hash, r.hash, r.canonical
+             FROM (SELECT * FROM fleet_decisions ORDER BY id LIMIT 1) r,
+                  generate_series(1, {ROWS}) g"
+        ),
+    );
+}
+
+#[test]
+fn exports_that_never_read_leave_the_replica_fresh_and_decisions_answered() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database("pool");
+    let dir = tempfile::tempdir().unwrap();
+    let stale = MAX_STALE_MS.to_string();
+    let slots = CLIENTS.to_string();
+    // A long write timeout: the stuck clients stay for the whole test. As
+    // many export slots as clients: the slots must not be what saves it.
+    let a = Server::start_in(
+        dir.path(),
+        &[
+            "--demo",
+            "--fleet",
+            &url,
+            "--fleet-host",
+            "a",
+            "--fleet-max-stale-ms",
+            &stale,
+            "--write-timeout-ms",
+            "120000",
+            "--max-exports",
+            &slots,
+        ],
+    );
+    assert_eq!(clerk_decides(&a).0, 200);
+    wait_until("a record shipped", || {
+        pg.psql("pool", "SELECT count(*) FROM fleet_decisions") != "0"
+    });
+    fill_fleet_log(&pg, "pool");
+
+    // One after another: the old export held a connection from its first
+    // page on, however its clients arrived.
+    let hanging: Vec<Socket> = (0..CLIENTS)
+        .map(|_| {
+            let client = never_reading(a.addr, "/v1/fleet/decisions/export");
+            std::thread::sleep(Duration::from_millis(100));
+            client
+        })
+        .collect();
+    // Every slot streams to a client that does not read: one export more,
+    // fleet or local, is refused at once, with when to retry. (Filters
+    // that match nothing: a probe that is let through ends at once.)
+    wait_until("every export slot taken", || {
+        busy(a.addr, "/v1/fleet/decisions/export?host=none")
+    });
+    assert!(busy(a.addr, "/v1/audit/export?kind=none"));
+    // Past the staleness bound several times over, while they hang.
+    let until = Instant::now() + Duration::from_millis(3 * MAX_STALE_MS);
+    while Instant::now() < until {
+        let (s, body) = a.get("/readyz");
+        assert_eq!(s, 200, "readyz while exports hang: {body}");
+        let (s, v) = clerk_decides(&a);
+        assert_eq!(s, 200, "a decision while exports hang: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The fleet's own reads still get a connection.
+    let (s, v) = a.get("/v1/fleet/status");
+    assert_eq!(s, 200, "{v}");
+    drop(hanging);
+    // Their slots come back once they are gone.
+    wait_until("an export slot is free again", || {
+        !busy(a.addr, "/v1/fleet/decisions/export?host=none")
+    });
+}
+
+/// Requests whose queries hang (the fleet's log table locked by another
+/// session) hold every connection of the request pool: a request past
+/// them waits a bounded time for a connection, then is answered 503
+/// naming the fleet database's pool, never left hanging; and the
+/// background pool keeps the replica fresh meanwhile.
+#[test]
+fn request_pool_waits_are_bounded_and_leave_the_background_alone() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database("waits");
+    let dir = tempfile::tempdir().unwrap();
+    let stale = MAX_STALE_MS.to_string();
+    let a = Server::start_in(
+        dir.path(),
+        &[
+            "--demo",
+            "--fleet",
+            &url,
+            "--fleet-host",
+            "a",
+            "--fleet-max-stale-ms",
+            &stale,
+        ],
+    );
+    let mut locker = pg.spawn_psql(
+        "waits",
+        "BEGIN; LOCK TABLE fleet_decisions IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);",
+    );
+    wait_until("the table is locked", || {
+        pg.psql(
+            "waits",
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+             WHERE c.relname = 'fleet_decisions' AND l.mode = 'AccessExclusiveLock' AND l.granted",
+        ) == "1"
+    });
+    let addr = a.addr;
+    let readers: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let (s, _, body) = exchange_tcp(addr, "GET", "/v1/fleet/decisions?host=a", &[], "");
+                (s, body)
+            })
+        })
+        .collect();
+    // The readers beyond the pool are answered while the others hang.
+    wait_until("a reader beyond the pool is answered", || {
+        readers.iter().any(|r| r.is_finished())
+    });
+    // Past the staleness bound while they hang: still fresh.
+    let until = Instant::now() + Duration::from_millis(2 * MAX_STALE_MS);
+    while Instant::now() < until {
+        let (s, body) = a.get("/readyz");
+        assert_eq!(s, 200, "readyz while the request pool is held: {body}");
+        let (s, v) = clerk_decides(&a);
+        assert_eq!(s, 200, "a decision while the request pool is held: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    pg.psql(
+        "waits",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE query LIKE '%LOCK TABLE fleet_decisions%' AND pid <> pg_backend_pid()",
+    );
+    let _ = locker.wait();
+    let statuses: Vec<u16> = readers.into_iter().map(|r| r.join().unwrap().0).collect();
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&200),
+        "the held readers finish: {statuses:?}"
+    );
+}
