@@ -259,25 +259,14 @@ pub(super) fn run(cmd: AuditCommand) -> ExitCode {
             json,
             min_retention_days,
             fleet,
-        } => {
-            let checkpoint = match checkpoint
-                .map(|c| commands::check_checkpoint_signature(&c, public_key.as_deref()))
-                .transpose()
-            {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            match fleet.fleet {
-                Some(url) => crate::fleet::log_commands::verify(
-                    &url,
-                    fleet.host.as_deref(),
-                    checkpoint.as_deref(),
-                    json,
-                    min_retention_days,
-                ),
-                None => commands::verify(&data, checkpoint.as_deref(), json, min_retention_days),
-            }
-        }
+        } => verify(
+            &data,
+            checkpoint,
+            public_key.as_deref(),
+            json,
+            min_retention_days,
+            fleet,
+        ),
         AuditCommand::Checkpoint {
             data, sign: None, ..
         } => commands::checkpoint(&data),
@@ -296,13 +285,7 @@ pub(super) fn run(cmd: AuditCommand) -> ExitCode {
             format,
             bom,
             fleet,
-        } => match (filter.to_filter(&data), fleet.fleet) {
-            (Ok(f), Some(url)) => {
-                crate::fleet::log_commands::export(&url, fleet.host.as_deref(), &f)
-            }
-            (Ok(f), None) => commands::query(&data, &f, &filter.output(&format, bom)),
-            (Err(e), _) => bad(e),
-        },
+        } => read(&data, &filter, (&format, bom), fleet, commands::query),
         AuditCommand::Summary {
             data,
             by,
@@ -321,13 +304,7 @@ pub(super) fn run(cmd: AuditCommand) -> ExitCode {
             format,
             bom,
             fleet,
-        } => match (filter.to_filter(&data), fleet.fleet) {
-            (Ok(f), Some(url)) => {
-                crate::fleet::log_commands::export(&url, fleet.host.as_deref(), &f)
-            }
-            (Ok(f), None) => commands::export(&data, &f, &filter.output(&format, bom)),
-            (Err(e), _) => bad(e),
-        },
+        } => read(&data, &filter, (&format, bom), fleet, commands::export),
         AuditCommand::Policy { version, data } => policy_text(&data, &version),
         AuditCommand::Prune {
             data,
@@ -338,6 +315,55 @@ pub(super) fn run(cmd: AuditCommand) -> ExitCode {
             Ok(before) => commands::prune(&data, before, min_retention_days),
             Err(e) => bad(e),
         },
+    }
+}
+
+/// `audit query` and `audit export`: `local` over a data directory's log,
+/// or with `--fleet` the fleet's table (always JSON lines).
+fn read(
+    data: &std::path::Path,
+    filter: &FilterArgs,
+    (format, bom): (&str, bool),
+    fleet: FleetLogArgs,
+    local: fn(&std::path::Path, &audit::Filter, &audit::query::Output) -> ExitCode,
+) -> ExitCode {
+    match (filter.to_filter(data), fleet.fleet) {
+        (Ok(f), Some(url)) => crate::fleet::log_commands::export(&url, fleet.host.as_deref(), &f),
+        (Ok(f), None) => local(data, &f, &filter.output(format, bom)),
+        (Err(e), _) => {
+            eprintln!("etax-authz: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `audit verify`: a data directory's log, or with `--fleet` the fleet's
+/// table, after checking a signed checkpoint if one is given.
+fn verify(
+    data: &std::path::Path,
+    checkpoint: Option<String>,
+    public_key: Option<&std::path::Path>,
+    json: bool,
+    min_retention_days: u64,
+    fleet: FleetLogArgs,
+) -> ExitCode {
+    use audit::commands;
+    let checkpoint = match checkpoint
+        .map(|c| commands::check_checkpoint_signature(&c, public_key))
+        .transpose()
+    {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match fleet.fleet {
+        Some(url) => crate::fleet::log_commands::verify(
+            &url,
+            fleet.host.as_deref(),
+            checkpoint.as_deref(),
+            json,
+            min_retention_days,
+        ),
+        None => commands::verify(data, checkpoint.as_deref(), json, min_retention_days),
     }
 }
 
