@@ -588,6 +588,14 @@ fn repeated_parameters_and_times_past_the_logs_range_are_refused_by_name() {
         (&format!("summary?by=kind&since={huge}"), "since"),
         (&format!("export?until={huge}"), "until"),
         (&format!("overview?since={huge}"), "since"),
+        // A value no record can hold, and a signed number: refused, not an
+        // empty page or a quietly read `+5`.
+        ("decisions?principal=%00", "principal"),
+        ("decisions?kind=%ff", "kind"),
+        ("export?caller=a%00b", "caller"),
+        ("overview?since=%1b", "since"),
+        ("decisions?limit=%2B5", "limit"),
+        ("decisions?after=%2B1", "after"),
     ] {
         let (status, err) = server.get(&format!("/v1/audit/{query}"));
         assert_eq!(status, 400, "{query}: {err}");

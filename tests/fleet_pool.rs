@@ -158,6 +158,9 @@ fn request_pool_waits_are_bounded_and_leave_the_background_alone() {
             "a",
             "--fleet-max-stale-ms",
             &stale,
+            // Past the pool, not stopped by the cap on fleet reads.
+            "--max-exports",
+            "64",
         ],
     );
     let mut locker = pg.spawn_psql(
@@ -207,5 +210,66 @@ fn request_pool_waits_are_bounded_and_leave_the_background_alone() {
     assert!(
         statuses.contains(&200),
         "the held readers finish: {statuses:?}"
+    );
+}
+
+/// The second red team's attack: a caller with only the `audit` scope
+/// looping over slow fleet reads (here: reads that hang on a locked table)
+/// held every request connection, and logins waited out the pool and were
+/// answered 503 `fleet_unavailable`. Fleet reads now take a slot of the
+/// export cap: past it they are refused at once, and logins are answered.
+#[test]
+fn slow_fleet_reads_leave_the_request_pool_to_logins() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database("reads");
+    let dir = tempfile::tempdir().unwrap();
+    let a = Server::start_in(
+        dir.path(),
+        &["--demo", "--fleet", &url, "--fleet-host", "a"],
+    );
+    let mut locker = pg.spawn_psql(
+        "reads",
+        "BEGIN; LOCK TABLE fleet_decisions IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);",
+    );
+    wait_until("the table is locked", || {
+        pg.psql(
+            "reads",
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+             WHERE c.relname = 'fleet_decisions' AND l.mode = 'AccessExclusiveLock' AND l.granted",
+        ) == "1"
+    });
+    let addr = a.addr;
+    let readers: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let path = if i % 2 == 0 {
+                "/v1/fleet/verify"
+            } else {
+                "/v1/fleet/decisions"
+            };
+            std::thread::spawn(move || exchange_tcp(addr, "GET", path, &[], "").0)
+        })
+        .collect();
+    // The readers the cap refuses are answered at once; the others hang.
+    wait_until("the readers past the cap are refused", || {
+        readers.iter().filter(|r| r.is_finished()).count() >= CLIENTS - 4
+    });
+    for _ in 0..3 {
+        let (s, v) = a.post(
+            "/v1/login/enterprise",
+            &json!({ "account": E_SYNCED, "password": "Etax@2026" }),
+        );
+        assert_eq!(s, 200, "a login while fleet reads hang: {v}");
+    }
+    pg.psql(
+        "reads",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE query LIKE '%LOCK TABLE fleet_decisions%' AND pid <> pg_backend_pid()",
+    );
+    let _ = locker.wait();
+    let statuses: Vec<u16> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 503).count(),
+        CLIENTS - 4,
+        "every reader past the cap is refused: {statuses:?}"
     );
 }

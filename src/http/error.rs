@@ -96,7 +96,11 @@ impl ApiError {
         // Messages can quote what the caller sent (Cedar's context errors
         // do): ID numbers and phones are masked here like everywhere else.
         let message = crate::ids::mask_text(&self.message);
-        if self.status.is_server_error() {
+        // A 503 that says when to retry (every export slot taken, the
+        // fleet's request pool busy) is load, not a fault: no error alerts.
+        if self.status.is_server_error() && self.retry_after_secs.is_some() {
+            tracing::warn!(code = %self.code, %message, "busy");
+        } else if self.status.is_server_error() {
             tracing::error!(code = %self.code, %message, "internal error");
         }
         let body = ErrorBody {

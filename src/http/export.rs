@@ -36,7 +36,10 @@ pub struct ExportSlot(#[allow(dead_code)] OwnedSemaphorePermit);
 
 /// Every export slot is taken.
 #[derive(Debug, thiserror::Error)]
-#[error("{max} exports are streaming already (--max-exports); retry when one has finished")]
+#[error(
+    "{max} decision-log exports and fleet reads are under way already (--max-exports); \
+     retry when one has finished"
+)]
 pub struct ExportsBusy {
     pub max: usize,
 }

@@ -85,8 +85,12 @@ pub async fn decisions(
     caller: Option<&str>,
 ) -> Result<FleetPage, ApiError> {
     let started = Instant::now();
-    let client = client(state).await?;
     let params = filter_params(state, query, DECISIONS_PARAMS)?;
+    // A read of the fleet's table holds a request-pool connection for as
+    // long as PostgreSQL takes: capped with the exports, so audit callers
+    // can never hold the connections logins and session checks need.
+    let _slot = state.limits.exports.take()?;
+    let client = client(state).await?;
     let (mut host, mut after, mut limit) = (None, 0, DEFAULT_LIMIT);
     for (k, v) in params.rest {
         match k.as_str() {
@@ -108,7 +112,6 @@ pub async fn verify(
     caller: Option<&str>,
 ) -> Result<FleetVerify, ApiError> {
     let started = Instant::now();
-    let client = client(state).await?;
     let (mut host, mut checkpoint) = (None, None);
     for (k, v) in known_params(query, VERIFY_PARAMS)? {
         match k.as_str() {
@@ -127,6 +130,9 @@ pub async fn verify(
         ));
     }
     let days = crate::audit::MIN_RETENTION_DAYS;
+    // Walks every row it verifies: capped as `decisions` is.
+    let _slot = state.limits.exports.take()?;
+    let client = client(state).await?;
     let report = log::verify(&client, host.as_deref(), checkpoint.as_ref(), days).await?;
     record_read(state, caller, "audit.fleet.verify", query, None, started).await?;
     Ok(report)

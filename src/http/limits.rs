@@ -47,8 +47,9 @@ pub struct LimitArgs {
     /// the last answer says `Connection: close`.
     #[arg(long, default_value_t = DEFAULT_MAX_REQUESTS_PER_CONNECTION, value_parser = clap::value_parser!(u32).range(1..), env = "ETAX_MAX_REQUESTS_PER_CONNECTION")]
     pub max_requests_per_connection: u32,
-    /// Decision-log exports (local and fleet) streaming at once; past it
-    /// an export is refused 503 with Retry-After.
+    /// Decision-log exports (local and fleet) and reads of the fleet's
+    /// decision table (pages, verify) under way at once; past it such a
+    /// read is refused 503 with Retry-After.
     #[arg(long, default_value_t = super::export::DEFAULT_MAX_EXPORTS, value_parser = clap::value_parser!(u32).range(1..), env = "ETAX_MAX_EXPORTS")]
     pub max_exports: u32,
 }

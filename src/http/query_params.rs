@@ -222,6 +222,16 @@ pub(super) fn known_params(
     if let Some((k, _)) = pairs.iter().find(|(k, _)| !documents(accepted, k)) {
         return Err(unknown(k.clone(), accepted));
     }
+    // No id, name, code or time holds a control character or bytes that
+    // are not UTF-8 (decoded as U+FFFD): such a value matches no record, so
+    // a 400 says why where an empty page would not.
+    let garbled = |v: &str| v.chars().any(|c| c.is_control() || c == '\u{FFFD}');
+    if let Some((k, _)) = pairs.iter().find(|(_, v)| garbled(v)) {
+        return Err(ApiError::invalid(
+            k.clone(),
+            "holds a control character or bytes that are not UTF-8",
+        ));
+    }
     let mut seen = std::collections::HashSet::new();
     if let Some((k, _)) = pairs.iter().find(|(k, _)| !seen.insert(k.as_str())) {
         return Err(ApiError::invalid(
@@ -243,8 +253,12 @@ pub(super) fn unknown(k: String, accepted: &[&[Param]]) -> ApiError {
 
 /// A parameter that must be a whole number.
 pub(super) fn number(name: &str, v: &str) -> Result<u64, ApiError> {
-    v.parse()
-        .map_err(|_| ApiError::invalid(name, format!("{v:?} is not a number")))
+    // Digits only: `parse` alone would also take a sign (`+5`).
+    let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    digits
+        .then(|| v.parse().ok())
+        .flatten()
+        .ok_or_else(|| ApiError::invalid(name, format!("{v:?} is not a number")))
 }
 
 /// A page's `limit`: a number within [`LIMITS`].
