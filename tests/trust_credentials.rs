@@ -469,3 +469,56 @@ fn a_login_flood_is_shed_as_busy_without_counting_attempts() {
     );
     assert_eq!(st, 200, "{b}");
 }
+
+/// Red team: 20 loops × 3 of the RIGHT password on one account in parallel
+/// answered 12 × 423 `account_locked` and grew the lock count, because
+/// every attempt in flight was counted as a failure. Attempts in flight may
+/// hold others back briefly (429 `attempts_in_progress`), but never lock:
+/// afterwards the account logs in at once and its record holds no lock.
+#[test]
+fn parallel_logins_with_the_right_password_never_lock_the_account() {
+    let s = Server::demo();
+    let login = || {
+        s.post(
+            "/v1/login/enterprise",
+            &json!({ "account": E_SOCIAL, "password": "Shebao@2026" }),
+        )
+    };
+    let barrier = Barrier::new(20);
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| {
+                let (barrier, login) = (&barrier, &login);
+                scope.spawn(move || {
+                    barrier.wait();
+                    (0..3).map(|_| login()).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    for (status, v) in &answers {
+        match (*status, error_code(v)) {
+            (200, _) => {}
+            (429, "attempts_in_progress") => {
+                assert_eq!(v["error"]["retry_after_secs"], 1, "{v}")
+            }
+            _ => panic!("a right password refused: {status} {v}"),
+        }
+    }
+    assert!(answers.iter().any(|(st, _)| *st == 200), "{answers:?}");
+    let (status, v) = login();
+    assert_eq!(status, 200, "the login after the burst: {v}");
+    let data = s.data.clone();
+    s.stop();
+    let store = etax_authz::store::Store::open(&data.join("identities.redb")).unwrap();
+    let rec = store
+        .read()
+        .unwrap()
+        .get::<etax_authz::store::LockoutRecord>(&format!("enterprise:{E_SOCIAL}"))
+        .unwrap();
+    assert!(rec.is_none(), "a lockout record left behind: {rec:?}");
+}
