@@ -445,6 +445,27 @@ fn a_one_time_password_passes_the_configured_rule() {
     assert!((16..=20).contains(&otp.chars().count()), "{otp}");
 }
 
+/// `clients` threads released together, each calling `call` `times` times
+/// in a row; every answer.
+fn at_once<T: Send>(clients: usize, times: usize, call: impl Fn() -> T + Sync) -> Vec<T> {
+    let barrier = Barrier::new(clients);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                let (barrier, call) = (&barrier, &call);
+                scope.spawn(move || {
+                    barrier.wait();
+                    (0..times).map(|_| call()).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
 /// Found by the adversarial review: a flood of logins (from clients that
 /// hang up right after sending, so no connection limit holds them) queued
 /// argon2 work without bound, and a real user's login waited behind it for
@@ -453,21 +474,11 @@ fn a_one_time_password_passes_the_configured_rule() {
 #[test]
 fn a_login_flood_is_shed_as_busy_without_counting_attempts() {
     let s = Server::start_with(&["--hash-queue", "1"]);
-    let barrier = Barrier::new(40);
-    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..40)
-            .map(|_| {
-                let (s, barrier) = (&s, &barrier);
-                scope.spawn(move || {
-                    barrier.wait();
-                    s.post(
-                        "/v1/login/enterprise",
-                        &json!({ "account": E_SOCIAL, "password": "Shebao@2026" }),
-                    )
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let answers = at_once(40, 1, || {
+        s.post(
+            "/v1/login/enterprise",
+            &json!({ "account": E_SOCIAL, "password": "Shebao@2026" }),
+        )
     });
     let busy: Vec<_> = answers.iter().filter(|(st, _)| *st == 503).collect();
     assert!(!busy.is_empty(), "no login was shed: {answers:?}");
@@ -504,22 +515,7 @@ fn parallel_logins_with_the_right_password_never_lock_the_account() {
             &json!({ "account": E_SOCIAL, "password": "Shebao@2026" }),
         )
     };
-    let barrier = Barrier::new(20);
-    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..20)
-            .map(|_| {
-                let (barrier, login) = (&barrier, &login);
-                scope.spawn(move || {
-                    barrier.wait();
-                    (0..3).map(|_| login()).collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    });
+    let answers = at_once(20, 3, login);
     for (status, v) in &answers {
         match (*status, error_code(v)) {
             (200, _) => {}
