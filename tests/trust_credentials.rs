@@ -27,8 +27,9 @@ fn error_code(v: &Value) -> &str {
 
 /// 59 wrong guesses released at once, then the right password once the
 /// burst is verifying: at most `THRESHOLD` argon2 verifications, the right
-/// password is refused as locked, and the lock is the first one (not one
-/// doubled per guess).
+/// password is refused unverified (locked, or held back while the guesses
+/// in flight reach the threshold), and once the burst is over it is locked,
+/// with the first lock (not one doubled per guess).
 fn burst(s: &Server, attempt: impl Fn(&str) -> (u16, Value) + Sync, right: &str) {
     let before = s.metric(VERIFICATIONS);
     let barrier = Barrier::new(WRONG_GUESSES);
@@ -63,7 +64,9 @@ fn burst(s: &Server, attempt: impl Fn(&str) -> (u16, Value) + Sync, right: &str)
         assert!(
             matches!(
                 (*status, error_code(v)),
-                (401, "invalid_credentials") | (423, "account_locked")
+                (401, "invalid_credentials")
+                    | (423, "account_locked")
+                    | (429, "attempts_in_progress")
             ),
             "{status} {v}"
         );
@@ -71,11 +74,26 @@ fn burst(s: &Server, attempt: impl Fn(&str) -> (u16, Value) + Sync, right: &str)
             assert!(secs <= FIRST_LOCK_SECS, "a lock grown per guess: {v}");
         }
     }
-    assert_eq!(
-        (right_answer.0, error_code(&right_answer.1)),
-        (423, "account_locked"),
-        "the right password after the burst: {}",
+    assert!(
+        matches!(
+            (right_answer.0, error_code(&right_answer.1)),
+            (423, "account_locked") | (429, "attempts_in_progress")
+        ),
+        "the right password during the burst: {}",
         right_answer.1
+    );
+    let (status, v) = attempt(right);
+    assert_eq!(
+        (status, error_code(&v)),
+        (423, "account_locked"),
+        "the right password after the burst: {v}"
+    );
+    let secs = v["error"]["retry_after_secs"].as_u64().unwrap();
+    assert!(secs <= FIRST_LOCK_SECS, "{v}");
+    assert_eq!(
+        s.metric(VERIFICATIONS) - before,
+        verified,
+        "verified while locked"
     );
 }
 
@@ -427,6 +445,27 @@ fn a_one_time_password_passes_the_configured_rule() {
     assert!((16..=20).contains(&otp.chars().count()), "{otp}");
 }
 
+/// `clients` threads released together, each calling `call` `times` times
+/// in a row; every answer.
+fn at_once<T: Send>(clients: usize, times: usize, call: impl Fn() -> T + Sync) -> Vec<T> {
+    let barrier = Barrier::new(clients);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                let (barrier, call) = (&barrier, &call);
+                scope.spawn(move || {
+                    barrier.wait();
+                    (0..times).map(|_| call()).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
 /// Found by the adversarial review: a flood of logins (from clients that
 /// hang up right after sending, so no connection limit holds them) queued
 /// argon2 work without bound, and a real user's login waited behind it for
@@ -435,21 +474,11 @@ fn a_one_time_password_passes_the_configured_rule() {
 #[test]
 fn a_login_flood_is_shed_as_busy_without_counting_attempts() {
     let s = Server::start_with(&["--hash-queue", "1"]);
-    let barrier = Barrier::new(40);
-    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..40)
-            .map(|_| {
-                let (s, barrier) = (&s, &barrier);
-                scope.spawn(move || {
-                    barrier.wait();
-                    s.post(
-                        "/v1/login/enterprise",
-                        &json!({ "account": E_SOCIAL, "password": "Shebao@2026" }),
-                    )
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let answers = at_once(40, 1, || {
+        s.post(
+            "/v1/login/enterprise",
+            &json!({ "account": E_SOCIAL, "password": "Shebao@2026" }),
+        )
     });
     let busy: Vec<_> = answers.iter().filter(|(st, _)| *st == 503).collect();
     assert!(!busy.is_empty(), "no login was shed: {answers:?}");
@@ -468,4 +497,43 @@ fn a_login_flood_is_shed_as_busy_without_counting_attempts() {
         &json!({ "account": E_SOCIAL, "password": "Shebao@2026" }),
     );
     assert_eq!(st, 200, "{b}");
+}
+
+/// Red team: 20 loops × 3 of the RIGHT password on one account in parallel
+/// answered 12 × 423 `account_locked` and grew the lock count, because
+/// every attempt in flight was counted as a failure. Attempts in flight may
+/// hold others back briefly (429 `attempts_in_progress`), but never lock:
+/// afterwards the account logs in at once and its record holds no lock.
+#[test]
+fn parallel_logins_with_the_right_password_never_lock_the_account() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::demo_in(&data, &[]);
+    let login = || {
+        s.post(
+            "/v1/login/enterprise",
+            &json!({ "account": E_SOCIAL, "password": "Shebao@2026" }),
+        )
+    };
+    let answers = at_once(20, 3, login);
+    for (status, v) in &answers {
+        match (*status, error_code(v)) {
+            (200, _) => {}
+            (429, "attempts_in_progress") => {
+                assert_eq!(v["error"]["retry_after_secs"], 1, "{v}")
+            }
+            _ => panic!("a right password refused: {status} {v}"),
+        }
+    }
+    assert!(answers.iter().any(|(st, _)| *st == 200), "{answers:?}");
+    let (status, v) = login();
+    assert_eq!(status, 200, "the login after the burst: {v}");
+    s.stop();
+    let store = etax_authz::store::Store::open(&data.join("identities.redb")).unwrap();
+    let rec = store
+        .read()
+        .unwrap()
+        .get::<etax_authz::store::LockoutRecord>(&format!("enterprise:{E_SOCIAL}"))
+        .unwrap();
+    assert!(rec.is_none(), "a lockout record left behind: {rec:?}");
 }

@@ -3,11 +3,16 @@
 //! Keyed by the identifier as typed, so an unknown account locks exactly like
 //! a real one and the answer never reveals which exists.
 //!
-//! An attempt is counted as a failure when it is *reserved*, before argon2
-//! runs, in the same transaction that checks the lock: attempts in flight
-//! count, so a burst of parallel guesses gets at most `threshold`
-//! verifications and earns the first lock only. A success then forgets the
-//! record; a failure needs no further write.
+//! An attempt is *reserved* before argon2 runs, in the same transaction that
+//! checks the lock, and released when the verification ends. Reservations
+//! are kept apart from completed failures: while failures plus attempts in
+//! flight reach the threshold, further attempts are refused as "in progress"
+//! without locking, so a burst of parallel guesses gets at most `threshold`
+//! verifications (issue #10), and a burst of parallel logins with the right
+//! password never locks its own account (the first design counted every
+//! reservation as a failure, so five right passwords in flight locked it).
+//! A reservation whose verification never ended (the server died mid-verify)
+//! counts as a failure once its deadline passes: a crash never frees a guess.
 
 use std::fmt;
 
@@ -49,27 +54,103 @@ impl fmt::Display for LockKey {
     }
 }
 
+/// How long after the latest reservation attempts still in flight are
+/// presumed dead (their server crashed mid-verify) and counted as failures.
+/// Far beyond any argon2 verification, queue wait included: a verification
+/// that outlives it is counted twice if wrong, never freed.
+pub const RESERVATION_DEADLINE_MS: u64 = 60_000;
+
+/// The retry an attempt refused as "in progress" is told: the attempts in
+/// flight end within an argon2 verification or two.
+pub const IN_PROGRESS_RETRY_SECS: u64 = 1;
+
+/// Why an attempt was not reserved; nothing is verified either way, and
+/// nothing is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Locked for this many more seconds.
+    Locked(u64),
+    /// Failures and attempts still being verified already reach the
+    /// threshold: retry in this many seconds, when those have ended (one
+    /// more failure among them locks; a success frees the account).
+    InProgress(u64),
+}
+
 /// Seconds left on a lock, if locked at `now_ms`.
-pub fn locked_for(rec: Option<&LockoutRecord>, now_ms: u64) -> Option<u64> {
-    let rec = rec?;
+fn locked_for(rec: &LockoutRecord, now_ms: u64) -> Option<u64> {
     (rec.locked_until_ms > now_ms).then(|| (rec.locked_until_ms - now_ms).div_ceil(1000))
 }
 
-/// Reserves one attempt at `now_ms`: the seconds left on a lock if locked
-/// (nothing is verified then), else the record to store before verifying,
-/// with the attempt counted as a failure until it succeeds. The reservation
-/// that reaches the threshold locks at once, so no later attempt is
-/// verified while it is in flight; if it succeeds, the success forgets the
-/// lock with the count.
+/// The record as it stands at `now_ms`: reservations past their deadline
+/// are failures at the deadline (which may lock, as any failure may).
+fn settled(mut rec: LockoutRecord, cfg: &AuthnConfig, now_ms: u64) -> LockoutRecord {
+    if rec.in_flight == 0 || now_ms < rec.in_flight_until_ms {
+        return rec;
+    }
+    let (dead, at) = (rec.in_flight, rec.in_flight_until_ms);
+    rec.in_flight = 0;
+    rec.in_flight_until_ms = 0;
+    // In flight never exceeds the threshold; the cap only bounds the loop
+    // over a damaged record.
+    for _ in 0..dead.min(cfg.lockout_threshold.max(1)) {
+        rec = after_failure(Some(rec), cfg, at);
+    }
+    rec
+}
+
+/// Reserves one attempt at `now_ms`: the record to store before verifying
+/// (one more attempt in flight), or why nothing may be verified now.
+/// Refusals write nothing, so a flood of them costs no commits and never
+/// grows a lock.
 pub fn reserve(
     rec: Option<LockoutRecord>,
     cfg: &AuthnConfig,
     now_ms: u64,
-) -> Result<LockoutRecord, u64> {
-    if let Some(secs) = locked_for(rec.as_ref(), now_ms) {
-        return Err(secs);
+) -> Result<LockoutRecord, Refused> {
+    let mut rec = settled(rec.unwrap_or_default(), cfg, now_ms);
+    if let Some(secs) = locked_for(&rec, now_ms) {
+        return Err(Refused::Locked(secs));
     }
-    Ok(after_failure(rec, cfg, now_ms))
+    let pending = rec.consecutive_failures.saturating_add(rec.in_flight);
+    if pending >= cfg.lockout_threshold.max(1) {
+        return Err(Refused::InProgress(IN_PROGRESS_RETRY_SECS));
+    }
+    rec.in_flight += 1;
+    // One deadline for all: an attempt older than the latest reservation
+    // stays counted (as in flight) until a whole deadline passes with no new
+    // reservation, which is conservative.
+    rec.in_flight_until_ms = now_ms.saturating_add(RESERVATION_DEADLINE_MS);
+    Ok(rec)
+}
+
+/// The record after a reserved attempt verified wrong at `now_ms`: no
+/// longer in flight, one more failure (which may lock, doubling).
+pub fn after_wrong(rec: Option<LockoutRecord>, cfg: &AuthnConfig, now_ms: u64) -> LockoutRecord {
+    let mut rec = rec.unwrap_or_default();
+    end_reservation(&mut rec);
+    after_failure(Some(rec), cfg, now_ms)
+}
+
+/// The record after a reserved attempt verified right: failures and locks
+/// forgotten; `None` (remove the record) unless other attempts are still in
+/// flight, whose reservations must survive.
+pub fn after_right(rec: Option<LockoutRecord>) -> Option<LockoutRecord> {
+    let mut rec = rec?;
+    end_reservation(&mut rec);
+    (rec.in_flight > 0).then(|| LockoutRecord {
+        in_flight: rec.in_flight,
+        in_flight_until_ms: rec.in_flight_until_ms,
+        ..LockoutRecord::default()
+    })
+}
+
+/// One attempt no longer in flight. Saturating: a verification that
+/// outlived its deadline was already counted as a failure by `settled`.
+fn end_reservation(rec: &mut LockoutRecord) {
+    rec.in_flight = rec.in_flight.saturating_sub(1);
+    if rec.in_flight == 0 {
+        rec.in_flight_until_ms = 0;
+    }
 }
 
 /// The record after one more failure at `now_ms`.
@@ -96,8 +177,20 @@ fn after_failure(rec: Option<LockoutRecord>, cfg: &AuthnConfig, now_ms: u64) -> 
 /// be guessing: an attacker who pauses between rounds for less than the
 /// longest lock keeps their count and their doubled waits. A record written
 /// before `last_failure_ms` existed counts as quiet since its lock ended.
+///
+/// Attempts in flight are failures to come (or at their deadline), so a
+/// record with any is quiet only from its deadline on: live reservations
+/// are never forgotten.
 pub fn forgettable(rec: &LockoutRecord, cfg: &AuthnConfig, now_ms: u64) -> bool {
-    let quiet_since = rec.locked_until_ms.max(rec.last_failure_ms);
+    let reserved_until = if rec.in_flight > 0 {
+        rec.in_flight_until_ms
+    } else {
+        0
+    };
+    let quiet_since = rec
+        .locked_until_ms
+        .max(rec.last_failure_ms)
+        .max(reserved_until);
     now_ms >= quiet_since.saturating_add(cfg.lockout_max_secs.saturating_mul(1000))
 }
 
@@ -138,20 +231,123 @@ mod tests {
         }
     }
 
+    /// Reserves `n` attempts at `now`, each of which must be admitted.
+    fn reserved(n: u32, rec: Option<LockoutRecord>, cfg: &AuthnConfig, now: u64) -> LockoutRecord {
+        (0..n).fold(rec.unwrap_or_default(), |rec, _| {
+            reserve(Some(rec), cfg, now).expect("admitted")
+        })
+    }
+
     #[test]
-    fn reservations_beyond_the_threshold_are_refused_and_the_lock_does_not_grow() {
+    fn reservations_beyond_the_threshold_are_refused_without_a_lock() {
         let cfg = AuthnConfig::default();
-        let mut rec = None;
-        for _ in 0..cfg.lockout_threshold {
-            rec = Some(reserve(rec, &cfg, 0).expect("not locked yet"));
-        }
+        let rec = reserved(cfg.lockout_threshold, None, &cfg, 0);
+        assert_eq!((rec.in_flight, rec.consecutive_failures), (5, 0));
         // Five in flight: the sixth is refused without a verification, and
-        // refusals do not count, so the burst earns the first lock only.
+        // without locking or counting anything.
         for _ in 0..50 {
-            assert_eq!(reserve(rec.clone(), &cfg, 1_000).err(), Some(59));
+            assert_eq!(
+                reserve(Some(rec.clone()), &cfg, 1_000).err(),
+                Some(Refused::InProgress(IN_PROGRESS_RETRY_SECS))
+            );
         }
-        let rec = rec.unwrap();
-        assert_eq!((rec.locks, rec.locked_until_ms), (1, 60_000));
+        assert_eq!((rec.locks, rec.locked_until_ms), (0, 0));
+    }
+
+    #[test]
+    fn right_passwords_in_flight_never_lock() {
+        let cfg = AuthnConfig::default();
+        let mut rec = Some(reserved(cfg.lockout_threshold, None, &cfg, 0));
+        for left in (1..cfg.lockout_threshold).rev() {
+            rec = after_right(rec);
+            let r = rec.as_ref().expect("others still in flight");
+            assert_eq!((r.in_flight, r.locks, r.locked_until_ms), (left, 0, 0));
+        }
+        // The last one out removes the record.
+        assert!(after_right(rec).is_none());
+    }
+
+    #[test]
+    fn wrong_passwords_in_flight_lock_once_at_the_threshold() {
+        let cfg = AuthnConfig::default();
+        let mut rec = reserved(cfg.lockout_threshold, None, &cfg, 0);
+        for _ in 1..cfg.lockout_threshold {
+            rec = after_wrong(Some(rec), &cfg, 10);
+            assert_eq!(rec.locks, 0);
+            assert_eq!(
+                reserve(Some(rec.clone()), &cfg, 10).err(),
+                Some(Refused::InProgress(1))
+            );
+        }
+        rec = after_wrong(Some(rec), &cfg, 10);
+        assert_eq!(
+            (rec.in_flight, rec.locks, rec.locked_until_ms),
+            (0, 1, 60_010)
+        );
+        assert_eq!(
+            reserve(Some(rec), &cfg, 20).err(),
+            Some(Refused::Locked(60))
+        );
+    }
+
+    #[test]
+    fn a_success_forgets_failures_but_keeps_the_others_in_flight() {
+        let cfg = AuthnConfig::default();
+        let mut rec = Some(reserved(2, None, &cfg, 0));
+        for _ in 0..2 {
+            rec = Some(after_wrong(rec, &cfg, 0));
+        }
+        rec = Some(reserved(3, rec, &cfg, 0));
+        rec = after_right(rec);
+        let r = rec.clone().unwrap();
+        assert_eq!((r.consecutive_failures, r.in_flight), (0, 2));
+        // Two wrong still in flight end as two failures, no lock.
+        rec = Some(after_wrong(rec, &cfg, 0));
+        let r = after_wrong(rec, &cfg, 0);
+        assert_eq!((r.consecutive_failures, r.in_flight, r.locks), (2, 0, 0));
+    }
+
+    #[test]
+    fn reservations_past_their_deadline_count_as_failures() {
+        let cfg = AuthnConfig::default();
+        // The server died with five attempts in flight: until the deadline
+        // nothing more is verified, then they are five failures, locked from
+        // the deadline on, and the account is refused as locked.
+        let rec = reserved(cfg.lockout_threshold, None, &cfg, 1_000);
+        let deadline = 1_000 + RESERVATION_DEADLINE_MS;
+        assert_eq!(
+            reserve(Some(rec.clone()), &cfg, deadline - 1).err(),
+            Some(Refused::InProgress(1))
+        );
+        assert_eq!(
+            reserve(Some(rec.clone()), &cfg, deadline).err(),
+            Some(Refused::Locked(60))
+        );
+        // Two dead attempts: two failures, and the next attempt is admitted.
+        let two = reserved(2, None, &cfg, 0);
+        let next = reserve(Some(two), &cfg, RESERVATION_DEADLINE_MS).unwrap();
+        assert_eq!((next.consecutive_failures, next.in_flight), (2, 1));
+        // A verification that outlived its deadline was counted as a
+        // failure when the deadline passed; ending it late frees nothing.
+        let late = after_wrong(Some(settled(rec, &cfg, deadline)), &cfg, deadline);
+        assert_eq!(
+            (late.in_flight, late.locks, late.consecutive_failures),
+            (0, 1, 1)
+        );
+    }
+
+    #[test]
+    fn a_record_with_live_reservations_is_never_forgotten() {
+        let cfg = AuthnConfig {
+            lockout_max_secs: 100,
+            ..AuthnConfig::default()
+        };
+        let rec = reserved(1, None, &cfg, 0);
+        let deadline = RESERVATION_DEADLINE_MS;
+        assert!(!forgettable(&rec, &cfg, deadline - 1));
+        // Past its deadline it is a failure at the deadline: kept as long.
+        assert!(!forgettable(&rec, &cfg, deadline + 99_999));
+        assert!(forgettable(&rec, &cfg, deadline + 100_000));
     }
 
     #[test]
@@ -160,15 +356,15 @@ mod tests {
         let mut rec = None;
         for _ in 0..4 {
             rec = Some(after_failure(rec, &cfg, 0));
-            assert_eq!(locked_for(rec.as_ref(), 0), None);
+            assert_eq!(locked_for(rec.as_ref().unwrap(), 0), None);
         }
         rec = Some(after_failure(rec, &cfg, 0));
-        assert_eq!(locked_for(rec.as_ref(), 0), Some(60));
-        assert_eq!(locked_for(rec.as_ref(), 60_000), None);
+        assert_eq!(locked_for(rec.as_ref().unwrap(), 0), Some(60));
+        assert_eq!(locked_for(rec.as_ref().unwrap(), 60_000), None);
         for _ in 0..5 {
             rec = Some(after_failure(rec, &cfg, 60_000));
         }
-        assert_eq!(locked_for(rec.as_ref(), 60_000), Some(120));
+        assert_eq!(locked_for(rec.as_ref().unwrap(), 60_000), Some(120));
     }
 
     #[test]
@@ -196,7 +392,7 @@ mod tests {
             consecutive_failures: 2,
             locks: 1,
             locked_until_ms: 50_000,
-            last_failure_ms: 0,
+            ..LockoutRecord::default()
         };
         assert!(!forgettable(&old, &cfg, 149_999));
         assert!(forgettable(&old, &cfg, 150_000));

@@ -365,18 +365,28 @@ mod tests {
             locks: 1,
             locked_until_ms: NOW + 1,
             last_failure_ms: NOW - 1,
+            ..LockoutRecord::default()
         };
         let guessing = LockoutRecord {
             consecutive_failures: 3,
             locks: 0,
             locked_until_ms: 0,
             last_failure_ms: NOW - 3_599_999,
+            ..LockoutRecord::default()
         };
         let quiet = LockoutRecord {
             consecutive_failures: 0,
             locks: 2,
             locked_until_ms: NOW - 3_600_000,
             last_failure_ms: NOW - 3_700_000,
+            ..LockoutRecord::default()
+        };
+        // Quiet for long, but an attempt is being verified right now: its
+        // reservation must outlive the sweep.
+        let verifying = LockoutRecord {
+            in_flight: 1,
+            in_flight_until_ms: NOW + 1,
+            ..quiet.clone()
         };
         let window = |start| CodeRateRecord {
             window_start_ms: start,
@@ -395,6 +405,7 @@ mod tests {
                 w.put("person:locked", &locked)?;
                 w.put("person:guessing", &guessing)?;
                 w.put("person:quiet", &quiet)?;
+                w.put("person:verifying", &verifying)?;
                 w.put("13800000001", &window(NOW - 600_000))?;
                 w.put("captcha:resident_id:x", &window(NOW - 599_999))?;
                 Ok::<_, StoreError>(())
@@ -423,7 +434,7 @@ mod tests {
         assert_eq!(touches.pending(), [("s-busy".to_owned(), NOW - 1)]);
         assert_eq!(
             keys::<LockoutRecord>(&r),
-            ["person:guessing", "person:locked"]
+            ["person:guessing", "person:locked", "person:verifying"]
         );
         assert_eq!(keys::<CodeRateRecord>(&r), ["captcha:resident_id:x"]);
         drop(r);

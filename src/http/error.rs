@@ -366,6 +366,10 @@ impl From<FlowError> for ApiError {
                 retry_after_secs: Some(retry_after_secs),
                 ..ApiError::new(StatusCode::LOCKED, "account_locked", msg)
             },
+            FlowError::AttemptsInProgress { retry_after_secs } => ApiError {
+                retry_after_secs: Some(retry_after_secs),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "attempts_in_progress", msg)
+            },
             FlowError::Code(c) => {
                 let code = match c {
                     C::Unknown => "code_unknown",

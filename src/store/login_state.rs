@@ -149,8 +149,10 @@ impl Record for LoginFlowRecord {
 /// ones; `authn::lockout::LockKey` builds the key).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LockoutRecord {
-    /// Failures since the last success or lock, attempts still being
-    /// verified included (see `authn::lockout::reserve`).
+    /// Failures since the last success or lock. Attempts still being
+    /// verified are not failures (yet): they are `in_flight`. Records
+    /// written before `in_flight` existed counted them here, which only
+    /// errs towards a lock.
     pub consecutive_failures: u32,
     /// How many times it has been locked since the last success: the wait
     /// doubles each time.
@@ -161,6 +163,19 @@ pub struct LockoutRecord {
     /// written before the field existed.
     #[serde(default)]
     pub last_failure_ms: u64,
+    /// Attempts reserved and still being verified (see
+    /// `authn::lockout::reserve`). Left out when 0, so a record with none
+    /// is written byte for byte as before the field existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub in_flight: u32,
+    /// When attempts still in flight are presumed dead (their server
+    /// crashed mid-verify) and count as failures, ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub in_flight_until_ms: u64,
+}
+
+fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
 }
 
 impl Record for LockoutRecord {
@@ -194,6 +209,10 @@ pub(super) mod tests {
     pub(crate) const SESSION_JSON: &str = r#"{"principal_type":"AgentStaff","principal_id":"91210100MA0AGT004B/resident_id:210105199303031080","acting_for":"91210102MA0TAX001F","created_ms":1,"last_used_ms":2,"expires_ms":3,"password_change_required":false,"credential_epoch":4,"recognition_epoch":5}"#;
     pub(crate) const FLOW_JSON: &str = r#"{"kind":"agency","account":"91210100MA0AGT004B","factors":["agency_password","personal_password"],"staff":"91210100MA0AGT004B/resident_id:210105199303031080","generation":1,"staff_epoch":4,"expires_ms":9}"#;
     pub(crate) const CHALLENGE_JSON: &str = r#"{"purpose":"reset","subject":"Person:resident_id:210106199102140105","code_hash":"ab","expires_ms":7,"failures":1,"used":false}"#;
+
+    /// A lockout record as the previous version wrote it (no `in_flight`).
+    pub(crate) const LOCKOUT_JSON: &str =
+        r#"{"consecutive_failures":3,"locks":2,"locked_until_ms":120000,"last_failure_ms":60000}"#;
 
     fn round_trip<R: Record>(json: &str) -> R {
         let rec: R = serde_json::from_str(json).unwrap();
@@ -239,5 +258,24 @@ pub(super) mod tests {
             let json = CHALLENGE_JSON.replace("\"reset\"", &format!("\"{purpose}\""));
             round_trip::<ChallengeRecord>(&json);
         }
+    }
+
+    #[test]
+    fn a_stored_lockout_reads_and_writes_byte_identical() {
+        let rec: LockoutRecord = round_trip(LOCKOUT_JSON);
+        assert_eq!((rec.consecutive_failures, rec.locks), (3, 2));
+        assert_eq!((rec.in_flight, rec.in_flight_until_ms), (0, 0));
+        // Attempts in flight are written, and read back.
+        let busy = LockoutRecord {
+            in_flight: 2,
+            in_flight_until_ms: 7,
+            ..rec
+        };
+        let json = serde_json::to_string(&busy).unwrap();
+        assert!(
+            json.ends_with(r#","in_flight":2,"in_flight_until_ms":7}"#),
+            "{json}"
+        );
+        round_trip::<LockoutRecord>(&json);
     }
 }

@@ -41,10 +41,10 @@ impl Delivery {
 
 impl Login {
     /// Verifies a password under lockout `lock`. The attempt is reserved
-    /// (counted as a failure) in the transaction that checks the lock, before
-    /// argon2 runs, so parallel guesses cannot all pass the check: a lock
-    /// refuses without verifying, a failure stays counted, a success clears
-    /// the record.
+    /// in the transaction that checks the lock, before argon2 runs, so
+    /// parallel guesses cannot all pass the check (a lock, or the threshold
+    /// reached by attempts in flight, refuses without verifying), then
+    /// released as a failure or a success.
     pub(super) async fn guarded_verify(
         &self,
         lock: LockKey,
@@ -52,30 +52,51 @@ impl Login {
         phc: Option<String>,
         wrong: &'static str,
     ) -> Result<Option<Failure>, FlowError> {
-        let lock_key = lock.to_string();
+        let key = lock.to_string();
         // A place on the hashing threads first: a step refused as busy has
         // not counted an attempt against the account.
         let slot = self.authn.hash_slot()?;
+        if let Err(refused) = self.reserve_attempt(key.clone()).await? {
+            return Ok(Some(match refused {
+                lockout::Refused::Locked(secs) => Failure::Locked(secs),
+                lockout::Refused::InProgress(secs) => Failure::InProgress(secs),
+            }));
+        }
+        // A reservation left by an error here (the store or the log away)
+        // counts as a failure at its deadline, like one left by a crash.
+        let right = self.authn.verify(slot, password, phc).await;
         let cfg = self.authn.config.clone();
-        let key = lock_key.clone();
-        let locked = self
+        self.write(move |w| {
+            let rec = w.get::<LockoutRecord>(&key)?;
+            if !right {
+                return w.put(&key, &lockout::after_wrong(rec, &cfg, crate::now_ms()));
+            }
+            match lockout::after_right(rec) {
+                Some(still_in_flight) => w.put(&key, &still_in_flight),
+                None => w.remove::<LockoutRecord>(&key).map(|_| ()),
+            }
+        })
+        .await?;
+        Ok((!right).then_some(Failure::Wrong(wrong)))
+    }
+
+    /// Reserves one attempt under lockout record `key` (see
+    /// `lockout::reserve`); a refusal writes nothing.
+    async fn reserve_attempt(
+        &self,
+        key: String,
+    ) -> Result<Result<(), lockout::Refused>, FlowError> {
+        let cfg = self.authn.config.clone();
+        let reserved = self
             .write(move |w| {
                 let rec = w.get::<LockoutRecord>(&key)?;
                 match lockout::reserve(rec, &cfg, crate::now_ms()) {
-                    Ok(reserved) => w.put(&key, &reserved).map(|()| None),
-                    Err(secs) => Ok(Some(secs)),
+                    Ok(reserved) => w.put(&key, &reserved).map(|()| Ok(())),
+                    Err(refused) => Ok(Err(refused)),
                 }
             })
             .await?;
-        if let Some(secs) = locked {
-            return Ok(Some(Failure::Locked(secs)));
-        }
-        if !self.authn.verify(slot, password, phc).await {
-            return Ok(Some(Failure::Wrong(wrong)));
-        }
-        self.write(move |w| w.remove::<LockoutRecord>(&lock_key).map(|_| ()))
-            .await?;
-        Ok(None)
+        Ok(reserved)
     }
 
     /// Issues a code bound to `purpose`/`subject`, counted against the

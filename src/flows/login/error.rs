@@ -25,6 +25,11 @@ pub enum FlowError {
     BadCredentials(&'static str),
     #[error("too many failed attempts; locked for another {retry_after_secs} s")]
     Locked { retry_after_secs: u64 },
+    /// Other attempts at the same password are being verified and, were
+    /// they all wrong, would lock it: this one was not verified, and
+    /// nothing was counted. Not a lock: a retry shortly is answered.
+    #[error("other attempts at this password are being verified; retry in {retry_after_secs} s")]
+    AttemptsInProgress { retry_after_secs: u64 },
     #[error(transparent)]
     Code(#[from] ChallengeError),
     /// A policy forbids the step; the policy says why, in the bureau's

@@ -20,6 +20,10 @@ use crate::flows::decide::{Asked, Event};
 #[derive(Debug)]
 pub(crate) enum Failure {
     Locked(u64),
+    /// Refused unverified while other attempts at the same password are
+    /// being verified and would reach the lockout threshold: retry in this
+    /// many seconds. No lock, nothing counted.
+    InProgress(u64),
     Wrong(&'static str),
     Code(ChallengeError),
 }
@@ -28,6 +32,9 @@ impl Failure {
     pub(super) fn describe(&self) -> String {
         match self {
             Failure::Locked(s) => format!("locked for another {s} s"),
+            Failure::InProgress(s) => {
+                format!("other attempts at this password are being verified; retry in {s} s")
+            }
             Failure::Wrong(m) => (*m).to_owned(),
             Failure::Code(e) => e.to_string(),
         }
@@ -225,12 +232,16 @@ pub(super) fn conclude(verdict: &Verdict, failure: Option<Failure>) -> Result<()
     }
 }
 
-/// The failed credential of a step, as its error: a lock, then a wrong
+/// The failed credential of a step, as its error: a lock (or attempts in
+/// flight holding this one back), then a wrong
 /// password (always `invalid_credentials`, whoever the account is), then a
 /// code problem.
 pub(super) fn credentials_first(failure: Option<Failure>) -> Result<(), FlowError> {
     match failure {
         Some(Failure::Locked(s)) => Err(FlowError::Locked {
+            retry_after_secs: s,
+        }),
+        Some(Failure::InProgress(s)) => Err(FlowError::AttemptsInProgress {
             retry_after_secs: s,
         }),
         Some(Failure::Wrong(m)) => Err(FlowError::BadCredentials(m)),
