@@ -82,8 +82,9 @@ PASSWORD=$(sed -n 's/.*password \([^ ]*\) .*/\1/p' "$WORK/gen.err")
 python3 benches/load_principals.py "$WORK/bureau.json" "$WORK/account" >"$WORK/principals.lua"
 mix_lua "$WORK/mix.lua" "$WORK/principals.lua"
 # Every enterprise's account, one picked at random per login: logins in
-# flight on one account count toward its lockout before argon2 runs (so
-# parallel guesses cannot outrun it), and would be refused with 423.
+# flight on one account count toward its lockout threshold before argon2
+# runs (so parallel guesses cannot outrun it), and past it are refused 429
+# `attempts_in_progress`.
 python3 - "$WORK/bureau.json" "$PASSWORD" >"$WORK/login.lua" <<'PY'
 import json, sys
 accounts = [json.loads(l.rstrip().rstrip(","))["credit_code"]
