@@ -261,3 +261,42 @@ fn a_second_sidecar_under_a_running_hosts_name_is_refused_at_start() {
         ServeAttempt::Exited(_, err) => panic!("the name stayed taken: {err}"),
     }
 }
+
+/// Red team, session 7: a sidecar of the release before the lockout's
+/// attempts in flight, left running beside upgraded ones, rewrote lockout
+/// records without them, and the fleet verified 15-18 wrong guesses before
+/// a lock instead of 5. A change that does not state the current writer
+/// format (as an older release's does not) is now refused by the database,
+/// so such a sidecar fails closed; the upgraded sidecars' writes go on.
+#[test]
+fn a_change_written_by_an_older_release_is_refused_by_the_database() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database("formats");
+    let dir = tempfile::tempdir().unwrap();
+    let a = sidecar(dir.path(), &url, "a", &[]);
+    for older in [
+        "INSERT INTO fleet_changes (host, changes) VALUES ('older', '[]')",
+        "INSERT INTO fleet_changes (host, changes, writer_format) VALUES ('older', '[]', 1)",
+    ] {
+        pg.psql(
+            "formats",
+            &format!(
+                "DO $$ BEGIN {older}; \
+                 RAISE EXCEPTION 'accepted as an older release would write it: {}'; \
+                 EXCEPTION WHEN check_violation THEN NULL; END $$",
+                older.replace('\'', "''")
+            ),
+        );
+    }
+    grant_clerk_invoicing(&a);
+    let (s, v) = clerk_invoices(&a);
+    assert_eq!((s, &v["decision"]), (200, &json!("allow")), "{v}");
+    let written: u64 = pg
+        .psql(
+            "formats",
+            "SELECT count(*) FROM fleet_changes WHERE host = 'a' AND writer_format = 2",
+        )
+        .parse()
+        .unwrap();
+    assert!(written > 0, "the sidecar states its format");
+}

@@ -21,6 +21,14 @@ const WRITE_LOCK: i64 = 0x6574_6178_7772_6974;
 /// The NOTIFY channel a committed change wakes replicas on.
 pub const CHANNEL: &str = "fleet_changes";
 
+/// The format of the store's records this binary writes, stated on every
+/// change (migration 0005): the database refuses a change stated below
+/// the fleet's current format, so a sidecar of an older release, which
+/// would drop what it does not know when it rewrites a record, fails
+/// closed instead. Raised, with a migration raising the check, whenever a
+/// stored record gains what an older release must not drop.
+pub const WRITER_FORMAT: i32 = 2;
+
 /// An entry's stamp ([`LogEntry::stamp`]), computed by the database so that
 /// every sidecar reads the same one: 64 bits of an MD5 over the id, the
 /// writing host, the commit time in microseconds (not its text, which
@@ -199,10 +207,11 @@ impl LogTxn for PgTxn {
         block(&self.runtime, async {
             let client = self.client();
             let sql = format!(
-                "INSERT INTO fleet_changes (host, changes) VALUES ($1, $2) RETURNING id, {STAMP}"
+                "INSERT INTO fleet_changes (host, changes, writer_format) VALUES ($1, $2, $3) \
+                 RETURNING id, {STAMP}"
             );
             let row = client
-                .query_one(&sql, &[&self.host, &Json(changes)])
+                .query_one(&sql, &[&self.host, &Json(changes), &WRITER_FORMAT])
                 .await?;
             let id: i64 = row.get(0);
             let stamp: i64 = row.get(1);

@@ -18,6 +18,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0003_decisions.sql"),
     ),
     ("0004_keys", include_str!("migrations/0004_keys.sql")),
+    (
+        "0005_writer_format",
+        include_str!("migrations/0005_writer_format.sql"),
+    ),
 ];
 
 /// An arbitrary constant naming this lock among the database's advisory
