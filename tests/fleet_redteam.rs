@@ -112,7 +112,10 @@ fn a_replica_that_cannot_apply_the_log_fails_closed_after_the_bound() {
     ]);
     pg.psql(
         "stuck",
-        &format!("INSERT INTO fleet_changes (host, changes) VALUES ('newer', $j${change}$j$)"),
+        &format!(
+            "INSERT INTO fleet_changes (host, changes, writer_format) \
+             VALUES ('newer', $j${change}$j$, 3)"
+        ),
     );
     // The database answers, the replica cannot follow it: past the bound
     // it must not answer from what it holds.
