@@ -12,7 +12,8 @@
 //! password never locks its own account (the first design counted every
 //! reservation as a failure, so five right passwords in flight locked it).
 //! A reservation whose verification never ended (the server died mid-verify)
-//! counts as a failure once its deadline passes: a crash never frees a guess.
+//! counts as a failure once its own deadline passes: a crash never frees a
+//! guess, and later reservations never keep a dead one alive.
 
 use std::fmt;
 
@@ -54,10 +55,10 @@ impl fmt::Display for LockKey {
     }
 }
 
-/// How long after the latest reservation attempts still in flight are
-/// presumed dead (their server crashed mid-verify) and counted as failures.
-/// Far beyond any argon2 verification, queue wait included: a verification
-/// that outlives it is counted twice if wrong, never freed.
+/// How long after it was taken a reservation still in flight is presumed
+/// dead (its server crashed mid-verify) and counted as a failure. Far
+/// beyond any argon2 verification, queue wait included; a verification that
+/// outlives it was counted as a failure already and ends as nothing more.
 pub const RESERVATION_DEADLINE_MS: u64 = 60_000;
 
 /// The retry an attempt refused as "in progress" is told: the attempts in
@@ -81,75 +82,93 @@ fn locked_for(rec: &LockoutRecord, now_ms: u64) -> Option<u64> {
     (rec.locked_until_ms > now_ms).then(|| (rec.locked_until_ms - now_ms).div_ceil(1000))
 }
 
-/// The record as it stands at `now_ms`: reservations past their deadline
-/// are failures at the deadline (which may lock, as any failure may).
+/// The record as it stands at `now_ms`: each reservation past its deadline
+/// is a failure at that deadline (which may lock, as any failure may).
 fn settled(mut rec: LockoutRecord, cfg: &AuthnConfig, now_ms: u64) -> LockoutRecord {
-    if rec.in_flight == 0 || now_ms < rec.in_flight_until_ms {
+    let mut dead: Vec<u64> = rec
+        .in_flight
+        .iter()
+        .copied()
+        .filter(|d| *d <= now_ms)
+        .collect();
+    if dead.is_empty() {
         return rec;
     }
-    let (dead, at) = (rec.in_flight, rec.in_flight_until_ms);
-    rec.in_flight = 0;
-    rec.in_flight_until_ms = 0;
+    rec.in_flight.retain(|d| *d > now_ms);
+    dead.sort_unstable();
     // In flight never exceeds the threshold; the cap only bounds the loop
     // over a damaged record.
-    for _ in 0..dead.min(cfg.lockout_threshold.max(1)) {
+    dead.truncate(cfg.lockout_threshold.max(1) as usize);
+    for at in dead {
         rec = after_failure(Some(rec), cfg, at);
     }
     rec
 }
 
+/// One attempt in flight: its deadline names it when it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation(u64);
+
 /// Reserves one attempt at `now_ms`: the record to store before verifying
-/// (one more attempt in flight), or why nothing may be verified now.
-/// Refusals write nothing, so a flood of them costs no commits and never
-/// grows a lock.
+/// (one more attempt in flight) and the reservation to end after, or why
+/// nothing may be verified now. Refusals write nothing, so a flood of them
+/// costs no commits and never grows a lock.
 pub fn reserve(
     rec: Option<LockoutRecord>,
     cfg: &AuthnConfig,
     now_ms: u64,
-) -> Result<LockoutRecord, Refused> {
+) -> Result<(LockoutRecord, Reservation), Refused> {
     let mut rec = settled(rec.unwrap_or_default(), cfg, now_ms);
     if let Some(secs) = locked_for(&rec, now_ms) {
         return Err(Refused::Locked(secs));
     }
-    let pending = rec.consecutive_failures.saturating_add(rec.in_flight);
+    let in_flight = u32::try_from(rec.in_flight.len()).unwrap_or(u32::MAX);
+    let pending = rec.consecutive_failures.saturating_add(in_flight);
     if pending >= cfg.lockout_threshold.max(1) {
         return Err(Refused::InProgress(IN_PROGRESS_RETRY_SECS));
     }
-    rec.in_flight += 1;
-    // One deadline for all: an attempt older than the latest reservation
-    // stays counted (as in flight) until a whole deadline passes with no new
-    // reservation, which is conservative.
-    rec.in_flight_until_ms = now_ms.saturating_add(RESERVATION_DEADLINE_MS);
-    Ok(rec)
+    let deadline = now_ms.saturating_add(RESERVATION_DEADLINE_MS);
+    rec.in_flight.push(deadline);
+    Ok((rec, Reservation(deadline)))
 }
 
-/// The record after a reserved attempt verified wrong at `now_ms`: no
-/// longer in flight, one more failure (which may lock, doubling).
-pub fn after_wrong(rec: Option<LockoutRecord>, cfg: &AuthnConfig, now_ms: u64) -> LockoutRecord {
+/// The record after the attempt `r` verified wrong at `now_ms`: no longer
+/// in flight, one more failure (which may lock, doubling) — unless it
+/// outlived its deadline and was counted as a failure then already.
+pub fn after_wrong(
+    rec: Option<LockoutRecord>,
+    r: Reservation,
+    cfg: &AuthnConfig,
+    now_ms: u64,
+) -> LockoutRecord {
     let mut rec = rec.unwrap_or_default();
-    end_reservation(&mut rec);
-    after_failure(Some(rec), cfg, now_ms)
+    if end_reservation(&mut rec, r) {
+        rec = after_failure(Some(rec), cfg, now_ms);
+    }
+    rec
 }
 
-/// The record after a reserved attempt verified right: failures and locks
+/// The record after the attempt `r` verified right: failures and locks
 /// forgotten; `None` (remove the record) unless other attempts are still in
 /// flight, whose reservations must survive.
-pub fn after_right(rec: Option<LockoutRecord>) -> Option<LockoutRecord> {
+pub fn after_right(rec: Option<LockoutRecord>, r: Reservation) -> Option<LockoutRecord> {
     let mut rec = rec?;
-    end_reservation(&mut rec);
-    (rec.in_flight > 0).then(|| LockoutRecord {
+    end_reservation(&mut rec, r);
+    (!rec.in_flight.is_empty()).then(|| LockoutRecord {
         in_flight: rec.in_flight,
-        in_flight_until_ms: rec.in_flight_until_ms,
         ..LockoutRecord::default()
     })
 }
 
-/// One attempt no longer in flight. Saturating: a verification that
-/// outlived its deadline was already counted as a failure by `settled`.
-fn end_reservation(rec: &mut LockoutRecord) {
-    rec.in_flight = rec.in_flight.saturating_sub(1);
-    if rec.in_flight == 0 {
-        rec.in_flight_until_ms = 0;
+/// Takes `r` out of flight; false when it was no longer there (settled as
+/// a failure at its deadline).
+fn end_reservation(rec: &mut LockoutRecord, Reservation(deadline): Reservation) -> bool {
+    match rec.in_flight.iter().position(|d| *d == deadline) {
+        Some(i) => {
+            rec.in_flight.swap_remove(i);
+            true
+        }
+        None => false,
     }
 }
 
@@ -182,11 +201,7 @@ fn after_failure(rec: Option<LockoutRecord>, cfg: &AuthnConfig, now_ms: u64) -> 
 /// record with any is quiet only from its deadline on: live reservations
 /// are never forgotten.
 pub fn forgettable(rec: &LockoutRecord, cfg: &AuthnConfig, now_ms: u64) -> bool {
-    let reserved_until = if rec.in_flight > 0 {
-        rec.in_flight_until_ms
-    } else {
-        0
-    };
+    let reserved_until = rec.in_flight.iter().copied().max().unwrap_or(0);
     let quiet_since = rec
         .locked_until_ms
         .max(rec.last_failure_ms)
@@ -231,18 +246,29 @@ mod tests {
         }
     }
 
-    /// Reserves `n` attempts at `now`, each of which must be admitted.
-    fn reserved(n: u32, rec: Option<LockoutRecord>, cfg: &AuthnConfig, now: u64) -> LockoutRecord {
-        (0..n).fold(rec.unwrap_or_default(), |rec, _| {
-            reserve(Some(rec), cfg, now).expect("admitted")
-        })
+    /// Reserves `n` attempts at `now`, each of which must be admitted: the
+    /// record and the reservations, oldest first.
+    fn reserved(
+        n: u32,
+        rec: Option<LockoutRecord>,
+        cfg: &AuthnConfig,
+        now: u64,
+    ) -> (LockoutRecord, Vec<Reservation>) {
+        let mut rec = rec.unwrap_or_default();
+        let mut taken = Vec::new();
+        for _ in 0..n {
+            let (next, r) = reserve(Some(rec), cfg, now).expect("admitted");
+            rec = next;
+            taken.push(r);
+        }
+        (rec, taken)
     }
 
     #[test]
     fn reservations_beyond_the_threshold_are_refused_without_a_lock() {
         let cfg = AuthnConfig::default();
-        let rec = reserved(cfg.lockout_threshold, None, &cfg, 0);
-        assert_eq!((rec.in_flight, rec.consecutive_failures), (5, 0));
+        let (rec, _) = reserved(cfg.lockout_threshold, None, &cfg, 0);
+        assert_eq!((rec.in_flight.len(), rec.consecutive_failures), (5, 0));
         // Five in flight: the sixth is refused without a verification, and
         // without locking or counting anything.
         for _ in 0..50 {
@@ -257,31 +283,40 @@ mod tests {
     #[test]
     fn right_passwords_in_flight_never_lock() {
         let cfg = AuthnConfig::default();
-        let mut rec = Some(reserved(cfg.lockout_threshold, None, &cfg, 0));
-        for left in (1..cfg.lockout_threshold).rev() {
-            rec = after_right(rec);
+        let (rec, taken) = reserved(cfg.lockout_threshold, None, &cfg, 0);
+        let mut rec = Some(rec);
+        for (i, r) in taken.iter().enumerate() {
+            rec = after_right(rec, *r);
+            let left = taken.len() - i - 1;
+            if left == 0 {
+                // The last one out removes the record.
+                assert!(rec.is_none());
+                break;
+            }
             let r = rec.as_ref().expect("others still in flight");
-            assert_eq!((r.in_flight, r.locks, r.locked_until_ms), (left, 0, 0));
+            assert_eq!(
+                (r.in_flight.len(), r.locks, r.locked_until_ms),
+                (left, 0, 0)
+            );
         }
-        // The last one out removes the record.
-        assert!(after_right(rec).is_none());
     }
 
     #[test]
     fn wrong_passwords_in_flight_lock_once_at_the_threshold() {
         let cfg = AuthnConfig::default();
-        let mut rec = reserved(cfg.lockout_threshold, None, &cfg, 0);
-        for _ in 1..cfg.lockout_threshold {
-            rec = after_wrong(Some(rec), &cfg, 10);
+        let (mut rec, taken) = reserved(cfg.lockout_threshold, None, &cfg, 0);
+        let (last, first) = taken.split_last().unwrap();
+        for r in first {
+            rec = after_wrong(Some(rec), *r, &cfg, 10);
             assert_eq!(rec.locks, 0);
             assert_eq!(
                 reserve(Some(rec.clone()), &cfg, 10).err(),
                 Some(Refused::InProgress(1))
             );
         }
-        rec = after_wrong(Some(rec), &cfg, 10);
+        rec = after_wrong(Some(rec), *last, &cfg, 10);
         assert_eq!(
-            (rec.in_flight, rec.locks, rec.locked_until_ms),
+            (rec.in_flight.len(), rec.locks, rec.locked_until_ms),
             (0, 1, 60_010)
         );
         assert_eq!(
@@ -293,18 +328,21 @@ mod tests {
     #[test]
     fn a_success_forgets_failures_but_keeps_the_others_in_flight() {
         let cfg = AuthnConfig::default();
-        let mut rec = Some(reserved(2, None, &cfg, 0));
-        for _ in 0..2 {
-            rec = Some(after_wrong(rec, &cfg, 0));
+        let (mut rec, taken) = reserved(2, None, &cfg, 0);
+        for r in taken {
+            rec = after_wrong(Some(rec), r, &cfg, 0);
         }
-        rec = Some(reserved(3, rec, &cfg, 0));
-        rec = after_right(rec);
+        let (rec, taken) = reserved(3, Some(rec), &cfg, 5);
+        let rec = after_right(Some(rec), taken[0]);
         let r = rec.clone().unwrap();
-        assert_eq!((r.consecutive_failures, r.in_flight), (0, 2));
+        assert_eq!((r.consecutive_failures, r.in_flight.len()), (0, 2));
         // Two wrong still in flight end as two failures, no lock.
-        rec = Some(after_wrong(rec, &cfg, 0));
-        let r = after_wrong(rec, &cfg, 0);
-        assert_eq!((r.consecutive_failures, r.in_flight, r.locks), (2, 0, 0));
+        let rec = after_wrong(rec, taken[1], &cfg, 5);
+        let r = after_wrong(Some(rec), taken[2], &cfg, 5);
+        assert_eq!(
+            (r.consecutive_failures, r.in_flight.len(), r.locks),
+            (2, 0, 0)
+        );
     }
 
     #[test]
@@ -313,7 +351,7 @@ mod tests {
         // The server died with five attempts in flight: until the deadline
         // nothing more is verified, then they are five failures, locked from
         // the deadline on, and the account is refused as locked.
-        let rec = reserved(cfg.lockout_threshold, None, &cfg, 1_000);
+        let (rec, taken) = reserved(cfg.lockout_threshold, None, &cfg, 1_000);
         let deadline = 1_000 + RESERVATION_DEADLINE_MS;
         assert_eq!(
             reserve(Some(rec.clone()), &cfg, deadline - 1).err(),
@@ -324,16 +362,40 @@ mod tests {
             Some(Refused::Locked(60))
         );
         // Two dead attempts: two failures, and the next attempt is admitted.
-        let two = reserved(2, None, &cfg, 0);
-        let next = reserve(Some(two), &cfg, RESERVATION_DEADLINE_MS).unwrap();
-        assert_eq!((next.consecutive_failures, next.in_flight), (2, 1));
+        let (two, _) = reserved(2, None, &cfg, 0);
+        let (next, _) = reserve(Some(two), &cfg, RESERVATION_DEADLINE_MS).unwrap();
+        assert_eq!((next.consecutive_failures, next.in_flight.len()), (2, 1));
         // A verification that outlived its deadline was counted as a
-        // failure when the deadline passed; ending it late frees nothing.
-        let late = after_wrong(Some(settled(rec, &cfg, deadline)), &cfg, deadline);
+        // failure when the deadline passed; ending it late counts nothing
+        // more and frees nothing.
+        let settled_rec = settled(rec, &cfg, deadline);
+        let late = after_wrong(Some(settled_rec.clone()), taken[0], &cfg, deadline);
         assert_eq!(
-            (late.in_flight, late.locks, late.consecutive_failures),
-            (0, 1, 1)
+            (late.in_flight.len(), late.locks, late.consecutive_failures),
+            (0, 1, 0)
         );
+        assert_eq!(late.locked_until_ms, settled_rec.locked_until_ms);
+    }
+
+    #[test]
+    fn later_reservations_never_keep_a_dead_one_alive() {
+        let cfg = AuthnConfig::default();
+        // Four attempts die at 0; the owner logs in every 15 s after. Each
+        // dead reservation still ends at its own deadline, as a failure.
+        let (mut rec, _) = reserved(4, None, &cfg, 0);
+        let mut now = 0;
+        while now < RESERVATION_DEADLINE_MS {
+            now += 15_000;
+            let (next, r) = reserve(Some(rec), &cfg, now).expect("one login at a time is admitted");
+            rec = after_right(Some(next), r).unwrap_or_default();
+        }
+        assert!(rec.in_flight.is_empty(), "{rec:?}");
+        // Settled as four failures at their deadline, then forgotten by the
+        // owner's success: the account is free again, not one typo from a
+        // lock for ever.
+        assert_eq!((rec.consecutive_failures, rec.locks), (0, 0));
+        let (next, _) = reserve(Some(rec), &cfg, now).unwrap();
+        assert_eq!(next.in_flight.len(), 1);
     }
 
     #[test]
@@ -342,7 +404,7 @@ mod tests {
             lockout_max_secs: 100,
             ..AuthnConfig::default()
         };
-        let rec = reserved(1, None, &cfg, 0);
+        let (rec, _) = reserved(1, None, &cfg, 0);
         let deadline = RESERVATION_DEADLINE_MS;
         assert!(!forgettable(&rec, &cfg, deadline - 1));
         // Past its deadline it is a failure at the deadline: kept as long.

@@ -384,8 +384,7 @@ mod tests {
         // Quiet for long, but an attempt is being verified right now: its
         // reservation must outlive the sweep.
         let verifying = LockoutRecord {
-            in_flight: 1,
-            in_flight_until_ms: NOW + 1,
+            in_flight: vec![NOW + 1],
             ..quiet.clone()
         };
         let window = |start| CodeRateRecord {

@@ -163,19 +163,13 @@ pub struct LockoutRecord {
     /// written before the field existed.
     #[serde(default)]
     pub last_failure_ms: u64,
-    /// Attempts reserved and still being verified (see
-    /// `authn::lockout::reserve`). Left out when 0, so a record with none
+    /// Attempts reserved and still being verified, each by its deadline
+    /// (ms since the Unix epoch), after which it is presumed dead (its
+    /// server crashed mid-verify) and counts as a failure; see
+    /// `authn::lockout::reserve`. Left out when empty, so a record with none
     /// is written byte for byte as before the field existed.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub in_flight: u32,
-    /// When attempts still in flight are presumed dead (their server
-    /// crashed mid-verify) and count as failures, ms since the Unix epoch.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub in_flight_until_ms: u64,
-}
-
-fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
-    *n == T::default()
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_flight: Vec<u64>,
 }
 
 impl Record for LockoutRecord {
@@ -264,18 +258,14 @@ pub(super) mod tests {
     fn a_stored_lockout_reads_and_writes_byte_identical() {
         let rec: LockoutRecord = round_trip(LOCKOUT_JSON);
         assert_eq!((rec.consecutive_failures, rec.locks), (3, 2));
-        assert_eq!((rec.in_flight, rec.in_flight_until_ms), (0, 0));
-        // Attempts in flight are written, and read back.
+        assert!(rec.in_flight.is_empty());
+        // Attempts in flight are written, each by its deadline, and read back.
         let busy = LockoutRecord {
-            in_flight: 2,
-            in_flight_until_ms: 7,
+            in_flight: vec![7, 9],
             ..rec
         };
         let json = serde_json::to_string(&busy).unwrap();
-        assert!(
-            json.ends_with(r#","in_flight":2,"in_flight_until_ms":7}"#),
-            "{json}"
-        );
+        assert!(json.ends_with(r#","in_flight":[7,9]}"#), "{json}");
         round_trip::<LockoutRecord>(&json);
     }
 }

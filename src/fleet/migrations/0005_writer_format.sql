@@ -4,8 +4,8 @@
 -- writes refused and fails closed, rather than weakening the fleet. Rows
 -- written before stay as they are (NOT VALID checks new rows only).
 --
--- Format 2: the lockout record's attempts in flight (`in_flight`,
--- `in_flight_until_ms`). An older sidecar dropped them when it rewrote a
+-- Format 2: the lockout record's attempts in flight (`in_flight`, each
+-- by its deadline). An older sidecar dropped them when it rewrote a
 -- record, so the other hosts saw no attempt in flight and verified 15-18
 -- wrong guesses before a lock instead of 5 (red team, session 7).
 ALTER TABLE fleet_changes ADD COLUMN writer_format integer NOT NULL DEFAULT 1;

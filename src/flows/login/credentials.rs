@@ -56,12 +56,11 @@ impl Login {
         // A place on the hashing threads first: a step refused as busy has
         // not counted an attempt against the account.
         let slot = self.authn.hash_slot()?;
-        if let Err(refused) = self.reserve_attempt(key.clone()).await? {
-            return Ok(Some(match refused {
-                lockout::Refused::Locked(secs) => Failure::Locked(secs),
-                lockout::Refused::InProgress(secs) => Failure::InProgress(secs),
-            }));
-        }
+        let reservation = match self.reserve_attempt(key.clone()).await? {
+            Ok(reservation) => reservation,
+            Err(lockout::Refused::Locked(secs)) => return Ok(Some(Failure::Locked(secs))),
+            Err(lockout::Refused::InProgress(secs)) => return Ok(Some(Failure::InProgress(secs))),
+        };
         // A reservation left by an error here (the store or the log away)
         // counts as a failure at its deadline, like one left by a crash.
         let right = self.authn.verify(slot, password, phc).await;
@@ -69,9 +68,10 @@ impl Login {
         self.write(move |w| {
             let rec = w.get::<LockoutRecord>(&key)?;
             if !right {
-                return w.put(&key, &lockout::after_wrong(rec, &cfg, crate::now_ms()));
+                let rec = lockout::after_wrong(rec, reservation, &cfg, crate::now_ms());
+                return w.put(&key, &rec);
             }
-            match lockout::after_right(rec) {
+            match lockout::after_right(rec, reservation) {
                 Some(still_in_flight) => w.put(&key, &still_in_flight),
                 None => w.remove::<LockoutRecord>(&key).map(|_| ()),
             }
@@ -85,13 +85,13 @@ impl Login {
     async fn reserve_attempt(
         &self,
         key: String,
-    ) -> Result<Result<(), lockout::Refused>, FlowError> {
+    ) -> Result<Result<lockout::Reservation, lockout::Refused>, FlowError> {
         let cfg = self.authn.config.clone();
         let reserved = self
             .write(move |w| {
                 let rec = w.get::<LockoutRecord>(&key)?;
                 match lockout::reserve(rec, &cfg, crate::now_ms()) {
-                    Ok(reserved) => w.put(&key, &reserved).map(|()| Ok(())),
+                    Ok((reserved, r)) => w.put(&key, &reserved).map(|()| Ok(r)),
                     Err(refused) => Ok(Err(refused)),
                 }
             })
