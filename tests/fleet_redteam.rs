@@ -303,3 +303,80 @@ fn a_change_written_by_an_older_release_is_refused_by_the_database() {
         .unwrap();
     assert!(written > 0, "the sidecar states its format");
 }
+
+/// A shared library that moves the wall clock (`CLOCK_REALTIME`) of the
+/// process it is preloaded into by `SKEW_SECS`; `None` without a C
+/// compiler.
+fn clock_shim(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let c = dir.join("skew.c");
+    std::fs::write(
+        &c,
+        r#"#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <time.h>
+static int (*real)(clockid_t, struct timespec *);
+int clock_gettime(clockid_t id, struct timespec *ts) {
+  if (!real) real = dlsym(RTLD_NEXT, "clock_gettime");
+  int r = real(id, ts);
+  const char *s = getenv("SKEW_SECS");
+  if (r == 0 && s && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE)) ts->tv_sec += atol(s);
+  return r;
+}
+"#,
+    )
+    .unwrap();
+    let so = dir.join("skew.so");
+    let built = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&so)
+        .arg(&c)
+        .arg("-ldl")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !built {
+        eprintln!("skipped: no C compiler to build the clock shim");
+    }
+    built.then_some(so)
+}
+
+/// Red team, session 7: lockouts, sessions and codes are timed by each
+/// host's own clock, so a host five minutes slow wrote locks that had
+/// already ended for every other host (14 wrong guesses verified where 5
+/// are promised). A sidecar whose clock is off the database's by more than
+/// the bound now says so on `/readyz` and decides nothing, logins included.
+#[test]
+fn a_host_whose_clock_is_off_the_databases_fails_closed() {
+    let Some(pg) = Postgres::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(shim) = clock_shim(dir.path()) else {
+        return;
+    };
+    let url = pg.database("clocks");
+    let right = sidecar(&dir.path().join("right"), &url, "right", &[]);
+    let slow = Server::start_with_env(
+        &dir.path().join("slow"),
+        &["--demo", "--fleet", &url, "--fleet-host", "slow"],
+        &[
+            ("LD_PRELOAD", shim.to_str().unwrap()),
+            ("SKEW_SECS", "-300"),
+        ],
+    );
+    wait_until("the slow host says its clock is off", || {
+        let (s, v) = slow.get("/readyz");
+        s == 503 && v.to_string().contains("clock")
+    });
+    let (s, v) = clerk_invoices(&slow);
+    assert_eq!(s, 503, "a decision on the slow host: {v}");
+    let (s, v) = slow.post(
+        "/v1/login/enterprise",
+        &json!({ "account": E_SYNCED, "password": "Etax@2026" }),
+    );
+    assert_eq!(s, 503, "a login on the slow host: {v}");
+    assert_eq!(v["error"]["code"], "fleet_unavailable", "{v}");
+    // The host with the right time is unaffected.
+    let (s, v) = right.get("/readyz");
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = clerk_invoices(&right);
+    assert_eq!(s, 200, "{v}");
+}

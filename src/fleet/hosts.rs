@@ -84,22 +84,27 @@ impl NameClaim {
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// Upserts this host's row: its binary version, its active policy version,
-/// when it started, and now.
+/// when it started, and now. Answers how far this host's clock is from the
+/// database's, in ms either way: the difference between the database's
+/// time and the middle of the round trip, less half the round trip (what
+/// the network may account for), so a slow answer never reads as skew.
 pub async fn report(
     fleet: &Fleet,
     policy_version: &str,
     started_at_ms: u64,
-) -> Result<(), FleetError> {
+) -> Result<u64, FleetError> {
     let client = fleet.background_client().await?;
-    client
-        .execute(
+    let sent_ms = crate::now_ms();
+    let row = client
+        .query_one(
             "INSERT INTO fleet_hosts (host, version, policy_version, started_at, last_seen)
              VALUES ($1, $2, $3, to_timestamp($4::float8 / 1000), now())
              ON CONFLICT (host) DO UPDATE SET
                version = EXCLUDED.version,
                policy_version = EXCLUDED.policy_version,
                started_at = EXCLUDED.started_at,
-               last_seen = now()",
+               last_seen = now()
+             RETURNING (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
             &[
                 &fleet.host(),
                 &env!("CARGO_PKG_VERSION"),
@@ -108,7 +113,11 @@ pub async fn report(
             ],
         )
         .await?;
-    Ok(())
+    let answered_ms = crate::now_ms();
+    let database_ms = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+    let middle_ms = sent_ms / 2 + answered_ms / 2;
+    let half_trip_ms = answered_ms.saturating_sub(sent_ms).div_ceil(2);
+    Ok(database_ms.abs_diff(middle_ms).saturating_sub(half_trip_ms))
 }
 
 /// Reports on every beat until aborted, keeping the name's claim. A
@@ -118,6 +127,7 @@ pub async fn heartbeat(
     fleet: Fleet,
     policy_version: impl Fn() -> String + Send + 'static,
     started_at_ms: u64,
+    clock_skew: impl Fn(u64) + Send + 'static,
 ) {
     let mut beat = tokio::time::interval(HEARTBEAT);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -126,8 +136,9 @@ pub async fn heartbeat(
         if let Some(claim) = fleet.claim() {
             claim.keep(&fleet).await;
         }
-        if let Err(error) = report(&fleet, &policy_version(), started_at_ms).await {
-            tracing::warn!(%error, host = fleet.host(), "fleet heartbeat failed");
+        match report(&fleet, &policy_version(), started_at_ms).await {
+            Ok(skew_ms) => clock_skew(skew_ms),
+            Err(error) => tracing::warn!(%error, host = fleet.host(), "fleet heartbeat failed"),
         }
     }
 }

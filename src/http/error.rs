@@ -335,7 +335,9 @@ impl From<crate::authn::HashBusy> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::FleetUnavailable(_) | StoreError::FleetStale { .. } => ApiError {
+            StoreError::FleetUnavailable(_)
+            | StoreError::FleetStale { .. }
+            | StoreError::FleetClockSkew { .. } => ApiError {
                 retry_after_secs: Some(1),
                 ..ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -51,7 +51,9 @@ impl Background {
             tasks.push(tokio::spawn(applier));
             let engine = state.engine.clone();
             let version = move || engine.snapshot().version().to_owned();
-            let beat = crate::fleet::hosts::heartbeat(fleet, version, state.started_at_ms);
+            let store = state.engine.store().clone();
+            let skew = move |ms| store.note_clock_skew(ms);
+            let beat = crate::fleet::hosts::heartbeat(fleet, version, state.started_at_ms, skew);
             tasks.push(tokio::spawn(beat));
         }
         if let Some(shipper) = state.fleet.clone() {

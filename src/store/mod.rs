@@ -30,7 +30,7 @@ use serde::Serialize;
 
 pub use login_state::*;
 pub use records::*;
-pub use replica::{Change, ChangeLog, Freshness, LogEntry, LogTxn};
+pub use replica::{Change, ChangeLog, Freshness, LogEntry, LogTxn, MAX_CLOCK_SKEW_MS};
 pub use undo::UndoLog;
 
 /// A table of records of type `Self`, keyed by string.
@@ -76,6 +76,12 @@ pub enum StoreError {
          (bound {bound_ms} ms)"
     )]
     FleetStale { silent_ms: u64, bound_ms: u64 },
+    #[error(
+        "this host's clock is {skew_ms} ms off the fleet database's (bound {bound_ms} ms): \
+         lockouts and sessions are timed by every host's clock, so this one does not decide \
+         until its clock is set right"
+    )]
+    FleetClockSkew { skew_ms: u64, bound_ms: u64 },
     #[error("this data directory cannot be a fleet replica: {0}")]
     NotAReplica(String),
 }

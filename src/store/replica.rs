@@ -127,7 +127,18 @@ pub(super) struct Shared {
     /// not, session checks skip asking for the head and lean on the bound.
     reachable: AtomicBool,
     max_stale_ms: u64,
+    /// How far this host's clock was from the fleet database's at the last
+    /// heartbeat, in ms either way (see [`MAX_CLOCK_SKEW_MS`]).
+    clock_skew_ms: AtomicU64,
 }
+
+/// How far a host's clock may be from the fleet database's before the
+/// sidecar stops deciding. Lockouts, sessions and codes are timed by each
+/// host's clock and shared by all: a host whose clock is a few minutes
+/// slow writes locks that have ended for every other host (the red team
+/// got 14 wrong guesses verified where 5 are promised, and none locked when
+/// every fifth guess went to the slow host).
+pub const MAX_CLOCK_SKEW_MS: u64 = 2_000;
 
 impl Shared {
     /// The replica held every change the log had committed at `at_ms`.
@@ -157,11 +168,17 @@ pub struct Freshness {
     /// the log had committed.
     pub silent_ms: u64,
     pub max_stale_ms: u64,
+    /// This host's clock against the database's at the last heartbeat.
+    pub clock_skew_ms: u64,
 }
 
 impl Freshness {
     pub fn is_stale(&self) -> bool {
         self.silent_ms > self.max_stale_ms
+    }
+
+    pub fn is_skewed(&self) -> bool {
+        self.clock_skew_ms > MAX_CLOCK_SKEW_MS
     }
 }
 
@@ -196,6 +213,7 @@ impl Store {
             heard_ms: AtomicU64::new(crate::now_ms()),
             reachable: AtomicBool::new(true),
             max_stale_ms,
+            clock_skew_ms: AtomicU64::new(0),
         };
         self.shared = Some(Arc::new(shared));
         self.write_applied(applied, stamp)?;
@@ -213,7 +231,24 @@ impl Store {
         Some(Freshness {
             silent_ms: crate::now_ms().saturating_sub(s.heard_ms.load(Ordering::Acquire)),
             max_stale_ms: s.max_stale_ms,
+            clock_skew_ms: s.clock_skew_ms.load(Ordering::Acquire),
         })
+    }
+
+    /// Notes how far this host's clock is from the fleet database's (the
+    /// heartbeat measures it); nothing in embedded mode.
+    pub fn note_clock_skew(&self, skew_ms: u64) {
+        if let Some(s) = &self.shared {
+            let before = s.clock_skew_ms.swap(skew_ms, Ordering::AcqRel);
+            if skew_ms > MAX_CLOCK_SKEW_MS && before <= MAX_CLOCK_SKEW_MS {
+                tracing::error!(
+                    skew_ms,
+                    bound_ms = MAX_CLOCK_SKEW_MS,
+                    "this host's clock is off from the fleet database's: decisions and logins \
+                     fail closed until it is set right (NTP)"
+                );
+            }
+        }
     }
 
     /// Fails when the replica has not heard from the log within its bound.
@@ -222,6 +257,10 @@ impl Store {
             Some(f) if f.is_stale() => Err(StoreError::FleetStale {
                 silent_ms: f.silent_ms,
                 bound_ms: f.max_stale_ms,
+            }),
+            Some(f) if f.is_skewed() => Err(StoreError::FleetClockSkew {
+                skew_ms: f.clock_skew_ms,
+                bound_ms: MAX_CLOCK_SKEW_MS,
             }),
             _ => Ok(()),
         }

@@ -85,7 +85,22 @@ impl Server {
         Self::launch(data, extra, "info", Stdio::from(file))
     }
 
+    /// Starts over `data` with `env` added to the server's environment.
+    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::launch_env(data, extra, "warn", Stdio::inherit(), env)
+    }
+
     fn launch(data: &Path, extra: &[&str], level: &str, stderr: Stdio) -> Self {
+        Self::launch_env(data, extra, level, stderr, &[])
+    }
+
+    fn launch_env(
+        data: &Path,
+        extra: &[&str],
+        level: &str,
+        stderr: Stdio,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(BIN)
             .current_dir(CRATE_ROOT)
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
@@ -93,6 +108,7 @@ impl Server {
             .args(FAST_HASH)
             .args(extra)
             .env("ETAX_LOG", level)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
