@@ -115,6 +115,38 @@ fn a_session_from_one_host_works_on_another_and_a_logout_on_a_third_ends_it_on_a
     }
 }
 
+/// A multi-step login whose steps reach different hosts (a load balancer
+/// does not keep a login's requests together): each step finds the flow
+/// the step before wrote on another host a moment ago, with no waiting.
+/// Red team, session 7: the second step answered `login_flow_expired` on a
+/// host that had not applied the first step's flow yet.
+#[test]
+fn each_step_of_a_login_may_reach_another_host() {
+    let Some(pg) = Postgres::start() else { return };
+    let fleet = Fleet::start(&pg, "steps", &[]);
+    let [a, b, c] = &fleet.hosts[..] else {
+        unreachable!()
+    };
+    // Fewer rounds than the phone's code quota (5 in 600 s).
+    for round in 0..4 {
+        let (s, r) = a.post(
+            "/v1/login/enterprise",
+            &json!({ "account": E_SYNCED, "password": "Etax@2026" }),
+        );
+        assert_eq!(s, 200, "{r}");
+        let staff = r["staff"].as_array().unwrap().iter();
+        let member = staff.clone().find(|m| m["name"] == LEGAL_REP).unwrap();
+        let body = json!({ "flow": r["flow"], "staff": member["staff_id"] });
+        let (s, code) = b.post("/v1/login/enterprise/code", &body);
+        assert_eq!(s, 200, "round {round}, the code step on B: {code}");
+        let mut done = body.clone();
+        done["challenge"] = code["challenge"].clone();
+        done["code"] = code["code"].clone();
+        let (s, v) = c.post("/v1/login/enterprise/complete", &done);
+        assert_eq!(s, 200, "round {round}, the last step on C: {v}");
+    }
+}
+
 #[test]
 fn a_grant_withdrawal_or_removal_made_on_one_host_reaches_the_others() {
     let Some(pg) = Postgres::start() else { return };

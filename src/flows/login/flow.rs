@@ -155,6 +155,18 @@ impl Login {
         kind: FlowKind,
     ) -> Result<(String, LoginFlowRecord), FlowError> {
         let key = session::token_key(flow);
+        // Fleet mode: the step before may have run on another host a
+        // moment ago; read the flow as the fleet has it, not as the applier
+        // last brought it (the red team's agency login answered
+        // `login_flow_expired` on the host the second step reached).
+        let store = self.store();
+        if store.is_replica() {
+            tokio::task::block_in_place(|| {
+                store.catch_up_if_needed(|_, changes| {
+                    Ok(changes.iter().any(|c| c.writes::<LoginFlowRecord>(&key)))
+                })
+            })?;
+        }
         match self.read()?.get::<LoginFlowRecord>(&key)? {
             Some(rec) if rec.kind == kind && !flow_expired(&rec, crate::now_ms()) => Ok((key, rec)),
             _ => Err(FlowError::FlowExpired),
