@@ -8,6 +8,15 @@
 //! the explicit `{"__extn": {"fn", "arg"}}` form is built directly instead
 //! and the rest read by Cedar as before; `Request::new` then checks the
 //! whole context against the schema either way.
+//!
+//! Building them directly still cost a fifth of a request (BENCHMARKS.md,
+//! session 7): Cedar parses the constructor's name (`datetime`) with its
+//! grammar on every `RestrictedExpression::new_datetime`, then evaluates
+//! the call. Every business question of one millisecond carries the same
+//! clock values, so each thread keeps the last extension attributes it
+//! evaluated, and the next context with exactly those values reuses them.
+
+use std::cell::RefCell;
 
 use cedar_policy::{Context, EntityUid, EvalResult, RestrictedExpression, Schema};
 use serde_json::{Map, Value};
@@ -27,19 +36,18 @@ pub fn of_json(
     let Some(map) = json.as_object() else {
         return whole();
     };
-    let mut rest = Map::new();
-    let mut built = Vec::new();
-    for (name, value) in map {
-        match extension(value) {
-            Some(expr) => built.push((name.clone(), expr)),
-            None => {
-                rest.insert(name.clone(), value.clone());
-            }
-        }
-    }
-    if built.is_empty() {
+    let (extensions, rest): (Vec<_>, Vec<_>) = map.iter().partition(|(_, v)| is_extension(v));
+    if extensions.is_empty() {
         return whole();
     }
+    let built = extensions_context(&extensions).map_err(|e| invalid("context", e))?;
+    if rest.is_empty() {
+        return Ok(built);
+    }
+    let rest: Map<String, Value> = rest
+        .into_iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     // Anything unusual (a required attribute of the rest missing, say) is
     // read the usual way, so its error reads as it always did.
     let Ok(context) = Context::from_json_value(Value::Object(rest), Some((schema, action))) else {
@@ -48,18 +56,69 @@ pub fn of_json(
     context.merge(built).map_err(|e| invalid("context", e))
 }
 
-/// `{"__extn": {"fn": "datetime", "arg": "…"}}` (or `duration`, `decimal`,
-/// `ip`) as the extension call it spells; `None` for any other value.
-fn extension(value: &Value) -> Option<RestrictedExpression> {
+/// Extension attributes by name, as JSON, and the context they evaluate to.
+type Evaluated = (Vec<(String, Value)>, Context);
+
+thread_local! {
+    /// The last extension attributes this thread evaluated.
+    static LAST: RefCell<Option<Evaluated>> = const { RefCell::new(None) };
+}
+
+/// The context of `extensions` alone (each an `{"__extn": …}` value):
+/// this thread's last one when the values are the same, else evaluated.
+fn extensions_context(
+    extensions: &[(&String, &Value)],
+) -> Result<Context, cedar_policy::ContextCreationError> {
+    let same = |(cached, _): &Evaluated| {
+        cached.len() == extensions.len()
+            && cached
+                .iter()
+                .zip(extensions)
+                .all(|((cn, cv), (n, v))| cn == *n && cv == *v)
+    };
+    if let Some(hit) =
+        LAST.with_borrow(|last| last.as_ref().filter(|l| same(l)).map(|l| l.1.clone()))
+    {
+        return Ok(hit);
+    }
+    let pairs = extensions.iter().map(|(n, v)| {
+        (
+            (*n).clone(),
+            extension(v).expect("partitioned by is_extension"),
+        )
+    });
+    let context = Context::from_pairs(pairs)?;
+    let key = extensions
+        .iter()
+        .map(|(n, v)| ((*n).clone(), (*v).clone()))
+        .collect();
+    LAST.set(Some((key, context.clone())));
+    Ok(context)
+}
+
+fn is_extension(value: &Value) -> bool {
+    extension_call(value).is_some()
+}
+
+/// The `(fn, arg)` of `{"__extn": {"fn": …, "arg": "…"}}` for a constructor
+/// [`extension`] builds.
+fn extension_call(value: &Value) -> Option<(&str, &str)> {
     let outer = value.as_object().filter(|o| o.len() == 1)?;
     let call = outer.get("__extn")?.as_object().filter(|c| c.len() == 2)?;
     let arg = call.get("arg")?.as_str()?;
-    Some(match call.get("fn")?.as_str()? {
+    let function = call.get("fn")?.as_str()?;
+    matches!(function, "datetime" | "duration" | "decimal" | "ip").then_some((function, arg))
+}
+
+/// `{"__extn": {"fn": "datetime", "arg": "…"}}` (or `duration`, `decimal`,
+/// `ip`) as the extension call it spells; `None` for any other value.
+fn extension(value: &Value) -> Option<RestrictedExpression> {
+    let (function, arg) = extension_call(value)?;
+    Some(match function {
         "datetime" => RestrictedExpression::new_datetime(arg),
         "duration" => RestrictedExpression::new_duration(arg),
         "decimal" => RestrictedExpression::new_decimal(arg),
-        "ip" => RestrictedExpression::new_ip(arg),
-        _ => return None,
+        _ => RestrictedExpression::new_ip(arg),
     })
 }
 
@@ -118,6 +177,45 @@ mod tests {
             )]
         );
         let bad = json!({ "now": { "__extn": { "fn": "datetime", "arg": "not a time" } } });
+        assert!(of_json(&bad, snap.schema(), &action).is_err());
+    }
+
+    /// A context whose extension values this thread evaluated last reuses
+    /// them; any other value, or other attributes beside them, is read
+    /// afresh, so a reused context never answers for different values.
+    #[test]
+    fn the_last_extension_values_are_reused_only_for_the_same_values() {
+        let snap = bundled_policies();
+        let action = Action::UseFunction.uid();
+        let at = |t: &str| {
+            json!({
+                "now": { "__extn": { "fn": "datetime", "arg": t } },
+                "localTime": { "__extn": { "fn": "duration", "arg": "34200000ms" } },
+                "workday": true,
+            })
+        };
+        let read = |ctx: &Value| {
+            let direct = of_json(ctx, snap.schema(), &action).unwrap();
+            let cedar =
+                Context::from_json_value(ctx.clone(), Some((snap.schema(), &action))).unwrap();
+            for name in ["now", "localTime", "workday", "actingFor"] {
+                assert_eq!(
+                    format!("{:?}", direct.get(name)),
+                    format!("{:?}", cedar.get(name)),
+                    "{name} of {ctx}"
+                );
+            }
+        };
+        let first = at("2026-10-01T09:30:00.000+0800");
+        read(&first);
+        read(&first);
+        read(&at("2026-10-01T09:30:00.001+0800"));
+        let mut agent = at("2026-10-01T09:30:00.001+0800");
+        agent["actingFor"] = json!({ "__entity": { "type": "Etax::Enterprise", "id": "X" } });
+        read(&agent);
+        read(&first);
+        let bad = at("not a time");
+        assert!(of_json(&bad, snap.schema(), &action).is_err());
         assert!(of_json(&bad, snap.schema(), &action).is_err());
     }
 }
