@@ -13,8 +13,9 @@
 //! session 7): Cedar parses the constructor's name (`datetime`) with its
 //! grammar on every `RestrictedExpression::new_datetime`, then evaluates
 //! the call. Every business question of one millisecond carries the same
-//! clock values, so each thread keeps the last extension attributes it
-//! evaluated, and the next context with exactly those values reuses them.
+//! clock values, so each thread keeps the last such attributes it built
+//! (with the clock's boolean `workday`), and the next context with exactly
+//! those values reuses them.
 
 use std::cell::RefCell;
 
@@ -36,11 +37,11 @@ pub fn of_json(
     let Some(map) = json.as_object() else {
         return whole();
     };
-    let (extensions, rest): (Vec<_>, Vec<_>) = map.iter().partition(|(_, v)| is_extension(v));
-    if extensions.is_empty() {
+    let (direct, rest): (Vec<_>, Vec<_>) = map.iter().partition(|(_, v)| is_direct(v));
+    if direct.is_empty() {
         return whole();
     }
-    let built = extensions_context(&extensions).map_err(|e| invalid("context", e))?;
+    let built = direct_context(&direct).map_err(|e| invalid("context", e))?;
     if rest.is_empty() {
         return Ok(built);
     }
@@ -56,24 +57,25 @@ pub fn of_json(
     context.merge(built).map_err(|e| invalid("context", e))
 }
 
-/// Extension attributes by name, as JSON, and the context they evaluate to.
+/// Attributes built directly, by name, as JSON, and the context they
+/// evaluate to.
 type Evaluated = (Vec<(String, Value)>, Context);
 
 thread_local! {
-    /// The last extension attributes this thread evaluated.
+    /// The last attributes this thread built directly.
     static LAST: RefCell<Option<Evaluated>> = const { RefCell::new(None) };
 }
 
-/// The context of `extensions` alone (each an `{"__extn": …}` value):
+/// The context of `direct` alone (each a value [`is_direct`] accepts):
 /// this thread's last one when the values are the same, else evaluated.
-fn extensions_context(
-    extensions: &[(&String, &Value)],
+fn direct_context(
+    direct: &[(&String, &Value)],
 ) -> Result<Context, cedar_policy::ContextCreationError> {
     let same = |(cached, _): &Evaluated| {
-        cached.len() == extensions.len()
+        cached.len() == direct.len()
             && cached
                 .iter()
-                .zip(extensions)
+                .zip(direct)
                 .all(|((cn, cv), (n, v))| cn == *n && cv == *v)
     };
     if let Some(hit) =
@@ -81,14 +83,15 @@ fn extensions_context(
     {
         return Ok(hit);
     }
-    let pairs = extensions.iter().map(|(n, v)| {
-        (
-            (*n).clone(),
-            extension(v).expect("partitioned by is_extension"),
-        )
+    let pairs = direct.iter().map(|(n, v)| {
+        let expr = match v {
+            Value::Bool(b) => RestrictedExpression::new_bool(*b),
+            _ => extension(v).expect("partitioned by is_direct"),
+        };
+        ((*n).clone(), expr)
     });
     let context = Context::from_pairs(pairs)?;
-    let key = extensions
+    let key = direct
         .iter()
         .map(|(n, v)| ((*n).clone(), (*v).clone()))
         .collect();
@@ -96,8 +99,12 @@ fn extensions_context(
     Ok(context)
 }
 
-fn is_extension(value: &Value) -> bool {
-    extension_call(value).is_some()
+/// A value whose Cedar form needs no schema: an extension call, or a
+/// boolean (the clock's `workday`: left to Cedar's JSON reader, it sent
+/// every business question's context through that reader again). Its type
+/// is still checked against the schema, by `Request::new`.
+fn is_direct(value: &Value) -> bool {
+    value.is_boolean() || extension_call(value).is_some()
 }
 
 /// The `(fn, arg)` of `{"__extn": {"fn": …, "arg": "…"}}` for a constructor
