@@ -46,7 +46,7 @@ pub fn of_json(
     if direct.is_empty() {
         return whole();
     }
-    let built = direct_context(&direct).map_err(|e| invalid("context", e))?;
+    let built = direct_context(&direct)?;
     if rest.is_empty() {
         return Ok(built);
     }
@@ -73,9 +73,7 @@ thread_local! {
 
 /// The context of `direct` alone (each a value [`is_direct`] accepts):
 /// this thread's last one when the values are the same, else evaluated.
-fn direct_context(
-    direct: &[(&String, &Value)],
-) -> Result<Context, cedar_policy::ContextCreationError> {
+fn direct_context(direct: &[(&String, &Value)]) -> Result<Context, DecisionError> {
     let same = |(cached, _): &Evaluated| {
         cached.len() == direct.len()
             && cached
@@ -95,7 +93,7 @@ fn direct_context(
         };
         ((*n).clone(), expr)
     });
-    let context = Context::from_pairs(pairs)?;
+    let context = Context::from_pairs(pairs).map_err(|e| invalid("context", e))?;
     let key = direct
         .iter()
         .map(|(n, v)| ((*n).clone(), (*v).clone()))
