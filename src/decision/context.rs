@@ -43,7 +43,9 @@ pub fn of_json(
         return Ok(Context::empty());
     }
     let (direct, rest): (Vec<_>, Vec<_>) = map.iter().partition(|(_, v)| is_direct(v));
-    if direct.is_empty() {
+    // Booleans alone (a login step's `hasPassword` beside its `factors`)
+    // gain nothing from being split off: read the usual way.
+    if !direct.iter().any(|(_, v)| extension_call(v).is_some()) {
         return whole();
     }
     let built = direct_context(&direct)?;

@@ -153,6 +153,8 @@ fn directly_built_contexts_are_still_checked_against_the_schema() {
         json!({ "workday": { "__extn": { "fn": "duration", "arg": "1ms" } } }),
         json!({ "localTime": true }),
         json!({ "workday": true, "bogus": 1 }),
+        json!({ "now": { "__extn": { "fn": "datetime", "arg": "2026-10-01T09:30:00.000+0800" } },
+                "bogus": true }),
     ] {
         q.context = bad.clone();
         match engine.decide(&q) {
