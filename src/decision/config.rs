@@ -2,11 +2,13 @@
 //! built-entities cache and redb's page cache, both in bytes, so resident
 //! memory has a bound whatever the number of stored identities.
 
-/// Default budget of the built-entities cache ([`super::cache`]). With
-/// the store's below: 209 MB resident after `benches/load.sh` at a million
-/// staff (the issue's bound is 250 MB), and most of a thousand-staff
-/// bureau's questions cached (BENCHMARKS.md "Bureau scale").
-pub const DEFAULT_DECISION_CACHE_BYTES: u64 = 96 << 20;
+/// Default budget of the built-entities cache ([`super::cache`]). Measured
+/// resident memory grows by about 1.4× the estimated bytes (mimalloc's
+/// free pages, hash tables' slack): 96 MiB left 300 MB resident after
+/// `benches/load.sh` at a million staff, 64 MiB 265 MB, 48 MiB 233 MB —
+/// the issue's bound is 250 MB (BENCHMARKS.md, "The decision hot path,
+/// session 7"). The thousand-staff mix lost nothing measurable by it.
+pub const DEFAULT_DECISION_CACHE_BYTES: u64 = 48 << 20;
 /// Default budget of redb's page cache for the identity store: enough for
 /// the B-tree's upper levels at a million staff; random leaves come from
 /// the OS page cache, which a bigger redb cache only duplicates.

@@ -8,6 +8,16 @@
 //! the explicit `{"__extn": {"fn", "arg"}}` form is built directly instead
 //! and the rest read by Cedar as before; `Request::new` then checks the
 //! whole context against the schema either way.
+//!
+//! Building them directly still cost a fifth of a request (BENCHMARKS.md,
+//! session 7): Cedar parses the constructor's name (`datetime`) with its
+//! grammar on every `RestrictedExpression::new_datetime`, then evaluates
+//! the call. Every business question of one millisecond carries the same
+//! clock values, so each thread keeps the last such attributes it built
+//! (with the clock's boolean `workday`), and the next context with exactly
+//! those values reuses them.
+
+use std::cell::RefCell;
 
 use cedar_policy::{Context, EntityUid, EvalResult, RestrictedExpression, Schema};
 use serde_json::{Map, Value};
@@ -27,19 +37,25 @@ pub fn of_json(
     let Some(map) = json.as_object() else {
         return whole();
     };
-    let mut rest = Map::new();
-    let mut built = Vec::new();
-    for (name, value) in map {
-        match extension(value) {
-            Some(expr) => built.push((name.clone(), expr)),
-            None => {
-                rest.insert(name.clone(), value.clone());
-            }
-        }
+    if map.is_empty() {
+        // A fifth of an uncached decision went to reading `{}` through
+        // Cedar's JSON reader; `Request::new` still checks it is allowed.
+        return Ok(Context::empty());
     }
-    if built.is_empty() {
+    let (direct, rest): (Vec<_>, Vec<_>) = map.iter().partition(|(_, v)| is_direct(v));
+    // Booleans alone (a login step's `hasPassword` beside its `factors`)
+    // gain nothing from being split off: read the usual way.
+    if !direct.iter().any(|(_, v)| extension_call(v).is_some()) {
         return whole();
     }
+    let built = direct_context(&direct)?;
+    if rest.is_empty() {
+        return Ok(built);
+    }
+    let rest: Map<String, Value> = rest
+        .into_iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     // Anything unusual (a required attribute of the rest missing, say) is
     // read the usual way, so its error reads as it always did.
     let Ok(context) = Context::from_json_value(Value::Object(rest), Some((schema, action))) else {
@@ -48,18 +64,73 @@ pub fn of_json(
     context.merge(built).map_err(|e| invalid("context", e))
 }
 
-/// `{"__extn": {"fn": "datetime", "arg": "…"}}` (or `duration`, `decimal`,
-/// `ip`) as the extension call it spells; `None` for any other value.
-fn extension(value: &Value) -> Option<RestrictedExpression> {
+/// Attributes built directly, by name, as JSON, and the context they
+/// evaluate to.
+type Evaluated = (Vec<(String, Value)>, Context);
+
+thread_local! {
+    /// The last attributes this thread built directly.
+    static LAST: RefCell<Option<Evaluated>> = const { RefCell::new(None) };
+}
+
+/// The context of `direct` alone (each a value [`is_direct`] accepts):
+/// this thread's last one when the values are the same, else evaluated.
+fn direct_context(direct: &[(&String, &Value)]) -> Result<Context, DecisionError> {
+    let same = |(cached, _): &Evaluated| {
+        cached.len() == direct.len()
+            && cached
+                .iter()
+                .zip(direct)
+                .all(|((cn, cv), (n, v))| cn == *n && cv == *v)
+    };
+    if let Some(hit) =
+        LAST.with_borrow(|last| last.as_ref().filter(|l| same(l)).map(|l| l.1.clone()))
+    {
+        return Ok(hit);
+    }
+    let pairs = direct.iter().map(|(n, v)| {
+        let expr = match v {
+            Value::Bool(b) => RestrictedExpression::new_bool(*b),
+            _ => extension(v).expect("partitioned by is_direct"),
+        };
+        ((*n).clone(), expr)
+    });
+    let context = Context::from_pairs(pairs).map_err(|e| invalid("context", e))?;
+    let key = direct
+        .iter()
+        .map(|(n, v)| ((*n).clone(), (*v).clone()))
+        .collect();
+    LAST.set(Some((key, context.clone())));
+    Ok(context)
+}
+
+/// A value whose Cedar form needs no schema: an extension call, or a
+/// boolean (the clock's `workday`: left to Cedar's JSON reader, it sent
+/// every business question's context through that reader again). Its type
+/// is still checked against the schema, by `Request::new`.
+fn is_direct(value: &Value) -> bool {
+    value.is_boolean() || extension_call(value).is_some()
+}
+
+/// The `(fn, arg)` of `{"__extn": {"fn": …, "arg": "…"}}` for a constructor
+/// [`extension`] builds.
+fn extension_call(value: &Value) -> Option<(&str, &str)> {
     let outer = value.as_object().filter(|o| o.len() == 1)?;
     let call = outer.get("__extn")?.as_object().filter(|c| c.len() == 2)?;
     let arg = call.get("arg")?.as_str()?;
-    Some(match call.get("fn")?.as_str()? {
+    let function = call.get("fn")?.as_str()?;
+    matches!(function, "datetime" | "duration" | "decimal" | "ip").then_some((function, arg))
+}
+
+/// `{"__extn": {"fn": "datetime", "arg": "…"}}` (or `duration`, `decimal`,
+/// `ip`) as the extension call it spells; `None` for any other value.
+fn extension(value: &Value) -> Option<RestrictedExpression> {
+    let (function, arg) = extension_call(value)?;
+    Some(match function {
         "datetime" => RestrictedExpression::new_datetime(arg),
         "duration" => RestrictedExpression::new_duration(arg),
         "decimal" => RestrictedExpression::new_decimal(arg),
-        "ip" => RestrictedExpression::new_ip(arg),
-        _ => return None,
+        _ => RestrictedExpression::new_ip(arg),
     })
 }
 
@@ -118,6 +189,45 @@ mod tests {
             )]
         );
         let bad = json!({ "now": { "__extn": { "fn": "datetime", "arg": "not a time" } } });
+        assert!(of_json(&bad, snap.schema(), &action).is_err());
+    }
+
+    /// A context whose extension values this thread evaluated last reuses
+    /// them; any other value, or other attributes beside them, is read
+    /// afresh, so a reused context never answers for different values.
+    #[test]
+    fn the_last_extension_values_are_reused_only_for_the_same_values() {
+        let snap = bundled_policies();
+        let action = Action::UseFunction.uid();
+        let at = |t: &str| {
+            json!({
+                "now": { "__extn": { "fn": "datetime", "arg": t } },
+                "localTime": { "__extn": { "fn": "duration", "arg": "34200000ms" } },
+                "workday": true,
+            })
+        };
+        let read = |ctx: &Value| {
+            let direct = of_json(ctx, snap.schema(), &action).unwrap();
+            let cedar =
+                Context::from_json_value(ctx.clone(), Some((snap.schema(), &action))).unwrap();
+            for name in ["now", "localTime", "workday", "actingFor"] {
+                assert_eq!(
+                    format!("{:?}", direct.get(name)),
+                    format!("{:?}", cedar.get(name)),
+                    "{name} of {ctx}"
+                );
+            }
+        };
+        let first = at("2026-10-01T09:30:00.000+0800");
+        read(&first);
+        read(&first);
+        read(&at("2026-10-01T09:30:00.001+0800"));
+        let mut agent = at("2026-10-01T09:30:00.001+0800");
+        agent["actingFor"] = json!({ "__entity": { "type": "Etax::Enterprise", "id": "X" } });
+        read(&agent);
+        read(&first);
+        let bad = at("not a time");
+        assert!(of_json(&bad, snap.schema(), &action).is_err());
         assert!(of_json(&bad, snap.schema(), &action).is_err());
     }
 }

@@ -138,6 +138,32 @@ fn acting_for_is_refused_for_anyone_but_agent_staff() {
     }
 }
 
+/// Contexts built without Cedar's JSON reader (empty, booleans, extension
+/// values) are still checked against the schema: an undeclared attribute
+/// or a value of the wrong type is refused, naming the context.
+#[test]
+fn directly_built_contexts_are_still_checked_against_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture::demo_engine(dir.path());
+    let mut q = use_function(EntityKind::Staff, CLERK, "vat_filing");
+    q.context = json!({ "workday": true });
+    assert!(decide(&engine, &q).allowed);
+    for bad in [
+        json!({ "bogus": true }),
+        json!({ "workday": { "__extn": { "fn": "duration", "arg": "1ms" } } }),
+        json!({ "localTime": true }),
+        json!({ "workday": true, "bogus": 1 }),
+        json!({ "now": { "__extn": { "fn": "datetime", "arg": "2026-10-01T09:30:00.000+0800" } },
+                "bogus": true }),
+    ] {
+        q.context = bad.clone();
+        match engine.decide(&q) {
+            Err(DecisionError::Invalid { field, .. }) => assert_eq!(field, "context", "{bad}"),
+            other => panic!("{bad}: expected a context error, got {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn an_evaluation_error_denies_without_naming_the_permits_that_matched() {
     let dir = tempfile::tempdir().unwrap();
