@@ -27,6 +27,7 @@ use super::persons::Persons;
 use crate::audit::pseudonym::Pseudonyms;
 use crate::audit::{AuditError, AuditLog, DecisionRecord, FinalOutcome, Outcome, Target};
 use crate::decision::{DecisionError, Engine, Query, Verdict, ACTING_FOR};
+use crate::domain::{EntityKind, StaffKey};
 use crate::store::{owned_key, RecognitionRecord};
 
 pub use super::metrics::DecisionMetrics;
@@ -458,13 +459,14 @@ impl Decider {
         principal: Option<&(String, String)>,
     ) -> Option<String> {
         let (ty, id) = principal?;
-        if ty != "AgentStaff" || record.decision == Outcome::Allow {
+        if ty != EntityKind::AgentStaff.as_str() || record.decision == Outcome::Allow {
             return None;
         }
         // A uid from the context, or the bare credit code a login step knows.
         let acting_for = record.acting_for.as_deref()?;
         let client = parse_uid(acting_for).map_or_else(|| acting_for.to_owned(), |(_, id)| id);
-        let agency = id.split_once('/').map_or(id.as_str(), |(a, _)| a);
+        let agency = id.parse::<StaffKey>().ok()?.enterprise;
+        let agency = agency.as_str();
         let reader = self.engine.store().read().ok()?;
         let held = reader
             .get::<RecognitionRecord>(&owned_key(&client, agency))
