@@ -71,6 +71,33 @@ fn fill_fleet_log(pg: &Postgres, db: &str) {
     );
 }
 
+/// Locks `fleet_decisions` from another session (held until [`unlock`]),
+/// so every read of it hangs.
+fn lock_fleet_decisions(pg: &Postgres, db: &str) -> std::process::Child {
+    let locker = pg.spawn_psql(
+        db,
+        "BEGIN; LOCK TABLE fleet_decisions IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);",
+    );
+    wait_until("the table is locked", || {
+        pg.psql(
+            db,
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+             WHERE c.relname = 'fleet_decisions' AND l.mode = 'AccessExclusiveLock' AND l.granted",
+        ) == "1"
+    });
+    locker
+}
+
+/// Ends [`lock_fleet_decisions`]'s session.
+fn unlock(pg: &Postgres, db: &str, mut locker: std::process::Child) {
+    pg.psql(
+        db,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE query LIKE '%LOCK TABLE fleet_decisions%' AND pid <> pg_backend_pid()",
+    );
+    let _ = locker.wait();
+}
+
 #[test]
 fn exports_that_never_read_leave_the_replica_fresh_and_decisions_answered() {
     let Some(pg) = Postgres::start() else { return };
@@ -163,17 +190,7 @@ fn request_pool_waits_are_bounded_and_leave_the_background_alone() {
             "64",
         ],
     );
-    let mut locker = pg.spawn_psql(
-        "waits",
-        "BEGIN; LOCK TABLE fleet_decisions IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);",
-    );
-    wait_until("the table is locked", || {
-        pg.psql(
-            "waits",
-            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-             WHERE c.relname = 'fleet_decisions' AND l.mode = 'AccessExclusiveLock' AND l.granted",
-        ) == "1"
-    });
+    let locker = lock_fleet_decisions(&pg, "waits");
     let addr = a.addr;
     let readers: Vec<_> = (0..CLIENTS)
         .map(|_| {
@@ -196,12 +213,7 @@ fn request_pool_waits_are_bounded_and_leave_the_background_alone() {
         assert_eq!(s, 200, "a decision while the request pool is held: {v}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    pg.psql(
-        "waits",
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE query LIKE '%LOCK TABLE fleet_decisions%' AND pid <> pg_backend_pid()",
-    );
-    let _ = locker.wait();
+    unlock(&pg, "waits", locker);
     let statuses: Vec<u16> = readers.into_iter().map(|r| r.join().unwrap().0).collect();
     assert!(
         statuses.iter().all(|s| *s == 200 || *s == 503),
@@ -227,17 +239,7 @@ fn slow_fleet_reads_leave_the_request_pool_to_logins() {
         dir.path(),
         &["--demo", "--fleet", &url, "--fleet-host", "a"],
     );
-    let mut locker = pg.spawn_psql(
-        "reads",
-        "BEGIN; LOCK TABLE fleet_decisions IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);",
-    );
-    wait_until("the table is locked", || {
-        pg.psql(
-            "reads",
-            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-             WHERE c.relname = 'fleet_decisions' AND l.mode = 'AccessExclusiveLock' AND l.granted",
-        ) == "1"
-    });
+    let locker = lock_fleet_decisions(&pg, "reads");
     let addr = a.addr;
     let readers: Vec<_> = (0..CLIENTS)
         .map(|i| {
@@ -260,12 +262,7 @@ fn slow_fleet_reads_leave_the_request_pool_to_logins() {
         );
         assert_eq!(s, 200, "a login while fleet reads hang: {v}");
     }
-    pg.psql(
-        "reads",
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE query LIKE '%LOCK TABLE fleet_decisions%' AND pid <> pg_backend_pid()",
-    );
-    let _ = locker.wait();
+    unlock(&pg, "reads", locker);
     let statuses: Vec<u16> = readers.into_iter().map(|r| r.join().unwrap()).collect();
     assert_eq!(
         statuses.iter().filter(|s| **s == 503).count(),
