@@ -94,29 +94,10 @@ fn a_replica_that_cannot_apply_the_log_fails_closed_after_the_bound() {
     let a = sidecar(dir.path(), &url, "a", &["--fleet-max-stale-ms", "1000"]);
     grant_clerk_invoicing(&a);
     assert_eq!(clerk_invoices(&a).1["decision"], "allow");
-    // What a newer release writes: a table this binary does not know, then
-    // the grant's withdrawal, in one change.
-    let staff_row = pg.psql(
-        "stuck",
-        &format!(
-            "SELECT c->>'value' FROM fleet_changes, jsonb_array_elements(changes) c \
-             WHERE c->>'table' = 'staff' AND c->>'key' = '{E_SYNCED}/{P_CLERK}' \
-             ORDER BY id DESC LIMIT 1"
-        ),
-    );
-    let withdrawn = staff_row.replace(r#""filing","invoicing""#, r#""filing""#);
-    assert_ne!(withdrawn, staff_row);
-    let change = json!([
-        { "op": "put", "table": "tax_stamps_v2", "key": "k", "value": "{}" },
-        { "op": "put", "table": "staff", "key": format!("{E_SYNCED}/{P_CLERK}"), "value": withdrawn },
-    ]);
-    pg.psql(
-        "stuck",
-        &format!(
-            "INSERT INTO fleet_changes (host, changes, writer_format) \
-             VALUES ('newer', $j${change}$j$, 3)"
-        ),
-    );
+    // A table this binary does not know, then the grant's withdrawal, in
+    // one change.
+    let unknown = json!({ "op": "put", "table": "tax_stamps_v2", "key": "k", "value": "{}" });
+    insert_withdrawal(&pg, "stuck", Some(unknown), 2);
     // The database answers, the replica cannot follow it: past the bound
     // it must not answer from what it holds.
     wait_until("the stuck replica fails closed", || {
@@ -125,6 +106,111 @@ fn a_replica_that_cannot_apply_the_log_fails_closed_after_the_bound() {
     });
     let (s, body) = a.get("/readyz");
     assert_eq!(s, 503, "{body}");
+}
+
+/// Inserts, as another host would, the withdrawal of the clerk's grant
+/// (after `first`, if given) stated in writer format `format`.
+fn insert_withdrawal(pg: &Postgres, db: &str, first: Option<Value>, format: i32) {
+    let staff_row = pg.psql(
+        db,
+        &format!(
+            "SELECT c->>'value' FROM fleet_changes, jsonb_array_elements(changes) c \
+             WHERE c->>'table' = 'staff' AND c->>'key' = '{E_SYNCED}/{P_CLERK}' \
+             ORDER BY id DESC LIMIT 1"
+        ),
+    );
+    let withdrawn = staff_row.replace(r#""filing","invoicing""#, r#""filing""#);
+    assert_ne!(withdrawn, staff_row);
+    let put = json!({ "op": "put", "table": "staff", "key": format!("{E_SYNCED}/{P_CLERK}"), "value": withdrawn });
+    let change: Vec<Value> = first.into_iter().chain([put]).collect();
+    let change = Value::from(change);
+    pg.psql(
+        db,
+        &format!(
+            "INSERT INTO fleet_changes (host, changes, writer_format) \
+             VALUES ('other', $j${change}$j$, {format})"
+        ),
+    );
+}
+
+/// Red team, session 7: a change of a newer release whose records this
+/// binary can read (unknown fields are ignored) was applied, and the
+/// host's next write of that record dropped what it did not know. A
+/// change stated in a newer format is never applied: the replica goes
+/// stale and fails closed, naming the newer format in its log.
+#[test]
+fn a_change_of_a_newer_release_is_never_applied() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database("newer");
+    let dir = tempfile::tempdir().unwrap();
+    let a = sidecar(dir.path(), &url, "a", &["--fleet-max-stale-ms", "1000"]);
+    grant_clerk_invoicing(&a);
+    assert_eq!(clerk_invoices(&a).1["decision"], "allow");
+    insert_withdrawal(&pg, "newer", None, 3);
+    wait_until("the replica that cannot follow fails closed", || {
+        let (s, v) = clerk_invoices(&a);
+        assert_ne!(
+            v["decision"], "deny",
+            "a newer release's change was applied: {v}"
+        );
+        s == 503 && v["error"]["code"] == "fleet_unavailable"
+    });
+}
+
+/// The clock shim's offset, in ms, read from `SKEW_FILE` on every call so
+/// a test can move a running sidecar's clock.
+fn set_skew(file: &std::path::Path, ms: i64) {
+    std::fs::write(file, ms.to_string()).unwrap();
+}
+
+/// Red team, session 7: a wall clock an hour fast for two seconds left
+/// the replica "heard from" an hour in the future, so when the fleet was
+/// cut off afterwards the host kept answering from a frozen replica; and a
+/// clock set between two heartbeats decided on for up to two seconds.
+/// Freshness is now measured on the monotonic clock, and a wall clock that
+/// moves against it since the last heartbeat counts as skew at once.
+#[test]
+fn a_clock_set_between_heartbeats_fails_closed_at_once_and_never_stretches_the_bound() {
+    let Some(pg) = Postgres::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(shim) = clock_shim(dir.path()) else {
+        return;
+    };
+    let skew = dir.path().join("skew-ms");
+    set_skew(&skew, 0);
+    let url = pg.database("jumps");
+    let a = Server::start_with_env(
+        &dir.path().join("a"),
+        &[
+            "--demo",
+            "--fleet",
+            &url,
+            "--fleet-host",
+            "a",
+            "--fleet-max-stale-ms",
+            "1500",
+        ],
+        &[
+            ("LD_PRELOAD", shim.to_str().unwrap()),
+            ("SKEW_FILE", skew.to_str().unwrap()),
+        ],
+    );
+    grant_clerk_invoicing(&a);
+    // Set an hour fast: the very next question is refused, not the one
+    // after the next heartbeat.
+    set_skew(&skew, 3_600_000);
+    let (s, v) = clerk_invoices(&a);
+    assert_eq!(s, 503, "a question right after the clock was set: {v}");
+    // Back to the right time: decided again once a heartbeat measured it.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    set_skew(&skew, 0);
+    wait_until("the host decides again", || clerk_invoices(&a).0 == 200);
+    // Cut off from the log: stale after the bound, as if the clock had
+    // never moved.
+    insert_withdrawal(&pg, "jumps", None, 3);
+    wait_until("the cut-off host fails closed within the bound", || {
+        clerk_invoices(&a).0 == 503
+    });
 }
 
 #[test]
@@ -313,14 +399,26 @@ fn clock_shim(dir: &std::path::Path) -> Option<std::path::PathBuf> {
         &c,
         r#"#define _GNU_SOURCE
 #include <dlfcn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 static int (*real)(clockid_t, struct timespec *);
 int clock_gettime(clockid_t id, struct timespec *ts) {
   if (!real) real = dlsym(RTLD_NEXT, "clock_gettime");
   int r = real(id, ts);
+  if (r != 0 || (id != CLOCK_REALTIME && id != CLOCK_REALTIME_COARSE)) return r;
   const char *s = getenv("SKEW_SECS");
-  if (r == 0 && s && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE)) ts->tv_sec += atol(s);
+  if (s) ts->tv_sec += atol(s);
+  const char *f = getenv("SKEW_FILE");
+  FILE *in = f ? fopen(f, "r") : NULL;
+  long long ms = 0;
+  if (in) {
+    if (fscanf(in, "%lld", &ms) != 1) ms = 0;
+    fclose(in);
+  }
+  long long ns = ts->tv_nsec + (ms % 1000) * 1000000LL;
+  ts->tv_sec += ms / 1000 + (ns >= 1000000000LL) - (ns < 0);
+  ts->tv_nsec = (ns % 1000000000LL + 1000000000LL) % 1000000000LL;
   return r;
 }
 "#,

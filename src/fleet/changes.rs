@@ -114,13 +114,25 @@ async fn since(
     limit: u32,
 ) -> Result<Vec<LogEntry>, FleetError> {
     let sql = format!(
-        "SELECT id, changes, {STAMP} FROM fleet_changes WHERE id > $1 ORDER BY id LIMIT $2"
+        "SELECT id, changes, {STAMP}, writer_format FROM fleet_changes \
+         WHERE id > $1 ORDER BY id LIMIT $2"
     );
     let rows = client
         .query(&sql, &[&(after as i64), &i64::from(limit)])
         .await?;
     rows.iter()
         .map(|row| {
+            // Before the changes are even read: a newer release's record
+            // may parse (unknown fields are ignored) and then be rewritten
+            // without them by this host's next write.
+            let format: i32 = row.try_get(3)?;
+            if format > WRITER_FORMAT {
+                return Err(FleetError::ChangeTooNew {
+                    id: row.get(0),
+                    format,
+                    known: WRITER_FORMAT,
+                });
+            }
             let Json(changes): Json<Vec<Change>> = row.try_get(1)?;
             Ok(LogEntry {
                 id: row.get::<_, i64>(0) as u64,

@@ -87,12 +87,14 @@ pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// when it started, and now. Answers how far this host's clock is from the
 /// database's, in ms either way: the difference between the database's
 /// time and the middle of the round trip, less half the round trip (what
-/// the network may account for), so a slow answer never reads as skew.
+/// the network may account for), so a slow answer never reads as skew;
+/// `None` when the round trip took so long that the allowance could hide
+/// a skew worth refusing.
 pub async fn report(
     fleet: &Fleet,
     policy_version: &str,
     started_at_ms: u64,
-) -> Result<u64, FleetError> {
+) -> Result<Option<u64>, FleetError> {
     let client = fleet.background_client().await?;
     let sent_ms = crate::now_ms();
     let row = client
@@ -117,8 +119,16 @@ pub async fn report(
     let database_ms = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
     let middle_ms = sent_ms / 2 + answered_ms / 2;
     let half_trip_ms = answered_ms.saturating_sub(sent_ms).div_ceil(2);
-    Ok(database_ms.abs_diff(middle_ms).saturating_sub(half_trip_ms))
+    if half_trip_ms > MAX_HALF_TRIP_MS {
+        return Ok(None);
+    }
+    Ok(Some(
+        database_ms.abs_diff(middle_ms).saturating_sub(half_trip_ms),
+    ))
 }
+
+/// Half the longest heartbeat round trip whose clock measure counts.
+const MAX_HALF_TRIP_MS: u64 = 250;
 
 /// Reports on every beat until aborted, keeping the name's claim. A
 /// failed beat is logged and the next one tries again: the row's age is
@@ -136,9 +146,16 @@ pub async fn heartbeat(
         if let Some(claim) = fleet.claim() {
             claim.keep(&fleet).await;
         }
-        match report(&fleet, &policy_version(), started_at_ms).await {
-            Ok(skew_ms) => clock_skew(skew_ms),
-            Err(error) => tracing::warn!(%error, host = fleet.host(), "fleet heartbeat failed"),
+        // Bounded: a beat stuck on a locked row must not hold the next.
+        let version = policy_version();
+        let beat = report(&fleet, &version, started_at_ms);
+        match tokio::time::timeout(HEARTBEAT, beat).await {
+            Ok(Ok(Some(skew_ms))) => clock_skew(skew_ms),
+            // Between measures, the replica still sees the wall clock move
+            // against the monotonic one (`store::replica`'s drift check).
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, host = fleet.host(), "fleet heartbeat failed"),
+            Err(_) => tracing::warn!(host = fleet.host(), "fleet heartbeat timed out"),
         }
     }
 }

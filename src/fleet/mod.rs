@@ -59,6 +59,14 @@ pub enum FleetError {
          each sidecar its own name, or stop the other first"
     )]
     HostTaken(String),
+    /// A change written by a newer release: this one would misread it, or
+    /// drop what it does not know when it rewrites the record.
+    #[error(
+        "the fleet's change {id} was written by a newer release (record format {format}, this \
+         binary knows {known}): upgrade this host; it answers nothing from a replica it cannot \
+         keep current"
+    )]
+    ChangeTooNew { id: i64, format: i32, known: i32 },
 }
 
 /// The driver's error with the server's own message and SQLSTATE when

@@ -127,9 +127,71 @@ pub(super) struct Shared {
     /// not, session checks skip asking for the head and lean on the bound.
     reachable: AtomicBool,
     max_stale_ms: u64,
-    /// How far this host's clock was from the fleet database's at the last
-    /// heartbeat, in ms either way (see [`MAX_CLOCK_SKEW_MS`]).
-    clock_skew_ms: AtomicU64,
+    /// This host's clock against the fleet database's.
+    clock: Clock,
+}
+
+/// Milliseconds on a monotonic clock, from the process's first call: what
+/// freshness is measured in, so a wall clock set forward and back again
+/// cannot leave the replica "heard from" in the future (the red team had a
+/// host answer from a frozen replica for an hour after its clock ran an
+/// hour fast for two seconds).
+fn mono_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    u64::try_from(
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX)
+}
+
+/// The wall clock's lead over the monotonic one, in ms: constant while
+/// nobody sets the wall clock, so a change between two heartbeats shows at
+/// the next decision rather than at the next heartbeat.
+fn wall_lead_ms() -> i64 {
+    let wall = i64::try_from(crate::now_ms()).unwrap_or(i64::MAX);
+    wall.saturating_sub(i64::try_from(mono_ms()).unwrap_or(i64::MAX))
+}
+
+/// How much the wall clock may move against the monotonic one between two
+/// heartbeats before the last measure of skew no longer holds (NTP slews
+/// far less than this in a few seconds).
+const MAX_CLOCK_DRIFT_MS: u64 = 500;
+
+/// The last heartbeat's measure of this host's clock against the
+/// database's: the skew, and the wall clock's lead over the monotonic one
+/// when it was taken.
+struct Clock {
+    skew_ms: AtomicU64,
+    lead_ms: std::sync::atomic::AtomicI64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Self {
+            skew_ms: AtomicU64::new(0),
+            lead_ms: std::sync::atomic::AtomicI64::new(wall_lead_ms()),
+        }
+    }
+
+    fn measured(&self, skew_ms: u64) -> u64 {
+        self.lead_ms.store(wall_lead_ms(), Ordering::Release);
+        self.skew_ms.swap(skew_ms, Ordering::AcqRel)
+    }
+
+    /// The skew measured, plus how far the wall clock moved since: a clock
+    /// set between two heartbeats is off by that much more at once.
+    fn skew_ms(&self) -> u64 {
+        let moved = wall_lead_ms().abs_diff(self.lead_ms.load(Ordering::Acquire));
+        let skew = self.skew_ms.load(Ordering::Acquire);
+        if moved > MAX_CLOCK_DRIFT_MS {
+            skew.saturating_add(moved)
+        } else {
+            skew
+        }
+    }
 }
 
 /// How far a host's clock may be from the fleet database's before the
@@ -210,10 +272,10 @@ impl Store {
         let stamp = self.same_log(log.as_ref(), applied)?;
         let shared = Shared {
             log,
-            heard_ms: AtomicU64::new(crate::now_ms()),
+            heard_ms: AtomicU64::new(mono_ms()),
             reachable: AtomicBool::new(true),
             max_stale_ms,
-            clock_skew_ms: AtomicU64::new(0),
+            clock: Clock::new(),
         };
         self.shared = Some(Arc::new(shared));
         self.write_applied(applied, stamp)?;
@@ -229,9 +291,9 @@ impl Store {
     pub fn freshness(&self) -> Option<Freshness> {
         let s = self.shared.as_ref()?;
         Some(Freshness {
-            silent_ms: crate::now_ms().saturating_sub(s.heard_ms.load(Ordering::Acquire)),
+            silent_ms: mono_ms().saturating_sub(s.heard_ms.load(Ordering::Acquire)),
             max_stale_ms: s.max_stale_ms,
-            clock_skew_ms: s.clock_skew_ms.load(Ordering::Acquire),
+            clock_skew_ms: s.clock.skew_ms(),
         })
     }
 
@@ -239,7 +301,7 @@ impl Store {
     /// heartbeat measures it); nothing in embedded mode.
     pub fn note_clock_skew(&self, skew_ms: u64) {
         if let Some(s) = &self.shared {
-            let before = s.clock_skew_ms.swap(skew_ms, Ordering::AcqRel);
+            let before = s.clock.measured(skew_ms);
             if skew_ms > MAX_CLOCK_SKEW_MS && before <= MAX_CLOCK_SKEW_MS {
                 tracing::error!(
                     skew_ms,
@@ -337,7 +399,7 @@ impl Store {
             return Ok(0);
         };
         loop {
-            let asked_ms = crate::now_ms();
+            let asked_ms = mono_ms();
             let applied = self.applied()?.unwrap_or(0);
             let entries = shared.tried(shared.log.since(applied, CATCH_UP_BATCH))?;
             if entries.is_empty() {
@@ -376,7 +438,7 @@ impl Store {
             return Ok(());
         };
         if shared.reachable.load(Ordering::Acquire) {
-            let asked_ms = crate::now_ms();
+            let asked_ms = mono_ms();
             let applied = self.applied()?.unwrap_or(0);
             if let Ok(missing) = shared.tried(shared.log.since(applied, CATCH_UP_BATCH)) {
                 if missing.is_empty() {
@@ -407,7 +469,7 @@ impl Store {
         let mut writer = StoreWriter::new(self.db.begin_write().map_err(StoreError::from)?);
         let mut txn = shared.tried(shared.log.begin())?;
         // Under the fleet's lock: nothing commits to the log after this.
-        let locked_ms = crate::now_ms();
+        let locked_ms = mono_ms();
         let applied = applied_in(&writer)?;
         let missing = shared.tried(txn.since(applied))?;
         let mut last = writer.apply(&missing, applied)?;
