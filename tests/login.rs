@@ -331,6 +331,28 @@ fn codes_are_single_use_limited_in_attempts_and_voided_by_cancel() {
     );
 }
 
+/// Red team, session 7: a cancel racing the last step both answered 200,
+/// and a session opened on a code the cancel had voided. Whichever writes
+/// first wins; the other finds the flow changed under it.
+#[test]
+fn a_cancel_racing_the_last_step_never_both_succeed() {
+    let s = Server::demo();
+    for round in 0..4 {
+        let (flow, li) = picked(&s, LI);
+        let issued = send_code(&s, &flow, &li);
+        let code = issued["code"].as_str().unwrap().to_owned();
+        let (cancel, complete) = std::thread::scope(|t| {
+            let cancel = t.spawn(|| s.post("/v1/login/enterprise/cancel", &json!({"flow": flow})));
+            let complete = t.spawn(|| complete_sms(&s, &flow, &li, &issued["challenge"], &code));
+            (cancel.join().unwrap(), complete.join().unwrap())
+        });
+        assert!(
+            !(cancel.0 == 200 && complete.0 == 200),
+            "round {round}: cancel {cancel:?}, complete {complete:?}"
+        );
+    }
+}
+
 #[test]
 fn used_code_is_refused_as_used() {
     let s = Server::demo();

@@ -176,7 +176,7 @@ impl Login {
             .await?;
         conclude(&verdict, failure)?;
         let agent = self.read()?.get::<AgentStaffRecord>(&agent_key)?;
-        self.take_flow(key).await?;
+        self.take_flow(key, &rec).await?;
         let subject = SessionSubject {
             principal_type: PrincipalKind::AgentStaff,
             principal_id: agent_key,

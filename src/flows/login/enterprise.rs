@@ -9,7 +9,7 @@ use super::{
 use crate::authn::lockout::LockKey;
 use crate::authn::sessions::{SessionGrant, SessionSubject};
 use crate::domain::{Action, EntityKind, Factor, PrincipalKind, StaffKey};
-use crate::store::{EnterpriseRecord, FlowKind, PayerCategory, StaffRecord};
+use crate::store::{EnterpriseRecord, FlowKind, LoginFlowRecord, PayerCategory, StaffRecord};
 
 impl Login {
     pub(super) fn enterprise_staff(
@@ -87,10 +87,21 @@ impl Login {
     /// stop counting.
     pub async fn enterprise_cancel(&self, flow: &str) -> Result<StaffSelection, FlowError> {
         let (key, mut rec) = self.flow(flow, FlowKind::Enterprise)?;
+        let read = rec.generation;
         rec.generation += 1;
         let code = rec.account.clone();
         let k = key.clone();
-        self.write(move |w| w.put(&k, &rec)).await?;
+        // Only the flow as read: one that a last step took (or another
+        // cancel renewed) meanwhile is not brought back.
+        let renewed = self
+            .write(move |w| match w.get::<LoginFlowRecord>(&k)? {
+                Some(current) if current.generation == read => w.put(&k, &rec).map(|()| true),
+                _ => Ok(false),
+            })
+            .await?;
+        if !renewed {
+            return Err(FlowError::FlowExpired);
+        }
         let name = self
             .read()?
             .get::<EnterpriseRecord>(&code)?
@@ -145,7 +156,7 @@ impl Login {
         )
         .await?;
         let code = rec.account.clone();
-        self.take_flow_and(key, move |w| {
+        self.take_flow_and(key, &rec, move |w| {
             if let Some(mut e) = w.get::<EnterpriseRecord>(&code)? {
                 if !e.staff_synced {
                     e.staff_synced = true;

@@ -118,11 +118,18 @@ impl Login {
         conclude(&verdict, failure)
     }
 
-    /// Ends a flow at its last step. Only one of several requests finishing
-    /// the same flow at once takes it: the others find it gone, so one flow
-    /// never opens two sessions.
-    pub(super) async fn take_flow(&self, key: String) -> Result<(), FlowError> {
-        self.take_flow_and(key, |_| Ok(())).await
+    /// Ends a flow at its last step, as `rec` (read at the step's start)
+    /// had it. Only one of several requests finishing the same flow at once
+    /// takes it: the others find it gone, so one flow never opens two
+    /// sessions; and a flow cancelled meanwhile (a new generation, whose
+    /// earlier codes no longer count) is not taken by a step that verified
+    /// one of those codes.
+    pub(super) async fn take_flow(
+        &self,
+        key: String,
+        rec: &LoginFlowRecord,
+    ) -> Result<(), FlowError> {
+        self.take_flow_and(key, rec, |_| Ok(())).await
     }
 
     /// [`Self::take_flow`], with `then` written in the same transaction by
@@ -130,10 +137,16 @@ impl Login {
     pub(super) async fn take_flow_and(
         &self,
         key: String,
+        rec: &LoginFlowRecord,
         then: impl FnOnce(&mut StoreWriter) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<(), FlowError> {
+        let generation = rec.generation;
         let taken = self
             .write(move |w| {
+                let current = w.get::<LoginFlowRecord>(&key)?;
+                if current.is_none_or(|c| c.generation != generation) {
+                    return Ok(false);
+                }
                 let taken = w.remove::<LoginFlowRecord>(&key)?;
                 if taken {
                     then(w)?;

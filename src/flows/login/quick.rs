@@ -136,7 +136,7 @@ impl Login {
         if staff.credential_epoch != rec.staff_epoch {
             return Err(FlowError::FlowExpired);
         }
-        self.take_flow(key).await?;
+        self.take_flow(key, &rec).await?;
         self.open_staff_session(staff_key, &staff).await
     }
 }
