@@ -71,6 +71,15 @@ fn fill_fleet_log(pg: &Postgres, db: &str) {
     );
 }
 
+/// A demo sidecar named `a` over `url`, stale after [`MAX_STALE_MS`].
+fn sidecar(dir: &std::path::Path, url: &str, extra: &[&str]) -> Server {
+    let stale = MAX_STALE_MS.to_string();
+    let mut args = vec!["--demo", "--fleet", url, "--fleet-host", "a"];
+    args.extend(["--fleet-max-stale-ms", &stale]);
+    args.extend_from_slice(extra);
+    Server::start_in(dir, &args)
+}
+
 /// Locks `fleet_decisions` from another session (held until [`unlock`]),
 /// so every read of it hangs.
 fn lock_fleet_decisions(pg: &Postgres, db: &str) -> std::process::Child {
@@ -103,25 +112,13 @@ fn exports_that_never_read_leave_the_replica_fresh_and_decisions_answered() {
     let Some(pg) = Postgres::start() else { return };
     let url = pg.database("pool");
     let dir = tempfile::tempdir().unwrap();
-    let stale = MAX_STALE_MS.to_string();
     let slots = CLIENTS.to_string();
     // A long write timeout: the stuck clients stay for the whole test. As
     // many export slots as clients: the slots must not be what saves it.
-    let a = Server::start_in(
+    let a = sidecar(
         dir.path(),
-        &[
-            "--demo",
-            "--fleet",
-            &url,
-            "--fleet-host",
-            "a",
-            "--fleet-max-stale-ms",
-            &stale,
-            "--write-timeout-ms",
-            "120000",
-            "--max-exports",
-            &slots,
-        ],
+        &url,
+        &["--write-timeout-ms", "120000", "--max-exports", &slots],
     );
     assert_eq!(clerk_decides(&a).0, 200);
     wait_until("a record shipped", || {
@@ -174,22 +171,8 @@ fn request_pool_waits_are_bounded_and_leave_the_background_alone() {
     let Some(pg) = Postgres::start() else { return };
     let url = pg.database("waits");
     let dir = tempfile::tempdir().unwrap();
-    let stale = MAX_STALE_MS.to_string();
-    let a = Server::start_in(
-        dir.path(),
-        &[
-            "--demo",
-            "--fleet",
-            &url,
-            "--fleet-host",
-            "a",
-            "--fleet-max-stale-ms",
-            &stale,
-            // Past the pool, not stopped by the cap on fleet reads.
-            "--max-exports",
-            "64",
-        ],
-    );
+    // Past the pool, not stopped by the cap on fleet reads.
+    let a = sidecar(dir.path(), &url, &["--max-exports", "64"]);
     let locker = lock_fleet_decisions(&pg, "waits");
     let addr = a.addr;
     let readers: Vec<_> = (0..CLIENTS)
