@@ -11,6 +11,7 @@
 //! a crash; when it returns `Err`, nothing of it was stored. Readers see a
 //! consistent snapshot and never wait for a writer (MVCC).
 
+mod clock;
 mod login_state;
 mod records;
 mod replica;
@@ -28,9 +29,10 @@ use redb::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use clock::MAX_CLOCK_SKEW_MS;
 pub use login_state::*;
 pub use records::*;
-pub use replica::{Change, ChangeLog, Freshness, LogEntry, LogTxn, MAX_CLOCK_SKEW_MS};
+pub use replica::{Change, ChangeLog, Freshness, LogEntry, LogTxn};
 pub use undo::UndoLog;
 
 /// A table of records of type `Self`, keyed by string.
