@@ -7,36 +7,12 @@
 
 mod common;
 
+use common::fleet::{decide, shipped, sidecar};
 use common::postgres::Postgres;
-use common::{action, cli, get_streamed, staff, wait_until, Server, E_SYNCED, P_NATURAL};
+use common::{cli, get_streamed, wait_until, Server};
 use serde_json::{json, Value};
 
 const EXPORT: &str = "/v1/fleet/decisions/export";
-
-fn sidecar(data: &std::path::Path, url: &str, host: &str) -> Server {
-    Server::start_in(data, &["--demo", "--fleet", url, "--fleet-host", host])
-}
-
-fn decide(server: &Server) {
-    server.authorize(
-        &staff(E_SYNCED, P_NATURAL),
-        &action("useFunction"),
-        "Function::\"vat_filing\"",
-        json!({}),
-    );
-}
-
-/// Waits until this sidecar's local log holds `at_least` records (an
-/// authorize record is durable a moment after its answer) and all of it is
-/// in the fleet's table.
-fn shipped(server: &Server, at_least: u64) {
-    wait_until("the local log shipped", || {
-        let l = server.get("/v1/status").1["fleet_shipping"].clone();
-        l["head_seq"].as_u64() >= Some(at_least)
-            && l["shipped_seq"] == l["head_seq"]
-            && l["records"] == 0
-    });
-}
 
 /// The export's lines, each parsed.
 fn lines(text: &str) -> Vec<Value> {

@@ -7,13 +7,10 @@
 
 mod common;
 
+use common::fleet::sidecar;
 use common::postgres::Postgres;
 use common::{cli, try_serve, wait_until, ServeAttempt, Server};
 use serde_json::json;
-
-fn sidecar(data: &std::path::Path, url: &str, host: &str) -> Server {
-    Server::start_in(data, &["--demo", "--fleet", url, "--fleet-host", host])
-}
 
 /// `keys create --fleet`: the key, printed once on stdout.
 fn create_key(url: &str, id: &str, scopes: &str) -> String {

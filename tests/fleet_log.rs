@@ -9,41 +9,10 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use common::fleet::{decide, shipped, shipping, sidecar};
 use common::postgres::Postgres;
 use common::{action, cli, staff, wait_until, Server, E_SYNCED, P_NATURAL};
 use serde_json::{json, Value};
-
-fn sidecar(data: &std::path::Path, url: &str, host: &str) -> Server {
-    Server::start_in(data, &["--demo", "--fleet", url, "--fleet-host", host])
-}
-
-/// One recorded decision (a deny is recorded like an allow).
-fn decide(server: &Server) {
-    server.authorize(
-        &staff(E_SYNCED, P_NATURAL),
-        &action("useFunction"),
-        "Function::\"vat_filing\"",
-        json!({}),
-    );
-}
-
-fn lag(server: &Server) -> Value {
-    let (status, body) = server.get("/v1/status");
-    assert_eq!(status, 200, "{body}");
-    body["fleet_shipping"].clone()
-}
-
-/// Waits until everything this sidecar has written (at least `at_least`
-/// records) is in the fleet's table; returns the head.
-fn shipped(server: &Server, at_least: u64) -> u64 {
-    let mut head = 0;
-    wait_until("the local log shipped", || {
-        let l = lag(server);
-        head = l["head_seq"].as_u64().unwrap();
-        head >= at_least && l["shipped_seq"] == l["head_seq"] && l["records"] == 0
-    });
-    head
-}
 
 /// `(count, max seq, distinct seqs)` of a host's rows.
 fn rows(pg: &Postgres, db: &str, host: &str) -> (u64, u64, u64) {
@@ -161,10 +130,10 @@ fn a_database_outage_is_caught_up_with_nothing_lost_or_duplicated() {
     // Decisions go on; the lag shows what waits, and that the database is
     // away once the shipper has tried.
     wait_until("the lag to show the outage", || {
-        let l = lag(&h1);
+        let l = shipping(&h1);
         l["records"].as_u64().unwrap() >= 20 && l["connected"] == false
     });
-    assert!(lag(&h1)["oldest_age_ms"].is_u64());
+    assert!(shipping(&h1)["oldest_age_ms"].is_u64());
     pg.restart();
     let head = shipped(&h1, before + 20);
     assert_eq!(rows(&pg, "outage", "h1"), (head, head, head));
@@ -186,7 +155,9 @@ fn another_log_under_a_shipped_host_name_is_a_conflict_not_a_silent_skip() {
     let before = pg.psql("conflict", hashes);
     // A second sidecar, its own fresh log, under the same name.
     let second = sidecar(d2.path(), &url, "h1");
-    wait_until("the conflict reported", || lag(&second)["conflict"] == true);
+    wait_until("the conflict reported", || {
+        shipping(&second)["conflict"] == true
+    });
     assert_eq!(second.metric("etax_fleet_log_conflict"), 1);
     // Nothing of the second log went in, nothing of the first was lost.
     assert_eq!(pg.psql("conflict", hashes), before);

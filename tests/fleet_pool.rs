@@ -74,10 +74,9 @@ fn fill_fleet_log(pg: &Postgres, db: &str) {
 /// A demo sidecar named `a` over `url`, stale after [`MAX_STALE_MS`].
 fn sidecar(dir: &std::path::Path, url: &str, extra: &[&str]) -> Server {
     let stale = MAX_STALE_MS.to_string();
-    let mut args = vec!["--demo", "--fleet", url, "--fleet-host", "a"];
-    args.extend(["--fleet-max-stale-ms", &stale]);
+    let mut args = vec!["--fleet-max-stale-ms", &stale];
     args.extend_from_slice(extra);
-    Server::start_in(dir, &args)
+    common::fleet::sidecar_with(dir, url, "a", &args)
 }
 
 /// Locks `fleet_decisions` from another session (held until [`unlock`]),

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::fleet::sidecar_with;
 use common::postgres::Postgres;
 use common::*;
 use serde_json::{json, Value};
@@ -18,12 +19,6 @@ fn clerk_invoices(server: &Server) -> (u16, Value) {
         &json!({ "principal": staff(E_SYNCED, P_CLERK), "action": action("useFunction"),
                  "resource": "Function::\"invoice_issue\"", "context": {} }),
     )
-}
-
-fn sidecar(data: &std::path::Path, url: &str, host: &str, extra: &[&str]) -> Server {
-    let mut args = vec!["--demo", "--fleet", url, "--fleet-host", host];
-    args.extend_from_slice(extra);
-    Server::start_in(data, &args)
 }
 
 fn grant_clerk_invoicing(server: &Server) {
@@ -46,14 +41,14 @@ fn a_replica_of_another_fleet_database_is_refused_at_start() {
     // Bureau two: its replica holds a grant bureau one never made.
     let two = pg.database("bureau_two");
     let dir = tempfile::tempdir().unwrap();
-    let x = sidecar(dir.path(), &two, "x1", &[]);
+    let x = sidecar_with(dir.path(), &two, "x1", &[]);
     grant_clerk_invoicing(&x);
     assert_eq!(clerk_invoices(&x).1["decision"], "allow");
     x.stop();
     // Bureau one: the same demo, never that grant, and a longer log.
     let one = pg.database("bureau_one");
     let one_dir = tempfile::tempdir().unwrap();
-    let h1 = sidecar(one_dir.path(), &one, "h1", &[]);
+    let h1 = sidecar_with(one_dir.path(), &one, "h1", &[]);
     for i in 0.. {
         if head(&pg, "bureau_one") > head(&pg, "bureau_two") {
             break;
@@ -91,7 +86,7 @@ fn a_replica_that_cannot_apply_the_log_fails_closed_after_the_bound() {
     let Some(pg) = Postgres::start() else { return };
     let url = pg.database("stuck");
     let dir = tempfile::tempdir().unwrap();
-    let a = sidecar(dir.path(), &url, "a", &["--fleet-max-stale-ms", "1000"]);
+    let a = sidecar_with(dir.path(), &url, "a", &["--fleet-max-stale-ms", "1000"]);
     grant_clerk_invoicing(&a);
     assert_eq!(clerk_invoices(&a).1["decision"], "allow");
     // A table this binary does not know, then the grant's withdrawal, in
@@ -143,7 +138,7 @@ fn a_change_of_a_newer_release_is_never_applied() {
     let Some(pg) = Postgres::start() else { return };
     let url = pg.database("newer");
     let dir = tempfile::tempdir().unwrap();
-    let a = sidecar(dir.path(), &url, "a", &["--fleet-max-stale-ms", "1000"]);
+    let a = sidecar_with(dir.path(), &url, "a", &["--fleet-max-stale-ms", "1000"]);
     grant_clerk_invoicing(&a);
     assert_eq!(clerk_invoices(&a).1["decision"], "allow");
     insert_withdrawal(&pg, "newer", None, 3);
@@ -253,8 +248,8 @@ fn fleet_verify_names_a_host_whose_records_are_gone_and_never_calls_an_unknown_h
     let Some(pg) = Postgres::start() else { return };
     let url = pg.database("erased");
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let h1 = sidecar(dirs[0].path(), &url, "h1", &[]);
-    let h2 = sidecar(dirs[1].path(), &url, "h2", &[]);
+    let h1 = sidecar_with(dirs[0].path(), &url, "h1", &[]);
+    let h2 = sidecar_with(dirs[1].path(), &url, "h2", &[]);
     for h in ["h1", "h2"] {
         wait_until("both hosts shipped", || {
             pg.psql(
@@ -301,7 +296,7 @@ fn hostile_fleet_query_parameters_are_refused_by_name() {
     let Some(pg) = Postgres::start() else { return };
     let url = pg.database("params");
     let dir = tempfile::tempdir().unwrap();
-    let a = sidecar(dir.path(), &url, "a", &[]);
+    let a = sidecar_with(dir.path(), &url, "a", &[]);
     for (path, field) in [
         ("/v1/fleet/decisions?host=%00", "host"),
         ("/v1/fleet/verify?host=a%00b", "host"),
@@ -323,7 +318,7 @@ fn a_second_sidecar_under_a_running_hosts_name_is_refused_at_start() {
     let Some(pg) = Postgres::start() else { return };
     let url = pg.database("twins");
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let first = sidecar(dirs[0].path(), &url, "h1", &[]);
+    let first = sidecar_with(dirs[0].path(), &url, "h1", &[]);
     let second_dir = dirs[1].path().to_str().unwrap();
     let twin = [
         "--listen",
@@ -362,7 +357,7 @@ fn a_change_written_by_an_older_release_is_refused_by_the_database() {
     let Some(pg) = Postgres::start() else { return };
     let url = pg.database("formats");
     let dir = tempfile::tempdir().unwrap();
-    let a = sidecar(dir.path(), &url, "a", &[]);
+    let a = sidecar_with(dir.path(), &url, "a", &[]);
     for older in [
         "INSERT INTO fleet_changes (host, changes) VALUES ('older', '[]')",
         "INSERT INTO fleet_changes (host, changes, writer_format) VALUES ('older', '[]', 1)",
@@ -451,7 +446,7 @@ fn a_host_whose_clock_is_off_the_databases_fails_closed() {
         return;
     };
     let url = pg.database("clocks");
-    let right = sidecar(&dir.path().join("right"), &url, "right", &[]);
+    let right = sidecar_with(&dir.path().join("right"), &url, "right", &[]);
     let slow = Server::start_with_env(
         &dir.path().join("slow"),
         &["--demo", "--fleet", &url, "--fleet-host", "slow"],

@@ -824,6 +824,7 @@ pub fn cvc5_present() -> bool {
     }
     ok
 }
+pub mod fleet;
 pub mod postgres;
 
 /// The body of `POST /v1/authorize` asking whether `principal` may use the
