@@ -86,11 +86,6 @@ pub async fn decisions(
 ) -> Result<FleetPage, ApiError> {
     let started = Instant::now();
     let params = filter_params(state, query, DECISIONS_PARAMS)?;
-    // A read of the fleet's table holds a request-pool connection for as
-    // long as PostgreSQL takes: capped with the exports, so audit callers
-    // can never hold the connections logins and session checks need.
-    let _slot = state.limits.exports.take()?;
-    let client = client(state).await?;
     let (mut host, mut after, mut limit) = (None, 0, DEFAULT_LIMIT);
     for (k, v) in params.rest {
         match k.as_str() {
@@ -101,6 +96,11 @@ pub async fn decisions(
         }
     }
     let (filter, searched) = exact_persons(state, params.filter, caller)?;
+    // A read of the fleet's table holds a request-pool connection for as
+    // long as PostgreSQL takes: capped with the exports, so audit callers
+    // can never hold the connections logins and session checks need.
+    let _slot = state.limits.exports.take()?;
+    let client = client(state).await?;
     let page = log::page(&client, &filter, host.as_deref(), after, limit).await?;
     record_read(state, caller, "audit.fleet.query", query, searched, started).await?;
     Ok(page)

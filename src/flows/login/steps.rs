@@ -32,9 +32,10 @@ impl Failure {
     pub(super) fn describe(&self) -> String {
         match self {
             Failure::Locked(s) => format!("locked for another {s} s"),
-            Failure::InProgress(s) => {
-                format!("other attempts at this password are being verified; retry in {s} s")
+            Failure::InProgress(s) => FlowError::AttemptsInProgress {
+                retry_after_secs: *s,
             }
+            .to_string(),
             Failure::Wrong(m) => (*m).to_owned(),
             Failure::Code(e) => e.to_string(),
         }
