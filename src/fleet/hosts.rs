@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 
 use super::{Fleet, FleetError};
+use crate::store::{ClockReading, ClockSample};
 
 /// The advisory-lock namespace of host names (two-key form, a key space
 /// apart from the store's and the migrations' one-key locks): "etax".
@@ -84,29 +85,22 @@ impl NameClaim {
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// Upserts this host's row: its binary version, its active policy version,
-/// when it started, and now. Answers how far this host's clock is from the
-/// database's, in ms either way: the difference between the database's
-/// time and the middle of the round trip, less half the round trip (what
-/// the network may account for), so a slow answer never reads as skew;
-/// `None` when the round trip took so long that the allowance could hide
-/// a skew worth refusing.
+/// when it started, and now.
 pub async fn report(
     fleet: &Fleet,
     policy_version: &str,
     started_at_ms: u64,
-) -> Result<Option<u64>, FleetError> {
+) -> Result<(), FleetError> {
     let client = fleet.background_client().await?;
-    let sent_ms = crate::now_ms();
-    let row = client
-        .query_one(
+    client
+        .execute(
             "INSERT INTO fleet_hosts (host, version, policy_version, started_at, last_seen)
              VALUES ($1, $2, $3, to_timestamp($4::float8 / 1000), now())
              ON CONFLICT (host) DO UPDATE SET
                version = EXCLUDED.version,
                policy_version = EXCLUDED.policy_version,
                started_at = EXCLUDED.started_at,
-               last_seen = now()
-             RETURNING (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+               last_seen = now()",
             &[
                 &fleet.host(),
                 &env!("CARGO_PKG_VERSION"),
@@ -115,20 +109,29 @@ pub async fn report(
             ],
         )
         .await?;
-    let answered_ms = crate::now_ms();
-    let database_ms = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
-    let middle_ms = sent_ms / 2 + answered_ms / 2;
-    let half_trip_ms = answered_ms.saturating_sub(sent_ms).div_ceil(2);
-    if half_trip_ms > MAX_HALF_TRIP_MS {
-        return Ok(None);
-    }
-    Ok(Some(
-        database_ms.abs_diff(middle_ms).saturating_sub(half_trip_ms),
-    ))
+    Ok(())
 }
 
-/// Half the longest heartbeat round trip whose clock measure counts.
-const MAX_HALF_TRIP_MS: u64 = 250;
+/// Compares this host's clock with the database's, by a statement that
+/// waits on nothing (a row lock before the database reads its clock
+/// would put that reading late in the round trip, and a slow trip would
+/// hide skew); the store judges the sample (`store::ClockSample`).
+pub async fn compare_clocks(fleet: &Fleet) -> Result<ClockSample, FleetError> {
+    let client = fleet.background_client().await?;
+    let sent = ClockReading::now();
+    let row = client
+        .query_one(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+            &[],
+        )
+        .await?;
+    let answered = ClockReading::now();
+    Ok(ClockSample {
+        sent,
+        answered,
+        database_ms: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+    })
+}
 
 /// Reports on every beat until aborted, keeping the name's claim. A
 /// failed beat is logged and the next one tries again: the row's age is
@@ -137,7 +140,7 @@ pub async fn heartbeat(
     fleet: Fleet,
     policy_version: impl Fn() -> String + Send + 'static,
     started_at_ms: u64,
-    clock_skew: impl Fn(u64) + Send + 'static,
+    clock: impl Fn(&ClockSample) + Send + 'static,
 ) {
     let mut beat = tokio::time::interval(HEARTBEAT);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -146,14 +149,21 @@ pub async fn heartbeat(
         if let Some(claim) = fleet.claim() {
             claim.keep(&fleet).await;
         }
-        // Bounded: a beat stuck on a locked row must not hold the next.
+        // Each part bounded, so a beat stuck on a held row neither holds
+        // the next nor keeps the clocks from being compared.
+        let bound = HEARTBEAT / 2;
+        // No measure: the last one ages, and past its life the replica
+        // stops deciding (`store::ClockStanding`).
+        match tokio::time::timeout(bound, compare_clocks(&fleet)).await {
+            Ok(Ok(sample)) => clock(&sample),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, host = fleet.host(), "fleet clock comparison failed")
+            }
+            Err(_) => tracing::warn!(host = fleet.host(), "fleet clock comparison timed out"),
+        }
         let version = policy_version();
-        let beat = report(&fleet, &version, started_at_ms);
-        match tokio::time::timeout(HEARTBEAT, beat).await {
-            Ok(Ok(Some(skew_ms))) => clock_skew(skew_ms),
-            // Between measures, the replica still sees the wall clock move
-            // against the monotonic one (`store::replica`'s drift check).
-            Ok(Ok(None)) => {}
+        match tokio::time::timeout(bound, report(&fleet, &version, started_at_ms)).await {
+            Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(%error, host = fleet.host(), "fleet heartbeat failed"),
             Err(_) => tracing::warn!(host = fleet.host(), "fleet heartbeat timed out"),
         }

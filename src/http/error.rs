@@ -337,7 +337,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::FleetUnavailable(_)
             | StoreError::FleetStale { .. }
-            | StoreError::FleetClockSkew { .. } => ApiError {
+            | StoreError::FleetClockSkew { .. }
+            | StoreError::FleetClockUnknown { .. } => ApiError {
                 retry_after_secs: Some(1),
                 ..ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -85,15 +85,9 @@ fn fleet_check(state: &AppState) -> Option<ReadyCheck> {
     );
     Some(if f.is_stale() {
         ReadyCheck::failed("fleet", format!("replica stale: {detail}"))
-    } else if f.is_skewed() {
-        ReadyCheck::failed(
-            "fleet",
-            format!(
-                "this host's clock is {} ms off the fleet database's (bound {} ms)",
-                f.clock_skew_ms,
-                crate::store::MAX_CLOCK_SKEW_MS
-            ),
-        )
+    } else if let Err(clock) = state.engine.store().check_fresh() {
+        // The clock: the store's refusal says how.
+        ReadyCheck::failed("fleet", clock.to_string())
     } else {
         ReadyCheck::ok("fleet", detail)
     })

@@ -52,7 +52,7 @@ impl Background {
             let engine = state.engine.clone();
             let version = move || engine.snapshot().version().to_owned();
             let store = state.engine.store().clone();
-            let skew = move |ms| store.note_clock_skew(ms);
+            let skew = move |sample: &_| store.note_clock(sample);
             let beat = crate::fleet::hosts::heartbeat(fleet, version, state.started_at_ms, skew);
             tasks.push(tokio::spawn(beat));
         }

@@ -29,7 +29,7 @@ use redb::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use clock::MAX_CLOCK_SKEW_MS;
+pub use clock::{ClockReading, ClockSample, ClockStanding, MAX_CLOCK_SKEW_MS};
 pub use login_state::*;
 pub use records::*;
 pub use replica::{Change, ChangeLog, Freshness, LogEntry, LogTxn};
@@ -84,6 +84,12 @@ pub enum StoreError {
          until its clock is set right"
     )]
     FleetClockSkew { skew_ms: u64, bound_ms: u64 },
+    #[error(
+        "this host's clock was last compared with the fleet database's {age_ms} ms ago (at most \
+         {life_ms} ms): lockouts and sessions are timed by every host's clock, so this one does \
+         not decide until a heartbeat compares it again"
+    )]
+    FleetClockUnknown { age_ms: u64, life_ms: u64 },
     #[error("this data directory cannot be a fleet replica: {0}")]
     NotAReplica(String),
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::clock::{mono_ms, Clock, MAX_CLOCK_SKEW_MS};
+use super::clock::{mono_ms, Clock, ClockSample, ClockStanding, MAX_CLOCK_SKEW_MS};
 use super::*;
 
 /// The replica's own bookkeeping, never replicated: the id of the last
@@ -160,17 +160,13 @@ pub struct Freshness {
     /// the log had committed.
     pub silent_ms: u64,
     pub max_stale_ms: u64,
-    /// This host's clock against the database's at the last heartbeat.
-    pub clock_skew_ms: u64,
+    /// This host's clock against the database's.
+    pub clock: ClockStanding,
 }
 
 impl Freshness {
     pub fn is_stale(&self) -> bool {
         self.silent_ms > self.max_stale_ms
-    }
-
-    pub fn is_skewed(&self) -> bool {
-        self.clock_skew_ms > MAX_CLOCK_SKEW_MS
     }
 }
 
@@ -205,7 +201,7 @@ impl Store {
             heard_ms: AtomicU64::new(mono_ms()),
             reachable: AtomicBool::new(true),
             max_stale_ms,
-            clock: Clock::new(),
+            clock: Clock::new(max_stale_ms),
         };
         self.shared = Some(Arc::new(shared));
         self.write_applied(applied, stamp)?;
@@ -223,15 +219,17 @@ impl Store {
         Some(Freshness {
             silent_ms: mono_ms().saturating_sub(s.heard_ms.load(Ordering::Acquire)),
             max_stale_ms: s.max_stale_ms,
-            clock_skew_ms: s.clock.skew_ms(),
+            clock: s.clock.standing(),
         })
     }
 
-    /// Notes how far this host's clock is from the fleet database's (the
-    /// heartbeat measures it); nothing in embedded mode.
-    pub fn note_clock_skew(&self, skew_ms: u64) {
+    /// Takes the heartbeat's comparison of this host's clock with the fleet
+    /// database's; nothing in embedded mode.
+    pub fn note_clock(&self, sample: &ClockSample) {
         if let Some(s) = &self.shared {
-            let before = s.clock.measured(skew_ms);
+            let Some((before, skew_ms)) = s.clock.measured(sample) else {
+                return;
+            };
             if skew_ms > MAX_CLOCK_SKEW_MS && before <= MAX_CLOCK_SKEW_MS {
                 tracing::error!(
                     skew_ms,
@@ -250,9 +248,13 @@ impl Store {
                 silent_ms: f.silent_ms,
                 bound_ms: f.max_stale_ms,
             }),
-            Some(f) if f.is_skewed() => Err(StoreError::FleetClockSkew {
-                skew_ms: f.clock_skew_ms,
+            Some(f) if f.clock.is_skewed() => Err(StoreError::FleetClockSkew {
+                skew_ms: f.clock.skew_ms,
                 bound_ms: MAX_CLOCK_SKEW_MS,
+            }),
+            Some(f) if f.clock.is_unknown() => Err(StoreError::FleetClockUnknown {
+                age_ms: f.clock.measure_age_ms,
+                life_ms: f.clock.measure_life_ms,
             }),
             _ => Ok(()),
         }
