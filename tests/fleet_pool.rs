@@ -252,3 +252,41 @@ fn slow_fleet_reads_leave_the_request_pool_to_logins() {
         "every reader past the cap is refused: {statuses:?}"
     );
 }
+
+/// Red team, session 7: a heartbeat stuck on this host's own row, held by
+/// another session, stayed queued on its pooled connection after the beat
+/// gave up, and the applier and the clock comparison queued behind it: a
+/// healthy host went stale and failed closed. The beat now fails on the
+/// server within its bound, and the host stays in service.
+#[test]
+fn a_held_host_row_leaves_the_host_in_service() {
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database("row");
+    let dir = tempfile::tempdir().unwrap();
+    let a = sidecar(dir.path(), &url, &[]);
+    let mut holder = pg.spawn_psql(
+        "row",
+        "BEGIN; SELECT 1 FROM fleet_hosts WHERE host = 'a' FOR UPDATE; SELECT pg_sleep(60);",
+    );
+    wait_until("the row is held", || {
+        pg.psql(
+            "row",
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%FOR UPDATE%pg_sleep%' \
+             AND state = 'active' AND pid <> pg_backend_pid()",
+        ) == "1"
+    });
+    let until = Instant::now() + Duration::from_millis(4 * MAX_STALE_MS);
+    while Instant::now() < until {
+        let (s, body) = a.get("/readyz");
+        assert_eq!(s, 200, "readyz while the host's row is held: {body}");
+        let (s, v) = clerk_decides(&a);
+        assert_eq!(s, 200, "a decision while the host's row is held: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    pg.psql(
+        "row",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE query LIKE '%FOR UPDATE%pg_sleep%' AND pid <> pg_backend_pid()",
+    );
+    let _ = holder.wait();
+}

@@ -91,24 +91,32 @@ pub async fn report(
     policy_version: &str,
     started_at_ms: u64,
 ) -> Result<(), FleetError> {
-    let client = fleet.background_client().await?;
-    client
-        .execute(
-            "INSERT INTO fleet_hosts (host, version, policy_version, started_at, last_seen)
+    let mut client = fleet.background_client().await?;
+    // A row held by another session must fail this beat on the server,
+    // within its bound: a statement the client gave up on would stay queued
+    // on the pooled connection, and the applier and the clock comparison
+    // would queue behind it (red team: one held row took a healthy host
+    // out of service).
+    let txn = client.transaction().await?;
+    txn.batch_execute("SET LOCAL lock_timeout = '500ms'")
+        .await?;
+    txn.execute(
+        "INSERT INTO fleet_hosts (host, version, policy_version, started_at, last_seen)
              VALUES ($1, $2, $3, to_timestamp($4::float8 / 1000), now())
              ON CONFLICT (host) DO UPDATE SET
                version = EXCLUDED.version,
                policy_version = EXCLUDED.policy_version,
                started_at = EXCLUDED.started_at,
                last_seen = now()",
-            &[
-                &fleet.host(),
-                &env!("CARGO_PKG_VERSION"),
-                &policy_version,
-                &(started_at_ms as f64),
-            ],
-        )
-        .await?;
+        &[
+            &fleet.host(),
+            &env!("CARGO_PKG_VERSION"),
+            &policy_version,
+            &(started_at_ms as f64),
+        ],
+    )
+    .await?;
+    txn.commit().await?;
     Ok(())
 }
 
