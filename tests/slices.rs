@@ -90,3 +90,51 @@ fn each_action_entity_carries_the_schema_action_groups() {
         .action_entity(&Action::RecognizeAgency.uid())
         .is_some_and(|e| e.to_string().contains("maintainStaff")));
 }
+
+/// A bare kind's entities are left out of a request's entities: that is
+/// sound only while the schema gives the kind no attributes and no parents.
+/// An entity of it with either is refused by the schema.
+#[test]
+fn bare_kinds_have_no_attributes_and_no_parents_in_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = demo_engine(dir.path());
+    let snap = engine.snapshot();
+    let schema = snap.schema();
+    let bare: Vec<EntityKind> = EntityKind::ALL
+        .iter()
+        .copied()
+        .filter(|k| k.is_bare())
+        .collect();
+    assert!(!bare.is_empty());
+    for kind in bare {
+        let uid = kind.uid("x");
+        let plain = cedar_policy::Entity::new_no_attrs(uid.clone(), Default::default());
+        Entities::from_entities([plain], Some(schema)).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        for kind_of_parent in EntityKind::ALL.iter().filter(|k| !k.is_schema_defined()) {
+            let parent = kind_of_parent.uid("p");
+            let with_parent =
+                cedar_policy::Entity::new_no_attrs(uid.clone(), [parent.clone()].into());
+            assert!(
+                Entities::from_entities([with_parent], Some(schema)).is_err(),
+                "{kind} may be in {parent}"
+            );
+        }
+        for value in [
+            cedar_policy::RestrictedExpression::new_bool(true),
+            cedar_policy::RestrictedExpression::new_string("s".into()),
+        ] {
+            for attr in ["name", "enterprise", "x"] {
+                let with_attr = cedar_policy::Entity::new(
+                    uid.clone(),
+                    [(attr.to_owned(), value.clone())].into(),
+                    Default::default(),
+                )
+                .unwrap();
+                assert!(
+                    Entities::from_entities([with_attr], Some(schema)).is_err(),
+                    "{kind} may have {attr}"
+                );
+            }
+        }
+    }
+}

@@ -2,8 +2,9 @@
 //! (Cedar JSON entities) of every identity an import document holds.
 //!
 //! The document is imported into a scratch store and the entities are
-//! built by the decision layer's own slice code, so the fixture has exactly
-//! the attributes and parents a decision sees — the schema mapping is not
+//! built by the decision layer's own code, so the fixture has exactly the
+//! attributes a decision sees and the parents its ancestries are closed
+//! from — the schema mapping is not
 //! written a second time here to drift from the real one.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 use cedar_policy::{Entities, EntityUid};
 
 use crate::authn::PasswordPolicy;
-use crate::decision::{fixture::light_hasher, Slice};
+use crate::decision::{fixture::light_hasher, slice::stored_entity};
 use crate::domain::EntityKind;
 use crate::store::{
     AgencyRecord, AgentStaffRecord, EnterpriseRecord, FunctionRecord, PermissionIdentityRecord,
@@ -61,14 +62,15 @@ pub fn fixture_json(document: &Path, schema: &Path) -> Result<String, String> {
     .map_err(|e| e.to_string())?;
     let reader = store.read().map_err(|e| e.to_string())?;
     let roots = stored_uids(&reader).map_err(|e| e.to_string())?;
-    let refs: Vec<&EntityUid> = roots.iter().collect();
-    let slice = Slice::gather(&reader, &refs, &[]).map_err(|e| e.to_string())?;
+    let mut stored = Vec::with_capacity(roots.len());
+    for uid in &roots {
+        stored.extend(stored_entity(&reader, uid).map_err(|e| e.to_string())?);
+    }
     let schema_text =
         std::fs::read_to_string(schema).map_err(|e| format!("{}: {e}", schema.display()))?;
     let (schema, _) =
         cedar_policy::Schema::from_cedarschema_str(&schema_text).map_err(|e| e.to_string())?;
-    let entities = Entities::from_entities(slice.entities.into_values(), Some(&schema))
-        .map_err(|e| e.to_string())?;
+    let entities = Entities::from_entities(stored, Some(&schema)).map_err(|e| e.to_string())?;
     let mut json = entities.to_json_value().map_err(|e| e.to_string())?;
     // Stable order, so a regenerated fixture diffs cleanly; without the
     // action entities the schema added, which suites get from the schema.
@@ -80,7 +82,9 @@ pub fn fixture_json(document: &Path, schema: &Path) -> Result<String, String> {
 }
 
 /// The uid of every stored identity (each table's keys are entity ids).
-fn stored_uids(reader: &StoreReader) -> Result<Vec<EntityUid>, crate::store::StoreError> {
+pub(crate) fn stored_uids(
+    reader: &StoreReader,
+) -> Result<Vec<EntityUid>, crate::store::StoreError> {
     fn keys<R: Record>(
         reader: &StoreReader,
         kind: EntityKind,

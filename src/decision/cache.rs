@@ -42,9 +42,28 @@ pub struct Built {
 pub struct SliceKey {
     pub principal: EntityUid,
     pub action: EntityUid,
-    pub resource: EntityUid,
+    /// `None`: a bare resource ([`crate::domain::EntityKind::is_bare`]),
+    /// which the entities do not hold, so they serve every such resource.
+    pub resource: Option<EntityUid>,
     /// By context attribute name (`actingFor`).
     pub context_refs: Vec<(String, EntityUid)>,
+}
+
+impl SliceKey {
+    /// The slice's roots: the principal and the resource.
+    pub fn roots(&self) -> Vec<&EntityUid> {
+        std::iter::once(&self.principal)
+            .chain(self.resource.as_ref())
+            .collect()
+    }
+
+    /// The entities the context names.
+    pub fn refs(&self) -> Vec<EntityUid> {
+        self.context_refs
+            .iter()
+            .map(|(_, uid)| uid.clone())
+            .collect()
+    }
 }
 
 /// Estimated heap bytes of `entities` Cedar entities whose ids total
@@ -196,7 +215,7 @@ mod tests {
         SliceKey {
             principal: EntityKind::Staff.uid(principal),
             action: Action::UseFunction.uid(),
-            resource: EntityKind::Function.uid("vat_filing"),
+            resource: Some(EntityKind::Function.uid("vat_filing")),
             context_refs: vec![],
         }
     }

@@ -162,11 +162,11 @@ impl Engine {
                 format!("{} is not an action of the schema", q.action),
             )
         })?;
-        let (request, built) = self.request_and_entities(q, &snap)?;
+        let (request, built, missing) = self.request_and_entities(q, &snap)?;
         let response = self
             .authorizer
             .is_authorized(&request, policies, &built.entities);
-        Ok(verdict(&snap, policies, &response, built.missing.clone()))
+        Ok(verdict(&snap, policies, &response, missing))
     }
 
     /// The trace of `q` over the action's policies (`policy::explain`), on
@@ -174,7 +174,7 @@ impl Engine {
     /// decision still goes through [`Engine::decide`].
     pub fn explain(&self, q: &Query) -> Result<crate::policy::explain::Explanation, DecisionError> {
         let snap = self.snapshot();
-        let (request, built) = self.request_and_entities(q, &snap)?;
+        let (request, built, _) = self.request_and_entities(q, &snap)?;
         Ok(crate::policy::explain::explain(
             &snap,
             &request,
@@ -182,132 +182,180 @@ impl Engine {
         ))
     }
 
-    /// The checked request and the entities it is decided with.
+    /// The checked request, the entities it is decided with, and what it
+    /// names that the store does not hold — all of one state of the store.
+    ///
+    /// A bare resource (a business function: [`EntityKind::is_bare`]) is
+    /// not among the entities, so one principal's entities serve every
+    /// function it asks about; whether the store holds it is looked up
+    /// apart, at the same store generation.
     fn request_and_entities(
         &self,
         q: &Query,
         snap: &PolicySnapshot,
-    ) -> Result<(Request, Arc<Built>), DecisionError> {
+    ) -> Result<(Request, Arc<Built>, Vec<String>), DecisionError> {
         let (request, context) = checked_request(q, snap)?;
+        let bare = EntityKind::of(&q.resource).is_some_and(EntityKind::is_bare);
         let key = SliceKey {
             principal: q.principal.clone(),
             action: q.action.clone(),
-            resource: q.resource.clone(),
+            resource: (!bare).then(|| q.resource.clone()),
             context_refs: context::entities(&context, q.context.as_object()),
         };
-        Ok((request, self.entities(key, snap)?))
-    }
-
-    /// The request's entities: from the cache when nothing they were built
-    /// from changed, else built and filed.
-    fn entities(&self, key: SliceKey, snap: &PolicySnapshot) -> Result<Arc<Built>, DecisionError> {
         let generation = self.store.generation();
-        if let Some(built) = self.cache.get(&key, generation, snap.version()) {
-            return Ok(built);
-        }
-        let built = Arc::new(self.build(&key, generation, snap)?);
-        self.cache
-            .insert(key, generation, snap.version(), built.clone());
-        Ok(built)
-    }
-
-    /// The entities a request is decided with: its slice of the store and
-    /// the action.
-    fn build(
-        &self,
-        key: &SliceKey,
-        generation: u64,
-        snap: &PolicySnapshot,
-    ) -> Result<Built, DecisionError> {
-        let context_refs: Vec<EntityUid> = key
-            .context_refs
-            .iter()
-            .map(|(_, uid)| uid.clone())
-            .collect();
-        let roots = [&key.principal, &key.resource];
-        let slice = match self.gather_memoized(&roots, &context_refs, generation)? {
-            Some(slice) => slice,
-            // A write committed while the memo was in use: its entities and
-            // the snapshot's may be of different states, and a slice mixing
-            // a grant from before a write with a membership from after it
-            // can allow what neither state allows. Everything from one
-            // snapshot instead.
+        let mut source = Memoized::new(self, generation);
+        let (built, fresh) = match self.cache.get(&key, generation, snap.version()) {
+            Some(built) => {
+                source.used_memo = true;
+                (built, false)
+            }
             None => {
-                let reader = self.store.read()?;
-                Slice::gather_with(&roots, &context_refs, |uid| {
-                    Ok(slice::load(&reader, uid)?.map(Arc::new))
-                })?
+                let slice = self.gather(&key, &mut source)?;
+                (Arc::new(assemble(slice, &key, snap)?), true)
             }
         };
+        let resource_stored = !bare || slice::find(&mut source, &q.resource)?.is_some();
+        if source.mixed() {
+            // A write committed while this question used what was built
+            // at `generation`: its entities and the rest may be of
+            // different states, and a slice mixing a grant from before a
+            // write with a membership from after it can allow what neither
+            // state allows. Everything from one snapshot instead.
+            let whole = SliceKey {
+                resource: Some(q.resource.clone()),
+                ..key
+            };
+            let reader = self.store.read()?;
+            let built = assemble(
+                Slice::gather(&reader, &whole.roots(), &whole.refs())?,
+                &whole,
+                snap,
+            )?;
+            let missing = built.missing.clone();
+            return Ok((request, Arc::new(built), missing));
+        }
+        if fresh && source.exact() {
+            self.cache
+                .insert(key, generation, snap.version(), built.clone());
+        }
+        let mut missing = built.missing.clone();
+        if !resource_stored {
+            let at = usize::from(missing.first().is_some_and(|m| m.starts_with("principal ")));
+            missing.insert(at, not_stored("resource", &q.resource));
+        }
+        Ok((request, built, missing))
+    }
 
-        let mut missing = Vec::new();
-        for (role, uid) in [("principal", &key.principal), ("resource", &key.resource)] {
-            if slice.missing.contains(uid) {
-                missing.push(format!("{role} {uid} is not in the identity store"));
-            }
-        }
-        for (name, uid) in &key.context_refs {
-            if slice.missing.contains(uid) {
-                missing.push(format!("context.{name} {uid} is not in the identity store"));
-            }
-        }
-        // Without the schema: stored entities are built to it by
-        // construction (tests/slices.rs checks every kind against it), while
-        // conformance checking every slice was a third of a decision's cost.
-        // The schema would have added the action entities; the request's
-        // one, with its groups, is all that evaluation reads.
-        let action = snap
-            .action_entity(&key.action)
-            .expect("an action with an index entry has an entity")
-            .clone();
-        let attributes = slice.attributes;
-        let entities = Entities::from_entities(
-            slice.entities.into_values().chain(std::iter::once(action)),
-            None,
-        )
-        .map_err(|e| invalid("request", e))?;
-        let bytes = estimated_bytes(&entities, attributes);
-        Ok(Built {
-            entities,
-            missing,
-            bytes,
-        })
+    /// The slice of `key` from the memo and, for what it lacks, the
+    /// snapshot `source` opens.
+    fn gather(&self, key: &SliceKey, source: &mut Memoized) -> Result<Slice, StoreError> {
+        Slice::gather_with(&key.roots(), &key.refs(), source)
     }
 }
 
-impl Engine {
-    /// The slice from the memo and, for what it lacks, one snapshot opened
-    /// at the first such identity (a slice made of shared identities reads
-    /// nothing). `None` when that snapshot is not exactly of `generation`
-    /// after memo entries were used: the caller rebuilds from one snapshot.
-    fn gather_memoized(
-        &self,
-        roots: &[&EntityUid],
-        context_refs: &[EntityUid],
-        generation: u64,
-    ) -> Result<Option<Slice>, StoreError> {
-        let mut reader: Option<(crate::store::StoreReader, bool)> = None;
-        let mut used_memo = false;
-        let slice = Slice::gather_with(roots, context_refs, |uid| {
-            let exact = reader.as_ref().is_none_or(|(_, exact)| *exact);
-            if exact {
-                if let Some(built) = self.memo.get(uid, generation) {
-                    used_memo = true;
-                    return Ok(Some(built));
-                }
-            }
-            if reader.is_none() {
-                reader = Some(self.store.read_exact(generation)?);
-            }
-            let (snapshot, exact) = reader.as_ref().expect("just opened");
-            let loaded = slice::load(snapshot, uid)?.map(Arc::new);
-            if let (Some(l), true) = (&loaded, *exact) {
-                self.memo.insert(uid, generation, l.clone());
-            }
-            Ok(loaded)
-        })?;
-        let mixed = used_memo && reader.as_ref().is_some_and(|(_, exact)| !exact);
-        Ok((!mixed).then_some(slice))
+/// The entities a request is decided with, `slice` and the action's, and
+/// what of `key` the store lacks.
+fn assemble(slice: Slice, key: &SliceKey, snap: &PolicySnapshot) -> Result<Built, DecisionError> {
+    let mut missing = Vec::new();
+    let named = [
+        ("principal", Some(&key.principal)),
+        ("resource", key.resource.as_ref()),
+    ];
+    for (role, uid) in named {
+        if let Some(uid) = uid.filter(|uid| slice.missing.contains(*uid)) {
+            missing.push(not_stored(role, uid));
+        }
+    }
+    for (name, uid) in &key.context_refs {
+        if slice.missing.contains(uid) {
+            missing.push(not_stored(&format!("context.{name}"), uid));
+        }
+    }
+    // Without the schema: stored entities are built to it by construction
+    // (tests/slices.rs checks every kind against it), while conformance
+    // checking every slice was a third of a decision's cost. The schema
+    // would have added the action entities; the request's one, with its
+    // groups, is all that evaluation reads.
+    let action = snap
+        .action_entity(&key.action)
+        .expect("an action with an index entry has an entity")
+        .clone();
+    let attributes = slice.attributes;
+    let entities = Entities::from_entities(
+        slice.entities.into_values().chain(std::iter::once(action)),
+        None,
+    )
+    .map_err(|e| invalid("request", e))?;
+    let bytes = estimated_bytes(&entities, attributes);
+    Ok(Built {
+        entities,
+        missing,
+        bytes,
+    })
+}
+
+fn not_stored(role: &str, uid: &EntityUid) -> String {
+    format!("{role} {uid} is not in the identity store")
+}
+
+/// The memo at `generation`, and for what it lacks a snapshot opened at
+/// the first such identity. Once that snapshot turns out not to be exactly
+/// of `generation`, the memo is neither read nor filed.
+struct Memoized<'a> {
+    engine: &'a Engine,
+    generation: u64,
+    /// The snapshot, and whether it is exactly of `generation`.
+    reader: Option<(crate::store::StoreReader, bool)>,
+    /// Something built at `generation` was used: a memo entry or a cached
+    /// request's entities.
+    used_memo: bool,
+}
+
+impl<'a> Memoized<'a> {
+    fn new(engine: &'a Engine, generation: u64) -> Self {
+        Self {
+            engine,
+            generation,
+            reader: None,
+            used_memo: false,
+        }
+    }
+
+    /// Everything read so far is of the state of `generation`.
+    fn exact(&self) -> bool {
+        self.reader.as_ref().is_none_or(|(_, exact)| *exact)
+    }
+
+    /// What was built at `generation` was used beside a snapshot of
+    /// another state.
+    fn mixed(&self) -> bool {
+        self.used_memo && !self.exact()
+    }
+}
+
+impl slice::Source for Memoized<'_> {
+    fn built(&mut self, uid: &EntityUid) -> Option<Arc<slice::Loaded>> {
+        if !self.exact() {
+            return None;
+        }
+        let built = self.engine.memo.get(uid, self.generation)?;
+        self.used_memo = true;
+        Some(built)
+    }
+
+    fn reader(&mut self) -> Result<&crate::store::StoreReader, StoreError> {
+        if self.reader.is_none() {
+            self.reader = Some(self.engine.store.read_exact(self.generation)?);
+        }
+        Ok(&self.reader.as_ref().expect("just opened").0)
+    }
+
+    fn file(&mut self, uid: &EntityUid, loaded: &Arc<slice::Loaded>) {
+        if self.exact() {
+            self.engine
+                .memo
+                .insert(uid, self.generation, loaded.clone());
+        }
     }
 }
 

@@ -1,6 +1,6 @@
-//! What a slice holds: the roots, their ancestors, and what their
-//! attributes name as deep as policies may dereference — and nothing else
-//! of the store.
+//! What a slice holds: the roots and what their attributes name as deep as
+//! policies may dereference, each with its whole ancestry as parents — and
+//! nothing else of the store.
 
 use std::collections::BTreeSet;
 
@@ -33,12 +33,18 @@ fn names(slice: &Slice) -> BTreeSet<String> {
     slice.entities.keys().map(|u| u.to_string()).collect()
 }
 
+/// The parents `uid`'s entity in `slice` was built with.
+fn parents(slice: &Slice, uid: &EntityUid) -> BTreeSet<String> {
+    let (_, _, parents) = slice.entities[uid].clone().into_inner();
+    parents.iter().map(|u| u.to_string()).collect()
+}
+
 fn expected(uids: impl IntoIterator<Item = EntityUid>) -> BTreeSet<String> {
     uids.into_iter().map(|u| u.to_string()).collect()
 }
 
 #[test]
-fn a_staff_slice_holds_its_ancestors_and_what_its_attributes_name() {
+fn a_staff_slice_holds_what_its_attributes_name_with_whole_ancestries() {
     let dir = tempfile::tempdir().unwrap();
     let engine = demo_engine(dir.path());
     let reader = engine.store().read().unwrap();
@@ -50,15 +56,24 @@ fn a_staff_slice_holds_its_ancestors_and_what_its_attributes_name() {
     );
     assert!(slice.missing.is_empty(), "{:?}", slice.missing);
     // Not the enterprise's other staff or roles, nor the agency its
-    // `recognizedAgencies` set names (sets are only tested with `in`/`contains`).
-    let mut want = vec![
-        clerk.clone(),
+    // `recognizedAgencies` set names (sets are only tested with `in`/`contains`),
+    // nor the role and functions only the hierarchy reaches: no policy can
+    // name their attributes, and `in` reads the clerk's own ancestors.
+    assert_eq!(
+        names(&slice),
+        expected([
+            clerk.clone(),
+            EntityKind::Enterprise.uid(E1),
+            EntityKind::Person.uid(CLERK_PERSON),
+            EntityKind::Function.uid("vat_filing"),
+        ])
+    );
+    let mut ancestry = vec![
         EntityKind::Enterprise.uid(E1),
-        EntityKind::Person.uid(CLERK_PERSON),
         EntityKind::PermissionIdentity.uid(&format!("{E1}/filing")),
     ];
-    want.extend(FILING.iter().map(|f| EntityKind::Function.uid(f)));
-    assert_eq!(names(&slice), expected(want));
+    ancestry.extend(FILING.iter().map(|f| EntityKind::Function.uid(f)));
+    assert_eq!(parents(&slice, &clerk), expected(ancestry));
 
     let staff = &slice.entities[&clerk];
     assert_eq!(
@@ -96,15 +111,20 @@ fn an_agent_slice_follows_its_agency_and_the_client_the_context_names() {
 }
 
 #[test]
-fn a_role_as_root_reaches_its_enterprise_and_functions() {
+fn a_role_as_root_reaches_its_enterprise_and_has_its_functions_as_parents() {
     let dir = tempfile::tempdir().unwrap();
     let engine = demo_engine(dir.path());
     let reader = engine.store().read().unwrap();
     let role = EntityKind::PermissionIdentity.uid(&format!("{E1}/filing"));
     let slice = gather(&reader, std::slice::from_ref(&role), &[]);
-    let mut want = vec![role, EntityKind::Enterprise.uid(E1)];
-    want.extend(FILING.iter().map(|f| EntityKind::Function.uid(f)));
-    assert_eq!(names(&slice), expected(want));
+    assert_eq!(
+        names(&slice),
+        expected([role.clone(), EntityKind::Enterprise.uid(E1)])
+    );
+    assert_eq!(
+        parents(&slice, &role),
+        expected(FILING.iter().map(|f| EntityKind::Function.uid(f)))
+    );
 }
 
 #[test]

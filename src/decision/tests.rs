@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use serde_json::json;
+use cedar_policy::{Entities, EntityUid};
+use serde_json::{json, Value};
 
 use super::fixture::{self, root};
 use super::{DecisionError, Engine, Query, Verdict};
@@ -314,15 +315,154 @@ fn a_question_racing_a_write_never_mixes_memo_entries_with_a_newer_snapshot() {
     fixture::revoke_roles(&engine, CLERK);
     let q = use_function(EntityKind::Staff, CLERK, "vat_filing");
     let roots = [&q.principal, &q.resource];
+    let mut racer = super::Memoized::new(&engine, racing);
+    super::Slice::gather_with(&roots, &[], &mut racer).unwrap();
     assert!(
-        engine
-            .gather_memoized(&roots, &[], racing)
-            .unwrap()
-            .is_none(),
+        racer.mixed(),
         "memo entries of the old state combined with a snapshot of the new"
     );
     // A question starting now uses the memo (exact snapshot) and is denied.
-    let now = engine.store().generation();
-    assert!(engine.gather_memoized(&roots, &[], now).unwrap().is_some());
+    let mut now = super::Memoized::new(&engine, engine.store().generation());
+    super::Slice::gather_with(&roots, &[], &mut now).unwrap();
+    assert!(!now.mixed());
     assert!(!decide(&engine, &q).allowed);
+}
+
+/// A question whose entities came from the cache at one generation looks
+/// its bare resource up at that generation too: after a write it finds the
+/// snapshot is of another state and is rebuilt from one snapshot.
+#[test]
+fn a_bare_resource_is_looked_up_in_the_state_the_cached_entities_are_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture::demo_engine(dir.path());
+    let racing = engine.store().generation();
+    fixture::revoke_roles(&engine, CLERK);
+    // As a cache hit at `racing` marks it.
+    let mut source = super::Memoized::new(&engine, racing);
+    source.used_memo = true;
+    let found = super::slice::find(&mut source, &EntityKind::Function.uid("vat_filing")).unwrap();
+    assert!(found.is_some());
+    assert!(source.mixed());
+    // Unraced, the same lookup is of the cached state.
+    let mut source = super::Memoized::new(&engine, engine.store().generation());
+    source.used_memo = true;
+    super::slice::find(&mut source, &EntityKind::Function.uid("vat_filing")).unwrap();
+    assert!(!source.mixed());
+}
+
+/// The context `action` takes, in the forms worth asking with: factor sets
+/// for logins, both answers for a password change, no other holders for a
+/// role's definition, the business context as is (and, for an agent, acting
+/// for each enterprise).
+fn contexts_for(action: &str, principal: &EntityUid, enterprises: &[EntityUid]) -> Vec<Value> {
+    let factor_sets = [
+        json!([]),
+        json!(["personal_password", "captcha"]),
+        json!(["personal_password", "sms_otp"]),
+        json!(["enterprise_password", "sms_otp"]),
+        json!(["agency_password", "agreement_password"]),
+        json!(["session"]),
+    ];
+    match action {
+        "setOwnPassword" => factor_sets
+            .iter()
+            .flat_map(|f| [true, false].map(|has| json!({"factors": f, "hasPassword": has})))
+            .collect(),
+        "definePermissionIdentity" => vec![json!({"otherHolders": []})],
+        "useFunction" if EntityKind::of(principal) == Some(EntityKind::AgentStaff) => {
+            std::iter::once(json!({}))
+                .chain(enterprises.iter().map(|e| {
+                    json!({"actingFor": {"__entity": {"type": e.type_name().to_string(), "id": e.id().unescaped()}}})
+                }))
+                .collect()
+        }
+        "useFunction" => vec![json!({})],
+        _ if action.starts_with("login")
+            || action.ends_with("Login")
+            || ["actForClient", "recoverPassword"].contains(&action) =>
+        {
+            factor_sets.iter().map(|f| json!({"factors": f})).collect()
+        }
+        _ => vec![json!({})],
+    }
+}
+
+/// A slice holds only the roots and what their attributes name, each with
+/// its whole ancestry as parents ([`super::slice`]). Every question the
+/// demo bureau can ask — each action of the schema with every stored
+/// principal and resource it applies to — is decided by the engine over
+/// its slice exactly as Cedar decides it over the whole store, every
+/// identity with its direct parents and the closure Cedar's own.
+#[test]
+fn a_slice_decides_every_question_as_the_whole_store_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture::demo_engine(dir.path());
+    let snap = engine.snapshot();
+    let reader = engine.store().read().unwrap();
+    let stored = crate::authoring::fixture::stored_uids(&reader).unwrap();
+    let schema = snap.schema();
+    let actions: Vec<EntityUid> = schema.actions().cloned().collect();
+    let whole = Entities::from_entities(
+        stored
+            .iter()
+            .map(|uid| super::slice::stored_entity(&reader, uid).unwrap().unwrap())
+            .chain(
+                actions
+                    .iter()
+                    .filter_map(|a| snap.action_entity(a).cloned()),
+            ),
+        None,
+    )
+    .unwrap();
+    let of_types = |types: Vec<&cedar_policy::EntityTypeName>| -> Vec<EntityUid> {
+        stored
+            .iter()
+            .filter(|u| types.contains(&u.type_name()))
+            .cloned()
+            .collect()
+    };
+    let enterprises = of_types(vec![EntityKind::Enterprise.type_name()]);
+    let authorizer = cedar_policy::Authorizer::new();
+    let (mut asked, mut allowed) = (0, 0);
+    for action in &actions {
+        let Some(principals) = schema.principals_for_action(action) else {
+            continue;
+        };
+        let principals = of_types(principals.collect());
+        let resources = of_types(schema.resources_for_action(action).unwrap().collect());
+        let policies = snap.policies_for(action).unwrap();
+        for principal in &principals {
+            let name = action.id().unescaped();
+            for context in contexts_for(name, principal, &enterprises) {
+                for resource in &resources {
+                    let q = Query {
+                        principal: principal.clone(),
+                        action: action.clone(),
+                        resource: resource.clone(),
+                        context: context.clone(),
+                    };
+                    let (request, _) = match super::checked_request(&q, &snap) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            assert!(engine.decide(&q).is_err(), "{q:?}: {e}");
+                            continue;
+                        }
+                    };
+                    let response = authorizer.is_authorized(&request, policies, &whole);
+                    let want = super::verdict(&snap, policies, &response, Vec::new());
+                    // Twice: built, then from the caches.
+                    for _ in 0..2 {
+                        assert_eq!(decide(&engine, &q), want, "{q:?}");
+                    }
+                    asked += 1;
+                    allowed += usize::from(want.allowed);
+                }
+            }
+        }
+    }
+    // Enough of both answers that a slice lacking an ancestor would show.
+    assert!(
+        asked > 1000 && allowed > 100,
+        "{asked} asked, {allowed} allowed"
+    );
 }

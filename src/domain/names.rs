@@ -142,6 +142,15 @@ impl EntityKind {
         ty.basename().parse().ok()
     }
 
+    /// Stored, but with no attributes and no parents (`entity Function;`
+    /// in the schema): an entity of this kind tells a decision nothing but
+    /// that the store holds it, and `in` reads only the left side's
+    /// ancestors, so a request's entities need not hold it as a resource
+    /// (`decision::Engine`). `tests/slices.rs` holds the schema to this.
+    pub fn is_bare(self) -> bool {
+        matches!(self, Self::Function)
+    }
+
     /// Actions and enum entities: the schema defines them, the store holds
     /// none of them.
     pub fn is_schema_defined(self) -> bool {
