@@ -37,6 +37,8 @@ pub struct AuthnConfig {
     /// Password hashes and verifications waiting or running at once; past
     /// it a login answers 503 at once instead of queueing.
     pub hash_queue: usize,
+    /// The hashing threads' nice value (0–19).
+    pub hash_nice: u8,
 }
 
 impl Default for AuthnConfig {
@@ -57,6 +59,7 @@ impl Default for AuthnConfig {
             session_max_secs: 8 * 3600,
             sweep_interval_secs: 60,
             hash_queue: DEFAULT_HASH_QUEUE as usize,
+            hash_nice: DEFAULT_HASH_NICE,
         }
     }
 }
@@ -64,6 +67,13 @@ impl Default for AuthnConfig {
 /// Hashing jobs waiting or running at once by default: with argon2's
 /// default cost a 2-core machine works through them in about 2.5 s.
 pub const DEFAULT_HASH_QUEUE: u32 = 128;
+
+/// The hashing threads' default nice value. At 10 the kernel gives a
+/// runnable decision thread about nine times a hashing thread's share of a
+/// core: a login storm takes the cores decisions leave (all of them when
+/// decisions are quiet) instead of half of them, so answers to tax systems
+/// keep their latency while logins queue (BENCHMARKS.md, "Login storm").
+pub const DEFAULT_HASH_NICE: u8 = 10;
 
 /// `serve` flags for [`AuthnConfig`].
 #[derive(Debug, Clone, Args)]
@@ -118,6 +128,12 @@ pub struct AuthnArgs {
     #[arg(long, default_value_t = DEFAULT_HASH_QUEUE, env = "ETAX_HASH_QUEUE",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub hash_queue: u32,
+    /// Nice value of the password-hashing threads (0–19; 0: as the rest of
+    /// the service). Higher gives decisions the cores first during a login
+    /// storm; logins then wait for what decisions leave.
+    #[arg(long, default_value_t = DEFAULT_HASH_NICE, env = "ETAX_HASH_NICE",
+          value_parser = clap::value_parser!(u8).range(0..=19))]
+    pub hash_nice: u8,
 }
 
 impl AuthnArgs {
@@ -142,6 +158,7 @@ impl AuthnArgs {
             session_max_secs: self.session_max_secs,
             sweep_interval_secs: self.sweep_interval_secs,
             hash_queue: self.hash_queue as usize,
+            hash_nice: self.hash_nice,
         }
     }
 }

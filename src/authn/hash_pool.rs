@@ -42,9 +42,15 @@ impl Drop for HashSlot {
 }
 
 impl HashPool {
-    /// `threads` hashing threads (at least one), each with `hasher`, taking
-    /// at most `capacity` jobs waiting or running at once.
-    pub fn new(hasher: &PasswordHasher, threads: usize, capacity: usize) -> std::io::Result<Self> {
+    /// `threads` hashing threads (at least one), each with `hasher` and the
+    /// nice value `nice`, taking at most `capacity` jobs waiting or running
+    /// at once.
+    pub fn new(
+        hasher: &PasswordHasher,
+        threads: usize,
+        capacity: usize,
+        nice: u8,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads.max(1) {
@@ -52,6 +58,9 @@ impl HashPool {
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
+                    if let Err(e) = lower_priority(nice) {
+                        tracing::warn!(error = %e, nice, "the hashing thread keeps the service's priority");
+                    }
                     let mut memory = HashMemory::default();
                     loop {
                         // The lock is held only while waiting for the next
@@ -107,6 +116,24 @@ impl HashPool {
     }
 }
 
+/// Sets the calling thread's nice value: on Linux a nice value belongs to
+/// a thread (the id `setpriority` takes is the thread's), so the service's
+/// other threads keep theirs. Raising it needs no privilege.
+fn lower_priority(nice: u8) -> std::io::Result<()> {
+    if nice == 0 {
+        return Ok(());
+    }
+    let this_thread = Some(rustix::thread::gettid());
+    rustix::process::setpriority_process(this_thread, i32::from(nice))?;
+    Ok(())
+}
+
+/// The calling thread's nice value.
+#[cfg(test)]
+fn priority() -> i32 {
+    rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,7 +147,7 @@ mod tests {
             parallelism: 1,
         })
         .unwrap();
-        let pool = HashPool::new(&hasher, 2, 8).unwrap();
+        let pool = HashPool::new(&hasher, 2, 8, 0).unwrap();
         let phc = pool
             .run(pool.slot().unwrap(), |h, m| h.hash_in("Tax@2026pass", m))
             .await;
@@ -155,11 +182,31 @@ mod tests {
             parallelism: 1,
         })
         .unwrap();
-        let pool = HashPool::new(&hasher, 1, 2).unwrap();
+        let pool = HashPool::new(&hasher, 1, 2, 0).unwrap();
         let a = pool.slot().unwrap();
         let _b = pool.slot().unwrap();
         assert_eq!(pool.slot().err(), Some(HashBusy));
         drop(a);
         assert!(pool.slot().is_ok());
+    }
+
+    #[tokio::test]
+    async fn hashing_threads_run_at_their_nice_value_and_only_they_do() {
+        let hasher = PasswordHasher::new(HashCost {
+            memory_kib: 256,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap();
+        let ours = priority();
+        let pool = HashPool::new(&hasher, 2, 8, 10).unwrap();
+        let theirs = pool.run(pool.slot().unwrap(), |_, _| priority()).await;
+        assert_eq!(theirs, 10.max(ours));
+        assert_eq!(priority(), ours, "the caller's thread keeps its priority");
+        let plain = HashPool::new(&hasher, 1, 8, 0).unwrap();
+        assert_eq!(
+            plain.run(plain.slot().unwrap(), |_, _| priority()).await,
+            ours
+        );
     }
 }

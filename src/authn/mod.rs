@@ -57,7 +57,8 @@ impl Authn {
             .map(|n| n.get())
             .unwrap_or(1);
         let dummy_hash = hasher.hash(&crate::random_id());
-        let pool = HashPool::new(&hasher, cores, config.hash_queue).map_err(AuthnError::Threads)?;
+        let pool = HashPool::new(&hasher, cores, config.hash_queue, config.hash_nice)
+            .map_err(AuthnError::Threads)?;
         Ok(Self {
             config,
             hasher,
