@@ -1,7 +1,13 @@
 //! Cost of one decision (`Engine::decide`: entity slice from redb + Cedar)
 //! as the store grows: it must stay flat, because a decision reads only its
 //! own slice. Measured with the request entities built from the store and
-//! reused from the cache (a repeated question, store unchanged).
+//! reused from the cache (a repeated question, store unchanged), beside
+//! raw Cedar in the same run: the same question evaluated over entities
+//! already built (`raw_cedar/evaluate`), and with Cedar building the
+//! request's entities from decoded `Entity` values first
+//! (`raw_cedar/entities_and_evaluate`: the clerk, their person, enterprise,
+//! permission identity and its functions, with direct parents, as a slice
+//! held them before each entity carried its whole ancestry).
 //! Run: `cargo bench --bench decision`.
 
 use std::path::Path;
@@ -114,8 +120,74 @@ fn decide(c: &mut Criterion) {
             &query,
             |b, q| b.iter(|| engine.decide(q).unwrap()),
         );
+        if n == 0 {
+            raw_cedar(&mut group, &engine, &query);
+        }
     }
     group.finish();
+}
+
+/// The baseline: Cedar alone on the question `q` asks, over the entities a
+/// slice held with direct parents (read once, outside the measurement).
+fn raw_cedar(
+    group: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
+    engine: &Engine,
+    q: &Query,
+) {
+    use cedar_policy::{Authorizer, Context, Entities, Request};
+    use etax_authz::decision::slice::stored_entity;
+    let snap = engine.snapshot();
+    let reader = engine.store().read().unwrap();
+    let e1 = "91210102MA0TAX001F";
+    let mut uids = vec![
+        q.principal.clone(),
+        EntityKind::Person.uid("resident_id:210102199001015035"),
+        EntityKind::Enterprise.uid(e1),
+        EntityKind::PermissionIdentity.uid(&format!("{e1}/filing")),
+    ];
+    uids.extend(
+        [
+            "vat_filing",
+            "cit_filing",
+            "iit_withholding",
+            "tax_payment",
+            "taxpayer_info",
+        ]
+        .map(|f| EntityKind::Function.uid(f)),
+    );
+    let mut decoded: Vec<cedar_policy::Entity> = uids
+        .iter()
+        .map(|u| stored_entity(&reader, u).unwrap().expect("stored"))
+        .collect();
+    decoded.push(snap.action_entity(&q.action).unwrap().clone());
+    let policies = snap.policies_for(&q.action).unwrap();
+    let request = || {
+        Request::new(
+            q.principal.clone(),
+            q.action.clone(),
+            q.resource.clone(),
+            Context::empty(),
+            Some(snap.schema()),
+        )
+        .unwrap()
+    };
+    let authorizer = Authorizer::new();
+    let built = Entities::from_entities(decoded.clone(), None).unwrap();
+    assert_eq!(
+        authorizer
+            .is_authorized(&request(), policies, &built)
+            .decision(),
+        cedar_policy::Decision::Allow
+    );
+    group.bench_function("raw_cedar/evaluate", |b| {
+        b.iter(|| authorizer.is_authorized(&request(), policies, &built))
+    });
+    group.bench_function("raw_cedar/entities_and_evaluate", |b| {
+        b.iter(|| {
+            let entities = Entities::from_entities(decoded.clone(), None).unwrap();
+            authorizer.is_authorized(&request(), policies, &entities)
+        })
+    });
 }
 
 /// Resident memory of the built-entities cache against its estimate

@@ -19,6 +19,7 @@ mod context;
 #[doc(hidden)]
 pub mod fixture;
 mod memo;
+pub mod request_check;
 pub mod slice;
 #[cfg(test)]
 mod tests;
@@ -384,14 +385,20 @@ fn checked_request(q: &Query, snap: &PolicySnapshot) -> Result<(Request, Context
         }
     }
     let context = context::of_json(&q.context, schema, &q.action)?;
+    let shape = request_check::Shape::of(&q.action, &q.principal, &q.resource, &q.context);
+    let accepted = snap.accepted_requests();
+    let known = shape.as_ref().is_some_and(|s| accepted.contains(s));
     let request = Request::new(
         q.principal.clone(),
         q.action.clone(),
         q.resource.clone(),
         context.clone(),
-        Some(schema),
+        (!known).then_some(schema),
     )
     .map_err(request_error)?;
+    if let (false, Some(shape)) = (known, shape) {
+        accepted.insert(shape);
+    }
 
     // `actingFor` says whose business an agent does (R8); for anyone
     // else it would only be recorded, as if they had acted for that

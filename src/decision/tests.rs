@@ -165,6 +165,65 @@ fn directly_built_contexts_are_still_checked_against_the_schema() {
     }
 }
 
+/// A question of a shape the schema accepted skips the check; a question
+/// of any other shape — another principal type, another attribute, another
+/// type for the same attribute, a type the JSON does not show — is checked
+/// (and refused) every time, and a reload forgets what was accepted.
+#[test]
+fn only_shapes_the_schema_accepted_skip_its_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture::demo_engine(dir.path());
+    let clock = json!({
+        "now": { "__extn": { "fn": "datetime", "arg": "2026-10-01T09:30:00.000+0800" } },
+        "localTime": { "__extn": { "fn": "duration", "arg": "34200000ms" } },
+        "workday": true,
+    });
+    let mut q = use_function(EntityKind::Staff, CLERK, "vat_filing");
+    q.context = clock.clone();
+    for _ in 0..2 {
+        assert!(decide(&engine, &q).allowed);
+    }
+    let accepted = engine.snapshot();
+    let shape = |q: &Query| {
+        super::request_check::Shape::of(&q.action, &q.principal, &q.resource, &q.context).unwrap()
+    };
+    assert!(accepted.accepted_requests().contains(&shape(&q)));
+    let mut refused = Vec::new();
+    let mut swapped = clock.clone();
+    swapped["now"] = clock["localTime"].clone();
+    let mut extra = clock.clone();
+    extra["bogus"] = json!(true);
+    let mut numeric = clock.clone();
+    numeric["workday"] = json!(1);
+    for context in [swapped, extra, numeric] {
+        refused.push(Query {
+            context,
+            ..q.clone()
+        });
+    }
+    // A principal type useFunction does not apply to, with the same context.
+    refused.push(Query {
+        principal: EntityKind::Person.uid("resident_id:210102199001015035"),
+        ..q.clone()
+    });
+    for _ in 0..2 {
+        for bad in &refused {
+            match engine.decide(bad) {
+                Err(DecisionError::Invalid { field, .. }) => {
+                    assert!(
+                        field == "context" || field == "principal",
+                        "{bad:?}: {field}"
+                    )
+                }
+                other => panic!("{bad:?}: expected a refusal, got {other:?}"),
+            }
+        }
+    }
+    // Held by the snapshot: a reload starts with none.
+    let reloaded = fixture::bundled_policies();
+    assert!(!reloaded.accepted_requests().contains(&shape(&q)));
+}
+
 #[test]
 fn an_evaluation_error_denies_without_naming_the_permits_that_matched() {
     let dir = tempfile::tempdir().unwrap();

@@ -58,6 +58,8 @@ pub struct PolicySnapshot {
     /// What each forbid answers a refused caller (`@code`, `@message`).
     refusals: refusal::Refusals,
     warnings: Vec<Diagnostic>,
+    /// Question shapes this schema accepted (`decision::request_check`).
+    accepted: crate::decision::request_check::Accepted,
 }
 
 impl PolicySnapshot {
@@ -144,11 +146,17 @@ impl PolicySnapshot {
             origins,
             refusals,
             warnings,
+            accepted: Default::default(),
         })
     }
 
     pub fn schema(&self) -> &Schema {
         &self.schema
+    }
+
+    /// Question shapes this snapshot's schema accepted.
+    pub fn accepted_requests(&self) -> &crate::decision::request_check::Accepted {
+        &self.accepted
     }
 
     /// Every policy.

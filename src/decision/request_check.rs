@@ -1,0 +1,104 @@
+//! Requests of a shape the schema accepted once are not checked again.
+//!
+//! `Request::new` checks a question against the schema — the principal's
+//! and resource's types against the action's, every context attribute
+//! against the action's context type — on every question, though a
+//! business question's context is always the sidecar clock's three values
+//! (and an agent's client): after the cache made the entities nearly free,
+//! that check was one of the larger costs left (BENCHMARKS.md). Whether it
+//! passes depends only on the action, the two types and each context
+//! attribute's name and type, which [`Shape`] records — for contexts whose
+//! attributes' types can be read off the JSON alone. A shape is remembered
+//! only after Cedar accepted it, only by the policy snapshot (and so the
+//! schema) that accepted it, and at most [`MAX_SHAPES`] of them: a caller
+//! sending made-up attributes gets them checked, and refused, every time.
+
+use std::collections::HashSet;
+use std::sync::RwLock;
+
+use cedar_policy::{EntityTypeName, EntityUid};
+use serde_json::Value;
+
+/// Shapes remembered per policy snapshot; the schema allows a few dozen.
+const MAX_SHAPES: usize = 1024;
+
+/// What the schema check of a question depends on.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Shape {
+    action: EntityUid,
+    principal: EntityTypeName,
+    resource: EntityTypeName,
+    context: Vec<(String, Tag)>,
+}
+
+/// A context attribute's type, as its JSON spells it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Tag {
+    Bool,
+    /// An extension call (`{"__extn": {"fn": …}}`), by function.
+    Extension(String),
+    /// An entity reference (`{"__entity": {"type": …}}`), by type.
+    Entity(String),
+}
+
+impl Shape {
+    /// The shape of a question, when every context attribute's type can be
+    /// read off its JSON (a boolean, an extension call or an entity
+    /// reference in their explicit forms); `None` otherwise.
+    pub fn of(
+        action: &EntityUid,
+        principal: &EntityUid,
+        resource: &EntityUid,
+        context: &Value,
+    ) -> Option<Self> {
+        let mut attributes = Vec::new();
+        for (name, value) in context.as_object()? {
+            attributes.push((name.clone(), tag(value)?));
+        }
+        Some(Self {
+            action: action.clone(),
+            principal: principal.type_name().clone(),
+            resource: resource.type_name().clone(),
+            context: attributes,
+        })
+    }
+}
+
+fn tag(value: &Value) -> Option<Tag> {
+    if value.is_boolean() {
+        return Some(Tag::Bool);
+    }
+    let outer = value.as_object().filter(|o| o.len() == 1)?;
+    let (form, inner) = outer.iter().next()?;
+    let inner = inner.as_object()?;
+    let field = |name: &str| inner.get(name)?.as_str().map(str::to_owned);
+    match form.as_str() {
+        "__extn" if inner.len() == 2 && inner.get("arg").is_some_and(Value::is_string) => {
+            field("fn").map(Tag::Extension)
+        }
+        "__entity" if inner.len() == 2 && inner.get("id").is_some_and(Value::is_string) => {
+            field("type").map(Tag::Entity)
+        }
+        _ => None,
+    }
+}
+
+/// The shapes one policy snapshot's schema accepted (held by the
+/// snapshot, so a reload starts with none).
+#[derive(Default)]
+pub struct Accepted(RwLock<HashSet<Shape, quick_cache::DefaultHashBuilder>>);
+
+impl Accepted {
+    pub fn contains(&self, shape: &Shape) -> bool {
+        let held = self.0.read().unwrap_or_else(|e| e.into_inner());
+        held.contains(shape)
+    }
+
+    /// Remembers that the schema accepted `shape`.
+    pub fn insert(&self, shape: Shape) {
+        let mut held = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if held.len() < MAX_SHAPES {
+            held.insert(shape);
+        }
+    }
+}
