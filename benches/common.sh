@@ -80,3 +80,23 @@ stop_postgres() {
 }
 
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# storm_lua FILE PRINCIPALS PASSWORD: a wrk script of enterprise logins
+# (POST /v1/login/enterprise, the right PASSWORD, so each runs argon2), each
+# as a random enterprise among those of the officers PRINCIPALS holds: one
+# account would cap the storm at the lockout's attempts in flight (5), the
+# rest answered 429 without hashing.
+storm_lua() {
+  { cat "$2"; echo "local password = \"$3\""; cat <<'LUA'
+function init(args)
+  math.randomseed(os.time() * 1000 + (tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 1000003))
+end
+local json = {["Content-Type"] = "application/json"}
+function request()
+  local account = officers[math.random(#officers)]:match("^([^/]+)/")
+  return wrk.format("POST", "/v1/login/enterprise", json,
+    '{"account":"' .. account .. '","password":"' .. password .. '"}')
+end
+LUA
+  } >"$1"
+}

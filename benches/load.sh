@@ -18,7 +18,8 @@
 # finance heads), 15 % agents acting for a client that recognizes their
 # agency — from 10,000 of each kind sampled from the generated document.
 # Then the same at 64 connections during a storm of 32 concurrent
-# enterprise logins (production argon2 cost, as benches/login_storm.sh).
+# enterprise logins of random enterprises (production argon2 cost, as
+# benches/login_storm.sh).
 #
 # Prints per run: requests/s and its ratio to the bare server's at the same
 # connections, p50/p99, server CPU per request (from /proc/PID/stat before
@@ -125,10 +126,10 @@ for n in "${SIZES[@]}"; do
       "$WORK/mix-$n.lua" "$c" "${CEILING[$c]}"
   done
   # A login storm: 32 enterprise logins in flight (the right password, so
-  # every one runs argon2) while the mix runs at 64 connections.
-  printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = %s\n' \
-    "'{\"account\":\"$(cat "$CACHE/account-$n")\",\"password\":\"$(cat "$CACHE/password-$n")\"}'" \
-    >"$WORK/login.lua"
+  # every one runs argon2; random enterprises, so the lockout's limit of
+  # attempts in flight per account does not thin it out) while the mix
+  # runs at 64 connections.
+  storm_lua "$WORK/login.lua" "$CACHE/principals-$n.lua" "$(cat "$CACHE/password-$n")"
   wrk -t1 -c32 -d"$((SECS + 2))s" -s "$WORK/login.lua" "http://$ADDR/v1/login/enterprise" \
     >"$WORK/storm.out" &
   STORM=$!
@@ -136,7 +137,7 @@ for n in "${SIZES[@]}"; do
   measure "etax-authz, $n enterprises, mix during 32 logins" "$PID" \
     "http://$ADDR/v1/authorize" "$WORK/mix-$n.lua" 64 "${CEILING[64]}"
   wait "$STORM"
-  echo "|   storm: $(awk '/Requests\/sec/ {print $2}' "$WORK/storm.out") logins/s $(grep -E 'Non-2xx|Socket errors' "$WORK/storm.out" | tr -s ' ' | tr '\n' ' ')"
+  echo "|   storm: $(awk '/Requests\/sec/ {print $2}' "$WORK/storm.out") logins/s, latency avg/stdev/max $(awk '/^ +Latency/ {print $2 "/" $3 "/" $4}' "$WORK/storm.out") $(grep -E 'Non-2xx|Socket errors' "$WORK/storm.out" | tr -s ' ' | tr '\n' ' ')"
   echo "|   RSS after the runs: $(rss_mb "$PID") MB; cache: $(curl -s "http://$ADDR/metrics" | grep "^etax_decision_cache_total" | tr "\n" " ")"
   kill "$PID"; wait "$PID" 2>/dev/null || true
 done
