@@ -7,8 +7,11 @@
 /// free pages, hash tables' slack): 96 MiB left 300 MB resident after
 /// `benches/load.sh` at a million staff, 64 MiB 265 MB, 48 MiB 233 MB —
 /// the issue's bound is 250 MB (BENCHMARKS.md, "The decision hot path,
-/// session 7"). The thousand-staff mix lost nothing measurable by it.
-pub const DEFAULT_DECISION_CACHE_BYTES: u64 = 48 << 20;
+/// session 7"). Once its login storm hashed for many accounts at once
+/// (session 8), 48 MiB left 258 MB and 32 MiB 217 MB, at 5 % of the
+/// million-staff mix's throughput; a thousand staff need a few MiB since
+/// one principal's entities serve all its functions.
+pub const DEFAULT_DECISION_CACHE_BYTES: u64 = 32 << 20;
 /// Default budget of redb's page cache for the identity store: enough for
 /// the B-tree's upper levels at a million staff; random leaves come from
 /// the OS page cache, which a bigger redb cache only duplicates.
@@ -17,7 +20,8 @@ pub const DEFAULT_STORE_CACHE_BYTES: usize = 16 << 20;
 #[derive(Debug, Clone, clap::Args)]
 pub struct CacheArgs {
     /// Bytes of built entities kept: three quarters for repeated questions'
-    /// whole entity sets (an estimate per entry, ~20 kB), a quarter for
+    /// whole entity sets (an estimate per entry, ~10 kB: one per principal,
+    /// action and context entities, whatever function is asked), a quarter for
     /// single identities shared between questions (functions, enterprises,
     /// permission identities); least recently useful evicted first; stale
     /// after any identity write or policy reload; 0 builds every one afresh. The cache is split in shards of an equal share, so a budget
