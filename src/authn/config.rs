@@ -72,7 +72,8 @@ pub const DEFAULT_HASH_QUEUE: u32 = 128;
 /// runnable decision thread about nine times a hashing thread's share of a
 /// core: a login storm takes the cores decisions leave (all of them when
 /// decisions are quiet) instead of half of them, so answers to tax systems
-/// keep their latency while logins queue (BENCHMARKS.md, "Login storm").
+/// keep their latency while logins queue (BENCHMARKS.md, "The decision
+/// hot path, session 8").
 pub const DEFAULT_HASH_NICE: u8 = 10;
 
 /// `serve` flags for [`AuthnConfig`].
