@@ -37,7 +37,7 @@ pub struct AuthnConfig {
     /// Password hashes and verifications waiting or running at once; past
     /// it a login answers 503 at once instead of queueing.
     pub hash_queue: usize,
-    /// The hashing threads' nice value (0–19).
+    /// Added to the hashing threads' nice value (0–19).
     pub hash_nice: u8,
 }
 
@@ -129,9 +129,10 @@ pub struct AuthnArgs {
     #[arg(long, default_value_t = DEFAULT_HASH_QUEUE, env = "ETAX_HASH_QUEUE",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub hash_queue: u32,
-    /// Nice value of the password-hashing threads (0–19; 0: as the rest of
-    /// the service). Higher gives decisions the cores first during a login
-    /// storm; logins then wait for what decisions leave.
+    /// How much lower the password-hashing threads' priority is than the
+    /// rest of the service's: added to its nice value, at most 19 (0: the
+    /// same). Higher gives decisions the cores first during a login storm;
+    /// logins then wait for what decisions leave.
     #[arg(long, default_value_t = DEFAULT_HASH_NICE, env = "ETAX_HASH_NICE",
           value_parser = clap::value_parser!(u8).range(0..=19))]
     pub hash_nice: u8,

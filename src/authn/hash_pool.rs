@@ -116,15 +116,20 @@ impl HashPool {
     }
 }
 
-/// Sets the calling thread's nice value: on Linux a nice value belongs to
-/// a thread (the id `setpriority` takes is the thread's), so the service's
-/// other threads keep theirs. Raising it needs no privilege.
+/// Lowers the calling thread's priority by `nice` below the service's: on
+/// Linux a nice value belongs to a thread (the id `setpriority` takes is
+/// the thread's), so the service's other threads keep theirs. Relative, not
+/// absolute (red team): a service started at nice 15 would otherwise have
+/// put its hashing *above* its decisions, and one run unprivileged could
+/// not have set it at all; raising a nice value needs no privilege. At most
+/// 19, the lowest priority there is.
 fn lower_priority(nice: u8) -> std::io::Result<()> {
     if nice == 0 {
         return Ok(());
     }
     let this_thread = Some(rustix::thread::gettid());
-    rustix::process::setpriority_process(this_thread, i32::from(nice))?;
+    let now = rustix::process::getpriority_process(this_thread)?;
+    rustix::process::setpriority_process(this_thread, (now + i32::from(nice)).min(19))?;
     Ok(())
 }
 
@@ -201,12 +206,39 @@ mod tests {
         let ours = priority();
         let pool = HashPool::new(&hasher, 2, 8, 10).unwrap();
         let theirs = pool.run(pool.slot().unwrap(), |_, _| priority()).await;
-        assert_eq!(theirs, 10.max(ours));
+        assert_eq!(theirs, (ours + 10).min(19));
         assert_eq!(priority(), ours, "the caller's thread keeps its priority");
         let plain = HashPool::new(&hasher, 1, 8, 0).unwrap();
         assert_eq!(
             plain.run(plain.slot().unwrap(), |_, _| priority()).await,
             ours
         );
+    }
+
+    /// Relative to the thread that made the pool: a service started at a
+    /// lower priority keeps its hashing below its decisions (red team: an
+    /// absolute value put hashing above them under `nice -n 15`).
+    #[test]
+    fn the_hashing_threads_nice_value_is_added_to_the_services() {
+        std::thread::spawn(|| {
+            let me = Some(rustix::thread::gettid());
+            let started = priority();
+            rustix::process::setpriority_process(me, (started + 5).min(19)).unwrap();
+            let service = priority();
+            let hasher = PasswordHasher::new(HashCost {
+                memory_kib: 256,
+                iterations: 1,
+                parallelism: 1,
+            })
+            .unwrap();
+            let pool = HashPool::new(&hasher, 1, 8, 10).unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let theirs = runtime.block_on(pool.run(pool.slot().unwrap(), |_, _| priority()));
+            assert_eq!(theirs, (service + 10).min(19));
+        })
+        .join()
+        .unwrap();
     }
 }

@@ -8,7 +8,10 @@
 //! that check was one of the larger costs left (BENCHMARKS.md). Whether it
 //! passes depends only on the action, the two types and each context
 //! attribute's name and type, which [`Shape`] records — for contexts whose
-//! attributes' types can be read off the JSON alone. A shape is remembered
+//! attributes' types can be read off the JSON alone — and, for an entity
+//! of a kind the store does not hold (an enum such as `PayerCategory`, an
+//! action, an unknown type), on its id as well: Cedar checks such an id
+//! against the values the schema declares. A shape is remembered
 //! only after Cedar accepted it, only by the policy snapshot (and so the
 //! schema) that accepted it, and at most [`MAX_SHAPES`] of them: a caller
 //! sending made-up attributes gets them checked, and refused, every time.
@@ -19,6 +22,8 @@ use std::sync::RwLock;
 use cedar_policy::{EntityTypeName, EntityUid};
 use serde_json::Value;
 
+use crate::domain::{EntityKind, NAMESPACE};
+
 /// Shapes remembered per policy snapshot; the schema allows a few dozen.
 const MAX_SHAPES: usize = 1024;
 
@@ -26,8 +31,8 @@ const MAX_SHAPES: usize = 1024;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Shape {
     action: EntityUid,
-    principal: EntityTypeName,
-    resource: EntityTypeName,
+    principal: (EntityTypeName, Option<String>),
+    resource: (EntityTypeName, Option<String>),
     context: Vec<(String, Tag)>,
 }
 
@@ -37,8 +42,29 @@ enum Tag {
     Bool,
     /// An extension call (`{"__extn": {"fn": …}}`), by function.
     Extension(String),
-    /// An entity reference (`{"__entity": {"type": …}}`), by type.
-    Entity(String),
+    /// An entity reference (`{"__entity": {"type": …}}`), by type, and by
+    /// id when [`checked_id`] keeps it.
+    Entity(String, Option<String>),
+}
+
+/// The id of an entity the schema check reads: `None` for a stored kind,
+/// whose ids the schema does not constrain; the id itself for anything
+/// else (an enum's, an action's, an unknown type's), which Cedar checks
+/// against what the schema declares.
+fn checked_id(type_name: &str, id: &str) -> Option<String> {
+    let stored = type_name
+        .strip_prefix(NAMESPACE)
+        .and_then(|rest| rest.strip_prefix("::"))
+        .and_then(|basename| basename.parse::<EntityKind>().ok())
+        .is_some_and(|kind| !kind.is_schema_defined());
+    (!stored).then(|| id.to_owned())
+}
+
+/// An entity's type and, as [`checked_id`] says, its id.
+fn checked(uid: &EntityUid) -> (EntityTypeName, Option<String>) {
+    let stored = EntityKind::of(uid).is_some_and(|kind| !kind.is_schema_defined());
+    let id = (!stored).then(|| uid.id().unescaped().to_owned());
+    (uid.type_name().clone(), id)
 }
 
 impl Shape {
@@ -57,8 +83,8 @@ impl Shape {
         }
         Some(Self {
             action: action.clone(),
-            principal: principal.type_name().clone(),
-            resource: resource.type_name().clone(),
+            principal: checked(principal),
+            resource: checked(resource),
             context: attributes,
         })
     }
@@ -76,8 +102,10 @@ fn tag(value: &Value) -> Option<Tag> {
         "__extn" if inner.len() == 2 && inner.get("arg").is_some_and(Value::is_string) => {
             field("fn").map(Tag::Extension)
         }
-        "__entity" if inner.len() == 2 && inner.get("id").is_some_and(Value::is_string) => {
-            field("type").map(Tag::Entity)
+        "__entity" if inner.len() == 2 => {
+            let (type_name, id) = (field("type")?, field("id")?);
+            let id = checked_id(&type_name, &id);
+            Some(Tag::Entity(type_name, id))
         }
         _ => None,
     }

@@ -224,6 +224,45 @@ fn only_shapes_the_schema_accepted_skip_its_check() {
     assert!(!reloaded.accepted_requests().contains(&shape(&q)));
 }
 
+/// Cedar checks an enum entity's id against the declared values, which
+/// its reader of the context does not: an enum-typed attribute's shape
+/// holds the id, so a value the schema does not declare is refused after a
+/// declared one was accepted (red team: a primed shape let `"bogus"` by).
+#[test]
+fn an_enum_value_the_schema_does_not_declare_is_refused_after_a_declared_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = std::fs::read_to_string(root().join("schemas/etax.cedarschema"))
+        .unwrap()
+        .replace(
+            "    workday?: Bool,",
+            "    workday?: Bool,\n    category?: PayerCategory,",
+        );
+    let snap = PolicySnapshot::from_sources(
+        "etax.cedarschema",
+        &schema,
+        &[(
+            "test.cedar".into(),
+            r#"@id("use.always") permit(principal, action, resource);"#.into(),
+        )],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::new(
+        fixture::demo_engine(dir.path()).store().clone(),
+        Arc::new(ArcSwap::from_pointee(snap)),
+    );
+    let with_category = |id: &str| Query {
+        context: json!({ "category": { "__entity": { "type": "Etax::PayerCategory", "id": id } } }),
+        ..use_function(EntityKind::Staff, CLERK, "vat_filing")
+    };
+    for _ in 0..2 {
+        assert!(decide(&engine, &with_category("ordinary")).allowed);
+        assert!(matches!(
+            engine.decide(&with_category("bogus")),
+            Err(DecisionError::Invalid { .. })
+        ));
+    }
+}
+
 #[test]
 fn an_evaluation_error_denies_without_naming_the_permits_that_matched() {
     let dir = tempfile::tempdir().unwrap();
