@@ -144,14 +144,19 @@ mod tests {
     use super::*;
     use crate::authn::HashCost;
 
-    #[tokio::test]
-    async fn hashes_and_verifies_on_the_pool_with_reused_memory() {
-        let hasher = PasswordHasher::new(HashCost {
+    /// argon2 at a cost a test can afford.
+    fn light() -> PasswordHasher {
+        PasswordHasher::new(HashCost {
             memory_kib: 256,
             iterations: 1,
             parallelism: 1,
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn hashes_and_verifies_on_the_pool_with_reused_memory() {
+        let hasher = light();
         let pool = HashPool::new(&hasher, 2, 8, 0).unwrap();
         let phc = pool
             .run(pool.slot().unwrap(), |h, m| h.hash_in("Tax@2026pass", m))
@@ -181,12 +186,7 @@ mod tests {
 
     #[test]
     fn a_full_pool_refuses_a_slot_until_one_is_given_back() {
-        let hasher = PasswordHasher::new(HashCost {
-            memory_kib: 256,
-            iterations: 1,
-            parallelism: 1,
-        })
-        .unwrap();
+        let hasher = light();
         let pool = HashPool::new(&hasher, 1, 2, 0).unwrap();
         let a = pool.slot().unwrap();
         let _b = pool.slot().unwrap();
@@ -197,12 +197,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashing_threads_run_at_their_nice_value_and_only_they_do() {
-        let hasher = PasswordHasher::new(HashCost {
-            memory_kib: 256,
-            iterations: 1,
-            parallelism: 1,
-        })
-        .unwrap();
+        let hasher = light();
         let ours = priority();
         let pool = HashPool::new(&hasher, 2, 8, 10).unwrap();
         let theirs = pool.run(pool.slot().unwrap(), |_, _| priority()).await;
@@ -225,12 +220,7 @@ mod tests {
             let started = priority();
             rustix::process::setpriority_process(me, (started + 5).min(19)).unwrap();
             let service = priority();
-            let hasher = PasswordHasher::new(HashCost {
-                memory_kib: 256,
-                iterations: 1,
-                parallelism: 1,
-            })
-            .unwrap();
+            let hasher = light();
             let pool = HashPool::new(&hasher, 1, 8, 10).unwrap();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .build()
