@@ -68,7 +68,8 @@ impl Default for AuthnConfig {
 /// default cost a 2-core machine works through them in about 2.5 s.
 pub const DEFAULT_HASH_QUEUE: u32 = 128;
 
-/// The hashing threads' default nice value. At 10 the kernel gives a
+/// How much lower the hashing threads' priority is than the service's, by
+/// default (added to its nice value). At 10 the kernel gives a
 /// runnable decision thread about nine times a hashing thread's share of a
 /// core: a login storm takes the cores decisions leave (all of them when
 /// decisions are quiet) instead of half of them, so answers to tax systems
