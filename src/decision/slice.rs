@@ -1,11 +1,13 @@
 //! The entities one request needs, read from the store for that request only.
 //!
 //! A slice holds the request's principal and resource (and the entities its
-//! context names), every ancestor of each (so `in` sees the whole hierarchy:
-//! Staff in PermissionIdentity in Function), and the entities their
-//! attributes reference, as deep as the validator lets policies dereference
-//! ([`MAX_DEREF_LEVEL`]). It never reads the whole store, so the cost of a
-//! decision does not grow with the number of stored identities.
+//! context names) and the entities their attributes reference, as deep as
+//! the validator lets policies dereference ([`MAX_DEREF_LEVEL`]), each
+//! built with its whole ancestry as parents (so `in` sees the whole
+//! hierarchy, Staff in PermissionIdentity in Function, without the
+//! ancestors being entities of the slice). It never reads the whole store,
+//! so the cost of a decision does not grow with the number of stored
+//! identities.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
