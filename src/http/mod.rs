@@ -334,8 +334,12 @@ async fn route(
     // The answers streamed rather than built whole.
     let (q, who) = (query.as_deref(), caller.as_deref());
     let streamed = match route.handler {
-        routes::Handler::AuditExport => Some(scope.run(export::local(state, q, who)).await),
-        routes::Handler::FleetExport => Some(scope.run(fleet::export(state, q, who)).await),
+        routes::Handler::AuditExport => {
+            Some(scope.run(Box::pin(export::local(state, q, who))).await)
+        }
+        routes::Handler::FleetExport => {
+            Some(scope.run(Box::pin(fleet::export(state, q, who))).await)
+        }
         _ => None,
     };
     if let Some(answer) = streamed {
@@ -348,8 +352,24 @@ async fn route(
         query: query.as_deref(),
         caller: caller.as_deref(),
     };
-    let answer = scope.run(dispatch(route.handler, call)).await.map(whole);
-    finish(state, &scope, &asked, answer).await
+    // `/v1/authorize` inline, every other handler boxed: each request is a
+    // task of its own, and with every handler's state inline that task's
+    // future was 15 KB, copied on every spawn (memmove was 7.5 % of the
+    // server under the bureau-scale mix; BENCHMARKS.md, session 8).
+    let answer = match route.handler {
+        routes::Handler::Authorize => scope.run(authorize_call(call)).await,
+        handler => scope.run(Box::pin(dispatch(handler, call))).await,
+    };
+    finish(state, &scope, &asked, answer.map(whole)).await
+}
+
+/// `POST /v1/authorize`, with `?explain=true` or without.
+async fn authorize_call(c: Call<'_>) -> Result<Response<Full<Bytes>>, ApiError> {
+    let body = read_json(c.state, c.req).await?;
+    if policies::explain_wanted(c.query)? {
+        return ok(&policies::authorize_explained(c.state, body).await?);
+    }
+    ok(&authorize::authorize(c.state, body).await?)
 }
 
 /// 405 with the path's methods in `Allow`.
@@ -415,11 +435,14 @@ async fn dispatch(
     } = c;
     match handler {
         H::Authorize => {
-            let body = read_json(state, req).await?;
-            if policies::explain_wanted(query)? {
-                return ok(&policies::authorize_explained(state, body).await?);
-            }
-            ok(&authorize::authorize(state, body).await?)
+            let c = Call {
+                state,
+                req,
+                path,
+                query,
+                caller,
+            };
+            Box::pin(authorize_call(c)).await
         }
         H::AuthorizeBatch => {
             policies::explain_refused(query)?;
