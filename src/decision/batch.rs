@@ -14,7 +14,9 @@ use crate::policy::PolicySnapshot;
 use crate::store::StoreReader;
 
 use super::slice::Slice;
-use super::{checked_request, context, invalid, verdict, DecisionError, Query, Verdict};
+use super::{
+    checked_request, context, invalid, not_stored, verdict, DecisionError, Query, Verdict,
+};
 
 /// Entities gathered for a batch of questions.
 pub struct Batch {
@@ -60,15 +62,8 @@ impl Batch {
             )
         })?;
         let (request, ctx) = checked_request(q, snap)?;
-        let mut missing = Vec::new();
-        let named = [("principal", &q.principal), ("resource", &q.resource)];
         let refs = context::entities(&ctx, q.context.as_object());
-        let context_named = refs.iter().map(|(name, uid)| (name.as_str(), uid));
-        for (role, uid) in named.into_iter().chain(context_named) {
-            if self.missing.contains(uid) {
-                missing.push(format!("{role} {uid} is not in the identity store"));
-            }
-        }
+        let missing = not_stored(q, &refs, |uid| self.missing.contains(uid));
         let response = authorizer.is_authorized(&request, policies, &self.entities);
         Ok(verdict(snap, policies, &response, missing))
     }

@@ -31,7 +31,8 @@ use quick_cache::Weighter;
 /// named that the store does not hold.
 pub struct Built {
     pub entities: Entities,
-    pub missing: Vec<String>,
+    /// Of the entities the slice was gathered for, those the store lacks.
+    pub missing: std::collections::HashSet<EntityUid>,
     /// Estimated heap bytes of `entities` (see [`estimate_bytes`]).
     pub bytes: usize,
 }
@@ -223,7 +224,7 @@ mod tests {
     fn built() -> Arc<Built> {
         Arc::new(Built {
             entities: Entities::empty(),
-            missing: vec![],
+            missing: Default::default(),
             bytes: 10_000,
         })
     }

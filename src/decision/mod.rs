@@ -212,7 +212,7 @@ impl Engine {
             }
             None => {
                 let slice = self.gather(&key, &mut source)?;
-                (Arc::new(assemble(slice, &key, snap)?), true)
+                (Arc::new(assemble(slice, snap, &key.action)?), true)
             }
         };
         let resource_stored = !bare || slice::find(&mut source, &q.resource)?.is_some();
@@ -229,20 +229,22 @@ impl Engine {
             let reader = self.store.read()?;
             let built = assemble(
                 Slice::gather(&reader, &whole.roots(), &whole.refs())?,
-                &whole,
                 snap,
+                &q.action,
             )?;
-            let missing = built.missing.clone();
+            let missing = not_stored(q, &whole.context_refs, |uid| built.missing.contains(uid));
             return Ok((request, Arc::new(built), missing));
         }
+        let missing = if built.missing.is_empty() && resource_stored {
+            Vec::new()
+        } else {
+            not_stored(q, &key.context_refs, |uid| {
+                built.missing.contains(uid) || (uid == &q.resource && !resource_stored)
+            })
+        };
         if fresh && source.exact() {
             self.cache
                 .insert(key, generation, snap.version(), built.clone());
-        }
-        let mut missing = built.missing.clone();
-        if !resource_stored {
-            let at = usize::from(missing.first().is_some_and(|m| m.starts_with("principal ")));
-            missing.insert(at, not_stored("resource", &q.resource));
         }
         Ok((request, built, missing))
     }
@@ -254,34 +256,22 @@ impl Engine {
     }
 }
 
-/// The entities a request is decided with, `slice` and the action's, and
-/// what of `key` the store lacks.
-fn assemble(slice: Slice, key: &SliceKey, snap: &PolicySnapshot) -> Result<Built, DecisionError> {
-    let mut missing = Vec::new();
-    let named = [
-        ("principal", Some(&key.principal)),
-        ("resource", key.resource.as_ref()),
-    ];
-    for (role, uid) in named {
-        if let Some(uid) = uid.filter(|uid| slice.missing.contains(*uid)) {
-            missing.push(not_stored(role, uid));
-        }
-    }
-    for (name, uid) in &key.context_refs {
-        if slice.missing.contains(uid) {
-            missing.push(not_stored(&format!("context.{name}"), uid));
-        }
-    }
+/// The entities a request is decided with: `slice` and the action's.
+fn assemble(
+    slice: Slice,
+    snap: &PolicySnapshot,
+    action: &EntityUid,
+) -> Result<Built, DecisionError> {
     // Without the schema: stored entities are built to it by construction
     // (tests/slices.rs checks every kind against it), while conformance
     // checking every slice was a third of a decision's cost. The schema
     // would have added the action entities; the request's one, with its
     // groups, is all that evaluation reads.
     let action = snap
-        .action_entity(&key.action)
+        .action_entity(action)
         .expect("an action with an index entry has an entity")
         .clone();
-    let attributes = slice.attributes;
+    let (attributes, slice_missing) = (slice.attributes, slice.missing);
     let entities = Entities::from_entities(
         slice.entities.into_values().chain(std::iter::once(action)),
         None,
@@ -290,13 +280,31 @@ fn assemble(slice: Slice, key: &SliceKey, snap: &PolicySnapshot) -> Result<Built
     let bytes = estimated_bytes(&entities, attributes);
     Ok(Built {
         entities,
-        missing,
+        missing: slice_missing,
         bytes,
     })
 }
 
-fn not_stored(role: &str, uid: &EntityUid) -> String {
-    format!("{role} {uid} is not in the identity store")
+/// An error for each entity `q` names — principal, resource, then the
+/// context's `refs` — that the store `lacks`.
+fn not_stored(
+    q: &Query,
+    refs: &[(String, EntityUid)],
+    lacks: impl Fn(&EntityUid) -> bool,
+) -> Vec<String> {
+    let named = [
+        ("principal".to_owned(), &q.principal),
+        ("resource".to_owned(), &q.resource),
+    ];
+    let context = refs
+        .iter()
+        .map(|(name, uid)| (format!("context.{name}"), uid));
+    named
+        .into_iter()
+        .chain(context)
+        .filter(|(_, uid)| lacks(uid))
+        .map(|(role, uid)| format!("{role} {uid} is not in the identity store"))
+        .collect()
 }
 
 /// The memo at `generation`, and for what it lacks a snapshot opened at
