@@ -34,6 +34,19 @@ fn never_reading(addr: SocketAddr, path: &str) -> Socket {
     socket
 }
 
+/// For `ms` (some multiples of the staleness bound), `/readyz` and a
+/// clerk's decision answer 200 every 200 ms, `while` what the test does.
+fn stays_in_service(a: &Server, ms: u64, while_: &str) {
+    let until = Instant::now() + Duration::from_millis(ms);
+    while Instant::now() < until {
+        let (s, body) = a.get("/readyz");
+        assert_eq!(s, 200, "readyz while {while_}: {body}");
+        let (s, v) = clerk_decides(a);
+        assert_eq!(s, 200, "a decision while {while_}: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn clerk_decides(server: &Server) -> (u16, Value) {
     server.post(
         "/v1/authorize",
@@ -142,14 +155,7 @@ fn exports_that_never_read_leave_the_replica_fresh_and_decisions_answered() {
     });
     assert!(busy(a.addr, "/v1/audit/export?kind=none"));
     // Past the staleness bound several times over, while they hang.
-    let until = Instant::now() + Duration::from_millis(3 * MAX_STALE_MS);
-    while Instant::now() < until {
-        let (s, body) = a.get("/readyz");
-        assert_eq!(s, 200, "readyz while exports hang: {body}");
-        let (s, v) = clerk_decides(&a);
-        assert_eq!(s, 200, "a decision while exports hang: {v}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    stays_in_service(&a, 3 * MAX_STALE_MS, "exports hang");
     // The fleet's own reads still get a connection.
     let (s, v) = a.get("/v1/fleet/status");
     assert_eq!(s, 200, "{v}");
@@ -187,14 +193,7 @@ fn request_pool_waits_are_bounded_and_leave_the_background_alone() {
         readers.iter().any(|r| r.is_finished())
     });
     // Past the staleness bound while they hang: still fresh.
-    let until = Instant::now() + Duration::from_millis(2 * MAX_STALE_MS);
-    while Instant::now() < until {
-        let (s, body) = a.get("/readyz");
-        assert_eq!(s, 200, "readyz while the request pool is held: {body}");
-        let (s, v) = clerk_decides(&a);
-        assert_eq!(s, 200, "a decision while the request pool is held: {v}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    stays_in_service(&a, 2 * MAX_STALE_MS, "the request pool is held");
     unlock(&pg, "waits", locker);
     let statuses: Vec<u16> = readers.into_iter().map(|r| r.join().unwrap().0).collect();
     assert!(
@@ -275,14 +274,7 @@ fn a_held_host_row_leaves_the_host_in_service() {
              AND state = 'active' AND pid <> pg_backend_pid()",
         ) == "1"
     });
-    let until = Instant::now() + Duration::from_millis(4 * MAX_STALE_MS);
-    while Instant::now() < until {
-        let (s, body) = a.get("/readyz");
-        assert_eq!(s, 200, "readyz while the host's row is held: {body}");
-        let (s, v) = clerk_decides(&a);
-        assert_eq!(s, 200, "a decision while the host's row is held: {v}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    stays_in_service(&a, 4 * MAX_STALE_MS, "the host's row is held");
     pg.psql(
         "row",
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
