@@ -16,6 +16,14 @@
 //! clock values, so each thread keeps the last such attributes it built
 //! (with the clock's boolean `workday`), and the next context with exactly
 //! those values reuses them.
+//!
+//! An entity reference in the explicit `{"__entity": {"type", "id"}}` form
+//! (an agent's `actingFor`) is built directly too, and merged into the
+//! clock's values: read by Cedar's reader, this one attribute of 15 % of
+//! the mix's questions cost 3 % of the server's instructions for single
+//! questions and 6 % for batches (BENCHMARKS.md, session 9). Its type is
+//! checked against the schema by `Request::new`, like the extension
+//! values' types.
 
 use std::cell::RefCell;
 
@@ -23,6 +31,7 @@ use cedar_policy::{Context, EntityUid, EvalResult, RestrictedExpression, Schema}
 use serde_json::{Map, Value};
 
 use super::{invalid, DecisionError};
+use crate::domain::{EntityKind, NAMESPACE};
 
 /// `json` (an object) as the context of `action`, checked against `schema`.
 pub fn of_json(
@@ -48,7 +57,21 @@ pub fn of_json(
     if !direct.iter().any(|(_, v)| extension_call(v).is_some()) {
         return whole();
     }
-    let built = direct_context(&direct)?;
+    let (entities, clock): (Vec<_>, Vec<_>) = direct
+        .into_iter()
+        .partition(|(_, v)| entity_ref(v).is_some());
+    let mut built = direct_context(&clock)?;
+    if !entities.is_empty() {
+        // Merged into this thread's last clock values rather than built
+        // with them: `new_datetime` parses its constructor's name, and
+        // merging evaluated values does not.
+        let named = Context::from_pairs(entities.iter().map(|(n, v)| {
+            let expr = direct_expression(v).expect("partitioned by is_direct");
+            ((*n).clone(), expr)
+        }))
+        .map_err(|e| invalid("context", e))?;
+        built = built.merge(named).map_err(|e| invalid("context", e))?;
+    }
     if rest.is_empty() {
         return Ok(built);
     }
@@ -89,10 +112,7 @@ fn direct_context(direct: &[(&String, &Value)]) -> Result<Context, DecisionError
         return Ok(hit);
     }
     let pairs = direct.iter().map(|(n, v)| {
-        let expr = match v {
-            Value::Bool(b) => RestrictedExpression::new_bool(*b),
-            _ => extension(v).expect("partitioned by is_direct"),
-        };
+        let expr = direct_expression(v).expect("partitioned by is_direct");
         ((*n).clone(), expr)
     });
     let context = Context::from_pairs(pairs).map_err(|e| invalid("context", e))?;
@@ -104,12 +124,44 @@ fn direct_context(direct: &[(&String, &Value)]) -> Result<Context, DecisionError
     Ok(context)
 }
 
-/// A value whose Cedar form needs no schema: an extension call, or a
-/// boolean (the clock's `workday`: left to Cedar's JSON reader, it sent
-/// every business question's context through that reader again). Its type
-/// is still checked against the schema, by `Request::new`.
+/// A value whose Cedar form needs no schema: an extension call, an
+/// entity reference in its explicit form, or a boolean (the clock's
+/// `workday`: left to Cedar's JSON reader, it sent every business
+/// question's context through that reader again). Its type is still
+/// checked against the schema, by `Request::new`.
 fn is_direct(value: &Value) -> bool {
-    value.is_boolean() || extension_call(value).is_some()
+    value.is_boolean() || extension_call(value).is_some() || entity_ref(value).is_some()
+}
+
+/// The Cedar form of a value [`is_direct`] accepts.
+fn direct_expression(value: &Value) -> Option<RestrictedExpression> {
+    match value {
+        Value::Bool(b) => Some(RestrictedExpression::new_bool(*b)),
+        _ => {
+            extension(value).or_else(|| entity_ref(value).map(RestrictedExpression::new_entity_uid))
+        }
+    }
+}
+
+/// The entity `{"__entity": {"type": "Etax::…", "id": …}}` names, when
+/// the type is one of the bureau's kinds, spelled in full (any other
+/// spelling is left to Cedar's reader, so its error reads as it always
+/// did; parsing a type name with Cedar's grammar would cost what reading
+/// the value does).
+fn entity_ref(value: &Value) -> Option<EntityUid> {
+    let outer = value.as_object().filter(|o| o.len() == 1)?;
+    let inner = outer
+        .get("__entity")?
+        .as_object()
+        .filter(|e| e.len() == 2)?;
+    let kind = inner
+        .get("type")?
+        .as_str()?
+        .strip_prefix(NAMESPACE)?
+        .strip_prefix("::")?
+        .parse::<EntityKind>()
+        .ok()?;
+    Some(kind.uid(inner.get("id")?.as_str()?))
 }
 
 /// The `(fn, arg)` of `{"__extn": {"fn": …, "arg": "…"}}` for a constructor

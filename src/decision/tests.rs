@@ -169,6 +169,54 @@ fn directly_built_contexts_are_still_checked_against_the_schema() {
 /// of any other shape — another principal type, another attribute, another
 /// type for the same attribute, a type the JSON does not show — is checked
 /// (and refused) every time, and a reload forgets what was accepted.
+/// An agent's client, built without Cedar's reader beside the clock's
+/// values, is still checked against the schema: naming an entity of
+/// another kind is refused however often the right kind was accepted, and
+/// the decision is the one Cedar's reader would have led to.
+#[test]
+fn an_acting_for_of_the_wrong_kind_is_refused_after_the_right_kind_was_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture::demo_engine(dir.path());
+    let context = |ty: &str, id: &str| {
+        json!({
+            "now": { "__extn": { "fn": "datetime", "arg": "2026-10-01T09:30:00.000+0800" } },
+            "localTime": { "__extn": { "fn": "duration", "arg": "34200000ms" } },
+            "workday": true,
+            "actingFor": { "__entity": { "type": ty, "id": id } },
+        })
+    };
+    let mut q = use_function(EntityKind::AgentStaff, AGENT, "vat_filing");
+    q.context = context("Etax::Enterprise", E1);
+    for _ in 0..2 {
+        assert!(
+            decide(&engine, &q).allowed,
+            "the recognized client is served"
+        );
+    }
+    let agency = AGENT.split('/').next().unwrap();
+    for (ty, id) in [
+        ("Etax::Agency", agency),
+        ("Etax::Staff", CLERK),
+        ("Etax::PayerCategory", "ordinary"),
+    ] {
+        q.context = context(ty, id);
+        for _ in 0..2 {
+            match engine.decide(&q) {
+                Err(DecisionError::Invalid { field, .. }) => assert_eq!(field, "context", "{ty}"),
+                other => panic!("{ty}: expected a refusal, got {other:?}"),
+            }
+        }
+    }
+    q.context = context("Etax::Enterprise", UNKNOWN_ENTERPRISE);
+    let v = decide(&engine, &q);
+    assert!(!v.allowed, "an unknown client is denied");
+    assert!(
+        v.errors[0].starts_with("context.actingFor "),
+        "{:?}",
+        v.errors
+    );
+}
+
 #[test]
 fn only_shapes_the_schema_accepted_skip_its_check() {
     let dir = tempfile::tempdir().unwrap();
