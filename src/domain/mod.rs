@@ -11,7 +11,7 @@ mod principal;
 mod staff_key;
 
 pub(crate) use names::qualified_type;
-pub use names::{Action, EntityKind, UnknownName};
+pub use names::{uid_text, Action, EntityKind, UnknownName};
 pub use principal::{Factor, PrincipalKind};
 pub use staff_key::{StaffKey, StaffKeyError};
 

@@ -27,7 +27,7 @@ use super::persons::Persons;
 use crate::audit::pseudonym::Pseudonyms;
 use crate::audit::{AuditError, AuditLog, DecisionRecord, FinalOutcome, Outcome, Target};
 use crate::decision::{DecisionError, Engine, Query, Verdict, ACTING_FOR};
-use crate::domain::{EntityKind, StaffKey};
+use crate::domain::{uid_text, EntityKind, StaffKey};
 use crate::store::{owned_key, RecognitionRecord};
 
 pub use super::metrics::DecisionMetrics;
@@ -79,9 +79,9 @@ impl Event {
         let mut record = DecisionRecord::unmasked(
             &crate::random_id(),
             kind,
-            &query.principal.to_string(),
-            &query.action.to_string(),
-            &query.resource.to_string(),
+            &uid_text(&query.principal),
+            &uid_text(&query.action),
+            &uid_text(&query.resource),
             acting_for.as_deref(),
             verdict.allowed,
             &verdict.reasons,
