@@ -51,13 +51,7 @@ pub fn stamp(
     if query.action != Action::UseFunction.uid() {
         return Ok(());
     }
-    let day = Day::of(now_ms);
-    let calendar = engine.calendar_year(&day.date[..4])?;
-    let values = [
-        day.now.clone(),
-        json!({ "__extn": { "fn": "duration", "arg": format!("{}ms", day.ms_since_midnight) } }),
-        json!(is_workday(&calendar, &day)),
-    ];
+    let values = values_at(engine, now_ms)?;
     let declared = declared(snap, &query.action);
     if let Some(context) = query.context.as_object_mut() {
         for ((name, value), declared) in CLOCK_ATTRIBUTES.into_iter().zip(values).zip(declared) {
@@ -67,6 +61,57 @@ pub fn stamp(
         }
     }
     Ok(())
+}
+
+/// The clock attributes' values at `now_ms`, in [`CLOCK_ATTRIBUTES`]'
+/// order. Each thread keeps the last ones it made, with the calendar they
+/// were read against: a batch's questions share one instant, and under
+/// load a thread answers several questions a millisecond, while working
+/// out the day and writing its values was 7 % of a batched question's
+/// instructions (BENCHMARKS.md, session 9).
+fn values_at(engine: &Engine, now_ms: u64) -> Result<[Value; 3], DecisionError> {
+    struct Made {
+        at: u64,
+        year: String,
+        /// Held, so no other calendar can take its address.
+        calendar: Arc<CalendarYearRecord>,
+        values: [Value; 3],
+    }
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<Made>> = const { std::cell::RefCell::new(None) };
+    }
+    let same_instant = LAST.with_borrow(|last| {
+        last.as_ref()
+            .filter(|made| made.at == now_ms)
+            .map(|made| made.year.clone())
+    });
+    if let Some(year) = same_instant {
+        let calendar = engine.calendar_year(&year)?;
+        let kept = LAST.with_borrow(|last| {
+            last.as_ref()
+                .filter(|made| Arc::ptr_eq(&made.calendar, &calendar))
+                .map(|made| made.values.clone())
+        });
+        if let Some(values) = kept {
+            return Ok(values);
+        }
+    }
+    let day = Day::of(now_ms);
+    let year = day.date[..4].to_owned();
+    let calendar = engine.calendar_year(&year)?;
+    let workday = is_workday(&calendar, &day);
+    let values = [
+        day.now,
+        json!({ "__extn": { "fn": "duration", "arg": format!("{}ms", day.ms_since_midnight) } }),
+        json!(workday),
+    ];
+    LAST.set(Some(Made {
+        at: now_ms,
+        year,
+        calendar,
+        values: values.clone(),
+    }));
+    Ok(values)
 }
 
 /// Which clock attributes the action's context type declares, per policy
@@ -158,6 +203,35 @@ mod tests {
             Day::of(NATIONAL_DAY_0930 - 8 * 3_600_000 - 30 * 60_000).date,
             "2026-10-01"
         );
+    }
+
+    /// The values a thread kept for an instant are not served once the
+    /// calendar changed: a question at the same millisecond as one before
+    /// a calendar feed sees the new calendar.
+    #[test]
+    fn the_values_kept_for_an_instant_follow_a_calendar_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = crate::decision::fixture::demo_engine(dir.path());
+        let snap = engine.snapshot();
+        let workday = |now_ms| {
+            let mut q = Query {
+                principal: crate::domain::EntityKind::Staff.uid("x"),
+                action: Action::UseFunction.uid(),
+                resource: crate::domain::EntityKind::Function.uid("vat_filing"),
+                context: json!({}),
+            };
+            stamp(&engine, &snap, &mut q, now_ms).unwrap();
+            q.context["workday"].clone()
+        };
+        assert_eq!(workday(NATIONAL_DAY_0930), json!(true), "a Thursday");
+        assert_eq!(workday(NATIONAL_DAY_0930), json!(true));
+        let mut holiday = CalendarYearRecord::default();
+        holiday.holidays.insert("2026-10-01".into());
+        engine.store().write(|w| w.put("2026", &holiday)).unwrap();
+        for _ in 0..2 {
+            assert_eq!(workday(NATIONAL_DAY_0930), json!(false), "National Day");
+        }
+        assert_eq!(workday(NATIONAL_DAY_0930 + 1), json!(false));
     }
 
     #[test]

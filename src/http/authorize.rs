@@ -265,9 +265,15 @@ const VERIFIED_FACTS: [&str; 2] = ["factors", "hasPassword"];
 
 /// The question a request asks: with its own principal, or with the
 /// session's principal and acting-for enterprise.
-pub(crate) async fn query_of(
+pub(crate) async fn query_of(state: &AppState, body: AuthorizeRequest) -> Result<Query, ApiError> {
+    query_at(state, body, crate::now_ms()).await
+}
+
+/// [`query_of`], asked at `now_ms` by the sidecar's clock.
+async fn query_at(
     state: &AppState,
     mut body: AuthorizeRequest,
+    now_ms: u64,
 ) -> Result<Query, ApiError> {
     let mut query = match body.session.take() {
         Some(token) => session_query(state, body, &token).await,
@@ -275,7 +281,7 @@ pub(crate) async fn query_of(
     }?;
     // The time comes from the sidecar's clock (`flows::clock`), never the caller's.
     let snap = state.engine.snapshot();
-    crate::flows::clock::stamp(&state.engine, &snap, &mut query, crate::now_ms())?;
+    crate::flows::clock::stamp(&state.engine, &snap, &mut query, now_ms)?;
     Ok(query)
 }
 
@@ -312,10 +318,14 @@ pub async fn authorize_batch(
             ),
         ));
     }
+    // One instant for the whole batch, as for one question: its questions
+    // are asked together, and share the clock's values (built once per
+    // thread and instant, `decision::context`).
+    let now_ms = crate::now_ms();
     let mut queries = Vec::with_capacity(body.requests.len());
     for (i, r) in body.requests.into_iter().enumerate() {
         queries.push(
-            query_of(state, r)
+            query_at(state, r, now_ms)
                 .await
                 .map_err(|e| e.within(&format!("requests[{i}]")))?,
         );
