@@ -102,8 +102,13 @@ fn explain(
         context,
     };
     let mut query = query;
-    crate::flows::clock::stamp(&engine, &engine.snapshot(), &mut query, crate::now_ms())
-        .map_err(|e| e.to_string())?;
+    crate::flows::clock::stamp(
+        &engine,
+        &engine.snapshot(),
+        &mut query,
+        &crate::flows::clock::Clock::at(crate::now_ms()),
+    )
+    .map_err(|e| e.to_string())?;
     let verdict = engine.decide(&query).map_err(|e| e.to_string())?;
     let trace = engine.explain(&query).map_err(|e| e.to_string())?.masked();
     Ok((verdict, trace))

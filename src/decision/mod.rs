@@ -403,7 +403,18 @@ fn checked_request(q: &Query, snap: &PolicySnapshot) -> Result<(Request, Context
         context.clone(),
         (!known).then_some(schema),
     )
-    .map_err(request_error)?;
+    .map_err(|e| match e {
+        // A context built directly (`context`) is checked here, and this
+        // error names no attribute and repeats the whole context; Cedar's
+        // reader says which attribute is wrong.
+        RequestValidationError::InvalidContext(_) => {
+            match Context::from_json_value(q.context.clone(), Some((schema, &q.action))) {
+                Err(precise) => invalid("context", precise),
+                Ok(_) => request_error(e),
+            }
+        }
+        e => request_error(e),
+    })?;
     if let (false, Some(shape)) = (known, shape) {
         accepted.insert(shape);
     }

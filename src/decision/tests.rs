@@ -165,14 +165,11 @@ fn directly_built_contexts_are_still_checked_against_the_schema() {
     }
 }
 
-/// A question of a shape the schema accepted skips the check; a question
-/// of any other shape — another principal type, another attribute, another
-/// type for the same attribute, a type the JSON does not show — is checked
-/// (and refused) every time, and a reload forgets what was accepted.
 /// An agent's client, built without Cedar's reader beside the clock's
 /// values, is still checked against the schema: naming an entity of
-/// another kind is refused however often the right kind was accepted, and
-/// the decision is the one Cedar's reader would have led to.
+/// another kind is refused however often the right kind was accepted, an
+/// attribute the schema does not declare is refused by name, and the
+/// decision is the one Cedar's reader would have led to.
 #[test]
 fn an_acting_for_of_the_wrong_kind_is_refused_after_the_right_kind_was_accepted() {
     let dir = tempfile::tempdir().unwrap();
@@ -207,6 +204,19 @@ fn an_acting_for_of_the_wrong_kind_is_refused_after_the_right_kind_was_accepted(
             }
         }
     }
+    // An attribute the schema does not declare is named, as Cedar's reader
+    // names it, and the refusal does not repeat the caller's context.
+    q.context = context("Etax::Enterprise", E1);
+    q.context["client"] =
+        json!({ "__entity": { "type": "Etax::Enterprise", "id": "Secret@2026" } });
+    match engine.decide(&q) {
+        Err(DecisionError::Invalid { field, message }) => {
+            assert_eq!(field, "context");
+            assert!(message.contains("`client`"), "{message}");
+            assert!(!message.contains("Secret@2026"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
     q.context = context("Etax::Enterprise", UNKNOWN_ENTERPRISE);
     let v = decide(&engine, &q);
     assert!(!v.allowed, "an unknown client is denied");
@@ -217,6 +227,10 @@ fn an_acting_for_of_the_wrong_kind_is_refused_after_the_right_kind_was_accepted(
     );
 }
 
+/// A question of a shape the schema accepted skips the check; a question
+/// of any other shape — another principal type, another attribute, another
+/// type for the same attribute, a type the JSON does not show — is checked
+/// (and refused) every time, and a reload forgets what was accepted.
 #[test]
 fn only_shapes_the_schema_accepted_skip_its_check() {
     let dir = tempfile::tempdir().unwrap();

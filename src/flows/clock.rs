@@ -14,7 +14,7 @@
 //! day in UTC: "08:00 in Beijing" would otherwise be written
 //! `context.now.offset(duration("8h")).toTime() >= duration("8h")`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
 use cedar_policy::{Context, EntityUid};
@@ -31,6 +31,32 @@ pub const CLOCK_ATTRIBUTES: [&str; 3] = ["now", "localTime", "workday"];
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The sidecar's clock at one instant, for the questions asked at it. Its
+/// values are worked out for the first business question stamped with it
+/// and shared by the rest, so the questions of a batch see one instant
+/// and one calendar, even if a calendar feed lands while they are stamped.
+pub struct Clock {
+    now_ms: u64,
+    values: OnceLock<[Value; 3]>,
+}
+
+impl Clock {
+    pub fn at(now_ms: u64) -> Self {
+        Self {
+            now_ms,
+            values: OnceLock::new(),
+        }
+    }
+
+    fn values(&self, engine: &Engine) -> Result<[Value; 3], DecisionError> {
+        if let Some(values) = self.values.get() {
+            return Ok(values.clone());
+        }
+        let values = values_at(engine, self.now_ms)?;
+        Ok(self.values.get_or_init(|| values).clone())
+    }
+}
+
 /// Adds the clock attributes the served schema declares to a business
 /// question's context (others are left as they are); refuses a question
 /// whose context already has one.
@@ -38,7 +64,7 @@ pub fn stamp(
     engine: &Engine,
     snap: &PolicySnapshot,
     query: &mut Query,
-    now_ms: u64,
+    clock: &Clock,
 ) -> Result<(), DecisionError> {
     for name in CLOCK_ATTRIBUTES {
         if query.context.get(name).is_some() {
@@ -51,7 +77,7 @@ pub fn stamp(
     if query.action != Action::UseFunction.uid() {
         return Ok(());
     }
-    let values = values_at(engine, now_ms)?;
+    let values = clock.values(engine)?;
     let declared = declared(snap, &query.action);
     if let Some(context) = query.context.as_object_mut() {
         for ((name, value), declared) in CLOCK_ATTRIBUTES.into_iter().zip(values).zip(declared) {
@@ -220,7 +246,7 @@ mod tests {
                 resource: crate::domain::EntityKind::Function.uid("vat_filing"),
                 context: json!({}),
             };
-            stamp(&engine, &snap, &mut q, now_ms).unwrap();
+            stamp(&engine, &snap, &mut q, &Clock::at(now_ms)).unwrap();
             q.context["workday"].clone()
         };
         assert_eq!(workday(NATIONAL_DAY_0930), json!(true), "a Thursday");
@@ -232,6 +258,33 @@ mod tests {
             assert_eq!(workday(NATIONAL_DAY_0930), json!(false), "National Day");
         }
         assert_eq!(workday(NATIONAL_DAY_0930 + 1), json!(false));
+    }
+
+    /// Questions stamped with one `Clock` (a batch's) share its values,
+    /// the calendar included, even when a calendar feed lands between
+    /// them; a new clock reads the new calendar.
+    #[test]
+    fn the_questions_of_one_clock_share_its_calendar() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = crate::decision::fixture::demo_engine(dir.path());
+        let snap = engine.snapshot();
+        let workday = |clock: &Clock| {
+            let mut q = Query {
+                principal: crate::domain::EntityKind::Staff.uid("x"),
+                action: Action::UseFunction.uid(),
+                resource: crate::domain::EntityKind::Function.uid("vat_filing"),
+                context: json!({}),
+            };
+            stamp(&engine, &snap, &mut q, clock).unwrap();
+            q.context["workday"].clone()
+        };
+        let batch = Clock::at(NATIONAL_DAY_0930 + 7);
+        assert_eq!(workday(&batch), json!(true), "a Thursday");
+        let mut holiday = CalendarYearRecord::default();
+        holiday.holidays.insert("2026-10-01".into());
+        engine.store().write(|w| w.put("2026", &holiday)).unwrap();
+        assert_eq!(workday(&batch), json!(true), "the batch's calendar");
+        assert_eq!(workday(&Clock::at(NATIONAL_DAY_0930 + 7)), json!(false));
     }
 
     #[test]

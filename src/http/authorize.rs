@@ -10,6 +10,7 @@ use super::error::ApiError;
 use super::AppState;
 use crate::decision::{Query, ACTING_FOR};
 use crate::domain::{EntityKind, StaffKey, StaffKeyError, NAMESPACE};
+use crate::flows::clock::Clock;
 use crate::flows::decide::{Asked, Event};
 use crate::ids::{IdError, PersonKey};
 
@@ -266,14 +267,14 @@ const VERIFIED_FACTS: [&str; 2] = ["factors", "hasPassword"];
 /// The question a request asks: with its own principal, or with the
 /// session's principal and acting-for enterprise.
 pub(crate) async fn query_of(state: &AppState, body: AuthorizeRequest) -> Result<Query, ApiError> {
-    query_at(state, body, crate::now_ms()).await
+    query_at(state, body, &Clock::at(crate::now_ms())).await
 }
 
-/// [`query_of`], asked at `now_ms` by the sidecar's clock.
+/// [`query_of`], asked at the instant `clock` holds.
 async fn query_at(
     state: &AppState,
     mut body: AuthorizeRequest,
-    now_ms: u64,
+    clock: &Clock,
 ) -> Result<Query, ApiError> {
     let mut query = match body.session.take() {
         Some(token) => session_query(state, body, &token).await,
@@ -281,7 +282,7 @@ async fn query_at(
     }?;
     // The time comes from the sidecar's clock (`flows::clock`), never the caller's.
     let snap = state.engine.snapshot();
-    crate::flows::clock::stamp(&state.engine, &snap, &mut query, now_ms)?;
+    crate::flows::clock::stamp(&state.engine, &snap, &mut query, clock)?;
     Ok(query)
 }
 
@@ -319,13 +320,13 @@ pub async fn authorize_batch(
         ));
     }
     // One instant for the whole batch, as for one question: its questions
-    // are asked together, and share the clock's values (built once per
-    // thread and instant, `decision::context`).
-    let now_ms = crate::now_ms();
+    // are asked together, and share the clock's values (the calendar
+    // included) and the context Cedar makes of them (`decision::context`).
+    let clock = Clock::at(crate::now_ms());
     let mut queries = Vec::with_capacity(body.requests.len());
     for (i, r) in body.requests.into_iter().enumerate() {
         queries.push(
-            query_at(state, r, now_ms)
+            query_at(state, r, &clock)
                 .await
                 .map_err(|e| e.within(&format!("requests[{i}]")))?,
         );
