@@ -91,10 +91,9 @@ pub fn stamp(
 
 /// The clock attributes' values at `now_ms`, in [`CLOCK_ATTRIBUTES`]'
 /// order. Each thread keeps the last ones it made, with the calendar they
-/// were read against: a batch's questions share one instant, and under
-/// load a thread answers several questions a millisecond, while working
-/// out the day and writing its values was 7 % of a batched question's
-/// instructions (BENCHMARKS.md, session 9).
+/// were read against: under load a thread answers several questions a
+/// millisecond, and working out the day and writing its values was 7 % of
+/// a batched question's instructions (BENCHMARKS.md, session 9).
 fn values_at(engine: &Engine, now_ms: u64) -> Result<[Value; 3], DecisionError> {
     struct Made {
         at: u64,
@@ -106,21 +105,15 @@ fn values_at(engine: &Engine, now_ms: u64) -> Result<[Value; 3], DecisionError> 
     thread_local! {
         static LAST: std::cell::RefCell<Option<Made>> = const { std::cell::RefCell::new(None) };
     }
-    let same_instant = LAST.with_borrow(|last| {
-        last.as_ref()
-            .filter(|made| made.at == now_ms)
-            .map(|made| made.year.clone())
-    });
-    if let Some(year) = same_instant {
-        let calendar = engine.calendar_year(&year)?;
-        let kept = LAST.with_borrow(|last| {
-            last.as_ref()
-                .filter(|made| Arc::ptr_eq(&made.calendar, &calendar))
-                .map(|made| made.values.clone())
-        });
-        if let Some(values) = kept {
-            return Ok(values);
-        }
+    let kept = LAST.with_borrow(|last| {
+        let Some(made) = last.as_ref().filter(|made| made.at == now_ms) else {
+            return Ok(None);
+        };
+        let calendar = engine.calendar_year(&made.year)?;
+        Ok::<_, DecisionError>(Arc::ptr_eq(&made.calendar, &calendar).then(|| made.values.clone()))
+    })?;
+    if let Some(values) = kept {
+        return Ok(values);
     }
     let day = Day::of(now_ms);
     let year = day.date[..4].to_owned();
@@ -231,6 +224,18 @@ mod tests {
         );
     }
 
+    /// The `workday` a business question gets from `clock`.
+    fn stamped_workday(engine: &Engine, clock: &Clock) -> Value {
+        let mut q = Query {
+            principal: crate::domain::EntityKind::Staff.uid("x"),
+            action: Action::UseFunction.uid(),
+            resource: crate::domain::EntityKind::Function.uid("vat_filing"),
+            context: json!({}),
+        };
+        stamp(engine, &engine.snapshot(), &mut q, clock).unwrap();
+        q.context["workday"].clone()
+    }
+
     /// The values a thread kept for an instant are not served once the
     /// calendar changed: a question at the same millisecond as one before
     /// a calendar feed sees the new calendar.
@@ -238,17 +243,7 @@ mod tests {
     fn the_values_kept_for_an_instant_follow_a_calendar_change() {
         let dir = tempfile::tempdir().unwrap();
         let engine = crate::decision::fixture::demo_engine(dir.path());
-        let snap = engine.snapshot();
-        let workday = |now_ms| {
-            let mut q = Query {
-                principal: crate::domain::EntityKind::Staff.uid("x"),
-                action: Action::UseFunction.uid(),
-                resource: crate::domain::EntityKind::Function.uid("vat_filing"),
-                context: json!({}),
-            };
-            stamp(&engine, &snap, &mut q, &Clock::at(now_ms)).unwrap();
-            q.context["workday"].clone()
-        };
+        let workday = |now_ms| stamped_workday(&engine, &Clock::at(now_ms));
         assert_eq!(workday(NATIONAL_DAY_0930), json!(true), "a Thursday");
         assert_eq!(workday(NATIONAL_DAY_0930), json!(true));
         let mut holiday = CalendarYearRecord::default();
@@ -267,17 +262,7 @@ mod tests {
     fn the_questions_of_one_clock_share_its_calendar() {
         let dir = tempfile::tempdir().unwrap();
         let engine = crate::decision::fixture::demo_engine(dir.path());
-        let snap = engine.snapshot();
-        let workday = |clock: &Clock| {
-            let mut q = Query {
-                principal: crate::domain::EntityKind::Staff.uid("x"),
-                action: Action::UseFunction.uid(),
-                resource: crate::domain::EntityKind::Function.uid("vat_filing"),
-                context: json!({}),
-            };
-            stamp(&engine, &snap, &mut q, clock).unwrap();
-            q.context["workday"].clone()
-        };
+        let workday = |clock: &Clock| stamped_workday(&engine, clock);
         let batch = Clock::at(NATIONAL_DAY_0930 + 7);
         assert_eq!(workday(&batch), json!(true), "a Thursday");
         let mut holiday = CalendarYearRecord::default();
