@@ -51,25 +51,31 @@ pub fn of_json(
         // Cedar's JSON reader; `Request::new` still checks it is allowed.
         return Ok(Context::empty());
     }
-    let (direct, rest): (Vec<_>, Vec<_>) = map.iter().partition(|(_, v)| is_direct(v));
+    // The clock's values, the entities named, and the rest for Cedar's reader.
+    let (mut clock, mut entities, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, value) in map {
+        if let Some(uid) = entity_ref(value) {
+            entities.push((name, uid));
+        } else if is_direct(value) {
+            clock.push((name, value));
+        } else {
+            rest.push((name, value));
+        }
+    }
     // Booleans alone (a login step's `hasPassword` beside its `factors`)
     // gain nothing from being split off: read the usual way.
-    if !direct.iter().any(|(_, v)| extension_call(v).is_some()) {
+    if !clock.iter().any(|(_, v)| extension_call(v).is_some()) {
         return whole();
     }
-    let (entities, clock): (Vec<_>, Vec<_>) = direct
-        .into_iter()
-        .partition(|(_, v)| entity_ref(v).is_some());
     let mut built = direct_context(&clock)?;
     if !entities.is_empty() {
         // Merged into this thread's last clock values rather than built
         // with them: `new_datetime` parses its constructor's name, and
         // merging evaluated values does not.
-        let named = Context::from_pairs(entities.iter().map(|(n, v)| {
-            let expr = direct_expression(v).expect("partitioned by is_direct");
-            ((*n).clone(), expr)
-        }))
-        .map_err(|e| invalid("context", e))?;
+        let named = entities
+            .into_iter()
+            .map(|(n, uid)| (n.clone(), RestrictedExpression::new_entity_uid(uid)));
+        let named = Context::from_pairs(named).map_err(|e| invalid("context", e))?;
         built = built.merge(named).map_err(|e| invalid("context", e))?;
     }
     if rest.is_empty() {
@@ -112,7 +118,10 @@ fn direct_context(direct: &[(&String, &Value)]) -> Result<Context, DecisionError
         return Ok(hit);
     }
     let pairs = direct.iter().map(|(n, v)| {
-        let expr = direct_expression(v).expect("partitioned by is_direct");
+        let expr = match v {
+            Value::Bool(b) => RestrictedExpression::new_bool(*b),
+            _ => extension(v).expect("sorted by is_direct"),
+        };
         ((*n).clone(), expr)
     });
     let context = Context::from_pairs(pairs).map_err(|e| invalid("context", e))?;
@@ -124,23 +133,13 @@ fn direct_context(direct: &[(&String, &Value)]) -> Result<Context, DecisionError
     Ok(context)
 }
 
-/// A value whose Cedar form needs no schema: an extension call, an
-/// entity reference in its explicit form, or a boolean (the clock's
-/// `workday`: left to Cedar's JSON reader, it sent every business
-/// question's context through that reader again). Its type is still
-/// checked against the schema, by `Request::new`.
+/// A value whose Cedar form needs no schema: an extension call, or a
+/// boolean (the clock's `workday`: left to Cedar's JSON reader, it sent
+/// every business question's context through that reader again). Its type
+/// is still checked against the schema, by `Request::new`. (An entity
+/// reference, [`entity_ref`], is built directly too, apart from these.)
 fn is_direct(value: &Value) -> bool {
-    value.is_boolean() || extension_call(value).is_some() || entity_ref(value).is_some()
-}
-
-/// The Cedar form of a value [`is_direct`] accepts.
-fn direct_expression(value: &Value) -> Option<RestrictedExpression> {
-    match value {
-        Value::Bool(b) => Some(RestrictedExpression::new_bool(*b)),
-        _ => {
-            extension(value).or_else(|| entity_ref(value).map(RestrictedExpression::new_entity_uid))
-        }
-    }
+    value.is_boolean() || extension_call(value).is_some()
 }
 
 /// The entity `{"__entity": {"type": "Etax::…", "id": …}}` names, when

@@ -91,9 +91,13 @@ pub fn stamp(
 
 /// The clock attributes' values at `now_ms`, in [`CLOCK_ATTRIBUTES`]'
 /// order. Each thread keeps the last ones it made, with the calendar they
-/// were read against: under load a thread answers several questions a
-/// millisecond, and working out the day and writing its values was 7 % of
-/// a batched question's instructions (BENCHMARKS.md, session 9).
+/// were read against, for single questions: under load a thread answers
+/// several a millisecond, and working out the day and writing its values
+/// was 7 % of a question's instructions where they were shared
+/// (BENCHMARKS.md, session 9; a batch shares its [`Clock`] instead).
+/// What it saves single questions under load is not measured:
+/// `benches/instructions.sh` sends them one at a time, each at a new
+/// millisecond, where it costs 1.3 %.
 fn values_at(engine: &Engine, now_ms: u64) -> Result<[Value; 3], DecisionError> {
     struct Made {
         at: u64,
