@@ -39,9 +39,7 @@ impl Batch {
             .iter()
             .filter_map(|a| snap.action_entity(a).cloned())
             .collect::<Vec<_>>();
-        let entities =
-            Entities::from_entities(slice.entities.into_values().chain(action_entities), None)
-                .map_err(|e| invalid("request", e))?;
+        let entities = super::cedar_entities(slice.entities.into_values().chain(action_entities))?;
         Ok(Self {
             entities,
             missing: slice.missing,

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use cedar_policy::{
-    Authorizer, Context, Decision, Entities, EntityUid, Request, RequestValidationError,
+    Authorizer, Context, Decision, Entities, Entity, EntityUid, Request, RequestValidationError,
 };
 
 use crate::domain::EntityKind;
@@ -272,17 +272,26 @@ fn assemble(
         .expect("an action with an index entry has an entity")
         .clone();
     let (attributes, slice_missing) = (slice.attributes, slice.missing);
-    let entities = Entities::from_entities(
-        slice.entities.into_values().chain(std::iter::once(action)),
-        None,
-    )
-    .map_err(|e| invalid("request", e))?;
+    let entities = cedar_entities(slice.entities.into_values().chain(std::iter::once(action)))?;
     let bytes = estimated_bytes(&entities, attributes);
     Ok(Built {
         entities,
         missing: slice_missing,
         bytes,
     })
+}
+
+/// `entities` as Cedar's, their transitive closure computed and checked
+/// acyclic as `Entities::from_entities` does. Added to an empty set
+/// instead: Cedar then closes them with its single-pass repair rather
+/// than its strongly-connected-components pass, which allocated a map per
+/// visited uid and was half the cost for a slice of three entities
+/// (12 µs against 6 µs). The slice's parents are already whole
+/// ancestries ([`slice`]), so the pass finds nothing to add either way.
+fn cedar_entities(entities: impl IntoIterator<Item = Entity>) -> Result<Entities, DecisionError> {
+    Entities::empty()
+        .add_entities(entities, None)
+        .map_err(|e| invalid("request", e))
 }
 
 /// An error for each entity `q` names — principal, resource, then the
