@@ -87,29 +87,59 @@ pub fn estimate_bytes(
     entities * ENTITY + 2 * id_bytes + attributes * ATTRIBUTE + ancestors * ANCESTOR
 }
 
-/// A filed entry: the entities and what they were built under.
-#[derive(Clone)]
-struct Entry {
-    built: Arc<Built>,
+/// What a tier's keys and values weigh: estimated heap bytes.
+pub trait Weighed {
+    fn weight(&self) -> usize;
+}
+
+impl Weighed for SliceKey {
+    fn weight(&self) -> usize {
+        // Three uids, and a name and uid per context entity.
+        3 * 160 + self.context_refs.len() * 192
+    }
+}
+
+impl Weighed for Built {
+    fn weight(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// A filed entry: the value and what it was built under.
+struct Entry<V> {
+    value: Arc<V>,
     generation: u64,
     policy_version: Arc<str>,
+}
+
+impl<V> Clone for Entry<V> {
+    fn clone(&self) -> Self {
+        Self {
+            value: self.value.clone(),
+            generation: self.generation,
+            policy_version: self.policy_version.clone(),
+        }
+    }
 }
 
 #[derive(Clone)]
 struct ByBytes;
 
-impl Weighter<SliceKey, Entry> for ByBytes {
-    fn weight(&self, key: &SliceKey, entry: &Entry) -> u64 {
-        // The key's three uids and the entry's bookkeeping.
-        const KEY_AND_SLOT: usize = 3 * 160 + 128;
-        let refs = key.context_refs.len() * 192;
-        (entry.built.bytes + KEY_AND_SLOT + refs) as u64
+impl<K: Weighed, V: Weighed> Weighter<K, Entry<V>> for ByBytes {
+    fn weight(&self, key: &K, entry: &Entry<V>) -> u64 {
+        // The entry's bookkeeping in the cache's table.
+        const SLOT: usize = 128;
+        (key.weight() + entry.value.weight() + SLOT) as u64
     }
 }
 
-pub struct SliceCache {
+/// Values built from the store and the policies, each served only at the
+/// store generation and policy version it was built under. The decision
+/// cache is two of them: Cedar's `Entities` by [`SliceKey`], and the same
+/// packed ([`super::packed`]).
+pub struct SliceCache<K = SliceKey, V = Built> {
     /// `None`: caching off.
-    entries: Option<Cache<SliceKey, Entry, ByBytes>>,
+    entries: Option<Cache<K, Entry<V>, ByBytes>>,
     /// The newest (generation, policy version) the cache was emptied for,
     /// so stale entries are dropped once, by the first request to meet one.
     emptied_for: Mutex<(u64, Arc<str>)>,
@@ -117,15 +147,12 @@ pub struct SliceCache {
     misses: AtomicU64,
 }
 
-/// An average entry, to size the cache's tables up front.
-const TYPICAL_ENTRY_BYTES: u64 = 16 * 1024;
-
-impl SliceCache {
-    /// A cache of at most about `max_bytes` of built entities; 0 turns
-    /// caching off.
-    pub fn new(max_bytes: u64) -> Self {
+impl<K: Weighed + Eq + std::hash::Hash, V: Weighed> SliceCache<K, V> {
+    /// A cache of at most about `max_bytes`, sized up front for entries of
+    /// `typical_bytes`; 0 turns caching off.
+    pub fn new(max_bytes: u64, typical_bytes: u64) -> Self {
         let entries = (max_bytes > 0).then(|| {
-            let items = (max_bytes / TYPICAL_ENTRY_BYTES).max(16) as usize;
+            let items = (max_bytes / typical_bytes).max(16) as usize;
             Cache::with_weighter(items, max_bytes, ByBytes)
         });
         Self {
@@ -136,17 +163,27 @@ impl SliceCache {
         }
     }
 
-    /// The entities built for `key` at exactly `generation` under `version`.
-    pub fn get(&self, key: &SliceKey, generation: u64, version: &str) -> Option<Arc<Built>> {
-        let entries = self.entries.as_ref()?;
-        let found = match entries.get(key) {
-            Some(e) if e.generation == generation && *e.policy_version == *version => Some(e.built),
-            Some(_) => {
-                self.empty_for(entries, generation, version);
-                None
-            }
-            None => None,
-        };
+    /// Whether the cache keeps anything.
+    pub fn is_on(&self) -> bool {
+        self.entries.is_some()
+    }
+
+    /// The value built for `key` at exactly `generation` under `version`.
+    pub fn get(&self, key: &K, generation: u64, version: &str) -> Option<Arc<V>> {
+        // Off, every question is a miss: built from the store.
+        let found = self
+            .entries
+            .as_ref()
+            .and_then(|entries| match entries.get(key) {
+                Some(e) if e.generation == generation && *e.policy_version == *version => {
+                    Some(e.value)
+                }
+                Some(_) => {
+                    self.empty_for(entries, generation, version);
+                    None
+                }
+                None => None,
+            });
         let counter = if found.is_some() {
             &self.hits
         } else {
@@ -156,12 +193,12 @@ impl SliceCache {
         found
     }
 
-    /// Files `built`, made from a store snapshot taken at `generation` or
+    /// Files `value`, made from a store snapshot taken at `generation` or
     /// later, under `key`.
-    pub fn insert(&self, key: SliceKey, generation: u64, version: &str, built: Arc<Built>) {
+    pub fn insert(&self, key: K, generation: u64, version: &str, value: Arc<V>) {
         let Some(entries) = &self.entries else { return };
         let entry = Entry {
-            built,
+            value,
             generation,
             policy_version: self.version_arc(version),
         };
@@ -182,7 +219,7 @@ impl SliceCache {
     /// A stale entry was met: empties the cache if (`generation`,
     /// `version`) is newer than the last emptying. A request that started
     /// before a write (an older generation) empties nothing.
-    fn empty_for(&self, entries: &Cache<SliceKey, Entry, ByBytes>, generation: u64, version: &str) {
+    fn empty_for(&self, entries: &Cache<K, Entry<V>, ByBytes>, generation: u64, version: &str) {
         let mut emptied = self.emptied_for.lock().unwrap_or_else(|e| e.into_inner());
         let newer = generation > emptied.0 || (generation == emptied.0 && *emptied.1 != *version);
         if newer {
@@ -231,7 +268,7 @@ mod tests {
 
     #[test]
     fn entries_live_for_one_generation_and_policy_version() {
-        let cache = SliceCache::new(1 << 20);
+        let cache = SliceCache::<SliceKey, Built>::new(1 << 20, 16 << 10);
         assert!(cache.get(&key("a"), 0, "v1").is_none());
         cache.insert(key("a"), 0, "v1", built());
         assert!(cache.get(&key("a"), 0, "v1").is_some());
@@ -256,7 +293,7 @@ mod tests {
 
     #[test]
     fn meeting_a_stale_entry_empties_the_cache() {
-        let cache = SliceCache::new(1 << 20);
+        let cache = SliceCache::<SliceKey, Built>::new(1 << 20, 16 << 10);
         cache.insert(key("a"), 0, "v", built());
         cache.insert(key("b"), 0, "v", built());
         assert_eq!(cache.usage().0, 2);
@@ -267,7 +304,7 @@ mod tests {
     #[test]
     fn a_full_cache_evicts_within_its_bytes_and_zero_caches_nothing() {
         let budget = 200_000;
-        let cache = SliceCache::new(budget);
+        let cache = SliceCache::<SliceKey, Built>::new(budget, 16 << 10);
         for i in 0..1000 {
             cache.insert(key(&i.to_string()), 0, "v", built());
         }
@@ -276,7 +313,7 @@ mod tests {
         assert!(held > 0 && held < 1000, "{held} entries held");
         // Eviction, not starting over: the latest entry is there.
         assert!(cache.get(&key("999"), 0, "v").is_some());
-        let off = SliceCache::new(0);
+        let off = SliceCache::<SliceKey, Built>::new(0, 16 << 10);
         off.insert(key("a"), 0, "v", built());
         assert!(off.get(&key("a"), 0, "v").is_none());
         assert_eq!(off.usage(), (0, 0));

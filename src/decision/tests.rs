@@ -422,10 +422,29 @@ fn a_forbid_deny_carries_its_refusal_and_a_default_deny_its_unmatched_permits() 
     assert_eq!(v.unmatched_permits, indexed);
 }
 
+/// An engine with one tier of the cache only.
+type Tier = fn(Engine) -> Engine;
+
+/// Both tiers of the cache, each alone: Cedar's entities, and the same
+/// packed.
+fn each_tier() -> [(&'static str, Tier); 2] {
+    [
+        ("cedar", |e| e.with_caches(1 << 20, 0, 0)),
+        ("packed", |e| e.with_caches(0, 1 << 20, 0)),
+    ]
+}
+
 #[test]
 fn a_store_write_or_a_reload_empties_the_cache() {
+    for (tier, with_tier) in each_tier() {
+        println!("{tier}");
+        a_store_write_or_a_reload_empties(with_tier);
+    }
+}
+
+fn a_store_write_or_a_reload_empties(with_tier: Tier) {
     let dir = tempfile::tempdir().unwrap();
-    let engine = fixture::demo_engine(dir.path());
+    let engine = with_tier(fixture::demo_engine(dir.path()));
     let q = use_function(EntityKind::Staff, CLERK, "vat_filing");
     assert!(decide(&engine, &q).allowed);
     assert!(decide(&engine, &q).allowed);
@@ -446,10 +465,10 @@ fn a_store_write_or_a_reload_empties_the_cache() {
     let reloaded = snapshot_with(
         r#"@id("use.always") permit(principal, action == Etax::Action::"useFunction", resource);"#,
     );
-    let engine_policies = Engine::new(
+    let engine_policies = with_tier(Engine::new(
         engine.store().clone(),
         Arc::new(ArcSwap::from_pointee(fixture::bundled_policies())),
-    );
+    ));
     assert!(!decide(&engine_policies, &q).allowed);
     engine_policies.policies.store(Arc::new(reloaded));
     let v = decide(&engine_policies, &q);

@@ -1,0 +1,439 @@
+//! A request's built entities packed into one byte string: the second tier
+//! of the decision cache ([`super::cache`]).
+//!
+//! Cedar's `Entities` for one clerk's question hold about 11 kB (its three
+//! entities' hash maps, and a type name with source locations in every
+//! uid), so the cache's budget held 3,000 of them while a million-staff
+//! bureau's mix asks about 30,000 principals: most questions read the
+//! store again, ~5 random pages each. Packed — each uid as its kind's
+//! index and its id's bytes, each attribute's value tagged — the same
+//! entities take a few hundred bytes, and unpacking them (building the
+//! Cedar entities and closing them) costs a fraction of reading and
+//! decoding the records again.
+//!
+//! Packing is exact or refused: any entity, attribute or value outside
+//! what the bureau's identities use (a uid of another namespace, tags, a
+//! record, an extension value, an id or set too long for its length
+//! field) packs to `None`, and that request is simply not kept in this
+//! tier. `tests` holds unpacking to give back entities equal to those
+//! packed, for every kind of stored identity.
+
+use cedar_policy::{Entities, Entity, EntityUid, EvalResult, RestrictedExpression};
+
+use super::cache::{Built, SliceKey};
+use crate::domain::EntityKind;
+
+/// A [`SliceKey`] packed: the key of the packed tier.
+pub(crate) type PackedKey = Box<[u8]>;
+
+/// One request's entities (the action's aside: it comes from the policy
+/// snapshot when unpacked), and what the store lacked, packed.
+pub(crate) struct Packed {
+    bytes: Box<[u8]>,
+}
+
+impl Packed {
+    /// Heap bytes held.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// `key` packed; `None` if a uid in it cannot be.
+pub(crate) fn key(key: &SliceKey) -> Option<PackedKey> {
+    let mut w = Writer::default();
+    w.uid(&key.principal)?;
+    w.uid(&key.action)?;
+    match &key.resource {
+        None => w.u8(0),
+        Some(r) => {
+            w.u8(1);
+            w.uid(r)?;
+        }
+    }
+    w.u8(u8::try_from(key.context_refs.len()).ok()?);
+    for (name, uid) in &key.context_refs {
+        w.short(name)?;
+        w.uid(uid)?;
+    }
+    Some(w.0.into_boxed_slice())
+}
+
+/// `built` packed, leaving out the action entity; `None` if something in
+/// it cannot be.
+pub(crate) fn pack(built: &Built) -> Option<Packed> {
+    let mut w = Writer::default();
+    w.u32(u32::try_from(built.bytes).ok()?);
+    let entities: Vec<&Entity> = built
+        .entities
+        .iter()
+        .filter(|e| EntityKind::of(&e.uid()) != Some(EntityKind::Action))
+        .collect();
+    w.u16(u16::try_from(entities.len()).ok()?);
+    for entity in entities {
+        if entity.tags().next().is_some() {
+            return None;
+        }
+        let uid = entity.uid();
+        w.uid(&uid)?;
+        let attrs: Vec<_> = entity.attrs().collect();
+        w.u8(u8::try_from(attrs.len()).ok()?);
+        for (name, value) in attrs {
+            w.short(name)?;
+            w.value(&value.ok()?)?;
+        }
+        let ancestors: Vec<&EntityUid> = built.entities.ancestors(&uid)?.collect();
+        w.u16(u16::try_from(ancestors.len()).ok()?);
+        for a in ancestors {
+            w.uid(a)?;
+        }
+    }
+    w.u16(u16::try_from(built.missing.len()).ok()?);
+    for uid in &built.missing {
+        w.uid(uid)?;
+    }
+    Some(Packed {
+        bytes: w.0.into_boxed_slice(),
+    })
+}
+
+impl Packed {
+    /// The entities packed, with `action` (the request's action entity);
+    /// `None` if Cedar refuses them, which it did not when they were
+    /// packed.
+    pub(crate) fn unpack(&self, action: Entity) -> Option<Built> {
+        let mut r = Reader(&self.bytes);
+        let bytes = r.u32()? as usize;
+        let count = r.u16()?;
+        let mut entities = Vec::with_capacity(usize::from(count) + 1);
+        for _ in 0..count {
+            let uid = r.uid()?;
+            let attrs = (0..r.u8()?)
+                .map(|_| Some((r.short()?.to_owned(), r.value()?)))
+                .collect::<Option<std::collections::HashMap<_, _>>>()?;
+            let ancestors = (0..r.u16()?)
+                .map(|_| r.uid())
+                .collect::<Option<std::collections::HashSet<_>>>()?;
+            entities.push(Entity::new(uid, attrs, ancestors).ok()?);
+        }
+        let missing = (0..r.u16()?)
+            .map(|_| r.uid())
+            .collect::<Option<std::collections::HashSet<_>>>()?;
+        entities.push(action);
+        let entities = Entities::empty().add_entities(entities, None).ok()?;
+        Some(Built {
+            entities,
+            missing,
+            bytes,
+        })
+    }
+}
+
+const FALSE: u8 = 0;
+const TRUE: u8 = 1;
+const LONG: u8 = 2;
+const STRING: u8 = 3;
+const ENTITY: u8 = 4;
+const SET: u8 = 5;
+
+#[derive(Default)]
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// A name: at most 255 bytes.
+    fn short(&mut self, s: &str) -> Option<()> {
+        self.u8(u8::try_from(s.len()).ok()?);
+        self.0.extend_from_slice(s.as_bytes());
+        Some(())
+    }
+
+    fn long_str(&mut self, s: &str) -> Option<()> {
+        self.u32(u32::try_from(s.len()).ok()?);
+        self.0.extend_from_slice(s.as_bytes());
+        Some(())
+    }
+
+    /// A uid of the bureau's namespace: its kind's index and its id.
+    fn uid(&mut self, uid: &EntityUid) -> Option<()> {
+        let kind = EntityKind::of(uid)?;
+        self.u8(kind as u8);
+        let id = uid.id().unescaped();
+        self.u16(u16::try_from(id.len()).ok()?);
+        self.0.extend_from_slice(id.as_bytes());
+        Some(())
+    }
+
+    fn value(&mut self, v: &EvalResult) -> Option<()> {
+        match v {
+            EvalResult::Bool(b) => self.u8(if *b { TRUE } else { FALSE }),
+            EvalResult::Long(n) => {
+                self.u8(LONG);
+                self.0.extend_from_slice(&n.to_le_bytes());
+            }
+            EvalResult::String(s) => {
+                self.u8(STRING);
+                self.long_str(s)?;
+            }
+            EvalResult::EntityUid(uid) => {
+                self.u8(ENTITY);
+                self.uid(uid)?;
+            }
+            EvalResult::Set(set) => {
+                self.u8(SET);
+                self.u16(u16::try_from(set.len()).ok()?);
+                for member in set.iter() {
+                    self.value(member)?;
+                }
+            }
+            EvalResult::Record(_) | EvalResult::ExtensionValue(_) => return None,
+        }
+        Some(())
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn str(&mut self, len: usize) -> Option<&'a str> {
+        std::str::from_utf8(self.take(len)?).ok()
+    }
+
+    fn short(&mut self) -> Option<&'a str> {
+        let len = self.u8()?;
+        self.str(usize::from(len))
+    }
+
+    fn uid(&mut self) -> Option<EntityUid> {
+        let kind = *EntityKind::ALL.get(usize::from(self.u8()?))?;
+        let len = self.u16()?;
+        Some(kind.uid(self.str(usize::from(len))?))
+    }
+
+    fn value(&mut self) -> Option<RestrictedExpression> {
+        Some(match self.u8()? {
+            FALSE => RestrictedExpression::new_bool(false),
+            TRUE => RestrictedExpression::new_bool(true),
+            LONG => {
+                RestrictedExpression::new_long(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
+            }
+            STRING => {
+                let len = self.u32()? as usize;
+                RestrictedExpression::new_string(self.str(len)?.to_owned())
+            }
+            ENTITY => RestrictedExpression::new_entity_uid(self.uid()?),
+            SET => {
+                let n = self.u16()?;
+                RestrictedExpression::new_set(
+                    (0..n).map(|_| self.value()).collect::<Option<Vec<_>>>()?,
+                )
+            }
+            _ => return None,
+        })
+    }
+}
+
+impl super::cache::Weighed for PackedKey {
+    fn weight(&self) -> usize {
+        // The allocation's header and rounding.
+        self.len() + 16
+    }
+}
+
+impl super::cache::Weighed for Packed {
+    fn weight(&self) -> usize {
+        self.len() + 16
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+
+    use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
+
+    use super::super::cache::{Built, SliceKey};
+    use super::super::fixture;
+    use super::super::slice::Slice;
+    use super::{key, pack};
+    use crate::domain::{Action, EntityKind};
+    use crate::store::{
+        AgencyRecord, AgentStaffRecord, EnterpriseRecord, PersonRecord, StaffRecord,
+    };
+
+    /// Every stored identity of the demo bureau as a principal (and some
+    /// as resources and `actingFor`, and identities the store lacks): what
+    /// is unpacked equals what was packed, entity for entity.
+    #[test]
+    fn every_kind_of_slice_unpacks_to_the_entities_packed() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = fixture::demo_engine(dir.path());
+        let snap = engine.snapshot();
+        let reader = engine.store().read().unwrap();
+        fn ids<R: crate::store::Record>(
+            reader: &crate::store::StoreReader,
+            kind: EntityKind,
+        ) -> Vec<EntityUid> {
+            let all = reader.all::<R>().unwrap();
+            all.into_iter().map(|(id, _)| kind.uid(&id)).collect()
+        }
+        let mut principals = ids::<StaffRecord>(&reader, EntityKind::Staff);
+        principals.extend(ids::<AgentStaffRecord>(&reader, EntityKind::AgentStaff));
+        principals.extend(ids::<EnterpriseRecord>(&reader, EntityKind::Enterprise));
+        principals.extend(ids::<PersonRecord>(&reader, EntityKind::Person));
+        principals.extend(ids::<AgencyRecord>(&reader, EntityKind::Agency));
+        let ghost = EntityKind::Staff.uid("91210102MA0TAX001F/resident_id:210102199001015051");
+        principals.push(ghost.clone());
+        assert!(principals.len() > 10, "{} principals", principals.len());
+        let client = EntityKind::Enterprise.uid("91210102MA0TAX001F");
+        let mut checked = 0;
+        for principal in &principals {
+            for (action, resource, refs) in [
+                (Action::UseFunction, None, vec![]),
+                (Action::EditStaff, Some(principals[0].clone()), vec![]),
+                (Action::EditStaff, Some(ghost.clone()), vec![]),
+                (
+                    Action::UseFunction,
+                    None,
+                    vec![("actingFor".to_owned(), client.clone())],
+                ),
+            ] {
+                let slice_key = SliceKey {
+                    principal: principal.clone(),
+                    action: action.uid(),
+                    resource,
+                    context_refs: refs,
+                };
+                let slice = Slice::gather(&reader, &slice_key.roots(), &slice_key.refs()).unwrap();
+                let built = super::super::assemble(slice, &snap, &slice_key.action).unwrap();
+                assert!(key(&slice_key).is_some());
+                let packed = pack(&built).unwrap_or_else(|| panic!("{principal} packs"));
+                let action_entity = snap.action_entity(&slice_key.action).unwrap().clone();
+                let back = packed.unpack(action_entity).expect("unpacks");
+                assert!(
+                    back.entities.deep_eq(&built.entities),
+                    "{principal} {action}: {:?} became {:?}",
+                    built.entities.to_json_value().unwrap(),
+                    back.entities.to_json_value().unwrap()
+                );
+                assert_eq!(back.missing, built.missing);
+                assert_eq!(back.bytes, built.bytes);
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, principals.len() * 4);
+    }
+
+    /// Distinct keys pack to distinct bytes: a packed key is the whole key.
+    #[test]
+    fn keys_differing_anywhere_pack_apart() {
+        let base = SliceKey {
+            principal: EntityKind::Staff.uid("E/p"),
+            action: Action::UseFunction.uid(),
+            resource: None,
+            context_refs: vec![],
+        };
+        let variants = [
+            SliceKey {
+                principal: EntityKind::AgentStaff.uid("E/p"),
+                ..base.clone()
+            },
+            SliceKey {
+                principal: EntityKind::Staff.uid("E/q"),
+                ..base.clone()
+            },
+            SliceKey {
+                action: Action::EditStaff.uid(),
+                ..base.clone()
+            },
+            SliceKey {
+                resource: Some(EntityKind::Staff.uid("E/p")),
+                ..base.clone()
+            },
+            SliceKey {
+                resource: Some(EntityKind::Staff.uid("")),
+                ..base.clone()
+            },
+            SliceKey {
+                context_refs: vec![("actingFor".into(), EntityKind::Enterprise.uid("E"))],
+                ..base.clone()
+            },
+            SliceKey {
+                context_refs: vec![("client".into(), EntityKind::Enterprise.uid("E"))],
+                ..base.clone()
+            },
+            base.clone(),
+        ];
+        let packed: HashSet<_> = variants.iter().map(|k| key(k).unwrap()).collect();
+        assert_eq!(packed.len(), variants.len());
+        // A uid outside the bureau's namespace does not pack.
+        let foreign = SliceKey {
+            principal: r#"Other::Staff::"x""#.parse().unwrap(),
+            ..base
+        };
+        assert!(key(&foreign).is_none());
+    }
+
+    /// What the format cannot say exactly is not packed at all.
+    #[test]
+    fn entities_the_format_cannot_hold_are_not_packed() {
+        let uid = EntityKind::Staff.uid("E/p");
+        let with = |name: &str, value: RestrictedExpression| {
+            let entity = Entity::new(
+                uid.clone(),
+                HashMap::from([(name.to_owned(), value)]),
+                HashSet::new(),
+            )
+            .unwrap();
+            Built {
+                entities: Entities::from_entities([entity], None).unwrap(),
+                missing: HashSet::new(),
+                bytes: 1,
+            }
+        };
+        let record = RestrictedExpression::new_record([(
+            "a".to_owned(),
+            RestrictedExpression::new_bool(true),
+        )])
+        .unwrap();
+        assert!(pack(&with("r", record)).is_none());
+        let decimal = RestrictedExpression::new_decimal("1.5");
+        assert!(pack(&with("d", decimal)).is_none());
+        let foreign = RestrictedExpression::new_entity_uid(r#"Other::T::"x""#.parse().unwrap());
+        assert!(pack(&with("o", foreign)).is_none());
+        assert!(pack(&with("b", RestrictedExpression::new_bool(true))).is_some());
+        assert!(pack(&with("l", RestrictedExpression::new_long(-7))).is_some());
+    }
+}
