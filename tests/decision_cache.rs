@@ -135,3 +135,31 @@ fn the_byte_budgets_are_serve_flags_and_do_not_change_answers() {
     assert_eq!(code, 2, "a budget that is not a number is refused: {err}");
     assert!(err.contains("--decision-cache-bytes"), "{err}");
 }
+
+/// Ids a caller names are weighed with their bytes: questions naming
+/// identities the store lacks, each with an id of 20 kB, cannot make the
+/// cache hold more than its budget (each entry held the id at least once
+/// while weighing as a short one).
+#[test]
+fn long_ids_count_against_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let budget = 1 << 20;
+    let engine = fixture::demo_engine(dir.path()).with_cache_bytes(budget);
+    let id_bytes = 20_000;
+    for i in 0..300 {
+        let ghost = Query {
+            principal: EntityKind::Enterprise.uid(&format!("{i:04}{}", "9".repeat(id_bytes))),
+            ..use_function("vat_filing")
+        };
+        assert!(!allowed(&engine, &ghost));
+    }
+    let (held, bytes) = engine.cache_usage();
+    assert!(
+        bytes <= budget,
+        "{bytes} bytes held over a {budget}-byte budget"
+    );
+    assert!(
+        held as u64 * id_bytes as u64 <= budget,
+        "{held} entries of a {id_bytes}-byte id each held in a {budget}-byte budget"
+    );
+}

@@ -33,7 +33,8 @@ pub struct Built {
     pub entities: Entities,
     /// Of the entities the slice was gathered for, those the store lacks.
     pub missing: std::collections::HashSet<EntityUid>,
-    /// Estimated heap bytes of `entities` (see [`estimate_bytes`]).
+    /// Estimated heap bytes of `entities` (see [`estimate_bytes`]) and
+    /// of `missing`.
     pub bytes: usize,
 }
 
@@ -87,6 +88,9 @@ pub fn estimate_bytes(
     entities * ENTITY + 2 * id_bytes + attributes * ATTRIBUTE + ancestors * ANCESTOR
 }
 
+/// A Cedar uid without its id's bytes: type name, id and source locations.
+pub const UID_BYTES: usize = 160;
+
 /// What a tier's keys and values weigh: estimated heap bytes.
 pub trait Weighed {
     fn weight(&self) -> usize;
@@ -94,8 +98,18 @@ pub trait Weighed {
 
 impl Weighed for SliceKey {
     fn weight(&self) -> usize {
-        // Three uids, and a name and uid per context entity.
-        3 * 160 + self.context_refs.len() * 192
+        // Three uids, and a name and uid per context entity, each with its
+        // id's bytes: a caller may name ids of tens of kilobytes.
+        let id = |uid: &EntityUid| uid.id().unescaped().len();
+        let ids = id(&self.principal)
+            + id(&self.action)
+            + self.resource.as_ref().map_or(0, id)
+            + self
+                .context_refs
+                .iter()
+                .map(|(name, uid)| name.len() + id(uid))
+                .sum::<usize>();
+        3 * UID_BYTES + self.context_refs.len() * (UID_BYTES + 32) + ids
     }
 }
 

@@ -137,10 +137,12 @@ impl Engine {
 
     /// (hits, misses) of the built-entities cache since start.
     pub fn cache_counts(&self) -> (u64, u64) {
-        // A question meets the packed tier only after missing Cedar's.
-        let (hits, misses) = self.cache.counts();
+        // A question meets the packed tier only after missing Cedar's, so
+        // read the packed tier's hits first: each of them is then among
+        // the misses read after.
         let (packed_hits, _) = self.packed.counts();
-        (hits + packed_hits, misses - packed_hits)
+        let (hits, misses) = self.cache.counts();
+        (hits + packed_hits, misses.saturating_sub(packed_hits))
     }
 
     /// Entries the built-entities cache holds, and their estimated bytes.
@@ -306,7 +308,12 @@ fn assemble(
     let action = action_entity(snap, action);
     let (attributes, slice_missing) = (slice.attributes, slice.missing);
     let entities = cedar_entities(slice.entities.into_values().chain(std::iter::once(action)))?;
-    let bytes = estimated_bytes(&entities, attributes);
+    // What the store lacks is named by the caller, ids of any length.
+    let missing_bytes: usize = slice_missing
+        .iter()
+        .map(|uid| cache::UID_BYTES + uid.id().unescaped().len())
+        .sum();
+    let bytes = estimated_bytes(&entities, attributes) + missing_bytes;
     Ok(Built {
         entities,
         missing: slice_missing,
