@@ -115,7 +115,7 @@ impl Engine {
 
     /// Keeps at most about `bytes` of built entities (0: build every
     /// request's afresh from the store): three eighths for whole requests'
-    /// entities as Cedar's, half for the same packed (a fifteenth of the
+    /// entities as Cedar's, half for the same packed (a fourteenth of the
     /// size each, so they hold the principals a bureau's mix asks about
     /// where Cedar's hold the most frequent), an eighth for single
     /// identities shared between requests.
@@ -135,7 +135,8 @@ impl Engine {
         self
     }
 
-    /// (hits, misses) of the built-entities cache since start.
+    /// (hits, misses) of the built-entities cache since start, its two
+    /// tiers together.
     pub fn cache_counts(&self) -> (u64, u64) {
         // A question meets the packed tier only after missing Cedar's, so
         // read the packed tier's hits first: each of them is then among
@@ -273,15 +274,18 @@ impl Engine {
             })
         };
         if source.exact() {
-            if let Filed::Nowhere(Some(packed_key)) = &filed {
-                if let Some(packed) = packed::pack(&built) {
-                    let packed = Arc::new(packed);
-                    self.packed
-                        .insert(packed_key.clone(), generation, version, packed);
+            match filed {
+                Filed::Everywhere => {}
+                Filed::Packed | Filed::Nowhere(None) => {
+                    self.cache.insert(key, generation, version, built.clone());
                 }
-            }
-            if !matches!(filed, Filed::Everywhere) {
-                self.cache.insert(key, generation, version, built.clone());
+                Filed::Nowhere(Some(packed_key)) => {
+                    if let Some(packed) = packed::pack(&built) {
+                        let packed = Arc::new(packed);
+                        self.packed.insert(packed_key, generation, version, packed);
+                    }
+                    self.cache.insert(key, generation, version, built.clone());
+                }
             }
         }
         Ok((request, built, missing))
