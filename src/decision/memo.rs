@@ -45,7 +45,7 @@ struct ByBytes;
 impl Weighter<EntityUid, Filed> for ByBytes {
     fn weight(&self, uid: &EntityUid, filed: &Filed) -> u64 {
         // The key's uid and the slot.
-        const KEY_AND_SLOT: usize = 160 + 64;
+        const KEY_AND_SLOT: usize = super::cache::UID_BYTES + 64;
         (filed.loaded.bytes(uid) + KEY_AND_SLOT) as u64
     }
 }

@@ -18,7 +18,7 @@
 //! tier. `tests` holds unpacking to give back entities equal to those
 //! packed, for every kind of stored identity.
 
-use cedar_policy::{Entities, Entity, EntityUid, EvalResult, RestrictedExpression};
+use cedar_policy::{Entity, EntityUid, EvalResult, RestrictedExpression};
 
 use super::cache::{Built, SliceKey};
 use crate::domain::EntityKind;
@@ -120,7 +120,7 @@ impl Packed {
             .map(|_| r.uid())
             .collect::<Option<std::collections::HashSet<_>>>()?;
         entities.push(action);
-        let entities = Entities::empty().add_entities(entities, None).ok()?;
+        let entities = super::cedar_entities(entities).ok()?;
         Some(Built {
             entities,
             missing,
@@ -282,16 +282,13 @@ impl super::cache::Weighed for Packed {
 mod tests {
     use std::collections::{HashMap, HashSet};
 
-    use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
+    use cedar_policy::{Entities, Entity, RestrictedExpression};
 
     use super::super::cache::{Built, SliceKey};
     use super::super::fixture;
     use super::super::slice::Slice;
     use super::{key, pack};
     use crate::domain::{Action, EntityKind};
-    use crate::store::{
-        AgencyRecord, AgentStaffRecord, EnterpriseRecord, PersonRecord, StaffRecord,
-    };
 
     /// Every stored identity of the demo bureau as a principal (and some
     /// as resources and `actingFor`, and identities the store lacks): what
@@ -302,18 +299,13 @@ mod tests {
         let engine = fixture::demo_engine(dir.path());
         let snap = engine.snapshot();
         let reader = engine.store().read().unwrap();
-        fn ids<R: crate::store::Record>(
-            reader: &crate::store::StoreReader,
-            kind: EntityKind,
-        ) -> Vec<EntityUid> {
-            let all = reader.all::<R>().unwrap();
-            all.into_iter().map(|(id, _)| kind.uid(&id)).collect()
-        }
-        let mut principals = ids::<StaffRecord>(&reader, EntityKind::Staff);
-        principals.extend(ids::<AgentStaffRecord>(&reader, EntityKind::AgentStaff));
-        principals.extend(ids::<EnterpriseRecord>(&reader, EntityKind::Enterprise));
-        principals.extend(ids::<PersonRecord>(&reader, EntityKind::Person));
-        principals.extend(ids::<AgencyRecord>(&reader, EntityKind::Agency));
+        // Every stored identity, functions and permission identities too.
+        let mut principals = crate::authoring::fixture::stored_uids(&reader).unwrap();
+        let staff = principals
+            .iter()
+            .find(|uid| EntityKind::of(uid) == Some(EntityKind::Staff))
+            .expect("the demo bureau has staff")
+            .clone();
         let ghost = EntityKind::Staff.uid("91210102MA0TAX001F/resident_id:210102199001015051");
         principals.push(ghost.clone());
         assert!(principals.len() > 10, "{} principals", principals.len());
@@ -322,7 +314,7 @@ mod tests {
         for principal in &principals {
             for (action, resource, refs) in [
                 (Action::UseFunction, None, vec![]),
-                (Action::EditStaff, Some(principals[0].clone()), vec![]),
+                (Action::EditStaff, Some(staff.clone()), vec![]),
                 (Action::EditStaff, Some(ghost.clone()), vec![]),
                 (
                     Action::UseFunction,
