@@ -1,7 +1,7 @@
 //! Feeds from the bureau's other systems over HTTP: a real-name result
 //! changes the very next decision; bad input names its field.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::json;

@@ -2,7 +2,7 @@
 //! with its records (rewritten with valid checksums), the `audit` commands,
 //! and a crash. Byte-level damage is in `audit_forensics.rs`.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

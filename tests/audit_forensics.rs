@@ -4,7 +4,7 @@
 //! verify` must name the first record affected, tell corruption from
 //! tampering by its exit code, and salvage what it can.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

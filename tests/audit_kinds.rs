@@ -2,7 +2,7 @@
 //! steps, maintenance requests, /v1/authorize — with the fields auditors
 //! need, masked, and never a secret.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -5,7 +5,7 @@
 //! say why a default deny denied, and carry keyed pseudonyms that make a
 //! filter by full ID number exact.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

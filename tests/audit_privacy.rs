@@ -3,7 +3,7 @@
 //! ID numbers and phones that escaped the mask (M1), a crafted policy
 //! archive (M4), and the edges of `limit` and `after`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -3,7 +3,7 @@
 //! JSONL/CSV export, the auditors' own reads left out unless asked for,
 //! command-line reads logged, and the archive of every policy set loaded.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

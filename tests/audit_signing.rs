@@ -2,7 +2,7 @@
 //! over a log the real server wrote, and `audit verify --checkpoint FILE
 //! --public-key KEY`, for SM2 and Ed25519.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! End to end: `serve --demo`, then /v1/authorize over HTTP for every
 //! bundled policy, batches, fail-closed evaluation and bad input.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

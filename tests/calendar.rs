@@ -2,7 +2,7 @@
 //! `localTime` and `workday` from the server's clock and the workday
 //! calendar the bureau's feed maintains; a caller cannot send them.
 
-mod common;
+use crate::common;
 
 use common::*;
 use etax_authz::flows::clock::Day;

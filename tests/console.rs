@@ -6,7 +6,7 @@
 //! With `ETAX_CONSOLE_SCREENSHOTS=1` each view is saved under
 //! `docs/console/` (the README shows them).
 
-mod common;
+use crate::common;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};

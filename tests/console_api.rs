@@ -3,7 +3,7 @@
 //! the log's records, and stay equal when their saved files are deleted,
 //! torn, left behind by a crash or ahead of the log they were copied onto.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

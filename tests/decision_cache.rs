@@ -9,7 +9,7 @@ use etax_authz::decision::{fixture, Engine, Query};
 use etax_authz::domain::{Action, EntityKind};
 use serde_json::json;
 
-mod common;
+use crate::common;
 
 /// 张伟, a demo clerk holding the "filing" role.
 const CLERK: &str = "91210102MA0TAX001F/resident_id:210102199001015035";

@@ -3,7 +3,7 @@
 //! which scope matched and which clause failed, and the decision beside it
 //! is the ordinary, recorded one.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! binary run; skipped with a notice when PostgreSQL is not installed, CI
 //! installs it).
 
-mod common;
+use crate::common;
 
 use common::postgres::Postgres;
 use common::{try_serve, ServeAttempt, Server};

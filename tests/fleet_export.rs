@@ -5,7 +5,7 @@
 //! parameters) in `/openapi.json`. Skipped with a notice when PostgreSQL
 //! is not installed (CI installs it).
 
-mod common;
+use crate::common;
 
 use common::fleet::{decide, shipped, sidecar};
 use common::postgres::Postgres;

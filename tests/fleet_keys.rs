@@ -5,7 +5,7 @@
 //! table that stops reading keeps the last good keys. Skipped with a
 //! notice when PostgreSQL is not installed (CI installs it).
 
-mod common;
+use crate::common;
 
 use common::fleet::sidecar;
 use common::postgres::Postgres;

@@ -4,7 +4,7 @@
 //! kill -9 caught up with nothing lost or duplicated, `/v1/fleet/status`.
 //! Skipped with a notice when PostgreSQL is not installed (CI installs it).
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

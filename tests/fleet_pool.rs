@@ -4,7 +4,7 @@
 //! replica goes stale and every decision fails closed. Skipped with a
 //! notice when PostgreSQL is not installed (CI installs it).
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -3,7 +3,7 @@
 //! kept so it cannot work again. Skipped with a notice when PostgreSQL is
 //! not installed (CI installs it).
 
-mod common;
+use crate::common;
 
 use common::fleet::sidecar_with;
 use common::postgres::Postgres;

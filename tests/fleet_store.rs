@@ -4,7 +4,7 @@
 //! database outage (answers from the replica, then fail closed, then
 //! recovery). Skipped with a notice when PostgreSQL is not installed.
 
-mod common;
+use crate::common;
 
 use common::postgres::Postgres;
 use common::*;

@@ -4,7 +4,7 @@
 //! with a JSON error naming what was wrong; never a 5xx, never a dropped
 //! connection; and the service still answers afterwards.
 
-mod common;
+use crate::common;
 
 use common::*;
 use proptest::prelude::*;

@@ -5,7 +5,7 @@
 //! else; a candidate that hands clerks staff maintenance shows the clerks
 //! gaining it; an unchanged set changes nothing.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! `etax-authz import` (all or nothing, an error per bad record) and
 //! `etax-authz check` (file:line:col diagnostics).
 
-mod common;
+use crate::common;
 
 use common::*;
 use etax_authz::store::{identity_store_path, EnterpriseRecord, PersonRecord, StaffRecord, Store};

@@ -3,7 +3,7 @@
 //! whole; a record error names its line in a generated file; an import
 //! interrupted midway is undone by the next.
 
-mod common;
+use crate::common;
 
 use common::*;
 use etax_authz::authn::PasswordHasher;

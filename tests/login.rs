@@ -2,8 +2,8 @@
 //! binary serving the demo bureau (examples/demo.json). Passwords (R10–R12)
 //! are in `passwords.rs`, sessions' lifetimes in `sessions.rs`.
 
-mod common;
-mod login_support;
+use crate::common;
+use crate::login_support;
 
 use common::{demo_with, Server, AGENCY};
 use login_support::*;

@@ -1,7 +1,7 @@
 //! Staff maintenance and agency recognition over HTTP (R12–R17), for users
 //! who logged in through the real login flow and carry its session.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

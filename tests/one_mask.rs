@@ -3,7 +3,7 @@
 //! a second form such as `**************3078` from masking twice — so an
 //! auditor can match an answer to its records.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::json;

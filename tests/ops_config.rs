@@ -2,7 +2,7 @@
 //! flags — flags win over the environment, which wins over the file — and
 //! `etax-authz config`, which prints the result.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

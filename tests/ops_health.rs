@@ -3,7 +3,7 @@
 //! while the named file exists the writer waits before each commit).
 //! One test in this file: the environment variable is process-wide.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -27,9 +27,14 @@ fn readyz_until(server: &Server, want: u16) -> Value {
 fn readyz_names_a_stalled_decision_log_writer_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let stall = dir.path().join("stall");
-    std::env::set_var("ETAX_TEST_STALL_LOG_WRITER", &stall);
     let data = dir.path().join("data");
-    let server = Server::demo_in(&data, &["--ready-max-wait-ms", "200"]);
+    // The switch goes to this server alone: every integration test shares
+    // this process, and a process-wide variable would stall their writers too.
+    let server = Server::start_with_env(
+        &data,
+        &["--demo", "--ready-max-wait-ms", "200"],
+        &[("ETAX_TEST_STALL_LOG_WRITER", stall.to_str().unwrap())],
+    );
     let body = readyz_until(&server, 200);
     assert_eq!(body["status"], "ready");
     assert_eq!(body["failing"], json!([]));

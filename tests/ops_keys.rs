@@ -2,7 +2,7 @@
 //! the keys file without restart: a created key works, a revoked one is
 //! refused, a broken file keeps the keys before it.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Request ids, log formats, the access log and the Unix socket, against
 //! the real binary.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;

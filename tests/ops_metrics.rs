@@ -3,7 +3,7 @@
 //! the text format's rules checked) and its counts compared with what was
 //! done.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

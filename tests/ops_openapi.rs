@@ -3,7 +3,7 @@
 //! documented query parameter is one its handler accepts (the handlers
 //! refuse any other, naming it).
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

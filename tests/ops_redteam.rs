@@ -4,7 +4,7 @@
 //! phones smuggled in `X-Request-Id`, hand-written key ids, key-file edits
 //! the poll missed, oversized key files and a lowercase `bearer`.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};

@@ -2,7 +2,7 @@
 //! documented in `/openapi.json`, and answers 405 with `Allow` for another
 //! method; unknown paths are 404; key scopes come from the table.
 
-mod common;
+use crate::common;
 
 use common::*;
 use etax_authz::http::routes::{lookup, Lookup, ROUTES};

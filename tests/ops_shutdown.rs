@@ -3,7 +3,7 @@
 //! flushed and closed cleanly, the process exits 0, and the next start
 //! finds both stores closed cleanly.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

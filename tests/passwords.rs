@@ -3,8 +3,8 @@
 //! forgotten one by SMS (R11), and a one-time password that must be changed
 //! before anything else (R12).
 
-mod common;
-mod login_support;
+use crate::common;
+use crate::login_support;
 
 use common::{demo_with, Server, AGENCY};
 use login_support::*;

@@ -4,7 +4,7 @@
 //! trace of a failure, `fixture`, and `serve --strict-reload` with the
 //! reload's policy-id changes on `/v1/status`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! from its `@id`, so renaming a policy changes no answer; a forbid without
 //! them never loads — not in `check`, not at `serve`, not on a reload.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! requests flow loses no request and keeps the old version active; fixing
 //! it activates the new version; SIGHUP reloads too.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

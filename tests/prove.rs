@@ -4,7 +4,7 @@
 //! pasted into a suite, fails `etax-authz test`; a running server refuses to
 //! reload such a set and keeps deciding with the old one.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -3,8 +3,8 @@
 //! sweeper, last uses kept in memory and written by the sweeper or at
 //! shutdown.
 
-mod common;
-mod login_support;
+use crate::common;
+use crate::login_support;
 
 use common::Server;
 use login_support::*;

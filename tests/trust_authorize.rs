@@ -4,7 +4,7 @@
 //! `/v1/authorize` or the maintenance API; a social-security-only payer's
 //! own session asks about its one function.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! credential never lets a policy speak (item 7), and every stored password
 //! passes one acceptance rule (item 10).
 
-mod common;
+use crate::common;
 
 use std::sync::Barrier;
 use std::time::{Duration, Instant};

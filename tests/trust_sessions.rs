@@ -2,7 +2,7 @@
 //! with the credential it was opened under; an officer the core tax system
 //! no longer names loses officer powers; staff sync adds whoever matches.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

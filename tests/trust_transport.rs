@@ -3,7 +3,7 @@
 //! hang up (item 9), connection exhaustion (item 11), and unmasked
 //! percent-encoded paths in the request log (item 13).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
