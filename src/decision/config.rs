@@ -19,12 +19,12 @@ pub const DEFAULT_STORE_CACHE_BYTES: usize = 16 << 20;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CacheArgs {
-    /// Bytes of built entities kept: three eighths for repeated questions'
-    /// whole entity sets as Cedar's (an estimate per entry, ~10 kB: one per
+    /// Bytes of built entities kept: five sixteenths for repeated questions'
+    /// whole entity sets as Cedar's (an estimate per entry, ~9 kB: one per
     /// principal, action and context entities, whatever function is asked),
-    /// half for the same sets packed (~0.8 kB each; unpacked again when
-    /// asked), an eighth for single identities shared between questions
-    /// (functions, enterprises, permission identities); least recently
+    /// ten sixteenths for the same sets packed (~0.6 kB each; unpacked again
+    /// when asked), a sixteenth for single identities shared between
+    /// questions (functions, enterprises, permission identities); least recently
     /// useful evicted first; stale after any identity write or policy
     /// reload; 0 builds every one afresh. The caches are split in shards of
     /// an equal share, so a budget under a few MiB holds little.

@@ -114,14 +114,15 @@ impl Engine {
     }
 
     /// Keeps at most about `bytes` of built entities (0: build every
-    /// request's afresh from the store): three eighths for whole requests'
-    /// entities as Cedar's, half for the same packed (a fourteenth of the
-    /// size each, so they hold the principals a bureau's mix asks about
-    /// where Cedar's hold the most frequent), an eighth for single
-    /// identities shared between requests.
+    /// request's afresh from the store): five sixteenths for whole
+    /// requests' entities as Cedar's (a thousand-staff bureau's principals:
+    /// ~1,100 at ~8.6 kB), ten for the same packed (a fifteenth of the size
+    /// each: a million-staff bureau's ~29,000 at ~0.56 kB, with a quarter to
+    /// spare), one for single identities shared between requests (used
+    /// only when both tiers lack a question's set).
     pub fn with_cache_bytes(self, bytes: u64) -> Self {
-        let entities = bytes / 8;
-        let packed = bytes / 2;
+        let entities = bytes / 16;
+        let packed = bytes / 16 * 10;
         self.with_caches(bytes - entities - packed, packed, entities)
     }
 

@@ -5,9 +5,9 @@
 //! entities' hash maps, and a type name with source locations in every
 //! uid), so the cache's budget held 3,000 of them while a million-staff
 //! bureau's mix asks about 30,000 principals: most questions read the
-//! store again, ~5 random pages each. Packed — each uid as its kind's
-//! index and its id's bytes, each attribute's value tagged — the same
-//! entities take a few hundred bytes, and unpacking them (building the
+//! store again, ~5 random pages each. Packed — each uid once, as its
+//! kind's index and its id's bytes, each attribute's value tagged — the
+//! same entities take a few hundred bytes, and unpacking them (building the
 //! Cedar entities and closing them) costs a fraction of reading and
 //! decoding the records again.
 //!
@@ -61,41 +61,92 @@ pub(crate) fn key(key: &SliceKey) -> Option<PackedKey> {
 
 /// `built` packed, leaving out the action entity; `None` if something in
 /// it cannot be.
+///
+/// Each uid is written once, in a table at the front, and named by its
+/// index everywhere else: a clerk's functions are the ancestors of the
+/// clerk and of each of its permission identities, and the enterprise and
+/// person are both attributes and entities. Attribute names the stored
+/// identities use are one byte ([`NAMES`]). Both halve an entry, so that a
+/// million-staff bureau's ~30,000 principals fit the tier's budget.
 pub(crate) fn pack(built: &Built) -> Option<Packed> {
-    let mut w = Writer::default();
-    w.u32(u32::try_from(built.bytes).ok()?);
+    let mut uids = UidTable::default();
+    let mut body = Writer::default();
     let entities: Vec<&Entity> = built
         .entities
         .iter()
         .filter(|e| EntityKind::of(&e.uid()) != Some(EntityKind::Action))
         .collect();
-    w.u16(u16::try_from(entities.len()).ok()?);
+    body.u16(u16::try_from(entities.len()).ok()?);
     for entity in entities {
         if entity.tags().next().is_some() {
             return None;
         }
         let uid = entity.uid();
-        w.uid(&uid)?;
+        body.u16(uids.index(&uid)?);
         let attrs: Vec<_> = entity.attrs().collect();
-        w.u8(u8::try_from(attrs.len()).ok()?);
+        body.u8(u8::try_from(attrs.len()).ok()?);
         for (name, value) in attrs {
-            w.short(name)?;
-            w.value(&value.ok()?)?;
+            body.name(name)?;
+            body.value(&value.ok()?, &mut uids)?;
         }
         let ancestors: Vec<&EntityUid> = built.entities.ancestors(&uid)?.collect();
-        w.u16(u16::try_from(ancestors.len()).ok()?);
+        body.u16(u16::try_from(ancestors.len()).ok()?);
         for a in ancestors {
-            w.uid(a)?;
+            body.u16(uids.index(a)?);
         }
     }
-    w.u16(u16::try_from(built.missing.len()).ok()?);
+    body.u16(u16::try_from(built.missing.len()).ok()?);
     for uid in &built.missing {
+        body.u16(uids.index(uid)?);
+    }
+    let mut w = Writer::default();
+    w.u32(u32::try_from(built.bytes).ok()?);
+    w.u16(u16::try_from(uids.order.len()).ok()?);
+    for uid in &uids.order {
         w.uid(uid)?;
     }
+    w.0.extend_from_slice(&body.0);
     Some(Packed {
         bytes: w.0.into_boxed_slice(),
     })
 }
+
+/// The uids of one packed entry, each given an index when first met.
+#[derive(Default)]
+struct UidTable {
+    order: Vec<EntityUid>,
+    index: std::collections::HashMap<EntityUid, u16>,
+}
+
+impl UidTable {
+    fn index(&mut self, uid: &EntityUid) -> Option<u16> {
+        if let Some(i) = self.index.get(uid) {
+            return Some(*i);
+        }
+        let i = u16::try_from(self.order.len()).ok()?;
+        self.order.push(uid.clone());
+        self.index.insert(uid.clone(), i);
+        Some(i)
+    }
+}
+
+/// The attribute names stored identities are built with
+/// (`decision::slice`), each packed as its index; any other name is
+/// packed in full after [`NAMED`].
+const NAMES: [&str; 11] = [
+    "name",
+    "category",
+    "staffSynced",
+    "recognizedAgencies",
+    "realNameVerified",
+    "hasRealNamePhone",
+    "person",
+    "enterprise",
+    "identityType",
+    "passwordChangeRequired",
+    "agency",
+];
+const NAMED: u8 = 0xFF;
 
 impl Packed {
     /// The entities packed, with `action` (the request's action entity);
@@ -104,20 +155,24 @@ impl Packed {
     pub(crate) fn unpack(&self, action: Entity) -> Option<Built> {
         let mut r = Reader(&self.bytes);
         let bytes = r.u32()? as usize;
+        let uids = (0..r.u16()?)
+            .map(|_| r.uid())
+            .collect::<Option<Vec<EntityUid>>>()?;
+        let uid = |r: &mut Reader| uids.get(usize::from(r.u16()?)).cloned();
         let count = r.u16()?;
         let mut entities = Vec::with_capacity(usize::from(count) + 1);
         for _ in 0..count {
-            let uid = r.uid()?;
+            let this = uid(&mut r)?;
             let attrs = (0..r.u8()?)
-                .map(|_| Some((r.short()?.to_owned(), r.value()?)))
+                .map(|_| Some((r.name()?.to_owned(), r.value(&uids)?)))
                 .collect::<Option<std::collections::HashMap<_, _>>>()?;
             let ancestors = (0..r.u16()?)
-                .map(|_| r.uid())
+                .map(|_| uid(&mut r))
                 .collect::<Option<std::collections::HashSet<_>>>()?;
-            entities.push(Entity::new(uid, attrs, ancestors).ok()?);
+            entities.push(Entity::new(this, attrs, ancestors).ok()?);
         }
         let missing = (0..r.u16()?)
-            .map(|_| r.uid())
+            .map(|_| uid(&mut r))
             .collect::<Option<std::collections::HashSet<_>>>()?;
         entities.push(action);
         let entities = super::cedar_entities(entities).ok()?;
@@ -159,6 +214,18 @@ impl Writer {
         Some(())
     }
 
+    /// An attribute name: its index in [`NAMES`], or [`NAMED`] and the name.
+    fn name(&mut self, name: &str) -> Option<()> {
+        match NAMES.iter().position(|n| *n == name) {
+            Some(i) => self.u8(i as u8),
+            None => {
+                self.u8(NAMED);
+                self.short(name)?;
+            }
+        }
+        Some(())
+    }
+
     fn long_str(&mut self, s: &str) -> Option<()> {
         self.u32(u32::try_from(s.len()).ok()?);
         self.0.extend_from_slice(s.as_bytes());
@@ -175,7 +242,7 @@ impl Writer {
         Some(())
     }
 
-    fn value(&mut self, v: &EvalResult) -> Option<()> {
+    fn value(&mut self, v: &EvalResult, uids: &mut UidTable) -> Option<()> {
         match v {
             EvalResult::Bool(b) => self.u8(if *b { TRUE } else { FALSE }),
             EvalResult::Long(n) => {
@@ -188,13 +255,13 @@ impl Writer {
             }
             EvalResult::EntityUid(uid) => {
                 self.u8(ENTITY);
-                self.uid(uid)?;
+                self.u16(uids.index(uid)?);
             }
             EvalResult::Set(set) => {
                 self.u8(SET);
                 self.u16(u16::try_from(set.len()).ok()?);
                 for member in set.iter() {
-                    self.value(member)?;
+                    self.value(member, uids)?;
                 }
             }
             EvalResult::Record(_) | EvalResult::ExtensionValue(_) => return None,
@@ -236,13 +303,20 @@ impl<'a> Reader<'a> {
         self.str(usize::from(len))
     }
 
+    fn name(&mut self) -> Option<&'a str> {
+        match self.u8()? {
+            NAMED => self.short(),
+            i => NAMES.get(usize::from(i)).copied(),
+        }
+    }
+
     fn uid(&mut self) -> Option<EntityUid> {
         let kind = *EntityKind::ALL.get(usize::from(self.u8()?))?;
         let len = self.u16()?;
         Some(kind.uid(self.str(usize::from(len))?))
     }
 
-    fn value(&mut self) -> Option<RestrictedExpression> {
+    fn value(&mut self, uids: &[EntityUid]) -> Option<RestrictedExpression> {
         Some(match self.u8()? {
             FALSE => RestrictedExpression::new_bool(false),
             TRUE => RestrictedExpression::new_bool(true),
@@ -253,11 +327,15 @@ impl<'a> Reader<'a> {
                 let len = self.u32()? as usize;
                 RestrictedExpression::new_string(self.str(len)?.to_owned())
             }
-            ENTITY => RestrictedExpression::new_entity_uid(self.uid()?),
+            ENTITY => {
+                RestrictedExpression::new_entity_uid(uids.get(usize::from(self.u16()?))?.clone())
+            }
             SET => {
                 let n = self.u16()?;
                 RestrictedExpression::new_set(
-                    (0..n).map(|_| self.value()).collect::<Option<Vec<_>>>()?,
+                    (0..n)
+                        .map(|_| self.value(uids))
+                        .collect::<Option<Vec<_>>>()?,
                 )
             }
             _ => return None,
@@ -287,7 +365,7 @@ mod tests {
     use super::super::cache::{Built, SliceKey};
     use super::super::fixture;
     use super::super::slice::Slice;
-    use super::{key, pack};
+    use super::{key, pack, NAMES};
     use crate::domain::{Action, EntityKind};
 
     /// Every stored identity of the demo bureau as a principal (and some
@@ -331,6 +409,11 @@ mod tests {
                 let slice = Slice::gather(&reader, &slice_key.roots(), &slice_key.refs()).unwrap();
                 let built = super::super::assemble(slice, &snap, &slice_key.action).unwrap();
                 assert!(key(&slice_key).is_some());
+                for entity in built.entities.iter() {
+                    for (name, _) in entity.attrs() {
+                        assert!(NAMES.contains(&name), "{name} packs as one byte");
+                    }
+                }
                 let packed = pack(&built).unwrap_or_else(|| panic!("{principal} packs"));
                 let action_entity = snap.action_entity(&slice_key.action).unwrap().clone();
                 let back = packed.unpack(action_entity).expect("unpacks");
@@ -427,5 +510,38 @@ mod tests {
         assert!(pack(&with("o", foreign)).is_none());
         assert!(pack(&with("b", RestrictedExpression::new_bool(true))).is_some());
         assert!(pack(&with("l", RestrictedExpression::new_long(-7))).is_some());
+    }
+
+    /// An attribute name the stored identities do not use is packed in
+    /// full, and an entity named twice (as attribute and ancestor) once.
+    #[test]
+    fn names_outside_the_table_and_repeated_uids_come_back() {
+        let uid = EntityKind::Staff.uid("E/p");
+        let enterprise = EntityKind::Enterprise.uid("E");
+        let entity = Entity::new(
+            uid.clone(),
+            HashMap::from([
+                (
+                    "somethingNew".to_owned(),
+                    RestrictedExpression::new_entity_uid(enterprise.clone()),
+                ),
+                (
+                    "enterprise".to_owned(),
+                    RestrictedExpression::new_entity_uid(enterprise.clone()),
+                ),
+            ]),
+            HashSet::from([enterprise.clone(), EntityKind::Function.uid("vat_filing")]),
+        )
+        .unwrap();
+        let action = Entity::new_no_attrs(Action::UseFunction.uid(), HashSet::new());
+        let entities = Entities::from_entities([entity, action.clone()], None).unwrap();
+        let built = Built {
+            entities,
+            missing: HashSet::from([enterprise]),
+            bytes: 3,
+        };
+        let back = pack(&built).unwrap().unpack(action).unwrap();
+        assert!(back.entities.deep_eq(&built.entities));
+        assert_eq!(back.missing, built.missing);
     }
 }
