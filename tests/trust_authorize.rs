@@ -551,5 +551,9 @@ fn an_entity_id_longer_than_any_stored_one_is_refused_by_its_field() {
     wait_until("the question at the bound is logged", || {
         logged(&server).len() > before
     });
-    assert_eq!(logged(&server).len(), before + 1, "nothing refused is decided");
+    assert_eq!(
+        logged(&server).len(),
+        before + 1,
+        "nothing refused is decided"
+    );
 }

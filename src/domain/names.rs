@@ -136,7 +136,10 @@ impl EntityKind {
     /// The kind of a uid of the bureau's namespace.
     pub fn of(uid: &EntityUid) -> Option<Self> {
         let ty = uid.type_name();
-        if ty.namespace() != NAMESPACE {
+        // Compared component by component: `namespace()` joins them into a
+        // new String, and this runs several times a question.
+        let mut namespace = ty.namespace_components();
+        if namespace.next() != Some(NAMESPACE) || namespace.next().is_some() {
             return None;
         }
         ty.basename().parse().ok()
@@ -200,6 +203,22 @@ pub fn uid_text(uid: &EntityUid) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_bureau_namespace_names_a_kind() {
+        let kind = |ty: &str| EntityKind::of(&format!(r#"{ty}::"x""#).parse().unwrap());
+        assert_eq!(kind("Etax::Staff"), Some(EntityKind::Staff));
+        assert_eq!(kind("Etax::Function"), Some(EntityKind::Function));
+        for foreign in [
+            "Staff",
+            "Other::Staff",
+            "Etax::Etax::Staff",
+            "Other::Etax::Staff",
+            "Etax::Nope",
+        ] {
+            assert_eq!(kind(foreign), None, "{foreign}");
+        }
+    }
 
     #[test]
     fn uid_text_is_what_cedar_displays() {
