@@ -520,6 +520,20 @@ fn an_entity_id_longer_than_any_stored_one_is_refused_by_its_field() {
                     "context": { "actingFor": entity_ref("Enterprise", &long) } }),
             "context.actingFor",
         ),
+        // Cedar also reads an entity as a [type, id] pair; found by the
+        // review of the bound, which these forms went around.
+        (
+            json!({ "principal": agent(P_AGENT), "action": action("useFunction"),
+                    "resource": function("vat_filing"),
+                    "context": { "actingFor": ["Etax::Enterprise", &long] } }),
+            "context.actingFor",
+        ),
+        (
+            json!({ "principal": agent(P_AGENT), "action": action("useFunction"),
+                    "resource": function("vat_filing"),
+                    "context": { "actingFor": { "__entity": ["Etax::Enterprise", &long] } } }),
+            "context.actingFor",
+        ),
     ];
     for (ask, field) in &asks {
         let (status, body) = server.post("/v1/authorize", ask);
@@ -538,6 +552,33 @@ fn an_entity_id_longer_than_any_stored_one_is_refused_by_its_field() {
             "{body}"
         );
     }
+    // The pair forms name an entity in a shape the person-key check, the
+    // cache key and the record do not read: refused at any length.
+    for form in [
+        json!(["Etax::Enterprise", E_SYNCED]),
+        json!({ "__entity": ["Etax::Enterprise", E_SYNCED] }),
+    ] {
+        let (status, body) = server.post(
+            "/v1/authorize",
+            &json!({ "principal": agent(P_AGENT), "action": action("useFunction"),
+                     "resource": function("vat_filing"), "context": { "actingFor": form } }),
+        );
+        assert_eq!(status, 400, "{form}: {body}");
+        assert_eq!(body["error"]["field"], "context.actingFor", "{body}");
+    }
+    // An id Cedar cannot read is refused without its text.
+    let huge = "9".repeat(60_000);
+    let (status, body) = server.post(
+        "/v1/authorize",
+        &json!({ "principal": format!("Etax :: Enterprise :: \"{huge}\""), "action": action("useFunction"),
+                 "resource": function("vat_filing"), "context": {} }),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string().len() < 1_000,
+        "the refusal repeats the value: {} bytes",
+        body.to_string().len()
+    );
     // At the bound (three times a permission identity's longest id): decided.
     let at_bound = format!("{E_SYNCED}{}", "9".repeat(256 - E_SYNCED.len()));
     let body = server.authorize(

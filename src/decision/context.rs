@@ -33,12 +33,74 @@ use serde_json::{Map, Value};
 use super::{invalid, DecisionError};
 use crate::domain::{EntityKind, NAMESPACE};
 
-/// `json` (an object) as the context of `action`, checked against `schema`.
+/// `json` (an object) as the context of `action`, checked against `schema`,
+/// with every entity it names checked by [`named_entities_hold`].
 pub fn of_json(
     json: &Value,
     schema: &Schema,
     action: &EntityUid,
 ) -> Result<Context, DecisionError> {
+    let context = read(json, schema, action)?;
+    if let Some(map) = json.as_object() {
+        named_entities_hold(&context, map)?;
+    }
+    Ok(context)
+}
+
+/// Each entity a context's attribute names — in whatever form Cedar
+/// accepted it, at any depth — has an id of at most
+/// [`crate::domain::MAX_ID_BYTES`]; and an attribute that is one entity is
+/// written as an object (`{"__entity": {"type", "id"}}` or `{"type",
+/// "id"}`), the form the person-key check, the cache key and the decision
+/// record read. Cedar also reads `["Etax::Enterprise", "…"]` and
+/// `{"__entity": [type, id]}`: through them a 60 kB id was decided and
+/// recorded, and an `actingFor` recorded as raw JSON.
+fn named_entities_hold(context: &Context, json: &Map<String, Value>) -> Result<(), DecisionError> {
+    fn longest(v: &EvalResult) -> usize {
+        match v {
+            EvalResult::EntityUid(uid) => uid.id().unescaped().len(),
+            EvalResult::Set(set) => set.iter().map(longest).max().unwrap_or(0),
+            EvalResult::Record(record) => record.iter().map(|(_, v)| longest(v)).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    // Entities come only from JSON objects and arrays; the clock's
+    // extension values are neither looked at nor converted back.
+    let could_name = |v: &Value| match v {
+        Value::Object(o) => !o.contains_key("__extn"),
+        Value::Array(_) => true,
+        _ => false,
+    };
+    for (name, value) in json.iter().filter(|(_, v)| could_name(v)) {
+        let Some(read) = context.get(name) else {
+            continue;
+        };
+        let field = || format!("context.{name}");
+        if longest(&read) > crate::domain::MAX_ID_BYTES {
+            return Err(invalid(
+                field(),
+                format!(
+                    "names an entity id over {} bytes; no identity has one (the value is not repeated)",
+                    crate::domain::MAX_ID_BYTES
+                ),
+            ));
+        }
+        let object_form = value.as_object().is_some_and(|o| match o.get("__entity") {
+            Some(inner) => inner.is_object(),
+            None => true,
+        });
+        if matches!(read, EvalResult::EntityUid(_)) && !object_form {
+            return Err(invalid(
+                field(),
+                "write an entity as {\"__entity\": {\"type\": …, \"id\": …}}",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// [`of_json`] before the entities it names are checked.
+fn read(json: &Value, schema: &Schema, action: &EntityUid) -> Result<Context, DecisionError> {
     let whole = || {
         Context::from_json_value(json.clone(), Some((schema, action)))
             .map_err(|e| invalid("context", e))

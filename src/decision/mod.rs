@@ -81,8 +81,23 @@ pub enum DecisionError {
 fn invalid(field: impl Into<String>, message: impl ToString) -> DecisionError {
     DecisionError::Invalid {
         field: field.into(),
-        message: message.to_string(),
+        message: bounded(&message.to_string()),
     }
+}
+
+/// At most the first 300 bytes of `message` (Cedar's errors quote what
+/// they could not read): a refusal is answered and recorded, and a value
+/// of kilobytes must not be carried into either.
+pub fn bounded(message: &str) -> String {
+    const MAX: usize = 300;
+    if message.len() <= MAX {
+        return message.to_owned();
+    }
+    let mut end = MAX;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes more)", &message[..end], message.len() - end)
 }
 
 /// Decides queries against the store and the active policy snapshot.

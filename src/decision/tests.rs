@@ -645,3 +645,18 @@ fn a_slice_decides_every_question_as_the_whole_store_does() {
         "{asked} asked, {allowed} allowed"
     );
 }
+
+/// A message past the bound keeps its first 300 bytes, cut on a character
+/// boundary, and says how much was left out.
+#[test]
+fn bounded_messages_are_cut_on_a_character() {
+    assert_eq!(super::bounded("short"), "short");
+    let long = format!("a{}", "税".repeat(200));
+    let cut = super::bounded(&long);
+    assert!(cut.len() < 320, "{}", cut.len());
+    assert!(cut.starts_with("a税税"));
+    assert!(
+        cut.ends_with(&format!("({} bytes more)", long.len() - 298)),
+        "{cut}"
+    );
+}

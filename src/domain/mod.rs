@@ -17,3 +17,12 @@ pub use staff_key::{StaffKey, StaffKeyError};
 
 /// The Cedar namespace of the bureau's model.
 pub const NAMESPACE: &str = "Etax";
+
+/// The longest entity id a question may name, in bytes: three times the
+/// longest a stored identity can have (a permission identity's: credit
+/// code, `/`, 64 characters), so nothing stored is out of reach. Longer
+/// ids — the body limit allows 64 KiB — are refused where a question is
+/// read (`http::authorize`, `decision::context`) instead of being carried
+/// through the decision, its caches and its record: a few thousand such
+/// questions grew the server by a gigabyte.
+pub const MAX_ID_BYTES: usize = 256;
