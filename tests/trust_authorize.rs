@@ -534,6 +534,20 @@ fn an_entity_id_longer_than_any_stored_one_is_refused_by_its_field() {
                     "context": { "actingFor": { "__entity": ["Etax::Enterprise", &long] } } }),
             "context.actingFor",
         ),
+        // Cedar reads an entity with an `__extn` key beside it too; found by
+        // the second review, which such objects went around.
+        (
+            json!({ "principal": agent(P_AGENT), "action": action("useFunction"),
+                    "resource": function("vat_filing"),
+                    "context": { "actingFor": { "type": "Etax::Enterprise", "id": &long, "__extn": 0 } } }),
+            "context.actingFor",
+        ),
+        (
+            json!({ "principal": agent(P_AGENT), "action": action("useFunction"),
+                    "resource": function("vat_filing"),
+                    "context": { "actingFor": { "__entity": { "type": "Etax::Enterprise", "id": &long }, "__extn": 0 } } }),
+            "context.actingFor",
+        ),
     ];
     for (ask, field) in &asks {
         let (status, body) = server.post("/v1/authorize", ask);
@@ -578,6 +592,17 @@ fn an_entity_id_longer_than_any_stored_one_is_refused_by_its_field() {
         body.to_string().len() < 1_000,
         "the refusal repeats the value: {} bytes",
         body.to_string().len()
+    );
+    // Nor does a login step, which anyone may ask, repeat an ID type.
+    let (status, body) = server.post(
+        "/v1/login/captcha",
+        &json!({ "id_type": huge, "id_number": "210106199102140105" }),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "id_type", "{body}");
+    assert!(
+        body.to_string().len() < 1_000,
+        "the refusal repeats the ID type: {body}"
     );
     // At the bound (three times a permission identity's longest id): decided.
     let at_bound = format!("{E_SYNCED}{}", "9".repeat(256 - E_SYNCED.len()));

@@ -65,11 +65,19 @@ fn named_entities_hold(context: &Context, json: &Map<String, Value>) -> Result<(
         }
     }
     // Entities come only from JSON objects and arrays; the clock's
-    // extension values are neither looked at nor converted back.
+    // extension values (exactly `{"__extn": {"fn", "arg"}}`) are neither
+    // looked at nor converted back. Any other object is: Cedar reads an
+    // entity with an `__extn` key beside its type and id too.
     let could_name = |v: &Value| match v {
-        Value::Object(o) => !o.contains_key("__extn"),
+        Value::Object(_) => extension_call(v).is_none(),
         Value::Array(_) => true,
         _ => false,
+    };
+    // Exactly a type and an id, both strings.
+    let type_and_id = |m: &Map<String, Value>| {
+        m.len() == 2
+            && m.get("type").is_some_and(Value::is_string)
+            && m.get("id").is_some_and(Value::is_string)
     };
     for (name, value) in json.iter().filter(|(_, v)| could_name(v)) {
         let Some(read) = context.get(name) else {
@@ -86,8 +94,9 @@ fn named_entities_hold(context: &Context, json: &Map<String, Value>) -> Result<(
             ));
         }
         let object_form = value.as_object().is_some_and(|o| match o.get("__entity") {
-            Some(inner) => inner.is_object(),
-            None => true,
+            Some(Value::Object(inner)) => o.len() == 1 && type_and_id(inner),
+            Some(_) => false,
+            None => type_and_id(o),
         });
         if matches!(read, EvalResult::EntityUid(_)) && !object_form {
             return Err(invalid(

@@ -79,8 +79,13 @@ pub enum DecisionError {
 }
 
 fn invalid(field: impl Into<String>, message: impl ToString) -> DecisionError {
+    // A field is named after what the caller sent (`context.<attribute>`).
+    let mut field = field.into();
+    if field.len() > 100 {
+        field = bounded_to(&field, 100);
+    }
     DecisionError::Invalid {
-        field: field.into(),
+        field,
         message: bounded(&message.to_string()),
     }
 }
@@ -89,11 +94,14 @@ fn invalid(field: impl Into<String>, message: impl ToString) -> DecisionError {
 /// they could not read): a refusal is answered and recorded, and a value
 /// of kilobytes must not be carried into either.
 pub fn bounded(message: &str) -> String {
-    const MAX: usize = 300;
-    if message.len() <= MAX {
+    bounded_to(message, 300)
+}
+
+fn bounded_to(message: &str, max: usize) -> String {
+    if message.len() <= max {
         return message.to_owned();
     }
-    let mut end = MAX;
+    let mut end = max;
     while !message.is_char_boundary(end) {
         end -= 1;
     }

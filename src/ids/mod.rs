@@ -166,6 +166,15 @@ impl IdType {
             "hk_macao_permit" => Self::HkMacaoPermit,
             "taiwan_permit" => Self::TaiwanPermit,
             "foreign_permanent_resident" => Self::ForeignPermanentResident,
+            // At most 32 characters of it: the error is answered and
+            // recorded, and anyone may send one of kilobytes (a login step).
+            other if other.chars().count() > 32 => {
+                let head: String = other.chars().take(32).collect();
+                return Err(IdError::UnknownIdType(format!(
+                    "{head}… ({} characters)",
+                    other.chars().count()
+                )));
+            }
             other => return Err(IdError::UnknownIdType(other.to_owned())),
         })
     }
