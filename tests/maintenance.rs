@@ -419,3 +419,46 @@ fn a_role_granted_or_withdrawn_counts_at_the_very_next_decision() {
     assert_eq!(s, 200, "{b}");
     assert_eq!(invoice(), "deny");
 }
+
+/// Found by the adversarial review of the entity-id bound: a function code
+/// of 60 kB in a permission identity was decided and recorded (twice, ~61 kB
+/// each) before the write refused it, and the refusal repeated it. A code
+/// no function can have, or a name past its length, is refused before the
+/// question is asked, without the value.
+#[test]
+fn a_permission_identity_with_an_impossible_function_code_is_refused_before_it_is_decided() {
+    let server = Server::demo();
+    let lr = login_staff(&server, LEGAL_REP);
+    let records = |server: &Server| {
+        let (s, b) =
+            server.get("/v1/audit/decisions?kind=maintain.definePermissionIdentity&limit=1000");
+        assert_eq!(s, 200, "{b}");
+        b["records"].as_array().unwrap().len()
+    };
+    let before = records(&server);
+    let huge = "f".repeat(60_000);
+    for (body, field) in [
+        (
+            json!({ "id": "tax", "name": "申报", "functions": [huge] }),
+            "functions",
+        ),
+        (
+            json!({ "id": "tax", "name": "申".repeat(101), "functions": ["vat_filing"] }),
+            "name",
+        ),
+    ] {
+        let (s, b) = post_as(&server, &lr, "/v1/maintenance/permission-identities", body);
+        assert_eq!((s, b["error"]["field"].as_str()), (400, Some(field)), "{b}");
+        assert!(b.to_string().len() < 1_000, "the refusal repeats the value");
+    }
+    // A real one is decided and recorded: the refused ones were not.
+    let (s, b) = post_as(
+        &server,
+        &lr,
+        "/v1/maintenance/permission-identities",
+        json!({ "id": "tax", "name": "申报", "functions": ["vat_filing"] }),
+    );
+    assert_eq!(s, 200, "{b}");
+    wait_until("the definition is logged", || records(&server) > before);
+    assert_eq!(records(&server), before + 1);
+}

@@ -57,9 +57,12 @@ pub(crate) struct EditStaff {
 pub(crate) struct PermissionIdentityBody {
     #[serde(default)]
     id: Option<PermissionIdentityId>,
+    #[schema(max_length = 100)]
     name: String,
     #[serde(default)]
+    #[schema(max_length = 1000)]
     description: String,
+    /// Business function codes (`GET /v1/functions`), each 1 to 64 characters.
     functions: BTreeSet<String>,
 }
 

@@ -97,6 +97,29 @@ impl Maintenance<'_> {
                 "a permission identity grants at least one business function",
             ));
         }
+        // Before the question is asked and recorded: a code no function can
+        // have (a 60 kB one was decided, recorded twice and repeated in the
+        // refusal) is refused without being repeated.
+        for f in &spec.functions {
+            if let Err(e) = crate::ids::check_local_key(f) {
+                return Err(invalid(
+                    "functions",
+                    format!("a business function code {e} (the value is not repeated)"),
+                ));
+            }
+        }
+        for (field, text, max) in [
+            ("name", &spec.name, 100),
+            ("description", &spec.description, 1000),
+        ] {
+            let len = text.chars().count();
+            if len > max {
+                return Err(invalid(
+                    field,
+                    format!("at most {max} characters, got {len}"),
+                ));
+            }
+        }
         let decided_for = self
             .may_define(actor, spec.id.as_str(), Some(&spec.functions))
             .await?;
