@@ -140,7 +140,7 @@ fn exports_that_never_read_leave_the_replica_fresh_and_decisions_answered() {
 
     // One after another: the old export held a connection from its first
     // page on, however its clients arrived.
-    let hanging: Vec<Socket> = (0..CLIENTS)
+    let mut hanging: Vec<Socket> = (0..CLIENTS)
         .map(|_| {
             let client = never_reading(a.addr, "/v1/fleet/decisions/export");
             std::thread::sleep(Duration::from_millis(100));
@@ -149,9 +149,16 @@ fn exports_that_never_read_leave_the_replica_fresh_and_decisions_answered() {
         .collect();
     // Every slot streams to a client that does not read: one export more,
     // fleet or local, is refused at once, with when to retry. (Filters
-    // that match nothing: a probe that is let through ends at once.)
+    // that match nothing: a probe that is let through ends at once.) On a
+    // loaded machine an export may wait out the request pool for its first
+    // pages and end, freeing its slot (a 503 to its client): another client
+    // that never reads takes it.
     wait_until("every export slot taken", || {
-        busy(a.addr, "/v1/fleet/decisions/export?host=none")
+        if busy(a.addr, "/v1/fleet/decisions/export?host=none") {
+            return true;
+        }
+        hanging.push(never_reading(a.addr, "/v1/fleet/decisions/export"));
+        false
     });
     assert!(busy(a.addr, "/v1/audit/export?kind=none"));
     // Past the staleness bound several times over, while they hang.
