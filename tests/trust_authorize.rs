@@ -623,3 +623,32 @@ fn an_entity_id_longer_than_any_stored_one_is_refused_by_its_field() {
         "nothing refused is decided"
     );
 }
+
+/// Found by the review of the entity-id bound: the [type, id] pairs Cedar
+/// reads were refused for one entity but taken in a set of them, and
+/// recorded in that spelling. Every entity of a set is written as an
+/// object too.
+#[test]
+fn entities_in_a_set_are_written_as_objects() {
+    let server = Server::demo();
+    let ask = |holders: Value| {
+        server.post(
+            "/v1/authorize",
+            &json!({ "principal": staff(E_SYNCED, P_LEGAL_REP), "action": action("definePermissionIdentity"),
+                     "resource": enterprise(E_SYNCED), "context": { "otherHolders": holders } }),
+        )
+    };
+    for pairs in [
+        json!([["Etax::IdentityType", "tax_clerk"]]),
+        json!([{ "__entity": ["Etax::IdentityType", "tax_clerk"] }]),
+        json!([{ "__entity": { "type": "Etax::IdentityType", "id": "tax_clerk" } }, ["Etax::IdentityType", "legal_rep"]]),
+    ] {
+        let (status, body) = ask(pairs.clone());
+        assert_eq!(status, 400, "{pairs}: {body}");
+        assert_eq!(body["error"]["field"], "context.otherHolders", "{body}");
+    }
+    let (status, body) =
+        ask(json!([{ "__entity": { "type": "Etax::IdentityType", "id": "tax_clerk" } }]));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["decision"], "allow", "{body}");
+}

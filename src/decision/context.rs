@@ -49,10 +49,10 @@ pub fn of_json(
 
 /// Each entity a context's attribute names — in whatever form Cedar
 /// accepted it, at any depth — has an id of at most
-/// [`crate::domain::MAX_ID_BYTES`]; and an attribute that is one entity is
-/// written as an object (`{"__entity": {"type", "id"}}` or `{"type",
-/// "id"}`), the form the person-key check, the cache key and the decision
-/// record read. Cedar also reads `["Etax::Enterprise", "…"]` and
+/// [`crate::domain::MAX_ID_BYTES`]; and an attribute that is one entity,
+/// or a set of them, is written with objects (`{"__entity": {"type",
+/// "id"}}` or `{"type", "id"}`), the form the person-key check, the cache
+/// key and the decision record read. Cedar also reads `["Etax::Enterprise", "…"]` and
 /// `{"__entity": [type, id]}`: through them a 60 kB id was decided and
 /// recorded, and an `actingFor` recorded as raw JSON.
 fn named_entities_hold(context: &Context, json: &Map<String, Value>) -> Result<(), DecisionError> {
@@ -93,12 +93,28 @@ fn named_entities_hold(context: &Context, json: &Map<String, Value>) -> Result<(
                 ),
             ));
         }
-        let object_form = value.as_object().is_some_and(|o| match o.get("__entity") {
-            Some(Value::Object(inner)) => o.len() == 1 && type_and_id(inner),
-            Some(_) => false,
-            None => type_and_id(o),
-        });
-        if matches!(read, EvalResult::EntityUid(_)) && !object_form {
+        let object_form = |v: &Value| {
+            v.as_object().is_some_and(|o| match o.get("__entity") {
+                Some(Value::Object(inner)) => o.len() == 1 && type_and_id(inner),
+                Some(_) => false,
+                None => type_and_id(o),
+            })
+        };
+        // One entity, or a set of them (a schema's sets hold one type, so
+        // a set is of entities when its first member is one).
+        let written_as_objects = match &read {
+            EvalResult::EntityUid(_) => object_form(value),
+            EvalResult::Set(set)
+                if set
+                    .iter()
+                    .next()
+                    .is_some_and(|m| matches!(m, EvalResult::EntityUid(_))) =>
+            {
+                value.as_array().is_some_and(|a| a.iter().all(object_form))
+            }
+            _ => true,
+        };
+        if !written_as_objects {
             return Err(invalid(
                 field(),
                 "write an entity as {\"__entity\": {\"type\": …, \"id\": …}}",
