@@ -21,7 +21,9 @@ CACHE=target/load-bench
 [ -f "$CACHE/data-100/.imported" ] || { echo "run benches/load.sh first" >&2; exit 1; }
 WORK=$(mktemp -d)
 PID=
-trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# The server flushes its decision log as it stops: wait for it before the
+# directory goes, or the removal races the last writes.
+trap '{ kill $PID 2>/dev/null && wait $PID 2>/dev/null; } || true; rm -rf "$WORK"' EXIT
 cp -r "$CACHE/data-100" "$WORK/data"
 ETAX_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data "$WORK/data" >"$WORK/out" 2>/dev/null &
 PID=$!

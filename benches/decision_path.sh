@@ -19,7 +19,9 @@ CONNS=${4:-32}
 ROUNDS=${5:-3}
 WORK=$(mktemp -d)
 PID=
-trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# The server flushes its decision log as it stops: wait for it before the
+# directory goes, or the removal races the last writes.
+trap '{ kill $PID 2>/dev/null && wait $PID 2>/dev/null; } || true; rm -rf "$WORK"' EXIT
 authorize_lua "$WORK/authorize.lua"
 
 run() { # run BIN → requests/s
