@@ -79,13 +79,9 @@ pub enum DecisionError {
 }
 
 fn invalid(field: impl Into<String>, message: impl ToString) -> DecisionError {
-    // A field is named after what the caller sent (`context.<attribute>`).
-    let mut field = field.into();
-    if field.len() > 100 {
-        field = bounded_to(&field, 100);
-    }
     DecisionError::Invalid {
-        field,
+        // Named after what the caller sent (`context.<attribute>`).
+        field: bounded_to(&field.into(), 100),
         message: bounded(&message.to_string()),
     }
 }
