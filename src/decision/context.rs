@@ -84,14 +84,8 @@ fn named_entities_hold(context: &Context, json: &Map<String, Value>) -> Result<(
             continue;
         };
         let field = || format!("context.{name}");
-        if longest(&read) > crate::domain::MAX_ID_BYTES {
-            return Err(invalid(
-                field(),
-                format!(
-                    "names an entity id over {} bytes; no identity has one (the value is not repeated)",
-                    crate::domain::MAX_ID_BYTES
-                ),
-            ));
+        if let Some(why) = crate::domain::id_too_long(longest(&read)) {
+            return Err(invalid(field(), why));
         }
         let object_form = |v: &Value| {
             v.as_object().is_some_and(|o| match o.get("__entity") {

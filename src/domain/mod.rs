@@ -26,3 +26,15 @@ pub const NAMESPACE: &str = "Etax";
 /// through the decision, its caches and its record: a few thousand such
 /// questions grew the server by a gigabyte.
 pub const MAX_ID_BYTES: usize = 256;
+
+/// Why an entity id of `len` bytes names no identity, if it is longer
+/// than [`MAX_ID_BYTES`]: the one refusal both places that read a
+/// question's ids give, without the id.
+pub fn id_too_long(len: usize) -> Option<String> {
+    (len > MAX_ID_BYTES).then(|| {
+        format!(
+            "an entity id of {len} bytes; no identity has one over {MAX_ID_BYTES} \
+             (the value is not repeated)"
+        )
+    })
+}

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::AppState;
 use crate::decision::{Query, ACTING_FOR};
-use crate::domain::{EntityKind, StaffKey, StaffKeyError, MAX_ID_BYTES, NAMESPACE};
+use crate::domain::{EntityKind, StaffKey, StaffKeyError, NAMESPACE};
 use crate::flows::clock::Clock;
 use crate::flows::decide::{Asked, Event};
 use crate::ids::{IdError, PersonKey};
@@ -77,26 +77,14 @@ pub struct BatchResponse {
     pub results: Vec<AuthorizeResponse>,
 }
 
-fn check_id_length(field: &str, id: &str) -> Result<(), ApiError> {
-    if id.len() > MAX_ID_BYTES {
-        return Err(ApiError::invalid(
-            field,
-            format!(
-                "an entity id of {} bytes; no identity has one over {MAX_ID_BYTES} \
-                 (the value is not repeated)",
-                id.len()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// Parses an entity reference such as `Staff::"…"` or `Etax::Staff::"…"`;
 /// the bureau's namespace may be left out.
 pub fn parse_uid(field: &str, s: &str) -> Result<EntityUid, ApiError> {
     let uid = parse_any_uid(field, s)?;
-    check_id_length(field, uid.id().unescaped())?;
-    Ok(uid)
+    match crate::domain::id_too_long(uid.id().unescaped().len()) {
+        Some(why) => Err(ApiError::invalid(field, why)),
+        None => Ok(uid),
+    }
 }
 
 fn parse_any_uid(field: &str, s: &str) -> Result<EntityUid, ApiError> {
