@@ -29,6 +29,20 @@ fn logged(server: &Server) -> Vec<Value> {
     b["records"].as_array().unwrap().clone()
 }
 
+/// After refusals and one decided question, with `before` records logged
+/// first: the log gains that one record alone. Records are logged in
+/// order, so once it is there nothing refused before it was.
+fn only_the_last_is_logged(server: &Server, before: usize) {
+    wait_until("the decided question is logged", || {
+        logged(server).len() > before
+    });
+    assert_eq!(
+        logged(server).len(),
+        before + 1,
+        "nothing refused is decided"
+    );
+}
+
 /// A question the caller sends with its own entities: the service takes
 /// identities from the store only, so the request is refused as a whole
 /// (naming `entities`), nothing is decided and nothing is logged.
@@ -613,15 +627,7 @@ fn an_entity_id_longer_than_any_stored_one_is_refused_by_its_field() {
         acting_for(&at_bound),
     );
     assert_eq!(body["decision"], "deny", "{body}");
-    // Logged in order: once it is, nothing refused before it was.
-    wait_until("the question at the bound is logged", || {
-        logged(&server).len() > before
-    });
-    assert_eq!(
-        logged(&server).len(),
-        before + 1,
-        "nothing refused is decided"
-    );
+    only_the_last_is_logged(&server, before);
 }
 
 /// Found by the review of the entity-id bound: the [type, id] pairs Cedar
@@ -651,4 +657,48 @@ fn entities_in_a_set_are_written_as_objects() {
         ask(json!([{ "__entity": { "type": "Etax::IdentityType", "id": "tax_clerk" } }]));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["decision"], "allow", "{body}");
+}
+
+/// Found by the red team of session 11: a context's strings and sets were
+/// bounded only by the body limit, so one question with a 59 kB "factor"
+/// was decided and recorded as a 61 kB record, and 4,000 of them grew the
+/// log by their bodies. No factor, type or id the vocabulary knows is
+/// longer than a stored id, and no set it uses has more than a dozen
+/// members: longer strings and larger sets are refused by their attribute,
+/// not decided, not recorded and not echoed.
+#[test]
+fn a_context_string_or_set_larger_than_any_the_vocabulary_uses_is_refused() {
+    let server = Server::demo();
+    let ask = |factors: Value| {
+        server.post(
+            "/v1/authorize",
+            &json!({ "principal": staff(E_SYNCED, P_CLERK), "action": action("loginNormal"),
+                     "resource": enterprise(E_SYNCED), "context": { "factors": factors } }),
+        )
+    };
+    let before = logged(&server).len();
+    let long = "x".repeat(59_000);
+    let many: Vec<String> = (0..2_000).map(|i| format!("f{i}")).collect();
+    for factors in [
+        json!([long]),
+        json!(["sms_otp", "y".repeat(300)]),
+        json!(many),
+    ] {
+        let (status, body) = ask(factors);
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["field"], "context.factors", "{body}");
+        assert!(body.to_string().len() < 600, "not echoed: {body}");
+    }
+    let batch = json!({ "requests": [{ "principal": staff(E_SYNCED, P_CLERK), "action": action("loginNormal"),
+                                       "resource": enterprise(E_SYNCED), "context": { "factors": [long] } }] });
+    let (status, body) = server.post("/v1/authorize/batch", &batch);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["field"], "requests[0].context.factors",
+        "{body}"
+    );
+    let (status, body) = ask(json!(["enterprise_password", "sms_otp"]));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["decision"], "allow", "{body}");
+    only_the_last_is_logged(&server, before);
 }

@@ -27,6 +27,13 @@ pub const NAMESPACE: &str = "Etax";
 /// questions grew the server by a gigabyte.
 pub const MAX_ID_BYTES: usize = 256;
 
+/// The most members an array of a question's context may have. The
+/// vocabulary's largest set is a login step's factors (six kinds) or a
+/// permission identity's other holders (the identity types): a few
+/// thousand members were only ever a way to grow the decision log by the
+/// body limit per question.
+pub const MAX_CONTEXT_SET: usize = 64;
+
 /// Why an entity id of `len` bytes names no identity, if it is longer
 /// than [`MAX_ID_BYTES`]: the one refusal both places that read a
 /// question's ids give, without the id.
