@@ -242,6 +242,14 @@ impl<K: Weighed + Eq + std::hash::Hash, V: Weighed> SliceCache<K, V> {
         }
     }
 
+    /// Forgets every entry, as an eviction would.
+    #[cfg(test)]
+    pub fn clear(&self) {
+        if let Some(entries) = &self.entries {
+            entries.clear();
+        }
+    }
+
     /// (hits, misses) since start.
     pub fn counts(&self) -> (u64, u64) {
         (

@@ -296,6 +296,7 @@ impl Engine {
         if source.exact() {
             match filed {
                 Filed::Everywhere => {}
+                Filed::Packed if !admit_unpacked() => {}
                 Filed::Packed | Filed::Nowhere(None) => {
                     self.cache.insert(key, generation, version, built.clone());
                 }
@@ -362,6 +363,29 @@ enum Filed {
     /// Built from the store: both tiers lack them (the packed one under
     /// this key; `None` when the key does not pack).
     Nowhere(Option<PackedKey>),
+}
+
+/// One in this many sets unpacked from the packed tier is filed in
+/// Cedar's tier as well.
+const ADMIT_UNPACKED_EVERY: u32 = 16;
+
+/// Whether this set, unpacked from the packed tier, is filed in Cedar's
+/// tier too: one in [`ADMIT_UNPACKED_EVERY`] per thread. A set unpacked
+/// is one Cedar's tier could not keep; when the questions asked outnumber
+/// what that tier holds (a million staff: ~29,000 principals against
+/// ~1,100), filing each evicts another that is as likely to be asked
+/// next, and inserting and dropping whole `Entities` cost 15 % of the
+/// throughput (BENCHMARKS.md, session 12). A set asked again and again
+/// still gets in after a few unpackings.
+fn admit_unpacked() -> bool {
+    thread_local! {
+        static UNPACKED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+    UNPACKED.with(|n| {
+        let next = n.get().wrapping_add(1);
+        n.set(next);
+        next % ADMIT_UNPACKED_EVERY == 0
+    })
 }
 
 /// `entities` as Cedar's, their transitive closure computed and checked

@@ -434,6 +434,34 @@ fn each_tier() -> [(&'static str, Tier); 2] {
     ]
 }
 
+/// A set Cedar's tier evicted is unpacked from the packed tier, and is
+/// filed in Cedar's tier again only once in a while, not on each
+/// unpacking (which evicted another, as likely to be asked, on every
+/// question once the questions outnumber what Cedar's tier holds); a set
+/// asked again and again does get back in.
+#[test]
+fn a_set_unpacked_again_and_again_gets_back_into_cedars_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture::demo_engine(dir.path()).with_caches(1 << 20, 1 << 20, 0);
+    let q = use_function(EntityKind::Staff, CLERK, "vat_filing");
+    assert!(decide(&engine, &q).allowed, "built, filed in both tiers");
+    engine.cache.clear();
+    let asks = 2 * u64::from(super::ADMIT_UNPACKED_EVERY);
+    for _ in 0..asks {
+        assert!(decide(&engine, &q).allowed);
+    }
+    let (cedar_hits, _) = engine.cache.counts();
+    let (packed_hits, _) = engine.packed.counts();
+    assert_eq!(cedar_hits + packed_hits, asks);
+    assert!(packed_hits > 1, "not filed on its first unpacking");
+    assert!(
+        packed_hits <= u64::from(super::ADMIT_UNPACKED_EVERY),
+        "filed after at most {} unpackings: {packed_hits}",
+        super::ADMIT_UNPACKED_EVERY
+    );
+    assert!(cedar_hits >= u64::from(super::ADMIT_UNPACKED_EVERY));
+}
+
 #[test]
 fn a_store_write_or_a_reload_empties_the_cache() {
     for (tier, with_tier) in each_tier() {
