@@ -21,6 +21,10 @@
 # enterprise logins of random enterprises (production argon2 cost, as
 # benches/login_storm.sh).
 #
+# Before the mix, GET /healthz on the same server at 64 connections: what
+# the service's HTTP stack alone reaches, so that the bare server's lead is
+# split between that stack and the decision with its record.
+#
 # Prints per run: requests/s and its ratio to the bare server's at the same
 # connections, p50/p99, server CPU per request (from /proc/PID/stat before
 # and after), non-2xx answers; RSS of the server after its runs; load.
@@ -121,6 +125,11 @@ for n in "${SIZES[@]}"; do
   PIDS+=("$PID")
   for _ in $(seq 600); do grep -q listening "$WORK/serve-$n.out" && break; sleep 0.1; done
   ADDR=$(sed -n 's/.*listening on http:\/\///p' "$WORK/serve-$n.out")
+  # The service's own floor: its HTTP stack (task per request, request
+  # id, metrics, limits) answering a route that decides and logs nothing.
+  echo 'wrk.method = "GET"' >"$WORK/healthz.lua"
+  measure "etax-authz, $n enterprises, GET /healthz" "$PID" "http://$ADDR/healthz" \
+    "$WORK/healthz.lua" 64 "${CEILING[64]}"
   for c in 16 64; do
     measure "etax-authz, $n enterprises, random mix" "$PID" "http://$ADDR/v1/authorize" \
       "$WORK/mix-$n.lua" "$c" "${CEILING[$c]}"
