@@ -94,8 +94,10 @@ impl ApiError {
 
     pub fn into_response(self) -> Response<Full<Bytes>> {
         // Messages can quote what the caller sent (Cedar's context errors
-        // do): ID numbers and phones are masked here like everywhere else.
+        // do), and a field can be named by it (a context attribute): ID
+        // numbers and phones are masked here like everywhere else.
         let message = crate::ids::mask_text(&self.message);
+        let field = self.field.map(|f| crate::ids::mask_text(&f));
         // A 503 that says when to retry (every export slot taken, the
         // fleet's request pool busy) is load, not a fault: no error alerts.
         if self.status.is_server_error() && self.retry_after_secs.is_some() {
@@ -108,7 +110,7 @@ impl ApiError {
                 code: self.code.into_owned(),
                 message,
                 retry_after_secs: self.retry_after_secs,
-                field: self.field,
+                field,
                 policies: self.policies,
             },
         };
