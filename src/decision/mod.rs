@@ -374,9 +374,10 @@ const ADMIT_UNPACKED_EVERY: u32 = 16;
 /// is one Cedar's tier could not keep; when the questions asked outnumber
 /// what that tier holds (a million staff: ~29,000 principals against
 /// ~1,100), filing each evicts another that is as likely to be asked
-/// next, and inserting and dropping whole `Entities` cost 15 % of the
-/// throughput (BENCHMARKS.md, session 12). A set asked again and again
-/// still gets in after a few unpackings.
+/// next, and inserting one `Entities` and dropping another cost ~6 % of
+/// a question over the million-staff mix in process (BENCHMARKS.md,
+/// session 12). A set asked again and again still gets in after a few
+/// unpackings.
 fn admit_unpacked() -> bool {
     thread_local! {
         static UNPACKED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
