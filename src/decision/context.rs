@@ -40,8 +40,11 @@ pub fn of_json(
     schema: &Schema,
     action: &EntityUid,
 ) -> Result<Context, DecisionError> {
-    if let Some(map) = json.as_object() {
-        sizes_hold(map)?;
+    if let Some(Err(too_large)) = json.as_object().map(sizes_hold) {
+        // An attribute the schema does not declare is refused as that,
+        // not as too large: shortening it would not help.
+        read(json, schema, action)?;
+        return Err(too_large);
     }
     let context = read(json, schema, action)?;
     if let Some(map) = json.as_object() {

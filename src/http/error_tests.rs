@@ -53,6 +53,23 @@ fn a_refusal_speaks_with_the_deciding_forbids_code_and_message() {
     );
 }
 
+/// A field can be named by what the caller sent (a context attribute,
+/// a batch element's path): it is masked like a message.
+#[test]
+fn fields_are_masked_like_messages() {
+    let (_, b) = body(ApiError::invalid(
+        "requests[0].context.210102199001015035",
+        "phone 13800000001",
+    ));
+    assert_eq!(
+        b["error"]["field"],
+        "requests[0].context.2101**********5035"
+    );
+    assert_eq!(b["error"]["message"], "phone 138****0001");
+    let (_, b) = body(ApiError::invalid("requests[12].context.actingFor", "x"));
+    assert_eq!(b["error"]["field"], "requests[12].context.actingFor");
+}
+
 #[test]
 fn messages_name_people_with_the_one_mask() {
     let person = crate::ids::PersonKey::parse_key("resident_id:210104197506203078").unwrap();
