@@ -29,6 +29,9 @@ pub struct AuthorizeRequest {
     pub session: Option<String>,
     pub action: String,
     pub resource: String,
+    /// The action's context as Cedar's JSON: every string in it at most
+    /// 256 bytes and every array at most 64 members. The clock's `now`,
+    /// `localTime` and `workday` are set by the sidecar, never sent.
     #[serde(default = "empty_object")]
     pub context: serde_json::Value,
     // No `entities`: every entity comes from the identity store, so a
