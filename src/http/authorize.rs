@@ -31,7 +31,8 @@ pub struct AuthorizeRequest {
     pub resource: String,
     /// The action's context as Cedar's JSON: every string in it at most
     /// 256 bytes and every array at most 64 members. The clock's `now`,
-    /// `localTime` and `workday` are set by the sidecar, never sent.
+    /// `localTime` and `workday` are the sidecar's to set (for
+    /// `useFunction`): a question that sends one is refused.
     #[serde(default = "empty_object")]
     pub context: serde_json::Value,
     // No `entities`: every entity comes from the identity store, so a
