@@ -56,9 +56,11 @@ pub fn of_json(
 /// Every string of the context, at any depth, is at most
 /// [`crate::domain::MAX_ID_BYTES`] (no factor, type or id of the
 /// vocabulary is longer) and every array has at most
-/// [`crate::domain::MAX_CONTEXT_SET`] members. Checked on the JSON before
-/// Cedar reads it: a 59 kB "factor" was read, decided and recorded, a
-/// 61 kB record per question (red team, session 11).
+/// [`crate::domain::MAX_CONTEXT_SET`] members. Checked on the JSON, so
+/// no spelling Cedar reads goes around it (Cedar reads a context past it
+/// only to tell whether the schema declares the attribute): a 59 kB
+/// "factor" was decided and recorded, a 61 kB record per question (red
+/// team, session 11).
 fn sizes_hold(json: &Map<String, Value>) -> Result<(), DecisionError> {
     fn why(v: &Value) -> Option<String> {
         match v {
