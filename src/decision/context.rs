@@ -86,23 +86,15 @@ fn sizes_hold(json: &Map<String, Value>) -> Result<(), DecisionError> {
     Ok(())
 }
 
-/// Each entity a context's attribute names — in whatever form Cedar
-/// accepted it, at any depth — has an id of at most
-/// [`crate::domain::MAX_ID_BYTES`]; and an attribute that is one entity,
-/// or a set of them, is written with objects (`{"__entity": {"type",
-/// "id"}}` or `{"type", "id"}`), the form the person-key check, the cache
-/// key and the decision record read. Cedar also reads `["Etax::Enterprise", "…"]` and
-/// `{"__entity": [type, id]}`: through them a 60 kB id was decided and
-/// recorded, and an `actingFor` recorded as raw JSON.
+/// An attribute that is one entity, or a set of them, is written with
+/// objects (`{"__entity": {"type", "id"}}` or `{"type", "id"}`), the form
+/// the person-key check, the cache key and the decision record read.
+/// Cedar also reads `["Etax::Enterprise", "…"]` and `{"__entity": [type,
+/// id]}`: through them an `actingFor` was recorded as raw JSON. (Every id
+/// Cedar reads from a context is one of its JSON strings, so
+/// [`sizes_hold`] has bounded it by [`crate::domain::MAX_ID_BYTES`]
+/// already, whatever the form.)
 fn named_entities_hold(context: &Context, json: &Map<String, Value>) -> Result<(), DecisionError> {
-    fn longest(v: &EvalResult) -> usize {
-        match v {
-            EvalResult::EntityUid(uid) => uid.id().unescaped().len(),
-            EvalResult::Set(set) => set.iter().map(longest).max().unwrap_or(0),
-            EvalResult::Record(record) => record.iter().map(|(_, v)| longest(v)).max().unwrap_or(0),
-            _ => 0,
-        }
-    }
     // Entities come only from JSON objects and arrays; the clock's
     // extension values (exactly `{"__extn": {"fn", "arg"}}`) are neither
     // looked at nor converted back. Any other object is: Cedar reads an
@@ -122,10 +114,6 @@ fn named_entities_hold(context: &Context, json: &Map<String, Value>) -> Result<(
         let Some(read) = context.get(name) else {
             continue;
         };
-        let field = || format!("context.{name}");
-        if let Some(why) = crate::domain::id_too_long(longest(&read)) {
-            return Err(invalid(field(), why));
-        }
         let object_form = |v: &Value| {
             v.as_object().is_some_and(|o| match o.get("__entity") {
                 Some(Value::Object(inner)) => o.len() == 1 && type_and_id(inner),
@@ -149,7 +137,7 @@ fn named_entities_hold(context: &Context, json: &Map<String, Value>) -> Result<(
         };
         if !written_as_objects {
             return Err(invalid(
-                field(),
+                format!("context.{name}"),
                 "write an entity as {\"__entity\": {\"type\": …, \"id\": …}}",
             ));
         }

@@ -35,8 +35,8 @@ pub const MAX_ID_BYTES: usize = 256;
 pub const MAX_CONTEXT_SET: usize = 64;
 
 /// Why an entity id of `len` bytes names no identity, if it is longer
-/// than [`MAX_ID_BYTES`]: the one refusal both places that read a
-/// question's ids give, without the id.
+/// than [`MAX_ID_BYTES`], without the id. (A context's ids are strings of
+/// its JSON, which `decision::context` bounds by the same length.)
 pub fn id_too_long(len: usize) -> Option<String> {
     (len > MAX_ID_BYTES).then(|| {
         format!(
