@@ -105,6 +105,7 @@ fn decide(c: &mut Criterion) {
             action: Action::UseFunction.uid(),
             resource: EntityKind::Function.uid("vat_filing"),
             context: json!({}),
+            stamped: None,
         };
         assert!(engine.decide(&query).unwrap().allowed);
         // A question asked again while the store is unchanged reuses the
@@ -212,6 +213,7 @@ fn cache_bytes(_: &mut Criterion) {
             action: Action::UseFunction.uid(),
             resource: EntityKind::Function.uid("vat_filing"),
             context: json!({}),
+            stamped: None,
         })
         .collect();
     let off = engine.clone().with_cache_bytes(0);

@@ -20,6 +20,7 @@ fn use_function(function: &str) -> Query {
         action: Action::UseFunction.uid(),
         resource: EntityKind::Function.uid(function),
         context: json!({}),
+        stamped: None,
     }
 }
 

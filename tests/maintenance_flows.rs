@@ -86,6 +86,7 @@ impl Bureau {
             action: uid("Action", action),
             resource: uid(resource.0, resource.1),
             context,
+            stamped: None,
         };
         self.engine.decide(&q).unwrap().allowed
     }

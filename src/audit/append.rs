@@ -167,7 +167,7 @@ impl Appender {
         let mut bytes = Vec::new();
         let mut sealed = Vec::with_capacity(records.len());
         for r in records.iter_mut() {
-            let prev = hex::encode(head.hash);
+            let prev = super::digest::to_hex(&head.hash);
             let (canonical, hash) = chain::seal(r, head.seq + 1, &prev, self.chain_hash());
             let s = Stored {
                 seq: head.seq + 1,

@@ -98,7 +98,7 @@ pub(super) fn seal(
     record.hash.clear();
     let bytes = serde_json::to_vec(&*record).expect("records serialize");
     let digest = hash.digest(&bytes);
-    record.hash = hex::encode(digest);
+    record.hash = super::digest::to_hex(&digest);
     (bytes, digest)
 }
 

@@ -9,6 +9,15 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
+/// `bytes` as lower-case hex, as `hex::encode` writes them but without
+/// pushing them into a `String` a character at a time: every record's hash
+/// and link are written this way, on the log's one writer thread.
+pub fn to_hex(bytes: &[u8]) -> String {
+    let mut out = vec![0; bytes.len() * 2];
+    hex::encode_to_slice(bytes, &mut out).expect("the output is twice the input");
+    String::from_utf8(out).expect("hex digits are ASCII")
+}
+
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
 )]
@@ -28,7 +37,7 @@ impl ChainHash {
     }
 
     pub fn hex(self, bytes: &[u8]) -> String {
-        hex::encode(self.digest(bytes))
+        to_hex(&self.digest(bytes))
     }
 
     pub fn as_str(self) -> &'static str {

@@ -9,6 +9,8 @@
 
 use std::io::Read;
 
+use super::digest::to_hex;
+
 /// The 64 hex digits of the previous hash are cut out at this offset; this
 /// value means they were not found and the JSON is stored whole.
 const WHOLE: u32 = u32::MAX;
@@ -71,7 +73,7 @@ impl Stored {
             out.pop();
         }
         out.extend_from_slice(b",\"hash\":\"");
-        out.extend_from_slice(hex::encode(self.hash).as_bytes());
+        out.extend_from_slice(to_hex(&self.hash).as_bytes());
         out.extend_from_slice(b"\"}");
         out
     }
@@ -82,8 +84,13 @@ impl Stored {
 
     /// The canonical JSON without the previous hash, and where it was.
     fn cut_prev(&self) -> (u32, &[u8], &[u8]) {
-        let needle = format!("\"prev_hash\":\"{}\"", hex::encode(self.prev));
-        match memrfind(&self.canonical, needle.as_bytes()) {
+        let needle = format!("\"prev_hash\":\"{}\"", to_hex(&self.prev));
+        // Where the writer puts it: last, before the closing brace (`hash`
+        // is left out of the canonical form), so the search is skipped for
+        // every record it writes. Found there, it is the last occurrence.
+        let last = self.canonical.len().checked_sub(needle.len() + 1);
+        let at_end = last.filter(|&i| self.canonical.get(i..i + needle.len()) == Some(needle.as_bytes()));
+        match at_end.or_else(|| memrfind(&self.canonical, needle.as_bytes())) {
             Some(i) => {
                 let at = i + "\"prev_hash\":\"".len();
                 (at as u32, &self.canonical[..at], &self.canonical[at + 64..])
@@ -102,7 +109,7 @@ impl Stored {
         }
         let mut out = Vec::with_capacity(json.len() + 64);
         out.extend_from_slice(&json[..at]);
-        out.extend_from_slice(hex::encode(prev).as_bytes());
+        out.extend_from_slice(to_hex(prev).as_bytes());
         out.extend_from_slice(&json[at..]);
         Ok(out)
     }

@@ -100,6 +100,7 @@ fn explain(
         },
         resource: parse_uid(ns, "resource", q.resource)?,
         context,
+        stamped: None,
     };
     let mut query = query;
     crate::flows::clock::stamp(

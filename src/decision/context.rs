@@ -1,42 +1,96 @@
 //! A question's JSON context as a Cedar `Context`, and the entities it names.
 //!
-//! Cedar's JSON reader tries each form an extension value may take
-//! (`{"__extn": …}` among them) through serde, building and formatting an
-//! error for every form that does not match: the sidecar clock's `now` and
-//! `localTime`, on every business question, were a seventh of the server's
-//! CPU under the bureau-scale mix (BENCHMARKS.md). A top-level attribute in
-//! the explicit `{"__extn": {"fn", "arg"}}` form is built directly instead
-//! and the rest read by Cedar as before; `Request::new` then checks the
-//! whole context against the schema either way.
-//!
-//! Building them directly still cost a fifth of a request (BENCHMARKS.md,
-//! session 7): Cedar parses the constructor's name (`datetime`) with its
-//! grammar on every `RestrictedExpression::new_datetime`, then evaluates
-//! the call. Every business question of one millisecond carries the same
-//! clock values, so each thread keeps the last such attributes it built
-//! (with the clock's boolean `workday`), and the next context with exactly
-//! those values reuses them.
+//! The sidecar's own attributes (its clock's `now`, `localTime` and
+//! `workday`, on every business question) are not read from JSON at all:
+//! [`Stamped`] evaluates them once an instant and they are added to each
+//! question's context as Cedar values. Read by Cedar's JSON reader they
+//! were a seventh of the server's CPU under the bureau-scale mix (the
+//! reader formats an error for every form it tries); built with
+//! `RestrictedExpression::new_datetime` a fifth of a request (Cedar parses
+//! the constructor's name with its grammar on every call); and Cedar's
+//! `Context::merge` evaluates every value of both contexts again, so
+//! joining them to an agent's `actingFor` parsed the datetime anew
+//! (BENCHMARKS.md, sessions 7, 9 and 13). Contexts are joined here at the
+//! level of Cedar's values instead (`joined`), which needs
+//! `cedar-policy-core`'s `Context`: nothing is evaluated twice.
+//! `Request::new` still checks the whole context against the schema.
 //!
 //! An entity reference in the explicit `{"__entity": {"type", "id"}}` form
-//! (an agent's `actingFor`) is built directly too, and merged into the
-//! clock's values: read by Cedar's reader, this one attribute of 15 % of
-//! the mix's questions cost 3 % of the server's instructions for single
-//! questions and 6 % for batches (BENCHMARKS.md, session 9). Its type is
-//! checked against the schema by `Request::new`, like the extension
-//! values' types.
+//! (an agent's `actingFor`) is built directly too: read by Cedar's reader,
+//! this one attribute of 15 % of the mix's questions cost 3 % of the
+//! server's instructions for single questions and 6 % for batches
+//! (BENCHMARKS.md, session 9). Its type is checked against the schema by
+//! `Request::new`.
 
-use std::cell::RefCell;
+use std::sync::Arc;
 
 use cedar_policy::{Context, EntityUid, EvalResult, RestrictedExpression, Schema};
+use cedar_policy_core::ast;
 use serde_json::{Map, Value};
 
 use super::{invalid, DecisionError};
 use crate::domain::{EntityKind, MAX_CONTEXT_SET, MAX_ID_BYTES, NAMESPACE};
 
+/// Context attributes the sidecar sets itself, evaluated once and shared
+/// by every question they are added to (cloning is two reference counts).
+/// A caller's JSON never holds them.
+#[derive(Debug, Clone)]
+pub struct Stamped {
+    /// As JSON: the question's shape (`request_check`) is read from it.
+    json: Arc<[(String, Value)]>,
+    /// As Cedar's values.
+    context: Context,
+}
+
+impl Stamped {
+    /// `attributes`, each a boolean or an extension value in the explicit
+    /// `{"__extn": {"fn", "arg"}}` form, evaluated.
+    pub fn of_json(attributes: Vec<(String, Value)>) -> Result<Self, DecisionError> {
+        let pairs = attributes
+            .iter()
+            .map(|(name, value)| {
+                let expr = match value {
+                    Value::Bool(b) => Some(RestrictedExpression::new_bool(*b)),
+                    _ => extension(value),
+                };
+                expr.map(|e| (name.clone(), e)).ok_or_else(|| {
+                    invalid(
+                        format!("context.{name}"),
+                        "is neither a boolean nor an extension value",
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let context = Context::from_pairs(pairs).map_err(|e| invalid("context", e))?;
+        Ok(Self {
+            json: attributes.into(),
+            context,
+        })
+    }
+
+    /// The attributes as JSON, in the order given.
+    pub fn json(&self) -> &[(String, Value)] {
+        &self.json
+    }
+
+    /// Only the attributes `keep` accepts, evaluated again (a schema that
+    /// declares some of them only: rare, so not shared).
+    pub fn only(&self, keep: impl Fn(&str) -> bool) -> Result<Self, DecisionError> {
+        Self::of_json(
+            self.json
+                .iter()
+                .filter(|(name, _)| keep(name))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
 /// `json` (an object) as the context of `action`, checked against `schema`,
 /// with every entity it names checked by [`named_entities_hold`].
 pub fn of_json(
     json: &Value,
+    stamped: Option<&Stamped>,
     schema: &Schema,
     action: &EntityUid,
 ) -> Result<Context, DecisionError> {
@@ -50,7 +104,10 @@ pub fn of_json(
     if let Some(map) = json.as_object() {
         named_entities_hold(&context, map)?;
     }
-    Ok(context)
+    match stamped {
+        Some(stamped) => joined(context, &stamped.context),
+        None => Ok(context),
+    }
 }
 
 /// Every string of the context, at any depth, is at most
@@ -95,10 +152,10 @@ fn sizes_hold(json: &Map<String, Value>) -> Result<(), DecisionError> {
 /// [`sizes_hold`] has bounded it by [`crate::domain::MAX_ID_BYTES`]
 /// already, whatever the form.)
 fn named_entities_hold(context: &Context, json: &Map<String, Value>) -> Result<(), DecisionError> {
-    // Entities come only from JSON objects and arrays; the clock's
-    // extension values (exactly `{"__extn": {"fn", "arg"}}`) are neither
-    // looked at nor converted back. Any other object is: Cedar reads an
-    // entity with an `__extn` key beside its type and id too.
+    // Entities come only from JSON objects and arrays; extension values
+    // (exactly `{"__extn": {"fn", "arg"}}`) are neither looked at nor
+    // converted back. Any other object is: Cedar reads an entity with an
+    // `__extn` key beside its type and id too.
     let could_name = |v: &Value| match v {
         Value::Object(_) => extension_call(v).is_none(),
         Value::Array(_) => true,
@@ -145,7 +202,8 @@ fn named_entities_hold(context: &Context, json: &Map<String, Value>) -> Result<(
     Ok(())
 }
 
-/// [`of_json`] before the entities it names are checked.
+/// The caller's `json` as a context, before the entities it names are
+/// checked.
 fn read(json: &Value, schema: &Schema, action: &EntityUid) -> Result<Context, DecisionError> {
     let whole = || {
         Context::from_json_value(json.clone(), Some((schema, action)))
@@ -159,95 +217,62 @@ fn read(json: &Value, schema: &Schema, action: &EntityUid) -> Result<Context, De
         // Cedar's JSON reader; `Request::new` still checks it is allowed.
         return Ok(Context::empty());
     }
-    // The clock's values, the entities named, and the rest for Cedar's reader.
-    let (mut clock, mut entities, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+    // The entities named, and the rest for Cedar's reader.
+    let (mut entities, mut rest) = (Vec::new(), Map::new());
     for (name, value) in map {
-        if let Some(uid) = entity_ref(value) {
-            entities.push((name, uid));
-        } else if is_direct(value) {
-            clock.push((name, value));
-        } else {
-            rest.push((name, value));
+        match entity_ref(value) {
+            Some(uid) => entities.push((name, uid)),
+            None => {
+                rest.insert(name.clone(), value.clone());
+            }
         }
     }
-    // Booleans alone (a login step's `hasPassword` beside its `factors`)
-    // gain nothing from being split off: read the usual way.
-    if !clock.iter().any(|(_, v)| extension_call(v).is_some()) {
+    if entities.is_empty() {
         return whole();
     }
-    let mut built = direct_context(&clock)?;
-    if !entities.is_empty() {
-        // Merged into this thread's last clock values rather than built
-        // with them: `new_datetime` parses its constructor's name, and
-        // merging evaluated values does not.
-        let named = entities
-            .into_iter()
-            .map(|(n, uid)| (n.clone(), RestrictedExpression::new_entity_uid(uid)));
-        let named = Context::from_pairs(named).map_err(|e| invalid("context", e))?;
-        built = built.merge(named).map_err(|e| invalid("context", e))?;
-    }
-    if rest.is_empty() {
-        return Ok(built);
-    }
-    let rest: Map<String, Value> = rest
+    let named = entities
         .into_iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(name, uid)| {
+            let value = ast::Value::from(ast::EntityUID::from(uid));
+            (name.as_str().into(), value)
+        })
         .collect();
+    let named = Context::from(ast::Context::Value(Arc::new(named)));
+    if rest.is_empty() {
+        return Ok(named);
+    }
     // Anything unusual (a required attribute of the rest missing, say) is
     // read the usual way, so its error reads as it always did.
     let Ok(context) = Context::from_json_value(Value::Object(rest), Some((schema, action))) else {
         return whole();
     };
-    context.merge(built).map_err(|e| invalid("context", e))
+    joined(context, &named)
 }
 
-/// Attributes built directly, by name, as JSON, and the context they
-/// evaluate to.
-type Evaluated = (Vec<(String, Value)>, Context);
-
-thread_local! {
-    /// The last attributes this thread built directly.
-    static LAST: RefCell<Option<Evaluated>> = const { RefCell::new(None) };
-}
-
-/// The context of `direct` alone (each a value [`is_direct`] accepts):
-/// this thread's last one when the values are the same, else evaluated.
-fn direct_context(direct: &[(&String, &Value)]) -> Result<Context, DecisionError> {
-    let same = |(cached, _): &Evaluated| {
-        cached.len() == direct.len()
-            && cached
-                .iter()
-                .zip(direct)
-                .all(|((cn, cv), (n, v))| cn == *n && cv == *v)
+/// `a` and `b` as one context, without evaluating any value again (Cedar's
+/// `Context::merge` evaluates both anew: a datetime is parsed again). An
+/// attribute in both is refused.
+fn joined(a: Context, b: &Context) -> Result<Context, DecisionError> {
+    let (ast::Context::Value(x), ast::Context::Value(y)) = (a.as_ref(), b.as_ref()) else {
+        // Residuals (unknown values) are never built here; merged as Cedar does.
+        return a.merge(b.clone()).map_err(|e| invalid("context", e));
     };
-    if let Some(hit) =
-        LAST.with_borrow(|last| last.as_ref().filter(|l| same(l)).map(|l| l.1.clone()))
-    {
-        return Ok(hit);
+    if y.is_empty() {
+        return Ok(a);
     }
-    let pairs = direct.iter().map(|(n, v)| {
-        let expr = match v {
-            Value::Bool(b) => RestrictedExpression::new_bool(*b),
-            _ => extension(v).expect("sorted by is_direct"),
-        };
-        ((*n).clone(), expr)
-    });
-    let context = Context::from_pairs(pairs).map_err(|e| invalid("context", e))?;
-    let key = direct
-        .iter()
-        .map(|(n, v)| ((*n).clone(), (*v).clone()))
-        .collect();
-    LAST.set(Some((key, context.clone())));
-    Ok(context)
-}
-
-/// A value whose Cedar form needs no schema: an extension call, or a
-/// boolean (the clock's `workday`: left to Cedar's JSON reader, it sent
-/// every business question's context through that reader again). Its type
-/// is still checked against the schema, by `Request::new`. (An entity
-/// reference, [`entity_ref`], is built directly too, apart from these.)
-fn is_direct(value: &Value) -> bool {
-    value.is_boolean() || extension_call(value).is_some()
+    if x.is_empty() {
+        return Ok(b.clone());
+    }
+    let mut map = (**x).clone();
+    for (name, value) in y.iter() {
+        if map.insert(name.clone(), value.clone()).is_some() {
+            return Err(invalid(
+                format!("context.{name}"),
+                "is set by the sidecar; do not send it",
+            ));
+        }
+    }
+    Ok(Context::from(ast::Context::Value(Arc::new(map))))
 }
 
 /// The entity `{"__entity": {"type": "Etax::…", "id": …}}` names, when
@@ -319,74 +344,61 @@ mod tests {
     use crate::domain::Action;
     use serde_json::json;
 
-    /// The direct path and Cedar's JSON reader make the same context, and
-    /// refuse the same bad values.
-    #[test]
-    fn extension_values_read_as_cedar_reads_them() {
-        let snap = bundled_policies();
-        let action = Action::UseFunction.uid();
-        let ctx = json!({
-            "now": { "__extn": { "fn": "datetime", "arg": "2026-10-01T09:30:00.000+0800" } },
-            "localTime": { "__extn": { "fn": "duration", "arg": "34200000ms" } },
-            "workday": true,
-            "actingFor": { "__entity": { "type": "Etax::Enterprise", "id": "X" } },
-        });
-        let direct = of_json(&ctx, snap.schema(), &action).unwrap();
-        let cedar = Context::from_json_value(ctx.clone(), Some((snap.schema(), &action))).unwrap();
-        for name in ["now", "localTime", "workday", "actingFor"] {
-            assert_eq!(
-                format!("{:?}", direct.get(name)),
-                format!("{:?}", cedar.get(name)),
-                "{name}"
-            );
-        }
-        assert_eq!(
-            entities(&direct, ctx.as_object()),
-            vec![(
-                "actingFor".to_owned(),
-                crate::domain::EntityKind::Enterprise.uid("X")
-            )]
-        );
-        let bad = json!({ "now": { "__extn": { "fn": "datetime", "arg": "not a time" } } });
-        assert!(of_json(&bad, snap.schema(), &action).is_err());
+    fn clock_at(t: &str) -> Vec<(String, Value)> {
+        vec![
+            (
+                "now".into(),
+                json!({ "__extn": { "fn": "datetime", "arg": t } }),
+            ),
+            (
+                "localTime".into(),
+                json!({ "__extn": { "fn": "duration", "arg": "34200000ms" } }),
+            ),
+            ("workday".into(), json!(true)),
+        ]
     }
 
-    /// A context whose extension values this thread evaluated last reuses
-    /// them; any other value, or other attributes beside them, is read
-    /// afresh, so a reused context never answers for different values.
+    /// The sidecar's attributes, evaluated once and joined to a caller's
+    /// context, make the context Cedar's JSON reader makes of the two
+    /// written as one.
     #[test]
-    fn the_last_extension_values_are_reused_only_for_the_same_values() {
+    fn stamped_attributes_join_as_cedar_reads_them() {
         let snap = bundled_policies();
         let action = Action::UseFunction.uid();
-        let at = |t: &str| {
-            json!({
-                "now": { "__extn": { "fn": "datetime", "arg": t } },
-                "localTime": { "__extn": { "fn": "duration", "arg": "34200000ms" } },
-                "workday": true,
-            })
-        };
-        let read = |ctx: &Value| {
-            let direct = of_json(ctx, snap.schema(), &action).unwrap();
-            let cedar =
-                Context::from_json_value(ctx.clone(), Some((snap.schema(), &action))).unwrap();
-            for name in ["now", "localTime", "workday", "actingFor"] {
-                assert_eq!(
-                    format!("{:?}", direct.get(name)),
-                    format!("{:?}", cedar.get(name)),
-                    "{name} of {ctx}"
-                );
+        let stamped = Stamped::of_json(clock_at("2026-10-01T09:30:00.000+0800")).unwrap();
+        let agent = json!({
+            "actingFor": { "__entity": { "type": "Etax::Enterprise", "id": "X" } },
+        });
+        for callers in [json!({}), agent] {
+            let joined = of_json(&callers, Some(&stamped), snap.schema(), &action).unwrap();
+            let mut whole = callers.clone();
+            for (name, value) in stamped.json() {
+                whole[name] = value.clone();
             }
-        };
-        let first = at("2026-10-01T09:30:00.000+0800");
-        read(&first);
-        read(&first);
-        read(&at("2026-10-01T09:30:00.001+0800"));
-        let mut agent = at("2026-10-01T09:30:00.001+0800");
-        agent["actingFor"] = json!({ "__entity": { "type": "Etax::Enterprise", "id": "X" } });
-        read(&agent);
-        read(&first);
-        let bad = at("not a time");
-        assert!(of_json(&bad, snap.schema(), &action).is_err());
-        assert!(of_json(&bad, snap.schema(), &action).is_err());
+            let cedar = Context::from_json_value(whole, Some((snap.schema(), &action))).unwrap();
+            assert_eq!(
+                format!("{:?}", joined.clone().into_iter().collect::<std::collections::BTreeMap<_, _>>()),
+                format!("{:?}", cedar.into_iter().collect::<std::collections::BTreeMap<_, _>>()),
+                "{callers}"
+            );
+            let named = entities(&joined, callers.as_object());
+            assert_eq!(named.len(), usize::from(callers.get("actingFor").is_some()));
+        }
+        assert!(Stamped::of_json(clock_at("not a time")).is_err());
+        let only = stamped.only(|name| name == "workday").unwrap();
+        let joined = of_json(&json!({}), Some(&only), snap.schema(), &action).unwrap();
+        assert!(joined.get("workday").is_some() && joined.get("now").is_none());
+    }
+
+    /// An attribute the sidecar sets is never taken from the caller as
+    /// well: the two would not be one context.
+    #[test]
+    fn a_callers_attribute_the_sidecar_sets_is_refused() {
+        let snap = bundled_policies();
+        let action = Action::UseFunction.uid();
+        let stamped = Stamped::of_json(clock_at("2026-10-01T09:30:00.000+0800")).unwrap();
+        let callers = json!({ "workday": false });
+        let e = of_json(&callers, Some(&stamped), snap.schema(), &action).unwrap_err();
+        assert!(format!("{e:?}").contains("context.workday"), "{e:?}");
     }
 }

@@ -36,6 +36,7 @@ use crate::domain::EntityKind;
 use crate::policy::PolicySnapshot;
 use crate::store::{Store, StoreError};
 use cache::{Built, SliceCache, SliceKey};
+pub use context::Stamped;
 use memo::EntityMemo;
 use packed::{Packed, PackedKey};
 pub use slice::{uid, Slice, NAMESPACE};
@@ -46,8 +47,12 @@ pub struct Query {
     pub principal: EntityUid,
     pub action: EntityUid,
     pub resource: EntityUid,
-    /// A JSON object, checked against the action's context type.
+    /// A JSON object, checked against the action's context type: what the
+    /// caller sent.
     pub context: serde_json::Value,
+    /// The attributes the sidecar sets itself (`flows::clock::stamp`),
+    /// already evaluated, added to `context`'s for Cedar.
+    pub stamped: Option<Stamped>,
 }
 
 /// The answer to a [`Query`].
@@ -509,8 +514,15 @@ fn checked_request(q: &Query, snap: &PolicySnapshot) -> Result<(Request, Context
             ));
         }
     }
-    let context = context::of_json(&q.context, schema, &q.action)?;
-    let shape = request_check::Shape::of(&q.action, &q.principal, &q.resource, &q.context);
+    let context = context::of_json(&q.context, q.stamped.as_ref(), schema, &q.action)?;
+    let stamped = q.stamped.as_ref().map_or(&[][..], context::Stamped::json);
+    let shape = request_check::Shape::of(
+        &q.action,
+        &q.principal,
+        &q.resource,
+        &q.context,
+        stamped,
+    );
     let accepted = snap.accepted_requests();
     let known = shape.as_ref().is_some_and(|s| accepted.contains(s));
     let request = Request::new(
@@ -565,7 +577,7 @@ fn verdict(
     let mut reasons: Vec<String> = response
         .diagnostics()
         .reason()
-        .map(|id| id.to_string())
+        .map(policy_id_text)
         .collect();
     reasons.sort();
     let allowed = response.decision() == Decision::Allow && errors.is_empty();
@@ -590,12 +602,26 @@ fn verdict(
     }
 }
 
+/// A policy id as records name it: its `Display`, which escapes it as
+/// `str::escape_debug` does. An id of printable ASCII without quotes or
+/// backslashes (every id of the bundled policies) is its own escape, and
+/// is copied rather than run through the formatter for every question.
+fn policy_id_text(id: &cedar_policy::PolicyId) -> String {
+    let text: &str = id.as_ref();
+    let plain = |b: &u8| (b' '..=b'~').contains(b) && !matches!(b, b'"' | b'\\' | b'\'');
+    if text.as_bytes().iter().all(plain) {
+        text.to_owned()
+    } else {
+        id.to_string()
+    }
+}
+
 /// The ids of the permits in an action's index, sorted.
 fn permit_ids(policies: &cedar_policy::PolicySet) -> Vec<String> {
     let mut ids: Vec<String> = policies
         .policies()
         .filter(|p| p.effect() == cedar_policy::Effect::Permit)
-        .map(|p| p.id().to_string())
+        .map(|p| policy_id_text(p.id()))
         .collect();
     ids.sort();
     ids

@@ -76,9 +76,11 @@ impl Shape {
         principal: &EntityUid,
         resource: &EntityUid,
         context: &Value,
+        stamped: &[(String, Value)],
     ) -> Option<Self> {
         let mut attributes = Vec::new();
-        for (name, value) in context.as_object()? {
+        let stamped = stamped.iter().map(|(name, value)| (name, value));
+        for (name, value) in context.as_object()?.iter().chain(stamped) {
             attributes.push((name.clone(), tag(value)?));
         }
         Some(Self {

@@ -28,6 +28,7 @@ fn use_function(principal: EntityKind, id: &str, function: &str) -> Query {
         action: Action::UseFunction.uid(),
         resource: EntityKind::Function.uid(function),
         context: json!({}),
+        stamped: None,
     }
 }
 
@@ -247,7 +248,8 @@ fn only_shapes_the_schema_accepted_skip_its_check() {
     }
     let accepted = engine.snapshot();
     let shape = |q: &Query| {
-        super::request_check::Shape::of(&q.action, &q.principal, &q.resource, &q.context).unwrap()
+        super::request_check::Shape::of(&q.action, &q.principal, &q.resource, &q.context, &[])
+            .unwrap()
     };
     assert!(accepted.accepted_requests().contains(&shape(&q)));
     let mut refused = Vec::new();
@@ -365,6 +367,7 @@ fn only_the_actions_indexed_policies_are_evaluated() {
         action: Action::ViewStaff.uid(),
         resource: EntityKind::Enterprise.uid(E1),
         context: json!({}),
+        stamped: None,
     };
     let v = decide(&engine, &view);
     // A default deny lists what the index held for the action: the action's
@@ -391,6 +394,7 @@ fn a_forbid_deny_carries_its_refusal_and_a_default_deny_its_unmatched_permits() 
         action: Action::LoginNormal.uid(),
         resource: EntityKind::Enterprise.uid(E1),
         context: json!({ "factors": ["enterprise_password", "sms_otp"] }),
+        stamped: None,
     };
     let v = decide(&engine, &login);
     assert!(!v.allowed);
@@ -647,6 +651,7 @@ fn a_slice_decides_every_question_as_the_whole_store_does() {
                         action: action.clone(),
                         resource: resource.clone(),
                         context: context.clone(),
+                        stamped: None,
                     };
                     let (request, _) = match super::checked_request(&q, &snap) {
                         Ok(r) => r,
@@ -687,4 +692,24 @@ fn bounded_messages_are_cut_on_a_character() {
         cut.ends_with(&format!("({} bytes more)", long.len() - 298)),
         "{cut}"
     );
+}
+
+/// Records name a policy by its `Display`; the copy taken for plain ids
+/// is that text, and any other id still goes through the formatter.
+#[test]
+fn policy_ids_are_named_as_cedar_displays_them() {
+    for id in [
+        "staff.use_function",
+        "a b-c_d.e:1",
+        "quote\"d",
+        "it's",
+        "back\\slash",
+        "new\nline",
+        "增值税",
+        "tab\t",
+        "",
+    ] {
+        let id = cedar_policy::PolicyId::new(id);
+        assert_eq!(super::policy_id_text(&id), id.to_string(), "{id:?}");
+    }
 }

@@ -21,7 +21,7 @@ use cedar_policy::{Context, EntityUid};
 use serde_json::{json, Value};
 
 use crate::audit::time::{format_time, Offset};
-use crate::decision::{DecisionError, Engine, Query};
+use crate::decision::{DecisionError, Engine, Query, Stamped};
 use crate::domain::Action;
 use crate::policy::PolicySnapshot;
 use crate::store::CalendarYearRecord;
@@ -37,7 +37,7 @@ const DAY_MS: i64 = 86_400_000;
 /// and one calendar, even if a calendar feed lands while they are stamped.
 pub struct Clock {
     now_ms: u64,
-    values: OnceLock<[Value; 3]>,
+    values: OnceLock<Stamped>,
 }
 
 impl Clock {
@@ -48,7 +48,7 @@ impl Clock {
         }
     }
 
-    fn values(&self, engine: &Engine) -> Result<[Value; 3], DecisionError> {
+    fn values(&self, engine: &Engine) -> Result<Stamped, DecisionError> {
         if let Some(values) = self.values.get() {
             return Ok(values.clone());
         }
@@ -78,14 +78,16 @@ pub fn stamp(
         return Ok(());
     }
     let values = clock.values(engine)?;
-    let declared = declared(snap, &query.action);
-    if let Some(context) = query.context.as_object_mut() {
-        for ((name, value), declared) in CLOCK_ATTRIBUTES.into_iter().zip(values).zip(declared) {
-            if declared {
-                context.insert(name.into(), value);
-            }
-        }
-    }
+    query.stamped = match declared(snap, &query.action) {
+        [true, true, true] => Some(values),
+        [false, false, false] => None,
+        declared => Some(values.only(|name| {
+            CLOCK_ATTRIBUTES
+                .iter()
+                .zip(declared)
+                .any(|(n, d)| d && *n == name)
+        })?),
+    };
     Ok(())
 }
 
@@ -98,13 +100,13 @@ pub fn stamp(
 /// What it saves single questions under load is not measured:
 /// `benches/instructions.sh` sends them one at a time, each at a new
 /// millisecond, where it costs 1.3 %.
-fn values_at(engine: &Engine, now_ms: u64) -> Result<[Value; 3], DecisionError> {
+fn values_at(engine: &Engine, now_ms: u64) -> Result<Stamped, DecisionError> {
     struct Made {
         at: u64,
         year: String,
         /// Held, so no other calendar can take its address.
         calendar: Arc<CalendarYearRecord>,
-        values: [Value; 3],
+        values: Stamped,
     }
     thread_local! {
         static LAST: std::cell::RefCell<Option<Made>> = const { std::cell::RefCell::new(None) };
@@ -128,6 +130,13 @@ fn values_at(engine: &Engine, now_ms: u64) -> Result<[Value; 3], DecisionError> 
         json!({ "__extn": { "fn": "duration", "arg": format!("{}ms", day.ms_since_midnight) } }),
         json!(workday),
     ];
+    let values = Stamped::of_json(
+        CLOCK_ATTRIBUTES
+            .iter()
+            .map(|name| (*name).to_owned())
+            .zip(values)
+            .collect(),
+    )?;
     LAST.set(Some(Made {
         at: now_ms,
         year,
@@ -235,9 +244,12 @@ mod tests {
             action: Action::UseFunction.uid(),
             resource: crate::domain::EntityKind::Function.uid("vat_filing"),
             context: json!({}),
+            stamped: None,
         };
         stamp(engine, &engine.snapshot(), &mut q, clock).unwrap();
-        q.context["workday"].clone()
+        let stamped = q.stamped.unwrap();
+        let workday = stamped.json().iter().find(|(name, _)| name == "workday");
+        workday.unwrap().1.clone()
     }
 
     /// The values a thread kept for an instant are not served once the

@@ -228,6 +228,7 @@ fn to_query(r: AuthorizeRequest) -> Result<Query, ApiError> {
         action: parse_uid("action", &r.action)?,
         resource: parse_person_keyed_uid("resource", &r.resource)?,
         context: r.context,
+        stamped: None,
     })
 }
 

@@ -180,6 +180,7 @@ fn ask(
         action: action.uid(),
         resource: resource.clone(),
         context,
+        stamped: None,
     }
 }
 

@@ -163,6 +163,7 @@ impl Login {
             action: action.uid(),
             resource,
             context,
+            stamped: None,
         })?)
     }
 

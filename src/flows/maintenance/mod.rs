@@ -175,6 +175,7 @@ impl Maintenance<'_> {
             action: action.uid(),
             resource: resource.0.uid(resource.1),
             context,
+            stamped: None,
         })?;
         let event = about(Event::asked(&format!("maintain.{action}"), &asked));
         let verdict = asked.verdict;
