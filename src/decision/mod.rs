@@ -205,9 +205,14 @@ impl Engine {
             )
         })?;
         let (request, built, missing) = self.request_and_entities(q, &snap)?;
+        // Only the policies a principal of this type can match; the record
+        // still lists the action's permits when none applied.
+        let considered = snap
+            .policies_for_principal(&q.action, q.principal.type_name())
+            .unwrap_or(policies);
         let response = self
             .authorizer
-            .is_authorized(&request, policies, &built.entities);
+            .is_authorized(&request, considered, &built.entities);
         Ok(verdict(&snap, policies, &response, missing))
     }
 
