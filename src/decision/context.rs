@@ -94,20 +94,44 @@ pub fn of_json(
     schema: &Schema,
     action: &EntityUid,
 ) -> Result<Context, DecisionError> {
+    let read_all = || match (read(json, schema, action), stamped) {
+        (Ok(context), Some(stamped)) => joined(context, &stamped.context),
+        (Ok(context), None) => Ok(context),
+        // The caller's attributes alone are not a context the schema takes
+        // when it requires one of the sidecar's: read all as one object.
+        (Err(_), Some(stamped)) => read(&as_one_json(json, Some(stamped))?, schema, action),
+        (Err(e), None) => Err(e),
+    };
     if let Some(Err(too_large)) = json.as_object().map(sizes_hold) {
         // An attribute the schema does not declare is refused as that,
         // not as too large: shortening it would not help.
-        read(json, schema, action)?;
+        read_all()?;
         return Err(too_large);
     }
-    let context = read(json, schema, action)?;
+    let context = read_all()?;
     if let Some(map) = json.as_object() {
         named_entities_hold(&context, map)?;
     }
-    match stamped {
-        Some(stamped) => joined(context, &stamped.context),
-        None => Ok(context),
+    Ok(context)
+}
+
+/// The caller's `json` with the sidecar's attributes, as one JSON object:
+/// what Cedar's reader is given when the two cannot be read apart, and
+/// what its errors are worded from.
+pub fn as_one_json(json: &Value, stamped: Option<&Stamped>) -> Result<Value, DecisionError> {
+    let (Some(map), Some(stamped)) = (json.as_object(), stamped) else {
+        return Ok(json.clone());
+    };
+    let mut map = map.clone();
+    for (name, value) in stamped.json() {
+        if map.insert(name.clone(), value.clone()).is_some() {
+            return Err(invalid(
+                format!("context.{name}"),
+                "is set by the sidecar; do not send it",
+            ));
+        }
     }
+    Ok(Value::Object(map))
 }
 
 /// Every string of the context, at any depth, is at most
@@ -388,6 +412,42 @@ mod tests {
         let only = stamped.only(|name| name == "workday").unwrap();
         let joined = of_json(&json!({}), Some(&only), snap.schema(), &action).unwrap();
         assert!(joined.get("workday").is_some() && joined.get("now").is_none());
+    }
+
+    /// A schema may require one of the sidecar's attributes: the caller's
+    /// attributes alone then do not make a context it takes, and are read
+    /// with the sidecar's as one (red team, session 13: a clerk's
+    /// `{"channel": "web"}` was refused as lacking `now`).
+    #[test]
+    fn a_schema_requiring_a_stamped_attribute_still_takes_the_callers_others() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let schema = std::fs::read_to_string(root.join("schemas/etax.cedarschema")).unwrap();
+        let schema = schema
+            .replace("    now?: datetime,", "    now: datetime,")
+            .replace("    workday?: Bool,", "    workday?: Bool,\n    channel?: String,");
+        let policies = std::fs::read_dir(root.join("policies"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "cedar"))
+            .map(|p| (p.display().to_string(), std::fs::read_to_string(&p).unwrap()))
+            .collect::<Vec<_>>();
+        let snap =
+            crate::policy::PolicySnapshot::from_sources("etax.cedarschema", &schema, &policies)
+                .unwrap();
+        let action = Action::UseFunction.uid();
+        let stamped = Stamped::of_json(clock_at("2026-10-01T09:30:00.000+0800")).unwrap();
+        let acting_for = json!({ "__entity": { "type": "Etax::Enterprise", "id": "X" } });
+        for callers in [
+            json!({}),
+            json!({ "channel": "web" }),
+            json!({ "channel": "web", "actingFor": acting_for }),
+        ] {
+            let context = of_json(&callers, Some(&stamped), snap.schema(), &action)
+                .unwrap_or_else(|e| panic!("{callers}: {e:?}"));
+            assert!(context.get("now").is_some(), "{callers}");
+        }
+        let e = of_json(&json!({ "bogus": 1 }), Some(&stamped), snap.schema(), &action).unwrap_err();
+        assert!(format!("{e:?}").contains("bogus"), "{e:?}");
     }
 
     /// An attribute the sidecar sets is never taken from the caller as

@@ -542,7 +542,11 @@ fn checked_request(q: &Query, snap: &PolicySnapshot) -> Result<(Request, Context
         // error names no attribute and repeats the whole context; Cedar's
         // reader says which attribute is wrong.
         RequestValidationError::InvalidContext(_) => {
-            match Context::from_json_value(q.context.clone(), Some((schema, &q.action))) {
+            let whole = match context::as_one_json(&q.context, q.stamped.as_ref()) {
+                Ok(whole) => whole,
+                Err(duplicate) => return duplicate,
+            };
+            match Context::from_json_value(whole, Some((schema, &q.action))) {
                 Err(precise) => invalid("context", precise),
                 Ok(_) => request_error(e),
             }
