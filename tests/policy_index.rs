@@ -1,7 +1,9 @@
 //! The per-action index changes nothing but speed: for random policy sets
-//! over a schema with nested action groups, and random requests, evaluating
-//! only `policies_for(action)` gives the same decision, the same determining
-//! policies and the same evaluation errors as evaluating every policy.
+//! over a schema with nested action groups and two principal types, and
+//! random requests, evaluating only `policies_for(action)`, or only
+//! `policies_for_principal(action, principal type)`, gives the same
+//! decision, the same determining policies and the same evaluation errors
+//! as evaluating every policy.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -13,16 +15,17 @@ use proptest::prelude::*;
 const SCHEMA: &str = r#"
 entity Group;
 entity User in [Group] { level: Long };
+entity Bot in [Group] { level: Long };
 entity Folder;
 entity Doc in [Folder] { owner: User, secret: Bool };
 type Ctx = { flag: Bool, n: Long };
 action all;
 action readOnly in [all];
 action mutate in [all];
-action read, list in [readOnly] appliesTo { principal: User, resource: Doc, context: Ctx };
-action write, delete in [mutate] appliesTo { principal: User, resource: Doc, context: Ctx };
-action share in [readOnly, mutate] appliesTo { principal: User, resource: Doc, context: Ctx };
-action audit appliesTo { principal: User, resource: Doc, context: Ctx };
+action read, list in [readOnly] appliesTo { principal: [User, Bot], resource: Doc, context: Ctx };
+action write, delete in [mutate] appliesTo { principal: [User, Bot], resource: Doc, context: Ctx };
+action share in [readOnly, mutate] appliesTo { principal: [User, Bot], resource: Doc, context: Ctx };
+action audit appliesTo { principal: [User, Bot], resource: Doc, context: Ctx };
 "#;
 
 static LEAVES: [&str; 6] = ["read", "list", "write", "delete", "share", "audit"];
@@ -38,6 +41,9 @@ fn principal_scope() -> impl Strategy<Value = String> {
         (0..3u8).prop_map(|k| format!("principal in Group::\"g{k}\"")),
         Just("principal is User".to_owned()),
         (0..3u8).prop_map(|k| format!("principal is User in Group::\"g{k}\"")),
+        (0..4u8).prop_map(|k| format!("principal == Bot::\"b{k}\"")),
+        Just("principal is Bot".to_owned()),
+        (0..3u8).prop_map(|k| format!("principal is Bot in Group::\"g{k}\"")),
     ]
 }
 
@@ -123,11 +129,14 @@ fn entities(w: &World, snap: &PolicySnapshot) -> Entities {
     }
     for u in 0..4 {
         let parents: BTreeSet<u8> = w.user_groups[u].iter().copied().collect();
-        list.push(serde_json::json!({
-            "uid": { "type": "User", "id": format!("u{u}") },
-            "attrs": { "level": w.user_levels[u] },
-            "parents": parents.iter().map(|g| serde_json::json!({ "type": "Group", "id": format!("g{g}") })).collect::<Vec<_>>(),
-        }));
+        // A bot of each user's level and groups, under another type.
+        for (kind, prefix) in [("User", "u"), ("Bot", "b")] {
+            list.push(serde_json::json!({
+                "uid": { "type": kind, "id": format!("{prefix}{u}") },
+                "attrs": { "level": w.user_levels[u] },
+                "parents": parents.iter().map(|g| serde_json::json!({ "type": "Group", "id": format!("g{g}") })).collect::<Vec<_>>(),
+            }));
+        }
     }
     for d in 0..4 {
         list.push(serde_json::json!({
@@ -142,8 +151,9 @@ fn entities(w: &World, snap: &PolicySnapshot) -> Entities {
     Entities::from_json_value(serde_json::Value::Array(list), Some(snap.schema())).unwrap()
 }
 
-fn request() -> impl Strategy<Value = (u8, &'static str, u8, bool, i64)> {
+fn request() -> impl Strategy<Value = (&'static str, u8, &'static str, u8, bool, i64)> {
     (
+        prop::sample::select(&["User", "Bot"][..]),
         0..4u8,
         prop::sample::select(&LEAVES[..]),
         0..4u8,
@@ -183,7 +193,7 @@ proptest! {
             .unwrap_or_else(|e| panic!("generated policies must validate: {e:?}\n{text}"));
         let entities = entities(&world, &snap);
         let authorizer = Authorizer::new();
-        for (u, a, d, flag, n) in requests {
+        for (kind, u, a, d, flag, n) in requests {
             let action = EntityUid::from_str(&format!("Action::\"{a}\"")).unwrap();
             let context = Context::from_json_value(
                 serde_json::json!({ "flag": flag, "n": n }),
@@ -191,7 +201,7 @@ proptest! {
             )
             .unwrap();
             let req = Request::new(
-                EntityUid::from_str(&format!("User::\"u{u}\"")).unwrap(),
+                EntityUid::from_str(&format!("{kind}::\"{}{u}\"", &kind[..1].to_lowercase())).unwrap(),
                 action.clone(),
                 EntityUid::from_str(&format!("Doc::\"d{d}\"")).unwrap(),
                 context,
@@ -200,7 +210,12 @@ proptest! {
             .unwrap();
             let full = authorizer.is_authorized(&req, snap.policies(), &entities);
             let indexed = authorizer.is_authorized(&req, snap.policies_for(&action).unwrap(), &entities);
-            prop_assert_eq!(summary(&full), summary(&indexed), "request u{} {} d{}\n{}", u, a, d, text);
+            prop_assert_eq!(summary(&full), summary(&indexed), "request {}{} {} d{}\n{}", kind, u, a, d, text);
+            let of_type = snap
+                .policies_for_principal(&action, req.principal().unwrap().type_name())
+                .unwrap();
+            let narrowed = authorizer.is_authorized(&req, of_type, &entities);
+            prop_assert_eq!(summary(&full), summary(&narrowed), "request {}{} {} d{}\n{}", kind, u, a, d, text);
         }
     }
 }
