@@ -89,7 +89,8 @@ impl Stored {
         // is left out of the canonical form), so the search is skipped for
         // every record it writes. Found there, it is the last occurrence.
         let last = self.canonical.len().checked_sub(needle.len() + 1);
-        let at_end = last.filter(|&i| self.canonical.get(i..i + needle.len()) == Some(needle.as_bytes()));
+        let at_end =
+            last.filter(|&i| self.canonical.get(i..i + needle.len()) == Some(needle.as_bytes()));
         match at_end.or_else(|| memrfind(&self.canonical, needle.as_bytes())) {
             Some(i) => {
                 let at = i + "\"prev_hash\":\"".len();

@@ -401,8 +401,19 @@ mod tests {
             }
             let cedar = Context::from_json_value(whole, Some((snap.schema(), &action))).unwrap();
             assert_eq!(
-                format!("{:?}", joined.clone().into_iter().collect::<std::collections::BTreeMap<_, _>>()),
-                format!("{:?}", cedar.into_iter().collect::<std::collections::BTreeMap<_, _>>()),
+                format!(
+                    "{:?}",
+                    joined
+                        .clone()
+                        .into_iter()
+                        .collect::<std::collections::BTreeMap<_, _>>()
+                ),
+                format!(
+                    "{:?}",
+                    cedar
+                        .into_iter()
+                        .collect::<std::collections::BTreeMap<_, _>>()
+                ),
                 "{callers}"
             );
             let named = entities(&joined, callers.as_object());
@@ -424,12 +435,20 @@ mod tests {
         let schema = std::fs::read_to_string(root.join("schemas/etax.cedarschema")).unwrap();
         let schema = schema
             .replace("    now?: datetime,", "    now: datetime,")
-            .replace("    workday?: Bool,", "    workday?: Bool,\n    channel?: String,");
+            .replace(
+                "    workday?: Bool,",
+                "    workday?: Bool,\n    channel?: String,",
+            );
         let policies = std::fs::read_dir(root.join("policies"))
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|x| x == "cedar"))
-            .map(|p| (p.display().to_string(), std::fs::read_to_string(&p).unwrap()))
+            .map(|p| {
+                (
+                    p.display().to_string(),
+                    std::fs::read_to_string(&p).unwrap(),
+                )
+            })
             .collect::<Vec<_>>();
         let snap =
             crate::policy::PolicySnapshot::from_sources("etax.cedarschema", &schema, &policies)
@@ -446,7 +465,13 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{callers}: {e:?}"));
             assert!(context.get("now").is_some(), "{callers}");
         }
-        let e = of_json(&json!({ "bogus": 1 }), Some(&stamped), snap.schema(), &action).unwrap_err();
+        let e = of_json(
+            &json!({ "bogus": 1 }),
+            Some(&stamped),
+            snap.schema(),
+            &action,
+        )
+        .unwrap_err();
         assert!(format!("{e:?}").contains("bogus"), "{e:?}");
     }
 

@@ -521,13 +521,7 @@ fn checked_request(q: &Query, snap: &PolicySnapshot) -> Result<(Request, Context
     }
     let context = context::of_json(&q.context, q.stamped.as_ref(), schema, &q.action)?;
     let stamped = q.stamped.as_ref().map_or(&[][..], context::Stamped::json);
-    let shape = request_check::Shape::of(
-        &q.action,
-        &q.principal,
-        &q.resource,
-        &q.context,
-        stamped,
-    );
+    let shape = request_check::Shape::of(&q.action, &q.principal, &q.resource, &q.context, stamped);
     let accepted = snap.accepted_requests();
     let known = shape.as_ref().is_some_and(|s| accepted.contains(s));
     let request = Request::new(
