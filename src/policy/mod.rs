@@ -264,12 +264,18 @@ impl Collected {
                 message,
             ))
         };
-        let Some(id) = policy.annotation("id").map(str::to_owned) else {
+        let Some(raw) = policy.annotation("id") else {
             return problem(
                 None,
                 "policy has no @id(\"…\") annotation; every policy needs a unique id".into(),
             );
         };
+        let policy_id = PolicyId::new(raw);
+        // Filed under the id as Cedar displays it (escaped like
+        // `str::escape_debug`), the name every answer, record and lookup
+        // uses: under the raw text, a forbid `@id("it's")` lost its
+        // refusal and its file (red team, session 13).
+        let id = policy_id.to_string();
         if let Some(first) = self.origins.get(&id) {
             let message = format!("duplicate policy id (first defined in {first})");
             return problem(Some(&id), message);
@@ -280,7 +286,7 @@ impl Collected {
             Err(message) => problem(Some(&id), message),
         }
         self.policies
-            .add(policy.new_id(PolicyId::new(&id)))
+            .add(policy.new_id(policy_id))
             .expect("ids are unique and these are static policies");
         self.origins.insert(id.clone(), file.to_owned());
         self.texts.insert(id, (file.to_owned(), src.to_owned()));
@@ -497,6 +503,24 @@ mod tests {
             SCHEMA,
             &[("p.cedar".into(), policies.into())],
         )
+    }
+
+    #[test]
+    fn a_policy_whose_id_cedar_escapes_keeps_its_refusal_and_file() {
+        let snap = load(
+            r#"@id("it's \"odd\"") @code("odd") @message("refused oddly")
+               forbid(principal, action == Action::"read", resource);"#,
+        )
+        .unwrap();
+        let policy = snap.policies().policies().next().unwrap();
+        let shown = policy.id().to_string();
+        assert_ne!(shown, "it's \"odd\"", "Cedar escapes it");
+        let refusal = snap.refusal(std::slice::from_ref(&shown)).unwrap();
+        assert_eq!(refusal.code, "odd");
+        assert_eq!(
+            snap.origins().get(&shown).map(String::as_str),
+            Some("p.cedar")
+        );
     }
 
     #[test]
