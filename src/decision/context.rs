@@ -125,13 +125,18 @@ pub fn as_one_json(json: &Value, stamped: Option<&Stamped>) -> Result<Value, Dec
     let mut map = map.clone();
     for (name, value) in stamped.json() {
         if map.insert(name.clone(), value.clone()).is_some() {
-            return Err(invalid(
-                format!("context.{name}"),
-                "is set by the sidecar; do not send it",
-            ));
+            return Err(set_by_sidecar(name));
         }
     }
     Ok(Value::Object(map))
+}
+
+/// An attribute given both by the caller and by the sidecar.
+fn set_by_sidecar(name: &str) -> DecisionError {
+    invalid(
+        format!("context.{name}"),
+        "is set by the sidecar; do not send it",
+    )
 }
 
 /// Every string of the context, at any depth, is at most
@@ -242,13 +247,11 @@ fn read(json: &Value, schema: &Schema, action: &EntityUid) -> Result<Context, De
         return Ok(Context::empty());
     }
     // The entities named, and the rest for Cedar's reader.
-    let (mut entities, mut rest) = (Vec::new(), Map::new());
+    let (mut entities, mut rest) = (Vec::new(), Vec::new());
     for (name, value) in map {
         match entity_ref(value) {
             Some(uid) => entities.push((name, uid)),
-            None => {
-                rest.insert(name.clone(), value.clone());
-            }
+            None => rest.push((name, value)),
         }
     }
     if entities.is_empty() {
@@ -265,6 +268,10 @@ fn read(json: &Value, schema: &Schema, action: &EntityUid) -> Result<Context, De
     if rest.is_empty() {
         return Ok(named);
     }
+    let rest: Map<String, Value> = rest
+        .into_iter()
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
     // Anything unusual (a required attribute of the rest missing, say) is
     // read the usual way, so its error reads as it always did.
     let Ok(context) = Context::from_json_value(Value::Object(rest), Some((schema, action))) else {
@@ -290,10 +297,7 @@ fn joined(a: Context, b: &Context) -> Result<Context, DecisionError> {
     let mut map = (**x).clone();
     for (name, value) in y.iter() {
         if map.insert(name.clone(), value.clone()).is_some() {
-            return Err(invalid(
-                format!("context.{name}"),
-                "is set by the sidecar; do not send it",
-            ));
+            return Err(set_by_sidecar(name));
         }
     }
     Ok(Context::from(ast::Context::Value(Arc::new(map))))
