@@ -16,6 +16,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use etax_authz::authn::PasswordPolicy;
 use etax_authz::decision::{fixture, Engine, Query};
 use etax_authz::domain::{Action, EntityKind};
+use etax_authz::flows::clock;
 use etax_authz::import;
 use serde_json::json;
 
@@ -235,6 +236,36 @@ fn cache_bytes(_: &mut Criterion) {
     );
 }
 
+/// The sidecar's clock on a business question at an instant no question
+/// was asked at before (`now`, `localTime`, `workday` worked out and made
+/// Cedar values): paid once a millisecond under load, by every thread.
+fn clock_stamp(c: &mut Criterion) {
+    let mut group = c.benchmark_group("clock");
+    group
+        .sample_size(30)
+        .measurement_time(std::time::Duration::from_secs(3));
+    let dir = tempfile::tempdir().unwrap();
+    let engine = store_with(0, dir.path());
+    let snap = engine.snapshot();
+    let mut now_ms: u64 = 1_795_000_000_000;
+    group.bench_function("stamp/new_instant", |b| {
+        b.iter(|| {
+            now_ms += 1;
+            let mut query = Query {
+                principal: EntityKind::Staff
+                    .uid("91210102MA0TAX001F/resident_id:210102199001015035"),
+                action: Action::UseFunction.uid(),
+                resource: EntityKind::Function.uid("vat_filing"),
+                context: json!({}),
+                stamped: None,
+            };
+            clock::stamp(&engine, &snap, &mut query, &clock::Clock::at(now_ms)).unwrap();
+            query
+        })
+    });
+    group.finish();
+}
+
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let kb: u64 = status
@@ -245,5 +276,5 @@ fn rss_bytes() -> u64 {
     kb * 1024
 }
 
-criterion_group!(benches, decide, cache_bytes);
+criterion_group!(benches, decide, clock_stamp, cache_bytes);
 criterion_main!(benches);

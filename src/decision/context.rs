@@ -22,10 +22,11 @@
 //! (BENCHMARKS.md, session 9). Its type is checked against the schema by
 //! `Request::new`.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use cedar_policy::{Context, EntityUid, EvalResult, RestrictedExpression, Schema};
+use cedar_policy::{Context, EntityUid, EvalResult, Schema};
 use cedar_policy_core::ast;
+use cedar_policy_core::extensions::Extensions;
 use serde_json::{Map, Value};
 
 use super::{invalid, DecisionError};
@@ -50,10 +51,10 @@ impl Stamped {
             .iter()
             .map(|(name, value)| {
                 let expr = match value {
-                    Value::Bool(b) => Some(RestrictedExpression::new_bool(*b)),
+                    Value::Bool(b) => Some(ast::RestrictedExpr::val(*b)),
                     _ => extension(value),
                 };
-                expr.map(|e| (name.clone(), e)).ok_or_else(|| {
+                expr.map(|e| (name.as_str().into(), e)).ok_or_else(|| {
                     invalid(
                         format!("context.{name}"),
                         "is neither a boolean nor an extension value",
@@ -61,11 +62,34 @@ impl Stamped {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let context = Context::from_pairs(pairs).map_err(|e| invalid("context", e))?;
+        let context = ast::Context::from_pairs(pairs, Extensions::all_available())
+            .map_err(|e| invalid("context", e))?;
         Ok(Self {
             json: attributes.into(),
-            context,
+            context: Context::from(context),
         })
+    }
+
+    /// `attributes` made by the caller: each as JSON (in the explicit
+    /// `{"__extn": {"fn", "arg"}}` form for an extension value) and as the
+    /// Cedar value that JSON spells, which the caller vouches for
+    /// (`flows::clock`'s tests hold its values to [`Stamped::of_json`]'s).
+    pub fn of_values(attributes: Vec<(String, Value, CedarValue)>) -> Self {
+        let mut json = Vec::with_capacity(attributes.len());
+        let mut values = std::collections::BTreeMap::new();
+        for (name, as_json, value) in attributes {
+            values.insert(name.as_str().into(), value.0);
+            json.push((name, as_json));
+        }
+        Self {
+            json: json.into(),
+            context: Context::from(ast::Context::Value(Arc::new(values))),
+        }
+    }
+
+    /// Cedar's context of these attributes.
+    pub fn context(&self) -> &Context {
+        &self.context
     }
 
     /// The attributes as JSON, in the order given.
@@ -85,6 +109,62 @@ impl Stamped {
         )
     }
 }
+
+/// A Cedar value made without Cedar's parser where it can be: what the
+/// sidecar's clock makes at every new instant (`flows::clock`). A day's
+/// start is parsed once (`datetime`); each instant of the day is then that
+/// value offset by a `duration` (one short parse), instead of a `datetime`
+/// parsed whole at every millisecond (three patterns and a calendar
+/// conversion: BENCHMARKS.md, session 14).
+#[derive(Debug, Clone)]
+pub struct CedarValue(ast::Value);
+
+impl CedarValue {
+    /// Cedar's `datetime(text)`.
+    pub fn datetime(text: &str) -> Result<Self, DecisionError> {
+        call(&NAMES[0], &[ast::Value::from(text)])
+    }
+
+    /// Cedar's `duration("<ms>ms")`.
+    pub fn duration_ms(ms: i64) -> Result<Self, DecisionError> {
+        call(&NAMES[1], &[ast::Value::from(format!("{ms}ms"))])
+    }
+
+    /// Cedar's `datetime.offset(duration)`.
+    pub fn offset(&self, duration: &Self) -> Result<Self, DecisionError> {
+        static OFFSET: LazyLock<ast::Name> =
+            LazyLock::new(|| ast::Name::parse_unqualified_name("offset").expect("Cedar's offset"));
+        call(&OFFSET, &[self.0.clone(), duration.0.clone()])
+    }
+}
+
+impl From<bool> for CedarValue {
+    fn from(b: bool) -> Self {
+        Self(ast::Value::from(b))
+    }
+}
+
+/// Calls the extension function `name`; a value that is not known (never
+/// for these functions) is refused like a failed call.
+fn call(name: &ast::Name, args: &[ast::Value]) -> Result<CedarValue, DecisionError> {
+    let made = Extensions::all_available()
+        .func(name)
+        .map_err(|e| invalid("context", e))?
+        .call(args)
+        .map_err(|e| invalid("context", e))?;
+    match made {
+        cedar_policy_core::ast::PartialValue::Value(v) => Ok(CedarValue(v)),
+        cedar_policy_core::ast::PartialValue::Residual(_) => {
+            Err(invalid("context", format!("{name} made no value")))
+        }
+    }
+}
+
+/// The names of the extension constructors an explicit `__extn` may call.
+static NAMES: LazyLock<[ast::Name; 4]> = LazyLock::new(|| {
+    ["datetime", "duration", "decimal", "ip"]
+        .map(|n| ast::Name::parse_unqualified_name(n).expect("Cedar's extension names"))
+});
 
 /// `json` (an object) as the context of `action`, checked against `schema`,
 /// with every entity it names checked by [`named_entities_hold`].
@@ -335,15 +415,22 @@ fn extension_call(value: &Value) -> Option<(&str, &str)> {
 }
 
 /// `{"__extn": {"fn": "datetime", "arg": "…"}}` (or `duration`, `decimal`,
-/// `ip`) as the extension call it spells; `None` for any other value.
-fn extension(value: &Value) -> Option<RestrictedExpression> {
+/// `ip`) as the extension call it spells; `None` for any other value. The
+/// constructors' names are parsed once: `RestrictedExpression::new_datetime`
+/// parses its name with Cedar's grammar on every call, which was half of
+/// the clock's work at each new instant (BENCHMARKS.md, session 14).
+fn extension(value: &Value) -> Option<ast::RestrictedExpr> {
     let (function, arg) = extension_call(value)?;
-    Some(match function {
-        "datetime" => RestrictedExpression::new_datetime(arg),
-        "duration" => RestrictedExpression::new_duration(arg),
-        "decimal" => RestrictedExpression::new_decimal(arg),
-        _ => RestrictedExpression::new_ip(arg),
-    })
+    let name = match function {
+        "datetime" => &NAMES[0],
+        "duration" => &NAMES[1],
+        "decimal" => &NAMES[2],
+        _ => &NAMES[3],
+    };
+    Some(ast::RestrictedExpr::call_extension_fn(
+        name.clone(),
+        [ast::RestrictedExpr::val(arg)],
+    ))
 }
 
 /// Entities named by the context's top-level attributes (`actingFor`), by

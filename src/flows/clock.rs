@@ -21,7 +21,7 @@ use cedar_policy::{Context, EntityUid};
 use serde_json::{json, Value};
 
 use crate::audit::time::{format_time, Offset};
-use crate::decision::{DecisionError, Engine, Query, Stamped};
+use crate::decision::{CedarValue, DecisionError, Engine, Query, Stamped};
 use crate::domain::Action;
 use crate::policy::PolicySnapshot;
 use crate::store::CalendarYearRecord;
@@ -92,14 +92,16 @@ pub fn stamp(
 }
 
 /// The clock attributes' values at `now_ms`, in [`CLOCK_ATTRIBUTES`]'
-/// order. Each thread keeps the last ones it made, with the calendar they
-/// were read against, for single questions: under load a thread answers
-/// several a millisecond, and working out the day and writing its values
-/// was 7 % of a question's instructions where they were shared
-/// (BENCHMARKS.md, session 9; a batch shares its [`Clock`] instead).
-/// What it saves single questions under load is not measured:
-/// `benches/instructions.sh` sends them one at a time, each at a new
-/// millisecond, where it costs 1.3 %.
+/// order. The ones made for each of the last few milliseconds are kept,
+/// with the calendar they were read against, for the single questions of
+/// the same millisecond: under load the service answers tens of them a
+/// millisecond, and working out the day and making its values Cedar's
+/// costs several µs (the `clock` group of `benches/decision.rs`). They
+/// are shared by every thread, not kept per thread (each thread making its
+/// own was 9 % of the server's CPU under the mix: BENCHMARKS.md, session
+/// 14), and a question that started a millisecond before another thread's
+/// does not take the slot of that one's (a batch shares its [`Clock`]
+/// anyway).
 fn values_at(engine: &Engine, now_ms: u64) -> Result<Stamped, DecisionError> {
     struct Made {
         at: u64,
@@ -108,42 +110,54 @@ fn values_at(engine: &Engine, now_ms: u64) -> Result<Stamped, DecisionError> {
         calendar: Arc<CalendarYearRecord>,
         values: Stamped,
     }
-    thread_local! {
-        static LAST: std::cell::RefCell<Option<Made>> = const { std::cell::RefCell::new(None) };
-    }
-    let kept = LAST.with_borrow(|last| {
-        let Some(made) = last.as_ref().filter(|made| made.at == now_ms) else {
-            return Ok(None);
-        };
+    const KEPT: usize = 4;
+    static LAST: [ArcSwapOption<Made>; KEPT] = [const { ArcSwapOption::const_empty() }; KEPT];
+    let slot = &LAST[now_ms as usize % KEPT];
+    if let Some(made) = slot.load().as_deref().filter(|made| made.at == now_ms) {
         let calendar = engine.calendar_year(&made.year)?;
-        Ok::<_, DecisionError>(Arc::ptr_eq(&made.calendar, &calendar).then(|| made.values.clone()))
-    })?;
-    if let Some(values) = kept {
-        return Ok(values);
+        if Arc::ptr_eq(&made.calendar, &calendar) {
+            return Ok(made.values.clone());
+        }
     }
     let day = Day::of(now_ms);
     let year = day.date[..4].to_owned();
     let calendar = engine.calendar_year(&year)?;
-    let workday = is_workday(&calendar, &day);
-    let values = [
-        day.now,
-        json!({ "__extn": { "fn": "duration", "arg": format!("{}ms", day.ms_since_midnight) } }),
-        json!(workday),
-    ];
-    let values = Stamped::of_json(
-        CLOCK_ATTRIBUTES
-            .iter()
-            .map(|name| (*name).to_owned())
-            .zip(values)
-            .collect(),
-    )?;
-    LAST.set(Some(Made {
+    let values = made_at(&day, is_workday(&calendar, &day))?;
+    slot.store(Some(Arc::new(Made {
         at: now_ms,
         year,
         calendar,
         values: values.clone(),
-    }));
+    })));
     Ok(values)
+}
+
+/// The clock attributes at `day`'s instant, as JSON and as Cedar's values.
+/// `now` is the day's start (parsed once a day, kept) offset by
+/// `localTime`, so only a duration is parsed at each instant.
+fn made_at(day: &Day, workday: bool) -> Result<Stamped, DecisionError> {
+    static START: ArcSwapOption<(String, CedarValue)> = ArcSwapOption::const_empty();
+    let start = match START.load_full().filter(|start| start.0 == day.date) {
+        Some(start) => start,
+        None => {
+            let value = CedarValue::datetime(&format!("{}T00:00:00+0800", day.date))?;
+            let start = Arc::new((day.date.clone(), value));
+            START.store(Some(start.clone()));
+            start
+        }
+    };
+    let local_time = CedarValue::duration_ms(day.ms_since_midnight)?;
+    let now = start.1.offset(&local_time)?;
+    let [now_name, local_name, workday_name] = CLOCK_ATTRIBUTES.map(str::to_owned);
+    Ok(Stamped::of_values(vec![
+        (now_name, day.now.clone(), now),
+        (
+            local_name,
+            json!({ "__extn": { "fn": "duration", "arg": format!("{}ms", day.ms_since_midnight) } }),
+            local_time,
+        ),
+        (workday_name, json!(workday), CedarValue::from(workday)),
+    ]))
 }
 
 /// Which clock attributes the action's context type declares, per policy
@@ -237,8 +251,33 @@ mod tests {
         );
     }
 
-    /// The `workday` a business question gets from `clock`.
-    fn stamped_workday(engine: &Engine, clock: &Clock) -> Value {
+    /// The values made at an instant are the ones their JSON spells, as
+    /// Cedar reads it: at a day's start, its last millisecond, around a
+    /// UTC midnight, and on a workday and a holiday.
+    #[test]
+    fn the_values_made_at_an_instant_are_what_their_json_spells() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = crate::decision::fixture::demo_engine(dir.path());
+        let beijing_midnight = NATIONAL_DAY_0930 - (9 * 60 + 30) * 60_000;
+        for now_ms in [
+            NATIONAL_DAY_0930,
+            beijing_midnight,
+            beijing_midnight - 1,
+            beijing_midnight + 8 * 3_600_000 - 1,
+            beijing_midnight + 8 * 3_600_000,
+            0,
+        ] {
+            for workday in [true, false] {
+                let made = made_at(&Day::of(now_ms), workday).unwrap();
+                let read = Stamped::of_json(made.json().to_vec()).unwrap();
+                assert_eq!(
+                    made.context().as_ref(),
+                    read.context().as_ref(),
+                    "at {now_ms}"
+                );
+            }
+        }
+        // And what a question is stamped with is made that way.
         let mut q = Query {
             principal: crate::domain::EntityKind::Staff.uid("x"),
             action: Action::UseFunction.uid(),
@@ -246,6 +285,31 @@ mod tests {
             context: json!({}),
             stamped: None,
         };
+        stamp(
+            &engine,
+            &engine.snapshot(),
+            &mut q,
+            &Clock::at(NATIONAL_DAY_0930),
+        )
+        .unwrap();
+        let stamped = q.stamped.unwrap();
+        let read = Stamped::of_json(stamped.json().to_vec()).unwrap();
+        assert_eq!(stamped.context().as_ref(), read.context().as_ref());
+    }
+
+    fn business_question() -> Query {
+        Query {
+            principal: crate::domain::EntityKind::Staff.uid("x"),
+            action: Action::UseFunction.uid(),
+            resource: crate::domain::EntityKind::Function.uid("vat_filing"),
+            context: json!({}),
+            stamped: None,
+        }
+    }
+
+    /// The `workday` a business question gets from `clock`.
+    fn stamped_workday(engine: &Engine, clock: &Clock) -> Value {
+        let mut q = business_question();
         stamp(engine, &engine.snapshot(), &mut q, clock).unwrap();
         let stamped = q.stamped.unwrap();
         let workday = stamped.json().iter().find(|(name, _)| name == "workday");
