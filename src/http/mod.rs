@@ -278,7 +278,13 @@ async fn handle(state: &AppState, req: Request<Incoming>, peer: listen::Peer) ->
     // words, is logged or counted.
     let label = uri::route_label(&method, req.uri().path());
     let path = uri::shown_path(&method, req.uri().path());
-    let mut response = match route(state, req, &id).instrument(span.clone()).await {
+    // Boxed: the route's future (a few kB) is then written once, where
+    // moved inline it was copied by every wrapper and by the spawn of the
+    // request's task (BENCHMARKS.md, session 14).
+    let mut response = match Box::pin(route(state, req, &id))
+        .instrument(span.clone())
+        .await
+    {
         Ok(r) => r,
         Err(e) => whole(span.in_scope(|| e.into_response())),
     };

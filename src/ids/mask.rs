@@ -22,15 +22,22 @@ use super::IdType;
 /// `X`, as [`PersonKey`] stores it), and a masked number masks to itself,
 /// so masking text twice changes nothing.
 pub fn mask_id_number(n: &str) -> String {
-    let chars: Vec<char> = n.chars().map(|c| c.to_ascii_uppercase()).collect();
-    let kept = match chars.len() {
+    let len = n.chars().count();
+    let kept = match len {
         15.. => 4,
         9..=14 => 2,
         _ => 0,
     };
-    let head: String = chars[..kept].iter().collect();
-    let tail: String = chars[chars.len() - kept..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - 2 * kept))
+    // One allocation: this runs on every decision's log record.
+    let mut out = String::with_capacity(n.len());
+    for (i, c) in n.chars().enumerate() {
+        out.push(if i < kept || i >= len - kept {
+            c.to_ascii_uppercase()
+        } else {
+            '*'
+        });
+    }
+    out
 }
 
 /// Masks every ID number and phone number inside free text (entity ids,
@@ -74,12 +81,15 @@ pub fn mask_text(text: &str) -> String {
         // An ID-type prefix: mask the alphanumeric run that follows it. A
         // `*` belongs to the run, so a number masked before is taken whole
         // and masks to itself (not its four kept leading characters alone).
-        let after_alnum = i > 0 && bytes[i - 1].is_ascii_alphanumeric();
-        let code = IdType::ALL_CODES.iter().find(|c| {
-            !after_alnum
-                && bytes[i..].starts_with(c.as_bytes())
-                && bytes.get(i + c.len()) == Some(&b':')
-        });
+        let may_start_code =
+            CODE_STARTS[bytes[i] as usize] && !(i > 0 && bytes[i - 1].is_ascii_alphanumeric());
+        let code = may_start_code
+            .then(|| {
+                IdType::ALL_CODES.iter().find(|c| {
+                    bytes[i..].starts_with(c.as_bytes()) && bytes.get(i + c.len()) == Some(&b':')
+                })
+            })
+            .flatten();
         if let Some(code) = code {
             let start = i + code.len() + 1;
             let (end, masked) = match grouped_id(bytes, start) {
@@ -113,6 +123,18 @@ pub fn mask_text(text: &str) -> String {
     out.push_str(&text[copied..]);
     out
 }
+
+/// The first bytes of the ID-type codes: at any other byte no code starts,
+/// and the codes are not tried there.
+const CODE_STARTS: [bool; 256] = {
+    let mut starts = [false; 256];
+    let mut i = 0;
+    while i < IdType::ALL_CODES.len() {
+        starts[IdType::ALL_CODES[i].as_bytes()[0] as usize] = true;
+        i += 1;
+    }
+    starts
+};
 
 /// The ASCII digit or `X` of a full-width one (`２` → `2`, `Ｘ` → `X`).
 fn full_width_ascii(c: char) -> Option<char> {
