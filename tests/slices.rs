@@ -57,7 +57,8 @@ fn every_stored_identity_builds_a_slice_that_conforms_to_the_schema() {
         let slice = Slice::gather(&reader, &[root], &[]).unwrap();
         assert!(slice.entities.contains_key(root), "{root} is stored");
         assert!(slice.missing.is_empty(), "{root}: {:?}", slice.missing);
-        Entities::from_entities(slice.entities.into_values(), Some(snap.schema()))
+        let entities = slice.entities.into_values().map(cedar_policy::Entity::from);
+        Entities::from_entities(entities, Some(snap.schema()))
             .unwrap_or_else(|e| panic!("{root}: {e}"));
     }
 }

@@ -37,7 +37,8 @@ impl Batch {
         let slice = Slice::gather(reader, roots, &[])?;
         let action_entities = actions
             .iter()
-            .filter_map(|a| snap.action_entity(a).cloned())
+            .filter_map(|a| snap.action_entity(a))
+            .map(|e| AsRef::<cedar_policy_core::ast::Entity>::as_ref(e).clone())
             .collect::<Vec<_>>();
         let entities = super::cedar_entities(slice.entities.into_values().chain(action_entities))?;
         Ok(Self {

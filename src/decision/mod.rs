@@ -29,8 +29,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use cedar_policy::{
-    Authorizer, Context, Decision, Entities, Entity, EntityUid, Request, RequestValidationError,
+    Authorizer, Context, Decision, Entities, EntityUid, Request, RequestValidationError,
 };
+use cedar_policy_core::ast;
+use cedar_policy_core::entities::TCComputation;
 
 use crate::domain::EntityKind;
 use crate::policy::PolicySnapshot;
@@ -357,10 +359,12 @@ fn assemble(
 }
 
 /// The entity of `action` with its groups, as `snap`'s schema has it.
-fn action_entity(snap: &PolicySnapshot, action: &EntityUid) -> Entity {
-    snap.action_entity(action)
-        .expect("an action with an index entry has an entity")
-        .clone()
+fn action_entity(snap: &PolicySnapshot, action: &EntityUid) -> ast::Entity {
+    AsRef::<ast::Entity>::as_ref(
+        snap.action_entity(action)
+            .expect("an action with an index entry has an entity"),
+    )
+    .clone()
 }
 
 /// Where a request's entities were found, so they are filed in the tiers
@@ -399,17 +403,30 @@ fn admit_unpacked() -> bool {
     })
 }
 
-/// `entities` as Cedar's, their transitive closure computed and checked
-/// acyclic as `Entities::from_entities` does. Added to an empty set
-/// instead: Cedar then closes them with its single-pass repair rather
-/// than its strongly-connected-components pass, which allocated a map per
-/// visited uid and was half the cost for a slice of three entities
-/// (12 µs against 6 µs). The slice's parents are already whole
-/// ancestries ([`slice`]), so the pass finds nothing to add either way.
-fn cedar_entities(entities: impl IntoIterator<Item = Entity>) -> Result<Entities, DecisionError> {
-    Entities::empty()
-        .add_entities(entities, None)
-        .map_err(|e| invalid("request", e))
+/// `entities` as Cedar's. Their parents are whole ancestries already
+/// ([`slice`]), so Cedar is told the transitive closure is computed and
+/// does not compute it again (its single-pass repair found nothing to add
+/// yet was a sixth of an uncached decision; BENCHMARKS.md, session 14).
+/// The stored hierarchy has no cycles to miss: each kind's parents are of
+/// kinds further down the one chain (Staff → PermissionIdentity →
+/// Function, Staff → Enterprise, AgentStaff → Agency). Debug builds, and
+/// so the tests, have Cedar check that the closure is whole instead.
+fn cedar_entities(
+    entities: impl IntoIterator<Item = ast::Entity>,
+) -> Result<Entities, DecisionError> {
+    let closure = if cfg!(debug_assertions) {
+        TCComputation::EnforceAlreadyComputed
+    } else {
+        TCComputation::AssumeAlreadyComputed
+    };
+    cedar_policy_core::entities::Entities::from_entities(
+        entities,
+        None::<&cedar_policy_core::entities::NoEntitiesSchema>,
+        closure,
+        cedar_policy_core::extensions::Extensions::all_available(),
+    )
+    .map(Entities::from)
+    .map_err(|e| invalid("request", e))
 }
 
 /// An error for each entity `q` names — principal, resource, then the

@@ -7,9 +7,9 @@
 //! bureau's mix asks about 30,000 principals: most questions read the
 //! store again, ~5 random pages each. Packed — each uid once, as its
 //! kind's index and its id's bytes, each attribute's value tagged — the
-//! same entities take a few hundred bytes, and unpacking them (building the
-//! Cedar entities and closing them) costs a fraction of reading and
-//! decoding the records again.
+//! same entities take a few hundred bytes, and unpacking them (making Cedar's
+//! entities from the values, already closed: `super::slice::core_entity`)
+//! costs a fraction of reading and decoding the records again.
 //!
 //! Packing is exact or refused: any entity, attribute or value outside
 //! what the bureau's identities use (a uid of another namespace, tags, a
@@ -18,9 +18,11 @@
 //! tier. `tests` holds unpacking to give back entities equal to those
 //! packed, for every kind of stored identity.
 
-use cedar_policy::{Entity, EntityUid, EvalResult, RestrictedExpression};
+use cedar_policy::{Entity, EntityUid, EvalResult};
+use cedar_policy_core::ast;
 
 use super::cache::{Built, SliceKey};
+use super::slice::{core_entity, uid_value};
 use crate::domain::EntityKind;
 
 /// A [`SliceKey`] packed: the key of the packed tier.
@@ -152,7 +154,7 @@ impl Packed {
     /// The entities packed, with `action` (the request's action entity);
     /// `None` if Cedar refuses them, which it did not when they were
     /// packed.
-    pub(crate) fn unpack(&self, action: Entity) -> Option<Built> {
+    pub(crate) fn unpack(&self, action: ast::Entity) -> Option<Built> {
         let mut r = Reader(&self.bytes);
         let bytes = r.u32()? as usize;
         let uids = (0..r.u16()?)
@@ -164,12 +166,12 @@ impl Packed {
         for _ in 0..count {
             let this = uid(&mut r)?;
             let attrs = (0..r.u8()?)
-                .map(|_| Some((r.name()?.to_owned(), r.value(&uids)?)))
-                .collect::<Option<std::collections::HashMap<_, _>>>()?;
+                .map(|_| Some((r.name()?, r.value(&uids)?)))
+                .collect::<Option<Vec<_>>>()?;
             let ancestors = (0..r.u16()?)
                 .map(|_| uid(&mut r))
-                .collect::<Option<std::collections::HashSet<_>>>()?;
-            entities.push(Entity::new(this, attrs, ancestors).ok()?);
+                .collect::<Option<Vec<_>>>()?;
+            entities.push(core_entity(&this, attrs, &ancestors));
         }
         let missing = (0..r.u16()?)
             .map(|_| uid(&mut r))
@@ -316,26 +318,23 @@ impl<'a> Reader<'a> {
         Some(kind.uid(self.str(usize::from(len))?))
     }
 
-    fn value(&mut self, uids: &[EntityUid]) -> Option<RestrictedExpression> {
+    fn value(&mut self, uids: &[EntityUid]) -> Option<ast::Value> {
         Some(match self.u8()? {
-            FALSE => RestrictedExpression::new_bool(false),
-            TRUE => RestrictedExpression::new_bool(true),
-            LONG => {
-                RestrictedExpression::new_long(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
-            }
+            FALSE => ast::Value::from(false),
+            TRUE => ast::Value::from(true),
+            LONG => ast::Value::from(i64::from_le_bytes(self.take(8)?.try_into().ok()?)),
             STRING => {
                 let len = self.u32()? as usize;
-                RestrictedExpression::new_string(self.str(len)?.to_owned())
+                ast::Value::from(self.str(len)?)
             }
-            ENTITY => {
-                RestrictedExpression::new_entity_uid(uids.get(usize::from(self.u16()?))?.clone())
-            }
+            ENTITY => uid_value(uids.get(usize::from(self.u16()?))?),
             SET => {
                 let n = self.u16()?;
-                RestrictedExpression::new_set(
+                ast::Value::set(
                     (0..n)
                         .map(|_| self.value(uids))
                         .collect::<Option<Vec<_>>>()?,
+                    None,
                 )
             }
             _ => return None,
@@ -365,7 +364,7 @@ mod tests {
     use super::super::cache::{Built, SliceKey};
     use super::super::fixture;
     use super::super::slice::Slice;
-    use super::{key, pack, NAMES};
+    use super::{ast, key, pack, NAMES};
     use crate::domain::{Action, EntityKind};
 
     /// Every stored identity of the demo bureau as a principal (and some
@@ -415,7 +414,8 @@ mod tests {
                     }
                 }
                 let packed = pack(&built).unwrap_or_else(|| panic!("{principal} packs"));
-                let action_entity = snap.action_entity(&slice_key.action).unwrap().clone();
+                let action_entity = snap.action_entity(&slice_key.action).unwrap();
+                let action_entity = AsRef::<ast::Entity>::as_ref(action_entity).clone();
                 let back = packed.unpack(action_entity).expect("unpacks");
                 assert!(
                     back.entities.deep_eq(&built.entities),
@@ -540,7 +540,10 @@ mod tests {
             missing: HashSet::from([enterprise]),
             bytes: 3,
         };
-        let back = pack(&built).unwrap().unpack(action).unwrap();
+        let back = pack(&built)
+            .unwrap()
+            .unpack(AsRef::<ast::Entity>::as_ref(&action).clone())
+            .unwrap();
         assert!(back.entities.deep_eq(&built.entities));
         assert_eq!(back.missing, built.missing);
     }

@@ -19,7 +19,8 @@ use std::sync::Arc;
 /// make them expensive.
 type Map<K, V> = HashMap<K, V, quick_cache::DefaultHashBuilder>;
 
-use cedar_policy::{Entity, EntityUid, RestrictedExpression};
+use cedar_policy::{Entity, EntityUid};
+use cedar_policy_core::ast;
 
 pub use crate::domain::NAMESPACE;
 use crate::domain::{EntityKind, StaffKey};
@@ -45,10 +46,11 @@ pub fn uid(ty: &str, id: &str) -> EntityUid {
 #[path = "slice_tests.rs"]
 mod tests;
 
-/// The entities gathered for one request.
+/// The entities gathered for one request, in Cedar's core form
+/// ([`Loaded`]).
 #[derive(Default)]
 pub struct Slice {
-    pub entities: Map<EntityUid, Entity>,
+    pub entities: Map<EntityUid, ast::Entity>,
     /// Entities asked for that the store does not hold.
     pub missing: HashSet<EntityUid>,
     /// Attributes of all the entities: part of their memory estimate.
@@ -218,8 +220,16 @@ fn is_implicit(uid: &EntityUid) -> bool {
 /// One stored identity as a Cedar entity whose parents are all its
 /// ancestors (what Cedar's transitive closure would have made of them),
 /// with what the slice follows from it.
+///
+/// Built in `cedar-policy-core`'s form, from values: Cedar's public
+/// `Entity::new` takes each attribute as an expression and evaluates it,
+/// and its `Entities` computes the transitive closure again, though the
+/// parents given are whole ancestries already; together they were about
+/// half of an uncached decision (BENCHMARKS.md, session 14). With the
+/// core's types the attributes are values from the start and the set is
+/// made without the closure pass (`super::cedar_entities`).
 pub(crate) struct Loaded {
-    entity: Entity,
+    entity: ast::Entity,
     attributes: usize,
     ancestors: Vec<EntityUid>,
     /// Entities named by (non-set) attributes.
@@ -229,13 +239,7 @@ pub(crate) struct Loaded {
 impl Loaded {
     fn new(uid: &EntityUid, parts: Parts, ancestors: Vec<EntityUid>) -> Self {
         let attributes = parts.attrs.len();
-        let attrs = parts
-            .attrs
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-        let entity = Entity::new(uid.clone(), attrs, ancestors.iter().cloned().collect())
-            .expect("attributes built from literals always evaluate");
+        let entity = core_entity(uid, parts.attrs, &ancestors);
         Self {
             entity,
             attributes,
@@ -255,11 +259,32 @@ impl Loaded {
     }
 }
 
+/// `uid` as Cedar's core entity with `attrs` and `ancestors` as its
+/// parents: no attribute evaluated, nothing closed.
+pub(crate) fn core_entity<'a>(
+    uid: &EntityUid,
+    attrs: impl IntoIterator<Item = (&'a str, ast::Value)>,
+    ancestors: &[EntityUid],
+) -> ast::Entity {
+    ast::Entity::new_with_attr_partial_value(
+        uid.clone().into(),
+        attrs.into_iter().map(|(k, v)| (k.into(), v.into())),
+        HashSet::new(),
+        ancestors.iter().map(|a| a.clone().into()).collect(),
+        [],
+    )
+}
+
+/// `uid` as a Cedar value.
+pub(crate) fn uid_value(uid: &EntityUid) -> ast::Value {
+    ast::Value::from(ast::EntityUID::from(uid.clone()))
+}
+
 /// What one stored record makes of its entity: attributes, parents, and
 /// the entities its attributes name.
 #[derive(Default)]
 struct Parts {
-    attrs: Vec<(&'static str, RestrictedExpression)>,
+    attrs: Vec<(&'static str, ast::Value)>,
     parents: Vec<EntityUid>,
     refs: Vec<EntityUid>,
 }
@@ -267,19 +292,16 @@ struct Parts {
 impl Parts {
     /// An attribute naming `uid`, which the slice then follows.
     fn entity_attr(&mut self, name: &'static str, uid: &EntityUid) {
-        self.attrs
-            .push((name, RestrictedExpression::new_entity_uid(uid.clone())));
+        self.attrs.push((name, uid_value(uid)));
         self.refs.push(uid.clone());
     }
 
     fn bool_attr(&mut self, name: &'static str, value: bool) {
-        self.attrs
-            .push((name, RestrictedExpression::new_bool(value)));
+        self.attrs.push((name, ast::Value::from(value)));
     }
 
     fn string_attr(&mut self, name: &'static str, value: String) {
-        self.attrs
-            .push((name, RestrictedExpression::new_string(value)));
+        self.attrs.push((name, ast::Value::from(value)));
     }
 }
 
@@ -289,7 +311,7 @@ impl Parts {
 pub fn stored_entity(reader: &StoreReader, uid: &EntityUid) -> Result<Option<Entity>, StoreError> {
     Ok(record(reader, uid)?.map(|parts| {
         let parents = parts.parents.clone();
-        Loaded::new(uid, parts, parents).entity
+        Entity::from(Loaded::new(uid, parts, parents).entity)
     }))
 }
 
@@ -323,7 +345,7 @@ fn enterprise(reader: &StoreReader, id: &str) -> Result<Option<Parts>, StoreErro
         .into_iter()
         .map(|(key, _)| {
             let agency = key.rsplit('/').next().unwrap_or_default();
-            RestrictedExpression::new_entity_uid(EntityKind::Agency.uid(agency))
+            uid_value(&EntityKind::Agency.uid(agency))
         })
         .collect::<Vec<_>>();
     let mut p = Parts::default();
@@ -333,10 +355,8 @@ fn enterprise(reader: &StoreReader, id: &str) -> Result<Option<Parts>, StoreErro
         enum_value(EntityKind::PayerCategory, e.category.code()),
     ));
     p.bool_attr("staffSynced", e.staff_synced);
-    p.attrs.push((
-        "recognizedAgencies",
-        RestrictedExpression::new_set(agencies),
-    ));
+    p.attrs
+        .push(("recognizedAgencies", ast::Value::set(agencies, None)));
     Ok(Some(p))
 }
 
@@ -416,6 +436,6 @@ fn agent_staff(reader: &StoreReader, id: &str) -> Result<Option<Parts>, StoreErr
     Ok(Some(p))
 }
 
-fn enum_value(kind: EntityKind, value: &str) -> RestrictedExpression {
-    RestrictedExpression::new_entity_uid(kind.uid(value))
+fn enum_value(kind: EntityKind, value: &str) -> ast::Value {
+    uid_value(&kind.uid(value))
 }

@@ -35,7 +35,8 @@ fn names(slice: &Slice) -> BTreeSet<String> {
 
 /// The parents `uid`'s entity in `slice` was built with.
 fn parents(slice: &Slice, uid: &EntityUid) -> BTreeSet<String> {
-    let (_, _, parents) = slice.entities[uid].clone().into_inner();
+    let entity = cedar_policy::Entity::from(slice.entities[uid].clone());
+    let (_, _, parents) = entity.into_inner();
     parents.iter().map(|u| u.to_string()).collect()
 }
 
@@ -75,7 +76,7 @@ fn a_staff_slice_holds_what_its_attributes_name_with_whole_ancestries() {
     ancestry.extend(FILING.iter().map(|f| EntityKind::Function.uid(f)));
     assert_eq!(parents(&slice, &clerk), expected(ancestry));
 
-    let staff = &slice.entities[&clerk];
+    let staff = cedar_policy::Entity::from(slice.entities[&clerk].clone());
     assert_eq!(
         staff.attr("person").unwrap().unwrap(),
         EvalResult::EntityUid(EntityKind::Person.uid(CLERK_PERSON))
