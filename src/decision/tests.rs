@@ -713,3 +713,39 @@ fn policy_ids_are_named_as_cedar_displays_them() {
         assert_eq!(super::policy_id_text(&id), id.to_string(), "{id:?}");
     }
 }
+
+/// Cedar is told a slice's entities are closed already
+/// (`super::cedar_entities`), and only debug builds have it check that
+/// for ancestors inside the set. So every stored identity's entity, as a
+/// slice builds it, must have as parents exactly the ancestors Cedar's own
+/// closure gives it over the whole store: an entity built with its direct
+/// parents only would make `principal in …` false in release builds, and
+/// a `forbid` written with `in` would be skipped.
+#[test]
+fn every_stored_entity_carries_the_ancestry_cedar_would_compute() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fixture::demo_engine(dir.path());
+    let reader = engine.store().read().unwrap();
+    let stored = crate::authoring::fixture::stored_uids(&reader).unwrap();
+    let whole = Entities::from_entities(
+        stored
+            .iter()
+            .map(|uid| super::slice::stored_entity(&reader, uid).unwrap().unwrap()),
+        None,
+    )
+    .unwrap();
+    let mut with_ancestors = 0;
+    for uid in &stored {
+        let slice = super::Slice::gather(&reader, &[uid], &[]).unwrap();
+        let built = cedar_policy::Entity::from(slice.entities[uid].clone());
+        let (_, _, parents) = built.into_inner();
+        let closed: std::collections::HashSet<EntityUid> =
+            whole.ancestors(uid).unwrap().cloned().collect();
+        assert_eq!(parents, closed, "{uid}");
+        with_ancestors += usize::from(closed.len() > 1);
+    }
+    assert!(
+        with_ancestors > 0,
+        "the demo bureau has a hierarchy to close"
+    );
+}
