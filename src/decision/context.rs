@@ -122,12 +122,15 @@ pub struct CedarValue(ast::Value);
 impl CedarValue {
     /// Cedar's `datetime(text)`.
     pub fn datetime(text: &str) -> Result<Self, DecisionError> {
-        call(&NAMES[0], &[ast::Value::from(text)])
+        call(constructor("datetime"), &[ast::Value::from(text)])
     }
 
     /// Cedar's `duration("<ms>ms")`.
     pub fn duration_ms(ms: i64) -> Result<Self, DecisionError> {
-        call(&NAMES[1], &[ast::Value::from(format!("{ms}ms"))])
+        call(
+            constructor("duration"),
+            &[ast::Value::from(format!("{ms}ms"))],
+        )
     }
 
     /// Cedar's `datetime.offset(duration)`.
@@ -160,11 +163,20 @@ fn call(name: &ast::Name, args: &[ast::Value]) -> Result<CedarValue, DecisionErr
     }
 }
 
-/// The names of the extension constructors an explicit `__extn` may call.
-static NAMES: LazyLock<[ast::Name; 4]> = LazyLock::new(|| {
-    ["datetime", "duration", "decimal", "ip"]
-        .map(|n| ast::Name::parse_unqualified_name(n).expect("Cedar's extension names"))
-});
+/// The extension constructors an explicit `__extn` may call.
+const CONSTRUCTORS: [&str; 4] = ["datetime", "duration", "decimal", "ip"];
+
+/// The name of `function`, one of [`CONSTRUCTORS`], parsed once.
+fn constructor(function: &str) -> &'static ast::Name {
+    static NAMES: LazyLock<[ast::Name; 4]> = LazyLock::new(|| {
+        CONSTRUCTORS.map(|n| ast::Name::parse_unqualified_name(n).expect("Cedar's extension names"))
+    });
+    let i = CONSTRUCTORS
+        .iter()
+        .position(|c| *c == function)
+        .expect("one of the constructors");
+    &NAMES[i]
+}
 
 /// `json` (an object) as the context of `action`, checked against `schema`,
 /// with every entity it names checked by [`named_entities_hold`].
@@ -411,7 +423,7 @@ fn extension_call(value: &Value) -> Option<(&str, &str)> {
     let call = outer.get("__extn")?.as_object().filter(|c| c.len() == 2)?;
     let arg = call.get("arg")?.as_str()?;
     let function = call.get("fn")?.as_str()?;
-    matches!(function, "datetime" | "duration" | "decimal" | "ip").then_some((function, arg))
+    CONSTRUCTORS.contains(&function).then_some((function, arg))
 }
 
 /// `{"__extn": {"fn": "datetime", "arg": "…"}}` (or `duration`, `decimal`,
@@ -421,14 +433,8 @@ fn extension_call(value: &Value) -> Option<(&str, &str)> {
 /// the clock's work at each new instant (BENCHMARKS.md, session 14).
 fn extension(value: &Value) -> Option<ast::RestrictedExpr> {
     let (function, arg) = extension_call(value)?;
-    let name = match function {
-        "datetime" => &NAMES[0],
-        "duration" => &NAMES[1],
-        "decimal" => &NAMES[2],
-        _ => &NAMES[3],
-    };
     Some(ast::RestrictedExpr::call_extension_fn(
-        name.clone(),
+        constructor(function).clone(),
         [ast::RestrictedExpr::val(arg)],
     ))
 }
