@@ -165,6 +165,7 @@ impl Appender {
     pub fn append(&mut self, records: &mut [DecisionRecord]) -> Result<(), AuditError> {
         let mut head = self.head;
         let mut bytes = Vec::new();
+        let mut payload = Vec::new();
         let mut sealed = Vec::with_capacity(records.len());
         for r in records.iter_mut() {
             let prev = super::digest::to_hex(&head.hash);
@@ -177,7 +178,9 @@ impl Appender {
                 canonical,
                 links: true,
             };
-            bytes.extend(frame::encode(Kind::Record, &s.encode_raw()));
+            payload.clear();
+            s.encode_raw_into(&mut payload);
+            frame::encode_into(Kind::Record, &payload, &mut bytes);
             head = Head {
                 seq: s.seq,
                 hash,
@@ -276,8 +279,11 @@ impl Appender {
         // Frame by frame (a `flat_map` collected byte by byte was 1.3 % of
         // the server's CPU under the bureau-scale mix).
         let mut bytes = Vec::new();
+        let mut payload = Vec::new();
         for r in &self.pending {
-            bytes.extend_from_slice(&frame::encode(Kind::Record, &r.encode_raw()));
+            payload.clear();
+            r.encode_raw_into(&mut payload);
+            frame::encode_into(Kind::Record, &payload, &mut bytes);
         }
         let tmp = path.with_extension("tmp");
         let mut file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;

@@ -44,14 +44,21 @@ fn crc(kind: u8, len: u32, payload: &[u8]) -> u32 {
 
 /// One frame's bytes.
 pub fn encode(kind: Kind, payload: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(payload.len()).expect("frames are under 4 GiB");
     let mut out = Vec::with_capacity(HEADER + payload.len());
+    encode_into(kind, payload, &mut out);
+    out
+}
+
+/// One frame's bytes, appended to `out` (the writer's commit buffer, so a
+/// frame is not first made on its own and then copied).
+pub fn encode_into(kind: Kind, payload: &[u8], out: &mut Vec<u8>) {
+    let len = u32::try_from(payload.len()).expect("frames are under 4 GiB");
+    out.reserve(HEADER + payload.len());
     out.extend_from_slice(&MAGIC);
     out.push(kind as u8);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&crc(kind as u8, len, payload).to_le_bytes());
     out.extend_from_slice(payload);
-    out
 }
 
 /// Whether a frame read as its header bytes and payload still has the

@@ -84,14 +84,19 @@ impl Stored {
 
     /// The canonical JSON without the previous hash, and where it was.
     fn cut_prev(&self) -> (u32, &[u8], &[u8]) {
-        let needle = format!("\"prev_hash\":\"{}\"", to_hex(&self.prev));
+        // Made on the stack: this runs twice for every record written.
+        const KEY: &[u8] = b"\"prev_hash\":\"";
+        let mut needle = [0u8; KEY.len() + 65];
+        needle[..KEY.len()].copy_from_slice(KEY);
+        hex::encode_to_slice(self.prev, &mut needle[KEY.len()..KEY.len() + 64])
+            .expect("64 hex digits for 32 bytes");
+        needle[KEY.len() + 64] = b'"';
         // Where the writer puts it: last, before the closing brace (`hash`
         // is left out of the canonical form), so the search is skipped for
         // every record it writes. Found there, it is the last occurrence.
         let last = self.canonical.len().checked_sub(needle.len() + 1);
-        let at_end =
-            last.filter(|&i| self.canonical.get(i..i + needle.len()) == Some(needle.as_bytes()));
-        match at_end.or_else(|| memrfind(&self.canonical, needle.as_bytes())) {
+        let at_end = last.filter(|&i| self.canonical.get(i..i + needle.len()) == Some(&needle[..]));
+        match at_end.or_else(|| memrfind(&self.canonical, &needle)) {
             Some(i) => {
                 let at = i + "\"prev_hash\":\"".len();
                 (at as u32, &self.canonical[..at], &self.canonical[at + 64..])
@@ -117,8 +122,15 @@ impl Stored {
 
     /// A journal frame's payload: `seq | time | prev | hash | at | json`.
     pub fn encode_raw(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_raw_into(&mut out);
+        out
+    }
+
+    /// [`Self::encode_raw`] appended to `out`.
+    pub fn encode_raw_into(&self, out: &mut Vec<u8>) {
         let (at, a, b) = self.cut_prev();
-        let mut out = Vec::with_capacity(84 + a.len() + b.len());
+        out.reserve(84 + a.len() + b.len());
         out.extend_from_slice(&self.seq.to_le_bytes());
         out.extend_from_slice(&self.timestamp_ms.to_le_bytes());
         out.extend_from_slice(&self.prev);
@@ -126,7 +138,6 @@ impl Stored {
         out.extend_from_slice(&at.to_le_bytes());
         out.extend_from_slice(a);
         out.extend_from_slice(b);
-        out
     }
 
     pub fn decode_raw(payload: &[u8]) -> Result<Self, DecodeError> {
@@ -297,7 +308,8 @@ const LEVEL: i32 = 1;
 /// previous hashes are implied: the header's, then each one's predecessor.
 pub fn encode_block(records: &[Stored]) -> Vec<u8> {
     let first = records.first().expect("a block holds records");
-    let mut body = Vec::new();
+    // Each entry's fixed fields are 52 bytes; its JSON loses 64.
+    let mut body = Vec::with_capacity(records.iter().map(|r| r.canonical.len()).sum());
     for r in records {
         let (at, a, b) = r.cut_prev();
         body.extend_from_slice(&r.hash);
