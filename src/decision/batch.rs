@@ -37,10 +37,15 @@ impl Batch {
         let slice = Slice::gather(reader, roots, &[])?;
         let action_entities = actions
             .iter()
-            .filter_map(|a| snap.action_entity(a))
-            .map(|e| AsRef::<cedar_policy_core::ast::Entity>::as_ref(e).clone())
+            .filter_map(|a| snap.action_entity(a).cloned())
             .collect::<Vec<_>>();
-        let entities = super::cedar_entities(slice.entities.into_values().chain(action_entities))?;
+        let entities = super::cedar_entities(
+            slice
+                .entities
+                .into_values()
+                .map(std::sync::Arc::new)
+                .chain(action_entities),
+        )?;
         Ok(Self {
             entities,
             missing: slice.missing,

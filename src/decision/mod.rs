@@ -344,7 +344,13 @@ fn assemble(
     // groups, is all that evaluation reads.
     let action = action_entity(snap, action);
     let (attributes, slice_missing) = (slice.attributes, slice.missing);
-    let entities = cedar_entities(slice.entities.into_values().chain(std::iter::once(action)))?;
+    let entities = cedar_entities(
+        slice
+            .entities
+            .into_values()
+            .map(Arc::new)
+            .chain(std::iter::once(action)),
+    )?;
     // What the store lacks is named by the caller, ids of any length.
     let missing_bytes: usize = slice_missing
         .iter()
@@ -359,12 +365,10 @@ fn assemble(
 }
 
 /// The entity of `action` with its groups, as `snap`'s schema has it.
-fn action_entity(snap: &PolicySnapshot, action: &EntityUid) -> ast::Entity {
-    AsRef::<ast::Entity>::as_ref(
-        snap.action_entity(action)
-            .expect("an action with an index entry has an entity"),
-    )
-    .clone()
+fn action_entity(snap: &PolicySnapshot, action: &EntityUid) -> Arc<ast::Entity> {
+    snap.action_entity(action)
+        .expect("an action with an index entry has an entity")
+        .clone()
 }
 
 /// Where a request's entities were found, so they are filed in the tiers
@@ -412,21 +416,24 @@ fn admit_unpacked() -> bool {
 /// Function, Staff → Enterprise, AgentStaff → Agency). Debug builds, and
 /// so the tests, have Cedar check that the closure is whole instead.
 fn cedar_entities(
-    entities: impl IntoIterator<Item = ast::Entity>,
+    entities: impl IntoIterator<Item = Arc<ast::Entity>>,
 ) -> Result<Entities, DecisionError> {
     let closure = if cfg!(debug_assertions) {
         TCComputation::EnforceAlreadyComputed
     } else {
         TCComputation::AssumeAlreadyComputed
     };
-    cedar_policy_core::entities::Entities::from_entities(
-        entities,
-        None::<&cedar_policy_core::entities::NoEntitiesSchema>,
-        closure,
-        cedar_policy_core::extensions::Extensions::all_available(),
-    )
-    .map(Entities::from)
-    .map_err(|e| invalid("request", e))
+    // `add_entities` to an empty set is `from_entities` (duplicates refused
+    // alike) for entities some of which are shared: the action's.
+    cedar_policy_core::entities::Entities::new()
+        .add_entities(
+            entities,
+            None::<&cedar_policy_core::entities::NoEntitiesSchema>,
+            closure,
+            cedar_policy_core::extensions::Extensions::all_available(),
+        )
+        .map(Entities::from)
+        .map_err(|e| invalid("request", e))
 }
 
 /// An error for each entity `q` names — principal, resource, then the

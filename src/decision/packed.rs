@@ -154,7 +154,7 @@ impl Packed {
     /// The entities packed, with `action` (the request's action entity);
     /// `None` if Cedar refuses them, which it did not when they were
     /// packed.
-    pub(crate) fn unpack(&self, action: ast::Entity) -> Option<Built> {
+    pub(crate) fn unpack(&self, action: std::sync::Arc<ast::Entity>) -> Option<Built> {
         let mut r = Reader(&self.bytes);
         let bytes = r.u32()? as usize;
         let uids = (0..r.u16()?)
@@ -171,7 +171,7 @@ impl Packed {
             let ancestors = (0..r.u16()?)
                 .map(|_| uid(&mut r))
                 .collect::<Option<Vec<_>>>()?;
-            entities.push(core_entity(&this, attrs, &ancestors));
+            entities.push(std::sync::Arc::new(core_entity(this, attrs, ancestors)));
         }
         let missing = (0..r.u16()?)
             .map(|_| uid(&mut r))
@@ -415,7 +415,7 @@ mod tests {
                 }
                 let packed = pack(&built).unwrap_or_else(|| panic!("{principal} packs"));
                 let action_entity = snap.action_entity(&slice_key.action).unwrap();
-                let action_entity = AsRef::<ast::Entity>::as_ref(action_entity).clone();
+                let action_entity = action_entity.clone();
                 let back = packed.unpack(action_entity).expect("unpacks");
                 assert!(
                     back.entities.deep_eq(&built.entities),
@@ -542,7 +542,9 @@ mod tests {
         };
         let back = pack(&built)
             .unwrap()
-            .unpack(AsRef::<ast::Entity>::as_ref(&action).clone())
+            .unpack(std::sync::Arc::new(
+                AsRef::<ast::Entity>::as_ref(&action).clone(),
+            ))
             .unwrap();
         assert!(back.entities.deep_eq(&built.entities));
         assert_eq!(back.missing, built.missing);

@@ -620,7 +620,8 @@ fn a_slice_decides_every_question_as_the_whole_store_does() {
             .chain(
                 actions
                     .iter()
-                    .filter_map(|a| snap.action_entity(a).cloned()),
+                    .filter_map(|a| snap.action_entity(a))
+                    .map(|e| cedar_policy::Entity::from((**e).clone())),
             ),
         None,
     )

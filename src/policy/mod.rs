@@ -26,6 +26,7 @@ use cedar_policy::{
     ActionConstraint, Entity, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet,
     PrincipalConstraint, Schema, ValidationMode, Validator,
 };
+use cedar_policy_core::ast;
 use sha2::{Digest, Sha256};
 
 pub use diagnostics::{Diagnostic, Severity};
@@ -188,7 +189,11 @@ impl PolicySnapshot {
     /// The action as an entity whose parents are all its action groups,
     /// transitively: the one action entity a request for it needs, so that
     /// a request's entities can be built without the schema.
-    pub fn action_entity(&self, action: &EntityUid) -> Option<&Entity> {
+    ///
+    /// In Cedar's core form and shared: every request's set of entities
+    /// holds it (`decision::cedar_entities`), and cloning it for each was
+    /// a hash set of groups and a uid copied per question.
+    pub fn action_entity(&self, action: &EntityUid) -> Option<&Arc<ast::Entity>> {
         self.by_action.get(action).map(|a| &a.entity)
     }
 
@@ -413,7 +418,7 @@ struct ActionIndex {
     policies: PolicySet,
     /// `policies` for each principal type the schema gives the action.
     by_principal: HashMap<EntityTypeName, PolicySet>,
-    entity: Entity,
+    entity: Arc<ast::Entity>,
 }
 
 /// For every action the schema declares, the policies that can match it.
@@ -455,6 +460,7 @@ fn index_by_action(schema: &Schema, policies: &PolicySet) -> HashMap<EntityUid, 
             })
             .collect();
         let entity = Entity::new_no_attrs(action.clone(), groups.into_iter().cloned().collect());
+        let entity = Arc::new(AsRef::<ast::Entity>::as_ref(&entity).clone());
         index.insert(
             action.clone(),
             ActionIndex {
