@@ -98,7 +98,7 @@ impl Stored {
         let at_end = last.filter(|&i| self.canonical.get(i..i + needle.len()) == Some(&needle[..]));
         match at_end.or_else(|| memrfind(&self.canonical, &needle)) {
             Some(i) => {
-                let at = i + "\"prev_hash\":\"".len();
+                let at = i + KEY.len();
                 (at as u32, &self.canonical[..at], &self.canonical[at + 64..])
             }
             None => (WHOLE, &self.canonical[..], &[][..]),

@@ -164,7 +164,7 @@ fn call(name: &ast::Name, args: &[ast::Value]) -> Result<CedarValue, DecisionErr
 }
 
 /// The extension constructors an explicit `__extn` may call.
-const CONSTRUCTORS: [&str; 4] = ["datetime", "duration", "decimal", "ip"];
+pub(super) const CONSTRUCTORS: [&str; 4] = ["datetime", "duration", "decimal", "ip"];
 
 /// The name of `function`, one of [`CONSTRUCTORS`], parsed once.
 fn constructor(function: &str) -> &'static ast::Name {

@@ -414,8 +414,7 @@ mod tests {
                     }
                 }
                 let packed = pack(&built).unwrap_or_else(|| panic!("{principal} packs"));
-                let action_entity = snap.action_entity(&slice_key.action).unwrap();
-                let action_entity = action_entity.clone();
+                let action_entity = snap.action_entity(&slice_key.action).unwrap().clone();
                 let back = packed.unpack(action_entity).expect("unpacks");
                 assert!(
                     back.entities.deep_eq(&built.entities),
