@@ -439,3 +439,42 @@ fn request_log_masks_percent_encoded_person_ids() {
         );
     }
 }
+
+// ---- a body that arrives after its head -------------------------------------
+
+/// A question whose body comes a while after its head is still read whole
+/// and answered; one whose body stops arriving is answered 408 once the
+/// read timeout (10 s) passes, naming it, and the server goes on serving.
+#[test]
+fn a_late_body_is_waited_for_and_a_stalled_one_times_out() {
+    let server = Server::demo();
+    let body = json!({
+        "principal": staff(E_SYNCED, P_CLERK),
+        "action": action("useFunction"),
+        "resource": "Function::\"vat_filing\"",
+    })
+    .to_string();
+    let request = raw_request("POST", "/v1/authorize", &[], &body);
+    let (head, rest) = request.split_at(request.len() - body.len() + 10);
+
+    let mut late = TcpStream::connect(server.addr).unwrap();
+    late.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    late.write_all(head.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, _, answer) = exchange(&mut late, rest);
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("\"decision\":\"allow\""), "{answer}");
+
+    let mut stalled = TcpStream::connect(server.addr).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = Instant::now();
+    let (status, _, answer) = exchange(&mut stalled, head);
+    assert_eq!(status, 408, "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+    assert!(started.elapsed() >= Duration::from_secs(9), "{answer}");
+    let (status, _) = http(server.addr, "GET", "/healthz", None);
+    assert_eq!(status, 200);
+}
