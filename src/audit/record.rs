@@ -273,11 +273,11 @@ impl DecisionRecord {
     /// idempotent: a mask of a mask hides more).
     #[allow(clippy::too_many_arguments)]
     pub fn unmasked(
-        decision_id: &str,
+        decision_id: impl Into<String>,
         kind: &str,
-        principal: &str,
-        action: &str,
-        resource: &str,
+        principal: impl Into<String>,
+        action: impl Into<String>,
+        resource: impl Into<String>,
         acting_for: Option<&str>,
         allowed: bool,
         policies: &[String],
@@ -287,14 +287,14 @@ impl DecisionRecord {
     ) -> Self {
         Self {
             seq: 0,
-            decision_id: decision_id.to_owned(),
+            decision_id: decision_id.into(),
             timestamp_ms: crate::now_ms(),
             caller: None,
             kind: kind.to_owned(),
             step: None,
-            principal: principal.to_owned(),
-            action: action.to_owned(),
-            resource: resource.to_owned(),
+            principal: principal.into(),
+            action: action.into(),
+            resource: resource.into(),
             acting_for: acting_for.map(str::to_owned),
             decision: if allowed {
                 Outcome::Allow

@@ -77,11 +77,11 @@ impl Event {
         } = asked;
         let acting_for = query.context.get(ACTING_FOR).map(entity_ref);
         let mut record = DecisionRecord::unmasked(
-            &crate::random_id(),
+            crate::random_id(),
             kind,
-            &uid_text(&query.principal),
-            &uid_text(&query.action),
-            &uid_text(&query.resource),
+            uid_text(&query.principal),
+            uid_text(&query.action),
+            uid_text(&query.resource),
             acting_for.as_deref(),
             verdict.allowed,
             &verdict.reasons,
@@ -112,7 +112,7 @@ impl Event {
     ) -> Self {
         Self {
             record: DecisionRecord::unmasked(
-                &crate::random_id(),
+                crate::random_id(),
                 kind,
                 by,
                 action,
@@ -438,8 +438,7 @@ impl Decider {
         } = event;
         record.caller = scope.and_then(|s| s.caller.clone());
         record.request_id = scope.and_then(|s| s.request_id.clone());
-        let principal = parse_uid(&record.principal);
-        if let Some(why) = self.missing_recognition(&record, principal.as_ref()) {
+        if let Some(why) = self.missing_recognition(&record) {
             record.reason = Some(match record.reason.take() {
                 Some(r) => format!("{r}; {why}"),
                 None => why,
@@ -447,19 +446,18 @@ impl Decider {
         }
         record.persons = self
             .persons
-            .of(self.engine.store(), principal.as_ref(), &target_persons);
+            .of(self.engine.store(), &record.principal, &target_persons);
         record.masked()
     }
 
     /// For an agent refused while acting for a client: the recognition the
     /// client no longer (or never) gave, named, since no rule says it.
-    fn missing_recognition(
-        &self,
-        record: &DecisionRecord,
-        principal: Option<&(String, String)>,
-    ) -> Option<String> {
-        let (ty, id) = principal?;
-        if ty != EntityKind::AgentStaff.as_str() || record.decision == Outcome::Allow {
+    fn missing_recognition(&self, record: &DecisionRecord) -> Option<String> {
+        if record.decision == Outcome::Allow {
+            return None;
+        }
+        let (ty, id) = parse_uid(&record.principal)?;
+        if ty != EntityKind::AgentStaff.as_str() {
             return None;
         }
         // A uid from the context, or the bare credit code a login step knows.
@@ -497,7 +495,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// `Etax::Staff::"a/b"` → (`Staff`, `a/b`).
-fn parse_uid(uid: &str) -> Option<(String, String)> {
+pub(super) fn parse_uid(uid: &str) -> Option<(String, String)> {
     let (path, rest) = uid.split_once("::\"")?;
     let ty = path.rsplit("::").next()?;
     Some((ty.to_owned(), rest.strip_suffix('"')?.replace("\\\"", "\"")))

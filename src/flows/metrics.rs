@@ -11,6 +11,8 @@
 //! action is refused before a record is made), so the label sets stay
 //! bounded whatever callers send.
 
+use std::borrow::Cow;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -18,6 +20,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::audit::{DecisionRecord, FinalOutcome};
+use crate::domain::Action;
 
 /// The wire code of a login step refused because the account is locked
 /// (`http::error` maps `FlowError::Locked` to it).
@@ -25,15 +28,15 @@ const LOCKED_CODE: &str = "account_locked";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {
-    kind: String,
-    action: String,
+    kind: Cow<'static, str>,
+    action: Cow<'static, str>,
     decision: &'static str,
     outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
-    kind: String,
+    kind: Cow<'static, str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -95,8 +98,8 @@ impl DecisionMetrics {
         };
         self.decisions
             .get_or_create(&DecisionLabels {
-                kind: r.kind.clone(),
-                action: short_action(&r.action).to_owned(),
+                kind: kind_label(&r.kind),
+                action: action_label(short_action(&r.action)),
                 decision: r.decision.as_str(),
                 outcome,
             })
@@ -110,7 +113,7 @@ impl DecisionMetrics {
         }
         self.latency
             .get_or_create(&KindLabels {
-                kind: r.kind.clone(),
+                kind: kind_label(&r.kind),
             })
             .observe(r.latency_us as f64 / 1e6);
         if let Some(step) = r.kind.strip_prefix("login.") {
@@ -181,6 +184,25 @@ impl DecisionMetrics {
 }
 
 /// `Etax::Action::"useFunction"` → `useFunction`.
+/// A label the question's record kind, borrowed for the kinds every
+/// `/v1/authorize` record has: counting a question then allocates no label.
+fn kind_label(kind: &str) -> Cow<'static, str> {
+    match kind {
+        "authorize" => Cow::Borrowed("authorize"),
+        "authorize_batch" => Cow::Borrowed("authorize_batch"),
+        other => Cow::Owned(other.to_owned()),
+    }
+}
+
+/// An action's label, borrowed from the bureau's vocabulary when it is one
+/// of its actions.
+fn action_label(action: &str) -> Cow<'static, str> {
+    match action.parse::<Action>() {
+        Ok(a) => Cow::Borrowed(a.as_str()),
+        Err(_) => Cow::Owned(action.to_owned()),
+    }
+}
+
 fn short_action(action: &str) -> &str {
     action
         .rsplit_once("::\"")

@@ -18,9 +18,9 @@ use crate::store::{split_owned_key, PersonRecord, StaffRecord, Store, StoreReade
 /// distinct principals asked than it held (issue #13).
 const MAX_CACHED: usize = 50_000;
 
-/// Principal uid (type, id) → the store generation it was read at, and
-/// their entry.
-type Entries = quick_cache::sync::Cache<(String, String), (u64, PersonRef)>;
+/// Principal uid, as a record names it before masking (`Etax::Staff::"…"`)
+/// → the store generation it was read at, and their entry.
+type Entries = quick_cache::sync::Cache<String, (u64, PersonRef)>;
 
 pub struct Persons {
     pseudonyms: Pseudonyms,
@@ -39,16 +39,17 @@ impl Persons {
         &self.pseudonyms
     }
 
-    /// The persons named by a record whose principal is `principal` (type,
-    /// id) and whose target person is `target` (person key, name if known).
+    /// The persons named by a record whose principal is `principal` (its
+    /// uid as the record names it, before masking) and whose target person
+    /// is `target` (person key, name if known).
     pub fn of(
         &self,
         store: &Store,
-        principal: Option<&(String, String)>,
+        principal: &str,
         targets: &[(String, Option<String>)],
     ) -> Vec<PersonRef> {
         let mut out = Vec::new();
-        if let Some(p) = principal.and_then(|p| self.principal(store, p)) {
+        if let Some(p) = self.principal(store, principal) {
             out.push(p);
         }
         if targets.is_empty() {
@@ -62,7 +63,7 @@ impl Persons {
         out
     }
 
-    fn principal(&self, store: &Store, uid: &(String, String)) -> Option<PersonRef> {
+    fn principal(&self, store: &Store, uid: &str) -> Option<PersonRef> {
         // Read before the snapshot: an entry is never older than the
         // generation it is filed under.
         let generation = store.generation();
@@ -72,11 +73,12 @@ impl Persons {
                 return Some(hit);
             }
         }
-        let (ty, id) = uid;
+        let (ty, id) = super::decide::parse_uid(uid)?;
+        let id = id.as_str();
         let kind = ty.parse::<EntityKind>().ok()?;
         // Any id a record names, checked or not: the person part as written.
         let person = match kind {
-            EntityKind::Person => id.as_str(),
+            EntityKind::Person => id,
             EntityKind::Staff | EntityKind::AgentStaff => split_owned_key(id)?.1,
             _ => return None,
         };
@@ -91,7 +93,8 @@ impl Persons {
             .flatten()
             .map(|s| s.identity_type.code().to_owned());
         let entry = self.person(&reader, role, person, None, identity_type);
-        self.cache.insert(uid.clone(), (generation, entry.clone()));
+        self.cache
+            .insert(uid.to_owned(), (generation, entry.clone()));
         Some(entry)
     }
 
