@@ -17,14 +17,15 @@ mod records;
 mod replica;
 mod undo;
 
+use std::cell::RefCell;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition, WriteTransaction,
+    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -178,6 +179,7 @@ impl Store {
 
     fn read_unchecked(&self) -> Result<StoreReader, StoreError> {
         Ok(StoreReader {
+            tables: RefCell::default(),
             txn: self.db.begin_read()?,
         })
     }
@@ -305,19 +307,37 @@ impl Store {
 
 /// A read snapshot of the store.
 pub struct StoreReader {
+    /// Tables this snapshot opened, by name: an uncached decision reads
+    /// a dozen records from four tables, and opening a table (a lookup in
+    /// redb's table of tables) cost as much as reading the record from it.
+    /// Declared first, so they are dropped before the transaction.
+    tables: RefCell<Vec<(&'static str, Arc<RecordTable>)>>,
     txn: ReadTransaction,
 }
 
+type RecordTable = ReadOnlyTable<&'static str, &'static [u8]>;
+
 impl StoreReader {
     pub fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
-        let table = self.txn.open_table(R::TABLE)?;
+        let table = self.table::<R>()?;
         let value = table.get(key)?;
         value.map(|v| decode::<R>(key, v.value())).transpose()
     }
 
     /// All records whose key starts with `prefix/`, in key order.
     pub fn children<R: Record>(&self, prefix: &str) -> Result<Vec<(String, R)>, StoreError> {
-        children(&self.txn.open_table(R::TABLE)?, prefix)
+        children(&*self.table::<R>()?, prefix)
+    }
+
+    /// `R`'s table, opened once per snapshot.
+    fn table<R: Record>(&self) -> Result<Arc<RecordTable>, StoreError> {
+        let name = redb::TableHandle::name(&R::TABLE);
+        if let Some((_, t)) = self.tables.borrow().iter().find(|(n, _)| *n == name) {
+            return Ok(t.clone());
+        }
+        let table = Arc::new(self.txn.open_table(R::TABLE)?);
+        self.tables.borrow_mut().push((name, table.clone()));
+        Ok(table)
     }
 
     /// Every record of a table, in key order.
