@@ -183,9 +183,8 @@ impl DecisionMetrics {
     }
 }
 
-/// `Etax::Action::"useFunction"` → `useFunction`.
-/// A label the question's record kind, borrowed for the kinds every
-/// `/v1/authorize` record has: counting a question then allocates no label.
+/// A record kind's label, borrowed for the kinds every `/v1/authorize`
+/// record has: counting a question then allocates no label.
 fn kind_label(kind: &str) -> Cow<'static, str> {
     match kind {
         "authorize" => Cow::Borrowed("authorize"),
@@ -203,6 +202,7 @@ fn action_label(action: &str) -> Cow<'static, str> {
     }
 }
 
+/// `Etax::Action::"useFunction"` → `useFunction`.
 fn short_action(action: &str) -> &str {
     action
         .rsplit_once("::\"")
