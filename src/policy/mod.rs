@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use cedar_policy::{
     ActionConstraint, Entity, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet,
-    PrincipalConstraint, Schema, ValidationMode, Validator,
+    PrincipalConstraint, ResourceConstraint, Schema, ValidationMode, Validator,
 };
 use cedar_policy_core::ast;
 use sha2::{Digest, Sha256};
@@ -445,6 +445,11 @@ fn index_by_action(schema: &Schema, policies: &PolicySet) -> HashMap<EntityUid, 
         // before it evaluates the scope: for a clerk's business question,
         // five of the action's seven policies were an enterprise's or an
         // agent's (BENCHMARKS.md, session 13).
+        let resources: Vec<&EntityTypeName> = schema
+            .resources_for_action(action)
+            .into_iter()
+            .flatten()
+            .collect();
         let by_principal = schema
             .principals_for_action(action)
             .into_iter()
@@ -453,7 +458,7 @@ fn index_by_action(schema: &Schema, policies: &PolicySet) -> HashMap<EntityUid, 
                 let mut of_type = PolicySet::new();
                 for policy in set.policies().filter(|p| can_match(p, principal)) {
                     of_type
-                        .add(policy.clone())
+                        .add(within_scope(policy, principal, &resources))
                         .expect("policy ids are unique within the action's set");
                 }
                 (principal.clone(), of_type)
@@ -481,6 +486,35 @@ fn can_match(policy: &Policy, principal: &EntityTypeName) -> bool {
         PrincipalConstraint::Eq(uid) => uid.type_name() == principal,
         PrincipalConstraint::Is(t) | PrincipalConstraint::IsIn(t, _) => &t == principal,
     }
+}
+
+/// `policy` as Cedar is to evaluate it on the requests of one index entry:
+/// the scope's conjuncts those requests always meet left out — the action
+/// (the entry's policies are the ones whose action scope holds for it,
+/// [`applies_to`]), `principal is T` for the entry's principal type, and
+/// `resource is T` when T is the only resource type the schema gives the
+/// action (a request of another type is refused before Cedar). Cedar
+/// evaluates a policy as its scope and then its body, so dropping a
+/// conjunct that is true changes no answer, reason or error; it spares
+/// building `action in [...]`'s set for every question. Same id and
+/// annotations; kept as it is if Cedar's JSON form refuses the copy.
+fn within_scope(
+    policy: &Policy,
+    principal: &EntityTypeName,
+    resources: &[&EntityTypeName],
+) -> Policy {
+    let any = || serde_json::json!({ "op": "All" });
+    let Ok(mut est) = policy.to_json() else {
+        return policy.clone();
+    };
+    est["action"] = any();
+    if matches!(policy.principal_constraint(), PrincipalConstraint::Is(t) if &t == principal) {
+        est["principal"] = any();
+    }
+    if matches!(policy.resource_constraint(), ResourceConstraint::Is(t) if resources == [&t]) {
+        est["resource"] = any();
+    }
+    Policy::from_json(Some(policy.id().clone()), est).unwrap_or_else(|_| policy.clone())
 }
 
 fn applies_to(policy: &Policy, action: &EntityUid, groups: &[&EntityUid]) -> bool {
@@ -567,6 +601,113 @@ mod tests {
         assert_eq!(ids("Robot"), ["any", "in", "is-robot-in"]);
         // A type the action does not take: the action's whole set.
         assert_eq!(ids("Doc").len(), 5);
+    }
+
+    #[test]
+    fn the_index_drops_only_scope_conjuncts_its_requests_always_meet() {
+        use cedar_policy::{Authorizer, Context, Entities, Request};
+        let snap = PolicySnapshot::from_sources(
+            "s.cedarschema",
+            r#"
+                entity Group;
+                entity User in [Group] { level: Long };
+                entity Robot;
+                entity Doc, Folder;
+                action manage;
+                action read appliesTo { principal: [User, Robot], resource: Doc };
+                action delete in [manage] appliesTo { principal: User, resource: [Doc, Folder] };
+            "#,
+            &[(
+                "p.cedar".into(),
+                r#"@id("read-user-doc") permit(principal is User, action == Action::"read", resource is Doc)
+                       when { principal.level > 1 };
+                   @id("manage") @code("low") @message("too low")
+                   forbid(principal is User in Group::"g", action in [Action::"read", Action::"manage"], resource)
+                       when { principal.level < 3 };
+                   @id("delete-folder") permit(principal, action == Action::"delete", resource is Folder);
+                   @id("robot") permit(principal is Robot, action in [Action::"read", Action::"manage"], resource);
+                   @id("erring") @code("overflow") @message("overflows")
+                   forbid(principal == User::"e", action, resource)
+                       when { principal.level + 9223372036854775807 > 0 };"#
+                    .into(),
+            )],
+        )
+        .unwrap();
+        let entities = Entities::from_json_value(
+            serde_json::json!([
+                { "uid": { "type": "User", "id": "a" }, "attrs": { "level": 2 }, "parents": [{ "type": "Group", "id": "g" }] },
+                { "uid": { "type": "User", "id": "b" }, "attrs": { "level": 5 }, "parents": [] },
+                { "uid": { "type": "User", "id": "e" }, "attrs": { "level": 1 }, "parents": [] },
+                { "uid": { "type": "Group", "id": "g" }, "attrs": {}, "parents": [] },
+                { "uid": { "type": "Robot", "id": "r" }, "attrs": {}, "parents": [] },
+                { "uid": { "type": "Doc", "id": "d" }, "attrs": {}, "parents": [] },
+                { "uid": { "type": "Folder", "id": "f" }, "attrs": {}, "parents": [] },
+                { "uid": { "type": "Action", "id": "read" }, "attrs": {}, "parents": [] },
+                { "uid": { "type": "Action", "id": "delete" }, "attrs": {}, "parents": [{ "type": "Action", "id": "manage" }] }
+            ]),
+            None,
+        )
+        .unwrap();
+        let uid = |s: &str| EntityUid::from_str(s).unwrap();
+        let mut asked = 0;
+        for action in [r#"Action::"read""#, r#"Action::"delete""#] {
+            for principal in [
+                r#"User::"a""#,
+                r#"User::"b""#,
+                r#"User::"e""#,
+                r#"Robot::"r""#,
+            ] {
+                for resource in [r#"Doc::"d""#, r#"Folder::"f""#] {
+                    let (a, p, r) = (uid(action), uid(principal), uid(resource));
+                    let Ok(request) = Request::new(
+                        p.clone(),
+                        a.clone(),
+                        r,
+                        Context::empty(),
+                        Some(snap.schema()),
+                    ) else {
+                        continue;
+                    };
+                    let answer = |set: &PolicySet| {
+                        let response = Authorizer::new().is_authorized(&request, set, &entities);
+                        let mut reasons: Vec<String> = response
+                            .diagnostics()
+                            .reason()
+                            .map(ToString::to_string)
+                            .collect();
+                        reasons.sort();
+                        let errors = response.diagnostics().errors().count();
+                        (response.decision(), reasons, errors)
+                    };
+                    let whole = answer(snap.policies_for(&a).unwrap());
+                    let indexed = answer(snap.policies_for_principal(&a, p.type_name()).unwrap());
+                    assert_eq!(whole, indexed, "{principal} {action} {resource}");
+                    asked += 1;
+                }
+            }
+        }
+        assert!(asked >= 8, "the schema admitted {asked} requests");
+        // The copies keep their ids and annotations, and lose the scope.
+        let read = uid(r#"Action::"read""#);
+        let user = EntityTypeName::from_str("User").unwrap();
+        let set = snap.policies_for_principal(&read, &user).unwrap();
+        let manage = set.policy(&PolicyId::new("manage")).unwrap();
+        assert_eq!(manage.annotation("code"), Some("low"));
+        assert_eq!(manage.action_constraint(), ActionConstraint::Any);
+        assert!(matches!(
+            manage.principal_constraint(),
+            PrincipalConstraint::IsIn(..)
+        ));
+        let read_user = set.policy(&PolicyId::new("read-user-doc")).unwrap();
+        assert_eq!(read_user.principal_constraint(), PrincipalConstraint::Any);
+        assert_eq!(read_user.resource_constraint(), ResourceConstraint::Any);
+        let delete = uid(r#"Action::"delete""#);
+        let folder = snap.policies_for_principal(&delete, &user).unwrap();
+        let folder = folder.policy(&PolicyId::new("delete-folder")).unwrap();
+        assert!(
+            matches!(folder.resource_constraint(), ResourceConstraint::Is(_)),
+            "delete takes two resource types: `is Folder` must stay"
+        );
     }
 
     #[test]
