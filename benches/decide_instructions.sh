@@ -37,9 +37,9 @@ for i, line in enumerate(lines):
         for callee in lines[i + 1:]:
             if not callee.strip().startswith(tuple("0123456789")) or "*" in callee:
                 break
-            m = re.search(r"Engine::request_and_entities \((\d+)x\)", callee)
+            m = re.search(r"Engine::request_and_entities \(([\d,]+)x\)", callee)
             if m:
-                print(round(total / int(m.group(1))))
+                print(round(total / int(m.group(1).replace(",", ""))))
                 sys.exit(0)
 sys.exit("no Engine::decide in the profile")'
   rm -f "$WORK/cg.out"
