@@ -178,9 +178,7 @@ impl Appender {
                 canonical,
                 links: true,
             };
-            payload.clear();
-            s.encode_raw_into(&mut payload);
-            frame::encode_into(Kind::Record, &payload, &mut bytes);
+            journal_frame(&s, &mut payload, &mut bytes);
             head = Head {
                 seq: s.seq,
                 hash,
@@ -281,9 +279,7 @@ impl Appender {
         let mut bytes = Vec::new();
         let mut payload = Vec::new();
         for r in &self.pending {
-            payload.clear();
-            r.encode_raw_into(&mut payload);
-            frame::encode_into(Kind::Record, &payload, &mut bytes);
+            journal_frame(r, &mut payload, &mut bytes);
         }
         let tmp = path.with_extension("tmp");
         let mut file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
@@ -467,4 +463,12 @@ fn anchor(pruned: &PrunedRange, before_ms: u64, principal: &str) -> DecisionReco
     anchor.decision = Outcome::Allow;
     anchor.pruned = Some(pruned.clone());
     anchor
+}
+
+/// `record`'s journal frame appended to `out`; `payload` is scratch kept
+/// from one record to the next, so neither is allocated per record.
+fn journal_frame(record: &Stored, payload: &mut Vec<u8>, out: &mut Vec<u8>) {
+    payload.clear();
+    record.encode_raw_into(payload);
+    frame::encode_into(Kind::Record, payload, out);
 }
