@@ -226,6 +226,9 @@ impl Event {
 
 /// The kind of the record of a request refused before any decision.
 pub const REJECTED_KIND: &str = "rejected";
+/// The kinds of `/v1/authorize`'s records: one question, or one of a batch.
+pub const AUTHORIZE_KIND: &str = "authorize";
+pub const AUTHORIZE_BATCH_KIND: &str = "authorize_batch";
 
 /// A request's records not yet final, and who asked: set once per request
 /// by the HTTP layer, so no function passes the caller along.

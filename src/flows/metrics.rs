@@ -21,6 +21,7 @@ use prometheus_client::registry::Registry;
 
 use crate::audit::{DecisionRecord, FinalOutcome};
 use crate::domain::Action;
+use crate::flows::decide::{AUTHORIZE_BATCH_KIND, AUTHORIZE_KIND};
 
 /// The wire code of a login step refused because the account is locked
 /// (`http::error` maps `FlowError::Locked` to it).
@@ -187,8 +188,8 @@ impl DecisionMetrics {
 /// record has: counting a question then allocates no label.
 fn kind_label(kind: &str) -> Cow<'static, str> {
     match kind {
-        "authorize" => Cow::Borrowed("authorize"),
-        "authorize_batch" => Cow::Borrowed("authorize_batch"),
+        AUTHORIZE_KIND => Cow::Borrowed(AUTHORIZE_KIND),
+        AUTHORIZE_BATCH_KIND => Cow::Borrowed(AUTHORIZE_BATCH_KIND),
         other => Cow::Owned(other.to_owned()),
     }
 }

@@ -11,7 +11,7 @@ use super::AppState;
 use crate::decision::{Query, ACTING_FOR};
 use crate::domain::{EntityKind, StaffKey, StaffKeyError, NAMESPACE};
 use crate::flows::clock::Clock;
-use crate::flows::decide::{Asked, Event};
+use crate::flows::decide::{Asked, Event, AUTHORIZE_BATCH_KIND, AUTHORIZE_KIND};
 use crate::ids::{IdError, PersonKey};
 
 /// Most questions one batch may carry.
@@ -316,7 +316,7 @@ pub(crate) async fn decide_one(
     query: Query,
 ) -> Result<AuthorizeResponse, ApiError> {
     let decider = &state.decider;
-    let (response, event) = AuthorizeResponse::answer("authorize", decider.ask(query)?);
+    let (response, event) = AuthorizeResponse::answer(AUTHORIZE_KIND, decider.ask(query)?);
     decider.enqueue(vec![event]).await?;
     Ok(response)
 }
@@ -370,7 +370,7 @@ fn decide_all(
             let asked = decider
                 .ask(q)
                 .map_err(|e| ApiError::from(e).within(&format!("requests[{i}]")))?;
-            Ok(AuthorizeResponse::answer("authorize_batch", asked))
+            Ok(AuthorizeResponse::answer(AUTHORIZE_BATCH_KIND, asked))
         })
         .collect()
 }
