@@ -111,11 +111,11 @@ impl Stamped {
 }
 
 /// A Cedar value made without Cedar's parser where it can be: what the
-/// sidecar's clock makes at every new instant (`flows::clock`). A day's
-/// start is parsed once (`datetime`); each instant of the day is then that
-/// value offset by a `duration` (one short parse), instead of a `datetime`
-/// parsed whole at every millisecond (three patterns and a calendar
-/// conversion: BENCHMARKS.md, session 14).
+/// sidecar's clock makes at every new instant (`flows::clock`), by Cedar's
+/// own arithmetic on values parsed once a day or once a second, instead of
+/// a `datetime` parsed whole at every millisecond (three patterns and a
+/// calendar conversion: BENCHMARKS.md, session 14) or a `duration` (a
+/// pattern of nine groups: session 17).
 #[derive(Debug, Clone)]
 pub struct CedarValue(ast::Value);
 
@@ -138,6 +138,14 @@ impl CedarValue {
         static OFFSET: LazyLock<ast::Name> =
             LazyLock::new(|| ast::Name::parse_unqualified_name("offset").expect("Cedar's offset"));
         call(&OFFSET, &[self.0.clone(), duration.0.clone()])
+    }
+
+    /// Cedar's `datetime.durationSince(earlier)`.
+    pub fn duration_since(&self, earlier: &Self) -> Result<Self, DecisionError> {
+        static SINCE: LazyLock<ast::Name> = LazyLock::new(|| {
+            ast::Name::parse_unqualified_name("durationSince").expect("Cedar's durationSince")
+        });
+        call(&SINCE, &[self.0.clone(), earlier.0.clone()])
     }
 }
 

@@ -22,7 +22,7 @@ use cedar_policy::{Entity, EntityUid, EvalResult};
 use cedar_policy_core::ast;
 
 use super::cache::{Built, SliceKey};
-use super::slice::{core_entity, uid_value};
+use super::slice::{core_entity, uid_value, Map};
 use crate::domain::EntityKind;
 
 /// A [`SliceKey`] packed: the key of the packed tier.
@@ -114,10 +114,12 @@ pub(crate) fn pack(built: &Built) -> Option<Packed> {
 }
 
 /// The uids of one packed entry, each given an index when first met.
+/// Hashed as the slice's maps are ([`Map`]): SipHash over each uid's type
+/// name and id was most of packing a first question's entities.
 #[derive(Default)]
 struct UidTable {
     order: Vec<EntityUid>,
-    index: std::collections::HashMap<EntityUid, u16>,
+    index: Map<EntityUid, u16>,
 }
 
 impl UidTable {

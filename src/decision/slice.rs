@@ -17,7 +17,7 @@ use std::sync::Arc;
 /// one table; these hold one request's slice — a few dozen uids at most,
 /// bounded by the hierarchy's depth and fan-out — so colliding keys cannot
 /// make them expensive.
-type Map<K, V> = HashMap<K, V, quick_cache::DefaultHashBuilder>;
+pub(crate) type Map<K, V> = HashMap<K, V, quick_cache::DefaultHashBuilder>;
 
 use cedar_policy::{Entity, EntityUid};
 use cedar_policy_core::ast;

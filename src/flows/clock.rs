@@ -14,7 +14,7 @@
 //! day in UTC: "08:00 in Beijing" would otherwise be written
 //! `context.now.offset(duration("8h")).toTime() >= duration("8h")`.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use arc_swap::ArcSwapOption;
 use cedar_policy::{Context, EntityUid};
@@ -133,21 +133,8 @@ fn values_at(engine: &Engine, now_ms: u64) -> Result<Stamped, DecisionError> {
 }
 
 /// The clock attributes at `day`'s instant, as JSON and as Cedar's values.
-/// `now` is the day's start (parsed once a day, kept) offset by
-/// `localTime`, so only a duration is parsed at each instant.
 fn made_at(day: &Day, workday: bool) -> Result<Stamped, DecisionError> {
-    static START: ArcSwapOption<(String, CedarValue)> = ArcSwapOption::const_empty();
-    let start = match START.load_full().filter(|start| start.0 == day.date) {
-        Some(start) => start,
-        None => {
-            let value = CedarValue::datetime(&format!("{}T00:00:00+0800", day.date))?;
-            let start = Arc::new((day.date.clone(), value));
-            START.store(Some(start.clone()));
-            start
-        }
-    };
-    let local_time = CedarValue::duration_ms(day.ms_since_midnight)?;
-    let now = start.1.offset(&local_time)?;
+    let (now, local_time) = instant(day)?;
     let [now_name, local_name, workday_name] = CLOCK_ATTRIBUTES.map(str::to_owned);
     Ok(Stamped::of_values(vec![
         (now_name, day.now.clone(), now),
@@ -158,6 +145,53 @@ fn made_at(day: &Day, workday: bool) -> Result<Stamped, DecisionError> {
         ),
         (workday_name, json!(workday), CedarValue::from(workday)),
     ]))
+}
+
+/// `now` and `localTime` at `day`'s instant, made by Cedar's arithmetic
+/// alone at a new millisecond: the day's start is parsed once a day, the
+/// start of the second is the day's offset by a duration parsed once a
+/// second, the millisecond an offset by one of a thousand durations parsed
+/// once, and `localTime` is `now.durationSince(start)`. A duration parsed
+/// at every millisecond (a pattern of nine groups) was most of making the
+/// values (BENCHMARKS.md, session 17).
+fn instant(day: &Day) -> Result<(CedarValue, CedarValue), DecisionError> {
+    static START: Kept = ArcSwapOption::const_empty();
+    static SECOND: Kept = ArcSwapOption::const_empty();
+    static MILLIS: LazyLock<Vec<CedarValue>> = LazyLock::new(|| {
+        (0..1000)
+            .map(|ms| CedarValue::duration_ms(ms).expect("Cedar reads a duration of milliseconds"))
+            .collect()
+    });
+    let start = kept(&START, &day.date, 0, || {
+        CedarValue::datetime(&format!("{}T00:00:00+0800", day.date))
+    })?;
+    let second = day.ms_since_midnight / 1000;
+    let second_start = kept(&SECOND, &day.date, second, || {
+        start.offset(&CedarValue::duration_ms(second * 1000)?)
+    })?;
+    let millis =
+        usize::try_from(day.ms_since_midnight % 1000).expect("a day's ms are not negative");
+    let now = second_start.offset(&MILLIS[millis])?;
+    let local_time = now.duration_since(&start)?;
+    Ok((now, local_time))
+}
+
+/// The last value made for one (date, instant of it), shared by every
+/// thread.
+type Kept = ArcSwapOption<(String, i64, CedarValue)>;
+
+fn kept(
+    slot: &Kept,
+    date: &str,
+    at: i64,
+    make: impl FnOnce() -> Result<CedarValue, DecisionError>,
+) -> Result<CedarValue, DecisionError> {
+    if let Some(k) = slot.load().as_deref().filter(|k| k.0 == date && k.1 == at) {
+        return Ok(k.2.clone());
+    }
+    let value = make()?;
+    slot.store(Some(Arc::new((date.to_owned(), at, value.clone()))));
+    Ok(value)
 }
 
 /// Which clock attributes the action's context type declares, per policy
@@ -265,6 +299,11 @@ mod tests {
             beijing_midnight - 1,
             beijing_midnight + 8 * 3_600_000 - 1,
             beijing_midnight + 8 * 3_600_000,
+            NATIONAL_DAY_0930 + 999,
+            NATIONAL_DAY_0930 + 1_000,
+            NATIONAL_DAY_0930 + 59_999,
+            NATIONAL_DAY_0930 + 12_345_678,
+            beijing_midnight + 86_400_000 - 1_001,
             0,
         ] {
             for workday in [true, false] {
