@@ -39,13 +39,7 @@ impl Batch {
             .iter()
             .filter_map(|a| snap.action_entity(a).cloned())
             .collect::<Vec<_>>();
-        let entities = super::cedar_entities(
-            slice
-                .entities
-                .into_values()
-                .map(std::sync::Arc::new)
-                .chain(action_entities),
-        )?;
+        let entities = super::cedar_entities(slice.entities.into_values(), action_entities)?;
         Ok(Self {
             entities,
             missing: slice.missing,

@@ -164,7 +164,7 @@ impl Packed {
             .collect::<Option<Vec<EntityUid>>>()?;
         let uid = |r: &mut Reader| uids.get(usize::from(r.u16()?)).cloned();
         let count = r.u16()?;
-        let mut entities = Vec::with_capacity(usize::from(count) + 1);
+        let mut entities = Vec::with_capacity(usize::from(count));
         for _ in 0..count {
             let this = uid(&mut r)?;
             let attrs = (0..r.u8()?)
@@ -173,13 +173,12 @@ impl Packed {
             let ancestors = (0..r.u16()?)
                 .map(|_| uid(&mut r))
                 .collect::<Option<Vec<_>>>()?;
-            entities.push(std::sync::Arc::new(core_entity(this, attrs, ancestors)));
+            entities.push(core_entity(this, attrs, ancestors));
         }
         let missing = (0..r.u16()?)
             .map(|_| uid(&mut r))
             .collect::<Option<std::collections::HashSet<_>>>()?;
-        entities.push(action);
-        let entities = super::cedar_entities(entities).ok()?;
+        let entities = super::cedar_entities(entities, [action]).ok()?;
         Some(Built {
             entities,
             missing,
