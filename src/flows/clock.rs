@@ -14,7 +14,7 @@
 //! day in UTC: "08:00 in Beijing" would otherwise be written
 //! `context.now.offset(duration("8h")).toTime() >= duration("8h")`.
 
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
 use cedar_policy::{Context, EntityUid};
@@ -150,18 +150,15 @@ fn made_at(day: &Day, workday: bool) -> Result<Stamped, DecisionError> {
 /// `now` and `localTime` at `day`'s instant, made by Cedar's arithmetic
 /// alone at a new millisecond: the day's start is parsed once a day, the
 /// start of the second is the day's offset by a duration parsed once a
-/// second, the millisecond an offset by one of a thousand durations parsed
-/// once, and `localTime` is `now.durationSince(start)`. A duration parsed
-/// at every millisecond (a pattern of nine groups) was most of making the
-/// values (BENCHMARKS.md, session 17).
+/// second, the millisecond an offset by one of a thousand durations each
+/// parsed the first time it is needed, and `localTime` is
+/// `now.durationSince(start)`. A duration parsed at every millisecond (a
+/// pattern of nine groups) was most of making the values (BENCHMARKS.md,
+/// session 17).
 fn instant(day: &Day) -> Result<(CedarValue, CedarValue), DecisionError> {
     static START: Kept = ArcSwapOption::const_empty();
     static SECOND: Kept = ArcSwapOption::const_empty();
-    static MILLIS: LazyLock<Vec<CedarValue>> = LazyLock::new(|| {
-        (0..1000)
-            .map(|ms| CedarValue::duration_ms(ms).expect("Cedar reads a duration of milliseconds"))
-            .collect()
-    });
+    static MILLIS: [OnceLock<CedarValue>; 1000] = [const { OnceLock::new() }; 1000];
     let start = kept(&START, &day.date, 0, || {
         CedarValue::datetime(&format!("{}T00:00:00+0800", day.date))
     })?;
@@ -169,9 +166,16 @@ fn instant(day: &Day) -> Result<(CedarValue, CedarValue), DecisionError> {
     let second_start = kept(&SECOND, &day.date, second, || {
         start.offset(&CedarValue::duration_ms(second * 1000)?)
     })?;
-    let millis =
-        usize::try_from(day.ms_since_midnight % 1000).expect("a day's ms are not negative");
-    let now = second_start.offset(&MILLIS[millis])?;
+    let ms = day.ms_since_midnight % 1000;
+    let millis = &MILLIS[usize::try_from(ms).expect("a day's ms are not negative")];
+    let millis = match millis.get() {
+        Some(made) => made,
+        None => {
+            let made = CedarValue::duration_ms(ms)?;
+            millis.get_or_init(|| made)
+        }
+    };
+    let now = second_start.offset(millis)?;
     let local_time = now.duration_since(&start)?;
     Ok((now, local_time))
 }
