@@ -32,6 +32,10 @@ use serde_json::{Map, Value};
 use super::{invalid, DecisionError};
 use crate::domain::{EntityKind, MAX_CONTEXT_SET, MAX_ID_BYTES, NAMESPACE};
 
+/// The context attributes the sidecar sets (`flows::clock`), and no
+/// caller may.
+pub const CLOCK_ATTRIBUTES: [&str; 3] = ["now", "localTime", "workday"];
+
 /// Context attributes the sidecar sets itself, evaluated once and shared
 /// by every question they are added to (cloning is two reference counts).
 /// A caller's JSON never holds them.

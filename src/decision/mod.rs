@@ -38,7 +38,7 @@ use crate::domain::EntityKind;
 use crate::policy::PolicySnapshot;
 use crate::store::{Store, StoreError};
 use cache::{Built, SliceCache, SliceKey};
-pub use context::{CedarValue, Stamped};
+pub use context::{CedarValue, Stamped, CLOCK_ATTRIBUTES};
 use memo::EntityMemo;
 use packed::{Packed, PackedKey};
 pub use slice::{uid, Slice, NAMESPACE};

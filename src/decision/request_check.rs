@@ -43,13 +43,12 @@ pub struct Shape {
 /// (the shape of each question was 2 % of a batch's CPU).
 type Name = Cow<'static, str>;
 
-/// The usual attribute names, borrowed. The clock's are spelled again
-/// here because `flows::clock`, which names them, sits above this module;
-/// a name missing from the list is only allocated, never judged otherwise.
-const KNOWN_ATTRIBUTES: [&str; 4] = ["now", "localTime", "workday", super::ACTING_FOR];
-
+/// `s`, borrowed if it is one of the usual names; a name missing from
+/// them is only allocated, never judged otherwise.
 fn name(s: &str) -> Name {
-    let mut known = KNOWN_ATTRIBUTES.iter().chain(&super::context::CONSTRUCTORS);
+    let mut known = (super::CLOCK_ATTRIBUTES.iter())
+        .chain([&super::ACTING_FOR])
+        .chain(&super::context::CONSTRUCTORS);
     match known.find(|k| **k == s) {
         Some(k) => Cow::Borrowed(k),
         None => Cow::Owned(s.to_owned()),

@@ -21,13 +21,10 @@ use cedar_policy::{Context, EntityUid};
 use serde_json::{json, Value};
 
 use crate::audit::time::{format_time, Offset};
-use crate::decision::{CedarValue, DecisionError, Engine, Query, Stamped};
+use crate::decision::{CedarValue, DecisionError, Engine, Query, Stamped, CLOCK_ATTRIBUTES};
 use crate::domain::Action;
 use crate::policy::PolicySnapshot;
 use crate::store::CalendarYearRecord;
-
-/// The context attributes the sidecar sets, and no caller may.
-pub const CLOCK_ATTRIBUTES: [&str; 3] = ["now", "localTime", "workday"];
 
 const DAY_MS: i64 = 86_400_000;
 

@@ -527,7 +527,7 @@ fn compact_context(context: &Value) -> Option<Value> {
     let kept: serde_json::Map<String, Value> = map
         .iter()
         .filter(|(k, _)| {
-            k.as_str() != ACTING_FOR && !super::clock::CLOCK_ATTRIBUTES.contains(&k.as_str())
+            k.as_str() != ACTING_FOR && !crate::decision::CLOCK_ATTRIBUTES.contains(&k.as_str())
         })
         .map(|(k, v)| (k.clone(), shorten_entities(v)))
         .collect();
