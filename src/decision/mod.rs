@@ -414,21 +414,19 @@ fn cedar_entities(
     shared: impl IntoIterator<Item = Arc<ast::Entity>>,
 ) -> Result<Entities, DecisionError> {
     use cedar_policy_core::entities::{Entities as CoreEntities, NoEntitiesSchema};
-    let closure = || {
-        if cfg!(debug_assertions) {
-            TCComputation::EnforceAlreadyComputed
-        } else {
-            TCComputation::AssumeAlreadyComputed
-        }
+    let closure = if cfg!(debug_assertions) {
+        TCComputation::EnforceAlreadyComputed
+    } else {
+        TCComputation::AssumeAlreadyComputed
     };
     let extensions = cedar_policy_core::extensions::Extensions::all_available();
     // The set's own entities in one go (`add_entities` also keeps a set of
     // the uids it touched, for a closure it is told not to compute: a
     // sixth of unpacking a packed set), then the shared ones (the
     // action's) by reference; duplicates are refused alike.
-    let own = CoreEntities::from_entities(built, None::<&NoEntitiesSchema>, closure(), extensions)
+    let own = CoreEntities::from_entities(built, None::<&NoEntitiesSchema>, closure, extensions)
         .map_err(|e| invalid("request", e))?;
-    own.add_entities(shared, None::<&NoEntitiesSchema>, closure(), extensions)
+    own.add_entities(shared, None::<&NoEntitiesSchema>, closure, extensions)
         .map(Entities::from)
         .map_err(|e| invalid("request", e))
 }

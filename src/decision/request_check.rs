@@ -46,7 +46,8 @@ type Name = Cow<'static, str>;
 /// `s`, borrowed if it is one of the usual names; a name missing from
 /// them is only allocated, never judged otherwise.
 fn name(s: &str) -> Name {
-    let mut known = (super::CLOCK_ATTRIBUTES.iter())
+    let mut known = super::CLOCK_ATTRIBUTES
+        .iter()
         .chain([&super::ACTING_FOR])
         .chain(&super::context::CONSTRUCTORS);
     match known.find(|k| **k == s) {

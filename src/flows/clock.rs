@@ -46,12 +46,21 @@ impl Clock {
     }
 
     fn values(&self, engine: &Engine) -> Result<Stamped, DecisionError> {
-        if let Some(values) = self.values.get() {
-            return Ok(values.clone());
-        }
-        let values = values_at(engine, self.now_ms)?;
-        Ok(self.values.get_or_init(|| values).clone())
+        made(&self.values, || values_at(engine, self.now_ms)).cloned()
     }
+}
+
+/// `cell`'s value, made by `make` if it holds none yet; a `make` that
+/// fails leaves it empty.
+fn made<T>(
+    cell: &OnceLock<T>,
+    make: impl FnOnce() -> Result<T, DecisionError>,
+) -> Result<&T, DecisionError> {
+    if let Some(value) = cell.get() {
+        return Ok(value);
+    }
+    let value = make()?;
+    Ok(cell.get_or_init(|| value))
 }
 
 /// Adds the clock attributes the served schema declares to a business
@@ -165,14 +174,7 @@ fn instant(day: &Day) -> Result<(CedarValue, CedarValue), DecisionError> {
     })?;
     let ms = day.ms_since_midnight % 1000;
     let millis = &MILLIS[usize::try_from(ms).expect("a day's ms are not negative")];
-    let millis = match millis.get() {
-        Some(made) => made,
-        None => {
-            let made = CedarValue::duration_ms(ms)?;
-            millis.get_or_init(|| made)
-        }
-    };
-    let now = second_start.offset(millis)?;
+    let now = second_start.offset(made(millis, || CedarValue::duration_ms(ms))?)?;
     let local_time = now.duration_since(&start)?;
     Ok((now, local_time))
 }
