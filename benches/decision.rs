@@ -20,6 +20,12 @@ use etax_authz::flows::clock;
 use etax_authz::import;
 use serde_json::json;
 
+// The allocator the service's binary runs with (`src/main.rs`): a decision
+// allocates and frees many small objects, so under glibc's malloc this
+// bench would time an allocator no user runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CHARS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 const WEIGHTS: [usize; 17] = [
     1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
