@@ -1,7 +1,8 @@
 //! The hash chain that makes the decision log tamper-evident, and the walk
 //! that checks it.
 //!
-//! Canonical form: a record's compact JSON as serde_json writes it, fields
+//! Canonical form: a record's compact JSON as serde_json writes it (written
+//! directly by [`super::canonical`], held to serde_json's bytes by its tests), fields
 //! in [`DecisionRecord`] declaration order, absent optional fields left out,
 //! `hash` left out. `hash = hex(H(canonical form))`, H the log's chain hash
 //! (SHA-256 or SM3, fixed when the log is created); since `seq` and
@@ -71,13 +72,15 @@ impl Checkpoint {
 
 /// The canonical form of `record` (its JSON without `hash`).
 pub fn canonical_bytes(record: &DecisionRecord) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(1024);
     if record.hash.is_empty() {
-        serde_json::to_vec(record).expect("records serialize")
+        super::canonical::write(record, &mut bytes);
     } else {
         let mut r = record.clone();
         r.hash.clear();
-        serde_json::to_vec(&r).expect("records serialize")
+        super::canonical::write(&r, &mut bytes);
     }
+    bytes
 }
 
 /// hex(H(canonical form)).
@@ -99,7 +102,7 @@ pub(super) fn seal(
     // Sized once: `to_vec` starts at 128 bytes and doubles past a record's
     // several hundred, copying each time.
     let mut bytes = Vec::with_capacity(1024);
-    serde_json::to_writer(&mut bytes, &*record).expect("records serialize");
+    super::canonical::write(record, &mut bytes);
     bytes.shrink_to_fit();
     let digest = hash.digest(&bytes);
     record.hash = super::digest::to_hex(&digest);

@@ -22,6 +22,7 @@
 
 mod append;
 pub mod backlog;
+mod canonical;
 pub mod chain;
 pub mod commands;
 pub mod digest;
