@@ -285,25 +285,24 @@ mod tests {
     /// The same record with every optional field absent and every list
     /// empty.
     fn bare(record: &DecisionRecord) -> DecisionRecord {
+        let allowed = record.decision == Outcome::Allow;
         DecisionRecord {
-            caller: None,
-            step: None,
-            acting_for: None,
-            policies: Vec::new(),
-            errors: Vec::new(),
-            reason: None,
-            pruned: None,
-            outcome: None,
-            status: None,
-            code: None,
-            target: None,
-            change: None,
-            unmatched_permits: Vec::new(),
-            context: None,
-            persons: Vec::new(),
-            request_id: None,
-            hash: String::new(),
-            ..record.clone()
+            seq: record.seq,
+            timestamp_ms: record.timestamp_ms,
+            prev_hash: record.prev_hash.clone(),
+            ..DecisionRecord::unmasked(
+                &record.decision_id,
+                &record.kind,
+                &record.principal,
+                &record.action,
+                &record.resource,
+                None,
+                allowed,
+                &[],
+                &[],
+                &record.policy_version,
+                record.latency_us,
+            )
         }
     }
 
