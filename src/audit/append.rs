@@ -13,6 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::canonical::Unsealed;
 use super::chain::{self, Checkpoint};
 use super::digest::ChainHash;
 use super::frame::{self, Kind};
@@ -161,18 +162,18 @@ impl Appender {
     }
 
     /// Seals `records` into the chain and makes them durable with one fsync
-    /// of the journal.
-    pub fn append(&mut self, records: &mut [DecisionRecord]) -> Result<(), AuditError> {
+    /// of the journal. Returns each one's sequence number and hash.
+    pub fn append(&mut self, records: &[Unsealed]) -> Result<Vec<(u64, [u8; 32])>, AuditError> {
         let mut head = self.head;
         let mut bytes = Vec::new();
         let mut payload = Vec::new();
         let mut sealed = Vec::with_capacity(records.len());
-        for r in records.iter_mut() {
+        for r in records {
             let prev = super::digest::to_hex(&head.hash);
             let (canonical, hash) = chain::seal(r, head.seq + 1, &prev, self.chain_hash());
             let s = Stored {
                 seq: head.seq + 1,
-                timestamp_ms: r.timestamp_ms,
+                timestamp_ms: r.timestamp_ms(),
                 prev: head.hash,
                 hash,
                 canonical,
@@ -197,6 +198,7 @@ impl Appender {
         }
         self.journal_len += bytes.len() as u64;
         self.head = head;
+        let places = sealed.iter().map(|s| (s.seq, s.hash)).collect();
         self.pending.extend(sealed);
         {
             let mut layout = self.shared.layout();
@@ -212,7 +214,7 @@ impl Appender {
                 tracing::error!(error = %e, "decision log: writing a block failed; the journal keeps the records");
             }
         }
-        Ok(())
+        Ok(places)
     }
 
     /// Compresses the journal's records into blocks of [`BLOCK_RECORDS`]
@@ -374,7 +376,7 @@ impl Appender {
         };
         // The anchor is durable before any record goes: a crash between the
         // two leaves an anchor and records it names, never the reverse.
-        self.append(&mut [anchor(&pruned, before_ms, principal)])?;
+        self.append(&[Unsealed::of(&anchor(&pruned, before_ms, principal))])?;
         {
             let mut l = self.shared.layout();
             l.segments.retain(|s| !cut.segments.contains(&s.id));

@@ -14,6 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::canonical::Unsealed;
 use super::digest::ChainHash;
 use super::DecisionRecord;
 
@@ -72,15 +73,7 @@ impl Checkpoint {
 
 /// The canonical form of `record` (its JSON without `hash`).
 pub fn canonical_bytes(record: &DecisionRecord) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(1024);
-    if record.hash.is_empty() {
-        super::canonical::write(record, &mut bytes);
-    } else {
-        let mut r = record.clone();
-        r.hash.clear();
-        super::canonical::write(&r, &mut bytes);
-    }
-    bytes
+    Unsealed::of(record).canonical(record.seq, &record.prev_hash)
 }
 
 /// hex(H(canonical form)).
@@ -88,9 +81,22 @@ pub fn compute_hash(record: &DecisionRecord, hash: ChainHash) -> String {
     hash.hex(&canonical_bytes(record))
 }
 
-/// Gives `record` its place in the chain (`seq`, `prev_hash`, `hash`) and
-/// returns its canonical form, the bytes the hash covers.
+/// The canonical form of `record` at `seq` after the record whose hash is
+/// `prev_hash` (hex), and its hash: the record's place in the chain.
 pub(super) fn seal(
+    record: &Unsealed,
+    seq: u64,
+    prev_hash: &str,
+    hash: ChainHash,
+) -> (Vec<u8>, [u8; 32]) {
+    let bytes = record.canonical(seq, prev_hash);
+    let digest = hash.digest(&bytes);
+    (bytes, digest)
+}
+
+/// [`seal`] for a whole record, which is given its place (`seq`,
+/// `prev_hash`, `hash`): the legacy log's writer and tests.
+pub(super) fn seal_record(
     record: &mut DecisionRecord,
     seq: u64,
     prev_hash: &str,
@@ -98,13 +104,7 @@ pub(super) fn seal(
 ) -> (Vec<u8>, [u8; 32]) {
     record.seq = seq;
     record.prev_hash = prev_hash.to_owned();
-    record.hash.clear();
-    // Sized once: `to_vec` starts at 128 bytes and doubles past a record's
-    // several hundred, copying each time.
-    let mut bytes = Vec::with_capacity(1024);
-    super::canonical::write(record, &mut bytes);
-    bytes.shrink_to_fit();
-    let digest = hash.digest(&bytes);
+    let (bytes, digest) = seal(&Unsealed::of(record), seq, prev_hash, hash);
     record.hash = super::digest::to_hex(&digest);
     (bytes, digest)
 }
@@ -241,7 +241,7 @@ mod tests {
             12,
         )
         .with_reason("a \"quoted\" reason");
-        let (sealed, digest) = seal(&mut record, 7, "abc", ChainHash::Sm3);
+        let (sealed, digest) = seal_record(&mut record, 7, "abc", ChainHash::Sm3);
         let mut canonical = record.clone();
         canonical.hash.clear();
         assert_eq!(sealed, serde_json::to_vec(&canonical).unwrap());

@@ -129,7 +129,7 @@ pub fn write_legacy(path: &Path, records: &mut [DecisionRecord]) -> Result<(), A
             .map_err(|e| format_err(e.to_string()))?;
         let mut prev = super::chain::GENESIS.to_owned();
         for (i, r) in records.iter_mut().enumerate() {
-            super::chain::seal(r, i as u64 + 1, &prev, ChainHash::Sha256);
+            super::chain::seal_record(r, i as u64 + 1, &prev, ChainHash::Sha256);
             let bytes = serde_json::to_vec(&*r).expect("records serialize");
             table
                 .insert(r.seq, bytes.as_slice())

@@ -317,7 +317,7 @@ impl AuditLog {
         });
         let mut appender = append::Appender::open(shared.clone(), lock, recovered)?;
         if let Some(record) = damage {
-            appender.append(&mut [record])?;
+            appender.append(&[canonical::Unsealed::of(&record)])?;
         }
         let backlog = Arc::new(backlog::Backlog::default());
         // 100 µs to ~1.6 s, doubling: an fsync is a few ms on a healthy disk.
@@ -376,7 +376,8 @@ impl AuditLog {
     /// not outrun the log.
     pub async fn commit(&self, record: DecisionRecord) -> Result<u64, AuditError> {
         let (ack, done) = oneshot::channel();
-        self.send_counted(1, writer::Msg::Commit(Box::new(record), ack))
+        let record = Box::new(canonical::Unsealed::of(&record));
+        self.send_counted(1, writer::Msg::Commit(record, ack))
             .await?;
         done.await.map_err(|_| AuditError::Stopped)?
     }
@@ -388,6 +389,9 @@ impl AuditLog {
         if records.is_empty() {
             return Ok(());
         }
+        // Written here, on the thread that made the records (see
+        // `canonical::Unsealed`); the records are freed here too.
+        let records: Vec<_> = records.iter().map(canonical::Unsealed::of).collect();
         self.send_counted(records.len(), writer::Msg::Batch(records))
             .await
     }

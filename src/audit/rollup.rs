@@ -39,8 +39,7 @@ const MINUTE_MS: u64 = 60_000;
 /// The saved chunks' format.
 const FORMAT: u32 = 1;
 
-/// What a record is counted by, borrowed from a record the writer just
-/// committed or from one read back from the log.
+/// What a record is counted by, borrowed from its [`Fields`].
 #[derive(Debug, Clone, Copy)]
 pub struct Counted<'a> {
     pub timestamp_ms: u64,
@@ -51,23 +50,11 @@ pub struct Counted<'a> {
     pub outcome: Option<FinalOutcome>,
 }
 
-impl<'a> Counted<'a> {
-    pub fn of(r: &'a DecisionRecord) -> Self {
-        Self {
-            timestamp_ms: r.timestamp_ms,
-            caller: r.caller.as_deref(),
-            kind: &r.kind,
-            decision: r.decision,
-            policies: &r.policies,
-            outcome: r.outcome,
-        }
-    }
-}
-
-/// The fields of a stored record the rollup reads when counting from the
-/// log (the rest is skipped, not parsed).
+/// The fields of a record the rollup reads: from a stored record when
+/// counting from the log (the rest is skipped, not parsed), or kept beside
+/// a record on its way to the writer (`canonical::Unsealed`).
 #[derive(Deserialize)]
-struct Fields {
+pub(super) struct Fields {
     timestamp_ms: u64,
     #[serde(default)]
     caller: Option<String>,
@@ -79,7 +66,22 @@ struct Fields {
 }
 
 impl Fields {
-    fn counted(&self) -> Counted<'_> {
+    pub(super) fn of(r: &DecisionRecord) -> Self {
+        Self {
+            timestamp_ms: r.timestamp_ms,
+            caller: r.caller.clone(),
+            kind: r.kind.clone(),
+            decision: r.decision,
+            policies: r.policies.clone(),
+            outcome: r.outcome,
+        }
+    }
+
+    pub(super) fn timestamp_ms(&self) -> u64 {
+        self.timestamp_ms
+    }
+
+    pub(super) fn counted(&self) -> Counted<'_> {
         Counted {
             timestamp_ms: self.timestamp_ms,
             caller: self.caller.as_deref(),
@@ -490,12 +492,6 @@ impl Rollup {
     }
 
     /// Counts records the writer just committed.
-    pub fn add_records(&mut self, records: &[DecisionRecord]) {
-        for r in records {
-            self.add(r.seq, &r.hash, &Counted::of(r));
-        }
-    }
-
     /// Saves full chunks not yet saved, and the open one when `all` or
     /// when it was last saved [`SAVE_EVERY`] ago. A failed save is logged
     /// and tried again later: the counts are rebuilt from the log anyway.

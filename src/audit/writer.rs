@@ -22,9 +22,10 @@ use std::sync::Arc;
 
 use super::append::{self, Appender};
 use super::backlog::Backlog;
+use super::canonical::Unsealed;
 use super::record::PrunedRange;
 use super::rollup::Rollups;
-use super::{AuditError, DecisionRecord};
+use super::AuditError;
 
 /// Messages the channel holds before senders wait. A batch message holds at
 /// most [`crate::http::authorize::MAX_BATCH`] records.
@@ -38,12 +39,9 @@ pub const GROUP_WINDOW: Duration = Duration::from_millis(10);
 
 pub(super) enum Msg {
     /// High-volume records: acknowledged when queued.
-    Batch(Vec<DecisionRecord>),
+    Batch(Vec<Unsealed>),
     /// One record whose caller waits for its durable commit.
-    Commit(
-        Box<DecisionRecord>,
-        oneshot::Sender<Result<u64, AuditError>>,
-    ),
+    Commit(Box<Unsealed>, oneshot::Sender<Result<u64, AuditError>>),
     /// Answered once everything sent before it is durable.
     Flush(oneshot::Sender<()>),
     /// Retention: remove records older than `before_ms`, leave an anchor.
@@ -87,7 +85,7 @@ type PruneAck = oneshot::Sender<Result<Option<PrunedRange>, AuditError>>;
 /// What one cycle gathered.
 #[derive(Default)]
 struct Cycle {
-    records: Vec<DecisionRecord>,
+    records: Vec<Unsealed>,
     /// Index in `records` of a record whose sender waits for it.
     waiters: Vec<(usize, CommitAck)>,
     /// `(before_ms, min_retention_ms, principal, ack)`.
@@ -172,14 +170,14 @@ fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>, shared: &Shared) {
         backlog, commits, ..
     } = shared;
     // Records of a commit that failed: written again, first, next cycle.
-    let mut retry: Vec<DecisionRecord> = Vec::new();
+    let mut retry: Vec<Unsealed> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
         let carried = Cycle {
             records: std::mem::take(&mut retry),
             ..Cycle::default()
         };
-        let Some(mut cycle) = gather(&mut rx, carried, &mut flushes) else {
+        let Some(cycle) = gather(&mut rx, carried, &mut flushes) else {
             if let Err(e) = log.close() {
                 tracing::error!(error = %e, "decision log: closing failed");
             }
@@ -190,25 +188,30 @@ fn run(mut log: Appender, mut rx: mpsc::Receiver<Msg>, shared: &Shared) {
             #[cfg(debug_assertions)]
             stall_for_tests();
             let started = Instant::now();
-            let appended = log.append(&mut cycle.records);
+            let appended = log.append(&cycle.records);
             commits.observe(started.elapsed().as_secs_f64());
-            if let Err(e) = appended {
-                let n = cycle.records.len();
-                retry = failed(cycle, &e);
-                // Refused back to their waiting callers: no longer pending.
-                backlog.done(n - retry.len());
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
+            let places = match appended {
+                Ok(places) => places,
+                Err(e) => {
+                    let n = cycle.records.len();
+                    retry = failed(cycle, &e);
+                    // Refused back to their waiting callers: no longer pending.
+                    backlog.done(n - retry.len());
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            };
             backlog.done(cycle.records.len());
             // Counted once durable, so the counts are never ahead of the log.
             {
                 let mut counts = rollup(shared);
-                counts.add_records(&cycle.records);
+                for ((seq, hash), r) in places.iter().zip(&cycle.records) {
+                    counts.add(*seq, &super::digest::to_hex(hash), &r.counted());
+                }
                 counts.save(false);
             }
             for (i, ack) in cycle.waiters {
-                let _ = ack.send(Ok(cycle.records[i].seq));
+                let _ = ack.send(Ok(places[i].0));
             }
         }
         for (before_ms, min_retention_ms, principal, ack) in cycle.prunes {
@@ -268,7 +271,7 @@ fn stall_for_tests() {
 /// A commit failed (disk full): callers waiting on it learn so and must not
 /// proceed; queued records are kept to be written again (nothing is
 /// dropped) while the channel fills and senders wait. Returns those.
-fn failed(cycle: Cycle, e: &AuditError) -> Vec<DecisionRecord> {
+fn failed(cycle: Cycle, e: &AuditError) -> Vec<Unsealed> {
     tracing::error!(error = %e, records = cycle.records.len(), "decision log commit failed; retrying");
     let msg = e.to_string();
     let mut waiting = vec![false; cycle.records.len()];
