@@ -324,15 +324,21 @@ impl DecisionRecord {
     /// The record with every ID number and phone in its free-text fields
     /// masked: the one place a record is masked, so no field is missed.
     pub fn masked(mut self) -> Self {
-        use crate::ids::mask_text;
-        self.principal = mask_text(&self.principal);
-        self.resource = mask_text(&self.resource);
-        self.acting_for = self.acting_for.as_deref().map(mask_text);
-        self.errors = self.errors.iter().map(|e| mask_text(e)).collect();
-        self.reason = self.reason.as_deref().map(mask_text);
+        let texts = [&mut self.principal, &mut self.resource]
+            .into_iter()
+            .chain(&mut self.acting_for)
+            .chain(&mut self.errors)
+            .chain(&mut self.reason);
+        for text in texts {
+            mask_in_place(text);
+        }
         self.target = self.target.map(Target::masked);
-        self.change = self.change.map(mask_json);
-        self.context = self.context.map(mask_json);
+        if let Some(change) = &mut self.change {
+            mask_json(change);
+        }
+        if let Some(context) = &mut self.context {
+            mask_json(context);
+        }
         self
     }
 
@@ -349,20 +355,30 @@ impl DecisionRecord {
     }
 }
 
-/// `value` with every string in it (keys too) passed through
+fn mask_in_place(text: &mut String) {
+    if let Some(masked) = crate::ids::mask_changed(text) {
+        *text = masked;
+    }
+}
+
+/// Passes every string in `value` (keys too) through
 /// [`crate::ids::mask_text`].
-fn mask_json(value: serde_json::Value) -> serde_json::Value {
-    use crate::ids::mask_text;
+fn mask_json(value: &mut serde_json::Value) {
     use serde_json::Value;
     match value {
-        Value::String(s) => Value::String(mask_text(&s)),
-        Value::Array(items) => Value::Array(items.into_iter().map(mask_json).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (mask_text(&k), mask_json(v)))
-                .collect(),
-        ),
-        other => other,
+        Value::String(s) => mask_in_place(s),
+        Value::Array(items) => items.iter_mut().for_each(mask_json),
+        Value::Object(map) if map.keys().any(|k| crate::ids::mask_changed(k).is_some()) => {
+            *map = std::mem::take(map)
+                .into_iter()
+                .map(|(k, mut v)| {
+                    mask_json(&mut v);
+                    (crate::ids::mask_text(&k), v)
+                })
+                .collect();
+        }
+        Value::Object(map) => map.values_mut().for_each(mask_json),
+        _ => {}
     }
 }
 

@@ -107,7 +107,7 @@ fn parse_any_uid(field: &str, s: &str) -> Result<EntityUid, ApiError> {
         ApiError::invalid(
             field,
             format!(
-                "not an entity reference like {}::\"id\" (the value is not repeated): {}",
+                "not an entity reference like {}::\"id\"; Cedar's reading of it, cut short if long: {}",
                 EntityKind::Staff,
                 crate::decision::bounded(&e.to_string())
             ),
@@ -197,7 +197,6 @@ fn id_problem(e: &IdError) -> String {
 
 /// `context.actingFor`, when it names an entity keyed by a person.
 fn check_acting_for(context: &serde_json::Value) -> Result<(), ApiError> {
-    let field = format!("context.{ACTING_FOR}");
     let Some(entity) = context.get(ACTING_FOR).and_then(|a| a.get("__entity")) else {
         return Ok(());
     };
@@ -207,11 +206,14 @@ fn check_acting_for(context: &serde_json::Value) -> Result<(), ApiError> {
     ) else {
         return Ok(());
     };
-    let ty = ty.strip_prefix(&format!("{NAMESPACE}::")).unwrap_or(ty);
+    let ty = ty
+        .strip_prefix(NAMESPACE)
+        .and_then(|t| t.strip_prefix("::"))
+        .unwrap_or(ty);
     let Ok(kind) = ty.parse::<EntityKind>() else {
         return Ok(());
     };
-    check_person_key(&field, &kind.uid(id))
+    check_person_key(&format!("context.{ACTING_FOR}"), &kind.uid(id))
 }
 
 fn to_query(r: AuthorizeRequest) -> Result<Query, ApiError> {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 mod mask;
 use mask::mask_phone;
-pub use mask::{mask_id_number, mask_name, mask_text};
+pub use mask::{mask_changed, mask_id_number, mask_name, mask_text};
 
 /// Why a string is not a valid identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
