@@ -373,6 +373,28 @@ mod tests {
         }
     }
 
+    #[test]
+    fn every_decision_and_outcome_is_spelled_as_serde_json_spells_it() {
+        for decision in [Outcome::Allow, Outcome::Deny] {
+            for outcome in [
+                FinalOutcome::Done,
+                FinalOutcome::Refused,
+                FinalOutcome::Failed,
+            ] {
+                let record = DecisionRecord {
+                    decision,
+                    outcome: Some(outcome),
+                    ..full("")
+                };
+                assert_eq!(
+                    written(&record),
+                    derived(&record),
+                    "{decision:?} {outcome:?}"
+                );
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn any_string_is_written_as_serde_json_writes_it(text in any::<String>(), n in any::<u64>()) {
