@@ -1,10 +1,10 @@
 //! The hash chain that makes the decision log tamper-evident, and the walk
 //! that checks it.
 //!
-//! Canonical form: a record's compact JSON as serde_json writes it (written
-//! directly by [`super::canonical`], held to serde_json's bytes by its tests), fields
+//! Canonical form: a record's compact JSON as serde_json writes it, fields
 //! in [`DecisionRecord`] declaration order, absent optional fields left out,
-//! `hash` left out. `hash = hex(H(canonical form))`, H the log's chain hash
+//! `hash` left out (written directly by [`super::canonical`], which its tests
+//! hold to serde_json's bytes). `hash = hex(H(canonical form))`, H the log's chain hash
 //! (SHA-256 or SM3, fixed when the log is created); since `seq` and
 //! `prev_hash` are inside the canonical form, each hash covers the whole
 //! history before it. An exported line is the canonical form with `hash`

@@ -491,7 +491,6 @@ impl Rollup {
         }
     }
 
-    /// Counts records the writer just committed.
     /// Saves full chunks not yet saved, and the open one when `all` or
     /// when it was last saved [`SAVE_EVERY`] ago. A failed save is logged
     /// and tried again later: the counts are rebuilt from the log anyway.
