@@ -124,10 +124,7 @@ fn write_body(record: &DecisionRecord, out: &mut Vec<u8>) {
     key(out, "latency_us");
     number(out, *latency_us);
     optional(out, "reason", reason);
-    if let Some(pruned) = pruned {
-        key(out, "pruned");
-        by_serde(out, pruned);
-    }
+    optional_by_serde(out, "pruned", pruned);
     if let Some(outcome) = outcome {
         key(out, "outcome");
         string(out, outcome.as_str());
@@ -137,22 +134,13 @@ fn write_body(record: &DecisionRecord, out: &mut Vec<u8>) {
         number(out, u64::from(*status));
     }
     optional(out, "code", code);
-    if let Some(target) = target {
-        key(out, "target");
-        by_serde(out, target);
-    }
-    if let Some(change) = change {
-        key(out, "change");
-        by_serde(out, change);
-    }
+    optional_by_serde(out, "target", target);
+    optional_by_serde(out, "change", change);
     if !unmatched_permits.is_empty() {
         key(out, "unmatched_permits");
         strings(out, unmatched_permits);
     }
-    if let Some(context) = context {
-        key(out, "context");
-        by_serde(out, context);
-    }
+    optional_by_serde(out, "context", context);
     if !persons.is_empty() {
         key(out, "persons");
         out.push(b'[');
@@ -199,6 +187,14 @@ fn optional(out: &mut Vec<u8>, name: &str, value: &Option<String>) {
     if let Some(value) = value {
         key(out, name);
         string(out, value);
+    }
+}
+
+/// [`optional`] for a value serde_json writes.
+fn optional_by_serde(out: &mut Vec<u8>, name: &str, value: &Option<impl Serialize>) {
+    if let Some(value) = value {
+        key(out, name);
+        by_serde(out, value);
     }
 }
 
