@@ -54,7 +54,7 @@ fn every_stored_identity_builds_a_slice_that_conforms_to_the_schema() {
         .flat_map(|&k| stored(&reader, k))
         .collect();
     for root in &roots {
-        let slice = Slice::gather(&reader, &[root], &[]).unwrap();
+        let slice = Slice::gather(&reader, &[root], &[], true).unwrap();
         assert!(slice.entities.contains_key(root), "{root} is stored");
         assert!(slice.missing.is_empty(), "{root}: {:?}", slice.missing);
         let entities = slice.entities.into_values().map(cedar_policy::Entity::from);

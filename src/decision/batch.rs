@@ -34,7 +34,7 @@ impl Batch {
         roots: &[&EntityUid],
         actions: &[EntityUid],
     ) -> Result<Self, DecisionError> {
-        let slice = Slice::gather(reader, roots, &[])?;
+        let slice = Slice::gather(reader, roots, &[], true)?;
         let action_entities = actions
             .iter()
             .filter_map(|a| snap.action_entity(a).cloned())

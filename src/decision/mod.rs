@@ -251,6 +251,9 @@ impl Engine {
             resource: (!bare).then(|| q.resource.clone()),
             context_refs: context::entities(&context, q.context.as_object()),
         };
+        // The version names the policies, so whether they read only the
+        // roots is the same for every question of this key the tiers hold.
+        let follow = !snap.reads_only_roots(&q.action, q.principal.type_name());
         let generation = self.store.generation();
         let version = snap.version();
         let mut source = Memoized::new(self, generation);
@@ -271,7 +274,7 @@ impl Engine {
                         (Arc::new(built), Filed::Packed)
                     }
                     None => {
-                        let slice = self.gather(&key, &mut source)?;
+                        let slice = self.gather(&key, follow, &mut source)?;
                         let built = Arc::new(assemble(slice, snap, &key.action)?);
                         (built, Filed::Nowhere(packed_key))
                     }
@@ -291,7 +294,7 @@ impl Engine {
             };
             let reader = self.store.read()?;
             let built = assemble(
-                Slice::gather(&reader, &whole.roots(), &whole.refs())?,
+                Slice::gather(&reader, &whole.roots(), &whole.refs(), follow)?,
                 snap,
                 &q.action,
             )?;
@@ -326,8 +329,13 @@ impl Engine {
 
     /// The slice of `key` from the memo and, for what it lacks, the
     /// snapshot `source` opens.
-    fn gather(&self, key: &SliceKey, source: &mut Memoized) -> Result<Slice, StoreError> {
-        Slice::gather_with(&key.roots(), &key.refs(), source)
+    fn gather(
+        &self,
+        key: &SliceKey,
+        follow: bool,
+        source: &mut Memoized,
+    ) -> Result<Slice, StoreError> {
+        Slice::gather_with(&key.roots(), &key.refs(), follow, source)
     }
 }
 

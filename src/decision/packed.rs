@@ -406,7 +406,8 @@ mod tests {
                     resource,
                     context_refs: refs,
                 };
-                let slice = Slice::gather(&reader, &slice_key.roots(), &slice_key.refs()).unwrap();
+                let slice =
+                    Slice::gather(&reader, &slice_key.roots(), &slice_key.refs(), true).unwrap();
                 let built = super::super::assemble(slice, &snap, &slice_key.action).unwrap();
                 assert!(key(&slice_key).is_some());
                 for entity in built.entities.iter() {

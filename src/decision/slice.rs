@@ -83,13 +83,19 @@ impl Source for Snapshot<'_> {
 
 impl Slice {
     /// Gathers `roots` (principal, resource) and `context_refs` (entities the
-    /// context names, one dereference already spent) from the store.
+    /// context names, one dereference already spent) from the store, and
+    /// with `follow` what their attributes name, as deep as the validator
+    /// lets policies dereference. Without it, the roots and the context's
+    /// entities alone: for policies that read no other entity's data
+    /// ([`crate::policy::reads`]); the context's are still looked up, as a
+    /// question naming one the store lacks is denied.
     pub fn gather(
         reader: &StoreReader,
         roots: &[&EntityUid],
         context_refs: &[EntityUid],
+        follow: bool,
     ) -> Result<Self, StoreError> {
-        Self::gather_with(roots, context_refs, &mut Snapshot(reader))
+        Self::gather_with(roots, context_refs, follow, &mut Snapshot(reader))
     }
 
     /// [`Self::gather`] with each entity from `source`.
@@ -105,16 +111,22 @@ impl Slice {
     pub(crate) fn gather_with(
         roots: &[&EntityUid],
         context_refs: &[EntityUid],
+        follow: bool,
         source: &mut impl Source,
     ) -> Result<Self, StoreError> {
         let mut slice = Slice::default();
         let mut queue: Vec<(EntityUid, u32)> = Vec::new();
         // An attribute of a root is one dereference; what that names is a second.
+        let (root_hops, context_hops) = if follow {
+            (MAX_DEREF_LEVEL - 1, MAX_DEREF_LEVEL - 2)
+        } else {
+            (0, 0)
+        };
         for r in roots {
-            queue.push(((*r).clone(), MAX_DEREF_LEVEL - 1));
+            queue.push(((*r).clone(), root_hops));
         }
         for r in context_refs {
-            queue.push((r.clone(), MAX_DEREF_LEVEL - 2));
+            queue.push((r.clone(), context_hops));
         }
         // The most hops each entity was expanded with; expanding again with
         // fewer hops adds nothing.

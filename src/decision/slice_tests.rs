@@ -26,7 +26,7 @@ const FILING: [&str; 5] = [
 
 fn gather(reader: &StoreReader, roots: &[EntityUid], context: &[EntityUid]) -> Slice {
     let roots: Vec<&EntityUid> = roots.iter().collect();
-    Slice::gather(reader, &roots, context).unwrap()
+    Slice::gather(reader, &roots, context, true).unwrap()
 }
 
 fn names(slice: &Slice) -> BTreeSet<String> {

@@ -527,14 +527,14 @@ fn a_question_racing_a_write_never_mixes_memo_entries_with_a_newer_snapshot() {
     let q = use_function(EntityKind::Staff, CLERK, "vat_filing");
     let roots = [&q.principal, &q.resource];
     let mut racer = super::Memoized::new(&engine, racing);
-    super::Slice::gather_with(&roots, &[], &mut racer).unwrap();
+    super::Slice::gather_with(&roots, &[], true, &mut racer).unwrap();
     assert!(
         racer.mixed(),
         "memo entries of the old state combined with a snapshot of the new"
     );
     // A question starting now uses the memo (exact snapshot) and is denied.
     let mut now = super::Memoized::new(&engine, engine.store().generation());
-    super::Slice::gather_with(&roots, &[], &mut now).unwrap();
+    super::Slice::gather_with(&roots, &[], true, &mut now).unwrap();
     assert!(!now.mixed());
     assert!(!decide(&engine, &q).allowed);
 }
@@ -607,7 +607,83 @@ fn contexts_for(action: &str, principal: &EntityUid, enterprises: &[EntityUid]) 
 #[test]
 fn a_slice_decides_every_question_as_the_whole_store_does() {
     let dir = tempfile::tempdir().unwrap();
+    decides_every_question_as_the_whole_store(&fixture::demo_engine(dir.path()));
+}
+
+/// The same with rules for clerks and officers that read past the roots
+/// (their enterprise's and person's attributes, an agency the enterprise
+/// recognizes): where the bundled ones read only the roots
+/// ([`crate::policy::reads`]), these questions must get every entity the
+/// validator lets a policy read, and still decide as the whole store.
+#[test]
+fn rules_that_read_past_the_roots_get_the_entities_they_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = crate::policy::Sources::read(
+        &root().join("policies"),
+        &root().join("schemas/etax.cedarschema"),
+    )
+    .unwrap();
+    let mut policies: String = sources
+        .policy_files
+        .iter()
+        .map(|(_, t)| t.as_str())
+        .collect();
+    policies.push_str(PAST_THE_ROOTS);
+    let engine = demo_with(dir.path(), &policies);
+    let snap = engine.snapshot();
+    let staff = EntityKind::Staff.type_name();
+    assert!(!snap.reads_only_roots(&Action::UseFunction.uid(), staff));
+    assert!(fixture::bundled_policies().reads_only_roots(&Action::UseFunction.uid(), staff));
+    decides_every_question_as_the_whole_store(&engine);
+}
+
+/// Forbids that hold for some of the demo's clerks and not others, each
+/// through an entity a clerk's attributes name.
+const PAST_THE_ROOTS: &str = r#"
+@id("test.unverified-person")
+@code("test_unverified")
+@message("test")
+forbid (principal is Etax::Staff, action == Etax::Action::"useFunction", resource)
+unless { principal.person.realNameVerified };
+
+@id("test.agency-recognized")
+@code("test_agency")
+@message("test")
+forbid (principal is Etax::Staff, action == Etax::Action::"useFunction", resource == Etax::Function::"tax_certificate")
+when { principal.enterprise.recognizedAgencies.contains(Etax::Agency::"91210100MA0AGT004B") };
+"#;
+
+/// A clerk's business question, asked of rules that read only the roots,
+/// is decided over the clerk and the action alone: not its enterprise,
+/// person or agencies.
+#[test]
+fn rules_that_read_only_the_roots_get_only_the_roots() {
+    let dir = tempfile::tempdir().unwrap();
     let engine = fixture::demo_engine(dir.path());
+    let snap = engine.snapshot();
+    let q = use_function(EntityKind::Staff, CLERK, "vat_filing");
+    let (_, built, missing) = engine.request_and_entities(&q, &snap).unwrap();
+    assert!(missing.is_empty());
+    let mut kinds: Vec<_> = built
+        .entities
+        .iter()
+        .map(|e| EntityKind::of(&e.uid()).unwrap())
+        .collect();
+    kinds.sort_by_key(|k| k.as_str());
+    assert_eq!(kinds, [EntityKind::Action, EntityKind::Staff]);
+    // An agent's rules read its person and the client's agencies.
+    let mut agent = use_function(EntityKind::AgentStaff, AGENT, "vat_filing");
+    agent.context = json!({"actingFor": {"__entity": {"type": "Etax::Enterprise", "id": E1}}});
+    let (_, built, _) = engine.request_and_entities(&agent, &snap).unwrap();
+    assert!(built
+        .entities
+        .iter()
+        .any(|e| EntityKind::of(&e.uid()) == Some(EntityKind::Person)));
+}
+
+/// Every question the demo bureau can ask of `engine`'s policies, decided
+/// by the engine and by Cedar over the whole store.
+fn decides_every_question_as_the_whole_store(engine: &Engine) {
     let snap = engine.snapshot();
     let reader = engine.store().read().unwrap();
     let stored = crate::authoring::fixture::stored_uids(&reader).unwrap();
@@ -665,7 +741,7 @@ fn a_slice_decides_every_question_as_the_whole_store_does() {
                     let want = super::verdict(&snap, policies, &response, Vec::new());
                     // Twice: built, then from the caches.
                     for _ in 0..2 {
-                        assert_eq!(decide(&engine, &q), want, "{q:?}");
+                        assert_eq!(decide(engine, &q), want, "{q:?}");
                     }
                     asked += 1;
                     allowed += usize::from(want.allowed);
@@ -737,7 +813,7 @@ fn every_stored_entity_carries_the_ancestry_cedar_would_compute() {
     .unwrap();
     let mut with_ancestors = 0;
     for uid in &stored {
-        let slice = super::Slice::gather(&reader, &[uid], &[]).unwrap();
+        let slice = super::Slice::gather(&reader, &[uid], &[], true).unwrap();
         let built = cedar_policy::Entity::from(slice.entities[uid].clone());
         let (_, _, parents) = built.into_inner();
         let closed: std::collections::HashSet<EntityUid> =

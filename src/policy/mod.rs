@@ -12,6 +12,7 @@ pub mod diff;
 pub mod explain;
 pub mod format;
 pub mod lint;
+pub mod reads;
 mod refusal;
 pub mod reload;
 pub mod testing;
@@ -183,7 +184,17 @@ impl PolicySnapshot {
         principal: &EntityTypeName,
     ) -> Option<&PolicySet> {
         let index = self.by_action.get(action)?;
-        Some(index.by_principal.get(principal).unwrap_or(&index.policies))
+        Some(index.considered(principal).0)
+    }
+
+    /// Whether the policies [`Self::policies_for_principal`] gives read no
+    /// entity's data but the request's principal's and resource's
+    /// ([`reads`]): then a question needs only those two, not what their
+    /// attributes name. `false` for an action the schema does not declare.
+    pub fn reads_only_roots(&self, action: &EntityUid, principal: &EntityTypeName) -> bool {
+        self.by_action
+            .get(action)
+            .is_some_and(|index| index.considered(principal).1)
     }
 
     /// The action as an entity whose parents are all its action groups,
@@ -416,9 +427,23 @@ pub(crate) fn version_of(schema_src: &str, policy_files: &[(String, String)]) ->
 /// What one action needs at decision time.
 struct ActionIndex {
     policies: PolicySet,
-    /// `policies` for each principal type the schema gives the action.
-    by_principal: HashMap<EntityTypeName, PolicySet>,
+    /// Whether `policies` read only the roots ([`reads::only_roots`]).
+    only_roots: bool,
+    /// `policies` for each principal type the schema gives the action,
+    /// and whether they read only the roots.
+    by_principal: HashMap<EntityTypeName, (PolicySet, bool)>,
     entity: Arc<ast::Entity>,
+}
+
+impl ActionIndex {
+    /// The policies a principal of type `principal` can match, and whether
+    /// they read only the roots.
+    fn considered(&self, principal: &EntityTypeName) -> (&PolicySet, bool) {
+        match self.by_principal.get(principal) {
+            Some((policies, only_roots)) => (policies, *only_roots),
+            None => (&self.policies, self.only_roots),
+        }
+    }
 }
 
 /// For every action the schema declares, the policies that can match it.
@@ -461,7 +486,8 @@ fn index_by_action(schema: &Schema, policies: &PolicySet) -> HashMap<EntityUid, 
                         .add(within_scope(policy, principal, &resources))
                         .expect("policy ids are unique within the action's set");
                 }
-                (principal.clone(), of_type)
+                let only_roots = reads::only_roots(&of_type);
+                (principal.clone(), (of_type, only_roots))
             })
             .collect();
         let entity = Entity::new_no_attrs(action.clone(), groups.into_iter().cloned().collect());
@@ -469,6 +495,7 @@ fn index_by_action(schema: &Schema, policies: &PolicySet) -> HashMap<EntityUid, 
         index.insert(
             action.clone(),
             ActionIndex {
+                only_roots: reads::only_roots(&set),
                 policies: set,
                 by_principal,
                 entity,
