@@ -200,22 +200,22 @@ impl Engine {
 
     pub fn decide(&self, q: &Query) -> Result<Verdict, DecisionError> {
         let snap = self.snapshot();
-        let policies = snap.policies_for(&q.action).ok_or_else(|| {
-            invalid(
-                "action",
-                format!("{} is not an action of the schema", q.action),
-            )
-        })?;
-        let (request, built, missing) = self.request_and_entities(q, &snap)?;
         // Only the policies a principal of this type can match; the record
         // still lists the action's permits when none applied.
         let considered = snap
-            .policies_for_principal(&q.action, q.principal.type_name())
-            .unwrap_or(policies);
-        let response = self
-            .authorizer
-            .is_authorized(&request, considered, &built.entities);
-        Ok(verdict(&snap, policies, &response, missing))
+            .considered(&q.action, q.principal.type_name())
+            .ok_or_else(|| {
+                invalid(
+                    "action",
+                    format!("{} is not an action of the schema", q.action),
+                )
+            })?;
+        let (request, built, missing) =
+            self.request_and_entities(q, &snap, considered.only_roots)?;
+        let response =
+            self.authorizer
+                .is_authorized(&request, considered.policies, &built.entities);
+        Ok(verdict(&snap, considered.all, &response, missing))
     }
 
     /// The trace of `q` over the action's policies (`policy::explain`), on
@@ -223,7 +223,10 @@ impl Engine {
     /// decision still goes through [`Engine::decide`].
     pub fn explain(&self, q: &Query) -> Result<crate::policy::explain::Explanation, DecisionError> {
         let snap = self.snapshot();
-        let (request, built, _) = self.request_and_entities(q, &snap)?;
+        let only_roots = snap
+            .considered(&q.action, q.principal.type_name())
+            .is_some_and(|c| c.only_roots);
+        let (request, built, _) = self.request_and_entities(q, &snap, only_roots)?;
         Ok(crate::policy::explain::explain(
             &snap,
             &request,
@@ -238,10 +241,16 @@ impl Engine {
     /// not among the entities, so one principal's entities serve every
     /// function it asks about; whether the store holds it is looked up
     /// apart, at the same store generation.
+    ///
+    /// With `only_roots` (the policies to evaluate read no other entity's
+    /// data: [`crate::policy::Considered`]) the entities are the principal
+    /// and resource alone. The policy version decides it, so it is the same
+    /// for every question of one key the cache tiers hold.
     fn request_and_entities(
         &self,
         q: &Query,
         snap: &PolicySnapshot,
+        only_roots: bool,
     ) -> Result<(Request, Arc<Built>, Vec<String>), DecisionError> {
         let (request, context) = checked_request(q, snap)?;
         let bare = EntityKind::of(&q.resource).is_some_and(EntityKind::is_bare);
@@ -251,9 +260,7 @@ impl Engine {
             resource: (!bare).then(|| q.resource.clone()),
             context_refs: context::entities(&context, q.context.as_object()),
         };
-        // The version names the policies, so whether they read only the
-        // roots is the same for every question of this key the tiers hold.
-        let follow = !snap.reads_only_roots(&q.action, q.principal.type_name());
+        let follow = !only_roots;
         let generation = self.store.generation();
         let version = snap.version();
         let mut source = Memoized::new(self, generation);

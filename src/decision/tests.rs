@@ -632,8 +632,13 @@ fn rules_that_read_past_the_roots_get_the_entities_they_read() {
     let engine = demo_with(dir.path(), &policies);
     let snap = engine.snapshot();
     let staff = EntityKind::Staff.type_name();
-    assert!(!snap.reads_only_roots(&Action::UseFunction.uid(), staff));
-    assert!(fixture::bundled_policies().reads_only_roots(&Action::UseFunction.uid(), staff));
+    let only_roots = |snap: &PolicySnapshot| {
+        snap.considered(&Action::UseFunction.uid(), staff)
+            .unwrap()
+            .only_roots
+    };
+    assert!(!only_roots(&snap));
+    assert!(only_roots(&fixture::bundled_policies()));
     decides_every_question_as_the_whole_store(&engine);
 }
 
@@ -661,8 +666,16 @@ fn rules_that_read_only_the_roots_get_only_the_roots() {
     let dir = tempfile::tempdir().unwrap();
     let engine = fixture::demo_engine(dir.path());
     let snap = engine.snapshot();
+    // As `Engine::decide` asks.
+    let entities = |q: &Query| {
+        let only_roots = snap
+            .considered(&q.action, q.principal.type_name())
+            .unwrap()
+            .only_roots;
+        engine.request_and_entities(q, &snap, only_roots).unwrap()
+    };
     let q = use_function(EntityKind::Staff, CLERK, "vat_filing");
-    let (_, built, missing) = engine.request_and_entities(&q, &snap).unwrap();
+    let (_, built, missing) = entities(&q);
     assert!(missing.is_empty());
     let mut kinds: Vec<_> = built
         .entities
@@ -674,7 +687,7 @@ fn rules_that_read_only_the_roots_get_only_the_roots() {
     // An agent's rules read its person and the client's agencies.
     let mut agent = use_function(EntityKind::AgentStaff, AGENT, "vat_filing");
     agent.context = json!({"actingFor": {"__entity": {"type": "Etax::Enterprise", "id": E1}}});
-    let (_, built, _) = engine.request_and_entities(&agent, &snap).unwrap();
+    let (_, built, _) = entities(&agent);
     assert!(built
         .entities
         .iter()

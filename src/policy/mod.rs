@@ -183,18 +183,27 @@ impl PolicySnapshot {
         action: &EntityUid,
         principal: &EntityTypeName,
     ) -> Option<&PolicySet> {
-        let index = self.by_action.get(action)?;
-        Some(index.considered(principal).0)
+        self.considered(action, principal).map(|c| c.policies)
     }
 
-    /// Whether the policies [`Self::policies_for_principal`] gives read no
-    /// entity's data but the request's principal's and resource's
-    /// ([`reads`]): then a question needs only those two, not what their
-    /// attributes name. `false` for an action the schema does not declare.
-    pub fn reads_only_roots(&self, action: &EntityUid, principal: &EntityTypeName) -> bool {
-        self.by_action
-            .get(action)
-            .is_some_and(|index| index.considered(principal).1)
+    /// What Cedar is given for a question of `action` by a principal of
+    /// type `principal`, from one lookup (a decision asks for all of it):
+    /// `None` for an action the schema does not declare.
+    pub fn considered(
+        &self,
+        action: &EntityUid,
+        principal: &EntityTypeName,
+    ) -> Option<Considered<'_>> {
+        let index = self.by_action.get(action)?;
+        let (policies, only_roots) = match index.by_principal.get(principal) {
+            Some((policies, only_roots)) => (policies, *only_roots),
+            None => (&index.policies, index.only_roots),
+        };
+        Some(Considered {
+            all: &index.policies,
+            policies,
+            only_roots,
+        })
     }
 
     /// The action as an entity whose parents are all its action groups,
@@ -435,15 +444,16 @@ struct ActionIndex {
     entity: Arc<ast::Entity>,
 }
 
-impl ActionIndex {
-    /// The policies a principal of type `principal` can match, and whether
-    /// they read only the roots.
-    fn considered(&self, principal: &EntityTypeName) -> (&PolicySet, bool) {
-        match self.by_principal.get(principal) {
-            Some((policies, only_roots)) => (policies, *only_roots),
-            None => (&self.policies, self.only_roots),
-        }
-    }
+/// The policies of one question's index entry ([`PolicySnapshot::considered`]).
+pub struct Considered<'a> {
+    /// [`PolicySnapshot::policies_for`] the action.
+    pub all: &'a PolicySet,
+    /// [`PolicySnapshot::policies_for_principal`]: what Cedar evaluates.
+    pub policies: &'a PolicySet,
+    /// Whether `policies` read no entity's data but the request's
+    /// principal's and resource's ([`reads`]): then a question needs only
+    /// those two, not what their attributes name.
+    pub only_roots: bool,
 }
 
 /// For every action the schema declares, the policies that can match it.
