@@ -3,12 +3,15 @@
 //! random requests, evaluating only `policies_for(action)`, or only
 //! `policies_for_principal(action, principal type)`, gives the same
 //! decision, the same determining policies and the same evaluation errors
-//! as evaluating every policy.
+//! as evaluating every policy; and the engine's own loop over an entry's
+//! prepared conditions (`decision::evaluate`) answers as Cedar's authorizer
+//! does over the entry's set.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use cedar_policy::{Authorizer, Context, Entities, EntityUid, Request, Response};
+use etax_authz::decision::evaluate::evaluate;
 use etax_authz::policy::PolicySnapshot;
 use proptest::prelude::*;
 
@@ -216,6 +219,20 @@ proptest! {
                 .unwrap();
             let narrowed = authorizer.is_authorized(&req, of_type, &entities);
             prop_assert_eq!(summary(&full), summary(&narrowed), "request {}{} {} d{}\n{}", kind, u, a, d, text);
+            // What the engine decides with: Cedar's evaluator over the
+            // entry's prepared conditions, not its authorizer.
+            let considered = snap
+                .considered(&action, req.principal().unwrap().type_name())
+                .unwrap();
+            let evaluated = evaluate(&req, considered.prepared, &entities);
+            let ours = (
+                evaluated.allowed,
+                evaluated.reasons.iter().map(|p| p.to_string()).collect(),
+                evaluated.errors.iter().cloned().collect(),
+            );
+            prop_assert_eq!(summary(&narrowed), ours, "request {}{} {} d{}\n{}", kind, u, a, d, text);
+            let cedar_errors: Vec<String> = narrowed.diagnostics().errors().map(|e| e.to_string()).collect();
+            prop_assert_eq!(cedar_errors, evaluated.errors, "errors in the set's order");
         }
     }
 }

@@ -8,15 +8,13 @@
 
 use std::collections::HashSet;
 
-use cedar_policy::{Authorizer, Entities, EntityUid};
+use cedar_policy::{Entities, EntityUid};
 
 use crate::policy::PolicySnapshot;
 use crate::store::StoreReader;
 
 use super::slice::Slice;
-use super::{
-    checked_request, context, invalid, not_stored, verdict, DecisionError, Query, Verdict,
-};
+use super::{checked_request, context, not_stored, verdict, DecisionError, Query, Verdict};
 
 /// Entities gathered for a batch of questions.
 pub struct Batch {
@@ -47,22 +45,12 @@ impl Batch {
     }
 
     /// Decides `q` with `snap` over the gathered entities.
-    pub fn decide(
-        &self,
-        authorizer: &Authorizer,
-        snap: &PolicySnapshot,
-        q: &Query,
-    ) -> Result<Verdict, DecisionError> {
-        let policies = snap.policies_for(&q.action).ok_or_else(|| {
-            invalid(
-                "action",
-                format!("{} is not an action of the schema", q.action),
-            )
-        })?;
+    pub fn decide(&self, snap: &PolicySnapshot, q: &Query) -> Result<Verdict, DecisionError> {
+        let considered = super::considered(snap, q)?;
         let (request, ctx) = checked_request(q, snap)?;
         let refs = context::entities(&ctx, q.context.as_object());
         let missing = not_stored(q, &refs, |uid| self.missing.contains(uid));
-        let response = authorizer.is_authorized(&request, policies, &self.entities);
-        Ok(verdict(snap, policies, &response, missing))
+        let evaluated = super::evaluate::evaluate(&request, considered.prepared, &self.entities);
+        Ok(verdict(snap, considered.all, evaluated, missing))
     }
 }

@@ -16,6 +16,7 @@ pub mod cache;
 pub mod calendar;
 pub mod config;
 mod context;
+pub mod evaluate;
 #[doc(hidden)]
 pub mod fixture;
 mod memo;
@@ -28,9 +29,7 @@ mod tests;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use cedar_policy::{
-    Authorizer, Context, Decision, Entities, EntityUid, Request, RequestValidationError,
-};
+use cedar_policy::{Context, Entities, EntityUid, Request, RequestValidationError};
 use cedar_policy_core::ast;
 use cedar_policy_core::entities::TCComputation;
 
@@ -116,7 +115,6 @@ fn bounded_to(message: &str, max: usize) -> String {
 pub struct Engine {
     store: Store,
     policies: Arc<ArcSwap<PolicySnapshot>>,
-    authorizer: Arc<Authorizer>,
     cache: Arc<SliceCache>,
     packed: Arc<SliceCache<PackedKey, Packed>>,
     memo: Arc<EntityMemo>,
@@ -130,7 +128,6 @@ impl Engine {
         Self {
             store,
             policies,
-            authorizer: Arc::new(Authorizer::new()),
             cache: Arc::new(SliceCache::new(0, 1)),
             packed: Arc::new(SliceCache::new(0, 1)),
             memo: Arc::new(EntityMemo::new(0)),
@@ -200,22 +197,11 @@ impl Engine {
 
     pub fn decide(&self, q: &Query) -> Result<Verdict, DecisionError> {
         let snap = self.snapshot();
-        // Only the policies a principal of this type can match; the record
-        // still lists the action's permits when none applied.
-        let considered = snap
-            .considered(&q.action, q.principal.type_name())
-            .ok_or_else(|| {
-                invalid(
-                    "action",
-                    format!("{} is not an action of the schema", q.action),
-                )
-            })?;
+        let considered = considered(&snap, q)?;
         let (request, built, missing) =
             self.request_and_entities(q, &snap, considered.only_roots)?;
-        let response =
-            self.authorizer
-                .is_authorized(&request, considered.policies, &built.entities);
-        Ok(verdict(&snap, considered.all, &response, missing))
+        let evaluated = evaluate::evaluate(&request, considered.prepared, &built.entities);
+        Ok(verdict(&snap, considered.all, evaluated, missing))
     }
 
     /// The trace of `q` over the action's policies (`policy::explain`), on
@@ -344,6 +330,22 @@ impl Engine {
     ) -> Result<Slice, StoreError> {
         Slice::gather_with(&key.roots(), &key.refs(), follow, source)
     }
+}
+
+/// The index entry `q` is decided with: only the policies a principal of
+/// its type can match (the record still lists the action's permits when
+/// none applied).
+fn considered<'s>(
+    snap: &'s PolicySnapshot,
+    q: &Query,
+) -> Result<crate::policy::Considered<'s>, DecisionError> {
+    snap.considered(&q.action, q.principal.type_name())
+        .ok_or_else(|| {
+            invalid(
+                "action",
+                format!("{} is not an action of the schema", q.action),
+            )
+        })
 }
 
 /// The entities a request is decided with: `slice` and the action's.
@@ -607,18 +609,59 @@ fn checked_request(q: &Query, snap: &PolicySnapshot) -> Result<(Request, Context
 fn verdict(
     snap: &PolicySnapshot,
     policies: &cedar_policy::PolicySet,
-    response: &cedar_policy::Response,
-    mut errors: Vec<String>,
+    evaluated: evaluate::Evaluated<'_>,
+    missing: Vec<String>,
 ) -> Verdict {
-    errors.extend(response.diagnostics().errors().map(|e| e.to_string()));
-    let mut reasons: Vec<String> = response
+    let reasons = evaluated.reasons.into_iter().map(policy_id_text).collect();
+    decided(
+        snap,
+        policies,
+        evaluated.allowed,
+        reasons,
+        missing,
+        evaluated.errors,
+    )
+}
+
+/// The verdict of Cedar's own authorizer's `response` (what tests hold
+/// the engine to).
+#[cfg(test)]
+fn verdict_of_response(
+    snap: &PolicySnapshot,
+    policies: &cedar_policy::PolicySet,
+    response: &cedar_policy::Response,
+) -> Verdict {
+    let reasons = response
         .diagnostics()
         .reason()
         .map(policy_id_text)
         .collect();
+    let errors = response.diagnostics().errors().map(|e| e.to_string());
+    decided(
+        snap,
+        policies,
+        response.decision() == cedar_policy::Decision::Allow,
+        reasons,
+        Vec::new(),
+        errors.collect(),
+    )
+}
+
+/// The verdict of a question Cedar answered `cedar_allowed` with
+/// `reasons` determining and `evaluation_errors`, and whose `missing`
+/// identities were named before Cedar was asked.
+fn decided(
+    snap: &PolicySnapshot,
+    policies: &cedar_policy::PolicySet,
+    cedar_allowed: bool,
+    mut reasons: Vec<String>,
+    mut errors: Vec<String>,
+    evaluation_errors: Vec<String>,
+) -> Verdict {
+    errors.extend(evaluation_errors);
     reasons.sort();
-    let allowed = response.decision() == Decision::Allow && errors.is_empty();
-    if !allowed && response.decision() == Decision::Allow {
+    let allowed = cedar_allowed && errors.is_empty();
+    if !allowed && cedar_allowed {
         // Denied by an error, not by a rule: the permits Cedar matched
         // did not decide, and naming them would read as the refusal.
         reasons.clear();

@@ -751,7 +751,7 @@ fn decides_every_question_as_the_whole_store(engine: &Engine) {
                         }
                     };
                     let response = authorizer.is_authorized(&request, policies, &whole);
-                    let want = super::verdict(&snap, policies, &response, Vec::new());
+                    let want = super::verdict_of_response(&snap, policies, &response);
                     // Twice: built, then from the caches.
                     for _ in 0..2 {
                         assert_eq!(decide(engine, &q), want, "{q:?}");

@@ -15,7 +15,7 @@ pub mod questions;
 pub mod report;
 pub mod symbolic;
 
-use cedar_policy::{Authorizer, EntityUid};
+use cedar_policy::EntityUid;
 
 use crate::decision::batch::Batch;
 use crate::decision::DecisionError;
@@ -67,7 +67,6 @@ pub fn compare(
     mut on_change: impl FnMut(Change) -> Result<(), ImpactError>,
     mut on_principal: impl FnMut(),
 ) -> Result<u64, ImpactError> {
-    let authorizer = Authorizer::new();
     let actions = questions::actions();
     // An action whose indexed policies are the same texts in both sets
     // decides every request alike (same policies, entities and request), so
@@ -95,7 +94,7 @@ pub fn compare(
             asked += 1;
             let decide = |set: &PolicySnapshot| {
                 batch
-                    .decide(&authorizer, set, q)
+                    .decide(set, q)
                     .map_err(|source| ImpactError::Decision {
                         question: crate::ids::mask_text(&format!(
                             "{} {} {}",

@@ -24,7 +24,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use cedar_policy::{
-    ActionConstraint, Entity, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet,
+    ActionConstraint, Effect, Entity, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet,
     PrincipalConstraint, ResourceConstraint, Schema, ValidationMode, Validator,
 };
 use cedar_policy_core::ast;
@@ -170,7 +170,7 @@ impl PolicySnapshot {
     /// names it or a group containing it, and those with no action
     /// constraint. `None` for an action the schema does not declare.
     pub fn policies_for(&self, action: &EntityUid) -> Option<&PolicySet> {
-        self.by_action.get(action).map(|a| &a.policies)
+        self.by_action.get(action).map(|a| &a.all.policies)
     }
 
     /// Of [`Self::policies_for`], those a principal of type `principal`
@@ -195,14 +195,12 @@ impl PolicySnapshot {
         principal: &EntityTypeName,
     ) -> Option<Considered<'_>> {
         let index = self.by_action.get(action)?;
-        let (policies, only_roots) = match index.by_principal.get(principal) {
-            Some((policies, only_roots)) => (policies, *only_roots),
-            None => (&index.policies, index.only_roots),
-        };
+        let entry = index.by_principal.get(principal).unwrap_or(&index.all);
         Some(Considered {
-            all: &index.policies,
-            policies,
-            only_roots,
+            all: &index.all.policies,
+            policies: &entry.policies,
+            prepared: &entry.prepared,
+            only_roots: entry.only_roots,
         })
     }
 
@@ -435,13 +433,57 @@ pub(crate) fn version_of(schema_src: &str, policy_files: &[(String, String)]) ->
 
 /// What one action needs at decision time.
 struct ActionIndex {
+    /// Every policy that can match the action.
+    all: Entry,
+    /// Of those, the ones each principal type the schema gives the action
+    /// can match.
+    by_principal: HashMap<EntityTypeName, Entry>,
+    entity: Arc<ast::Entity>,
+}
+
+/// One set of policies of the index, ready to be decided with.
+struct Entry {
     policies: PolicySet,
+    /// `policies`, each with its condition built ([`Prepared`]), in the
+    /// set's own order.
+    prepared: Vec<Prepared>,
     /// Whether `policies` read only the roots ([`reads::only_roots`]).
     only_roots: bool,
-    /// `policies` for each principal type the schema gives the action,
-    /// and whether they read only the roots.
-    by_principal: HashMap<EntityTypeName, (PolicySet, bool)>,
-    entity: Arc<ast::Entity>,
+}
+
+impl Entry {
+    fn of(policies: PolicySet) -> Self {
+        Self {
+            prepared: policies.policies().map(Prepared::of).collect(),
+            only_roots: reads::only_roots(&policies),
+            policies,
+        }
+    }
+}
+
+/// A policy as a decision evaluates it: its condition (the scope's
+/// constraints and every clause, as one expression) built once per loaded
+/// set. Cedar's authorizer builds it again for every policy of every
+/// question, and builds a whole policy per determining one to report its
+/// id (`crate::decision::evaluate`).
+pub struct Prepared {
+    pub id: PolicyId,
+    pub effect: Effect,
+    /// The policy, for its slots' values.
+    pub policy: ast::Policy,
+    pub condition: ast::Expr,
+}
+
+impl Prepared {
+    fn of(policy: &Policy) -> Self {
+        let core: &ast::Policy = policy.as_ref();
+        Self {
+            id: policy.id().clone(),
+            effect: policy.effect(),
+            policy: core.clone(),
+            condition: core.condition(),
+        }
+    }
 }
 
 /// The policies of one question's index entry ([`PolicySnapshot::considered`]).
@@ -450,6 +492,8 @@ pub struct Considered<'a> {
     pub all: &'a PolicySet,
     /// [`PolicySnapshot::policies_for_principal`]: what Cedar evaluates.
     pub policies: &'a PolicySet,
+    /// `policies`, prepared, in the set's order.
+    pub prepared: &'a [Prepared],
     /// Whether `policies` read no entity's data but the request's
     /// principal's and resource's ([`reads`]): then a question needs only
     /// those two, not what their attributes name.
@@ -496,8 +540,7 @@ fn index_by_action(schema: &Schema, policies: &PolicySet) -> HashMap<EntityUid, 
                         .add(within_scope(policy, principal, &resources))
                         .expect("policy ids are unique within the action's set");
                 }
-                let only_roots = reads::only_roots(&of_type);
-                (principal.clone(), (of_type, only_roots))
+                (principal.clone(), Entry::of(of_type))
             })
             .collect();
         let entity = Entity::new_no_attrs(action.clone(), groups.into_iter().cloned().collect());
@@ -505,8 +548,7 @@ fn index_by_action(schema: &Schema, policies: &PolicySet) -> HashMap<EntityUid, 
         index.insert(
             action.clone(),
             ActionIndex {
-                only_roots: reads::only_roots(&set),
-                policies: set,
+                all: Entry::of(set),
                 by_principal,
                 entity,
             },
