@@ -13,7 +13,9 @@
 //! denies and determines; otherwise any satisfied permit allows and
 //! determines; otherwise deny. A policy whose evaluation errs is skipped
 //! and its error reported, worded as Cedar's authorizer words it (the
-//! decision then fails closed: [`super::verdict`]).
+//! decision then fails closed: [`super::verdict`]). A condition left
+//! partial by an unknown, which the authorizer would set aside as neither,
+//! is an error here; the service's requests have no unknowns.
 //! `tests/policy_index.rs` holds this to Cedar's authorizer on random
 //! policies, entities and requests.
 
