@@ -4,14 +4,14 @@
 //! `policies_for_principal(action, principal type)`, gives the same
 //! decision, the same determining policies and the same evaluation errors
 //! as evaluating every policy; and the engine's own loop over an entry's
-//! prepared conditions (`decision::evaluate`) answers as Cedar's authorizer
+//! prepared conditions (`policy::evaluate`) answers as Cedar's authorizer
 //! does over the entry's set.
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use cedar_policy::{Authorizer, Context, Entities, EntityUid, Request, Response};
-use etax_authz::decision::evaluate::evaluate;
+use etax_authz::policy::evaluate::evaluate;
 use etax_authz::policy::PolicySnapshot;
 use proptest::prelude::*;
 

@@ -50,7 +50,8 @@ impl Batch {
         let (request, ctx) = checked_request(q, snap)?;
         let refs = context::entities(&ctx, q.context.as_object());
         let missing = not_stored(q, &refs, |uid| self.missing.contains(uid));
-        let evaluated = super::evaluate::evaluate(&request, considered.prepared, &self.entities);
+        let evaluated =
+            crate::policy::evaluate::evaluate(&request, considered.prepared, &self.entities);
         Ok(verdict(snap, considered.all, evaluated, missing))
     }
 }

@@ -16,7 +16,6 @@ pub mod cache;
 pub mod calendar;
 pub mod config;
 mod context;
-pub mod evaluate;
 #[doc(hidden)]
 pub mod fixture;
 mod memo;
@@ -200,7 +199,8 @@ impl Engine {
         let considered = considered(&snap, q)?;
         let (request, built, missing) =
             self.request_and_entities(q, &snap, considered.only_roots)?;
-        let evaluated = evaluate::evaluate(&request, considered.prepared, &built.entities);
+        let evaluated =
+            crate::policy::evaluate::evaluate(&request, considered.prepared, &built.entities);
         Ok(verdict(&snap, considered.all, evaluated, missing))
     }
 
@@ -609,7 +609,7 @@ fn checked_request(q: &Query, snap: &PolicySnapshot) -> Result<(Request, Context
 fn verdict(
     snap: &PolicySnapshot,
     policies: &cedar_policy::PolicySet,
-    evaluated: evaluate::Evaluated<'_>,
+    evaluated: crate::policy::evaluate::Evaluated<'_>,
     missing: Vec<String>,
 ) -> Verdict {
     let reasons = evaluated.reasons.into_iter().map(policy_id_text).collect();

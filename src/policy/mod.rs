@@ -9,6 +9,7 @@ pub mod archive;
 pub mod changes;
 mod diagnostics;
 pub mod diff;
+pub mod evaluate;
 pub mod explain;
 pub mod format;
 pub mod lint;
@@ -465,7 +466,7 @@ impl Entry {
 /// constraints and every clause, as one expression) built once per loaded
 /// set. Cedar's authorizer builds it again for every policy of every
 /// question, and builds a whole policy per determining one to report its
-/// id (`crate::decision::evaluate`).
+/// id ([`evaluate`]).
 pub struct Prepared {
     pub id: PolicyId,
     pub effect: Effect,

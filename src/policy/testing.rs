@@ -36,7 +36,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use cedar_policy::{Authorizer, Context, Decision, Effect, Entities, EntityUid, Request, Schema};
+use cedar_policy::{Context, Effect, Entities, EntityUid, Request, Schema};
 use serde::Deserialize;
 
 use super::PolicySnapshot;
@@ -377,13 +377,12 @@ pub fn run_suite(
             return;
         }
     };
-    let authorizer = Authorizer::new();
     for (index, case) in suite.cases.iter().enumerate().filter(|(_, c)| selected(c)) {
         let request = request_of(snapshot, suite, case);
         let outcome = request
             .as_ref()
             .map_err(Clone::clone)
-            .and_then(|r| evaluate(snapshot, &authorizer, &entities, r));
+            .and_then(|r| evaluate(snapshot, &entities, r));
         let failure = match &outcome {
             Ok(outcome) => {
                 record_coverage(snapshot, outcome, &mut report.coverage);
@@ -462,32 +461,28 @@ fn request_of(snapshot: &PolicySnapshot, suite: &Suite, case: &Case) -> Result<R
 
 fn evaluate(
     snapshot: &PolicySnapshot,
-    authorizer: &Authorizer,
     entities: &Entities,
     request: &Request,
 ) -> Result<Outcome, String> {
     let action = request.action().cloned().ok_or("action: unknown")?;
-    // The server's path: only the policies indexed under this action.
-    let policies = snapshot
-        .policies_for(&action)
+    let principal = request.principal().ok_or("principal: unknown")?;
+    // The server's path: the policies indexed under this action and the
+    // principal's type, evaluated as a decision evaluates them.
+    let considered = snapshot
+        .considered(&action, principal.type_name())
         .ok_or_else(|| format!("action: {action} is not an action of the schema"))?;
-    let response = authorizer.is_authorized(request, policies, entities);
-    let errors = super::explain::evaluation_errors(&response);
-    if !errors.is_empty() {
+    let evaluated = super::evaluate::evaluate(request, considered.prepared, entities);
+    if !evaluated.errors.is_empty() {
         // Fail closed, as the server does; the author must see why.
         return Err(format!(
             "evaluation errors (the server would deny): {}",
-            errors.join("; ")
+            evaluated.errors.join("; ")
         ));
     }
     Ok(Outcome {
         action,
-        allowed: response.decision() == Decision::Allow,
-        reasons: response
-            .diagnostics()
-            .reason()
-            .map(|id| id.to_string())
-            .collect(),
+        allowed: evaluated.allowed,
+        reasons: evaluated.reasons.iter().map(|id| id.to_string()).collect(),
     })
 }
 

@@ -8,16 +8,17 @@
 //! report its id; together with the response's conversions that was as
 //! much as the evaluation itself for a clerk's question (BENCHMARKS.md,
 //! session 19). The conditions are built once per loaded set
-//! ([`crate::policy::Prepared`]) and evaluated by Cedar's own evaluator,
+//! ([`super::Prepared`]) and evaluated by Cedar's own evaluator,
 //! with the authorizer's rules for what decides: any satisfied forbid
 //! denies and determines; otherwise any satisfied permit allows and
 //! determines; otherwise deny. A policy whose evaluation errs is skipped
 //! and its error reported, worded as Cedar's authorizer words it (the
-//! decision then fails closed: [`super::verdict`]). A condition left
+//! decision then fails closed: `decision::verdict`). A condition left
 //! partial by an unknown, which the authorizer would set aside as neither,
 //! is an error here; the service's requests have no unknowns.
-//! `tests/policy_index.rs` holds this to Cedar's authorizer on random
-//! policies, entities and requests.
+//! Decisions (`crate::decision`, impact analysis) and policy test suites
+//! ([`super::testing`]) decide with it. `tests/policy_index.rs` holds it to
+//! Cedar's authorizer on random policies, entities and requests.
 
 use cedar_policy::{Effect, Entities, PolicyId, Request};
 use cedar_policy_core::ast::{Literal, ValueKind};
@@ -25,7 +26,7 @@ use cedar_policy_core::authorizer::AuthorizationError;
 use cedar_policy_core::evaluator::Evaluator;
 use cedar_policy_core::extensions::Extensions;
 
-use crate::policy::Prepared;
+use super::Prepared;
 
 /// What Cedar's authorizer would answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
