@@ -165,3 +165,72 @@ fn sighup_reloads() {
     });
     assert_eq!(decide(&server, "invoice_issue")["decision"], "allow");
 }
+
+/// `?explain=true` answers with a decision and its trace: both must be of
+/// one policy set, or an auditor reads a trace that did not make the
+/// decision. Reloads flip a permit in and out while explained questions
+/// are asked.
+#[test]
+fn an_explained_decision_and_its_trace_are_of_one_policy_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path(), 0);
+    let extra = tmp.path().join("policies/extra.cedar");
+    let stop = AtomicBool::new(false);
+    let ask = use_function("invoice_issue").to_string();
+    // Set on the way out, a failed assertion included, or the scope would
+    // wait for the flipper forever.
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let (flips, versions) = std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
+        let flipper = s.spawn(|| {
+            let mut flips = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                if flips % 2 == 0 {
+                    std::fs::write(&extra, EXTRA).unwrap();
+                } else {
+                    std::fs::remove_file(&extra).unwrap();
+                }
+                server.signal("HUP");
+                flips += 1;
+                std::thread::sleep(Duration::from_millis(40));
+            }
+            flips
+        });
+        let (mut versions, mut asked) = (std::collections::HashSet::new(), 0);
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while Instant::now() < deadline && (asked < 400 || versions.len() < 2) {
+            let (code, body) = http(
+                server.addr,
+                "POST",
+                "/v1/authorize?explain=true",
+                Some(ask.as_bytes()),
+            );
+            assert_eq!(code, 200, "{body}");
+            let body: Value = serde_json::from_str(&body).unwrap();
+            let explain = &body["explain"];
+            assert_eq!(
+                explain["policy_version"], body["policy_version"],
+                "the trace is of another policy set than the decision"
+            );
+            let applies = |effect: &str| {
+                explain["policies"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["effect"] == effect && p["applies"] == true)
+            };
+            let traced = applies("permit") && !applies("forbid");
+            assert_eq!(body["decision"] == "allow", traced, "{body}");
+            versions.insert(body["policy_version"].as_str().unwrap().to_owned());
+            asked += 1;
+        }
+        drop(_stop);
+        (flipper.join().unwrap(), versions)
+    });
+    assert!(versions.len() >= 2, "{flips} reloads, one version seen");
+}

@@ -110,7 +110,8 @@ fn explain(
         &crate::flows::clock::Clock::at(crate::now_ms()),
     )
     .map_err(|e| e.to_string())?;
-    let verdict = engine.decide(&query).map_err(|e| e.to_string())?;
-    let trace = engine.explain(&query).map_err(|e| e.to_string())?.masked();
-    Ok((verdict, trace))
+    let (verdict, trace) = engine
+        .decide_explained(&query)
+        .map_err(|e| e.to_string())?;
+    Ok((verdict, trace.masked()))
 }

@@ -195,29 +195,35 @@ impl Engine {
     }
 
     pub fn decide(&self, q: &Query) -> Result<Verdict, DecisionError> {
+        self.decide_and(q, |_, _, _| ()).map(|(verdict, ())| verdict)
+    }
+
+    /// The decision of `q` and its trace over the action's policies
+    /// (`policy::explain`), both of one policy snapshot and one set of
+    /// entities: a reload or a store write between them would otherwise
+    /// give a trace that did not make the decision.
+    pub fn decide_explained(
+        &self,
+        q: &Query,
+    ) -> Result<(Verdict, crate::policy::explain::Explanation), DecisionError> {
+        self.decide_and(q, crate::policy::explain::explain)
+    }
+
+    /// Decides `q`, handing `also` the snapshot, request and entities the
+    /// decision was made on.
+    fn decide_and<T>(
+        &self,
+        q: &Query,
+        also: impl FnOnce(&PolicySnapshot, &Request, &Entities) -> T,
+    ) -> Result<(Verdict, T), DecisionError> {
         let snap = self.snapshot();
         let considered = considered(&snap, q)?;
         let (request, built, missing) =
             self.request_and_entities(q, &snap, considered.only_roots)?;
         let evaluated =
             crate::policy::evaluate::evaluate(&request, considered.prepared, &built.entities);
-        Ok(verdict(&snap, considered.all, evaluated, missing))
-    }
-
-    /// The trace of `q` over the action's policies (`policy::explain`), on
-    /// the entities its decision is built from. It decides nothing: the
-    /// decision still goes through [`Engine::decide`].
-    pub fn explain(&self, q: &Query) -> Result<crate::policy::explain::Explanation, DecisionError> {
-        let snap = self.snapshot();
-        let only_roots = snap
-            .considered(&q.action, q.principal.type_name())
-            .is_some_and(|c| c.only_roots);
-        let (request, built, _) = self.request_and_entities(q, &snap, only_roots)?;
-        Ok(crate::policy::explain::explain(
-            &snap,
-            &request,
-            &built.entities,
-        ))
+        let also = also(&snap, &request, &built.entities);
+        Ok((verdict(&snap, considered.all, evaluated, missing), also))
     }
 
     /// The checked request, the entities it is decided with, and what it

@@ -29,6 +29,7 @@ use crate::audit::{AuditError, AuditLog, DecisionRecord, FinalOutcome, Outcome, 
 use crate::decision::{DecisionError, Engine, Query, Verdict, ACTING_FOR};
 use crate::domain::{uid_text, EntityKind, StaffKey};
 use crate::store::{owned_key, RecognitionRecord};
+use crate::policy::explain::Explanation;
 
 pub use super::metrics::DecisionMetrics;
 
@@ -306,16 +307,32 @@ impl Decider {
 
     /// Asks Cedar, timing the answer.
     pub fn ask(&self, query: Query) -> Result<Asked, DecisionError> {
+        self.ask_and(query, |engine, q| Ok((engine.decide(q)?, ())))
+            .map(|(asked, ())| asked)
+    }
+
+    /// Asks Cedar as [`Decider::ask`] does, with the trace of the same
+    /// decision ([`Engine::decide_explained`]).
+    pub fn ask_explained(&self, query: Query) -> Result<(Asked, Explanation), DecisionError> {
+        self.ask_and(query, Engine::decide_explained)
+    }
+
+    fn ask_and<T>(
+        &self,
+        query: Query,
+        decide: impl FnOnce(&Engine, &Query) -> Result<(Verdict, T), DecisionError>,
+    ) -> Result<(Asked, T), DecisionError> {
         let started = Instant::now();
         // A fleet replica past its staleness bound fails closed, cached
         // entities or not.
         self.engine.store().check_fresh()?;
-        let verdict = self.engine.decide(&query)?;
-        Ok(Asked {
+        let (verdict, also) = decide(&self.engine, &query)?;
+        let asked = Asked {
             query,
             verdict,
             micros: started.elapsed().as_micros() as u64,
-        })
+        };
+        Ok((asked, also))
     }
 
     /// Records `event`: held until the request's answer is known, or

@@ -313,13 +313,17 @@ pub async fn authorize(
 }
 
 /// One question through the decision path, its record enqueued.
-pub(crate) async fn decide_one(
+async fn decide_one(state: &AppState, query: Query) -> Result<AuthorizeResponse, ApiError> {
+    answered(state, state.decider.ask(query)?).await
+}
+
+/// The answer to a question asked, its record enqueued.
+pub(crate) async fn answered(
     state: &AppState,
-    query: Query,
+    asked: Asked,
 ) -> Result<AuthorizeResponse, ApiError> {
-    let decider = &state.decider;
-    let (response, event) = AuthorizeResponse::answer(AUTHORIZE_KIND, decider.ask(query)?);
-    decider.enqueue(vec![event]).await?;
+    let (response, event) = AuthorizeResponse::answer(AUTHORIZE_KIND, asked);
+    state.decider.enqueue(vec![event]).await?;
     Ok(response)
 }
 

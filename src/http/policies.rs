@@ -75,15 +75,19 @@ pub fn explain_refused(query: Option<&str>) -> Result<(), ApiError> {
 
 /// `POST /v1/authorize?explain=true`. The decision goes through the one
 /// decision path and is recorded as any other; the trace is computed on
-/// the same question before it, and changes nothing.
+/// the snapshot and entities that decision was made on, and changes
+/// nothing.
 pub async fn authorize_explained(
     state: &AppState,
     body: AuthorizeRequest,
 ) -> Result<Explained, ApiError> {
     let query = authorize::query_of(state, body).await?;
-    let explain = state.engine.explain(&query)?.masked();
-    let answer = authorize::decide_one(state, query).await?;
-    Ok(Explained { answer, explain })
+    let (asked, explain) = state.decider.ask_explained(query)?;
+    let answer = authorize::answered(state, asked).await?;
+    Ok(Explained {
+        answer,
+        explain: explain.masked(),
+    })
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
