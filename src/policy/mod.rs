@@ -266,6 +266,22 @@ impl Collected {
                 for policy in parsed.policies() {
                     self.add_policy(file_index, file, src, policy);
                 }
+                // Nothing here links a template: one would load and never
+                // apply, while its author believes it in force.
+                for template in parsed.templates() {
+                    self.problems.push(Diagnostic::at_offset(
+                        file,
+                        src,
+                        src.find(&template.to_string()).unwrap_or(0),
+                        Severity::Error,
+                        template.annotation("id").map(|id| PolicyId::new(id).to_string()),
+                        "policy is a template (its scope has ?principal or ?resource); \
+                         etax-authz links no templates, so it would never apply: \
+                         name the entities in its scope, or write `principal`/`resource` \
+                         alone for any"
+                            .into(),
+                    ));
+                }
             }
             Err(e) => {
                 self.problems
@@ -837,6 +853,26 @@ mod tests {
         assert!(
             d.iter()
                 .any(|d| d.line == 3 && d.policy_id.as_deref() == Some("x")),
+            "{d:?}"
+        );
+    }
+
+    /// Nothing links a template here, so one would load and never apply:
+    /// an author who wrote `?principal` for "any principal" would believe
+    /// a rule in force that is not.
+    #[test]
+    fn a_template_is_refused_where_it_stands() {
+        let err = load(
+            "@id(\"ok\")\npermit(principal, action == Action::\"read\", resource);\n\
+             @id(\"t\")\nforbid(principal == ?principal, action, resource);",
+        )
+        .err()
+        .expect("a template does not load");
+        let LoadError::Invalid(d) = err else { panic!() };
+        assert!(
+            d.iter().any(|d| d.line == 3
+                && d.policy_id.as_deref() == Some("t")
+                && d.message.contains("template")),
             "{d:?}"
         );
     }
