@@ -9,6 +9,8 @@
 # Same random mix as load.sh. Prints, for singles and for batches of 100,
 # questions/s and server CPU per question (from /proc/PID/stat), and their
 # ratio (the target: a batched question costs ≤ 30 % of a single one).
+# Then the time one caller waits for 100 questions one after another on
+# one connection, against one batch of 100.
 # Then p50/p99 of single questions at 8 connections alone and while 4
 # connections keep batches in flight: batches are decided on the blocking
 # pool, so the single questions keep being answered meanwhile.
@@ -50,6 +52,18 @@ read -r b_qps b_cpu < <(run "$WORK/batch.lua" 4 100)
 echo "| singles (16 connections) | $s_qps questions/s | $s_cpu µs CPU per question |"
 echo "| batches of 100 (4 connections) | $b_qps questions/s | $b_cpu µs CPU per question |"
 echo "batched / single CPU per question: $(awk -v a="$b_cpu" -v b="$s_cpu" 'BEGIN {printf "%.1f %%", 100 * a / b}')"
+
+# What one caller waits: 100 questions asked one after another on one
+# connection against one batch of 100, on the otherwise idle server (mean
+# latency of each, from the same wrk).
+mean_us() { wrk -t1 -c1 -d"${SECS}s" -s "$1" "http://$ADDR/" |
+  awk '$1 == "Latency" {v = $2; u = v; gsub(/[0-9.]/, "", u); sub(/[a-z]+$/, "", v);
+       printf "%.1f\n", v * (u == "ms" ? 1000 : u == "s" ? 1e6 : 1)}'; }
+one=$(mean_us "$WORK/single.lua")
+batch=$(mean_us "$WORK/batch.lua")
+echo "one caller, 100 questions: one after another $(awk -v a="$one" 'BEGIN {printf "%.2f ms", a * 100 / 1000}'), \
+one batch $(awk -v b="$batch" 'BEGIN {printf "%.2f ms", b / 1000}'): \
+$(awk -v a="$one" -v b="$batch" 'BEGIN {printf "%.1f %%", 100 * b / (100 * a)}')"
 
 latency() { wrk -t1 -c8 -d"${SECS}s" --latency -s "$WORK/single.lua" "http://$ADDR/" |
   awk '$1 == "50%" {p50 = $2} $1 == "99%" {p99 = $2} /Requests\/sec/ {r = $2}

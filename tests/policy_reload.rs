@@ -190,7 +190,7 @@ fn an_explained_decision_and_its_trace_are_of_one_policy_set() {
         let flipper = s.spawn(|| {
             let mut flips = 0u32;
             while !stop.load(Ordering::Relaxed) {
-                if flips % 2 == 0 {
+                if flips.is_multiple_of(2) {
                     std::fs::write(&extra, EXTRA).unwrap();
                 } else {
                     std::fs::remove_file(&extra).unwrap();

@@ -110,8 +110,6 @@ fn explain(
         &crate::flows::clock::Clock::at(crate::now_ms()),
     )
     .map_err(|e| e.to_string())?;
-    let (verdict, trace) = engine
-        .decide_explained(&query)
-        .map_err(|e| e.to_string())?;
+    let (verdict, trace) = engine.decide_explained(&query).map_err(|e| e.to_string())?;
     Ok((verdict, trace.masked()))
 }

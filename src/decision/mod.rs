@@ -195,7 +195,8 @@ impl Engine {
     }
 
     pub fn decide(&self, q: &Query) -> Result<Verdict, DecisionError> {
-        self.decide_and(q, |_, _, _| ()).map(|(verdict, ())| verdict)
+        self.decide_and(q, |_, _, _| ())
+            .map(|(verdict, ())| verdict)
     }
 
     /// The decision of `q` and its trace over the action's policies

@@ -28,8 +28,8 @@ use crate::audit::pseudonym::Pseudonyms;
 use crate::audit::{AuditError, AuditLog, DecisionRecord, FinalOutcome, Outcome, Target};
 use crate::decision::{DecisionError, Engine, Query, Verdict, ACTING_FOR};
 use crate::domain::{uid_text, EntityKind, StaffKey};
-use crate::store::{owned_key, RecognitionRecord};
 use crate::policy::explain::Explanation;
+use crate::store::{owned_key, RecognitionRecord};
 
 pub use super::metrics::DecisionMetrics;
 

@@ -274,7 +274,9 @@ impl Collected {
                         src,
                         src.find(&template.to_string()).unwrap_or(0),
                         Severity::Error,
-                        template.annotation("id").map(|id| PolicyId::new(id).to_string()),
+                        template
+                            .annotation("id")
+                            .map(|id| PolicyId::new(id).to_string()),
                         "policy is a template (its scope has ?principal or ?resource); \
                          etax-authz links no templates, so it would never apply: \
                          name the entities in its scope, or write `principal`/`resource` \
