@@ -202,6 +202,30 @@ fn a_property_with_an_unknown_check_is_refused_by_file() {
     );
 }
 
+/// A template in a property file would be dropped, and the property proved
+/// without it: nothing links it, as in `policies/*.cedar` (red team,
+/// session 20: `principal in ?principal` turned a failing property into a
+/// proved one).
+#[test]
+fn a_template_in_a_property_is_refused_by_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (policies, schema) = copy_policies(tmp.path());
+    std::fs::write(
+        policies.join("properties/templated.cedar"),
+        "@check(\"disjoint\")\n\
+         permit (principal, action == Etax::Action::\"useFunction\", resource);\n\
+         @id(\"agents\")\n\
+         permit (principal in ?principal, action == Etax::Action::\"useFunction\", resource);\n",
+    )
+    .unwrap();
+    let (code, out, err) = prove(&policies, &schema);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("templated.cedar:3:") && err.contains("template"),
+        "{err}"
+    );
+}
+
 fn status(server: &Server) -> Value {
     let (code, body) = server.get("/v1/status");
     assert_eq!(code, 200, "{body}");

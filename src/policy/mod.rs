@@ -263,27 +263,12 @@ impl Collected {
     fn add_file(&mut self, file_index: usize, file: &str, src: &str) {
         match PolicySet::from_str(src) {
             Ok(parsed) => {
+                let mut located = Located::new(src);
                 for policy in parsed.policies() {
-                    self.add_policy(file_index, file, src, policy);
+                    let offset = located.offset(&policy.to_string());
+                    self.add_policy(file_index, file, src, offset, policy);
                 }
-                // Nothing here links a template: one would load and never
-                // apply, while its author believes it in force.
-                for template in parsed.templates() {
-                    self.problems.push(Diagnostic::at_offset(
-                        file,
-                        src,
-                        src.find(&template.to_string()).unwrap_or(0),
-                        Severity::Error,
-                        template
-                            .annotation("id")
-                            .map(|id| PolicyId::new(id).to_string()),
-                        "policy is a template (its scope has ?principal or ?resource); \
-                         etax-authz links no templates, so it would never apply: \
-                         name the entities in its scope, or write `principal`/`resource` \
-                         alone for any"
-                            .into(),
-                    ));
-                }
+                self.problems.extend(refuse_templates(file, src, &parsed));
             }
             Err(e) => {
                 self.problems
@@ -294,8 +279,14 @@ impl Collected {
 
     /// Adds a policy under its `@id`, after checking it has a unique one and,
     /// for a forbid, says how it refuses.
-    fn add_policy(&mut self, file_index: usize, file: &str, src: &str, policy: &Policy) {
-        let offset = src.find(&policy.to_string()).unwrap_or(0);
+    fn add_policy(
+        &mut self,
+        file_index: usize,
+        file: &str,
+        src: &str,
+        offset: usize,
+        policy: &Policy,
+    ) {
         let mut problem = |id: Option<&String>, message: String| {
             self.problems.push(Diagnostic::at_offset(
                 file,
@@ -333,6 +324,61 @@ impl Collected {
         self.origins.insert(id.clone(), file.to_owned());
         self.texts.insert(id, (file.to_owned(), src.to_owned()));
     }
+}
+
+/// Where each policy of a file stands: its text's first occurrence not
+/// taken by an earlier policy of the same text (two such are both refused,
+/// as duplicate ids, and each is shown where it is).
+struct Located<'a> {
+    src: &'a str,
+    taken: HashMap<String, usize>,
+}
+
+impl<'a> Located<'a> {
+    fn new(src: &'a str) -> Self {
+        Self {
+            src,
+            taken: HashMap::new(),
+        }
+    }
+
+    /// The byte offset of `text`, or 0 when it is not found as written.
+    fn offset(&mut self, text: &str) -> usize {
+        let from = self.taken.get(text).copied().unwrap_or(0);
+        match self.src.get(from..).and_then(|rest| rest.find(text)) {
+            Some(at) => {
+                self.taken.insert(text.to_owned(), from + at + text.len());
+                from + at
+            }
+            None => 0,
+        }
+    }
+}
+
+/// An error per template of `parsed`, where it stands: nothing here links
+/// a template, so one would load and never apply while its author believes
+/// it in force. For rule files and property files alike.
+pub(crate) fn refuse_templates(file: &str, src: &str, parsed: &PolicySet) -> Vec<Diagnostic> {
+    let mut located = Located::new(src);
+    parsed
+        .templates()
+        .map(|template| {
+            Diagnostic::at_offset(
+                file,
+                src,
+                located.offset(&template.to_string()),
+                Severity::Error,
+                template
+                    .annotation("id")
+                    .map(|id| PolicyId::new(id).to_string()),
+                "policy is a template (its scope has ?principal or ?resource); \
+                 etax-authz links no templates, so it would never apply: \
+                 name the entities in its scope, or write `principal`/`resource` \
+                 alone for any"
+                    .into(),
+            )
+        })
+        .collect()
 }
 
 /// The texts a snapshot is built from, read from disk in one pass.
@@ -376,7 +422,10 @@ pub fn policy_files_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
-        if path.extension().is_some_and(|e| e == "cedar") && path.is_file() {
+        // Every `*.cedar` entry, a dangling link or a directory included:
+        // reading it then fails by name, where leaving it out would take
+        // its rules out of force with nothing said.
+        if path.extension().is_some_and(|e| e == "cedar") {
             files.push(path);
         }
     }
@@ -877,6 +926,47 @@ mod tests {
                 && d.message.contains("template")),
             "{d:?}"
         );
+    }
+
+    /// A `*.cedar` entry that cannot be read is an error, not a file
+    /// left out: a dangling link in place of `functions.cedar` took every
+    /// function rule out of force with `check --strict` green (red team,
+    /// session 20).
+    #[test]
+    fn a_cedar_entry_that_is_no_readable_file_fails_the_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = dir.path().join("s.cedarschema");
+        std::fs::write(&schema, SCHEMA).unwrap();
+        let policies = dir.path().join("p");
+        std::fs::create_dir(&policies).unwrap();
+        std::fs::write(
+            policies.join("a.cedar"),
+            "@id(\"a\")\npermit(principal, action == Action::\"read\", resource);",
+        )
+        .unwrap();
+        assert!(PolicySnapshot::load(&policies, &schema).is_ok());
+        std::os::unix::fs::symlink(dir.path().join("gone.cedar"), policies.join("b.cedar"))
+            .unwrap();
+        let err = PolicySnapshot::load(&policies, &schema)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("b.cedar"), "{err}");
+        std::fs::remove_file(policies.join("b.cedar")).unwrap();
+        std::fs::create_dir(policies.join("c.cedar")).unwrap();
+        let err = PolicySnapshot::load(&policies, &schema)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("c.cedar"), "{err}");
+    }
+
+    /// Two policies of the same text (so the same id: both refused) are
+    /// each located where they stand.
+    #[test]
+    fn repeated_policy_texts_are_located_each_where_it_stands() {
+        let one = "@id(\"x\")\npermit(principal, action == Action::\"read\", resource);\n";
+        let err = load(&format!("{one}\n{one}")).err().unwrap();
+        let LoadError::Invalid(d) = err else { panic!() };
+        assert!(d.iter().any(|d| d.line == 4), "{d:?}");
     }
 
     #[test]

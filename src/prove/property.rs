@@ -145,6 +145,10 @@ fn load_one(path: &Path, schema: &Schema) -> Result<Property, Vec<String>> {
     let policies = PolicySet::from_str(&src).map_err(|e| {
         vec![Diagnostic::from_cedar(&file, &src, &e, Severity::Error, None).to_string()]
     })?;
+    let templates = crate::policy::refuse_templates(&file, &src, &policies);
+    if !templates.is_empty() {
+        return Err(templates.iter().map(ToString::to_string).collect());
+    }
     let validation = Validator::new(schema.clone()).validate_with_level(
         &policies,
         ValidationMode::Strict,
