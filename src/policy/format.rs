@@ -64,8 +64,7 @@ pub fn format_files(files: &[PathBuf], check: bool) -> Vec<FileOutcome> {
 /// The diff the formatting makes (`None`: already formatted).
 fn format_file(path: &Path, check: bool) -> Result<Option<String>, Vec<String>> {
     let name = path.display().to_string();
-    let src =
-        std::fs::read_to_string(path).map_err(|e| vec![format!("{name}: cannot read: {e}")])?;
+    let src = super::read_regular(path).map_err(|e| vec![format!("{name}: cannot read: {e}")])?;
     let pretty = format_policies(&src).map_err(|e| format_errors(&name, &src, &e))?;
     if pretty == src {
         return Ok(None);

@@ -434,10 +434,32 @@ pub fn policy_files_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 }
 
 fn read(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+    read_regular(path).map_err(|source| LoadError::Io {
         path: path.display().to_string(),
         source,
     })
+}
+
+/// The text of `path` if it is a regular file. Opened without blocking and
+/// checked before it is read: a FIFO named `x.cedar` would otherwise hold
+/// `check`, or the server's reload, until some writer came, and a device
+/// might never end.
+pub(crate) fn read_regular(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Refuses NUL in any text or file name of a set. The version joins
@@ -957,6 +979,20 @@ mod tests {
             .err()
             .expect("refused");
         assert!(err.to_string().contains("c.cedar"), "{err}");
+        std::fs::remove_dir(policies.join("c.cedar")).unwrap();
+        // A FIFO is refused at once, not waited on for a writer.
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &policies.join("d.cedar"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let err = PolicySnapshot::load(&policies, &schema)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("d.cedar"), "{err}");
     }
 
     /// Two policies of the same text (so the same id: both refused) are

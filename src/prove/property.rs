@@ -140,7 +140,7 @@ pub fn load_all(dir: &Path, schema: &Schema) -> Result<Vec<Property>, ProveError
 /// Parses one property file; every problem as a `file:line:col` line.
 fn load_one(path: &Path, schema: &Schema) -> Result<Property, Vec<String>> {
     let file = path.display().to_string();
-    let src = std::fs::read_to_string(path).map_err(|e| vec![format!("{file}: {e}")])?;
+    let src = crate::policy::read_regular(path).map_err(|e| vec![format!("{file}: {e}")])?;
     let here = |message: String| vec![format!("{file}: {message}")];
     let policies = PolicySet::from_str(&src).map_err(|e| {
         vec![Diagnostic::from_cedar(&file, &src, &e, Severity::Error, None).to_string()]
