@@ -983,7 +983,7 @@ mod tests {
         // A FIFO is refused at once, not waited on for a writer.
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &policies.join("d.cedar"),
+            policies.join("d.cedar"),
             rustix::fs::FileType::Fifo,
             rustix::fs::Mode::from_raw_mode(0o600),
             0,
