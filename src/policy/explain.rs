@@ -52,6 +52,10 @@ pub struct ClauseTrace {
     pub result: ClauseResult,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Whether Cedar evaluated it: it stops at the first clause that goes
+    /// against the policy, so a clause after that one is shown with what it
+    /// would give (an `error` there is not among the decision's errors).
+    pub reached: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -92,7 +96,7 @@ fn trace(
         .to_json()
         .expect("a static policy of a loaded set has a JSON form");
     let scope_matched = holds(scope_only(&est), request, entities) == Ok(true);
-    let clauses: Vec<ClauseTrace> = if scope_matched {
+    let mut clauses: Vec<ClauseTrace> = if scope_matched {
         conditions(&est)
             .iter()
             .map(|c| clause(c, request, entities))
@@ -100,12 +104,15 @@ fn trace(
     } else {
         Vec::new()
     };
-    let applies = scope_matched
-        && clauses.iter().all(|c| match (c.kind.as_str(), c.result) {
-            ("unless", ClauseResult::False) => true,
-            ("unless", _) => false,
-            (_, r) => r == ClauseResult::True,
-        });
+    let goes_its_way = |c: &ClauseTrace| match (c.kind.as_str(), c.result) {
+        ("unless", r) => r == ClauseResult::False,
+        (_, r) => r == ClauseResult::True,
+    };
+    let stopped_at = clauses.iter().position(|c| !goes_its_way(c));
+    for (i, c) in clauses.iter_mut().enumerate() {
+        c.reached = stopped_at.is_none_or(|at| i <= at);
+    }
+    let applies = scope_matched && stopped_at.is_none();
     PolicyTrace {
         effect: match policy.effect() {
             Effect::Permit => "permit",
@@ -165,6 +172,8 @@ fn clause(condition: &Value, request: &Request, entities: &Entities) -> ClauseTr
         text,
         result,
         error,
+        // Set once the clauses before it are known.
+        reached: true,
     }
 }
 
@@ -219,7 +228,11 @@ impl Explanation {
                     (ClauseResult::Error, Some(e)) => format!("error: {e}"),
                     (r, _) => format!("{r:?}").to_lowercase(),
                 };
-                out.push(format!("    {} {{ {} }} → {result}", c.kind, c.text));
+                let reached = if c.reached { "" } else { " (not reached)" };
+                out.push(format!(
+                    "    {} {{ {} }} → {result}{reached}",
+                    c.kind, c.text
+                ));
             }
         }
         out
@@ -302,5 +315,53 @@ mod tests {
             "level 2 is not above 3, so the forbid applies: {low:?}"
         );
         assert!(!e.policies[2].scope_matched && e.policies[2].clauses.is_empty());
+    }
+
+    /// Cedar stops at the first clause that goes against a policy: a later
+    /// clause that would err was never evaluated, and the decision has no
+    /// error. The trace still shows what it would give, marked unreached.
+    #[test]
+    fn clauses_past_the_first_that_fails_are_marked_unreached() {
+        let snap = PolicySnapshot::from_sources(
+            "s.cedarschema",
+            SCHEMA,
+            &[(
+                "p.cedar".into(),
+                r#"@id("p") permit(principal, action == Action::"read", resource)
+                     when { principal.admin } unless { principal.level + 9223372036854775807 > 0 };"#
+                    .into(),
+            )],
+        )
+        .unwrap();
+        let entities = Entities::from_json_value(
+            json!([
+                { "uid": { "type": "User", "id": "u" }, "attrs": { "admin": false, "level": 2 },
+                  "parents": [] },
+                { "uid": { "type": "Doc", "id": "d" }, "attrs": {}, "parents": [] }
+            ]),
+            Some(snap.schema()),
+        )
+        .unwrap();
+        let uid = |s: &str| EntityUid::from_str(s).unwrap();
+        let request = Request::new(
+            uid(r#"User::"u""#),
+            uid(r#"Action::"read""#),
+            uid(r#"Doc::"d""#),
+            Context::empty(),
+            Some(snap.schema()),
+        )
+        .unwrap();
+        let e = explain(&snap, &request, &entities);
+        let p = &e.policies[0];
+        let seen: Vec<_> = p.clauses.iter().map(|c| (c.result, c.reached)).collect();
+        assert_eq!(
+            seen,
+            [(ClauseResult::False, true), (ClauseResult::Error, false)]
+        );
+        assert!(
+            e.lines().iter().any(|l| l.ends_with("(not reached)")),
+            "{:?}",
+            e.lines()
+        );
     }
 }
