@@ -424,8 +424,14 @@ pub fn policy_files_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
         let path = entry.map_err(io)?.path();
         // Every `*.cedar` entry, a dangling link or a directory included:
         // reading it then fails by name, where leaving it out would take
-        // its rules out of force with nothing said.
-        if path.extension().is_some_and(|e| e == "cedar") {
+        // its rules out of force with nothing said. Hidden entries are not
+        // policy files, as the shell's `*.cedar` does not name them: an
+        // editor's lock (`.#functions.cedar`, a dangling link) must not
+        // refuse the set, nor a hidden copy add rules no listing shows.
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
+        if path.extension().is_some_and(|e| e == "cedar") && !hidden {
             files.push(path);
         }
     }
@@ -458,9 +464,20 @@ pub(crate) fn read_regular(path: &Path) -> std::io::Result<String> {
         ));
     }
     let mut text = String::new();
-    file.read_to_string(&mut text)?;
+    file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
+        ));
+    }
     Ok(text)
 }
+
+/// The most a policy, schema or property file may hold: the bundled ones
+/// are a few KB, and a file that grows without end must not take the
+/// server's memory with it.
+const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// Refuses NUL in any text or file name of a set. The version joins
 /// texts with NUL separators and no lengths: with NUL inside a text, a
@@ -993,6 +1010,25 @@ mod tests {
             .err()
             .expect("refused");
         assert!(err.to_string().contains("d.cedar"), "{err}");
+        std::fs::remove_file(policies.join("d.cedar")).unwrap();
+        // Hidden entries are no policy files: an editor's lock is a
+        // dangling link, and a hidden copy is in no listing.
+        std::os::unix::fs::symlink("root@host.1234", policies.join(".#a.cedar")).unwrap();
+        std::fs::write(
+            policies.join(".hidden.cedar"),
+            "@id(\"h\")\nforbid(principal, action, resource);",
+        )
+        .unwrap();
+        let snap = PolicySnapshot::load(&policies, &schema).unwrap();
+        assert_eq!(snap.policies().policies().count(), 1);
+        // Nor is a file past the bound read whole.
+        let big = std::fs::File::create(policies.join("e.cedar")).unwrap();
+        big.set_len(MAX_FILE_BYTES + 1).unwrap();
+        let err = PolicySnapshot::load(&policies, &schema)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("e.cedar"), "{err}");
+        assert!(err.to_string().contains("larger than"), "{err}");
     }
 
     /// Two policies of the same text (so the same id: both refused) are
