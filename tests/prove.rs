@@ -226,6 +226,34 @@ fn a_template_in_a_property_is_refused_by_file() {
     );
 }
 
+/// A property whose own policies allow nothing (disjoint) or everything
+/// (implies) holds of any set: it would prove while checking nothing (red
+/// team, session 20: a blanket forbid beside the permit made "agents
+/// never issue invoices" prove over rules that let them).
+#[test]
+fn a_property_that_checks_nothing_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (policies, schema) = copy_policies(tmp.path());
+    let write = |text: &str| {
+        std::fs::write(policies.join("properties/vacuous.cedar"), text).unwrap();
+    };
+    for text in [
+        "@check(\"disjoint\")\n\
+         permit (principal is Etax::AgentStaff, action == Etax::Action::\"useFunction\", resource);\n\
+         forbid (principal, action, resource);\n",
+        "@check(\"implies\")\n\
+         permit (principal, action == Etax::Action::\"useFunction\", resource);\n",
+    ] {
+        write(text);
+        let (code, out, err) = prove(&policies, &schema);
+        assert_ne!(code, 0, "{text}\n{out}{err}");
+        assert!(
+            err.contains("vacuous.cedar") && err.contains("checks nothing"),
+            "{err}"
+        );
+    }
+}
+
 fn status(server: &Server) -> Value {
     let (code, body) = server.get("/v1/status");
     assert_eq!(code, 200, "{body}");

@@ -47,17 +47,59 @@ impl Prover {
 
     /// `Ok(None)` when `property` holds for `set`, else the first
     /// counterexample found.
+    ///
+    /// An `implies` property whose policies allow every request it names,
+    /// or a `disjoint` one whose policies allow none, holds of any set: it
+    /// is refused as checking nothing rather than reported proved.
     pub async fn check(
         &mut self,
         set: &PolicySnapshot,
         property: &Property,
     ) -> Result<Option<Violation>, ProveError> {
+        let mut asks_something =
+            !matches!(property.check, CheckKind::Implies | CheckKind::Disjoint);
         for env in property.envs(set.schema()) {
+            if !asks_something {
+                asks_something = !self.vacuous_in(set, property, &env).await?;
+            }
             if let Some(v) = self.check_env(set, property, &env).await? {
                 return Ok(Some(v));
             }
         }
+        if !asks_something {
+            let allows = match property.check {
+                CheckKind::Implies => "every request",
+                _ => "no request",
+            };
+            return Err(ProveError::Properties {
+                problems: vec![format!(
+                    "{}: checks nothing: its policies allow {allows} of the actions they name, \
+                     so it holds of any policy set ({})",
+                    property.file,
+                    property.check.as_str()
+                )],
+            });
+        }
         Ok(None)
+    }
+
+    /// Whether `property` (implies or disjoint) holds in `env` whatever
+    /// the rules: its policies allow every request there (implies) or none
+    /// (disjoint).
+    async fn vacuous_in(
+        &mut self,
+        set: &PolicySnapshot,
+        property: &Property,
+        env: &RequestEnv,
+    ) -> Result<bool, ProveError> {
+        let theirs = compile_set(&property.policies, env, set.schema())?;
+        let c = &mut self.compiler;
+        let result = if property.check == CheckKind::Implies {
+            c.check_always_allows_opt(&theirs).await
+        } else {
+            c.check_always_denies_opt(&theirs).await
+        };
+        result.map_err(solver_error)
     }
 
     async fn check_env(
