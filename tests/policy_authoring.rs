@@ -45,6 +45,8 @@ fn strict_check_refuses_what_plain_check_lets_through() {
             "Function::\"invoice_purchse\" names no known Function",
         ),
         ("impossible.cedar", IMPOSSIBLE, "impossible.agency"),
+        // Read by no load, as only `*.cedar` is: the author is told.
+        ("forgotten.CEDAR", IMPOSSIBLE, "is not read"),
     ] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = policies_with(tmp.path(), name, text);

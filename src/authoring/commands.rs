@@ -48,7 +48,7 @@ pub fn check(policies: &Path, schema: &Path, strict: Option<KnownFrom<'_>>) -> E
         }
     };
     let strict_run = strict.is_some();
-    let problems = match strict.map(known_ids).transpose() {
+    let mut problems = match strict.map(known_ids).transpose() {
         Ok(Some(known)) => lint::strict_problems(&snap, &sources, &known),
         Ok(None) => snap.warnings().to_vec(),
         Err(e) => {
@@ -56,6 +56,14 @@ pub fn check(policies: &Path, schema: &Path, strict: Option<KnownFrom<'_>>) -> E
             return ExitCode::FAILURE;
         }
     };
+    problems.extend(crate::policy::near_misses(
+        policies,
+        if strict_run {
+            Severity::Error
+        } else {
+            Severity::Warning
+        },
+    ));
     if problems.iter().any(|d| d.severity == Severity::Error) {
         return report_invalid(&problems);
     }

@@ -439,6 +439,37 @@ pub fn policy_files_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     Ok(files)
 }
 
+/// A diagnostic per entry of `dir` that looks meant as a policy file but is
+/// read by no load: its extension is `cedar` in another case
+/// (`functions.CEDAR`). `check` shows them; the server, reading exactly
+/// what `check` reads, never sees them.
+pub fn near_misses(dir: &Path, severity: Severity) -> Vec<Diagnostic> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e != "cedar" && e.eq_ignore_ascii_case("cedar"))
+        })
+        .collect();
+    found.sort();
+    found
+        .into_iter()
+        .map(|path| {
+            Diagnostic::at_offset(
+                &path.display().to_string(),
+                "",
+                0,
+                severity,
+                None,
+                "is not read: policy files end in `.cedar`, in lower case".into(),
+            )
+        })
+        .collect()
+}
+
 fn read(path: &Path) -> Result<String, LoadError> {
     read_regular(path).map_err(|source| LoadError::Io {
         path: path.display().to_string(),
