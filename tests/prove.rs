@@ -254,6 +254,23 @@ fn a_property_that_checks_nothing_is_refused() {
     }
 }
 
+#[test]
+fn a_property_file_no_load_reads_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (policies, schema) = copy_policies(tmp.path());
+    std::fs::rename(
+        policies.join("properties/r12-officers-never-reset-each-other.cedar"),
+        policies.join("properties/r12-officers-never-reset-each-other.CEDAR"),
+    )
+    .unwrap();
+    let (code, out, err) = prove(&policies, &schema);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("r12-officers-never-reset-each-other.CEDAR") && err.contains("is not read"),
+        "{err}"
+    );
+}
+
 fn status(server: &Server) -> Value {
     let (code, body) = server.get("/v1/status");
     assert_eq!(code, 200, "{body}");

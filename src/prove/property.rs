@@ -123,7 +123,12 @@ pub fn load_all(dir: &Path, schema: &Schema) -> Result<Vec<Property>, ProveError
         });
     }
     let mut properties = Vec::new();
-    let mut problems = Vec::new();
+    // A property file no load reads (`r12.CEDAR`) is an invariant dropped:
+    // refused, where `check` only warns of a rule file so named.
+    let mut problems: Vec<String> = crate::policy::near_misses(dir, crate::policy::Severity::Error)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     for file in files {
         match load_one(&file, schema) {
             Ok(p) => properties.push(p),
