@@ -48,34 +48,47 @@ impl Prover {
     /// `Ok(None)` when `property` holds for `set`, else the first
     /// counterexample found.
     ///
-    /// An `implies` property whose policies allow every request it names,
-    /// or a `disjoint` one whose policies allow none, holds of any set: it
-    /// is refused as checking nothing rather than reported proved.
+    /// An `implies` property whose policies allow every request of one of
+    /// the actions it names, or a `disjoint` one whose policies allow none
+    /// of them, holds of any set for that action: it is refused, naming
+    /// the action, as checking nothing there rather than reported proved
+    /// (per action, so another action that does ask something cannot hide
+    /// it).
     pub async fn check(
         &mut self,
         set: &PolicySnapshot,
         property: &Property,
     ) -> Result<Option<Violation>, ProveError> {
-        let mut asks_something =
-            !matches!(property.check, CheckKind::Implies | CheckKind::Disjoint);
+        let may_be_vacuous = matches!(property.check, CheckKind::Implies | CheckKind::Disjoint);
+        // Action → whether some request environment of it asks something.
+        let mut asks: std::collections::BTreeMap<String, bool> = Default::default();
         for env in property.envs(set.schema()) {
-            if !asks_something {
-                asks_something = !self.vacuous_in(set, property, &env).await?;
+            if may_be_vacuous {
+                let action = env.action().to_string();
+                if asks.get(&action) != Some(&true) {
+                    let vacuous = self.vacuous_in(set, property, &env).await?;
+                    *asks.entry(action).or_default() |= !vacuous;
+                }
             }
             if let Some(v) = self.check_env(set, property, &env).await? {
                 return Ok(Some(v));
             }
         }
-        if !asks_something {
+        let idle: Vec<String> = asks
+            .into_iter()
+            .filter_map(|(action, asks)| (!asks).then_some(action))
+            .collect();
+        if !idle.is_empty() {
             let allows = match property.check {
                 CheckKind::Implies => "every request",
                 _ => "no request",
             };
             return Err(ProveError::Properties {
                 problems: vec![format!(
-                    "{}: checks nothing: its policies allow {allows} of the actions they name, \
-                     so it holds of any policy set ({})",
+                    "{}: checks nothing for {}: its policies allow {allows} of that action, \
+                     so it holds there of any policy set ({})",
                     property.file,
+                    idle.join(", "),
                     property.check.as_str()
                 )],
             });
