@@ -396,8 +396,24 @@ impl Sources {
     pub fn read(policies_dir: &Path, schema_path: &Path) -> Result<Self, LoadError> {
         let schema = read(schema_path)?;
         let mut policy_files = Vec::new();
+        let mut total = 0u64;
         for path in policy_files_in(policies_dir)? {
             let text = read(&path)?;
+            // Bounded as a set too: many files at the bound each would
+            // take the memory, on every reload.
+            total += text.len() as u64;
+            if total > MAX_FILE_BYTES {
+                return Err(LoadError::Io {
+                    path: policies_dir.display().to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "the policy files hold more than {} MiB together",
+                            MAX_FILE_BYTES >> 20
+                        ),
+                    ),
+                });
+            }
             policy_files.push((path.display().to_string(), text));
         }
         Ok(Self {
@@ -1060,6 +1076,16 @@ mod tests {
             .expect("refused");
         assert!(err.to_string().contains("e.cedar"), "{err}");
         assert!(err.to_string().contains("larger than"), "{err}");
+        // And so is a set of files within the bound each.
+        std::fs::remove_file(policies.join("e.cedar")).unwrap();
+        for name in ["f.cedar", "g.cedar"] {
+            let text = format!("// {}\n", "x".repeat((MAX_FILE_BYTES / 2) as usize));
+            std::fs::write(policies.join(name), text).unwrap();
+        }
+        let err = PolicySnapshot::load(&policies, &schema)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("together"), "{err}");
     }
 
     /// Two policies of the same text (so the same id: both refused) are
