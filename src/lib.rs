@@ -34,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod decision;
 pub mod domain;
+pub mod files;
 pub mod fleet;
 pub mod flows;
 pub mod gen;

@@ -53,7 +53,11 @@ impl FromStr for DenyList {
             "bundled" => Self::Bundled,
             "none" => Self::None,
             path => {
-                let text = std::fs::read_to_string(path).map_err(|source| DenyListError {
+                let text = crate::files::read_text(
+                    std::path::Path::new(path),
+                    crate::files::MAX_DOCUMENT_BYTES,
+                )
+                .map_err(|source| DenyListError {
                     path: path.to_owned(),
                     source,
                 })?;

@@ -67,7 +67,7 @@ pub fn fixture_json(document: &Path, schema: &Path) -> Result<String, String> {
         stored.extend(stored_entity(&reader, uid).map_err(|e| e.to_string())?);
     }
     let schema_text =
-        std::fs::read_to_string(schema).map_err(|e| format!("{}: {e}", schema.display()))?;
+        crate::policy::read_regular(schema).map_err(|e| format!("{}: {e}", schema.display()))?;
     let (schema, _) =
         cedar_policy::Schema::from_cedarschema_str(&schema_text).map_err(|e| e.to_string())?;
     let entities = Entities::from_entities(stored, Some(&schema)).map_err(|e| e.to_string())?;

@@ -36,7 +36,8 @@ pub fn known_ids_in_document(path: &Path) -> Result<KnownIds, String> {
     struct Code {
         code: String,
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = crate::files::read_text(path, crate::files::MAX_DOCUMENT_BYTES)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let doc: Functions =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok([(

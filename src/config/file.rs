@@ -195,10 +195,13 @@ fn file_flags(
 /// The file's top-level keys. A table (`[section]`) is refused as an unknown
 /// key by the caller, since no option has that name.
 fn read(path: &Path) -> Result<BTreeMap<String, toml::Value>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let text =
+        crate::files::read_text(path, crate::files::MAX_DOCUMENT_BYTES).map_err(|source| {
+            ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            }
+        })?;
     let table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| ConfigError::Syntax {

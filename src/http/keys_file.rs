@@ -97,7 +97,7 @@ pub fn id_ok(id: &str) -> bool {
 /// refuses).
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, KeysFileError> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(io_error(path))?;
+    let file = crate::files::open_regular(path).map_err(io_error(path))?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)

@@ -493,32 +493,9 @@ fn read(path: &Path) -> Result<String, LoadError> {
     })
 }
 
-/// The text of `path` if it is a regular file. Opened without blocking and
-/// checked before it is read: a FIFO named `x.cedar` would otherwise hold
-/// `check`, or the server's reload, until some writer came, and a device
-/// might never end.
+/// The text of the policy, schema or property file `path` ([`crate::files`]).
 pub(crate) fn read_regular(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    let mut text = String::new();
-    file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
-        ));
-    }
-    Ok(text)
+    crate::files::read_text(path, MAX_FILE_BYTES)
 }
 
 /// The most a policy, schema or property file may hold: the bundled ones

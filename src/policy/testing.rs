@@ -297,10 +297,13 @@ fn read_json<T: serde::de::DeserializeOwned>(
     path: &Path,
     expected: &'static str,
 ) -> Result<T, SuiteError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let text =
+        crate::files::read_text(path, crate::files::MAX_DOCUMENT_BYTES).map_err(|source| {
+            SuiteError::Io {
+                path: path.display().to_string(),
+                source,
+            }
+        })?;
     serde_json::from_str(&text).map_err(|e| SuiteError::Syntax {
         path: path.display().to_string(),
         line: e.line(),
