@@ -250,6 +250,13 @@ fn a_property_that_checks_nothing_is_refused() {
          forbid (principal, action == Etax::Action::\"useFunction\", resource);\n\
          permit (principal is Etax::Staff, action == Etax::Action::\"addStaff\", resource)\n\
          when { principal.identityType == Etax::IdentityType::\"tax_clerk\" };\n",
+        // Empty for agents' useFunction, hidden before behind staff's
+        // (red team, session 20, fourth pass).
+        "@check(\"disjoint\")\n\
+         permit (principal is Etax::AgentStaff, action == Etax::Action::\"useFunction\", resource);\n\
+         forbid (principal is Etax::AgentStaff, action == Etax::Action::\"useFunction\", resource);\n\
+         permit (principal is Etax::Staff, action == Etax::Action::\"useFunction\", resource)\n\
+         when { principal has passwordChangeRequired && principal.passwordChangeRequired };\n",
     ] {
         write(text);
         let (code, out, err) = prove(&policies, &schema);

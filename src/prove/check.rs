@@ -51,23 +51,35 @@ impl Prover {
     /// An `implies` property whose policies allow every request of one of
     /// the actions it names, or a `disjoint` one whose policies allow none
     /// of them, holds of any set for that action: it is refused, naming
-    /// the action, as checking nothing there rather than reported proved
-    /// (per action, so another action that does ask something cannot hide
-    /// it).
+    /// the action, as checking nothing there rather than reported proved.
+    /// Judged per action, so another action that does ask something cannot
+    /// hide it, and per principal type where a scope names the type
+    /// (`principal is Etax::AgentStaff`), so another type cannot either.
     pub async fn check(
         &mut self,
         set: &PolicySnapshot,
         property: &Property,
     ) -> Result<Option<Violation>, ProveError> {
+        let schema = set.schema();
         let may_be_vacuous = matches!(property.check, CheckKind::Implies | CheckKind::Disjoint);
-        // Action → whether some request environment of it asks something.
+        let named = property.named_principal_types(schema);
+        // What must ask something (an action; an action for a named
+        // principal type) → whether some request environment of it does.
         let mut asks: std::collections::BTreeMap<String, bool> = Default::default();
-        for env in property.envs(set.schema()) {
+        for env in property.envs(schema) {
             if may_be_vacuous {
                 let action = env.action().to_string();
-                if asks.get(&action) != Some(&true) {
+                let typed = (action.clone(), env.principal().to_string());
+                let mut owed = vec![action.clone()];
+                if named.contains(&typed) {
+                    owed.push(format!("{action} for {}", typed.1));
+                }
+                owed.retain(|k| asks.get(k) != Some(&true));
+                if !owed.is_empty() {
                     let vacuous = self.vacuous_in(set, property, &env).await?;
-                    *asks.entry(action).or_default() |= !vacuous;
+                    for k in owed {
+                        *asks.entry(k).or_default() |= !vacuous;
+                    }
                 }
             }
             if let Some(v) = self.check_env(set, property, &env).await? {
@@ -76,7 +88,7 @@ impl Prover {
         }
         let idle: Vec<String> = asks
             .into_iter()
-            .filter_map(|(action, asks)| (!asks).then_some(action))
+            .filter_map(|(what, asks)| (!asks).then_some(what))
             .collect();
         if !idle.is_empty() {
             let allows = match property.check {
@@ -85,10 +97,10 @@ impl Prover {
             };
             return Err(ProveError::Properties {
                 problems: vec![format!(
-                    "{}: checks nothing for {}: its policies allow {allows} of that action, \
+                    "{}: checks nothing for {}: its policies allow {allows} there, \
                      so it holds there of any policy set ({})",
                     property.file,
-                    idle.join(", "),
+                    idle.join("; "),
                     property.check.as_str()
                 )],
             });

@@ -106,6 +106,31 @@ impl Property {
     }
 }
 
+impl Property {
+    /// The (action, principal type) pairs its scopes name the principal
+    /// type of (`principal is T`, `principal == T::"…"`): a property says
+    /// something of each of them, where an open `principal` with the type
+    /// tested in a condition may leave some types unconstrained on purpose.
+    pub fn named_principal_types(&self, schema: &Schema) -> BTreeSet<(String, String)> {
+        use cedar_policy::PrincipalConstraint as P;
+        self.policies
+            .policies()
+            .filter(|p| {
+                matches!(
+                    p.principal_constraint(),
+                    P::Is(_) | P::IsIn(_, _) | P::Eq(_)
+                )
+            })
+            .flat_map(|p| {
+                scope_only(p)
+                    .get_valid_request_envs(schema)
+                    .collect::<Vec<_>>()
+            })
+            .map(|e| (e.action().to_string(), e.principal().to_string()))
+            .collect()
+    }
+}
+
 /// The property directory beside a policy directory.
 pub fn properties_dir(policies_dir: &Path) -> PathBuf {
     policies_dir.join("properties")
