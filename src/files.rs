@@ -1,6 +1,6 @@
 //! Reading the files an operator or a policy author names: policies, the
 //! schema, properties, suites and their fixtures, the keys file, the
-//! config file, a password deny-list. Only regular files are read, opened
+//! config file, a password deny-list, key files, an import document. Only regular files are read, opened
 //! without blocking and checked before the first byte: a FIFO in their
 //! place would hold a command, the server's start or a reload until some
 //! writer came, and a device (`/dev/zero`) might never end. Each read is
@@ -49,6 +49,9 @@ fn size(bytes: u64) -> String {
 /// The bound on a document an author or operator writes by hand or has a
 /// tool write: suites, fixtures, config, deny-lists.
 pub const MAX_DOCUMENT_BYTES: u64 = 64 << 20;
+
+/// The bound on a key file: the pseudonym key, a PEM signing key.
+pub const MAX_KEY_BYTES: u64 = 64 << 10;
 
 #[cfg(test)]
 mod tests {

@@ -355,7 +355,9 @@ pub fn write_key_pair(key: &SecretKey, prefix: &Path) -> Result<KeyFiles, KeyErr
 }
 
 pub fn read_secret_key(path: &Path) -> Result<SecretKey, KeyError> {
-    let pem = Zeroizing::new(std::fs::read_to_string(path).map_err(io_error(path))?);
+    let pem = Zeroizing::new(
+        crate::files::read_text(path, crate::files::MAX_KEY_BYTES).map_err(io_error(path))?,
+    );
     SecretKey::from_pem(&pem).ok_or_else(|| KeyError::NotPrivateKey(path.display().to_string()))
 }
 
@@ -374,7 +376,7 @@ pub fn readable_by_others(_path: &Path) -> bool {
 }
 
 pub fn read_public_key(path: &Path) -> Result<PublicKey, KeyError> {
-    let pem = std::fs::read_to_string(path).map_err(io_error(path))?;
+    let pem = crate::files::read_text(path, crate::files::MAX_KEY_BYTES).map_err(io_error(path))?;
     PublicKey::from_pem(&pem).ok_or_else(|| KeyError::NotPublicKey(path.display().to_string()))
 }
 

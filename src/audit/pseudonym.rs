@@ -82,16 +82,17 @@ impl Pseudonyms {
     /// whose pseudonyms must match the ones the server wrote.
     pub fn load(path: &Path) -> Result<Self, PseudonymError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                PseudonymError::Missing(shown.clone())
-            } else {
-                PseudonymError::Io {
-                    path: shown.clone(),
-                    source,
+        let text =
+            crate::files::read_text(path, crate::files::MAX_KEY_BYTES).map_err(|source| {
+                if source.kind() == std::io::ErrorKind::NotFound {
+                    PseudonymError::Missing(shown.clone())
+                } else {
+                    PseudonymError::Io {
+                        path: shown.clone(),
+                        source,
+                    }
                 }
-            }
-        })?;
+            })?;
         let bytes =
             hex::decode(text.trim()).map_err(|_| PseudonymError::Malformed(shown.clone()))?;
         let key = bytes

@@ -140,7 +140,7 @@ pub fn import_file_reporting(
     passwords: &PasswordPolicy,
     progress: &mut Progress,
 ) -> Result<ImportSummary, ImportError> {
-    let file = std::fs::File::open(path).map_err(|source| ImportError::Io {
+    let file = crate::files::open_regular(path).map_err(|source| ImportError::Io {
         path: path.display().to_string(),
         source,
     })?;

@@ -162,3 +162,16 @@ fn fixture_files_and_inline_entities_combine_and_later_ones_win() {
         .iter()
         .any(|l| l.contains("principal.admin") && l.contains("false")));
 }
+
+/// A suite directory's `*.json` entry that is no readable file is run, so
+/// it fails by name, not left out with its cases (red team, session 20);
+/// hidden entries and the suites' JSON Schema are not suites.
+#[test]
+fn every_json_entry_of_a_suite_directory_is_a_suite_but_hidden_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("gone.json", dir.path().join("login.json")).unwrap();
+    std::fs::write(dir.path().join(".scratch.json"), "{}").unwrap();
+    std::fs::write(dir.path().join("suite.schema.json"), "{}").unwrap();
+    let files = super::suite_files(dir.path()).unwrap();
+    assert_eq!(files, [dir.path().join("login.json")]);
+}
