@@ -13,6 +13,11 @@ use std::path::Path;
 
 /// `path` opened for reading if it is a regular file (through links).
 pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    // Looked at before it is opened, as opening some devices acts; and
+    // again after, through the handle, should the entry have changed.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
@@ -26,11 +31,15 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
 
 /// The text of the regular file `path`, refused past `max` bytes.
 pub fn read_text(path: &Path, max: u64) -> std::io::Result<String> {
+    let file = open_regular(path)?;
+    // A file's stated length refuses it before any byte is read; the
+    // bounded read holds should it grow meanwhile.
+    let stated = file.metadata()?.len();
     let mut text = String::new();
-    open_regular(path)?
-        .take(max + 1)
-        .read_to_string(&mut text)?;
-    if text.len() as u64 > max {
+    if stated <= max {
+        file.take(max + 1).read_to_string(&mut text)?;
+    }
+    if stated > max || text.len() as u64 > max {
         return Err(Error::new(
             ErrorKind::InvalidData,
             format!("larger than {}", size(max)),

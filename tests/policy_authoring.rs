@@ -47,6 +47,7 @@ fn strict_check_refuses_what_plain_check_lets_through() {
         ("impossible.cedar", IMPOSSIBLE, "impossible.agency"),
         // Read by no load, as only `*.cedar` is: the author is told.
         ("forgotten.CEDAR", IMPOSSIBLE, "is not read"),
+        ("spaced.cedar ", IMPOSSIBLE, "is not read"),
     ] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = policies_with(tmp.path(), name, text);

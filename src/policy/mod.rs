@@ -466,8 +466,9 @@ pub fn near_misses(dir: &Path, severity: Severity) -> Vec<Diagnostic> {
     let mut found: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.extension()
-                .is_some_and(|e| e != "cedar" && e.eq_ignore_ascii_case("cedar"))
+            p.extension().is_some_and(|e| {
+                e != "cedar" && e.to_string_lossy().trim().eq_ignore_ascii_case("cedar")
+            })
         })
         .collect();
     found.sort();
@@ -480,7 +481,8 @@ pub fn near_misses(dir: &Path, severity: Severity) -> Vec<Diagnostic> {
                 0,
                 severity,
                 None,
-                "is not read: policy files end in `.cedar`, in lower case".into(),
+                "is not read: policy files end in `.cedar`, in lower case, with no space after"
+                    .into(),
             )
         })
         .collect()
