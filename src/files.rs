@@ -1,10 +1,11 @@
 //! Reading the files an operator or a policy author names: policies, the
 //! schema, properties, suites and their fixtures, the keys file, the
-//! config file, a password deny-list, key files, an import document. Only regular files are read, opened
-//! without blocking and checked before the first byte: a FIFO in their
-//! place would hold a command, the server's start or a reload until some
-//! writer came, and a device (`/dev/zero`) might never end. Each read is
-//! bounded by its caller.
+//! config file, a password deny-list, key files, an import document.
+//! Only regular files are read, looked at before they are opened, opened
+//! without blocking and checked again before the first byte: a FIFO in
+//! their place would hold a command, the server's start or a reload until
+//! some writer came, and a device (`/dev/zero`) might never end. Each read
+//! is bounded by its caller.
 
 use std::fs::File;
 use std::io::{Error, ErrorKind, Read};
