@@ -242,11 +242,15 @@ pub fn suite_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         // other `*.json` entry is a suite, a dangling link or a FIFO
         // included: reading it then fails by name, where leaving it out
         // would run fewer cases with nothing said. Hidden entries are not.
-        let schema = path.to_string_lossy().ends_with(".schema.json");
-        let hidden = path
+        // `login.JSON` and `login.json ` are suites too: a near miss run,
+        // not left out.
+        let name = path
             .file_name()
-            .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
-        if path.extension().is_some_and(|e| e == "json") && !schema && !hidden {
+            .map(|n| n.to_string_lossy().trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let schema = name.ends_with(".schema.json");
+        let hidden = name.starts_with('.');
+        if name.ends_with(".json") && !schema && !hidden {
             files.push(path);
         }
     }

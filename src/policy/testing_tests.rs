@@ -172,6 +172,16 @@ fn every_json_entry_of_a_suite_directory_is_a_suite_but_hidden_ones() {
     std::os::unix::fs::symlink("gone.json", dir.path().join("login.json")).unwrap();
     std::fs::write(dir.path().join(".scratch.json"), "{}").unwrap();
     std::fs::write(dir.path().join("suite.schema.json"), "{}").unwrap();
+    std::fs::write(dir.path().join("upper.JSON"), "{}").unwrap();
+    std::fs::write(dir.path().join("spaced.json "), "{}").unwrap();
     let files = super::suite_files(dir.path()).unwrap();
-    assert_eq!(files, [dir.path().join("login.json")]);
+    let d = dir.path();
+    assert_eq!(
+        files,
+        [
+            d.join("login.json"),
+            d.join("spaced.json "),
+            d.join("upper.JSON")
+        ]
+    );
 }

@@ -53,8 +53,9 @@ impl Prover {
     /// of them, holds of any set for that action: it is refused, naming
     /// the action, as checking nothing there rather than reported proved.
     /// Judged per action, so another action that does ask something cannot
-    /// hide it, and per principal type where a scope names the type
-    /// (`principal is Etax::AgentStaff`), so another type cannot either.
+    /// hide it, and per principal and resource type where a scope names
+    /// them (`principal is Etax::AgentStaff`), so another type cannot
+    /// either.
     pub async fn check(
         &mut self,
         set: &PolicySnapshot,
@@ -62,18 +63,20 @@ impl Prover {
     ) -> Result<Option<Violation>, ProveError> {
         let schema = set.schema();
         let may_be_vacuous = matches!(property.check, CheckKind::Implies | CheckKind::Disjoint);
-        let named = property.named_principal_types(schema);
-        // What must ask something (an action; an action for a named
-        // principal type) → whether some request environment of it does.
-        let mut asks: std::collections::BTreeMap<String, bool> = Default::default();
+        let named = property.named_types(schema);
+        // What must ask something (an action; within it, the types a
+        // scope names) → whether some request environment of it does.
+        let mut asks: std::collections::BTreeMap<(String, String), bool> = Default::default();
         for env in property.envs(schema) {
             if may_be_vacuous {
                 let action = env.action().to_string();
-                let typed = (action.clone(), env.principal().to_string());
-                let mut owed = vec![action.clone()];
-                if named.contains(&typed) {
-                    owed.push(format!("{action} for {}", typed.1));
-                }
+                let mut owed = vec![(action.clone(), String::new())];
+                owed.extend(
+                    named
+                        .iter()
+                        .filter(|n| n.holds(&env))
+                        .map(|n| (action.clone(), n.shown())),
+                );
                 owed.retain(|k| asks.get(k) != Some(&true));
                 if !owed.is_empty() {
                     let vacuous = self.vacuous_in(set, property, &env).await?;
@@ -86,9 +89,18 @@ impl Prover {
                 return Ok(Some(v));
             }
         }
+        // An idle action is named alone, not again with its types.
+        let idle_actions: std::collections::BTreeSet<String> = asks
+            .iter()
+            .filter(|((_, typed), asks)| typed.is_empty() && !**asks)
+            .map(|((action, _), _)| action.clone())
+            .collect();
         let idle: Vec<String> = asks
             .into_iter()
-            .filter_map(|(what, asks)| (!asks).then_some(what))
+            .filter(|((action, typed), asks)| {
+                !asks && (typed.is_empty() || !idle_actions.contains(action))
+            })
+            .map(|((action, typed), _)| if typed.is_empty() { action } else { typed })
             .collect();
         if !idle.is_empty() {
             let allows = match property.check {

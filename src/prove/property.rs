@@ -107,27 +107,69 @@ impl Property {
 }
 
 impl Property {
-    /// The (action, principal type) pairs its scopes name the principal
-    /// type of (`principal is T`, `principal == T::"…"`): a property says
-    /// something of each of them, where an open `principal` with the type
-    /// tested in a condition may leave some types unconstrained on purpose.
-    pub fn named_principal_types(&self, schema: &Schema) -> BTreeSet<(String, String)> {
-        use cedar_policy::PrincipalConstraint as P;
-        self.policies
-            .policies()
-            .filter(|p| {
-                matches!(
-                    p.principal_constraint(),
-                    P::Is(_) | P::IsIn(_, _) | P::Eq(_)
-                )
-            })
-            .flat_map(|p| {
-                scope_only(p)
-                    .get_valid_request_envs(schema)
-                    .collect::<Vec<_>>()
-            })
-            .map(|e| (e.action().to_string(), e.principal().to_string()))
-            .collect()
+    /// What its scopes name the type of, per action: (action, principal
+    /// type if named, resource type if named) for each scope naming either
+    /// (`principal is T`, `resource == T::"…"`). A property says something
+    /// of each; an open `principal` or `resource` whose type a condition
+    /// tests may leave some types free on purpose.
+    pub fn named_types(&self, schema: &Schema) -> BTreeSet<Named> {
+        use cedar_policy::{PrincipalConstraint as P, ResourceConstraint as R};
+        let mut named = BTreeSet::new();
+        for policy in self.policies.policies() {
+            let principal = matches!(
+                policy.principal_constraint(),
+                P::Is(_) | P::IsIn(_, _) | P::Eq(_)
+            );
+            let resource = matches!(
+                policy.resource_constraint(),
+                R::Is(_) | R::IsIn(_, _) | R::Eq(_)
+            );
+            if !principal && !resource {
+                continue;
+            }
+            for env in scope_only(policy).get_valid_request_envs(schema) {
+                named.insert(Named {
+                    action: env.action().to_string(),
+                    principal: principal.then(|| env.principal().to_string()),
+                    resource: resource.then(|| env.resource().to_string()),
+                });
+            }
+        }
+        named
+    }
+}
+
+/// An action, and the principal and resource types a property's scope
+/// names within it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Named {
+    pub action: String,
+    pub principal: Option<String>,
+    pub resource: Option<String>,
+}
+
+impl Named {
+    pub fn holds(&self, env: &RequestEnv) -> bool {
+        self.action == env.action().to_string()
+            && self
+                .principal
+                .as_ref()
+                .is_none_or(|p| *p == env.principal().to_string())
+            && self
+                .resource
+                .as_ref()
+                .is_none_or(|r| *r == env.resource().to_string())
+    }
+
+    pub fn shown(&self) -> String {
+        let mut s = self.action.clone();
+        if let Some(p) = &self.principal {
+            s.push_str(&format!(" for {p}"));
+        }
+        if let Some(r) = &self.resource {
+            s.push_str(&format!(" on {r}"));
+        }
+        s
     }
 }
 
