@@ -30,6 +30,14 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
     }
 }
 
+/// Whether `path` names a hidden entry (`.x.cedar`, an editor's
+/// `.#x.cedar` lock): not a file any listing of ours reads, as the shell's
+/// `*.cedar` does not name it.
+pub fn hidden(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
+}
+
 /// The text of the regular file `path`, refused past `max` bytes.
 pub fn read_text(path: &Path, max: u64) -> std::io::Result<String> {
     let file = open_regular(path)?;
@@ -63,6 +71,20 @@ pub const MAX_DOCUMENT_BYTES: u64 = 64 << 20;
 /// The bound on a key file: the pseudonym key, a PEM signing key.
 pub const MAX_KEY_BYTES: u64 = 64 << 10;
 
+/// Makes a FIFO at `path`, for the tests that hold readers to refusing
+/// one.
+#[cfg(test)]
+pub(crate) fn make_fifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,14 +99,7 @@ mod tests {
         assert!(err.to_string().contains("larger than 11 bytes"), "{err}");
         // Refused at once, not waited on for a writer.
         let fifo = dir.path().join("p");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        make_fifo(&fifo);
         assert!(read_text(&fifo, 12).is_err());
         assert!(read_text(dir.path(), 12).is_err());
         assert!(read_text(Path::new("/dev/zero"), 12).is_err());

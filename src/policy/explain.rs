@@ -265,6 +265,19 @@ mod tests {
         action read appliesTo { principal: User, resource: Doc };
     "#;
 
+    /// `User::"u"` reads `Doc::"d"`, checked against `snap`'s schema.
+    fn user_reads_doc(snap: &PolicySnapshot) -> Request {
+        let uid = |s: &str| EntityUid::from_str(s).unwrap();
+        Request::new(
+            uid(r#"User::"u""#),
+            uid(r#"Action::"read""#),
+            uid(r#"Doc::"d""#),
+            Context::empty(),
+            Some(snap.schema()),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn scope_and_each_clause_are_reported() {
         let snap = PolicySnapshot::from_sources(
@@ -291,15 +304,7 @@ mod tests {
             Some(snap.schema()),
         )
         .unwrap();
-        let uid = |s: &str| EntityUid::from_str(s).unwrap();
-        let request = Request::new(
-            uid(r#"User::"u""#),
-            uid(r#"Action::"read""#),
-            uid(r#"Doc::"d""#),
-            Context::empty(),
-            Some(snap.schema()),
-        )
-        .unwrap();
+        let request = user_reads_doc(&snap);
         let e = explain(&snap, &request, &entities);
         let ids: Vec<&str> = e.policies.iter().map(|p| p.id.as_str()).collect();
         assert_eq!(ids, ["admins", "low", "other-group"]);
@@ -342,15 +347,7 @@ mod tests {
             Some(snap.schema()),
         )
         .unwrap();
-        let uid = |s: &str| EntityUid::from_str(s).unwrap();
-        let request = Request::new(
-            uid(r#"User::"u""#),
-            uid(r#"Action::"read""#),
-            uid(r#"Doc::"d""#),
-            Context::empty(),
-            Some(snap.schema()),
-        )
-        .unwrap();
+        let request = user_reads_doc(&snap);
         let e = explain(&snap, &request, &entities);
         let p = &e.policies[0];
         let seen: Vec<_> = p.clauses.iter().map(|c| (c.result, c.reached)).collect();

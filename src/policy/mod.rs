@@ -444,10 +444,7 @@ pub fn policy_files_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
         // policy files, as the shell's `*.cedar` does not name them: an
         // editor's lock (`.#functions.cedar`, a dangling link) must not
         // refuse the set, nor a hidden copy add rules no listing shows.
-        let hidden = path
-            .file_name()
-            .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
-        if path.extension().is_some_and(|e| e == "cedar") && !hidden {
+        if path.extension().is_some_and(|e| e == "cedar") && !crate::files::hidden(&path) {
             files.push(path);
         }
     }
@@ -1010,32 +1007,24 @@ mod tests {
         )
         .unwrap();
         assert!(PolicySnapshot::load(&policies, &schema).is_ok());
+        // The load's error, which must name `entry`.
+        let refused = |entry: &str| {
+            let err = PolicySnapshot::load(&policies, &schema)
+                .err()
+                .expect("refused");
+            assert!(err.to_string().contains(entry), "{err}");
+            err.to_string()
+        };
         std::os::unix::fs::symlink(dir.path().join("gone.cedar"), policies.join("b.cedar"))
             .unwrap();
-        let err = PolicySnapshot::load(&policies, &schema)
-            .err()
-            .expect("refused");
-        assert!(err.to_string().contains("b.cedar"), "{err}");
+        refused("b.cedar");
         std::fs::remove_file(policies.join("b.cedar")).unwrap();
         std::fs::create_dir(policies.join("c.cedar")).unwrap();
-        let err = PolicySnapshot::load(&policies, &schema)
-            .err()
-            .expect("refused");
-        assert!(err.to_string().contains("c.cedar"), "{err}");
+        refused("c.cedar");
         std::fs::remove_dir(policies.join("c.cedar")).unwrap();
         // A FIFO is refused at once, not waited on for a writer.
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            policies.join("d.cedar"),
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
-        let err = PolicySnapshot::load(&policies, &schema)
-            .err()
-            .expect("refused");
-        assert!(err.to_string().contains("d.cedar"), "{err}");
+        crate::files::make_fifo(&policies.join("d.cedar"));
+        refused("d.cedar");
         std::fs::remove_file(policies.join("d.cedar")).unwrap();
         // Hidden entries are no policy files: an editor's lock is a
         // dangling link, and a hidden copy is in no listing.
@@ -1050,21 +1039,15 @@ mod tests {
         // Nor is a file past the bound read whole.
         let big = std::fs::File::create(policies.join("e.cedar")).unwrap();
         big.set_len(MAX_FILE_BYTES + 1).unwrap();
-        let err = PolicySnapshot::load(&policies, &schema)
-            .err()
-            .expect("refused");
-        assert!(err.to_string().contains("e.cedar"), "{err}");
-        assert!(err.to_string().contains("larger than"), "{err}");
+        let err = refused("e.cedar");
+        assert!(err.contains("larger than"), "{err}");
         // And so is a set of files within the bound each.
         std::fs::remove_file(policies.join("e.cedar")).unwrap();
         for name in ["f.cedar", "g.cedar"] {
             let text = format!("// {}\n", "x".repeat((MAX_FILE_BYTES / 2) as usize));
             std::fs::write(policies.join(name), text).unwrap();
         }
-        let err = PolicySnapshot::load(&policies, &schema)
-            .err()
-            .expect("refused");
-        assert!(err.to_string().contains("together"), "{err}");
+        refused("together");
     }
 
     /// Two policies of the same text (so the same id: both refused) are

@@ -249,8 +249,7 @@ pub fn suite_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             .map(|n| n.to_string_lossy().trim().to_ascii_lowercase())
             .unwrap_or_default();
         let schema = name.ends_with(".schema.json");
-        let hidden = name.starts_with('.');
-        if name.ends_with(".json") && !schema && !hidden {
+        if name.ends_with(".json") && !schema && !crate::files::hidden(&path) {
             files.push(path);
         }
     }
