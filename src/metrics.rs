@@ -36,7 +36,7 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    /// A route-table pattern or `unmatched` (`http::uri::route_label`):
+    /// A route-table pattern or `unmatched` (`http::routes::Lookup::label`):
     /// the table bounds the label set, whatever paths callers send.
     route: &'static str,
     status: u16,

@@ -273,17 +273,22 @@ async fn handle(state: &AppState, req: Request<Incoming>, peer: listen::Peer) ->
     let started = Instant::now();
     let id = request_id::of(req.headers());
     let span = tracing::info_span!("request", request_id = %id);
-    let method = req.method().clone();
-    // Paths can name a person (`/v1/maintenance/staff/resident_id:…`),
-    // percent-encoded or not, or carry anything a caller likes: only the
-    // route's pattern, or a short prefix of an unmatched path's route
-    // words, is logged or counted.
-    let label = uri::route_label(&method, req.uri().path());
-    let path = uri::shown_path(&method, req.uri().path());
+    // The table is looked up once; the label and the path as shown come
+    // from that one answer. Paths can name a person
+    // (`/v1/maintenance/staff/resident_id:…`), percent-encoded or not, or
+    // carry anything a caller likes: only the route's pattern, or a short
+    // prefix of an unmatched path's route words, is logged or counted.
+    let found = routes::lookup(req.method(), req.uri().path());
+    let asked = Asked {
+        method: req.method().clone(),
+        // The URI's parts are shared bytes: a clone copies no text.
+        uri: req.uri().clone(),
+        label: found.label(),
+    };
     // Boxed: the route's future (a few kB) is then written once, where
     // moved inline it was copied by every wrapper and by the spawn of the
     // request's task (BENCHMARKS.md, session 14).
-    let mut response = match Box::pin(route(state, req, &id))
+    let mut response = match Box::pin(route(state, req, &id, &asked, found))
         .instrument(span.clone())
         .await
     {
@@ -295,12 +300,13 @@ async fn handle(state: &AppState, req: Request<Incoming>, peer: listen::Peer) ->
     }
     let took = started.elapsed();
     let status = response.status().as_u16();
-    state.metrics.observe_request(label, status, took);
+    state.metrics.observe_request(asked.label, status, took);
     if state.ops.logs(status, took) {
+        let path = uri::shown_path(asked.label, asked.uri.path());
         span.in_scope(|| {
             tracing::info!(
                 %peer,
-                %method,
+                method = %asked.method,
                 path,
                 status,
                 micros = took.as_micros() as u64,
@@ -311,15 +317,30 @@ async fn handle(state: &AppState, req: Request<Incoming>, peer: listen::Peer) ->
     response
 }
 
+/// A request's method and URI, kept beside the request the handler takes.
+struct Asked {
+    method: Method,
+    uri: hyper::Uri,
+    /// The route's pattern ([`routes::Lookup::label`]).
+    label: &'static str,
+}
+
+impl Asked {
+    /// `METHOD path` as a refusal's decision record shows it
+    /// ([`uri::shown_path`]): made only for a refusal.
+    fn shown(&self) -> String {
+        format!("{} {}", self.method, uri::shown_path(self.label, self.uri.path()))
+    }
+}
+
 async fn route(
     state: &AppState,
     req: Request<Incoming>,
     request_id: &str,
+    asked: &Asked,
+    found: routes::Lookup,
 ) -> Result<Response<Body>, ApiError> {
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().map(str::to_owned);
-    let asked = format!("{} {}", req.method(), uri::shown_path(req.method(), &path));
-    let found = routes::lookup(req.method(), &path);
+    let (path, query) = (asked.uri.path(), asked.uri.query());
     let caller = state.callers.authenticate(req.headers(), found.scope());
     // Every decision record made while answering names this caller and
     // request, and waits for the answer to learn its outcome
@@ -327,20 +348,20 @@ async fn route(
     let scope = RequestScope::for_request(caller.as_ref().ok().cloned().flatten(), request_id);
     let caller = match caller {
         Ok(c) => c,
-        Err(e) => return finish(state, &scope, &asked, Err(e)).await,
+        Err(e) => return finish(state, &scope, asked, Err(e)).await,
     };
     let route = match found {
         routes::Lookup::Found(route) => route,
         routes::Lookup::WrongMethod { allow, .. } => {
-            let refused = method_not_allowed(req.method(), &path, &allow);
-            return finish(state, &scope, &asked, Ok(refused)).await;
+            let refused = method_not_allowed(req.method(), path, &allow);
+            return finish(state, &scope, asked, Ok(refused)).await;
         }
         routes::Lookup::NotFound => {
-            return finish(state, &scope, &asked, Err(ApiError::not_found(&path))).await
+            return finish(state, &scope, asked, Err(ApiError::not_found(path))).await
         }
     };
     // The answers streamed rather than built whole.
-    let (q, who) = (query.as_deref(), caller.as_deref());
+    let (q, who) = (query, caller.as_deref());
     let streamed = match route.handler {
         routes::Handler::AuditExport => {
             Some(scope.run(Box::pin(export::local(state, q, who))).await)
@@ -351,13 +372,13 @@ async fn route(
         _ => None,
     };
     if let Some(answer) = streamed {
-        return finish(state, &scope, &asked, answer).await;
+        return finish(state, &scope, asked, answer).await;
     }
     let call = Call {
         state,
         req,
-        path: &path,
-        query: query.as_deref(),
+        path,
+        query,
         caller: caller.as_deref(),
     };
     // `/v1/authorize` inline, every other handler boxed: each request is a
@@ -368,7 +389,7 @@ async fn route(
         routes::Handler::Authorize => scope.run(authorize_call(call)).await,
         handler => scope.run(Box::pin(dispatch(handler, call))).await,
     };
-    finish(state, &scope, &asked, answer.map(whole)).await
+    finish(state, &scope, asked, answer.map(whole)).await
 }
 
 /// `POST /v1/authorize`, with `?explain=true` or without.
@@ -397,7 +418,7 @@ fn method_not_allowed(method: &Method, path: &str, allow: &[&Method]) -> Respons
 async fn finish(
     state: &AppState,
     scope: &RequestScope,
-    asked: &str,
+    asked: &Asked,
     answer: Result<Response<Body>, ApiError>,
 ) -> Result<Response<Body>, ApiError> {
     let (status, code) = match &answer {
@@ -409,7 +430,7 @@ async fn finish(
     if let Err(e) = &answer {
         if !recorded && !matches!(e.code.as_ref(), "not_found" | "method_not_allowed") {
             let d = &state.decider;
-            d.reject(scope, asked, status, &e.code, &e.message).await?;
+            d.reject(scope, &asked.shown(), status, &e.code, &e.message).await?;
         }
     }
     answer
@@ -570,12 +591,16 @@ pub(crate) fn json_response<T: Serialize + ?Sized>(
     status: StatusCode,
     body: &T,
 ) -> Response<Full<Bytes>> {
-    let bytes = serde_json::to_vec(body).expect("response bodies serialize to JSON");
-    Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(bytes)))
-        .expect("static response parts are valid")
+    // Room for a decision's answer at once, so the writer does not grow
+    // the buffer several times for every answer.
+    let mut bytes = Vec::with_capacity(512);
+    serde_json::to_writer(&mut bytes, body).expect("response bodies serialize to JSON");
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// The principal and acting-for enterprise behind a live session.

@@ -363,6 +363,8 @@ pub enum Lookup {
     WrongMethod {
         allow: Vec<&'static Method>,
         scope: Option<Scope>,
+        /// The path's pattern, which its routes share.
+        pattern: &'static str,
     },
     NotFound,
 }
@@ -377,6 +379,16 @@ impl Lookup {
             Lookup::Found(r) => r.scope,
             Lookup::WrongMethod { scope, .. } => *scope,
             Lookup::NotFound => None,
+        }
+    }
+
+    /// The route's pattern, or [`super::uri::UNMATCHED`]: what the metrics
+    /// count a request under.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Lookup::Found(r) => r.path,
+            Lookup::WrongMethod { pattern, .. } => pattern,
+            Lookup::NotFound => super::uri::UNMATCHED,
         }
     }
 }
@@ -415,6 +427,7 @@ pub fn lookup(method: &Method, path: &str) -> Lookup {
         None => Lookup::WrongMethod {
             allow: same.iter().map(|r| &r.method).collect(),
             scope: same[0].scope,
+            pattern: same[0].path,
         },
     }
 }
@@ -493,9 +506,14 @@ mod tests {
             matches!(lookup(&M::PATCH, staff), Lookup::Found(r) if r.handler == H::Maintenance)
         );
         match lookup(&M::GET, "/v1/authorize") {
-            Lookup::WrongMethod { allow, scope } => {
+            Lookup::WrongMethod {
+                allow,
+                scope,
+                pattern,
+            } => {
                 assert_eq!(allow, vec![&M::POST]);
                 assert_eq!(scope, AUTHZ);
+                assert_eq!(pattern, "/v1/authorize");
             }
             _ => panic!("GET /v1/authorize is a wrong method"),
         }

@@ -1,10 +1,6 @@
 //! Percent-decoding of request paths and query strings, and the form of a
 //! path that goes to the request log and the metrics.
 
-use hyper::Method;
-
-use super::routes::{self, Lookup};
-
 /// Decodes `%XX` escapes; a `%` not followed by two hex digits stays as it
 /// is. Bytes that are not UTF-8 become U+FFFD.
 pub fn percent_decode(s: &str) -> String {
@@ -32,23 +28,7 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The label a request is counted and logged under: the pattern of the
-/// route-table row its path matches (`/v1/maintenance/staff/{person}`), or
-/// [`UNMATCHED`]. Never caller text, so the set of labels is the table's
-/// and a made-up path cannot grow the metrics or hide a real route.
-pub fn route_label(method: &Method, path: &str) -> &'static str {
-    match routes::lookup(method, path) {
-        Lookup::Found(r) => r.path,
-        // Any of the path's methods names the same pattern.
-        Lookup::WrongMethod { allow, .. } => match allow.first() {
-            Some(m) => route_label(m, path),
-            None => UNMATCHED,
-        },
-        Lookup::NotFound => UNMATCHED,
-    }
-}
-
-/// The label of a path no route matches.
+/// The label of a path no route matches (`routes::Lookup::label`).
 pub const UNMATCHED: &str = "unmatched";
 
 /// How much of an unmatched path the request log and a refusal's decision
@@ -56,9 +36,9 @@ pub const UNMATCHED: &str = "unmatched";
 const UNMATCHED_SHOWN: usize = 48;
 
 /// The path as the request log and a refusal's decision record show it: a
-/// matched route's pattern, else [`log_path`].
-pub fn shown_path(method: &Method, path: &str) -> String {
-    match route_label(method, path) {
+/// matched route's pattern (its `label`), else [`log_path`].
+pub fn shown_path(label: &'static str, path: &str) -> String {
+    match label {
         UNMATCHED => log_path(path),
         pattern => pattern.to_owned(),
     }
@@ -95,6 +75,9 @@ pub fn log_path(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use hyper::Method;
+
+    use super::super::routes;
     use super::*;
 
     #[test]
@@ -109,6 +92,8 @@ mod tests {
     #[test]
     fn log_paths_show_patterns_or_a_short_prefix_of_route_words() {
         let get = Method::GET;
+        let route_label = |method: &Method, path: &str| routes::lookup(method, path).label();
+        let shown_path = |method: &Method, path: &str| shown_path(route_label(method, path), path);
         assert_eq!(
             shown_path(
                 &Method::POST,
