@@ -1,6 +1,7 @@
 //! Reading the files an operator or a policy author names: policies, the
 //! schema, properties, suites and their fixtures, the keys file, the
-//! config file, a password deny-list, key files, an import document.
+//! config file, a password deny-list, key files, a checkpoint file, an
+//! import document.
 //! Only regular files are read, looked at before they are opened, opened
 //! without blocking and checked again before the first byte: a FIFO in
 //! their place would hold a command, the server's start or a reload until

@@ -164,16 +164,29 @@ fn print_report(report: &super::VerifyReport) {
     }
 }
 
+/// A checkpoint file is one JSON line (a signed one a few hundred bytes
+/// more): anything near this is no checkpoint, and is not read whole.
+const MAX_CHECKPOINT_BYTES: u64 = 64 << 10;
+
 /// `SEQ:HASH`, the JSON `audit checkpoint` prints, or a file holding it.
 pub fn read_checkpoint(arg: &str) -> Result<Checkpoint, String> {
-    match Checkpoint::parse(arg) {
-        Ok(c) => Ok(c),
-        Err(e) if Path::new(arg).is_file() => {
-            let text = std::fs::read_to_string(arg).map_err(|io| format!("{arg}: {io}"))?;
+    Checkpoint::parse(arg).or_else(|e| match checkpoint_file(arg) {
+        Some(text) => {
+            let text = text.map_err(|io| format!("{arg}: {io}"))?;
             Checkpoint::parse(&text).map_err(|_| e)
         }
-        Err(e) => Err(e),
-    }
+        None => Err(e),
+    })
+}
+
+/// The text of the file `arg` names (`None`: it names no entry, so it is
+/// the checkpoint itself). Read as `files` reads what an operator names: a
+/// FIFO or a directory by that name is refused as no regular file, not
+/// taken for a malformed checkpoint.
+fn checkpoint_file(arg: &str) -> Option<std::io::Result<String>> {
+    let path = Path::new(arg);
+    std::fs::symlink_metadata(path).ok()?;
+    Some(crate::files::read_text(path, MAX_CHECKPOINT_BYTES))
 }
 
 /// `audit checkpoint`: prints the head as one JSON line: the clean-close
@@ -425,13 +438,7 @@ pub fn check_checkpoint_signature(
     };
     // Like `read_checkpoint`: the argument is the text itself unless it
     // names a file.
-    let text = || {
-        if Path::new(checkpoint).is_file() {
-            std::fs::read_to_string(checkpoint)
-        } else {
-            Ok(checkpoint.to_owned())
-        }
-    };
+    let text = || checkpoint_file(checkpoint).unwrap_or_else(|| Ok(checkpoint.to_owned()));
     let Some(key_path) = public_key else {
         // An unreadable file is left for `verify` to report, as before.
         if text().is_ok_and(|t| signing::looks_signed(&t)) {

@@ -293,6 +293,30 @@ fn parses_checkpoints() {
     assert!(Checkpoint::parse("twelve").is_err());
 }
 
+/// `--checkpoint` names a file or is the checkpoint itself. A name that
+/// is no regular file (a FIFO, a directory) is refused as such, not read
+/// (a FIFO would hold the command) and not taken for a malformed
+/// checkpoint; a file far larger than any checkpoint is not read whole.
+#[test]
+fn a_checkpoint_argument_naming_no_regular_file_is_refused_by_name() {
+    let h = "ab".repeat(32);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cp.json");
+    std::fs::write(&file, format!("12:{h}\n")).unwrap();
+    let read = |p: &Path| commands::read_checkpoint(p.to_str().unwrap());
+    assert_eq!(read(&file).unwrap().seq, 12);
+    let fifo = dir.path().join("cp.fifo");
+    crate::files::make_fifo(&fifo);
+    for odd in [fifo.as_path(), dir.path()] {
+        let e = read(odd).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, " ".repeat(1 << 20)).unwrap();
+    let e = read(&big).unwrap_err();
+    assert!(e.contains("larger than"), "{e}");
+}
+
 /// Ten records in two segments: 1..=4 (times 1001..=1004), then 5..=10.
 async fn log_in_two_segments() -> (tempfile::TempDir, AuditLog) {
     let (dir, log) = log_with(4).await;

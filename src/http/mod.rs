@@ -329,7 +329,11 @@ impl Asked {
     /// `METHOD path` as a refusal's decision record shows it
     /// ([`uri::shown_path`]): made only for a refusal.
     fn shown(&self) -> String {
-        format!("{} {}", self.method, uri::shown_path(self.label, self.uri.path()))
+        format!(
+            "{} {}",
+            self.method,
+            uri::shown_path(self.label, self.uri.path())
+        )
     }
 }
 
@@ -430,7 +434,8 @@ async fn finish(
     if let Err(e) = &answer {
         if !recorded && !matches!(e.code.as_ref(), "not_found" | "method_not_allowed") {
             let d = &state.decider;
-            d.reject(scope, &asked.shown(), status, &e.code, &e.message).await?;
+            d.reject(scope, &asked.shown(), status, &e.code, &e.message)
+                .await?;
         }
     }
     answer

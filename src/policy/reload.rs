@@ -362,11 +362,15 @@ impl Reloader {
         }));
     }
 
-    /// Version of the texts on disk now, or `None` if they cannot be read.
-    fn disk_version(&self) -> Option<String> {
-        Sources::read(&self.policies_dir, &self.schema)
-            .ok()
-            .map(|s| s.version())
+    /// What is on disk now: the texts' version, or — when they cannot be
+    /// read — why, so that a directory broken in a new way is a new state
+    /// and reported, while the same breakage is not reported every tick.
+    /// The two cannot be confused: a version is hex.
+    fn disk_state(&self) -> String {
+        match Sources::read(&self.policies_dir, &self.schema) {
+            Ok(s) => s.version(),
+            Err(e) => format!("unreadable: {e}"),
+        }
     }
 
     /// Starts watching for SIGHUP and, when `poll` is set, for file changes,
@@ -392,9 +396,9 @@ impl Reloader {
                 () = recv_hangup(&mut hangup) => Trigger::Signal,
                 () = tick(&mut ticker) => {
                     let this = self.clone();
-                    let now = tokio::task::spawn_blocking(move || this.disk_version())
+                    let now = tokio::task::spawn_blocking(move || this.disk_state())
                         .await
-                        .unwrap_or(None);
+                        .ok();
                     if now == attempted {
                         pending = None;
                         continue;
@@ -411,12 +415,12 @@ impl Reloader {
             let this = self.clone();
             // The outcome is logged and kept in the status by `reload`.
             let version = tokio::task::spawn_blocking(move || {
-                let version = this.disk_version();
+                let version = this.disk_state();
                 let _ = this.reload(trigger);
                 version
             })
             .await
-            .unwrap_or(None);
+            .ok();
             // Remember what was tried, so a broken file is reported once, not
             // every interval, and is picked up again when it changes.
             attempted = version;
@@ -590,6 +594,48 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "no reload");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        task.abort();
+    }
+
+    /// Waits until the status holds a failure whose diagnostics name `what`.
+    async fn reported(r: &Arc<ReloadStatus>, what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let named = r
+                .last_error()
+                .is_some_and(|e| e.diagnostics.iter().any(|d| d.contains(what)));
+            if named {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no failure naming {what}: {:?}",
+                r.last_error()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// A directory that cannot be read is a state too: when it turns into
+    /// another that cannot be read, the status must say what is wrong now,
+    /// not keep the first complaint (the author fixed that one).
+    #[cfg(unix)]
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_unreadable_set_that_changes_is_reported_again() {
+        let (dir, r) = setup();
+        let status = r.status().clone();
+        let task = r.spawn(Some(Duration::from_millis(20)));
+        let policies = dir.path().join("policies");
+        std::os::unix::fs::symlink("nowhere.cedar", policies.join("x.cedar")).unwrap();
+        reported(&status, "x.cedar").await;
+        assert_eq!(status.failures(), 1);
+        std::fs::remove_file(policies.join("x.cedar")).unwrap();
+        std::fs::create_dir(policies.join("y.cedar")).unwrap();
+        reported(&status, "y.cedar").await;
+        assert_eq!(status.failures(), 2);
+        // Still the same broken state: not reported again every tick.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(status.failures(), 2);
         task.abort();
     }
 }
