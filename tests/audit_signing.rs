@@ -410,3 +410,13 @@ fn without_a_public_key_a_signed_checkpoint_is_checked_against_the_log_only() {
     ]);
     assert_eq!(code, 2);
 }
+
+/// A script written from `--help` must learn the exit code the command
+/// gives: 4 is a damaged log, not a forged checkpoint.
+#[test]
+fn help_names_the_exit_code_of_a_forged_checkpoint() {
+    let (code, help, _) = cli(&["audit", "verify", "--help"]);
+    assert_eq!(code, 0);
+    let said = format!("exit {BAD_SIGNATURE} if it is not genuine");
+    assert!(help.contains(&said), "{help}");
+}

@@ -44,10 +44,15 @@ impl Checkpoint {
     }
 
     /// Reads `SEQ:HASH` or the JSON that `audit checkpoint` prints.
+    /// Both forms hold the hash to one rule, so a malformed hash is a
+    /// malformed checkpoint, never a log reported tampered.
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
         if let Ok(cp) = serde_json::from_str::<Checkpoint>(s) {
-            return Ok(cp);
+            return Ok(Self {
+                hash: checked_hash(&cp.hash)?,
+                ..cp
+            });
         }
         let (seq, hash) = s
             .split_once(':')
@@ -56,19 +61,24 @@ impl Checkpoint {
             .trim()
             .parse()
             .map_err(|_| format!("checkpoint sequence number {seq:?} is not a number"))?;
-        let hash = hash.trim().to_ascii_lowercase();
-        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!(
-                "checkpoint hash {hash:?} is not 64 hex digits (SHA-256 or SM3)"
-            ));
-        }
         Ok(Self {
             seq,
-            hash,
+            hash: checked_hash(hash)?,
             timestamp_ms: 0,
             time: String::new(),
         })
     }
+}
+
+/// A checkpoint's hash as the log writes hashes: 64 lowercase hex digits.
+fn checked_hash(hash: &str) -> Result<String, String> {
+    let hash = hash.trim().to_ascii_lowercase();
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "checkpoint hash {hash:?} is not 64 hex digits (SHA-256 or SM3)"
+        ));
+    }
+    Ok(hash)
 }
 
 /// The canonical form of `record` (its JSON without `hash`).

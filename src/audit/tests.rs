@@ -291,6 +291,18 @@ fn parses_checkpoints() {
     assert_eq!(Checkpoint::parse(&json).unwrap().seq, 3);
     assert!(Checkpoint::parse("12:abc").is_err());
     assert!(Checkpoint::parse("twelve").is_err());
+    // The JSON form holds its hash to the same rule as SEQ:HASH: a
+    // malformed one is a malformed checkpoint, not a tampered log.
+    let upper = format!(
+        r#"{{"seq":3,"hash":"{}","timestamp_ms":5}}"#,
+        h.to_uppercase()
+    );
+    assert_eq!(Checkpoint::parse(&upper).unwrap().hash, h);
+    for bad in ["", "abc", &"zz".repeat(32)] {
+        let json = format!(r#"{{"seq":3,"hash":"{bad}","timestamp_ms":5}}"#);
+        let e = Checkpoint::parse(&json).unwrap_err();
+        assert!(e.contains("not 64 hex digits"), "{e}");
+    }
 }
 
 /// `--checkpoint` names a file or is the checkpoint itself. A name that

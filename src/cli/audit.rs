@@ -21,7 +21,7 @@ pub(super) enum AuditCommand {
         #[arg(long)]
         checkpoint: Option<String>,
         /// Check the signed checkpoint's signature with this public key
-        /// (SPKI PEM) first; exit 4 if it is not genuine.
+        /// (SPKI PEM) first; exit 5 if it is not genuine.
         #[arg(long, requires = "checkpoint")]
         public_key: Option<PathBuf>,
         /// Print the report as JSON.
