@@ -382,8 +382,11 @@ impl Lookup {
         }
     }
 
-    /// The route's pattern, or [`super::uri::UNMATCHED`]: what the metrics
-    /// count a request under.
+    /// The label a request is counted and logged under: the pattern of the
+    /// route-table row its path matches (`/v1/maintenance/staff/{person}`),
+    /// or [`super::uri::UNMATCHED`]. Never caller text, so the set of labels
+    /// is the table's and a made-up path cannot grow the metrics or hide a
+    /// real route.
     pub fn label(&self) -> &'static str {
         match self {
             Lookup::Found(r) => r.path,
