@@ -260,7 +260,25 @@ impl Reloader {
     /// Reads and validates the files and, if valid, makes them active.
     /// Blocking (file reads, validation): call from a blocking thread.
     pub fn reload(&self, trigger: Trigger) -> Result<Arc<PolicySnapshot>, ReloadError> {
+        self.judge(trigger).1
+    }
+
+    /// [`Self::reload`], and the state of the disk it judged
+    /// ([`Self::disk_state`]'s form) from the same read, so the watcher
+    /// remembers exactly what was reported.
+    fn judge(&self, trigger: Trigger) -> (String, Result<Arc<PolicySnapshot>, ReloadError>) {
         let sources = Sources::read(&self.policies_dir, &self.schema);
+        let state = state_of(&sources);
+        (state, self.load(sources, trigger))
+    }
+
+    /// Validates what was read and makes it active, or keeps the active
+    /// set and reports why not.
+    fn load(
+        &self,
+        sources: Result<Sources, LoadError>,
+        trigger: Trigger,
+    ) -> Result<Arc<PolicySnapshot>, ReloadError> {
         let version = sources.as_ref().map(Sources::version).unwrap_or_default();
         let loaded = sources
             .and_then(|s| {
@@ -367,10 +385,7 @@ impl Reloader {
     /// and reported, while the same breakage is not reported every tick.
     /// The two cannot be confused: a version is hex.
     fn disk_state(&self) -> String {
-        match Sources::read(&self.policies_dir, &self.schema) {
-            Ok(s) => s.version(),
-            Err(e) => format!("unreadable: {e}"),
-        }
+        state_of(&Sources::read(&self.policies_dir, &self.schema))
     }
 
     /// Starts watching for SIGHUP and, when `poll` is set, for file changes,
@@ -413,18 +428,22 @@ impl Reloader {
             };
             pending = None;
             let this = self.clone();
-            // The outcome is logged and kept in the status by `reload`.
-            let version = tokio::task::spawn_blocking(move || {
-                let version = this.disk_state();
-                let _ = this.reload(trigger);
-                version
-            })
-            .await
-            .ok();
+            // The outcome is logged and kept in the status by `judge`.
+            let version = tokio::task::spawn_blocking(move || this.judge(trigger).0)
+                .await
+                .ok();
             // Remember what was tried, so a broken file is reported once, not
             // every interval, and is picked up again when it changes.
             attempted = version;
         }
+    }
+}
+
+/// A read of the policy files as the watcher tells states apart.
+fn state_of(sources: &Result<Sources, LoadError>) -> String {
+    match sources {
+        Ok(s) => s.version(),
+        Err(e) => format!("unreadable: {e}"),
     }
 }
 
