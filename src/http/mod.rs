@@ -279,7 +279,7 @@ async fn handle(state: &AppState, req: Request<Incoming>, peer: listen::Peer) ->
     // carry anything a caller likes: only the route's pattern, or a short
     // prefix of an unmatched path's route words, is logged or counted.
     let found = routes::lookup(req.method(), req.uri().path());
-    let asked = Asked {
+    let line = RequestLine {
         method: req.method().clone(),
         // The URI's parts are shared bytes: a clone copies no text.
         uri: req.uri().clone(),
@@ -288,7 +288,7 @@ async fn handle(state: &AppState, req: Request<Incoming>, peer: listen::Peer) ->
     // Boxed: the route's future (a few kB) is then written once, where
     // moved inline it was copied by every wrapper and by the spawn of the
     // request's task (BENCHMARKS.md, session 14).
-    let mut response = match Box::pin(route(state, req, &id, &asked, found))
+    let mut response = match Box::pin(route(state, req, &id, &line, found))
         .instrument(span.clone())
         .await
     {
@@ -300,13 +300,13 @@ async fn handle(state: &AppState, req: Request<Incoming>, peer: listen::Peer) ->
     }
     let took = started.elapsed();
     let status = response.status().as_u16();
-    state.metrics.observe_request(asked.label, status, took);
+    state.metrics.observe_request(line.label, status, took);
     if state.ops.logs(status, took) {
-        let path = uri::shown_path(asked.label, asked.uri.path());
+        let path = uri::shown_path(line.label, line.uri.path());
         span.in_scope(|| {
             tracing::info!(
                 %peer,
-                method = %asked.method,
+                method = %line.method,
                 path,
                 status,
                 micros = took.as_micros() as u64,
@@ -317,15 +317,16 @@ async fn handle(state: &AppState, req: Request<Incoming>, peer: listen::Peer) ->
     response
 }
 
-/// A request's method and URI, kept beside the request the handler takes.
-struct Asked {
+/// A request's method and URI (its request line), kept beside the request
+/// the handler takes.
+struct RequestLine {
     method: Method,
     uri: hyper::Uri,
     /// The route's pattern ([`routes::Lookup::label`]).
     label: &'static str,
 }
 
-impl Asked {
+impl RequestLine {
     /// `METHOD path` as a refusal's decision record shows it
     /// ([`uri::shown_path`]): made only for a refusal.
     fn shown(&self) -> String {
@@ -341,10 +342,10 @@ async fn route(
     state: &AppState,
     req: Request<Incoming>,
     request_id: &str,
-    asked: &Asked,
+    line: &RequestLine,
     found: routes::Lookup,
 ) -> Result<Response<Body>, ApiError> {
-    let (path, query) = (asked.uri.path(), asked.uri.query());
+    let (path, query) = (line.uri.path(), line.uri.query());
     let caller = state.callers.authenticate(req.headers(), found.scope());
     // Every decision record made while answering names this caller and
     // request, and waits for the answer to learn its outcome
@@ -352,16 +353,16 @@ async fn route(
     let scope = RequestScope::for_request(caller.as_ref().ok().cloned().flatten(), request_id);
     let caller = match caller {
         Ok(c) => c,
-        Err(e) => return finish(state, &scope, asked, Err(e)).await,
+        Err(e) => return finish(state, &scope, line, Err(e)).await,
     };
     let route = match found {
         routes::Lookup::Found(route) => route,
         routes::Lookup::WrongMethod { allow, .. } => {
             let refused = method_not_allowed(req.method(), path, &allow);
-            return finish(state, &scope, asked, Ok(refused)).await;
+            return finish(state, &scope, line, Ok(refused)).await;
         }
         routes::Lookup::NotFound => {
-            return finish(state, &scope, asked, Err(ApiError::not_found(path))).await
+            return finish(state, &scope, line, Err(ApiError::not_found(path))).await
         }
     };
     // The answers streamed rather than built whole.
@@ -376,7 +377,7 @@ async fn route(
         _ => None,
     };
     if let Some(answer) = streamed {
-        return finish(state, &scope, asked, answer).await;
+        return finish(state, &scope, line, answer).await;
     }
     let call = Call {
         state,
@@ -393,7 +394,7 @@ async fn route(
         routes::Handler::Authorize => scope.run(authorize_call(call)).await,
         handler => scope.run(Box::pin(dispatch(handler, call))).await,
     };
-    finish(state, &scope, asked, answer.map(whole)).await
+    finish(state, &scope, line, answer.map(whole)).await
 }
 
 /// `POST /v1/authorize`, with `?explain=true` or without.
@@ -422,7 +423,7 @@ fn method_not_allowed(method: &Method, path: &str, allow: &[&Method]) -> Respons
 async fn finish(
     state: &AppState,
     scope: &RequestScope,
-    asked: &Asked,
+    line: &RequestLine,
     answer: Result<Response<Body>, ApiError>,
 ) -> Result<Response<Body>, ApiError> {
     let (status, code) = match &answer {
@@ -434,7 +435,7 @@ async fn finish(
     if let Err(e) = &answer {
         if !recorded && !matches!(e.code.as_ref(), "not_found" | "method_not_allowed") {
             let d = &state.decider;
-            d.reject(scope, &asked.shown(), status, &e.code, &e.message)
+            d.reject(scope, &line.shown(), status, &e.code, &e.message)
                 .await?;
         }
     }
