@@ -269,17 +269,26 @@ impl Reloader {
     fn judge(&self, trigger: Trigger) -> (String, Result<Arc<PolicySnapshot>, ReloadError>) {
         let sources = Sources::read(&self.policies_dir, &self.schema);
         let state = state_of(&sources);
-        (state, self.load(sources, trigger))
+        // A set that was read has its version as its state: one hash
+        // serves both.
+        let version = if sources.is_ok() {
+            state.clone()
+        } else {
+            String::new()
+        };
+        let loaded = self.load(sources, version, trigger);
+        (state, loaded)
     }
 
     /// Validates what was read and makes it active, or keeps the active
-    /// set and reports why not.
+    /// set and reports why not. `version` is the read set's, empty when it
+    /// could not be read.
     fn load(
         &self,
         sources: Result<Sources, LoadError>,
+        version: String,
         trigger: Trigger,
     ) -> Result<Arc<PolicySnapshot>, ReloadError> {
-        let version = sources.as_ref().map(Sources::version).unwrap_or_default();
         let loaded = sources
             .and_then(|s| {
                 PolicySnapshot::from_sources(&s.schema_file, &s.schema, &s.policy_files)
