@@ -64,6 +64,14 @@ fn prove(policies: &Path, schema: &Path) -> (i32, String, String) {
     ])
 }
 
+/// `prove` over a copy of the bundled policies with `text` added as the
+/// property file `name`.
+fn prove_with_property(tmp: &Path, name: &str, text: &str) -> (i32, String, String) {
+    let (policies, schema) = copy_policies(tmp);
+    std::fs::write(policies.join("properties").join(name), text).unwrap();
+    prove(&policies, &schema)
+}
+
 /// The suite printed after a FAILED line (indented, up to a blank line).
 fn counterexample(out: &str, property: &str) -> Value {
     let failed = format!("property {property} ");
@@ -188,13 +196,11 @@ fn a_missing_solver_is_a_clear_error() {
 #[test]
 fn a_property_with_an_unknown_check_is_refused_by_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let (policies, schema) = copy_policies(tmp.path());
-    std::fs::write(
-        policies.join("properties/odd.cedar"),
+    let (code, out, err) = prove_with_property(
+        tmp.path(),
+        "odd.cedar",
         "@check(\"sometimes\")\npermit (principal, action, resource);\n",
-    )
-    .unwrap();
-    let (code, out, err) = prove(&policies, &schema);
+    );
     assert_ne!(code, 0, "{out}{err}");
     assert!(
         err.contains("odd.cedar") && err.contains("unknown @check(\"sometimes\")"),
@@ -209,16 +215,14 @@ fn a_property_with_an_unknown_check_is_refused_by_file() {
 #[test]
 fn a_template_in_a_property_is_refused_by_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let (policies, schema) = copy_policies(tmp.path());
-    std::fs::write(
-        policies.join("properties/templated.cedar"),
+    let (code, out, err) = prove_with_property(
+        tmp.path(),
+        "templated.cedar",
         "@check(\"disjoint\")\n\
          permit (principal, action == Etax::Action::\"useFunction\", resource);\n\
          @id(\"agents\")\n\
          permit (principal in ?principal, action == Etax::Action::\"useFunction\", resource);\n",
-    )
-    .unwrap();
-    let (code, out, err) = prove(&policies, &schema);
+    );
     assert_ne!(code, 0, "{out}{err}");
     assert!(
         err.contains("templated.cedar:3:") && err.contains("template"),
@@ -232,11 +236,6 @@ fn a_template_in_a_property_is_refused_by_file() {
 /// never issue invoices" prove over rules that let them).
 #[test]
 fn a_property_that_checks_nothing_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (policies, schema) = copy_policies(tmp.path());
-    let write = |text: &str| {
-        std::fs::write(policies.join("properties/vacuous.cedar"), text).unwrap();
-    };
     for text in [
         "@check(\"disjoint\")\n\
          permit (principal is Etax::AgentStaff, action == Etax::Action::\"useFunction\", resource);\n\
@@ -264,8 +263,8 @@ fn a_property_that_checks_nothing_is_refused() {
          when { principal == resource };\n\
          permit (principal is Etax::AgentStaff, action == Etax::Action::\"setOwnPassword\", resource is Etax::Person);\n",
     ] {
-        write(text);
-        let (code, out, err) = prove(&policies, &schema);
+        let tmp = tempfile::tempdir().unwrap();
+        let (code, out, err) = prove_with_property(tmp.path(), "vacuous.cedar", text);
         assert_ne!(code, 0, "{text}\n{out}{err}");
         assert!(
             !out.contains("FAILED") && err.contains("vacuous.cedar")
