@@ -370,15 +370,15 @@ impl Decider {
     /// outcome is the decision's — `done` if allowed, `refused` if not.
     pub async fn enqueue(&self, events: Vec<Event>) -> Result<(), AuditError> {
         let scope = RequestScope::current();
-        let records = events
+        let records: Vec<_> = events
             .into_iter()
             .map(|e| {
                 let mut r = self.complete(e, scope.as_deref());
                 r.outcome = Some(answered_by_decision(&r));
-                self.metrics.observe(&r);
                 r
             })
             .collect();
+        self.metrics.observe_all(&records);
         self.audit.enqueue(records).await
     }
 

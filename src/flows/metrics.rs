@@ -91,34 +91,68 @@ impl Default for DecisionMetrics {
 impl DecisionMetrics {
     /// Counts a final record.
     pub fn observe(&self, r: &DecisionRecord) {
-        let outcome = match r.outcome {
-            Some(FinalOutcome::Done) => "done",
-            Some(FinalOutcome::Refused) => "refused",
-            Some(FinalOutcome::Failed) => "failed",
-            None => "unknown",
-        };
-        self.decisions
-            .get_or_create(&DecisionLabels {
+        self.observe_all(std::slice::from_ref(r));
+    }
+
+    /// Counts final records, looking each label set up once however many
+    /// of them share it: a batch's hundred records share a few, and a
+    /// lookup per record (a hash of the labels, then an increment of a
+    /// counter the other core increments too) was 2 % of a batch's CPU.
+    pub fn observe_all(&self, records: &[DecisionRecord]) {
+        let mut decisions: Vec<(DecisionLabels, u64)> = Vec::new();
+        let mut policies: Vec<(&str, u64)> = Vec::new();
+        let mut latency: Option<(&str, Histogram)> = None;
+        for r in records {
+            let labels = DecisionLabels {
                 kind: kind_label(&r.kind),
                 action: action_label(short_action(&r.action)),
                 decision: r.decision.as_str(),
-                outcome,
-            })
-            .inc();
-        for policy in &r.policies {
+                outcome: match r.outcome {
+                    Some(FinalOutcome::Done) => "done",
+                    Some(FinalOutcome::Refused) => "refused",
+                    Some(FinalOutcome::Failed) => "failed",
+                    None => "unknown",
+                },
+            };
+            match decisions.iter_mut().find(|(l, _)| *l == labels) {
+                Some((_, n)) => *n += 1,
+                None => decisions.push((labels, 1)),
+            }
+            for policy in &r.policies {
+                match policies.iter_mut().find(|(p, _)| p == policy) {
+                    Some((_, n)) => *n += 1,
+                    None => policies.push((policy, 1)),
+                }
+            }
+            let seconds = r.latency_us as f64 / 1e6;
+            match &latency {
+                Some((kind, histogram)) if *kind == r.kind => histogram.observe(seconds),
+                _ => {
+                    // A handle of its own: the family's lock is not held
+                    // while the next kind is looked up.
+                    let histogram = self
+                        .latency
+                        .get_or_create(&KindLabels {
+                            kind: kind_label(&r.kind),
+                        })
+                        .clone();
+                    histogram.observe(seconds);
+                    latency = Some((&r.kind, histogram));
+                }
+            }
+            if let Some(step) = r.kind.strip_prefix("login.") {
+                self.observe_login(step, r);
+            }
+        }
+        for (labels, n) in decisions {
+            self.decisions.get_or_create(&labels).inc_by(n);
+        }
+        for (policy, n) in policies {
             self.policies
                 .get_or_create(&PolicyLabels {
-                    policy: policy.clone(),
+                    policy: policy.to_owned(),
                 })
-                .inc();
-        }
-        self.latency
-            .get_or_create(&KindLabels {
-                kind: kind_label(&r.kind),
-            })
-            .observe(r.latency_us as f64 / 1e6);
-        if let Some(step) = r.kind.strip_prefix("login.") {
-            self.observe_login(step, r);
+                .inc_by(n);
         }
     }
 
@@ -279,5 +313,58 @@ mod tests {
         );
         assert!(out.contains("etax_login_lockouts_total{step=\"password\"} 1"));
         assert!(out.contains("etax_login_challenges_total{purpose=\"captcha\"} 1"));
+    }
+
+    /// Records counted together count as each counted alone: kinds and
+    /// label sets interleaved, a policy named by some records only.
+    #[test]
+    fn counted_together_as_one_at_a_time() {
+        let mut records = Vec::new();
+        for i in 0..7 {
+            let kind = if i % 3 == 0 {
+                "authorize"
+            } else {
+                "authorize_batch"
+            };
+            let outcome = if i % 2 == 0 {
+                FinalOutcome::Done
+            } else {
+                FinalOutcome::Refused
+            };
+            let mut r = record(kind, outcome, None);
+            if i == 5 {
+                r.policies
+                    .push("function.password-change-pending".to_owned());
+            }
+            r.latency_us = 10 * i;
+            records.push(r);
+        }
+        records.push(record(
+            "login.password",
+            FinalOutcome::Refused,
+            Some(LOCKED_CODE),
+        ));
+        let (together, alone) = (DecisionMetrics::default(), DecisionMetrics::default());
+        together.observe_all(&records);
+        records.iter().for_each(|r| alone.observe(r));
+        // Series come out in the order of a hash map: compared as sets.
+        let lines = |m: &DecisionMetrics| {
+            let mut lines: Vec<String> = text(m).lines().map(str::to_owned).collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(lines(&together), lines(&alone));
+        let out = text(&together);
+        assert!(out.contains(
+            "etax_decisions_total{kind=\"authorize_batch\",action=\"useFunction\",decision=\"allow\",outcome=\"refused\"} 2"
+        ), "{out}");
+        assert!(out.contains(
+            "etax_decision_policies_total{policy=\"function.via-permission-identity\"} 8"
+        ));
+        assert!(out.contains(
+            "etax_decision_policies_total{policy=\"function.password-change-pending\"} 1"
+        ));
+        assert!(out.contains("etax_decision_latency_seconds_count{kind=\"authorize_batch\"} 4"));
+        assert!(out.contains("etax_login_lockouts_total{step=\"password\"} 1"));
     }
 }
