@@ -23,6 +23,10 @@ use super::stored::{self, BlockHeader, Stored};
 use super::{AuditError, DecisionRecord, Outcome};
 
 pub use super::stored::BLOCK_RECORDS;
+/// A journal frame's bytes beyond its record's canonical body, at most: the
+/// frame's header, the stored fields, `{"seq":…` and `,"prev_hash":"…"}`
+/// less the 64 digits cut out.
+const JOURNAL_OVERHEAD: usize = 160;
 /// A segment is sealed past this size: the unit retention removes.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
 
@@ -165,8 +169,11 @@ impl Appender {
     /// of the journal. Returns each one's sequence number and hash.
     pub fn append(&mut self, records: &[Unsealed]) -> Result<Vec<(u64, [u8; 32])>, AuditError> {
         let mut head = self.head;
-        let mut bytes = Vec::new();
-        let mut payload = Vec::new();
+        // Sized once: grown by doubling, the journal's bytes of a large
+        // commit were copied about twice over.
+        let framed = |r: &Unsealed| r.body_len() + JOURNAL_OVERHEAD;
+        let mut bytes = Vec::with_capacity(records.iter().map(framed).sum());
+        let mut payload = Vec::with_capacity(records.iter().map(framed).max().unwrap_or(0));
         let mut sealed = Vec::with_capacity(records.len());
         for r in records {
             let prev = super::digest::to_hex(&head.hash);

@@ -40,6 +40,11 @@ impl Unsealed {
         }
     }
 
+    /// Bytes of the body: its canonical form is about 100 more.
+    pub fn body_len(&self) -> usize {
+        self.body.len()
+    }
+
     pub fn timestamp_ms(&self) -> u64 {
         self.fields.timestamp_ms()
     }

@@ -385,13 +385,19 @@ impl AuditLog {
     /// Queues records of high-volume `/v1/authorize` decisions for the next
     /// group commit. Returns once queued; waits while the queue is full
     /// (backpressure), never drops.
-    pub async fn enqueue(&self, records: Vec<DecisionRecord>) -> Result<(), AuditError> {
+    pub async fn enqueue<R: std::borrow::Borrow<DecisionRecord>>(
+        &self,
+        records: Vec<R>,
+    ) -> Result<(), AuditError> {
         if records.is_empty() {
             return Ok(());
         }
         // Written here, on the thread that made the records (see
         // `canonical::Unsealed`); the records are freed here too.
-        let records: Vec<_> = records.iter().map(canonical::Unsealed::of).collect();
+        let records: Vec<_> = records
+            .iter()
+            .map(|r| canonical::Unsealed::of(r.borrow()))
+            .collect();
         self.send_counted(records.len(), writer::Msg::Batch(records))
             .await
     }

@@ -322,8 +322,15 @@ impl DecisionRecord {
     }
 
     /// The record with every ID number and phone in its free-text fields
-    /// masked: the one place a record is masked, so no field is missed.
+    /// masked (see [`Self::mask`]).
     pub fn masked(mut self) -> Self {
+        self.mask();
+        self
+    }
+
+    /// Masks every ID number and phone in the record's free-text fields,
+    /// in place: the one place a record is masked, so no field is missed.
+    pub fn mask(&mut self) {
         let texts = [&mut self.principal, &mut self.resource]
             .into_iter()
             .chain(&mut self.acting_for)
@@ -332,14 +339,13 @@ impl DecisionRecord {
         for text in texts {
             mask_in_place(text);
         }
-        self.target = self.target.map(Target::masked);
+        self.target = self.target.take().map(Target::masked);
         if let Some(change) = &mut self.change {
             mask_json(change);
         }
         if let Some(context) = &mut self.context {
             mask_json(context);
         }
-        self
     }
 
     /// Adds the reason a login or maintenance step was refused (masked).
