@@ -381,7 +381,7 @@ impl Decider {
                 r
             })
             .collect();
-        self.metrics.observe_all(records.iter().map(|r| &**r));
+        self.metrics.observe_all(&records);
         self.audit.enqueue(records).await
     }
 
