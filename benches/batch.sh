@@ -4,11 +4,13 @@
 # 100-enterprise bureau benches/load.sh prepares (run it once first; the
 # store is reused from target/load-bench/).
 #
-#   benches/batch.sh [BINARY] [SECONDS]
+#   benches/batch.sh [BINARY] [SECONDS] [ROUNDS]
 #
 # Same random mix as load.sh. Prints, for singles and for batches of 100,
 # questions/s and server CPU per question (from /proc/PID/stat), and their
-# ratio (the target: a batched question costs ≤ 30 % of a single one).
+# ratio (the target: a batched question costs ≤ 30 % of a single one), for
+# each of ROUNDS (default 3) rounds of singles then batches, and the median
+# ratio.
 # Then the time one caller waits for 100 questions one after another on
 # one connection, against one batch of 100.
 # Then p50/p99 of single questions at 8 connections alone and while 4
@@ -19,6 +21,7 @@ cd "$(dirname "$0")/.."
 . benches/common.sh
 BIN=${1:-target/release/etax-authz}
 SECS=${2:-10}
+ROUNDS=${3:-3}
 CACHE=target/load-bench
 [ -f "$CACHE/data-100/.imported" ] || { echo "run benches/load.sh first" >&2; exit 1; }
 WORK=$(mktemp -d)
@@ -47,11 +50,22 @@ run() {
      END {printf "%.0f %.1f\n", r, t / hz * 1e6 / n}' "$WORK/wrk.out"
   grep -E "Non-2xx|Socket errors" "$WORK/wrk.out" >&2 || true
 }
-read -r s_qps s_cpu < <(run "$WORK/single.lua" 16 1)
-read -r b_qps b_cpu < <(run "$WORK/batch.lua" 4 100)
-echo "| singles (16 connections) | $s_qps questions/s | $s_cpu µs CPU per question |"
-echo "| batches of 100 (4 connections) | $b_qps questions/s | $b_cpu µs CPU per question |"
-echo "batched / single CPU per question: $(awk -v a="$b_cpu" -v b="$s_cpu" 'BEGIN {printf "%.1f %%", 100 * a / b}')"
+# Singles then batches, ROUNDS times: each round's ratio pairs two runs a
+# few seconds apart, so a change in the machine's load between them moves
+# it less than it moves either figure alone; the median round is the one
+# to quote.
+echo "| round | singles (16 connections) | batches of 100 (4 connections) | batched / single CPU per question |"
+echo "|---|---|---|---:|"
+ratios=()
+for round in $(seq "$ROUNDS"); do
+  read -r s_qps s_cpu < <(run "$WORK/single.lua" 16 1)
+  read -r b_qps b_cpu < <(run "$WORK/batch.lua" 4 100)
+  ratio=$(awk -v a="$b_cpu" -v b="$s_cpu" 'BEGIN {printf "%.1f", 100 * a / b}')
+  ratios+=("$ratio")
+  echo "| $round | $s_qps questions/s, $s_cpu µs CPU per question | $b_qps questions/s, $b_cpu µs CPU per question | $ratio % |"
+done
+echo "batched / single CPU per question, median of $ROUNDS rounds: $(printf '%s\n' "${ratios[@]}" | sort -n |
+  awk '{v[NR] = $1} END {printf "%.1f %%", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')"
 
 # What one caller waits: 100 questions asked one after another on one
 # connection against one batch of 100, on the otherwise idle server (mean

@@ -56,7 +56,9 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// 128 random bits as 32 hex digits: decision ids and the like.
+/// 128 random bits as 32 hex digits: decision ids and the like (encoded as
+/// the log encodes hashes: `hex::encode` collects a `String` a character at
+/// a time, and every decision's record gets one of these).
 pub fn random_id() -> String {
-    hex::encode(rand::random::<[u8; 16]>())
+    audit::digest::to_hex(&rand::random::<[u8; 16]>())
 }
